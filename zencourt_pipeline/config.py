@@ -1,0 +1,158 @@
+"""Process configuration read from the environment (names fixed by CONTRACT.md section 2).
+
+Everything has an embedded default so that `zencourt demo` works with nothing set:
+SQLite under the local data dir, local file storage, the offline `local` generator.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+PROVIDER_NAMES = ("runway", "fal", "local")
+
+
+def default_data_dir() -> Path:
+    """Where embedded state lives (SQLite db, local storage, Dagster home)."""
+    return Path(os.environ.get("ZENCOURT_DATA_DIR", Path.cwd() / ".zencourt")).resolve()
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+class Settings(BaseModel):
+    """A snapshot of the environment. Build with `Settings.from_env()`."""
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    storage_backend: str = "local"
+
+    b2_endpoint: str | None = None
+    b2_key_id: str | None = None
+    b2_application_key: str | None = None
+    b2_bucket_name: str | None = None
+    b2_region: str = "us-west-002"
+
+    generation_providers: list[str] = Field(default_factory=lambda: ["local"])
+
+    runway_api_key: str | None = None
+    runway_api_url: str = "https://api.dev.runwayml.com"
+    runway_api_version: str = "2024-11-06"
+    runway_model: str = "gen4_turbo"
+
+    fal_key: str | None = None
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_model: str = "fal-ai/kling-video/v2.1/standard/image-to-video"
+    fal_webhook_url: str | None = None
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+
+    video_server_url: str = "http://localhost:3001"
+    video_server_api_key: str | None = None
+    port: int = 3001
+
+    vercel_api_url: str | None = None
+    vercel_webhook_secret: str | None = None
+    vercel_webhook_path: str = "/api/webhooks/video-server"
+
+    enable_final_composition: bool = True
+    media_allowed_private_hosts: list[str] = Field(default_factory=list)
+    log_level: str = "info"
+
+    @field_validator("generation_providers")
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in PROVIDER_NAMES]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; expected some of {PROVIDER_NAMES}")
+        if not value:
+            raise ValueError("GENERATION_PROVIDERS must name at least one provider")
+        return value
+
+    @field_validator("storage_backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in ("local", "b2"):
+            raise ValueError("STORAGE_BACKEND must be 'local' or 'b2'")
+        return value
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        values: dict = {
+            "database_url": get("DATABASE_URL"),
+            "storage_backend": get("STORAGE_BACKEND") or "local",
+            "b2_endpoint": get("B2_ENDPOINT"),
+            "b2_key_id": get("B2_KEY_ID"),
+            "b2_application_key": get("B2_APPLICATION_KEY"),
+            "b2_bucket_name": get("B2_BUCKET_NAME"),
+            "runway_api_key": get("RUNWAY_API_KEY"),
+            "fal_key": get("FAL_KEY"),
+            "fal_webhook_url": get("FAL_WEBHOOK_URL"),
+            "video_server_api_key": get("VIDEO_SERVER_API_KEY"),
+            "vercel_api_url": get("VERCEL_API_URL"),
+            "vercel_webhook_secret": get("VERCEL_WEBHOOK_SECRET"),
+            "media_allowed_private_hosts": _csv(get("MEDIA_ALLOWED_PRIVATE_HOSTS")),
+        }
+        optional = {
+            "b2_region": "B2_REGION",
+            "runway_api_url": "RUNWAY_API_URL",
+            "runway_api_version": "RUNWAY_API_VERSION",
+            "runway_model": "RUNWAY_MODEL",
+            "fal_queue_url": "FAL_QUEUE_URL",
+            "fal_model": "FAL_MODEL",
+            "fal_jwks_url": "FAL_JWKS_URL",
+            "video_server_url": "VIDEO_SERVER_URL",
+            "port": "PORT",
+            "vercel_webhook_path": "VERCEL_WEBHOOK_PATH",
+            "log_level": "LOG_LEVEL",
+        }
+        for field, name in optional.items():
+            if get(name) is not None:
+                values[field] = get(name)
+        if get("GENERATION_PROVIDERS"):
+            values["generation_providers"] = _csv(get("GENERATION_PROVIDERS"))
+        if get("ENABLE_FINAL_COMPOSITION"):
+            values["enable_final_composition"] = get("ENABLE_FINAL_COMPOSITION").lower() not in (
+                "0",
+                "false",
+                "no",
+                "off",
+            )
+        if get("ZENCOURT_DATA_DIR"):
+            values["data_dir"] = Path(get("ZENCOURT_DATA_DIR")).resolve()
+        return cls(**values)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'zencourt.db'}"
+
+    @property
+    def local_storage_root(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def resolved_fal_webhook_url(self) -> str:
+        return self.fal_webhook_url or f"{self.video_server_url.rstrip('/')}/webhooks/fal"
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in logs."""
+        candidates = [
+            self.b2_application_key,
+            self.runway_api_key,
+            self.fal_key,
+            self.video_server_api_key,
+            self.vercel_webhook_secret,
+        ]
+        return [value for value in candidates if value]

@@ -1,0 +1,489 @@
+"""The one database layer shared by the Dagster code and the HTTP service.
+
+Every state change that the web app must hear about writes its outbox row in the same
+transaction (see `_emit`), so a change is never reported without having happened, and never
+happens without being reported.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db import migrate
+from zencourt_pipeline.db.schema import (
+    TERMINAL_STATUSES,
+    generation_completions,
+    generation_tasks,
+    video_gen_batch,
+    video_gen_jobs,
+    webhook_outbox,
+)
+
+Row = dict[str, Any]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were written as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _enable_sqlite_wal(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _enable_sqlite_wal)
+        return engine
+    if url.startswith("postgresql://"):
+        # psycopg2 is what dagster-postgres installs; SQLAlchemy 2.1 would default to psycopg 3.
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class AppDatabase:
+    """Queries and state transitions over the tables in `schema.py`."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def upgrade(self) -> None:
+        migrate.upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- what the web app does (demo, tests) ------------------------------------------------
+    def insert_batch(self, batch: Row, jobs: Iterable[Row]) -> None:
+        """Insert a batch and its jobs in one transaction, as the web app does."""
+        with self.transaction() as conn:
+            conn.execute(sa.insert(video_gen_batch).values(**batch))
+            job_rows = [{"batch_id": batch["id"], **job} for job in jobs]
+            if job_rows:
+                conn.execute(sa.insert(video_gen_jobs), job_rows)
+
+    # -- reads -----------------------------------------------------------------------------
+    def get_batch(self, batch_id: str) -> Row | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id)).first()
+        return dict(row._mapping) if row else None
+
+    def get_jobs(self, batch_id: str) -> list[Row]:
+        query = (
+            sa.select(video_gen_jobs)
+            .where(video_gen_jobs.c.batch_id == batch_id)
+            .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def get_job(self, job_id: str) -> Row | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id)).first()
+        return dict(row._mapping) if row else None
+
+    # -- the batch sensor ------------------------------------------------------------------
+    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = timedelta(minutes=10)) -> list[Row]:
+        """Pending batches not handed to Dagster recently, marked as handed over now.
+
+        Claiming is by status plus a lag window, never by `id > cursor` (rows commit out of
+        order). If the sensor dies after this commit but before its run request lands, the
+        batch is offered again after `reclaim_after`; the run key stops a second run.
+        """
+        now = utcnow()
+        batch = video_gen_batch.c
+        query = (
+            sa.select(video_gen_batch)
+            .where(batch.status == "pending")
+            .where(sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after))
+            .order_by(batch.created_at, batch.id)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.transaction() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+            if rows:
+                ids = [row["id"] for row in rows]
+                conn.execute(sa.update(video_gen_batch).where(batch.id.in_(ids)).values(claimed_at=now))
+        return rows
+
+    def request_pickup(self, batch_id: str) -> bool:
+        """`POST /video/generate`: make a pending batch claimable at the next sensor tick."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status == "pending")
+                .values(claimed_at=None, updated_at=utcnow())
+            )
+        return result.rowcount == 1
+
+    # -- state transitions ------------------------------------------------------------------
+    def start_batch(self, batch_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(["pending", "processing"]))
+                .values(status="processing", error=None, updated_at=utcnow())
+            )
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(video_gen_jobs).where(video_gen_jobs.c.id == job_id).values(**values, updated_at=utcnow())
+            )
+
+    def fail_job(self, job_id: str, code: str, message: str) -> bool:
+        """Mark a job failed (unless already terminal) and report `clip.failed`."""
+        with self.transaction() as conn:
+            job = self._job_for_update(conn, job_id)
+            if job is None or job["status"] in TERMINAL_STATUSES:
+                return False
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id == job_id)
+                .values(status="failed", error_code=code, error_message=message[:2000], updated_at=utcnow())
+            )
+            self._emit(conn, "clip.failed", job["batch_id"], job_id=job_id, error=f"{code}: {message}"[:2000])
+        return True
+
+    def complete_job(self, job_id: str, video_url: str, thumbnail_url: str | None) -> bool:
+        """Mark a job completed with its normalized clip and report `clip.completed`."""
+        with self.transaction() as conn:
+            job = self._job_for_update(conn, job_id)
+            if job is None or job["status"] in ("completed", "canceled"):
+                return False
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id == job_id)
+                .values(
+                    status="completed",
+                    video_url=video_url,
+                    thumbnail_url=thumbnail_url,
+                    error_code=None,
+                    error_message=None,
+                    updated_at=utcnow(),
+                )
+            )
+            self._emit(
+                conn, "clip.completed", job["batch_id"], job_id=job_id, videoUrl=video_url, thumbnailUrl=thumbnail_url
+            )
+        return True
+
+    def finish_batch(
+        self,
+        batch_id: str,
+        status: str,
+        *,
+        video_url: str | None = None,
+        thumbnail_url: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a batch to a terminal status and report `batch.<status>`; canceled stays canceled."""
+        assert status in TERMINAL_STATUSES, status
+        with self.transaction() as conn:
+            batch = self._batch_for_update(conn, batch_id)
+            if batch is None or batch["status"] == "canceled":
+                return False
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id)
+                .values(
+                    status=status,
+                    video_url=video_url,
+                    thumbnail_url=thumbnail_url,
+                    error=error,
+                    updated_at=utcnow(),
+                )
+            )
+            event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
+            self._emit(conn, f"batch.{status}", batch_id, **event_fields)
+        return True
+
+    def cancel(
+        self, *, batch_id: str | None = None, listing_id: str | None = None, job_ids: list[str] | None = None
+    ) -> list[Row]:
+        """Cancel non-terminal jobs; a batch whose jobs are all canceled ends `canceled`.
+
+        Returns the jobs that were canceled (with their provider and task id, so the caller
+        can cancel the provider tasks).
+        """
+        jobs = video_gen_jobs.c
+        query = sa.select(video_gen_jobs).where(jobs.status.notin_(list(TERMINAL_STATUSES)))
+        if job_ids is not None:
+            query = query.where(jobs.id.in_(job_ids))
+        elif batch_id is not None:
+            query = query.where(jobs.batch_id == batch_id)
+        elif listing_id is not None:
+            batch_ids = sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
+            query = query.where(jobs.batch_id.in_(batch_ids))
+        else:
+            raise ValueError("cancel needs batch_id, listing_id or job_ids")
+        now = utcnow()
+        with self.transaction() as conn:
+            canceled = [dict(row._mapping) for row in conn.execute(query)]
+            ids = [job["id"] for job in canceled]
+            if ids:
+                conn.execute(
+                    sa.update(video_gen_jobs)
+                    .where(jobs.id.in_(ids))
+                    .values(status="canceled", error_code="CANCELED", error_message="canceled by request", updated_at=now)
+                )
+            affected = {job["batch_id"] for job in canceled}
+            if batch_id is not None:
+                affected.add(batch_id)
+            if listing_id is not None:
+                affected |= {
+                    row.id
+                    for row in conn.execute(
+                        sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
+                    )
+                }
+            for affected_id in sorted(affected):
+                batch = self._batch_for_update(conn, affected_id)
+                if batch is None or batch["status"] in TERMINAL_STATUSES:
+                    continue
+                remaining = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(video_gen_jobs)
+                    .where(jobs.batch_id == affected_id, jobs.status.notin_(list(TERMINAL_STATUSES)))
+                ).scalar()
+                if job_ids is None or remaining == 0:
+                    conn.execute(
+                        sa.update(video_gen_batch)
+                        .where(video_gen_batch.c.id == affected_id)
+                        .values(status="canceled", error="canceled by request", updated_at=now)
+                    )
+                    self._emit(conn, "batch.canceled", affected_id, error="canceled by request")
+        return canceled
+
+    # -- generation tasks (what we paid for) ---------------------------------------------------
+    def begin_task(self, job_id: str, batch_id: str, provider: str) -> int:
+        """Record the intent to submit before calling the provider."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.insert(generation_tasks).values(
+                    job_id=job_id, batch_id=batch_id, provider=provider, status="submitting", submitted_at=utcnow()
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def task_submitted(
+        self,
+        row_id: int,
+        job_id: str,
+        provider: str,
+        task_id: str,
+        *,
+        cost: float | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        """Persist the provider's task id on the task row and the job, in one transaction.
+
+        A completion can arrive before this runs (a fast webhook, the local generator): it was
+        recorded without its job, and is linked here.
+        """
+        now = utcnow()
+        with self.transaction() as conn:
+            completion = conn.execute(
+                sa.select(generation_completions).where(
+                    generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
+                )
+            ).first()
+            task_values: Row = {"task_id": task_id, "status": "submitted", "cost_credits": cost, "updated_at": now}
+            if meta is not None:
+                task_values["provider_meta"] = json.dumps(meta)
+            if completion is not None:
+                task_values.update(
+                    status=completion.status,
+                    error_code=completion.error_code,
+                    error_message=completion.error_message,
+                    finished_at=completion.received_at,
+                )
+                conn.execute(
+                    sa.update(generation_completions)
+                    .where(generation_completions.c.id == completion.id)
+                    .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
+                )
+            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id == job_id)
+                .values(status="processing", provider=provider, provider_task_id=task_id, updated_at=now)
+            )
+
+    def task_rejected(self, row_id: int, code: str, message: str) -> None:
+        """The provider refused the submission (nothing to pay for)."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id)
+                .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow())
+            )
+
+    def tasks_for_job(self, job_id: str) -> list[Row]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    def tasks_for_batch(self, batch_id: str) -> list[Row]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generation_tasks)
+                .where(generation_tasks.c.batch_id == batch_id)
+                .order_by(generation_tasks.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    # -- completions ---------------------------------------------------------------------------
+    def record_completion(
+        self,
+        *,
+        provider: str,
+        task_id: str,
+        status: str,
+        source: str,
+        output_url: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        payload: Any = None,
+    ) -> bool:
+        """Durably record a provider completion. Returns False for a duplicate (nothing changes)."""
+        with self.transaction() as conn:
+            task = conn.execute(
+                sa.select(generation_tasks).where(
+                    generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id
+                )
+            ).first()
+            values = {
+                "provider": provider,
+                "task_id": task_id,
+                "job_id": task.job_id if task else None,
+                "batch_id": task.batch_id if task else None,
+                "status": status,
+                "output_url": output_url,
+                "error_code": error_code,
+                "error_message": (error_message or None) and error_message[:2000],
+                "payload": payload if isinstance(payload, str) or payload is None else json.dumps(payload),
+                "source": source,
+                "received_at": utcnow(),
+            }
+            inserted = self._insert_ignoring_duplicate(conn, generation_completions, values, ["provider", "task_id"])
+            if inserted and task is not None:
+                conn.execute(
+                    sa.update(generation_tasks)
+                    .where(generation_tasks.c.id == task.id, generation_tasks.c.status.in_(["submitting", "submitted"]))
+                    .values(
+                        status=status,
+                        error_code=error_code,
+                        error_message=values["error_message"],
+                        finished_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+        return inserted
+
+    def completions_for_batch(self, batch_id: str) -> list[Row]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generation_completions)
+                .where(generation_completions.c.batch_id == batch_id)
+                .order_by(generation_completions.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    def processing_batch_ids(self, limit: int = 100) -> list[str]:
+        query = (
+            sa.select(video_gen_batch.c.id)
+            .where(video_gen_batch.c.status == "processing")
+            .order_by(video_gen_batch.c.updated_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row.id for row in conn.execute(query)]
+
+    # -- outbox --------------------------------------------------------------------------------
+    def outbox(self, batch_id: str | None = None) -> list[Row]:
+        query = sa.select(webhook_outbox).order_by(webhook_outbox.c.created_at, webhook_outbox.c.id)
+        if batch_id is not None:
+            query = query.where(webhook_outbox.c.batch_id == batch_id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _emit(self, conn: sa.Connection, event: str, batch_id: str, *, job_id: str | None = None, **fields: Any) -> None:
+        listing_id = conn.execute(
+            sa.select(video_gen_batch.c.listing_id).where(video_gen_batch.c.id == batch_id)
+        ).scalar()
+        delivery_id = str(uuid.uuid4())
+        body: Row = {"id": delivery_id, "event": event, "batchId": batch_id, "listingId": listing_id}
+        if job_id is not None:
+            body["jobId"] = job_id
+        body.update({key: value for key, value in fields.items() if value is not None})
+        body["occurredAt"] = utcnow().isoformat().replace("+00:00", "Z")
+        conn.execute(
+            sa.insert(webhook_outbox).values(
+                id=delivery_id,
+                event=event,
+                batch_id=batch_id,
+                job_id=job_id,
+                body=json.dumps(body, separators=(",", ":")),
+                next_attempt_at=utcnow(),
+            )
+        )
+
+    def _batch_of_job(self, conn: sa.Connection, job_id: str) -> str | None:
+        return conn.execute(sa.select(video_gen_jobs.c.batch_id).where(video_gen_jobs.c.id == job_id)).scalar()
+
+    def _job_for_update(self, conn: sa.Connection, job_id: str) -> Row | None:
+        query = sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return dict(row._mapping) if row else None
+
+    def _batch_for_update(self, conn: sa.Connection, batch_id: str) -> Row | None:
+        query = sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return dict(row._mapping) if row else None
+
+    def _insert_ignoring_duplicate(self, conn: sa.Connection, table: sa.Table, values: Row, keys: list[str]) -> bool:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        result = conn.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+        return result.rowcount == 1

@@ -1,0 +1,126 @@
+"""Tables of the application database.
+
+`video_gen_batch` and `video_gen_jobs` are the web app's (CONTRACT.md section 3); the pipeline
+adds a few columns to them and owns the other tables. The migrations in `db/migrations` create
+exactly this; `zencourt_pipeline_tests/db` checks the two agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+BATCH_STATUSES = ("pending", "processing", "completed", "failed", "canceled")
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "canceled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+
+
+def _timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+video_gen_batch = sa.Table(
+    "video_gen_batch",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("listing_id", sa.Text, nullable=False),
+    sa.Column("orientation", sa.Text, nullable=False, server_default="landscape"),
+    sa.Column("template", sa.Text, nullable=True),
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("video_url", sa.Text, nullable=True),
+    sa.Column("thumbnail_url", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    *_timestamps(),
+    # pipeline-owned: when the batch sensor last handed the batch to Dagster
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+video_gen_jobs = sa.Table(
+    "video_gen_jobs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("batch_id", sa.Text, sa.ForeignKey("video_gen_batch.id"), nullable=False, index=True),
+    sa.Column("sort_order", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("room_name", sa.Text, nullable=True),
+    sa.Column("image_url", sa.Text, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=True),
+    sa.Column("duration_seconds", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("provider", sa.Text, nullable=True),
+    sa.Column("provider_task_id", sa.Text, nullable=True),
+    sa.Column("video_url", sa.Text, nullable=True),
+    sa.Column("thumbnail_url", sa.Text, nullable=True),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    *_timestamps(),
+    # pipeline-owned: storage keys of the intermediate files
+    sa.Column("photo_key", sa.Text, nullable=True),
+    sa.Column("raw_clip_key", sa.Text, nullable=True),
+)
+
+# One row per paid (or local) generation request. Written *before* the provider is called
+# (status 'submitting'), updated with the task id as soon as the provider answers, so that a
+# crashed or retried run can tell what it already paid for.
+generation_tasks = sa.Table(
+    "generation_tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Text, sa.ForeignKey("video_gen_jobs.id"), nullable=False, index=True),
+    sa.Column("batch_id", sa.Text, nullable=False, index=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("task_id", sa.Text, nullable=True),
+    # submitting | submitted | succeeded | failed | canceled | abandoned
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("cost_credits", sa.Float, nullable=True),
+    sa.Column("provider_meta", sa.Text, nullable=True),  # JSON: e.g. fal's status/response/cancel URLs
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint("provider", "task_id", name="uq_generation_tasks_provider_task"),
+)
+
+# Durable record of every provider completion (fal webhook, Runway poll result, local render).
+# Unique on (provider, task_id): a duplicate delivery changes nothing.
+generation_completions = sa.Table(
+    "generation_completions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("task_id", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text, nullable=True, index=True),
+    sa.Column("batch_id", sa.Text, nullable=True, index=True),
+    sa.Column("status", sa.Text, nullable=False),  # succeeded | failed | canceled
+    sa.Column("output_url", sa.Text, nullable=True),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("payload", sa.Text, nullable=True),  # raw JSON as received
+    sa.Column("source", sa.Text, nullable=False),  # webhook | poll | local
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("provider", "task_id", name="uq_generation_completions_provider_task"),
+)
+
+# Completion webhooks to the web app (CONTRACT.md section 5), written in the same transaction
+# as the state change they report; a deliverer signs and POSTs them until a 2xx.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("batch_id", sa.Text, nullable=False, index=True),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),  # the exact JSON that is signed and sent
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),  # pending | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+)

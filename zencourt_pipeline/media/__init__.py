@@ -1,0 +1,1 @@
+"""Pure, Dagster-free media functions: paths in, paths out."""

@@ -1,0 +1,117 @@
+"""Running the ffmpeg binary that imageio-ffmpeg ships, and probing files with it.
+
+The shipped build has no ffprobe, so `probe` reads ffmpeg's own stream report (and, with
+`count_frames`, a stream-copy pass to the null muxer).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from zencourt_pipeline.media.errors import MediaError
+
+
+@cache
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(
+    args: list[str], *, timeout: float = 900, input: bytes | None = None, code: str = "FFMPEG_FAILED"
+) -> subprocess.CompletedProcess:
+    """Run ffmpeg with `args` (without the binary); raise MediaError with the stderr tail on failure."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, input=input)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(code, f"ffmpeg timed out after {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-6:]
+        raise MediaError(code, "ffmpeg failed: " + " | ".join(tail))
+    return proc
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    pix_fmt: str | None
+    has_audio: bool
+    audio_codec: str | None
+    rotation: int
+    size_bytes: int
+    frame_count: int | None = None
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\d+:\d+[^:]*: Video: (\w+)[^\n]*")
+_AUDIO = re.compile(r"Stream #\d+:\d+[^:]*: Audio: (\w+)")
+_SIZE = re.compile(r"(?<![0-9x])(\d{2,5})x(\d{2,5})(?![0-9x])")
+_FPS = re.compile(r"([\d.]+(?:k)?) fps")
+_TBR = re.compile(r"([\d.]+(?:k)?) tbr")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees|rotate\s*:\s*(-?\d+)")
+_FRAME = re.compile(r"frame=\s*(\d+)")
+_PIXFMT = re.compile(r"Video: \w+[^,]*, (\w+)")
+
+
+def _rate(text: str) -> float:
+    return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+
+
+def probe(path: Path, *, count_frames: bool = False) -> VideoInfo:
+    """Codec, size, frame rate and duration of the first video stream of `path`."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("INVALID_INPUT", f"no such file: {path}")
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
+    if count_frames:
+        args += ["-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    proc = subprocess.run(args, capture_output=True, timeout=300)
+    report = proc.stderr.decode(errors="replace")
+    video = _VIDEO.search(report)
+    if video is None:
+        if "Invalid data found" in report or "moov atom not found" in report:
+            raise MediaError("MEDIA_TRUNCATED", f"{path.name} is not a complete media file")
+        raise MediaError("INVALID_INPUT", f"{path.name} has no video stream")
+    line = video.group(0)
+    size = _SIZE.search(line)
+    fps = _FPS.search(line) or _TBR.search(line)
+    duration = _DURATION.search(report)
+    audio = _AUDIO.search(report)
+    rotation = _ROTATION.search(report)
+    pix = _PIXFMT.search(line)
+    frames = None
+    if count_frames:
+        if proc.returncode != 0:
+            raise MediaError("MEDIA_TRUNCATED", f"{path.name} could not be read to the end")
+        found = _FRAME.findall(report)
+        frames = int(found[-1]) if found else None
+    seconds = 0.0
+    if duration:
+        hours, minutes, secs = duration.groups()
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    rot = 0
+    if rotation:
+        rot = int(round(float(rotation.group(1) or rotation.group(2)))) % 360
+    return VideoInfo(
+        codec=video.group(1),
+        width=int(size.group(1)) if size else 0,
+        height=int(size.group(2)) if size else 0,
+        fps=_rate(fps.group(1)) if fps else 0.0,
+        duration=seconds,
+        pix_fmt=pix.group(1) if pix else None,
+        has_audio=audio is not None,
+        audio_codec=audio.group(1) if audio else None,
+        rotation=rot,
+        size_bytes=path.stat().st_size,
+        frame_count=frames,
+    )

@@ -1,0 +1,1 @@
+"""Video generators behind one interface (submit / poll / cancel / fetch result)."""

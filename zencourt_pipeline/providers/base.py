@@ -1,0 +1,124 @@
+"""The generator interface shared by Runway, fal (Kling) and the offline `local` generator.
+
+A generator never touches the database. What it learns about a finished task reaches the
+database through one path, a `CompletionSink` (`AppDatabase.record_completion`), whether it was
+a fal webhook, a Runway poll result or the local renderer finishing.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ORIENTATION_SIZES = {"landscape": (1280, 720), "vertical": (720, 1280)}
+
+
+class TaskState(enum.StrEnum):
+    PENDING = "pending"  # queued / throttled at the provider
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELED)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    job_id: str
+    batch_id: str
+    photo_path: Path  # the prepared photo: EXIF-oriented RGB JPEG, bounded size
+    prompt: str
+    duration_seconds: int
+    orientation: str  # "landscape" | "vertical"
+    seed: int  # derived from the job id: reproducible runs
+    room_name: str | None = None
+    photo_https_url: str | None = None  # a public HTTPS URL of the photo, when storage has one
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return ORIENTATION_SIZES[self.orientation]
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What is persisted about a submitted task (generation_tasks.task_id / provider_meta)."""
+
+    provider: str
+    task_id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubmittedTask:
+    ref: TaskRef
+    cost_credits: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: TaskState
+    progress: float | None = None
+    output_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    provider: str
+    task_id: str
+    status: TaskState  # SUCCEEDED | FAILED | CANCELED
+    source: str  # "webhook" | "poll" | "local"
+    output_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    payload: Any = None
+
+
+CompletionSink = Callable[[Completion], bool]
+
+
+class GenerationError(Exception):
+    """A generation request failed.
+
+    `fallback`: another provider may succeed (limits, outages, provider-internal failures).
+    Not `fallback`: the input itself is the problem (safety, validation): fail the job.
+    """
+
+    def __init__(self, code: str, message: str, *, fallback: bool = False, retryable: bool = False):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.fallback = fallback
+        self.retryable = retryable
+
+
+class VideoGenerator(ABC):
+    name: str
+    poll_interval_seconds: float = 5.0
+
+    @abstractmethod
+    def submit(self, request: GenerationRequest) -> SubmittedTask:
+        """Create one (paid) task. Must not retry in a way that can create a second task."""
+
+    @abstractmethod
+    def poll(self, ref: TaskRef) -> TaskStatus: ...
+
+    @abstractmethod
+    def cancel(self, ref: TaskRef) -> None:
+        """Cancel a live task; unknown or finished tasks are not an error."""
+
+    @abstractmethod
+    def fetch_result(self, ref: TaskRef, dest: Path, output_url: str | None = None) -> Path:
+        """Download the finished clip to `dest` (fetching fresh URLs if the given one expired)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
