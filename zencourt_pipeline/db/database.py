@@ -121,21 +121,23 @@ class AppDatabase:
         """
         now = utcnow()
         batch = video_gen_batch.c
-        query = (
-            sa.select(video_gen_batch)
-            .where(batch.status == "pending")
-            .where(sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after))
-            .order_by(batch.created_at, batch.id)
-            .limit(limit)
+        claimable = sa.and_(
+            batch.status == "pending",
+            sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after),
         )
-        if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        with self.transaction() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(query)]
-            if rows:
-                ids = [row["id"] for row in rows]
-                conn.execute(sa.update(video_gen_batch).where(batch.id.in_(ids)).values(claimed_at=now))
-        return rows
+        query = sa.select(video_gen_batch).where(claimable).order_by(batch.created_at, batch.id).limit(limit)
+        with self.engine.connect() as conn:
+            candidates = [dict(row._mapping) for row in conn.execute(query)]
+        claimed = []
+        for row in candidates:
+            # compare-and-set in its own short transaction: of concurrent claimers, one wins
+            with self.transaction() as conn:
+                result = conn.execute(
+                    sa.update(video_gen_batch).where(batch.id == row["id"], claimable).values(claimed_at=now)
+                )
+            if result.rowcount == 1:
+                claimed.append({**row, "claimed_at": now})
+        return claimed
 
     def request_pickup(self, batch_id: str) -> bool:
         """`POST /video/generate`: make a pending batch claimable at the next sensor tick."""
@@ -460,6 +462,8 @@ class AppDatabase:
                 job_id=job_id,
                 body=json.dumps(body, separators=(",", ":")),
                 next_attempt_at=utcnow(),
+                created_at=utcnow(),
+                updated_at=utcnow(),
             )
         )
 

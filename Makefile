@@ -1,0 +1,48 @@
+# Every target installs what it needs into .venv first: a fresh clone needs only python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export ZENCOURT_DATA_DIR ?= $(CURDIR)/.zencourt
+export DAGSTER_HOME ?= $(ZENCOURT_DATA_DIR)/dagster_home
+
+.PHONY: install demo test dev serve bench lint clean dagster-home
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+## make demo: the sample listing end to end on the embedded defaults (SQLite, local files, local generator)
+demo: $(STAMP) dagster-home
+	$(BIN)/zencourt demo
+
+## make test: the whole test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000)
+dev: $(STAMP) dagster-home
+	$(BIN)/dagster dev -w workspace.yaml
+
+## make serve: the HTTP service (webhooks, status, cancel, storage) on $$PORT (3001)
+serve: $(STAMP)
+	$(BIN)/zencourt serve
+
+## make bench: performance benchmarks, one `name: value` line per figure
+bench: $(STAMP)
+	$(BIN)/python -m zencourt_pipeline.bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .zencourt test-output .pytest_cache

@@ -1,0 +1,61 @@
+"""The `zencourt` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from zencourt_pipeline.config import Settings
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from zencourt_pipeline.demo import run_demo
+
+    result = run_demo(orientation=args.orientation, timeout=args.timeout)
+    print()
+    print(f"batch {result.batch_id}: {result.status} in {result.seconds:.1f} s")
+    if result.video_path:
+        print(f"video: {result.video_path}")
+    if result.thumbnail_path:
+        print(f"thumbnail: {result.thumbnail_path}")
+    return 0 if result.status == "completed" and result.video_path else 1
+
+
+def _db(args: argparse.Namespace) -> int:
+    from zencourt_pipeline.db.database import AppDatabase
+
+    settings = Settings.from_env()
+    db = AppDatabase(settings.resolved_database_url)
+    if args.action == "upgrade":
+        db.upgrade()
+        from zencourt_pipeline.db.migrate import current_revision
+
+        print(f"database at revision {current_revision(db.engine)}")
+    return 0
+
+
+def _serve(_args: argparse.Namespace) -> int:
+    from zencourt_pipeline.service.server import serve
+
+    serve(Settings.from_env())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zencourt", description="Zencourt listing-video pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the sample listing through the pipeline on a local instance")
+    demo.add_argument("--orientation", choices=["landscape", "vertical"], default=None)
+    demo.add_argument("--timeout", type=float, default=600)
+    demo.set_defaults(func=_demo)
+    db = sub.add_parser("db", help="application database")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(func=_db)
+    serve = sub.add_parser("serve", help="the HTTP service (webhooks, status, cancel, storage)")
+    serve.set_defaults(func=_serve)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster definitions: thin assets over `zencourt_pipeline.pipeline`, sensors, resources."""

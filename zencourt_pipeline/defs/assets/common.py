@@ -1,0 +1,60 @@
+"""What the batch assets share: loading the partition's batch, a scratch dir, metadata tables."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, fields, is_dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from zencourt_pipeline.db.database import AppDatabase, Row
+
+OWNERS = ["team:media-pipeline"]
+STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Row, list[Row]]:
+    batch_id = context.partition_key
+    batch = db.get_batch(batch_id)
+    if batch is None:
+        raise dg.Failure(f"batch {batch_id!r} is not in the application database", allow_retries=False)
+    return batch, db.get_jobs(batch_id)
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=f"zencourt-{prefix}-") as tmp:
+        yield Path(tmp)
+
+
+def _cell(value):
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def table(rows: Sequence) -> dg.MetadataValue:
+    """A table metadata value from dataclass rows (every field a column)."""
+    if not rows:
+        return dg.MetadataValue.md("_no rows_")
+    first = rows[0]
+    names = [f.name for f in fields(first)] if is_dataclass(first) else list(first)
+    records = [
+        dg.TableRecord({name: _cell(value) for name, value in (asdict(row) if is_dataclass(row) else row).items() if name in names})
+        for row in rows
+    ]
+    columns = []
+    for name in names:
+        sample = next((r.data[name] for r in records if r.data.get(name) is not None), "")
+        kind = "int" if isinstance(sample, int) and not isinstance(sample, bool) else (
+            "float" if isinstance(sample, float) else ("bool" if isinstance(sample, bool) else "string")
+        )
+        columns.append(dg.TableColumn(name, kind))
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def count(items: Sequence, status: str) -> int:
+    return sum(1 for item in items if getattr(item, "status", None) == status)

@@ -1,0 +1,175 @@
+"""`zencourt demo`: the sample listing through the real Dagster path on a local instance.
+
+It does what production does, in one process: insert the batch as the web app would, tick
+the pending-batches sensor, execute the runs it requests, tick the completions sensor, execute
+those runs, and print where the composed video and thumbnail are. `make dev` opens the same
+instance in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from zencourt_pipeline.config import Settings
+from zencourt_pipeline.db.database import AppDatabase
+
+SAMPLE_PACKAGE = "zencourt_pipeline.sample_listing"
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    batch_id: str
+    status: str
+    video_path: Path | None
+    thumbnail_path: Path | None
+    seconds: float
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def insert_sample_batch(db: AppDatabase, storage, *, orientation: str | None = None, batch_id: str | None = None) -> str:
+    """Upload the packaged sample photos to storage and insert them as a pending batch."""
+    folder = resources.files(SAMPLE_PACKAGE)
+    listing = json.loads(folder.joinpath("listing.json").read_text())
+    batch_id = batch_id or "demo-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    jobs = []
+    for index, job in enumerate(listing["jobs"]):
+        key = f"samples/{listing['listing_id']}/{job['file']}"
+        if not storage.exists(key):
+            with resources.as_file(folder.joinpath(job["file"])) as path:
+                storage.put_file(key, path, "image/jpeg")
+        jobs.append(
+            {
+                "id": f"{batch_id}-{index + 1}",
+                "sort_order": index,
+                "room_name": job.get("room_name"),
+                "image_url": storage.uri(key),
+                "prompt": job.get("prompt"),
+                "duration_seconds": job.get("duration_seconds", 5),
+            }
+        )
+    db.insert_batch(
+        {
+            "id": batch_id,
+            "listing_id": listing["listing_id"],
+            "orientation": orientation or listing.get("orientation", "landscape"),
+            "title": listing.get("title"),
+            "template": listing.get("template"),
+        },
+        jobs,
+    )
+    return batch_id
+
+
+class ProgressPrinter(threading.Thread):
+    """Prints every job and batch status change it sees in the database."""
+
+    def __init__(self, db: AppDatabase, batch_id: str, out=print, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.db, self.batch_id, self.out, self.interval = db, batch_id, out, interval
+        self.stop_event = threading.Event()
+        self.seen: dict[str, str] = {}
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.poll()
+            self.stop_event.wait(self.interval)
+        self.poll()
+
+    def poll(self) -> None:
+        batch = self.db.get_batch(self.batch_id)
+        jobs = self.db.get_jobs(self.batch_id)
+        elapsed = time.monotonic() - self.started
+        done = sum(job["status"] in ("completed", "failed", "canceled") for job in jobs)
+        for job in jobs:
+            state = f"{job['status']}:{job['provider']}"
+            if self.seen.get(job["id"]) != state:
+                self.seen[job["id"]] = state
+                extra = f" via {job['provider']}" if job["provider"] else ""
+                error = f" ({job['error_code']}: {job['error_message']})" if job["error_code"] else ""
+                self.out(f"[{elapsed:6.1f}s] {done}/{len(jobs)} clip {job['room_name'] or job['id']}: {job['status']}{extra}{error}")
+        if batch and self.seen.get("__batch__") != batch["status"]:
+            self.seen["__batch__"] = batch["status"]
+            self.out(f"[{elapsed:6.1f}s] batch {self.batch_id}: {batch['status']}")
+
+
+def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=print) -> int:
+    """Evaluate one sensor tick, apply its partition requests, execute its runs in-process."""
+    import dagster as dg
+
+    sensor = defs.get_sensor_def(sensor_name)
+    context = dg.build_sensor_context(instance=instance, resources=resources_map, definitions=defs)
+    result = sensor(context)
+    if not isinstance(result, dg.SensorResult) or not result.run_requests:
+        return 0
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for request in result.run_requests:
+        job = defs.get_job_def(sensor.job_name)
+        out(f"sensor {sensor_name}: run {job.name} for partition {request.partition_key}")
+        job.execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            tags={**request.tags, "dagster/run_key": request.run_key or ""},
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+        )
+    return len(result.run_requests)
+
+
+def run_demo(settings: Settings | None = None, *, orientation: str | None = None, timeout: float = 600, out=print) -> DemoResult:
+    import dagster as dg
+
+    from zencourt_pipeline.definitions import build_definitions
+
+    settings = settings or Settings.from_env()
+    ensure_dagster_home(settings)
+    started = time.monotonic()
+    defs = build_definitions(settings)
+    resources_map = defs.resources
+    db = resources_map["app_db"].get()
+    storage = resources_map["storage"].get()
+    batch_id = insert_sample_batch(db, storage, orientation=orientation)
+    out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")
+    instance = dg.DagsterInstance.get()
+    printer = ProgressPrinter(db, batch_id, out)
+    printer.start()
+    try:
+        tick_and_run(defs, instance, "pending_batches_sensor", resources_map, out)
+        while time.monotonic() - started < timeout:
+            batch = db.get_batch(batch_id)
+            if batch["status"] in ("completed", "failed", "canceled"):
+                break
+            if not tick_and_run(defs, instance, "clip_completions_sensor", resources_map, out):
+                time.sleep(1.0)
+    finally:
+        printer.stop_event.set()
+        printer.join()
+    batch = db.get_batch(batch_id)
+    video = _local_path(storage, batch["video_url"])
+    thumbnail = _local_path(storage, batch["thumbnail_url"])
+    return DemoResult(batch_id, batch["status"], video, thumbnail, time.monotonic() - started)
+
+
+def _local_path(storage, uri: str | None) -> Path | None:
+    if not uri:
+        return None
+    key = storage.key_from_uri(uri)
+    return storage.path(key) if key and hasattr(storage, "path") else None

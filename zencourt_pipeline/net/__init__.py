@@ -1,0 +1,1 @@
+"""Outbound HTTP that must be safe against user-supplied URLs."""

@@ -1,0 +1,25 @@
+"""Storage keys of everything the pipeline writes, in one place."""
+
+
+def photo_key(batch_id: str, job_id: str) -> str:
+    return f"batches/{batch_id}/photos/{job_id}.jpg"
+
+
+def raw_clip_key(batch_id: str, job_id: str) -> str:
+    return f"batches/{batch_id}/generated/{job_id}.mp4"
+
+
+def clip_key(batch_id: str, job_id: str) -> str:
+    return f"batches/{batch_id}/clips/{job_id}.mp4"
+
+
+def clip_thumbnail_key(batch_id: str, job_id: str) -> str:
+    return f"batches/{batch_id}/clips/{job_id}.jpg"
+
+
+def video_key(batch_id: str, orientation: str, template: str) -> str:
+    return f"batches/{batch_id}/video/listing-{orientation}-{template}.mp4"
+
+
+def video_thumbnail_key(batch_id: str, orientation: str, template: str) -> str:
+    return f"batches/{batch_id}/video/listing-{orientation}-{template}.jpg"

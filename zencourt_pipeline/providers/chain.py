@@ -1,0 +1,80 @@
+"""The ordered provider list (GENERATION_PROVIDERS) and the fallback policy over it.
+
+Policy (also in the README): a `GenerationError` or a failed task with `fallback=True`
+(rate limits, outages, retries exhausted, provider-internal failures such as Runway's
+`INTERNAL.*`) moves the job to the next provider in the list; one with `fallback=False`
+(safety rejections, invalid input) fails the job outright. The last provider's failure fails
+the job with that provider's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from zencourt_pipeline.providers.base import VideoGenerator
+
+# Failure codes (from submit errors or failed tasks) that another provider may not repeat.
+FALLBACK_CODES = frozenset(
+    {
+        "RUNWAY_RATE_LIMITED",
+        "RUNWAY_UNAVAILABLE",
+        "RUNWAY_AUTH_FAILED",
+        "RUNWAY_GENERATION_FAILED",
+        "RUNWAY_TASK_NOT_FOUND",
+        "FAL_UNAVAILABLE",
+        "FAL_GENERATION_FAILED",
+        "INVALID_OUTPUT",
+        "LOCAL_OUTPUT_MISSING",
+    }
+)
+
+
+def should_fall_back(error_code: str | None) -> bool:
+    return error_code in FALLBACK_CODES
+
+
+def job_seed(job_id: str) -> int:
+    """A stable per-job seed (0..2^32-1): the same job always gets the same motion / seed."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big")
+
+
+DEFAULT_PROMPTS = {
+    "exterior": "slow cinematic drone-style pull back revealing the home's facade, natural daylight",
+    "kitchen": "smooth slow dolly across the kitchen, bright and inviting, steady camera",
+    "living": "gentle slow push-in through the living room, warm natural light, steady camera",
+    "bedroom": "calm slow pan across the bedroom, soft light, steady camera",
+    "bathroom": "slow steady push-in on the bathroom, clean bright light",
+    "dining": "slow lateral dolly past the dining area, warm light, steady camera",
+}
+GENERIC_PROMPT = "slow smooth cinematic camera move through the room, real estate video, steady camera, natural light"
+
+
+def default_prompt(room_name: str | None) -> str:
+    name = (room_name or "").lower()
+    for keyword, prompt in DEFAULT_PROMPTS.items():
+        if keyword in name:
+            return prompt
+    return GENERIC_PROMPT
+
+
+class ProviderChain:
+    def __init__(self, generators: Mapping[str, VideoGenerator], order: list[str]):
+        missing = [name for name in order if name not in generators]
+        if missing:
+            raise ValueError(f"no generator configured for {missing}")
+        self.generators = dict(generators)
+        self.order = list(order)
+
+    def get(self, name: str) -> VideoGenerator:
+        return self.generators[name]
+
+    def after(self, name: str | None) -> list[str]:
+        """Providers to try after `name` (all of them when `name` is None)."""
+        if name is None or name not in self.order:
+            return list(self.order)
+        return self.order[self.order.index(name) + 1 :]
+
+    def close(self) -> None:
+        for generator in self.generators.values():
+            generator.close()

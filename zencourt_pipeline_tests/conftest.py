@@ -1,0 +1,73 @@
+"""Shared fixtures: databases (SQLite file and a real PostgreSQL database created per test
+module and dropped after), local storage, and a sample batch built from the packaged photos."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.storage.local import LocalStorage
+
+POSTGRES_ADMIN_URL = os.environ.get("ZENCOURT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the real server; dropped when the test ends."""
+    name = f"zc_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app_db(request, tmp_path: Path):
+    """The application database on SQLite and on the real PostgreSQL server."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    db = AppDatabase(url)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str):
+    db = AppDatabase(sqlite_url)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "storage")
+
+
+def make_batch(batch_id: str, n_jobs: int = 2, **batch_fields) -> tuple[dict, list[dict]]:
+    batch = {"id": batch_id, "listing_id": f"listing-{batch_id}", **batch_fields}
+    jobs = [
+        {"id": f"{batch_id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": f"https://example.com/{i}.jpg"}
+        for i in range(n_jobs)
+    ]
+    return batch, jobs

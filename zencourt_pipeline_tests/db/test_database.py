@@ -1,0 +1,137 @@
+"""The database layer, the same tests on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.migrate import current_revision
+from zencourt_pipeline.db.schema import metadata
+from zencourt_pipeline_tests.conftest import make_batch
+
+
+def test_migrations_create_the_schema_the_code_uses(app_db):
+    assert current_revision(app_db.engine) == "0001"
+    inspector = sa.inspect(app_db.engine)
+    for table in metadata.sorted_tables:
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        assert columns == {column.name for column in table.columns}, table.name
+    app_db.upgrade()  # idempotent
+
+
+def test_contract_defaults(app_db):
+    batch, jobs = make_batch("b1")
+    app_db.insert_batch(batch, jobs)
+    row = app_db.get_batch("b1")
+    assert (row["status"], row["orientation"], row["created_at"] is not None) == ("pending", "landscape", True)
+    job = app_db.get_jobs("b1")[0]
+    assert (job["status"], job["duration_seconds"], job["sort_order"]) == ("pending", 5, 0)
+
+
+def test_claim_pending_batches_once_with_rows_arriving_between_claims(app_db):
+    app_db.insert_batch(*make_batch("a"))
+    assert [b["id"] for b in app_db.claim_pending_batches()] == ["a"]
+    app_db.insert_batch(*make_batch("b"))
+    app_db.insert_batch(*make_batch("c"))
+    assert sorted(b["id"] for b in app_db.claim_pending_batches()) == ["b", "c"]
+    assert app_db.claim_pending_batches() == []
+    # a claim that never turned into a run is offered again after the window
+    assert {b["id"] for b in app_db.claim_pending_batches(reclaim_after=timedelta(seconds=-1))} == {"a", "b", "c"}
+
+
+def test_claim_respects_limit_and_status(app_db):
+    for name in ("x1", "x2", "x3"):
+        app_db.insert_batch(*make_batch(name))
+    app_db.start_batch("x2")
+    first = app_db.claim_pending_batches(limit=1)
+    second = app_db.claim_pending_batches(limit=5)
+    assert len(first) == 1 and {b["id"] for b in first + second} == {"x1", "x3"}
+
+
+def test_concurrent_claims_never_hand_out_a_batch_twice(app_db):
+    for i in range(20):
+        app_db.insert_batch(*make_batch(f"c{i}"))
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claim():
+        rows = app_db.claim_pending_batches(limit=7)
+        with lock:
+            claimed.extend(row["id"] for row in rows)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == len(set(claimed)) > 0
+    rest = [row["id"] for row in app_db.claim_pending_batches(limit=50)]
+    assert sorted(claimed + rest) == sorted(f"c{i}" for i in range(20))
+
+
+def test_task_ids_and_completions_are_recorded_once(app_db):
+    app_db.insert_batch(*make_batch("t"))
+    row = app_db.begin_task("t-0", "t", "fal")
+    app_db.task_submitted(row, "t-0", "fal", "req-1", meta={"status_url": "u"})
+    first = app_db.record_completion(provider="fal", task_id="req-1", status="succeeded", source="webhook", output_url="https://x/v.mp4")
+    again = app_db.record_completion(provider="fal", task_id="req-1", status="failed", source="webhook")
+    assert (first, again) == (True, False)
+    [completion] = app_db.completions_for_batch("t")
+    assert (completion["job_id"], completion["status"]) == ("t-0", "succeeded")
+    [task] = app_db.tasks_for_job("t-0")
+    assert (task["status"], json.loads(task["provider_meta"])) == ("succeeded", {"status_url": "u"})
+    job = app_db.get_job("t-0")
+    assert (job["status"], job["provider"], job["provider_task_id"]) == ("processing", "fal", "req-1")
+
+
+def test_completion_arriving_before_the_task_id_is_linked_later(app_db):
+    app_db.insert_batch(*make_batch("early"))
+    assert app_db.record_completion(provider="fal", task_id="req-9", status="succeeded", source="webhook")
+    assert app_db.completions_for_batch("early") == []
+    row = app_db.begin_task("early-1", "early", "fal")
+    app_db.task_submitted(row, "early-1", "fal", "req-9")
+    [completion] = app_db.completions_for_batch("early")
+    assert completion["job_id"] == "early-1"
+    assert app_db.tasks_for_job("early-1")[0]["status"] == "succeeded"
+
+
+def test_state_changes_write_their_webhook_in_the_same_transaction(app_db):
+    app_db.insert_batch(*make_batch("w", n_jobs=3))
+    assert app_db.fail_job("w-0", "INVALID_INPUT", "not an image")
+    assert not app_db.fail_job("w-0", "INVALID_INPUT", "twice")
+    assert app_db.complete_job("w-1", "file:///clip.mp4", "file:///clip.jpg")
+    app_db.finish_batch("w", "completed", video_url="file:///v.mp4", thumbnail_url="file:///v.jpg")
+    events = [json.loads(row["body"]) for row in app_db.outbox("w")]
+    assert [event["event"] for event in events] == ["clip.failed", "clip.completed", "batch.completed"]
+    assert events[0]["error"] == "INVALID_INPUT: not an image" and events[0]["jobId"] == "w-0"
+    assert events[2]["videoUrl"] == "file:///v.mp4" and events[2]["listingId"] == "listing-w"
+    assert len({event["id"] for event in events}) == 3
+    job = app_db.get_job("w-0")
+    assert (job["status"], job["error_code"], job["error_message"]) == ("failed", "INVALID_INPUT", "not an image")
+
+
+def test_cancel_by_batch_listing_and_jobs(app_db):
+    app_db.insert_batch(*make_batch("k1", n_jobs=2))
+    app_db.insert_batch(*make_batch("k2", n_jobs=2, listing_id="shared"))
+    app_db.insert_batch(*make_batch("k3", n_jobs=2, listing_id="shared"))
+    app_db.complete_job("k1-0", "file:///a.mp4", None)
+    assert [job["id"] for job in app_db.cancel(job_ids=["k1-1"])] == ["k1-1"]
+    assert app_db.get_batch("k1")["status"] == "canceled"  # nothing left to do but canceled
+    assert len(app_db.cancel(listing_id="shared")) == 4
+    assert {app_db.get_batch(b)["status"] for b in ("k2", "k3")} == {"canceled"}
+    assert app_db.cancel(batch_id="k2") == []
+    assert not app_db.finish_batch("k2", "completed")  # canceled stays canceled
+    events = [row["event"] for row in app_db.outbox()]
+    assert events.count("batch.canceled") == 3
+
+
+def test_request_pickup_only_for_pending(app_db):
+    app_db.insert_batch(*make_batch("p"))
+    app_db.claim_pending_batches()
+    assert app_db.request_pickup("p")
+    assert [b["id"] for b in app_db.claim_pending_batches()] == ["p"]
+    app_db.start_batch("p")
+    assert not app_db.request_pickup("p")
