@@ -114,7 +114,7 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
     """Evaluate one sensor tick, apply its partition requests, execute its runs in-process."""
     import dagster as dg
 
-    sensor = defs.get_sensor_def(sensor_name)
+    sensor = defs.resolve_sensor_def(sensor_name)
     context = dg.build_sensor_context(instance=instance, resources=resources_map, definitions=defs)
     result = sensor(context)
     if not isinstance(result, dg.SensorResult) or not result.run_requests:
@@ -122,7 +122,7 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for request in result.run_requests:
-        job = defs.get_job_def(sensor.job_name)
+        job = defs.resolve_job_def(sensor.job_name)
         out(f"sensor {sensor_name}: run {job.name} for partition {request.partition_key}")
         job.execute_in_process(
             instance=instance,

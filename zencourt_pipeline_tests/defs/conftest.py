@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from zencourt_pipeline.config import Settings
+from zencourt_pipeline.defs.resources import build_resources
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=sqlite_url)
+
+
+@pytest.fixture
+def resources(settings: Settings):
+    return build_resources(settings)
+
+
+def write_photo(path: Path, size=(960, 640), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    gradient = np.linspace(40, 200, size[0], dtype=np.float32)[None, :, None]
+    pixels = np.clip(gradient + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
+
+
+def insert_batch_with_photos(db, storage, tmp_path: Path, batch_id: str, photos: list[bytes | None], **batch_fields):
+    """Photos go to storage as the web app's uploads would; bytes given are stored as they are."""
+    jobs = []
+    for index, content in enumerate(photos):
+        key = f"uploads/{batch_id}/{index}.jpg"
+        if content is None:
+            storage.put_file(key, write_photo(tmp_path / f"{batch_id}-{index}.jpg", seed=index))
+        else:
+            storage.put_bytes(key, content)
+        jobs.append(
+            {
+                "id": f"{batch_id}-{index}",
+                "sort_order": index,
+                "room_name": f"Room {index}",
+                "image_url": storage.uri(key),
+                "duration_seconds": 2,
+            }
+        )
+    db.insert_batch({"id": batch_id, "listing_id": "L-1", "title": "1 Test Street", **batch_fields}, jobs)
+    return jobs

@@ -1,0 +1,108 @@
+"""Each asset materialized for a batch partition with `materialize`, on the local generator."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from zencourt_pipeline.defs.assets import pipeline_assets
+from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline_tests.defs.conftest import insert_batch_with_photos
+
+INTAKE = ["listing_photos", "clip_tasks"]
+COMPOSE = ["generated_clips", "normalized_clips", "composed_video"]
+
+
+def run(selection, batch_id, instance, resources, run_config=None, raise_on_error=True):
+    return dg.materialize(
+        pipeline_assets,
+        selection=selection,
+        partition_key=batch_id,
+        instance=instance,
+        resources=resources,
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
+
+
+def materializations(result, key):
+    return [event.materialization for event in result.get_asset_materialization_events() if event.asset_key.path == [key]]
+
+
+def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    insert_batch_with_photos(db, storage, tmp_path, "b-all", [None, None])
+    instance.add_dynamic_partitions("batches", ["b-all"])
+    for key in INTAKE + COMPOSE:
+        result = run([key], "b-all", instance, resources)
+        assert result.success and len(materializations(result, key)) == 1, key
+    batch = db.get_batch("b-all")
+    assert batch["status"] == "completed"
+    video = storage.path(storage.key_from_uri(batch["video_url"]))
+    info = probe(video, count_frames=True)
+    assert (info.codec, info.width, info.height, info.fps) == ("h264", 1280, 720, 30.0)
+    assert abs(info.duration - (2 + 2 - 0.5)) < 0.1
+    [composed] = materializations(result, "composed_video")
+    assert composed.metadata["clips_used"].value == 2
+    assert "preview" in composed.metadata
+
+
+def test_rematerializing_never_resubmits_a_job(instance, resources, tmp_path):
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    insert_batch_with_photos(db, storage, tmp_path, "b-again", [None])
+    instance.add_dynamic_partitions("batches", ["b-again"])
+    run(INTAKE, "b-again", instance, resources)
+    second = run(["clip_tasks"], "b-again", instance, resources)
+    [event] = materializations(second, "clip_tasks")
+    assert (event.metadata["submitted"].value, event.metadata["already_submitted"].value) == (0, 1)
+    assert len(db.tasks_for_job("b-again-0")) == 1
+
+
+def test_a_broken_photo_fails_its_job_and_the_rest_compose(instance, resources, tmp_path):
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    insert_batch_with_photos(db, storage, tmp_path, "b-broken", [None, b"this is not an image at all", None])
+    instance.add_dynamic_partitions("batches", ["b-broken"])
+    assert run(INTAKE, "b-broken", instance, resources).success
+    assert run(COMPOSE, "b-broken", instance, resources).success
+    jobs = {job["id"]: job for job in db.get_jobs("b-broken")}
+    broken = jobs["b-broken-1"]
+    assert (broken["status"], broken["error_code"]) == ("failed", "INVALID_INPUT")
+    assert broken["error_message"]
+    assert [jobs[j]["status"] for j in ("b-broken-0", "b-broken-2")] == ["completed", "completed"]
+    batch = db.get_batch("b-broken")
+    # documented end state: completed with the clips that worked, the failure named in `error`
+    assert batch["status"] == "completed" and batch["video_url"]
+    assert "b-broken-1 INVALID_INPUT" in batch["error"]
+    info = probe(storage.path(storage.key_from_uri(batch["video_url"])))
+    assert abs(info.duration - (2 + 2 - 0.5)) < 0.1
+    events = [json.loads(row["body"])["event"] for row in db.outbox("b-broken")]
+    assert events.count("clip.failed") == 1 and events.count("clip.completed") == 2 and events[-1] == "batch.completed"
+
+
+def test_a_batch_with_an_unknown_template_is_rejected_before_any_work(instance, resources, tmp_path):
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    insert_batch_with_photos(db, storage, tmp_path, "b-tpl", [None], template="no-such-template")
+    instance.add_dynamic_partitions("batches", ["b-tpl"])
+    result = run(INTAKE, "b-tpl", instance, resources, raise_on_error=False)
+    assert not result.success
+    batch = db.get_batch("b-tpl")
+    assert batch["status"] == "failed" and "unknown template" in batch["error"]
+    assert db.tasks_for_batch("b-tpl") == []
+
+
+def test_recompose_with_another_template_reuses_the_clips(instance, resources, tmp_path):
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    insert_batch_with_photos(db, storage, tmp_path, "b-re", [None, None])
+    instance.add_dynamic_partitions("batches", ["b-re"])
+    run(INTAKE, "b-re", instance, resources)
+    run(COMPOSE, "b-re", instance, resources)
+    first = db.get_batch("b-re")["video_url"]
+    result = run(
+        ["composed_video"], "b-re", instance, resources,
+        run_config={"ops": {"composed_video": {"config": {"template": "classic"}}}},
+    )
+    assert result.success
+    second = db.get_batch("b-re")["video_url"]
+    assert second != first and "classic" in second
+    assert sum(len(db.tasks_for_job(job["id"])) for job in db.get_jobs("b-re")) == 2

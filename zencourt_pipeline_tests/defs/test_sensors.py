@@ -1,0 +1,83 @@
+"""The two sensors, evaluated with build_sensor_context against a real (temporary) instance."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from zencourt_pipeline.defs.partitions import batch_partitions
+from zencourt_pipeline.defs.resources import AppDatabaseResource
+from zencourt_pipeline.defs.sensors import clip_completions_sensor, pending_batches_sensor
+from zencourt_pipeline_tests.conftest import make_batch
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def tick(sensor, instance, url):
+    context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=url)})
+    result = sensor(context)
+    # build_sensor_context does not apply partition requests: do what the daemon does
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_each_pending_batch_is_picked_up_exactly_once_across_ticks(instance, sqlite_db, sqlite_url):
+    sqlite_db.insert_batch(*make_batch("batch-a"))
+    first = tick(pending_batches_sensor, instance, sqlite_url)
+    assert [(r.partition_key, r.run_key) for r in first.run_requests] == [("batch-a", "intake-batch-a")]
+    assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [["batch-a"]]
+
+    sqlite_db.insert_batch(*make_batch("batch-b"))
+    sqlite_db.insert_batch(*make_batch("batch-c"))
+    second = tick(pending_batches_sensor, instance, sqlite_url)
+    assert sorted(r.partition_key for r in second.run_requests) == ["batch-b", "batch-c"]
+
+    third = tick(pending_batches_sensor, instance, sqlite_url)
+    assert third.run_requests == [] and third.skip_reason is not None
+    assert sorted(instance.get_dynamic_partitions(batch_partitions.name)) == ["batch-a", "batch-b", "batch-c"]
+
+
+def test_only_new_partition_keys_are_sent(instance, sqlite_db, sqlite_url):
+    instance.add_dynamic_partitions(batch_partitions.name, ["again"])
+    sqlite_db.insert_batch(*make_batch("again"))
+    result = tick(pending_batches_sensor, instance, sqlite_url)
+    assert [r.partition_key for r in result.run_requests] == ["again"]
+    assert result.dynamic_partitions_requests == []
+
+
+def _submitted(db, batch_id, job_id, task_id):
+    row = db.begin_task(job_id, batch_id, "fal")
+    db.task_submitted(row, job_id, "fal", task_id)
+
+
+def test_completions_sensor_requests_one_compose_run_per_completion_state(instance, sqlite_db, sqlite_url):
+    sqlite_db.insert_batch(*make_batch("gen", n_jobs=2))
+    sqlite_db.start_batch("gen")
+    _submitted(sqlite_db, "gen", "gen-0", "r0")
+    _submitted(sqlite_db, "gen", "gen-1", "r1")
+    assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []
+
+    sqlite_db.record_completion(provider="fal", task_id="r0", status="succeeded", source="webhook")
+    assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []  # one still running
+
+    sqlite_db.record_completion(provider="fal", task_id="r1", status="succeeded", source="webhook")
+    ready = tick(clip_completions_sensor, instance, sqlite_url).run_requests
+    assert [r.partition_key for r in ready] == ["gen"]
+    # the same state asks with the same run key: the daemon launches it once
+    again = tick(clip_completions_sensor, instance, sqlite_url).run_requests
+    assert [r.run_key for r in again] == [ready[0].run_key]
+    # a duplicate webhook changes nothing, so not the key either
+    sqlite_db.record_completion(provider="fal", task_id="r1", status="succeeded", source="webhook")
+    assert tick(clip_completions_sensor, instance, sqlite_url).run_requests[0].run_key == ready[0].run_key
+
+
+def test_completions_sensor_ignores_finished_batches(instance, sqlite_db, sqlite_url):
+    sqlite_db.insert_batch(*make_batch("done", n_jobs=1))
+    sqlite_db.start_batch("done")
+    sqlite_db.finish_batch("done", "completed")
+    assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []

@@ -1,0 +1,32 @@
+"""`zencourt demo` as a user runs it: a fresh data dir, the console script, the printed paths."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from zencourt_pipeline.media.ffmpeg import probe
+
+BIN = Path(sys.executable).parent
+
+
+def test_zencourt_demo_composes_the_sample_listing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME", "STORAGE_BACKEND")}
+    env["ZENCOURT_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.run(
+        [str(BIN / "zencourt"), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Warning" not in proc.stderr, proc.stderr[-2000:]
+    video = Path(re.search(r"^video: (.+)$", proc.stdout, re.M).group(1))
+    thumbnail = Path(re.search(r"^thumbnail: (.+)$", proc.stdout, re.M).group(1))
+    assert thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"
+    info = probe(video, count_frames=True)
+    assert (info.codec, info.width, info.height, info.fps) == ("h264", 1280, 720, 30.0)
+    # six 5 s clips, five 0.5 s crossfades
+    assert abs(info.duration - (6 * 5 - 5 * 0.5)) <= 0.5
+    assert info.frame_count == round(info.duration * 30)
+    assert "clip Exterior: completed via local" in proc.stdout  # progress was shown
