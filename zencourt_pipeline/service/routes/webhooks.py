@@ -1,0 +1,102 @@
+"""`POST /webhooks/fal`: fal's completion webhook.
+
+Order matters: read the raw body (size-limited), verify the Ed25519 signature over exactly
+those bytes (401, nothing recorded, when headers are missing, the signature is bad or the
+timestamp is stale), parse (400 on malformed JSON / no request_id), write the completion
+durably, and only then answer 200. A database failure answers 500 so that fal retries.
+Duplicate deliveries (fal retries up to 10 times) answer 200 and change nothing. A request
+id we do not know yet is recorded too (its task id may not be persisted yet: the database
+layer links the completion when it is) and answered 200.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from zencourt_pipeline.db.schema import generation_tasks
+from zencourt_pipeline.providers.fal_webhook import (
+    JwksUnavailableError,
+    WebhookVerificationError,
+    parse_fal_webhook,
+)
+from zencourt_pipeline.service.errors import ApiError
+
+logger = logging.getLogger("zencourt_pipeline.service.webhooks")
+router = APIRouter()
+
+
+def _task_known(db, provider: str, task_id: str) -> bool | None:
+    try:
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(generation_tasks.c.id).where(
+                    generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id
+                )
+            ).first()
+        return row is not None
+    except Exception:  # noqa: BLE001 - only used for logging
+        return None
+
+
+@router.post("/webhooks/fal")
+async def fal_webhook(request: Request) -> dict:
+    state = request.app.state
+    raw = await request.body()
+
+    try:
+        await run_in_threadpool(state.verifier.verify, request.headers, raw)
+    except JwksUnavailableError as exc:  # fal's keys could not be loaded: let fal retry later
+        logger.error("could not verify fal webhook: %s", exc.reason)
+        raise ApiError(
+            503, "WEBHOOK_VERIFICATION_UNAVAILABLE", "could not verify the webhook signature now; retry later"
+        ) from None
+    except WebhookVerificationError as exc:
+        logger.warning("rejected fal webhook: %s", exc.reason)
+        raise ApiError(401, "UNAUTHORIZED", "invalid fal webhook signature", {"reason": exc.reason}) from None
+    except Exception as exc:
+        logger.error("could not verify fal webhook", exc_info=True, extra={"errorType": type(exc).__name__})
+        raise ApiError(
+            503, "WEBHOOK_VERIFICATION_UNAVAILABLE", "could not verify the webhook signature now; retry later"
+        ) from None
+
+    try:
+        completion = parse_fal_webhook(raw)
+    except ValueError as exc:
+        logger.warning("malformed fal webhook: %s", exc)
+        raise ApiError(400, "INVALID_INPUT", f"malformed fal webhook: {exc}") from None
+
+    status = getattr(completion.status, "value", completion.status)
+    try:
+        inserted = await run_in_threadpool(
+            lambda: state.db.record_completion(
+                provider=completion.provider or "fal",
+                task_id=completion.task_id,
+                status=status,
+                source="webhook",
+                output_url=completion.output_url,
+                error_code=completion.error_code,
+                error_message=completion.error_message,
+                payload=raw.decode("utf-8", errors="replace"),
+            )
+        )
+    except Exception:
+        logger.exception("could not record fal webhook", extra={"requestId": completion.task_id})
+        raise ApiError(500, "DATABASE_ERROR", "could not record the completion; retry later") from None
+
+    fields = {"requestId": completion.task_id, "completionStatus": status, "duplicate": not inserted}
+    if not inserted:
+        logger.info("duplicate fal webhook ignored", extra=fields)
+    elif (
+        await run_in_threadpool(_task_known, state.db, completion.provider or "fal", completion.task_id)
+        is False
+    ):
+        logger.warning(
+            "fal webhook for an unknown request_id recorded (linked when its task is persisted)", extra=fields
+        )
+    else:
+        logger.info("fal webhook recorded", extra=fields)
+    return {"success": True, "requestId": completion.task_id, "duplicate": not inserted}

@@ -1,0 +1,145 @@
+"""POST /video/generate, POST /video/cancel, GET /video/batches/{id}."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from zencourt_pipeline.service.app import create_app
+
+from .conftest import CancelRecorder, assert_error, make_batch
+
+
+def test_generate_requests_pickup_of_a_pending_batch(client, db, auth):
+    db.insert_batch(*make_batch("g1"))
+    assert db.claim_pending_batches()  # the sensor saw it once
+    assert db.claim_pending_batches() == []
+    response = client.post("/video/generate", json={"batchId": "g1"}, headers=auth)
+    assert response.status_code == 202
+    assert response.json() == {"success": True, "batchId": "g1", "status": "pending"}
+    assert [b["id"] for b in db.claim_pending_batches()] == ["g1"]  # claimable again now
+
+
+def test_generate_unknown_and_not_pending(client, db, auth):
+    assert_error(client.post("/video/generate", json={"batchId": "nope"}, headers=auth), 404, "NOT_FOUND")
+    db.insert_batch(*make_batch("g2"))
+    db.start_batch("g2")
+    body = assert_error(
+        client.post("/video/generate", json={"batchId": "g2"}, headers=auth), 409, "BATCH_NOT_PENDING"
+    )
+    assert body["details"]["status"] == "processing"
+
+
+def test_cancel_by_batch(client, db, auth, canceller):
+    db.insert_batch(*make_batch("c1", n_jobs=3))
+    db.insert_batch(*make_batch("c2", n_jobs=1))
+    row = db.begin_task("c1-0", "c1", "fal")
+    db.task_submitted(row, "c1-0", "fal", "fal-task-1")
+    db.complete_job("c1-2", "file:///clip.mp4", None)
+
+    response = client.post("/video/cancel", json={"batchId": "c1"}, headers=auth)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True and body["canceled"] == 2
+    assert sorted(body["jobIds"]) == ["c1-0", "c1-1"]
+    assert body["batchIds"] == ["c1"]
+    assert db.get_batch("c1")["status"] == "canceled"
+    assert db.get_batch("c2")["status"] == "pending"
+
+    ((jobs, batch_ids),) = canceller.calls
+    assert batch_ids == ["c1"]
+    by_id = {job["id"]: job for job in jobs}
+    assert by_id["c1-0"]["provider"] == "fal" and by_id["c1-0"]["provider_task_id"] == "fal-task-1"
+
+    # again: nothing left to cancel
+    again = client.post("/video/cancel", json={"batchId": "c1"}, headers=auth).json()
+    assert again["canceled"] == 0 and again["jobIds"] == []
+
+
+def test_cancel_by_listing(client, db, auth, canceller):
+    db.insert_batch(*make_batch("l1", listing_id="listing-x"))
+    db.insert_batch(*make_batch("l2", n_jobs=1, listing_id="listing-x"))
+    db.insert_batch(*make_batch("l3", listing_id="listing-y"))
+    body = client.post("/video/cancel", json={"listingId": "listing-x"}, headers=auth).json()
+    assert body["canceled"] == 3 and body["batchIds"] == ["l1", "l2"]
+    assert sorted(body["jobIds"]) == ["l1-0", "l1-1", "l2-0"]
+    assert db.get_batch("l3")["status"] == "pending"
+    assert canceller.calls[0][1] == ["l1", "l2"]
+    unknown = client.post("/video/cancel", json={"listingId": "nobody"}, headers=auth).json()
+    assert unknown["canceled"] == 0
+
+
+def test_cancel_by_job_ids(client, db, auth, canceller):
+    db.insert_batch(*make_batch("j1", n_jobs=3))
+    body = client.post("/video/cancel", json={"jobIds": ["j1-0", "j1-1"]}, headers=auth).json()
+    assert body["canceled"] == 2 and sorted(body["jobIds"]) == ["j1-0", "j1-1"]
+    assert body["batchIds"] == []  # the batch goes on with its last job: no run to terminate
+    assert db.get_batch("j1")["status"] != "canceled"
+    assert sorted(job["id"] for job in canceller.calls[0][0]) == ["j1-0", "j1-1"]
+    body = client.post("/video/cancel", json={"jobIds": ["j1-2"]}, headers=auth).json()
+    assert body["batchIds"] == ["j1"]  # its last job: the batch is canceled as a whole
+    assert db.get_batch("j1")["status"] == "canceled"
+
+
+def test_cancel_needs_exactly_one_selector(client, auth):
+    assert_error(client.post("/video/cancel", json={}, headers=auth), 400, "MISSING_REQUIRED_FIELD")
+    assert_error(
+        client.post("/video/cancel", json={"batchId": "a", "listingId": "b"}, headers=auth),
+        400,
+        "INVALID_INPUT",
+    )
+    assert_error(client.post("/video/cancel", json={"jobIds": []}, headers=auth), 400, "INVALID_INPUT")
+    assert_error(client.post("/video/cancel", json={"jobIds": "j1-0"}, headers=auth), 400, "INVALID_INPUT")
+    assert_error(client.post("/video/cancel", json={"batchId": "unknown"}, headers=auth), 404, "NOT_FOUND")
+
+
+def test_canceller_failure_is_not_fatal(settings, db, storage, verifier, auth):
+    failing = CancelRecorder(fail=True)
+    db.insert_batch(*make_batch("f1"))
+    app = create_app(settings, db=db, storage=storage, verifier=verifier, canceller=failing)
+    with TestClient(app) as client:
+        response = client.post("/video/cancel", json={"batchId": "f1"}, headers=auth)
+    assert response.status_code == 200 and response.json()["canceled"] == 2
+    assert len(failing.calls) == 1
+    assert db.get_batch("f1")["status"] == "canceled"
+
+
+def test_batch_status_with_jobs_and_progress(client, db, auth):
+    db.insert_batch(*make_batch("s1", n_jobs=5, title="12 Main St", orientation="vertical"))
+    db.start_batch("s1")
+    db.complete_job("s1-0", "s3://bucket/clips/s1-0.mp4", "s3://bucket/thumbs/s1-0.jpg")
+    db.fail_job("s1-1", "FAL_GENERATION_FAILED", "nope")
+    row = db.begin_task("s1-2", "s1", "runway")
+    db.task_submitted(row, "s1-2", "runway", "rw-1")
+    db.cancel(job_ids=["s1-3"])
+
+    response = client.get("/video/batches/s1", headers=auth)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True
+    assert body["id"] == "s1" and body["listingId"] == "listing-s1"
+    assert (
+        body["status"] == "processing" and body["orientation"] == "vertical" and body["title"] == "12 Main St"
+    )
+    assert body["createdAt"].endswith("Z") and body["updatedAt"].endswith("Z")
+    assert body["progress"] == {
+        "total": 5,
+        "completed": 1,
+        "failed": 1,
+        "canceled": 1,
+        "processing": 1,
+        "pending": 1,
+        "percent": 60,
+    }
+    jobs = body["jobs"]
+    assert [job["id"] for job in jobs] == ["s1-0", "s1-1", "s1-2", "s1-3", "s1-4"]
+    assert jobs[0]["videoUrl"] == "s3://bucket/clips/s1-0.mp4" and jobs[0]["thumbnailUrl"].endswith(".jpg")
+    assert jobs[1]["errorCode"] == "FAL_GENERATION_FAILED" and jobs[1]["errorMessage"] == "nope"
+    assert jobs[2]["provider"] == "runway" and jobs[2]["providerTaskId"] == "rw-1"
+    assert jobs[2]["status"] == "processing" and jobs[2]["roomName"] == "Room 2" and jobs[2]["sortOrder"] == 2
+    expected_keys = {
+        "id", "roomName", "sortOrder", "status", "provider", "providerTaskId",
+        "videoUrl", "thumbnailUrl", "errorCode", "errorMessage",
+    }  # fmt: skip
+    assert expected_keys <= set(jobs[0])
+
+    assert_error(client.get("/video/batches/missing", headers=auth), 404, "NOT_FOUND")
