@@ -35,9 +35,23 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _serve(_args: argparse.Namespace) -> int:
+    import os
+
+    from zencourt_pipeline.defs.resources import build_resources
+    from zencourt_pipeline.pipeline.cancel import make_canceller
     from zencourt_pipeline.service.server import serve
 
-    serve(Settings.from_env())
+    settings = Settings.from_env()
+    resources = build_resources(settings)
+    db = resources["app_db"].get()
+
+    def instance():
+        import dagster as dg
+
+        return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+
+    canceller = make_canceller(db, lambda: resources["generators"].chain(db), instance)
+    serve(settings, db=db, canceller=canceller)
     return 0
 
 

@@ -6,7 +6,11 @@ from zencourt_pipeline.config import Settings
 from zencourt_pipeline.defs.assets import pipeline_assets
 from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.resources import build_resources
-from zencourt_pipeline.defs.sensors import clip_completions_sensor, pending_batches_sensor
+from zencourt_pipeline.defs.sensors import (
+    clip_completions_sensor,
+    generation_reconciler_sensor,
+    pending_batches_sensor,
+)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -14,7 +18,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=pipeline_assets,
         jobs=[batch_intake_job, batch_compose_job],
-        sensors=[pending_batches_sensor, clip_completions_sensor],
+        sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor],
         resources=build_resources(settings),
     )
 

@@ -11,33 +11,22 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from zencourt_pipeline.db import migrate
+from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
+from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.schema import (
     TERMINAL_STATUSES,
-    generation_completions,
-    generation_tasks,
     video_gen_batch,
     video_gen_jobs,
     webhook_outbox,
 )
 
 Row = dict[str, Any]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; they were written as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _enable_sqlite_wal(dbapi_connection, _record) -> None:
@@ -59,7 +48,7 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-class AppDatabase:
+class AppDatabase(GenerationQueries):
     """Queries and state transitions over the tables in `schema.py`."""
 
     def __init__(self, url: str):
@@ -287,143 +276,6 @@ class AppDatabase:
                     )
                     self._emit(conn, "batch.canceled", affected_id, error="canceled by request")
         return canceled
-
-    # -- generation tasks (what we paid for) ---------------------------------------------------
-    def begin_task(self, job_id: str, batch_id: str, provider: str) -> int:
-        """Record the intent to submit before calling the provider."""
-        with self.transaction() as conn:
-            result = conn.execute(
-                sa.insert(generation_tasks).values(
-                    job_id=job_id, batch_id=batch_id, provider=provider, status="submitting", submitted_at=utcnow()
-                )
-            )
-            return int(result.inserted_primary_key[0])
-
-    def task_submitted(
-        self,
-        row_id: int,
-        job_id: str,
-        provider: str,
-        task_id: str,
-        *,
-        cost: float | None = None,
-        meta: dict | None = None,
-    ) -> None:
-        """Persist the provider's task id on the task row and the job, in one transaction.
-
-        A completion can arrive before this runs (a fast webhook, the local generator): it was
-        recorded without its job, and is linked here.
-        """
-        now = utcnow()
-        with self.transaction() as conn:
-            completion = conn.execute(
-                sa.select(generation_completions).where(
-                    generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
-                )
-            ).first()
-            task_values: Row = {"task_id": task_id, "status": "submitted", "cost_credits": cost, "updated_at": now}
-            if meta is not None:
-                task_values["provider_meta"] = json.dumps(meta)
-            if completion is not None:
-                task_values.update(
-                    status=completion.status,
-                    error_code=completion.error_code,
-                    error_message=completion.error_message,
-                    finished_at=completion.received_at,
-                )
-                conn.execute(
-                    sa.update(generation_completions)
-                    .where(generation_completions.c.id == completion.id)
-                    .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
-                )
-            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
-            conn.execute(
-                sa.update(video_gen_jobs)
-                .where(video_gen_jobs.c.id == job_id)
-                .values(status="processing", provider=provider, provider_task_id=task_id, updated_at=now)
-            )
-
-    def task_rejected(self, row_id: int, code: str, message: str) -> None:
-        """The provider refused the submission (nothing to pay for)."""
-        with self.transaction() as conn:
-            conn.execute(
-                sa.update(generation_tasks)
-                .where(generation_tasks.c.id == row_id)
-                .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow())
-            )
-
-    def tasks_for_job(self, job_id: str) -> list[Row]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
-
-    def tasks_for_batch(self, batch_id: str) -> list[Row]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(generation_tasks)
-                .where(generation_tasks.c.batch_id == batch_id)
-                .order_by(generation_tasks.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
-
-    # -- completions ---------------------------------------------------------------------------
-    def record_completion(
-        self,
-        *,
-        provider: str,
-        task_id: str,
-        status: str,
-        source: str,
-        output_url: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        payload: Any = None,
-    ) -> bool:
-        """Durably record a provider completion. Returns False for a duplicate (nothing changes)."""
-        with self.transaction() as conn:
-            task = conn.execute(
-                sa.select(generation_tasks).where(
-                    generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id
-                )
-            ).first()
-            values = {
-                "provider": provider,
-                "task_id": task_id,
-                "job_id": task.job_id if task else None,
-                "batch_id": task.batch_id if task else None,
-                "status": status,
-                "output_url": output_url,
-                "error_code": error_code,
-                "error_message": (error_message or None) and error_message[:2000],
-                "payload": payload if isinstance(payload, str) or payload is None else json.dumps(payload),
-                "source": source,
-                "received_at": utcnow(),
-            }
-            inserted = self._insert_ignoring_duplicate(conn, generation_completions, values, ["provider", "task_id"])
-            if inserted and task is not None:
-                conn.execute(
-                    sa.update(generation_tasks)
-                    .where(generation_tasks.c.id == task.id, generation_tasks.c.status.in_(["submitting", "submitted"]))
-                    .values(
-                        status=status,
-                        error_code=error_code,
-                        error_message=values["error_message"],
-                        finished_at=utcnow(),
-                        updated_at=utcnow(),
-                    )
-                )
-        return inserted
-
-    def completions_for_batch(self, batch_id: str) -> list[Row]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(generation_completions)
-                .where(generation_completions.c.batch_id == batch_id)
-                .order_by(generation_completions.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
 
     def processing_batch_ids(self, limit: int = 100) -> list[str]:
         query = (

@@ -83,6 +83,7 @@ generation_tasks = sa.Table(
     sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     *_timestamps(),
+    sa.Column("last_polled_at", sa.DateTime(timezone=True), nullable=True),  # reconciler: poll rate per task
     sa.UniqueConstraint("provider", "task_id", name="uq_generation_tasks_provider_task"),
 )
 

@@ -1,6 +1,5 @@
 import dagster as dg
 
-
 # Steps of one batch run one after another: the in-process executor avoids a process spawn
 # (and a Dagster import) per step. Parallel work inside a step (normalizing clips) uses threads.
 batch_intake_job = dg.define_asset_job(

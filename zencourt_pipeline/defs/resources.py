@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,7 +76,18 @@ class GeneratorsResource(dg.ConfigurableResource):
     fal_model: str = "fal-ai/kling-video/v2.1/standard/image-to-video"
     fal_webhook_url: str | None = None
     request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
+    fal_webhook_overdue_seconds: float = Field(
+        default=120.0, description="poll a fal request whose webhook has not arrived after this long"
+    )
     allowed_private_hosts: list[str] = []
+
+    def webhook_overdue_after(self) -> dict[str, timedelta]:
+        return {"fal": timedelta(seconds=self.fal_webhook_overdue_seconds)}
+
+    @property
+    def primary_pool(self) -> str:
+        """The concurrency pool of provider-facing steps: named after the primary provider."""
+        return f"{self.providers[0]}_api"
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy.from_hosts(self.allowed_private_hosts)
@@ -108,7 +120,6 @@ class GeneratorsResource(dg.ConfigurableResource):
                     api_version=self.runway_api_version,
                     model=self.runway_model,
                     timeout=self.request_timeout_seconds,
-                    allowed_private_hosts=self.allowed_private_hosts,
                 )
             elif name == "fal":
                 from zencourt_pipeline.providers.fal import FalGenerator
@@ -119,7 +130,6 @@ class GeneratorsResource(dg.ConfigurableResource):
                     model=self.fal_model,
                     webhook_url=self.fal_webhook_url,
                     timeout=self.request_timeout_seconds,
-                    allowed_private_hosts=self.allowed_private_hosts,
                 )
         return ProviderChain(generators, self.providers)
 

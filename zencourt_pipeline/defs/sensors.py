@@ -1,4 +1,4 @@
-"""Sensors: new batches -> intake runs; recorded completions -> compose runs.
+"""Sensors: new batches -> intake runs; provider polls -> completions; completions -> compose runs.
 
 Both are cheap per tick (a few indexed queries, capped rows) and idempotent: the database
 claim and the run keys make sure each batch state produces one run, whatever the tick count.
@@ -10,8 +10,9 @@ import dagster as dg
 
 from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
-from zencourt_pipeline.defs.resources import AppDatabaseResource
+from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource
 from zencourt_pipeline.pipeline.generation import generation_state
+from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
 
 MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores
 
@@ -65,3 +66,23 @@ def clip_completions_sensor(context: dg.SensorEvaluationContext, app_db: AppData
     if not requests:
         return dg.SensorResult(skip_reason="no batch with all completions recorded")
     return dg.SensorResult(run_requests=requests)
+
+
+@dg.sensor(
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Reconciler: polls Runway tasks (no more often than every 5 s each) and fal requests whose "
+        "webhook is overdue, recording their completions for clip_completions_sensor."
+    ),
+)
+def generation_reconciler_sensor(
+    context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, generators: GeneratorsResource
+) -> dg.SkipReason:
+    db = app_db.get()
+    chain = generators.chain(db)
+    try:
+        report = reconcile_tasks(db, chain, webhook_overdue_after=generators.webhook_overdue_after())
+    finally:
+        chain.close()
+    return dg.SkipReason(f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s)")

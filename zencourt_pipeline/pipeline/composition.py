@@ -158,9 +158,15 @@ def compose_batch(
         return CompositionReport("failed", clips_used=len(completed), clips_failed=len(failed), error=error)
     v_key = video_key(batch_id, orientation, template.name)
     t_key = video_thumbnail_key(batch_id, orientation, template.name)
+    if db.get_batch(batch_id)["status"] == "canceled":
+        return CompositionReport("canceled", error="batch was canceled during composition")
     thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
     video_uri = storage.put_file(v_key, result.path, "video/mp4")
-    db.finish_batch(batch_id, "completed", video_url=video_uri, thumbnail_url=thumb_uri, error=summary)
+    if not db.finish_batch(batch_id, "completed", video_url=video_uri, thumbnail_url=thumb_uri, error=summary):
+        # canceled between the check and the publish: take the objects back down
+        storage.delete(v_key)
+        storage.delete(t_key)
+        return CompositionReport("canceled", error="batch was canceled during composition")
     return CompositionReport(
         "completed",
         video_key=v_key,

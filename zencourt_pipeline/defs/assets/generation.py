@@ -1,9 +1,15 @@
 import dagster as dg
 
+from zencourt_pipeline.config import Settings
 from zencourt_pipeline.defs.assets.common import OWNERS, STEP_RETRY, count, load_batch, scratch_dir, table
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, StorageResource
 from zencourt_pipeline.pipeline.generation import collect_outputs, generation_state, submit_jobs
+
+# Provider-facing steps share a concurrency pool named after the primary provider (runway_api,
+# fal_api, local_api); its limit comes from the instance (dagster.yaml default_limit, or
+# `dagster instance concurrency set runway_api N`).
+GENERATION_POOL = f"{Settings.from_env().generation_providers[0]}_api"
 
 
 @dg.asset(
@@ -15,6 +21,7 @@ from zencourt_pipeline.pipeline.generation import collect_outputs, generation_st
     code_version="1",
     tags={"stage": "generation"},
     retry_policy=STEP_RETRY,
+    pool=GENERATION_POOL,
 )
 def clip_tasks(
     context: dg.AssetExecutionContext,
@@ -52,6 +59,7 @@ def clip_tasks(
     code_version="1",
     tags={"stage": "generation"},
     retry_policy=STEP_RETRY,
+    pool=GENERATION_POOL,
 )
 def generated_clips(
     context: dg.AssetExecutionContext,

@@ -1,0 +1,207 @@
+"""Generation tasks and completions: what was paid for, and what came back.
+
+A mixin of `AppDatabase` (see database.py), split out to keep each module readable.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.schema import (
+    TERMINAL_STATUSES,
+    generation_completions,
+    generation_tasks,
+    video_gen_jobs,
+)
+
+Row = dict[str, Any]
+
+
+class GenerationQueries:
+    """Needs `self.engine`, `self.transaction()`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
+
+    # -- generation tasks (what we paid for) ---------------------------------------------------
+    def begin_task(self, job_id: str, batch_id: str, provider: str) -> int:
+        """Record the intent to submit before calling the provider."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.insert(generation_tasks).values(
+                    job_id=job_id, batch_id=batch_id, provider=provider, status="submitting", submitted_at=utcnow()
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def task_submitted(
+        self,
+        row_id: int,
+        job_id: str,
+        provider: str,
+        task_id: str,
+        *,
+        cost: float | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        """Persist the provider's task id on the task row and the job, in one transaction.
+
+        A completion can arrive before this runs (a fast webhook, the local generator): it was
+        recorded without its job, and is linked here.
+        """
+        now = utcnow()
+        with self.transaction() as conn:
+            completion = conn.execute(
+                sa.select(generation_completions).where(
+                    generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
+                )
+            ).first()
+            task_values: Row = {"task_id": task_id, "status": "submitted", "cost_credits": cost, "updated_at": now}
+            if meta is not None:
+                task_values["provider_meta"] = json.dumps(meta)
+            if completion is not None:
+                task_values.update(
+                    status=completion.status,
+                    error_code=completion.error_code,
+                    error_message=completion.error_message,
+                    finished_at=completion.received_at,
+                )
+                conn.execute(
+                    sa.update(generation_completions)
+                    .where(generation_completions.c.id == completion.id)
+                    .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
+                )
+            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id == job_id)
+                .values(status="processing", provider=provider, provider_task_id=task_id, updated_at=now)
+            )
+
+    def task_rejected(self, row_id: int, code: str, message: str) -> None:
+        """The provider refused the submission (nothing to pay for)."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id)
+                .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow())
+            )
+
+    def tasks_for_job(self, job_id: str) -> list[Row]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    def tasks_for_batch(self, batch_id: str) -> list[Row]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generation_tasks)
+                .where(generation_tasks.c.batch_id == batch_id)
+                .order_by(generation_tasks.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    # -- completions ---------------------------------------------------------------------------
+    def record_completion(
+        self,
+        *,
+        provider: str,
+        task_id: str,
+        status: str,
+        source: str,
+        output_url: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        payload: Any = None,
+    ) -> bool:
+        """Durably record a provider completion. Returns False for a duplicate (nothing changes)."""
+        with self.transaction() as conn:
+            task = conn.execute(
+                sa.select(generation_tasks).where(
+                    generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id
+                )
+            ).first()
+            values = {
+                "provider": provider,
+                "task_id": task_id,
+                "job_id": task.job_id if task else None,
+                "batch_id": task.batch_id if task else None,
+                "status": status,
+                "output_url": output_url,
+                "error_code": error_code,
+                "error_message": (error_message or None) and error_message[:2000],
+                "payload": payload if isinstance(payload, str) or payload is None else json.dumps(payload),
+                "source": source,
+                "received_at": utcnow(),
+            }
+            inserted = self._insert_ignoring_duplicate(conn, generation_completions, values, ["provider", "task_id"])
+            if inserted and task is not None:
+                conn.execute(
+                    sa.update(generation_tasks)
+                    .where(generation_tasks.c.id == task.id, generation_tasks.c.status.in_(["submitting", "submitted"]))
+                    .values(
+                        status=status,
+                        error_code=error_code,
+                        error_message=values["error_message"],
+                        finished_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+        return inserted
+
+    def completions_for_batch(self, batch_id: str) -> list[Row]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generation_completions)
+                .where(generation_completions.c.batch_id == batch_id)
+                .order_by(generation_completions.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    def tasks_awaiting_completion(
+        self, *, provider: str | None = None, submitted_before: timedelta = timedelta(0),
+        polled_before: timedelta = timedelta(0), limit: int = 50,
+    ) -> list[Row]:
+        """Accepted tasks with no recorded completion, of jobs still in flight, least recently polled first."""
+        now = utcnow()
+        task, job = generation_tasks.c, video_gen_jobs.c
+        done = sa.select(generation_completions.c.id).where(
+            generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
+        )
+        query = (
+            sa.select(generation_tasks)
+            .join(video_gen_jobs, job.id == task.job_id)
+            .where(task.status == "submitted", task.task_id.is_not(None), ~sa.exists(done))
+            .where(job.status.notin_(list(TERMINAL_STATUSES)), job.provider_task_id == task.task_id)
+            .where(task.submitted_at <= now - submitted_before)
+            .where(sa.or_(task.last_polled_at.is_(None), task.last_polled_at <= now - polled_before))
+            .order_by(task.last_polled_at.is_not(None), task.last_polled_at, task.id)
+            .limit(limit)
+        )
+        if provider is not None:
+            query = query.where(task.provider == provider)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def mark_polled(self, row_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(last_polled_at=utcnow()))
+
+    def live_tasks_for_jobs(self, job_ids: list[str]) -> list[Row]:
+        """Accepted tasks of these jobs that have no completion yet (to cancel at the provider)."""
+        if not job_ids:
+            return []
+        task = generation_tasks.c
+        done = sa.select(generation_completions.c.id).where(
+            generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
+        )
+        query = sa.select(generation_tasks).where(
+            task.job_id.in_(job_ids), task.task_id.is_not(None), task.status == "submitted", ~sa.exists(done)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+

@@ -1,0 +1,72 @@
+"""The reconciler: ask providers about tasks whose completion has not been recorded.
+
+Runway has no webhooks: polling is how its completions arrive. fal calls back, but a webhook
+can be lost: a request whose webhook is overdue is polled, so a lost webhook still completes
+its job. Each task is polled no faster than its provider allows (Runway: every 5 s), tracked
+in `generation_tasks.last_polled_at` so that the limit holds across ticks and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.providers.base import GenerationError, TaskRef
+from zencourt_pipeline.providers.chain import ProviderChain
+
+
+@dataclass
+class ReconcileReport:
+    polled: int = 0
+    recorded: int = 0
+    errors: int = 0
+
+
+def reconcile_tasks(
+    db: AppDatabase,
+    chain: ProviderChain,
+    *,
+    webhook_overdue_after: dict[str, timedelta],
+    limit_per_provider: int = 20,
+    budget_seconds: float = 20.0,
+) -> ReconcileReport:
+    """Poll awaiting tasks of every polling provider; record the terminal ones as completions."""
+    report = ReconcileReport()
+    deadline = time.monotonic() + budget_seconds
+    for name in chain.order:
+        generator = chain.get(name)
+        if generator.poll_interval_seconds <= 0:  # the local generator finishes inside submit
+            continue
+        tasks = db.tasks_awaiting_completion(
+            provider=name,
+            submitted_before=webhook_overdue_after.get(name, timedelta(0)),
+            polled_before=timedelta(seconds=generator.poll_interval_seconds),
+            limit=limit_per_provider,
+        )
+        for task in tasks:
+            if time.monotonic() > deadline:
+                return report
+            db.mark_polled(task["id"])
+            report.polled += 1
+            ref = TaskRef(name, task["task_id"], json.loads(task["provider_meta"] or "{}"))
+            try:
+                status = generator.poll(ref)
+            except GenerationError:
+                report.errors += 1
+                continue
+            if status.state.terminal:
+                db.record_completion(
+                    provider=name,
+                    task_id=task["task_id"],
+                    status=status.state.value,
+                    source="poll",
+                    output_url=status.output_url,
+                    error_code=status.error_code,
+                    error_message=status.error_message,
+                    payload=status.raw,
+                )
+                report.recorded += 1
+    return report
