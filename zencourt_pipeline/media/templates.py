@@ -1,0 +1,126 @@
+"""Composition templates, stored as data in `zencourt_pipeline/templates/<name>.json`.
+
+Font sizes are in pixels for an output whose short side is 1080 px; the overlays scale them to the
+real output size (`Template.text_style(width, height)`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.graphs import XFADE_TRANSITIONS
+from zencourt_pipeline.media.overlays import TextStyle
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_TEMPLATE = "default"
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+
+
+class Template(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    transition: str = "fade"
+    transition_seconds: float = Field(0.5, ge=0.2, le=1.5)
+    title_seconds: float = Field(3.0, ge=0.0, le=10.0)  # title overlay over the first clip; 0 = none
+    caption_seconds: float = Field(2.5, ge=0.0, le=10.0)  # room-name caption per clip; 0 = none
+    overlay_fade_seconds: float = Field(0.4, ge=0.0, le=1.5)
+    font_color: str = "#FFFFFF"
+    background_color: str = "#000000"
+    background_opacity: float = Field(0.45, ge=0.0, le=1.0)
+    title_font_size: int = Field(84, ge=12, le=300)
+    subtitle_font_size: int = Field(44, ge=10, le=200)
+    caption_font_size: int = Field(46, ge=10, le=200)
+    music: str | None = None  # file name under zencourt_pipeline/templates/
+    music_volume: float = Field(0.6, ge=0.0, le=2.0)
+    fade_in_seconds: float = Field(0.5, ge=0.0, le=5.0)  # video from black + music fade-in
+    fade_out_seconds: float = Field(1.0, ge=0.0, le=5.0)  # video to black + music fade-out
+    end_card_seconds: float = Field(0.0, ge=0.0, le=10.0)  # 0 = no end card
+    end_card_text: str | None = None  # subtitle line on the end card (the title is the headline)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("template name must be lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("transition")
+    @classmethod
+    def _transition(cls, value: str) -> str:
+        if value not in XFADE_TRANSITIONS:
+            raise ValueError(f"unknown xfade transition {value!r}")
+        return value
+
+    @field_validator("font_color", "background_color")
+    @classmethod
+    def _color(cls, value: str) -> str:
+        if not _HEX.match(value):
+            raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
+        return value.upper()
+
+    @field_validator("music")
+    @classmethod
+    def _music_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or "\\" in value or value.startswith(".")):
+            raise ValueError(f"music must be a bare file name under templates/, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _music_exists(self) -> Template:
+        if self.music is not None and not (TEMPLATES_DIR / self.music).is_file():
+            raise ValueError(f"music file {self.music!r} is not bundled in {TEMPLATES_DIR}")
+        return self
+
+    @property
+    def music_path(self) -> Path | None:
+        return TEMPLATES_DIR / self.music if self.music else None
+
+    def text_style(self) -> TextStyle:
+        return TextStyle(
+            font_color=self.font_color,
+            background_color=self.background_color,
+            background_opacity=self.background_opacity,
+            title_font_size=self.title_font_size,
+            subtitle_font_size=self.subtitle_font_size,
+            caption_font_size=self.caption_font_size,
+        )
+
+
+def template_names() -> list[str]:
+    """Names of the bundled templates, sorted."""
+    return sorted(p.stem for p in TEMPLATES_DIR.glob("*.json"))
+
+
+@cache
+def _load(name: str) -> Template:
+    path = TEMPLATES_DIR / f"{name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise MediaError("INVALID_INPUT", f"template {name!r} is not valid JSON: {exc}") from exc
+    data.setdefault("name", name)
+    try:
+        template = Template.model_validate(data)
+    except ValidationError as exc:
+        raise MediaError("INVALID_INPUT", f"template {name!r} is invalid: {exc}") from exc
+    if template.name != name:
+        raise MediaError("INVALID_INPUT", f"template file {path.name} names itself {template.name!r}")
+    return template
+
+
+def load_template(name: str | None) -> Template:
+    """The bundled template `name` (None -> "default")."""
+    name = DEFAULT_TEMPLATE if name is None else name
+    known = template_names()
+    if name not in known:
+        raise MediaError("INVALID_INPUT", f"unknown template {name!r} (known: {', '.join(known)})")
+    return _load(name)

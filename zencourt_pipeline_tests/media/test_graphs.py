@@ -1,0 +1,171 @@
+"""Pure tests of the ffmpeg argument / filter graph builders (no ffmpeg runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zencourt_pipeline.media import graphs
+from zencourt_pipeline.media.graphs import ComposePlan, TimedOverlay
+
+
+def test_fmt_is_fixed_point_without_trailing_zeros():
+    assert graphs.fmt(4.5) == "4.5"
+    assert graphs.fmt(9.0) == "9"
+    assert graphs.fmt(1 / 3) == "0.333333"
+    assert graphs.fmt(1e-9) == "0"
+    assert graphs.fmt(12345.25) == "12345.25"
+
+
+def test_xfade_offsets_six_equal_clips():
+    assert graphs.xfade_offsets([5.0] * 6, 0.5) == [4.5, 9.0, 13.5, 18.0, 22.5]
+
+
+def test_xfade_offsets_mixed_durations():
+    # offset_i = (d_0 + ... + d_(i-1)) - i * T
+    assert graphs.xfade_offsets([2.5, 3.0, 2.0, 2.5], 0.5) == [2.0, 4.5, 6.0]
+    assert graphs.xfade_offsets([4.0], 0.5) == []
+    assert graphs.xfade_offsets([], 0.5) == []
+
+
+def test_timeline_starts():
+    assert graphs.timeline_starts([2.5, 3.0, 2.0], 0.8) == [0.0, 1.7, 3.9]
+
+
+def test_normalize_filter_cover_crop_fps_format():
+    vf = graphs.normalize_filter(width=1280, height=720, fps=30)
+    assert vf == ",".join(
+        [
+            "setpts=PTS-STARTPTS",
+            "fps=30",
+            "scale=w='if(gt(dar,1280/720),ceil(720*dar/2)*2,1280)'"
+            ":h='if(gt(dar,1280/720),720,ceil(1280/dar/2)*2)':flags=bicubic",
+            "crop=1280:720",
+            "setsar=1",
+            "format=yuv420p",
+        ]
+    )
+    padded = graphs.normalize_filter(width=720, height=1280, fps=30, pad_s=4)
+    assert padded.endswith(",tpad=stop_mode=clone:stop_duration=4")
+
+
+def test_normalize_args_encoder_settings():
+    args = graphs.normalize_args(Path("in.mov"), Path("out.mp4"), width=1280, height=720, duration_s=4.0)
+    joined = " ".join(args)
+    assert args[:2] == ["-i", "in.mov"]
+    assert args[args.index("-t") + 1] == "4"
+    for expected in (
+        "-c:v libx264", "-profile:v high", "-pix_fmt yuv420p", "-g 30", "-keyint_min 30",
+        "-sc_threshold 0", "-force_key_frames expr:gte(t,n_forced*1)", "-an",
+        "-movflags +faststart", "-video_track_timescale 15360", "-crf 20", "-preset veryfast",
+    ):  # fmt: skip
+        assert expected in joined, expected
+    assert "autorotate" not in joined  # ffmpeg's default autorotation stays on
+    assert args[-1] == "out.mp4"
+    untrimmed = graphs.normalize_args(Path("a"), Path("b"), width=640, height=360, duration_s=None)
+    assert "-t" not in untrimmed
+    assert "tpad" not in " ".join(untrimmed)
+
+
+def test_normalize_args_identical_for_every_clip_apart_from_paths():
+    a = graphs.normalize_args(Path("a.mp4"), Path("x.mp4"), width=1280, height=720, duration_s=3)
+    b = graphs.normalize_args(Path("b.webm"), Path("y.mp4"), width=1280, height=720, duration_s=3)
+    assert [x for x in a if x not in ("a.mp4", "x.mp4")] == [x for x in b if x not in ("b.webm", "y.mp4")]
+
+
+def _plan(**kw) -> ComposePlan:
+    base = dict(
+        clips=[Path(f"c{i}.mp4") for i in range(3)], durations=[2.5, 3.0, 2.0], width=1280, height=720
+    )
+    base.update(kw)
+    return ComposePlan(**base)
+
+
+def test_compose_filter_chains_xfades_with_offsets():
+    graph, video, audio = graphs.compose_filter(_plan(transition="smoothleft", transition_s=0.5))
+    assert video == "vout" and audio is None
+    assert "[c0][c1]xfade=transition=smoothleft:duration=0.5:offset=2[x1]" in graph
+    assert "[x1][c2]xfade=transition=smoothleft:duration=0.5:offset=4.5[x2]" in graph
+    assert "[x2]trim=duration=6.5,format=yuv420p[vout]" in graph
+    for i, d in enumerate(["2.5", "3", "2"]):
+        assert f"[{i}:v]setpts=PTS-STARTPTS,fps=30,setsar=1" in graph
+        assert f"tpad=stop_mode=clone:stop_duration={d},trim=duration={d},setpts=PTS-STARTPTS[c{i}]" in graph
+    assert "scale" not in graph  # clips are already normalized
+
+
+def test_compose_filter_rescales_only_flagged_clips():
+    graph, _, _ = graphs.compose_filter(_plan(rescale=[False, True, False]))
+    assert graph.count("scale=w='if(gt(dar,1280/720)") == 1
+    assert "[1:v]setpts=PTS-STARTPTS,fps=30,scale=" in graph
+
+
+def test_compose_filter_single_clip_has_no_xfade():
+    graph, _, _ = graphs.compose_filter(_plan(clips=[Path("only.mp4")], durations=[4.0]))
+    assert "xfade" not in graph
+    assert "[c0]trim=duration=4,format=yuv420p[vout]" in graph
+
+
+def test_compose_filter_overlays_end_card_and_music_inputs():
+    plan = _plan(
+        overlays=[
+            TimedOverlay(Path("title.png"), x=0, y=300, start_s=0.0, end_s=3.0, fade_s=0.4),
+            TimedOverlay(Path("cap.png"), x=64, y=600, start_s=2.25, end_s=4.5, fade_s=0.4),
+        ],
+        end_card=Path("end.png"),
+        end_card_s=2.0,
+        music=Path("music.m4a"),
+        music_volume=0.5,
+        fade_in_s=0.5,
+        fade_out_s=1.0,
+    )
+    graph, video, audio = graphs.compose_filter(plan)
+    assert plan.total_s == 2.5 + 3.0 + 2.0 - 2 * 0.5 + 2.0
+    # Inputs: 0-2 clips, 3-4 overlays, 5 end card, 6 music.
+    assert (
+        "[5:v]settb=1/30,loop=loop=74:size=1:start=0,setpts=N+0,fps=30,setsar=1,format=yuv420p[endcard]"
+        in graph
+    )
+    assert "[x2][endcard]xfade=transition=fade:duration=0.5:offset=6[x3]" in graph
+    assert "[3:v]settb=1/30,loop=loop=89:size=1:start=0,setpts=N+0,fps=30,format=yuva420p" in graph
+    assert "fade=t=in:st=0:d=0.4:alpha=1,fade=t=out:st=2.6:d=0.4:alpha=1[o0]" in graph
+    assert "setpts=N+68,fps=30" in graph  # caption starts at 2.25 s = frame 68 (rounded)
+    assert "[x3][o0]overlay=x=0:y=300:eof_action=pass:format=yuv420[v0]" in graph
+    assert "[v0][o1]overlay=x=64:y=600:eof_action=pass:format=yuv420[v1]" in graph
+    assert "[v1]trim=duration=8.5,fade=t=in:st=0:d=0.5,fade=t=out:st=7.5:d=1,format=yuv420p[vout]" in graph
+    assert audio == "aout"
+    assert "[6:a]atrim=duration=8.5,asetpts=PTS-STARTPTS" in graph
+    assert "volume=0.5,afade=t=in:st=0:d=0.5,afade=t=out:st=7.5:d=1[aout]" in graph
+
+
+def test_compose_args_input_order_and_output_settings():
+    plan = _plan(
+        overlays=[TimedOverlay(Path("title.png"), x=0, y=0, start_s=0, end_s=3)],
+        music=Path("music.m4a"),
+    )
+    args = graphs.compose_args(plan, Path("out.mp4"), preset="veryfast", crf=23)
+    inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
+    assert inputs == ["c0.mp4", "c1.mp4", "c2.mp4", "title.png", "music.m4a"]
+    assert args[args.index("music.m4a") - 3 : args.index("music.m4a") - 1] == ["-stream_loop", "-1"]
+    joined = " ".join(args)
+    for expected in ("-map [vout]", "-map [aout]", "-c:a aac", "-c:v libx264", "-pix_fmt yuv420p",
+                     "-r 30", "-t 6.5", "-movflags +faststart", "-crf 23"):  # fmt: skip
+        assert expected in joined, expected
+    silent = graphs.compose_args(_plan(), Path("out.mp4"))
+    assert "-an" in silent and "-c:a" not in silent and "[aout]" not in " ".join(silent)
+
+
+@pytest.mark.parametrize("width", [None, 320])
+def test_thumbnail_args_fast_seek_one_jpeg_frame(width):
+    args = graphs.thumbnail_args(Path("v.mp4"), Path("t.jpg"), at_s=2.5, width=width)
+    assert args.index("-ss") < args.index("-i")
+    assert args[args.index("-ss") + 1] == "2.5"
+    assert args[args.index("-frames:v") + 1] == "1"
+    assert args[args.index("-q:v") + 1] == "3"
+    assert ("scale=w=320:h=-2" in " ".join(args)) == (width == 320)
+
+
+def test_transition_names_include_the_template_styles():
+    for name in ("fade", "smoothleft", "circleopen", "fadeblack", "dissolve", "slideleft"):
+        assert name in graphs.XFADE_TRANSITIONS
+    assert "custom" not in graphs.XFADE_TRANSITIONS
