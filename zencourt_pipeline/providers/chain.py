@@ -14,24 +14,21 @@ from collections.abc import Mapping
 
 from zencourt_pipeline.providers.base import VideoGenerator
 
-# Failure codes (from submit errors or failed tasks) that another provider may not repeat.
-FALLBACK_CODES = frozenset(
+# Failures that are about the input, not the provider: another provider would refuse it too
+# (or must not be asked: safety). Every other failure moves the job to the next provider.
+FINAL_CODES = frozenset(
     {
-        "RUNWAY_RATE_LIMITED",
-        "RUNWAY_UNAVAILABLE",
-        "RUNWAY_AUTH_FAILED",
-        "RUNWAY_GENERATION_FAILED",
-        "RUNWAY_TASK_NOT_FOUND",
-        "FAL_UNAVAILABLE",
-        "FAL_GENERATION_FAILED",
-        "INVALID_OUTPUT",
-        "LOCAL_OUTPUT_MISSING",
+        "INVALID_INPUT",
+        "UNSUPPORTED_FORMAT",
+        "RUNWAY_SAFETY_REJECTED",
+        "FAL_CONTENT_POLICY",
+        "CANCELED",
     }
 )
 
 
 def should_fall_back(error_code: str | None) -> bool:
-    return error_code in FALLBACK_CODES
+    return error_code not in FINAL_CODES
 
 
 def job_seed(job_id: str) -> int:

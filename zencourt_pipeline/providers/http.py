@@ -1,0 +1,353 @@
+"""HTTP helpers shared by the paid-API clients (Runway, fal).
+
+Three rules drive this module:
+
+* Retry only what is safe to repeat. Idempotent requests (GET, DELETE, a cancel PUT) may be
+  retried on 429/502/503/504 and on transport errors. A request that creates a paid task is
+  retried only when it provably never reached the server (`httpx.ConnectError`,
+  `httpx.ConnectTimeout`, `httpx.PoolTimeout`), or on a status the caller names as "had no
+  effect" (Runway's 429 daily limit). A read timeout or a 5xx after a create POST is ambiguous:
+  the task may exist, and a second POST could pay twice.
+* Back off exponentially with full jitter, within a bounded number of attempts and a bounded
+  total time. `sleep`, `rng` and `clock` are injectable so tests never wait.
+* Downloads stream to a temporary file beside the destination, stop at a size limit, check that
+  the bytes are a complete MP4, and only then `os.replace` the file into place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import struct
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from zencourt_pipeline.providers.base import GenerationError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
+EXPIRED_URL_STATUSES: frozenset[int] = frozenset({403, 404, 410})
+# Transport errors raised before any byte of the request left this process.
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+INVALID_OUTPUT = "INVALID_OUTPUT"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(max_delay, base * 2**n))."""
+
+    max_attempts: int = 4  # total tries, the first included
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    max_total_seconds: float = 90.0  # no new attempt once this much time has passed since the first
+
+    def delay(self, retry_index: int, rng: random.Random | Any) -> float:
+        cap = min(self.max_delay, self.base_delay * (2**retry_index))
+        return rng.uniform(0.0, cap)
+
+
+def is_retryable(
+    *,
+    idempotent: bool,
+    response: httpx.Response | None = None,
+    error: BaseException | None = None,
+    retry_statuses: Collection[int] = RETRYABLE_STATUSES,
+    no_effect_statuses: Collection[int] = (),
+) -> bool:
+    """Whether repeating the request is both useful and safe.
+
+    `no_effect_statuses`: statuses that prove a non-idempotent request changed nothing on the
+    server (e.g. Runway answers 429 to a create when the daily limit is reached: no task exists).
+    """
+    if error is not None:
+        if isinstance(error, NOT_SENT_ERRORS):
+            return True
+        return idempotent and isinstance(error, httpx.TransportError)
+    if response is None:
+        return False
+    if response.status_code in no_effect_statuses:
+        return True
+    return idempotent and response.status_code in retry_statuses
+
+
+def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
+    """The `Retry-After` header as seconds (delta or HTTP date), if present and sane."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def request_with_retry(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    idempotent: bool,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | Any = None,
+    clock: Callable[[], float] = time.monotonic,
+    retry_statuses: Collection[int] = RETRYABLE_STATUSES,
+    no_effect_statuses: Collection[int] = (),
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request, retrying only as `is_retryable` allows.
+
+    Returns the last response (which may still carry a retryable status once the budget is
+    spent: the caller maps it to an error). Re-raises the last transport error if no response
+    was ever received. The response body is read.
+    """
+    rng = rng if rng is not None else random.Random()
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        response: httpx.Response | None = None
+        error: httpx.TransportError | None = None
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            error = exc
+        retry = is_retryable(
+            idempotent=idempotent,
+            response=response,
+            error=error,
+            retry_statuses=retry_statuses,
+            no_effect_statuses=no_effect_statuses,
+        )
+        if not retry or attempt >= policy.max_attempts:
+            break
+        delay = policy.delay(attempt - 1, rng)
+        if response is not None:
+            hinted = retry_after_seconds(response)
+            if hinted is not None:
+                delay = min(max(delay, hinted), policy.max_delay)
+        if clock() - started + delay > policy.max_total_seconds:
+            break
+        what = f"HTTP {response.status_code}" if response is not None else type(error).__name__
+        log.info("%s %s: %s, retry %d in %.2f s", method, _redact(url), what, attempt, delay)
+        sleep(delay)
+    if response is None:
+        assert error is not None
+        raise error
+    return response
+
+
+def _redact(url: str) -> str:
+    """A URL without its query string (presigned URLs carry credentials there)."""
+    return url.split("?", 1)[0]
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_text(response: httpx.Response, limit: int = 500) -> str:
+    """A short, log-safe description of an error response."""
+    body = json_or_none(response)
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            if body.get(key):
+                text = body[key] if isinstance(body[key], str) else str(body[key])
+                return f"HTTP {response.status_code}: {text[:limit]}"
+    text = response.text.strip() if response.content else ""
+    return f"HTTP {response.status_code}" + (f": {text[:limit]}" if text else "")
+
+
+# ----------------------------------------------------------------------------------------- MP4
+
+
+def mp4_problem(path: Path) -> str | None:
+    """Why `path` is not a complete MP4 (None if it looks complete).
+
+    Walks the top-level ISO-BMFF boxes: the first must be `ftyp`, every box must fit inside the
+    file (a truncated download leaves the last box short), and a `moov` box must be present.
+    """
+    size = path.stat().st_size
+    if size < 16:
+        return f"{size} bytes is too small for an MP4"
+    seen: list[bytes] = []
+    with path.open("rb") as fh:
+        offset = 0
+        while offset < size:
+            fh.seek(offset)
+            header = fh.read(8)
+            if len(header) < 8:
+                return f"truncated box header at byte {offset}"
+            box_size, box_type = struct.unpack(">I4s", header)
+            if box_size == 1:
+                large = fh.read(8)
+                if len(large) < 8:
+                    return f"truncated box header at byte {offset}"
+                box_size = struct.unpack(">Q", large)[0]
+                if box_size < 16:
+                    return f"invalid box size at byte {offset}"
+            elif box_size == 0:
+                box_size = size - offset
+            elif box_size < 8:
+                return f"invalid box size at byte {offset}"
+            if not seen and box_type != b"ftyp":
+                return "no ftyp box at the start (not an MP4)"
+            if offset + box_size > size:
+                return (
+                    f"box {box_type.decode('latin-1')!r} at byte {offset} needs {box_size} bytes, "
+                    f"only {size - offset} present (truncated)"
+                )
+            seen.append(box_type)
+            offset += box_size
+    if b"moov" not in seen:
+        return "no moov box (incomplete MP4)"
+    return None
+
+
+def check_mp4(path: Path) -> None:
+    """Raise GenerationError INVALID_OUTPUT (fallback) unless `path` looks like a complete MP4."""
+    problem = mp4_problem(Path(path))
+    if problem:
+        raise GenerationError(
+            INVALID_OUTPUT, f"downloaded output is not a valid MP4: {problem}", fallback=True
+        )
+
+
+# ------------------------------------------------------------------------------------ download
+
+
+class OutputUrlExpired(GenerationError):
+    """The output URL answered 403/404/410: ask the provider for a fresh one."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__("OUTPUT_URL_EXPIRED", message, fallback=True, retryable=True)
+        self.status_code = status_code
+
+
+def download_to_file(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    timeout: httpx.Timeout | float | None = None,
+    policy: RetryPolicy = RetryPolicy(max_attempts=3, base_delay=1.0, max_total_seconds=120.0),
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | Any = None,
+    clock: Callable[[], float] = time.monotonic,
+    validate: Callable[[Path], None] | None = check_mp4,
+) -> Path:
+    """Stream `url` to `dest` atomically; retry transient failures (a GET is idempotent).
+
+    Raises `OutputUrlExpired` for 403/404/410, GenerationError INVALID_OUTPUT (fallback) for an
+    oversized, truncated or non-MP4 body (a transfer cut short is retried first), and
+    GenerationError OUTPUT_DOWNLOAD_FAILED (fallback, retryable) when the server keeps failing. No auth headers are sent: output URLs are presigned.
+    """
+    rng = rng if rng is not None else random.Random()
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _download_once(client, url, dest, max_bytes=max_bytes, timeout=timeout, validate=validate)
+        except _TransientDownloadError as exc:
+            delay = policy.delay(attempt - 1, rng)
+            if attempt >= policy.max_attempts or clock() - started + delay > policy.max_total_seconds:
+                raise GenerationError(
+                    exc.code,
+                    f"download of {_redact(url)} failed after {attempt} attempt(s): {exc}",
+                    fallback=True,
+                    retryable=True,
+                ) from exc
+            log.info("download %s: %s, retry %d in %.2f s", _redact(url), exc, attempt, delay)
+            sleep(delay)
+
+
+class _TransientDownloadError(Exception):
+    def __init__(self, message: str, *, code: str = "OUTPUT_DOWNLOAD_FAILED"):
+        super().__init__(message)
+        self.code = code
+
+
+def _download_once(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    timeout: httpx.Timeout | float | None,
+    validate: Callable[[Path], None] | None,
+) -> Path:
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
+    kwargs: dict[str, Any] = {"follow_redirects": True}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    try:
+        with client.stream("GET", url, **kwargs) as response:
+            status = response.status_code
+            if status in EXPIRED_URL_STATUSES:
+                raise OutputUrlExpired(status, f"output URL answered HTTP {status} (expired or gone)")
+            if status in RETRYABLE_STATUSES or status >= 500:
+                raise _TransientDownloadError(f"HTTP {status}")
+            if status != 200:
+                raise GenerationError(
+                    "OUTPUT_DOWNLOAD_FAILED", f"output URL answered HTTP {status}", fallback=True
+                )
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise GenerationError(
+                    INVALID_OUTPUT,
+                    f"output is {int(declared)} bytes, over the {max_bytes} limit",
+                    fallback=True,
+                )
+            received = 0
+            with tmp.open("wb") as fh:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise GenerationError(
+                            INVALID_OUTPUT, f"output exceeds the {max_bytes}-byte limit", fallback=True
+                        )
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # Compare on-the-wire bytes (compressed, if so) with the declared length.
+            wire = response.num_bytes_downloaded or received
+            if declared is not None and declared.isdigit() and wire != int(declared):
+                raise _TransientDownloadError(
+                    f"output truncated: received {wire} of {declared} bytes", code=INVALID_OUTPUT
+                )
+        if validate is not None:
+            validate(tmp)
+        os.replace(tmp, dest)
+        return dest
+    except httpx.RemoteProtocolError as exc:
+        # The server closed the connection mid-body: a truncated transfer.
+        raise _TransientDownloadError(f"truncated transfer: {exc}", code=INVALID_OUTPUT) from exc
+    except httpx.TransportError as exc:
+        raise _TransientDownloadError(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)

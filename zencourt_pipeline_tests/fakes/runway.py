@@ -1,0 +1,441 @@
+"""A fake Runway API (2024-11-06) over real HTTP: validates requests like the real one, runs
+tasks through PENDING -> THROTTLED -> RUNNING -> SUCCEEDED/FAILED, serves real MP4 outputs,
+injects faults and counts every request.
+
+    with FakeRunway() as fake:
+        gen = RunwayGenerator(fake.api_key, base_url=fake.url)
+        fake.fail_next_creates(2, status=429)
+        fake.scripts.next(RunwayScript(outcome="fail", failure_code="SAFETY.INPUT.IMAGE"))
+        ...
+        assert fake.counts["create"] == 1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from zencourt_pipeline_tests.fakes.server import (
+    ScriptBook,
+    ServerThread,
+    ShortBodyResponse,
+    image_size_of_data_uri,
+    phase_of,
+    sample_mp4,
+)
+
+API_VERSION = "2024-11-06"
+MODELS = {"gen4_turbo", "gen3a_turbo", "gen4.5", "veo3", "veo3.1", "veo3.1_fast"}
+RATIOS = {"1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"}
+TOP_LEVEL_FIELDS = {"model", "promptImage", "promptText", "ratio", "duration", "seed", "contentModeration"}
+UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+DATA_URI_MAX = 5_242_880
+
+
+@dataclass
+class RunwayScript:
+    """How one task behaves.
+
+    outcome: "succeed" | "fail" | "cancel" (ends CANCELLED by itself).
+    statuses: step mode: the task's n-th GET answers statuses[n] ("PENDING", "THROTTLED",
+        "RUNNING"); once they are used up it is finished. None = time mode (`latency`).
+    latency: seconds from create to finished in time mode (None = the fake's default).
+    throttled: in time mode, spend part of the time THROTTLED.
+    hold: stay RUNNING until `fake.release(task_id)`.
+    output: "ok" | "truncated" (valid HTTP, cut MP4) | "short_body" (connection dropped mid-body)
+        | "wrong_size" (a valid 640x360 MP4) | "not_mp4" (an HTML page).
+    expire: None | "first_download" (a URL serves one download, then 403) | seconds (URL TTL).
+        With any expiry each task GET hands out a fresh URL.
+    expired_initially: how many of the first URLs handed out are already dead (403).
+    """
+
+    outcome: str = "succeed"
+    failure_code: str | None = None
+    failure: str = "The generation failed."
+    statuses: list[str] | None = None
+    latency: float | None = None
+    throttled: bool = False
+    hold: bool = False
+    output: str = "ok"
+    expire: str | float | None = None
+    expired_initially: int = 0
+
+
+@dataclass
+class FakeTask:
+    id: str
+    body: dict[str, Any]
+    script: RunwayScript
+    created_at: float
+    created_iso: str
+    gets: int = 0
+    released: bool = False
+    final: str | None = None  # SUCCEEDED | FAILED | CANCELLED once finished
+    deleted: bool = False
+    tokens: list[str] = field(default_factory=list)
+    expired_left: int = 0
+
+
+@dataclass
+class OutputToken:
+    task_id: str
+    issued_at: float
+    dead: bool = False
+    downloads: int = 0
+
+
+def _issue(loc: list[Any], message: str, code: str = "invalid") -> dict[str, Any]:
+    return {"path": loc, "message": message, "code": code}
+
+
+def _image_uri_issues(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
+    if not isinstance(value, str):
+        return [_issue(loc, "Expected string")]
+    if value.startswith("https://"):
+        if not 13 <= len(value) <= 2048:
+            return [_issue(loc, "HTTPS URL must be 13 to 2048 characters")]
+        host = urlsplit(value).hostname or ""
+        if not host or host.replace(".", "").isdigit() or ":" in host:
+            return [_issue(loc, "URL must use a domain name, not an IP address")]
+        return []
+    if value.startswith("runway://"):
+        return [] if 13 <= len(value) <= 5000 else [_issue(loc, "Runway URI must be 13 to 5000 characters")]
+    if value.startswith("data:image/"):
+        if not 13 <= len(value) <= DATA_URI_MAX:
+            return [_issue(loc, f"Data URI must be 13 to {DATA_URI_MAX} characters", "too_big")]
+        if image_size_of_data_uri(value) is None:
+            return [_issue(loc, "Data URI does not contain a decodable image", "invalid_asset")]
+        return []
+    return [_issue(loc, "Expected an HTTPS URL, a runway:// URI or a data:image/ URI")]
+
+
+def validate_image_to_video(body: Any) -> list[dict[str, Any]]:
+    """Issues with a POST /v1/image_to_video body (the gen4_turbo constraints); [] when valid."""
+    if not isinstance(body, dict):
+        return [_issue([], "Expected object")]
+    issues: list[dict[str, Any]] = []
+    for key in sorted(set(body) - TOP_LEVEL_FIELDS):
+        issues.append(_issue([key], f"Unrecognized key {key!r}", "unrecognized_keys"))
+    model = body.get("model")
+    if model not in MODELS:
+        issues.append(_issue(["model"], f"Invalid model {model!r}"))
+    ratio = body.get("ratio")
+    if ratio not in RATIOS:
+        issues.append(_issue(["ratio"], f"Invalid enum value {ratio!r}; expected one of {sorted(RATIOS)}"))
+    image = body.get("promptImage")
+    if image is None:
+        issues.append(_issue(["promptImage"], "Required"))
+    elif isinstance(image, list):
+        if len(image) != 1:
+            issues.append(_issue(["promptImage"], "Exactly one prompt image is supported"))
+        for i, item in enumerate(image):
+            if not isinstance(item, dict) or set(item) - {"uri", "position"}:
+                issues.append(_issue(["promptImage", i], "Expected {uri, position}"))
+                continue
+            if item.get("position") != "first":
+                issues.append(_issue(["promptImage", i, "position"], 'Expected "first"'))
+            issues += _image_uri_issues(item.get("uri"), ["promptImage", i, "uri"])
+    else:
+        issues += _image_uri_issues(image, ["promptImage"])
+    if "promptText" in body:
+        text = body["promptText"]
+        units = len(text.encode("utf-16-le")) // 2 if isinstance(text, str) else -1
+        if not isinstance(text, str) or not 1 <= units <= 1000:
+            issues.append(_issue(["promptText"], "Expected a string of 1 to 1000 characters"))
+    if "duration" in body:
+        d = body["duration"]
+        if isinstance(d, bool) or not isinstance(d, int) or not 2 <= d <= 10:
+            issues.append(_issue(["duration"], "Expected an integer from 2 to 10"))
+    if "seed" in body:
+        s = body["seed"]
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 4_294_967_295:
+            issues.append(_issue(["seed"], "Expected an integer from 0 to 4294967295"))
+    if "contentModeration" in body:
+        cm = body["contentModeration"]
+        if not isinstance(cm, dict) or cm.get("publicFigureThreshold", "auto") not in ("auto", "low"):
+            issues.append(_issue(["contentModeration"], "Invalid content moderation settings"))
+    return issues
+
+
+class FakeRunway:
+    """The fake API. Attributes tests read or set:
+
+    counts: Counter of "create" (every POST received), "created" (tasks made), "create_rejected"
+        (400), "create_fault" (injected failures), "poll" (task GETs), "delete", "download",
+        "download_expired", "unauthorized".
+    creates_by_prompt: Counter of promptText per create POST received.
+    polls_by_task, poll_times (server clock per task GET), create_bodies (received JSON bodies).
+    scripts: a ScriptBook of RunwayScript (`scripts.next(...)`, `scripts.for_prompt(...)`,
+        `scripts.default`).
+    create_faults / get_faults / delete_faults / download_faults: lists of HTTP statuses answered
+        (and popped) before the real handling; `create_fault_creates_task` makes a 5xx create
+        fault still create the task (the ambiguous case).
+    create_delay: seconds a create waits (after creating the task) before answering, to make a
+        client's read timeout fire on a request that did create a task.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-runway-key",
+        latency: float = 0.05,
+        clock: Any = time.monotonic,
+        default_script: RunwayScript | None = None,
+    ):
+        self.api_key = api_key
+        self.latency = latency
+        self.clock = clock
+        self.scripts = ScriptBook(default_script or RunwayScript())
+        self.tasks: dict[str, FakeTask] = {}
+        self.tokens: dict[str, OutputToken] = {}
+        self.counts: Counter[str] = Counter()
+        self.creates_by_prompt: Counter[str] = Counter()
+        self.polls_by_task: Counter[str] = Counter()
+        self.poll_times: dict[str, list[float]] = {}
+        self.create_bodies: list[Any] = []
+        self.create_faults: list[int] = []
+        self.create_fault_creates_task = False
+        self.create_delay = 0.0
+        self.get_faults: list[int] = []
+        self.delete_faults: list[int] = []
+        self.download_faults: list[int] = []
+        self._lock = threading.RLock()
+        self.app = Starlette(
+            routes=[
+                Route("/v1/image_to_video", self._create, methods=["POST"]),
+                Route("/v1/tasks/{task_id}", self._task, methods=["GET", "DELETE"]),
+                Route("/outputs/{token}.mp4", self._download, methods=["GET", "HEAD"]),
+            ]
+        )
+        self._server = ServerThread(self.app)
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> FakeRunway:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> FakeRunway:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------------- controls
+
+    def fail_next_creates(self, n: int, status: int = 429) -> None:
+        with self._lock:
+            self.create_faults.extend([status] * n)
+
+    def fail_next_gets(self, n: int, status: int = 503) -> None:
+        with self._lock:
+            self.get_faults.extend([status] * n)
+
+    def release(self, task_id: str) -> None:
+        """Let a `hold` task finish."""
+        with self._lock:
+            self.tasks[task_id].released = True
+
+    def status_of(self, task_id: str) -> str:
+        with self._lock:
+            return self._status(self.tasks[task_id])[0]
+
+    # ------------------------------------------------------------------------------- handlers
+
+    @staticmethod
+    def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+        return JSONResponse({"error": message, **extra}, status_code=status)
+
+    def _check_headers(self, request: Request) -> JSONResponse | None:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            self.counts["unauthorized"] += 1
+            return self._error(401, "Invalid API key")
+        version = request.headers.get("x-runway-version")
+        if version is None:
+            return self._error(400, "The X-Runway-Version header is required")
+        if version != API_VERSION:
+            return self._error(400, f"Unsupported API version {version!r}")
+        return None
+
+    async def _create(self, request: Request) -> Response:
+        raw = await request.body()
+        with self._lock:
+            self.counts["create"] += 1
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            self.create_bodies.append(body)
+            prompt = body.get("promptText") if isinstance(body, dict) else None
+            self.creates_by_prompt[prompt if isinstance(prompt, str) else ""] += 1
+            refused = self._check_headers(request)
+            if refused is not None:
+                return refused
+            if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+                return self._error(400, "Expected a JSON body")
+            fault = self.create_faults.pop(0) if self.create_faults else None
+            if fault is not None and not (fault >= 500 and self.create_fault_creates_task):
+                self.counts["create_fault"] += 1
+                message = "You have exceeded the daily task limit" if fault == 429 else "Service unavailable"
+                return self._error(fault, message)
+        issues = await run_in_threadpool(validate_image_to_video, body)
+        with self._lock:
+            if issues:
+                self.counts["create_rejected"] += 1
+                return self._error(400, "Validation of body failed", issues=issues)
+            now = self.clock()
+            script = self.scripts.pick(prompt)
+            task = FakeTask(
+                id=str(uuid.uuid4()),
+                body=body,
+                script=script,
+                created_at=now,
+                created_iso=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                expired_left=script.expired_initially,
+            )
+            self.tasks[task.id] = task
+            self.counts["created"] += 1
+            if fault is not None:  # the ambiguous case: created, but answered with a 5xx
+                self.counts["create_fault"] += 1
+                return self._error(fault, "Bad gateway")
+            delay = self.create_delay
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return JSONResponse({"id": task.id}, status_code=200)
+
+    def _status(self, task: FakeTask) -> tuple[str, float]:
+        """Current (status, progress) of `task`; records the terminal state when reached."""
+        script = task.script
+        if task.final is not None:
+            return task.final, 1.0
+        if script.hold and not task.released:
+            return "RUNNING", 0.5
+        if script.statuses is not None:
+            index = max(task.gets - 1, 0)  # the GET being answered (0-based)
+            if index < len(script.statuses):
+                return script.statuses[index], (index + 1) / (len(script.statuses) + 1)
+            phase = None
+            progress = 1.0
+        else:
+            latency = self.latency if script.latency is None else script.latency
+            phases = ["PENDING", "THROTTLED", "RUNNING"] if script.throttled else ["PENDING", "RUNNING"]
+            phase, progress = phase_of(self.clock() - task.created_at, latency, phases)
+        if phase is not None:
+            return phase, progress
+        task.final = {"succeed": "SUCCEEDED", "fail": "FAILED", "cancel": "CANCELLED"}[script.outcome]
+        return task.final, 1.0
+
+    def _new_token(self, task: FakeTask) -> str:
+        token = uuid.uuid4().hex
+        dead = task.expired_left > 0
+        task.expired_left -= 1 if dead else 0
+        self.tokens[token] = OutputToken(task.id, self.clock(), dead=dead)
+        task.tokens.append(token)
+        return token
+
+    def _task_json(self, task: FakeTask, base_url: str) -> dict[str, Any]:
+        status, progress = self._status(task)
+        data: dict[str, Any] = {"id": task.id, "createdAt": task.created_iso, "status": status}
+        if status == "RUNNING":
+            data["progress"] = round(progress, 3)
+        elif status == "FAILED":
+            data["failure"] = task.script.failure
+            if task.script.failure_code:
+                data["failureCode"] = task.script.failure_code
+        elif status == "SUCCEEDED":
+            fresh_each_get = task.script.expire is not None or task.script.expired_initially > 0
+            if not task.tokens or fresh_each_get:
+                self._new_token(task)
+            data["output"] = [f"{base_url}/outputs/{task.tokens[-1]}.mp4"]
+        return data
+
+    async def _task(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        with self._lock:
+            if request.method == "DELETE":
+                self.counts["delete"] += 1
+            else:
+                self.counts["poll"] += 1
+                self.polls_by_task[task_id] += 1
+                self.poll_times.setdefault(task_id, []).append(self.clock())
+            refused = self._check_headers(request)
+            if refused is not None:
+                return refused
+            faults = self.delete_faults if request.method == "DELETE" else self.get_faults
+            if faults:
+                status = faults.pop(0)
+                return self._error(status, "Too many requests" if status == 429 else "Service unavailable")
+            if not re.match(UUID_RE, task_id):
+                return self._error(400, "Invalid task id")
+            task = self.tasks.get(task_id)
+            if task is None or task.deleted:
+                return self._error(404, "Task not found")
+            if request.method == "DELETE":
+                status, _ = self._status(task)
+                if status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                    task.deleted = True
+                else:
+                    task.final = "CANCELLED"
+                return Response(status_code=204)
+            task.gets += 1
+            return JSONResponse(self._task_json(task, str(request.base_url).rstrip("/")))
+
+    async def _download(self, request: Request) -> Response:
+        token_id = request.path_params["token"]
+        with self._lock:
+            self.counts["download"] += 1
+            if self.download_faults:
+                return Response(status_code=self.download_faults.pop(0))
+            token = self.tokens.get(token_id)
+            task = self.tasks.get(token.task_id) if token else None
+            if token is None or task is None or task.deleted:
+                return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
+            expire = task.script.expire
+            expired = (
+                token.dead
+                or (expire == "first_download" and token.downloads >= 1)
+                or (isinstance(expire, int | float) and self.clock() - token.issued_at > expire)
+            )
+            if expired:
+                self.counts["download_expired"] += 1
+                return Response(
+                    "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                    403,
+                    media_type="application/xml",
+                )
+            token.downloads += 1
+            mode = task.script.output
+            ratio = str(task.body.get("ratio", "1280:720"))
+        width, height = (640, 360) if mode == "wrong_size" else (int(x) for x in ratio.split(":"))
+        if mode == "not_mp4":
+            return Response("<html><body>502 Bad Gateway</body></html>", 200, media_type="text/html")
+        path: Path = await run_in_threadpool(sample_mp4, width, height)
+        data = path.read_bytes()
+        if mode == "truncated":
+            return Response(data[: int(len(data) * 0.6)], 200, media_type="video/mp4")
+        if mode == "short_body":
+            return ShortBodyResponse(data[: int(len(data) * 0.6)], len(data))
+        return Response(data, 200, media_type="video/mp4")
