@@ -49,6 +49,7 @@ class Settings(BaseModel):
     fal_model: str = "fal-ai/kling-video/v2.1/standard/image-to-video"
     fal_webhook_url: str | None = None
     fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    fal_webhook_overdue_seconds: float = 120.0
 
     video_server_url: str = "http://localhost:3001"
     video_server_api_key: str | None = None
@@ -110,6 +111,7 @@ class Settings(BaseModel):
             "fal_queue_url": "FAL_QUEUE_URL",
             "fal_model": "FAL_MODEL",
             "fal_jwks_url": "FAL_JWKS_URL",
+            "fal_webhook_overdue_seconds": "FAL_WEBHOOK_OVERDUE_SECONDS",
             "video_server_url": "VIDEO_SERVER_URL",
             "port": "PORT",
             "vercel_webhook_path": "VERCEL_WEBHOOK_PATH",

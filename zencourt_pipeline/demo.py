@@ -134,6 +134,27 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
     return len(result.run_requests)
 
 
+SENSOR_ORDER = ("pending_batches_sensor", "generation_reconciler_sensor", "clip_completions_sensor")
+
+
+def drive_batch(defs, instance, batch_id: str, *, timeout: float = 600, out=print, idle_sleep: float = 1.0) -> str:
+    """Tick the sensors in order, executing the runs they request, until the batch is terminal.
+
+    What the daemon does, in this process: returns the batch's final status.
+    """
+    resources_map = defs.resources
+    db = resources_map["app_db"].get()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = db.get_batch(batch_id)["status"]
+        if status in ("completed", "failed", "canceled"):
+            return status
+        launched = sum(tick_and_run(defs, instance, name, resources_map, out) for name in SENSOR_ORDER)
+        if not launched:
+            time.sleep(idle_sleep)
+    return db.get_batch(batch_id)["status"]
+
+
 def run_demo(settings: Settings | None = None, *, orientation: str | None = None, timeout: float = 600, out=print) -> DemoResult:
     import dagster as dg
 
@@ -143,22 +164,15 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
     ensure_dagster_home(settings)
     started = time.monotonic()
     defs = build_definitions(settings)
-    resources_map = defs.resources
-    db = resources_map["app_db"].get()
-    storage = resources_map["storage"].get()
+    db = defs.resources["app_db"].get()
+    storage = defs.resources["storage"].get()
     batch_id = insert_sample_batch(db, storage, orientation=orientation)
     out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")
     instance = dg.DagsterInstance.get()
     printer = ProgressPrinter(db, batch_id, out)
     printer.start()
     try:
-        tick_and_run(defs, instance, "pending_batches_sensor", resources_map, out)
-        while time.monotonic() - started < timeout:
-            batch = db.get_batch(batch_id)
-            if batch["status"] in ("completed", "failed", "canceled"):
-                break
-            if not tick_and_run(defs, instance, "clip_completions_sensor", resources_map, out):
-                time.sleep(1.0)
+        drive_batch(defs, instance, batch_id, timeout=timeout - (time.monotonic() - started), out=out)
     finally:
         printer.stop_event.set()
         printer.join()

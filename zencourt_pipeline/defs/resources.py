@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -139,8 +140,11 @@ class PipelineSettingsResource(dg.ConfigurableResource):
 
 
 def _secret(value: str | None, env_name: str):
-    """Secrets reach Dagster as EnvVar references, so the UI never shows their values."""
-    return dg.EnvVar(env_name) if value else None
+    """A secret from the environment reaches Dagster as an EnvVar reference (the UI shows the
+    name, never the value); one passed in code (tests) is passed as it is."""
+    if value and os.environ.get(env_name) == value:
+        return dg.EnvVar(env_name)
+    return value
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -166,6 +170,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             fal_queue_url=settings.fal_queue_url,
             fal_model=settings.fal_model,
             fal_webhook_url=settings.resolved_fal_webhook_url,
+            fal_webhook_overdue_seconds=settings.fal_webhook_overdue_seconds,
             allowed_private_hosts=settings.media_allowed_private_hosts,
         ),
         "pipeline_settings": PipelineSettingsResource(enable_final_composition=settings.enable_final_composition),
