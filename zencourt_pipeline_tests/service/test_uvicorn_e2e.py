@@ -79,7 +79,9 @@ def test_refused_deliveries_over_http(service, fake_fal, db):
     ).encode()
     with httpx.Client() as client:
         good = fake_fal.sign_headers(body, "r-1")
-        bad = {**good, "X-Fal-Webhook-Signature": good["X-Fal-Webhook-Signature"][:-2] + "00"}
+        signature = good["X-Fal-Webhook-Signature"]
+        flipped = "1" if signature[-1] == "0" else "0"  # always a different signature
+        bad = {**good, "X-Fal-Webhook-Signature": signature[:-1] + flipped}
         stale = fake_fal.sign_headers(body, "r-1", timestamp=int(time.time()) - 301)
         missing = {k: v for k, v in good.items() if k != "X-Fal-Webhook-Timestamp"}
         for headers in (bad, stale, missing):

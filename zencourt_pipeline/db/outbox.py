@@ -1,0 +1,194 @@
+"""Queries over `webhook_outbox`: claim due rows, record outcomes, count.
+
+Rows are written by `AppDatabase._emit` in the same transaction as the state change they
+report; `zencourt_pipeline.webhooks.deliverer.OutboxDeliverer` sends them. Status moves
+`pending -> delivered` or `pending -> dead` (after the retry horizon), never back, except
+through `requeue` (an operator's decision).
+
+Claiming (`due`) is a lease: the claimed rows' `next_attempt_at` is pushed `lease` into the
+future in the same statement that selects them, so a second deliverer (another thread,
+process or host) does not see them as due until the lease runs out. On PostgreSQL the
+selection is `FOR UPDATE SKIP LOCKED`, so concurrent claimers skip each other's rows instead
+of waiting or double-claiming; on SQLite the single `UPDATE ... RETURNING` statement runs
+under the database write lock, which serializes claimers. A deliverer that dies mid-send
+leaves its rows to be retried when the lease expires (delivery is at least once; receivers
+dedupe on the body's `id`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.clock import as_utc, utcnow
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.schema import webhook_outbox
+
+Row = dict[str, Any]
+
+DEFAULT_LEASE = timedelta(minutes=5)
+MAX_ERROR_LENGTH = 2000
+
+_t = webhook_outbox.c
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return utcnow()
+    return as_utc(now).astimezone(UTC)
+
+
+def _normalize(row: sa.Row | Row) -> Row:
+    data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    for name in ("next_attempt_at", "delivered_at", "created_at", "updated_at"):
+        if data.get(name) is not None:
+            data[name] = as_utc(data[name])
+    return data
+
+
+def due(
+    db: AppDatabase, limit: int = 50, now: datetime | None = None, lease: timedelta = DEFAULT_LEASE
+) -> list[Row]:
+    """Claim up to `limit` pending rows whose `next_attempt_at <= now`, oldest first.
+
+    The returned rows are leased to the caller until `now + lease`: that is their
+    `next_attempt_at` (in the database and in the returned dicts, which also carry it as
+    `lease_until`); `attempts`, `created_at` and `body` are as stored.
+    """
+    if limit <= 0:
+        return []
+    now = _utc(now)
+    lease_until = now + lease
+    candidates = (
+        sa.select(_t.id)
+        .where(_t.status == "pending", _t.next_attempt_at <= now)
+        .order_by(_t.next_attempt_at, _t.created_at, _t.id)
+        .limit(limit)
+    )
+    # The due condition is checked again on the row being updated: on PostgreSQL a row that a
+    # concurrent claimer updated after this statement's snapshot is re-evaluated against it.
+    still_due = sa.and_(_t.status == "pending", _t.next_attempt_at <= now)
+    if db.engine.dialect.name == "postgresql":
+        # A CTE with FOR UPDATE is materialized once (an IN-subquery may be re-scanned by the
+        # planner and lock more than `limit` rows); SKIP LOCKED passes over rows that another
+        # claimer holds instead of waiting for them.
+        claimable = candidates.with_for_update(skip_locked=True).cte("claimable")
+        claim = sa.update(webhook_outbox).where(_t.id == claimable.c.id, still_due)
+    else:
+        # SQLite: the statement runs under the database write lock, which serializes claimers.
+        claim = sa.update(webhook_outbox).where(_t.id.in_(candidates.scalar_subquery()), still_due)
+    claim = claim.values(next_attempt_at=lease_until, updated_at=now).returning(*webhook_outbox.c)
+    with db.transaction() as conn:
+        rows = [_normalize(row) for row in conn.execute(claim)]
+    for row in rows:
+        row["lease_until"] = lease_until
+    rows.sort(key=lambda row: (row["created_at"], row["id"]))
+    return rows
+
+
+def mark_delivered(db: AppDatabase, id: str, status_code: int | None, now: datetime | None = None) -> bool:
+    """Record a 2xx: `delivered`, attempts + 1. False when the row was no longer pending."""
+    now = _utc(now)
+    with db.transaction() as conn:
+        result = conn.execute(
+            sa.update(webhook_outbox)
+            .where(_t.id == id, _t.status == "pending")
+            .values(
+                status="delivered",
+                attempts=_t.attempts + 1,
+                last_status_code=status_code,
+                last_error=None,
+                delivered_at=now,
+                updated_at=now,
+            )
+        )
+    return result.rowcount == 1
+
+
+def mark_failed(
+    db: AppDatabase,
+    id: str,
+    error: str,
+    status_code: int | None,
+    next_attempt_at: datetime,
+    *,
+    dead: bool = False,
+    now: datetime | None = None,
+) -> bool:
+    """Record a failed attempt: attempts + 1, the error and status code, the next try.
+
+    `dead=True` gives up (`status = 'dead'`); the deliverer decides that from its retry
+    horizon. False when the row was no longer pending (e.g. delivered by another deliverer
+    after this one's lease ran out): a late failure never undoes a delivery.
+    """
+    now = _utc(now)
+    with db.transaction() as conn:
+        result = conn.execute(
+            sa.update(webhook_outbox)
+            .where(_t.id == id, _t.status == "pending")
+            .values(
+                status="dead" if dead else "pending",
+                attempts=_t.attempts + 1,
+                last_status_code=status_code,
+                last_error=(error or "")[:MAX_ERROR_LENGTH],
+                next_attempt_at=_utc(next_attempt_at),
+                updated_at=now,
+            )
+        )
+    return result.rowcount == 1
+
+
+def requeue(db: AppDatabase, id: str, now: datetime | None = None) -> bool:
+    """Put a `dead` row back in the queue, due now (an operator's retry)."""
+    now = _utc(now)
+    with db.transaction() as conn:
+        result = conn.execute(
+            sa.update(webhook_outbox)
+            .where(_t.id == id, _t.status == "dead")
+            .values(status="pending", next_attempt_at=now, updated_at=now)
+        )
+    return result.rowcount == 1
+
+
+def get(db: AppDatabase, id: str) -> Row | None:
+    with db.engine.connect() as conn:
+        row = conn.execute(sa.select(webhook_outbox).where(_t.id == id)).first()
+    return _normalize(row) if row else None
+
+
+def stats(db: AppDatabase, now: datetime | None = None) -> dict[str, Any]:
+    """Counts per status, how many pending rows are due, and the oldest pending row's age."""
+    now = _utc(now)
+    with db.engine.connect() as conn:
+        counts = {
+            row.status: row.n
+            for row in conn.execute(sa.select(_t.status, sa.func.count().label("n")).group_by(_t.status))
+        }
+        pending = conn.execute(
+            sa.select(
+                sa.func.count().label("due"),
+            ).where(_t.status == "pending", _t.next_attempt_at <= now)
+        ).one()
+        oldest = conn.execute(sa.select(sa.func.min(_t.created_at)).where(_t.status == "pending")).scalar()
+        max_attempts = conn.execute(
+            sa.select(sa.func.max(_t.attempts)).where(_t.status == "pending")
+        ).scalar()
+    oldest = as_utc(oldest) if isinstance(oldest, datetime) else _parse(oldest)
+    return {
+        "pending": counts.get("pending", 0),
+        "delivered": counts.get("delivered", 0),
+        "dead": counts.get("dead", 0),
+        "due": pending.due,
+        "oldest_pending_at": oldest.isoformat() if oldest else None,
+        "oldest_pending_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
+        "max_pending_attempts": max_attempts or 0,
+    }
+
+
+def _parse(value: Any) -> datetime | None:
+    """SQLite hands aggregate datetimes back as text."""
+    if value is None:
+        return None
+    return as_utc(datetime.fromisoformat(str(value)))

@@ -1,0 +1,252 @@
+"""Delivers the webhook outbox to the web app: at least once, signed, with backoff.
+
+Each due row's `body` is POSTed byte for byte as stored (the signature covers exactly those
+bytes) to `VERCEL_API_URL + VERCEL_WEBHOOK_PATH` with `X-Webhook-Id` (= body id),
+`X-Webhook-Timestamp` and `X-Webhook-Signature` (see `signing.py`).
+
+* 2xx: the row becomes `delivered`.
+* Anything else (3xx included: redirects are not followed), a timeout or a network error:
+  the attempt is recorded (`attempts`, `last_status_code`, `last_error`) and the row is
+  retried after an exponential backoff with jitter: 10 s, 20 s, 40 s, ... capped at 1 h per
+  step, each step shortened by up to half at random so that many rows do not retry in lock
+  step. With the defaults that is 9 tries in the first ~1.5 h, then one an hour.
+* A row whose first report is older than the retry horizon (default 72 h, never less than
+  24 h) when an attempt fails becomes `dead`; `outbox.requeue` puts it back.
+
+Rows are claimed with a lease (`outbox.due`), so any number of deliverers (threads,
+processes, hosts) can run at once without sending a row twice concurrently; rows live in the
+database, so nothing is lost across restarts. When the URL or the secret is unset nothing is
+sent (rows stay pending, one log line says so) and they go out once both are configured.
+The secret is never logged, nor written to `last_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from zencourt_pipeline.db import outbox
+from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.webhooks.signing import delivery_headers, sign
+
+logger = logging.getLogger(__name__)
+
+MIN_RETRY_HORIZON = timedelta(hours=24)
+DEFAULT_RETRY_HORIZON = timedelta(hours=72)
+BASE_DELAY_SECONDS = 10.0
+MAX_DELAY_SECONDS = 3600.0
+USER_AGENT = "zencourt-pipeline-webhooks/1"
+
+
+def webhook_url(api_url: str | None, path: str | None) -> str | None:
+    """`VERCEL_API_URL` + `VERCEL_WEBHOOK_PATH`, or None when the API URL is unset."""
+    if not api_url:
+        return None
+    path = path or ""
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return api_url.rstrip("/") + path
+
+
+def backoff_seconds(
+    attempts: int,
+    rng: Callable[[], float] = random.random,
+    *,
+    base: float = BASE_DELAY_SECONDS,
+    cap: float = MAX_DELAY_SECONDS,
+    jitter: float = 0.5,
+) -> float:
+    """Delay after the `attempts`-th failed attempt: base * 2**(attempts-1), capped, minus up to
+    `jitter` of it at random (`rng() == 0` gives the full step)."""
+    step = min(cap, base * (2 ** max(0, min(attempts - 1, 30))))
+    return step * (1.0 - jitter * rng())
+
+
+class OutboxDeliverer:
+    def __init__(
+        self,
+        db: AppDatabase,
+        *,
+        url: str | None,
+        secret: str | None,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        timeout: float = 10.0,
+        retry_horizon: timedelta = DEFAULT_RETRY_HORIZON,
+        base_delay: float = BASE_DELAY_SECONDS,
+        max_delay: float = MAX_DELAY_SECONDS,
+    ):
+        if retry_horizon < MIN_RETRY_HORIZON:
+            raise ValueError("retry_horizon must be at least 24 hours (CONTRACT.md section 5)")
+        self.db = db
+        self.url = url or None
+        self._secret = secret or None
+        self.clock = clock
+        self.rng = rng
+        self.timeout = timeout
+        self.retry_horizon = retry_horizon
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._owns_client = client is None
+        self._client = client
+        self._warned_disabled = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, db: AppDatabase, settings: Any, **kwargs: Any) -> OutboxDeliverer:
+        """Built from `Settings` (VERCEL_API_URL, VERCEL_WEBHOOK_PATH, VERCEL_WEBHOOK_SECRET)."""
+        return cls(
+            db,
+            url=webhook_url(settings.vercel_api_url, settings.vercel_webhook_path),
+            secret=settings.vercel_webhook_secret,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:  # never the secret
+        return f"OutboxDeliverer(url={self.url!r}, enabled={self.enabled})"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self._secret)
+
+    @property
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}
+                )
+            return self._client
+
+    def close(self) -> None:
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- one pass ----------------------------------------------------------------------------
+    def deliver_due(self, limit: int = 50) -> dict[str, int]:
+        """Send every due row once (up to `limit`); returns counts of what happened."""
+        counts = {"claimed": 0, "delivered": 0, "failed": 0, "dead": 0}
+        if not self.enabled:
+            if not self._warned_disabled:
+                self._warned_disabled = True
+                missing = [
+                    name
+                    for name, value in (("VERCEL_API_URL", self.url), ("VERCEL_WEBHOOK_SECRET", self._secret))
+                    if not value
+                ]
+                logger.warning(
+                    "webhook delivery is off: %s unset; outbox rows stay pending until configured",
+                    " and ".join(missing),
+                )
+            return counts
+        lease = timedelta(seconds=self.timeout * max(1, limit) + 60)
+        rows = outbox.due(self.db, limit=limit, now=self._now(), lease=lease)
+        counts["claimed"] = len(rows)
+        for row in rows:
+            outcome = self._deliver(row)
+            counts[outcome] += 1
+        return counts
+
+    def _deliver(self, row: dict[str, Any]) -> str:
+        raw_body = row["body"].encode("utf-8")
+        timestamp = int(self.clock())
+        headers = delivery_headers(row["id"], timestamp, sign(self._secret, timestamp, raw_body))
+        attempt = row["attempts"] + 1
+        status_code: int | None = None
+        try:
+            response = self.client.post(self.url, content=raw_body, headers=headers, timeout=self.timeout)
+            status_code = response.status_code
+            if 200 <= status_code < 300:
+                outbox.mark_delivered(self.db, row["id"], status_code, now=self._now())
+                logger.info(
+                    "webhook %s (%s, batch %s) delivered: HTTP %d on attempt %d",
+                    row["id"],
+                    row["event"],
+                    row["batch_id"],
+                    status_code,
+                    attempt,
+                )
+                return "delivered"
+            error = f"HTTP {status_code}: {_snippet(response)}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = self._redact(error)
+        now = self._now()
+        created_at = as_utc(row["created_at"])
+        dead = now - created_at >= self.retry_horizon
+        delay = backoff_seconds(attempt, self.rng, base=self.base_delay, cap=self.max_delay)
+        outbox.mark_failed(
+            self.db, row["id"], error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
+        )
+        if dead:
+            logger.error(
+                "webhook %s (%s, batch %s) is dead after %d attempts over %s: %s",
+                row["id"],
+                row["event"],
+                row["batch_id"],
+                attempt,
+                now - created_at,
+                error,
+            )
+            return "dead"
+        logger.warning(
+            "webhook %s (%s, batch %s) attempt %d failed: %s; next try in %.0f s",
+            row["id"],
+            row["event"],
+            row["batch_id"],
+            attempt,
+            error,
+            delay,
+        )
+        return "failed"
+
+    def _redact(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "[redacted]")
+        return text[: outbox.MAX_ERROR_LENGTH]
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event, interval: float = 2.0, limit: int = 50) -> None:
+        """Deliver until `stop` is set: a pass every `interval` seconds, at once while a pass
+        comes back full (a backlog drains without waiting)."""
+        logger.info("webhook deliverer started (%s)", "enabled" if self.enabled else "disabled")
+        while not stop.is_set():
+            try:
+                counts = self.deliver_due(limit=limit)
+            except Exception:  # the database may be briefly unreachable: keep going
+                logger.exception("webhook delivery pass failed")
+                counts = {}
+            if counts.get("claimed", 0) >= limit:
+                continue
+            stop.wait(interval)
+        logger.info("webhook deliverer stopped")
+
+    def start(self, stop: threading.Event, interval: float = 2.0) -> threading.Thread:
+        """`run_forever` in a daemon thread."""
+        thread = threading.Thread(
+            target=self.run_forever, args=(stop, interval), name="webhook-deliverer", daemon=True
+        )
+        thread.start()
+        return thread
+
+
+def _snippet(response: httpx.Response, limit: int = 200) -> str:
+    try:
+        text = response.text
+    except Exception:  # undecodable body
+        return "(unreadable body)"
+    text = " ".join(text.split())
+    return text[:limit] if text else "(empty body)"
