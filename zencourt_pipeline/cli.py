@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 from zencourt_pipeline.config import Settings
 
@@ -51,7 +52,34 @@ def _serve(_args: argparse.Namespace) -> int:
         return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
 
     canceller = make_canceller(db, lambda: resources["generators"].chain(db), instance)
-    serve(settings, db=db, canceller=canceller)
+    # completion webhooks go out from the outbox while the service runs
+    from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+
+    stop = threading.Event()
+    deliverer = OutboxDeliverer.from_settings(db, settings)
+    deliverer.start(stop)
+    try:
+        serve(settings, db=db, canceller=canceller)
+    finally:
+        stop.set()
+        deliverer.close()
+    return 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    from zencourt_pipeline.db.database import AppDatabase
+    from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+
+    settings = Settings.from_env()
+    deliverer = OutboxDeliverer.from_settings(AppDatabase(settings.resolved_database_url), settings)
+    if args.once:
+        print(deliverer.deliver_due(limit=args.limit))
+        return 0
+    stop = threading.Event()
+    try:
+        deliverer.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 
@@ -67,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     db.set_defaults(func=_db)
     serve = sub.add_parser("serve", help="the HTTP service (webhooks, status, cancel, storage)")
     serve.set_defaults(func=_serve)
+    hooks = sub.add_parser("webhooks", help="deliver completion webhooks from the outbox (zencourt serve does it too)")
+    hooks.add_argument("action", choices=["deliver"])
+    hooks.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    hooks.add_argument("--limit", type=int, default=50)
+    hooks.set_defaults(func=_webhooks)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -21,19 +21,31 @@ def _admin_engine() -> sa.Engine:
 
 
 @pytest.fixture
-def postgres_url():
-    """A fresh database on the real server; dropped when the test ends."""
-    name = f"zc_test_{uuid.uuid4().hex[:12]}"
+def postgres_database():
+    """A factory of fresh databases on the real server; all dropped when the test ends."""
     admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"zc_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
     try:
-        yield url
+        yield create
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database):
+    """A fresh database on the real server; dropped when the test ends."""
+    return postgres_database()
 
 
 @pytest.fixture

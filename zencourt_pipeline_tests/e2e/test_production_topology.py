@@ -1,0 +1,97 @@
+"""Issue 4: the production topology as real processes on Postgres, B2 (moto) and webhooks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from zencourt_pipeline.storage.b2 import B2Storage
+from zencourt_pipeline.webhooks.signing import verify
+from zencourt_pipeline_tests.defs.conftest import write_photo
+from zencourt_pipeline_tests.fakes.server import RequestRecorder
+from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+@pytest.fixture
+def moto_endpoint():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-west-002", aws_access_key_id="e2e-key-id",
+                 aws_secret_access_key="e2e-application-key").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def topology(tmp_path, postgres_database, moto_endpoint):
+    with RequestRecorder() as receiver:
+        topo = Topology(tmp_path, postgres_database(), postgres_database(), receiver.url, moto_endpoint)
+        topo.receiver = receiver
+        topo.storage = B2Storage(endpoint=moto_endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
+                                 bucket=BUCKET, region="us-west-002")
+        try:
+            topo.start_all()
+            yield topo
+        finally:
+            topo.stop_all()
+
+
+def insert_batch(topo: Topology, batch_id: str, n: int = 2) -> None:
+    jobs = []
+    for index in range(n):
+        photo = write_photo(topo.tmp / f"{batch_id}-{index}.jpg", seed=index)
+        key = f"uploads/{batch_id}/{index}.jpg"
+        topo.storage.put_file(key, photo, "image/jpeg")
+        jobs.append({"id": f"{batch_id}-{index}", "sort_order": index, "room_name": f"Room {index}",
+                     "image_url": topo.storage.uri(key), "duration_seconds": 2})
+    topo.db.insert_batch({"id": batch_id, "listing_id": "L-e2e", "title": "9 Process Row"}, jobs)
+
+
+def webhook_events(topo: Topology, batch_id: str) -> list[dict]:
+    events = []
+    for request in topo.receiver.received:
+        body = json.loads(request.body)
+        if body["batchId"] == batch_id:
+            events.append((body, request))
+    return events
+
+
+def test_batches_complete_on_the_production_topology_and_survive_a_daemon_kill(topology):
+    topo = topology
+    insert_batch(topo, "prod-1")
+    assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
+
+    batch = topo.db.get_batch("prod-1")
+    assert batch["video_url"] == f"s3://{BUCKET}/batches/prod-1/video/listing-landscape-default.mp4"
+    head = topo.storage.head("batches/prod-1/video/listing-landscape-default.mp4")
+    assert head["content_type"] == "video/mp4" and head["size"] > 10_000
+    assert all(job["status"] == "completed" and job["video_url"].startswith("s3://") for job in topo.db.get_jobs("prod-1"))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(b["event"] == "batch.completed" for b, _ in webhook_events(topo, "prod-1")):
+        time.sleep(0.5)
+    [(body, request)] = [(b, r) for b, r in webhook_events(topo, "prod-1") if b["event"] == "batch.completed"]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["x-webhook-id"] == body["id"]
+    assert verify(WEBHOOK_SECRET, headers["x-webhook-timestamp"], request.body, headers["x-webhook-signature"])
+    assert body["videoUrl"] == batch["video_url"] and body["listingId"] == "L-e2e"
+
+    # the daemon dies in the middle of a second batch; started again, the batch still completes
+    insert_batch(topo, "prod-2")
+    topo.wait_for_status("prod-2", {"processing"}, timeout=120)
+    topo.kill("daemon")
+    time.sleep(2)
+    topo.start_daemon()
+    assert topo.wait_for_status("prod-2", {"completed", "failed"}) == "completed"
+    assert topo.storage.exists("batches/prod-2/video/listing-landscape-default.mp4")
+    # exactly one generation task per job, despite the restart
+    assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]

@@ -1,0 +1,160 @@
+"""The production topology as plain processes (no Docker engine here), for end-to-end tests.
+
+Postgres databases (Dagster storage and the app database), moto's server as B2, and the same
+processes docker/docker-compose.yml runs: `dagster code-server start`, `dagster-daemon run`,
+`dagster-webserver`, `zencourt serve`; docker/dagster.yaml as the instance config. A receiver
+stands in for the web app's completion-webhook endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from zencourt_pipeline.db.database import AppDatabase
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+BUCKET = "zencourt-e2e"
+API_KEY = "e2e-api-key-7d1c"
+WEBHOOK_SECRET = "e2e-webhook-secret-5a9e"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout:.0f} s")
+
+
+class Topology:
+    def __init__(self, tmp_path: Path, app_db_url: str, dagster_db_url: str, receiver_url: str, s3_endpoint: str,
+                 extra_env: dict[str, str] | None = None):
+        from sqlalchemy.engine import make_url
+
+        self.tmp = tmp_path
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir(exist_ok=True)
+        home = tmp_path / "dagster_home"
+        home.mkdir(exist_ok=True)
+        shutil.copy(ROOT / "docker" / "dagster.yaml", home / "dagster.yaml")
+        dagster_db = make_url(dagster_db_url)
+        self.grpc_port, self.web_port, self.service_port = free_port(), free_port(), free_port()
+        (tmp_path / "workspace.yaml").write_text(
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {self.grpc_port}\n      location_name: zencourt_pipeline\n"
+        )
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ZENCOURT_", "B2_", "VERCEL_"))},
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_POSTGRES_HOST": dagster_db.host,
+            "DAGSTER_POSTGRES_PORT": str(dagster_db.port or 5432),
+            "DAGSTER_POSTGRES_USER": dagster_db.username,
+            "DAGSTER_POSTGRES_PASSWORD": dagster_db.password or "",
+            "DAGSTER_POSTGRES_DB": dagster_db.database,
+            "DATABASE_URL": app_db_url,
+            "ZENCOURT_DATA_DIR": str(tmp_path / "data"),
+            "STORAGE_BACKEND": "b2",
+            "B2_ENDPOINT": s3_endpoint,
+            "B2_KEY_ID": "e2e-key-id",
+            "B2_APPLICATION_KEY": "e2e-application-key",
+            "B2_BUCKET_NAME": BUCKET,
+            "GENERATION_PROVIDERS": "local",
+            "VIDEO_SERVER_API_KEY": API_KEY,
+            "PORT": str(self.service_port),
+            "VERCEL_API_URL": receiver_url,
+            "VERCEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "LOG_LEVEL": "info",
+            **(extra_env or {}),
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.db = AppDatabase(app_db_url)
+
+    # -- processes -------------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(args, env=self.env, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start_code_server(self) -> None:
+        self._spawn("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", "zencourt_pipeline.definitions",
+                                    "-h", "127.0.0.1", "-p", str(self.grpc_port)])
+        wait_for_port(self.grpc_port, 90)
+
+    def start_daemon(self) -> None:
+        self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.tmp / "workspace.yaml")])
+
+    def start_webserver(self) -> None:
+        self._spawn("webserver", [str(BIN / "dagster-webserver"), "-w", str(self.tmp / "workspace.yaml"),
+                                  "-h", "127.0.0.1", "-p", str(self.web_port)])
+        wait_for_port(self.web_port, 90)
+
+    def start_service(self) -> None:
+        self._spawn("serve", [str(BIN / "zencourt"), "serve"])
+        wait_for_port(self.service_port, 60)
+
+    def start_all(self) -> None:
+        self.db.upgrade()
+        self.start_code_server()
+        self.start_service()
+        self.start_webserver()
+        self.start_daemon()
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.db.dispose()
+
+    def log_tails(self, lines: int = 25) -> str:
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    # -- observation -----------------------------------------------------------------------
+    def wait_for_status(self, batch_id: str, statuses: set[str], timeout: float = 240) -> str:
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            status = self.db.get_batch(batch_id)["status"]
+            if status in statuses:
+                return status
+            time.sleep(0.5)
+        raise AssertionError(f"batch {batch_id} is {status!r} after {timeout:.0f} s\n{self.log_tails()}")
+
+    def service(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"http://127.0.0.1:{self.service_port}{path}",
+                             headers={"x-api-key": API_KEY}, timeout=30, **kwargs)
