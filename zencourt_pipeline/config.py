@@ -63,6 +63,11 @@ class Settings(BaseModel):
     media_allowed_private_hosts: list[str] = Field(default_factory=list)
     log_level: str = "info"
 
+    # clips a listing (or a workspace, when the batch names one) may have generated per calendar
+    # month (UTC); 0 = unlimited. A batch over quota is rejected at intake (QUOTA_EXCEEDED).
+    monthly_clip_quota: int = Field(default=0, ge=0)
+    workspace_monthly_clip_quota: int = Field(default=0, ge=0)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -116,6 +121,8 @@ class Settings(BaseModel):
             "port": "PORT",
             "vercel_webhook_path": "VERCEL_WEBHOOK_PATH",
             "log_level": "LOG_LEVEL",
+            "monthly_clip_quota": "ZENCOURT_MONTHLY_CLIP_QUOTA",
+            "workspace_monthly_clip_quota": "ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA",
         }
         for field, name in optional.items():
             if get(name) is not None:

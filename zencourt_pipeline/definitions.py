@@ -3,8 +3,8 @@
 import dagster as dg
 
 from zencourt_pipeline.config import Settings
-from zencourt_pipeline.defs.assets import pipeline_assets
-from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
+from zencourt_pipeline.defs.assets import all_assets
+from zencourt_pipeline.defs.jobs import all_jobs
 from zencourt_pipeline.defs.resources import build_resources
 from zencourt_pipeline.defs.sensors import (
     clip_completions_sensor,
@@ -16,10 +16,13 @@ from zencourt_pipeline.defs.sensors import (
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=pipeline_assets,
-        jobs=[batch_intake_job, batch_compose_job],
+        assets=all_assets,
+        jobs=all_jobs,
         sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor],
         resources=build_resources(settings),
+        # runs launched from the UI (materialize, backfills) execute their steps in one process,
+        # like the jobs above: a batch's steps run one after another anyway
+        executor=dg.in_process_executor,
     )
 
 

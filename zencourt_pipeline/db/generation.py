@@ -26,12 +26,17 @@ class GenerationQueries:
     """Needs `self.engine`, `self.transaction()`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
 
     # -- generation tasks (what we paid for) ---------------------------------------------------
-    def begin_task(self, job_id: str, batch_id: str, provider: str) -> int:
-        """Record the intent to submit before calling the provider."""
+    def begin_task(self, job_id: str, batch_id: str, provider: str, *, run_id: str | None = None) -> int:
+        """Record the intent to submit (and which run holds it) before calling the provider."""
         with self.transaction() as conn:
             result = conn.execute(
                 sa.insert(generation_tasks).values(
-                    job_id=job_id, batch_id=batch_id, provider=provider, status="submitting", submitted_at=utcnow()
+                    job_id=job_id,
+                    batch_id=batch_id,
+                    provider=provider,
+                    status="submitting",
+                    submitted_at=utcnow(),
+                    provider_meta=json.dumps({"intent_run_id": run_id}) if run_id else None,
                 )
             )
             return int(result.inserted_primary_key[0])

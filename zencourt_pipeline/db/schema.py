@@ -27,7 +27,7 @@ video_gen_batch = sa.Table(
     "video_gen_batch",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("listing_id", sa.Text, nullable=False),
+    sa.Column("listing_id", sa.Text, nullable=False, index=True),  # index: migration 0003 (quotas)
     sa.Column("orientation", sa.Text, nullable=False, server_default="landscape"),
     sa.Column("template", sa.Text, nullable=True),
     sa.Column("title", sa.Text, nullable=True),
@@ -38,6 +38,8 @@ video_gen_batch = sa.Table(
     *_timestamps(),
     # pipeline-owned: when the batch sensor last handed the batch to Dagster
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    # optional: the web app's workspace, for the per-workspace monthly clip quota (migration 0003)
+    sa.Column("workspace_id", sa.Text, nullable=True, index=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -74,7 +76,8 @@ generation_tasks = sa.Table(
     sa.Column("batch_id", sa.Text, nullable=False, index=True),
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("task_id", sa.Text, nullable=True),
-    # submitting | submitted | succeeded | failed | canceled | abandoned
+    # submitting | submitted | succeeded | failed | canceled | abandoned | superseded (an operator
+    # regenerated the job: the task was paid and finished, a newer task replaces it)
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("error_code", sa.Text, nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),

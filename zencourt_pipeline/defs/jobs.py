@@ -2,6 +2,7 @@ import dagster as dg
 
 # Steps of one batch run one after another: the in-process executor avoids a process spawn
 # (and a Dagster import) per step. Parallel work inside a step (normalizing clips) uses threads.
+# Selecting an asset selects its asset checks too (photos_usable, clips_usable, video_matches_plan).
 batch_intake_job = dg.define_asset_job(
     "batch_intake_job",
     selection=dg.AssetSelection.assets("listing_photos", "clip_tasks"),
@@ -15,3 +16,28 @@ batch_compose_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Collect the finished clips, normalize them and compose the listing video.",
 )
+
+# Operator actions, launched for one batch partition from the Launchpad.
+batch_regenerate_job = dg.define_asset_job(
+    "batch_regenerate_job",
+    selection=dg.AssetSelection.assets("clip_tasks"),
+    executor_def=dg.in_process_executor,
+    description=(
+        "Regenerate only some jobs of a batch: run config "
+        '{"ops": {"clip_tasks": {"config": {"regenerate_job_ids": ["<job id>", ...]}}}}. '
+        "Each named, finished job gets one new paid task (its old task is marked superseded); the "
+        "completions sensor composes the batch again when they are done."
+    ),
+)
+
+batch_recompose_job = dg.define_asset_job(
+    "batch_recompose_job",
+    selection=dg.AssetSelection.assets("composed_video"),
+    executor_def=dg.in_process_executor,
+    description=(
+        "Re-compose a batch from its existing clips (no generation): run config "
+        '{"ops": {"composed_video": {"config": {"template": "classic", "orientation": "vertical"}}}}.'
+    ),
+)
+
+all_jobs = [batch_intake_job, batch_compose_job, batch_regenerate_job, batch_recompose_job]

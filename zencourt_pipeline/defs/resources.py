@@ -136,7 +136,16 @@ class GeneratorsResource(dg.ConfigurableResource):
 
 
 class PipelineSettingsResource(dg.ConfigurableResource):
+    """Pipeline switches: clip-first mode and the monthly clip quotas (0 = unlimited)."""
+
     enable_final_composition: bool = True
+    monthly_clip_quota: int = Field(
+        default=0, description="clips a listing may have generated per calendar month, UTC (ZENCOURT_MONTHLY_CLIP_QUOTA)"
+    )
+    workspace_monthly_clip_quota: int = Field(
+        default=0,
+        description="clips a workspace may have generated per calendar month, UTC (ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA)",
+    )
 
 
 def _secret(value: str | None, env_name: str):
@@ -173,5 +182,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             fal_webhook_overdue_seconds=settings.fal_webhook_overdue_seconds,
             allowed_private_hosts=settings.media_allowed_private_hosts,
         ),
-        "pipeline_settings": PipelineSettingsResource(enable_final_composition=settings.enable_final_composition),
+        "pipeline_settings": PipelineSettingsResource(
+            enable_final_composition=settings.enable_final_composition,
+            monthly_clip_quota=settings.monthly_clip_quota,
+            workspace_monthly_clip_quota=settings.workspace_monthly_clip_quota,
+        ),
     }

@@ -12,6 +12,7 @@ from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource
 from zencourt_pipeline.pipeline.generation import generation_state
+from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
 
 MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores
@@ -24,10 +25,19 @@ MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores
     description="Claims pending video_gen_batch rows by status, adds their partitions and requests their intake runs.",
 )
 def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
-    claimed = app_db.get().claim_pending_batches(limit=MAX_BATCHES_PER_TICK)
+    db = app_db.get()
+    claimed = db.claim_pending_batches(limit=MAX_BATCHES_PER_TICK)
     if not claimed:
         return dg.SensorResult(skip_reason="no pending batch")
-    keys = [batch["id"] for batch in claimed]
+    # The batch id becomes the partition key: only [A-Za-z0-9_-]{1,64} is safe for the UI's
+    # partition selection and backfills, so any other id is rejected here, before it is a partition.
+    for batch in claimed:
+        if not ID_PATTERN.match(batch["id"]):
+            error = BatchRejected("INVALID_INPUT", f"batch id {batch['id']!r} must match [A-Za-z0-9_-]{{1,64}}")
+            reject_batch(db, batch["id"], db.get_jobs(batch["id"]), error)
+    keys = [batch["id"] for batch in claimed if ID_PATTERN.match(batch["id"])]
+    if not keys:
+        return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")
     new_keys = [key for key in keys if not context.instance.has_dynamic_partition(batch_partitions.name, key)]
     return dg.SensorResult(
         run_requests=[

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 LIVE_TASK_STATUSES = ("submitting", "submitted", "succeeded")
+SUPERSEDED = "superseded"  # an operator regenerated the job: a paid, finished task a newer one replaces
 ABANDON_SUBMITTING_AFTER = timedelta(minutes=10)
 
 
@@ -41,12 +43,34 @@ class JobOutcome:
 
 
 def current_task(tasks: list[Row]) -> Row | None:
-    """The job's newest task that the provider accepted (has a task id)."""
-    accepted = [task for task in tasks if task["task_id"]]
+    """The job's newest task that the provider accepted (has a task id) and was not superseded."""
+    accepted = [task for task in tasks if task["task_id"] and task["status"] != SUPERSEDED]
     return accepted[-1] if accepted else None
 
 
-def _build_request(batch: Row, job: Row, photo: Path, storage: Storage) -> GenerationRequest:
+def _tried_providers(tasks: list[Row]) -> set[str]:
+    """Providers this attempt of the job already went to (a regeneration starts the chain over)."""
+    return {task["provider"] for task in tasks if task["status"] != SUPERSEDED and task["error_code"] != "ABANDONED"}
+
+
+def attempt_seed(job_id: str, attempt: int) -> int:
+    """Attempt 0 is the job's own seed; each regeneration gets a new one (a regenerated clip should
+    differ), distinct from the earlier ones in its last five digits (local task ids carry them)."""
+    seeds = [job_seed(job_id)]
+    salt = 0
+    while len(seeds) <= attempt:
+        salt += 1
+        candidate = job_seed(f"{job_id}#regenerate-{salt}")
+        if candidate % 100000 not in {seed % 100000 for seed in seeds}:
+            seeds.append(candidate)
+    return seeds[attempt]
+
+
+def _attempt(tasks: list[Row]) -> int:
+    return sum(1 for task in tasks if task["status"] == SUPERSEDED)
+
+
+def _build_request(batch: Row, job: Row, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
     return GenerationRequest(
         job_id=job["id"],
         batch_id=batch["id"],
@@ -54,18 +78,18 @@ def _build_request(batch: Row, job: Row, photo: Path, storage: Storage) -> Gener
         prompt=job["prompt"] or default_prompt(job["room_name"]),
         duration_seconds=int(job["duration_seconds"]),
         orientation=batch["orientation"],
-        seed=job_seed(job["id"]),
+        seed=attempt_seed(job["id"], attempt),
         room_name=job["room_name"],
         photo_https_url=storage.public_https_url(job["photo_key"]),
     )
 
 
 def submit_with_fallback(
-    db: AppDatabase, chain: ProviderChain, request: GenerationRequest, candidates: list[str]
+    db: AppDatabase, chain: ProviderChain, request: GenerationRequest, candidates: list[str], run_id: str | None = None
 ) -> JobOutcome:
     last: GenerationError | None = None
     for name in candidates:
-        row_id = db.begin_task(request.job_id, request.batch_id, name)
+        row_id = db.begin_task(request.job_id, request.batch_id, name, run_id=run_id)
         started = time.monotonic()
         try:
             submitted = chain.get(name).submit(request)
@@ -98,31 +122,51 @@ def submit_with_fallback(
     return JobOutcome(request.job_id, request.room_name, "failed", error_code=code, error_message=message)
 
 
-def _abandon_stale_intents(db: AppDatabase, tasks: list[Row]) -> list[Row]:
-    """An intent without a task id older than the window: the run died before the provider answered."""
+def _abandon_dead_intents(
+    db: AppDatabase, tasks: list[Row], run_id: str | None, is_run_active: Callable[[str], bool] | None
+) -> list[Row]:
+    """Intents (no task id yet) whose run is gone: that run died before the provider answered.
+
+    Ownership decides: the intent of a finished run (or of an earlier attempt of this very
+    step) is abandoned at once; an intent without an owner only after a long window. The POST
+    of an abandoned intent may still have reached the provider (neither Runway nor fal takes
+    an idempotency key): that window is one HTTP request long, and it is the only way a job
+    can be paid twice.
+    """
     kept = []
     for task in tasks:
-        stale = (
-            task["status"] == "submitting"
-            and not task["task_id"]
-            and as_utc(task["submitted_at"]) < utcnow() - ABANDON_SUBMITTING_AFTER
+        if task["status"] != "submitting" or task["task_id"]:
+            kept.append(task)
+            continue
+        owner = json.loads(task["provider_meta"] or "{}").get("intent_run_id")
+        orphaned = owner is not None and (
+            owner == run_id or (is_run_active is not None and not is_run_active(owner))
         )
-        if stale:
-            db.task_rejected(task["id"], "ABANDONED", "no provider answer was recorded")
+        stale = as_utc(task["submitted_at"]) < utcnow() - ABANDON_SUBMITTING_AFTER
+        if orphaned or stale:
+            db.task_rejected(task["id"], "ABANDONED", "the run submitting this task ended before the provider answered")
         else:
             kept.append(task)
     return kept
 
 
 def submit_jobs(
-    db: AppDatabase, storage: Storage, chain: ProviderChain, batch: Row, jobs: list[Row], work_dir: Path
+    db: AppDatabase,
+    storage: Storage,
+    chain: ProviderChain,
+    batch: Row,
+    jobs: list[Row],
+    work_dir: Path,
+    *,
+    run_id: str | None = None,
+    is_run_active: Callable[[str], bool] | None = None,
 ) -> list[JobOutcome]:
     outcomes = []
     for job in jobs:
         if job["status"] in TERMINAL_STATUSES or not job["photo_key"]:
             outcomes.append(JobOutcome(job["id"], job["room_name"], "skipped", error_code=job["error_code"]))
             continue
-        tasks = _abandon_stale_intents(db, db.tasks_for_job(job["id"]))
+        tasks = _abandon_dead_intents(db, db.tasks_for_job(job["id"]), run_id, is_run_active)
         live = [task for task in tasks if task["status"] in LIVE_TASK_STATUSES]
         if live:
             task = live[-1]
@@ -130,7 +174,7 @@ def submit_jobs(
                 JobOutcome(job["id"], job["room_name"], "existing", provider=task["provider"], task_id=task["task_id"])
             )
             continue
-        failed_providers = {task["provider"] for task in tasks}
+        failed_providers = _tried_providers(tasks)
         candidates = [name for name in chain.order if name not in failed_providers]
         try:
             photo = storage.get_file(job["photo_key"], work_dir / f"{job['id']}.jpg")
@@ -138,7 +182,8 @@ def submit_jobs(
             db.fail_job(job["id"], exc.code, exc.message)
             outcomes.append(JobOutcome(job["id"], job["room_name"], "failed", error_code=exc.code))
             continue
-        outcomes.append(submit_with_fallback(db, chain, _build_request(batch, job, photo, storage), candidates))
+        request = _build_request(batch, job, photo, storage, _attempt(tasks))
+        outcomes.append(submit_with_fallback(db, chain, request, candidates, run_id))
     return outcomes
 
 
@@ -221,10 +266,11 @@ def collect_outputs(
                 continue
         code = code or f"{provider.upper()}_GENERATION_FAILED"
         message = message or f"{provider} task {task_id} ended {completion['status']}"
-        remaining = [p for p in chain.after(provider) if p not in {t["provider"] for t in tasks_by_job[job["id"]]}]
+        job_tasks = tasks_by_job[job["id"]]
+        remaining = [p for p in chain.after(provider) if p not in _tried_providers(job_tasks)]
         if should_fall_back(code) and remaining:
             photo = storage.get_file(job["photo_key"], work_dir / f"{job['id']}.jpg")
-            request = _build_request(batch, job, photo, storage)
+            request = _build_request(batch, job, photo, storage, _attempt(job_tasks))
             outcomes.append(submit_with_fallback(db, chain, request, remaining))
             continue
         db.fail_job(job["id"], code, message)

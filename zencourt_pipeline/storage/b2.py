@@ -331,6 +331,15 @@ class B2Storage(Storage):
                 return False
             raise StorageError(error_code, f"cannot check {key!r}: {_describe(exc)}") from exc
 
+    def list_keys(self, prefix: str = "") -> list[str]:
+        keys: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError("STORAGE_DOWNLOAD_FAILED", f"cannot list {prefix!r}: {_describe(exc)}") from exc
+        return sorted(keys)
+
     def head(self, key: str) -> dict[str, Any] | None:
         """Size, content type and ETag of `key`, or None when absent."""
         validate_key(key)

@@ -81,6 +81,10 @@ class Storage(ABC):
     def key_from_uri(self, uri: str) -> str | None:
         """Inverse of `uri`; None when the URI is not in this storage."""
 
+    @abstractmethod
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Keys under `prefix`, sorted."""
+
     def ping(self) -> bool:
         return True
 

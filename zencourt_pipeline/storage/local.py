@@ -49,6 +49,10 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return False
 
+    def list_keys(self, prefix: str = "") -> list[str]:
+        keys = (path.relative_to(self.root).as_posix() for path in self.root.rglob("*") if path.is_file())
+        return sorted(key for key in keys if key.startswith(prefix) and not Path(key).name.startswith("."))
+
     def uri(self, key: str) -> str:
         return self.path(key).as_uri()
 

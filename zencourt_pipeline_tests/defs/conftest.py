@@ -55,3 +55,27 @@ def insert_batch_with_photos(db, storage, tmp_path: Path, batch_id: str, photos:
         )
     db.insert_batch({"id": batch_id, "listing_id": "L-1", "title": "1 Test Street", **batch_fields}, jobs)
     return jobs
+
+
+@pytest.fixture
+def generator_calls(monkeypatch):
+    """Every call to the local generator's `submit` (the one place a clip is generated), by job id."""
+    from zencourt_pipeline.providers.local import LocalGenerator
+
+    calls: list[str] = []
+    original = LocalGenerator.submit
+
+    def counting_submit(self, request):
+        calls.append(request.job_id)
+        return original(self, request)
+
+    monkeypatch.setattr(LocalGenerator, "submit", counting_submit)
+    return calls
+
+
+def solid_jpeg(color=(0, 0, 0), size=(960, 640)) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()

@@ -45,7 +45,16 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     assert abs(info.duration - (2 + 2 - 0.5)) < 0.1
     [composed] = materializations(result, "composed_video")
     assert composed.metadata["clips_used"].value == 2
-    assert "preview" in composed.metadata
+    assert composed.metadata["preview"].value.startswith("![")
+    clips = composed.metadata["clips"].value
+    columns = [column.name for column in clips.schema.columns]
+    assert {"room", "provider", "task_id", "duration_s", "latency_s", "cost_credits", "status"} <= set(columns)
+    assert [record.data["provider"] for record in clips.records] == ["local", "local"]
+    assert all(abs(record.data["duration_s"] - 2.0) < 0.1 for record in clips.records)
+    assert all(record.data["latency_s"] is not None and record.data["latency_s"] >= 0 for record in clips.records)
+    [check] = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == ("video_matches_plan", True)
+    assert check.metadata["has_audio"].value is True  # the default template has music
 
 
 def test_rematerializing_never_resubmits_a_job(instance, resources, tmp_path):
@@ -91,18 +100,27 @@ def test_a_batch_with_an_unknown_template_is_rejected_before_any_work(instance, 
     assert db.tasks_for_batch("b-tpl") == []
 
 
-def test_recompose_with_another_template_reuses_the_clips(instance, resources, tmp_path):
+def test_recompose_with_another_template_reuses_the_clips(instance, resources, tmp_path, generator_calls):
     db, storage = resources["app_db"].get(), resources["storage"].get()
     insert_batch_with_photos(db, storage, tmp_path, "b-re", [None, None])
     instance.add_dynamic_partitions("batches", ["b-re"])
     run(INTAKE, "b-re", instance, resources)
     run(COMPOSE, "b-re", instance, resources)
+    assert sorted(generator_calls) == ["b-re-0", "b-re-1"]  # the counter sees the generation
     first = db.get_batch("b-re")["video_url"]
+    generated = sorted(p.name for p in (tmp_path / "data" / "local-generator").iterdir())
     result = run(
         ["composed_video"], "b-re", instance, resources,
-        run_config={"ops": {"composed_video": {"config": {"template": "classic"}}}},
+        run_config={"ops": {"composed_video": {"config": {"template": "classic", "orientation": "vertical"}}}},
     )
     assert result.success
     second = db.get_batch("b-re")["video_url"]
-    assert second != first and "classic" in second
+    assert second != first and "listing-vertical-classic" in second
+    info = probe(storage.path(storage.key_from_uri(second)))
+    assert (info.width, info.height) == (720, 1280)
+    # no generator call, no new task, no new render: the clips were reused
+    assert sorted(generator_calls) == ["b-re-0", "b-re-1"]
     assert sum(len(db.tasks_for_job(job["id"])) for job in db.get_jobs("b-re")) == 2
+    assert sorted(p.name for p in (tmp_path / "data" / "local-generator").iterdir()) == generated
+    [composed] = materializations(result, "composed_video")
+    assert (composed.metadata["template"].value, composed.metadata["clips_used"].value) == ("classic", 2)

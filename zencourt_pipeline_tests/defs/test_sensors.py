@@ -81,3 +81,14 @@ def test_completions_sensor_ignores_finished_batches(instance, sqlite_db, sqlite
     sqlite_db.start_batch("done")
     sqlite_db.finish_batch("done", "completed")
     assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []
+
+
+def test_a_batch_id_unsafe_as_a_partition_key_is_rejected_before_it_becomes_one(instance, sqlite_db, sqlite_url):
+    sqlite_db.insert_batch(*make_batch("bad,id|x"))
+    sqlite_db.insert_batch(*make_batch("good-id"))
+    result = tick(pending_batches_sensor, instance, sqlite_url)
+    assert [r.partition_key for r in result.run_requests] == ["good-id"]
+    assert instance.get_dynamic_partitions(batch_partitions.name) == ["good-id"]
+    batch = sqlite_db.get_batch("bad,id|x")
+    assert batch["status"] == "failed" and batch["error"].startswith("INVALID_INPUT: batch id")
+    assert {job["status"] for job in sqlite_db.get_jobs("bad,id|x")} == {"failed"}

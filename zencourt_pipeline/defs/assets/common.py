@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +16,11 @@ from zencourt_pipeline.db.database import AppDatabase, Row
 
 OWNERS = ["team:media-pipeline"]
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# Backfill policy of the batch assets: one run per batch partition, which is Dagster's behaviour
+# for an asset without `backfill_policy` (= BackfillPolicy.multi_run(max_partitions_per_run=1)).
+# Each batch is its own unit of work (its database rows, storage prefix, provider tasks), a failure
+# stays in its batch and the UI shows one run per partition; `single_run` would put many batches in
+# one run. It is left implicit because `backfill_policy=` on @asset is still beta in Dagster 1.13.
 
 
 def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Row, list[Row]]:
@@ -58,3 +65,23 @@ def table(rows: Sequence) -> dg.MetadataValue:
 
 def count(items: Sequence, status: str) -> int:
     return sum(1 for item in items if getattr(item, "status", None) == status)
+
+
+def image_markdown(source: Path | bytes, *, alt: str, width: int = 480, quality: int = 80) -> str:
+    """A markdown image with an embedded JPEG (data URI), downscaled to `width` px: the Dagster UI
+    renders it in the metadata's markdown view, with no file server involved."""
+    from PIL import Image
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        if img.width > width:
+            img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        img.save(buffer, "JPEG", quality=quality, optimize=True)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"![{alt}](data:image/jpeg;base64,{encoded})"
+
+
+def png_markdown(data: bytes, *, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode()})"

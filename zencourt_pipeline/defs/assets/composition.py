@@ -1,12 +1,39 @@
-import base64
+from pathlib import Path
 
 import dagster as dg
 
-from zencourt_pipeline.defs.assets.common import OWNERS, STEP_RETRY, count, load_batch, scratch_dir, table
+from zencourt_pipeline.defs.assets.common import (
+    OWNERS,
+    STEP_RETRY,
+    count,
+    image_markdown,
+    load_batch,
+    scratch_dir,
+    table,
+)
 from zencourt_pipeline.defs.assets.generation import generated_clips
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource, StorageResource
+from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline.pipeline.analytics import clip_rows
+from zencourt_pipeline.pipeline.clip_checks import (
+    BLACK_LUMA,
+    CLIP_DURATION_TOLERANCE_S,
+    MAX_BLACK_RATIO,
+    MAX_FROZEN_RATIO,
+    VIDEO_DURATION_TOLERANCE_S,
+    ClipInspection,
+    inspect_clip,
+    inspect_composed,
+)
 from zencourt_pipeline.pipeline.composition import compose_batch, normalize_outputs
+from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
+from zencourt_pipeline.providers.base import ORIENTATION_SIZES
+from zencourt_pipeline.storage.base import StorageError
+
+CLIPS_CHECK = "clips_usable"
+VIDEO_CHECK = "video_matches_plan"
 
 
 @dg.asset(
@@ -15,27 +42,134 @@ from zencourt_pipeline.pipeline.composition import compose_batch, normalize_outp
     group_name="composition",
     kinds={"python", "ffmpeg"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     tags={"stage": "composition"},
     retry_policy=STEP_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            CLIPS_CHECK,
+            asset="normalized_clips",
+            blocking=True,
+            description=(
+                "Every clip composition would use (the batch's completed jobs) is what the compositor expects: "
+                f"duration = the job's (+-{CLIP_DURATION_TOLERANCE_S:g} s), the batch's frame size, H.264 yuv420p; and "
+                f"not black (< {MAX_BLACK_RATIO:.0%} of sampled frames under luma {BLACK_LUMA}) nor frozen "
+                f"(< {MAX_FROZEN_RATIO:.0%} of sampled frame pairs still). Blocking: a failure stops composition "
+                "of the batch in that run; regenerate the named job(s) (clip_tasks regenerate_job_ids) to go on."
+            ),
+        )
+    ],
 )
 def normalized_clips(
     context: dg.AssetExecutionContext, app_db: AppDatabaseResource, storage: StorageResource
 ) -> dg.MaterializeResult:
     """Every generated clip in one ffmpeg pass: the batch's frame size (1280x720 or 720x1280),
     30 fps, H.264 yuv420p, no audio, trimmed to the job's duration, with a thumbnail. Published
-    under `batches/<batch>/clips/`; the job is `completed` with its URLs."""
+    under `batches/<batch>/clips/`; the job is `completed` with its URLs. The `clips_usable`
+    check (blocking) inspects every clip that composition would use."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
+    storage_client = storage.get()
     with scratch_dir("normalize") as work:
-        results = normalize_outputs(db, storage.get(), batch, jobs, work)
-    return dg.MaterializeResult(
-        metadata={
-            "clips_completed": count(results, "completed"),
-            "clips_failed": count(results, "failed"),
-            "clips": table(results),
+        results = normalize_outputs(db, storage_client, batch, jobs, work)
+        jobs = db.get_jobs(batch["id"])
+        inspections = _inspect_clips(storage_client, batch, jobs, work)
+        gallery = _clip_gallery(storage_client, batch, jobs, work)
+    durations = {job_id: inspection.duration_s for job_id, inspection in inspections.items() if inspection.duration_s}
+    metadata = {
+        "batch_id": batch["id"],
+        "clips_completed": count(results, "completed"),
+        "clips_failed": count(results, "failed"),
+        "clips_total_duration_s": round(sum(durations.values()), 2),
+        "clips_total_bytes": sum(i.size_bytes or 0 for i in inspections.values()),
+        "clips": table(clip_rows(db, batch["id"], durations)),
+        "normalized": table(results),
+    }
+    if gallery:
+        metadata["clip_thumbnails"] = dg.MetadataValue.md(gallery)
+    return dg.MaterializeResult(metadata=metadata, check_results=[_clips_check(batch, jobs, inspections)])
+
+
+def _inspect_clips(storage, batch, jobs, work: Path) -> dict[str, ClipInspection]:
+    """The completed clips (what composition uses): the file normalize just wrote, else the stored one."""
+    width, height = ORIENTATION_SIZES[batch["orientation"]]
+    inspections = {}
+    for job in jobs:
+        if job["status"] != "completed" or not job["video_url"]:
+            continue
+        local = work / f"{job['id']}.clip.mp4"
+        try:
+            if not local.is_file():
+                key = storage.key_from_uri(job["video_url"]) or clip_key(batch["id"], job["id"])
+                local = storage.get_file(key, work / f"{job['id']}.check.mp4")
+        except StorageError as exc:
+            inspections[job["id"]] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
+            continue
+        inspections[job["id"]] = inspect_clip(
+            local, expected_duration_s=float(job["duration_seconds"]), width=width, height=height
+        )
+    return inspections
+
+
+def _clips_check(batch, jobs, inspections: dict[str, ClipInspection]) -> dg.AssetCheckResult:
+    rooms = {job["id"]: job["room_name"] for job in jobs}
+    failing = {job_id: i for job_id, i in inspections.items() if not i.passed}
+    rows = [
+        {
+            "job_id": job_id,
+            "room": rooms.get(job_id),
+            "passed": i.passed,
+            "duration_s": i.duration_s,
+            "size": f"{i.width}x{i.height}" if i.width else None,
+            "codec": f"{i.codec}/{i.pix_fmt}" if i.codec else None,
+            "bytes": i.size_bytes,
+            "black_ratio": i.black_ratio,
+            "frozen_ratio": i.frozen_ratio,
+            "motion": i.motion,
+            "problems": "; ".join(i.problems) or None,
         }
+        for job_id, i in inspections.items()
+    ]
+    if failing:
+        reasons = " | ".join(f"{job_id} ({rooms.get(job_id)}): {'; '.join(i.problems)}" for job_id, i in failing.items())
+        description = (
+            f"Composition of batch {batch['id']} stopped: {len(failing)} of {len(inspections)} clips unusable: {reasons}"
+        )
+    else:
+        description = f"all {len(inspections)} clips of batch {batch['id']} usable"
+    return dg.AssetCheckResult(
+        check_name=CLIPS_CHECK,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "batch_id": batch["id"],
+            "clips_checked": len(inspections),
+            "clips_failing": len(failing),
+            "failing_jobs": ", ".join(failing) or "none",
+            "clips": table(rows),
+        },
     )
+
+
+def _clip_gallery(storage, batch, jobs, work: Path, width: int = 192) -> str | None:
+    """Each completed clip's thumbnail, small, with its room name (markdown)."""
+    parts = []
+    for job in jobs:
+        if job["status"] != "completed":
+            continue
+        local = work / f"{job['id']}.thumb.jpg"
+        try:
+            if not local.is_file():
+                key = (job["thumbnail_url"] and storage.key_from_uri(job["thumbnail_url"])) or clip_thumbnail_key(
+                    batch["id"], job["id"]
+                )
+                local = storage.get_file(key, work / f"{job['id']}.gallery.jpg")
+            image = image_markdown(local, alt=job["room_name"] or job["id"], width=width, quality=70)
+        except (StorageError, OSError):
+            continue
+        parts.append(f"**{job['room_name'] or job['id']}** (`{job['id']}`)\n\n{image}")
+    return "\n\n".join(parts) if parts else None
 
 
 class ComposeConfig(dg.Config):
@@ -51,9 +185,19 @@ class ComposeConfig(dg.Config):
     group_name="composition",
     kinds={"python", "ffmpeg"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     tags={"stage": "composition"},
     retry_policy=STEP_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            VIDEO_CHECK,
+            asset="composed_video",
+            description=(
+                f"The published video's duration matches the planned timeline (+-{VIDEO_DURATION_TOLERANCE_S:g} s), "
+                "it has an audio track when the template has music, and its thumbnail is stored and decodes."
+            ),
+        )
+    ],
 )
 def composed_video(
     context: dg.AssetExecutionContext,
@@ -61,17 +205,20 @@ def composed_video(
     app_db: AppDatabaseResource,
     storage: StorageResource,
     pipeline_settings: PipelineSettingsResource,
-) -> dg.MaterializeResult:
+):
     """The listing video: the completed clips in order with crossfades, a title card from
     `video_gen_batch.title`, room captions and the template's music; plus its thumbnail.
     Published under `batches/<batch>/video/`; the batch ends `completed` (or `failed` when no
-    clip survived) and the web app is told through the outbox."""
+    clip survived) and the web app is told through the outbox. Run config `template` /
+    `orientation` re-composes from the existing clips without regenerating them."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
+    storage_client = storage.get()
+    check = None
     with scratch_dir("compose") as work:
         report = compose_batch(
             db,
-            storage.get(),
+            storage_client,
             batch,
             jobs,
             work,
@@ -81,22 +228,95 @@ def composed_video(
         )
         preview = None
         if report.local_thumbnail and report.local_thumbnail.is_file():
-            preview = base64.b64encode(report.local_thumbnail.read_bytes()).decode()
+            preview = image_markdown(report.local_thumbnail, alt=f"{batch['id']} thumbnail", width=480)
+        durations = _composed_clip_durations(work, jobs)
+        if report.status == "completed":
+            check = _video_check(storage_client, batch, report, work)
     if report.status in ("failed", "canceled"):
         raise dg.Failure(f"batch {batch['id']} {report.status}: {report.error}", allow_retries=False)
+    rows = clip_rows(db, batch["id"], durations)
+    costs = [row.cost_credits for row in rows if row.cost_credits is not None]
     metadata = {
+        "batch_id": batch["id"],
+        "listing_id": batch["listing_id"],
+        "title": batch["title"],
         "status": report.status,
-        "video_uri": dg.MetadataValue.url(report.video_uri) if report.video_uri else None,
-        "thumbnail_uri": dg.MetadataValue.url(report.thumbnail_uri) if report.thumbnail_uri else None,
+        "template": report.template,
+        "orientation": config.orientation or batch["orientation"],
+        "resolution": f"{report.width}x{report.height}" if report.width else None,
         "duration_s": report.duration_s,
         "planned_duration_s": report.planned_duration_s,
         "size_bytes": report.size_bytes,
-        "resolution": f"{report.width}x{report.height}" if report.width else None,
-        "template": report.template,
         "clips_used": report.clips_used,
         "clips_failed": report.clips_failed,
         "failed_clips": report.error,
+        "cost_credits_total": round(sum(costs), 4) if costs else None,
+        "video_uri": dg.MetadataValue.url(report.video_uri) if report.video_uri else None,
+        "thumbnail_uri": dg.MetadataValue.url(report.thumbnail_uri) if report.thumbnail_uri else None,
+        "clips": table(rows),
     }
+    if report.video_key:
+        link = storage_client.url(report.video_key, expires_in=7 * 24 * 3600)
+        if link != report.video_uri:
+            metadata["video_link_7d"] = dg.MetadataValue.url(link)
     if preview:
-        metadata["preview"] = dg.MetadataValue.md(f"![thumbnail](data:image/jpeg;base64,{preview})")
-    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None})
+        metadata["preview"] = dg.MetadataValue.md(preview)
+    if check is None:  # clip-first (no video composed): nothing to check
+        check = dg.AssetCheckResult(
+            check_name=VIDEO_CHECK, passed=True, description=f"no video composed ({report.status})",
+            metadata={"batch_id": batch["id"]},
+        )
+    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[check])
+
+
+def _composed_clip_durations(work: Path, jobs) -> dict[str, float]:
+    """Durations of the normalized clips compose_batch downloaded into `work`."""
+    durations = {}
+    for job in jobs:
+        path = work / f"{job['id']}.mp4"
+        if path.is_file():
+            try:
+                durations[job["id"]] = probe(path).duration
+            except MediaError:
+                continue
+    return durations
+
+
+def _video_check(storage, batch, report, work: Path) -> dg.AssetCheckResult:
+    from zencourt_pipeline.media.templates import load_template
+
+    video = work / "listing.mp4"
+    thumbnail = None
+    try:
+        if not video.is_file():
+            video = storage.get_file(report.video_key, work / "check.mp4")
+        if report.thumbnail_key and storage.exists(report.thumbnail_key):
+            thumbnail = storage.get_file(report.thumbnail_key, work / "check.jpg")
+    except StorageError as exc:
+        return dg.AssetCheckResult(
+            check_name=VIDEO_CHECK, passed=False, description=f"published video not readable: {exc.code}: {exc.message}",
+            metadata={"batch_id": batch["id"]},
+        )
+    expects_audio = load_template(report.template).music is not None
+    inspection = inspect_composed(
+        video, planned_duration_s=report.planned_duration_s or 0.0, expects_audio=expects_audio, thumbnail=thumbnail
+    )
+    description = (
+        f"video of batch {batch['id']}: " + "; ".join(inspection.problems)
+        if inspection.problems
+        else f"video of batch {batch['id']} matches its plan ({inspection.duration_s} s, "
+        f"audio {'present' if inspection.has_audio else 'none (template without music)'}, thumbnail stored)"
+    )
+    return dg.AssetCheckResult(
+        check_name=VIDEO_CHECK,
+        passed=inspection.passed,
+        description=description,
+        metadata={
+            "batch_id": batch["id"],
+            "duration_s": inspection.duration_s,
+            "planned_duration_s": inspection.planned_duration_s,
+            "has_audio": bool(inspection.has_audio),
+            "template_has_music": expects_audio,
+            "thumbnail_bytes": inspection.thumbnail_bytes or 0,
+        },
+    )

@@ -1,15 +1,48 @@
 import dagster as dg
+from pydantic import Field
 
 from zencourt_pipeline.config import Settings
-from zencourt_pipeline.defs.assets.common import OWNERS, STEP_RETRY, count, load_batch, scratch_dir, table
+from zencourt_pipeline.defs.assets.common import (
+    OWNERS,
+    STEP_RETRY,
+    count,
+    load_batch,
+    scratch_dir,
+    table,
+)
 from zencourt_pipeline.defs.partitions import batch_partitions
-from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, StorageResource
+from zencourt_pipeline.defs.resources import (
+    AppDatabaseResource,
+    GeneratorsResource,
+    PipelineSettingsResource,
+    StorageResource,
+)
 from zencourt_pipeline.pipeline.generation import collect_outputs, generation_state, submit_jobs
+from zencourt_pipeline.pipeline.intake import BatchRejected
+from zencourt_pipeline.pipeline.quota import enforce_quota
+from zencourt_pipeline.pipeline.regenerate import (
+    RegenerationRefused,
+    plan_regeneration,
+    reset_for_regeneration,
+)
 
 # Provider-facing steps share a concurrency pool named after the primary provider (runway_api,
 # fal_api, local_api); its limit comes from the instance (dagster.yaml default_limit, or
 # `dagster instance concurrency set runway_api N`).
 GENERATION_POOL = f"{Settings.from_env().generation_providers[0]}_api"
+
+
+class ClipTasksConfig(dg.Config):
+    """Operator action: regenerate only some jobs of the batch."""
+
+    regenerate_job_ids: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Jobs to generate again (a new paid task each; their finished tasks are marked superseded). "
+            "Jobs not named are untouched; a named job still generating is left as it is. Refused for unknown "
+            "or canceled jobs and over the monthly clip quota."
+        ),
+    )
 
 
 @dg.asset(
@@ -18,36 +51,73 @@ GENERATION_POOL = f"{Settings.from_env().generation_providers[0]}_api"
     group_name="generation",
     kinds={"python"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     tags={"stage": "generation"},
     retry_policy=STEP_RETRY,
     pool=GENERATION_POOL,
 )
 def clip_tasks(
     context: dg.AssetExecutionContext,
+    config: ClipTasksConfig,
     app_db: AppDatabaseResource,
     storage: StorageResource,
     generators: GeneratorsResource,
+    pipeline_settings: PipelineSettingsResource,
 ) -> dg.MaterializeResult:
     """One generation task per job at the first provider of GENERATION_PROVIDERS that accepts it
     (fallback policy in the README). Task ids are persisted the moment a provider answers; a job
-    with a live or finished task is never submitted again, so re-materializing is free."""
+    with a live or finished task is never submitted again, so re-materializing is free.
+    With run config `regenerate_job_ids`, exactly those jobs get a new task (see README)."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
+    superseded, plan = 0, None
+    if config.regenerate_job_ids:
+        try:
+            plan = plan_regeneration(db, batch, jobs, config.regenerate_job_ids)
+            enforce_quota(
+                db,
+                batch,
+                len(plan.reset),
+                listing_quota=pipeline_settings.monthly_clip_quota,
+                workspace_quota=pipeline_settings.workspace_monthly_clip_quota,
+            )
+        except (RegenerationRefused, BatchRejected) as exc:
+            raise dg.Failure(
+                f"regeneration refused: {exc.code}: {exc.message}",
+                metadata={"error_code": exc.code, "regenerate_job_ids": ", ".join(config.regenerate_job_ids)},
+                allow_retries=False,
+            ) from exc
+        superseded = reset_for_regeneration(db, batch["id"], [job["id"] for job in plan.reset])
+        context.log.info(f"regenerating {len(plan.reset)} job(s); {superseded} finished task(s) superseded")
+        for job_id, why in plan.skipped.items():
+            context.log.warning(f"job {job_id} not reset: {why}")
+        batch, jobs = load_batch(context, db)
     chain = generators.chain(db)
+
+    def is_run_active(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is not None and not run.is_finished
+
     with scratch_dir("submit") as work:
-        outcomes = submit_jobs(db, storage.get(), chain, batch, jobs, work)
+        outcomes = submit_jobs(
+            db, storage.get(), chain, batch, jobs, work, run_id=context.run.run_id, is_run_active=is_run_active
+        )
     ready, _digest = generation_state(db, batch["id"])
-    return dg.MaterializeResult(
-        metadata={
-            "submitted": count(outcomes, "submitted"),
-            "already_submitted": count(outcomes, "existing"),
-            "failed": count(outcomes, "failed"),
-            "providers": ", ".join(chain.order),
-            "all_completions_recorded": ready,
-            "tasks": table(outcomes),
-        }
-    )
+    metadata = {
+        "batch_id": batch["id"],
+        "submitted": count(outcomes, "submitted"),
+        "already_submitted": count(outcomes, "existing"),
+        "failed": count(outcomes, "failed"),
+        "providers": ", ".join(chain.order),
+        "all_completions_recorded": ready,
+        "tasks": table(outcomes),
+    }
+    if plan is not None:
+        metadata["regenerated_jobs"] = ", ".join(job["id"] for job in plan.reset) or None
+        metadata["superseded_tasks"] = superseded
+        if plan.skipped:
+            metadata["regenerate_skipped"] = "; ".join(f"{job_id}: {why}" for job_id, why in plan.skipped.items())
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -83,6 +153,7 @@ def generated_clips(
         )
     return dg.MaterializeResult(
         metadata={
+            "batch_id": batch["id"],
             "clips_stored": count(outcomes, "stored"),
             "clips_failed": count(outcomes, "failed"),
             "clips": table(outcomes),

@@ -1,0 +1,86 @@
+"""The asset checks on a batch partition: photos (warn), clips (blocking), composed video."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from zencourt_pipeline.defs.assets import pipeline_assets
+from zencourt_pipeline.media.ffmpeg import run_ffmpeg
+from zencourt_pipeline.pipeline.clip_checks import frame_stats, inspect_clip, inspect_composed, inspect_photo
+from zencourt_pipeline_tests.defs.conftest import insert_batch_with_photos, write_photo
+
+INTAKE = ["listing_photos", "clip_tasks"]
+COMPOSE = ["generated_clips", "normalized_clips", "composed_video"]
+
+
+def run(selection, batch_id, instance, resources):
+    return dg.materialize(
+        pipeline_assets, selection=selection, partition_key=batch_id, instance=instance, resources=resources,
+        raise_on_error=False,
+    )
+
+
+def evaluations(result, check_name):
+    return [e for e in result.get_asset_check_evaluations() if e.check_name == check_name]
+
+
+def test_a_small_photo_fails_the_photo_check_as_a_warning_only(instance, resources, tmp_path):
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    small = write_photo(tmp_path / "small.jpg", size=(800, 500)).read_bytes()
+    insert_batch_with_photos(db, storage, tmp_path, "b-small", [None, small])
+    instance.add_dynamic_partitions("batches", ["b-small"])
+    result = run(["listing_photos"], "b-small", instance, resources)
+    assert result.success
+    [check] = evaluations(result, "photos_usable")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "b-small-1 (Room 1): short side 500 px < 640 px" in check.description
+    assert [job["status"] for job in db.get_jobs("b-small")] == ["pending", "pending"]
+
+
+def test_photo_inspection(tmp_path):
+    assert inspect_photo(write_photo(tmp_path / "ok.jpg", size=(960, 640))).passed
+    wide = inspect_photo(write_photo(tmp_path / "wide.jpg", size=(2400, 700)))
+    assert wide.problems == ["aspect 2400x700 beyond 1:3"]
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert inspect_photo(tmp_path / "bad.jpg").problems[0].startswith("not decodable")
+
+
+def test_frame_stats_tell_black_frozen_and_moving_apart():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    black = np.full((8, 64, 64), 16, np.uint8)
+    still = np.repeat(rng.integers(0, 255, (1, 64, 64), dtype=np.uint8), 8, axis=0)
+    moving = np.stack([np.roll(still[0], shift, axis=1) for shift in range(8)])
+    assert (frame_stats(black).black_ratio, frame_stats(black).frozen_ratio) == (1.0, 1.0)
+    assert (frame_stats(still).black_ratio, frame_stats(still).frozen_ratio) == (0.0, 1.0)
+    assert frame_stats(moving).frozen_ratio == 0.0 and frame_stats(moving).motion > 1
+
+
+def _lavfi_clip(path, *, seconds=1, size="1280x720", audio=False, source="testsrc2"):
+    sep = ":" if "=" in source else "="
+    args = ["-f", "lavfi", "-i", f"{source}{sep}size={size}:rate=30:duration={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
+    run_ffmpeg([*args, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest", str(path)])
+    return path
+
+
+def test_clip_and_video_inspection_on_real_files(tmp_path):
+    moving = _lavfi_clip(tmp_path / "moving.mp4", seconds=2)
+    assert inspect_clip(moving, expected_duration_s=2, width=1280, height=720).passed
+    wrong = inspect_clip(moving, expected_duration_s=5, width=720, height=1280)
+    assert wrong.problems == ["duration 2.00 s, expected 5 s", "size 1280x720, expected 720x1280"]
+    black = _lavfi_clip(tmp_path / "black.mp4", seconds=2, source="color=c=black")
+    assert [p.split(" (")[0] for p in inspect_clip(black, expected_duration_s=2, width=1280, height=720).problems] == [
+        "black",
+        "frozen",
+    ]
+
+    thumb = write_photo(tmp_path / "thumb.jpg")
+    silent = inspect_composed(moving, planned_duration_s=2.0, expects_audio=True, thumbnail=thumb)
+    assert silent.problems == ["no audio track although the template has music"]
+    with_music = _lavfi_clip(tmp_path / "music.mp4", seconds=2, audio=True)
+    assert inspect_composed(with_music, planned_duration_s=2.0, expects_audio=True, thumbnail=thumb).passed
+    off_plan = inspect_composed(with_music, planned_duration_s=3.5, expects_audio=False, thumbnail=None)
+    assert off_plan.problems == ["duration 2.00 s, planned 3.50 s", "no thumbnail"]
