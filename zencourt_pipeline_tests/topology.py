@@ -54,7 +54,9 @@ class Topology:
         self.logs.mkdir(exist_ok=True)
         home = tmp_path / "dagster_home"
         home.mkdir(exist_ok=True)
-        shutil.copy(ROOT / "docker" / "dagster.yaml", home / "dagster.yaml")
+        # the production instance config, with the container's storage path moved into tmp
+        config = (ROOT / "docker" / "dagster.yaml").read_text().replace("/opt/dagster/storage", str(home / "storage"))
+        (home / "dagster.yaml").write_text(config)
         dagster_db = make_url(dagster_db_url)
         self.grpc_port, self.web_port, self.service_port = free_port(), free_port(), free_port()
         (tmp_path / "workspace.yaml").write_text(
@@ -124,6 +126,49 @@ class Topology:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
 
+    def run_workers(self) -> list[int]:
+        """Pids of this topology's run workers (the code server's multiprocessing children)."""
+        pids = []
+        home = self.env["DAGSTER_HOME"].encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            worker = b"execute_run" in cmdline or b"multiprocessing-fork" in cmdline
+            if worker and b"DAGSTER_HOME=" + home + b"\0" in environ:
+                pids.append(int(entry.name))
+        return pids
+
+    def describe_processes(self) -> str:
+        home = self.env["DAGSTER_HOME"].encode()
+        rows = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:200]
+                ppid = (entry / "stat").read_text().split(") ")[1].split()[1]
+            except (OSError, IndexError):
+                continue
+            if b"DAGSTER_HOME=" + home + b"\0" in environ:
+                rows.append(f"{entry.name} ppid={ppid} {cmdline.decode(errors='replace')}")
+        return "\n".join(rows)
+
+    def kill_run_workers(self) -> int:
+        pids = self.run_workers()
+        (self.logs / "kills.txt").open("a").write(f"{time.time():.2f} killed {pids}\n{self.describe_processes()}\n")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(pids)
+
     def stop_all(self) -> None:
         for name in list(self.procs):
             proc = self.procs.pop(name)
@@ -153,7 +198,15 @@ class Topology:
             if status in statuses:
                 return status
             time.sleep(0.5)
-        raise AssertionError(f"batch {batch_id} is {status!r} after {timeout:.0f} s\n{self.log_tails()}")
+        raise AssertionError(f"batch {batch_id} is {status!r} after {timeout:.0f} s\n{self.db_state(batch_id)}\n{self.log_tails()}")
+
+    def db_state(self, batch_id: str) -> str:
+        keep = ("id", "status", "provider", "provider_task_id", "error_code", "raw_clip_key", "task_id", "job_id",
+                "source", "provider_meta")
+        lines = [f"job {dict((k, v) for k, v in j.items() if k in keep)}" for j in self.db.get_jobs(batch_id)]
+        lines += [f"task {dict((k, v) for k, v in t.items() if k in keep)}" for t in self.db.tasks_for_batch(batch_id)]
+        lines += [f"completion {dict((k, v) for k, v in c.items() if k in keep)}" for c in self.db.completions_for_batch(batch_id)]
+        return "\n".join(lines)
 
     def service(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"http://127.0.0.1:{self.service_port}{path}",

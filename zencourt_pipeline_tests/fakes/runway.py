@@ -188,6 +188,8 @@ class FakeRunway:
         fault still create the task (the ambiguous case).
     create_delay: seconds a create waits (after creating the task) before answering, to make a
         client's read timeout fire on a request that did create a task.
+    create_pre_delay: seconds a create waits BEFORE creating the task; a client that disconnects
+        meanwhile creates nothing (counted as `create_aborted`).
     """
 
     def __init__(
@@ -212,6 +214,7 @@ class FakeRunway:
         self.create_faults: list[int] = []
         self.create_fault_creates_task = False
         self.create_delay = 0.0
+        self.create_pre_delay = 0.0
         self.get_faults: list[int] = []
         self.delete_faults: list[int] = []
         self.download_faults: list[int] = []
@@ -302,6 +305,13 @@ class FakeRunway:
                 message = "You have exceeded the daily task limit" if fault == 429 else "Service unavailable"
                 return self._error(fault, message)
         issues = await run_in_threadpool(validate_image_to_video, body)
+        waited = 0.0
+        while waited < self.create_pre_delay:  # slow to accept; a client that hangs up creates nothing
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            if await request.is_disconnected():
+                self.counts["create_aborted"] += 1
+                return Response(status_code=499)
         with self._lock:
             if issues:
                 self.counts["create_rejected"] += 1
