@@ -159,9 +159,9 @@ class Topology:
                 rows.append(f"{entry.name} ppid={ppid} {cmdline.decode(errors='replace')}")
         return "\n".join(rows)
 
-    def kill_run_workers(self) -> int:
-        pids = self.run_workers()
-        (self.logs / "kills.txt").open("a").write(f"{time.time():.2f} killed {pids}\n{self.describe_processes()}\n")
+    def kill_run_workers(self, pids: list[int] | None = None) -> int:
+        """SIGKILL the given run workers (found beforehand, so the kill lands at once) or all found now."""
+        pids = self.run_workers() if pids is None else pids
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -70,10 +70,16 @@ def test_sigkill_at_submission_waiting_and_composition_pays_once_and_completes(t
             # 1. during submission: the second create is in flight when the run worker dies
             runway.create_pre_delay = 6.0  # wide enough to land the kill inside it on a loaded machine
             insert(topo, "chaos-submit")
-            wait_until(lambda: runway.counts["create"] >= 2, 120, "the second create", topo)
-            assert topo.kill_run_workers() >= 1, topo.describe_processes()
+            wait_until(lambda: runway.counts["create"] >= 1, 120, "the first create", topo)
+            workers = topo.run_workers()  # found now: scanning /proc on a loaded machine takes a while
+            assert workers, topo.describe_processes()
+            wait_until(lambda: runway.counts["create"] >= 2, 60, "the second create", topo)
+            topo.kill_run_workers(workers)
             runway.create_pre_delay = 0.0
             assert topo.wait_for_status("chaos-submit", {"completed", "failed"}) == "completed"
+            (topo.logs / "chaos-submit-state.txt").write_text(
+                f"{runway.counts}\n{topo.db_state('chaos-submit')}\n"
+                + "\n".join(f"{t.id} {t.created_at} {t.body.get('promptText')}" for t in runway.tasks.values()))
             assert created_per_job(runway, "chaos-submit") == Counter({f"chaos-submit:{i}": 1 for i in range(3)}), (
                 runway.counts, topo.db_state("chaos-submit"))
             assert runway.counts["create_aborted"] >= 1, runway.counts  # the kill did land mid-create

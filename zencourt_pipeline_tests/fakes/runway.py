@@ -305,8 +305,8 @@ class FakeRunway:
                 message = "You have exceeded the daily task limit" if fault == 429 else "Service unavailable"
                 return self._error(fault, message)
         issues = await run_in_threadpool(validate_image_to_video, body)
-        waited = 0.0
-        while waited < self.create_pre_delay:  # slow to accept; a client that hangs up creates nothing
+        waited, pre_delay = 0.0, self.create_pre_delay  # fixed when the request arrives
+        while waited < pre_delay:  # slow to accept; a client that hangs up creates nothing
             await asyncio.sleep(0.05)
             waited += 0.05
             if await request.is_disconnected():
