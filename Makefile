@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ZENCOURT_DATA_DIR ?= $(CURDIR)/.zencourt
 export DAGSTER_HOME ?= $(ZENCOURT_DATA_DIR)/dagster_home
 
-.PHONY: install demo test dev serve bench lint clean dagster-home
+.PHONY: install demo test dev serve bench loadtest lint clean dagster-home
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ serve: $(STAMP)
 ## make bench: performance benchmarks, one `name: value` line per figure
 bench: $(STAMP)
 	$(BIN)/python -m zencourt_pipeline.bench
+
+## make loadtest: 200 batches of 6 clips on the production topology (Postgres, daemon, fakes)
+loadtest: $(STAMP)
+	$(BIN)/python -m zencourt_pipeline_tests.load --batches 200 --clips 6
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

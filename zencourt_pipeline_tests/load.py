@@ -1,0 +1,203 @@
+"""Load run on the production topology: N batches through fake Runway (primary) and fake fal
+(fallback), 2-5 s provider latency, a share of Runway tasks failing INTERNAL (they fall back).
+
+`make loadtest` runs 200 batches of 6 clips: `python -m zencourt_pipeline_tests.load --batches 200`.
+The suite runs a 20-batch version (`zencourt_pipeline_tests/e2e/test_load.py`). Prints one
+`name: value` line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import sqlalchemy as sa
+from moto.server import ThreadedMotoServer
+
+from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.storage.b2 import B2Storage
+from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
+from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
+from zencourt_pipeline_tests.fakes.server import RequestRecorder
+from zencourt_pipeline_tests.topology import BUCKET, Topology, free_port
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+TERMINAL = {"completed", "failed", "canceled"}
+
+
+@dataclass
+class LoadReport:
+    batches: int
+    clips: int
+    wall_s: float
+    batches_completed: int
+    jobs_terminal: int
+    jobs_total: int
+    lost: int
+    duplicates: int
+    fallbacks: int
+    runs_created: int
+    batch_latency_p50_s: float
+    batch_latency_p95_s: float
+    pool_utilisation: float
+
+    def lines(self) -> list[str]:
+        return [f"load_{name}: {value}" for name, value in self.__dict__.items()]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_load(workdir: Path, *, batches: int, clips: int, failure_rate: float = 0.1, seed: int = 7,
+             timeout: float = 3600.0) -> LoadReport:
+    rng = random.Random(seed)
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    names = [f"zc_load_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    urls = [POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}" for name in names]
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-west-002", aws_access_key_id="e2e-key-id",
+                 aws_secret_access_key="e2e-application-key").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
+    storage = B2Storage(endpoint=endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
+                        bucket=BUCKET, region="us-west-002")
+    topo = None
+    try:
+        with FakeRunway() as runway, FakeFal() as fal, RequestRecorder() as receiver:
+            topo = Topology(workdir, urls[0], urls[1], receiver.url, endpoint, extra_env={
+                "GENERATION_PROVIDERS": "runway,fal",
+                "RUNWAY_API_URL": runway.url, "RUNWAY_API_KEY": runway.api_key,
+                "FAL_QUEUE_URL": fal.url, "FAL_KEY": fal.key, "FAL_JWKS_URL": fal.jwks_url,
+                "MEDIA_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+                "FAL_WEBHOOK_OVERDUE_SECONDS": "60",
+            })
+            topo.env["FAL_WEBHOOK_URL"] = f"http://127.0.0.1:{topo.service_port}/webhooks/fal"
+            topo.start_all()
+            from zencourt_pipeline_tests.defs.conftest import write_photo
+
+            photo_key = "uploads/load/photo.jpg"
+            storage.put_file(photo_key, write_photo(workdir / "photo.jpg"), "image/jpeg")
+            batch_ids = [f"load-{index:04d}" for index in range(batches)]
+            for batch_id in batch_ids:
+                for index in range(clips):
+                    prompt = f"{batch_id}:{index} slow push-in"
+                    failing = rng.random() < failure_rate
+                    runway.scripts.for_prompt(prompt, RunwayScript(
+                        latency=rng.uniform(2, 5),
+                        outcome="fail" if failing else "succeed",
+                        failure_code="INTERNAL.BAD_OUTPUT.CODE01" if failing else None))
+                    fal.scripts.for_prompt(prompt, FalScript(latency=rng.uniform(2, 5)))
+            started = time.monotonic()
+            for batch_id in batch_ids:
+                topo.db.insert_batch(
+                    {"id": batch_id, "listing_id": f"L-{batch_id}", "title": "Load Test Lane"},
+                    [{"id": f"{batch_id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": storage.uri(photo_key),
+                      "duration_seconds": 2, "prompt": f"{batch_id}:{i} slow push-in"} for i in range(clips)],
+                )
+            deadline = started + timeout
+            while time.monotonic() < deadline:
+                with topo.db.engine.connect() as conn:
+                    open_batches = conn.execute(sa.text(
+                        "SELECT count(*) FROM video_gen_batch WHERE status NOT IN ('completed','failed','canceled')"
+                    )).scalar()
+                if open_batches == 0:
+                    break
+                time.sleep(2)
+            wall = time.monotonic() - started
+            return _report(topo, runway, fal, batch_ids, clips, wall)
+    finally:
+        if topo is not None:
+            topo.stop_all()
+        moto.stop()
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _report(topo: Topology, runway: FakeRunway, fal: FakeFal, batch_ids: list[str], clips: int, wall: float) -> LoadReport:
+    db = topo.db
+    latencies, completed, terminal_jobs, total_jobs = [], 0, 0, 0
+    for batch_id in batch_ids:
+        batch = db.get_batch(batch_id)
+        jobs = db.get_jobs(batch_id)
+        total_jobs += len(jobs)
+        terminal_jobs += sum(job["status"] in TERMINAL for job in jobs)
+        if batch["status"] == "completed":
+            completed += 1
+        if batch["status"] in TERMINAL:
+            latencies.append((as_utc(batch["updated_at"]) - as_utc(batch["created_at"])).total_seconds())
+    created = Counter()
+    for fake, name in ((runway, "runway"), (fal, "fal")):
+        tasks = fake.tasks.values() if name == "runway" else fake.requests.values()
+        for task in tasks:
+            body = task.body
+            prompt = body.get("promptText") or body.get("prompt") or ""
+            created[(name, prompt)] += 1
+    duplicates = sum(count - 1 for count in created.values() if count > 1)
+    fallbacks = sum(1 for (name, _prompt) in created if name == "fal")
+    runs, utilisation = _dagster_figures(topo, wall)
+    return LoadReport(
+        batches=len(batch_ids), clips=clips, wall_s=round(wall, 1), batches_completed=completed,
+        jobs_terminal=terminal_jobs, jobs_total=total_jobs, lost=total_jobs - terminal_jobs,
+        duplicates=duplicates, fallbacks=fallbacks, runs_created=runs,
+        batch_latency_p50_s=round(_percentile(latencies, 0.5), 1),
+        batch_latency_p95_s=round(_percentile(latencies, 0.95), 1),
+        pool_utilisation=utilisation,
+    )
+
+
+def _dagster_figures(topo: Topology, wall: float) -> tuple[int, float]:
+    """Runs created, and the share of the provider pool's slot-time its steps held."""
+    import os
+
+    import dagster as dg
+
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in topo.env.items() if k.startswith("DAGSTER_")})
+    try:
+        with dg.DagsterInstance.from_config(topo.env["DAGSTER_HOME"]) as instance:
+            records = instance.get_run_records()
+            busy = 0.0
+            for record in records:
+                for step in instance.get_run_step_stats(record.dagster_run.run_id):
+                    if step.step_key in ("clip_tasks", "generated_clips") and step.start_time and step.end_time:
+                        busy += step.end_time - step.start_time
+            limit = 2  # docker/dagster.yaml concurrency.pools.default_limit
+            return len(records), round(busy / (limit * wall), 3) if wall else 0.0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--clips", type=int, default=6)
+    parser.add_argument("--failure-rate", type=float, default=0.1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="zencourt-load-") as tmp:
+        report = run_load(Path(tmp), batches=args.batches, clips=args.clips, failure_rate=args.failure_rate)
+    for line in report.lines():
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
