@@ -9,7 +9,6 @@ stands in for the web app's completion-webhook endpoint.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess

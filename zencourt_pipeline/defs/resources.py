@@ -121,6 +121,7 @@ class GeneratorsResource(dg.ConfigurableResource):
                     api_version=self.runway_api_version,
                     model=self.runway_model,
                     timeout=self.request_timeout_seconds,
+                    allowed_private_hosts=self.allowed_private_hosts,
                 )
             elif name == "fal":
                 from zencourt_pipeline.providers.fal import FalGenerator
@@ -131,6 +132,7 @@ class GeneratorsResource(dg.ConfigurableResource):
                     model=self.fal_model,
                     webhook_url=self.fal_webhook_url,
                     timeout=self.request_timeout_seconds,
+                    allowed_private_hosts=self.allowed_private_hosts,
                 )
         return ProviderChain(generators, self.providers)
 

@@ -1,38 +1,79 @@
 """Downloads of user-supplied URLs (listing photos) and provider outputs, SSRF-safe.
 
-Every hop (the first URL and each redirect) is resolved and refused when any address it
-resolves to is loopback, private, link-local (169.254.169.254), multicast, reserved or
-unspecified, in IPv4 or IPv6 form, unless the host is in MEDIA_ALLOWED_PRIVATE_HOSTS.
-Known gap: httpx resolves the name again when it connects, so a DNS-rebinding host could
-answer differently the second time (pinning the checked address is tracked in the hardening issue).
+Rules, for every hop (the first URL and each redirect, at most `max_redirects`):
+
+* only `https` (plain `http` only for hosts in MEDIA_ALLOWED_PRIVATE_HOSTS, or with
+  `allow_http`); `file://`, `ftp://`, `gopher://`, ... are INVALID_INPUT;
+* the host is resolved once and every address it resolves to must be public: loopback,
+  private (RFC 1918, `fc00::/7`), shared (`100.64/10`), link-local (`169.254.169.254`,
+  `fe80::/10`), multicast (`ff00::/8`), reserved and unspecified (`0.0.0.0`, `::`) addresses
+  are refused, also in IPv4-mapped (`::ffff:127.0.0.1`), NAT64 (`64:ff9b::/96`) and 6to4 form,
+  and numeric hosts are read the way the C library reads them (`2130706433`, `0x7f.1`,
+  `017700000001` are 127.0.0.1), unless the host is listed in MEDIA_ALLOWED_PRIVATE_HOSTS;
+* the socket then connects to exactly the addresses that were checked (`PinnedBackend`, the
+  network backend under httpx/httpcore): a DNS-rebinding host gets no second answer. TLS SNI,
+  certificate verification and the Host header still use the URL's hostname.
+
+Limits: `max_bytes` (declared Content-Length first, then counted while streaming, decoded
+bytes), `total_seconds` across every hop, retry and read (a server dripping bytes is cut off),
+and a bounded retry with backoff for transient failures (5xx, 408/425/429, timeouts, network
+errors). What a file is comes from its bytes (`net.sniff`), never from its Content-Type.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import logging
 import os
+import random
+import re
 import socket
+import ssl
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
+
+from zencourt_pipeline.net.sniff import RASTER_IMAGE_TYPES, describe, sniff_image_type, sniff_video
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_URL_LENGTH = 8192
+MAX_ADDRESSES_TRIED = 4
+USER_AGENT = "zencourt-pipeline/1 (+media fetch)"
+
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NUMERIC_HOST = re.compile(r"^(?=.*[0-9])[0-9a-fA-FxX.]+$")
 
 
 class FetchError(Exception):
-    """`code`: INVALID_INPUT (bad URL / refused address), STORAGE_DOWNLOAD_FAILED (HTTP or network)."""
+    """`code`: INVALID_INPUT (bad URL, refused address, too large, too many redirects),
+    UNSUPPORTED_FORMAT (the bytes are a known non-photo), STORAGE_DOWNLOAD_FAILED (HTTP or
+    network failure, timeout)."""
 
     def __init__(self, code: str, message: str, *, retryable: bool = False):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
+
+
+def normalize_host(host: str) -> str:
+    """Lower case, no IPv6 brackets, no trailing dot: the form allowlists are compared in."""
+    return host.strip().strip("[]").rstrip(".").lower()
 
 
 @dataclass(frozen=True)
@@ -42,74 +83,222 @@ class FetchPolicy:
     max_redirects: int = 5
     total_seconds: float = 120.0
     allow_http: bool = False  # plain http only for allowed private hosts unless this is set
+    retries: int = 2  # extra attempts after a transient failure, within total_seconds
+    retry_base_delay: float = 0.5
 
     @classmethod
     def from_hosts(cls, hosts: Iterable[str], **kwargs) -> FetchPolicy:
-        return cls(allowed_private_hosts=frozenset(h.lower() for h in hosts), **kwargs)
+        return cls(allowed_private_hosts=frozenset(normalize_host(h) for h in hosts if h and h.strip()), **kwargs)
+
+    def allows_private(self, host: str) -> bool:
+        return normalize_host(host) in self.allowed_private_hosts
 
 
-def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local or ip.is_unspecified)
+# ------------------------------------------------------------------------------ addresses
 
 
-def check_host(host: str, port: int, policy: FetchPolicy) -> list[str]:
-    """Resolve `host`; refuse non-public addresses unless the host is allowed. Returns the addresses."""
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a host names by itself (no DNS), in every form the C library accepts:
+    `127.0.0.1`, `::ffff:127.0.0.1`, `2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`."""
+    name = normalize_host(host)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", f"cannot resolve host {host!r}", retryable=True) from exc
-    addresses = sorted({info[4][0] for info in infos})
-    if host.lower() in policy.allowed_private_hosts:
+        return ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        pass
+    if _NUMERIC_HOST.match(name):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return None
+    return None
+
+
+def address_kind(address: str | IPAddress) -> str | None:
+    """Why an address is not public ("loopback", "private", "link-local", ...), None if it is."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0]) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip.sixtofour is not None:
+            embedded = address_kind(ip.sixtofour)
+            return embedded or "6to4"
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("non-global", not ip.is_global),
+    )
+    for kind, hit in checks:
+        if hit:
+            return kind
+    return None
+
+
+def is_public_address(address: str | IPAddress) -> bool:
+    return address_kind(address) is None
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """getaddrinfo's addresses for `host`, in its (RFC 6724) order, without duplicates."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolver | None = None) -> list[str]:
+    """Resolve `host` once; refuse it unless every address is public or the host is allowed.
+
+    Returns the addresses to connect to (the caller must connect to these, not resolve again).
+    """
+    name = normalize_host(host)
+    if not name:
+        raise FetchError("INVALID_INPUT", "URL has no host")
+    literal = ip_literal(name)
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            addresses = (resolver or system_resolver)(name, port)
+        except (OSError, UnicodeError) as exc:
+            raise FetchError("STORAGE_DOWNLOAD_FAILED", f"cannot resolve host {name!r}", retryable=True) from exc
+        if not addresses:
+            raise FetchError("STORAGE_DOWNLOAD_FAILED", f"host {name!r} has no address", retryable=True)
+    if policy.allows_private(name):
         return addresses
-    refused = [address for address in addresses if not is_public_address(address)]
-    if refused:
-        raise FetchError("INVALID_INPUT", f"refusing to fetch from {host!r}: it resolves to a non-public address")
+    for address in addresses:
+        kind = address_kind(address)
+        if kind is not None:
+            raise FetchError(
+                "INVALID_INPUT", f"refusing to fetch from {name!r}: it resolves to a {kind} address"
+            )
     return addresses
 
 
-def fetch_url(url: str, dest: Path, policy: FetchPolicy, *, client: httpx.Client | None = None) -> str:
-    """Download `url` to `dest` (atomically); returns the final URL. Raises FetchError."""
-    deadline = time.monotonic() + policy.total_seconds
-    own_client = client is None
-    client = client or httpx.Client(timeout=DEFAULT_TIMEOUT, follow_redirects=False, trust_env=False)
+def check_host(host: str, port: int, policy: FetchPolicy, resolver: Resolver | None = None) -> list[str]:
+    """Alias of `resolve_checked` (the original name)."""
+    return resolve_checked(host, port, policy, resolver)
+
+
+def check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL we may request, before any network activity."""
+    if len(url) > MAX_URL_LENGTH:
+        raise FetchError("INVALID_INPUT", f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
-        current = url
-        for _hop in range(policy.max_redirects + 1):
-            parsed = urlparse(current)
-            host = (parsed.hostname or "").lower()
-            if parsed.scheme not in ("http", "https") or not host:
-                raise FetchError("INVALID_INPUT", f"unsupported URL {current[:200]!r}: only https downloads are allowed")
-            allowed_host = host in policy.allowed_private_hosts
-            if parsed.scheme == "http" and not (allowed_host or policy.allow_http):
-                raise FetchError("INVALID_INPUT", f"plain http is not allowed for {host!r}")
-            port = parsed.port or (443 if parsed.scheme == "https" else 80)
-            check_host(host, port, policy)
-            with client.stream("GET", current, timeout=_remaining(deadline)) as response:
-                if response.is_redirect:
-                    location = response.headers.get("location")
-                    if not location:
-                        raise FetchError("STORAGE_DOWNLOAD_FAILED", "redirect without a Location header")
-                    current = urljoin(current, location)
-                    continue
-                if response.status_code >= 400:
-                    raise FetchError(
-                        "STORAGE_DOWNLOAD_FAILED",
-                        f"GET {host} answered HTTP {response.status_code}",
-                        retryable=response.status_code in (408, 425, 429) or response.status_code >= 500,
-                    )
-                _stream_to(response, dest, policy.max_bytes, deadline)
-                return current
-        raise FetchError("INVALID_INPUT", f"too many redirects (more than {policy.max_redirects})")
-    except httpx.TimeoutException as exc:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True) from exc
-    except httpx.HTTPError as exc:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", f"download failed: {type(exc).__name__}", retryable=True) from exc
-    finally:
-        if own_client:
-            client.close()
+        parts = urlsplit(url)
+        host = normalize_host(parts.hostname or "")
+        port = parts.port
+    except ValueError as exc:
+        raise FetchError("INVALID_INPUT", f"malformed URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        shown = f"{scheme}://" if scheme else repr(url[:80])
+        raise FetchError("INVALID_INPUT", f"unsupported URL {shown}: only https downloads are allowed")
+    if scheme == "http" and not (policy.allow_http or policy.allows_private(host)):
+        raise FetchError("INVALID_INPUT", f"plain http is not allowed for {host!r}: use https")
+    return scheme, host, port or (443 if scheme == "https" else 80)
+
+
+# ------------------------------------------------------------------------- pinned transport
+
+
+class PinnedBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, connecting only to addresses `resolve_checked` accepted.
+
+    httpcore hands it the URL's host; it resolves that once, checks the answer against the
+    policy and connects the socket to the checked address itself (so no second lookup can
+    answer differently). TLS is started by httpcore on the returned stream with the URL's
+    hostname as SNI and for certificate verification.
+    """
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        resolver: Resolver | None = None,
+        inner: httpcore.NetworkBackend | None = None,
+    ):
+        self.policy = policy
+        self.resolver = resolver
+        self._inner = inner or httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = resolve_checked(host, port, self.policy, self.resolver)
+        last: Exception | None = None
+        for address in addresses[:MAX_ADDRESSES_TRIED]:
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options=None):
+        raise FetchError("INVALID_INPUT", "unix sockets are never fetched from")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+@functools.lru_cache(maxsize=2)
+def _default_ssl_context(verify: bool) -> ssl.SSLContext:
+    """httpx's default context (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), built once: loading
+    the CA bundle costs tens of milliseconds and generators are built on every sensor tick."""
+    return httpx.create_ssl_context(verify=verify)
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's HTTP transport (request/response mapping, exception mapping) over a connection
+    pool whose network backend is a `PinnedBackend`. Never uses a proxy from the environment
+    (a proxy would do its own resolution)."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        network_backend: httpcore.NetworkBackend | None = None,
+    ):
+        # HTTPTransport.__init__ only builds `self._pool`; build ours instead (httpx 0.28 has
+        # no public hook for the network backend).
+        ssl_context = verify if isinstance(verify, ssl.SSLContext) else _default_ssl_context(bool(verify))
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=10,
+            max_keepalive_connections=5,
+            keepalive_expiry=5.0,
+            network_backend=network_backend or PinnedBackend(policy, resolver),
+        )
+
+
+def safe_client(
+    policy: FetchPolicy,
+    *,
+    resolver: Resolver | None = None,
+    verify: ssl.SSLContext | bool = True,
+    timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+) -> httpx.Client:
+    """An httpx client for untrusted URLs: pinned, checked connections, no redirects followed
+    automatically (use `open_stream`), no proxies or credentials from the environment."""
+    return httpx.Client(
+        transport=PinnedTransport(policy, resolver=resolver, verify=verify),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+    )
 
 
 def _remaining(deadline: float) -> httpx.Timeout:
@@ -119,24 +308,141 @@ def _remaining(deadline: float) -> httpx.Timeout:
     return httpx.Timeout(min(left, 30.0), connect=min(left, 10.0))
 
 
-def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, deadline: float) -> None:
+def redact(url: str) -> str:
+    """A URL without its query string (presigned URLs carry credentials there)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+@contextmanager
+def open_stream(
+    client: httpx.Client, url: str, policy: FetchPolicy, deadline: float
+) -> Iterator[tuple[httpx.Response, str]]:
+    """GET `url` with `client` (from `safe_client`), following at most `policy.max_redirects`
+    redirects, each hop's URL checked (`check_url`) and its connection pinned and checked by
+    the transport. Yields (the final response, unread, and its URL). Raises FetchError for
+    policy violations; httpx errors are the caller's to map."""
+    current = url
+    for _hop in range(policy.max_redirects + 1):
+        check_url(current, policy)
+        with client.stream("GET", current, timeout=_remaining(deadline)) as response:
+            if response.is_redirect:
+                current = urljoin(current, response.headers["location"])
+                continue
+            yield response, current
+            return
+    raise FetchError("INVALID_INPUT", f"too many redirects (more than {policy.max_redirects})")
+
+
+# ---------------------------------------------------------------------------------- fetch
+
+
+def fetch_url(
+    url: str,
+    dest: Path,
+    policy: FetchPolicy,
+    *,
+    client: httpx.Client | None = None,
+    expect: str | None = None,
+    resolver: Resolver | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> str:
+    """Download `url` to `dest` (atomically); returns the final URL. Raises FetchError.
+
+    `expect="image"`: the bytes must be a raster photo (UNSUPPORTED_FORMAT for a known
+    non-photo such as HEIC, SVG or an HTML page, INVALID_INPUT for anything unrecognizable);
+    `expect="video"`: an MP4/QuickTime/WebM container. `client`, if given, must come from
+    `safe_client` (it is what checks and pins the addresses).
+    """
+    deadline = time.monotonic() + policy.total_seconds
+    rng = rng or random.Random()
+    own_client = client is None
+    client = client or safe_client(policy, resolver=resolver)
+    try:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return _fetch_once(client, url, Path(dest), policy, deadline, expect)
+            except FetchError as exc:
+                if not exc.retryable or attempt > policy.retries:
+                    raise
+                delay = min(policy.retry_base_delay * 2 ** (attempt - 1), 10.0) * rng.uniform(0.5, 1.0)
+                if time.monotonic() + delay >= deadline:
+                    raise
+                log.info("fetch %s: %s; retry %d in %.2f s", redact(url), exc.message, attempt, delay)
+                sleep(delay)
+    finally:
+        if own_client:
+            client.close()
+
+
+def _fetch_once(
+    client: httpx.Client, url: str, dest: Path, policy: FetchPolicy, deadline: float, expect: str | None
+) -> str:
+    try:
+        with open_stream(client, url, policy, deadline) as (response, final):
+            host = urlsplit(final).hostname
+            status = response.status_code
+            if status >= 400:
+                raise FetchError(
+                    "STORAGE_DOWNLOAD_FAILED",
+                    f"GET {host} answered HTTP {status}",
+                    retryable=status in (408, 425, 429) or status >= 500,
+                )
+            if status not in (200, 203):
+                raise FetchError("STORAGE_DOWNLOAD_FAILED", f"GET {host} answered HTTP {status} without a body")
+            _stream_to(response, dest, policy.max_bytes, deadline, expect)
+            return final
+    except httpx.TimeoutException as exc:
+        raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True) from exc
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise FetchError("INVALID_INPUT", f"malformed URL: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(
+            "STORAGE_DOWNLOAD_FAILED", f"download failed: {type(exc).__name__}", retryable=True
+        ) from exc
+
+
+def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, deadline: float, expect: str | None) -> None:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError("INVALID_INPUT", f"file too large ({int(declared)} bytes > {max_bytes})")
-    dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         received = 0
         with os.fdopen(fd, "wb") as out:
-            for chunk in response.iter_bytes(256 * 1024):
+            # iter_bytes() without a chunk size yields as data arrives, so the deadline is
+            # checked on every read of a server that drips its body.
+            for chunk in response.iter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
                     raise FetchError("INVALID_INPUT", f"file too large (over {max_bytes} bytes)")
                 if time.monotonic() > deadline:
                     raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True)
                 out.write(chunk)
+        if expect is not None:
+            check_content(Path(tmp), expect)
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_content(path: Path, expect: str) -> str:
+    """The sniffed kind of `path`, or FetchError when it is not what `expect` asks for."""
+    if expect == "image":
+        kind = sniff_image_type(path)
+        if kind in RASTER_IMAGE_TYPES:
+            return kind
+        if kind is None:
+            raise FetchError("INVALID_INPUT", "the downloaded file is empty or not a recognizable image")
+        raise FetchError("UNSUPPORTED_FORMAT", f"the downloaded file is {describe(kind)}, not a raster photo")
+    if expect == "video":
+        kind = sniff_video(path)
+        if kind is None:
+            seen = sniff_image_type(path)
+            raise FetchError("INVALID_INPUT", f"the downloaded file is {describe(seen)}, not a video")
+        return kind
+    raise ValueError(f"unknown expectation {expect!r}")

@@ -80,7 +80,7 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
     key = storage.key_from_uri(url)
     if key is not None:
         return storage.get_file(key, dest)
-    fetch_url(url, dest, policy)
+    fetch_url(url, dest, policy, expect="image")  # what the bytes are, not what the server says
     return dest
 
 

@@ -14,15 +14,16 @@ import logging
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import crop_to_aspect, jpeg_data_uri
+from zencourt_pipeline.net.fetch import FetchPolicy, safe_client
 from zencourt_pipeline.providers.base import (
     GenerationError,
     GenerationRequest,
@@ -123,6 +124,8 @@ class FalGenerator(VideoGenerator):
             max_attempts=4, base_delay=1.0, max_delay=15.0, max_total_seconds=60.0
         ),
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        allowed_private_hosts: Iterable[str] = (),
+        download_total_seconds: float = 600.0,
         work_dir: Path | None = None,
     ):
         if not key:
@@ -145,6 +148,15 @@ class FalGenerator(VideoGenerator):
         self.create_policy = create_policy
         self.read_policy = read_policy
         self.max_download_bytes = max_download_bytes
+        # Output URLs come from the provider's answers: downloaded SSRF-safe (checked, pinned
+        # addresses, bounded redirects, size and time limits). The configured API host itself
+        # (an operator's choice, e.g. a test double on loopback) may serve them too.
+        self.fetch_policy = FetchPolicy.from_hosts(
+            [*allowed_private_hosts, urlsplit(self.queue_url).hostname or ""],
+            max_bytes=max_download_bytes,
+            total_seconds=download_total_seconds,
+        )
+        self._download_client: httpx.Client | None = None  # made at the first download
         self.work_dir = work_dir
 
     def __repr__(self) -> str:
@@ -218,7 +230,7 @@ class FalGenerator(VideoGenerator):
                 sleep=self._sleep,
                 rng=self._rng,
                 clock=self._clock,
-                headers=self._headers(),
+                headers={**self._headers(), "Connection": "close"},  # fresh connection for the paid submit
                 params=params,
                 json=body,
                 timeout=self.timeout,
@@ -385,8 +397,10 @@ class FalGenerator(VideoGenerator):
         return self._download(self._fresh_output_url(ref), dest)
 
     def _download(self, url: str, dest: Path) -> Path:
+        if self._download_client is None:
+            self._download_client = safe_client(self.fetch_policy, timeout=self.download_timeout)
         return download_to_file(
-            self._client,
+            self._download_client,
             url,
             Path(dest),
             max_bytes=self.max_download_bytes,
@@ -394,8 +408,11 @@ class FalGenerator(VideoGenerator):
             sleep=self._sleep,
             rng=self._rng,
             clock=self._clock,
+            fetch_policy=self.fetch_policy,
         )
 
     def close(self) -> None:
+        if self._download_client is not None:
+            self._download_client.close()
         if self._owns_client:
             self._client.close()

@@ -232,7 +232,17 @@ def parse_fal_webhook(raw_body: bytes) -> Completion:
                 payload=data,
             )
         if payload is None and data.get("payload_error"):
-            return failed(GENERATION_FAILED, f"fal could not deliver the result: {data['payload_error']}")
+            # The request succeeded but fal could not put its output in the webhook: the result
+            # is still at the request's response URL, and `FalGenerator.fetch_result` fetches it
+            # when the completion has no output URL (a paid result is not thrown away).
+            return Completion(
+                provider="fal",
+                task_id=request_id,
+                status=TaskState.SUCCEEDED,
+                source="webhook",
+                output_url=None,
+                payload=data,
+            )
         return failed(GENERATION_FAILED, "fal reported OK without a video URL")
     if status == "ERROR":
         parts = [str(data["error"])] if data.get("error") else []

@@ -11,7 +11,11 @@ Three rules drive this module:
 * Back off exponentially with full jitter, within a bounded number of attempts and a bounded
   total time. `sleep`, `rng` and `clock` are injectable so tests never wait.
 * Downloads stream to a temporary file beside the destination, stop at a size limit, check that
-  the bytes are a complete MP4, and only then `os.replace` the file into place.
+  the bytes are a complete MP4, and only then `os.replace` the file into place. Given a
+  `FetchPolicy` (the generators always pass one), a download goes through
+  `net.fetch.safe_client`/`open_stream`: every hop's address is checked and pinned (output
+  URLs come from a third party and must not reach our private network), redirects are
+  bounded and re-checked, and the whole attempt has a time limit.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import random
 import struct
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
+from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
 from zencourt_pipeline.providers.base import GenerationError
 
 log = logging.getLogger(__name__)
@@ -228,6 +235,8 @@ def mp4_problem(path: Path) -> str | None:
 def check_mp4(path: Path) -> None:
     """Raise GenerationError INVALID_OUTPUT (fallback) unless `path` looks like a complete MP4."""
     problem = mp4_problem(Path(path))
+    if problem and sniff_video(Path(path)) is None and Path(path).stat().st_size:
+        problem += f" (the bytes are {describe(sniff_image_type(Path(path)))})"
     if problem:
         raise GenerationError(
             INVALID_OUTPUT, f"downloaded output is not a valid MP4: {problem}", fallback=True
@@ -246,7 +255,7 @@ class OutputUrlExpired(GenerationError):
 
 
 def download_to_file(
-    client: httpx.Client,
+    client: httpx.Client | None,
     url: str,
     dest: Path,
     *,
@@ -257,22 +266,60 @@ def download_to_file(
     rng: random.Random | Any = None,
     clock: Callable[[], float] = time.monotonic,
     validate: Callable[[Path], None] | None = check_mp4,
+    fetch_policy: FetchPolicy | None = None,
 ) -> Path:
     """Stream `url` to `dest` atomically; retry transient failures (a GET is idempotent).
 
     Raises `OutputUrlExpired` for 403/404/410, GenerationError INVALID_OUTPUT (fallback) for an
-    oversized, truncated or non-MP4 body (a transfer cut short is retried first), and
-    GenerationError OUTPUT_DOWNLOAD_FAILED (fallback, retryable) when the server keeps failing. No auth headers are sent: output URLs are presigned.
+    oversized, truncated or non-MP4 body (a transfer cut short is retried first) or a URL the
+    fetch policy refuses (a private address, too many redirects), and GenerationError
+    OUTPUT_DOWNLOAD_FAILED (fallback, retryable) when the server keeps failing. No auth headers
+    are sent: output URLs are presigned.
+
+    With `fetch_policy`, `client` must come from `net.fetch.safe_client` (None: one is made for
+    this call); without it (tests with a mock transport) `client` follows redirects itself.
     """
     rng = rng if rng is not None else random.Random()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    own_client = client is None
+    if client is None:
+        if fetch_policy is None:
+            raise ValueError("download_to_file needs a client or a fetch_policy")
+        client = safe_client(fetch_policy)
     started = clock()
+    try:
+        return _download_with_retries(
+            client, url, dest, max_bytes=max_bytes, timeout=timeout, validate=validate,
+            fetch_policy=fetch_policy, policy=policy, sleep=sleep, rng=rng, clock=clock, started=started,
+        )  # fmt: skip
+    finally:
+        if own_client:
+            client.close()
+
+
+def _download_with_retries(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    timeout: httpx.Timeout | float | None,
+    validate: Callable[[Path], None] | None,
+    fetch_policy: FetchPolicy | None,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    rng: random.Random | Any,
+    clock: Callable[[], float],
+    started: float,
+) -> Path:
     attempt = 0
     while True:
         attempt += 1
         try:
-            return _download_once(client, url, dest, max_bytes=max_bytes, timeout=timeout, validate=validate)
+            return _download_once(
+                client, url, dest, max_bytes=max_bytes, timeout=timeout, validate=validate, fetch_policy=fetch_policy
+            )
         except _TransientDownloadError as exc:
             delay = policy.delay(attempt - 1, rng)
             if attempt >= policy.max_attempts or clock() - started + delay > policy.max_total_seconds:
@@ -292,6 +339,35 @@ class _TransientDownloadError(Exception):
         self.code = code
 
 
+@contextmanager
+def _get(
+    client: httpx.Client,
+    url: str,
+    timeout: httpx.Timeout | float | None,
+    fetch_policy: FetchPolicy | None,
+    deadline: float | None,
+) -> Iterator[httpx.Response]:
+    """The final response of a GET of `url`: through `open_stream` (checked, pinned, bounded
+    redirects, time limit) with a fetch policy, else the client's own redirect handling."""
+    if fetch_policy is None:
+        kwargs: dict[str, Any] = {"follow_redirects": True}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        with client.stream("GET", url, **kwargs) as response:
+            yield response
+        return
+    try:
+        assert deadline is not None
+        with open_stream(client, url, fetch_policy, deadline) as (response, _):
+            yield response
+    except FetchError as exc:
+        if exc.retryable:
+            raise _TransientDownloadError(exc.message) from exc
+        raise GenerationError(
+            INVALID_OUTPUT, f"output URL {_redact(url)} refused: {exc.message}", fallback=True
+        ) from exc
+
+
 def _download_once(
     client: httpx.Client,
     url: str,
@@ -300,13 +376,12 @@ def _download_once(
     max_bytes: int,
     timeout: httpx.Timeout | float | None,
     validate: Callable[[Path], None] | None,
+    fetch_policy: FetchPolicy | None = None,
 ) -> Path:
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
-    kwargs: dict[str, Any] = {"follow_redirects": True}
-    if timeout is not None:
-        kwargs["timeout"] = timeout
+    deadline = time.monotonic() + fetch_policy.total_seconds if fetch_policy is not None else None
     try:
-        with client.stream("GET", url, **kwargs) as response:
+        with _get(client, url, timeout, fetch_policy, deadline) as response:
             status = response.status_code
             if status in EXPIRED_URL_STATUSES:
                 raise OutputUrlExpired(status, f"output URL answered HTTP {status} (expired or gone)")
@@ -325,12 +400,14 @@ def _download_once(
                 )
             received = 0
             with tmp.open("wb") as fh:
-                for chunk in response.iter_bytes(1024 * 1024):
+                for chunk in response.iter_bytes(1024 * 1024 if deadline is None else None):
                     received += len(chunk)
                     if received > max_bytes:
                         raise GenerationError(
                             INVALID_OUTPUT, f"output exceeds the {max_bytes}-byte limit", fallback=True
                         )
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise _TransientDownloadError("download took longer than the time limit")
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -77,8 +77,16 @@ class LocalGenerator(VideoGenerator):
     def cancel(self, ref: TaskRef) -> None:
         return None  # renders finish inside submit: nothing is ever in flight
 
+    def _is_own_render(self, output_url: str, source: Path) -> bool:
+        return urlparse(output_url).scheme == "file" and source.resolve().is_relative_to(self.output_dir.resolve())
+
     def fetch_result(self, ref: TaskRef, dest: Path, output_url: str | None = None) -> Path:
         source = Path(unquote(urlparse(output_url).path)) if output_url else self._output(ref.task_id)
+        # Only this generator's own renders are ever copied (never an arbitrary file:// path).
+        if output_url and not self._is_own_render(output_url, source):
+            raise GenerationError(
+                "LOCAL_OUTPUT_MISSING", "output URL is not a render of the local generator", fallback=False
+            )
         if not source.is_file():
             raise GenerationError("LOCAL_OUTPUT_MISSING", f"rendered clip {source.name} is missing", fallback=False)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,6 +23,7 @@ import httpx
 
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
+from zencourt_pipeline.net.fetch import FetchPolicy, safe_client
 from zencourt_pipeline.providers.base import (
     GenerationError,
     GenerationRequest,
@@ -160,6 +161,8 @@ class RunwayGenerator(VideoGenerator):
             max_attempts=4, base_delay=1.0, max_delay=15.0, max_total_seconds=60.0
         ),
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        allowed_private_hosts: Iterable[str] = (),
+        download_total_seconds: float = 600.0,
     ):
         if not api_key:
             raise ValueError("a Runway API key is required (RUNWAY_API_KEY)")
@@ -177,6 +180,15 @@ class RunwayGenerator(VideoGenerator):
         self.create_policy = create_policy
         self.read_policy = read_policy
         self.max_download_bytes = max_download_bytes
+        # Output URLs come from the provider's answers: downloaded SSRF-safe (checked, pinned
+        # addresses, bounded redirects, size and time limits). The configured API host itself
+        # (an operator's choice, e.g. a test double on loopback) may serve them too.
+        self.fetch_policy = FetchPolicy.from_hosts(
+            [*allowed_private_hosts, urlsplit(self.base_url).hostname or ""],
+            max_bytes=max_download_bytes,
+            total_seconds=download_total_seconds,
+        )
+        self._download_client: httpx.Client | None = None  # made at the first download
         self._poll_lock = threading.Lock()
         self._last_poll: OrderedDict[str, float] = OrderedDict()
 
@@ -268,7 +280,9 @@ class RunwayGenerator(VideoGenerator):
                 sleep=self._sleep,
                 rng=self._rng,
                 clock=self._clock,
-                headers=self._headers(),
+                # a fresh connection for the paid create: a pooled keep-alive connection the server
+                # has just closed is the classic way a POST fails after it may have been received
+                headers={**self._headers(), "Connection": "close"},
                 json=body,
                 timeout=self.timeout,
             )
@@ -422,8 +436,10 @@ class RunwayGenerator(VideoGenerator):
         return self._download(self._fresh_output_url(ref), dest)
 
     def _download(self, url: str, dest: Path) -> Path:
+        if self._download_client is None:
+            self._download_client = safe_client(self.fetch_policy, timeout=self.download_timeout)
         return download_to_file(
-            self._client,
+            self._download_client,
             url,
             Path(dest),
             max_bytes=self.max_download_bytes,
@@ -431,8 +447,11 @@ class RunwayGenerator(VideoGenerator):
             sleep=self._sleep,
             rng=self._rng,
             clock=self._clock,
+            fetch_policy=self.fetch_policy,
         )
 
     def close(self) -> None:
+        if self._download_client is not None:
+            self._download_client.close()
         if self._owns_client:
             self._client.close()

@@ -90,6 +90,7 @@ def build_stack(tmp_path: Path, providers: str, *, fal_overdue_seconds: float = 
         fal_webhook_url=service.url + "/webhooks/fal",
         fal_jwks_url=fal.jwks_url,
         fal_webhook_overdue_seconds=fal_overdue_seconds,
+        media_allowed_private_hosts=["127.0.0.1"],  # the fakes (and their output URLs) are on loopback
     )
     defs = build_definitions(settings)
     instance_cm = dg.instance_for_test()
