@@ -7,21 +7,26 @@ timeline and faded. The graph itself is built in `graphs.py`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from zencourt_pipeline.media import graphs, overlays
+from zencourt_pipeline.media import graphs, overlays, smart_render
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
+from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import temp_path_for
 from zencourt_pipeline.media.templates import Template
 from zencourt_pipeline.media.thumbnails import extract_thumbnail
 
+log = logging.getLogger(__name__)
+
 FPS = 30
 DURATION_TOLERANCE_S = 0.1
+STRATEGIES = ("auto", "smart", "full")
 _MIN_CLIP_S = 0.5
 _MIN_CAPTION_S = 1.0
 
@@ -41,6 +46,11 @@ class CompositionResult:
     info: VideoInfo
     thumbnail_path: Path | None
     transitions: int
+    strategy: str = "full"  # what rendered it: "smart" (copied + re-encoded pieces) or "full" (one graph)
+    strategy_note: str | None = None  # why smart rendering was not used, when it was considered
+    copied_frames: int = 0  # frames stream-copied from the clips (smart only)
+    pieces: int = 1  # separately encoded/copied pieces joined by stream copy (1 = one ffmpeg graph)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # pieces/join/check (smart, windowed)
 
 
 def _quantize(seconds: float, fps: int = FPS) -> float:
@@ -144,6 +154,12 @@ def _plan_overlays(
                 work / f"caption_{i:03d}.png", width=width, height=height, text=clip.caption, style=style
             )
             timed.append(_timed(image, start, end, fade))
+    if template.logo_path is not None:
+        logo = overlays.render_logo(
+            work / "logo.png", template.logo_path, width=width, height=height,
+            position=template.logo_position, width_fraction=template.logo_width, opacity=template.logo_opacity,
+        )  # fmt: skip
+        timed.append(_timed(logo, 0.0, total, 0.0))  # constant, on top of everything
     return timed, title_end
 
 
@@ -154,6 +170,66 @@ def _thumbnail_time(durations: list[float], transition: float, title_end: float,
     if title_end > 0 and at < title_end + 0.3 and title_end + 0.3 < first_visible_end:
         at = title_end + 0.3
     return max(0.0, min(at, total - 0.1))
+
+
+def _display_size(path: Path) -> tuple[int, int]:
+    """Width x height of the decoded picture, from the MP4 index (no ffmpeg run) when it can tell."""
+    try:
+        ix = read_video_index(path)
+        if ix.width > 0 and ix.height > 0 and not ix.rotated and ix.codec in ("avc1", "avc3"):
+            return ix.width, ix.height
+    except (MediaError, OSError, ValueError, IndexError):
+        pass
+    info = probe(path)
+    return (0, 0) if info.rotation else (info.width, info.height)  # rotated: always rescale
+
+
+def plan_composition(
+    clips: list[ClipInput],
+    *,
+    width: int,
+    height: int,
+    title: str | None,
+    template: Template,
+    work: Path,
+) -> tuple[graphs.ComposePlan, float]:
+    """The composition plan (title/caption/logo/end-card PNGs rendered into `work`) and when the
+    title ends (0 = no title). `compose_video` renders it; the bench reuses it for its references."""
+    clips = list(clips)
+    _validate(clips, width, height)
+    rescale = [_display_size(Path(c.path)) != (width, height) for c in clips]
+    durations = _segment_durations([c.duration_s for c in clips], template)
+    transition = effective_transition([c.duration_s for c in clips], template)
+    end_card_s = _quantize(template.end_card_seconds) if template.end_card_seconds > 0 else 0.0
+    planned = planned_duration([c.duration_s for c in clips], template)
+    timed, title_end = _plan_overlays(
+        clips, durations, transition, title=title, template=template, width=width, height=height,
+        total=planned, has_end_card=end_card_s > 0, work=work,
+    )  # fmt: skip
+    end_card = None
+    if end_card_s > 0:
+        end_card = overlays.render_end_card(
+            work / "end_card.png", width=width, height=height, title=title,
+            subtitle=template.end_card_text, style=template.text_style(),
+        )  # fmt: skip
+    plan = graphs.ComposePlan(
+        clips=[Path(c.path) for c in clips],
+        durations=durations,
+        width=width,
+        height=height,
+        fps=FPS,
+        transition=template.transition,
+        transition_s=transition,
+        overlays=timed,
+        end_card=end_card,
+        end_card_s=end_card_s,
+        music=template.music_path,
+        music_volume=template.music_volume,
+        fade_in_s=min(template.fade_in_seconds, planned / 4),
+        fade_out_s=min(template.fade_out_seconds, planned / 4),
+        rescale=rescale,
+    )
+    return plan, title_end
 
 
 def compose_video(
@@ -168,16 +244,22 @@ def compose_video(
     work_dir: Path | None = None,
     preset: str = "veryfast",
     crf: int = 23,
+    strategy: str = "auto",
 ) -> CompositionResult:
-    """Compose `clips` (normalized: width x height, 30 fps, yuv420p) into an H.264 MP4 at `dest`."""
+    """Compose `clips` (normalized: width x height, 30 fps, yuv420p) into an H.264 MP4 at `dest`.
+
+    strategy: "full" re-encodes the whole timeline, in one ffmpeg graph (or, when one graph would
+    hold too many large decoders for the memory budget, in windows of ~2 clips joined by stream
+    copy); "smart" re-encodes only the changed spans and stream-copies the rest (`smart_render`;
+    raises if the clips do not allow it); "auto" uses smart when the clips qualify and it is
+    estimated to pay off, and falls back to full otherwise or when the smart output fails its checks.
+    `CompositionResult.strategy` / `strategy_note` tell what was used and why.
+    """
+    if strategy not in STRATEGIES:
+        raise MediaError("INVALID_INPUT", f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
     clips = list(clips)
     dest = Path(dest)
     _validate(clips, width, height)
-    infos = [probe(Path(c.path)) for c in clips]
-    rescale = [(info.width, info.height) != (width, height) for info in infos]
-    durations = _segment_durations([c.duration_s for c in clips], template)
-    transition = effective_transition([c.duration_s for c in clips], template)
-    end_card_s = _quantize(template.end_card_seconds) if template.end_card_seconds > 0 else 0.0
     planned = planned_duration([c.duration_s for c in clips], template)
     dest.parent.mkdir(parents=True, exist_ok=True)
 
@@ -190,36 +272,50 @@ def compose_video(
         work.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
     try:
-        timed, title_end = _plan_overlays(
-            clips, durations, transition, title=title, template=template, width=width, height=height,
-            total=planned, has_end_card=end_card_s > 0, work=work,
-        )  # fmt: skip
-        end_card = None
-        if end_card_s > 0:
-            end_card = overlays.render_end_card(
-                work / "end_card.png", width=width, height=height, title=title,
-                subtitle=template.end_card_text, style=template.text_style(),
-            )  # fmt: skip
-        plan = graphs.ComposePlan(
-            clips=[Path(c.path) for c in clips],
-            durations=durations,
-            width=width,
-            height=height,
-            fps=FPS,
-            transition=template.transition,
-            transition_s=transition,
-            overlays=timed,
-            end_card=end_card,
-            end_card_s=end_card_s,
-            music=template.music_path,
-            music_volume=template.music_volume,
-            fade_in_s=min(template.fade_in_seconds, planned / 4),
-            fade_out_s=min(template.fade_out_seconds, planned / 4),
-            rescale=rescale,
+        plan, title_end = plan_composition(
+            clips, width=width, height=height, title=title, template=template, work=work
         )
-        run_ffmpeg(graphs.compose_args(plan, tmp, preset=preset, crf=crf), code="COMPOSITION_FAILED")
-        info = probe(tmp, count_frames=True)
-        _check_output(info, width=width, height=height, planned=planned, music=plan.music is not None)
+        durations, transition = plan.durations, plan.transition_s
+        music = plan.music is not None
+        used, notes, copied, pieces, info, stages = "full", [], 0, 1, None, {}
+        if strategy != "full":
+            try:
+                outcome = smart_render.render_smart(
+                    plan, tmp, work=work, preset=preset, crf=crf, require_gain=strategy == "auto"
+                )
+                info = replace(probe(tmp), frame_count=outcome.frame_count)
+                _check_output(info, width=width, height=height, planned=planned, music=music)
+                used, copied, pieces = "smart", outcome.plan.copied_frames, len(outcome.plan.pieces)
+                stages = outcome.seconds
+            except (smart_render.SmartUnavailable, MediaError) as exc:
+                if strategy == "smart":
+                    raise MediaError("COMPOSITION_FAILED", f"smart rendering failed: {exc}") from exc
+                notes.append(f"smart: {exc}")
+                level = logging.INFO if isinstance(exc, smart_render.SmartUnavailable) else logging.WARNING
+                log.log(level, "smart rendering not used, composing with the full graph: %s", exc)
+                tmp.unlink(missing_ok=True)
+                info = None
+        if (
+            info is None
+            and smart_render.pass_memory_mb(width, height, len(clips)) > smart_render.MEMORY_BUDGET_MB
+        ):
+            # One graph would hold every clip's decoder at once: render in windows of ~2 clips.
+            try:
+                outcome = smart_render.render_segmented(plan, tmp, work=work, preset=preset, crf=crf)
+                info = replace(probe(tmp), frame_count=outcome.frame_count)
+                _check_output(info, width=width, height=height, planned=planned, music=music)
+                pieces, stages = len(outcome.plan.pieces), outcome.seconds
+            except (smart_render.SmartUnavailable, MediaError) as exc:
+                notes.append(f"segmented: {exc}")
+                log.warning("windowed full render failed, using one graph: %s", exc)
+                tmp.unlink(missing_ok=True)
+                info = None
+        if info is None:
+            run_ffmpeg(graphs.compose_args(plan, tmp, preset=preset, crf=crf), code="COMPOSITION_FAILED")
+            info = probe(tmp, count_frames=True)
+            _check_output(info, width=width, height=height, planned=planned, music=music)
+            pieces, stages = 1, {}
+        note = "; ".join(notes) or None
         os.replace(tmp, dest)
         info = replace(info, size_bytes=dest.stat().st_size)
         thumb = None
@@ -237,7 +333,12 @@ def compose_video(
         planned_duration_s=planned,
         info=info,
         thumbnail_path=thumb,
-        transitions=len(clips) - 1 + (1 if end_card is not None else 0),
+        transitions=len(clips) - 1 + (1 if plan.end_card is not None else 0),
+        strategy=used,
+        strategy_note=note,
+        copied_frames=copied,
+        pieces=pieces,
+        stage_seconds=stages,
     )
 
 

@@ -22,6 +22,16 @@ XFADE_TRANSITIONS: frozenset[str] = frozenset(
 # Encoder settings shared by every normalized clip, so normalized clips can be stream-copied together.
 VIDEO_TIMESCALE = 15360  # mp4 track timescale (ffmpeg's own default for 30 fps, made explicit)
 
+# Closed GOPs, and `stitchable` so x264 writes content-independent SPS/PPS (its PPS would otherwise
+# carry the CRF as the initial QP): every encode at the same size and preset then has byte-identical
+# parameter sets, which is what lets smart rendering splice re-encoded spans between copied ones.
+X264_PARAMS = "open-gop=0:stitchable=1"
+
+# Every encode is tagged BT.709 / limited range (identical VUI in the SPS). Setting the encoder's
+# colour space makes ffmpeg convert frames in another matrix; primaries/transfer are set on frames.
+COLOR_ARGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]  # fmt: skip
+COLOR_TAGS_FILTER = "setparams=color_primaries=bt709:color_trc=bt709"
+
 
 def fmt(value: float) -> str:
     """A number for a filter graph: fixed point, no exponent, no trailing zeros."""
@@ -41,39 +51,46 @@ def x264_args(*, preset: str, crf: int, fps: int, profile: str = "high") -> list
         "-keyint_min", str(fps),
         "-sc_threshold", "0",
         "-force_key_frames", "expr:gte(t,n_forced*1)",
-        "-x264-params", "open-gop=0",
+        "-x264-params", X264_PARAMS,
     ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- normalize
 
 
-def cover_scale(width: int, height: int) -> str:
+def cover_scale(width: int, height: int, *, bt709: bool = False) -> str:
     """Scale so the *display* picture (storage size x SAR) covers width x height; crop follows.
 
-    Unlike `force_original_aspect_ratio`, this honours a non-square sample aspect ratio.
+    Unlike `force_original_aspect_ratio`, this honours a non-square sample aspect ratio. `bt709`
+    also converts the colour matrix/range in the same swscale pass (no-op for BT.709 input).
     """
     wide = f"gt(dar,{width}/{height})"
+    color = ":out_color_matrix=bt709:out_range=tv" if bt709 else ""
     return (
         f"scale=w='if({wide},ceil({height}*dar/2)*2,{width})'"
-        f":h='if({wide},{height},ceil({width}/dar/2)*2)':flags=bicubic"
+        f":h='if({wide},{height},ceil({width}/dar/2)*2)':flags=bicubic{color}"
     )
 
 
-def normalize_filter(*, width: int, height: int, fps: int, pad_s: float | None = None) -> str:
+def normalize_filter(
+    *, width: int, height: int, fps: int, pad_s: float | None = None, bt709: bool = False
+) -> str:
     """Cover-scale + centre-crop to exactly width x height, square pixels, constant fps, yuv420p.
 
     Rotation is handled before the graph (ffmpeg autorotates decoded frames). `pad_s` clones the
     last frame for that many seconds after the source ends (`tpad`); the output `-t` trims it.
+    `bt709` converts to and tags BT.709 limited range (what `normalize_args` uses).
     """
     parts = [
         "setpts=PTS-STARTPTS",
         f"fps={fps}",
-        cover_scale(width, height),
+        cover_scale(width, height, bt709=bt709),
         f"crop={width}:{height}",
         "setsar=1",
         "format=yuv420p",
     ]
+    if bt709:
+        parts.append(COLOR_TAGS_FILTER)
     if pad_s is not None and pad_s > 0:
         parts.append(f"tpad=stop_mode=clone:stop_duration={fmt(pad_s)}")
     return ",".join(parts)
@@ -90,12 +107,17 @@ def normalize_args(
     crf: int = 20,
     preset: str = "veryfast",
 ) -> list[str]:
-    """One ffmpeg pass from any phone/camera clip to a normalized, concat-ready H.264 MP4 (no audio)."""
-    vf = normalize_filter(width=width, height=height, fps=fps, pad_s=duration_s)
+    """One ffmpeg pass from any phone/camera clip to a normalized, concat-ready H.264 MP4 (no audio).
+
+    Every normalized clip of a size has the same SPS/PPS, closed one-second GOPs and the same mp4
+    timescale, so spans of them can be stream-copied next to re-encoded spans (`smart_render`).
+    """
+    vf = normalize_filter(width=width, height=height, fps=fps, pad_s=duration_s, bt709=True)
     args = ["-i", str(src), "-map", "0:v:0", "-vf", vf]
     if duration_s is not None:
         args += ["-t", fmt(duration_s)]
     args += x264_args(preset=preset, crf=crf, fps=fps)
+    args += COLOR_ARGS
     args += [
         "-an", "-sn", "-dn",
         "-map_metadata", "-1",
@@ -154,6 +176,9 @@ class ComposePlan:
     fade_in_s: float = 0.0
     fade_out_s: float = 0.0
     rescale: list[bool] = field(default_factory=list)  # per clip: not already width x height
+    # Per clip, where to start reading it (seconds; frame-accurate input seek). Empty = all from 0.
+    # Smart rendering uses it to render a window of the timeline from the middle of clips.
+    clip_seeks: list[float] = field(default_factory=list)
 
     @property
     def total_s(self) -> float:
@@ -240,26 +265,63 @@ def compose_filter(plan: ComposePlan) -> tuple[str, str, str | None]:
 
     audio = None
     if plan.music is not None:
-        achain = [
-            f"[{next_input}:a]atrim=duration={fmt(total)}",
-            "asetpts=PTS-STARTPTS",
-            "aformat=sample_rates=48000:channel_layouts=stereo",
-            f"volume={fmt(plan.music_volume)}",
-        ]
-        if plan.fade_in_s > 0:
-            achain.append(f"afade=t=in:st=0:d={fmt(plan.fade_in_s)}")
-        fade_out = max(plan.fade_out_s, 0.5)
-        achain.append(f"afade=t=out:st={fmt(max(total - fade_out, 0))}:d={fmt(fade_out)}")
-        lines.append(",".join(achain) + "[aout]")
+        lines.append(music_chain(plan, next_input))
         audio = "aout"
     return ";\n".join(lines), "vout", audio
 
 
-def compose_args(plan: ComposePlan, dest: Path, *, preset: str = "veryfast", crf: int = 23) -> list[str]:
-    """Full ffmpeg arguments for one composition pass (clips, overlays, end card, music -> dest)."""
+def music_chain(plan: ComposePlan, input_index: int, label: str = "aout") -> str:
+    """The music bed: looped input trimmed to the timeline, resampled, volume, fade in/out."""
+    total = plan.total_s
+    achain = [
+        f"[{input_index}:a]atrim=duration={fmt(total)}",
+        "asetpts=PTS-STARTPTS",
+        "aformat=sample_rates=48000:channel_layouts=stereo",
+        f"volume={fmt(plan.music_volume)}",
+    ]
+    if plan.fade_in_s > 0:
+        achain.append(f"afade=t=in:st=0:d={fmt(plan.fade_in_s)}")
+    fade_out = max(plan.fade_out_s, 0.5)
+    achain.append(f"afade=t=out:st={fmt(max(total - fade_out, 0))}:d={fmt(fade_out)}")
+    return ",".join(achain) + f"[{label}]"
+
+
+AUDIO_ARGS = ["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+
+
+def _clip_inputs(plan: ComposePlan) -> list[str]:
     args: list[str] = []
-    for clip in plan.clips:
+    for i, clip in enumerate(plan.clips):
+        if plan.clip_seeks:
+            # Half a frame early so float rounding never drops the first wanted frame; read one
+            # frame more than needed (trim in the graph cuts exactly).
+            start = plan.clip_seeks[i]
+            if start > 0:
+                args += ["-ss", fmt(max(start - 0.5 / plan.fps, 0.0))]
+            args += ["-t", fmt(plan.durations[i] + 1.0 / plan.fps)]
         args += ["-i", str(clip)]
+    return args
+
+
+def compose_args(
+    plan: ComposePlan,
+    dest: Path,
+    *,
+    preset: str = "veryfast",
+    crf: int = 23,
+    faststart: bool = True,
+    decoder_threads: int | None = None,
+) -> list[str]:
+    """Full ffmpeg arguments for one composition pass (clips, overlays, end card, music -> dest).
+
+    `decoder_threads` caps each clip decoder's threads (1 = no frame threading: fewer frames held
+    in memory; one decoder thread per clip is plenty to feed x264).
+    """
+    args: list[str] = []
+    for arg in _clip_inputs(plan):
+        if arg == "-i" and decoder_threads:
+            args += ["-threads", str(decoder_threads)]
+        args.append(arg)
     for ov in plan.overlays:
         args += ["-i", str(ov.image)]
     if plan.end_card is not None and plan.end_card_s > 0:
@@ -269,20 +331,78 @@ def compose_args(plan: ComposePlan, dest: Path, *, preset: str = "veryfast", crf
     graph, video, audio = compose_filter(plan)
     args += ["-filter_complex", graph, "-map", f"[{video}]"]
     if audio:
-        args += ["-map", f"[{audio}]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+        args += ["-map", f"[{audio}]", *AUDIO_ARGS]
     else:
         args += ["-an"]
     args += x264_args(preset=preset, crf=crf, fps=plan.fps)
+    args += COLOR_ARGS
     args += [
         "-r", str(plan.fps),
         "-t", fmt(plan.total_s),
         "-sn", "-dn",
         "-map_metadata", "-1",
-        "-movflags", "+faststart",
-        "-f", "mp4",
-        str(dest),
+        "-video_track_timescale", str(VIDEO_TIMESCALE),
     ]  # fmt: skip
-    return args
+    if faststart:
+        args += ["-movflags", "+faststart"]
+    return [*args, "-f", "mp4", str(dest)]
+
+
+# ---------------------------------------------------------------- smart rendering
+
+
+def split_args(clip: Path, cut_frames: list[int], pattern: Path) -> list[str]:
+    """Stream-copy `clip` into pieces cut at the keyframes `cut_frames` (pattern has one %d)."""
+    return [
+        "-i", str(clip), "-map", "0:v:0", "-c", "copy",
+        "-f", "segment", "-segment_frames", ",".join(str(f) for f in cut_frames),
+        "-reset_timestamps", "1", "-segment_format", "mp4",
+        "-map_metadata", "-1", str(pattern),
+    ]  # fmt: skip
+
+
+def _concat_quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "'\\''") + "'"
+
+
+def concat_list(pieces: list[Path]) -> str:
+    """An ffconcat script joining `pieces` (identically encoded MP4s) in order."""
+    return "ffconcat version 1.0\n" + "".join(f"file {_concat_quote(p)}\n" for p in pieces)
+
+
+def music_args(plan: ComposePlan, dest: Path) -> list[str]:
+    """The music bed alone (looped, trimmed, faded), encoded to an .m4a for a stream-copy join."""
+    return [
+        "-stream_loop", "-1", "-i", str(plan.music),
+        "-filter_complex", music_chain(plan, 0), "-map", "[aout]", *AUDIO_ARGS,
+        "-vn", "-sn", "-dn", "-map_metadata", "-1", "-f", "mp4", str(dest),
+    ]  # fmt: skip
+
+
+def join_args(listing: Path, dest: Path, *, music: Path | None = None) -> list[str]:
+    """Concat the pieces and mux the encoded music bed, all by stream copy."""
+    args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    if music is not None:
+        args += ["-i", str(music), "-map", "0:v:0", "-map", "1:a:0"]
+    else:
+        args += ["-map", "0:v:0", "-an"]
+    return [
+        *args, "-c", "copy",
+        "-sn", "-dn", "-map_metadata", "-1",
+        "-movflags", "+faststart", "-f", "mp4", str(dest),
+    ]  # fmt: skip
+
+
+def decode_check_args(video: Path) -> list[str]:
+    """Decode every stream to the null muxer, stopping at the first error; frame count on stdout.
+
+    The deblocking filter is skipped: it only post-processes pixels; every macroblock of every
+    frame is still parsed and reconstructed, which is what finds a broken or mis-joined stream.
+    """
+    return [
+        "-v", "error", "-nostats", "-xerror", "-progress", "pipe:1",
+        "-skip_loop_filter", "all", "-i", str(video), "-map", "0", "-f", "null", "-",
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- thumbnails

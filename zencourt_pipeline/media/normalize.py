@@ -16,6 +16,7 @@ from pathlib import Path
 from zencourt_pipeline.media import graphs
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
+from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
 
 # Markers ffmpeg prints (on success too) when the input ends early or is damaged.
 _TRUNCATION_MARKERS = ("partial file", "moov atom not found", "End of file while parsing")
@@ -28,19 +29,51 @@ def temp_path_for(dest: Path, suffix: str | None = None) -> Path:
     return dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
 
 
-def _probe_input(src: Path) -> VideoInfo:
+def _indexed(path: Path) -> VideoTrackIndex | None:
+    """The MP4 sample index when `path` is an MP4 with a sane video track (no ffmpeg run), else None."""
+    try:
+        ix = read_video_index(path)
+    except (MediaError, OSError, ValueError, IndexError):  # struct.error is a ValueError
+        return None
+    return ix if ix.width > 0 and ix.height > 0 and ix.sample_count > 0 and ix.frame_delta != 0 else None
+
+
+def _probe_input(src: Path) -> float:
+    """Check that `src` is a readable video; returns its duration (0 when unknown)."""
     src = Path(src)
     if not src.is_file():
         raise MediaError("INVALID_INPUT", f"input clip not found: {src}")
     if src.stat().st_size == 0:
         raise MediaError("INVALID_INPUT", f"input clip {src.name} is empty (0 bytes)")
+    indexed = _indexed(src)  # MP4s (almost every provider clip): read the index, skip an ffmpeg run
+    if indexed is not None:
+        return indexed.duration_s
     try:
         info = probe(src)
     except MediaError as exc:
         raise MediaError(exc.code, f"cannot read input clip {src.name}: {exc.message}") from exc
     if info.width <= 0 or info.height <= 0:
         raise MediaError("INVALID_INPUT", f"input clip {src.name} has no readable frame size")
-    return info
+    return info.duration
+
+
+def _output_info(path: Path) -> VideoInfo:
+    """What we just wrote, from its MP4 index (ffmpeg's probe only if the index is unreadable)."""
+    ix = _indexed(path)
+    if ix is None or not ix.avcc:
+        return probe(path)
+    return VideoInfo(
+        codec="h264",
+        width=ix.width,
+        height=ix.height,
+        fps=round(ix.fps, 3),
+        duration=round(ix.duration_s, 6),
+        pix_fmt=ix.pix_fmt,
+        has_audio=ix.has_audio,
+        audio_codec=None,
+        rotation=90 if ix.rotated else 0,
+        size_bytes=path.stat().st_size,
+    )
 
 
 def normalize_clip(
@@ -64,7 +97,7 @@ def normalize_clip(
         raise MediaError("INVALID_INPUT", f"output size must be positive and even, got {width}x{height}")
     if duration_s is not None and duration_s <= 0:
         raise MediaError("INVALID_INPUT", f"duration_s must be positive, got {duration_s}")
-    source = _probe_input(src)
+    source_duration = _probe_input(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
     args = graphs.normalize_args(
@@ -75,11 +108,11 @@ def normalize_clip(
         report = proc.stderr.decode(errors="replace")
         if any(marker in report for marker in _TRUNCATION_MARKERS):
             raise MediaError("MEDIA_TRUNCATED", f"input clip {src.name} is truncated or damaged")
-        info = probe(tmp)
+        info = _output_info(tmp)
         _check_output(info, src=src, width=width, height=height, fps=fps, duration_s=duration_s)
         os.replace(tmp, dest)
     except MediaError as exc:
-        if exc.code == "NORMALIZE_FAILED" and source.duration == 0:
+        if exc.code == "NORMALIZE_FAILED" and source_duration == 0:
             raise MediaError("MEDIA_TRUNCATED", f"input clip {src.name} has no decodable frames") from exc
         raise
     finally:

@@ -263,3 +263,39 @@ def render_end_card(
             draw, block, width=width, top=(height - block[-1]) // 2, color=_rgb(style.font_color)
         )
     return _save_png(image, dest)
+
+
+def render_logo(
+    dest: Path,
+    src: Path,
+    *,
+    width: int,
+    height: int,
+    position: str = "top-right",
+    width_fraction: float = 0.16,
+    opacity: float = 0.9,
+) -> OverlayImage:
+    """The logo PNG resized to `width_fraction` of the frame width, faded to `opacity`, in a corner."""
+    _check_size(width, height)
+    try:
+        with Image.open(src) as img:
+            img.load()
+            logo = img.convert("RGBA")
+    except (OSError, ValueError) as exc:
+        raise MediaError("INVALID_INPUT", f"logo {Path(src).name} is not a readable image: {exc}") from exc
+    margin = max(8, round(min(width, height) * 0.04))
+    target_w = max(8, min(round(width * width_fraction), width - 2 * margin))
+    target_h = max(8, round(logo.height * target_w / logo.width))
+    if target_h > height // 3:  # very tall logos: bound the height instead
+        target_h = height // 3
+        target_w = max(8, round(logo.width * target_h / logo.height))
+    target_w += target_w % 2
+    target_h += target_h % 2
+    logo = logo.resize((target_w, target_h), Image.Resampling.LANCZOS)
+    if opacity < 1.0:
+        alpha = logo.getchannel("A").point(lambda a: round(a * opacity))
+        logo.putalpha(alpha)
+    x = margin if position.endswith("left") else width - margin - target_w
+    y = margin if position.startswith("top") else height - margin - target_h
+    _save_png(logo, dest)
+    return OverlayImage(path=Path(dest), x=x - x % 2, y=y - y % 2, width=target_w, height=target_h)

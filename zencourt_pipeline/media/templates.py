@@ -10,6 +10,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -45,6 +46,12 @@ class Template(BaseModel):
     fade_out_seconds: float = Field(1.0, ge=0.0, le=5.0)  # video to black + music fade-out
     end_card_seconds: float = Field(0.0, ge=0.0, le=10.0)  # 0 = no end card
     end_card_text: str | None = None  # subtitle line on the end card (the title is the headline)
+    logo: str | None = (
+        None  # PNG (transparency kept) under zencourt_pipeline/templates/, over the whole video
+    )
+    logo_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-right"
+    logo_width: float = Field(0.16, gt=0.0, le=0.5)  # logo width as a fraction of the output width
+    logo_opacity: float = Field(0.9, ge=0.0, le=1.0)
 
     @field_validator("name")
     @classmethod
@@ -67,22 +74,28 @@ class Template(BaseModel):
             raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
         return value.upper()
 
-    @field_validator("music")
+    @field_validator("music", "logo")
     @classmethod
-    def _music_name(cls, value: str | None) -> str | None:
+    def _bundled_name(cls, value: str | None) -> str | None:
         if value is not None and (not value or "/" in value or "\\" in value or value.startswith(".")):
-            raise ValueError(f"music must be a bare file name under templates/, got {value!r}")
+            raise ValueError(f"must be a bare file name under templates/, got {value!r}")
         return value
 
     @model_validator(mode="after")
     def _music_exists(self) -> Template:
         if self.music is not None and not (TEMPLATES_DIR / self.music).is_file():
             raise ValueError(f"music file {self.music!r} is not bundled in {TEMPLATES_DIR}")
+        if self.logo is not None and not (TEMPLATES_DIR / self.logo).is_file():
+            raise ValueError(f"logo file {self.logo!r} is not bundled in {TEMPLATES_DIR}")
         return self
 
     @property
     def music_path(self) -> Path | None:
         return TEMPLATES_DIR / self.music if self.music else None
+
+    @property
+    def logo_path(self) -> Path | None:
+        return TEMPLATES_DIR / self.logo if self.logo else None
 
     def text_style(self) -> TextStyle:
         return TextStyle(

@@ -1,0 +1,6 @@
+"""`make bench` / `python -m zencourt_pipeline.bench` (see the package docstring)."""
+
+from zencourt_pipeline.bench.runner import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""`python -m zencourt_pipeline.bench`: generate inputs, measure, print `name: value` lines."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from zencourt_pipeline.bench import inputs, references
+from zencourt_pipeline.bench.rss import PeakTreeRss
+from zencourt_pipeline.media import compose, smart_render
+from zencourt_pipeline.media.compose import ClipInput, compose_video
+from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
+from zencourt_pipeline.media.normalize import normalize_clip, normalize_many
+from zencourt_pipeline.media.templates import Template, load_template
+
+ROOMS = ["Living room", "Kitchen", "Primary bedroom", "Bathroom", "Backyard", "Home office"]
+TITLE = "12 Harbour View Road, Seaside Heights"
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool = False
+    size: tuple[int, int] = (1280, 720)
+    source_size: tuple[int, int] = (1920, 1080)
+    clip_s: float = 5.0
+    clips: int = 6
+    repeats: int = 3
+    normalize_repeats: int = 5
+    vertical_size: tuple[int, int] = (1080, 1920)
+    vertical_clips: int = 12  # eleven of vertical_clip_s and one 0.5 s shorter: 60 s with 0.5 s xfades
+    vertical_clip_s: float = 5.5
+    vertical_distinct: int = 3
+    photo_size: tuple[int, int] = (4000, 3000)
+    generator_s: float = 5.0
+    moviepy_clips: int = 6
+
+
+FULL = Config()
+QUICK = Config(
+    quick=True, size=(320, 180), source_size=(640, 360), clip_s=4.0, clips=3, repeats=1, normalize_repeats=1,
+    vertical_size=(180, 320), vertical_clips=3, vertical_clip_s=4.0, vertical_distinct=2,
+    photo_size=(800, 600), generator_s=1.0, moviepy_clips=2,
+)  # fmt: skip
+
+
+def bench_template() -> Template:
+    """The bench timeline's template: the default look (0.5 s crossfades, fade in/out, music), a
+    2 s title card and 1.5 s room captions over the first seconds of each clip."""
+    return load_template("default").model_copy(update={"title_seconds": 2.0, "caption_seconds": 1.5})
+
+
+def emit(name: str, value: float | int) -> None:
+    text = f"{value:.3f}" if isinstance(value, float) else str(value)
+    print(f"{name}: {text}", flush=True)
+
+
+def note(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the child processes (ffmpeg) plus this process
+    peak_mb: float  # peak RSS of this process and its children
+    result: object = None
+
+
+def timed(fn: Callable[[], object]) -> Timing:
+    """Wall time, CPU time and peak tree RSS of fn()."""
+    with PeakTreeRss() as rss:
+        c0, s0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        result = fn()
+        wall = time.perf_counter() - start
+        c1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    cpu = sum(b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime for a, b in ((c0, c1), (s0, s1)))
+    return Timing(wall, cpu, rss.peak_mb, result)
+
+
+def median_ratio(ours: list[Timing], refs: list[Timing], attr: str = "wall") -> float:
+    """Median of the per-round ratios (rounds are close in time, so share the machine's load)."""
+    return statistics.median(getattr(a, attr) / getattr(b, attr) for a, b in zip(ours, refs, strict=True))
+
+
+def decode_ok(path: Path) -> bool:
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-f", "null", "-"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return proc.returncode == 0 and not proc.stderr.strip()
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def run(cfg: Config, work: Path) -> None:
+    began = time.perf_counter()
+    w, h = cfg.size
+    emit("bench_quick", int(cfg.quick))
+    emit("cpu_count", os.cpu_count() or 1)
+    emit("load_avg_1m_start", _load())
+
+    # ------------------------------------------------------------ inputs + normalize
+    note("generating source clips")
+    t = timed(
+        lambda: inputs.make_sources(
+            work / "src", width=cfg.source_size[0], height=cfg.source_size[1], seconds=cfg.clip_s
+        )
+    )
+    sources = list(t.result)[: max(cfg.clips, cfg.vertical_distinct)]
+    emit("inputs_generate_s", t.wall)
+
+    note("normalizing the batch in parallel (normalize_many)")
+    items = [(src, work / f"clip_{i}.mp4", cfg.clip_s) for i, src in enumerate(sources[: cfg.clips])]
+    t = timed(lambda: normalize_many(items, width=w, height=h))
+    failed = [o for o in t.result if isinstance(o, Exception)]
+    if failed:
+        raise SystemExit(f"normalize failed: {failed[0]}")
+    emit(f"normalize_many_{cfg.clips}_clips_s", t.wall)
+    emit(f"normalize_many_{cfg.clips}_clips_peak_rss_mb", t.peak_mb)
+    clips = [ClipInput(dest, cfg.clip_s, ROOMS[i % len(ROOMS)]) for i, (_, dest, _) in enumerate(items)]
+
+    note("normalize: one clip, ours vs the bare ffmpeg reference, interleaved")
+    runs_n: dict[str, list[Timing]] = {"ours": [], "ref": []}
+    for k in range(cfg.normalize_repeats):
+        src = sources[k % len(sources)]
+        pair = [
+            ("ours", lambda s=src: normalize_clip(s, work / "norm_ours.mp4", width=w, height=h, duration_s=cfg.clip_s)),
+            ("ref", lambda s=src: run_ffmpeg(references.normalize_reference_args(
+                s, work / "norm_ref.mp4", width=w, height=h, seconds=cfg.clip_s))),
+        ]  # fmt: skip
+        for name, fn in pair if k % 2 == 0 else reversed(pair):
+            runs_n[name].append(timed(fn))
+    emit("normalize_s", statistics.median(t.wall for t in runs_n["ours"]))
+    emit("normalize_ref_s", statistics.median(t.wall for t in runs_n["ref"]))
+    emit("normalize_ratio_vs_ref", median_ratio(runs_n["ours"], runs_n["ref"]))
+    emit("normalize_cpu_s", statistics.median(t.cpu for t in runs_n["ours"]))
+    emit("normalize_ref_cpu_s", statistics.median(t.cpu for t in runs_n["ref"]))
+    emit("normalize_ratio_vs_ref_cpu", median_ratio(runs_n["ours"], runs_n["ref"], "cpu"))
+
+    # ------------------------------------------------------------ compose 720p
+    template = bench_template()
+    plan_dir = work / "plan"
+    plan_dir.mkdir()
+    plan, _ = compose.plan_composition(
+        clips, width=w, height=h, title=TITLE, template=template, work=plan_dir
+    )
+    indexes = [smart_render.read_video_index(c.path) for c in clips]
+    smart_plan = smart_render.plan_pieces(plan, [ix.gops() for ix in indexes])
+    emit("compose_timeline_s", plan.total_s)
+    emit("compose_smart_copied_share", smart_plan.copied_frames / smart_plan.total_frames)
+    emit("compose_smart_estimated_cost", smart_render.estimated_cost(smart_plan))
+    emit("compose_auto_uses_smart", int(smart_render.estimated_cost(smart_plan) <= smart_render.WORTH_IT))
+
+    note("compose: reference graph, ours (one graph), ours (smart), interleaved")
+    runs: dict[str, list[Timing]] = {"ref": [], "full": [], "smart": []}
+
+    def ours(strategy: str) -> Callable[[], object]:
+        return lambda: compose_video(
+            clips, work / f"compose_{strategy}.mp4", width=w, height=h, title=TITLE, template=template,
+            thumbnail_dest=work / f"compose_{strategy}.jpg", strategy=strategy,
+        )  # fmt: skip
+
+    jobs = {
+        "ref": lambda: run_ffmpeg(references.compose_reference_args(plan, work / "compose_ref.mp4")),
+        "full": ours("full"),
+        "smart": ours("smart"),
+    }
+    order = ["ref", "full", "smart"]
+    for k in range(cfg.repeats):
+        for name in order[k % 3 :] + order[: k % 3]:
+            runs[name].append(timed(jobs[name]))
+    med = {name: statistics.median(t.wall for t in values) for name, values in runs.items()}
+    emit("compose_ref_ffmpeg_720p_s", med["ref"])
+    emit("compose_720p_s", med["full"])
+    emit("compose_smart_720p_s", med["smart"])
+    emit("compose_ratio_vs_ref", median_ratio(runs["full"], runs["ref"]))
+    emit("compose_smart_ratio_vs_ref", median_ratio(runs["smart"], runs["ref"]))
+    emit("compose_smart_ratio_vs_full", median_ratio(runs["smart"], runs["full"]))
+    emit("compose_ref_ffmpeg_720p_cpu_s", statistics.median(t.cpu for t in runs["ref"]))
+    emit("compose_720p_cpu_s", statistics.median(t.cpu for t in runs["full"]))
+    emit("compose_smart_720p_cpu_s", statistics.median(t.cpu for t in runs["smart"]))
+    emit("compose_ratio_vs_ref_cpu", median_ratio(runs["full"], runs["ref"], "cpu"))
+    emit("compose_smart_ratio_vs_ref_cpu", median_ratio(runs["smart"], runs["ref"], "cpu"))
+    emit("compose_ref_ffmpeg_720p_peak_rss_mb", max(t.peak_mb for t in runs["ref"]))
+    emit("compose_720p_peak_rss_mb", max(t.peak_mb for t in runs["full"]))
+    emit("compose_smart_720p_peak_rss_mb", max(t.peak_mb for t in runs["smart"]))
+    results = {name: values[-1].result for name, values in runs.items()}
+    smart_result, full_result = results["smart"], results["full"]
+    ref_info = probe(work / "compose_ref.mp4", count_frames=True)
+    smart_info = probe(smart_result.path, count_frames=True)
+    full_info = probe(full_result.path, count_frames=True)
+    emit("compose_smart_used", int(smart_result.strategy == "smart"))
+    for stage in ("pieces", "join", "check"):
+        emit(
+            f"compose_smart_{stage}_s",
+            statistics.median(t.result.stage_seconds.get(stage, 0.0) for t in runs["smart"]),
+        )
+    emit("compose_smart_pieces", smart_result.pieces)
+    emit("compose_smart_decodes_clean", int(decode_ok(smart_result.path)))
+    emit("compose_smart_frames", smart_info.frame_count or 0)
+    emit("compose_full_frames", full_info.frame_count or 0)
+    emit("compose_ref_frames", ref_info.frame_count or 0)
+    emit("compose_smart_frames_match_full", int(smart_info.frame_count == full_info.frame_count))
+    emit("compose_smart_duration_error_s", abs((smart_info.frame_count or 0) / 30 - plan.total_s))
+
+    # ------------------------------------------------------------ 60 s vertical: peak memory
+    vw, vh = cfg.vertical_size
+    note(f"normalizing {cfg.vertical_distinct} vertical clips")
+    vitems = [
+        (sources[i], work / f"vclip_{i}.mp4", cfg.vertical_clip_s) for i in range(cfg.vertical_distinct)
+    ]
+    voutcomes = normalize_many(vitems, width=vw, height=vh)
+    if any(isinstance(o, Exception) for o in voutcomes):
+        raise SystemExit(f"vertical normalize failed: {voutcomes}")
+    vclips = [
+        ClipInput(
+            vitems[i % cfg.vertical_distinct][1],
+            cfg.vertical_clip_s - (0.5 if i == cfg.vertical_clips - 1 else 0.0),
+            ROOMS[i % len(ROOMS)],
+        )
+        for i in range(cfg.vertical_clips)
+    ]
+    vlabel = f"{vw}x{vh}"
+    total = compose.planned_duration([c.duration_s for c in vclips], template)
+    note(f"composing the {total:.0f} s vertical video (default strategy)")
+    t = timed(
+        lambda: compose_video(
+            vclips,
+            work / "vertical.mp4",
+            width=vw,
+            height=vh,
+            title=TITLE,
+            template=template,
+            thumbnail_dest=work / "vertical.jpg",
+        )  # fmt: skip
+    )
+    emit("compose_1080x1920_60s_s", t.wall)
+    emit("compose_1080x1920_60s_peak_rss_mb", t.peak_mb)
+    emit("compose_1080x1920_60s_smart", int(t.result.strategy == "smart"))
+    emit("compose_1080x1920_60s_pieces", t.result.pieces)
+    emit("compose_1080x1920_60s_duration_s", t.result.duration_s)
+    # The full re-encode fallback on the first third of it (windows of ~2 clips, so its peak does
+    # not grow with the length; a third keeps the bench short).
+    part = vclips[: max(2, cfg.vertical_clips // 3)]
+    seconds = compose.planned_duration([c.duration_s for c in part], template)
+    note(f"composing {seconds:.1f} s of it with strategy=full")
+    t = timed(
+        lambda: compose_video(
+            part,
+            work / "vertical_full.mp4",
+            width=vw,
+            height=vh,
+            title=TITLE,
+            template=template,
+            strategy="full",
+        )
+    )
+    label = f"compose_full_{vlabel}_{seconds:g}s".replace(".", "_")
+    emit(f"{label}_s", t.wall)
+    emit(f"{label}_peak_rss_mb", t.peak_mb)
+    emit(f"{label}_pieces", t.result.pieces)
+
+    # ------------------------------------------------------------ local generator
+    from zencourt_pipeline.media.kenburns import choose_motion, render_ken_burns
+
+    note("local generator: Ken Burns clip from a large photo")
+    photo = inputs.make_photo(work / "photo.jpg", width=cfg.photo_size[0], height=cfg.photo_size[1])
+    gen_times = []
+    for k in range(cfg.repeats):
+        t = timed(
+            lambda k=k: render_ken_burns(
+                photo,
+                work / "generated.mp4",
+                width=w,
+                height=h,
+                duration_s=cfg.generator_s,
+                motion=choose_motion(k, ROOMS[k % len(ROOMS)]),
+            )  # fmt: skip
+        )
+        gen_times.append(t.wall)
+    gen = statistics.median(gen_times)
+    emit(f"local_generator_{cfg.generator_s:g}s_{h}p_s", gen)
+    if (w, h, cfg.generator_s) != (1280, 720, 5.0):
+        emit("local_generator_5s_720p_s", gen)  # quick mode: same name, tiny clip
+    emit("local_generator_realtime_factor", cfg.generator_s / gen)
+
+    # ------------------------------------------------------------ moviepy (last: it bloats this process)
+    note("moviepy reference (naive concatenate_videoclips + write_videofile), once")
+    mplan = replace(
+        plan,
+        clips=plan.clips[: cfg.moviepy_clips],
+        durations=plan.durations[: cfg.moviepy_clips],
+        overlays=[],
+    )
+    # The plan's overlays are the title, then one caption per clip (every bench clip has one).
+    captions = [(c.caption, ov.start_s, ov.end_s) for c, ov in zip(clips, plan.overlays[1:], strict=True)]
+    from zencourt_pipeline.media.overlays import _font_file
+
+    mp = timed(
+        lambda: references.moviepy_compose(
+            mplan,
+            work / "compose_moviepy.mp4",
+            title=TITLE,
+            captions=[c for c in captions if c[2] <= mplan.total_s],
+            title_seconds=template.title_seconds,
+            font=_font_file(),
+        )  # fmt: skip
+    )
+    ours_for_moviepy = med["full"]
+    if cfg.moviepy_clips != cfg.clips:  # quick mode: compare with ours on the same shorter timeline
+        short = clips[: cfg.moviepy_clips]
+        ours_for_moviepy = timed(
+            lambda: compose_video(
+                short,
+                work / "compose_short.mp4",
+                width=w,
+                height=h,
+                title=TITLE,
+                template=template,
+                strategy="full",
+            )  # fmt: skip
+        ).wall
+    emit("compose_moviepy_720p_s", mp.wall)
+    emit("compose_moviepy_720p_cpu_s", mp.cpu)
+    emit("compose_moviepy_720p_peak_rss_mb", mp.peak_mb)
+    emit("compose_ratio_vs_moviepy", mp.wall / ours_for_moviepy)
+
+    emit("load_avg_1m_end", _load())
+    emit("bench_total_s", time.perf_counter() - began)
+
+
+def main() -> None:
+    cfg = QUICK if os.environ.get("ZENCOURT_BENCH_QUICK", "") not in ("", "0") else FULL
+    base = os.environ.get("ZENCOURT_BENCH_DIR") or None
+    with tempfile.TemporaryDirectory(prefix="zc-bench-", dir=base) as tmp:
+        run(cfg, Path(tmp))
