@@ -20,6 +20,7 @@ from pathlib import Path
 from zencourt_pipeline.db.database import AppDatabase, Row, as_utc, utcnow
 from zencourt_pipeline.db.schema import TERMINAL_STATUSES
 from zencourt_pipeline.pipeline.keys import raw_clip_key
+from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import GenerationError, GenerationRequest, TaskRef, TaskState
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
 from zencourt_pipeline.storage.base import Storage, StorageError
@@ -189,20 +190,10 @@ def submit_jobs(
 
 def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Row) -> Row | None:
     """Ask the provider about a task whose completion was not recorded (a lost webhook)."""
-    ref = TaskRef(task["provider"], task["task_id"], json.loads(task["provider_meta"] or "{}"))
-    status = chain.get(task["provider"]).poll(ref)
+    status = chain.get(task["provider"]).poll(task_ref(task))
     if not status.state.terminal:
         return None
-    db.record_completion(
-        provider=task["provider"],
-        task_id=task["task_id"],
-        status=status.state.value,
-        source="poll",
-        output_url=status.output_url,
-        error_code=status.error_code,
-        error_message=status.error_message,
-        payload=status.raw,
-    )
+    record_poll_result(db, task, status)
     return {
         "status": status.state.value,
         "output_url": status.output_url,

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.providers.base import GenerationError, TaskRef
+from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskStatus
 from zencourt_pipeline.providers.chain import ProviderChain
 
 
@@ -51,22 +51,31 @@ def reconcile_tasks(
                 return report
             db.mark_polled(task["id"])
             report.polled += 1
-            ref = TaskRef(name, task["task_id"], json.loads(task["provider_meta"] or "{}"))
+            ref = task_ref(task)
             try:
                 status = generator.poll(ref)
             except GenerationError:
                 report.errors += 1
                 continue
             if status.state.terminal:
-                db.record_completion(
-                    provider=name,
-                    task_id=task["task_id"],
-                    status=status.state.value,
-                    source="poll",
-                    output_url=status.output_url,
-                    error_code=status.error_code,
-                    error_message=status.error_message,
-                    payload=status.raw,
-                )
+                record_poll_result(db, task, status)
                 report.recorded += 1
     return report
+
+
+def task_ref(task: Row) -> TaskRef:
+    return TaskRef(task["provider"], task["task_id"], json.loads(task["provider_meta"] or "{}"))
+
+
+def record_poll_result(db: AppDatabase, task: Row, status: TaskStatus) -> None:
+    """A terminal status learned by polling goes down the same path as a webhook."""
+    db.record_completion(
+        provider=task["provider"],
+        task_id=task["task_id"],
+        status=status.state.value,
+        source="poll",
+        output_url=status.output_url,
+        error_code=status.error_code,
+        error_message=status.error_message,
+        payload=status.raw,
+    )

@@ -37,7 +37,7 @@ import httpx
 
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
 from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
-from zencourt_pipeline.providers.base import GenerationError
+from zencourt_pipeline.providers.base import GenerationError, TaskRef, VideoGenerator
 
 log = logging.getLogger(__name__)
 
@@ -428,3 +428,42 @@ def _download_once(
         raise _TransientDownloadError(f"{type(exc).__name__}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class HttpVideoGenerator(VideoGenerator):
+    """What the HTTP providers share: downloading a finished clip through the SSRF-checked
+    client, asking the provider for fresh URLs once when the one we have expired."""
+
+    def _fresh_output_url(self, ref: TaskRef) -> str:  # pragma: no cover - each provider defines it
+        raise NotImplementedError
+
+    def fetch_result(self, ref: TaskRef, dest: Path, output_url: str | None = None) -> Path:
+        url = output_url or self._fresh_output_url(ref)
+        try:
+            return self._download(url, dest)
+        except OutputUrlExpired as exc:
+            log.info("%s output URL of %s answered %s: fetching fresh URLs", self.name, ref.task_id, exc.status_code)
+        return self._download(self._fresh_output_url(ref), dest)
+
+    def _download(self, url: str, dest: Path) -> Path:
+        if self._download_client is None:
+            from zencourt_pipeline.net.fetch import safe_client
+
+            self._download_client = safe_client(self.fetch_policy, timeout=self.download_timeout)
+        return download_to_file(
+            self._download_client,
+            url,
+            Path(dest),
+            max_bytes=self.max_download_bytes,
+            timeout=self.download_timeout,
+            sleep=self._sleep,
+            rng=self._rng,
+            clock=self._clock,
+            fetch_policy=self.fetch_policy,
+        )
+
+    def close(self) -> None:
+        if self._download_client is not None:
+            self._download_client.close()
+        if self._owns_client:
+            self._client.close()

@@ -23,7 +23,7 @@ import httpx
 
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
-from zencourt_pipeline.net.fetch import FetchPolicy, safe_client
+from zencourt_pipeline.net.fetch import FetchPolicy
 from zencourt_pipeline.providers.base import (
     GenerationError,
     GenerationRequest,
@@ -31,14 +31,12 @@ from zencourt_pipeline.providers.base import (
     TaskRef,
     TaskState,
     TaskStatus,
-    VideoGenerator,
 )
 from zencourt_pipeline.providers.http import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     NOT_SENT_ERRORS,
-    OutputUrlExpired,
+    HttpVideoGenerator,
     RetryPolicy,
-    download_to_file,
     error_text,
     json_or_none,
     request_with_retry,
@@ -135,7 +133,7 @@ def _https_url_ok(url: str | None) -> bool:
     return parts.scheme == "https" and "." in host and not host.replace(".", "").isdigit() and ":" not in host
 
 
-class RunwayGenerator(VideoGenerator):
+class RunwayGenerator(HttpVideoGenerator):
     name = "runway"
     min_poll_interval = 5.0
     poll_interval_seconds = 5.0
@@ -427,31 +425,3 @@ class RunwayGenerator(VideoGenerator):
             "OUTPUT_NOT_READY", f"task {ref.task_id} is still {status.state.value}", retryable=True
         )
 
-    def fetch_result(self, ref: TaskRef, dest: Path, output_url: str | None = None) -> Path:
-        url = output_url or self._fresh_output_url(ref)
-        try:
-            return self._download(url, dest)
-        except OutputUrlExpired as exc:
-            log.info("runway output URL of %s answered %s: fetching fresh URLs", ref.task_id, exc.status_code)
-        return self._download(self._fresh_output_url(ref), dest)
-
-    def _download(self, url: str, dest: Path) -> Path:
-        if self._download_client is None:
-            self._download_client = safe_client(self.fetch_policy, timeout=self.download_timeout)
-        return download_to_file(
-            self._download_client,
-            url,
-            Path(dest),
-            max_bytes=self.max_download_bytes,
-            timeout=self.download_timeout,
-            sleep=self._sleep,
-            rng=self._rng,
-            clock=self._clock,
-            fetch_policy=self.fetch_policy,
-        )
-
-    def close(self) -> None:
-        if self._download_client is not None:
-            self._download_client.close()
-        if self._owns_client:
-            self._client.close()
