@@ -121,7 +121,13 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
         return 0
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    launched = 0
     for request in result.run_requests:
+        # like the daemon: a run key that already produced a run produces no second one
+        if request.run_key and instance.get_runs(
+            filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key}), limit=1
+        ):
+            continue
         job = defs.resolve_job_def(sensor.job_name)
         out(f"sensor {sensor_name}: run {job.name} for partition {request.partition_key}")
         job.execute_in_process(
@@ -131,7 +137,8 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
             run_config=QUIET_LOGS,
             raise_on_error=False,
         )
-    return len(result.run_requests)
+        launched += 1
+    return launched
 
 
 SENSOR_ORDER = ("pending_batches_sensor", "generation_reconciler_sensor", "clip_completions_sensor")
