@@ -17,16 +17,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import sqlalchemy as sa
-from moto.server import ThreadedMotoServer
 
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.storage.b2 import B2Storage
 from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
-from zencourt_pipeline_tests.topology import BUCKET, Topology, free_port
+from zencourt_pipeline_tests.topology import BUCKET, Topology, start_s3
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 TERMINAL = {"completed", "failed", "canceled"}
@@ -68,13 +66,7 @@ def run_load(workdir: Path, *, batches: int, clips: int, failure_rate: float = 0
         for name in names:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     urls = [POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}" for name in names]
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-west-002", aws_access_key_id="e2e-key-id",
-                 aws_secret_access_key="e2e-application-key").create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
+    moto, endpoint = start_s3()
     storage = B2Storage(endpoint=endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
                         bucket=BUCKET, region="us-west-002")
     topo = None

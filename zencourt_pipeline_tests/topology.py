@@ -33,6 +33,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_s3(bucket: str = BUCKET):
+    """moto's S3 server on a free loopback port, with `bucket` created; returns (server, endpoint).
+
+    moto keeps one state per process (every server in it shares it): it is reset first, so a
+    test never sees another test's bucket or objects.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-west-002", aws_access_key_id="e2e-key-id",
+                 aws_secret_access_key="e2e-application-key").create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
+    return server, endpoint
+
+
 def wait_for_port(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,28 +5,20 @@ from __future__ import annotations
 import json
 import time
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from zencourt_pipeline.storage.b2 import B2Storage
 from zencourt_pipeline.webhooks.signing import verify
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
-from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, free_port
+from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, start_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 
 @pytest.fixture
 def moto_endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-west-002", aws_access_key_id="e2e-key-id",
-                 aws_secret_access_key="e2e-application-key").create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
+    server, endpoint = start_s3()
     yield endpoint
     server.stop()
 

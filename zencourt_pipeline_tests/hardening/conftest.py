@@ -206,7 +206,7 @@ def canned_render(photo: Path, dest: Path, *, width: int, height: int, duration_
     return probe(dest)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its patches must not outlive the hardening tests
 def photo_matrix(tmp_path_factory) -> Iterator[Driven]:
     tmp = tmp_path_factory.mktemp("photo-matrix")
     settings = Settings(
@@ -316,7 +316,7 @@ class CapturingHandler(logging.Handler):
 _PLAIN_RECORD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its patches must not outlive the hardening tests
 def provider_matrix(tmp_path_factory) -> Iterator[Driven]:
     tmp = tmp_path_factory.mktemp("provider-matrix")
     capture = CapturingHandler()
