@@ -66,6 +66,11 @@ class AppDatabase(GenerationQueries):
         with self.engine.connect() as conn:
             return conn.execute(sa.text("SELECT 1")).scalar() == 1
 
+    def fetch_all(self, query: sa.Executable) -> list[Row]:
+        """Run a select on a short-lived connection; rows as dicts."""
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         with self.engine.begin() as conn:
@@ -92,8 +97,7 @@ class AppDatabase(GenerationQueries):
             .where(video_gen_jobs.c.batch_id == batch_id)
             .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id)
         )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return self.fetch_all(query)
 
     def get_job(self, job_id: str) -> Row | None:
         with self.engine.connect() as conn:
@@ -292,8 +296,7 @@ class AppDatabase(GenerationQueries):
         query = sa.select(webhook_outbox).order_by(webhook_outbox.c.created_at, webhook_outbox.c.id)
         if batch_id is not None:
             query = query.where(webhook_outbox.c.batch_id == batch_id)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return self.fetch_all(query)
 
     # -- helpers -------------------------------------------------------------------------------
     def _emit(self, conn: sa.Connection, event: str, batch_id: str, *, job_id: str | None = None, **fields: Any) -> None:

@@ -95,20 +95,16 @@ class GenerationQueries:
             )
 
     def tasks_for_job(self, job_id: str) -> list[Row]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
+        return self.fetch_all(
+            sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)
+        )
 
     def tasks_for_batch(self, batch_id: str) -> list[Row]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(generation_tasks)
-                .where(generation_tasks.c.batch_id == batch_id)
-                .order_by(generation_tasks.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
+        return self.fetch_all(
+            sa.select(generation_tasks)
+            .where(generation_tasks.c.batch_id == batch_id)
+            .order_by(generation_tasks.c.id)
+        )
 
     # -- completions ---------------------------------------------------------------------------
     def record_completion(
@@ -159,13 +155,11 @@ class GenerationQueries:
         return inserted
 
     def completions_for_batch(self, batch_id: str) -> list[Row]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(generation_completions)
-                .where(generation_completions.c.batch_id == batch_id)
-                .order_by(generation_completions.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
+        return self.fetch_all(
+            sa.select(generation_completions)
+            .where(generation_completions.c.batch_id == batch_id)
+            .order_by(generation_completions.c.id)
+        )
 
     def tasks_awaiting_completion(
         self, *, provider: str | None = None, submitted_before: timedelta = timedelta(0),
@@ -189,8 +183,7 @@ class GenerationQueries:
         )
         if provider is not None:
             query = query.where(task.provider == provider)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return self.fetch_all(query)
 
     def mark_polled(self, row_id: int) -> None:
         with self.transaction() as conn:
@@ -207,6 +200,5 @@ class GenerationQueries:
         query = sa.select(generation_tasks).where(
             task.job_id.in_(job_ids), task.task_id.is_not(None), task.status == "submitted", ~sa.exists(done)
         )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return self.fetch_all(query)
 
