@@ -15,9 +15,10 @@ from pathlib import Path
 
 from zencourt_pipeline.bench import inputs, references
 from zencourt_pipeline.bench.rss import PeakTreeRss
-from zencourt_pipeline.media import compose, smart_render
+from zencourt_pipeline.media import compose, smart_plan
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
+from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import normalize_clip, normalize_many
 from zencourt_pipeline.media.templates import Template, load_template
 
@@ -123,15 +124,21 @@ def run(cfg: Config, work: Path) -> None:
     sources = list(t.result)[: max(cfg.clips, cfg.vertical_distinct)]
     emit("inputs_generate_s", t.wall)
 
-    note("normalizing the batch in parallel (normalize_many)")
-    items = [(src, work / f"clip_{i}.mp4", cfg.clip_s) for i, src in enumerate(sources[: cfg.clips])]
+    note("normalizing the batch in parallel (normalize_many), keyframes where the timeline cuts")
+    template = bench_template()
+    planned = [ClipInput(src, cfg.clip_s, ROOMS[i % len(ROOMS)]) for i, src in enumerate(sources[: cfg.clips])]
+    keyframes = compose.clip_keyframes(planned, width=w, height=h, title=TITLE, template=template)
+    items = [(src, work / f"clip_{i}.mp4", cfg.clip_s, keyframes[i]) for i, src in enumerate(sources[: cfg.clips])]
     t = timed(lambda: normalize_many(items, width=w, height=h))
     failed = [o for o in t.result if isinstance(o, Exception)]
     if failed:
         raise SystemExit(f"normalize failed: {failed[0]}")
     emit(f"normalize_many_{cfg.clips}_clips_s", t.wall)
     emit(f"normalize_many_{cfg.clips}_clips_peak_rss_mb", t.peak_mb)
-    clips = [ClipInput(dest, cfg.clip_s, ROOMS[i % len(ROOMS)]) for i, (_, dest, _) in enumerate(items)]
+    clips = [ClipInput(dest, cfg.clip_s, ROOMS[i % len(ROOMS)]) for i, (_, dest, *_) in enumerate(items)]
+    grid_only = work / "clip_0_grid.mp4"
+    normalize_clip(sources[0], grid_only, width=w, height=h, duration_s=cfg.clip_s)
+    emit("normalize_keyframes_size_ratio", items[0][1].stat().st_size / grid_only.stat().st_size)
 
     note("normalize: one clip, ours vs the bare ffmpeg reference, interleaved")
     runs_n: dict[str, list[Timing]] = {"ours": [], "ref": []}
@@ -152,18 +159,17 @@ def run(cfg: Config, work: Path) -> None:
     emit("normalize_ratio_vs_ref_cpu", median_ratio(runs_n["ours"], runs_n["ref"], "cpu"))
 
     # ------------------------------------------------------------ compose 720p
-    template = bench_template()
     plan_dir = work / "plan"
     plan_dir.mkdir()
     plan, _ = compose.plan_composition(
         clips, width=w, height=h, title=TITLE, template=template, work=plan_dir
     )
-    indexes = [smart_render.read_video_index(c.path) for c in clips]
-    smart_plan = smart_render.plan_pieces(plan, [ix.gops() for ix in indexes])
+    indexes = [read_video_index(c.path) for c in clips]
+    pieces_plan = smart_plan.plan_pieces(plan, [ix.gops() for ix in indexes])
     emit("compose_timeline_s", plan.total_s)
-    emit("compose_smart_copied_share", smart_plan.copied_frames / smart_plan.total_frames)
-    emit("compose_smart_estimated_cost", smart_render.estimated_cost(smart_plan))
-    emit("compose_auto_uses_smart", int(smart_render.estimated_cost(smart_plan) <= smart_render.WORTH_IT))
+    emit("compose_smart_copied_share", pieces_plan.copied_frames / pieces_plan.total_frames)
+    emit("compose_smart_estimated_cost", smart_plan.estimated_cost(pieces_plan))
+    emit("compose_auto_uses_smart", int(smart_plan.estimated_cost(pieces_plan) <= smart_plan.WORTH_IT))
 
     note("compose: reference graph, ours (one graph), ours (smart), interleaved")
     runs: dict[str, list[Timing]] = {"ref": [], "full": [], "smart": []}
@@ -210,6 +216,7 @@ def run(cfg: Config, work: Path) -> None:
             statistics.median(t.result.stage_seconds.get(stage, 0.0) for t in runs["smart"]),
         )
     emit("compose_smart_pieces", smart_result.pieces)
+    emit("compose_smart_size_ratio_vs_full", smart_result.path.stat().st_size / full_result.path.stat().st_size)
     emit("compose_smart_decodes_clean", int(decode_ok(smart_result.path)))
     emit("compose_smart_frames", smart_info.frame_count or 0)
     emit("compose_full_frames", full_info.frame_count or 0)
@@ -220,20 +227,25 @@ def run(cfg: Config, work: Path) -> None:
     # ------------------------------------------------------------ 60 s vertical: peak memory
     vw, vh = cfg.vertical_size
     note(f"normalizing {cfg.vertical_distinct} vertical clips")
-    vitems = [
-        (sources[i], work / f"vclip_{i}.mp4", cfg.vertical_clip_s) for i in range(cfg.vertical_distinct)
-    ]
-    voutcomes = normalize_many(vitems, width=vw, height=vh)
-    if any(isinstance(o, Exception) for o in voutcomes):
-        raise SystemExit(f"vertical normalize failed: {voutcomes}")
+    vpaths = [work / f"vclip_{i}.mp4" for i in range(cfg.vertical_distinct)]
     vclips = [
         ClipInput(
-            vitems[i % cfg.vertical_distinct][1],
+            vpaths[i % cfg.vertical_distinct],
             cfg.vertical_clip_s - (0.5 if i == cfg.vertical_clips - 1 else 0.0),
             ROOMS[i % len(ROOMS)],
         )
         for i in range(cfg.vertical_clips)
     ]
+    # Each distinct clip appears at several places: keyframes for all of them.
+    vkeyframes: list[set[int]] = [set() for _ in vpaths]
+    for i, cuts in enumerate(compose.clip_keyframes(vclips, width=vw, height=vh, title=TITLE, template=template)):
+        vkeyframes[i % cfg.vertical_distinct].update(cuts)
+    vitems = [
+        (sources[i], vpaths[i], cfg.vertical_clip_s, sorted(vkeyframes[i])) for i in range(cfg.vertical_distinct)
+    ]
+    voutcomes = normalize_many(vitems, width=vw, height=vh)
+    if any(isinstance(o, Exception) for o in voutcomes):
+        raise SystemExit(f"vertical normalize failed: {voutcomes}")
     vlabel = f"{vw}x{vh}"
     total = compose.planned_duration([c.duration_s for c in vclips], template)
     note(f"composing the {total:.0f} s vertical video (default strategy)")

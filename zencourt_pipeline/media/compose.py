@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from zencourt_pipeline.media import graphs, overlays, smart_render
+from zencourt_pipeline.media import graphs, overlays, smart_plan, smart_render
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
@@ -93,13 +93,13 @@ def planned_duration(clip_durations: list[float], template: Template) -> float:
     return round(total, 6)
 
 
-def _validate(clips: list[ClipInput], width: int, height: int) -> None:
+def _validate(clips: list[ClipInput], width: int, height: int, *, files: bool = True) -> None:
     if not clips:
         raise MediaError("INVALID_INPUT", "cannot compose a video from zero clips")
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise MediaError("INVALID_INPUT", f"output size must be positive and even, got {width}x{height}")
     for i, clip in enumerate(clips):
-        if not Path(clip.path).is_file():
+        if files and not Path(clip.path).is_file():
             raise MediaError("INVALID_INPUT", f"clip {i} not found: {clip.path}")
         if not clip.duration_s >= _MIN_CLIP_S:
             raise MediaError(
@@ -192,12 +192,14 @@ def plan_composition(
     title: str | None,
     template: Template,
     work: Path,
+    inspect_files: bool = True,
 ) -> tuple[graphs.ComposePlan, float]:
     """The composition plan (title/caption/logo/end-card PNGs rendered into `work`) and when the
-    title ends (0 = no title). `compose_video` renders it; the bench reuses it for its references."""
+    title ends (0 = no title). `compose_video` renders it; the bench reuses it for its references.
+    `inspect_files=False` plans the timeline alone (the clip files need not exist yet)."""
     clips = list(clips)
-    _validate(clips, width, height)
-    rescale = [_display_size(Path(c.path)) != (width, height) for c in clips]
+    _validate(clips, width, height, files=inspect_files)
+    rescale = [inspect_files and _display_size(Path(c.path)) != (width, height) for c in clips]
     durations = _segment_durations([c.duration_s for c in clips], template)
     transition = effective_transition([c.duration_s for c in clips], template)
     end_card_s = _quantize(template.end_card_seconds) if template.end_card_seconds > 0 else 0.0
@@ -230,6 +232,23 @@ def plan_composition(
         rescale=rescale,
     )
     return plan, title_end
+
+
+def clip_keyframes(
+    clips: list[ClipInput], *, width: int, height: int, title: str | None, template: Template
+) -> list[list[int]]:
+    """Per clip, the frames where normalization should force a keyframe (besides its one-second
+    grid) so that smart rendering can stream-copy every frame this composition leaves unchanged.
+
+    `clips` are the clips as they will be composed (only their order, durations and captions
+    matter; the files need not exist). A later composition with another template or other clips
+    still works; it just copies fewer frames.
+    """
+    with tempfile.TemporaryDirectory(prefix="zc-keyframes-") as tmp:
+        plan, _ = plan_composition(
+            clips, width=width, height=height, title=title, template=template, work=Path(tmp), inspect_files=False
+        )  # fmt: skip
+    return smart_plan.clip_keyframes(plan)
 
 
 def compose_video(
@@ -287,11 +306,11 @@ def compose_video(
                 _check_output(info, width=width, height=height, planned=planned, music=music)
                 used, copied, pieces = "smart", outcome.plan.copied_frames, len(outcome.plan.pieces)
                 stages = outcome.seconds
-            except (smart_render.SmartUnavailable, MediaError) as exc:
+            except (smart_plan.SmartUnavailable, MediaError) as exc:
                 if strategy == "smart":
                     raise MediaError("COMPOSITION_FAILED", f"smart rendering failed: {exc}") from exc
                 notes.append(f"smart: {exc}")
-                level = logging.INFO if isinstance(exc, smart_render.SmartUnavailable) else logging.WARNING
+                level = logging.INFO if isinstance(exc, smart_plan.SmartUnavailable) else logging.WARNING
                 log.log(level, "smart rendering not used, composing with the full graph: %s", exc)
                 tmp.unlink(missing_ok=True)
                 info = None
@@ -305,7 +324,7 @@ def compose_video(
                 info = replace(probe(tmp), frame_count=outcome.frame_count)
                 _check_output(info, width=width, height=height, planned=planned, music=music)
                 pieces, stages = len(outcome.plan.pieces), outcome.seconds
-            except (smart_render.SmartUnavailable, MediaError) as exc:
+            except (smart_plan.SmartUnavailable, MediaError) as exc:
                 notes.append(f"segmented: {exc}")
                 log.warning("windowed full render failed, using one graph: %s", exc)
                 tmp.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ Pure string building (no subprocesses, no file access) so it can be unit-tested.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +40,23 @@ def fmt(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def x264_args(*, preset: str, crf: int, fps: int, profile: str = "high") -> list[str]:
-    """H.264 High, yuv420p, a keyframe every second (closed GOP, no scene-cut keyframes)."""
+def keyframe_expr(fps: int, extra_frames: Sequence[int] = ()) -> str:
+    """`-force_key_frames` expression: a keyframe on every whole second and on `extra_frames`.
+
+    The grid follows the last forced keyframe's second (not a count of forced frames), so extra
+    keyframes do not shift it.
+    """
+    if not extra_frames:
+        return "expr:gte(t,n_forced*1)"
+    extras = "".join(f"+eq(n,{int(f)})" for f in sorted(set(extra_frames)) if f > 0)
+    return f"expr:eq(n,0)+gte(floor(t*{fps}+0.5),(floor(prev_forced_t+1e-6)+1)*{fps}){extras}"
+
+
+def x264_args(
+    *, preset: str, crf: int, fps: int, profile: str = "high", keyframes: Sequence[int] = ()
+) -> list[str]:
+    """H.264 High, yuv420p, a keyframe every second and on the frames `keyframes` (closed GOP, no
+    scene-cut keyframes)."""
     return [
         "-c:v", "libx264",
         "-preset", preset,
@@ -50,7 +66,7 @@ def x264_args(*, preset: str, crf: int, fps: int, profile: str = "high") -> list
         "-g", str(fps),
         "-keyint_min", str(fps),
         "-sc_threshold", "0",
-        "-force_key_frames", "expr:gte(t,n_forced*1)",
+        "-force_key_frames", keyframe_expr(fps, keyframes),
         "-x264-params", X264_PARAMS,
     ]  # fmt: skip
 
@@ -106,17 +122,20 @@ def normalize_args(
     duration_s: float | None = None,
     crf: int = 20,
     preset: str = "veryfast",
+    keyframes: Sequence[int] = (),
 ) -> list[str]:
     """One ffmpeg pass from any phone/camera clip to a normalized, concat-ready H.264 MP4 (no audio).
 
-    Every normalized clip of a size has the same SPS/PPS, closed one-second GOPs and the same mp4
-    timescale, so spans of them can be stream-copied next to re-encoded spans (`smart_render`).
+    Every normalized clip of a size has the same SPS/PPS, closed GOPs (a keyframe every second,
+    plus on the frames `keyframes`: where the planned composition starts or stops changing the
+    clip, see `smart_plan.clip_keyframes`) and the same mp4 timescale, so spans of them can be
+    stream-copied next to re-encoded spans (`smart_render`).
     """
     vf = normalize_filter(width=width, height=height, fps=fps, pad_s=duration_s, bt709=True)
     args = ["-i", str(src), "-map", "0:v:0", "-vf", vf]
     if duration_s is not None:
         args += ["-t", fmt(duration_s)]
-    args += x264_args(preset=preset, crf=crf, fps=fps)
+    args += x264_args(preset=preset, crf=crf, fps=fps, keyframes=keyframes)
     args += COLOR_ARGS
     args += [
         "-an", "-sn", "-dn",
@@ -311,11 +330,12 @@ def compose_args(
     crf: int = 23,
     faststart: bool = True,
     decoder_threads: int | None = None,
+    encoder_threads: int | None = None,
 ) -> list[str]:
     """Full ffmpeg arguments for one composition pass (clips, overlays, end card, music -> dest).
 
     `decoder_threads` caps each clip decoder's threads (1 = no frame threading: fewer frames held
-    in memory; one decoder thread per clip is plenty to feed x264).
+    in memory; one decoder thread per clip is plenty to feed x264); `encoder_threads` caps x264's.
     """
     args: list[str] = []
     for arg in _clip_inputs(plan):
@@ -335,6 +355,8 @@ def compose_args(
     else:
         args += ["-an"]
     args += x264_args(preset=preset, crf=crf, fps=plan.fps)
+    if encoder_threads:
+        args += ["-threads", str(encoder_threads)]
     args += COLOR_ARGS
     args += [
         "-r", str(plan.fps),
@@ -365,9 +387,19 @@ def _concat_quote(path: Path) -> str:
     return "'" + str(path).replace("'", "'\\''") + "'"
 
 
-def concat_list(pieces: list[Path]) -> str:
-    """An ffconcat script joining `pieces` (identically encoded MP4s) in order."""
-    return "ffconcat version 1.0\n" + "".join(f"file {_concat_quote(p)}\n" for p in pieces)
+def concat_list(pieces: list[Path], frames: Sequence[int] | None = None, fps: int = 30) -> str:
+    """An ffconcat script joining `pieces` (identically encoded MP4s) in order.
+
+    `frames` (per piece) writes each piece's exact duration: without it the concat demuxer takes
+    the file's duration, which MP4 stores in milliseconds, and a piece of a non-whole number of
+    milliseconds (53 frames = 1766.67 ms) shifts every later timestamp by the rounding.
+    """
+    lines = ["ffconcat version 1.0"]
+    for k, piece in enumerate(pieces):
+        lines.append(f"file {_concat_quote(piece)}")
+        if frames is not None:
+            lines.append(f"duration {frames[k] / fps:.6f}")
+    return "\n".join(lines) + "\n"
 
 
 def music_args(plan: ComposePlan, dest: Path) -> list[str]:
@@ -393,16 +425,17 @@ def join_args(listing: Path, dest: Path, *, music: Path | None = None) -> list[s
     ]  # fmt: skip
 
 
-def decode_check_args(video: Path) -> list[str]:
+def decode_check_args(video: Path, *, keyframes_only: bool = False) -> list[str]:
     """Decode every stream to the null muxer, stopping at the first error; frame count on stdout.
 
     The deblocking filter is skipped: it only post-processes pixels; every macroblock of every
     frame is still parsed and reconstructed, which is what finds a broken or mis-joined stream.
+    `keyframes_only` decodes only the video's keyframes (and no audio).
     """
-    return [
-        "-v", "error", "-nostats", "-xerror", "-progress", "pipe:1",
-        "-skip_loop_filter", "all", "-i", str(video), "-map", "0", "-f", "null", "-",
-    ]  # fmt: skip
+    args = ["-v", "error", "-nostats", "-xerror", "-progress", "pipe:1", "-skip_loop_filter", "all"]
+    if keyframes_only:
+        return [*args, "-skip_frame", "nokey", "-i", str(video), "-map", "0:v:0", "-f", "null", "-"]
+    return [*args, "-i", str(video), "-map", "0", "-f", "null", "-"]
 
 
 # ---------------------------------------------------------------- thumbnails

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -86,10 +87,12 @@ def normalize_clip(
     duration_s: float | None = None,
     crf: int = 20,
     preset: str = "veryfast",
+    keyframes: Sequence[int] = (),
 ) -> VideoInfo:
     """Re-encode `src` to a normalized clip at `dest` and return the probed output.
 
     `duration_s` trims the clip (or pads it by cloning its last frame when the source is shorter).
+    `keyframes`: frames that must start a GOP besides the one-second grid (`compose.clip_keyframes`).
     Raises MediaError: INVALID_INPUT / MEDIA_TRUNCATED for unreadable input, NORMALIZE_FAILED otherwise.
     """
     src, dest = Path(src), Path(dest)
@@ -101,7 +104,8 @@ def normalize_clip(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
     args = graphs.normalize_args(
-        src, tmp, width=width, height=height, fps=fps, duration_s=duration_s, crf=crf, preset=preset
+        src, tmp, width=width, height=height, fps=fps, duration_s=duration_s, crf=crf, preset=preset,
+        keyframes=keyframes,
     )
     try:
         proc = run_ffmpeg(args, code="NORMALIZE_FAILED")
@@ -143,7 +147,7 @@ def _check_output(
 
 
 def normalize_many(
-    items: list[tuple[Path, Path, float | None]],
+    items: Sequence[tuple[Path, Path, float | None] | tuple[Path, Path, float | None, Sequence[int]]],
     *,
     width: int,
     height: int,
@@ -152,7 +156,8 @@ def normalize_many(
     crf: int = 20,
     preset: str = "veryfast",
 ) -> list[VideoInfo | MediaError]:
-    """Normalize (src, dest, duration_s) items in parallel ffmpeg processes (up to os.cpu_count()).
+    """Normalize (src, dest, duration_s[, keyframes]) items in parallel ffmpeg processes (up to
+    os.cpu_count()).
 
     Returns one entry per item, in order: the output's VideoInfo or the MediaError it failed with.
     """
@@ -160,12 +165,13 @@ def normalize_many(
         return []
     workers = max(1, min(max_workers or os.cpu_count() or 1, os.cpu_count() or 1, len(items)))
 
-    def one(item: tuple[Path, Path, float | None]) -> VideoInfo | MediaError:
-        src, dest, duration_s = item
+    def one(item: tuple) -> VideoInfo | MediaError:
+        src, dest, duration_s, *rest = item
         try:
             return normalize_clip(
-                src, dest, width=width, height=height, fps=fps, duration_s=duration_s, crf=crf, preset=preset
-            )
+                src, dest, width=width, height=height, fps=fps, duration_s=duration_s, crf=crf, preset=preset,
+                keyframes=rest[0] if rest else (),
+            )  # fmt: skip
         except MediaError as exc:
             return exc
         except Exception as exc:  # one bad clip must not stop the others

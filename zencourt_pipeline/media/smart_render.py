@@ -1,9 +1,11 @@
 """Smart rendering: re-encode only what the composition changes, stream-copy the rest.
 
 Normalized clips (`normalize_clip`) share one encoding: byte-identical H.264 parameter sets
-(x264 `stitchable`), closed one-second GOPs, one mp4 timescale. A composed timeline only changes
-pixels in a few places: the crossfades, the spans under the title/caption overlays, the fade
-in/out and the end card. Everything else is a run of whole GOPs of some clip, shown unchanged.
+(x264 `stitchable`), closed GOPs (a keyframe every second, and where the planned composition
+starts or stops changing the clip: `smart_plan.clip_keyframes`), one mp4 timescale. A composed
+timeline only changes pixels in a few places: the crossfades, the spans under the title/caption
+overlays, the fade in/out and the end card. Everything else is a run of whole GOPs of some clip,
+shown unchanged.
 
 So the timeline (in output frames) is cut into pieces:
 
@@ -14,11 +16,12 @@ So the timeline (in output frames) is cut into pieces:
   frame-accurate seek, overlays and xfade offsets are shifted) and encoded with exactly the
   settings of the normalized clips (only the CRF is the composition's own).
 
-Windows render in parallel (as many as the cores and the memory budget allow) while the copied
-spans are cut and the music bed is encoded; everything is then joined by the concat demuxer with
-`-c copy`. The result is accepted only if its sample index is sound (frame count, one frame
-duration, closed GOPs, the same parameter sets everywhere) and it decodes end to end without an
-error (`-xerror`). Anything that does not qualify raises `SmartUnavailable`; anything that goes
+Windows render in parallel (as many as the cores and the memory budget allow, one x264 thread
+each) while the copied spans are cut and the music bed is encoded; everything is then joined by
+the concat demuxer with `-c copy` (exact piece durations in the script). The result is accepted
+only if its sample index is sound (frame count, one frame duration, closed GOPs, the same
+parameter sets everywhere) and every keyframe, so every splice, decodes without an error
+(`-xerror`; `check="decode"` decodes every frame). Anything that does not qualify raises `SmartUnavailable`; anything that goes
 wrong raises `MediaError`; `compose_video` then falls back to the full re-encode.
 
 The same machinery, with render pieces only, is the full re-encode for timelines too large for one
@@ -27,13 +30,12 @@ graph's memory (`render_segmented`): windows of about two clips, cut on whole ou
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -41,13 +43,17 @@ from zencourt_pipeline.media import graphs
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
-
-# The decode check costs about this share of a full render per output frame (measured: decoding
-# 720p H.264 is ~1/7 of decode + filter + x264 veryfast), and each rendered window about this many
-# extra frames (x264 start-up and its first IDR). Used to decide whether smart rendering pays off.
-CHECK_COST = 0.15
-WINDOW_OVERHEAD_FRAMES = 12
-WORTH_IT = 0.9  # smart must be estimated at most this share of a full render
+from zencourt_pipeline.media.smart_plan import (
+    WORTH_IT,
+    SmartPlan,
+    SmartUnavailable,
+    estimated_cost,
+    frame_timeline,
+    plan_pieces,
+    plan_segmented,
+    window_clip_count,
+    window_plan,
+)
 
 # Peak memory model of one ffmpeg composition pass, in frames of width x height yuv420p:
 # x264 (veryfast, default threads: lookahead, frame threads, B-frames) holds ~95 frames' worth,
@@ -67,236 +73,11 @@ def pass_memory_mb(width: int, height: int, decoders: int, *, decoder_threads: i
     return _FFMPEG_BASE_MB + frame_mb * (_X264_FRAMES + per_decoder * decoders)
 
 
-class SmartUnavailable(Exception):
-    """The inputs or the timeline do not allow smart rendering (the reason is the message)."""
-
-
-@dataclass(frozen=True)
-class Piece:
-    start: int  # first output frame
-    end: int  # one past the last output frame
-    clip: int | None = None  # copied from this clip; None = rendered
-    clip_start: int = 0  # the copied span's first frame in the clip
-
-    @property
-    def frames(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True)
-class SmartPlan:
-    pieces: list[Piece]
-    total_frames: int
-
-    @property
-    def copied_frames(self) -> int:
-        return sum(p.frames for p in self.pieces if p.clip is not None)
-
-    @property
-    def rendered_frames(self) -> int:
-        return self.total_frames - self.copied_frames
-
-
 @dataclass(frozen=True)
 class SmartOutcome:
     plan: SmartPlan
     frame_count: int
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
-
-
-# ---------------------------------------------------------------- planning (pure)
-
-
-@dataclass(frozen=True)
-class _Timeline:
-    starts: list[int]  # output frame where each clip starts
-    durations: list[int]  # frames of each clip on the timeline
-    transition: int
-    total: int
-    card_start: int | None
-
-
-def _timeline(plan: graphs.ComposePlan) -> _Timeline:
-    fps = plan.fps
-    durations = [round(d * fps) for d in plan.durations]
-    transition = round(plan.transition_s * fps)
-    starts = [0]
-    for d in durations[:-1]:
-        starts.append(starts[-1] + d - transition)
-    total = round(plan.total_s * fps)
-    card_start = None
-    if plan.end_card is not None and plan.end_card_s > 0 and durations:
-        card_start = starts[-1] + durations[-1] - transition
-    return _Timeline(starts, durations, transition, total, card_start)
-
-
-def dirty_intervals(plan: graphs.ComposePlan) -> list[tuple[int, int]]:
-    """[start, end) output frames whose pixels differ from the clip frame shown there."""
-    fps = plan.fps
-    tl = _timeline(plan)
-    spans: list[tuple[int, int]] = []
-    if plan.fade_in_s > 0:
-        spans.append((0, math.ceil(plan.fade_in_s * fps - 1e-6)))
-    if plan.fade_out_s > 0:
-        spans.append((tl.total - math.ceil(plan.fade_out_s * fps - 1e-6), tl.total))
-    for start in tl.starts[1:]:
-        spans.append((start, start + tl.transition))
-    if tl.card_start is not None:
-        spans.append((tl.card_start, tl.total))
-    for ov in plan.overlays:
-        first = round(ov.start_s * fps)
-        count = max(1, round(max(ov.end_s - ov.start_s, 1.0 / fps) * fps))
-        lo = min(math.floor(ov.start_s * fps + 1e-6), first)
-        hi = max(math.ceil(ov.end_s * fps - 1e-6), first + count)
-        spans.append((lo, hi))
-    clipped = sorted((max(a, 0), min(b, tl.total)) for a, b in spans)
-    merged: list[tuple[int, int]] = []
-    for a, b in clipped:
-        if b <= a:
-            continue
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return merged
-
-
-def cut_barriers(plan: graphs.ComposePlan) -> list[tuple[int, int]]:
-    """[start, end) output frames a render window must not cut through.
-
-    Transitions, fades, the end card and faded overlays have frame-dependent state; a constant
-    overlay (fade 0, e.g. a logo) looks the same in every frame and can be split between windows.
-    """
-    return dirty_intervals(replace(plan, overlays=[ov for ov in plan.overlays if ov.fade_s > 0]))
-
-
-def _can_cut(frame: int, barriers: list[tuple[int, int]]) -> bool:
-    return all(frame <= lo or frame >= hi for lo, hi in barriers)
-
-
-def plan_pieces(plan: graphs.ComposePlan, gops: list[list[tuple[int, int]]]) -> SmartPlan:
-    """Copy every whole GOP no change touches; render the windows in between.
-
-    `gops[j]` lists clip j's GOPs as [start, end) frame ranges (from its keyframes).
-    """
-    tl = _timeline(plan)
-    dirty = dirty_intervals(plan)
-
-    def clean(a: int, b: int) -> bool:
-        return all(b <= lo or a >= hi for lo, hi in dirty)
-
-    copies: list[Piece] = []
-    for j, clip_gops in enumerate(gops):
-        run: Piece | None = None
-        for ks, ke in clip_gops:
-            out_a, out_b = tl.starts[j] + ks, tl.starts[j] + ke
-            ok = 0 <= ks and ke <= tl.durations[j] and out_b <= tl.total and clean(out_a, out_b)
-            if ok and run is not None and run.end == out_a:
-                run = replace(run, end=out_b)
-                continue
-            if run is not None:
-                copies.append(run)
-                run = None
-            if ok:
-                run = Piece(out_a, out_b, clip=j, clip_start=ks)
-        if run is not None:
-            copies.append(run)
-    copies.sort(key=lambda p: p.start)
-    pieces: list[Piece] = []
-    at = 0
-    for piece in copies:
-        if piece.start < at:  # overlapping clips outside a transition: impossible for a valid plan
-            raise SmartUnavailable("copy spans overlap")
-        if piece.start > at:
-            pieces.append(Piece(at, piece.start))
-        pieces.append(piece)
-        at = piece.end
-    if at < tl.total:
-        pieces.append(Piece(at, tl.total))
-    return SmartPlan(pieces=pieces, total_frames=tl.total)
-
-
-def plan_segmented(plan: graphs.ComposePlan) -> SmartPlan:
-    """Render-only pieces for a full re-encode in windows of few clips (bounded memory).
-
-    Cuts fall on whole seconds of the output (so the keyframe grid is the one-pass render's) and
-    outside every barrier, one per clip, as near the middle of the clip as possible; each window
-    then holds the second half of one clip, a transition and the first half of the next.
-    """
-    fps = plan.fps
-    tl = _timeline(plan)
-    barriers = cut_barriers(plan)
-    cuts: list[int] = []
-    for j in range(len(tl.starts)):
-        lo = tl.starts[j] + (tl.transition if j > 0 else 0)
-        hi = tl.starts[j] + tl.durations[j]
-        middle = (tl.starts[j] + hi) / 2
-        candidates = [
-            f
-            for f in range(math.ceil(lo / fps) * fps, hi, fps)
-            if 0 < f < tl.total and _can_cut(f, barriers) and (not cuts or f - cuts[-1] >= fps)
-        ]
-        if candidates:
-            cuts.append(min(candidates, key=lambda f: abs(f - middle)))
-    bounds = [0, *cuts, tl.total]
-    pieces = [Piece(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-    return SmartPlan(pieces=pieces, total_frames=tl.total)
-
-
-def window_clip_count(plan: graphs.ComposePlan, start: int, end: int) -> int:
-    tl = _timeline(plan)
-    return sum(
-        1 for j in range(len(tl.starts)) if tl.starts[j] < end and tl.starts[j] + tl.durations[j] > start
-    )
-
-
-def window_plan(plan: graphs.ComposePlan, start: int, end: int) -> graphs.ComposePlan:
-    """The composition of output frames [start, end) alone, as a plan of its own.
-
-    The window must not cut through a transition, an overlay or a fade (render pieces never do:
-    those spans are dirty, and pieces are bounded by clean copied GOPs).
-    """
-    fps = plan.fps
-    tl = _timeline(plan)
-    clips: list[Path] = []
-    durations: list[float] = []
-    seeks: list[float] = []
-    kept: list[int] = []
-    for j, clip in enumerate(plan.clips):
-        a = max(0, start - tl.starts[j])
-        b = min(tl.durations[j], end - tl.starts[j])
-        if b > a:
-            kept.append(j)
-            clips.append(clip)
-            durations.append(b / fps - a / fps)
-            seeks.append(a / fps)
-    card = tl.card_start is not None and end > tl.card_start
-    t0, t1 = start / fps, end / fps
-    overlays = []
-    for ov in plan.overlays:
-        if ov.end_s <= t0 or ov.start_s >= t1:
-            continue
-        inside = ov.start_s >= t0 - 1e-6 and ov.end_s <= t1 + 1e-6
-        if not inside and ov.fade_s > 0:
-            raise SmartUnavailable(f"window [{start}, {end}) cuts through a faded overlay")
-        lo, hi = (ov.start_s, ov.end_s) if inside else (max(ov.start_s, t0), min(ov.end_s, t1))
-        overlays.append(replace(ov, start_s=round(lo - t0, 6), end_s=round(hi - t0, 6)))
-    window = replace(
-        plan,
-        clips=clips,
-        durations=durations,
-        overlays=overlays,
-        end_card=plan.end_card if card else None,
-        end_card_s=plan.end_card_s if card else 0.0,
-        music=None,
-        fade_in_s=plan.fade_in_s if start == 0 else 0.0,
-        fade_out_s=plan.fade_out_s if end == tl.total else 0.0,
-        rescale=[plan.rescale[j] for j in kept] if plan.rescale else [],
-        clip_seeks=seeks,
-    )
-    if not clips or round(window.total_s * fps) != end - start:
-        raise SmartUnavailable(f"window [{start}, {end}) does not map onto the clips")
-    return window
 
 
 # ---------------------------------------------------------------- qualification
@@ -319,7 +100,7 @@ def reference_avcc(width: int, height: int, fps: int, preset: str) -> bytes | No
 
 def _qualify(plan: graphs.ComposePlan, indexes: list[VideoTrackIndex], preset: str) -> None:
     fps = plan.fps
-    tl = _timeline(plan)
+    tl = frame_timeline(plan)
     first = indexes[0]
     for j, ix in enumerate(indexes):
         name = Path(plan.clips[j]).name
@@ -368,9 +149,10 @@ def _check_piece(path: Path, frames: int, avcc: bytes | None, fps: int) -> bytes
     return ix.avcc
 
 
-def decode_check(video: Path) -> int:
-    """Decode `video` completely; MediaError on any decoder/demuxer error; returns the frame count."""
-    proc = run_ffmpeg(graphs.decode_check_args(video), code="COMPOSITION_FAILED")
+def decode_check(video: Path, *, keyframes_only: bool = False) -> int:
+    """Decode `video` completely (or only its keyframes); MediaError on any decoder/demuxer error;
+    returns the number of frames decoded."""
+    proc = run_ffmpeg(graphs.decode_check_args(video, keyframes_only=keyframes_only), code="COMPOSITION_FAILED")
     errors = proc.stderr.decode(errors="replace").strip()
     if errors:
         raise MediaError("COMPOSITION_FAILED", f"{video.name} decodes with errors: {errors[:300]}")
@@ -428,47 +210,48 @@ def _run_pieces(
     cpus = os.cpu_count() or 1
     fit = max(1, int(memory_mb // per_window)) if per_window > 0 else cpus
     pool_size = max(1, min(workers or cpus, cpus, fit))
+    windows = sum(1 for p in smart.pieces if p.clip is None)
+    # Windows side by side, one x264 thread each: x264's frame threads cost ~25-35% more CPU per
+    # frame than one thread, and short windows barely fill their pipeline. One window at a time
+    # (memory-bound or a single window) keeps x264's own threading.
+    encoder_threads = max(1, cpus // pool_size) if pool_size > 1 and windows > 1 else None
     pieces_dir = Path(tempfile.mkdtemp(prefix=".smart-", dir=work)).resolve()
     try:
         files: dict[int, Path] = {}
-        jobs: list[tuple[int, list[str]]] = []
-        for k, piece in enumerate(smart.pieces):
-            if piece.clip is None:
-                out = pieces_dir / f"render_{k:03d}.mp4"
-                window = window_plan(plan, piece.start, piece.end)
-                args = graphs.compose_args(
-                    window, out, preset=preset, crf=crf, faststart=False, decoder_threads=decoder_threads
-                )
-                jobs.append((piece.frames, args))
-                files[k] = out
-        # One stream-copy split per clip, cut at every boundary of its copied spans.
+        # One stream-copy split per clip, cut at every boundary of its copied spans. The cuts are
+        # the copied pieces, and the windows read the clips' other cuts instead of seeking.
+        splits: list[list[str]] = []
+        cut_files: dict[tuple[int, int], Path] = {}
         for j, clip in enumerate(plan.clips):
             spans = [(k, p) for k, p in enumerate(smart.pieces) if p.clip == j]
             if not spans or indexes is None:
                 continue
             cuts = sorted({b for _, p in spans for b in (p.clip_start, p.clip_start + p.frames)} - {0})
             cuts = [c for c in cuts if c < indexes[j].sample_count]
-            bounds = [0, *cuts]
             pattern = pieces_dir / f"clip{j:03d}_%03d.mp4"
-            jobs.append((0, graphs.split_args(Path(clip), cuts, pattern)))
+            splits.append(graphs.split_args(Path(clip), cuts, pattern))
+            for n, first in enumerate([0, *cuts]):
+                cut_files[(j, first)] = pieces_dir / f"clip{j:03d}_{n:03d}.mp4"
             for k, p in spans:
-                files[k] = pieces_dir / f"clip{j:03d}_{bounds.index(p.clip_start):03d}.mp4"
+                files[k] = cut_files[(j, p.clip_start)]
+        _run_all(splits, pool_size)
+        jobs: list[tuple[int, list[str]]] = []
+        for k, piece in enumerate(smart.pieces):
+            if piece.clip is None:
+                out = pieces_dir / f"render_{k:03d}.mp4"
+                window = window_plan(plan, piece.start, piece.end, cut_files)
+                args = graphs.compose_args(
+                    window, out, preset=preset, crf=crf, faststart=False,
+                    decoder_threads=decoder_threads, encoder_threads=encoder_threads,
+                )  # fmt: skip
+                jobs.append((piece.frames, args))
+                files[k] = out
         music = None
         if plan.music is not None:  # encoded while the windows render; joined by stream copy
             music = pieces_dir / "music.m4a"
             jobs.append((1, graphs.music_args(plan, music)))
         jobs.sort(key=lambda job: -job[0])
-        with ThreadPoolExecutor(
-            max_workers=max(1, min(pool_size, len(jobs))), thread_name_prefix="smart"
-        ) as pool:
-            futures = [pool.submit(run_ffmpeg, args, code="COMPOSITION_FAILED") for _, args in jobs]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()  # the ones not started yet
-                raise
+        _run_all([args for _, args in jobs], pool_size)
         seconds["pieces"] = time.perf_counter() - clock
 
         avcc = None
@@ -479,32 +262,51 @@ def _run_pieces(
                 "COMPOSITION_FAILED", "re-encoded pieces have other parameter sets than the clips"
             )
         listing = pieces_dir / "pieces.ffconcat"
-        listing.write_text(graphs.concat_list([files[k] for k in range(len(smart.pieces))]), encoding="utf-8")
+        ordered = [files[k] for k in range(len(smart.pieces))]
+        script = graphs.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps)
+        listing.write_text(script, encoding="utf-8")
         run_ffmpeg(graphs.join_args(listing, dest, music=music), code="COMPOSITION_FAILED")
         seconds["join"] = time.perf_counter() - clock - seconds["pieces"]
 
         joined = read_video_index(dest)
-        if (
-            joined.sample_count != smart.total_frames
-            or not joined.closed_gops
-            or joined.frame_delta != graphs.VIDEO_TIMESCALE // plan.fps
-            or joined.avcc != avcc
-        ):
-            raise MediaError(
-                "COMPOSITION_FAILED",
-                f"joined video has {joined.sample_count} frames (wanted {smart.total_frames}) "
-                "or broken timing/GOPs",
-            )
-        frames = decode_check(dest) if check == "decode" else joined.sample_count
+        problems = []
+        if joined.sample_count != smart.total_frames:
+            problems.append(f"{joined.sample_count} frames instead of {smart.total_frames}")
+        if joined.frame_delta != graphs.VIDEO_TIMESCALE // plan.fps:
+            problems.append("irregular frame timing")
+        if not joined.closed_gops:
+            problems.append("open or misordered GOPs")
+        if joined.avcc != avcc:
+            problems.append("other parameter sets than its pieces")
+        if problems:
+            raise MediaError("COMPOSITION_FAILED", "joined video has " + ", ".join(problems))
+        frames = joined.sample_count
+        if check in ("decode", "keyframes"):
+            decoded = decode_check(dest, keyframes_only=check == "keyframes")
+            wanted = len(joined.keyframes) if check == "keyframes" else smart.total_frames
+            if decoded != wanted:
+                raise MediaError(
+                    "COMPOSITION_FAILED", f"smart render decodes to {decoded} frames instead of {wanted}"
+                )
         seconds["check"] = time.perf_counter() - clock - seconds["pieces"] - seconds["join"]
-        if frames != smart.total_frames:
-            raise MediaError(
-                "COMPOSITION_FAILED",
-                f"smart render decodes to {frames} frames instead of {smart.total_frames}",
-            )
     finally:
         shutil.rmtree(pieces_dir, ignore_errors=True)
     return SmartOutcome(plan=smart, frame_count=frames, seconds=seconds)
+
+
+def _run_all(commands: list[list[str]], workers: int) -> None:
+    """Run ffmpeg `commands` on up to `workers` threads; the first failure cancels the rest."""
+    if not commands:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(commands))), thread_name_prefix="smart") as pool:
+        futures = [pool.submit(run_ffmpeg, args, code="COMPOSITION_FAILED") for args in commands]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()  # the ones not started yet
+            raise
 
 
 def _indexes(plan: graphs.ComposePlan) -> list[VideoTrackIndex]:
@@ -521,15 +323,6 @@ def _indexes(plan: graphs.ComposePlan) -> list[VideoTrackIndex]:
     return indexes
 
 
-def estimated_cost(smart: SmartPlan, *, check: str = "decode") -> float:
-    """Estimated cost of executing `smart`, as a share of one full render of the timeline."""
-    windows = sum(1 for p in smart.pieces if p.clip is None)
-    frames = smart.rendered_frames + WINDOW_OVERHEAD_FRAMES * windows
-    if check == "decode":
-        frames += CHECK_COST * smart.total_frames
-    return frames / max(smart.total_frames, 1)
-
-
 def render_smart(
     plan: graphs.ComposePlan,
     dest: Path,
@@ -537,16 +330,19 @@ def render_smart(
     work: Path,
     preset: str = "veryfast",
     crf: int = 23,
-    check: str = "decode",
+    check: str = "keyframes",
     require_gain: bool = True,
     memory_mb: float = MEMORY_BUDGET_MB,
     workers: int | None = None,
 ) -> SmartOutcome:
     """Smart-render `plan` to `dest` (MP4). SmartUnavailable / MediaError when it cannot.
 
-    check: "decode" decodes the whole result (`-xerror`), "index" only checks its sample index
-    (frame count, closed GOPs, timing, parameter sets). `require_gain`: SmartUnavailable unless
-    the estimated cost is below `WORTH_IT` of a full render.
+    check: "index" checks the result's sample index (frame count, one frame duration, closed
+    GOPs, the parameter sets of every piece); "keyframes" (default) also decodes every keyframe
+    of the result (`-xerror`): every piece starts with an IDR frame and no GOP reaches across a
+    splice, so that exercises every splice with the joined parameter sets; "decode" decodes every
+    frame. `require_gain`: SmartUnavailable unless the estimated cost is below `WORTH_IT` of a
+    full render.
     """
     if any(plan.rescale) or plan.clip_seeks or not plan.clips:
         raise SmartUnavailable("clips need rescaling")
@@ -574,7 +370,7 @@ def render_segmented(
     work: Path,
     preset: str = "veryfast",
     crf: int = 23,
-    check: str = "decode",
+    check: str = "keyframes",
     memory_mb: float = MEMORY_BUDGET_MB,
     workers: int | None = None,
 ) -> SmartOutcome:

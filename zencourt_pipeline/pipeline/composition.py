@@ -26,6 +26,29 @@ class ClipResult:
     error_message: str | None = None
 
 
+def planned_keyframes(batch: Row, jobs: list[Row], *, width: int, height: int) -> dict[str, list[int]]:
+    """Per job, where its normalized clip needs keyframes for the batch's composition as planned
+    now (its template, title and the clips still expected) so that smart rendering re-encodes
+    only the frames the composition changes. Empty when it cannot be planned (then smart
+    rendering copies less or falls back to the full render: nothing breaks)."""
+    from zencourt_pipeline.media.compose import ClipInput, clip_keyframes
+    from zencourt_pipeline.media.templates import load_template
+
+    expected = [
+        job for job in jobs
+        if (job["status"] == "completed" and job["video_url"]) or (job["status"] not in TERMINAL_STATUSES and job["raw_clip_key"])
+    ]  # fmt: skip
+    if not expected:
+        return {}
+    try:
+        template = load_template(batch["template"])
+        clips = [ClipInput(Path(job["id"]), float(job["duration_seconds"]), job["room_name"]) for job in expected]
+        frames = clip_keyframes(clips, width=width, height=height, title=batch["title"], template=template)
+    except MediaError:
+        return {}
+    return {job["id"]: cuts for job, cuts in zip(expected, frames, strict=True)}
+
+
 def normalize_outputs(
     db: AppDatabase, storage: Storage, batch: Row, jobs: list[Row], work_dir: Path
 ) -> list[ClipResult]:
@@ -34,6 +57,7 @@ def normalize_outputs(
     from zencourt_pipeline.media.thumbnails import extract_thumbnail
 
     width, height = ORIENTATION_SIZES[batch["orientation"]]
+    keyframes = planned_keyframes(batch, jobs, width=width, height=height)
     results: list[ClipResult] = []
     todo: list[Row] = []
     items = []
@@ -48,9 +72,11 @@ def normalize_outputs(
             results.append(ClipResult(job["id"], job["room_name"], "failed", error_code=exc.code))
             continue
         todo.append(job)
-        items.append((raw, work_dir / f"{job['id']}.clip.mp4", float(job["duration_seconds"])))
+        items.append(
+            (raw, work_dir / f"{job['id']}.clip.mp4", float(job["duration_seconds"]), keyframes.get(job["id"], []))
+        )
     outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
-    for job, (_raw, clip_path, _duration), outcome in zip(todo, items, outcomes, strict=True):
+    for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
         if isinstance(outcome, MediaError):
             db.fail_job(job["id"], "NORMALIZE_FAILED", outcome.message)
             results.append(
@@ -92,6 +118,9 @@ class CompositionReport:
     template: str | None = None
     error: str | None = None
     local_thumbnail: Path | None = None
+    render_strategy: str | None = None  # smart (copied + re-encoded pieces) | full
+    frames_copied: int = 0  # frames stream-copied from the normalized clips (smart)
+    render_note: str | None = None  # why smart rendering was not used, when it was considered
 
 
 def compose_batch(
@@ -183,4 +212,7 @@ def compose_batch(
         template=template.name,
         error=summary,
         local_thumbnail=result.thumbnail_path,
+        render_strategy=result.strategy,
+        frames_copied=result.copied_frames,
+        render_note=result.strategy_note,
     )

@@ -45,6 +45,9 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     assert abs(info.duration - (2 + 2 - 0.5)) < 0.1
     [composed] = materializations(result, "composed_video")
     assert composed.metadata["clips_used"].value == 2
+    # Two 2 s clips under the default 3 s title: no frame is left unchanged to stream-copy.
+    assert composed.metadata["render_strategy"].value == "full"
+    assert composed.metadata["render_note"].value.startswith("smart: ")
     assert composed.metadata["preview"].value.startswith("![")
     clips = composed.metadata["clips"].value
     columns = [column.name for column in clips.schema.columns]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zencourt_pipeline.media import compose, graphs, smart_render, templates
+from zencourt_pipeline.media import compose, graphs, smart_plan, smart_render, templates
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
@@ -86,9 +86,9 @@ def test_plan_copies_only_untouched_gops():
         overlays=[TimedOverlay(Path("t.png"), 0, 0, 0.0, 1.0), TimedOverlay(Path("c.png"), 0, 0, 3.75, 4.75)],
     )  # fmt: skip
     assert plan.total_s == 11.0
-    assert smart_render.dirty_intervals(plan) == [(0, 30), (105, 143), (210, 225), (315, 330)]
+    assert smart_plan.dirty_intervals(plan) == [(0, 30), (105, 143), (210, 225), (315, 330)]
     gops = [[(k, k + 30) for k in range(0, 120, 30)]] * 3
-    smart = smart_render.plan_pieces(plan, gops)
+    smart = smart_plan.plan_pieces(plan, gops)
     copies = [(p.start, p.end, p.clip, p.clip_start) for p in smart.pieces if p.clip is not None]
     assert copies == [(30, 90, 0, 30), (165, 195, 1, 60), (240, 300, 2, 30)]
     assert [(p.start, p.end) for p in smart.pieces if p.clip is None] == [
@@ -99,7 +99,7 @@ def test_plan_copies_only_untouched_gops():
     ]
     assert smart.copied_frames == 150 and smart.total_frames == 330
     # A render window is the same composition restricted to its frames: clips read from a seek.
-    window = smart_render.window_plan(plan, 90, 165)
+    window = smart_plan.window_plan(plan, 90, 165)
     assert [c.name for c in window.clips] == ["c0.mp4", "c1.mp4"]
     assert window.durations == pytest.approx([1.0, 2.0]) and window.clip_seeks == pytest.approx([3.0, 0.0])
     assert window.total_s == pytest.approx(2.5) and window.fade_in_s == 0 and window.music is None
@@ -109,13 +109,13 @@ def test_plan_copies_only_untouched_gops():
     args = graphs.compose_args(window, Path("w.mp4"))
     assert args[: args.index("c0.mp4") + 1] == ["-ss", "2.983333", "-t", "1.033333", "-i", "c0.mp4"]
     # Windows never cut a faded overlay; a constant one (a logo) may be split.
-    with pytest.raises(smart_render.SmartUnavailable):
-        smart_render.window_plan(plan, 0, 15)
+    with pytest.raises(smart_plan.SmartUnavailable):
+        smart_plan.window_plan(plan, 0, 15)
     logo = ComposePlan(
         **{**plan.__dict__, "overlays": [TimedOverlay(Path("l.png"), 0, 0, 0.0, 11.0, fade_s=0)]}
     )
-    assert [(o.start_s, o.end_s) for o in smart_render.window_plan(logo, 120, 180).overlays] == [(0.0, 2.0)]
-    segmented = smart_render.plan_segmented(plan)
+    assert [(o.start_s, o.end_s) for o in smart_plan.window_plan(logo, 120, 180).overlays] == [(0.0, 2.0)]
+    segmented = smart_plan.plan_segmented(plan)
     assert [p.start for p in segmented.pieces] == [0, 60, 150, 270]  # whole seconds, mid-clip
 
 
@@ -182,9 +182,10 @@ def test_smart_output_is_valid_and_matches_full(renders, normalized):
 
 
 def test_auto_uses_smart_only_when_it_pays_off(normalized, tmp_path):
-    auto = compose_video(normalized, tmp_path / "a.mp4", width=W, height=H, title="T", template=TEMPLATE)
-    # 90 of 330 frames copyable is estimated to cost more than 90% of a full render.
-    assert auto.strategy == "full" and "stream-copied" in auto.strategy_note
+    wordy = TEMPLATE.model_copy(update={"caption_seconds": 1.5})
+    auto = compose_video(normalized, tmp_path / "a.mp4", width=W, height=H, title="T", template=wordy)
+    # 60 of 330 frames copyable is estimated to cost more than 90% of a full render.
+    assert auto.strategy == "full" and "60 of 330 frames can be stream-copied" in auto.strategy_note
     quiet = TEMPLATE.model_copy(update={"caption_seconds": 0.0, "title_seconds": 0.0, "fade_in_seconds": 0.0})
     auto = compose_video(normalized, tmp_path / "b.mp4", width=W, height=H, title="T", template=quiet)
     assert auto.strategy == "smart" and auto.copied_frames == 210
@@ -273,3 +274,52 @@ def test_smart_with_end_card_dip_to_black_and_no_music(normalized, tmp_path):
     assert info.frame_count == 357 and not info.has_audio
     end = _frame(result.path, 330)[: W * H]
     assert end.std() > 5 and end.mean() < 60  # the dark end card with light text
+
+
+def test_keyframes_where_the_timeline_cuts_make_every_unchanged_frame_copyable(tmp_path):
+    """Clips normalized with `clip_keyframes` for the template: smart rendering copies exactly the
+    frames no transition, overlay or fade touches, bit for bit, and the result decodes clean."""
+    sources = []
+    for i, source in enumerate(SOURCES):
+        src = tmp_path / f"src{i}.mp4"
+        run_ffmpeg(["-f", "lavfi", "-i", f"{source}=s=400x240:r=30:d={CLIP_S}", "-vf", "scroll=h=0.01",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(src)])  # fmt: skip
+        sources.append(ClipInput(src, CLIP_S, ["Living room", "Kitchen", "Deck"][i]))
+    cuts = compose.clip_keyframes(sources, width=W, height=H, title="Harbour View", template=TEMPLATE)
+    # Title [0, 1 s) then the caption [1, 2 s) on clip 0; captions [0.25, 1.25 s) on the others;
+    # crossfades [3.5, 4 s); the fade to black over the last 0.5 s.
+    assert cuts == [[60, 105], [38, 105], [38, 105]]
+    clips = []
+    for i, (clip, frames) in enumerate(zip(sources, cuts, strict=True)):
+        dest = tmp_path / f"clip{i}.mp4"
+        normalize_clip(clip.path, dest, width=W, height=H, duration_s=CLIP_S, keyframes=frames)
+        assert read_video_index(dest).keyframes == tuple(sorted({0, 30, 60, 90, *frames}))
+        clips.append(ClipInput(dest, CLIP_S, clip.caption))
+    smart = compose_video(
+        clips, tmp_path / "smart.mp4", width=W, height=H, title="Harbour View", template=TEMPLATE, strategy="smart"
+    )  # fmt: skip
+    dirty = smart_plan.dirty_intervals(
+        compose.plan_composition(clips, width=W, height=H, title="Harbour View", template=TEMPLATE,
+                                 work=tmp_path / "plan")[0]
+    )  # fmt: skip
+    assert smart.copied_frames == 330 - sum(b - a for a, b in dirty) == 45 + 67 + 67
+    code, errors = _decode_errors(smart.path)
+    assert code == 0 and errors == ""
+    assert probe(smart.path, count_frames=True).frame_count == 330
+    for clip, start, local in ((clips[0], 0, 60), (clips[1], 105, 38), (clips[2], 210, 104), (clips[2], 210, 38)):
+        assert _psnr(_frame(smart.path, start + local), _frame(clip.path, local)) == 99.0
+
+
+def test_windows_read_the_stream_copied_cuts_instead_of_seeking():
+    plan = ComposePlan(clips=[Path("a.mp4"), Path("b.mp4")], durations=[4.0, 4.0], width=W, height=H, transition_s=0.5)
+    window = smart_plan.window_plan(plan, 90, 150, {(0, 90): Path("a_from_90.mp4")})
+    assert [c.name for c in window.clips] == ["a_from_90.mp4", "b.mp4"] and window.clip_seeks == [0.0, 0.0]
+    args = graphs.compose_args(window, Path("w.mp4"))
+    assert "-ss" not in args and args[: args.index("a_from_90.mp4") + 1] == ["-t", "1.033333", "-i", "a_from_90.mp4"]
+    # Without a cut starting at the window's frame, the clip is read from a seek.
+    assert smart_plan.window_plan(plan, 90, 150).clip_seeks == pytest.approx([3.0, 0.0])
+
+
+def test_concat_script_gives_exact_piece_durations():
+    script = graphs.concat_list([Path("a.mp4"), Path("it's.mp4")], [53, 30], 30)
+    assert script == "ffconcat version 1.0\nfile 'a.mp4'\nduration 1.766667\nfile 'it'\\''s.mp4'\nduration 1.000000\n"
