@@ -183,9 +183,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--failure-rate", type=float, default=0.1)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for every batch to end")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zencourt-load-") as tmp:
-        report = run_load(Path(tmp), batches=args.batches, clips=args.clips, failure_rate=args.failure_rate)
+        report = run_load(Path(tmp), batches=args.batches, clips=args.clips, failure_rate=args.failure_rate,
+                          timeout=args.timeout)
     for line in report.lines():
         print(line)
 
