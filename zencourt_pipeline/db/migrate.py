@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
+
+if TYPE_CHECKING:  # alembic is imported when a migration runs, not with every run worker
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def _config(connection: sa.Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -19,11 +23,15 @@ def _config(connection: sa.Connection) -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    from alembic import command
+
     with engine.begin() as connection:
         command.upgrade(_config(connection), revision)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
+    from alembic import command
+
     with engine.begin() as connection:
         command.downgrade(_config(connection), revision)
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase, Row
 from zencourt_pipeline.db.schema import generation_completions, generation_tasks
 from zencourt_pipeline.pipeline.generation import current_task
+
+if TYPE_CHECKING:  # pandas is imported by the analytics functions, not with every run worker
+    import pandas as pd
 
 SUCCEEDED = "succeeded"
 FAILED_STATES = ("failed", "canceled")
@@ -86,6 +89,8 @@ DAILY_COLUMNS = [
 
 def load_generation_frame(db: AppDatabase, *, days: int = 90, now: datetime | None = None) -> pd.DataFrame:
     """Accepted tasks of the last `days` days with their completion (if any): one row per task."""
+    import pandas as pd
+
     since = (now or utcnow()) - timedelta(days=days)
     task, completion = generation_tasks.c, generation_completions.c
     query = (
@@ -122,6 +127,8 @@ def load_generation_frame(db: AppDatabase, *, days: int = 90, now: datetime | No
 
 def provider_daily(frame: pd.DataFrame) -> pd.DataFrame:
     """Per provider and UTC day (of submission): clips, outcomes, success rate, latency, credits."""
+    import pandas as pd
+
     if frame.empty:
         return pd.DataFrame(columns=DAILY_COLUMNS)
     data = frame.copy()
@@ -173,6 +180,7 @@ def _lighter(color: tuple[int, int, int], amount: float = 0.6) -> tuple[int, int
 def render_chart(daily: pd.DataFrame, *, width: int = 960, height: int = 440, last_days: int = 14) -> bytes:
     """PNG: per day, one bar per provider (clips; solid = succeeded, pale = failed or in flight),
     labelled with the success rate and p95 latency."""
+    import pandas as pd
     from PIL import Image, ImageDraw, ImageFont
 
     def font(size: int):
