@@ -41,22 +41,20 @@ def fmt(value: float) -> str:
 
 
 def keyframe_expr(fps: int, extra_frames: Sequence[int] = ()) -> str:
-    """`-force_key_frames` expression: a keyframe on every whole second and on `extra_frames`.
-
-    The grid follows the last forced keyframe's second (not a count of forced frames), so extra
-    keyframes do not shift it.
-    """
+    """`-force_key_frames` expression: a keyframe on every whole second, or, with
+    `extra_frames`, on those frames, x264 adding one whenever a GOP reaches one second
+    (`-g fps`): every GOP stays <= 1 s and each extra keyframe costs at most one more IDR frame."""
     if not extra_frames:
         return "expr:gte(t,n_forced*1)"
     extras = "".join(f"+eq(n,{int(f)})" for f in sorted(set(extra_frames)) if f > 0)
-    return f"expr:eq(n,0)+gte(floor(t*{fps}+0.5),(floor(prev_forced_t+1e-6)+1)*{fps}){extras}"
+    return f"expr:eq(n,0){extras}"
 
 
 def x264_args(
     *, preset: str, crf: int, fps: int, profile: str = "high", keyframes: Sequence[int] = ()
 ) -> list[str]:
-    """H.264 High, yuv420p, a keyframe every second and on the frames `keyframes` (closed GOP, no
-    scene-cut keyframes)."""
+    """H.264 High, yuv420p, closed GOPs of at most one second, no scene-cut keyframes: a keyframe
+    every second, or on the frames `keyframes` and one second after each keyframe."""
     return [
         "-c:v", "libx264",
         "-preset", preset,
@@ -126,9 +124,9 @@ def normalize_args(
 ) -> list[str]:
     """One ffmpeg pass from any phone/camera clip to a normalized, concat-ready H.264 MP4 (no audio).
 
-    Every normalized clip of a size has the same SPS/PPS, closed GOPs (a keyframe every second,
-    plus on the frames `keyframes`: where the planned composition starts or stops changing the
-    clip, see `smart_plan.clip_keyframes`) and the same mp4 timescale, so spans of them can be
+    Every normalized clip of a size has the same SPS/PPS, closed GOPs of at most one second
+    (keyframes on the frames `keyframes`, where the planned composition starts or stops changing
+    the clip, see `smart_plan.clip_keyframes`) and the same mp4 timescale, so spans of them can be
     stream-copied next to re-encoded spans (`smart_render`).
     """
     vf = normalize_filter(width=width, height=height, fps=fps, pad_s=duration_s, bt709=True)

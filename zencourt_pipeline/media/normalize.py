@@ -1,7 +1,7 @@
 """Normalize any listing clip to the one format the compositor and stream-copy concat expect.
 
 Output: exactly width x height (cover-scale + centre crop, SAR 1), constant fps, yuv420p, H.264 High
-with a keyframe every second, no audio, `+faststart`, identical encoder settings for every clip.
+with closed GOPs of at most one second, no audio, `+faststart`, identical encoder settings for every clip.
 One ffmpeg pass per clip; the file appears at `dest` atomically or not at all.
 """
 

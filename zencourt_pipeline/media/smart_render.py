@@ -1,8 +1,8 @@
 """Smart rendering: re-encode only what the composition changes, stream-copy the rest.
 
 Normalized clips (`normalize_clip`) share one encoding: byte-identical H.264 parameter sets
-(x264 `stitchable`), closed GOPs (a keyframe every second, and where the planned composition
-starts or stops changing the clip: `smart_plan.clip_keyframes`), one mp4 timescale. A composed
+(x264 `stitchable`), closed GOPs of at most one second with keyframes where the planned
+composition starts or stops changing the clip (`smart_plan.clip_keyframes`), one mp4 timescale. A composed
 timeline only changes pixels in a few places: the crossfades, the spans under the title/caption
 overlays, the fade in/out and the end card. Everything else is a run of whole GOPs of some clip,
 shown unchanged.

@@ -68,10 +68,10 @@ def test_normalize_args_encoder_settings():
     assert "tpad" not in " ".join(untrimmed)
 
 
-def test_keyframe_expression_keeps_the_second_grid_around_extra_keyframes():
+def test_keyframe_expression_forces_the_extra_keyframes_and_leaves_the_grid_to_x264():
     assert graphs.keyframe_expr(30) == "expr:gte(t,n_forced*1)"
     expr = graphs.keyframe_expr(30, [135, 53, 53, 0])
-    assert expr == "expr:eq(n,0)+gte(floor(t*30+0.5),(floor(prev_forced_t+1e-6)+1)*30)+eq(n,53)+eq(n,135)"
+    assert expr == "expr:eq(n,0)+eq(n,53)+eq(n,135)"
     args = graphs.normalize_args(Path("a"), Path("b"), width=640, height=360, duration_s=5, keyframes=[53])
     assert args[args.index("-force_key_frames") + 1] == graphs.keyframe_expr(30, [53])
 
