@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from zencourt_pipeline.media import graphs
+from zencourt_pipeline.media import graphs, splicing
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
@@ -152,7 +152,7 @@ def _check_piece(path: Path, frames: int, avcc: bytes | None, fps: int) -> bytes
 def decode_check(video: Path, *, keyframes_only: bool = False) -> int:
     """Decode `video` completely (or only its keyframes); MediaError on any decoder/demuxer error;
     returns the number of frames decoded."""
-    proc = run_ffmpeg(graphs.decode_check_args(video, keyframes_only=keyframes_only), code="COMPOSITION_FAILED")
+    proc = run_ffmpeg(splicing.decode_check_args(video, keyframes_only=keyframes_only), code="COMPOSITION_FAILED")
     errors = proc.stderr.decode(errors="replace").strip()
     if errors:
         raise MediaError("COMPOSITION_FAILED", f"{video.name} decodes with errors: {errors[:300]}")
@@ -229,7 +229,7 @@ def _run_pieces(
             cuts = sorted({b for _, p in spans for b in (p.clip_start, p.clip_start + p.frames)} - {0})
             cuts = [c for c in cuts if c < indexes[j].sample_count]
             pattern = pieces_dir / f"clip{j:03d}_%03d.mp4"
-            splits.append(graphs.split_args(Path(clip), cuts, pattern))
+            splits.append(splicing.split_args(Path(clip), cuts, pattern))
             for n, first in enumerate([0, *cuts]):
                 cut_files[(j, first)] = pieces_dir / f"clip{j:03d}_{n:03d}.mp4"
             for k, p in spans:
@@ -263,9 +263,9 @@ def _run_pieces(
             )
         listing = pieces_dir / "pieces.ffconcat"
         ordered = [files[k] for k in range(len(smart.pieces))]
-        script = graphs.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps)
+        script = splicing.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps)
         listing.write_text(script, encoding="utf-8")
-        run_ffmpeg(graphs.join_args(listing, dest, music=music), code="COMPOSITION_FAILED")
+        run_ffmpeg(splicing.join_args(listing, dest, music=music), code="COMPOSITION_FAILED")
         seconds["join"] = time.perf_counter() - clock - seconds["pieces"]
 
         joined = read_video_index(dest)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zencourt_pipeline.media import compose, graphs, smart_plan, smart_render, templates
+from zencourt_pipeline.media import compose, graphs, smart_plan, smart_render, splicing, templates
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
@@ -322,5 +322,5 @@ def test_windows_read_the_stream_copied_cuts_instead_of_seeking():
 
 
 def test_concat_script_gives_exact_piece_durations():
-    script = graphs.concat_list([Path("a.mp4"), Path("it's.mp4")], [53, 30], 30)
+    script = splicing.concat_list([Path("a.mp4"), Path("it's.mp4")], [53, 30], 30)
     assert script == "ffconcat version 1.0\nfile 'a.mp4'\nduration 1.766667\nfile 'it'\\''s.mp4'\nduration 1.000000\n"
