@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -185,6 +187,9 @@ def main() -> None:
     parser.add_argument("--failure-rate", type=float, default=0.1)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for every batch to end")
     args = parser.parse_args()
+    # A SIGTERM (kill, a CI timeout) unwinds like Ctrl-C: the topology's processes are stopped
+    # and the load databases dropped by the `finally` blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="zencourt-load-") as tmp:
         report = run_load(Path(tmp), batches=args.batches, clips=args.clips, failure_rate=args.failure_rate,
                           timeout=args.timeout)
