@@ -57,7 +57,6 @@ def normalize_outputs(
     from zencourt_pipeline.media.thumbnails import extract_thumbnail
 
     width, height = ORIENTATION_SIZES[batch["orientation"]]
-    keyframes = planned_keyframes(batch, jobs, width=width, height=height)
     results: list[ClipResult] = []
     todo: list[Row] = []
     items = []
@@ -72,9 +71,10 @@ def normalize_outputs(
             results.append(ClipResult(job["id"], job["room_name"], "failed", error_code=exc.code))
             continue
         todo.append(job)
-        items.append(
-            (raw, work_dir / f"{job['id']}.clip.mp4", float(job["duration_seconds"]), keyframes.get(job["id"], []))
-        )
+        items.append((raw, work_dir / f"{job['id']}.clip.mp4", float(job["duration_seconds"])))
+    if items:  # plan the keyframes only when there is something to normalize
+        keyframes = planned_keyframes(batch, jobs, width=width, height=height)
+        items = [(*item, keyframes.get(job["id"], [])) for job, item in zip(todo, items, strict=True)]
     outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
     for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
         if isinstance(outcome, MediaError):

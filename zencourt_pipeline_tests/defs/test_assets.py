@@ -127,3 +127,22 @@ def test_recompose_with_another_template_reuses_the_clips(instance, resources, t
     assert sorted(p.name for p in (tmp_path / "data" / "local-generator").iterdir()) == generated
     [composed] = materializations(result, "composed_video")
     assert (composed.metadata["template"].value, composed.metadata["clips_used"].value) == ("classic", 2)
+
+
+def test_normalized_clips_get_keyframes_where_the_batch_composition_cuts(instance, resources, tmp_path):
+    from zencourt_pipeline.media.mp4index import read_video_index
+
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    jobs = insert_batch_with_photos(db, storage, tmp_path, "b-kf", [None, None, None])
+    for job in jobs:
+        db.update_job(job["id"], duration_seconds=5)
+    instance.add_dynamic_partitions("batches", ["b-kf"])
+    assert run(INTAKE, "b-kf", instance, resources).success
+    assert run(COMPOSE, "b-kf", instance, resources).success
+    keyframes = {}
+    for job in db.get_jobs("b-kf"):
+        keyframes[job["id"]] = read_video_index(storage.path(storage.key_from_uri(job["video_url"]))).keyframes
+    # default template: the 3 s title and its caption cover the first clip (grid only); the
+    # others need keyframes where crossfade + caption end (83) and where the last clip's 1 s fade
+    # out (120) or the next crossfade (135) begins.
+    assert keyframes == {"b-kf-0": (0, 30, 60, 90, 120), "b-kf-1": (0, 30, 60, 83, 113, 135), "b-kf-2": (0, 30, 60, 83, 113, 120)}
