@@ -40,6 +40,17 @@ video_gen_batch = sa.Table(
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
     # optional: the web app's workspace, for the per-workspace monthly clip quota (migration 0003)
     sa.Column("workspace_id", sa.Text, nullable=True, index=True),
+    # liveness (migration 0004): the batch's terminal error code (GENERATION_TIMEOUT, ...), why it is
+    # blocked (CLIP_CHECK_FAILED: waiting for an operator), when a sensor last looked at it (fair
+    # rotation), the completion-state digest it was last composed for, and compose attempts made
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("blocked_reason", sa.Text, nullable=True),
+    sa.Column("processing_started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("sensor_checked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("composed_digest", sa.Text, nullable=True),
+    sa.Column("compose_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("intake_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_video_gen_batch_status_checked", "status", "sensor_checked_at"),
 )
 
 video_gen_jobs = sa.Table(
@@ -87,7 +98,25 @@ generation_tasks = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     *_timestamps(),
     sa.Column("last_polled_at", sa.DateTime(timezone=True), nullable=True),  # reconciler: poll rate per task
+    # money ledger (migration 0004): the task's cost in USD and where the figure came from
+    # ('provider': the provider reported it, 'rate': the published rate table), and the
+    # possibly-orphaned flag of an ambiguous create (request sent, answer lost)
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("cost_source", sa.Text, nullable=True),
+    sa.Column("possibly_orphaned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("provider", "task_id", name="uq_generation_tasks_provider_task"),
+)
+
+# Monthly clip usage per quota scope (migration 0004): reserved and incremented under a row lock,
+# so concurrent intakes and fallbacks of one listing or workspace cannot all pass the same check.
+clip_quota_usage = sa.Table(
+    "clip_quota_usage",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # listing | workspace
+    sa.Column("scope_id", sa.Text, primary_key=True),
+    sa.Column("month", sa.Text, primary_key=True),  # YYYY-MM (UTC)
+    sa.Column("used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
 # Durable record of every provider completion (fal webhook, Runway poll result, local render).
