@@ -43,7 +43,8 @@ def _serve(_args: argparse.Namespace) -> int:
     from zencourt_pipeline.service.server import serve
 
     settings = Settings.from_env()
-    resources = build_resources(settings)
+    # plain secret values: the canceller calls providers outside any Dagster run (issue 11, defect 1)
+    resources = build_resources(settings, env_refs=False)
     db = resources["app_db"].get()
 
     def instance():

@@ -6,9 +6,11 @@ SQLite under the local data dir, local file storage, the offline `local` generat
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -22,6 +24,19 @@ def default_data_dir() -> Path:
 
 def _csv(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def parse_provider_rates(raw: str | None) -> dict[str, Any] | None:
+    """ZENCOURT_PROVIDER_RATES: a JSON object shaped like `providers.rates.DEFAULT_RATES`."""
+    if not raw:
+        return None
+    from zencourt_pipeline.providers.rates import validate_rates
+
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"ZENCOURT_PROVIDER_RATES is not JSON: {exc}") from exc
+    return validate_rates(value)
 
 
 class Settings(BaseModel):
@@ -68,6 +83,16 @@ class Settings(BaseModel):
     monthly_clip_quota: int = Field(default=0, ge=0)
     workspace_monthly_clip_quota: int = Field(default=0, ge=0)
 
+    # ZENCOURT_PROVIDER_RATES: overrides of the task cost rate table (providers/rates.py)
+    provider_rates: dict[str, Any] | None = None
+
+    # liveness (pipeline/liveness.py): clips still generating this long after a batch started
+    # fail GENERATION_TIMEOUT; a batch still open after generation + composition deadlines fails;
+    # a failed intake or compose run gets at most this many attempts
+    generation_deadline_seconds: float = Field(default=7200.0, gt=0)
+    composition_deadline_seconds: float = Field(default=1800.0, gt=0)
+    max_run_attempts: int = Field(default=3, ge=1)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -77,6 +102,13 @@ class Settings(BaseModel):
         if not value:
             raise ValueError("GENERATION_PROVIDERS must name at least one provider")
         return value
+
+    @field_validator("provider_rates")
+    @classmethod
+    def _rates_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from zencourt_pipeline.providers.rates import validate_rates
+
+        return None if value is None else validate_rates(value)
 
     @field_validator("storage_backend")
     @classmethod
@@ -107,6 +139,7 @@ class Settings(BaseModel):
             "vercel_api_url": get("VERCEL_API_URL"),
             "vercel_webhook_secret": get("VERCEL_WEBHOOK_SECRET"),
             "media_allowed_private_hosts": _csv(get("MEDIA_ALLOWED_PRIVATE_HOSTS")),
+            "provider_rates": parse_provider_rates(get("ZENCOURT_PROVIDER_RATES")),
         }
         optional = {
             "b2_region": "B2_REGION",
@@ -123,6 +156,9 @@ class Settings(BaseModel):
             "log_level": "LOG_LEVEL",
             "monthly_clip_quota": "ZENCOURT_MONTHLY_CLIP_QUOTA",
             "workspace_monthly_clip_quota": "ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA",
+            "generation_deadline_seconds": "ZENCOURT_GENERATION_DEADLINE_SECONDS",
+            "composition_deadline_seconds": "ZENCOURT_COMPOSITION_DEADLINE_SECONDS",
+            "max_run_attempts": "ZENCOURT_MAX_RUN_ATTEMPTS",
         }
         for field, name in optional.items():
             if get(name) is not None:

@@ -9,6 +9,7 @@ from zencourt_pipeline.defs.resources import build_resources
 from zencourt_pipeline.defs.sensors import (
     clip_completions_sensor,
     generation_reconciler_sensor,
+    intake_failure_sensor,
     pending_batches_sensor,
 )
 
@@ -18,7 +19,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         jobs=all_jobs,
-        sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor],
+        sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor],
         resources=build_resources(settings),
         # runs launched from the UI (materialize, backfills) execute their steps in one process,
         # like the jobs above: a batch's steps run one after another anyway

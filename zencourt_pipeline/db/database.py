@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from zencourt_pipeline.db import migrate
 from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
 from zencourt_pipeline.db.generation import GenerationQueries
+from zencourt_pipeline.db.liveness import LivenessQueries
+from zencourt_pipeline.db.quota import QuotaQueries
 from zencourt_pipeline.db.schema import (
     TERMINAL_STATUSES,
     video_gen_batch,
@@ -48,7 +50,7 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-class AppDatabase(GenerationQueries):
+class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries):
     """Queries and state transitions over the tables in `schema.py`."""
 
     def __init__(self, url: str):
@@ -118,7 +120,14 @@ class AppDatabase(GenerationQueries):
             batch.status == "pending",
             sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after),
         )
-        query = sa.select(video_gen_batch).where(claimable).order_by(batch.created_at, batch.id).limit(limit)
+        # never-claimed batches first: reclaims (a run request that may not have landed) never
+        # crowd a new batch out of the tick
+        query = (
+            sa.select(video_gen_batch)
+            .where(claimable)
+            .order_by(batch.claimed_at.is_not(None), batch.created_at, batch.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             candidates = [dict(row._mapping) for row in conn.execute(query)]
         claimed = []
@@ -149,6 +158,11 @@ class AppDatabase(GenerationQueries):
                 sa.update(video_gen_batch)
                 .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(["pending", "processing"]))
                 .values(status="processing", error=None, updated_at=utcnow())
+            )
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.processing_started_at.is_(None))
+                .values(processing_started_at=utcnow())
             )
 
     def update_job(self, job_id: str, **values: Any) -> None:
@@ -202,8 +216,10 @@ class AppDatabase(GenerationQueries):
         video_url: str | None = None,
         thumbnail_url: str | None = None,
         error: str | None = None,
+        error_code: str | None = None,
     ) -> bool:
-        """Move a batch to a terminal status and report `batch.<status>`; canceled stays canceled."""
+        """Move a batch to a terminal status and report `batch.<status>` (once: the first terminal
+        status is the one the web app is told); canceled stays canceled."""
         assert status in TERMINAL_STATUSES, status
         with self.transaction() as conn:
             batch = self._batch_for_update(conn, batch_id)
@@ -217,11 +233,18 @@ class AppDatabase(GenerationQueries):
                     video_url=video_url,
                     thumbnail_url=thumbnail_url,
                     error=error,
+                    error_code=error_code,
+                    blocked_reason=None,
                     updated_at=utcnow(),
                 )
             )
-            event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
-            self._emit(conn, f"batch.{status}", batch_id, **event_fields)
+            # one terminal event per batch: a batch already terminal (an operator's re-compose of
+            # a completed batch) gets its new URLs in the row, and no second batch.* webhook
+            if batch["status"] not in TERMINAL_STATUSES:
+                event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
+                if error_code:
+                    event_fields["errorCode"] = error_code
+                self._emit(conn, f"batch.{status}", batch_id, **event_fields)
         return True
 
     def cancel(
@@ -272,7 +295,18 @@ class AppDatabase(GenerationQueries):
                     .select_from(video_gen_jobs)
                     .where(jobs.batch_id == affected_id, jobs.status.notin_(list(TERMINAL_STATUSES)))
                 ).scalar()
-                if job_ids is None or remaining == 0:
+                usable = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(video_gen_jobs)
+                    .where(
+                        jobs.batch_id == affected_id,
+                        sa.or_(jobs.status == "completed", jobs.raw_clip_key.is_not(None)),
+                        jobs.status != "canceled",
+                    )
+                ).scalar()
+                # canceling jobs by id cancels the batch only when nothing of it is left to compose;
+                # with completed clips the batch goes on and is composed from them
+                if job_ids is None or (remaining == 0 and usable == 0):
                     conn.execute(
                         sa.update(video_gen_batch)
                         .where(video_gen_batch.c.id == affected_id)
@@ -280,16 +314,6 @@ class AppDatabase(GenerationQueries):
                     )
                     self._emit(conn, "batch.canceled", affected_id, error="canceled by request")
         return canceled
-
-    def processing_batch_ids(self, limit: int = 100) -> list[str]:
-        query = (
-            sa.select(video_gen_batch.c.id)
-            .where(video_gen_batch.c.status == "processing")
-            .order_by(video_gen_batch.c.updated_at)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [row.id for row in conn.execute(query)]
 
     # -- outbox --------------------------------------------------------------------------------
     def outbox(self, batch_id: str | None = None) -> list[Row]:

@@ -202,3 +202,13 @@ class GenerationQueries:
         )
         return self.fetch_all(query)
 
+
+    def mark_task_ambiguous(self, row_id: int, message: str, *, status: str = "ambiguous") -> None:
+        """A create whose answer was lost (or whose run died mid-request): the provider may have
+        made, and will bill, a task we hold no id for. Flagged `possibly_orphaned` so the ledger
+        counts it; the row keeps its cost estimate. `status` 'failed' keeps an abandoned intent's state."""
+        values: Row = {"status": status, "possibly_orphaned": True, "finished_at": utcnow(), "updated_at": utcnow()}
+        if status == "ambiguous":
+            values.update(error_code="PROVIDER_ANSWER_LOST", error_message=message[:2000])
+        with self.transaction() as conn:
+            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**values))

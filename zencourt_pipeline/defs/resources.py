@@ -148,9 +148,21 @@ class PipelineSettingsResource(dg.ConfigurableResource):
         default=0,
         description="clips a workspace may have generated per calendar month, UTC (ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA)",
     )
+    generation_deadline_seconds: float = Field(default=7200.0, description="ZENCOURT_GENERATION_DEADLINE_SECONDS")
+    composition_deadline_seconds: float = Field(default=1800.0, description="ZENCOURT_COMPOSITION_DEADLINE_SECONDS")
+    max_run_attempts: int = Field(default=3, description="attempts of a failed intake or compose run (ZENCOURT_MAX_RUN_ATTEMPTS)")
+
+    def deadlines(self):
+        from zencourt_pipeline.pipeline.liveness import Deadlines
+
+        return Deadlines(
+            generation=timedelta(seconds=self.generation_deadline_seconds),
+            composition=timedelta(seconds=self.composition_deadline_seconds),
+            max_attempts=self.max_run_attempts,
+        )
 
 
-def _secret(value: str | None, env_name: str):
+def _env_secret(value: str | None, env_name: str):
     """A secret from the environment reaches Dagster as an EnvVar reference (the UI shows the
     name, never the value); one passed in code (tests) is passed as it is."""
     if value and os.environ.get(env_name) == value:
@@ -158,7 +170,10 @@ def _secret(value: str | None, env_name: str):
     return value
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings, *, env_refs: bool = True) -> dict[str, dg.ConfigurableResource]:
+    """`env_refs`: secrets as EnvVar references (the code location: the UI shows names, never values);
+    False outside a Dagster run (`zencourt serve`), where an EnvVar cannot be read as a value."""
+    _secret = _env_secret if env_refs else (lambda value, _name: value)
     return {
         "app_db": AppDatabaseResource(database_url=settings.resolved_database_url),
         "storage": StorageResource(
@@ -188,5 +203,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             enable_final_composition=settings.enable_final_composition,
             monthly_clip_quota=settings.monthly_clip_quota,
             workspace_monthly_clip_quota=settings.workspace_monthly_clip_quota,
+            generation_deadline_seconds=settings.generation_deadline_seconds,
+            composition_deadline_seconds=settings.composition_deadline_seconds,
+            max_run_attempts=settings.max_run_attempts,
         ),
     }

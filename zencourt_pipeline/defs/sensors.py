@@ -1,7 +1,10 @@
-"""Sensors: new batches -> intake runs; provider polls -> completions; completions -> compose runs.
+"""Sensors: new batches -> intake runs; provider polls -> completions; completions -> compose runs;
+failed intake runs -> a bounded new attempt.
 
-Both are cheap per tick (a few indexed queries, capped rows) and idempotent: the database
-claim and the run keys make sure each batch state produces one run, whatever the tick count.
+Each is cheap per tick (a few indexed queries over a capped, rotating page of batches) and
+idempotent: the database claim, the stored completion-state digest and the run keys make sure
+each batch state produces one run, whatever the tick count. The completions sensor is also the
+watchdog of `pipeline/liveness.py`: every processing batch ends within its deadlines.
 """
 
 from __future__ import annotations
@@ -10,12 +13,21 @@ import dagster as dg
 
 from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
-from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource
-from zencourt_pipeline.pipeline.generation import generation_state
+from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
 from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
+from zencourt_pipeline.pipeline.liveness import RUN_ACTIVE, RUN_ENDED, intake_run_key, on_intake_failed, watch_processing
 from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
 
 MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores
+BATCHES_EXAMINED_PER_TICK = 200  # a rotating page: every open batch is looked at every N/200 ticks
+RUN_KEY_TAG = "dagster/run_key"
+ACTIVE_RUN_STATUSES = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
 
 
 @dg.sensor(
@@ -38,12 +50,13 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     keys = [batch["id"] for batch in claimed if ID_PATTERN.match(batch["id"])]
     if not keys:
         return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")
+    attempts = {batch["id"]: int(batch.get("intake_attempts") or 0) for batch in claimed}
     new_keys = [key for key in keys if not context.instance.has_dynamic_partition(batch_partitions.name, key)]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 partition_key=key,
-                run_key=f"intake-{key}",
+                run_key=intake_run_key(key, attempts[key]),
                 tags={"zencourt/batch_id": key, "zencourt/stage": "intake"},
             )
             for key in keys
@@ -52,30 +65,78 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     )
 
 
+def run_status_by_key(instance: dg.DagsterInstance):
+    """`run_key -> active | ended | None` over the instance's runs (None: no run has that key yet)."""
+
+    def status(run_key: str) -> str | None:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+        if not runs:
+            return None
+        return RUN_ACTIVE if runs[0].status in ACTIVE_RUN_STATUSES else RUN_ENDED
+
+    return status
+
+
 @dg.sensor(
     job=batch_compose_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Turns recorded clip completions (fal webhooks, Runway polls, local renders) into compose runs.",
+    description=(
+        "Turns recorded clip completions (fal webhooks, Runway polls, local renders) into compose runs, once per "
+        "completion state; retries a compose run that ended without finishing its batch (bounded); fails batches "
+        "past their deadlines (GENERATION_TIMEOUT, COMPOSITION_FAILED, COMPOSITION_TIMEOUT, CLIP_CHECK_FAILED)."
+    ),
 )
-def clip_completions_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
+def clip_completions_sensor(
+    context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource
+) -> dg.SensorResult:
     db = app_db.get()
-    requests = []
-    for batch_id in db.processing_batch_ids(limit=200):
-        ready, digest = generation_state(db, batch_id)
-        if ready:
-            requests.append(
-                dg.RunRequest(
-                    partition_key=batch_id,
-                    run_key=f"compose-{batch_id}-{digest}",
-                    tags={"zencourt/batch_id": batch_id, "zencourt/stage": "compose"},
-                )
-            )
-        if len(requests) >= MAX_BATCHES_PER_TICK:
-            break
+    batches = db.rotate_batches("processing", BATCHES_EXAMINED_PER_TICK)
+    report = watch_processing(db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines())
+    # at most MAX_BATCHES_PER_TICK run requests; the rest were stored as requested and are
+    # re-requested (same run key) on their next turn, as a run that never landed would be
+    requests = [
+        dg.RunRequest(
+            partition_key=request.batch_id,
+            run_key=request.run_key,
+            tags={"zencourt/batch_id": request.batch_id, "zencourt/stage": "compose", "zencourt/attempt": str(request.attempt)},
+        )
+        for request in report.requests
+    ]
+    summary = (
+        f"examined {len(batches)} batch(es): {len(requests)} compose run(s) requested, {report.waiting} waiting, "
+        f"{report.timed_out_jobs} clip(s) timed out, {len(report.failed)} batch(es) failed"
+    )
+    if report.failed:
+        context.log.warning("batches failed by the watchdog: %s", ", ".join(f"{b} {c}" for b, c in report.failed))
     if not requests:
-        return dg.SensorResult(skip_reason="no batch with all completions recorded")
+        return dg.SensorResult(skip_reason=summary)
+    context.log.info(summary)
     return dg.SensorResult(run_requests=requests)
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[batch_intake_job],
+    request_job=batch_intake_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description=(
+        "A failed intake run of a still-open batch gets a new attempt (a new run key) up to ZENCOURT_MAX_RUN_ATTEMPTS; "
+        "then the batch fails with INTAKE_FAILED and the web app is told."
+    ),
+)
+def intake_failure_sensor(
+    context: dg.RunFailureSensorContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource
+):
+    batch_id = context.dagster_run.tags.get("zencourt/batch_id") or context.dagster_run.tags.get("dagster/partition")
+    if not batch_id:
+        return dg.SkipReason("run of no batch")
+    run_key = on_intake_failed(app_db.get(), batch_id, pipeline_settings.max_run_attempts)
+    if run_key is None:
+        return dg.SkipReason(f"batch {batch_id} is not open or is out of intake attempts")
+    return dg.RunRequest(
+        partition_key=batch_id, run_key=run_key, tags={"zencourt/batch_id": batch_id, "zencourt/stage": "intake"}
+    )
 
 
 @dg.sensor(

@@ -25,8 +25,11 @@ def cancel_provider_tasks(db: AppDatabase, chain: ProviderChain, canceled_jobs: 
         try:
             chain.get(task["provider"]).cancel(ref)
             asked += 1
+            db.mark_task_canceled(task["id"])
         except GenerationError as exc:
             log.warning("cancel of %s task %s failed: %s", task["provider"], task["task_id"], exc.code)
+        except Exception:  # noqa: BLE001 - one task's failure must not stop the other cancels
+            log.exception("cancel of %s task %s failed", task["provider"], task["task_id"])
     return asked
 
 

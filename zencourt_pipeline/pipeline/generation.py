@@ -20,6 +20,7 @@ from pathlib import Path
 from zencourt_pipeline.db.database import AppDatabase, Row, as_utc, utcnow
 from zencourt_pipeline.db.schema import TERMINAL_STATUSES
 from zencourt_pipeline.pipeline.keys import raw_clip_key
+from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import GenerationError, GenerationRequest, TaskRef, TaskState
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
@@ -86,16 +87,23 @@ def _build_request(batch: Row, job: Row, photo: Path, storage: Storage, attempt:
 
 
 def submit_with_fallback(
-    db: AppDatabase, chain: ProviderChain, request: GenerationRequest, candidates: list[str], run_id: str | None = None
+    db: AppDatabase, chain: ProviderChain, request: GenerationRequest, candidates: list[str], run_id: str | None = None,
+    *, quota: BatchQuota | None = None,
 ) -> JobOutcome:
     last: GenerationError | None = None
     for name in candidates:
+        try:  # every provider call is a paid clip: reserve it first (QuotaExceeded: fail, nothing paid)
+            reservation = quota.reserve(db) if quota is not None else None
+        except QuotaExceeded as exc:
+            last = exc
+            break
         row_id = db.begin_task(request.job_id, request.batch_id, name, run_id=run_id)
         started = time.monotonic()
         try:
             submitted = chain.get(name).submit(request)
         except GenerationError as exc:
             db.task_rejected(row_id, exc.code, exc.message)
+            release_submission(db, reservation)  # refused: nothing paid, the clip goes back
             last = exc
             if exc.fallback:
                 continue
@@ -161,6 +169,7 @@ def submit_jobs(
     *,
     run_id: str | None = None,
     is_run_active: Callable[[str], bool] | None = None,
+    quota: QuotaLimits | None = None,
 ) -> list[JobOutcome]:
     outcomes = []
     for job in jobs:
@@ -184,7 +193,9 @@ def submit_jobs(
             outcomes.append(JobOutcome(job["id"], job["room_name"], "failed", error_code=exc.code))
             continue
         request = _build_request(batch, job, photo, storage, _attempt(tasks))
-        outcomes.append(submit_with_fallback(db, chain, request, candidates, run_id))
+        outcomes.append(
+            submit_with_fallback(db, chain, request, candidates, run_id, quota=quota and quota.for_batch(batch))
+        )
     return outcomes
 
 
@@ -211,6 +222,7 @@ def collect_outputs(
     work_dir: Path,
     *,
     poll_missing: bool = True,
+    quota: QuotaLimits | None = None,
 ) -> list[JobOutcome]:
     """Store every finished output in our storage; fall back or fail the failed ones."""
     completions = {(c["provider"], c["task_id"]): c for c in db.completions_for_batch(batch["id"])}
@@ -262,7 +274,7 @@ def collect_outputs(
         if should_fall_back(code) and remaining:
             photo = storage.get_file(job["photo_key"], work_dir / f"{job['id']}.jpg")
             request = _build_request(batch, job, photo, storage, _attempt(job_tasks))
-            outcomes.append(submit_with_fallback(db, chain, request, remaining))
+            outcomes.append(submit_with_fallback(db, chain, request, remaining, quota=quota and quota.for_batch(batch)))
             continue
         db.fail_job(job["id"], code, message)
         outcomes.append(JobOutcome(job["id"], name, "failed", provider, task_id, error_code=code, error_message=message))
@@ -270,25 +282,8 @@ def collect_outputs(
 
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
-    """(ready, digest): every live job has a recorded completion for its current task.
+    """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
+    from zencourt_pipeline.pipeline.liveness import completion_state
 
-    The digest changes whenever a new completion or job state arrives, so the completions
-    sensor's run key asks for one collection run per distinct state.
-    """
-    jobs = db.get_jobs(batch_id)
-    completions = {(c["provider"], c["task_id"]): c["id"] for c in db.completions_for_batch(batch_id)}
-    tasks_by_job: dict[str, list[Row]] = {}
-    for task in db.tasks_for_batch(batch_id):
-        tasks_by_job.setdefault(task["job_id"], []).append(task)
-    ready = True
-    parts = []
-    for job in jobs:
-        task = current_task(tasks_by_job.get(job["id"], []))
-        completion_id = completions.get((task["provider"], task["task_id"])) if task else None
-        parts.append(f"{job['id']}:{job['status']}:{completion_id}")
-        if job["status"] in TERMINAL_STATUSES or job["raw_clip_key"]:
-            continue
-        if completion_id is None:
-            ready = False
-    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+    ready, digest, _waiting = completion_state(db.generation_rows([batch_id])[batch_id])
     return ready, digest

@@ -1,25 +1,32 @@
 """Monthly clip quotas: per listing (ZENCOURT_MONTHLY_CLIP_QUOTA) and, when the batch carries a
 `workspace_id`, per workspace (ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA). 0 means unlimited.
 
-What counts: every generation task a provider accepted (it has a task id) whose submission falls
-in the current calendar month (UTC), over all batches of the listing / workspace. Fallbacks and
-operator regenerations count: each was a paid clip. Submissions a provider refused do not.
+What counts: every paid submission, i.e. every provider call for a clip, in the calendar month
+(UTC) of the call, over all batches of the listing / workspace: a job's first provider, each
+fallback and each operator regeneration is one clip. A submission the provider refused gives its
+clip back.
 
-A batch that would go over is rejected at intake (`listing_photos`) with QUOTA_EXCEEDED, before
-any download or provider call; an operator's regeneration over quota is refused the same way.
+The rule is a reservation, not a count-then-act: before every provider submission
+`reserve_submission` takes 1 clip from every quota that applies, atomically under a row lock of
+`clip_quota_usage` (db/quota.py), all or none. Over quota, nothing is reserved and the job fails
+with QUOTA_EXCEEDED before the provider is called, so concurrent intakes, fallbacks and
+regenerations of one listing or workspace can never together go past the quota.
+
+Intake (`listing_photos`) and an operator's regeneration also make an early whole-batch check
+(`enforce_quota`, no reservation): a batch that cannot fit at all is rejected with
+QUOTA_EXCEEDED before any download or provider call. That check alone is not a guarantee (two
+batches may both fit on paper); the per-submission reservation is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase, Row
-from zencourt_pipeline.db.schema import generation_tasks, video_gen_batch
 from zencourt_pipeline.pipeline.intake import BatchRejected
+from zencourt_pipeline.providers.base import GenerationError
 
 QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
@@ -54,50 +61,103 @@ class QuotaUsage:
         )
 
 
+class QuotaExceeded(GenerationError):
+    """A submission over quota: the job fails with QUOTA_EXCEEDED, no provider is called."""
+
+    def __init__(self, message: str):
+        super().__init__(QUOTA_EXCEEDED, message, fallback=False)
+
+
+@dataclass(frozen=True)
+class QuotaLimits:
+    """The quota settings (0 = unlimited) a submission path reserves against."""
+
+    listing_quota: int = 0
+    workspace_quota: int = 0
+
+    def for_batch(self, batch: Row) -> BatchQuota:
+        return BatchQuota(batch, self)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    scopes: list[tuple[str, str]]
+    month: str
+
+
+@dataclass(frozen=True)
+class BatchQuota:
+    """What `submit_with_fallback` needs: the batch its submissions are counted for, and the limits."""
+
+    batch: Row = field(hash=False, compare=False)
+    limits: QuotaLimits
+
+    def reserve(self, db: AppDatabase) -> Reservation:
+        return reserve_submission(
+            db, self.batch, listing_quota=self.limits.listing_quota, workspace_quota=self.limits.workspace_quota
+        )
+
+
+def _scopes(batch: Row, listing_quota: int, workspace_quota: int) -> list[tuple[str, str, int]]:
+    scopes = [("listing", batch["listing_id"], listing_quota)]
+    if batch.get("workspace_id"):
+        scopes.append(("workspace", batch["workspace_id"], workspace_quota))
+    return scopes
+
+
+def _refusal(over: list[QuotaUsage], now: datetime | None) -> str:
+    renew = next_month_start(now).date().isoformat()
+    return (
+        "monthly clip quota exceeded: " + "; ".join(usage.message() for usage in over)
+        + f". No clip was generated; the quota renews on {renew}."
+    )
+
+
 def clips_used(db: AppDatabase, *, since: datetime, listing_id: str | None = None, workspace_id: str | None = None) -> int:
     """Accepted generation tasks submitted since `since` for batches of this listing / workspace."""
-    task, batch = generation_tasks.c, video_gen_batch.c
-    query = (
-        sa.select(sa.func.count())
-        .select_from(generation_tasks.join(video_gen_batch, batch.id == task.batch_id))
-        .where(task.task_id.is_not(None), task.submitted_at >= since)
-    )
-    if listing_id is not None:
-        query = query.where(batch.listing_id == listing_id)
-    if workspace_id is not None:
-        query = query.where(batch.workspace_id == workspace_id)
-    with db.engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
+    return db.clips_used(since=since, listing_id=listing_id, workspace_id=workspace_id)
 
 
 def quota_usage(
     db: AppDatabase, batch: Row, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> list[QuotaUsage]:
     """The usage of every quota that applies to this batch (none when both are unlimited)."""
-    since = month_start(now)
-    month = since.strftime("%Y-%m")
-    usages = []
-    if listing_quota > 0:
-        used = clips_used(db, since=since, listing_id=batch["listing_id"])
-        usages.append(QuotaUsage("listing", batch["listing_id"], listing_quota, used, requested, month))
-    workspace_id = batch.get("workspace_id")
-    if workspace_quota > 0 and workspace_id:
-        used = clips_used(db, since=since, workspace_id=workspace_id)
-        usages.append(QuotaUsage("workspace", workspace_id, workspace_quota, used, requested, month))
-    return usages
+    month = month_start(now).strftime("%Y-%m")
+    limited = [(s, sid, q) for s, sid, q in _scopes(batch, listing_quota, workspace_quota) if q > 0]
+    used = db.clip_usage([(s, sid) for s, sid, _ in limited], month) if limited else {}
+    return [QuotaUsage(s, sid, q, used[(s, sid)], requested, month) for s, sid, q in limited]
 
 
 def enforce_quota(
     db: AppDatabase, batch: Row, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> list[QuotaUsage]:
-    """Raise BatchRejected(QUOTA_EXCEEDED) when `requested` more clips would exceed a quota."""
+    """The early whole-batch check: BatchRejected(QUOTA_EXCEEDED) when `requested` more clips
+    cannot fit. Reserves nothing (each submission reserves its own clip, see reserve_submission)."""
     usages = quota_usage(db, batch, requested, listing_quota=listing_quota, workspace_quota=workspace_quota, now=now)
     over = [usage for usage in usages if usage.exceeded]
     if over:
-        renew = next_month_start(now).date().isoformat()
-        raise BatchRejected(
-            QUOTA_EXCEEDED,
-            "monthly clip quota exceeded: " + "; ".join(usage.message() for usage in over)
-            + f". No clip was generated; the quota renews on {renew}.",
-        )
+        raise BatchRejected(QUOTA_EXCEEDED, _refusal(over, now))
     return usages
+
+
+def reserve_submission(
+    db: AppDatabase, batch: Row, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+) -> Reservation:
+    """Reserve the clip of one provider submission, or raise QuotaExceeded (nothing reserved).
+
+    Clips are counted in every scope even when its quota is unlimited, so that setting a quota
+    later starts from the true usage."""
+    month = month_start(now).strftime("%Y-%m")
+    scopes = _scopes(batch, listing_quota, workspace_quota)
+    usages = db.reserve_clips(scopes, month, 1)
+    over = [QuotaUsage(u.scope, u.scope_id, u.quota, u.used, 1, month) for u in usages]
+    over = [usage for usage in over if usage.quota > 0 and usage.exceeded]
+    if over:
+        raise QuotaExceeded(_refusal(over, now))
+    return Reservation([(scope, scope_id) for scope, scope_id, _ in scopes], month)
+
+
+def release_submission(db: AppDatabase, reservation: Reservation | None) -> None:
+    """Give back the clip of a submission the provider refused (nothing was paid)."""
+    if reservation is not None:
+        db.release_clips(reservation.scopes, reservation.month, 1)

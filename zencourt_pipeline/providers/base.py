@@ -69,6 +69,7 @@ class TaskStatus:
     error_code: str | None = None
     error_message: str | None = None
     raw: dict[str, Any] | None = None
+    cost_credits: float | None = None  # the provider's cost figure, when its answer carries one
 
 
 @dataclass(frozen=True)

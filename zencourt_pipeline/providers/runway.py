@@ -9,6 +9,7 @@ polled at most once every `min_poll_interval` seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -32,6 +33,7 @@ from zencourt_pipeline.providers.base import (
     TaskState,
     TaskStatus,
 )
+from zencourt_pipeline.providers.rates import reported_credits
 from zencourt_pipeline.providers.http import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     NOT_SENT_ERRORS,
@@ -363,7 +365,9 @@ class RunwayGenerator(HttpVideoGenerator):
             raise GenerationError(
                 UNAVAILABLE, "task status answer is not a JSON object", fallback=True, retryable=True
             )
-        return self._status_from_task(task)
+        status = self._status_from_task(task)
+        credits = reported_credits(task)  # optional: `cost: {"credits": N}` or a numeric cost
+        return status if credits is None else dataclasses.replace(status, cost_credits=credits)
 
     @staticmethod
     def _status_from_task(task: dict[str, Any]) -> TaskStatus:

@@ -119,13 +119,19 @@ def test_cancel_by_batch_listing_and_jobs(app_db):
     app_db.insert_batch(*make_batch("k3", n_jobs=2, listing_id="shared"))
     app_db.complete_job("k1-0", "file:///a.mp4", None)
     assert [job["id"] for job in app_db.cancel(job_ids=["k1-1"])] == ["k1-1"]
-    assert app_db.get_batch("k1")["status"] == "canceled"  # nothing left to do but canceled
+    # issue 11, defect 1: canceling the last open job by id keeps the batch, which is composed
+    # from its completed clip (it used to cancel the whole batch and throw k1-0 away)
+    assert app_db.get_batch("k1")["status"] == "pending"
+    assert app_db.get_job("k1-0")["status"] == "completed"
+    app_db.insert_batch(*make_batch("k4", n_jobs=2))
+    app_db.cancel(job_ids=["k4-0", "k4-1"])  # nothing left to compose: the batch is canceled
+    assert app_db.get_batch("k4")["status"] == "canceled"
     assert len(app_db.cancel(listing_id="shared")) == 4
     assert {app_db.get_batch(b)["status"] for b in ("k2", "k3")} == {"canceled"}
     assert app_db.cancel(batch_id="k2") == []
     assert not app_db.finish_batch("k2", "completed")  # canceled stays canceled
     events = [row["event"] for row in app_db.outbox()]
-    assert events.count("batch.canceled") == 3
+    assert events.count("batch.canceled") == 3  # k2, k3, k4
 
 
 def test_request_pickup_only_for_pending(app_db):

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from zencourt_pipeline.defs.partitions import batch_partitions
-from zencourt_pipeline.defs.resources import AppDatabaseResource
+from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource
 from zencourt_pipeline.defs.sensors import clip_completions_sensor, pending_batches_sensor
 from zencourt_pipeline_tests.conftest import make_batch
 
@@ -18,7 +18,7 @@ def instance():
 
 
 def tick(sensor, instance, url):
-    context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=url)})
+    context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=url), "pipeline_settings": PipelineSettingsResource()})
     result = sensor(context)
     # build_sensor_context does not apply partition requests: do what the daemon does
     for request in result.dynamic_partitions_requests or []:

@@ -21,7 +21,7 @@ from zencourt_pipeline.defs.resources import (
 )
 from zencourt_pipeline.pipeline.generation import collect_outputs, generation_state, submit_jobs
 from zencourt_pipeline.pipeline.intake import BatchRejected
-from zencourt_pipeline.pipeline.quota import enforce_quota
+from zencourt_pipeline.pipeline.quota import QuotaLimits, enforce_quota
 from zencourt_pipeline.pipeline.regenerate import (
     RegenerationRefused,
     plan_regeneration,
@@ -32,6 +32,11 @@ from zencourt_pipeline.pipeline.regenerate import (
 # fal_api, local_api); its limit comes from the instance (dagster.yaml default_limit, or
 # `dagster instance concurrency set runway_api N`).
 GENERATION_POOL = f"{Settings.from_env().generation_providers[0]}_api"
+
+
+def _quota_limits(settings: PipelineSettingsResource) -> QuotaLimits:
+    """Every provider submission (first provider, fallback, regeneration) reserves its clip against these."""
+    return QuotaLimits(settings.monthly_clip_quota, settings.workspace_monthly_clip_quota)
 
 
 class ClipTasksConfig(dg.Config):
@@ -102,7 +107,8 @@ def clip_tasks(
 
     with scratch_dir("submit") as work:
         outcomes = submit_jobs(
-            db, storage.get(), chain, batch, jobs, work, run_id=context.run.run_id, is_run_active=is_run_active
+            db, storage.get(), chain, batch, jobs, work, run_id=context.run.run_id, is_run_active=is_run_active,
+            quota=_quota_limits(pipeline_settings),
         )
     ready, _digest = generation_state(db, batch["id"])
     metadata = {
@@ -139,6 +145,7 @@ def generated_clips(
     app_db: AppDatabaseResource,
     storage: StorageResource,
     generators: GeneratorsResource,
+    pipeline_settings: PipelineSettingsResource,
 ) -> Iterator[dg.MaterializeResult]:
     """The providers' output clips, downloaded at once (provider URLs expire) into our storage
     under `batches/<batch>/generated/`. Failed tasks fall back to the next provider or fail
@@ -150,7 +157,9 @@ def generated_clips(
     db = app_db.get()
     batch, jobs = load_batch(context, db)
     with scratch_dir("collect") as work:
-        outcomes = collect_outputs(db, storage.get(), generators.chain(db), batch, jobs, work)
+        outcomes = collect_outputs(
+            db, storage.get(), generators.chain(db), batch, jobs, work, quota=_quota_limits(pipeline_settings)
+        )
     in_flight = count(outcomes, "in_flight") + count(outcomes, "submitted")
     if in_flight:
         waiting = ", ".join(f"{o.job_id} ({o.provider} {o.task_id})" for o in outcomes if o.status in ("in_flight", "submitted"))

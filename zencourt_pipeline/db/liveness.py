@@ -1,0 +1,137 @@
+"""Queries of the batch watchdog and the fair sensors: rotation, bulk generation state, attempts.
+
+A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transaction()`, `self.fetch_all`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.schema import (
+    TERMINAL_STATUSES,
+    generation_completions,
+    generation_tasks,
+    video_gen_batch,
+    video_gen_jobs,
+)
+
+Row = dict[str, Any]
+
+
+@dataclass
+class BatchGenerationRows:
+    """Everything `generation_state` needs of one batch, read in bulk for a page of batches."""
+
+    jobs: list[Row] = field(default_factory=list)
+    tasks: list[Row] = field(default_factory=list)
+    completions: list[Row] = field(default_factory=list)
+
+
+class LivenessQueries:
+    def rotate_batches(self, status: str, limit: int) -> list[Row]:
+        """The `limit` batches in `status` a sensor looked at least recently (never-looked-at first),
+        stamped as looked at now: every open batch gets its turn, whatever the others' state."""
+        batch = video_gen_batch.c
+        query = (
+            sa.select(video_gen_batch)
+            .where(batch.status == status)
+            .order_by(batch.sensor_checked_at.is_not(None), batch.sensor_checked_at, batch.id)
+            .limit(limit)
+        )
+        rows = self.fetch_all(query)
+        if rows:
+            with self.transaction() as conn:
+                conn.execute(
+                    sa.update(video_gen_batch)
+                    .where(batch.id.in_([row["id"] for row in rows]))
+                    .values(sensor_checked_at=utcnow())
+                )
+        return rows
+
+    def generation_rows(self, batch_ids: list[str]) -> dict[str, BatchGenerationRows]:
+        """Jobs, tasks and completions of these batches in three queries (not three per batch)."""
+        out = {batch_id: BatchGenerationRows() for batch_id in batch_ids}
+        if not batch_ids:
+            return out
+        jobs = self.fetch_all(
+            sa.select(video_gen_jobs)
+            .where(video_gen_jobs.c.batch_id.in_(batch_ids))
+            .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id)
+        )
+        tasks = self.fetch_all(
+            sa.select(generation_tasks).where(generation_tasks.c.batch_id.in_(batch_ids)).order_by(generation_tasks.c.id)
+        )
+        completions = self.fetch_all(
+            sa.select(generation_completions)
+            .where(generation_completions.c.batch_id.in_(batch_ids))
+            .order_by(generation_completions.c.id)
+        )
+        for row in jobs:
+            out[row["batch_id"]].jobs.append(row)
+        for row in tasks:
+            out[row["batch_id"]].tasks.append(row)
+        for row in completions:
+            out[row["batch_id"]].completions.append(row)
+        return out
+
+    def mark_compose_requested(self, batch_id: str, digest: str, attempts: int) -> None:
+        """The compose run for this completion state (attempt `attempts`) has been requested."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id)
+                .values(composed_digest=digest, compose_attempts=attempts, blocked_reason=None)
+            )
+
+    def block_batch(self, batch_id: str, reason: str | None) -> None:
+        """A batch composition cannot go on without an operator (CLIP_CHECK_FAILED), or not blocked."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.notin_(list(TERMINAL_STATUSES)))
+                .values(blocked_reason=reason, updated_at=utcnow())
+            )
+
+    def retry_intake(self, batch_id: str) -> int | None:
+        """A failed intake run of a still-open batch: count the attempt (the next run gets a new run
+        key) and stamp the claim; returns the attempt count, None when the batch is not open."""
+        batch = video_gen_batch.c
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.update(video_gen_batch)
+                .where(batch.id == batch_id, batch.status.in_(["pending", "processing"]))
+                .values(intake_attempts=batch.intake_attempts + 1, claimed_at=utcnow(), updated_at=utcnow())
+            )
+            if result.rowcount != 1:
+                return None
+            return int(conn.execute(sa.select(batch.intake_attempts).where(batch.id == batch_id)).scalar())
+
+    def live_tasks_of_ended_jobs(self, limit: int = 100) -> list[Row]:
+        """Accepted, unfinished provider tasks whose job already ended (canceled, timed out, failed):
+        what a cancel has still to stop at the provider. Durable: the reconciler retries them."""
+        task, job = generation_tasks.c, video_gen_jobs.c
+        done = sa.select(generation_completions.c.id).where(
+            generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
+        )
+        query = (
+            sa.select(generation_tasks)
+            .join(video_gen_jobs, job.id == task.job_id)
+            .where(task.status == "submitted", task.task_id.is_not(None), ~sa.exists(done))
+            .where(job.status.in_(["canceled", "failed"]))
+            .order_by(task.id)
+            .limit(limit)
+        )
+        return self.fetch_all(query)
+
+    def mark_task_canceled(self, row_id: int) -> None:
+        """The provider confirmed (or no longer knows) the cancel of this task: it is not live any more."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id, generation_tasks.c.status == "submitted")
+                .values(status="canceled", finished_at=utcnow(), updated_at=utcnow())
+            )

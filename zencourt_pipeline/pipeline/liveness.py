@@ -1,0 +1,178 @@
+"""Liveness: every batch ends `completed`, `failed` or `canceled` within its deadlines.
+
+The completions sensor calls `watch_processing` on a rotating page of processing batches:
+
+- **Not every clip has a completion yet.** Past the generation deadline (counted from when the
+  batch started processing), the clips still generating fail with GENERATION_TIMEOUT (their
+  provider tasks are then canceled by the reconciler, which stops the spend), and the batch is
+  composed from the clips it has (or fails when it has none).
+- **Every clip has its completion, for a state not composed yet.** One compose run is requested
+  for that state (`compose-<batch>-<digest>`) and the state is stored on the batch, so the same
+  state is never requested twice. The digest covers the completions and cancels only: what the
+  compose run itself writes (jobs completed, raw clips stored) does not change it.
+- **A compose run for this state ended, and the batch is still open.** That was a transient
+  failure (storage, a crashed worker, a step out of retries): a new attempt gets a new run key
+  (`...-a2`, `...-a3`), up to `max_attempts`; then the batch fails with COMPOSITION_FAILED.
+- **The blocking clip check failed.** The batch is `blocked_reason = CLIP_CHECK_FAILED`, visible
+  in the status API; it waits for an operator (a regeneration makes a new state, which is
+  composed and unblocks it) and fails with CLIP_CHECK_FAILED at its composition deadline.
+- **Past the composition deadline** (generation + composition after processing started), a
+  batch still open fails with COMPOSITION_TIMEOUT.
+
+Each failure goes through `finish_batch`, which tells the web app exactly once (`batch.failed`
+with `errorCode`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from zencourt_pipeline.db.clock import as_utc, utcnow
+from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.db.liveness import BatchGenerationRows
+from zencourt_pipeline.db.schema import TERMINAL_STATUSES
+
+GENERATION_TIMEOUT = "GENERATION_TIMEOUT"
+COMPOSITION_FAILED = "COMPOSITION_FAILED"
+COMPOSITION_TIMEOUT = "COMPOSITION_TIMEOUT"
+CLIP_CHECK_FAILED = "CLIP_CHECK_FAILED"
+INTAKE_FAILED = "INTAKE_FAILED"
+SUPERSEDED = "superseded"
+
+RUN_ACTIVE = "active"
+RUN_ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    generation: timedelta = timedelta(hours=2)
+    composition: timedelta = timedelta(minutes=30)
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    batch_id: str
+    run_key: str
+    digest: str
+    attempt: int
+
+
+@dataclass
+class WatchReport:
+    requests: list[ComposeRequest] = field(default_factory=list)
+    timed_out_jobs: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (batch id, error code)
+    waiting: int = 0
+
+
+def compose_run_key(batch_id: str, digest: str, attempt: int) -> str:
+    return f"compose-{batch_id}-{digest}" if attempt <= 1 else f"compose-{batch_id}-{digest}-a{attempt}"
+
+
+def intake_run_key(batch_id: str, attempt: int) -> str:
+    return f"intake-{batch_id}" if attempt <= 0 else f"intake-{batch_id}-a{attempt + 1}"
+
+
+def _current_task(tasks: list[Row]) -> Row | None:
+    accepted = [task for task in tasks if task["task_id"] and task["status"] != SUPERSEDED]
+    return accepted[-1] if accepted else None
+
+
+def completion_state(rows: BatchGenerationRows) -> tuple[bool, str, list[Row]]:
+    """(ready, digest, open jobs): ready when every live job has a recorded completion for its
+    current task (or its raw clip stored). The digest changes with completions and cancels only."""
+    completions = {(c["provider"], c["task_id"]): c["id"] for c in rows.completions}
+    tasks_by_job: dict[str, list[Row]] = {}
+    for task in rows.tasks:
+        tasks_by_job.setdefault(task["job_id"], []).append(task)
+    parts, waiting_on = [], []
+    for job in rows.jobs:
+        task = _current_task(tasks_by_job.get(job["id"], []))
+        completion_id = completions.get((task["provider"], task["task_id"])) if task else None
+        parts.append(f"{job['id']}:{completion_id}:{'x' if job['status'] == 'canceled' else ''}")
+        if job["status"] in TERMINAL_STATUSES or job["raw_clip_key"] or completion_id is not None:
+            continue
+        waiting_on.append(job)
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+    return not waiting_on, digest, waiting_on
+
+
+def _started(batch: Row) -> datetime:
+    return as_utc(batch.get("processing_started_at") or batch["created_at"])
+
+
+def watch_processing(
+    db: AppDatabase,
+    batches: list[Row],
+    run_status: Callable[[str], str | None],
+    deadlines: Deadlines,
+    now: datetime | None = None,
+) -> WatchReport:
+    """Decide, for each processing batch, what keeps it moving (module docstring)."""
+    now = now or utcnow()
+    report = WatchReport()
+    rows = db.generation_rows([batch["id"] for batch in batches])
+    for batch in batches:
+        batch_id = batch["id"]
+        ready, digest, waiting_on = completion_state(rows[batch_id])
+        started = _started(batch)
+        if not ready:
+            if now > started + deadlines.generation:
+                for job in waiting_on:
+                    minutes = deadlines.generation.total_seconds() / 60
+                    if db.fail_job(job["id"], GENERATION_TIMEOUT, f"no clip within {minutes:g} min of the batch starting"):
+                        report.timed_out_jobs += 1
+            else:
+                report.waiting += 1
+            continue
+        attempt = int(batch.get("compose_attempts") or 0)
+        if digest != batch.get("composed_digest"):
+            _request(db, report, batch_id, digest, 1)
+            continue
+        status = run_status(compose_run_key(batch_id, digest, attempt))
+        if status == RUN_ACTIVE:
+            report.waiting += 1
+            continue
+        if now > started + deadlines.generation + deadlines.composition:
+            code = batch.get("blocked_reason") or COMPOSITION_TIMEOUT
+            _fail(db, report, batch_id, code, "the batch did not finish composing before its deadline")
+        elif batch.get("blocked_reason"):
+            report.waiting += 1  # an operator's turn: regenerate the failing clips, or it fails at the deadline
+        elif status is None:
+            _request(db, report, batch_id, digest, max(attempt, 1))  # not landed yet: the run key dedupes
+        elif attempt < deadlines.max_attempts:
+            _request(db, report, batch_id, digest, attempt + 1)
+        else:
+            _fail(db, report, batch_id, COMPOSITION_FAILED, f"composition did not finish after {attempt} attempt(s)")
+    return report
+
+
+def _request(db: AppDatabase, report: WatchReport, batch_id: str, digest: str, attempt: int) -> None:
+    db.mark_compose_requested(batch_id, digest, attempt)
+    report.requests.append(ComposeRequest(batch_id, compose_run_key(batch_id, digest, attempt), digest, attempt))
+
+
+def _fail(db: AppDatabase, report: WatchReport, batch_id: str, code: str, message: str) -> None:
+    if db.finish_batch(batch_id, "failed", error=f"{code}: {message}", error_code=code):
+        report.failed.append((batch_id, code))
+
+
+def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int) -> str | None:
+    """An intake run failed: the run key of the next attempt, or None when the batch is not open
+    or out of attempts (then it fails with INTAKE_FAILED and the web app is told)."""
+    batch = db.get_batch(batch_id)
+    if batch is None or batch["status"] in TERMINAL_STATUSES:
+        return None
+    attempts = db.retry_intake(batch_id)
+    if attempts is None:
+        return None
+    if attempts >= max_attempts:
+        db.finish_batch(
+            batch_id, "failed", error=f"{INTAKE_FAILED}: intake failed {attempts} time(s)", error_code=INTAKE_FAILED
+        )
+        return None
+    return intake_run_key(batch_id, attempts)
