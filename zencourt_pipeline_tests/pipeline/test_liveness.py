@@ -1,0 +1,109 @@
+"""Issue 11, defects 2, 3 and 6: fair sensor pages, no batch left `processing`, one compose per state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.pipeline.generation import generation_state
+from zencourt_pipeline.pipeline.liveness import (
+    COMPOSITION_FAILED,
+    GENERATION_TIMEOUT,
+    RUN_ACTIVE,
+    RUN_ENDED,
+    Deadlines,
+    compose_run_key,
+    watch_processing,
+)
+from zencourt_pipeline_tests.conftest import make_batch
+
+
+def _generating(db, batch_id, n_jobs=2, complete=True):
+    db.insert_batch(*make_batch(batch_id, n_jobs=n_jobs))
+    db.start_batch(batch_id)
+    for i in range(n_jobs):
+        job_id = f"{batch_id}-{i}"
+        row = db.begin_task(job_id, batch_id, "fal")
+        db.task_submitted(row, job_id, "fal", f"{batch_id}-r{i}")
+        if complete:
+            db.record_completion(provider="fal", task_id=f"{batch_id}-r{i}", status="succeeded", source="webhook")
+
+
+def test_the_compose_run_marking_jobs_completed_does_not_change_the_state_digest(app_db):
+    # defect 6: the digest covered job statuses, which the compose run itself changes
+    _generating(app_db, "d6")
+    ready, before = generation_state(app_db, "d6")
+    assert ready
+    app_db.update_job("d6-0", raw_clip_key="batches/d6/generated/d6-0.mp4")
+    app_db.complete_job("d6-0", "file:///d6-0.mp4", None)
+    app_db.complete_job("d6-1", "file:///d6-1.mp4", None)
+    assert generation_state(app_db, "d6") == (True, before)
+    _generating(app_db, "d6c", n_jobs=3)
+    _ready, open_state = generation_state(app_db, "d6c")
+    app_db.cancel(job_ids=["d6c-1"])  # a cancel is a new state
+    assert generation_state(app_db, "d6c")[1] != open_state
+
+
+def test_one_compose_request_per_state_and_a_finished_batch_tells_the_web_app_once(app_db):
+    _generating(app_db, "once")
+    runs: dict[str, str] = {}
+    first = watch_processing(app_db, app_db.rotate_batches("processing", 10), runs.get, Deadlines())
+    assert [r.run_key for r in first.requests] == [compose_run_key("once", first.requests[0].digest, 1)]
+    runs[first.requests[0].run_key] = RUN_ACTIVE
+    app_db.complete_job("once-0", "file:///0.mp4", None)  # what the running compose run writes
+    again = watch_processing(app_db, app_db.rotate_batches("processing", 10), runs.get, Deadlines())
+    assert again.requests == [] and again.waiting == 1
+    assert app_db.finish_batch("once", "completed", video_url="file:///v.mp4")
+    assert app_db.finish_batch("once", "completed", video_url="file:///v2.mp4")  # a re-compose
+    assert [e["event"] for e in app_db.outbox("once")].count("batch.completed") == 1
+
+
+def test_a_ready_batch_is_examined_whatever_the_other_open_batches_do(app_db):
+    # defect 2: 25 slots taken every tick by batches whose run key was already used
+    for i in range(30):
+        _generating(app_db, f"stuck-{i:02d}")
+    page_1 = app_db.rotate_batches("processing", 25)
+    _generating(app_db, "fresh")
+    page_2 = {b["id"] for b in app_db.rotate_batches("processing", 25)}
+    assert "fresh" in page_2  # never looked at: first in line, ahead of the 5 stuck ones left
+    assert {b["id"] for b in page_1} | page_2 == {f"stuck-{i:02d}" for i in range(30)} | {"fresh"}
+
+
+def test_a_compose_run_that_ended_without_finishing_the_batch_gets_bounded_new_attempts(app_db):
+    # defect 3: a storage error or a failed compose run left the batch `processing` for ever
+    _generating(app_db, "retry")
+    deadlines = Deadlines(max_attempts=3)
+    keys = []
+    ended = lambda key: RUN_ENDED if key in keys else None  # noqa: E731 - every requested run ends unfinished
+    for _ in range(3):
+        report = watch_processing(app_db, [app_db.get_batch("retry")], ended, deadlines)
+        keys += [r.run_key for r in report.requests]
+    assert len(keys) == len(set(keys)) == 3 and keys[1].endswith("-a2") and keys[2].endswith("-a3")
+    report = watch_processing(app_db, [app_db.get_batch("retry")], ended, deadlines)
+    assert report.failed == [("retry", COMPOSITION_FAILED)]
+    batch = app_db.get_batch("retry")
+    assert (batch["status"], batch["error_code"]) == ("failed", COMPOSITION_FAILED)
+    assert [e["event"] for e in app_db.outbox("retry")].count("batch.failed") == 1
+
+
+def test_clips_past_the_generation_deadline_time_out_and_the_batch_goes_on(app_db):
+    _generating(app_db, "late", complete=False)
+    app_db.record_completion(provider="fal", task_id="late-r0", status="succeeded", source="webhook")
+    later = utcnow() + timedelta(hours=3)
+    report = watch_processing(app_db, [app_db.get_batch("late")], lambda key: None, Deadlines(), now=later)
+    assert report.timed_out_jobs == 1
+    assert app_db.get_job("late-1")["error_code"] == GENERATION_TIMEOUT
+    # its provider task is what the reconciler still has to cancel (stops the spend)
+    assert [t["task_id"] for t in app_db.live_tasks_of_ended_jobs()] == ["late-r1"]
+    assert generation_state(app_db, "late")[0]  # ready: composed from the clip it has
+
+
+def test_a_blocked_batch_waits_for_an_operator_then_fails_at_its_deadline(app_db):
+    _generating(app_db, "blk")
+    watch_processing(app_db, [app_db.get_batch("blk")], lambda key: None, Deadlines())
+    app_db.block_batch("blk", "CLIP_CHECK_FAILED")
+    waiting = watch_processing(app_db, [app_db.get_batch("blk")], lambda key: RUN_ENDED, Deadlines())
+    assert waiting.requests == [] and app_db.get_batch("blk")["status"] == "processing"
+    later = utcnow() + timedelta(hours=3)
+    failed = watch_processing(app_db, [app_db.get_batch("blk")], lambda key: RUN_ENDED, Deadlines(), now=later)
+    assert failed.failed == [("blk", "CLIP_CHECK_FAILED")]
