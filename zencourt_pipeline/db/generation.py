@@ -22,6 +22,15 @@ from zencourt_pipeline.db.schema import (
 Row = dict[str, Any]
 
 
+def unfinished_accepted() -> tuple:
+    """Conditions of an accepted provider task with no recorded completion (still live at the provider)."""
+    task = generation_tasks.c
+    done = sa.select(generation_completions.c.id).where(
+        generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
+    )
+    return task.status == "submitted", task.task_id.is_not(None), ~sa.exists(done)
+
+
 class GenerationQueries:
     """Needs `self.engine`, `self.transaction()`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
 
@@ -168,13 +177,10 @@ class GenerationQueries:
         """Accepted tasks with no recorded completion, of jobs still in flight, least recently polled first."""
         now = utcnow()
         task, job = generation_tasks.c, video_gen_jobs.c
-        done = sa.select(generation_completions.c.id).where(
-            generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
-        )
         query = (
             sa.select(generation_tasks)
             .join(video_gen_jobs, job.id == task.job_id)
-            .where(task.status == "submitted", task.task_id.is_not(None), ~sa.exists(done))
+            .where(*unfinished_accepted())
             .where(job.status.notin_(list(TERMINAL_STATUSES)), job.provider_task_id == task.task_id)
             .where(task.submitted_at <= now - submitted_before)
             .where(sa.or_(task.last_polled_at.is_(None), task.last_polled_at <= now - polled_before))
@@ -194,11 +200,8 @@ class GenerationQueries:
         if not job_ids:
             return []
         task = generation_tasks.c
-        done = sa.select(generation_completions.c.id).where(
-            generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
-        )
         query = sa.select(generation_tasks).where(
-            task.job_id.in_(job_ids), task.task_id.is_not(None), task.status == "submitted", ~sa.exists(done)
+            task.job_id.in_(job_ids), *unfinished_accepted()
         )
         return self.fetch_all(query)
 

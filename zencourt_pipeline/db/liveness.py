@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.generation import unfinished_accepted
 from zencourt_pipeline.db.schema import (
     TERMINAL_STATUSES,
     generation_completions,
@@ -114,13 +115,10 @@ class LivenessQueries:
         """Accepted, unfinished provider tasks whose job already ended (canceled, timed out, failed):
         what a cancel has still to stop at the provider. Durable: the reconciler retries them."""
         task, job = generation_tasks.c, video_gen_jobs.c
-        done = sa.select(generation_completions.c.id).where(
-            generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
-        )
         query = (
             sa.select(generation_tasks)
             .join(video_gen_jobs, job.id == task.job_id)
-            .where(task.status == "submitted", task.task_id.is_not(None), ~sa.exists(done))
+            .where(*unfinished_accepted())
             .where(job.status.in_(["canceled", "failed"]))
             .order_by(task.id)
             .limit(limit)

@@ -15,7 +15,13 @@ from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
 from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
-from zencourt_pipeline.pipeline.liveness import RUN_ACTIVE, RUN_ENDED, intake_run_key, on_intake_failed, watch_processing
+from zencourt_pipeline.pipeline.liveness import (
+    RUN_ACTIVE,
+    RUN_ENDED,
+    intake_run_key,
+    on_intake_failed,
+    watch_processing,
+)
 from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
 
 MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores

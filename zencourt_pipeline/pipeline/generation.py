@@ -9,7 +9,6 @@ Money rules kept here:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable

@@ -33,7 +33,6 @@ from zencourt_pipeline.providers.base import (
     TaskState,
     TaskStatus,
 )
-from zencourt_pipeline.providers.rates import reported_credits
 from zencourt_pipeline.providers.http import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     NOT_SENT_ERRORS,
@@ -43,6 +42,7 @@ from zencourt_pipeline.providers.http import (
     json_or_none,
     request_with_retry,
 )
+from zencourt_pipeline.providers.rates import reported_credits
 
 log = logging.getLogger(__name__)
 
