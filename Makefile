@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ZENCOURT_DATA_DIR ?= $(CURDIR)/.zencourt
 export DAGSTER_HOME ?= $(ZENCOURT_DATA_DIR)/dagster_home
 
-.PHONY: install demo test dev serve bench loadtest lint clean dagster-home
+.PHONY: install demo test dev serve bench loadtest lint clean dagster-home browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ dagster-home:
 demo: $(STAMP) dagster-home
 	$(BIN)/zencourt demo
 
-## make test: the whole test suite (what CI runs)
-test: $(STAMP)
+# Debian's Chromium for the browser test (zencourt_pipeline_tests/ui): Playwright drives it through
+# executable_path, no browser is ever downloaded. Installed here so `make test` alone prepares a fresh machine.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium fonts-liberation; \
+	fi
+	@/usr/bin/chromium --version
+
+## make test: the whole test suite (what CI runs); prepares Debian's Chromium for the browser test
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
 ## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000)

@@ -35,24 +35,32 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(_args: argparse.Namespace) -> int:
+def service_canceller(settings: Settings, db):
+    """The canceller `zencourt serve` runs: providers configured from the environment with plain
+    secret values (outside a Dagster run an EnvVar reference cannot be read), runs terminated
+    through the instance of DAGSTER_HOME."""
     import os
 
     from zencourt_pipeline.defs.resources import build_resources
     from zencourt_pipeline.pipeline.cancel import make_canceller
-    from zencourt_pipeline.service.server import serve
 
-    settings = Settings.from_env()
-    # plain secret values: the canceller calls providers outside any Dagster run (issue 11, defect 1)
-    resources = build_resources(settings, env_refs=False)
-    db = resources["app_db"].get()
+    generators = build_resources(settings, env_refs=False)["generators"]
 
     def instance():
         import dagster as dg
 
         return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
 
-    canceller = make_canceller(db, lambda: resources["generators"].chain(db), instance)
+    return make_canceller(db, lambda: generators.chain(db), instance)
+
+
+def _serve(_args: argparse.Namespace) -> int:
+    from zencourt_pipeline.defs.resources import build_resources
+    from zencourt_pipeline.service.server import serve
+
+    settings = Settings.from_env()
+    db = build_resources(settings)["app_db"].get()
+    canceller = service_canceller(settings, db)
     # completion webhooks go out from the outbox while the service runs
     from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
 

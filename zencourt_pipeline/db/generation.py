@@ -58,6 +58,8 @@ class GenerationQueries:
         task_id: str,
         *,
         cost: float | None = None,
+        cost_usd: float | None = None,
+        cost_source: str | None = None,
         meta: dict | None = None,
     ) -> None:
         """Persist the provider's task id on the task row and the job, in one transaction.
@@ -72,7 +74,14 @@ class GenerationQueries:
                     generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
                 )
             ).first()
-            task_values: Row = {"task_id": task_id, "status": "submitted", "cost_credits": cost, "updated_at": now}
+            task_values: Row = {
+                "task_id": task_id,
+                "status": "submitted",
+                "cost_credits": cost,
+                "cost_usd": cost_usd,
+                "cost_source": cost_source,
+                "updated_at": now,
+            }
             if meta is not None:
                 task_values["provider_meta"] = json.dumps(meta)
             if completion is not None:
@@ -205,13 +214,11 @@ class GenerationQueries:
         )
         return self.fetch_all(query)
 
-
-    def mark_task_ambiguous(self, row_id: int, message: str, *, status: str = "ambiguous") -> None:
-        """A create whose answer was lost (or whose run died mid-request): the provider may have
-        made, and will bill, a task we hold no id for. Flagged `possibly_orphaned` so the ledger
-        counts it; the row keeps its cost estimate. `status` 'failed' keeps an abandoned intent's state."""
-        values: Row = {"status": status, "possibly_orphaned": True, "finished_at": utcnow(), "updated_at": utcnow()}
-        if status == "ambiguous":
-            values.update(error_code="PROVIDER_ANSWER_LOST", error_message=message[:2000])
+    def record_task_cost(self, provider: str, task_id: str, *, credits: float, cost_usd: float) -> None:
+        """The provider's own figure for a finished task replaces the rate-table estimate."""
         with self.transaction() as conn:
-            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**values))
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id)
+                .values(cost_credits=credits, cost_usd=cost_usd, cost_source="provider", updated_at=utcnow())
+            )

@@ -53,6 +53,14 @@ class LivenessQueries:
                 )
         return rows
 
+    def defer_batches(self, batch_ids: list[str]) -> None:
+        """These batches go to the front of the next rotation page (their turn was cut short)."""
+        if batch_ids:
+            with self.transaction() as conn:
+                conn.execute(
+                    sa.update(video_gen_batch).where(video_gen_batch.c.id.in_(batch_ids)).values(sensor_checked_at=None)
+                )
+
     def generation_rows(self, batch_ids: list[str]) -> dict[str, BatchGenerationRows]:
         """Jobs, tasks and completions of these batches in three queries (not three per batch)."""
         out = {batch_id: BatchGenerationRows() for batch_id in batch_ids}

@@ -14,6 +14,7 @@ import dagster as dg
 from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
+from zencourt_pipeline.pipeline.cancel import ACTIVE_RUN_STATUSES as CANCELABLE_RUN_STATUSES
 from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.liveness import (
     RUN_ACTIVE,
@@ -27,13 +28,8 @@ from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
 MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores
 BATCHES_EXAMINED_PER_TICK = 200  # a rotating page: every open batch is looked at every N/200 ticks
 RUN_KEY_TAG = "dagster/run_key"
-ACTIVE_RUN_STATUSES = {
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-}
+# a run still on its way (cancel.py's list, plus one being canceled): the watchdog waits for it
+ACTIVE_RUN_STATUSES = {dg.DagsterRunStatus[name] for name in (*CANCELABLE_RUN_STATUSES, "CANCELING")}
 
 
 @dg.sensor(
@@ -98,9 +94,9 @@ def clip_completions_sensor(
 ) -> dg.SensorResult:
     db = app_db.get()
     batches = db.rotate_batches("processing", BATCHES_EXAMINED_PER_TICK)
-    report = watch_processing(db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines())
-    # at most MAX_BATCHES_PER_TICK run requests; the rest were stored as requested and are
-    # re-requested (same run key) on their next turn, as a run that never landed would be
+    report = watch_processing(
+        db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines(), max_requests=MAX_BATCHES_PER_TICK
+    )
     requests = [
         dg.RunRequest(
             partition_key=request.batch_id,
@@ -162,4 +158,7 @@ def generation_reconciler_sensor(
         report = reconcile_tasks(db, chain, webhook_overdue_after=generators.webhook_overdue_after())
     finally:
         chain.close()
-    return dg.SkipReason(f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s)")
+    return dg.SkipReason(
+        f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s), "
+        f"canceled {report.canceled} task(s) of ended jobs"
+    )

@@ -16,21 +16,29 @@ ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 
 
 def cancel_provider_tasks(db: AppDatabase, chain: ProviderChain, canceled_jobs: list[Row]) -> int:
-    """Cancel the accepted, unfinished provider tasks of these jobs; returns how many were asked."""
-    asked = 0
-    for task in db.live_tasks_for_jobs([job["id"] for job in canceled_jobs]):
+    """Cancel the accepted, unfinished provider tasks of these jobs; returns how many were stopped."""
+    return cancel_tasks(db, chain, db.live_tasks_for_jobs([job["id"] for job in canceled_jobs]))
+
+
+def cancel_tasks(db: AppDatabase, chain: ProviderChain, tasks: list[Row]) -> int:
+    """Ask each task's provider to cancel it; a confirmed cancel marks the task `canceled`. A
+    failed one stays `submitted`, so the reconciler asks again (`live_tasks_of_ended_jobs`)."""
+    stopped = 0
+    for task in tasks:
         if task["provider"] not in chain.generators:
             continue
         ref = TaskRef(task["provider"], task["task_id"], json.loads(task["provider_meta"] or "{}"))
         try:
             chain.get(task["provider"]).cancel(ref)
-            asked += 1
-            db.mark_task_canceled(task["id"])
         except GenerationError as exc:
             log.warning("cancel of %s task %s failed: %s", task["provider"], task["task_id"], exc.code)
+            continue
         except Exception:  # noqa: BLE001 - one task's failure must not stop the other cancels
             log.exception("cancel of %s task %s failed", task["provider"], task["task_id"])
-    return asked
+            continue
+        db.mark_task_canceled(task["id"])
+        stopped += 1
+    return stopped
 
 
 def terminate_batch_runs(instance, batch_ids: list[str]) -> int:

@@ -23,6 +23,7 @@ from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLim
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import GenerationError, GenerationRequest, TaskRef, TaskState
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
+from zencourt_pipeline.providers.rates import task_cost_usd
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 LIVE_TASK_STATUSES = ("submitting", "submitted", "succeeded")
@@ -107,12 +108,18 @@ def submit_with_fallback(
             if exc.fallback:
                 continue
             break
+        # what the task will cost: the provider's figure if its answer has one, else the rate table
+        cost_usd, cost_source = task_cost_usd(
+            name, (submitted.ref.meta or {}).get("model"), request.duration_seconds, submitted.cost_credits
+        )
         db.task_submitted(
             row_id,
             request.job_id,
             name,
             submitted.ref.task_id,
             cost=submitted.cost_credits,
+            cost_usd=cost_usd,
+            cost_source=cost_source,
             meta=submitted.ref.meta or None,
         )
         return JobOutcome(
@@ -282,7 +289,7 @@ def collect_outputs(
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
     """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
-    from zencourt_pipeline.pipeline.liveness import completion_state
+    from zencourt_pipeline.pipeline.liveness import completion_state  # liveness imports this module
 
     ready, digest, _waiting = completion_state(db.generation_rows([batch_id])[batch_id])
     return ready, digest

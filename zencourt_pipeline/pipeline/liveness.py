@@ -34,13 +34,13 @@ from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase, Row
 from zencourt_pipeline.db.liveness import BatchGenerationRows
 from zencourt_pipeline.db.schema import TERMINAL_STATUSES
+from zencourt_pipeline.pipeline.generation import current_task
 
 GENERATION_TIMEOUT = "GENERATION_TIMEOUT"
 COMPOSITION_FAILED = "COMPOSITION_FAILED"
 COMPOSITION_TIMEOUT = "COMPOSITION_TIMEOUT"
 CLIP_CHECK_FAILED = "CLIP_CHECK_FAILED"
 INTAKE_FAILED = "INTAKE_FAILED"
-SUPERSEDED = "superseded"
 
 RUN_ACTIVE = "active"
 RUN_ENDED = "ended"
@@ -77,11 +77,6 @@ def intake_run_key(batch_id: str, attempt: int) -> str:
     return f"intake-{batch_id}" if attempt <= 0 else f"intake-{batch_id}-a{attempt + 1}"
 
 
-def _current_task(tasks: list[Row]) -> Row | None:
-    accepted = [task for task in tasks if task["task_id"] and task["status"] != SUPERSEDED]
-    return accepted[-1] if accepted else None
-
-
 def completion_state(rows: BatchGenerationRows) -> tuple[bool, str, list[Row]]:
     """(ready, digest, open jobs): ready when every live job has a recorded completion for its
     current task (or its raw clip stored). The digest changes with completions and cancels only."""
@@ -91,7 +86,7 @@ def completion_state(rows: BatchGenerationRows) -> tuple[bool, str, list[Row]]:
         tasks_by_job.setdefault(task["job_id"], []).append(task)
     parts, waiting_on = [], []
     for job in rows.jobs:
-        task = _current_task(tasks_by_job.get(job["id"], []))
+        task = current_task(tasks_by_job.get(job["id"], []))
         completion_id = completions.get((task["provider"], task["task_id"])) if task else None
         parts.append(f"{job['id']}:{completion_id}:{'x' if job['status'] == 'canceled' else ''}")
         if job["status"] in TERMINAL_STATUSES or job["raw_clip_key"] or completion_id is not None:
@@ -111,14 +106,21 @@ def watch_processing(
     run_status: Callable[[str], str | None],
     deadlines: Deadlines,
     now: datetime | None = None,
+    max_requests: int = 25,
 ) -> WatchReport:
-    """Decide, for each processing batch, what keeps it moving (module docstring)."""
+    """Decide, for each processing batch, what keeps it moving (module docstring). At most
+    `max_requests` runs are requested (run creation is the slow part of a tick); batches that
+    would need one beyond that go to the front of the next page."""
     now = now or utcnow()
     report = WatchReport()
     rows = db.generation_rows([batch["id"] for batch in batches])
+    deferred = []
     for batch in batches:
         batch_id = batch["id"]
         ready, digest, waiting_on = completion_state(rows[batch_id])
+        if ready and len(report.requests) >= max_requests:
+            deferred.append(batch_id)
+            continue
         started = _started(batch)
         if not ready:
             if now > started + deadlines.generation:
@@ -148,6 +150,8 @@ def watch_processing(
             _request(db, report, batch_id, digest, attempt + 1)
         else:
             _fail(db, report, batch_id, COMPOSITION_FAILED, f"composition did not finish after {attempt} attempt(s)")
+    db.defer_batches(deferred)
+    report.waiting += len(deferred)
     return report
 
 

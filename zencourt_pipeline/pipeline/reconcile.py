@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.pipeline.cancel import cancel_tasks
 from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskStatus
 from zencourt_pipeline.providers.chain import ProviderChain
+from zencourt_pipeline.providers.rates import PROVIDER, task_cost_usd
 
 
 @dataclass
@@ -23,6 +25,7 @@ class ReconcileReport:
     polled: int = 0
     recorded: int = 0
     errors: int = 0
+    canceled: int = 0
 
 
 def reconcile_tasks(
@@ -36,6 +39,9 @@ def reconcile_tasks(
     """Poll awaiting tasks of every polling provider; record the terminal ones as completions."""
     report = ReconcileReport()
     deadline = time.monotonic() + budget_seconds
+    # tasks still live at a provider although their job ended (a cancel that failed, a clip that
+    # timed out): asked again every tick until the provider confirms, which stops the spend
+    report.canceled = cancel_tasks(db, chain, db.live_tasks_of_ended_jobs(limit=limit_per_provider))
     for name in chain.order:
         generator = chain.get(name)
         if generator.poll_interval_seconds <= 0:  # the local generator finishes inside submit
@@ -68,7 +74,13 @@ def task_ref(task: Row) -> TaskRef:
 
 
 def record_poll_result(db: AppDatabase, task: Row, status: TaskStatus) -> None:
-    """A terminal status learned by polling goes down the same path as a webhook."""
+    """A terminal status learned by polling goes down the same path as a webhook; the cost the
+    provider reports on a finished task (Runway's credits) replaces the rate-table estimate."""
+    if status.cost_credits is not None:
+        model = json.loads(task["provider_meta"] or "{}").get("model")
+        cost_usd, source = task_cost_usd(task["provider"], model, 0, status.cost_credits)
+        if source == PROVIDER:
+            db.record_task_cost(task["provider"], task["task_id"], credits=status.cost_credits, cost_usd=cost_usd)
     db.record_completion(
         provider=task["provider"],
         task_id=task["task_id"],

@@ -66,6 +66,8 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
     assert "b-op-1 (Room 1): black (100% of sampled frames); frozen" in check.description
     assert "b-op-0" not in check.description and "b-op-2" not in check.description
     assert check.metadata["failing_jobs"].value == "b-op-1"
+    # the batch shows why it waits (status API, watchdog): an operator's turn, or CLIP_CHECK_FAILED at the deadline
+    assert db.get_batch("b-op")["blocked_reason"] == "CLIP_CHECK_FAILED"
     batch = db.get_batch("b-op")
     assert batch["status"] == "processing" and batch["video_url"] is None
     assert not [row for row in db.outbox("b-op") if row["event"].startswith("batch.")]
@@ -92,6 +94,7 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
     assert [r.partition_key for r in clip_completions_sensor(context).run_requests] == ["b-op"]
     composed = run(COMPOSE, "b-op", instance, resources)
     assert composed.success
+    assert db.get_batch("b-op")["blocked_reason"] is None
     assert [e.passed for e in composed.get_asset_check_evaluations()] == [True, True]
     batch = db.get_batch("b-op")
     assert batch["status"] == "completed" and batch["video_url"] and batch["error"] is None

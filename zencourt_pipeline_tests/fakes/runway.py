@@ -218,6 +218,9 @@ class FakeRunway:
         self.get_faults: list[int] = []
         self.delete_faults: list[int] = []
         self.download_faults: list[int] = []
+        # credits per second of a finished task's `cost: {"credits": N}` (None: no cost field, as
+        # in Runway's published spec; servers that bill per task report it)
+        self.report_credits_per_second: float | None = None
         self._lock = threading.RLock()
         self.app = Starlette(
             routes=[
@@ -380,6 +383,8 @@ class FakeRunway:
             if not task.tokens or fresh_each_get:
                 self._new_token(task)
             data["output"] = [f"{base_url}/outputs/{task.tokens[-1]}.mp4"]
+            if self.report_credits_per_second is not None:
+                data["cost"] = {"credits": self.report_credits_per_second * int(task.body.get("duration", 10))}
         return data
 
     async def _task(self, request: Request) -> Response:

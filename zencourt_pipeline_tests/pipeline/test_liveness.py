@@ -15,7 +15,9 @@ from zencourt_pipeline.pipeline.liveness import (
     compose_run_key,
     watch_processing,
 )
+from zencourt_pipeline.providers.chain import ProviderChain
 from zencourt_pipeline_tests.conftest import make_batch
+from zencourt_pipeline_tests.fakes.fixtures import fake_runway, photo  # noqa: F401
 
 
 def _generating(db, batch_id, n_jobs=2, complete=True):
@@ -107,3 +109,32 @@ def test_a_blocked_batch_waits_for_an_operator_then_fails_at_its_deadline(app_db
     later = utcnow() + timedelta(hours=3)
     failed = watch_processing(app_db, [app_db.get_batch("blk")], lambda key: RUN_ENDED, Deadlines(), now=later)
     assert failed.failed == [("blk", "CLIP_CHECK_FAILED")]
+
+
+def test_run_requests_per_tick_are_capped_and_the_rest_go_first_next_tick(app_db):
+    for i in range(30):
+        _generating(app_db, f"cap-{i:02d}")
+    first = watch_processing(app_db, app_db.rotate_batches("processing", 200), lambda key: None, Deadlines(), max_requests=25)
+    assert len(first.requests) == 25 and first.waiting == 5
+    requested = {r.batch_id for r in first.requests}
+    _generating(app_db, "newer")
+    page = [b["id"] for b in app_db.rotate_batches("processing", 6)]
+    assert set(page[:5]) == {f"cap-{i:02d}" for i in range(30)} - requested  # the deferred ones lead
+
+
+def test_the_reconciler_cancels_the_live_task_of_a_timed_out_clip(app_db, fake_runway, photo):  # noqa: F811
+    # a clip that timed out (or a cancel that failed) keeps costing until its provider task is stopped
+    from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
+    from zencourt_pipeline_tests.fakes.runway import RunwayScript
+    from zencourt_pipeline_tests.pipeline.test_task_cost import _submitted_task
+
+    fake_runway.scripts.next(RunwayScript(hold=True))
+    generator, task = _submitted_task(app_db, fake_runway, photo, "to")
+    app_db.fail_job("to-0", GENERATION_TIMEOUT, "late")
+    chain = ProviderChain({"runway": generator}, ["runway"])
+    report = reconcile_tasks(app_db, chain, webhook_overdue_after={})
+    assert report.canceled == 1 and fake_runway.counts["delete"] == 1
+    assert fake_runway.status_of(task["task_id"]) == "CANCELLED"
+    assert app_db.live_tasks_of_ended_jobs() == []  # confirmed: not asked again next tick
+    reconcile_tasks(app_db, chain, webhook_overdue_after={})
+    assert fake_runway.counts["delete"] == 1

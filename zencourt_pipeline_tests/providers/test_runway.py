@@ -510,3 +510,13 @@ def test_url_with_a_time_to_live(clocked, photo, tmp_path):  # noqa: F811
     clock.advance(31)  # e.g. the clip is fetched long after the task finished
     out = gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
     assert out.is_file() and fake.counts["download_expired"] == 1
+
+
+def test_a_finished_tasks_reported_credits_reach_the_status(fake_runway, photo):  # noqa: F811
+    # issue 11, defect 7: the cost Runway reports on the finished task was never read
+    fake_runway.report_credits_per_second = 5
+    gen = _gen(fake_runway)
+    ref = gen.submit(make_request(photo, duration_seconds=5)).ref
+    final, seen = poll_until_done(gen, ref)
+    assert final.state is TaskState.SUCCEEDED and final.cost_credits == 25
+    assert all(status.cost_credits is None for status in seen[:-1])

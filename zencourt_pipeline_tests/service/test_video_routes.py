@@ -141,5 +141,12 @@ def test_batch_status_with_jobs_and_progress(client, db, auth):
         "videoUrl", "thumbnailUrl", "errorCode", "errorMessage",
     }  # fmt: skip
     assert expected_keys <= set(jobs[0])
+    assert (body["errorCode"], body["blockedReason"]) == (None, None)
+
+    db.block_batch("s1", "CLIP_CHECK_FAILED")  # the web app sees why the batch waits
+    assert client.get("/video/batches/s1", headers=auth).json()["blockedReason"] == "CLIP_CHECK_FAILED"
+    db.finish_batch("s1", "failed", error="CLIP_CHECK_FAILED: deadline", error_code="CLIP_CHECK_FAILED")
+    failed = client.get("/video/batches/s1", headers=auth).json()
+    assert (failed["status"], failed["errorCode"], failed["blockedReason"]) == ("failed", "CLIP_CHECK_FAILED", None)
 
     assert_error(client.get("/video/batches/missing", headers=auth), 404, "NOT_FOUND")

@@ -29,6 +29,7 @@ from zencourt_pipeline.pipeline.clip_checks import (
 )
 from zencourt_pipeline.pipeline.composition import compose_batch, normalize_outputs
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
+from zencourt_pipeline.pipeline.liveness import CLIP_CHECK_FAILED
 from zencourt_pipeline.providers.base import ORIENTATION_SIZES
 from zencourt_pipeline.storage.base import StorageError
 
@@ -87,7 +88,11 @@ def normalized_clips(
     }
     if gallery:
         metadata["clip_thumbnails"] = dg.MetadataValue.md(gallery)
-    return dg.MaterializeResult(metadata=metadata, check_results=[_clips_check(batch, jobs, inspections)])
+    check = _clips_check(batch, jobs, inspections)
+    # a failed blocking check stops composition until an operator regenerates the clips: the batch
+    # shows it (blocked_reason) and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)
+    db.block_batch(batch["id"], None if check.passed else CLIP_CHECK_FAILED)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
 def _inspect_clips(storage, batch, jobs, work: Path) -> dict[str, ClipInspection]:

@@ -174,6 +174,9 @@ def batch_json(batch: dict, jobs: list[dict]) -> dict[str, Any]:
         "videoUrl": batch["video_url"],
         "thumbnailUrl": batch["thumbnail_url"],
         "error": batch["error"],
+        "errorCode": batch["error_code"],
+        # why a processing batch waits for an operator (CLIP_CHECK_FAILED), else null
+        "blockedReason": batch["blocked_reason"],
         "createdAt": _iso(batch["created_at"]),
         "updatedAt": _iso(batch["updated_at"]),
         "progress": progress(jobs, batch["status"]),

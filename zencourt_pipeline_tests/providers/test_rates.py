@@ -1,0 +1,51 @@
+"""The task cost rate table (issue 11, defect 7): provider figures first, the published rate else."""
+
+from __future__ import annotations
+
+import pytest
+
+from zencourt_pipeline.config import Settings
+from zencourt_pipeline.providers.rates import PROVIDER, RATE, reported_credits, task_cost_usd
+
+KLING_STD = "fal-ai/kling-video/v2.1/standard/image-to-video"
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "seconds", "credits", "expected"),
+    [
+        ("runway", "gen4_turbo", 5, None, (0.25, RATE)),  # 5 credits/s x 5 s x $0.01
+        ("runway", "gen4_turbo", 10, None, (0.5, RATE)),
+        ("runway", "unknown-model", 5, None, (0.25, RATE)),  # priced as the default model
+        ("runway", "gen4_turbo", 5, 30, (0.3, PROVIDER)),  # the provider's figure wins
+        ("fal", KLING_STD, 5, None, (0.25, RATE)),
+        ("fal", KLING_STD, 10, None, (0.5, RATE)),  # $0.25 + 5 extra s x $0.05
+        ("fal", KLING_STD, 5, 99, (0.25, RATE)),  # fal has no credits: the rate stands
+        ("local", None, 5, None, (0.0, RATE)),
+        ("nobody", None, 5, None, (None, None)),
+    ],
+)
+def test_task_cost(provider, model, seconds, credits, expected):
+    assert task_cost_usd(provider, model, seconds, credits) == expected
+
+
+def test_reported_credits_shapes():
+    assert reported_credits({"cost": {"credits": 25}}) == 25
+    assert reported_credits({"estimatedCost": 10}) == 10
+    assert reported_credits('{"cost": 7}') == 7
+    assert reported_credits({"status": "SUCCEEDED"}) is None
+    assert reported_credits({"cost": {"credits": -1}}) is None
+    assert reported_credits("not json") is None
+
+
+def test_the_rate_override_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ZENCOURT_PROVIDER_RATES", '{"runway": {"usd_per_credit": 0.02}}')
+    assert task_cost_usd("runway", "gen4_turbo", 5) == (0.5, RATE)
+    monkeypatch.delenv("ZENCOURT_PROVIDER_RATES")
+    assert task_cost_usd("runway", "gen4_turbo", 5) == (0.25, RATE)
+
+
+def test_a_malformed_override_is_refused_at_start_up():
+    with pytest.raises(ValueError, match="ZENCOURT_PROVIDER_RATES"):
+        Settings.from_env({"ZENCOURT_PROVIDER_RATES": "{not json"})
+    with pytest.raises(ValueError, match="usd_per_credit"):
+        Settings.from_env({"ZENCOURT_PROVIDER_RATES": '{"runway": {"usd_per_credit": "free"}}'})
