@@ -79,7 +79,8 @@ class Settings(BaseModel):
     log_level: str = "info"
 
     # clips a listing (or a workspace, when the batch names one) may have generated per calendar
-    # month (UTC); 0 = unlimited. A batch over quota is rejected at intake (QUOTA_EXCEEDED).
+    # month (UTC); 0 = unlimited. A batch that cannot fit is rejected at intake, and every paid
+    # submission reserves its clip under a row lock first (QUOTA_EXCEEDED, nothing paid).
     monthly_clip_quota: int = Field(default=0, ge=0)
     workspace_monthly_clip_quota: int = Field(default=0, ge=0)
 

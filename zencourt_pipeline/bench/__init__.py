@@ -65,4 +65,9 @@ instead of one graph holding every decoder, so its peak does not grow with the t
 
 Local generator: local_generator_5s_720p_s renders a 5 s 1280x720 Ken Burns clip from a
 4000x3000 JPEG with `kenburns.render_ken_burns`; local_generator_realtime_factor = 5 s / that.
+
+Sensors (`sensors.py`): sensor_tick_10000_open_batches_s is the slowest median tick of the three
+sensors with 10,000 open batches in a fresh PostgreSQL database (300 in quick mode), each sensor
+also on its own line (sensor_tick_<name>_s). It is the tick itself; the daemon's run creation
+for the at most 25 runs a tick requests comes after it.
 """

@@ -352,7 +352,20 @@ def run(cfg: Config, work: Path) -> None:
     emit("compose_ratio_vs_moviepy", mp.wall / ours_for_moviepy)
 
     emit("load_avg_1m_end", _load())
+    _sensor_figures(cfg)
     emit("bench_total_s", time.perf_counter() - began)
+
+
+def _sensor_figures(cfg: Config) -> None:
+    """The sensors' ticks with many open batches in PostgreSQL (bench/sensors.py)."""
+    from zencourt_pipeline.bench.sensors import sensor_ticks
+
+    n = 300 if cfg is QUICK else 10_000
+    note(f"sensor ticks with {n} open batches in PostgreSQL")
+    ticks = sensor_ticks(n)
+    for name, seconds in ticks.items():
+        emit(f"sensor_tick_{name.removesuffix('_sensor')}_s", seconds)
+    emit(f"sensor_tick_{n}_open_batches_s", max(ticks.values()))
 
 
 def main() -> None:

@@ -23,6 +23,10 @@ REQUIRED = [
     "compose_720p_peak_rss_mb",
     "local_generator_5s_720p_s",
     "local_generator_realtime_factor",
+    "sensor_tick_pending_batches_s",
+    "sensor_tick_clip_completions_s",
+    "sensor_tick_generation_reconciler_s",
+    "sensor_tick_300_open_batches_s",
 ]
 LINE = re.compile(r"^([a-z0-9_]+): (-?\d+(?:\.\d+)?)$")
 
