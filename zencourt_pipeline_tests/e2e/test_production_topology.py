@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from zencourt_pipeline.storage.b2 import B2Storage
 from zencourt_pipeline.webhooks.signing import verify
@@ -26,8 +29,11 @@ def moto_endpoint():
 @pytest.fixture
 def topology(tmp_path, postgres_database, moto_endpoint):
     with RequestRecorder() as receiver:
-        topo = Topology(tmp_path, postgres_database(), postgres_database(), receiver.url, moto_endpoint)
+        dagster_url = postgres_database()
+        topo = Topology(tmp_path, postgres_database(), dagster_url, receiver.url, moto_endpoint,
+                        extra_env={"MEDIA_ALLOWED_PRIVATE_HOSTS": "127.0.0.1"})
         topo.receiver = receiver
+        topo.dagster_db = sa.create_engine(dagster_url)
         topo.storage = B2Storage(endpoint=moto_endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
                                  bucket=BUCKET, region="us-west-002")
         try:
@@ -35,6 +41,43 @@ def topology(tmp_path, postgres_database, moto_endpoint):
             yield topo
         finally:
             topo.stop_all()
+            topo.dagster_db.dispose()
+
+
+class SilentPhotoServer:
+    """Accepts photo downloads and never answers: the intake run that fetches from it stays STARTED."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.accepted = threading.Event()
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/photo.jpg"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            self.accepted.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def batch_runs(topo: Topology, batch_id: str) -> list[tuple[str, str]]:
+    """(run id, status) of the batch partition's runs, read from the Dagster run storage."""
+    with topo.dagster_db.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(
+            "SELECT r.run_id, r.status FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
+            "WHERE t.key = 'dagster/partition' AND t.value = :batch"), {"batch": batch_id})]
 
 
 def insert_batch(topo: Topology, batch_id: str, n: int = 2) -> None:
@@ -57,7 +100,7 @@ def webhook_events(topo: Topology, batch_id: str) -> list[dict]:
     return events
 
 
-def test_batches_complete_on_the_production_topology_and_survive_a_daemon_kill(topology):
+def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_cancel_stops_a_started_run(topology):
     topo = topology
     insert_batch(topo, "prod-1")
     assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
@@ -87,3 +130,31 @@ def test_batches_complete_on_the_production_topology_and_survive_a_daemon_kill(t
     assert topo.storage.exists("batches/prod-2/video/listing-landscape-default.mp4")
     # exactly one generation task per job, despite the restart
     assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
+
+    cancel_stops_a_started_run(topo)
+
+
+def cancel_stops_a_started_run(topo: Topology) -> None:
+    """Cancel stops a run that is already executing (STARTED), not only a queued one."""
+    photos = SilentPhotoServer()
+    try:
+        topo.db.insert_batch({"id": "prod-3", "listing_id": "L-e2e", "title": "9 Process Row"},
+                             [{"id": "prod-3-0", "sort_order": 0, "room_name": "Hall", "image_url": photos.url,
+                               "duration_seconds": 2}])
+        assert photos.accepted.wait(120), "the intake run never fetched the photo"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(status == "STARTED" for _, status in batch_runs(topo, "prod-3")):
+            time.sleep(0.5)
+        [(run_id, status)] = batch_runs(topo, "prod-3")
+        assert status == "STARTED"
+
+        answer = topo.service("POST", "/video/cancel", json={"batchId": "prod-3"})
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and dict(batch_runs(topo, "prod-3"))[run_id] != "CANCELED":
+            time.sleep(0.5)
+        assert dict(batch_runs(topo, "prod-3"))[run_id] == "CANCELED", topo.log_tails()
+        assert topo.db.get_batch("prod-3")["status"] == "canceled"
+        assert [job["status"] for job in topo.db.get_jobs("prod-3")] == ["canceled"]
+    finally:
+        photos.close()
