@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db import migrate
+from zencourt_pipeline.db.analytics import AnalyticsQueries
 from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
 from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.liveness import LivenessQueries
@@ -27,6 +28,7 @@ from zencourt_pipeline.db.schema import (
     video_gen_jobs,
     webhook_outbox,
 )
+from zencourt_pipeline.db.spend import SpendQueries
 
 Row = dict[str, Any]
 
@@ -50,7 +52,7 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries):
+class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries, AnalyticsQueries):
     """Queries and state transitions over the tables in `schema.py`."""
 
     def __init__(self, url: str):

@@ -4,7 +4,7 @@
   latency (completion received - task submitted), credits spent, attempts.
 - `provider_daily`: pandas over `generation_tasks` + `generation_completions`: per provider and
   UTC day: clips (accepted tasks), succeeded, failed, in flight, success rate, p50/p95 latency,
-  credits.
+  credits and USD (`generation_tasks.cost_usd`; the full money ledger is `pipeline/spend.py`).
 - `render_chart`: that table as a PNG bar chart, drawn with Pillow (no plotting dependency).
 """
 
@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
+from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase, Row
-from zencourt_pipeline.db.schema import generation_completions, generation_tasks
 from zencourt_pipeline.pipeline.generation import current_task
 
 if TYPE_CHECKING:  # pandas is imported by the analytics functions, not with every run worker
@@ -83,7 +81,7 @@ def clip_rows(db: AppDatabase, batch_id: str, durations: dict[str, float] | None
 # -- per provider and day -------------------------------------------------------------------------
 DAILY_COLUMNS = [
     "day", "provider", "clips", "succeeded", "failed", "in_flight", "success_rate",
-    "latency_p50_s", "latency_p95_s", "cost_credits",
+    "latency_p50_s", "latency_p95_s", "cost_credits", "cost_usd",
 ]
 
 
@@ -92,41 +90,14 @@ def load_generation_frame(db: AppDatabase, *, days: int = 90, now: datetime | No
     import pandas as pd
 
     since = (now or utcnow()) - timedelta(days=days)
-    task, completion = generation_tasks.c, generation_completions.c
-    query = (
-        sa.select(
-            task.provider,
-            task.task_id,
-            task.batch_id,
-            task.job_id,
-            task.status.label("task_status"),
-            task.cost_credits,
-            task.submitted_at,
-            completion.status.label("completion_status"),
-            completion.received_at,
-        )
-        .select_from(
-            generation_tasks.outerjoin(
-                generation_completions,
-                sa.and_(completion.provider == task.provider, completion.task_id == task.task_id),
-            )
-        )
-        .where(task.task_id.is_not(None), task.submitted_at >= since)
-    )
-    with db.engine.connect() as conn:
-        frame = pd.DataFrame([dict(row._mapping) for row in conn.execute(query)])
-    if frame.empty:
-        return pd.DataFrame(
-            columns=["provider", "task_id", "batch_id", "job_id", "task_status", "cost_credits", "submitted_at",
-                     "completion_status", "received_at"]
-        )
+    frame = pd.DataFrame(db.generation_history(since=since), columns=HISTORY_COLUMNS)
     frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
     frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
     return frame
 
 
 def provider_daily(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per provider and UTC day (of submission): clips, outcomes, success rate, latency, credits."""
+    """Per provider and UTC day (of submission): clips, outcomes, success rate, latency, credits, USD."""
     import pandas as pd
 
     if frame.empty:
@@ -138,6 +109,7 @@ def provider_daily(frame: pd.DataFrame) -> pd.DataFrame:
     data["in_flight"] = data["completion_status"].isna().astype(int)
     data["latency_s"] = (data["received_at"] - data["submitted_at"]).dt.total_seconds()
     data["cost_credits"] = pd.to_numeric(data["cost_credits"], errors="coerce")
+    data["cost_usd"] = pd.to_numeric(data["cost_usd"], errors="coerce") if "cost_usd" in data else float("nan")
     grouped = data.groupby(["day", "provider"], sort=True)
     daily = grouped.agg(
         clips=("task_id", "count"),
@@ -147,12 +119,14 @@ def provider_daily(frame: pd.DataFrame) -> pd.DataFrame:
         latency_p50_s=("latency_s", lambda s: s.quantile(0.5)),
         latency_p95_s=("latency_s", lambda s: s.quantile(0.95)),
         cost_credits=("cost_credits", lambda s: s.sum(min_count=1)),
+        cost_usd=("cost_usd", lambda s: s.sum(min_count=1)),
     ).reset_index()
     finished = daily["succeeded"] + daily["failed"]
     daily["success_rate"] = (daily["succeeded"] / finished.where(finished > 0)).round(4)
     for column in ("latency_p50_s", "latency_p95_s"):
         daily[column] = daily[column].astype(float).round(2)
     daily["cost_credits"] = daily["cost_credits"].astype(float).round(4)
+    daily["cost_usd"] = daily["cost_usd"].astype(float).round(6)
     for column in ("clips", "succeeded", "failed", "in_flight"):
         daily[column] = daily[column].astype(int)
     return daily[DAILY_COLUMNS].sort_values(["day", "provider"], ignore_index=True)

@@ -66,14 +66,18 @@ def _history(db):
     db.insert_batch(*make_batch("hist", n_jobs=3))
     now = datetime.now(UTC).replace(microsecond=0)
     plan = [
-        ("hist-0", "runway", "rw-0", now - timedelta(days=1), "succeeded", 40.0, 5.0),
-        ("hist-1", "runway", "rw-1", now - timedelta(days=1), "failed", 20.0, 5.0),
-        ("hist-1", "fal", "fal-1", now, "succeeded", 90.0, 3.5),
-        ("hist-2", "runway", "rw-2", now, None, None, 5.0),
+        ("hist-0", "runway", "rw-0", now - timedelta(days=1), "succeeded", 40.0, 5.0, 0.25),
+        ("hist-1", "runway", "rw-1", now - timedelta(days=1), "failed", 20.0, 5.0, 0.25),
+        ("hist-1", "fal", "fal-1", now, "succeeded", 90.0, 3.5, 0.5),
+        ("hist-2", "runway", "rw-2", now, None, None, 5.0, 0.25),
     ]
-    for job_id, provider, task_id, submitted, status, latency, cost in plan:
+    # an ambiguous create (sent, answer lost): no task id, possibly paid, no cost figure
+    orphan = db.begin_task("hist-2", "hist", "fal")
+    with db.transaction() as conn:
+        conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == orphan).values(possibly_orphaned=True))
+    for job_id, provider, task_id, submitted, status, latency, cost, usd in plan:
         row = db.begin_task(job_id, "hist", provider)
-        db.task_submitted(row, job_id, provider, task_id, cost=cost)
+        db.task_submitted(row, job_id, provider, task_id, cost=cost, cost_usd=usd, cost_source="rate")
         with db.transaction() as conn:
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row).values(submitted_at=submitted))
         if status:
@@ -103,6 +107,22 @@ def test_the_asset_stores_csv_and_chart_and_shows_them(instance, resources):
     ] == (1, 0, 1)
     fal = next(r for r in records if r["provider"] == "fal")
     assert (fal["latency_p50_s"], fal["cost_credits"], fal["success_rate"]) == (90.0, 3.5, 1.0)
+    assert fal["cost_usd"] == 0.5
+    assert sorted(r["cost_usd"] for r in records if r["provider"] == "runway") == [0.25, 0.5]
+
+    # the money ledger of the window: spend per provider, the possibly orphaned request
+    assert (metadata["spend_usd"].value, metadata["spend_usd_rate"].value, metadata["spend_usd_provider"].value) == (
+        1.25, 1.25, 0.0,
+    )  # fmt: skip
+    assert (metadata["spend_usd_runway"].value, metadata["spend_usd_fal"].value) == (0.75, 0.5)
+    assert (metadata["paid_tasks"].value, metadata["possibly_orphaned"].value, metadata["orphan_usd"].value) == (
+        5, 1, 0.0,
+    )  # fmt: skip
+    spend = metadata["spend"].value
+    assert "| fal | 2 | 0 | 1 | 0 | 0 | 0 | 1 | 0 | 0 | $0.0000 | $0.5000 | $0.5000 |" in spend
+    assert "| runway | 3 | 1 | 1 | 1 | 0 | 0 | 0 | 0 | 0 | $0.0000 | $0.7500 | $0.7500 |" in spend
+    assert "Possibly orphaned: **1** ($0.0000); unpriced: 1." in spend
+    assert "| hist | listing-hist | 5 | 1 | $1.2500 |" in spend
     assert metadata["chart"].value.startswith("![clips per provider and day](data:image/png;base64,")
 
     csv = pd.read_csv(storage.path(ANALYTICS_CSV_KEY))

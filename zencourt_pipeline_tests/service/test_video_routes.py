@@ -142,6 +142,16 @@ def test_batch_status_with_jobs_and_progress(client, db, auth):
     }  # fmt: skip
     assert expected_keys <= set(jobs[0])
     assert (body["errorCode"], body["blockedReason"]) == (None, None)
+    # one paid request so far, the provider's id known, no cost figure given
+    assert body["spend"] == {
+        "usd": 0.0, "tasks": 1, "possiblyOrphaned": 0, "usdProvider": 0.0, "usdRate": 0.0, "unpriced": 1,
+        "orphanUsd": 0.0,
+        "byProvider": {"runway": {
+            "tasks": 1, "usd": 0.0, "usdProvider": 0.0, "usdRate": 0.0, "unpriced": 1, "orphanUsd": 0.0,
+            "inFlight": 1, "completed": 0, "failed": 0, "canceled": 0, "superseded": 0, "possiblyOrphaned": 0,
+            "other": 0, "unpaid": 0,
+        }},
+    }  # fmt: skip
 
     db.block_batch("s1", "CLIP_CHECK_FAILED")  # the web app sees why the batch waits
     assert client.get("/video/batches/s1", headers=auth).json()["blockedReason"] == "CLIP_CHECK_FAILED"
@@ -150,3 +160,40 @@ def test_batch_status_with_jobs_and_progress(client, db, auth):
     assert (failed["status"], failed["errorCode"], failed["blockedReason"]) == ("failed", "CLIP_CHECK_FAILED", None)
 
     assert_error(client.get("/video/batches/missing", headers=auth), 404, "NOT_FOUND")
+
+
+def test_batch_status_shows_what_the_batch_spent(client, db, auth):
+    import sqlalchemy as sa
+
+    from zencourt_pipeline.db.schema import generation_tasks
+
+    db.insert_batch(*make_batch("m1", n_jobs=3))
+    db.insert_batch(*make_batch("m2", n_jobs=1))
+    done = db.begin_task("m1-0", "m1", "runway")
+    db.task_submitted(done, "m1-0", "runway", "rw-m1", cost_usd=0.25, cost_source="rate")
+    db.record_completion(provider="runway", task_id="rw-m1", status="succeeded", source="poll")
+    db.record_task_cost("runway", "rw-m1", credits=30, cost_usd=0.3)  # the provider's figure wins
+    refused = db.begin_task("m1-1", "m1", "fal")
+    db.task_rejected(refused, "FAL_GENERATION_FAILED", "refused")  # never paid
+    live = db.begin_task("m1-1", "m1", "fal")
+    db.task_submitted(live, "m1-1", "fal", "fal-m1", cost_usd=0.5, cost_source="rate")
+    orphan = db.begin_task("m1-2", "m1", "fal")  # sent, answer lost
+    with db.transaction() as conn:
+        conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == orphan).values(possibly_orphaned=True))
+    other = db.begin_task("m2-0", "m2", "runway")  # another batch: not counted
+    db.task_submitted(other, "m2-0", "runway", "rw-m2", cost_usd=9.0, cost_source="rate")
+
+    spend = client.get("/video/batches/m1", headers=auth).json()["spend"]
+    assert (spend["usd"], spend["tasks"], spend["possiblyOrphaned"]) == (0.8, 3, 1)
+    assert (spend["usdProvider"], spend["usdRate"], spend["unpriced"], spend["orphanUsd"]) == (0.3, 0.5, 1, 0.0)
+    assert sorted(spend["byProvider"]) == ["fal", "runway"]
+    fal, runway = spend["byProvider"]["fal"], spend["byProvider"]["runway"]
+    assert (fal["tasks"], fal["usd"], fal["inFlight"], fal["possiblyOrphaned"], fal["unpaid"]) == (2, 0.5, 1, 1, 1)
+    assert (runway["tasks"], runway["usd"], runway["usdProvider"], runway["completed"]) == (1, 0.3, 0.3, 1)
+    assert client.get("/video/batches/m2", headers=auth).json()["spend"]["usd"] == 9.0
+    empty = make_batch("m3", n_jobs=1)
+    db.insert_batch(*empty)
+    assert client.get("/video/batches/m3", headers=auth).json()["spend"] == {
+        "usd": 0.0, "tasks": 0, "possiblyOrphaned": 0, "usdProvider": 0.0, "usdRate": 0.0, "unpriced": 0,
+        "orphanUsd": 0.0, "byProvider": {},
+    }  # fmt: skip

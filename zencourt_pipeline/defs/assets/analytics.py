@@ -1,7 +1,10 @@
 """Provider analytics for analysts: one unpartitioned asset over the generation tables."""
 
+from datetime import timedelta
+
 import dagster as dg
 
+from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.defs.assets.common import png_markdown
 from zencourt_pipeline.defs.assets.generation import clip_tasks, generated_clips
 from zencourt_pipeline.defs.resources import AppDatabaseResource, StorageResource
@@ -11,6 +14,7 @@ from zencourt_pipeline.pipeline.analytics import (
     provider_daily,
     render_chart,
 )
+from zencourt_pipeline.pipeline.spend import spend_markdown, spend_report
 
 ANALYTICS_CSV_KEY = "analytics/provider_daily.csv"
 ANALYTICS_CHART_KEY = "analytics/provider_daily.png"
@@ -36,6 +40,7 @@ DAILY_SCHEMA = dg.TableSchema(
         dg.TableColumn("latency_p50_s", "float", description="completion received - task submitted, median"),
         dg.TableColumn("latency_p95_s", "float"),
         dg.TableColumn("cost_credits", "float", description="sum of generation_tasks.cost_credits"),
+        dg.TableColumn("cost_usd", "float", description="sum of generation_tasks.cost_usd (provider's or rate)"),
     ]
 )
 
@@ -54,11 +59,14 @@ def provider_daily_stats(
 ) -> dg.MaterializeResult:
     """Per generation provider and UTC day (last 90 days): clips (accepted tasks), succeeded,
     failed, in flight, success rate, p50/p95 latency (completion received - task submitted) and
-    credits, computed with pandas from `generation_tasks` and `generation_completions`. Stored as
+    credits and USD, computed with pandas from `generation_tasks` and `generation_completions`;
+    and the money ledger of the same window (spend per provider by cost source, paid tasks by
+    ledger state, the possibly orphaned count, the top batches: `pipeline/spend.py`). Stored as
     `analytics/provider_daily.csv` (and a PNG chart, `analytics/provider_daily.png`) in storage;
     refreshed hourly by the automation sensor, or on demand with Materialize."""
     db = app_db.get()
     frame = load_generation_frame(db, days=WINDOW_DAYS)
+    spend = spend_report(db, since=utcnow() - timedelta(days=WINDOW_DAYS))
     daily = provider_daily(frame)
     chart = render_chart(daily)
     client = storage.get()
@@ -74,6 +82,14 @@ def provider_daily_stats(
         "clips": int(daily["clips"].sum()) if not daily.empty else 0,
         "success_rate": round(int(daily["succeeded"].sum()) / finished, 4) if finished else None,
         "cost_credits": float(cost) if cost is not None and cost == cost else None,
+        "spend_usd": dg.MetadataValue.float(spend.ledger.usd),
+        "spend_usd_provider": dg.MetadataValue.float(spend.ledger.usd_provider),
+        "spend_usd_rate": dg.MetadataValue.float(spend.ledger.usd_rate),
+        "paid_tasks": dg.MetadataValue.int(spend.ledger.tasks),
+        "possibly_orphaned": dg.MetadataValue.int(spend.ledger.possibly_orphaned),
+        "orphan_usd": dg.MetadataValue.float(spend.ledger.orphan_usd),
+        **{f"spend_usd_{p.provider}": dg.MetadataValue.float(p.usd) for p in spend.ledger.providers},
+        "spend": dg.MetadataValue.md(spend_markdown(spend)),
         "provider_daily": dg.MetadataValue.table(records, schema=DAILY_SCHEMA),
         "chart": dg.MetadataValue.md(png_markdown(chart, alt="clips per provider and day")),
         "csv_uri": dg.MetadataValue.url(csv_uri),

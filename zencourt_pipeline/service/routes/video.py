@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db.database import as_utc
 from zencourt_pipeline.db.schema import TERMINAL_STATUSES, video_gen_batch
+from zencourt_pipeline.db.spend import SpendLedger
+from zencourt_pipeline.pipeline.spend import ledger_json
 from zencourt_pipeline.service.auth import require_api_key
 from zencourt_pipeline.service.errors import ApiError
 from zencourt_pipeline.service.routes.common import Id, check_id, read_json
@@ -163,7 +165,8 @@ def progress(jobs: list[dict], batch_status: str) -> dict[str, Any]:
     return {"total": total, **counts, "percent": percent}
 
 
-def batch_json(batch: dict, jobs: list[dict]) -> dict[str, Any]:
+def batch_json(batch: dict, jobs: list[dict], spend: SpendLedger | None = None) -> dict[str, Any]:
+    """The status API's batch. `spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`)."""
     return {
         "id": batch["id"],
         "listingId": batch["listing_id"],
@@ -180,6 +183,8 @@ def batch_json(batch: dict, jobs: list[dict]) -> dict[str, Any]:
         "createdAt": _iso(batch["created_at"]),
         "updatedAt": _iso(batch["updated_at"]),
         "progress": progress(jobs, batch["status"]),
+        # what the batch's provider requests cost: {"usd", "tasks", "possiblyOrphaned", "byProvider", ...}
+        "spend": ledger_json(spend or SpendLedger()),
         "jobs": [
             {
                 "id": job["id"],
@@ -205,11 +210,13 @@ async def get_batch(batch_id: str, request: Request) -> dict:
     check_id(batch_id, "batchId")
     db = request.app.state.db
 
-    def load() -> tuple[dict | None, list[dict]]:
+    def load() -> tuple[dict | None, list[dict], SpendLedger | None]:
         batch = db.get_batch(batch_id)
-        return batch, (db.get_jobs(batch_id) if batch else [])
+        if batch is None:
+            return None, [], None
+        return batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id)
 
-    batch, jobs = await run_in_threadpool(load)
+    batch, jobs, spend = await run_in_threadpool(load)
     if batch is None:
         raise ApiError(404, "NOT_FOUND", f"no batch {batch_id!r}", {"batchId": batch_id})
-    return {"success": True, **batch_json(batch, jobs)}
+    return {"success": True, **batch_json(batch, jobs, spend)}

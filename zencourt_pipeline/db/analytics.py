@@ -1,0 +1,51 @@
+"""What the analytics read: accepted generation tasks with their completion.
+
+A mixin of `AppDatabase` (see database.py); the pandas work is in `pipeline/analytics.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.schema import generation_completions, generation_tasks
+
+HISTORY_COLUMNS = [
+    "provider", "task_id", "batch_id", "job_id", "task_status", "cost_credits", "cost_usd", "cost_source",
+    "submitted_at", "completion_status", "received_at",
+]  # fmt: skip
+
+
+class AnalyticsQueries:
+    """Needs `self.engine`."""
+
+    def generation_history(self, *, since: datetime) -> list[dict[str, Any]]:
+        """Accepted tasks (with a task id) submitted since `since`, each with its completion (if
+        any): one dict per task, keys `HISTORY_COLUMNS`."""
+        task, completion = generation_tasks.c, generation_completions.c
+        query = (
+            sa.select(
+                task.provider,
+                task.task_id,
+                task.batch_id,
+                task.job_id,
+                task.status.label("task_status"),
+                task.cost_credits,
+                task.cost_usd,
+                task.cost_source,
+                task.submitted_at,
+                completion.status.label("completion_status"),
+                completion.received_at,
+            )
+            .select_from(
+                generation_tasks.outerjoin(
+                    generation_completions,
+                    sa.and_(completion.provider == task.provider, completion.task_id == task.task_id),
+                )
+            )
+            .where(task.task_id.is_not(None), task.submitted_at >= since)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
