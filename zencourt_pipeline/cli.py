@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import threading
+from datetime import UTC, datetime
 
 from zencourt_pipeline.config import Settings
 
@@ -56,9 +59,11 @@ def service_canceller(settings: Settings, db):
 
 def _serve(_args: argparse.Namespace) -> int:
     from zencourt_pipeline.defs.resources import build_resources
+    from zencourt_pipeline.observability.logging import configure_logging
     from zencourt_pipeline.service.server import serve
 
     settings = Settings.from_env()
+    configure_logging("service", settings)
     db = build_resources(settings)["app_db"].get()
     canceller = service_canceller(settings, db)
     # completion webhooks go out from the outbox while the service runs
@@ -77,19 +82,78 @@ def _serve(_args: argparse.Namespace) -> int:
 
 def _webhooks(args: argparse.Namespace) -> int:
     from zencourt_pipeline.db.database import AppDatabase
-    from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+    from zencourt_pipeline.observability.logging import configure_logging
 
     settings = Settings.from_env()
-    deliverer = OutboxDeliverer.from_settings(AppDatabase(settings.resolved_database_url), settings)
-    if args.once:
-        print(deliverer.deliver_due(limit=args.limit))
-        return 0
-    stop = threading.Event()
+    configure_logging("webhooks", settings)
+    db = AppDatabase(settings.resolved_database_url)
     try:
-        deliverer.run_forever(stop)
-    except KeyboardInterrupt:
-        stop.set()
+        if args.action == "requeue":
+            return _requeue(db, args)
+        if args.action == "dead":
+            return _dead(db, args)
+        from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+
+        deliverer = OutboxDeliverer.from_settings(db, settings)
+        if args.once:
+            print(json.dumps(deliverer.deliver_due(limit=args.limit)) if args.json else deliverer.deliver_due(limit=args.limit))
+            return 0
+        stop = threading.Event()
+        try:
+            deliverer.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+        return 0
+    finally:
+        db.dispose()
+
+
+def _requeue(db, args: argparse.Namespace) -> int:
+    """`zencourt webhooks requeue`: dead rows back to pending, due now, attempts reset."""
+    from zencourt_pipeline.db import outbox
+
+    if not args.ids and not args.all_dead and not args.event:
+        print("zencourt webhooks requeue: name rows with --id, --event TYPE or --all-dead", file=sys.stderr)
+        return 2
+    count = outbox.requeue_dead(db, ids=args.ids or None, event=args.event)
+    scope = "dead rows" + (f" of event {args.event}" if args.event else "") + (" among the given ids" if args.ids else "")
+    print(json.dumps({"requeued": count}) if args.json else f"requeued {count} {scope}")
+    logging.getLogger("zencourt_pipeline.webhooks").info(
+        "requeued dead webhooks", extra={"requeued": count, "ids": args.ids or None, "event": args.event}
+    )
     return 0
+
+
+def _dead(db, args: argparse.Namespace) -> int:
+    """`zencourt webhooks dead`: the dead rows, oldest first."""
+    from zencourt_pipeline.db import outbox
+
+    rows = outbox.dead_rows(db, event=args.event, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return 0
+    summary = outbox.dead_summary(db)
+    print(f"{summary['dead']} dead row(s)" + (f"; showing {len(rows)}" if len(rows) < summary["dead"] else ""))
+    for row in rows:
+        error = (row.get("last_error") or "").replace("\n", " ")[:120]
+        print(f"{row['id']}  {row['event']:<16} batch {row['batch_id']}  attempts {row['attempts']}  "
+              f"created {row['created_at'].isoformat()}  {error}")
+    return 0
+
+
+def _when(value: str) -> datetime:
+    """An ISO date or time (naive: UTC)."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {value!r}") from exc
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _spend(args: argparse.Namespace) -> int:
+    from zencourt_pipeline.pipeline.spend import spend_main  # lazily: the report is its own module
+
+    return spend_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,11 +168,28 @@ def main(argv: list[str] | None = None) -> int:
     db.set_defaults(func=_db)
     serve = sub.add_parser("serve", help="the HTTP service (webhooks, status, cancel, storage)")
     serve.set_defaults(func=_serve)
-    hooks = sub.add_parser("webhooks", help="deliver completion webhooks from the outbox (zencourt serve does it too)")
-    hooks.add_argument("action", choices=["deliver"])
-    hooks.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
-    hooks.add_argument("--limit", type=int, default=50)
+    hooks = sub.add_parser(
+        "webhooks",
+        help="completion webhooks in the outbox: deliver (zencourt serve does it too), list dead rows, requeue them",
+    )
+    hooks.add_argument("action", choices=["deliver", "dead", "requeue"])
+    hooks.add_argument("--once", action="store_true", help="deliver: what is due now, then exit")
+    hooks.add_argument("--limit", type=int, default=50, help="deliver: rows per pass; dead: rows listed")
+    hooks.add_argument("--id", dest="ids", action="append", default=[], help="requeue: this row (repeatable)")
+    hooks.add_argument("--all-dead", action="store_true", help="requeue: every dead row")
+    hooks.add_argument("--event", default=None, help="requeue/dead: only rows of this event (e.g. batch.completed)")
+    hooks.add_argument("--json", action="store_true", help="print JSON")
     hooks.set_defaults(func=_webhooks)
+    spend = sub.add_parser("spend", help="provider spend: the money ledger per provider and batch")
+    window = spend.add_mutually_exclusive_group()
+    window.add_argument("--days", type=float, default=None, help="requests submitted in the last N days")
+    window.add_argument("--since", type=_when, default=None, help="submitted at or after (ISO, UTC if naive)")
+    spend.add_argument("--until", type=_when, default=None, help="submitted before (ISO, UTC if naive)")
+    spend.add_argument("--batch", dest="batch_id", default=None, help="only this batch")
+    spend.add_argument("--listing", dest="listing_id", default=None, help="only this listing's batches")
+    spend.add_argument("--top", type=int, default=10, help="batches to list (most expensive first)")
+    spend.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
+    spend.set_defaults(func=_spend)
     args = parser.parse_args(argv)
     return args.func(args)
 

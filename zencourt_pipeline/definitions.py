@@ -1,8 +1,11 @@
 """The code location (workspace.yaml loads `zencourt_pipeline.definitions:defs`)."""
 
+import warnings
+
 import dagster as dg
 
 from zencourt_pipeline.config import Settings
+from zencourt_pipeline.defs.alerts import dead_webhooks_sensor
 from zencourt_pipeline.defs.assets import all_assets
 from zencourt_pipeline.defs.jobs import all_jobs
 from zencourt_pipeline.defs.resources import build_resources
@@ -12,6 +15,7 @@ from zencourt_pipeline.defs.sensors import (
     intake_failure_sensor,
     pending_batches_sensor,
 )
+from zencourt_pipeline.observability.logging import install_package_handler, process_role
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -19,12 +23,24 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         jobs=all_jobs,
-        sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor],
+        sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor]
+        + [dead_webhooks_sensor],
         resources=build_resources(settings),
         # runs launched from the UI (materialize, backfills) execute their steps in one process,
         # like the jobs above: a batch's steps run one after another anyway
         executor=dg.in_process_executor,
     )
+
+
+# dagster.yaml's python_logs.dagster_handler_config (the JSON handler of run records) is beta in
+# Dagster 1.13 and says so on every run: a deliberate choice, not news to the run's stderr.
+warnings.filterwarnings("ignore", message="Handling yaml-defined logging configuration", category=dg.BetaWarning)
+
+# In Dagster's own processes (code server, run workers) the package's records outside a run
+# are written in zencourt's log format; inside a run, dagster.yaml's
+# `python_logs.dagster_handler_config` handler writes them (with the run's events).
+if process_role() in ("code-server", "run-worker", "dagster", "daemon", "webserver"):
+    install_package_handler()
 
 
 defs = build_definitions()

@@ -38,3 +38,74 @@ def test_the_service_canceller_stops_the_provider_task_with_keys_from_the_enviro
     assert fake_runway.counts["delete"] == 1
     assert fake_runway.status_of(task.ref.task_id) == "CANCELLED"
     assert [t["status"] for t in sqlite_db.tasks_for_job("cx-0")] == ["canceled"]
+
+
+# -- zencourt webhooks dead / requeue, zencourt spend ------------------------------------------
+import json  # noqa: E402
+import logging  # noqa: E402
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from zencourt_pipeline.cli import main  # noqa: E402
+from zencourt_pipeline.db import outbox  # noqa: E402
+from zencourt_pipeline.db.schema import webhook_outbox  # noqa: E402
+from zencourt_pipeline.observability import logging as obs_logging  # noqa: E402
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, app_db):
+    monkeypatch.setenv("DATABASE_URL", app_db.url)
+    monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ZENCOURT_LOG_FORMAT", "json")
+    for name in ("VERCEL_API_URL", "VERCEL_WEBHOOK_SECRET", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield app_db
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    obs_logging._role = None
+    logging.captureWarnings(False)
+
+
+def _dead_rows(db, n: int = 2) -> list[str]:
+    for i in range(n):
+        db.insert_batch(*make_batch(f"wq{i}", n_jobs=1))
+        assert db.fail_job(f"wq{i}-0", "INVALID_INPUT", "bad photo")
+    ids = [row["id"] for row in db.outbox()]
+    with db.transaction() as conn:
+        conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id.in_(ids)).values(status="dead", attempts=9))
+    return ids
+
+
+def test_webhooks_dead_and_requeue_commands(cli_env, capsys):
+    db = cli_env
+    ids = _dead_rows(db)
+    assert main(["webhooks", "dead"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 dead row(s)") and all(i in out for i in ids)
+    assert main(["webhooks", "dead", "--json"]) == 0
+    assert sorted(r["id"] for r in json.loads(capsys.readouterr().out)) == sorted(ids)
+
+    assert main(["webhooks", "requeue"]) == 2  # refuses to guess what to requeue
+    assert "--all-dead" in capsys.readouterr().err
+    assert main(["webhooks", "requeue", "--id", ids[0], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"requeued": 1}
+    assert main(["webhooks", "requeue", "--event", "batch.completed"]) == 0
+    assert capsys.readouterr().out.startswith("requeued 0")
+    assert main(["webhooks", "requeue", "--all-dead"]) == 0
+    assert capsys.readouterr().out.startswith("requeued 1 dead rows")
+    for row_id in ids:
+        state = outbox.get(db, row_id)
+        assert state["status"] == "pending" and state["attempts"] == 0
+
+
+def test_spend_command_is_wired(cli_env, capsys):
+    assert main(["spend", "--json", "--since", "2026-01-01", "--listing", "L-1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert isinstance(report, dict)
+    assert main(["spend", "--batch", "nope"]) == 0
+    assert capsys.readouterr().out.strip()

@@ -141,15 +141,64 @@ def mark_failed(
 
 
 def requeue(db: AppDatabase, id: str, now: datetime | None = None) -> bool:
-    """Put a `dead` row back in the queue, due now (an operator's retry)."""
+    """Put one `dead` row back in the queue, due now (an operator's retry)."""
+    return requeue_dead(db, ids=[id], now=now) == 1
+
+
+def requeue_dead(
+    db: AppDatabase,
+    *,
+    ids: list[str] | None = None,
+    event: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Put `dead` rows back in the queue: `pending`, attempts reset to 0, due now. Only the
+    rows in `ids` when given, only those of `event` when given (both: both), else every dead
+    row. Returns how many rows were requeued. The last error stays until the next attempt."""
+    if ids is not None and not ids:
+        return 0
     now = _utc(now)
+    condition = [_t.status == "dead"]
+    if ids is not None:
+        condition.append(_t.id.in_(ids))
+    if event is not None:
+        condition.append(_t.event == event)
     with db.transaction() as conn:
         result = conn.execute(
             sa.update(webhook_outbox)
-            .where(_t.id == id, _t.status == "dead")
-            .values(status="pending", next_attempt_at=now, updated_at=now)
+            .where(*condition)
+            .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
         )
-    return result.rowcount == 1
+    return result.rowcount
+
+
+def dead_rows(db: AppDatabase, *, event: str | None = None, limit: int = 100) -> list[Row]:
+    """Dead rows, oldest first (without their bodies)."""
+    columns = [c for c in webhook_outbox.c if c.name != "body"]
+    query = sa.select(*columns).where(_t.status == "dead")
+    if event is not None:
+        query = query.where(_t.event == event)
+    query = query.order_by(_t.created_at, _t.id).limit(limit)
+    with db.engine.connect() as conn:
+        return [_normalize(row) for row in conn.execute(query)]
+
+
+def dead_summary(db: AppDatabase) -> dict[str, Any]:
+    """How many rows are dead, per event, and the oldest one's creation time."""
+    with db.engine.connect() as conn:
+        per_event = {
+            row.event: row.n
+            for row in conn.execute(
+                sa.select(_t.event, sa.func.count().label("n")).where(_t.status == "dead").group_by(_t.event)
+            )
+        }
+        oldest = conn.execute(sa.select(sa.func.min(_t.created_at)).where(_t.status == "dead")).scalar()
+    oldest = as_utc(oldest) if isinstance(oldest, datetime) else _parse(oldest)
+    return {
+        "dead": sum(per_event.values()),
+        "by_event": dict(sorted(per_event.items())),
+        "oldest_dead_created_at": oldest.isoformat() if oldest else None,
+    }
 
 
 def get(db: AppDatabase, id: str) -> Row | None:

@@ -28,11 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import IO, Any
 
 from fastapi import FastAPI
@@ -41,6 +39,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.observability.health import (
+    DaemonProbe,
+    ProviderProbe,
+    TtlCache,
+    default_instance_factory,
+    provider_base_urls,
+)
+from zencourt_pipeline.observability.logging import REDACTED, JsonFormatter, log_level  # noqa: F401
+from zencourt_pipeline.observability.logging import configure_logging as _configure_logging
 from zencourt_pipeline.service.errors import ApiError, PayloadTooLarge, error_body, install_error_handlers
 from zencourt_pipeline.service.routes import health, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
@@ -58,89 +65,11 @@ Canceller = Callable[[list[dict[str, Any]], list[str]], None]
 
 
 # -- logging --------------------------------------------------------------------------------
-_LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
-_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-    "color_message",  # uvicorn: the message again, with ANSI colours
-}
-REDACTED = "[REDACTED]"
-
-
-def log_level(name: str | None) -> int:
-    return _LOG_LEVELS.get((name or "info").strip().lower(), logging.INFO)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; every secret value is replaced by `[REDACTED]`."""
-
-    def __init__(self, secrets: Sequence[str] = ()):
-        super().__init__()
-        forms: set[str] = set()
-        for secret in secrets:
-            if secret:
-                forms.add(secret)
-                forms.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
-        # longest first, so a secret containing another is replaced whole
-        self._secrets = sorted(forms, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_FIELDS and not key.startswith("_") and key not in data:
-                data[key] = value
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            data["exc"] = record.exc_text
-        return self.redact(json.dumps(data, default=str))
-
-
+# The format lives in observability/logging.py (every process writes the same fields); these
+# names stay importable from here.
 def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:
-    """Route all logging through one JSON handler on the root logger at `LOG_LEVEL`.
-
-    Replaces a handler installed by an earlier call (so it can be called again, e.g. in
-    tests). Returns the handler.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_zencourt_json", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(settings.secret_values()))
-    handler._zencourt_json = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    root.setLevel(log_level(settings.log_level))
-    # uvicorn's loggers propagate to the root handler; its access log is replaced by ours.
-    for name in ("uvicorn", "uvicorn.error"):
-        uv = logging.getLogger(name)
-        uv.handlers.clear()
-        uv.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
-    # httpx logs full request URLs at INFO: keep third-party clients quiet.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, log_level(settings.log_level)))
-    return handler
+    """The service's logging: JSON lines (role `service`) at `LOG_LEVEL`, secrets redacted."""
+    return _configure_logging("service", settings, stream=stream)
 
 
 # -- middleware -----------------------------------------------------------------------------
@@ -277,15 +206,30 @@ def create_app(
     canceller: Canceller | None = None,
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
     max_upload_bytes: int | None = None,
+    dagster_instance: Callable[[], Any] | None = None,
+    provider_client=None,
 ) -> FastAPI:
+    """`dagster_instance`: a factory of the Dagster instance whose daemon heartbeats `/health`
+    reports (default: `DagsterInstance.get()` when `DAGSTER_HOME` is set, else no daemon
+    check); `provider_client`: the `httpx.Client` of the provider reachability probe."""
     owns_db = db is None
     db = db if db is not None else AppDatabase(settings.resolved_database_url)
     storage = storage if storage is not None else default_storage(settings)
     verifier = verifier if verifier is not None else default_verifier(settings)
 
+    cache = TtlCache(settings.health_cache_seconds)
+    if dagster_instance is None and settings.dagster_home:
+        dagster_instance = default_instance_factory
+    daemon_probe = DaemonProbe(dagster_instance, cache) if dagster_instance is not None else None
+    provider_probe = ProviderProbe(settings, cache, client=provider_client) if any(
+        url for url in provider_base_urls(settings).values()
+    ) else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        if provider_probe is not None and provider_client is None:
+            provider_probe.close()
         close = getattr(verifier, "close", None)
         if callable(close):
             try:
@@ -308,6 +252,8 @@ def create_app(
     app.state.verifier = verifier
     app.state.canceller = canceller
     app.state.started_at = time.monotonic()
+    app.state.daemon_probe = daemon_probe
+    app.state.provider_probe = provider_probe
 
     install_error_handlers(app)
     app.include_router(health.router)

@@ -11,7 +11,10 @@ bytes) to `VERCEL_API_URL + VERCEL_WEBHOOK_PATH` with `X-Webhook-Id` (= body id)
   step, each step shortened by up to half at random so that many rows do not retry in lock
   step. With the defaults that is 9 tries in the first ~1.5 h, then one an hour.
 * A row whose first report is older than the retry horizon (default 72 h, never less than
-  24 h) when an attempt fails becomes `dead`; `outbox.requeue` puts it back.
+  24 h) when an attempt fails, and that has been tried at least `MIN_ATTEMPTS_BEFORE_DEAD`
+  times, becomes `dead` (so rows that waited out a long outage of the deliverer itself still
+  get tries). `zencourt webhooks requeue` (`outbox.requeue_dead`) puts dead rows back with
+  their attempts reset: a requeued row gets at least that many new tries.
 
 Rows are claimed with a lease (`outbox.due`), so any number of deliverers (threads,
 processes, hosts) can run at once without sending a row twice concurrently; rows live in the
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 MIN_RETRY_HORIZON = timedelta(hours=24)
 DEFAULT_RETRY_HORIZON = timedelta(hours=72)
+MIN_ATTEMPTS_BEFORE_DEAD = 3
 BASE_DELAY_SECONDS = 10.0
 MAX_DELAY_SECONDS = 3600.0
 USER_AGENT = "zencourt-pipeline-webhooks/1"
@@ -178,6 +182,7 @@ class OutboxDeliverer:
                     row["batch_id"],
                     status_code,
                     attempt,
+                    extra={"webhookId": row["id"], "event": row["event"], "batchId": row["batch_id"]},
                 )
                 return "delivered"
             error = f"HTTP {status_code}: {_snippet(response)}"
@@ -186,7 +191,7 @@ class OutboxDeliverer:
         error = self._redact(error)
         now = self._now()
         created_at = as_utc(row["created_at"])
-        dead = now - created_at >= self.retry_horizon
+        dead = now - created_at >= self.retry_horizon and attempt >= MIN_ATTEMPTS_BEFORE_DEAD
         delay = backoff_seconds(attempt, self.rng, base=self.base_delay, cap=self.max_delay)
         outbox.mark_failed(
             self.db, row["id"], error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
@@ -200,6 +205,7 @@ class OutboxDeliverer:
                 attempt,
                 now - created_at,
                 error,
+                extra={"webhookId": row["id"], "event": row["event"], "batchId": row["batch_id"]},
             )
             return "dead"
         logger.warning(
@@ -210,6 +216,7 @@ class OutboxDeliverer:
             attempt,
             error,
             delay,
+            extra={"webhookId": row["id"], "event": row["event"], "batchId": row["batch_id"]},
         )
         return "failed"
 

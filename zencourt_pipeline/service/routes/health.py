@@ -1,9 +1,29 @@
 """`GET /health` (no auth).
 
-Always answers 200 while the process is up; `status` is "ok" when the database and storage
-are both reachable and "degraded" otherwise (load balancers that need a failing status code
-should look at `status`, the process itself is healthy enough to answer and to be restarted
-only if it stops answering). Each probe is bounded by a timeout.
+* **503** `{"status": "unavailable", ...}` when the database (`SELECT 1`) or the storage (local
+  root writable / B2 `head_bucket`) does not answer within `PROBE_TIMEOUT_SECONDS`: this
+  process cannot do its work, a load balancer should take it out of rotation.
+* **200** `{"status": "degraded", ...}` when both answer but the Dagster daemon has no recent
+  heartbeat (checked when `DAGSTER_HOME` is set) or a configured provider is unreachable: the
+  service still accepts webhooks, status calls and cancels, but batches will not progress, so
+  this is an alert, not a reason to restart the service.
+* **200** `{"status": "ok", ...}` otherwise.
+
+Body:
+
+    {"status": "...",
+     "checks": {"database": {"ok": true, "latencyMs": 1.2},
+                "storage": {"ok": true, "backend": "b2", "latencyMs": 8.0},
+                "daemon": {"ok": true, "configured": true, "cached": false,
+                           "daemons": {"SENSOR": {"healthy": true, "lastHeartbeatAgeSeconds": 4.2,
+                                                  "lastHeartbeatAt": "..."}, ...}},
+                "providers": {"runway": {"ok": true, "url": "...", "statusCode": 404,
+                                         "latencyMs": 30.1, "checkedAt": "...", "cached": true}}},
+     "database": true, "storage": true, "storageBackend": "b2",
+     "apiKeyConfigured": true, "uptimeSeconds": 12.3}
+
+Every probe runs in a worker thread (never on the event loop) and is bounded by a timeout; the
+daemon and provider probes are cached for `ZENCOURT_HEALTH_CACHE_SECONDS` (default 30).
 """
 
 from __future__ import annotations
@@ -11,35 +31,76 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 logger = logging.getLogger("zencourt_pipeline.service.health")
 router = APIRouter()
 
-PROBE_TIMEOUT_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 3.0
+# the daemon and provider probes are cached; a cold one may take a provider timeout and more
+CACHED_PROBE_TIMEOUT_SECONDS = 10.0
 
 
-async def _probe(name: str, fn) -> bool:
+async def _timed(name: str, fn: Callable[[], Any], timeout: float) -> tuple[Any, float, str | None]:
+    started = time.perf_counter()
     try:
-        return bool(await asyncio.wait_for(run_in_threadpool(fn), timeout=PROBE_TIMEOUT_SECONDS))
+        value = await asyncio.wait_for(run_in_threadpool(fn), timeout=timeout)
+        error = None
+    except TimeoutError:
+        value, error = None, "Timeout"
     except Exception as exc:  # noqa: BLE001 - a failed probe is a result, not an error
-        logger.warning("health probe failed", extra={"probe": name, "errorType": type(exc).__name__})
-        return False
+        value, error = None, type(exc).__name__
+    if error:
+        logger.warning("health probe failed", extra={"probe": name, "errorType": error})
+    return value, round((time.perf_counter() - started) * 1000, 1), error
+
+
+async def _reachability(name: str, fn: Callable[[], Any]) -> dict[str, Any]:
+    value, latency, error = await _timed(name, fn, PROBE_TIMEOUT_SECONDS)
+    ok = bool(value) and error is None
+    result: dict[str, Any] = {"ok": ok, "latencyMs": latency}
+    if not ok:
+        result["error"] = error or "unreachable"
+    return result
+
+
+async def _optional(name: str, probe: Callable[[], dict] | None, absent: dict) -> dict[str, Any]:
+    if probe is None:
+        return absent
+    value, _latency, error = await _timed(name, probe, CACHED_PROBE_TIMEOUT_SECONDS)
+    return value if error is None else {"ok": False, "error": error}
 
 
 @router.get("/health")
-async def health(request: Request) -> dict:
+async def health(request: Request) -> JSONResponse:
     state = request.app.state
-    database, storage = await asyncio.gather(
-        _probe("database", state.db.ping), _probe("storage", state.storage.ping)
+    database, storage, daemon, providers = await asyncio.gather(
+        _reachability("database", state.db.ping),
+        _reachability("storage", state.storage.ping),
+        _optional("daemon", state.daemon_probe, {"ok": None, "configured": False}),
+        _optional("providers", state.provider_probe, {}),
     )
-    return {
-        "status": "ok" if database and storage else "degraded",
-        "database": database,
-        "storage": storage,
-        "storageBackend": getattr(state.storage, "name", None),
+    storage["backend"] = getattr(state.storage, "name", None)
+    if not isinstance(providers, dict) or "ok" in providers and providers.get("ok") is False:
+        providers = {"all": providers}
+    if not (database["ok"] and storage["ok"]):
+        status, code = "unavailable", 503
+    elif daemon.get("ok") is False or any(p.get("ok") is False for p in providers.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    body = {
+        "status": status,
+        "checks": {"database": database, "storage": storage, "daemon": daemon, "providers": providers},
+        "database": database["ok"],
+        "storage": storage["ok"],
+        "storageBackend": storage["backend"],
         "apiKeyConfigured": bool(state.settings.video_server_api_key),
         "uptimeSeconds": round(time.monotonic() - state.started_at, 1),
     }
+    return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
