@@ -94,6 +94,15 @@ class Settings(BaseModel):
     composition_deadline_seconds: float = Field(default=1800.0, gt=0)
     max_run_attempts: int = Field(default=3, ge=1)
 
+    # operations (GET /health): provider and daemon probes are cached this long; the daemon's
+    # heartbeats are read from the instance of DAGSTER_HOME when it is set
+    health_cache_seconds: float = Field(default=30.0, ge=0)
+    dagster_home: str | None = None
+
+    # a finished (paid) task's output is downloaded again, from fresh URLs, on failure; after this
+    # many failed downloads (each URL tried counts one) its job fails OUTPUT_DOWNLOAD_FAILED
+    max_download_attempts: int = Field(default=5, ge=1)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -160,6 +169,9 @@ class Settings(BaseModel):
             "generation_deadline_seconds": "ZENCOURT_GENERATION_DEADLINE_SECONDS",
             "composition_deadline_seconds": "ZENCOURT_COMPOSITION_DEADLINE_SECONDS",
             "max_run_attempts": "ZENCOURT_MAX_RUN_ATTEMPTS",
+            "health_cache_seconds": "ZENCOURT_HEALTH_CACHE_SECONDS",
+            "dagster_home": "DAGSTER_HOME",
+            "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
         }
         for field, name in optional.items():
             if get(name) is not None:

@@ -112,6 +112,55 @@ class GenerationQueries:
                 .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow())
             )
 
+    def task_answer_lost(
+        self, row_id: int, code: str, message: str, *, cost_usd: float | None = None, cost_source: str | None = None
+    ) -> None:
+        """The create reached the provider and its answer was lost: the task may exist and be paid.
+
+        Kept on the ledger as a possibly paid task (`possibly_orphaned`, with its estimated cost),
+        unlike a refused create (`task_rejected`: no flag, no cost). Its job names the provider.
+        """
+        now = utcnow()
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id)
+                .values(
+                    status="failed",
+                    error_code=code,
+                    error_message=message[:2000],
+                    possibly_orphaned=True,
+                    cost_usd=cost_usd,
+                    cost_source=cost_source,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            task = conn.execute(sa.select(generation_tasks).where(generation_tasks.c.id == row_id)).first()
+            if task is not None:
+                conn.execute(
+                    sa.update(video_gen_jobs)
+                    .where(video_gen_jobs.c.id == task.job_id)
+                    .values(provider=task.provider, updated_at=now)
+                )
+
+    def task_download_failed(self, row_id: int, downloads: int, message: str) -> int:
+        """Count `downloads` more failed downloads of a finished task's output; the new total."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id)
+                .values(
+                    download_attempts=generation_tasks.c.download_attempts + downloads,
+                    download_error=message[:2000],
+                    updated_at=utcnow(),
+                )
+            )
+            total = conn.execute(
+                sa.select(generation_tasks.c.download_attempts).where(generation_tasks.c.id == row_id)
+            ).scalar_one()
+        return int(total)
+
     def tasks_for_job(self, job_id: str) -> list[Row]:
         return self.fetch_all(
             sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)

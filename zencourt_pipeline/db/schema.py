@@ -104,6 +104,10 @@ generation_tasks = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=True),
     sa.Column("cost_source", sa.Text, nullable=True),
     sa.Column("possibly_orphaned", sa.Boolean, nullable=False, server_default=sa.false()),
+    # migration 0005: failed downloads of a finished task's output (each URL tried counts one) and
+    # the last one's error; past ZENCOURT_MAX_DOWNLOAD_ATTEMPTS the job fails OUTPUT_DOWNLOAD_FAILED
+    sa.Column("download_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("download_error", sa.Text, nullable=True),
     sa.UniqueConstraint("provider", "task_id", name="uq_generation_tasks_provider_task"),
 )
 

@@ -4,12 +4,22 @@ Money rules kept here:
 - a task row is written *before* the provider is called and gets its task id as soon as the
   provider answers, so a retried or crashed run sees what it already paid for;
 - a job that has a live or finished task is never submitted again;
-- a job moves to the next provider only on a failure the fallback policy allows.
+- a job moves to the next provider only on a failure the fallback policy allows;
+- a create whose answer was lost (`AnswerLost`), or whose run died before the provider answered,
+  may have created a paid task: its row is kept as `possibly_orphaned` with its estimated cost,
+  its quota clip stays reserved, and the job fails PROVIDER_ANSWER_LOST (never re-sent, never
+  fallen back: either would pay a second time while the first task may be live);
+- a finished task is paid: when its output does not download, it is downloaded again (fresh URL)
+  on the next collect, never generated again; the failed downloads are counted on the task and
+  past `max_download_attempts` the job fails OUTPUT_DOWNLOAD_FAILED. Only an output that arrived
+  complete and was not a valid MP4 twice moves the job to the next provider (a second, counted
+  payment for the provider's bad output).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +31,14 @@ from zencourt_pipeline.db.schema import TERMINAL_STATUSES
 from zencourt_pipeline.pipeline.keys import raw_clip_key
 from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
-from zencourt_pipeline.providers.base import GenerationError, GenerationRequest, TaskRef, TaskState
+from zencourt_pipeline.providers.base import (
+    OUTPUT_DOWNLOAD_FAILED,
+    PROVIDER_ANSWER_LOST,
+    GenerationError,
+    GenerationRequest,
+    TaskRef,
+    TaskState,
+)
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
 from zencourt_pipeline.providers.rates import task_cost_usd
 from zencourt_pipeline.storage.base import Storage, StorageError
@@ -29,6 +46,15 @@ from zencourt_pipeline.storage.base import Storage, StorageError
 LIVE_TASK_STATUSES = ("submitting", "submitted", "succeeded")
 SUPERSEDED = "superseded"  # an operator regenerated the job: a paid, finished task a newer one replaces
 ABANDON_SUBMITTING_AFTER = timedelta(minutes=10)
+DEFAULT_MAX_DOWNLOAD_ATTEMPTS = 5
+
+
+def max_download_attempts_from_env() -> int:
+    """ZENCOURT_MAX_DOWNLOAD_ATTEMPTS (as `Settings.max_download_attempts`), default 5."""
+    try:
+        return max(1, int(os.environ.get("ZENCOURT_MAX_DOWNLOAD_ATTEMPTS") or DEFAULT_MAX_DOWNLOAD_ATTEMPTS))
+    except ValueError:
+        return DEFAULT_MAX_DOWNLOAD_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -102,9 +128,13 @@ def submit_with_fallback(
         try:
             submitted = chain.get(name).submit(request)
         except GenerationError as exc:
+            last = exc
+            if exc.ambiguous:  # the task may exist and be paid: count it, keep its clip reserved, stop
+                cost_usd, cost_source = task_cost_usd(name, getattr(exc, "model", None), request.duration_seconds)
+                db.task_answer_lost(row_id, exc.code, exc.message, cost_usd=cost_usd, cost_source=cost_source)
+                break
             db.task_rejected(row_id, exc.code, exc.message)
             release_submission(db, reservation)  # refused: nothing paid, the clip goes back
-            last = exc
             if exc.fallback:
                 continue
             break
@@ -138,20 +168,20 @@ def submit_with_fallback(
 
 
 def _abandon_dead_intents(
-    db: AppDatabase, tasks: list[Row], run_id: str | None, is_run_active: Callable[[str], bool] | None
-) -> list[Row]:
+    db: AppDatabase, job: Row, tasks: list[Row], run_id: str | None, is_run_active: Callable[[str], bool] | None
+) -> bool:
     """Intents (no task id yet) whose run is gone: that run died before the provider answered.
+    Returns whether any was found.
 
     Ownership decides: the intent of a finished run (or of an earlier attempt of this very
-    step) is abandoned at once; an intent without an owner only after a long window. The POST
-    of an abandoned intent may still have reached the provider (neither Runway nor fal takes
-    an idempotency key): that window is one HTTP request long, and it is the only way a job
-    can be paid twice.
+    step) is given up at once; an intent without an owner only after a long window. Its POST may
+    have reached the provider (neither Runway nor fal takes an idempotency key, nor lists tasks):
+    it is an ambiguous create like a lost answer, kept as possibly orphaned with its estimated
+    cost, and its job is not submitted again (`submit_jobs` fails it PROVIDER_ANSWER_LOST).
     """
-    kept = []
+    found = False
     for task in tasks:
         if task["status"] != "submitting" or task["task_id"]:
-            kept.append(task)
             continue
         owner = json.loads(task["provider_meta"] or "{}").get("intent_run_id")
         orphaned = owner is not None and (
@@ -159,10 +189,15 @@ def _abandon_dead_intents(
         )
         stale = as_utc(task["submitted_at"]) < utcnow() - ABANDON_SUBMITTING_AFTER
         if orphaned or stale:
-            db.task_rejected(task["id"], "ABANDONED", "the run submitting this task ended before the provider answered")
-        else:
-            kept.append(task)
-    return kept
+            cost_usd, cost_source = task_cost_usd(task["provider"], None, int(job["duration_seconds"]))
+            db.task_answer_lost(
+                task["id"], PROVIDER_ANSWER_LOST,
+                "the run submitting this task ended before the provider answered; the create may have "
+                "reached it (and be paid): not re-sent, not fallen back",
+                cost_usd=cost_usd, cost_source=cost_source,
+            )  # fmt: skip
+            found = True
+    return found
 
 
 def submit_jobs(
@@ -182,12 +217,23 @@ def submit_jobs(
         if job["status"] in TERMINAL_STATUSES or not job["photo_key"]:
             outcomes.append(JobOutcome(job["id"], job["room_name"], "skipped", error_code=job["error_code"]))
             continue
-        tasks = _abandon_dead_intents(db, db.tasks_for_job(job["id"]), run_id, is_run_active)
+        tasks = db.tasks_for_job(job["id"])
+        if _abandon_dead_intents(db, job, tasks, run_id, is_run_active):
+            tasks = db.tasks_for_job(job["id"])
         live = [task for task in tasks if task["status"] in LIVE_TASK_STATUSES]
         if live:
             task = live[-1]
             outcomes.append(
                 JobOutcome(job["id"], job["room_name"], "existing", provider=task["provider"], task_id=task["task_id"])
+            )
+            continue
+        lost = [task for task in tasks if task["possibly_orphaned"] and task["status"] != SUPERSEDED]
+        if lost:  # a possibly paid task of this attempt: only an operator's regeneration pays again
+            task = lost[-1]
+            code, message = task["error_code"] or PROVIDER_ANSWER_LOST, task["error_message"] or "answer lost"
+            db.fail_job(job["id"], code, message)
+            outcomes.append(
+                JobOutcome(job["id"], job["room_name"], "failed", task["provider"], error_code=code, error_message=message)
             )
             continue
         failed_providers = _tried_providers(tasks)
@@ -229,8 +275,15 @@ def collect_outputs(
     *,
     poll_missing: bool = True,
     quota: QuotaLimits | None = None,
+    max_download_attempts: int | None = None,
 ) -> list[JobOutcome]:
-    """Store every finished output in our storage; fall back or fail the failed ones."""
+    """Store every finished output in our storage; fall back or fail the failed ones.
+
+    An output that does not download leaves its job in flight (error_code OUTPUT_DOWNLOAD_FAILED)
+    for the next collect, which downloads it again from a fresh URL; past `max_download_attempts`
+    failed downloads of the task (default: ZENCOURT_MAX_DOWNLOAD_ATTEMPTS, 5) the job fails
+    OUTPUT_DOWNLOAD_FAILED, without fallback."""
+    max_downloads = max_download_attempts or max_download_attempts_from_env()
     completions = {(c["provider"], c["task_id"]): c for c in db.completions_for_batch(batch["id"])}
     tasks_by_job: dict[str, list[Row]] = {}
     for task in db.tasks_for_batch(batch["id"]):
@@ -262,13 +315,18 @@ def collect_outputs(
         if completion["status"] == TaskState.SUCCEEDED.value:
             try:
                 ref = TaskRef(provider, task_id, json.loads(task["provider_meta"] or "{}"))
-                local = chain.get(provider).fetch_result(ref, work_dir / f"{job['id']}.raw.mp4", completion["output_url"])
+                # the recorded URL the first time; after a failed download, a fresh one
+                url = completion["output_url"] if not task.get("download_attempts") else None
+                local = chain.get(provider).fetch_result(ref, work_dir / f"{job['id']}.raw.mp4", url)
                 key = raw_clip_key(batch["id"], job["id"])
                 storage.put_file(key, local, "video/mp4")
                 db.update_job(job["id"], raw_clip_key=key)
                 outcomes.append(JobOutcome(job["id"], name, "stored", provider, task_id, cost_credits=task["cost_credits"]))
                 continue
             except GenerationError as exc:
+                if exc.download_failed:  # paid: download it again later, never generate it again
+                    outcomes.append(_download_failed(db, job, task, exc, max_downloads))
+                    continue
                 code, message = exc.code, exc.message
             except StorageError as exc:
                 outcomes.append(JobOutcome(job["id"], name, "in_flight", provider, task_id, error_code=exc.code))
@@ -285,6 +343,22 @@ def collect_outputs(
         db.fail_job(job["id"], code, message)
         outcomes.append(JobOutcome(job["id"], name, "failed", provider, task_id, error_code=code, error_message=message))
     return outcomes
+
+
+def _download_failed(db: AppDatabase, job: Row, task: Row, exc: GenerationError, max_downloads: int) -> JobOutcome:
+    """Count the failed downloads of `task`; fail the job once they reach `max_downloads`."""
+    total = db.task_download_failed(task["id"], getattr(exc, "downloads", 1), f"{exc.code}: {exc.message}")
+    provider, task_id = task["provider"], task["task_id"]
+    if total < max_downloads:
+        return JobOutcome(
+            job["id"], job["room_name"], "in_flight", provider, task_id,
+            error_code=OUTPUT_DOWNLOAD_FAILED, error_message=exc.message,
+        )  # fmt: skip
+    message = f"the output of {provider} task {task_id} was not downloaded after {total} attempts: {exc.message}"
+    db.fail_job(job["id"], OUTPUT_DOWNLOAD_FAILED, message)
+    return JobOutcome(
+        job["id"], job["room_name"], "failed", provider, task_id, error_code=OUTPUT_DOWNLOAD_FAILED, error_message=message
+    )
 
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:

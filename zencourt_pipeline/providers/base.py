@@ -87,12 +87,22 @@ class Completion:
 CompletionSink = Callable[[Completion], bool]
 
 
+PROVIDER_ANSWER_LOST = "PROVIDER_ANSWER_LOST"
+OUTPUT_DOWNLOAD_FAILED = "OUTPUT_DOWNLOAD_FAILED"
+
+
 class GenerationError(Exception):
     """A generation request failed.
 
     `fallback`: another provider may succeed (limits, outages, provider-internal failures).
     Not `fallback`: the input itself is the problem (safety, validation): fail the job.
+    `ambiguous` (AnswerLost): the request may have created a paid task: never re-sent, never
+    fallen back. `download_failed` (DownloadFailed): a paid output could not be fetched (yet):
+    keep the task and download it again later, never generate it again.
     """
+
+    ambiguous: bool = False
+    download_failed: bool = False
 
     def __init__(self, code: str, message: str, *, fallback: bool = False, retryable: bool = False):
         super().__init__(f"{code}: {message}")
@@ -100,6 +110,30 @@ class GenerationError(Exception):
         self.message = message
         self.fallback = fallback
         self.retryable = retryable
+
+
+class AnswerLost(GenerationError):
+    """A create request reached the provider and its answer was lost (a read timeout, a dropped
+    connection after the request was sent, a 5xx answer, a 2xx without a task id): the task may
+    exist and be paid. Not fallback-eligible: another provider would be a second payment."""
+
+    ambiguous = True
+
+    def __init__(self, message: str, *, model: str | None = None):
+        super().__init__(PROVIDER_ANSWER_LOST, message, fallback=False, retryable=False)
+        self.model = model
+
+
+class DownloadFailed(GenerationError):
+    """The output of a finished (paid) task could not be downloaded: expired URL, 5xx, timeout,
+    truncated transfer. Not fallback-eligible: fetch a fresh URL and download it again.
+    `downloads`: how many downloads (URLs tried) this failure stands for."""
+
+    download_failed = True
+
+    def __init__(self, message: str, *, code: str = OUTPUT_DOWNLOAD_FAILED, downloads: int = 1):
+        super().__init__(code, message, fallback=False, retryable=True)
+        self.downloads = downloads
 
 
 class VideoGenerator(ABC):

@@ -5,6 +5,11 @@ Policy (also in the README): a `GenerationError` or a failed task with `fallback
 `INTERNAL.*`) moves the job to the next provider in the list; one with `fallback=False`
 (safety rejections, invalid input) fails the job outright. The last provider's failure fails
 the job with that provider's code.
+
+Two failures never fall back, because the first task may be paid: `PROVIDER_ANSWER_LOST` (the
+create reached the provider, its answer was lost: the task may be live) and
+`OUTPUT_DOWNLOAD_FAILED` / `OUTPUT_URL_EXPIRED` (the task finished and was paid; its output is
+downloaded again, from a fresh URL, never generated again).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ FINAL_CODES = frozenset(
         "RUNWAY_SAFETY_REJECTED",
         "FAL_CONTENT_POLICY",
         "CANCELED",
+        # a second provider would be a second payment for a task that may be (or is) paid
+        "PROVIDER_ANSWER_LOST",
+        "OUTPUT_DOWNLOAD_FAILED",
+        "OUTPUT_URL_EXPIRED",
     }
 )
 

@@ -6,6 +6,10 @@ photo is centre-cropped to the job's orientation and sent as a JPEG data URI.
 
 The status/result/cancel URLs returned by the submit are stored in `TaskRef.meta` and used as
 given: they carry only `owner/app`, not the model's sub-path.
+
+A submit whose answer was lost (read timeout, connection dropped after sending, any 5xx, a 2xx
+without a request id) raises `AnswerLost` (PROVIDER_ANSWER_LOST): the request may be queued and
+paid, so it is neither re-sent nor fallen back.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import crop_to_aspect, jpeg_data_uri
 from zencourt_pipeline.net.fetch import FetchPolicy
 from zencourt_pipeline.providers.base import (
+    AnswerLost,
     GenerationError,
     GenerationRequest,
     SubmittedTask,
@@ -34,12 +39,12 @@ from zencourt_pipeline.providers.base import (
 )
 from zencourt_pipeline.providers.http import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
-    NOT_SENT_ERRORS,
     HttpVideoGenerator,
     RetryPolicy,
     error_text,
     json_or_none,
     request_with_retry,
+    send_create,
 )
 
 log = logging.getLogger(__name__)
@@ -218,39 +223,29 @@ class FalGenerator(HttpVideoGenerator):
     def submit(self, request: GenerationRequest) -> SubmittedTask:
         body = self.build_input(request)
         params = {"fal_webhook": self.webhook_url} if self.webhook_url else None
-        try:
-            response = request_with_retry(
-                self._client,
-                "POST",
-                f"{self.queue_url}/{self.model}",
-                idempotent=False,  # only connect errors are retried: a lost answer may hide a queued request
-                policy=self.create_policy,
-                sleep=self._sleep,
-                rng=self._rng,
-                clock=self._clock,
-                headers={**self._headers(), "Connection": "close"},  # fresh connection for the paid submit
-                params=params,
-                json=body,
-                timeout=self.timeout,
-            )
-        except NOT_SENT_ERRORS as exc:
-            raise GenerationError(
-                UNAVAILABLE, f"cannot reach fal: {type(exc).__name__}: {exc}", fallback=True, retryable=True
-            ) from exc
-        except httpx.TransportError as exc:
-            raise GenerationError(
-                UNAVAILABLE,
-                f"submit failed after it was sent ({type(exc).__name__}); the request may be queued, "
-                "not re-sent to avoid paying twice",
-                fallback=True,
-                retryable=True,
-            ) from exc
+        # only connect errors are retried: a lost answer may hide a queued request
+        response = send_create(
+            self._client,
+            f"{self.queue_url}/{self.model}",
+            provider="fal",
+            model=self.model,
+            unavailable_code=UNAVAILABLE,
+            policy=self.create_policy,
+            sleep=self._sleep,
+            rng=self._rng,
+            clock=self._clock,
+            headers={**self._headers(), "Connection": "close"},  # fresh connection for the paid submit
+            params=params,
+            json=body,
+            timeout=self.timeout,
+        )
         if response.status_code in (200, 201, 202) and not response.headers.get("x-fal-error-type"):
             data = json_or_none(response)
             request_id = data.get("request_id") if isinstance(data, dict) else None
             if not isinstance(request_id, str) or not request_id:
-                raise GenerationError(
-                    UNAVAILABLE, f"submit answered {response.status_code} without a request_id", fallback=True
+                raise AnswerLost(
+                    f"fal answered {response.status_code} to the submit without a request_id: it may be queued",
+                    model=self.model,
                 )
             meta: dict[str, Any] = {"model": self.model}
             defaults = self.request_urls(request_id)
@@ -261,23 +256,25 @@ class FalGenerator(HttpVideoGenerator):
                 meta["gateway_request_id"] = data["gateway_request_id"]
             log.info("fal request %s queued for job %s", request_id, request.job_id)
             return SubmittedTask(ref=TaskRef(self.name, request_id, meta))
-        raise self._submit_error(response)
+        raise self._submit_error(response, self.model)
 
     @staticmethod
-    def _submit_error(response: httpx.Response) -> GenerationError:
+    def _submit_error(response: httpx.Response, model: str | None = None) -> GenerationError:
         status = response.status_code
         body = json_or_none(response)
         message = detail_message(body) or error_text(response)
         if status in (400, 422) and is_content_policy(body):
             return GenerationError(CONTENT_POLICY, f"fal content policy: {message}", fallback=False)
         infra = response.headers.get("x-fal-error-type")
-        if infra or status >= 500:
+        if status >= 500 or (infra and 200 <= status < 300):
+            return AnswerLost(
+                f"fal answered {status}{f' ({infra})' if infra else ''} to the submit; the request may or may "
+                f"not be queued (and paid): not re-sent, not fallen back: {message}",
+                model=model,
+            )
+        if infra and status not in (401, 403, 429):
             return GenerationError(
-                UNAVAILABLE,
-                f"fal answered {status}{f' ({infra})' if infra else ''}; the request may or may not be "
-                f"queued, not re-sent: {message}",
-                fallback=True,
-                retryable=True,
+                UNAVAILABLE, f"fal refused the submit ({status}, {infra}): {message}", fallback=True, retryable=True
             )
         if status in (401, 403):
             return GenerationError(AUTH_FAILED, f"fal refused the key: {message}", fallback=True)

@@ -6,8 +6,9 @@ Three rules drive this module:
   retried on 429/502/503/504 and on transport errors. A request that creates a paid task is
   retried only when it provably never reached the server (`httpx.ConnectError`,
   `httpx.ConnectTimeout`, `httpx.PoolTimeout`), or on a status the caller names as "had no
-  effect" (Runway's 429 daily limit). A read timeout or a 5xx after a create POST is ambiguous:
-  the task may exist, and a second POST could pay twice.
+  effect" (Runway's 429 daily limit). A read timeout, a connection dropped after the request was
+  sent or a 5xx after a create POST is ambiguous: the task may exist, and a second POST (or a
+  fallback to another provider) could pay twice. `send_create` raises `AnswerLost` for it.
 * Back off exponentially with full jitter, within a bounded number of attempts and a bounded
   total time. `sleep`, `rng` and `clock` are injectable so tests never wait.
 * Downloads stream to a temporary file beside the destination, stop at a size limit, check that
@@ -16,6 +17,11 @@ Three rules drive this module:
   `net.fetch.safe_client`/`open_stream`: every hop's address is checked and pinned (output
   URLs come from a third party and must not reach our private network), redirects are
   bounded and re-checked, and the whole attempt has a time limit.
+* A finished task is paid: a download that fails (expired URL, 5xx, timeout, truncated
+  transfer) raises `DownloadFailed` (never fallback-eligible); `fetch_result` then asks the
+  provider for a fresh URL and downloads again. Only an output that downloads completely and is
+  not a valid MP4 twice (the second time from a fresh URL) is the provider's bad output
+  (INVALID_OUTPUT, fallback).
 """
 
 from __future__ import annotations
@@ -37,7 +43,13 @@ import httpx
 
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
 from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
-from zencourt_pipeline.providers.base import GenerationError, TaskRef, VideoGenerator
+from zencourt_pipeline.providers.base import (
+    AnswerLost,
+    DownloadFailed,
+    GenerationError,
+    TaskRef,
+    VideoGenerator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +174,30 @@ def request_with_retry(
     return response
 
 
+def send_create(
+    client: httpx.Client, url: str, *, provider: str, model: str | None, unavailable_code: str, **kwargs: Any
+) -> httpx.Response:
+    """POST a paid create through `request_with_retry(idempotent=False)`.
+
+    A transport error raised before the request left (`NOT_SENT_ERRORS`, already retried within
+    the policy) is GenerationError `unavailable_code` (fallback: nothing was created). Any other
+    transport error (a read timeout, the connection dropped after the request was sent) is
+    `AnswerLost`: the task may exist, so it is neither re-sent nor fallen back.
+    """
+    try:
+        return request_with_retry(client, "POST", url, idempotent=False, **kwargs)
+    except NOT_SENT_ERRORS as exc:
+        raise GenerationError(
+            unavailable_code, f"cannot reach {provider}: {type(exc).__name__}: {exc}", fallback=True, retryable=True
+        ) from exc
+    except httpx.TransportError as exc:
+        raise AnswerLost(
+            f"the {provider} create was sent and its answer lost ({type(exc).__name__}: {exc}); the task may "
+            "exist and be paid: not re-sent, not fallen back",
+            model=model,
+        ) from exc
+
+
 def _redact(url: str) -> str:
     """A URL without its query string (presigned URLs carry credentials there)."""
     return url.split("?", 1)[0]
@@ -246,11 +282,11 @@ def check_mp4(path: Path) -> None:
 # ------------------------------------------------------------------------------------ download
 
 
-class OutputUrlExpired(GenerationError):
+class OutputUrlExpired(DownloadFailed):
     """The output URL answered 403/404/410: ask the provider for a fresh one."""
 
     def __init__(self, status_code: int, message: str):
-        super().__init__("OUTPUT_URL_EXPIRED", message, fallback=True, retryable=True)
+        super().__init__(message, code="OUTPUT_URL_EXPIRED")
         self.status_code = status_code
 
 
@@ -270,11 +306,11 @@ def download_to_file(
 ) -> Path:
     """Stream `url` to `dest` atomically; retry transient failures (a GET is idempotent).
 
-    Raises `OutputUrlExpired` for 403/404/410, GenerationError INVALID_OUTPUT (fallback) for an
-    oversized, truncated or non-MP4 body (a transfer cut short is retried first) or a URL the
-    fetch policy refuses (a private address, too many redirects), and GenerationError
-    OUTPUT_DOWNLOAD_FAILED (fallback, retryable) when the server keeps failing. No auth headers
-    are sent: output URLs are presigned.
+    Raises `OutputUrlExpired` for 403/404/410, `DownloadFailed` (OUTPUT_DOWNLOAD_FAILED, not
+    fallback) when the server keeps failing (5xx, timeouts, transfers cut short, other statuses),
+    and GenerationError INVALID_OUTPUT (fallback) for an oversized or non-MP4 body that arrived
+    complete, or a URL the fetch policy refuses (a private address, too many redirects). No auth
+    headers are sent: output URLs are presigned.
 
     With `fetch_policy`, `client` must come from `net.fetch.safe_client` (None: one is made for
     this call); without it (tests with a mock transport) `client` follows redirects itself.
@@ -323,20 +359,13 @@ def _download_with_retries(
         except _TransientDownloadError as exc:
             delay = policy.delay(attempt - 1, rng)
             if attempt >= policy.max_attempts or clock() - started + delay > policy.max_total_seconds:
-                raise GenerationError(
-                    exc.code,
-                    f"download of {_redact(url)} failed after {attempt} attempt(s): {exc}",
-                    fallback=True,
-                    retryable=True,
-                ) from exc
+                raise DownloadFailed(f"download of {_redact(url)} failed after {attempt} attempt(s): {exc}") from exc
             log.info("download %s: %s, retry %d in %.2f s", _redact(url), exc, attempt, delay)
             sleep(delay)
 
 
 class _TransientDownloadError(Exception):
-    def __init__(self, message: str, *, code: str = "OUTPUT_DOWNLOAD_FAILED"):
-        super().__init__(message)
-        self.code = code
+    """A download attempt failed in a way a retry of the same URL may fix."""
 
 
 @contextmanager
@@ -388,9 +417,7 @@ def _download_once(
             if status in RETRYABLE_STATUSES or status >= 500:
                 raise _TransientDownloadError(f"HTTP {status}")
             if status != 200:
-                raise GenerationError(
-                    "OUTPUT_DOWNLOAD_FAILED", f"output URL answered HTTP {status}", fallback=True
-                )
+                raise DownloadFailed(f"output URL answered HTTP {status}")
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise GenerationError(
@@ -414,16 +441,14 @@ def _download_once(
             # Compare on-the-wire bytes (compressed, if so) with the declared length.
             wire = response.num_bytes_downloaded or received
             if declared is not None and declared.isdigit() and wire != int(declared):
-                raise _TransientDownloadError(
-                    f"output truncated: received {wire} of {declared} bytes", code=INVALID_OUTPUT
-                )
+                raise _TransientDownloadError(f"output truncated: received {wire} of {declared} bytes")
         if validate is not None:
             validate(tmp)
         os.replace(tmp, dest)
         return dest
     except httpx.RemoteProtocolError as exc:
         # The server closed the connection mid-body: a truncated transfer.
-        raise _TransientDownloadError(f"truncated transfer: {exc}", code=INVALID_OUTPUT) from exc
+        raise _TransientDownloadError(f"truncated transfer: {exc}") from exc
     except httpx.TransportError as exc:
         raise _TransientDownloadError(f"{type(exc).__name__}: {exc}") from exc
     finally:
@@ -432,18 +457,37 @@ def _download_once(
 
 class HttpVideoGenerator(VideoGenerator):
     """What the HTTP providers share: downloading a finished clip through the SSRF-checked
-    client, asking the provider for fresh URLs once when the one we have expired."""
+    client, asking the provider for a fresh URL when a download fails."""
 
     def _fresh_output_url(self, ref: TaskRef) -> str:  # pragma: no cover - each provider defines it
         raise NotImplementedError
 
     def fetch_result(self, ref: TaskRef, dest: Path, output_url: str | None = None) -> Path:
-        url = output_url or self._fresh_output_url(ref)
-        try:
-            return self._download(url, dest)
-        except OutputUrlExpired as exc:
-            log.info("%s output URL of %s answered %s: fetching fresh URLs", self.name, ref.task_id, exc.status_code)
-        return self._download(self._fresh_output_url(ref), dest)
+        """Download the finished task's output: from `output_url` (else a fresh URL), and once
+        more from a fresh URL if that fails. Raises `DownloadFailed` (with `downloads`, the URLs
+        tried) when the output could not be fetched: the task is paid, download it again later;
+        GenerationError INVALID_OUTPUT (fallback) only when both downloads arrived complete and
+        were not a valid MP4; the provider's own error when it says the task is gone or failed."""
+        errors: list[GenerationError] = []
+        for attempt in range(2):
+            try:
+                url = output_url if attempt == 0 and output_url else self._fresh_output_url(ref)
+            except GenerationError as exc:
+                if not exc.retryable:
+                    raise  # the provider says the task failed, was canceled or is gone
+                errors.append(DownloadFailed(f"no fresh output URL: {exc.message}"))
+                continue
+            try:
+                return self._download(url, dest)
+            except GenerationError as exc:
+                if not (exc.download_failed or exc.code == INVALID_OUTPUT):
+                    raise
+                log.info("%s output of %s: %s (download %d of 2)", self.name, ref.task_id, exc.message, attempt + 1)
+                errors.append(exc)
+        if all(error.code == INVALID_OUTPUT for error in errors):
+            raise errors[-1]  # complete, and not a valid MP4, twice: the provider's bad output
+        messages = "; ".join(f"{error.code}: {error.message}" for error in errors)
+        raise DownloadFailed(f"output of {self.name} task {ref.task_id} not downloaded: {messages}", downloads=len(errors))
 
     def _download(self, url: str, dest: Path) -> Path:
         if self._download_client is None:

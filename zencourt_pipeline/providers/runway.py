@@ -3,8 +3,10 @@
 A thin client of our own rather than the `runwayml` SDK: the SDK re-POSTs a create after a 5xx
 or a timeout with no idempotency key (a second paid task), and its waiter never stops on
 CANCELLED. Here a create is retried only when it provably had no effect (connect errors, and
-Runway's 429 daily limit, which creates nothing); reads are retried with backoff; each task is
-polled at most once every `min_poll_interval` seconds.
+Runway's 429 daily limit, which creates nothing); a create whose answer was lost (read timeout,
+connection dropped after sending, any 5xx, a 2xx without a task id) raises `AnswerLost`
+(PROVIDER_ANSWER_LOST): the task may be live and paid, so it is neither re-sent nor fallen back.
+Reads are retried with backoff; each task is polled at most once every `min_poll_interval` s.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
 from zencourt_pipeline.net.fetch import FetchPolicy
 from zencourt_pipeline.providers.base import (
+    AnswerLost,
     GenerationError,
     GenerationRequest,
     SubmittedTask,
@@ -35,12 +38,12 @@ from zencourt_pipeline.providers.base import (
 )
 from zencourt_pipeline.providers.http import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
-    NOT_SENT_ERRORS,
     HttpVideoGenerator,
     RetryPolicy,
     error_text,
     json_or_none,
     request_with_retry,
+    send_create,
 )
 from zencourt_pipeline.providers.rates import reported_credits
 
@@ -269,44 +272,30 @@ class RunwayGenerator(HttpVideoGenerator):
     def submit(self, request: GenerationRequest) -> SubmittedTask:
         body = self.build_body(request)
         url = f"{self.base_url}/v1/image_to_video"
-        try:
-            response = request_with_retry(
-                self._client,
-                "POST",
-                url,
-                idempotent=False,
-                no_effect_statuses={429},  # the daily limit: no task was created
-                policy=self.create_policy,
-                sleep=self._sleep,
-                rng=self._rng,
-                clock=self._clock,
-                # a fresh connection for the paid create: a pooled keep-alive connection the server
-                # has just closed is the classic way a POST fails after it may have been received
-                headers={**self._headers(), "Connection": "close"},
-                json=body,
-                timeout=self.timeout,
-            )
-        except NOT_SENT_ERRORS as exc:
-            raise GenerationError(
-                UNAVAILABLE,
-                f"cannot reach Runway: {type(exc).__name__}: {exc}",
-                fallback=True,
-                retryable=True,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise GenerationError(
-                UNAVAILABLE,
-                f"create request failed after it was sent ({type(exc).__name__}); the task may or may "
-                "not exist, not re-sent to avoid paying twice",
-                fallback=True,
-                retryable=True,
-            ) from exc
+        response = send_create(
+            self._client,
+            url,
+            provider="Runway",
+            model=self.model,
+            unavailable_code=UNAVAILABLE,
+            no_effect_statuses={429},  # the daily limit: no task was created
+            policy=self.create_policy,
+            sleep=self._sleep,
+            rng=self._rng,
+            clock=self._clock,
+            # a fresh connection for the paid create: a pooled keep-alive connection the server
+            # has just closed is the classic way a POST fails after it may have been received
+            headers={**self._headers(), "Connection": "close"},
+            json=body,
+            timeout=self.timeout,
+        )
         if response.status_code in (200, 201):
             data = json_or_none(response)
             task_id = data.get("id") if isinstance(data, dict) else None
             if not isinstance(task_id, str) or not task_id:
-                raise GenerationError(
-                    UNAVAILABLE, f"create answered {response.status_code} without a task id", fallback=True
+                raise AnswerLost(
+                    f"Runway answered {response.status_code} to the create without a task id: the task may exist",
+                    model=self.model,
                 )
             cost = data.get("estimatedCost")
             log.info("runway task %s created for job %s", task_id, request.job_id)
@@ -316,10 +305,10 @@ class RunwayGenerator(HttpVideoGenerator):
                 if isinstance(cost, int | float) and not isinstance(cost, bool)
                 else None,
             )
-        raise self._create_error(response)
+        raise self._create_error(response, self.model)
 
     @staticmethod
-    def _create_error(response: httpx.Response) -> GenerationError:
+    def _create_error(response: httpx.Response, model: str | None = None) -> GenerationError:
         status = response.status_code
         text = error_text(response)
         body = json_or_none(response)
@@ -334,11 +323,10 @@ class RunwayGenerator(HttpVideoGenerator):
         if status in (400, 422):
             return GenerationError("INVALID_INPUT", f"Runway rejected the request: {text}", fallback=False)
         if status >= 500:
-            return GenerationError(
-                UNAVAILABLE,
-                f"Runway answered {status} to the create; the task may or may not exist, not re-sent: {text}",
-                fallback=True,
-                retryable=True,
+            return AnswerLost(
+                f"Runway answered {status} to the create; the task may or may not exist (and be paid): "
+                f"not re-sent, not fallen back: {text}",
+                model=model,
             )
         return GenerationError("RUNWAY_REQUEST_FAILED", f"unexpected answer to create: {text}", fallback=True)
 

@@ -1,7 +1,13 @@
 """Issue 6 crash chaos: SIGKILL at several points of a batch on the production topology, with
 the fake Runway as the paid provider. Resumed by the code server (marks the dead run failed)
 and run_retries (re-runs crashed runs from the failed step), the batch completes, the fake
-counts exactly one created task per job, and every object under a final key is valid."""
+counts exactly one created task per job, and every object under a final key is valid.
+
+The kill during submission lands after the fake created the task and before it answered (issue
+11 defect 4: the old fake created nothing when the client hung up, which is what made "pays
+once" hold). The resumed run cannot know whether that create was paid, so it neither re-sends
+it nor falls back: the job fails PROVIDER_ANSWER_LOST and its task is on the ledger as possibly
+orphaned; the other jobs complete."""
 
 from __future__ import annotations
 
@@ -67,22 +73,28 @@ def test_sigkill_at_submission_waiting_and_composition_pays_once_and_completes(t
         try:
             topo.start_all()
 
-            # 1. during submission: the second create is in flight when the run worker dies
-            runway.create_pre_delay = 6.0  # wide enough to land the kill inside it on a loaded machine
+            # 1. during submission: the second create has created its task at Runway, and its answer
+            # is still held back, when the run worker dies
+            runway.create_delay = 6.0  # wide enough to land the kill inside it on a loaded machine
             insert(topo, "chaos-submit")
             wait_until(lambda: runway.counts["create"] >= 1, 120, "the first create", topo)
             workers = topo.run_workers()  # found now: scanning /proc on a loaded machine takes a while
             assert workers, topo.describe_processes()
             wait_until(lambda: runway.counts["create"] >= 2, 60, "the second create", topo)
             topo.kill_run_workers(workers)
-            runway.create_pre_delay = 0.0
+            runway.create_delay = 0.0
             assert topo.wait_for_status("chaos-submit", {"completed", "failed"}) == "completed"
             (topo.logs / "chaos-submit-state.txt").write_text(
                 f"{runway.counts}\n{topo.db_state('chaos-submit')}\n"
                 + "\n".join(f"{t.id} {t.created_at} {t.body.get('promptText')}" for t in runway.tasks.values()))
             assert created_per_job(runway, "chaos-submit") == Counter({f"chaos-submit:{i}": 1 for i in range(3)}), (
                 runway.counts, topo.db_state("chaos-submit"))
-            assert runway.counts["create_aborted"] >= 1, runway.counts  # the kill did land mid-create
+            # the killed create's task exists at Runway: never re-created, never sent to another provider
+            lost = [t for t in topo.db.tasks_for_batch("chaos-submit") if t["possibly_orphaned"]]
+            assert len(lost) == 1 and lost[0]["cost_usd"] and lost[0]["task_id"] is None, topo.db_state("chaos-submit")
+            jobs = {job["id"]: job for job in topo.db.get_jobs("chaos-submit")}
+            assert jobs[lost[0]["job_id"]]["error_code"] == "PROVIDER_ANSWER_LOST"
+            assert sorted(job["status"] for job in jobs.values()) == ["completed", "completed", "failed"]
             assert_final_objects_valid(topo, "chaos-submit")
 
             # 2. while waiting on the provider: the daemon (sensors, reconciler) dies

@@ -34,6 +34,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from zencourt_pipeline_tests.fakes.faults import (
+    DROP,
+    AnswerFaults,
+    answer_with_fault,
+    download_fault_response,
+    token_expired,
+)
 from zencourt_pipeline_tests.fakes.server import (
     ScriptBook,
     ServerThread,
@@ -158,14 +165,24 @@ class FakeFal:
 
     counts: Counter of "submit" (POSTs received), "queued", "submit_rejected" (422),
         "submit_fault", "status" (status GETs), "result" (response GETs), "cancel",
-        "wrong_url" (model-sub-path URLs, answered 404), "download", "download_expired",
-        "jwks", "webhook_sent", "unauthorized".
+        "wrong_url" (model-sub-path URLs, answered 404), "download", "download_fault",
+        "download_expired", "submit_answer_dropped", "submit_answer_late", "jwks", "webhook_sent",
+        "unauthorized".
     submits_by_prompt, status_by_request, submit_bodies, requests (id -> FakeRequest),
     webhook_deliveries (dicts: request_id, url, status or error, body, headers).
     scripts: ScriptBook of FalScript. submit_faults: answered and popped before the real
         handling: "content_policy" / "invalid" (422s) or an HTTP status (with X-Fal-Error-Type).
         status_faults: HTTP statuses answered (and popped) to the next status GETs. webhook_url_override: deliver here instead of the
         submitted `fal_webhook`. webhook_timestamp_offset: seconds added to the signed timestamp.
+
+    Misbehaviour knobs (each consumed by the next requests, in order; see `fakes/faults.py`):
+    drop_answer_next_submits(n): the next n submits ARE queued (they run, complete and call their
+        webhook), then the connection is closed without an answer (a transport error).
+    answer_late_next_submits(n, delay): queued, answered `delay` seconds late.
+    expire_outputs(): every output URL issued so far answers 403 from now on; the next GET of
+        the response URL hands out a new, working URL.
+    fail_next_downloads(n, status=503): the next n output downloads answer `status` instead of
+        the file ("short_body": cut mid-body; "drop": no answer at all).
     """
 
     def __init__(
@@ -190,6 +207,8 @@ class FakeFal:
         self.submit_bodies: list[Any] = []
         self.submit_faults: list[int | str] = []
         self.status_faults: list[int] = []
+        self.download_faults: list[int | str] = []
+        self.answer_faults = AnswerFaults()
         self.webhook_deliveries: list[dict[str, Any]] = []
         self.webhook_url_override: str | None = None
         self.webhook_timestamp_offset = 0
@@ -277,6 +296,21 @@ class FakeFal:
         }
 
     # ------------------------------------------------------------------------------- controls
+
+    def drop_answer_next_submits(self, n: int = 1) -> None:
+        self.answer_faults.add(DROP, n)
+
+    def answer_late_next_submits(self, n: int, delay: float) -> None:
+        self.answer_faults.add(float(delay), n)
+
+    def expire_outputs(self) -> None:
+        with self._lock:
+            for token in self.tokens.values():
+                token.dead = True
+
+    def fail_next_downloads(self, n: int, status: int | str = 503) -> None:
+        with self._lock:
+            self.download_faults.extend([status] * n)
 
     def release(self, request_id: str) -> None:
         """Let a `hold` request complete (its webhook is then sent)."""
@@ -424,7 +458,10 @@ class FakeFal:
             if script.statuses is None and not script.hold:
                 latency = self.latency if script.latency is None else script.latency
                 self._schedule(latency, lambda: self._tick(req.id))
-            return JSONResponse(answer, status_code=200)
+            fault = self.answer_faults.pop()
+            if fault is not None:
+                self.counts["submit_answer_dropped" if fault == DROP else "submit_answer_late"] += 1
+        return await answer_with_fault(fault, JSONResponse(answer, status_code=200))
 
     def _tick(self, request_id: str) -> None:
         with self._lock:
@@ -489,7 +526,7 @@ class FakeFal:
 
     def _result_payload(self, req: FakeRequest, base_url: str) -> dict[str, Any]:
         fresh_each_time = req.script.expire is not None or req.script.expired_initially > 0
-        if not req.tokens or fresh_each_time:
+        if not req.tokens or fresh_each_time or self.tokens[req.tokens[-1]].dead:
             token = uuid.uuid4().hex
             dead = req.expired_left > 0
             req.expired_left -= 1 if dead else 0
@@ -533,16 +570,14 @@ class FakeFal:
     async def _download(self, request: Request) -> Response:
         with self._lock:
             self.counts["download"] += 1
+            if self.download_faults:
+                self.counts["download_fault"] += 1
+                return download_fault_response(self.download_faults.pop(0))
             token = self.tokens.get(request.path_params["token"])
             req = self.requests.get(token.request_id) if token else None
             if token is None or req is None:
                 return Response("Not Found", 404)
-            expire = req.script.expire
-            if (
-                token.dead
-                or (expire == "first_download" and token.downloads >= 1)
-                or (isinstance(expire, int | float) and self.clock() - token.issued_at > expire)
-            ):
+            if token_expired(token, req.script.expire, self.clock()):
                 self.counts["download_expired"] += 1
                 return Response("Forbidden", 403)
             token.downloads += 1

@@ -31,6 +31,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from zencourt_pipeline_tests.fakes.faults import (
+    DROP,
+    AnswerFaults,
+    answer_with_fault,
+    download_fault_response,
+    token_expired,
+)
 from zencourt_pipeline_tests.fakes.server import (
     ScriptBook,
     ServerThread,
@@ -177,8 +184,9 @@ class FakeRunway:
     """The fake API. Attributes tests read or set:
 
     counts: Counter of "create" (every POST received), "created" (tasks made), "create_rejected"
-        (400), "create_fault" (injected failures), "poll" (task GETs), "delete", "download",
-        "download_expired", "unauthorized".
+        (400), "create_fault" (injected failures), "create_answer_dropped", "create_answer_late",
+        "poll" (task GETs), "delete", "download", "download_fault", "download_expired",
+        "unauthorized".
     creates_by_prompt: Counter of promptText per create POST received.
     polls_by_task, poll_times (server clock per task GET), create_bodies (received JSON bodies).
     scripts: a ScriptBook of RunwayScript (`scripts.next(...)`, `scripts.for_prompt(...)`,
@@ -190,6 +198,16 @@ class FakeRunway:
         client's read timeout fire on a request that did create a task.
     create_pre_delay: seconds a create waits BEFORE creating the task; a client that disconnects
         meanwhile creates nothing (counted as `create_aborted`).
+
+    Misbehaviour knobs (each consumed by the next requests, in order; see `fakes/faults.py`):
+    drop_answer_next_creates(n): the next n creates DO create their task, then the connection is
+        closed without an answer (the client sees a transport error, not HTTP).
+    answer_late_next_creates(n, delay): the next n creates create their task and answer `delay`
+        seconds late (past a client's read timeout the answer is lost).
+    expire_outputs(): every output URL issued so far answers 403 from now on; the next GET of a
+        task hands out a new, working URL.
+    fail_next_downloads(n, status=503): the next n output downloads answer `status` instead of
+        the file ("short_body": the transfer is cut mid-body; "drop": no answer at all).
     """
 
     def __init__(
@@ -217,7 +235,8 @@ class FakeRunway:
         self.create_pre_delay = 0.0
         self.get_faults: list[int] = []
         self.delete_faults: list[int] = []
-        self.download_faults: list[int] = []
+        self.download_faults: list[int | str] = []
+        self.answer_faults = AnswerFaults()
         # credits per second of a finished task's `cost: {"credits": N}` (None: no cost field, as
         # in Runway's published spec; servers that bill per task report it)
         self.report_credits_per_second: float | None = None
@@ -255,6 +274,21 @@ class FakeRunway:
     def fail_next_creates(self, n: int, status: int = 429) -> None:
         with self._lock:
             self.create_faults.extend([status] * n)
+
+    def drop_answer_next_creates(self, n: int = 1) -> None:
+        self.answer_faults.add(DROP, n)
+
+    def answer_late_next_creates(self, n: int, delay: float) -> None:
+        self.answer_faults.add(float(delay), n)
+
+    def expire_outputs(self) -> None:
+        with self._lock:
+            for token in self.tokens.values():
+                token.dead = True
+
+    def fail_next_downloads(self, n: int, status: int | str = 503) -> None:
+        with self._lock:
+            self.download_faults.extend([status] * n)
 
     def fail_next_gets(self, n: int, status: int = 503) -> None:
         with self._lock:
@@ -335,9 +369,12 @@ class FakeRunway:
                 self.counts["create_fault"] += 1
                 return self._error(fault, "Bad gateway")
             delay = self.create_delay
+            answer_fault = self.answer_faults.pop()
+            if answer_fault is not None:
+                self.counts["create_answer_dropped" if answer_fault == DROP else "create_answer_late"] += 1
         if delay > 0:
             await asyncio.sleep(delay)
-        return JSONResponse({"id": task.id}, status_code=200)
+        return await answer_with_fault(answer_fault, JSONResponse({"id": task.id}, status_code=200))
 
     def _status(self, task: FakeTask) -> tuple[str, float]:
         """Current (status, progress) of `task`; records the terminal state when reached."""
@@ -380,7 +417,7 @@ class FakeRunway:
                 data["failureCode"] = task.script.failure_code
         elif status == "SUCCEEDED":
             fresh_each_get = task.script.expire is not None or task.script.expired_initially > 0
-            if not task.tokens or fresh_each_get:
+            if not task.tokens or fresh_each_get or self.tokens[task.tokens[-1]].dead:
                 self._new_token(task)
             data["output"] = [f"{base_url}/outputs/{task.tokens[-1]}.mp4"]
             if self.report_credits_per_second is not None:
@@ -423,18 +460,13 @@ class FakeRunway:
         with self._lock:
             self.counts["download"] += 1
             if self.download_faults:
-                return Response(status_code=self.download_faults.pop(0))
+                self.counts["download_fault"] += 1
+                return download_fault_response(self.download_faults.pop(0))
             token = self.tokens.get(token_id)
             task = self.tasks.get(token.task_id) if token else None
             if token is None or task is None or task.deleted:
                 return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
-            expire = task.script.expire
-            expired = (
-                token.dead
-                or (expire == "first_download" and token.downloads >= 1)
-                or (isinstance(expire, int | float) and self.clock() - token.issued_at > expire)
-            )
-            if expired:
+            if token_expired(token, task.script.expire, self.clock()):
                 self.counts["download_expired"] += 1
                 return Response(
                     "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",

@@ -272,8 +272,10 @@ class ProviderCase:
 
 # Jobs are submitted in this order (the create faults below are consumed in request order).
 PROVIDER_CASES: dict[str, ProviderCase] = {
-    # the first Runway create answers 503: ambiguous, never re-sent, the job moves to fal
-    "503-past-retry-budget": ProviderCase("completed", None, "fal"),
+    # the first Runway create answers 503: ambiguous (the task may exist and be paid), never
+    # re-sent and never fallen back (issue 11 defect 4: it used to move to fal, a second payment);
+    # the job fails PROVIDER_ANSWER_LOST, its task counted as possibly orphaned
+    "503-past-retry-budget": ProviderCase("failed", "PROVIDER_ANSWER_LOST", "runway"),
     # the next two creates answer 429 (daily limit: nothing created), the third succeeds
     "429-storm-then-success": ProviderCase("completed", None, "runway"),
     "failed-safety": ProviderCase(

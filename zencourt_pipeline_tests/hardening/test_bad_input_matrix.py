@@ -283,7 +283,9 @@ def test_provider_case(provider_matrix: Driven, case: str):
         clip = probe(provider_matrix.storage.path(provider_matrix.storage.key_from_uri(job["video_url"])))
         assert (clip.width, clip.height, clip.codec) == (1280, 720, "h264")
     details = {
-        "503-past-retry-budget": lambda: runway.creates_by_prompt[prompt] == 1,  # never re-sent
+        # never re-sent, never fallen back; on the ledger as possibly paid, with its estimated cost
+        "503-past-retry-budget": lambda: runway.creates_by_prompt[prompt] == 1
+        and [(t["possibly_orphaned"], t["cost_source"]) for t in tasks] == [(True, "rate")],
         "429-storm-then-success": lambda: runway.creates_by_prompt[prompt] == 3,
         "failed-safety": lambda: "flagged" in job["error_message"] and fal.submits_by_prompt[prompt] == 0,
         "expired-output-url": lambda: runway.counts["download_expired"] >= 1,
@@ -299,11 +301,13 @@ def test_provider_matrix_batch_and_spend(provider_matrix: Driven):
     runway, fal = provider_matrix.extra["runway"], provider_matrix.extra["fal"]
     assert provider_matrix.status == "completed"
     batch = provider_matrix.db.get_batch(provider_matrix.batch_id)
-    assert batch["video_url"] and batch["error"] == "1 of 8 clips failed: pv-02 RUNWAY_SAFETY_REJECTED"
+    assert batch["video_url"] and batch["error"] == (
+        "2 of 8 clips failed: pv-00 PROVIDER_ANSWER_LOST, pv-02 RUNWAY_SAFETY_REJECTED"
+    )
     # Runway: one create POST per job, plus the two 429s that created nothing
     assert runway.counts["create"] == len(PROVIDER_CASES) + 2
     assert runway.counts["created"] == len(PROVIDER_CASES) - 1  # the 503 created nothing
-    # fal: exactly the four fallbacks, each queued once
+    # fal: exactly the fallbacks (not the answer lost), each queued once
     assert fal.counts["queued"] == sum(spec.provider == "fal" for spec in PROVIDER_CASES.values())
     events = provider_matrix.outbox_events()
     assert events.count("batch.completed") == 1 and len(events) == len(PROVIDER_CASES) + 1

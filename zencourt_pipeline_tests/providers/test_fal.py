@@ -102,13 +102,35 @@ def test_other_422_is_invalid_input(fake_fal, photo):  # noqa: F811
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_5xx_on_submit_falls_back_without_resubmitting(fake_fal, photo, status):  # noqa: F811
+def test_5xx_on_submit_is_an_answer_lost_never_resent_nor_fallen_back(fake_fal, photo, status):  # noqa: F811
+    # issue 11 defect 4: this used to fall back (FAL_UNAVAILABLE, fallback): the request may be queued
     fake_fal.submit_faults.extend([status] * 5)
     clock = FakeClock()
     with pytest.raises(GenerationError) as err:
         _gen(fake_fal, clock).submit(make_request(photo))
-    assert err.value.code == "FAL_UNAVAILABLE" and err.value.fallback
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and err.value.ambiguous and not err.value.fallback
     assert fake_fal.counts["submit"] == 1 and clock.sleeps == []
+
+
+def test_a_dropped_submit_answer_is_an_answer_lost(fake_fal, photo):  # noqa: F811
+    fake_fal.drop_answer_next_submits(1)
+    clock = FakeClock()
+    with pytest.raises(GenerationError) as err:
+        _gen(fake_fal, clock).submit(make_request(photo))
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and err.value.ambiguous and not err.value.fallback
+    assert getattr(err.value, "model", None) == MODEL
+    # the request IS queued at fal, and was sent exactly once
+    assert fake_fal.counts["submit"] == 1 and fake_fal.counts["queued"] == 1 and clock.sleeps == []
+    assert fake_fal.counts["submit_answer_dropped"] == 1
+
+
+def test_a_late_submit_answer_past_the_read_timeout_is_an_answer_lost(fake_fal, photo):  # noqa: F811
+    fake_fal.answer_late_next_submits(1, 1.0)
+    gen = _gen(fake_fal, timeout=httpx.Timeout(0.3, connect=2.0))
+    with pytest.raises(GenerationError) as err:
+        gen.submit(make_request(photo))
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and not err.value.fallback
+    assert fake_fal.counts["submit"] == 1 and fake_fal.counts["queued"] == 1
 
 
 def test_bad_key(fake_fal, photo):  # noqa: F811
@@ -223,6 +245,32 @@ def test_truncated_output(fake_fal, photo, tmp_path):  # noqa: F811
     with pytest.raises(GenerationError) as err:
         gen.fetch_result(ref, tmp_path / "clip.mp4")
     assert err.value.code == "INVALID_OUTPUT" and err.value.fallback
+    assert fake_fal.counts["download"] == 2  # complete and invalid twice (fresh URL): the provider's bad output
+
+
+def test_expire_outputs_makes_old_urls_403_and_the_result_hands_out_a_new_one(fake_fal, photo, tmp_path):  # noqa: F811
+    fake_fal.scripts.next(FalScript(statuses=[]))
+    gen = _gen(fake_fal)
+    ref = gen.submit(make_request(photo)).ref
+    final, _ = poll_until_done(gen, ref)
+    fake_fal.expire_outputs()
+    out = gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
+    assert out.is_file() and fake_fal.counts["download_expired"] == 1 and fake_fal.counts["download"] == 2
+    assert fake_fal.counts["queued"] == 1
+
+
+def test_failing_downloads_are_a_download_failure_not_a_fallback(fake_fal, photo, tmp_path):  # noqa: F811
+    fake_fal.scripts.next(FalScript(statuses=[]))
+    gen = _gen(fake_fal)
+    ref = gen.submit(make_request(photo)).ref
+    final, _ = poll_until_done(gen, ref)
+    fake_fal.fail_next_downloads(100, status=503)
+    with pytest.raises(GenerationError) as err:
+        gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
+    assert err.value.code == "OUTPUT_DOWNLOAD_FAILED" and err.value.download_failed and not err.value.fallback
+    assert getattr(err.value, "downloads", None) == 2  # the given URL, then a fresh one
+    fake_fal.download_faults.clear()
+    assert gen.fetch_result(ref, tmp_path / "clip.mp4").is_file()
 
 
 # ------------------------------------------------------------------------------------- webhooks

@@ -19,8 +19,11 @@ from zencourt_pipeline.providers.http import (
     mp4_problem,
     request_with_retry,
     retry_after_seconds,
+    send_create,
 )
+from zencourt_pipeline_tests.fakes.faults import DroppedAnswer, download_fault_response
 from zencourt_pipeline_tests.fakes.fixtures import FakeClock, MaxJitter, sample_clip  # noqa: F401
+from zencourt_pipeline_tests.fakes.server import ServerThread
 
 
 def _response(status: int, **kwargs) -> httpx.Response:
@@ -259,7 +262,8 @@ def test_download_expired_url(tmp_path):
         pytest.raises(OutputUrlExpired) as err,
     ):
         download_to_file(client, "https://cdn.test/clip.mp4", tmp_path / "clip.mp4")
-    assert err.value.status_code == 403 and err.value.fallback
+    # a paid output: fetch a fresh URL, never fall back (it used to be fallback=True)
+    assert err.value.status_code == 403 and err.value.download_failed and not err.value.fallback
     assert _leftovers(tmp_path) == []
 
 
@@ -296,3 +300,65 @@ def test_download_of_a_non_mp4_keeps_no_file(tmp_path):
         download_to_file(client, "https://cdn.test/c.mp4", tmp_path / "c.mp4")
     assert err.value.code == "INVALID_OUTPUT" and err.value.fallback
     assert _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------- paid once (issue 11, defect 4), real sockets
+
+
+class _Answers:
+    """A loopback server answering each request with the next of `answers` (a Response factory)."""
+
+    def __init__(self, *answers):
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        self.answers = list(answers)
+        self.calls = 0
+
+        async def handle(request):
+            await request.body()
+            self.calls += 1
+            return self.answers.pop(0)() if len(self.answers) > 1 else self.answers[0]()
+
+        self.server = ServerThread(Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])]))
+
+    def __enter__(self):
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
+
+
+def test_send_create_a_dropped_answer_is_answer_lost_and_not_resent():
+    with _Answers(DroppedAnswer) as server, httpx.Client() as client:
+        clock = FakeClock()
+        with pytest.raises(GenerationError) as err:
+            send_create(
+                client, server.server.url + "/v1/create", provider="P", model="m", unavailable_code="P_UNAVAILABLE",
+                policy=RetryPolicy(max_attempts=3), sleep=clock.sleep, clock=clock, json={},
+            )  # fmt: skip
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and err.value.ambiguous and not err.value.fallback
+    assert err.value.model == "m" and server.calls == 1 and clock.sleeps == []
+
+
+def test_send_create_that_never_left_is_unavailable_and_falls_back():
+    clock = FakeClock()
+    with httpx.Client() as client, pytest.raises(GenerationError) as err:
+        send_create(
+            client, f"http://127.0.0.1:{_closed_port()}/v1/create", provider="P", model="m",
+            unavailable_code="P_UNAVAILABLE", policy=RetryPolicy(max_attempts=2), sleep=clock.sleep,
+            rng=MaxJitter(), clock=clock, json={},
+        )  # fmt: skip
+    assert err.value.code == "P_UNAVAILABLE" and err.value.fallback and not err.value.ambiguous
+    assert clock.sleeps == [1.0]
+
+
+@pytest.mark.parametrize("fault", [503, 500, "short_body", "drop"])
+def test_a_download_that_keeps_failing_is_a_download_failure_not_a_fallback(tmp_path, fault):
+    with _Answers(lambda: download_fault_response(fault)) as server, httpx.Client() as client:
+        clock = FakeClock()
+        with pytest.raises(GenerationError) as err:
+            download_to_file(client, server.server.url + "/c.mp4", tmp_path / "c.mp4", sleep=clock.sleep, clock=clock)
+    assert err.value.code == "OUTPUT_DOWNLOAD_FAILED" and err.value.download_failed and not err.value.fallback
+    assert server.calls == 3 and _leftovers(tmp_path) == []

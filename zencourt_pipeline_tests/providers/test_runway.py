@@ -253,14 +253,16 @@ def test_429_past_the_budget_falls_back(fake_runway, photo):  # noqa: F811
     assert fake_runway.counts["create"] == 3 and fake_runway.counts["created"] == 0
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
-def test_5xx_on_create_is_never_resent(fake_runway, photo, status):  # noqa: F811
+# issue 11 defect 4: an ambiguous create used to be RUNWAY_UNAVAILABLE with fallback=True, so the
+# job moved to fal while the Runway task might be live: paid twice. It is PROVIDER_ANSWER_LOST now.
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_5xx_on_create_is_an_answer_lost_never_resent_nor_fallen_back(fake_runway, photo, status):  # noqa: F811
     fake_runway.fail_next_creates(5, status=status)
     clock = FakeClock()
     gen = _gen(fake_runway, clock)
     with pytest.raises(GenerationError) as err:
         gen.submit(make_request(photo))
-    assert err.value.code == "RUNWAY_UNAVAILABLE" and err.value.fallback and err.value.retryable
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and err.value.ambiguous and not err.value.fallback
     assert fake_runway.counts["create"] == 1  # exactly one (possibly paid) create
     assert clock.sleeps == []
 
@@ -270,17 +272,37 @@ def test_ambiguous_5xx_that_did_create_a_task_is_not_doubled(fake_runway, photo)
     fake_runway.fail_next_creates(1, status=502)
     with pytest.raises(GenerationError) as err:
         _gen(fake_runway).submit(make_request(photo))
-    assert err.value.code == "RUNWAY_UNAVAILABLE"
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and not err.value.fallback
     assert fake_runway.counts["create"] == 1 and fake_runway.counts["created"] == 1
 
 
 def test_read_timeout_on_create_is_not_resent(fake_runway, photo):  # noqa: F811
-    fake_runway.create_delay = 1.0
+    fake_runway.answer_late_next_creates(1, 1.0)
     gen = _gen(fake_runway, timeout=httpx.Timeout(0.3, connect=2.0))
     with pytest.raises(GenerationError) as err:
         gen.submit(make_request(photo))
-    assert err.value.code == "RUNWAY_UNAVAILABLE" and "may or may not" in err.value.message
-    assert fake_runway.counts["create"] == 1
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and "ReadTimeout" in err.value.message
+    assert not err.value.fallback and getattr(err.value, "model", None) == "gen4_turbo"
+    assert fake_runway.counts["create"] == 1 and fake_runway.counts["created"] == 1
+
+
+def test_a_dropped_create_answer_is_an_answer_lost(fake_runway, photo):  # noqa: F811
+    fake_runway.drop_answer_next_creates(1)
+    clock = FakeClock()
+    with pytest.raises(GenerationError) as err:
+        _gen(fake_runway, clock).submit(make_request(photo))
+    assert err.value.code == "PROVIDER_ANSWER_LOST" and err.value.ambiguous and not err.value.fallback
+    # the task exists at Runway; the create was sent once and never again
+    assert fake_runway.counts["create"] == 1 and fake_runway.counts["created"] == 1 and clock.sleeps == []
+    assert fake_runway.counts["create_answer_dropped"] == 1
+    assert _gen(fake_runway).submit(make_request(photo)).ref.task_id  # the next create is answered
+
+
+def test_the_daily_limit_429_still_creates_nothing_and_falls_back(fake_runway, photo):  # noqa: F811
+    fake_runway.fail_next_creates(5, status=429)
+    with pytest.raises(GenerationError) as err:
+        _gen(fake_runway).submit(make_request(photo))
+    assert err.value.code == "RUNWAY_RATE_LIMITED" and err.value.fallback and not err.value.ambiguous
 
 
 def test_connect_errors_are_retried_then_fall_back(photo):  # noqa: F811
@@ -299,7 +321,7 @@ def test_connect_errors_are_retried_then_fall_back(photo):  # noqa: F811
     )
     with pytest.raises(GenerationError) as err:
         gen.submit(make_request(photo))
-    assert err.value.code == "RUNWAY_UNAVAILABLE" and err.value.fallback
+    assert err.value.code == "RUNWAY_UNAVAILABLE" and err.value.fallback and not err.value.ambiguous
     assert clock.sleeps == [1.0, 2.0]
 
 
@@ -478,14 +500,47 @@ def test_url_expiring_after_first_download(fake_runway, photo, tmp_path):  # noq
     assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
 
 
-@pytest.mark.parametrize("output", ["truncated", "short_body", "not_mp4"])
+@pytest.mark.parametrize("output", ["truncated", "not_mp4"])
 def test_invalid_outputs(fake_runway, photo, tmp_path, output):  # noqa: F811
     gen = _gen(fake_runway)
     ref, final = _succeeded(gen, fake_runway, photo, RunwayScript(statuses=[], output=output))
     with pytest.raises(GenerationError) as err:
         gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
     assert err.value.code == "INVALID_OUTPUT" and err.value.fallback
+    assert fake_runway.counts["download"] == 2  # complete and invalid twice (the second from a fresh GET)
     assert list(tmp_path.glob("*clip.mp4*")) == []
+
+
+def test_a_transfer_cut_short_is_a_download_failure_not_bad_output(fake_runway, photo, tmp_path):  # noqa: F811
+    # it used to be INVALID_OUTPUT (fallback: a second paid generation for a download problem)
+    gen = _gen(fake_runway)
+    ref, final = _succeeded(gen, fake_runway, photo, RunwayScript(statuses=[], output="short_body"))
+    with pytest.raises(GenerationError) as err:
+        gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
+    assert err.value.code == "OUTPUT_DOWNLOAD_FAILED" and err.value.download_failed and not err.value.fallback
+    assert list(tmp_path.glob("*clip.mp4*")) == []
+
+
+def test_expire_outputs_kills_issued_urls_and_a_fresh_get_hands_out_a_working_one(fake_runway, photo, tmp_path):  # noqa: F811
+    gen = _gen(fake_runway)
+    ref, final = _succeeded(gen, fake_runway, photo, RunwayScript(statuses=[]))
+    fake_runway.expire_outputs()
+    out = gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
+    assert out.is_file() and fake_runway.counts["download_expired"] == 1 and fake_runway.counts["download"] == 2
+    assert fake_runway.counts["created"] == 1
+
+
+def test_failing_downloads_then_success(fake_runway, photo, tmp_path):  # noqa: F811
+    gen = _gen(fake_runway)
+    ref, final = _succeeded(gen, fake_runway, photo, RunwayScript(statuses=[]))
+    fake_runway.fail_next_downloads(4, status=503)  # the first URL's 3 tries, then one of the fresh URL's
+    out = gen.fetch_result(ref, tmp_path / "clip.mp4", final.output_url)
+    assert out.is_file() and fake_runway.counts["download_fault"] == 4 and fake_runway.counts["download"] == 5
+    fake_runway.fail_next_downloads(100, status=503)
+    with pytest.raises(GenerationError) as err:
+        gen.fetch_result(ref, tmp_path / "again.mp4", final.output_url)
+    assert err.value.code == "OUTPUT_DOWNLOAD_FAILED" and not err.value.fallback
+    assert getattr(err.value, "downloads", None) == 2
 
 
 def test_wrong_size_output_is_downloaded_for_normalization(fake_runway, photo, tmp_path):  # noqa: F811
