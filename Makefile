@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ZENCOURT_DATA_DIR ?= $(CURDIR)/.zencourt
 export DAGSTER_HOME ?= $(ZENCOURT_DATA_DIR)/dagster_home
 
-.PHONY: install demo test dev serve bench loadtest lint clean dagster-home browser
+.PHONY: install demo test dev serve bench loadtest soak lint clean dagster-home browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ bench: $(STAMP)
 ## make loadtest: 200 batches of 6 clips on the production topology (Postgres, daemon, fakes)
 loadtest: $(STAMP)
 	$(BIN)/python -m zencourt_pipeline_tests.load --batches 200 --clips 6
+
+## make soak: the production topology under a seeded random schedule of faults, invariants checked at the end
+## (SOAK_BATCHES=100 SOAK_SEED=1 by default, the full mode; `make soak SOAK_BATCHES=10` is about CI's size)
+SOAK_BATCHES ?= 100
+SOAK_SEED ?= 1
+SOAK_ARGS ?= $(if $(filter-out 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19,$(SOAK_BATCHES)),--full,)
+soak: $(STAMP)
+	$(BIN)/python -m zencourt_pipeline_tests.soak --batches $(SOAK_BATCHES) --seed $(SOAK_SEED) $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

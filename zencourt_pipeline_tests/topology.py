@@ -106,6 +106,8 @@ class Topology:
             **(extra_env or {}),
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, list[str]] = {}  # name -> argv, so one process can be restarted
+        self.restarts: dict[str, int] = {}
         self.db = AppDatabase(app_db_url)
 
     # -- processes -------------------------------------------------------------------------
@@ -114,6 +116,7 @@ class Topology:
         proc = subprocess.Popen(args, env=self.env, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
+        self.commands[name] = args
         return proc
 
     def start_code_server(self) -> None:
@@ -142,8 +145,28 @@ class Topology:
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it died on its own already
+            pass
         proc.wait(timeout=30)
+
+    def restart(self, name: str, *, delay: float = 0.0, kill: bool = True) -> None:
+        """SIGKILL one process (when still tracked and `kill`) and start it again with the same
+        command and environment, as a supervisor (docker's `restart: always`) would."""
+        if name in self.procs and (kill or self.procs[name].poll() is None):
+            self.kill(name)  # never two of one process: a live one is killed even with kill=False
+        if delay:
+            time.sleep(delay)
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        self._spawn(name, self.commands[name])
+        port = {"code-server": self.grpc_port, "webserver": self.web_port, "serve": self.service_port}.get(name)
+        if port is not None:
+            wait_for_port(port, 90)
+
+    def alive(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
 
     def run_workers(self) -> list[int]:
         """Pids of this topology's run workers (the code server's multiprocessing children)."""

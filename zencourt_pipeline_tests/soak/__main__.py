@@ -1,0 +1,47 @@
+"""`python -m zencourt_pipeline_tests.soak --batches N --seed S [--full]`: prints the schedule,
+the fault log, one `violation: ...` line per broken invariant and `name: value` figures; exits
+1 when an invariant is violated."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from zencourt_pipeline_tests.soak.harness import SoakConfig, run_soak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--full", action="store_true",
+                        help="longer deadlines and latencies, 4 clips a batch, more faults, a real database restart")
+    parser.add_argument("--clips", type=int, default=None, help="clips per batch (default 2, 4 with --full)")
+    parser.add_argument("--db-restart", choices=["terminate", "restart"], default=None,
+                        help="terminate: pg_terminate_backend of the soak databases' connections (default without "
+                             "--full); restart: pg_ctlcluster restart, root only (default with --full)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for every batch to end")
+    parser.add_argument("--keep", type=Path, default=None, help="work directory to keep (logs), instead of a temp dir")
+    args = parser.parse_args()
+    config = SoakConfig.for_run(args.batches, args.seed, args.full, args.db_restart)
+    if args.clips:
+        config.clips = args.clips
+    config.timeout_s = args.timeout
+    # a SIGTERM (kill, a CI timeout) unwinds like Ctrl-C: processes stopped, databases dropped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        report = run_soak(args.keep, config)
+    else:
+        with tempfile.TemporaryDirectory(prefix="zencourt-soak-") as tmp:
+            report = run_soak(Path(tmp), config)
+    for line in report.lines():
+        print(line)
+    sys.exit(1 if report.violations else 0)
+
+
+if __name__ == "__main__":
+    main()

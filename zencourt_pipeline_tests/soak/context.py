@@ -1,0 +1,119 @@
+"""What the soak harness, its faults and its invariants share: the plan and the running context."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+PROMPT_RE = re.compile(r"(soak-\d{4}):(\d+) ")
+TERMINAL = frozenset({"completed", "failed", "canceled"})
+
+
+def prompt_of(batch_id: str, index: int) -> str:
+    return f"{batch_id}:{index} slow push-in"
+
+
+def job_of_prompt(prompt: str | None) -> str | None:
+    """The job id a provider request was made for (prompts are `<batch>:<index> ...`)."""
+    match = PROMPT_RE.search(prompt or "")
+    return f"{match[1]}-{match[2]}" if match else None
+
+
+@dataclass
+class SoakConfig:
+    batches: int = 10
+    clips: int = 2
+    seed: int = 1
+    full: bool = False
+    db_restart: str = "terminate"  # terminate (pg_terminate_backend) | restart (pg_ctlcluster)
+    generation_deadline_s: float = 75.0
+    composition_deadline_s: float = 45.0
+    fal_webhook_overdue_s: float = 8.0
+    latency: tuple[float, float] = (1.0, 2.5)
+    runway_failure_rate: float = 0.15
+    insert_spread_s: float = 12.0  # batches are inserted over this many seconds
+    fault_window_s: float = 45.0  # faults land in [2 s, this] after the first insert
+    quota_batches: int = 3  # batches of one workspace inserted at once, over its quota
+    extra_faults: int = 0  # random faults on top of one of each kind
+    timeout_s: float | None = None  # waiting for terminal batches; default: deadlines + slack
+
+    @classmethod
+    def for_run(cls, batches: int, seed: int, full: bool, db_restart: str | None = None) -> SoakConfig:
+        if not full:
+            return cls(batches=batches, seed=seed, db_restart=db_restart or "terminate")
+        return cls(
+            batches=batches, clips=4, seed=seed, full=True, db_restart=db_restart or "restart",
+            generation_deadline_s=900.0, composition_deadline_s=600.0, fal_webhook_overdue_s=20.0,
+            latency=(2.0, 6.0), insert_spread_s=max(30.0, batches * 2.0),
+            fault_window_s=max(120.0, batches * 2.0 + 60.0), quota_batches=5, extra_faults=max(0, batches // 3),
+        )
+
+    @property
+    def workspace_quota(self) -> int:
+        """Clips the quota workspace may have: all its batches but one fit, the last only half."""
+        return self.clips * (self.quota_batches - 1) + self.clips // 2
+
+
+@dataclass
+class BatchPlan:
+    id: str
+    listing_id: str
+    at: float  # seconds after the start of the soak it is inserted
+    workspace_id: str | None = None
+
+    def job_ids(self, clips: int) -> list[str]:
+        return [f"{self.id}-{index}" for index in range(clips)]
+
+
+@dataclass
+class CancelRecord:
+    kind: str  # batch | listing | jobs
+    target: Any
+    sent_at: float  # monotonic, before the request
+    answered_at: float  # monotonic, after the answer (the cancel is committed by then)
+    status: int
+    job_ids: list[str] = field(default_factory=list)
+    batch_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SoakContext:
+    config: SoakConfig
+    topo: Any
+    runway: Any
+    fal: Any
+    receiver: Any
+    proxy: Any
+    storage: Any  # B2Storage straight to moto (not through the fault proxy)
+    admin: Any  # AUTOCOMMIT engine on the postgres database
+    db_names: list[str]
+    plans: list[BatchPlan] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    applied: Counter = field(default_factory=Counter)  # fault kind -> events actually injected
+    skipped: Counter = field(default_factory=Counter)  # fault kind -> events whose knob is missing
+    extra: Counter = field(default_factory=Counter)  # other figures (503s answered, restarts, ...)
+    cancels: list[CancelRecord] = field(default_factory=list)
+    late_prompts: set[str] = field(default_factory=set)
+    lost_prompts: set[str] = field(default_factory=set)
+    duplicate_prompts: set[str] = field(default_factory=set)
+    late_sent: set[str] = field(default_factory=set)
+    down: set[str] = field(default_factory=set)  # processes a fault holds down (not supervised)
+    log_lines: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def log(self, message: str) -> None:
+        line = f"[{self.now():7.1f}s] {message}"
+        with self.lock:
+            self.log_lines.append(line)
+        print(line, flush=True)
+
+    @property
+    def batch_ids(self) -> list[str]:
+        return [plan.id for plan in self.plans]

@@ -1,0 +1,308 @@
+"""The seeded fault schedule of the soak: each fault a small function of the running context.
+
+`build_schedule(rng, config, plans)` draws one event of every kind (and `extra_faults` more) at
+random moments of the fault window; `Scheduler` applies them at their time. A fault whose knob
+the fakes do not have (yet) is skipped and counted as skipped, never as injected. Fal webhook
+faults (dropped, duplicate, late) are per request: the scripts of the plan decide them, and the
+late deliveries are sent by `LateWebhooks`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from zencourt_pipeline_tests.soak.context import BatchPlan, CancelRecord, SoakConfig, SoakContext
+
+
+@dataclass
+class FaultEvent:
+    at: float
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        args = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"t={self.at:6.1f}s {self.kind} {args}".rstrip()
+
+
+def _knob(obj: Any, name: str) -> Callable | None:
+    value = getattr(obj, name, None)
+    return value if callable(value) else None
+
+
+# -- provider faults ---------------------------------------------------------------------------
+def runway_429_storm(ctx: SoakContext, n: int) -> bool:
+    ctx.runway.fail_next_creates(n, status=429)
+    ctx.runway.fail_next_gets(max(1, n // 2), status=429)
+    return True
+
+
+def runway_5xx_storm(ctx: SoakContext, n: int) -> bool:
+    # a 5xx to a create is ambiguous to the client (it may have created the task): each one
+    # fails its job PROVIDER_ANSWER_LOST, so the storm is mostly on the (retried) task GETs
+    ctx.runway.fail_next_creates(max(1, n // 3), status=503)
+    ctx.runway.fail_next_gets(n, status=502)
+    return True
+
+
+def fal_5xx_storm(ctx: SoakContext, n: int) -> bool:
+    ctx.fal.status_faults.extend([503] * n)
+    return True
+
+
+def ambiguous_create_runway(ctx: SoakContext, n: int) -> bool:
+    knob = _knob(ctx.runway, "drop_answer_next_creates")
+    return bool(knob and (knob(n) or True))
+
+
+def ambiguous_create_fal(ctx: SoakContext, n: int) -> bool:
+    knob = _knob(ctx.fal, "drop_answer_next_submits")
+    return bool(knob and (knob(n) or True))
+
+
+def late_create_answer(ctx: SoakContext, n: int, delay: float) -> bool:
+    applied = False
+    for knob in (_knob(ctx.runway, "answer_late_next_creates"), _knob(ctx.fal, "answer_late_next_submits")):
+        if knob:
+            knob(n, delay)
+            applied = True
+    return applied
+
+
+def expired_outputs(ctx: SoakContext) -> bool:
+    applied = False
+    for fake in (ctx.runway, ctx.fal):
+        knob = _knob(fake, "expire_outputs")
+        if knob:
+            knob()
+            applied = True
+    return applied
+
+
+def provider_download_failures(ctx: SoakContext, n: int) -> bool:
+    applied = False
+    for fake in (ctx.runway, ctx.fal):
+        knob = _knob(fake, "fail_next_downloads")
+        if knob:
+            knob(n, status=503)
+            applied = True
+    if not applied and isinstance(getattr(ctx.runway, "download_faults", None), list):
+        ctx.runway.download_faults.extend([503] * n)
+        applied = True
+    return applied
+
+
+# -- infrastructure faults ---------------------------------------------------------------------
+def storage_503(ctx: SoakContext, share: float, seconds: float) -> bool:
+    ctx.proxy.fail(share, seconds)
+    return True
+
+
+def _pg_cluster() -> tuple[str, str] | None:
+    root = Path("/etc/postgresql")
+    versions = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    if not versions or shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
+        return None
+    return versions[-1], "main"
+
+
+def db_restart(ctx: SoakContext) -> bool:
+    """The database goes away under every process: a real restart of the cluster (`restart`,
+    root only), or every connection of the soak's databases terminated (`terminate`)."""
+    cluster = _pg_cluster() if ctx.config.db_restart == "restart" else None
+    if cluster is not None:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True,
+                       capture_output=True, timeout=120)
+        ctx.extra["db_restarts_real"] += 1
+        return True
+    names = ", ".join(f"'{name}'" for name in ctx.db_names)
+    with ctx.admin.connect() as conn:
+        killed = conn.execute(sa.text(
+            f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ({names}) "
+            "AND pid <> pg_backend_pid()")).scalar()
+    ctx.extra["db_connections_terminated"] += int(killed or 0)
+    return True
+
+
+def kill_run_workers(ctx: SoakContext) -> bool:
+    killed = ctx.topo.kill_run_workers()
+    ctx.extra["run_workers_killed"] += killed
+    return killed > 0
+
+
+def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
+    """SIGKILL the daemon; it stays down `down_s` (the supervisor leaves it alone), then restarts."""
+    ctx.down.add("daemon")
+    try:
+        ctx.topo.restart("daemon", delay=down_s)
+    finally:
+        ctx.down.discard("daemon")
+    return True
+
+
+def receiver_5xx(ctx: SoakContext, n: int) -> bool:
+    ctx.receiver.responses.extend([503] * n)
+    return True
+
+
+# -- cancels -----------------------------------------------------------------------------------
+def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
+    sent = time.monotonic()
+    try:
+        response = ctx.topo.service("POST", "/video/cancel", json=body)
+    except httpx.HTTPError as exc:
+        ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
+        return False
+    record = CancelRecord(kind, target, sent, time.monotonic(), response.status_code)
+    if response.status_code == 200:
+        data = response.json()
+        record.job_ids, record.batch_ids = list(data.get("jobIds") or []), list(data.get("batchIds") or [])
+    ctx.cancels.append(record)
+    ctx.log(f"cancel {kind} {target}: {response.status_code} jobs={record.job_ids} batches={record.batch_ids}")
+    return response.status_code == 200
+
+
+def cancel_batch(ctx: SoakContext, batch_id: str) -> bool:
+    return _cancel(ctx, "batch", batch_id, {"batchId": batch_id})
+
+
+def cancel_listing(ctx: SoakContext, listing_id: str) -> bool:
+    return _cancel(ctx, "listing", listing_id, {"listingId": listing_id})
+
+
+def cancel_jobs(ctx: SoakContext, job_ids: list[str]) -> bool:
+    return _cancel(ctx, "jobs", ",".join(job_ids), {"jobIds": job_ids})
+
+
+FAULTS: dict[str, Callable[..., bool]] = {f.__name__: f for f in (
+    runway_429_storm, runway_5xx_storm, fal_5xx_storm, ambiguous_create_runway, ambiguous_create_fal,
+    late_create_answer, expired_outputs, provider_download_failures, storage_503, db_restart, kill_run_workers,
+    kill_daemon, receiver_5xx, cancel_batch, cancel_listing, cancel_jobs,
+)}
+# webhook faults decided per fal request by the scripts (counted when they happen)
+WEBHOOK_KINDS = ("fal_webhook_dropped", "fal_webhook_duplicate", "fal_webhook_late")
+
+
+def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[BatchPlan], used: set[str]) -> dict | None:
+    free = [plan for plan in plans if plan.workspace_id is None and plan.id not in used]
+    if kind in ("runway_429_storm", "runway_5xx_storm", "fal_5xx_storm"):
+        return {"n": rng.randint(2, 6)}
+    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "provider_download_failures", "receiver_5xx"):
+        return {"n": rng.randint(1, 2)}
+    if kind == "late_create_answer":
+        return {"n": 1, "delay": round(rng.uniform(2.0, 6.0), 1)}
+    if kind == "storage_503":
+        return {"share": round(rng.uniform(0.3, 0.5), 2), "seconds": round(rng.uniform(10.0, 20.0), 1)}
+    if kind == "kill_daemon":
+        return {"down_s": round(rng.uniform(1.0, 5.0), 1)}
+    if kind == "cancel_listing":
+        shared: dict[str, list[BatchPlan]] = {}
+        for plan in free:
+            shared.setdefault(plan.listing_id, []).append(plan)
+        listings = sorted(listing for listing, group in shared.items() if len(group) > 1)
+        if not listings:
+            return None
+        listing = rng.choice(listings)
+        used.update(plan.id for plan in shared[listing])
+        return {"listing_id": listing}
+    if kind in ("cancel_batch", "cancel_jobs"):
+        if not free:
+            return None
+        plan = rng.choice(free)
+        used.add(plan.id)
+        if kind == "cancel_batch":
+            return {"batch_id": plan.id}
+        jobs = plan.job_ids(config.clips)
+        return {"job_ids": rng.sample(jobs, max(1, len(jobs) // 2))}
+    return {}
+
+
+def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan]) -> list[FaultEvent]:
+    kinds = list(FAULTS) + [rng.choice(list(FAULTS)) for _ in range(config.extra_faults)]
+    used: set[str] = set()
+    events = []
+    for kind in kinds:
+        params = _params(rng, kind, config, plans, used)
+        if params is None:
+            continue
+        # a cancel lands while its batch is running: after its insert, within the window
+        start = 2.0
+        target = params.get("batch_id") or (params.get("job_ids") or [None])[0]
+        if target:
+            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + 3.0
+        elif "listing_id" in params:
+            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + 3.0
+        end = max(start + 1.0, config.fault_window_s)
+        events.append(FaultEvent(round(rng.uniform(start, end), 1), kind, params))
+    return sorted(events, key=lambda event: event.at)
+
+
+class Scheduler(threading.Thread):
+    """Applies the events at their moment (seconds after `ctx.started`) until stopped."""
+
+    def __init__(self, ctx: SoakContext, events: list[FaultEvent]):
+        super().__init__(name="soak-faults", daemon=True)
+        self.ctx, self.events, self.stopping = ctx, events, threading.Event()
+
+    def run(self) -> None:
+        for event in self.events:
+            while not self.stopping.is_set() and self.ctx.now() < event.at:
+                self.stopping.wait(min(0.2, event.at - self.ctx.now()))
+            if self.stopping.is_set():
+                return
+            try:
+                applied = FAULTS[event.kind](self.ctx, **event.params)
+            except Exception as exc:  # noqa: BLE001 - a fault that could not be applied is reported
+                self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
+                applied = False
+            (self.ctx.applied if applied else self.ctx.skipped)[event.kind] += 1
+            self.ctx.log(f"fault {event.describe()} {'injected' if applied else 'SKIPPED'}")
+
+
+class LateWebhooks(threading.Thread):
+    """Delivers the webhook of each `late` fal request (the fake's own is suppressed) well after
+    the request completed: after the reconciler's overdue poll, or just before it."""
+
+    def __init__(self, ctx: SoakContext, rng: random.Random):
+        super().__init__(name="soak-late-webhooks", daemon=True)
+        self.ctx, self.rng, self.stopping = ctx, rng, threading.Event()
+        self.due: dict[str, float] = {}
+
+    def run(self) -> None:
+        fal, overdue = self.ctx.fal, self.ctx.config.fal_webhook_overdue_s
+        while not self.stopping.wait(0.5):
+            with fal._lock:
+                requests = [r for r in fal.requests.values()
+                            if r.body.get("prompt") in self.ctx.late_prompts and r.final != "canceled"]
+                for req in requests:
+                    if req.id not in self.due and req.id not in self.ctx.late_sent and fal.state_of(req.id) == "COMPLETED":
+                        self.due[req.id] = time.monotonic() + self.rng.uniform(overdue * 0.5, overdue * 2.5)
+            for req in requests:
+                if req.id in self.due and time.monotonic() >= self.due[req.id] and req.webhook_url:
+                    del self.due[req.id]
+                    self.ctx.late_sent.add(req.id)
+                    self._deliver(req)
+
+    def _deliver(self, req: Any) -> None:
+        fal = self.ctx.fal
+        body = json.dumps(fal.webhook_body(req)).encode()
+        headers = {"Content-Type": "application/json", **fal.sign_headers(body, req.id)}
+        try:
+            status = httpx.post(req.webhook_url, content=body, headers=headers, timeout=10).status_code
+        except httpx.HTTPError as exc:
+            status = f"{type(exc).__name__}"
+        self.ctx.extra["fal_late_webhooks_sent"] += 1
+        self.ctx.log(f"late fal webhook {req.id} ({req.body.get('prompt', '')[:16]}): {status}")

@@ -1,0 +1,282 @@
+"""The soak run: the production topology (Postgres, daemon, code server, webserver, `zencourt
+serve`, moto behind a fault proxy, fake Runway and fal, a web-app receiver), configured only
+through environment variables, under the seeded fault schedule of `faults.py`; at the end the
+invariants of `invariants.py` are checked and `name: value` figures reported."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.storage.b2 import B2Storage
+from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
+from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
+from zencourt_pipeline_tests.fakes.server import RequestRecorder
+from zencourt_pipeline_tests.soak import invariants
+from zencourt_pipeline_tests.soak.context import TERMINAL, BatchPlan, SoakConfig, SoakContext, prompt_of
+from zencourt_pipeline_tests.soak.faults import WEBHOOK_KINDS, LateWebhooks, Scheduler, build_schedule
+from zencourt_pipeline_tests.soak.proxy import StorageFaultProxy
+from zencourt_pipeline_tests.topology import BUCKET, Topology, start_s3
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+QUOTA_WORKSPACE = "W-soak-quota"
+SUPERVISED = ("daemon", "code-server", "serve", "webserver")
+
+
+@dataclass
+class SoakReport:
+    figures: dict[str, float | int] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    schedule: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [f"violation: {v}" for v in self.violations] + [f"{k}: {v}" for k, v in self.figures.items()]
+
+    def __getitem__(self, name: str):
+        return self.figures[name]
+
+
+def make_plans(rng: random.Random, config: SoakConfig) -> list[BatchPlan]:
+    """Batch ids, listings and insert times. The first `quota_batches` share the quota workspace
+    and are inserted together; the rest come spread over `insert_spread_s`, some in pairs of one
+    listing (the targets of cancels by listing)."""
+    plans = []
+    shared: dict[int, bool] = {0: True}  # pair 0 always shares a listing
+    for index in range(config.batches):
+        batch_id = f"soak-{index:04d}"
+        if index < config.quota_batches:
+            plans.append(BatchPlan(batch_id, f"L-{batch_id}", 0.0, workspace_id=QUOTA_WORKSPACE))
+            continue
+        pair = (index - config.quota_batches) // 2
+        if shared.setdefault(pair, rng.random() < 0.4):
+            listing = f"L-pair-{pair}"
+        else:
+            listing = f"L-{batch_id}"
+        plans.append(BatchPlan(batch_id, listing, round(rng.uniform(0.0, config.insert_spread_s), 1)))
+    return sorted(plans, key=lambda plan: plan.at)
+
+
+def script_prompts(rng: random.Random, ctx: SoakContext, avoid: set[str] = frozenset()) -> None:
+    """Runway fails a share of prompts (they fall back to fal); every fal request has a webhook
+    fate: delivered, dropped (the reconciler polls), duplicated or late. Each fate at least once."""
+    config, low_high = ctx.config, ctx.config.latency
+    prompts = [prompt_of(plan.id, index) for plan in ctx.plans for index in range(config.clips)]
+    failing = {p for p in prompts if rng.random() < config.runway_failure_rate}
+    fates = ["lost", "duplicate", "late", "deliver"]
+    # the guaranteed fallbacks go to batches no cancel targets, outside the quota workspace
+    avoid = set(avoid) | {plan.id for plan in ctx.plans if plan.workspace_id}
+    candidates = [p for p in prompts if p.split(":")[0] not in avoid]
+    for prompt, fate in zip(rng.sample(candidates, min(len(fates), len(candidates))), fates, strict=False):
+        failing.add(prompt)  # guaranteed fallbacks, one per webhook fate
+        _fal_script(ctx, prompt, fate, rng)
+    for prompt in prompts:
+        failure = prompt in failing
+        ctx.runway.scripts.for_prompt(prompt, RunwayScript(
+            latency=round(rng.uniform(*low_high), 2), outcome="fail" if failure else "succeed",
+            failure_code="INTERNAL.BAD_OUTPUT.CODE01" if failure else None))
+        if not any(prompt in s for s in (ctx.late_prompts, ctx.lost_prompts, ctx.duplicate_prompts)):
+            _fal_script(ctx, prompt, rng.choices(fates, weights=[2, 1.5, 1.5, 5])[0], rng)
+
+
+def _fal_script(ctx: SoakContext, prompt: str, fate: str, rng: random.Random) -> None:
+    latency = round(rng.uniform(*ctx.config.latency), 2)
+    if fate == "lost":
+        ctx.lost_prompts.add(prompt)
+        script = FalScript(latency=latency, webhook="lost")
+    elif fate == "late":
+        ctx.late_prompts.add(prompt)
+        script = FalScript(latency=latency, webhook="lost")  # LateWebhooks delivers it
+    elif fate == "duplicate":
+        ctx.duplicate_prompts.add(prompt)
+        script = FalScript(latency=latency, webhook_copies=3)
+    else:
+        script = FalScript(latency=latency)
+    ctx.fal.scripts.for_prompt(prompt, script)
+
+
+def topology_env(ctx_config: SoakConfig, runway: FakeRunway, fal: FakeFal) -> dict[str, str]:
+    return {
+        "GENERATION_PROVIDERS": "runway,fal",
+        "RUNWAY_API_URL": runway.url, "RUNWAY_API_KEY": runway.api_key,
+        "FAL_QUEUE_URL": fal.url, "FAL_KEY": fal.key, "FAL_JWKS_URL": fal.jwks_url,
+        "MEDIA_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+        "FAL_WEBHOOK_OVERDUE_SECONDS": str(ctx_config.fal_webhook_overdue_s),
+        "ZENCOURT_GENERATION_DEADLINE_SECONDS": str(ctx_config.generation_deadline_s),
+        "ZENCOURT_COMPOSITION_DEADLINE_SECONDS": str(ctx_config.composition_deadline_s),
+        "ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA": str(ctx_config.workspace_quota),
+    }
+
+
+def _retrying(fn, attempts: int = 20):
+    """The harness's own database calls ride out the injected database restarts."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except sa.exc.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+
+
+def insert_batch(ctx: SoakContext, plan: BatchPlan, photo_uri: str) -> None:
+    batch = {"id": plan.id, "listing_id": plan.listing_id, "title": "Soak Test Lane"}
+    if plan.workspace_id:
+        batch["workspace_id"] = plan.workspace_id
+    jobs = [{"id": f"{plan.id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": photo_uri,
+             "duration_seconds": 2, "prompt": prompt_of(plan.id, i)} for i in range(ctx.config.clips)]
+    _retrying(lambda: ctx.topo.db.insert_batch(batch, jobs))
+    ctx.log(f"inserted {plan.id} listing={plan.listing_id}" + (f" workspace={plan.workspace_id}" if plan.workspace_id else ""))
+
+
+def open_batches(ctx: SoakContext) -> int:
+    def count() -> int:
+        with ctx.topo.db.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT count(*) FROM video_gen_batch WHERE status NOT IN ('completed','failed','canceled')")).scalar()
+    return _retrying(count)
+
+
+def supervise(ctx: SoakContext) -> None:
+    """A process that died on its own (e.g. the database went away under it) is restarted."""
+    for name in SUPERVISED:
+        if name in ctx.topo.commands and name not in ctx.down and not ctx.topo.alive(name):
+            ctx.log(f"supervisor: {name} is not running, restarting it")
+            ctx.extra[f"process_restarts_{name}"] += 1
+            ctx.topo.restart(name, kill=False)
+
+
+def drain_outbox(ctx: SoakContext, timeout: float) -> int:
+    """Wait for the web-app webhooks still pending; returns how many are left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        def pending() -> int:
+            with ctx.topo.db.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT count(*) FROM webhook_outbox WHERE status = 'pending'")).scalar()
+        left = _retrying(pending)
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        time.sleep(1.0)
+
+
+def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
+    rng = random.Random(config.seed)
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    names = [f"zc_soak_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    urls = [POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}" for name in names]
+    moto, endpoint = start_s3()
+    proxy = StorageFaultProxy(endpoint, seed=config.seed).start()
+    storage = B2Storage(endpoint=endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
+                        bucket=BUCKET, region="us-west-002")
+    topo = scheduler = late = None
+    report = SoakReport()
+    try:
+        with FakeRunway() as runway, FakeFal() as fal, RequestRecorder() as receiver:
+            topo = Topology(workdir, urls[0], urls[1], receiver.url, proxy.url,
+                            extra_env=topology_env(config, runway, fal))
+            topo.env["FAL_WEBHOOK_URL"] = f"http://127.0.0.1:{topo.service_port}/webhooks/fal"
+            topo.start_all()
+            from zencourt_pipeline_tests.defs.conftest import write_photo
+
+            photo_key = "uploads/soak/photo.jpg"
+            storage.put_file(photo_key, write_photo(workdir / "photo.jpg"), "image/jpeg")
+            ctx = SoakContext(config, topo, runway, fal, receiver, proxy, storage, admin, names)
+            ctx.plans = make_plans(rng, config)
+            events = build_schedule(rng, config, ctx.plans)
+            script_prompts(rng, ctx, _cancel_targets(ctx, events))
+            report.schedule = [event.describe() for event in events]
+            print(f"soak: {config.batches} batches of {config.clips} clips, seed {config.seed}, "
+                  f"{'full' if config.full else 'ci'} mode, db_restart={config.db_restart}, "
+                  f"workspace quota {config.workspace_quota} over {config.quota_batches} batches", flush=True)
+            for line in report.schedule:
+                print(f"schedule: {line}", flush=True)
+            ctx.started = time.monotonic()
+            scheduler, late = Scheduler(ctx, events), LateWebhooks(ctx, rng)
+            scheduler.start()
+            late.start()
+            timeout = config.timeout_s or (config.insert_spread_s + config.generation_deadline_s
+                                           + config.composition_deadline_s + 120.0)
+            pending = list(ctx.plans)
+            while ctx.now() < timeout:
+                while pending and pending[0].at <= ctx.now():
+                    insert_batch(ctx, pending.pop(0), storage.uri(photo_key))
+                supervise(ctx)
+                if not pending and open_batches(ctx) == 0 and ctx.now() > 5.0:
+                    break
+                time.sleep(0.5)
+            wall = ctx.now()
+            scheduler.stopping.set()
+            ctx.log(f"all batches ended after {wall:.1f} s" if open_batches(ctx) == 0 else "TIMEOUT: batches still open")
+            supervise(ctx)
+            ctx.receiver.responses.clear()
+            ctx.extra["webhooks_left_pending"] = drain_outbox(ctx, 60.0)
+            time.sleep(2.0)  # duplicate fal webhooks and cancels still in flight land
+            late.stopping.set()
+            report.violations, figures = invariants.check(ctx)
+            report.figures = _figures(ctx, wall, figures, report.violations)
+            (workdir / "soak-log.txt").write_text("\n".join(ctx.log_lines))
+            return report
+    finally:
+        for thread in (scheduler, late):
+            if thread is not None:
+                thread.stopping.set()
+        if topo is not None:
+            topo.stop_all()
+            _kill_leftovers(topo)
+        proxy.stop()
+        moto.stop()
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _cancel_targets(ctx: SoakContext, events: list) -> set[str]:
+    targets = set()
+    for event in events:
+        targets.add(event.params.get("batch_id"))
+        targets.update(job.rsplit("-", 1)[0] for job in event.params.get("job_ids", []))
+        targets.update(p.id for p in ctx.plans if p.listing_id == event.params.get("listing_id"))
+    return targets - {None}
+
+
+def _kill_leftovers(topo: Topology) -> None:
+    """Whatever still runs with this topology's DAGSTER_HOME (a run worker orphaned by a kill)."""
+    import os
+    import signal
+
+    marker = b"DAGSTER_HOME=" + topo.env["DAGSTER_HOME"].encode() + b"\0"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _figures(ctx: SoakContext, wall: float, checked: dict, violations: list[str]) -> dict:
+    injected = dict(ctx.applied)
+    for kind in WEBHOOK_KINDS:
+        injected[kind] = checked.pop(f"faults_{kind}", 0)
+    figures = {"soak_batches": ctx.config.batches, "soak_clips_per_batch": ctx.config.clips, "soak_seed": ctx.config.seed,
+               "soak_wall_s": round(wall, 1), "soak_faults_injected": sum(injected.values())}
+    figures |= {f"soak_faults_{kind}": count for kind, count in sorted(injected.items())}
+    figures |= {f"soak_faults_skipped_{kind}": count for kind, count in sorted(ctx.skipped.items())}
+    figures |= {f"soak_{name}": value for name, value in checked.items()}
+    figures["soak_storage_503_answers"] = ctx.proxy.counts["injected_503"]
+    figures |= {f"soak_{name}": value for name, value in sorted(ctx.extra.items())}
+    figures["soak_invariant_violations"] = len(violations)
+    return figures
+
+
+__all__ = ["SoakConfig", "SoakReport", "TERMINAL", "run_soak"]

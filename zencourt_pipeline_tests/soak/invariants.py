@@ -1,0 +1,291 @@
+"""The soak's end-of-run invariants, each violation one line, plus the figures they measure.
+
+1. every batch (and job) terminal, within its deadline (generation + composition after it
+   started processing, plus the watchdog's slack);
+2. every provider task the fakes created has its generation_tasks row (by task id), or is
+   covered by a possibly_orphaned row of its job and provider (an ambiguous create);
+3. no clip paid twice: per job a new paid task only after the previous one failed at the
+   provider or was an ambiguous create; never two tasks that succeeded;
+4. every canceled job's provider tasks were canceled, or finished before the cancel;
+5. every object under a final key is a valid MP4 and matches its database row;
+6. the web app got exactly one terminal event id per batch, matching the batch's status;
+7. no quota above its limit (the usage table and the tasks the fakes created).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline_tests.soak.context import TERMINAL, SoakContext, job_of_prompt
+
+SLACK_S = 45.0  # sensor interval and a loaded machine: how late past its deadline a batch may end
+TERMINAL_EVENTS = {"completed": "batch.completed", "failed": "batch.failed", "canceled": "batch.canceled"}
+RUNWAY_FAILED = {"FAILED"}
+FAL_FAILED = {"fail", "content_policy"}
+
+
+def _rows(ctx: SoakContext, query: str) -> list[dict]:
+    with ctx.topo.db.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(sa.text(query))]
+
+
+def _dropped_ids(fake: Any) -> set[str]:
+    """Task ids whose create answer the fake dropped (the ambiguous creates it injected)."""
+    for name in ("dropped_answers", "dropped_answer_ids", "answers_dropped", "dropped_task_ids", "dropped"):
+        value = getattr(fake, name, None)
+        if isinstance(value, set | list | tuple | dict):
+            return {str(v) for v in value}
+    tasks = getattr(fake, "tasks", None) or getattr(fake, "requests", {})
+    return {tid for tid, t in tasks.items() if getattr(t, "answer_dropped", False) or getattr(t, "dropped", False)}
+
+
+def figures_dropped(ctx: SoakContext) -> int:
+    return sum(ctx.runway.counts[k] + ctx.fal.counts[k.replace("create", "submit")]
+               for k in ("create_answer_dropped", "create_answer_late"))
+
+
+def fake_tasks(ctx: SoakContext) -> list[dict]:
+    """Every task the fakes created: provider, id, job, created/natural end (monotonic), final state."""
+    out = []
+    with ctx.runway._lock:
+        for task in ctx.runway.tasks.values():
+            latency = ctx.runway.latency if task.script.latency is None else task.script.latency
+            final = task.final or ctx.runway._status(task)[0]
+            out.append({"provider": "runway", "id": task.id, "job": job_of_prompt(task.body.get("promptText")),
+                        "created": task.created_at, "ends": task.created_at + latency, "final": final,
+                        "canceled": final == "CANCELLED", "failed": final in RUNWAY_FAILED,
+                        "succeeded": final == "SUCCEEDED", "deleted": task.deleted})
+    with ctx.fal._lock:
+        for req in ctx.fal.requests.values():
+            latency = ctx.fal.latency if req.script.latency is None else req.script.latency
+            ctx.fal._state(req)
+            out.append({"provider": "fal", "id": req.id, "job": job_of_prompt(req.body.get("prompt")),
+                        "created": req.created_at, "ends": req.created_at + latency, "final": req.final,
+                        "canceled": req.final == "canceled", "failed": req.final in FAL_FAILED,
+                        "succeeded": req.final == "succeed", "deleted": False, "prompt": req.body.get("prompt"),
+                        "copies": req.script.webhook_copies})
+    return sorted(out, key=lambda t: t["created"])
+
+
+def check(ctx: SoakContext) -> tuple[list[str], dict[str, Any]]:
+    violations: list[str] = []
+    figures: dict[str, Any] = {}
+    batches = {b["id"]: b for b in _rows(ctx, "SELECT * FROM video_gen_batch")}
+    jobs = {j["id"]: j for j in _rows(ctx, "SELECT * FROM video_gen_jobs")}
+    rows = _rows(ctx, "SELECT * FROM generation_tasks ORDER BY id")
+    outbox = _rows(ctx, "SELECT * FROM webhook_outbox")
+    tasks = fake_tasks(ctx)
+    _terminal(ctx, batches, jobs, outbox, violations, figures)
+    orphans = _accounted(ctx, tasks, rows, violations, figures)
+    _paid_once(tasks, rows, orphans, violations, figures)
+    _cancels(ctx, tasks, jobs, violations, figures)
+    _objects(ctx, batches, jobs, violations, figures)
+    _webhooks(ctx, batches, violations, figures)
+    _quota(ctx, tasks, orphans, violations, figures)
+    # the fal webhook faults the scripts decided, counted by the requests they hit
+    figures["faults_fal_webhook_dropped"] = sum(t.get("prompt") in ctx.lost_prompts for t in tasks)
+    figures["faults_fal_webhook_duplicate"] = sum(t.get("prompt") in ctx.duplicate_prompts for t in tasks)
+    figures["faults_fal_webhook_late"] = len(ctx.late_sent)
+    return violations, figures
+
+
+def _terminal(ctx, batches, jobs, outbox, violations, figures) -> None:
+    by_status = Counter(b["status"] for b in batches.values())
+    figures["batches_completed"] = by_status["completed"]
+    figures["batches_failed"] = by_status["failed"]
+    figures["batches_canceled"] = by_status["canceled"]
+    figures["jobs_total"] = len(jobs)
+    figures["jobs_terminal"] = sum(j["status"] in TERMINAL for j in jobs.values())
+    figures["lost"] = len(ctx.plans) - sum(b["status"] in TERMINAL for b in batches.values())
+    for code, count in sorted(Counter(b["error_code"] or "NONE" for b in batches.values() if b["status"] == "failed").items()):
+        figures[f"failed_by_code_{code}"] = count
+    for code, count in sorted(Counter(j["error_code"] or "NONE" for j in jobs.values() if j["status"] == "failed").items()):
+        figures[f"jobs_failed_by_code_{code}"] = count
+    limit = ctx.config.generation_deadline_s + ctx.config.composition_deadline_s + SLACK_S
+    ended: dict[str, datetime] = {}
+    for row in outbox:
+        if row["event"] in TERMINAL_EVENTS.values() and row["job_id"] is None:
+            at = as_utc(row["created_at"])
+            ended[row["batch_id"]] = min(at, ended.get(row["batch_id"], at))
+    for plan in ctx.plans:
+        batch = batches.get(plan.id)
+        if batch is None:
+            violations.append(f"batch {plan.id} is missing from the database")
+            continue
+        if batch["status"] not in TERMINAL:
+            violations.append(f"batch {plan.id} is {batch['status']} at the end (never terminal)")
+            continue
+        start = as_utc(batch["processing_started_at"] or batch["created_at"])
+        took = ((ended.get(plan.id) or as_utc(batch["updated_at"])) - start).total_seconds()
+        if took > limit:
+            violations.append(f"batch {plan.id} ended {batch['status']} {took:.0f} s after it started, "
+                              f"past its deadline ({limit:.0f} s)")
+    for job in jobs.values():
+        if job["status"] not in TERMINAL and batches.get(job["batch_id"], {}).get("status") in TERMINAL:
+            violations.append(f"job {job['id']} is {job['status']} in terminal batch {job['batch_id']}")
+
+
+def _accounted(ctx, tasks, rows, violations, figures) -> set[str]:
+    """Task ids covered by possibly_orphaned rows (no row of their own)."""
+    by_id = {(r["provider"], r["task_id"]) for r in rows if r["task_id"]}
+    orphan_rows = [r for r in rows if r["possibly_orphaned"]]
+    budget = Counter((r["job_id"], r["provider"]) for r in orphan_rows if not r["task_id"])
+    dropped = _dropped_ids(ctx.runway) | _dropped_ids(ctx.fal)
+    covered: set[str] = set()
+    for task in tasks:
+        if (task["provider"], task["id"]) in by_id:
+            continue
+        key = (task["job"], task["provider"])
+        if budget[key] > 0:
+            budget[key] -= 1
+            covered.add(task["id"])
+            continue
+        why = "its create answer was dropped by the fake" if task["id"] in dropped else (
+            f"{figures_dropped(ctx)} create answers were dropped or late in all")
+        violations.append(f"{task['provider']} task {task['id']} of job {task['job']} ({task['final']}) has no "
+                          f"generation_tasks row and no possibly_orphaned row covers it ({why})")
+    figures["orphaned_tasks"] = len(orphan_rows)
+    figures["ambiguous_creates_by_fakes"] = len(dropped) or figures_dropped(ctx)
+    figures["unflagged_orphan_rows"] = sum(budget.values())
+    figures["paid_tasks"] = len(tasks)
+    figures["spend_usd"] = round(sum(r["cost_usd"] or 0.0 for r in rows), 4)
+    figures["fallbacks"] = len({t["job"] for t in tasks if t["provider"] == "fal"})
+    return covered
+
+
+def _paid_once(tasks, rows, orphans, violations, figures) -> None:
+    flagged = {r["task_id"] for r in rows if r["possibly_orphaned"] and r["task_id"]}
+    per_job: dict[str, list[dict]] = defaultdict(list)
+    for task in tasks:
+        per_job[task["job"]].append(task)
+    twice = 0
+    for job, job_tasks in sorted(per_job.items(), key=lambda item: str(item[0])):
+        ambiguous = [t for t in job_tasks if t["id"] in orphans or t["id"] in flagged]
+        succeeded = [t for t in job_tasks if t["succeeded"] and t not in ambiguous]
+        if len(succeeded) > 1:
+            twice += 1
+            violations.append(f"job {job} paid twice: {len(succeeded)} succeeded tasks "
+                              + ", ".join(f"{t['provider']}:{t['id']}" for t in succeeded))
+            continue
+        for earlier in job_tasks[:-1]:
+            if not (earlier["failed"] or earlier in ambiguous):
+                twice += 1
+                violations.append(f"job {job}: a new paid task followed {earlier['provider']} task {earlier['id']}, "
+                                  f"which ended {earlier['final']} (not a provider failure, not an ambiguous create)")
+                break
+    db_succeeded = Counter(r["job_id"] for r in rows if r["status"] == "succeeded")
+    for job, count in sorted(db_succeeded.items()):
+        if count > 1:
+            violations.append(f"job {job} has {count} succeeded generation_tasks rows")
+    figures["duplicates"] = twice
+
+
+def _cancels(ctx, tasks, jobs, violations, figures) -> None:
+    canceled_at: dict[str, float] = {}
+    for record in ctx.cancels:
+        for job_id in record.job_ids:
+            canceled_at.setdefault(job_id, record.answered_at)
+    figures["cancel_requests"] = len(ctx.cancels)
+    figures["jobs_canceled"] = sum(j["status"] == "canceled" for j in jobs.values())
+    for task in tasks:
+        job = jobs.get(task["job"])
+        if job is None or job["status"] != "canceled":
+            continue
+        at = canceled_at.get(task["job"])
+        if at is None:
+            violations.append(f"job {task['job']} is canceled but no cancel request named it")
+            continue
+        if task["canceled"] or task["deleted"] or task["ends"] <= at:
+            continue
+        violations.append(f"{task['provider']} task {task['id']} of canceled job {task['job']} ran on to "
+                          f"{task['final']} ({task['ends'] - at:+.1f} s after the cancel; created "
+                          f"{task['created'] - at:+.1f} s after it), never canceled at the provider")
+
+
+def _valid_mp4(ctx: SoakContext, key: str) -> str | None:
+    local = ctx.topo.tmp / "soak-check.mp4"
+    try:
+        ctx.storage.get_file(key, local)
+        info = probe(local, count_frames=True)
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        return f"{type(exc).__name__}: {exc}"
+    if info.codec != "h264" or not info.frame_count:
+        return f"codec {info.codec}, {info.frame_count} frames"
+    return None
+
+
+def _objects(ctx, batches, jobs, violations, figures) -> None:
+    keys = set(ctx.storage.list_keys("batches/"))
+    final = sorted(k for k in keys if k.endswith(".mp4") and any(f"/{d}/" in k for d in ("generated", "clips", "video")))
+    for key in final:
+        problem = _valid_mp4(ctx, key)
+        if problem:
+            violations.append(f"object {key} is not a valid MP4: {problem}")
+    figures["final_objects_checked"] = len(final)
+    prefix = f"s3://{ctx.storage.bucket}/"
+    for batch in batches.values():
+        if batch["status"] == "completed":
+            key = (batch["video_url"] or "").removeprefix(prefix)
+            if key not in keys or "/video/" not in key:
+                violations.append(f"completed batch {batch['id']} names video {batch['video_url']!r}, not a stored final video")
+    for job in jobs.values():
+        if job["status"] == "completed":
+            key = (job["video_url"] or "").removeprefix(prefix)
+            if key not in keys:
+                violations.append(f"completed job {job['id']} names clip {job['video_url']!r}, which is not stored")
+            if job["raw_clip_key"] and job["raw_clip_key"] not in keys:
+                violations.append(f"completed job {job['id']} names raw clip {job['raw_clip_key']!r}, not stored")
+
+
+def _webhooks(ctx, batches, violations, figures) -> None:
+    ids: dict[str, set[str]] = defaultdict(set)
+    events: dict[str, set[str]] = defaultdict(set)
+    told_error: dict[str, str | None] = {}
+    deliveries = 0
+    for request in ctx.receiver.received:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            continue
+        if body.get("event") in TERMINAL_EVENTS.values():
+            deliveries += 1
+            ids[body.get("batchId")].add(body.get("id"))
+            events[body.get("batchId")].add(body.get("event"))
+            told_error[body.get("batchId")] = body.get("error")
+    figures["terminal_webhook_deliveries"] = deliveries
+    # reported, not (yet) an invariant: the batch row's error differs from what the web app was told
+    mismatched = sorted(b for b, error in told_error.items() if b in batches and batches[b]["error"] != error)
+    figures["batches_error_differs_from_webhook"] = len(mismatched)
+    for batch_id in mismatched:
+        print(f"note: batch {batch_id} row error {batches[batch_id]['error']!r}, web app told {told_error[batch_id]!r}")
+    for plan in ctx.plans:
+        batch = batches.get(plan.id)
+        if batch is None or batch["status"] not in TERMINAL:
+            continue
+        if len(ids[plan.id]) != 1:
+            violations.append(f"batch {plan.id} ({batch['status']}): the web app got {len(ids[plan.id])} terminal "
+                              f"event ids {sorted(events[plan.id])}, not exactly one")
+        elif events[plan.id] != {TERMINAL_EVENTS[batch["status"]]}:
+            violations.append(f"batch {plan.id} is {batch['status']} but the web app was told {sorted(events[plan.id])}")
+
+
+def _quota(ctx, tasks, orphans, violations, figures) -> None:
+    limit = ctx.config.workspace_quota
+    for row in _rows(ctx, "SELECT * FROM clip_quota_usage"):
+        if row["scope"] == "workspace" and row["used"] > limit:
+            violations.append(f"workspace {row['scope_id']} used {row['used']} clips in {row['month']}, quota {limit}")
+    quota_jobs = {job for plan in ctx.plans if plan.workspace_id for job in plan.job_ids(ctx.config.clips)}
+    created = [t for t in tasks if t["job"] in quota_jobs]
+    ambiguous = sum(t["id"] in orphans for t in created)
+    if len(created) - ambiguous > limit:
+        violations.append(f"the fakes created {len(created)} tasks for the quota workspace's jobs "
+                          f"({ambiguous} ambiguous), quota {limit}")
+    figures["quota_limit"] = limit
+    figures["quota_workspace_tasks"] = len(created)
