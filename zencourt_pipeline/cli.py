@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import threading
-from datetime import UTC, datetime
 
 from zencourt_pipeline.config import Settings
 
@@ -141,21 +140,6 @@ def _dead(db, args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(value: str) -> datetime:
-    """An ISO date or time (naive: UTC)."""
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {value!r}") from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
-
-
-def _spend(args: argparse.Namespace) -> int:
-    from zencourt_pipeline.pipeline.spend import spend_main  # lazily: the report is its own module
-
-    return spend_main(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zencourt", description="Zencourt listing-video pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,16 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     hooks.add_argument("--event", default=None, help="requeue/dead: only rows of this event (e.g. batch.completed)")
     hooks.add_argument("--json", action="store_true", help="print JSON")
     hooks.set_defaults(func=_webhooks)
-    spend = sub.add_parser("spend", help="provider spend: the money ledger per provider and batch")
-    window = spend.add_mutually_exclusive_group()
-    window.add_argument("--days", type=float, default=None, help="requests submitted in the last N days")
-    window.add_argument("--since", type=_when, default=None, help="submitted at or after (ISO, UTC if naive)")
-    spend.add_argument("--until", type=_when, default=None, help="submitted before (ISO, UTC if naive)")
-    spend.add_argument("--batch", dest="batch_id", default=None, help="only this batch")
-    spend.add_argument("--listing", dest="listing_id", default=None, help="only this listing's batches")
-    spend.add_argument("--top", type=int, default=10, help="batches to list (most expensive first)")
-    spend.add_argument("--json", dest="as_json", action="store_true", help="print JSON")
-    spend.set_defaults(func=_spend)
+    from zencourt_pipeline.pipeline.spend import add_spend_parser
+
+    add_spend_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

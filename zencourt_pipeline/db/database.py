@@ -220,12 +220,16 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
         error: str | None = None,
         error_code: str | None = None,
     ) -> bool:
-        """Move a batch to a terminal status and report `batch.<status>` (once: the first terminal
-        status is the one the web app is told); canceled stays canceled."""
+        """Move a batch to a terminal status and report `batch.<status>`. The first terminal status
+        is final, and the only one the web app is told: a terminal batch changes no more, except
+        that a re-compose of a completed batch (an operator's) stores its new URLs. Returns
+        whether the row was written."""
         assert status in TERMINAL_STATUSES, status
         with self.transaction() as conn:
             batch = self._batch_for_update(conn, batch_id)
-            if batch is None or batch["status"] == "canceled":
+            if batch is None:
+                return False
+            if batch["status"] in TERMINAL_STATUSES and not (batch["status"] == status == "completed"):
                 return False
             conn.execute(
                 sa.update(video_gen_batch)
@@ -240,8 +244,7 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
                     updated_at=utcnow(),
                 )
             )
-            # one terminal event per batch: a batch already terminal (an operator's re-compose of
-            # a completed batch) gets its new URLs in the row, and no second batch.* webhook
+            # one terminal event per batch: a re-composed completed batch gets no second webhook
             if batch["status"] not in TERMINAL_STATUSES:
                 event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
                 if error_code:

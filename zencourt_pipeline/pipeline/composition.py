@@ -154,7 +154,7 @@ def compose_batch(
     ) if failed else None
     if not completed:
         error = "no clip could be generated" + (f" ({summary})" if summary else "")
-        db.finish_batch(batch_id, "failed", error=error)
+        db.finish_batch(batch_id, "failed", error=error, error_code="ALL_CLIPS_FAILED")
         return CompositionReport("failed", clips_failed=len(failed), error=error)
     if not enabled:
         db.finish_batch(batch_id, "completed", error=summary)
@@ -183,7 +183,7 @@ def compose_batch(
         )
     except MediaError as exc:
         error = f"COMPOSITION_FAILED: {exc.message}"
-        db.finish_batch(batch_id, "failed", error=error)
+        db.finish_batch(batch_id, "failed", error=error, error_code="COMPOSITION_FAILED")
         return CompositionReport("failed", clips_used=len(completed), clips_failed=len(failed), error=error)
     v_key = video_key(batch_id, orientation, template.name)
     t_key = video_thumbnail_key(batch_id, orientation, template.name)

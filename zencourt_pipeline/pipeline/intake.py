@@ -58,7 +58,7 @@ def validate_job(job: Row) -> None:
 def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Row], error: BatchRejected) -> None:
     for job in jobs:
         db.fail_job(job["id"], error.code, error.message)
-    db.finish_batch(batch_id, "failed", error=f"{error.code}: {error.message}")
+    db.finish_batch(batch_id, "failed", error=f"{error.code}: {error.message}", error_code=error.code)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def listing_photos(
         results = ingest_photos(db, storage_client, batch, jobs, work, generators.fetch_policy())
         ready = count(results, "ready")
         if ready == 0:
-            db.finish_batch(batch["id"], "failed", error="no usable photo in the batch")
+            db.finish_batch(batch["id"], "failed", error="no usable photo in the batch", error_code="NO_USABLE_PHOTO")
             raise dg.Failure("no usable photo in the batch", metadata={"photos": table(results)}, allow_retries=False)
         check = _photos_check(storage_client, results, work, batch["id"])
     metadata = {
