@@ -1,4 +1,4 @@
-"""Process configuration read from the environment (names fixed by CONTRACT.md section 2).
+"""Process configuration read from the environment (names fixed by docs/contract.md section 2).
 
 Everything has an embedded default so that `zencourt demo` works with nothing set:
 SQLite under the local data dir, local file storage, the offline `local` generator.

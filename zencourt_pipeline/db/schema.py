@@ -1,6 +1,6 @@
 """Tables of the application database.
 
-`video_gen_batch` and `video_gen_jobs` are the web app's (CONTRACT.md section 3); the pipeline
+`video_gen_batch` and `video_gen_jobs` are the web app's (docs/contract.md section 3); the pipeline
 adds a few columns to them and owns the other tables. The migrations in `db/migrations` create
 exactly this; `zencourt_pipeline_tests/db` checks the two agree.
 """
@@ -143,7 +143,7 @@ generation_completions = sa.Table(
     sa.UniqueConstraint("provider", "task_id", name="uq_generation_completions_provider_task"),
 )
 
-# Completion webhooks to the web app (CONTRACT.md section 5), written in the same transaction
+# Completion webhooks to the web app (docs/contract.md section 5), written in the same transaction
 # as the state change they report; a deliverer signs and POSTs them until a 2xx.
 webhook_outbox = sa.Table(
     "webhook_outbox",

@@ -1,4 +1,4 @@
-"""The HTTP service: fal webhooks, batch status and cancel, storage (CONTRACT.md section 4)."""
+"""The HTTP service: fal webhooks, batch status and cancel, storage (docs/contract.md section 4)."""
 
 from zencourt_pipeline.service.app import Canceller, configure_logging, create_app
 

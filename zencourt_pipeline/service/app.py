@@ -1,4 +1,4 @@
-"""The HTTP service (CONTRACT.md section 4): fal webhooks, batch status, cancel, storage.
+"""The HTTP service (docs/contract.md section 4): fal webhooks, batch status, cancel, storage.
 
 `create_app(settings, ...)` builds the FastAPI app; `server.serve(settings)` runs it under
 uvicorn. Collaborators can be injected (tests, the CLI):

@@ -1,4 +1,4 @@
-"""The one error shape of the HTTP service (CONTRACT.md section 4).
+"""The one error shape of the HTTP service (docs/contract.md section 4).
 
 Every failure, whether raised by a route, by FastAPI (validation, unknown route, wrong
 method) or by the body-size guard, answers

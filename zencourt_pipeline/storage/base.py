@@ -22,7 +22,7 @@ _CONTENT_TYPES = {
 
 
 class StorageError(Exception):
-    """A storage operation failed. `code` is one of the CONTRACT error codes."""
+    """A storage operation failed. `code` is one of the error codes of docs/contract.md section 3."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")

@@ -1,4 +1,4 @@
-"""Completion webhooks to the web app (CONTRACT.md section 5): signing and outbox delivery."""
+"""Completion webhooks to the web app (docs/contract.md section 5): signing and outbox delivery."""
 
 from zencourt_pipeline.webhooks.signing import delivery_headers, sign, verify
 

@@ -90,7 +90,7 @@ class OutboxDeliverer:
         max_delay: float = MAX_DELAY_SECONDS,
     ):
         if retry_horizon < MIN_RETRY_HORIZON:
-            raise ValueError("retry_horizon must be at least 24 hours (CONTRACT.md section 5)")
+            raise ValueError("retry_horizon must be at least 24 hours (docs/contract.md section 5)")
         self.db = db
         self.url = url or None
         self._secret = secret or None

@@ -1,4 +1,4 @@
-"""The webhook signature (CONTRACT.md section 5).
+"""The webhook signature (docs/contract.md section 5).
 
 `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`, keyed with
 `VERCEL_WEBHOOK_SECRET`; `X-Webhook-Timestamp` is the same unix-seconds timestamp and

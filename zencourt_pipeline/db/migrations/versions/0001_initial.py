@@ -1,4 +1,4 @@
-"""Application tables (CONTRACT.md section 3) and the pipeline's own tables.
+"""Application tables (docs/contract.md section 3) and the pipeline's own tables.
 
 Revision ID: 0001
 """
