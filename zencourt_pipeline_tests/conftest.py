@@ -3,6 +3,7 @@ module and dropped after), local storage, and a sample batch built from the pack
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -14,6 +15,17 @@ from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.storage.local import LocalStorage
 
 POSTGRES_ADMIN_URL = os.environ.get("ZENCOURT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(autouse=True)
+def _package_logger_restored():
+    """A test that runs Dagster in-process with `managed_python_loggers` (or installs the package
+    handler) changes the `zencourt_pipeline` logger's level and handlers: put them back."""
+    package = logging.getLogger("zencourt_pipeline")
+    level, handlers = package.level, list(package.handlers)
+    yield
+    package.setLevel(level)
+    package.handlers[:] = handlers
 
 
 def _admin_engine() -> sa.Engine:

@@ -151,6 +151,9 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     generation_deadline_seconds: float = Field(default=7200.0, description="ZENCOURT_GENERATION_DEADLINE_SECONDS")
     composition_deadline_seconds: float = Field(default=1800.0, description="ZENCOURT_COMPOSITION_DEADLINE_SECONDS")
     max_run_attempts: int = Field(default=3, description="attempts of a failed intake or compose run (ZENCOURT_MAX_RUN_ATTEMPTS)")
+    max_download_attempts: int = Field(
+        default=5, description="downloads of a finished task's output before its job fails (ZENCOURT_MAX_DOWNLOAD_ATTEMPTS)"
+    )
 
     def deadlines(self):
         from zencourt_pipeline.pipeline.liveness import Deadlines
@@ -206,5 +209,6 @@ def build_resources(settings: Settings, *, env_refs: bool = True) -> dict[str, d
             generation_deadline_seconds=settings.generation_deadline_seconds,
             composition_deadline_seconds=settings.composition_deadline_seconds,
             max_run_attempts=settings.max_run_attempts,
+            max_download_attempts=settings.max_download_attempts,
         ),
     }

@@ -19,7 +19,6 @@ Money rules kept here:
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,14 +46,6 @@ LIVE_TASK_STATUSES = ("submitting", "submitted", "succeeded")
 SUPERSEDED = "superseded"  # an operator regenerated the job: a paid, finished task a newer one replaces
 ABANDON_SUBMITTING_AFTER = timedelta(minutes=10)
 DEFAULT_MAX_DOWNLOAD_ATTEMPTS = 5
-
-
-def max_download_attempts_from_env() -> int:
-    """ZENCOURT_MAX_DOWNLOAD_ATTEMPTS (as `Settings.max_download_attempts`), default 5."""
-    try:
-        return max(1, int(os.environ.get("ZENCOURT_MAX_DOWNLOAD_ATTEMPTS") or DEFAULT_MAX_DOWNLOAD_ATTEMPTS))
-    except ValueError:
-        return DEFAULT_MAX_DOWNLOAD_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -275,7 +266,7 @@ def collect_outputs(
     *,
     poll_missing: bool = True,
     quota: QuotaLimits | None = None,
-    max_download_attempts: int | None = None,
+    max_download_attempts: int = DEFAULT_MAX_DOWNLOAD_ATTEMPTS,
 ) -> list[JobOutcome]:
     """Store every finished output in our storage; fall back or fail the failed ones.
 
@@ -283,7 +274,7 @@ def collect_outputs(
     for the next collect, which downloads it again from a fresh URL; past `max_download_attempts`
     failed downloads of the task (default: ZENCOURT_MAX_DOWNLOAD_ATTEMPTS, 5) the job fails
     OUTPUT_DOWNLOAD_FAILED, without fallback."""
-    max_downloads = max_download_attempts or max_download_attempts_from_env()
+    max_downloads = max(1, max_download_attempts)
     completions = {(c["provider"], c["task_id"]): c for c in db.completions_for_batch(batch["id"])}
     tasks_by_job: dict[str, list[Row]] = {}
     for task in db.tasks_for_batch(batch["id"]):

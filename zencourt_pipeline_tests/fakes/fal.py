@@ -37,6 +37,7 @@ from starlette.routing import Route
 from zencourt_pipeline_tests.fakes.faults import (
     DROP,
     AnswerFaults,
+    OutputFaults,
     answer_with_fault,
     download_fault_response,
     token_expired,
@@ -160,7 +161,7 @@ def validate_kling_input(body: Any) -> list[dict[str, Any]]:
     return problems
 
 
-class FakeFal:
+class FakeFal(OutputFaults):
     """The fake queue. Attributes tests read or set:
 
     counts: Counter of "submit" (POSTs received), "queued", "submit_rejected" (422),
@@ -302,15 +303,6 @@ class FakeFal:
 
     def answer_late_next_submits(self, n: int, delay: float) -> None:
         self.answer_faults.add(float(delay), n)
-
-    def expire_outputs(self) -> None:
-        with self._lock:
-            for token in self.tokens.values():
-                token.dead = True
-
-    def fail_next_downloads(self, n: int, status: int | str = 503) -> None:
-        with self._lock:
-            self.download_faults.extend([status] * n)
 
     def release(self, request_id: str) -> None:
         """Let a `hold` request complete (its webhook is then sent)."""

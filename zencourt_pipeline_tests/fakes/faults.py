@@ -93,3 +93,23 @@ def token_expired(token: Any, expire: str | float | None, now: float) -> bool:
         or (expire == "first_download" and token.downloads >= 1)
         or (isinstance(expire, int | float) and now - token.issued_at > expire)
     )
+
+
+class OutputFaults:
+    """The output-URL knobs both fakes share; the fake holds `_lock`, `tokens` (URL token ->
+    object with `dead`) and `download_faults` (statuses popped by the download route)."""
+
+    _lock: threading.Lock
+    tokens: dict[str, Any]
+    download_faults: list[int | str]
+
+    def expire_outputs(self) -> None:
+        """Every output URL issued so far answers 403 from now on; fresh ones work."""
+        with self._lock:
+            for token in self.tokens.values():
+                token.dead = True
+
+    def fail_next_downloads(self, n: int, status: int | str = 503) -> None:
+        """The next n downloads answer `status` ("short_body": cut mid-body; "drop": no answer)."""
+        with self._lock:
+            self.download_faults.extend([status] * n)

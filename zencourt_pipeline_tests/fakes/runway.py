@@ -34,6 +34,7 @@ from starlette.routing import Route
 from zencourt_pipeline_tests.fakes.faults import (
     DROP,
     AnswerFaults,
+    OutputFaults,
     answer_with_fault,
     download_fault_response,
     token_expired,
@@ -180,7 +181,7 @@ def validate_image_to_video(body: Any) -> list[dict[str, Any]]:
     return issues
 
 
-class FakeRunway:
+class FakeRunway(OutputFaults):
     """The fake API. Attributes tests read or set:
 
     counts: Counter of "create" (every POST received), "created" (tasks made), "create_rejected"
@@ -280,15 +281,6 @@ class FakeRunway:
 
     def answer_late_next_creates(self, n: int, delay: float) -> None:
         self.answer_faults.add(float(delay), n)
-
-    def expire_outputs(self) -> None:
-        with self._lock:
-            for token in self.tokens.values():
-                token.dead = True
-
-    def fail_next_downloads(self, n: int, status: int | str = 503) -> None:
-        with self._lock:
-            self.download_faults.extend([status] * n)
 
     def fail_next_gets(self, n: int, status: int = 503) -> None:
         with self._lock:

@@ -250,13 +250,15 @@ def test_downloads_failing_forever_fail_the_job_without_fallback(stack, fake_run
     assert s.collect().status == "skipped" and fake_fal.counts["submit"] == 0
 
 
-def test_the_download_bound_comes_from_the_environment(stack, fake_runway, fake_fal, monkeypatch):
+def test_the_download_bound_comes_from_the_environment(tmp_path, monkeypatch):
+    """ZENCOURT_MAX_DOWNLOAD_ATTEMPTS reaches the collect step through the pipeline settings resource."""
+    from zencourt_pipeline.config import Settings
+    from zencourt_pipeline.defs.resources import build_resources
+
+    monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path))
+    assert build_resources(Settings.from_env())["pipeline_settings"].max_download_attempts == 5
     monkeypatch.setenv("ZENCOURT_MAX_DOWNLOAD_ATTEMPTS", "2")
-    s = stack()
-    _succeeded_on_runway(s, fake_runway)
-    fake_runway.fail_next_downloads(10_000, status=503)
-    assert s.collect().error_code == "OUTPUT_DOWNLOAD_FAILED" and s.job()["status"] == "failed"
-    assert fake_fal.counts["submit"] == 0
+    assert build_resources(Settings.from_env())["pipeline_settings"].max_download_attempts == 2
 
 
 def test_a_transfer_cut_short_is_downloaded_again_not_regenerated(stack, fake_runway, fake_fal):

@@ -158,7 +158,8 @@ def generated_clips(
     batch, jobs = load_batch(context, db)
     with scratch_dir("collect") as work:
         outcomes = collect_outputs(
-            db, storage.get(), generators.chain(db), batch, jobs, work, quota=_quota_limits(pipeline_settings)
+            db, storage.get(), generators.chain(db), batch, jobs, work, quota=_quota_limits(pipeline_settings),
+            max_download_attempts=pipeline_settings.max_download_attempts,
         )
     in_flight = count(outcomes, "in_flight") + count(outcomes, "submitted")
     if in_flight:
