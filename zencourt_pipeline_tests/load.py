@@ -2,7 +2,7 @@
 (fallback), 2-5 s provider latency, a share of Runway tasks failing INTERNAL (they fall back).
 
 `make loadtest` runs 200 batches of 6 clips: `python -m zencourt_pipeline_tests.load --batches 200`.
-The suite runs a 20-batch version (`zencourt_pipeline_tests/e2e/test_load.py`). Prints one
+The suite runs its checks inside the CI soak (`zencourt_pipeline_tests/e2e/test_soak.py`). Prints one
 `name: value` line per figure.
 """
 
@@ -14,7 +14,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc
-from zencourt_pipeline.storage.b2 import B2Storage
 from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
-from zencourt_pipeline_tests.topology import BUCKET, Topology, start_s3
+from zencourt_pipeline_tests.topology import ScratchDatabases, Topology, e2e_storage, start_s3
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 TERMINAL = {"completed", "failed", "canceled"}
 
 
@@ -62,15 +59,10 @@ def _percentile(values: list[float], q: float) -> float:
 def run_load(workdir: Path, *, batches: int, clips: int, failure_rate: float = 0.1, seed: int = 7,
              timeout: float = 3600.0) -> LoadReport:
     rng = random.Random(seed)
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    names = [f"zc_load_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    urls = [POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}" for name in names]
+    databases = ScratchDatabases("zc_load")
+    urls = databases.urls
     moto, endpoint = start_s3()
-    storage = B2Storage(endpoint=endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
-                        bucket=BUCKET, region="us-west-002")
+    storage = e2e_storage(endpoint)
     topo = None
     try:
         with FakeRunway() as runway, FakeFal() as fal, RequestRecorder() as receiver:
@@ -119,10 +111,7 @@ def run_load(workdir: Path, *, batches: int, clips: int, failure_rate: float = 0
         if topo is not None:
             topo.stop_all()
         moto.stop()
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        databases.close()
 
 
 def _report(topo: Topology, runway: FakeRunway, fal: FakeFal, batch_ids: list[str], clips: int, wall: float) -> LoadReport:

@@ -14,17 +14,49 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.storage.b2 import B2Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BUCKET = "zencourt-e2e"
 API_KEY = "e2e-api-key-7d1c"
 WEBHOOK_SECRET = "e2e-webhook-secret-5a9e"
+
+
+POSTGRES_ADMIN_URL = os.environ.get("ZENCOURT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+class ScratchDatabases:
+    """`n` fresh PostgreSQL databases for one topology run (app, Dagster, ...); `close()` drops them."""
+
+    def __init__(self, prefix: str, n: int = 2, admin_url: str = POSTGRES_ADMIN_URL):
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+        self.names = [f"{prefix}_{uuid.uuid4().hex[:10]}" for _ in range(n)]
+        with self.admin.connect() as conn:
+            for name in self.names:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.urls = [admin_url.rsplit("/", 1)[0] + f"/{name}" for name in self.names]
+
+    def close(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.names:
+                conn.execute(self._sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def e2e_storage(endpoint: str) -> B2Storage:
+    """The topology's bucket on moto, as the test process reaches it."""
+    return B2Storage(endpoint=endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
+                     bucket=BUCKET, region="us-west-002")
 
 
 def free_port() -> int:

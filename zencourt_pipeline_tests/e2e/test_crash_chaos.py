@@ -20,7 +20,7 @@ from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline_tests.e2e.test_production_topology import insert_batch, moto_endpoint  # noqa: F401
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
-from zencourt_pipeline_tests.topology import Topology
+from zencourt_pipeline_tests.topology import Topology, e2e_storage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -60,16 +60,13 @@ def assert_final_objects_valid(topo, batch_id):
 
 
 def test_sigkill_at_submission_waiting_and_composition_pays_once_and_completes(tmp_path, postgres_database, moto_endpoint):  # noqa: F811
-    from zencourt_pipeline.storage.b2 import B2Storage
-    from zencourt_pipeline_tests.topology import BUCKET
 
     with FakeRunway() as runway, RequestRecorder() as receiver:
         topo = Topology(tmp_path, postgres_database(), postgres_database(), receiver.url, moto_endpoint, extra_env={
             "GENERATION_PROVIDERS": "runway", "RUNWAY_API_URL": runway.url, "RUNWAY_API_KEY": runway.api_key,
             "MEDIA_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
         })
-        topo.storage = B2Storage(endpoint=moto_endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
-                                 bucket=BUCKET, region="us-west-002")
+        topo.storage = e2e_storage(moto_endpoint)
         try:
             topo.start_all()
 

@@ -10,11 +10,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from zencourt_pipeline.storage.b2 import B2Storage
 from zencourt_pipeline.webhooks.signing import verify
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
-from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, start_s3
+from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, e2e_storage, start_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -34,8 +33,7 @@ def topology(tmp_path, postgres_database, moto_endpoint):
                         extra_env={"MEDIA_ALLOWED_PRIVATE_HOSTS": "127.0.0.1"})
         topo.receiver = receiver
         topo.dagster_db = sa.create_engine(dagster_url)
-        topo.storage = B2Storage(endpoint=moto_endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
-                                 bucket=BUCKET, region="us-west-002")
+        topo.storage = e2e_storage(moto_endpoint)
         try:
             topo.start_all()
             yield topo

@@ -8,13 +8,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from zencourt_pipeline.storage.b2 import B2Storage
 from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
@@ -22,9 +20,8 @@ from zencourt_pipeline_tests.soak import invariants
 from zencourt_pipeline_tests.soak.context import TERMINAL, BatchPlan, SoakConfig, SoakContext, prompt_of
 from zencourt_pipeline_tests.soak.faults import WEBHOOK_KINDS, LateWebhooks, Scheduler, build_schedule
 from zencourt_pipeline_tests.soak.proxy import StorageFaultProxy
-from zencourt_pipeline_tests.topology import BUCKET, Topology, start_s3
+from zencourt_pipeline_tests.topology import ScratchDatabases, Topology, e2e_storage, start_s3
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 QUOTA_WORKSPACE = "W-soak-quota"
 SUPERVISED = ("daemon", "code-server", "serve", "webserver")
 
@@ -167,16 +164,11 @@ def drain_outbox(ctx: SoakContext, timeout: float) -> int:
 def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     rng = random.Random(config.seed)
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    names = [f"zc_soak_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    urls = [POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}" for name in names]
+    databases = ScratchDatabases("zc_soak")
+    admin, names, urls = databases.admin, databases.names, databases.urls
     moto, endpoint = start_s3()
     proxy = StorageFaultProxy(endpoint, seed=config.seed).start()
-    storage = B2Storage(endpoint=endpoint, key_id="e2e-key-id", application_key="e2e-application-key",
-                        bucket=BUCKET, region="us-west-002")
+    storage = e2e_storage(endpoint)
     topo = scheduler = late = None
     report = SoakReport()
     try:
@@ -234,10 +226,7 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
             _kill_leftovers(topo)
         proxy.stop()
         moto.stop()
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        databases.close()
 
 
 def _cancel_targets(ctx: SoakContext, events: list) -> set[str]:
