@@ -35,9 +35,12 @@ browser:
 	fi
 	@/usr/bin/chromium --version
 
-## make test: the whole test suite (what CI runs); prepares Debian's Chromium for the browser test
+## make test: the whole test suite (what CI runs); prepares Debian's Chromium for the browser test.
+## Two pytest-xdist workers (the machine has 2 cores); the tests that start a production topology
+## share one xdist group (zencourt_pipeline_tests/conftest.py), so at most one runs at a time.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 ## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000)
 dev: $(STAMP) dagster-home

@@ -95,3 +95,12 @@ def make_batch(batch_id: str, n_jobs: int = 2, **batch_fields) -> tuple[dict, li
         for i in range(n_jobs)
     ]
     return batch, jobs
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs two workers) the tests that start a whole production
+    topology (daemon, code server, webserver, service) share one xdist group, so two of them
+    never compete for the 2 cores at once; everything else spreads over both workers."""
+    for item in items:
+        if item.get_closest_marker("postgres") and item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("topology"))
