@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ORIENTATION_SIZES = {"landscape": (1280, 720), "vertical": (720, 1280)}
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 
 
 class TaskState(enum.StrEnum):
