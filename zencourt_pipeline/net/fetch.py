@@ -42,6 +42,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
+from zencourt_pipeline.errors import CodedError, ErrorCode
 from zencourt_pipeline.net.sniff import RASTER_IMAGE_TYPES, describe, sniff_image_type, sniff_video
 
 log = logging.getLogger(__name__)
@@ -59,15 +60,13 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_HOST = re.compile(r"^(?=.*[0-9])[0-9a-fA-FxX.]+$")
 
 
-class FetchError(Exception):
+class FetchError(CodedError):
     """`code`: INVALID_INPUT (bad URL, refused address, too large, too many redirects),
     UNSUPPORTED_FORMAT (the bytes are a known non-photo), STORAGE_DOWNLOAD_FAILED (HTTP or
-    network failure, timeout)."""
+    network failure, timeout). `retryable`: another attempt may succeed."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __init__(self, code: ErrorCode | str, message: str, *, retryable: bool = False):
+        super().__init__(code, message)
         self.retryable = retryable
 
 
@@ -156,7 +155,7 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolve
     """
     name = normalize_host(host)
     if not name:
-        raise FetchError("INVALID_INPUT", "URL has no host")
+        raise FetchError(ErrorCode.INVALID_INPUT, "URL has no host")
     literal = ip_literal(name)
     if literal is not None:
         addresses = [str(literal)]
@@ -164,16 +163,16 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolve
         try:
             addresses = (resolver or system_resolver)(name, port)
         except (OSError, UnicodeError) as exc:
-            raise FetchError("STORAGE_DOWNLOAD_FAILED", f"cannot resolve host {name!r}", retryable=True) from exc
+            raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"cannot resolve host {name!r}", retryable=True) from exc
         if not addresses:
-            raise FetchError("STORAGE_DOWNLOAD_FAILED", f"host {name!r} has no address", retryable=True)
+            raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"host {name!r} has no address", retryable=True)
     if policy.allows_private(name):
         return addresses
     for address in addresses:
         kind = address_kind(address)
         if kind is not None:
             raise FetchError(
-                "INVALID_INPUT", f"refusing to fetch from {name!r}: it resolves to a {kind} address"
+                ErrorCode.INVALID_INPUT, f"refusing to fetch from {name!r}: it resolves to a {kind} address"
             )
     return addresses
 
@@ -186,19 +185,19 @@ def check_host(host: str, port: int, policy: FetchPolicy, resolver: Resolver | N
 def check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL we may request, before any network activity."""
     if len(url) > MAX_URL_LENGTH:
-        raise FetchError("INVALID_INPUT", f"URL is longer than {MAX_URL_LENGTH} characters")
+        raise FetchError(ErrorCode.INVALID_INPUT, f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         host = normalize_host(parts.hostname or "")
         port = parts.port
     except ValueError as exc:
-        raise FetchError("INVALID_INPUT", f"malformed URL: {exc}") from exc
+        raise FetchError(ErrorCode.INVALID_INPUT, f"malformed URL: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not host:
         shown = f"{scheme}://" if scheme else repr(url[:80])
-        raise FetchError("INVALID_INPUT", f"unsupported URL {shown}: only https downloads are allowed")
+        raise FetchError(ErrorCode.INVALID_INPUT, f"unsupported URL {shown}: only https downloads are allowed")
     if scheme == "http" and not (policy.allow_http or policy.allows_private(host)):
-        raise FetchError("INVALID_INPUT", f"plain http is not allowed for {host!r}: use https")
+        raise FetchError(ErrorCode.INVALID_INPUT, f"plain http is not allowed for {host!r}: use https")
     return scheme, host, port or (443 if scheme == "https" else 80)
 
 
@@ -245,7 +244,7 @@ class PinnedBackend(httpcore.NetworkBackend):
         raise last
 
     def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options=None):
-        raise FetchError("INVALID_INPUT", "unix sockets are never fetched from")
+        raise FetchError(ErrorCode.INVALID_INPUT, "unix sockets are never fetched from")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -304,7 +303,7 @@ def safe_client(
 def _remaining(deadline: float) -> httpx.Timeout:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True)
+        raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, "download timed out", retryable=True)
     return httpx.Timeout(min(left, 30.0), connect=min(left, 10.0))
 
 
@@ -330,7 +329,7 @@ def open_stream(
                 continue
             yield response, current
             return
-    raise FetchError("INVALID_INPUT", f"too many redirects (more than {policy.max_redirects})")
+    raise FetchError(ErrorCode.INVALID_INPUT, f"too many redirects (more than {policy.max_redirects})")
 
 
 # ---------------------------------------------------------------------------------- fetch
@@ -386,28 +385,28 @@ def _fetch_once(
             status = response.status_code
             if status >= 400:
                 raise FetchError(
-                    "STORAGE_DOWNLOAD_FAILED",
+                    ErrorCode.STORAGE_DOWNLOAD_FAILED,
                     f"GET {host} answered HTTP {status}",
                     retryable=status in (408, 425, 429) or status >= 500,
                 )
             if status not in (200, 203):
-                raise FetchError("STORAGE_DOWNLOAD_FAILED", f"GET {host} answered HTTP {status} without a body")
+                raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"GET {host} answered HTTP {status} without a body")
             _stream_to(response, dest, policy.max_bytes, deadline, expect)
             return final
     except httpx.TimeoutException as exc:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True) from exc
+        raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, "download timed out", retryable=True) from exc
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise FetchError("INVALID_INPUT", f"malformed URL: {exc}") from exc
+        raise FetchError(ErrorCode.INVALID_INPUT, f"malformed URL: {exc}") from exc
     except httpx.HTTPError as exc:
         raise FetchError(
-            "STORAGE_DOWNLOAD_FAILED", f"download failed: {type(exc).__name__}", retryable=True
+            ErrorCode.STORAGE_DOWNLOAD_FAILED, f"download failed: {type(exc).__name__}", retryable=True
         ) from exc
 
 
 def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, deadline: float, expect: str | None) -> None:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError("INVALID_INPUT", f"file too large ({int(declared)} bytes > {max_bytes})")
+        raise FetchError(ErrorCode.INVALID_INPUT, f"file too large ({int(declared)} bytes > {max_bytes})")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -418,9 +417,9 @@ def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, deadline: f
             for chunk in response.iter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
-                    raise FetchError("INVALID_INPUT", f"file too large (over {max_bytes} bytes)")
+                    raise FetchError(ErrorCode.INVALID_INPUT, f"file too large (over {max_bytes} bytes)")
                 if time.monotonic() > deadline:
-                    raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True)
+                    raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, "download timed out", retryable=True)
                 out.write(chunk)
         if expect is not None:
             check_content(Path(tmp), expect)
@@ -437,12 +436,12 @@ def check_content(path: Path, expect: str) -> str:
         if kind in RASTER_IMAGE_TYPES:
             return kind
         if kind is None:
-            raise FetchError("INVALID_INPUT", "the downloaded file is empty or not a recognizable image")
-        raise FetchError("UNSUPPORTED_FORMAT", f"the downloaded file is {describe(kind)}, not a raster photo")
+            raise FetchError(ErrorCode.INVALID_INPUT, "the downloaded file is empty or not a recognizable image")
+        raise FetchError(ErrorCode.UNSUPPORTED_FORMAT, f"the downloaded file is {describe(kind)}, not a raster photo")
     if expect == "video":
         kind = sniff_video(path)
         if kind is None:
             seen = sniff_image_type(path)
-            raise FetchError("INVALID_INPUT", f"the downloaded file is {describe(seen)}, not a video")
+            raise FetchError(ErrorCode.INVALID_INPUT, f"the downloaded file is {describe(seen)}, not a video")
         return kind
     raise ValueError(f"unknown expectation {expect!r}")

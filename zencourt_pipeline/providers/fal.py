@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import crop_to_aspect, jpeg_data_uri
 from zencourt_pipeline.net.fetch import FetchPolicy
@@ -57,11 +58,11 @@ DURATIONS = (5, 10)
 PROMPT_MAX_CHARS = 2500
 DATA_URI_MAX_CHARS = 5_000_000
 
-CONTENT_POLICY = "FAL_CONTENT_POLICY"
-GENERATION_FAILED = "FAL_GENERATION_FAILED"
-UNAVAILABLE = "FAL_UNAVAILABLE"
-AUTH_FAILED = "FAL_AUTH_FAILED"
-REQUEST_NOT_FOUND = "FAL_REQUEST_NOT_FOUND"
+CONTENT_POLICY = ErrorCode.FAL_CONTENT_POLICY
+GENERATION_FAILED = ErrorCode.FAL_GENERATION_FAILED
+UNAVAILABLE = ErrorCode.FAL_UNAVAILABLE
+AUTH_FAILED = ErrorCode.FAL_AUTH_FAILED
+REQUEST_NOT_FOUND = ErrorCode.FAL_REQUEST_NOT_FOUND
 CONTENT_POLICY_TYPE = "content_policy_violation"
 
 
@@ -208,10 +209,10 @@ class FalGenerator(HttpVideoGenerator):
                 cropped = crop_to_aspect(Path(request.photo_path), Path(tmp) / "cropped.jpg", width, height)
                 image_url = jpeg_data_uri(cropped, max_chars=DATA_URI_MAX_CHARS)
         except MediaError as exc:
-            raise GenerationError("INVALID_INPUT", exc.message) from exc
+            raise GenerationError(ErrorCode.INVALID_INPUT, exc.message) from exc
         prompt = (request.prompt or "").strip()[:PROMPT_MAX_CHARS]
         if not prompt:
-            raise GenerationError("INVALID_INPUT", "fal/Kling needs a non-empty prompt")
+            raise GenerationError(ErrorCode.INVALID_INPUT, "fal/Kling needs a non-empty prompt")
         return {
             "prompt": prompt,
             "image_url": image_url,
@@ -279,10 +280,10 @@ class FalGenerator(HttpVideoGenerator):
         if status in (401, 403):
             return GenerationError(AUTH_FAILED, f"fal refused the key: {message}", fallback=True)
         if status == 429:
-            return GenerationError("FAL_RATE_LIMITED", message, fallback=True, retryable=True)
+            return GenerationError(ErrorCode.FAL_RATE_LIMITED, message, fallback=True, retryable=True)
         if status in (400, 422):
-            return GenerationError("INVALID_INPUT", f"fal rejected the input: {message}", fallback=False)
-        return GenerationError("FAL_REQUEST_FAILED", f"unexpected answer to submit: {message}", fallback=True)
+            return GenerationError(ErrorCode.INVALID_INPUT, f"fal rejected the input: {message}", fallback=False)
+        return GenerationError(ErrorCode.FAL_REQUEST_FAILED, f"unexpected answer to submit: {message}", fallback=True)
 
     # ----------------------------------------------------------------------------------- poll
 
@@ -362,7 +363,7 @@ class FalGenerator(HttpVideoGenerator):
         if 200 <= response.status_code < 300 or response.status_code in (400, 404):
             return
         raise GenerationError(
-            "FAL_CANCEL_FAILED", f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
+            ErrorCode.FAL_CANCEL_FAILED, f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
         )
 
     # ---------------------------------------------------------------------------------- fetch
@@ -373,7 +374,7 @@ class FalGenerator(HttpVideoGenerator):
             return status.output_url
         if status.state is TaskState.RUNNING:
             raise GenerationError(
-                "OUTPUT_NOT_READY", f"fal request {ref.task_id} is not done", retryable=True
+                ErrorCode.OUTPUT_NOT_READY, f"fal request {ref.task_id} is not done", retryable=True
             )
         raise GenerationError(
             status.error_code or GENERATION_FAILED,

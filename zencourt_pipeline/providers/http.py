@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
 from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
 from zencourt_pipeline.providers.base import (
@@ -58,7 +59,7 @@ EXPIRED_URL_STATUSES: frozenset[int] = frozenset({403, 404, 410})
 # Transport errors raised before any byte of the request left this process.
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
-INVALID_OUTPUT = "INVALID_OUTPUT"
+INVALID_OUTPUT = ErrorCode.INVALID_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def request_with_retry(
 
 
 def send_create(
-    client: httpx.Client, url: str, *, provider: str, model: str | None, unavailable_code: str, **kwargs: Any
+    client: httpx.Client, url: str, *, provider: str, model: str | None, unavailable_code: ErrorCode, **kwargs: Any
 ) -> httpx.Response:
     """POST a paid create through `request_with_retry(idempotent=False)`.
 
@@ -286,7 +287,7 @@ class OutputUrlExpired(DownloadFailed):
     """The output URL answered 403/404/410: ask the provider for a fresh one."""
 
     def __init__(self, status_code: int, message: str):
-        super().__init__(message, code="OUTPUT_URL_EXPIRED")
+        super().__init__(message, code=ErrorCode.OUTPUT_URL_EXPIRED)
         self.status_code = status_code
 
 

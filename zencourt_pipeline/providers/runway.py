@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
 from zencourt_pipeline.net.fetch import FetchPolicy
@@ -61,12 +62,12 @@ SEED_MAX = 4_294_967_295
 HTTPS_URL_MIN, HTTPS_URL_MAX = 13, 2048
 DATA_URI_MAX_CHARS = 5_000_000  # the API allows 5,242,880; keep a margin
 
-SAFETY_REJECTED = "RUNWAY_SAFETY_REJECTED"
-GENERATION_FAILED = "RUNWAY_GENERATION_FAILED"
-TASK_NOT_FOUND = "RUNWAY_TASK_NOT_FOUND"
-RATE_LIMITED = "RUNWAY_RATE_LIMITED"
-UNAVAILABLE = "RUNWAY_UNAVAILABLE"
-AUTH_FAILED = "RUNWAY_AUTH_FAILED"
+SAFETY_REJECTED = ErrorCode.RUNWAY_SAFETY_REJECTED
+GENERATION_FAILED = ErrorCode.RUNWAY_GENERATION_FAILED
+TASK_NOT_FOUND = ErrorCode.RUNWAY_TASK_NOT_FOUND
+RATE_LIMITED = ErrorCode.RUNWAY_RATE_LIMITED
+UNAVAILABLE = ErrorCode.RUNWAY_UNAVAILABLE
+AUTH_FAILED = ErrorCode.RUNWAY_AUTH_FAILED
 
 _STATE = {
     "PENDING": TaskState.PENDING,
@@ -85,16 +86,16 @@ _FALLBACK_CODES = {
     UNAVAILABLE: True,
     AUTH_FAILED: True,
     TASK_NOT_FOUND: True,
-    "RUNWAY_INSUFFICIENT_CREDITS": True,
-    "INVALID_OUTPUT": True,
+    ErrorCode.RUNWAY_INSUFFICIENT_CREDITS: True,
+    ErrorCode.INVALID_OUTPUT: True,
     SAFETY_REJECTED: False,
-    "INVALID_INPUT": False,
+    ErrorCode.INVALID_INPUT: False,
 }
 
 
 def classify_failure(
     status: TaskStatus | Mapping[str, Any] | GenerationError | str | None,
-) -> tuple[str, bool]:
+) -> tuple[ErrorCode, bool]:
     """(error code, whether another provider may be tried) for a failed Runway task.
 
     Accepts a Runway `failureCode` string, the raw task JSON, a `TaskStatus` from `poll`, or a
@@ -249,14 +250,14 @@ class RunwayGenerator(HttpVideoGenerator):
         """The JSON body of POST /v1/image_to_video for `request`."""
         ratio = RATIOS.get(request.orientation)
         if ratio is None:
-            raise GenerationError("INVALID_INPUT", f"unknown orientation {request.orientation!r}")
+            raise GenerationError(ErrorCode.INVALID_INPUT, f"unknown orientation {request.orientation!r}")
         if request.photo_https_url and _https_url_ok(request.photo_https_url):
             prompt_image = request.photo_https_url
         else:
             try:
                 prompt_image = jpeg_data_uri(Path(request.photo_path), max_chars=DATA_URI_MAX_CHARS)
             except MediaError as exc:
-                raise GenerationError("INVALID_INPUT", exc.message) from exc
+                raise GenerationError(ErrorCode.INVALID_INPUT, exc.message) from exc
         body: dict[str, Any] = {
             "model": self.model,
             "promptImage": prompt_image,
@@ -319,16 +320,16 @@ class RunwayGenerator(HttpVideoGenerator):
         if status in (401, 403):
             return GenerationError(AUTH_FAILED, f"Runway refused the API key: {text}", fallback=True)
         if status == 400 and "credit" in text.lower():
-            return GenerationError("RUNWAY_INSUFFICIENT_CREDITS", text, fallback=True)
+            return GenerationError(ErrorCode.RUNWAY_INSUFFICIENT_CREDITS, text, fallback=True)
         if status in (400, 422):
-            return GenerationError("INVALID_INPUT", f"Runway rejected the request: {text}", fallback=False)
+            return GenerationError(ErrorCode.INVALID_INPUT, f"Runway rejected the request: {text}", fallback=False)
         if status >= 500:
             return AnswerLost(
                 f"Runway answered {status} to the create; the task may or may not exist (and be paid): "
                 f"not re-sent, not fallen back: {text}",
                 model=model,
             )
-        return GenerationError("RUNWAY_REQUEST_FAILED", f"unexpected answer to create: {text}", fallback=True)
+        return GenerationError(ErrorCode.RUNWAY_REQUEST_FAILED, f"unexpected answer to create: {text}", fallback=True)
 
     # ----------------------------------------------------------------------------------- poll
 
@@ -378,7 +379,7 @@ class RunwayGenerator(HttpVideoGenerator):
             if not url:
                 return TaskStatus(
                     TaskState.FAILED,
-                    error_code="INVALID_OUTPUT",
+                    error_code=ErrorCode.INVALID_OUTPUT,
                     error_message="task succeeded without output",
                     raw=task,
                 )
@@ -399,7 +400,7 @@ class RunwayGenerator(HttpVideoGenerator):
         if response.status_code in (200, 202, 204, 404):
             return
         raise GenerationError(
-            "RUNWAY_CANCEL_FAILED", f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
+            ErrorCode.RUNWAY_CANCEL_FAILED, f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
         )
 
     # ---------------------------------------------------------------------------------- fetch
@@ -412,8 +413,8 @@ class RunwayGenerator(HttpVideoGenerator):
             code, fallback = classify_failure(status)
             raise GenerationError(code, status.error_message or "task failed", fallback=fallback)
         if status.state is TaskState.CANCELED:
-            raise GenerationError("RUNWAY_TASK_CANCELED", f"task {ref.task_id} was canceled")
+            raise GenerationError(ErrorCode.RUNWAY_TASK_CANCELED, f"task {ref.task_id} was canceled")
         raise GenerationError(
-            "OUTPUT_NOT_READY", f"task {ref.task_id} is still {status.state.value}", retryable=True
+            ErrorCode.OUTPUT_NOT_READY, f"task {ref.task_id} is still {status.state.value}", retryable=True
         )
 

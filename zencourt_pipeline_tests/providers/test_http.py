@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import GenerationError
 from zencourt_pipeline.providers.http import (
     OutputUrlExpired,
@@ -335,7 +336,7 @@ def test_send_create_a_dropped_answer_is_answer_lost_and_not_resent():
         clock = FakeClock()
         with pytest.raises(GenerationError) as err:
             send_create(
-                client, server.server.url + "/v1/create", provider="P", model="m", unavailable_code="P_UNAVAILABLE",
+                client, server.server.url + "/v1/create", provider="P", model="m", unavailable_code=ErrorCode.RUNWAY_UNAVAILABLE,
                 policy=RetryPolicy(max_attempts=3), sleep=clock.sleep, clock=clock, json={},
             )  # fmt: skip
     assert err.value.code == "PROVIDER_ANSWER_LOST" and err.value.ambiguous and not err.value.fallback
@@ -347,10 +348,10 @@ def test_send_create_that_never_left_is_unavailable_and_falls_back():
     with httpx.Client() as client, pytest.raises(GenerationError) as err:
         send_create(
             client, f"http://127.0.0.1:{_closed_port()}/v1/create", provider="P", model="m",
-            unavailable_code="P_UNAVAILABLE", policy=RetryPolicy(max_attempts=2), sleep=clock.sleep,
+            unavailable_code=ErrorCode.RUNWAY_UNAVAILABLE, policy=RetryPolicy(max_attempts=2), sleep=clock.sleep,
             rng=MaxJitter(), clock=clock, json={},
         )  # fmt: skip
-    assert err.value.code == "P_UNAVAILABLE" and err.value.fallback and not err.value.ambiguous
+    assert err.value.code == "RUNWAY_UNAVAILABLE" and err.value.fallback and not err.value.ambiguous
     assert clock.sleeps == [1.0]
 
 
