@@ -30,7 +30,6 @@ import email.utils
 import logging
 import os
 import random
-import struct
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
@@ -42,6 +41,7 @@ from typing import Any
 import httpx
 
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.mp4index import mp4_problem
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
 from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
 from zencourt_pipeline.providers.base import (
@@ -224,49 +224,6 @@ def error_text(response: httpx.Response, limit: int = 500) -> str:
 
 
 # ----------------------------------------------------------------------------------------- MP4
-
-
-def mp4_problem(path: Path) -> str | None:
-    """Why `path` is not a complete MP4 (None if it looks complete).
-
-    Walks the top-level ISO-BMFF boxes: the first must be `ftyp`, every box must fit inside the
-    file (a truncated download leaves the last box short), and a `moov` box must be present.
-    """
-    size = path.stat().st_size
-    if size < 16:
-        return f"{size} bytes is too small for an MP4"
-    seen: list[bytes] = []
-    with path.open("rb") as fh:
-        offset = 0
-        while offset < size:
-            fh.seek(offset)
-            header = fh.read(8)
-            if len(header) < 8:
-                return f"truncated box header at byte {offset}"
-            box_size, box_type = struct.unpack(">I4s", header)
-            if box_size == 1:
-                large = fh.read(8)
-                if len(large) < 8:
-                    return f"truncated box header at byte {offset}"
-                box_size = struct.unpack(">Q", large)[0]
-                if box_size < 16:
-                    return f"invalid box size at byte {offset}"
-            elif box_size == 0:
-                box_size = size - offset
-            elif box_size < 8:
-                return f"invalid box size at byte {offset}"
-            if not seen and box_type != b"ftyp":
-                return "no ftyp box at the start (not an MP4)"
-            if offset + box_size > size:
-                return (
-                    f"box {box_type.decode('latin-1')!r} at byte {offset} needs {box_size} bytes, "
-                    f"only {size - offset} present (truncated)"
-                )
-            seen.append(box_type)
-            offset += box_size
-    if b"moov" not in seen:
-        return "no moov box (incomplete MP4)"
-    return None
 
 
 def check_mp4(path: Path) -> None:

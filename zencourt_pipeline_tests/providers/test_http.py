@@ -17,7 +17,6 @@ from zencourt_pipeline.providers.http import (
     check_mp4,
     download_to_file,
     is_retryable,
-    mp4_problem,
     request_with_retry,
     retry_after_seconds,
     send_create,
@@ -216,28 +215,28 @@ def test_post_is_retried_after_a_real_connect_error():
 # ----------------------------------------------------------------------------------------- MP4
 
 
+# what makes a file an incomplete MP4: zencourt_pipeline_tests/media/test_mp4index.py
+
+
 def test_real_mp4_passes(sample_clip):  # noqa: F811
-    assert mp4_problem(sample_clip) is None
     check_mp4(sample_clip)
 
 
-def test_truncated_mp4_is_detected(sample_clip, tmp_path):  # noqa: F811
+def test_truncated_mp4_is_invalid_output(sample_clip, tmp_path):  # noqa: F811
     data = sample_clip.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    assert "truncated" in mp4_problem(cut)
     with pytest.raises(GenerationError) as err:
         check_mp4(cut)
-    assert err.value.code == "INVALID_OUTPUT" and err.value.fallback
+    assert err.value.code == "INVALID_OUTPUT" and err.value.fallback and "truncated" in err.value.message
 
 
-def test_non_mp4_bytes_are_detected(tmp_path):
+def test_non_mp4_bytes_are_invalid_output_and_named(tmp_path):
     html = tmp_path / "page.mp4"
     html.write_bytes(b"<html><body>Access Denied</body></html>")
-    assert "ftyp" in mp4_problem(html)
-    header_only = tmp_path / "header.mp4"
-    header_only.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2")
-    assert "moov" in mp4_problem(header_only)
+    with pytest.raises(GenerationError) as err:
+        check_mp4(html)
+    assert err.value.code == "INVALID_OUTPUT" and "ftyp" in err.value.message and "HTML page" in err.value.message
 
 
 # ------------------------------------------------------------------------------------ download
