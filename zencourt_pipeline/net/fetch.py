@@ -43,6 +43,7 @@ import httpcore
 import httpx
 
 from zencourt_pipeline.errors import CodedError, ErrorCode
+from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.net.sniff import RASTER_IMAGE_TYPES, describe, sniff_image_type, sniff_video
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,17 @@ class FetchPolicy:
 
     def allows_private(self, host: str) -> bool:
         return normalize_host(host) in self.allowed_private_hosts
+
+    def retry_policy(self) -> RetryPolicy:
+        """`retries` more attempts after the first, backing off from `retry_base_delay` (at most
+        10 s, at least half of each step), within `total_seconds`."""
+        return RetryPolicy(
+            max_attempts=self.retries + 1,
+            base_delay=self.retry_base_delay,
+            max_delay=10.0,
+            max_total_seconds=self.total_seconds,
+            jitter=0.5,
+        )
 
 
 # ------------------------------------------------------------------------------ addresses
@@ -353,8 +365,10 @@ def fetch_url(
     `expect="video"`: an MP4/QuickTime/WebM container. `client`, if given, must come from
     `safe_client` (it is what checks and pins the addresses).
     """
-    deadline = time.monotonic() + policy.total_seconds
+    started = time.monotonic()
+    deadline = started + policy.total_seconds
     rng = rng or random.Random()
+    retry = policy.retry_policy()
     own_client = client is None
     client = client or safe_client(policy, resolver=resolver)
     try:
@@ -364,10 +378,10 @@ def fetch_url(
             try:
                 return _fetch_once(client, url, Path(dest), policy, deadline, expect)
             except FetchError as exc:
-                if not exc.retryable or attempt > policy.retries:
+                if not exc.retryable or attempt >= retry.max_attempts:
                     raise
-                delay = min(policy.retry_base_delay * 2 ** (attempt - 1), 10.0) * rng.uniform(0.5, 1.0)
-                if time.monotonic() + delay >= deadline:
+                delay = retry.delay(attempt - 1, rng)
+                if not retry.allows(attempt, time.monotonic() - started, delay):
                     raise
                 log.info("fetch %s: %s; retry %d in %.2f s", redact(url), exc.message, attempt, delay)
                 sleep(delay)

@@ -28,6 +28,7 @@ import httpx
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import crop_to_aspect, jpeg_data_uri
+from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.net.fetch import FetchPolicy
 from zencourt_pipeline.providers.base import (
     AnswerLost,
@@ -41,7 +42,6 @@ from zencourt_pipeline.providers.base import (
 from zencourt_pipeline.providers.http import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     HttpVideoGenerator,
-    RetryPolicy,
     error_text,
     json_or_none,
     request_with_retry,

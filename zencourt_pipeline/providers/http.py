@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ import httpx
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.mp4index import mp4_problem
+from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
 from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
 from zencourt_pipeline.providers.base import (
@@ -60,20 +60,6 @@ EXPIRED_URL_STATUSES: frozenset[int] = frozenset({403, 404, 410})
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 INVALID_OUTPUT = ErrorCode.INVALID_OUTPUT
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(max_delay, base * 2**n))."""
-
-    max_attempts: int = 4  # total tries, the first included
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_total_seconds: float = 90.0  # no new attempt once this much time has passed since the first
-
-    def delay(self, retry_index: int, rng: random.Random | Any) -> float:
-        cap = min(self.max_delay, self.base_delay * (2**retry_index))
-        return rng.uniform(0.0, cap)
 
 
 def is_retryable(
@@ -164,7 +150,7 @@ def request_with_retry(
             hinted = retry_after_seconds(response)
             if hinted is not None:
                 delay = min(max(delay, hinted), policy.max_delay)
-        if clock() - started + delay > policy.max_total_seconds:
+        if not policy.allows(attempt, clock() - started, delay):
             break
         what = f"HTTP {response.status_code}" if response is not None else type(error).__name__
         log.info("%s %s: %s, retry %d in %.2f s", method, _redact(url), what, attempt, delay)
@@ -316,7 +302,7 @@ def _download_with_retries(
             )
         except _TransientDownloadError as exc:
             delay = policy.delay(attempt - 1, rng)
-            if attempt >= policy.max_attempts or clock() - started + delay > policy.max_total_seconds:
+            if not policy.allows(attempt, clock() - started, delay):
                 raise DownloadFailed(f"download of {_redact(url)} failed after {attempt} attempt(s): {exc}") from exc
             log.info("download %s: %s, retry %d in %.2f s", _redact(url), exc, attempt, delay)
             sleep(delay)
