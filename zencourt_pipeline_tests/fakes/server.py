@@ -1,7 +1,7 @@
 """Test-server plumbing shared by the fakes.
 
 `ServerThread` runs an ASGI app under uvicorn in a background thread on 127.0.0.1 (a free port);
-`RequestRecorder` captures what is sent to it (e.g. webhooks); `sample_mp4` makes a real small
+`AnswerServer` answers requests from a list; `RequestRecorder` captures what is sent to it (e.g. webhooks); `sample_mp4` makes a real small
 MP4 once per process; `ScriptBook` hands scripted outcomes to newly created tasks.
 """
 
@@ -96,6 +96,33 @@ class ServerThread:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class AnswerServer:
+    """A loopback server answering each request with the next of `answers` (Response factories;
+    the last one answers every request after it) and counting the requests in `calls`."""
+
+    def __init__(self, *answers: Any):
+        self.answers = list(answers)
+        self.calls = 0
+
+        async def handle(request: Request) -> Response:
+            await request.body()
+            self.calls += 1
+            return self.answers.pop(0)() if len(self.answers) > 1 else self.answers[0]()
+
+        self._server = ServerThread(Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])]))
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def __enter__(self) -> AnswerServer:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.stop()
 
 
 @dataclass
