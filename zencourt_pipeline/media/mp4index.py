@@ -1,7 +1,7 @@
 """MP4 (ISO-BMFF) boxes, and the sample index of an MP4's video track (no ffmpeg run).
 
 The package's one box walker (`box_header`, `iter_boxes`, `file_boxes`) serves `mp4_problem`
-(is a download a complete MP4), `ftyp_brands` (`net.sniff`) and `read_video_index`, what smart
+(is a download a complete MP4), `net.sniff.ftyp_brands` and `read_video_index`, what smart
 rendering must know: only the `moov` box is read (plus the first video sample, for x264's
 settings SEI); the result tells whether spans of the file can be stream-copied: the H.264
 parameter sets (`avcC`), the track timescale, constant frame duration, where the keyframes are
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 
 _MAX_MOOV = 64 * 1024 * 1024
@@ -204,21 +205,6 @@ def mp4_problem(path: Path) -> str | None:
     return None
 
 
-def ftyp_brands(head: bytes) -> set[bytes] | None:
-    """The major and compatible brands of the `ftyp` box a file starts with (`head`: its first
-    bytes), or None when it does not start with one."""
-    if len(head) < 12:
-        return None
-    try:
-        box = box_header(head, 0, len(head))
-    except BoxError:
-        return None
-    if box.kind != b"ftyp":
-        return None
-    payload = head[box.header : min(max(box.size, box.header + 8), len(head))]
-    return {payload[0:4]} | {payload[i : i + 4] for i in range(8, len(payload) - 3, 4)}
-
-
 # ------------------------------------------------------------------------------ video index
 
 
@@ -242,7 +228,7 @@ def _read_moov(path: Path) -> bytes:
                     return fh.read(box.size - box.header)
         except BoxError:
             pass
-    raise MediaError("INVALID_INPUT", f"{path.name} has no readable moov box")
+    raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has no readable moov box")
 
 
 def _full_box(data: bytes, start: int) -> tuple[int, int]:
@@ -284,7 +270,7 @@ def read_video_index(path: Path) -> VideoTrackIndex:
     moov = _read_moov(path)
     trak = _trak(moov, b"vide")
     if trak is None:
-        raise MediaError("INVALID_INPUT", f"{path.name} has no video track")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has no video track")
     edit_ok = True
     rotated = False
     tkhd = _find(moov, *trak, b"tkhd")
@@ -298,7 +284,7 @@ def read_video_index(path: Path) -> VideoTrackIndex:
     minf = _find(moov, *mdia, b"minf")
     stbl = _find(moov, *minf, b"stbl") if minf else None
     if mdhd is None or stbl is None:
-        raise MediaError("INVALID_INPUT", f"{path.name} has an incomplete video track")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has an incomplete video track")
     version, p = _full_box(moov, mdhd[0])
     timescale = struct.unpack_from(">I", moov, p + (16 if version == 1 else 8))[0]
 

@@ -1,5 +1,5 @@
 """The one streaming download: photos (`net.fetch.fetch_url`) and provider outputs
-(`providers.http.download_to_file`) both go through `download`.
+(`providers.output.download_to_file`) both go through `download`.
 
 One attempt GETs the URL (with a `FetchPolicy`: through `open_stream`, every hop's URL checked
 and its connection pinned by a `net.fetch.safe_client`, redirects bounded, a deadline over the

@@ -3,14 +3,14 @@
 `sniff_image_type` names raster formats intake decodes and the recognizable non-photos that
 people upload or servers answer instead (HEIC, SVG, HTML error pages, PDF); `sniff_video`
 names the video containers a provider output may be. Both read at most `HEAD_BYTES`; an ISO-BMFF
-`ftyp` box is read by `media.mp4index.ftyp_brands`.
+`ftyp` box is read with `media.mp4index.box_header`, the package's one box walker.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from zencourt_pipeline.media.mp4index import ftyp_brands
+from zencourt_pipeline.media.mp4index import BoxError, box_header
 
 HEAD_BYTES = 1024
 
@@ -44,6 +44,21 @@ def read_head(source: Path | bytes, size: int = HEAD_BYTES) -> bytes:
         return bytes(source[:size])
     with open(source, "rb") as fh:
         return fh.read(size)
+
+
+def ftyp_brands(head: bytes) -> set[bytes] | None:
+    """The major and compatible brands of the `ftyp` box a file starts with (`head`: its first
+    bytes), or None when it does not start with one."""
+    if len(head) < 12:
+        return None
+    try:
+        box = box_header(head, 0, len(head))
+    except BoxError:
+        return None
+    if box.kind != b"ftyp":
+        return None
+    payload = head[box.header : min(max(box.size, box.header + 8), len(head))]
+    return {payload[0:4]} | {payload[i : i + 4] for i in range(8, len(payload) - 3, 4)}
 
 
 def _text_kind(head: bytes) -> str | None:

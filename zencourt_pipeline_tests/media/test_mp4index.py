@@ -1,5 +1,5 @@
 """The one MP4 box walker: box headers (32-bit, 64-bit, to-the-end sizes), the top-level walk of a
-file, what makes a file an incomplete MP4, and a leading ftyp box's brands."""
+file, and what makes a file an incomplete MP4 (a leading ftyp box's brands: net/test_sniff.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from zencourt_pipeline.media.mp4index import (
     BoxError,
     box_header,
     file_boxes,
-    ftyp_brands,
     iter_boxes,
     mp4_problem,
     read_video_index,
@@ -83,10 +82,3 @@ def test_non_mp4_bytes_are_detected(tmp_path):
     bad_size = tmp_path / "bad.mp4"
     bad_size.write_bytes(FTYP + struct.pack(">I4s", 3, b"moov"))
     assert "invalid box size at byte 24" == mp4_problem(bad_size)
-
-
-def test_ftyp_brands():
-    assert ftyp_brands(FTYP) == {b"isom", b"iso2"}
-    assert ftyp_brands(FTYP[:16]) == {b"isom"}  # only the major brand fits
-    assert ftyp_brands(b"<html>not a box</html>") is None
-    assert ftyp_brands(_box(b"moov", bytes(8))) is None
