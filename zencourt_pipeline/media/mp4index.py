@@ -1,9 +1,12 @@
-"""Read the sample index of an MP4's video track (no ffmpeg run): what smart rendering must know.
+"""MP4 (ISO-BMFF) boxes, and the sample index of an MP4's video track (no ffmpeg run).
 
-Only the `moov` box is read (plus the first video sample, for x264's settings SEI). The result
-tells whether spans of the file can be stream-copied: the H.264 parameter sets (`avcC`), the
-track timescale, constant frame duration, where the keyframes are and whether every GOP is closed
-(no frame of a GOP is displayed before its keyframe or after the next one).
+The package's one box walker (`box_header`, `iter_boxes`, `file_boxes`) serves `mp4_problem`
+(is a download a complete MP4), `net.sniff.ftyp_brands` and `read_video_index`, what smart
+rendering must know: only the `moov` box is read (plus the first video sample, for x264's
+settings SEI); the result tells whether spans of the file can be stream-copied: the H.264
+parameter sets (`avcC`), the track timescale, constant frame duration, where the keyframes are
+and whether every GOP is closed (no frame of a GOP is displayed before its keyframe or after the
+next one).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 
-_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 _MAX_MOOV = 64 * 1024 * 1024
 
 
@@ -112,26 +116,100 @@ def sps_format(avcc: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _iter_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+# ------------------------------------------------------------------------------------ boxes
+
+
+class BoxError(ValueError):
+    """A box header that cannot be read: cut short, or a size smaller than the header."""
+
+
+@dataclass(frozen=True)
+class Box:
+    kind: bytes  # the four-character type, e.g. b"moov"
+    offset: int  # where its header starts
+    header: int  # 8, or 16 with a 64-bit size
+    size: int  # header included
+    end: int  # offset + size
+
+
+def box_header(head: bytes, offset: int, remaining: int) -> Box:
+    """The box whose first bytes (up to 16) are `head`, `remaining` bytes before the end of its
+    container (a size of 0 means "to the end"). Raises BoxError when the header is cut short or
+    the size is smaller than the header. The box may still reach past the end: `Box.end`."""
+    if len(head) < 8:
+        raise BoxError(f"truncated box header at byte {offset}")
+    size, kind = struct.unpack_from(">I4s", head)
+    header = 8
+    if size == 1:
+        if len(head) < 16:
+            raise BoxError(f"truncated box header at byte {offset}")
+        size, header = struct.unpack_from(">Q", head, 8)[0], 16
+    elif size == 0:
+        size = remaining
+    if size < header:
+        raise BoxError(f"invalid box size at byte {offset}")
+    return Box(kind, offset, header, size, offset + size)
+
+
+def iter_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the boxes in `data[start:end]`; stops at the first
+    box that cannot be read or does not fit."""
     pos = start
     while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                return
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
+        try:
+            box = box_header(data[pos : min(pos + 16, end)], pos, end - pos)
+        except BoxError:
             return
-        yield kind, pos + header, pos + size
-        pos += size
+        if box.end > end:
+            return
+        yield box.kind, pos + box.header, box.end
+        pos = box.end
+
+
+def file_boxes(fh: BinaryIO, file_size: int) -> Iterator[Box]:
+    """The top-level boxes of an open file, in order; a box reaching past `file_size` is yielded
+    (the last one: the caller decides). Raises BoxError (see `box_header`)."""
+    offset = 0
+    while offset < file_size:
+        fh.seek(offset)
+        box = box_header(fh.read(16), offset, file_size - offset)
+        yield box
+        offset = box.end
+
+
+def mp4_problem(path: Path) -> str | None:
+    """Why `path` is not a complete MP4 (None if it looks complete).
+
+    Walks the top-level ISO-BMFF boxes: the first must be `ftyp`, every box must fit inside the
+    file (a truncated download leaves the last box short), and a `moov` box must be present.
+    """
+    size = Path(path).stat().st_size
+    if size < 16:
+        return f"{size} bytes is too small for an MP4"
+    seen: list[bytes] = []
+    with open(path, "rb") as fh:
+        try:
+            for box in file_boxes(fh, size):
+                if not seen and box.kind != b"ftyp":
+                    return "no ftyp box at the start (not an MP4)"
+                if box.end > size:
+                    return (
+                        f"box {box.kind.decode('latin-1')!r} at byte {box.offset} needs {box.size} bytes, "
+                        f"only {size - box.offset} present (truncated)"
+                    )
+                seen.append(box.kind)
+        except BoxError as exc:
+            return str(exc)
+    if b"moov" not in seen:
+        return "no moov box (incomplete MP4)"
+    return None
+
+
+# ------------------------------------------------------------------------------ video index
 
 
 def _find(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    for k, s, e in _iter_boxes(data, start, end):
+    for k, s, e in iter_boxes(data, start, end):
         if k == kind:
             return s, e
     return None
@@ -141,26 +219,16 @@ def _read_moov(path: Path) -> bytes:
     with open(path, "rb") as fh:
         fh.seek(0, 2)
         file_size = fh.tell()
-        pos = 0
-        while pos + 8 <= file_size:
-            fh.seek(pos)
-            head = fh.read(16)
-            size, kind = struct.unpack_from(">I4s", head, 0)
-            header = 8
-            if size == 1:
-                size = struct.unpack_from(">Q", head, 8)[0]
-                header = 16
-            elif size == 0:
-                size = file_size - pos
-            if size < header:
-                break
-            if kind == b"moov":
-                if size > _MAX_MOOV or pos + size > file_size:
-                    break
-                fh.seek(pos + header)
-                return fh.read(size - header)
-            pos += size
-    raise MediaError("INVALID_INPUT", f"{path.name} has no readable moov box")
+        try:
+            for box in file_boxes(fh, file_size):
+                if box.kind == b"moov":
+                    if box.size > _MAX_MOOV or box.end > file_size:
+                        break
+                    fh.seek(box.offset + box.header)
+                    return fh.read(box.size - box.header)
+        except BoxError:
+            pass
+    raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has no readable moov box")
 
 
 def _full_box(data: bytes, start: int) -> tuple[int, int]:
@@ -169,7 +237,7 @@ def _full_box(data: bytes, start: int) -> tuple[int, int]:
 
 
 def _trak(moov: bytes, handler: bytes) -> tuple[int, int] | None:
-    for kind, s, e in _iter_boxes(moov, 0, len(moov)):
+    for kind, s, e in iter_boxes(moov, 0, len(moov)):
         if kind != b"trak":
             continue
         mdia = _find(moov, s, e, b"mdia")
@@ -202,7 +270,7 @@ def read_video_index(path: Path) -> VideoTrackIndex:
     moov = _read_moov(path)
     trak = _trak(moov, b"vide")
     if trak is None:
-        raise MediaError("INVALID_INPUT", f"{path.name} has no video track")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has no video track")
     edit_ok = True
     rotated = False
     tkhd = _find(moov, *trak, b"tkhd")
@@ -216,16 +284,16 @@ def read_video_index(path: Path) -> VideoTrackIndex:
     minf = _find(moov, *mdia, b"minf")
     stbl = _find(moov, *minf, b"stbl") if minf else None
     if mdhd is None or stbl is None:
-        raise MediaError("INVALID_INPUT", f"{path.name} has an incomplete video track")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has an incomplete video track")
     version, p = _full_box(moov, mdhd[0])
     timescale = struct.unpack_from(">I", moov, p + (16 if version == 1 else 8))[0]
 
-    boxes = {kind: (s, e) for kind, s, e in _iter_boxes(moov, *stbl)}
+    boxes = {kind: (s, e) for kind, s, e in iter_boxes(moov, *stbl)}
     # Sample entry (avc1 etc.): 78 bytes of VisualSampleEntry fields, then child boxes (avcC ...).
     codec, width, height, avcc = "", 0, 0, None
     if b"stsd" in boxes:
         s, e = boxes[b"stsd"]
-        for kind, es, ee in _iter_boxes(moov, s + 8, e):
+        for kind, es, ee in iter_boxes(moov, s + 8, e):
             codec = kind.decode("latin-1")
             width, height = struct.unpack_from(">HH", moov, es + 24)
             found = _find(moov, es + 78, ee, b"avcC")

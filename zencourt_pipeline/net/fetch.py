@@ -18,37 +18,65 @@ Limits: `max_bytes` (declared Content-Length first, then counted while streaming
 bytes), `total_seconds` across every hop, retry and read (a server dripping bytes is cut off),
 and a bounded retry with backoff for transient failures (5xx, 408/425/429, timeouts, network
 errors). What a file is comes from its bytes (`net.sniff`), never from its Content-Type.
+
+This module checks and pins addresses (`safe_client`) and fetches photos (`fetch_url`); the
+policy, the URL checks and `FetchError` are in `net.policy`, the one streaming download (also
+the providers' output downloads) in `net.download`. Their names are importable from here.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
-import os
 import random
 import re
 import socket
 import ssl
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.net.download import download, open_stream
+from zencourt_pipeline.net.policy import (
+    DEFAULT_MAX_BYTES,
+    MAX_URL_LENGTH,
+    FetchError,
+    FetchPolicy,
+    check_url,
+    normalize_host,
+    redact,
+)
 from zencourt_pipeline.net.sniff import RASTER_IMAGE_TYPES, describe, sniff_image_type, sniff_video
 
-log = logging.getLogger(__name__)
+__all__ = [  # what callers import from here (the policy and the download live next door)
+    "DEFAULT_MAX_BYTES",
+    "MAX_URL_LENGTH",
+    "FetchError",
+    "FetchPolicy",
+    "PinnedBackend",
+    "PinnedTransport",
+    "address_kind",
+    "check_content",
+    "check_host",
+    "check_url",
+    "fetch_url",
+    "ip_literal",
+    "is_public_address",
+    "normalize_host",
+    "open_stream",
+    "redact",
+    "resolve_checked",
+    "safe_client",
+    "system_resolver",
+]
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-MAX_URL_LENGTH = 8192
 MAX_ADDRESSES_TRIED = 4
 USER_AGENT = "zencourt-pipeline/1 (+media fetch)"
 
@@ -57,41 +85,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_HOST = re.compile(r"^(?=.*[0-9])[0-9a-fA-FxX.]+$")
-
-
-class FetchError(Exception):
-    """`code`: INVALID_INPUT (bad URL, refused address, too large, too many redirects),
-    UNSUPPORTED_FORMAT (the bytes are a known non-photo), STORAGE_DOWNLOAD_FAILED (HTTP or
-    network failure, timeout)."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool = False):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.retryable = retryable
-
-
-def normalize_host(host: str) -> str:
-    """Lower case, no IPv6 brackets, no trailing dot: the form allowlists are compared in."""
-    return host.strip().strip("[]").rstrip(".").lower()
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    allowed_private_hosts: frozenset[str] = frozenset()
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_redirects: int = 5
-    total_seconds: float = 120.0
-    allow_http: bool = False  # plain http only for allowed private hosts unless this is set
-    retries: int = 2  # extra attempts after a transient failure, within total_seconds
-    retry_base_delay: float = 0.5
-
-    @classmethod
-    def from_hosts(cls, hosts: Iterable[str], **kwargs) -> FetchPolicy:
-        return cls(allowed_private_hosts=frozenset(normalize_host(h) for h in hosts if h and h.strip()), **kwargs)
-
-    def allows_private(self, host: str) -> bool:
-        return normalize_host(host) in self.allowed_private_hosts
 
 
 # ------------------------------------------------------------------------------ addresses
@@ -156,7 +149,7 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolve
     """
     name = normalize_host(host)
     if not name:
-        raise FetchError("INVALID_INPUT", "URL has no host")
+        raise FetchError(ErrorCode.INVALID_INPUT, "URL has no host")
     literal = ip_literal(name)
     if literal is not None:
         addresses = [str(literal)]
@@ -164,16 +157,16 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolve
         try:
             addresses = (resolver or system_resolver)(name, port)
         except (OSError, UnicodeError) as exc:
-            raise FetchError("STORAGE_DOWNLOAD_FAILED", f"cannot resolve host {name!r}", retryable=True) from exc
+            raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"cannot resolve host {name!r}", retryable=True) from exc
         if not addresses:
-            raise FetchError("STORAGE_DOWNLOAD_FAILED", f"host {name!r} has no address", retryable=True)
+            raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"host {name!r} has no address", retryable=True)
     if policy.allows_private(name):
         return addresses
     for address in addresses:
         kind = address_kind(address)
         if kind is not None:
             raise FetchError(
-                "INVALID_INPUT", f"refusing to fetch from {name!r}: it resolves to a {kind} address"
+                ErrorCode.INVALID_INPUT, f"refusing to fetch from {name!r}: it resolves to a {kind} address"
             )
     return addresses
 
@@ -181,25 +174,6 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolve
 def check_host(host: str, port: int, policy: FetchPolicy, resolver: Resolver | None = None) -> list[str]:
     """Alias of `resolve_checked` (the original name)."""
     return resolve_checked(host, port, policy, resolver)
-
-
-def check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
-    """(scheme, host, port) of a URL we may request, before any network activity."""
-    if len(url) > MAX_URL_LENGTH:
-        raise FetchError("INVALID_INPUT", f"URL is longer than {MAX_URL_LENGTH} characters")
-    try:
-        parts = urlsplit(url)
-        host = normalize_host(parts.hostname or "")
-        port = parts.port
-    except ValueError as exc:
-        raise FetchError("INVALID_INPUT", f"malformed URL: {exc}") from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not host:
-        shown = f"{scheme}://" if scheme else repr(url[:80])
-        raise FetchError("INVALID_INPUT", f"unsupported URL {shown}: only https downloads are allowed")
-    if scheme == "http" and not (policy.allow_http or policy.allows_private(host)):
-        raise FetchError("INVALID_INPUT", f"plain http is not allowed for {host!r}: use https")
-    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 # ------------------------------------------------------------------------- pinned transport
@@ -245,7 +219,7 @@ class PinnedBackend(httpcore.NetworkBackend):
         raise last
 
     def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options=None):
-        raise FetchError("INVALID_INPUT", "unix sockets are never fetched from")
+        raise FetchError(ErrorCode.INVALID_INPUT, "unix sockets are never fetched from")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -301,38 +275,6 @@ def safe_client(
     )
 
 
-def _remaining(deadline: float) -> httpx.Timeout:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True)
-    return httpx.Timeout(min(left, 30.0), connect=min(left, 10.0))
-
-
-def redact(url: str) -> str:
-    """A URL without its query string (presigned URLs carry credentials there)."""
-    return url.split("?", 1)[0].split("#", 1)[0]
-
-
-@contextmanager
-def open_stream(
-    client: httpx.Client, url: str, policy: FetchPolicy, deadline: float
-) -> Iterator[tuple[httpx.Response, str]]:
-    """GET `url` with `client` (from `safe_client`), following at most `policy.max_redirects`
-    redirects, each hop's URL checked (`check_url`) and its connection pinned and checked by
-    the transport. Yields (the final response, unread, and its URL). Raises FetchError for
-    policy violations; httpx errors are the caller's to map."""
-    current = url
-    for _hop in range(policy.max_redirects + 1):
-        check_url(current, policy)
-        with client.stream("GET", current, timeout=_remaining(deadline)) as response:
-            if response.is_redirect:
-                current = urljoin(current, response.headers["location"])
-                continue
-            yield response, current
-            return
-    raise FetchError("INVALID_INPUT", f"too many redirects (more than {policy.max_redirects})")
-
-
 # ---------------------------------------------------------------------------------- fetch
 
 
@@ -355,79 +297,32 @@ def fetch_url(
     `safe_client` (it is what checks and pins the addresses).
     """
     deadline = time.monotonic() + policy.total_seconds
-    rng = rng or random.Random()
     own_client = client is None
     client = client or safe_client(policy, resolver=resolver)
     try:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return _fetch_once(client, url, Path(dest), policy, deadline, expect)
-            except FetchError as exc:
-                if not exc.retryable or attempt > policy.retries:
-                    raise
-                delay = min(policy.retry_base_delay * 2 ** (attempt - 1), 10.0) * rng.uniform(0.5, 1.0)
-                if time.monotonic() + delay >= deadline:
-                    raise
-                log.info("fetch %s: %s; retry %d in %.2f s", redact(url), exc.message, attempt, delay)
-                sleep(delay)
+        return download(
+            client, url, Path(dest), accept=_accept_photo, max_bytes=policy.max_bytes, retry=policy.retry_policy(),
+            validate=None if expect is None else functools.partial(check_content, expect=expect), policy=policy,
+            deadline=deadline, sleep=sleep, rng=rng, label="fetch",
+        )  # fmt: skip
+    except httpx.InvalidURL as exc:
+        raise FetchError(ErrorCode.INVALID_INPUT, f"malformed URL: {exc}") from exc
     finally:
         if own_client:
             client.close()
 
 
-def _fetch_once(
-    client: httpx.Client, url: str, dest: Path, policy: FetchPolicy, deadline: float, expect: str | None
-) -> str:
-    try:
-        with open_stream(client, url, policy, deadline) as (response, final):
-            host = urlsplit(final).hostname
-            status = response.status_code
-            if status >= 400:
-                raise FetchError(
-                    "STORAGE_DOWNLOAD_FAILED",
-                    f"GET {host} answered HTTP {status}",
-                    retryable=status in (408, 425, 429) or status >= 500,
-                )
-            if status not in (200, 203):
-                raise FetchError("STORAGE_DOWNLOAD_FAILED", f"GET {host} answered HTTP {status} without a body")
-            _stream_to(response, dest, policy.max_bytes, deadline, expect)
-            return final
-    except httpx.TimeoutException as exc:
-        raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True) from exc
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise FetchError("INVALID_INPUT", f"malformed URL: {exc}") from exc
-    except httpx.HTTPError as exc:
+def _accept_photo(response: httpx.Response, final: str) -> None:
+    host = urlsplit(final).hostname
+    status = response.status_code
+    if status >= 400:
         raise FetchError(
-            "STORAGE_DOWNLOAD_FAILED", f"download failed: {type(exc).__name__}", retryable=True
-        ) from exc
-
-
-def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, deadline: float, expect: str | None) -> None:
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError("INVALID_INPUT", f"file too large ({int(declared)} bytes > {max_bytes})")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        received = 0
-        with os.fdopen(fd, "wb") as out:
-            # iter_bytes() without a chunk size yields as data arrives, so the deadline is
-            # checked on every read of a server that drips its body.
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise FetchError("INVALID_INPUT", f"file too large (over {max_bytes} bytes)")
-                if time.monotonic() > deadline:
-                    raise FetchError("STORAGE_DOWNLOAD_FAILED", "download timed out", retryable=True)
-                out.write(chunk)
-        if expect is not None:
-            check_content(Path(tmp), expect)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            ErrorCode.STORAGE_DOWNLOAD_FAILED,
+            f"GET {host} answered HTTP {status}",
+            retryable=status in (408, 425, 429) or status >= 500,
+        )
+    if status not in (200, 203):
+        raise FetchError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"GET {host} answered HTTP {status} without a body")
 
 
 def check_content(path: Path, expect: str) -> str:
@@ -437,12 +332,12 @@ def check_content(path: Path, expect: str) -> str:
         if kind in RASTER_IMAGE_TYPES:
             return kind
         if kind is None:
-            raise FetchError("INVALID_INPUT", "the downloaded file is empty or not a recognizable image")
-        raise FetchError("UNSUPPORTED_FORMAT", f"the downloaded file is {describe(kind)}, not a raster photo")
+            raise FetchError(ErrorCode.INVALID_INPUT, "the downloaded file is empty or not a recognizable image")
+        raise FetchError(ErrorCode.UNSUPPORTED_FORMAT, f"the downloaded file is {describe(kind)}, not a raster photo")
     if expect == "video":
         kind = sniff_video(path)
         if kind is None:
             seen = sniff_image_type(path)
-            raise FetchError("INVALID_INPUT", f"the downloaded file is {describe(seen)}, not a video")
+            raise FetchError(ErrorCode.INVALID_INPUT, f"the downloaded file is {describe(seen)}, not a video")
         return kind
     raise ValueError(f"unknown expectation {expect!r}")

@@ -2,12 +2,15 @@
 
 `sniff_image_type` names raster formats intake decodes and the recognizable non-photos that
 people upload or servers answer instead (HEIC, SVG, HTML error pages, PDF); `sniff_video`
-names the video containers a provider output may be. Both read at most `HEAD_BYTES`.
+names the video containers a provider output may be. Both read at most `HEAD_BYTES`; an ISO-BMFF
+`ftyp` box is read with `media.mp4index.box_header`, the package's one box walker.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from zencourt_pipeline.media.mp4index import BoxError, box_header
 
 HEAD_BYTES = 1024
 
@@ -43,13 +46,19 @@ def read_head(source: Path | bytes, size: int = HEAD_BYTES) -> bytes:
         return fh.read(size)
 
 
-def _ftyp_brands(head: bytes) -> set[bytes] | None:
-    """The major and compatible brands of a leading ISO-BMFF `ftyp` box, or None."""
-    if len(head) < 12 or head[4:8] != b"ftyp":
+def ftyp_brands(head: bytes) -> set[bytes] | None:
+    """The major and compatible brands of the `ftyp` box a file starts with (`head`: its first
+    bytes), or None when it does not start with one."""
+    if len(head) < 12:
         return None
-    size = int.from_bytes(head[0:4], "big")
-    box = head[8 : min(max(size, 16), len(head))]
-    return {box[0:4]} | {box[i : i + 4] for i in range(8, len(box) - 3, 4)}
+    try:
+        box = box_header(head, 0, len(head))
+    except BoxError:
+        return None
+    if box.kind != b"ftyp":
+        return None
+    payload = head[box.header : min(max(box.size, box.header + 8), len(head))]
+    return {payload[0:4]} | {payload[i : i + 4] for i in range(8, len(payload) - 3, 4)}
 
 
 def _text_kind(head: bytes) -> str | None:
@@ -83,7 +92,7 @@ def sniff_image_type(source: Path | bytes) -> str | None:
         return "tiff"
     if head.startswith(b"BM") and len(head) >= 26:
         return "bmp"
-    brands = _ftyp_brands(head)
+    brands = ftyp_brands(head)
     if brands is not None:
         if brands & _AVIF_BRANDS:
             return "avif"
@@ -105,7 +114,7 @@ def sniff_video(source: Path | bytes) -> str | None:
     head = read_head(source)
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "webm"
-    brands = _ftyp_brands(head)
+    brands = ftyp_brands(head)
     if brands is None:
         return None
     if brands & (_HEIF_BRANDS | _AVIF_BRANDS) and not brands & _VIDEO_BRANDS:

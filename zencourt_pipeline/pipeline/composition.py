@@ -9,8 +9,8 @@ from pathlib import Path
 from zencourt_pipeline.db.database import AppDatabase, Row
 from zencourt_pipeline.db.schema import TERMINAL_STATUSES
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key, video_key, video_thumbnail_key
-from zencourt_pipeline.providers.base import ORIENTATION_SIZES
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from zencourt_pipeline.db.database import AppDatabase, Row
 from zencourt_pipeline.db.schema import TERMINAL_STATUSES
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
 from zencourt_pipeline.pipeline.keys import photo_key
-from zencourt_pipeline.providers.base import ORIENTATION_SIZES
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ORIENTATION_SIZES = {"landscape": (1280, 720), "vertical": (720, 1280)}
+from zencourt_pipeline.errors import CodedError, ErrorCode
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 
 
 class TaskState(enum.StrEnum):
@@ -87,11 +88,11 @@ class Completion:
 CompletionSink = Callable[[Completion], bool]
 
 
-PROVIDER_ANSWER_LOST = "PROVIDER_ANSWER_LOST"
-OUTPUT_DOWNLOAD_FAILED = "OUTPUT_DOWNLOAD_FAILED"
+PROVIDER_ANSWER_LOST = ErrorCode.PROVIDER_ANSWER_LOST
+OUTPUT_DOWNLOAD_FAILED = ErrorCode.OUTPUT_DOWNLOAD_FAILED
 
 
-class GenerationError(Exception):
+class GenerationError(CodedError):
     """A generation request failed.
 
     `fallback`: another provider may succeed (limits, outages, provider-internal failures).
@@ -104,10 +105,8 @@ class GenerationError(Exception):
     ambiguous: bool = False
     download_failed: bool = False
 
-    def __init__(self, code: str, message: str, *, fallback: bool = False, retryable: bool = False):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __init__(self, code: ErrorCode | str, message: str, *, fallback: bool = False, retryable: bool = False):
+        super().__init__(code, message)
         self.fallback = fallback
         self.retryable = retryable
 
@@ -120,7 +119,7 @@ class AnswerLost(GenerationError):
     ambiguous = True
 
     def __init__(self, message: str, *, model: str | None = None):
-        super().__init__(PROVIDER_ANSWER_LOST, message, fallback=False, retryable=False)
+        super().__init__(ErrorCode.PROVIDER_ANSWER_LOST, message, fallback=False, retryable=False)
         self.model = model
 
 
@@ -131,7 +130,7 @@ class DownloadFailed(GenerationError):
 
     download_failed = True
 
-    def __init__(self, message: str, *, code: str = OUTPUT_DOWNLOAD_FAILED, downloads: int = 1):
+    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.OUTPUT_DOWNLOAD_FAILED, downloads: int = 1):
         super().__init__(code, message, fallback=False, retryable=True)
         self.downloads = downloads
 

@@ -17,21 +17,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import VideoGenerator
 
 # Failures that are about the input, not the provider: another provider would refuse it too
 # (or must not be asked: safety). Every other failure moves the job to the next provider.
 FINAL_CODES = frozenset(
     {
-        "INVALID_INPUT",
-        "UNSUPPORTED_FORMAT",
-        "RUNWAY_SAFETY_REJECTED",
-        "FAL_CONTENT_POLICY",
-        "CANCELED",
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.UNSUPPORTED_FORMAT,
+        ErrorCode.RUNWAY_SAFETY_REJECTED,
+        ErrorCode.FAL_CONTENT_POLICY,
+        ErrorCode.CANCELED,
         # a second provider would be a second payment for a task that may be (or is) paid
-        "PROVIDER_ANSWER_LOST",
-        "OUTPUT_DOWNLOAD_FAILED",
-        "OUTPUT_URL_EXPIRED",
+        ErrorCode.PROVIDER_ANSWER_LOST,
+        ErrorCode.OUTPUT_DOWNLOAD_FAILED,
+        ErrorCode.OUTPUT_URL_EXPIRED,
     }
 )
 

@@ -15,19 +15,17 @@ paid, so it is neither re-sent nor fallen back.
 from __future__ import annotations
 
 import logging
-import random
 import tempfile
-import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import crop_to_aspect, jpeg_data_uri
-from zencourt_pipeline.net.fetch import FetchPolicy
+from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.providers.base import (
     AnswerLost,
     GenerationError,
@@ -37,15 +35,7 @@ from zencourt_pipeline.providers.base import (
     TaskState,
     TaskStatus,
 )
-from zencourt_pipeline.providers.http import (
-    DEFAULT_MAX_DOWNLOAD_BYTES,
-    HttpVideoGenerator,
-    RetryPolicy,
-    error_text,
-    json_or_none,
-    request_with_retry,
-    send_create,
-)
+from zencourt_pipeline.providers.http import HttpVideoGenerator, error_text, json_or_none
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +47,11 @@ DURATIONS = (5, 10)
 PROMPT_MAX_CHARS = 2500
 DATA_URI_MAX_CHARS = 5_000_000
 
-CONTENT_POLICY = "FAL_CONTENT_POLICY"
-GENERATION_FAILED = "FAL_GENERATION_FAILED"
-UNAVAILABLE = "FAL_UNAVAILABLE"
-AUTH_FAILED = "FAL_AUTH_FAILED"
-REQUEST_NOT_FOUND = "FAL_REQUEST_NOT_FOUND"
+CONTENT_POLICY = ErrorCode.FAL_CONTENT_POLICY
+GENERATION_FAILED = ErrorCode.FAL_GENERATION_FAILED
+UNAVAILABLE = ErrorCode.FAL_UNAVAILABLE
+AUTH_FAILED = ErrorCode.FAL_AUTH_FAILED
+REQUEST_NOT_FOUND = ErrorCode.FAL_REQUEST_NOT_FOUND
 CONTENT_POLICY_TYPE = "content_policy_violation"
 
 
@@ -104,63 +94,28 @@ def detail_message(body: Any, limit: int = 500) -> str:
 
 class FalGenerator(HttpVideoGenerator):
     name = "fal"
+    label = "fal"
+    unavailable_code = UNAVAILABLE
+    cancel_failed_code = ErrorCode.FAL_CANCEL_FAILED
+    default_timeout = httpx.Timeout(60.0, connect=10.0)
+    default_create_policy = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_total_seconds=30.0)
     poll_interval_seconds = 5.0
 
     def __init__(
-        self,
-        key: str,
-        *,
-        queue_url: str = DEFAULT_QUEUE_URL,
-        model: str = DEFAULT_MODEL,
-        webhook_url: str | None = None,
-        timeout: httpx.Timeout | float = httpx.Timeout(60.0, connect=10.0),
-        download_timeout: httpx.Timeout | float = httpx.Timeout(120.0, connect=10.0),
-        client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
-        create_policy: RetryPolicy = RetryPolicy(
-            max_attempts=3, base_delay=1.0, max_delay=10.0, max_total_seconds=30.0
-        ),
-        read_policy: RetryPolicy = RetryPolicy(
-            max_attempts=4, base_delay=1.0, max_delay=15.0, max_total_seconds=60.0
-        ),
-        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-        allowed_private_hosts: Iterable[str] = (),
-        download_total_seconds: float = 600.0,
-        work_dir: Path | None = None,
-    ):
-        if not key:
-            raise ValueError("a fal API key is required (FAL_KEY)")
+        self, key: str, *, queue_url: str = DEFAULT_QUEUE_URL, webhook_url: str | None = None,
+        model: str = DEFAULT_MODEL, work_dir: Path | None = None, **options: Any,
+    ):  # fmt: skip
+        """`options`: HttpVideoGenerator's (timeout, create_policy, read_policy, client, ...)."""
+        self._api_key = self._required_key(key, "FAL_KEY")
         parts = model.strip("/").split("/")
         if len(parts) < 2:
             raise ValueError(f"fal model id must be owner/app[/path], got {model!r}")
-        self._key = key
         self.queue_url = queue_url.rstrip("/")
         self.model = model.strip("/")
         self.app_id = "/".join(parts[:2])  # owner/app: what status/result/cancel URLs carry
         self.webhook_url = webhook_url
-        self.timeout = timeout
-        self.download_timeout = download_timeout
-        self._owns_client = client is None
-        self._client = client or httpx.Client(transport=transport, timeout=timeout)
-        self._sleep = sleep
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self.create_policy = create_policy
-        self.read_policy = read_policy
-        self.max_download_bytes = max_download_bytes
-        # Output URLs come from the provider's answers: downloaded SSRF-safe (checked, pinned
-        # addresses, bounded redirects, size and time limits). The configured API host itself
-        # (an operator's choice, e.g. a test double on loopback) may serve them too.
-        self.fetch_policy = FetchPolicy.from_hosts(
-            [*allowed_private_hosts, urlsplit(self.queue_url).hostname or ""],
-            max_bytes=max_download_bytes,
-            total_seconds=download_total_seconds,
-        )
-        self._download_client: httpx.Client | None = None  # made at the first download
         self.work_dir = work_dir
+        super().__init__(api_url=self.queue_url, **options)
 
     def __repr__(self) -> str:
         return f"FalGenerator(queue_url={self.queue_url!r}, model={self.model!r})"
@@ -168,7 +123,7 @@ class FalGenerator(HttpVideoGenerator):
     # ------------------------------------------------------------------------------- plumbing
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Key {self._key}", "Accept": "application/json"}
+        return {"Authorization": f"Key {self._api_key}", "Accept": "application/json"}
 
     def request_urls(self, request_id: str) -> dict[str, str]:
         """Fallback status/response/cancel URLs (`{queue}/{owner}/{app}/requests/{id}...`)."""
@@ -177,26 +132,6 @@ class FalGenerator(HttpVideoGenerator):
 
     def _url(self, ref: TaskRef, kind: str) -> str:
         return ref.meta.get(kind) or self.request_urls(ref.task_id)[kind]
-
-    def _read(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return request_with_retry(
-                self._client,
-                method,
-                url,
-                idempotent=True,
-                policy=self.read_policy,
-                sleep=self._sleep,
-                rng=self._rng,
-                clock=self._clock,
-                headers=self._headers(),
-                timeout=self.timeout,
-                **kwargs,
-            )
-        except httpx.TransportError as exc:
-            raise GenerationError(
-                UNAVAILABLE, f"{method} {url}: {type(exc).__name__}: {exc}", fallback=True, retryable=True
-            ) from exc
 
     # --------------------------------------------------------------------------------- submit
 
@@ -208,10 +143,10 @@ class FalGenerator(HttpVideoGenerator):
                 cropped = crop_to_aspect(Path(request.photo_path), Path(tmp) / "cropped.jpg", width, height)
                 image_url = jpeg_data_uri(cropped, max_chars=DATA_URI_MAX_CHARS)
         except MediaError as exc:
-            raise GenerationError("INVALID_INPUT", exc.message) from exc
+            raise GenerationError(ErrorCode.INVALID_INPUT, exc.message) from exc
         prompt = (request.prompt or "").strip()[:PROMPT_MAX_CHARS]
         if not prompt:
-            raise GenerationError("INVALID_INPUT", "fal/Kling needs a non-empty prompt")
+            raise GenerationError(ErrorCode.INVALID_INPUT, "fal/Kling needs a non-empty prompt")
         return {
             "prompt": prompt,
             "image_url": image_url,
@@ -224,29 +159,9 @@ class FalGenerator(HttpVideoGenerator):
         body = self.build_input(request)
         params = {"fal_webhook": self.webhook_url} if self.webhook_url else None
         # only connect errors are retried: a lost answer may hide a queued request
-        response = send_create(
-            self._client,
-            f"{self.queue_url}/{self.model}",
-            provider="fal",
-            model=self.model,
-            unavailable_code=UNAVAILABLE,
-            policy=self.create_policy,
-            sleep=self._sleep,
-            rng=self._rng,
-            clock=self._clock,
-            headers={**self._headers(), "Connection": "close"},  # fresh connection for the paid submit
-            params=params,
-            json=body,
-            timeout=self.timeout,
-        )
+        response = self._create(f"{self.queue_url}/{self.model}", params=params, json=body)
         if response.status_code in (200, 201, 202) and not response.headers.get("x-fal-error-type"):
-            data = json_or_none(response)
-            request_id = data.get("request_id") if isinstance(data, dict) else None
-            if not isinstance(request_id, str) or not request_id:
-                raise AnswerLost(
-                    f"fal answered {response.status_code} to the submit without a request_id: it may be queued",
-                    model=self.model,
-                )
+            request_id, data = self._created_id(response, "request_id", "submit without a request_id: it may be queued")
             meta: dict[str, Any] = {"model": self.model}
             defaults = self.request_urls(request_id)
             for kind in ("status_url", "response_url", "cancel_url"):
@@ -279,10 +194,10 @@ class FalGenerator(HttpVideoGenerator):
         if status in (401, 403):
             return GenerationError(AUTH_FAILED, f"fal refused the key: {message}", fallback=True)
         if status == 429:
-            return GenerationError("FAL_RATE_LIMITED", message, fallback=True, retryable=True)
+            return GenerationError(ErrorCode.FAL_RATE_LIMITED, message, fallback=True, retryable=True)
         if status in (400, 422):
-            return GenerationError("INVALID_INPUT", f"fal rejected the input: {message}", fallback=False)
-        return GenerationError("FAL_REQUEST_FAILED", f"unexpected answer to submit: {message}", fallback=True)
+            return GenerationError(ErrorCode.INVALID_INPUT, f"fal rejected the input: {message}", fallback=False)
+        return GenerationError(ErrorCode.FAL_REQUEST_FAILED, f"unexpected answer to submit: {message}", fallback=True)
 
     # ----------------------------------------------------------------------------------- poll
 
@@ -358,12 +273,7 @@ class FalGenerator(HttpVideoGenerator):
 
     def cancel(self, ref: TaskRef) -> None:
         # Answers: OK / CANCELLATION_REQUESTED (2xx), ALREADY_COMPLETED (400), NOT_FOUND (404).
-        response = self._read("PUT", self._url(ref, "cancel_url"))
-        if 200 <= response.status_code < 300 or response.status_code in (400, 404):
-            return
-        raise GenerationError(
-            "FAL_CANCEL_FAILED", f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
-        )
+        self._cancel(ref, "PUT", self._url(ref, "cancel_url"), lambda status: 200 <= status < 300 or status in (400, 404))
 
     # ---------------------------------------------------------------------------------- fetch
 
@@ -373,7 +283,7 @@ class FalGenerator(HttpVideoGenerator):
             return status.output_url
         if status.state is TaskState.RUNNING:
             raise GenerationError(
-                "OUTPUT_NOT_READY", f"fal request {ref.task_id} is not done", retryable=True
+                ErrorCode.OUTPUT_NOT_READY, f"fal request {ref.task_id} is not done", retryable=True
             )
         raise GenerationError(
             status.error_code or GENERATION_FAILED,

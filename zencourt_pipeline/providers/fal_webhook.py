@@ -22,13 +22,9 @@ import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import Completion, TaskState
-from zencourt_pipeline.providers.fal import (
-    CONTENT_POLICY,
-    GENERATION_FAILED,
-    detail_message,
-    is_content_policy,
-)
+from zencourt_pipeline.providers.fal import detail_message, is_content_policy
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +204,7 @@ def parse_fal_webhook(raw_body: bytes) -> Completion:
     status = str(data.get("status") or "").upper()
     payload = data.get("payload")
 
-    def failed(code: str, message: str) -> Completion:
+    def failed(code: ErrorCode, message: str) -> Completion:
         return Completion(
             provider="fal",
             task_id=request_id,
@@ -243,7 +239,7 @@ def parse_fal_webhook(raw_body: bytes) -> Completion:
                 output_url=None,
                 payload=data,
             )
-        return failed(GENERATION_FAILED, "fal reported OK without a video URL")
+        return failed(ErrorCode.FAL_GENERATION_FAILED, "fal reported OK without a video URL")
     if status == "ERROR":
         parts = [str(data["error"])] if data.get("error") else []
         detail = detail_message(payload) if payload is not None else ""
@@ -253,9 +249,9 @@ def parse_fal_webhook(raw_body: bytes) -> Completion:
             parts.append(str(data["payload_error"]))
         message = ": ".join(parts) or "fal reported an error"
         code = (
-            CONTENT_POLICY
+            ErrorCode.FAL_CONTENT_POLICY
             if is_content_policy(payload) or is_content_policy(data.get("error"))
-            else GENERATION_FAILED
+            else ErrorCode.FAL_GENERATION_FAILED
         )
         return failed(code, message)
     raise ValueError(f"fal webhook has an unknown status {data.get('status')!r}")

@@ -1,48 +1,35 @@
-"""HTTP helpers shared by the paid-API clients (Runway, fal).
+"""What the paid-API clients (Runway, fal) share: `HttpVideoGenerator`, their base.
 
-Three rules drive this module:
+It owns the plumbing: the API client (or a transport for tests), the injectable `sleep`/`clock`/
+`rng`, the create and read retry policies (`providers.retry`: a paid create is never re-sent once
+it may have arrived), and the output downloads (`providers.output`: SSRF-checked through
+`fetch_policy`, which also admits the configured API host and MEDIA_ALLOWED_PRIVATE_HOSTS, on a
+download client made at the first download). A subclass passes what differs: its API URL and
+key, its headers (`_headers`), and as class attributes its `label`, codes, `default_timeout` and
+`default_create_policy`; its constructor takes the base's keyword arguments as `**options`.
 
-* Retry only what is safe to repeat. Idempotent requests (GET, DELETE, a cancel PUT) may be
-  retried on 429/502/503/504 and on transport errors. A request that creates a paid task is
-  retried only when it provably never reached the server (`httpx.ConnectError`,
-  `httpx.ConnectTimeout`, `httpx.PoolTimeout`), or on a status the caller names as "had no
-  effect" (Runway's 429 daily limit). A read timeout, a connection dropped after the request was
-  sent or a 5xx after a create POST is ambiguous: the task may exist, and a second POST (or a
-  fallback to another provider) could pay twice. `send_create` raises `AnswerLost` for it.
-* Back off exponentially with full jitter, within a bounded number of attempts and a bounded
-  total time. `sleep`, `rng` and `clock` are injectable so tests never wait.
-* Downloads stream to a temporary file beside the destination, stop at a size limit, check that
-  the bytes are a complete MP4, and only then `os.replace` the file into place. Given a
-  `FetchPolicy` (the generators always pass one), a download goes through
-  `net.fetch.safe_client`/`open_stream`: every hop's address is checked and pinned (output
-  URLs come from a third party and must not reach our private network), redirects are
-  bounded and re-checked, and the whole attempt has a time limit.
-* A finished task is paid: a download that fails (expired URL, 5xx, timeout, truncated
-  transfer) raises `DownloadFailed` (never fallback-eligible); `fetch_result` then asks the
-  provider for a fresh URL and downloads again. Only an output that downloads completely and is
-  not a valid MP4 twice (the second time from a fresh URL) is the provider's bad output
-  (INVALID_OUTPUT, fallback).
+A finished task is paid: a download that fails (expired URL, 5xx, timeout, truncated transfer)
+raises `DownloadFailed` (never fallback-eligible); `fetch_result` then asks the provider for a
+fresh URL and downloads again. Only an output that downloads completely and is not a valid MP4
+twice (the second time from a fresh URL) is the provider's bad output (INVALID_OUTPUT, fallback).
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import os
 import random
-import struct
 import time
-import uuid
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, open_stream, safe_client
-from zencourt_pipeline.net.sniff import describe, sniff_image_type, sniff_video
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.net.backoff import RetryPolicy
+from zencourt_pipeline.net.fetch import safe_client
+from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.providers.base import (
     AnswerLost,
     DownloadFailed,
@@ -50,157 +37,13 @@ from zencourt_pipeline.providers.base import (
     TaskRef,
     VideoGenerator,
 )
+from zencourt_pipeline.providers.output import DEFAULT_MAX_DOWNLOAD_BYTES, INVALID_OUTPUT, download_to_file
+from zencourt_pipeline.providers.retry import request_with_retry, send_create
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
-EXPIRED_URL_STATUSES: frozenset[int] = frozenset({403, 404, 410})
-# Transport errors raised before any byte of the request left this process.
-NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
-INVALID_OUTPUT = "INVALID_OUTPUT"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(max_delay, base * 2**n))."""
-
-    max_attempts: int = 4  # total tries, the first included
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_total_seconds: float = 90.0  # no new attempt once this much time has passed since the first
-
-    def delay(self, retry_index: int, rng: random.Random | Any) -> float:
-        cap = min(self.max_delay, self.base_delay * (2**retry_index))
-        return rng.uniform(0.0, cap)
-
-
-def is_retryable(
-    *,
-    idempotent: bool,
-    response: httpx.Response | None = None,
-    error: BaseException | None = None,
-    retry_statuses: Collection[int] = RETRYABLE_STATUSES,
-    no_effect_statuses: Collection[int] = (),
-) -> bool:
-    """Whether repeating the request is both useful and safe.
-
-    `no_effect_statuses`: statuses that prove a non-idempotent request changed nothing on the
-    server (e.g. Runway answers 429 to a create when the daily limit is reached: no task exists).
-    """
-    if error is not None:
-        if isinstance(error, NOT_SENT_ERRORS):
-            return True
-        return idempotent and isinstance(error, httpx.TransportError)
-    if response is None:
-        return False
-    if response.status_code in no_effect_statuses:
-        return True
-    return idempotent and response.status_code in retry_statuses
-
-
-def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
-    """The `Retry-After` header as seconds (delta or HTTP date), if present and sane."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def request_with_retry(
-    client: httpx.Client,
-    method: str,
-    url: str,
-    *,
-    idempotent: bool,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | Any = None,
-    clock: Callable[[], float] = time.monotonic,
-    retry_statuses: Collection[int] = RETRYABLE_STATUSES,
-    no_effect_statuses: Collection[int] = (),
-    **kwargs: Any,
-) -> httpx.Response:
-    """Send one request, retrying only as `is_retryable` allows.
-
-    Returns the last response (which may still carry a retryable status once the budget is
-    spent: the caller maps it to an error). Re-raises the last transport error if no response
-    was ever received. The response body is read.
-    """
-    rng = rng if rng is not None else random.Random()
-    started = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        response: httpx.Response | None = None
-        error: httpx.TransportError | None = None
-        try:
-            response = client.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            error = exc
-        retry = is_retryable(
-            idempotent=idempotent,
-            response=response,
-            error=error,
-            retry_statuses=retry_statuses,
-            no_effect_statuses=no_effect_statuses,
-        )
-        if not retry or attempt >= policy.max_attempts:
-            break
-        delay = policy.delay(attempt - 1, rng)
-        if response is not None:
-            hinted = retry_after_seconds(response)
-            if hinted is not None:
-                delay = min(max(delay, hinted), policy.max_delay)
-        if clock() - started + delay > policy.max_total_seconds:
-            break
-        what = f"HTTP {response.status_code}" if response is not None else type(error).__name__
-        log.info("%s %s: %s, retry %d in %.2f s", method, _redact(url), what, attempt, delay)
-        sleep(delay)
-    if response is None:
-        assert error is not None
-        raise error
-    return response
-
-
-def send_create(
-    client: httpx.Client, url: str, *, provider: str, model: str | None, unavailable_code: str, **kwargs: Any
-) -> httpx.Response:
-    """POST a paid create through `request_with_retry(idempotent=False)`.
-
-    A transport error raised before the request left (`NOT_SENT_ERRORS`, already retried within
-    the policy) is GenerationError `unavailable_code` (fallback: nothing was created). Any other
-    transport error (a read timeout, the connection dropped after the request was sent) is
-    `AnswerLost`: the task may exist, so it is neither re-sent nor fallen back.
-    """
-    try:
-        return request_with_retry(client, "POST", url, idempotent=False, **kwargs)
-    except NOT_SENT_ERRORS as exc:
-        raise GenerationError(
-            unavailable_code, f"cannot reach {provider}: {type(exc).__name__}: {exc}", fallback=True, retryable=True
-        ) from exc
-    except httpx.TransportError as exc:
-        raise AnswerLost(
-            f"the {provider} create was sent and its answer lost ({type(exc).__name__}: {exc}); the task may "
-            "exist and be paid: not re-sent, not fallen back",
-            model=model,
-        ) from exc
-
-
-def _redact(url: str) -> str:
-    """A URL without its query string (presigned URLs carry credentials there)."""
-    return url.split("?", 1)[0]
+READ_POLICY = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=15.0, max_total_seconds=60.0)
+_DEFAULT: Any = object()  # "the provider's own default" (None is a timeout: none)
 
 
 def json_or_none(response: httpx.Response) -> Any:
@@ -222,242 +65,122 @@ def error_text(response: httpx.Response, limit: int = 500) -> str:
     return f"HTTP {response.status_code}" + (f": {text[:limit]}" if text else "")
 
 
-# ----------------------------------------------------------------------------------------- MP4
+class HttpVideoGenerator(VideoGenerator):
+    """The base of the HTTP providers (see the module docstring)."""
 
+    label: str  # how messages name the provider: "Runway", "fal"
+    unavailable_code: ErrorCode  # the provider cannot be reached or answers 5xx to a read
+    cancel_failed_code: ErrorCode
+    default_timeout: httpx.Timeout | float = httpx.Timeout(30.0, connect=10.0)  # of each API call
+    default_create_policy: RetryPolicy = RetryPolicy()
+    model: str
 
-def mp4_problem(path: Path) -> str | None:
-    """Why `path` is not a complete MP4 (None if it looks complete).
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        timeout: httpx.Timeout | float | None = _DEFAULT,
+        create_policy: RetryPolicy = _DEFAULT,
+        read_policy: RetryPolicy = READ_POLICY,
+        download_timeout: httpx.Timeout | float = httpx.Timeout(120.0, connect=10.0),
+        client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        allowed_private_hosts: Iterable[str] = (),
+        download_total_seconds: float = 600.0,
+    ):
+        self.timeout = self.default_timeout if timeout is _DEFAULT else timeout
+        self.download_timeout = download_timeout
+        self._owns_client = client is None
+        self._client = client or httpx.Client(transport=transport, timeout=self.timeout)
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.create_policy = self.default_create_policy if create_policy is _DEFAULT else create_policy
+        self.read_policy = read_policy
+        self.max_download_bytes = max_download_bytes
+        # Output URLs come from the provider's answers: downloaded SSRF-safe (checked, pinned
+        # addresses, bounded redirects, size and time limits). The configured API host itself
+        # (an operator's choice, e.g. a test double on loopback) may serve them too.
+        self.fetch_policy = FetchPolicy.from_hosts(
+            [*allowed_private_hosts, urlsplit(api_url).hostname or ""],
+            max_bytes=max_download_bytes,
+            total_seconds=download_total_seconds,
+        )
+        self._download_client: httpx.Client | None = None  # made at the first download
 
-    Walks the top-level ISO-BMFF boxes: the first must be `ftyp`, every box must fit inside the
-    file (a truncated download leaves the last box short), and a `moov` box must be present.
-    """
-    size = path.stat().st_size
-    if size < 16:
-        return f"{size} bytes is too small for an MP4"
-    seen: list[bytes] = []
-    with path.open("rb") as fh:
-        offset = 0
-        while offset < size:
-            fh.seek(offset)
-            header = fh.read(8)
-            if len(header) < 8:
-                return f"truncated box header at byte {offset}"
-            box_size, box_type = struct.unpack(">I4s", header)
-            if box_size == 1:
-                large = fh.read(8)
-                if len(large) < 8:
-                    return f"truncated box header at byte {offset}"
-                box_size = struct.unpack(">Q", large)[0]
-                if box_size < 16:
-                    return f"invalid box size at byte {offset}"
-            elif box_size == 0:
-                box_size = size - offset
-            elif box_size < 8:
-                return f"invalid box size at byte {offset}"
-            if not seen and box_type != b"ftyp":
-                return "no ftyp box at the start (not an MP4)"
-            if offset + box_size > size:
-                return (
-                    f"box {box_type.decode('latin-1')!r} at byte {offset} needs {box_size} bytes, "
-                    f"only {size - offset} present (truncated)"
-                )
-            seen.append(box_type)
-            offset += box_size
-    if b"moov" not in seen:
-        return "no moov box (incomplete MP4)"
-    return None
+    def _required_key(self, key: str, variable: str) -> str:
+        if not key:
+            raise ValueError(f"a {self.label} API key is required ({variable})")
+        return key
 
+    # ------------------------------------------------------------------------------- plumbing
 
-def check_mp4(path: Path) -> None:
-    """Raise GenerationError INVALID_OUTPUT (fallback) unless `path` looks like a complete MP4."""
-    problem = mp4_problem(Path(path))
-    if problem and sniff_video(Path(path)) is None and Path(path).stat().st_size:
-        problem += f" (the bytes are {describe(sniff_image_type(Path(path)))})"
-    if problem:
-        raise GenerationError(
-            INVALID_OUTPUT, f"downloaded output is not a valid MP4: {problem}", fallback=True
+    def _headers(self) -> dict[str, str]:  # pragma: no cover - each provider defines it
+        raise NotImplementedError
+
+    def _read(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """An idempotent API call: retried on 429/5xx/transport errors within `read_policy`."""
+        try:
+            return request_with_retry(
+                self._client,
+                method,
+                url,
+                idempotent=True,
+                policy=self.read_policy,
+                sleep=self._sleep,
+                rng=self._rng,
+                clock=self._clock,
+                headers=self._headers(),
+                timeout=self.timeout,
+                **kwargs,
+            )
+        except httpx.TransportError as exc:
+            raise GenerationError(
+                self.unavailable_code, f"{method} {url}: {type(exc).__name__}: {exc}", fallback=True, retryable=True
+            ) from exc
+
+    def _create(self, url: str, **kwargs: Any) -> httpx.Response:
+        """POST the paid create (`send_create`: retried only while it provably had no effect)."""
+        return send_create(
+            self._client,
+            url,
+            provider=self.label,
+            model=self.model,
+            unavailable_code=self.unavailable_code,
+            policy=self.create_policy,
+            sleep=self._sleep,
+            rng=self._rng,
+            clock=self._clock,
+            # a fresh connection for the paid create: a pooled keep-alive connection the server
+            # has just closed is the classic way a POST fails after it may have been received
+            headers={**self._headers(), "Connection": "close"},
+            timeout=self.timeout,
+            **kwargs,
         )
 
+    def _created_id(self, response: httpx.Response, key: str, missing: str) -> tuple[str, dict[str, Any]]:
+        """The id under `key` of a 2xx answer to the create, and the answer. Without one the task
+        may exist all the same: AnswerLost (`missing` says what is missing and what may exist)."""
+        data = json_or_none(response)
+        task_id = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise AnswerLost(f"{self.label} answered {response.status_code} to the {missing}", model=self.model)
+        return task_id, data
 
-# ------------------------------------------------------------------------------------ download
-
-
-class OutputUrlExpired(DownloadFailed):
-    """The output URL answered 403/404/410: ask the provider for a fresh one."""
-
-    def __init__(self, status_code: int, message: str):
-        super().__init__(message, code="OUTPUT_URL_EXPIRED")
-        self.status_code = status_code
-
-
-def download_to_file(
-    client: httpx.Client | None,
-    url: str,
-    dest: Path,
-    *,
-    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: httpx.Timeout | float | None = None,
-    policy: RetryPolicy = RetryPolicy(max_attempts=3, base_delay=1.0, max_total_seconds=120.0),
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | Any = None,
-    clock: Callable[[], float] = time.monotonic,
-    validate: Callable[[Path], None] | None = check_mp4,
-    fetch_policy: FetchPolicy | None = None,
-) -> Path:
-    """Stream `url` to `dest` atomically; retry transient failures (a GET is idempotent).
-
-    Raises `OutputUrlExpired` for 403/404/410, `DownloadFailed` (OUTPUT_DOWNLOAD_FAILED, not
-    fallback) when the server keeps failing (5xx, timeouts, transfers cut short, other statuses),
-    and GenerationError INVALID_OUTPUT (fallback) for an oversized or non-MP4 body that arrived
-    complete, or a URL the fetch policy refuses (a private address, too many redirects). No auth
-    headers are sent: output URLs are presigned.
-
-    With `fetch_policy`, `client` must come from `net.fetch.safe_client` (None: one is made for
-    this call); without it (tests with a mock transport) `client` follows redirects itself.
-    """
-    rng = rng if rng is not None else random.Random()
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    own_client = client is None
-    if client is None:
-        if fetch_policy is None:
-            raise ValueError("download_to_file needs a client or a fetch_policy")
-        client = safe_client(fetch_policy)
-    started = clock()
-    try:
-        return _download_with_retries(
-            client, url, dest, max_bytes=max_bytes, timeout=timeout, validate=validate,
-            fetch_policy=fetch_policy, policy=policy, sleep=sleep, rng=rng, clock=clock, started=started,
-        )  # fmt: skip
-    finally:
-        if own_client:
-            client.close()
-
-
-def _download_with_retries(
-    client: httpx.Client,
-    url: str,
-    dest: Path,
-    *,
-    max_bytes: int,
-    timeout: httpx.Timeout | float | None,
-    validate: Callable[[Path], None] | None,
-    fetch_policy: FetchPolicy | None,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    rng: random.Random | Any,
-    clock: Callable[[], float],
-    started: float,
-) -> Path:
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return _download_once(
-                client, url, dest, max_bytes=max_bytes, timeout=timeout, validate=validate, fetch_policy=fetch_policy
-            )
-        except _TransientDownloadError as exc:
-            delay = policy.delay(attempt - 1, rng)
-            if attempt >= policy.max_attempts or clock() - started + delay > policy.max_total_seconds:
-                raise DownloadFailed(f"download of {_redact(url)} failed after {attempt} attempt(s): {exc}") from exc
-            log.info("download %s: %s, retry %d in %.2f s", _redact(url), exc, attempt, delay)
-            sleep(delay)
-
-
-class _TransientDownloadError(Exception):
-    """A download attempt failed in a way a retry of the same URL may fix."""
-
-
-@contextmanager
-def _get(
-    client: httpx.Client,
-    url: str,
-    timeout: httpx.Timeout | float | None,
-    fetch_policy: FetchPolicy | None,
-    deadline: float | None,
-) -> Iterator[httpx.Response]:
-    """The final response of a GET of `url`: through `open_stream` (checked, pinned, bounded
-    redirects, time limit) with a fetch policy, else the client's own redirect handling."""
-    if fetch_policy is None:
-        kwargs: dict[str, Any] = {"follow_redirects": True}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        with client.stream("GET", url, **kwargs) as response:
-            yield response
-        return
-    try:
-        assert deadline is not None
-        with open_stream(client, url, fetch_policy, deadline) as (response, _):
-            yield response
-    except FetchError as exc:
-        if exc.retryable:
-            raise _TransientDownloadError(exc.message) from exc
+    def _cancel(self, ref: TaskRef, method: str, url: str, done: Callable[[int], bool]) -> None:
+        """Cancel `ref` with an idempotent call; `done(status)`: canceled, or nothing to cancel."""
+        response = self._read(method, url)
+        if done(response.status_code):
+            return
         raise GenerationError(
-            INVALID_OUTPUT, f"output URL {_redact(url)} refused: {exc.message}", fallback=True
-        ) from exc
+            self.cancel_failed_code, f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
+        )
 
-
-def _download_once(
-    client: httpx.Client,
-    url: str,
-    dest: Path,
-    *,
-    max_bytes: int,
-    timeout: httpx.Timeout | float | None,
-    validate: Callable[[Path], None] | None,
-    fetch_policy: FetchPolicy | None = None,
-) -> Path:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
-    deadline = time.monotonic() + fetch_policy.total_seconds if fetch_policy is not None else None
-    try:
-        with _get(client, url, timeout, fetch_policy, deadline) as response:
-            status = response.status_code
-            if status in EXPIRED_URL_STATUSES:
-                raise OutputUrlExpired(status, f"output URL answered HTTP {status} (expired or gone)")
-            if status in RETRYABLE_STATUSES or status >= 500:
-                raise _TransientDownloadError(f"HTTP {status}")
-            if status != 200:
-                raise DownloadFailed(f"output URL answered HTTP {status}")
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise GenerationError(
-                    INVALID_OUTPUT,
-                    f"output is {int(declared)} bytes, over the {max_bytes} limit",
-                    fallback=True,
-                )
-            received = 0
-            with tmp.open("wb") as fh:
-                for chunk in response.iter_bytes(1024 * 1024 if deadline is None else None):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise GenerationError(
-                            INVALID_OUTPUT, f"output exceeds the {max_bytes}-byte limit", fallback=True
-                        )
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise _TransientDownloadError("download took longer than the time limit")
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            # Compare on-the-wire bytes (compressed, if so) with the declared length.
-            wire = response.num_bytes_downloaded or received
-            if declared is not None and declared.isdigit() and wire != int(declared):
-                raise _TransientDownloadError(f"output truncated: received {wire} of {declared} bytes")
-        if validate is not None:
-            validate(tmp)
-        os.replace(tmp, dest)
-        return dest
-    except httpx.RemoteProtocolError as exc:
-        # The server closed the connection mid-body: a truncated transfer.
-        raise _TransientDownloadError(f"truncated transfer: {exc}") from exc
-    except httpx.TransportError as exc:
-        raise _TransientDownloadError(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-class HttpVideoGenerator(VideoGenerator):
-    """What the HTTP providers share: downloading a finished clip through the SSRF-checked
-    client, asking the provider for a fresh URL when a download fails."""
+    # ---------------------------------------------------------------------------------- fetch
 
     def _fresh_output_url(self, ref: TaskRef) -> str:  # pragma: no cover - each provider defines it
         raise NotImplementedError
@@ -491,8 +214,6 @@ class HttpVideoGenerator(VideoGenerator):
 
     def _download(self, url: str, dest: Path) -> Path:
         if self._download_client is None:
-            from zencourt_pipeline.net.fetch import safe_client
-
             self._download_client = safe_client(self.fetch_policy, timeout=self.download_timeout)
         return download_to_file(
             self._download_client,

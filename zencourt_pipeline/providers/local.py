@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.providers.base import (
     Completion,
@@ -72,7 +73,7 @@ class LocalGenerator(VideoGenerator):
         output = self._output(ref.task_id)
         if output.is_file():
             return TaskStatus(TaskState.SUCCEEDED, progress=1.0, output_url=output.as_uri())
-        return TaskStatus(TaskState.FAILED, error_code="LOCAL_OUTPUT_MISSING", error_message="no rendered clip")
+        return TaskStatus(TaskState.FAILED, error_code=ErrorCode.LOCAL_OUTPUT_MISSING, error_message="no rendered clip")
 
     def cancel(self, ref: TaskRef) -> None:
         return None  # renders finish inside submit: nothing is ever in flight
@@ -85,10 +86,10 @@ class LocalGenerator(VideoGenerator):
         # Only this generator's own renders are ever copied (never an arbitrary file:// path).
         if output_url and not self._is_own_render(output_url, source):
             raise GenerationError(
-                "LOCAL_OUTPUT_MISSING", "output URL is not a render of the local generator", fallback=False
+                ErrorCode.LOCAL_OUTPUT_MISSING, "output URL is not a render of the local generator", fallback=False
             )
         if not source.is_file():
-            raise GenerationError("LOCAL_OUTPUT_MISSING", f"rendered clip {source.name} is missing", fallback=False)
+            raise GenerationError(ErrorCode.LOCAL_OUTPUT_MISSING, f"rendered clip {source.name} is missing", fallback=False)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
         return dest

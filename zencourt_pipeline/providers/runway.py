@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
-from zencourt_pipeline.net.fetch import FetchPolicy
+from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.providers.base import (
     AnswerLost,
     GenerationError,
@@ -36,15 +35,7 @@ from zencourt_pipeline.providers.base import (
     TaskState,
     TaskStatus,
 )
-from zencourt_pipeline.providers.http import (
-    DEFAULT_MAX_DOWNLOAD_BYTES,
-    HttpVideoGenerator,
-    RetryPolicy,
-    error_text,
-    json_or_none,
-    request_with_retry,
-    send_create,
-)
+from zencourt_pipeline.providers.http import HttpVideoGenerator, error_text, json_or_none
 from zencourt_pipeline.providers.rates import reported_credits
 
 log = logging.getLogger(__name__)
@@ -61,12 +52,12 @@ SEED_MAX = 4_294_967_295
 HTTPS_URL_MIN, HTTPS_URL_MAX = 13, 2048
 DATA_URI_MAX_CHARS = 5_000_000  # the API allows 5,242,880; keep a margin
 
-SAFETY_REJECTED = "RUNWAY_SAFETY_REJECTED"
-GENERATION_FAILED = "RUNWAY_GENERATION_FAILED"
-TASK_NOT_FOUND = "RUNWAY_TASK_NOT_FOUND"
-RATE_LIMITED = "RUNWAY_RATE_LIMITED"
-UNAVAILABLE = "RUNWAY_UNAVAILABLE"
-AUTH_FAILED = "RUNWAY_AUTH_FAILED"
+SAFETY_REJECTED = ErrorCode.RUNWAY_SAFETY_REJECTED
+GENERATION_FAILED = ErrorCode.RUNWAY_GENERATION_FAILED
+TASK_NOT_FOUND = ErrorCode.RUNWAY_TASK_NOT_FOUND
+RATE_LIMITED = ErrorCode.RUNWAY_RATE_LIMITED
+UNAVAILABLE = ErrorCode.RUNWAY_UNAVAILABLE
+AUTH_FAILED = ErrorCode.RUNWAY_AUTH_FAILED
 
 _STATE = {
     "PENDING": TaskState.PENDING,
@@ -85,16 +76,16 @@ _FALLBACK_CODES = {
     UNAVAILABLE: True,
     AUTH_FAILED: True,
     TASK_NOT_FOUND: True,
-    "RUNWAY_INSUFFICIENT_CREDITS": True,
-    "INVALID_OUTPUT": True,
+    ErrorCode.RUNWAY_INSUFFICIENT_CREDITS: True,
+    ErrorCode.INVALID_OUTPUT: True,
     SAFETY_REJECTED: False,
-    "INVALID_INPUT": False,
+    ErrorCode.INVALID_INPUT: False,
 }
 
 
 def classify_failure(
     status: TaskStatus | Mapping[str, Any] | GenerationError | str | None,
-) -> tuple[str, bool]:
+) -> tuple[ErrorCode, bool]:
     """(error code, whether another provider may be tried) for a failed Runway task.
 
     Accepts a Runway `failureCode` string, the raw task JSON, a `TaskStatus` from `poll`, or a
@@ -140,58 +131,23 @@ def _https_url_ok(url: str | None) -> bool:
 
 class RunwayGenerator(HttpVideoGenerator):
     name = "runway"
+    label = "Runway"
+    unavailable_code = UNAVAILABLE
+    cancel_failed_code = ErrorCode.RUNWAY_CANCEL_FAILED
+    default_create_policy = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=20.0, max_total_seconds=45.0)
     min_poll_interval = 5.0
     poll_interval_seconds = 5.0
 
     def __init__(
-        self,
-        api_key: str,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        api_version: str = DEFAULT_API_VERSION,
-        model: str = DEFAULT_MODEL,
-        timeout: httpx.Timeout | float = httpx.Timeout(30.0, connect=10.0),
-        download_timeout: httpx.Timeout | float = httpx.Timeout(120.0, connect=10.0),
-        client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
-        create_policy: RetryPolicy = RetryPolicy(
-            max_attempts=3, base_delay=2.0, max_delay=20.0, max_total_seconds=45.0
-        ),
-        read_policy: RetryPolicy = RetryPolicy(
-            max_attempts=4, base_delay=1.0, max_delay=15.0, max_total_seconds=60.0
-        ),
-        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-        allowed_private_hosts: Iterable[str] = (),
-        download_total_seconds: float = 600.0,
-    ):
-        if not api_key:
-            raise ValueError("a Runway API key is required (RUNWAY_API_KEY)")
-        self._api_key = api_key
+        self, api_key: str, *, base_url: str = DEFAULT_BASE_URL, api_version: str = DEFAULT_API_VERSION,
+        model: str = DEFAULT_MODEL, **options: Any,
+    ):  # fmt: skip
+        """`options`: HttpVideoGenerator's (timeout, create_policy, read_policy, client, ...)."""
+        self._api_key = self._required_key(api_key, "RUNWAY_API_KEY")
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self.model = model
-        self.timeout = timeout
-        self.download_timeout = download_timeout
-        self._owns_client = client is None
-        self._client = client or httpx.Client(transport=transport, timeout=timeout)
-        self._sleep = sleep
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self.create_policy = create_policy
-        self.read_policy = read_policy
-        self.max_download_bytes = max_download_bytes
-        # Output URLs come from the provider's answers: downloaded SSRF-safe (checked, pinned
-        # addresses, bounded redirects, size and time limits). The configured API host itself
-        # (an operator's choice, e.g. a test double on loopback) may serve them too.
-        self.fetch_policy = FetchPolicy.from_hosts(
-            [*allowed_private_hosts, urlsplit(self.base_url).hostname or ""],
-            max_bytes=max_download_bytes,
-            total_seconds=download_total_seconds,
-        )
-        self._download_client: httpx.Client | None = None  # made at the first download
+        super().__init__(api_url=self.base_url, **options)
         self._poll_lock = threading.Lock()
         self._last_poll: OrderedDict[str, float] = OrderedDict()
 
@@ -209,26 +165,6 @@ class RunwayGenerator(HttpVideoGenerator):
 
     def _task_url(self, task_id: str) -> str:
         return f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}"
-
-    def _read(self, method: str, url: str) -> httpx.Response:
-        """An idempotent API call: retried on 429/5xx/transport errors within `read_policy`."""
-        try:
-            return request_with_retry(
-                self._client,
-                method,
-                url,
-                idempotent=True,
-                policy=self.read_policy,
-                sleep=self._sleep,
-                rng=self._rng,
-                clock=self._clock,
-                headers=self._headers(),
-                timeout=self.timeout,
-            )
-        except httpx.TransportError as exc:
-            raise GenerationError(
-                UNAVAILABLE, f"{method} {url}: {type(exc).__name__}: {exc}", fallback=True, retryable=True
-            ) from exc
 
     def _await_poll_slot(self, task_id: str) -> None:
         """Never GET one task more often than every `min_poll_interval` seconds."""
@@ -249,14 +185,14 @@ class RunwayGenerator(HttpVideoGenerator):
         """The JSON body of POST /v1/image_to_video for `request`."""
         ratio = RATIOS.get(request.orientation)
         if ratio is None:
-            raise GenerationError("INVALID_INPUT", f"unknown orientation {request.orientation!r}")
+            raise GenerationError(ErrorCode.INVALID_INPUT, f"unknown orientation {request.orientation!r}")
         if request.photo_https_url and _https_url_ok(request.photo_https_url):
             prompt_image = request.photo_https_url
         else:
             try:
                 prompt_image = jpeg_data_uri(Path(request.photo_path), max_chars=DATA_URI_MAX_CHARS)
             except MediaError as exc:
-                raise GenerationError("INVALID_INPUT", exc.message) from exc
+                raise GenerationError(ErrorCode.INVALID_INPUT, exc.message) from exc
         body: dict[str, Any] = {
             "model": self.model,
             "promptImage": prompt_image,
@@ -272,31 +208,9 @@ class RunwayGenerator(HttpVideoGenerator):
     def submit(self, request: GenerationRequest) -> SubmittedTask:
         body = self.build_body(request)
         url = f"{self.base_url}/v1/image_to_video"
-        response = send_create(
-            self._client,
-            url,
-            provider="Runway",
-            model=self.model,
-            unavailable_code=UNAVAILABLE,
-            no_effect_statuses={429},  # the daily limit: no task was created
-            policy=self.create_policy,
-            sleep=self._sleep,
-            rng=self._rng,
-            clock=self._clock,
-            # a fresh connection for the paid create: a pooled keep-alive connection the server
-            # has just closed is the classic way a POST fails after it may have been received
-            headers={**self._headers(), "Connection": "close"},
-            json=body,
-            timeout=self.timeout,
-        )
+        response = self._create(url, no_effect_statuses={429}, json=body)  # 429: the daily limit, no task
         if response.status_code in (200, 201):
-            data = json_or_none(response)
-            task_id = data.get("id") if isinstance(data, dict) else None
-            if not isinstance(task_id, str) or not task_id:
-                raise AnswerLost(
-                    f"Runway answered {response.status_code} to the create without a task id: the task may exist",
-                    model=self.model,
-                )
+            task_id, data = self._created_id(response, "id", "create without a task id: the task may exist")
             cost = data.get("estimatedCost")
             log.info("runway task %s created for job %s", task_id, request.job_id)
             return SubmittedTask(
@@ -319,16 +233,16 @@ class RunwayGenerator(HttpVideoGenerator):
         if status in (401, 403):
             return GenerationError(AUTH_FAILED, f"Runway refused the API key: {text}", fallback=True)
         if status == 400 and "credit" in text.lower():
-            return GenerationError("RUNWAY_INSUFFICIENT_CREDITS", text, fallback=True)
+            return GenerationError(ErrorCode.RUNWAY_INSUFFICIENT_CREDITS, text, fallback=True)
         if status in (400, 422):
-            return GenerationError("INVALID_INPUT", f"Runway rejected the request: {text}", fallback=False)
+            return GenerationError(ErrorCode.INVALID_INPUT, f"Runway rejected the request: {text}", fallback=False)
         if status >= 500:
             return AnswerLost(
                 f"Runway answered {status} to the create; the task may or may not exist (and be paid): "
                 f"not re-sent, not fallen back: {text}",
                 model=model,
             )
-        return GenerationError("RUNWAY_REQUEST_FAILED", f"unexpected answer to create: {text}", fallback=True)
+        return GenerationError(ErrorCode.RUNWAY_REQUEST_FAILED, f"unexpected answer to create: {text}", fallback=True)
 
     # ----------------------------------------------------------------------------------- poll
 
@@ -378,7 +292,7 @@ class RunwayGenerator(HttpVideoGenerator):
             if not url:
                 return TaskStatus(
                     TaskState.FAILED,
-                    error_code="INVALID_OUTPUT",
+                    error_code=ErrorCode.INVALID_OUTPUT,
                     error_message="task succeeded without output",
                     raw=task,
                 )
@@ -395,12 +309,7 @@ class RunwayGenerator(HttpVideoGenerator):
     # --------------------------------------------------------------------------------- cancel
 
     def cancel(self, ref: TaskRef) -> None:
-        response = self._read("DELETE", self._task_url(ref.task_id))
-        if response.status_code in (200, 202, 204, 404):
-            return
-        raise GenerationError(
-            "RUNWAY_CANCEL_FAILED", f"cancel of {ref.task_id}: {error_text(response)}", retryable=True
-        )
+        self._cancel(ref, "DELETE", self._task_url(ref.task_id), lambda status: status in (200, 202, 204, 404))
 
     # ---------------------------------------------------------------------------------- fetch
 
@@ -412,8 +321,8 @@ class RunwayGenerator(HttpVideoGenerator):
             code, fallback = classify_failure(status)
             raise GenerationError(code, status.error_message or "task failed", fallback=fallback)
         if status.state is TaskState.CANCELED:
-            raise GenerationError("RUNWAY_TASK_CANCELED", f"task {ref.task_id} was canceled")
+            raise GenerationError(ErrorCode.RUNWAY_TASK_CANCELED, f"task {ref.task_id} was canceled")
         raise GenerationError(
-            "OUTPUT_NOT_READY", f"task {ref.task_id} is still {status.state.value}", retryable=True
+            ErrorCode.OUTPUT_NOT_READY, f"task {ref.task_id} is still {status.state.value}", retryable=True
         )
 

@@ -11,17 +11,25 @@ and expiring output downloads.
   transfer is cut mid-body) or `"drop"` (no answer at all).
 * `token_expired`: whether an output URL token is dead (expired by `expire_outputs()`, served
   once, or past its time to live).
+* `OutputFaults`: the output URLs both fakes hand out (`current_output`), their download route
+  (`serve_output`) and its knobs (`expire_outputs()`, `fail_next_downloads(n)`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from zencourt_pipeline_tests.fakes.server import ShortBodyResponse
+from zencourt_pipeline_tests.fakes.server import ShortBodyResponse, sample_mp4
 
 DROP = "drop"
 
@@ -95,13 +103,38 @@ def token_expired(token: Any, expire: str | float | None, now: float) -> bool:
     )
 
 
-class OutputFaults:
-    """The output-URL knobs both fakes share; the fake holds `_lock`, `tokens` (URL token ->
-    object with `dead`) and `download_faults` (statuses popped by the download route)."""
+@dataclass
+class OutputToken:
+    """One output URL handed out (`/…/{token}.mp4`): whose output it is, when it was issued."""
 
-    _lock: threading.Lock
-    tokens: dict[str, Any]
+    owner: str  # the task or request id
+    issued_at: float
+    dead: bool = False
+    downloads: int = 0
+
+
+class OutputFaults:
+    """The output URLs and their download route, shared by both fakes.
+
+    The fake holds `_lock`, `clock`, `counts`, `tokens` (URL token -> OutputToken) and
+    `download_faults` (what the next downloads answer instead of the file), and defines
+    `_output_owner(id)` (the task or request, with `id`, `script`, `tokens`, `expired_left`;
+    None once gone) and `_output_size(owner)`. Its answers to a missing or expired output, and
+    its `not_mp4` body, are the class attributes below.
+    """
+
+    _lock: threading.RLock
+    clock: Callable[[], float]
+    counts: Counter[str]
+    tokens: dict[str, OutputToken]
     download_faults: list[int | str]
+    output_missing: tuple[str, str | None] = ("Not Found", None)  # (body, media type) of the 404
+    output_expired: tuple[str, str | None] = ("Forbidden", None)  # ... of the 403
+    not_mp4_body = "<html>oops</html>"
+
+    def _output_owner(self, owner_id: str) -> Any: ...
+
+    def _output_size(self, owner: Any) -> tuple[int, int]: ...
 
     def expire_outputs(self) -> None:
         """Every output URL issued so far answers 403 from now on; fresh ones work."""
@@ -113,3 +146,45 @@ class OutputFaults:
         """The next n downloads answer `status` ("short_body": cut mid-body; "drop": no answer)."""
         with self._lock:
             self.download_faults.extend([status] * n)
+
+    def current_output(self, owner: Any) -> str:
+        """The token of `owner`'s output URL: its last one, or a new one when it has none yet,
+        when the last is dead, or always once its script expires URLs; each of the script's first
+        `expired_initially` URLs is dead when it is handed out. Call with `_lock` held."""
+        script = owner.script
+        fresh_each_time = script.expire is not None or script.expired_initially > 0
+        if not owner.tokens or fresh_each_time or self.tokens[owner.tokens[-1]].dead:
+            token = uuid.uuid4().hex
+            dead = owner.expired_left > 0
+            owner.expired_left -= 1 if dead else 0
+            self.tokens[token] = OutputToken(owner.id, self.clock(), dead=dead)
+            owner.tokens.append(token)
+        return owner.tokens[-1]
+
+    async def serve_output(self, token_id: str) -> Response:
+        """The download route: a fault, 404, 403 or the output as the owner's script says
+        ("ok", "truncated", "short_body", "wrong_size" (640x360), "not_mp4")."""
+        with self._lock:
+            self.counts["download"] += 1
+            if self.download_faults:
+                self.counts["download_fault"] += 1
+                return download_fault_response(self.download_faults.pop(0))
+            token = self.tokens.get(token_id)
+            owner = self._output_owner(token.owner) if token else None
+            if token is None or owner is None:
+                return Response(self.output_missing[0], 404, media_type=self.output_missing[1])
+            if token_expired(token, owner.script.expire, self.clock()):
+                self.counts["download_expired"] += 1
+                return Response(self.output_expired[0], 403, media_type=self.output_expired[1])
+            token.downloads += 1
+            mode = owner.script.output
+            size = (640, 360) if mode == "wrong_size" else self._output_size(owner)
+        if mode == "not_mp4":
+            return Response(self.not_mp4_body, 200, media_type="text/html")
+        path: Path = await run_in_threadpool(sample_mp4, *size)
+        data = path.read_bytes()
+        if mode == "truncated":
+            return Response(data[: int(len(data) * 0.6)], 200, media_type="video/mp4")
+        if mode == "short_body":
+            return ShortBodyResponse(data[: int(len(data) * 0.6)], len(data))
+        return Response(data, 200, media_type="video/mp4")

@@ -19,11 +19,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,153 +32,22 @@ from zencourt_pipeline_tests.fakes.faults import (
     DROP,
     AnswerFaults,
     OutputFaults,
+    OutputToken,
     answer_with_fault,
-    download_fault_response,
-    token_expired,
 )
-from zencourt_pipeline_tests.fakes.server import (
-    ScriptBook,
-    ServerThread,
-    ShortBodyResponse,
-    image_size_of_data_uri,
-    phase_of,
-    sample_mp4,
+from zencourt_pipeline_tests.fakes.runway_api import (
+    API_VERSION,
+    UUID_RE,
+    FakeTask,
+    RunwayScript,
+    validate_image_to_video,
 )
+from zencourt_pipeline_tests.fakes.server import FakeService, ScriptBook, phase_of
 
-API_VERSION = "2024-11-06"
-MODELS = {"gen4_turbo", "gen3a_turbo", "gen4.5", "veo3", "veo3.1", "veo3.1_fast"}
-RATIOS = {"1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"}
-TOP_LEVEL_FIELDS = {"model", "promptImage", "promptText", "ratio", "duration", "seed", "contentModeration"}
-UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
-DATA_URI_MAX = 5_242_880
+__all__ = ["FakeRunway", "FakeTask", "RunwayScript", "validate_image_to_video"]  # (runway_api.py holds the API's constraints)
 
 
-@dataclass
-class RunwayScript:
-    """How one task behaves.
-
-    outcome: "succeed" | "fail" | "cancel" (ends CANCELLED by itself).
-    statuses: step mode: the task's n-th GET answers statuses[n] ("PENDING", "THROTTLED",
-        "RUNNING"); once they are used up it is finished. None = time mode (`latency`).
-    latency: seconds from create to finished in time mode (None = the fake's default).
-    throttled: in time mode, spend part of the time THROTTLED.
-    hold: stay RUNNING until `fake.release(task_id)`.
-    output: "ok" | "truncated" (valid HTTP, cut MP4) | "short_body" (connection dropped mid-body)
-        | "wrong_size" (a valid 640x360 MP4) | "not_mp4" (an HTML page).
-    expire: None | "first_download" (a URL serves one download, then 403) | seconds (URL TTL).
-        With any expiry each task GET hands out a fresh URL.
-    expired_initially: how many of the first URLs handed out are already dead (403).
-    """
-
-    outcome: str = "succeed"
-    failure_code: str | None = None
-    failure: str = "The generation failed."
-    statuses: list[str] | None = None
-    latency: float | None = None
-    throttled: bool = False
-    hold: bool = False
-    output: str = "ok"
-    expire: str | float | None = None
-    expired_initially: int = 0
-
-
-@dataclass
-class FakeTask:
-    id: str
-    body: dict[str, Any]
-    script: RunwayScript
-    created_at: float
-    created_iso: str
-    gets: int = 0
-    released: bool = False
-    final: str | None = None  # SUCCEEDED | FAILED | CANCELLED once finished
-    deleted: bool = False
-    tokens: list[str] = field(default_factory=list)
-    expired_left: int = 0
-
-
-@dataclass
-class OutputToken:
-    task_id: str
-    issued_at: float
-    dead: bool = False
-    downloads: int = 0
-
-
-def _issue(loc: list[Any], message: str, code: str = "invalid") -> dict[str, Any]:
-    return {"path": loc, "message": message, "code": code}
-
-
-def _image_uri_issues(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
-    if not isinstance(value, str):
-        return [_issue(loc, "Expected string")]
-    if value.startswith("https://"):
-        if not 13 <= len(value) <= 2048:
-            return [_issue(loc, "HTTPS URL must be 13 to 2048 characters")]
-        host = urlsplit(value).hostname or ""
-        if not host or host.replace(".", "").isdigit() or ":" in host:
-            return [_issue(loc, "URL must use a domain name, not an IP address")]
-        return []
-    if value.startswith("runway://"):
-        return [] if 13 <= len(value) <= 5000 else [_issue(loc, "Runway URI must be 13 to 5000 characters")]
-    if value.startswith("data:image/"):
-        if not 13 <= len(value) <= DATA_URI_MAX:
-            return [_issue(loc, f"Data URI must be 13 to {DATA_URI_MAX} characters", "too_big")]
-        if image_size_of_data_uri(value) is None:
-            return [_issue(loc, "Data URI does not contain a decodable image", "invalid_asset")]
-        return []
-    return [_issue(loc, "Expected an HTTPS URL, a runway:// URI or a data:image/ URI")]
-
-
-def validate_image_to_video(body: Any) -> list[dict[str, Any]]:
-    """Issues with a POST /v1/image_to_video body (the gen4_turbo constraints); [] when valid."""
-    if not isinstance(body, dict):
-        return [_issue([], "Expected object")]
-    issues: list[dict[str, Any]] = []
-    for key in sorted(set(body) - TOP_LEVEL_FIELDS):
-        issues.append(_issue([key], f"Unrecognized key {key!r}", "unrecognized_keys"))
-    model = body.get("model")
-    if model not in MODELS:
-        issues.append(_issue(["model"], f"Invalid model {model!r}"))
-    ratio = body.get("ratio")
-    if ratio not in RATIOS:
-        issues.append(_issue(["ratio"], f"Invalid enum value {ratio!r}; expected one of {sorted(RATIOS)}"))
-    image = body.get("promptImage")
-    if image is None:
-        issues.append(_issue(["promptImage"], "Required"))
-    elif isinstance(image, list):
-        if len(image) != 1:
-            issues.append(_issue(["promptImage"], "Exactly one prompt image is supported"))
-        for i, item in enumerate(image):
-            if not isinstance(item, dict) or set(item) - {"uri", "position"}:
-                issues.append(_issue(["promptImage", i], "Expected {uri, position}"))
-                continue
-            if item.get("position") != "first":
-                issues.append(_issue(["promptImage", i, "position"], 'Expected "first"'))
-            issues += _image_uri_issues(item.get("uri"), ["promptImage", i, "uri"])
-    else:
-        issues += _image_uri_issues(image, ["promptImage"])
-    if "promptText" in body:
-        text = body["promptText"]
-        units = len(text.encode("utf-16-le")) // 2 if isinstance(text, str) else -1
-        if not isinstance(text, str) or not 1 <= units <= 1000:
-            issues.append(_issue(["promptText"], "Expected a string of 1 to 1000 characters"))
-    if "duration" in body:
-        d = body["duration"]
-        if isinstance(d, bool) or not isinstance(d, int) or not 2 <= d <= 10:
-            issues.append(_issue(["duration"], "Expected an integer from 2 to 10"))
-    if "seed" in body:
-        s = body["seed"]
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 4_294_967_295:
-            issues.append(_issue(["seed"], "Expected an integer from 0 to 4294967295"))
-    if "contentModeration" in body:
-        cm = body["contentModeration"]
-        if not isinstance(cm, dict) or cm.get("publicFigureThreshold", "auto") not in ("auto", "low"):
-            issues.append(_issue(["contentModeration"], "Invalid content moderation settings"))
-    return issues
-
-
-class FakeRunway(OutputFaults):
+class FakeRunway(OutputFaults, FakeService):
     """The fake API. Attributes tests read or set:
 
     counts: Counter of "create" (every POST received), "created" (tasks made), "create_rejected"
@@ -242,33 +108,15 @@ class FakeRunway(OutputFaults):
         # in Runway's published spec; servers that bill per task report it)
         self.report_credits_per_second: float | None = None
         self._lock = threading.RLock()
-        self.app = Starlette(
-            routes=[
-                Route("/v1/image_to_video", self._create, methods=["POST"]),
-                Route("/v1/tasks/{task_id}", self._task, methods=["GET", "DELETE"]),
-                Route("/outputs/{token}.mp4", self._download, methods=["GET", "HEAD"]),
-            ]
+        super().__init__(
+            Starlette(
+                routes=[
+                    Route("/v1/image_to_video", self._create, methods=["POST"]),
+                    Route("/v1/tasks/{task_id}", self._task, methods=["GET", "DELETE"]),
+                    Route("/outputs/{token}.mp4", self._download, methods=["GET", "HEAD"]),
+                ]
+            )
         )
-        self._server = ServerThread(self.app)
-
-    # ------------------------------------------------------------------------------ lifecycle
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> FakeRunway:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> FakeRunway:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------------------- controls
 
@@ -390,14 +238,6 @@ class FakeRunway(OutputFaults):
         task.final = {"succeed": "SUCCEEDED", "fail": "FAILED", "cancel": "CANCELLED"}[script.outcome]
         return task.final, 1.0
 
-    def _new_token(self, task: FakeTask) -> str:
-        token = uuid.uuid4().hex
-        dead = task.expired_left > 0
-        task.expired_left -= 1 if dead else 0
-        self.tokens[token] = OutputToken(task.id, self.clock(), dead=dead)
-        task.tokens.append(token)
-        return token
-
     def _task_json(self, task: FakeTask, base_url: str) -> dict[str, Any]:
         status, progress = self._status(task)
         data: dict[str, Any] = {"id": task.id, "createdAt": task.created_iso, "status": status}
@@ -408,10 +248,7 @@ class FakeRunway(OutputFaults):
             if task.script.failure_code:
                 data["failureCode"] = task.script.failure_code
         elif status == "SUCCEEDED":
-            fresh_each_get = task.script.expire is not None or task.script.expired_initially > 0
-            if not task.tokens or fresh_each_get or self.tokens[task.tokens[-1]].dead:
-                self._new_token(task)
-            data["output"] = [f"{base_url}/outputs/{task.tokens[-1]}.mp4"]
+            data["output"] = [f"{base_url}/outputs/{self.current_output(task)}.mp4"]
             if self.report_credits_per_second is not None:
                 data["cost"] = {"credits": self.report_credits_per_second * int(task.body.get("duration", 10))}
         return data
@@ -447,34 +284,22 @@ class FakeRunway(OutputFaults):
             task.gets += 1
             return JSONResponse(self._task_json(task, str(request.base_url).rstrip("/")))
 
+    # -------------------------------------------------------------------------------- outputs
+
+    output_missing = ("<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+    output_expired = (
+        "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+        "application/xml",
+    )
+    not_mp4_body = "<html><body>502 Bad Gateway</body></html>"
+
+    def _output_owner(self, owner_id: str) -> FakeTask | None:
+        task = self.tasks.get(owner_id)
+        return None if task is None or task.deleted else task
+
+    def _output_size(self, owner: FakeTask) -> tuple[int, int]:
+        width, height = str(owner.body.get("ratio", "1280:720")).split(":")
+        return int(width), int(height)
+
     async def _download(self, request: Request) -> Response:
-        token_id = request.path_params["token"]
-        with self._lock:
-            self.counts["download"] += 1
-            if self.download_faults:
-                self.counts["download_fault"] += 1
-                return download_fault_response(self.download_faults.pop(0))
-            token = self.tokens.get(token_id)
-            task = self.tasks.get(token.task_id) if token else None
-            if token is None or task is None or task.deleted:
-                return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
-            if token_expired(token, task.script.expire, self.clock()):
-                self.counts["download_expired"] += 1
-                return Response(
-                    "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
-                    403,
-                    media_type="application/xml",
-                )
-            token.downloads += 1
-            mode = task.script.output
-            ratio = str(task.body.get("ratio", "1280:720"))
-        width, height = (640, 360) if mode == "wrong_size" else (int(x) for x in ratio.split(":"))
-        if mode == "not_mp4":
-            return Response("<html><body>502 Bad Gateway</body></html>", 200, media_type="text/html")
-        path: Path = await run_in_threadpool(sample_mp4, width, height)
-        data = path.read_bytes()
-        if mode == "truncated":
-            return Response(data[: int(len(data) * 0.6)], 200, media_type="video/mp4")
-        if mode == "short_body":
-            return ShortBodyResponse(data[: int(len(data) * 0.6)], len(data))
-        return Response(data, 200, media_type="video/mp4")
+        return await self.serve_output(request.path_params["token"])

@@ -1,6 +1,7 @@
 """Test-server plumbing shared by the fakes.
 
 `ServerThread` runs an ASGI app under uvicorn in a background thread on 127.0.0.1 (a free port);
+`FakeService` is a fake's lifecycle over one; `AnswerServer` answers requests from a list;
 `RequestRecorder` captures what is sent to it (e.g. webhooks); `sample_mp4` makes a real small
 MP4 once per process; `ScriptBook` hands scripted outcomes to newly created tasks.
 """
@@ -98,6 +99,47 @@ class ServerThread:
         self.stop()
 
 
+class FakeService:
+    """A fake's lifecycle: `app` served by a ServerThread (`url`, `start`, `stop`, a context manager)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self._server = ServerThread(app)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> Any:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class AnswerServer(FakeService):
+    """A loopback server answering each request with the next of `answers` (Response factories;
+    the last one answers every request after it) and counting the requests in `calls`."""
+
+    def __init__(self, *answers: Any):
+        self.answers = list(answers)
+        self.calls = 0
+
+        async def handle(request: Request) -> Response:
+            await request.body()
+            self.calls += 1
+            return self.answers.pop(0)() if len(self.answers) > 1 else self.answers[0]()
+
+        super().__init__(Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])]))
+
+
 @dataclass
 class ReceivedRequest:
     method: str
@@ -112,7 +154,7 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
-class RequestRecorder:
+class RequestRecorder(FakeService):
     """An app that records every request and answers `status` (e.g. a webhook receiver).
 
     `recorder.responses` can hold statuses to answer the next requests with (then `status`).
@@ -124,10 +166,9 @@ class RequestRecorder:
         self.received: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
-        self.app = Starlette(
-            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]
+        super().__init__(
+            Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])])
         )
-        self._server = ServerThread(self.app)
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
@@ -139,10 +180,6 @@ class RequestRecorder:
             self._arrived.notify_all()
         return JSONResponse({"ok": 200 <= status < 300}, status_code=status)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
         """Block until `count` requests arrived (or the timeout passes); return them all."""
         deadline = time.monotonic() + timeout
@@ -153,19 +190,6 @@ class RequestRecorder:
                     break
                 self._arrived.wait(left)
             return list(self.received)
-
-    def start(self) -> RequestRecorder:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> RequestRecorder:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------- sample media

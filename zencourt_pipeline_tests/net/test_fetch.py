@@ -26,7 +26,7 @@ from zencourt_pipeline.net.fetch import (
 )
 from zencourt_pipeline.net.sniff import sniff_image_type, sniff_video
 from zencourt_pipeline.providers.base import GenerationError
-from zencourt_pipeline.providers.http import download_to_file
+from zencourt_pipeline.providers.output import download_to_file
 from zencourt_pipeline_tests.net.server import LocalServer, Route, make_test_ca
 
 LOCAL = FetchPolicy.from_hosts(["127.0.0.1"], retries=2, retry_base_delay=0.01, total_seconds=10)

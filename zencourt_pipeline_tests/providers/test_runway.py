@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskState, TaskStatus
-from zencourt_pipeline.providers.http import RetryPolicy
 from zencourt_pipeline.providers.runway import RunwayGenerator, classify_failure, trim_utf16
 from zencourt_pipeline_tests.fakes.fixtures import (  # noqa: F401
     FakeClock,

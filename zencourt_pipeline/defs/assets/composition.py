@@ -16,6 +16,7 @@ from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource, StorageResource
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.analytics import clip_rows
 from zencourt_pipeline.pipeline.clip_checks import (
     BLACK_LUMA,
@@ -30,7 +31,6 @@ from zencourt_pipeline.pipeline.clip_checks import (
 from zencourt_pipeline.pipeline.composition import compose_batch, normalize_outputs
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
 from zencourt_pipeline.pipeline.liveness import CLIP_CHECK_FAILED
-from zencourt_pipeline.providers.base import ORIENTATION_SIZES
 from zencourt_pipeline.storage.base import StorageError
 
 CLIPS_CHECK = "clips_usable"
