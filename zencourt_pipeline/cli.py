@@ -126,17 +126,18 @@ def _requeue(db, args: argparse.Namespace) -> int:
 def _dead(db, args: argparse.Namespace) -> int:
     """`zencourt webhooks dead`: the dead rows, oldest first."""
     from zencourt_pipeline.db import outbox
+    from zencourt_pipeline.db.records import as_dict
 
     rows = outbox.dead_rows(db, event=args.event, limit=args.limit)
-    if args.json:
-        print(json.dumps(rows, default=str, indent=2))
+    if args.json:  # the stored columns but the body (dead_rows does not read it)
+        print(json.dumps([as_dict(row, omit=("body", "lease_until")) for row in rows], default=str, indent=2))
         return 0
     summary = outbox.dead_summary(db)
-    print(f"{summary['dead']} dead row(s)" + (f"; showing {len(rows)}" if len(rows) < summary["dead"] else ""))
+    print(f"{summary.dead} dead row(s)" + (f"; showing {len(rows)}" if len(rows) < summary.dead else ""))
     for row in rows:
-        error = (row.get("last_error") or "").replace("\n", " ")[:120]
-        print(f"{row['id']}  {row['event']:<16} batch {row['batch_id']}  attempts {row['attempts']}  "
-              f"created {row['created_at'].isoformat()}  {error}")
+        error = (row.last_error or "").replace("\n", " ")[:120]
+        print(f"{row.id}  {row.event:<16} batch {row.batch_id}  attempts {row.attempts}  "
+              f"created {row.created_at.isoformat()}  {error}")
     return 0
 
 

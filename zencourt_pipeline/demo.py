@@ -97,17 +97,17 @@ class ProgressPrinter(threading.Thread):
         batch = self.db.get_batch(self.batch_id)
         jobs = self.db.get_jobs(self.batch_id)
         elapsed = time.monotonic() - self.started
-        done = sum(job["status"] in ("completed", "failed", "canceled") for job in jobs)
+        done = sum(job.terminal for job in jobs)
         for job in jobs:
-            state = f"{job['status']}:{job['provider']}"
-            if self.seen.get(job["id"]) != state:
-                self.seen[job["id"]] = state
-                extra = f" via {job['provider']}" if job["provider"] else ""
-                error = f" ({job['error_code']}: {job['error_message']})" if job["error_code"] else ""
-                self.out(f"[{elapsed:6.1f}s] {done}/{len(jobs)} clip {job['room_name'] or job['id']}: {job['status']}{extra}{error}")
-        if batch and self.seen.get("__batch__") != batch["status"]:
-            self.seen["__batch__"] = batch["status"]
-            self.out(f"[{elapsed:6.1f}s] batch {self.batch_id}: {batch['status']}")
+            state = f"{job.status}:{job.provider}"
+            if self.seen.get(job.id) != state:
+                self.seen[job.id] = state
+                extra = f" via {job.provider}" if job.provider else ""
+                error = f" ({job.error_code}: {job.error_message})" if job.error_code else ""
+                self.out(f"[{elapsed:6.1f}s] {done}/{len(jobs)} clip {job.room_name or job.id}: {job.status}{extra}{error}")
+        if batch and self.seen.get("__batch__") != batch.status:
+            self.seen["__batch__"] = batch.status
+            self.out(f"[{elapsed:6.1f}s] batch {self.batch_id}: {batch.status}")
 
 
 def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=print) -> int:
@@ -153,13 +153,13 @@ def drive_batch(defs, instance, batch_id: str, *, timeout: float = 600, out=prin
     db = resources_map["app_db"].get()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = db.get_batch(batch_id)["status"]
-        if status in ("completed", "failed", "canceled"):
+        status = db.get_batch(batch_id).status
+        if status.terminal:
             return status
         launched = sum(tick_and_run(defs, instance, name, resources_map, out) for name in SENSOR_ORDER)
         if not launched:
             time.sleep(idle_sleep)
-    return db.get_batch(batch_id)["status"]
+    return db.get_batch(batch_id).status
 
 
 def run_demo(settings: Settings | None = None, *, orientation: str | None = None, timeout: float = 600, out=print) -> DemoResult:
@@ -184,9 +184,9 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
         printer.stop_event.set()
         printer.join()
     batch = db.get_batch(batch_id)
-    video = _local_path(storage, batch["video_url"])
-    thumbnail = _local_path(storage, batch["thumbnail_url"])
-    return DemoResult(batch_id, batch["status"], video, thumbnail, time.monotonic() - started)
+    video = _local_path(storage, batch.video_url)
+    thumbnail = _local_path(storage, batch.thumbnail_url)
+    return DemoResult(batch_id, batch.status, video, thumbnail, time.monotonic() - started)
 
 
 def _local_path(storage, uri: str | None) -> Path | None:

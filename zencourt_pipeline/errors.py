@@ -57,6 +57,8 @@ class ErrorCode(enum.StrEnum):
     FAL_CANCEL_FAILED = "FAL_CANCEL_FAILED"
     # -- the local generator ---------------------------------------------------------------------
     LOCAL_GENERATION_FAILED = "LOCAL_GENERATION_FAILED"
+    # -- any provider ----------------------------------------------------------------------------
+    GENERATION_FAILED = "GENERATION_FAILED"  # no generation provider was left to try
     # -- a job's or a batch's fate ---------------------------------------------------------------
     CANCELED = "CANCELED"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
@@ -66,6 +68,8 @@ class ErrorCode(enum.StrEnum):
     INTAKE_FAILED = "INTAKE_FAILED"
     ALL_CLIPS_FAILED = "ALL_CLIPS_FAILED"
     NO_USABLE_PHOTO = "NO_USABLE_PHOTO"
+    # -- an operator's regeneration refused (a Dagster failure's code, never on a row) ------------
+    IN_FLIGHT = "IN_FLIGHT"  # the job has a provider task still in flight
 
     @classmethod
     def generation_failed(cls, provider: str) -> ErrorCode:

@@ -121,11 +121,11 @@ def _report(topo: Topology, runway: FakeRunway, fal: FakeFal, batch_ids: list[st
         batch = db.get_batch(batch_id)
         jobs = db.get_jobs(batch_id)
         total_jobs += len(jobs)
-        terminal_jobs += sum(job["status"] in TERMINAL for job in jobs)
-        if batch["status"] == "completed":
+        terminal_jobs += sum(job.status in TERMINAL for job in jobs)
+        if batch.status == "completed":
             completed += 1
-        if batch["status"] in TERMINAL:
-            latencies.append((as_utc(batch["updated_at"]) - as_utc(batch["created_at"])).total_seconds())
+        if batch.status in TERMINAL:
+            latencies.append((as_utc(batch.updated_at) - as_utc(batch.created_at)).total_seconds())
     created = Counter()
     for fake, name in ((runway, "runway"), (fal, "fal")):
         tasks = fake.tasks.values() if name == "runway" else fake.requests.values()

@@ -37,7 +37,7 @@ def test_the_service_canceller_stops_the_provider_task_with_keys_from_the_enviro
 
     assert fake_runway.counts["delete"] == 1
     assert fake_runway.status_of(task.ref.task_id) == "CANCELLED"
-    assert [t["status"] for t in sqlite_db.tasks_for_job("cx-0")] == ["canceled"]
+    assert [t.status for t in sqlite_db.tasks_for_job("cx-0")] == ["canceled"]
 
 
 # -- zencourt webhooks dead / requeue, zencourt spend ------------------------------------------
@@ -75,7 +75,7 @@ def _dead_rows(db, n: int = 2) -> list[str]:
     for i in range(n):
         db.insert_batch(*make_batch(f"wq{i}", n_jobs=1))
         assert db.fail_job(f"wq{i}-0", "INVALID_INPUT", "bad photo")
-    ids = [row["id"] for row in db.outbox()]
+    ids = [row.id for row in db.outbox()]
     with db.transaction() as conn:
         conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id.in_(ids)).values(status="dead", attempts=9))
     return ids
@@ -100,7 +100,7 @@ def test_webhooks_dead_and_requeue_commands(cli_env, capsys):
     assert capsys.readouterr().out.startswith("requeued 1 dead rows")
     for row_id in ids:
         state = outbox.get(db, row_id)
-        assert state["status"] == "pending" and state["attempts"] == 0
+        assert state.status == "pending" and state.attempts == 0
 
 
 def test_spend_command_is_wired(cli_env, capsys):

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import as_dict
 from zencourt_pipeline.storage.b2 import B2Storage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,7 +269,7 @@ class Topology:
         deadline = time.monotonic() + timeout
         status = None
         while time.monotonic() < deadline:
-            status = self.db.get_batch(batch_id)["status"]
+            status = self.db.get_batch(batch_id).status
             if status in statuses:
                 return status
             time.sleep(0.5)
@@ -277,9 +278,13 @@ class Topology:
     def db_state(self, batch_id: str) -> str:
         keep = ("id", "status", "provider", "provider_task_id", "error_code", "raw_clip_key", "task_id", "job_id",
                 "source", "provider_meta")
-        lines = [f"job {dict((k, v) for k, v in j.items() if k in keep)}" for j in self.db.get_jobs(batch_id)]
-        lines += [f"task {dict((k, v) for k, v in t.items() if k in keep)}" for t in self.db.tasks_for_batch(batch_id)]
-        lines += [f"completion {dict((k, v) for k, v in c.items() if k in keep)}" for c in self.db.completions_for_batch(batch_id)]
+
+        def kept(record) -> dict:  # statuses as their plain strings, as the rows hold them
+            return {k: str(v) if isinstance(v, str) else v for k, v in as_dict(record).items() if k in keep}
+
+        lines = [f"job {kept(j)}" for j in self.db.get_jobs(batch_id)]
+        lines += [f"task {kept(t)}" for t in self.db.tasks_for_batch(batch_id)]
+        lines += [f"completion {kept(c)}" for c in self.db.completions_for_batch(batch_id)]
         return "\n".join(lines)
 
     def service(self, method: str, path: str, **kwargs) -> httpx.Response:

@@ -5,25 +5,23 @@ A mixin of `AppDatabase` (see database.py); the pandas work is in `pipeline/anal
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.records import HistoryRow
 from zencourt_pipeline.db.schema import generation_completions, generation_tasks
 
-HISTORY_COLUMNS = [
-    "provider", "task_id", "batch_id", "job_id", "task_status", "cost_credits", "cost_usd", "cost_source",
-    "submitted_at", "completion_status", "received_at",
-]  # fmt: skip
+HISTORY_COLUMNS = [f.name for f in fields(HistoryRow)]
 
 
 class AnalyticsQueries:
     """Needs `self.engine`."""
 
-    def generation_history(self, *, since: datetime) -> list[dict[str, Any]]:
+    def generation_history(self, *, since: datetime) -> list[HistoryRow]:
         """Accepted tasks (with a task id) submitted since `since`, each with its completion (if
-        any): one dict per task, keys `HISTORY_COLUMNS`."""
+        any): one `HistoryRow` per task (its fields: `HISTORY_COLUMNS`)."""
         task, completion = generation_tasks.c, generation_completions.c
         query = (
             sa.select(
@@ -48,4 +46,4 @@ class AnalyticsQueries:
             .where(task.task_id.is_not(None), task.submitted_at >= since)
         )
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [HistoryRow.from_row(row) for row in conn.execute(query)]

@@ -9,28 +9,37 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from zencourt_pipeline.db import migrate
 from zencourt_pipeline.db.analytics import AnalyticsQueries
+from zencourt_pipeline.db.cancel import CancelQueries
 from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
 from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.liveness import LivenessQueries
 from zencourt_pipeline.db.quota import QuotaQueries
-from zencourt_pipeline.db.schema import (
+from zencourt_pipeline.db.records import (
+    OPEN_BATCH_STATUSES,
     TERMINAL_STATUSES,
-    video_gen_batch,
-    video_gen_jobs,
-    webhook_outbox,
+    Batch,
+    BatchStatus,
+    Job,
+    JobStatus,
+    OutboxEvent,
+    Record,
 )
+from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs, webhook_outbox
 from zencourt_pipeline.db.spend import SpendQueries
 
-Row = dict[str, Any]
+R = TypeVar("R", bound=Record)
+# the column values of a row to insert (what the web app writes: `insert_batch`), not a row read
+ColumnValues = Mapping[str, Any]
 
 
 def _enable_sqlite_wal(dbapi_connection, _record) -> None:
@@ -52,7 +61,7 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries, AnalyticsQueries):
+class AppDatabase(GenerationQueries, CancelQueries, QuotaQueries, LivenessQueries, SpendQueries, AnalyticsQueries):
     """Queries and state transitions over the tables in `schema.py`."""
 
     def __init__(self, url: str):
@@ -70,10 +79,15 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
         with self.engine.connect() as conn:
             return conn.execute(sa.text("SELECT 1")).scalar() == 1
 
-    def fetch_all(self, query: sa.Executable) -> list[Row]:
-        """Run a select on a short-lived connection; rows as dicts."""
+    def _fetch(self, query: sa.Executable, record: type[R]) -> list[R]:
+        """Run a select on a short-lived connection; rows as `record`s."""
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [record.from_row(row) for row in conn.execute(query)]
+
+    def _fetch_one(self, query: sa.Executable, record: type[R]) -> R | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return record.from_row(row) if row is not None else None
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
@@ -81,7 +95,7 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
             yield conn
 
     # -- what the web app does (demo, tests) ------------------------------------------------
-    def insert_batch(self, batch: Row, jobs: Iterable[Row]) -> None:
+    def insert_batch(self, batch: ColumnValues, jobs: Iterable[ColumnValues]) -> None:
         """Insert a batch and its jobs in one transaction, as the web app does."""
         with self.transaction() as conn:
             conn.execute(sa.insert(video_gen_batch).values(**batch))
@@ -90,26 +104,22 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
                 conn.execute(sa.insert(video_gen_jobs), job_rows)
 
     # -- reads -----------------------------------------------------------------------------
-    def get_batch(self, batch_id: str) -> Row | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id)).first()
-        return dict(row._mapping) if row else None
+    def get_batch(self, batch_id: str) -> Batch | None:
+        return self._fetch_one(sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id), Batch)
 
-    def get_jobs(self, batch_id: str) -> list[Row]:
+    def get_jobs(self, batch_id: str) -> list[Job]:
         query = (
             sa.select(video_gen_jobs)
             .where(video_gen_jobs.c.batch_id == batch_id)
             .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id)
         )
-        return self.fetch_all(query)
+        return self._fetch(query, Job)
 
-    def get_job(self, job_id: str) -> Row | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id)).first()
-        return dict(row._mapping) if row else None
+    def get_job(self, job_id: str) -> Job | None:
+        return self._fetch_one(sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id), Job)
 
     # -- the batch sensor ------------------------------------------------------------------
-    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = timedelta(minutes=10)) -> list[Row]:
+    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = timedelta(minutes=10)) -> list[Batch]:
         """Pending batches not handed to Dagster recently, marked as handed over now.
 
         Claiming is by status plus a lag window, never by `id > cursor` (rows commit out of
@@ -119,7 +129,7 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
         now = utcnow()
         batch = video_gen_batch.c
         claimable = sa.and_(
-            batch.status == "pending",
+            batch.status == BatchStatus.PENDING,
             sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after),
         )
         # never-claimed batches first: reclaims (a run request that may not have landed) never
@@ -130,17 +140,15 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
             .order_by(batch.claimed_at.is_not(None), batch.created_at, batch.id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            candidates = [dict(row._mapping) for row in conn.execute(query)]
         claimed = []
-        for row in candidates:
+        for candidate in self._fetch(query, Batch):
             # compare-and-set in its own short transaction: of concurrent claimers, one wins
             with self.transaction() as conn:
                 result = conn.execute(
-                    sa.update(video_gen_batch).where(batch.id == row["id"], claimable).values(claimed_at=now)
+                    sa.update(video_gen_batch).where(batch.id == candidate.id, claimable).values(claimed_at=now)
                 )
             if result.rowcount == 1:
-                claimed.append({**row, "claimed_at": now})
+                claimed.append(replace(candidate, claimed_at=now))
         return claimed
 
     def request_pickup(self, batch_id: str) -> bool:
@@ -148,7 +156,7 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
         with self.transaction() as conn:
             result = conn.execute(
                 sa.update(video_gen_batch)
-                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status == "pending")
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status == BatchStatus.PENDING)
                 .values(claimed_at=None, updated_at=utcnow())
             )
         return result.rowcount == 1
@@ -158,8 +166,8 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
         with self.transaction() as conn:
             conn.execute(
                 sa.update(video_gen_batch)
-                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(["pending", "processing"]))
-                .values(status="processing", error=None, updated_at=utcnow())
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(OPEN_BATCH_STATUSES))
+                .values(status=BatchStatus.PROCESSING, error=None, updated_at=utcnow())
             )
             conn.execute(
                 sa.update(video_gen_batch)
@@ -177,27 +185,27 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
         """Mark a job failed (unless already terminal) and report `clip.failed`."""
         with self.transaction() as conn:
             job = self._job_for_update(conn, job_id)
-            if job is None or job["status"] in TERMINAL_STATUSES:
+            if job is None or job.terminal:
                 return False
             conn.execute(
                 sa.update(video_gen_jobs)
                 .where(video_gen_jobs.c.id == job_id)
-                .values(status="failed", error_code=code, error_message=message[:2000], updated_at=utcnow())
+                .values(status=JobStatus.FAILED, error_code=code, error_message=message[:2000], updated_at=utcnow())
             )
-            self._emit(conn, "clip.failed", job["batch_id"], job_id=job_id, error=f"{code}: {message}"[:2000])
+            self._emit(conn, "clip.failed", job.batch_id, job_id=job_id, error=f"{code}: {message}"[:2000])
         return True
 
     def complete_job(self, job_id: str, video_url: str, thumbnail_url: str | None) -> bool:
         """Mark a job completed with its normalized clip and report `clip.completed`."""
         with self.transaction() as conn:
             job = self._job_for_update(conn, job_id)
-            if job is None or job["status"] in ("completed", "canceled"):
+            if job is None or job.status in (JobStatus.COMPLETED, JobStatus.CANCELED):
                 return False
             conn.execute(
                 sa.update(video_gen_jobs)
                 .where(video_gen_jobs.c.id == job_id)
                 .values(
-                    status="completed",
+                    status=JobStatus.COMPLETED,
                     video_url=video_url,
                     thumbnail_url=thumbnail_url,
                     error_code=None,
@@ -206,14 +214,14 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
                 )
             )
             self._emit(
-                conn, "clip.completed", job["batch_id"], job_id=job_id, videoUrl=video_url, thumbnailUrl=thumbnail_url
+                conn, "clip.completed", job.batch_id, job_id=job_id, videoUrl=video_url, thumbnailUrl=thumbnail_url
             )
         return True
 
     def finish_batch(
         self,
         batch_id: str,
-        status: str,
+        status: BatchStatus,
         *,
         video_url: str | None = None,
         thumbnail_url: str | None = None,
@@ -229,7 +237,7 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
             batch = self._batch_for_update(conn, batch_id)
             if batch is None:
                 return False
-            if batch["status"] in TERMINAL_STATUSES and not (batch["status"] == status == "completed"):
+            if batch.terminal and not (batch.status == status == BatchStatus.COMPLETED):
                 return False
             conn.execute(
                 sa.update(video_gen_batch)
@@ -245,87 +253,19 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
                 )
             )
             # one terminal event per batch: a re-composed completed batch gets no second webhook
-            if batch["status"] not in TERMINAL_STATUSES:
+            if not batch.terminal:
                 event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
                 if error_code:
                     event_fields["errorCode"] = error_code
                 self._emit(conn, f"batch.{status}", batch_id, **event_fields)
         return True
 
-    def cancel(
-        self, *, batch_id: str | None = None, listing_id: str | None = None, job_ids: list[str] | None = None
-    ) -> list[Row]:
-        """Cancel non-terminal jobs; a batch whose jobs are all canceled ends `canceled`.
-
-        Returns the jobs that were canceled (with their provider and task id, so the caller
-        can cancel the provider tasks).
-        """
-        jobs = video_gen_jobs.c
-        query = sa.select(video_gen_jobs).where(jobs.status.notin_(list(TERMINAL_STATUSES)))
-        if job_ids is not None:
-            query = query.where(jobs.id.in_(job_ids))
-        elif batch_id is not None:
-            query = query.where(jobs.batch_id == batch_id)
-        elif listing_id is not None:
-            batch_ids = sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
-            query = query.where(jobs.batch_id.in_(batch_ids))
-        else:
-            raise ValueError("cancel needs batch_id, listing_id or job_ids")
-        now = utcnow()
-        with self.transaction() as conn:
-            canceled = [dict(row._mapping) for row in conn.execute(query)]
-            ids = [job["id"] for job in canceled]
-            if ids:
-                conn.execute(
-                    sa.update(video_gen_jobs)
-                    .where(jobs.id.in_(ids))
-                    .values(status="canceled", error_code="CANCELED", error_message="canceled by request", updated_at=now)
-                )
-            affected = {job["batch_id"] for job in canceled}
-            if batch_id is not None:
-                affected.add(batch_id)
-            if listing_id is not None:
-                affected |= {
-                    row.id
-                    for row in conn.execute(
-                        sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
-                    )
-                }
-            for affected_id in sorted(affected):
-                batch = self._batch_for_update(conn, affected_id)
-                if batch is None or batch["status"] in TERMINAL_STATUSES:
-                    continue
-                remaining = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(video_gen_jobs)
-                    .where(jobs.batch_id == affected_id, jobs.status.notin_(list(TERMINAL_STATUSES)))
-                ).scalar()
-                usable = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(video_gen_jobs)
-                    .where(
-                        jobs.batch_id == affected_id,
-                        sa.or_(jobs.status == "completed", jobs.raw_clip_key.is_not(None)),
-                        jobs.status != "canceled",
-                    )
-                ).scalar()
-                # canceling jobs by id cancels the batch only when nothing of it is left to compose;
-                # with completed clips the batch goes on and is composed from them
-                if job_ids is None or (remaining == 0 and usable == 0):
-                    conn.execute(
-                        sa.update(video_gen_batch)
-                        .where(video_gen_batch.c.id == affected_id)
-                        .values(status="canceled", error="canceled by request", updated_at=now)
-                    )
-                    self._emit(conn, "batch.canceled", affected_id, error="canceled by request")
-        return canceled
-
     # -- outbox --------------------------------------------------------------------------------
-    def outbox(self, batch_id: str | None = None) -> list[Row]:
+    def outbox(self, batch_id: str | None = None) -> list[OutboxEvent]:
         query = sa.select(webhook_outbox).order_by(webhook_outbox.c.created_at, webhook_outbox.c.id)
         if batch_id is not None:
             query = query.where(webhook_outbox.c.batch_id == batch_id)
-        return self.fetch_all(query)
+        return self._fetch(query, OutboxEvent)
 
     # -- helpers -------------------------------------------------------------------------------
     def _emit(self, conn: sa.Connection, event: str, batch_id: str, *, job_id: str | None = None, **fields: Any) -> None:
@@ -333,7 +273,7 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
             sa.select(video_gen_batch.c.listing_id).where(video_gen_batch.c.id == batch_id)
         ).scalar()
         delivery_id = str(uuid.uuid4())
-        body: Row = {"id": delivery_id, "event": event, "batchId": batch_id, "listingId": listing_id}
+        body: dict[str, Any] = {"id": delivery_id, "event": event, "batchId": batch_id, "listingId": listing_id}
         if job_id is not None:
             body["jobId"] = job_id
         body.update({key: value for key, value in fields.items() if value is not None})
@@ -354,21 +294,23 @@ class AppDatabase(GenerationQueries, QuotaQueries, LivenessQueries, SpendQueries
     def _batch_of_job(self, conn: sa.Connection, job_id: str) -> str | None:
         return conn.execute(sa.select(video_gen_jobs.c.batch_id).where(video_gen_jobs.c.id == job_id)).scalar()
 
-    def _job_for_update(self, conn: sa.Connection, job_id: str) -> Row | None:
+    def _job_for_update(self, conn: sa.Connection, job_id: str) -> Job | None:
         query = sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id)
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query).first()
-        return dict(row._mapping) if row else None
+        return Job.from_row(row) if row else None
 
-    def _batch_for_update(self, conn: sa.Connection, batch_id: str) -> Row | None:
+    def _batch_for_update(self, conn: sa.Connection, batch_id: str) -> Batch | None:
         query = sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id)
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query).first()
-        return dict(row._mapping) if row else None
+        return Batch.from_row(row) if row else None
 
-    def _insert_ignoring_duplicate(self, conn: sa.Connection, table: sa.Table, values: Row, keys: list[str]) -> bool:
+    def _insert_ignoring_duplicate(
+        self, conn: sa.Connection, table: sa.Table, values: Mapping[str, Any], keys: list[str]
+    ) -> bool:
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:

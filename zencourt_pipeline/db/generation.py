@@ -12,14 +12,32 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
-from zencourt_pipeline.db.schema import (
+from zencourt_pipeline.db.records import (
     TERMINAL_STATUSES,
+    BatchStatus,
+    CompletionRecord,
+    GenerationTaskStatus,
+    JobStatus,
+    Task,
+)
+from zencourt_pipeline.db.schema import (
     generation_completions,
     generation_tasks,
+    video_gen_batch,
     video_gen_jobs,
 )
 
-Row = dict[str, Any]
+# a task whose provider answer is still to come (the intent) or that the provider accepted
+IN_FLIGHT_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED)
+# what a regeneration supersedes: the task was paid and is finished
+FINISHED_TASK_STATUSES = (
+    GenerationTaskStatus.SUCCEEDED,
+    GenerationTaskStatus.FAILED,
+    GenerationTaskStatus.CANCELED,
+    GenerationTaskStatus.ABANDONED,
+)
+# what a regeneration moves back to processing
+REGENERABLE_BATCH_STATUSES = (BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.COMPLETED, BatchStatus.FAILED)
 
 
 def unfinished_accepted() -> tuple:
@@ -28,11 +46,11 @@ def unfinished_accepted() -> tuple:
     done = sa.select(generation_completions.c.id).where(
         generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
     )
-    return task.status == "submitted", task.task_id.is_not(None), ~sa.exists(done)
+    return task.status == GenerationTaskStatus.SUBMITTED, task.task_id.is_not(None), ~sa.exists(done)
 
 
 class GenerationQueries:
-    """Needs `self.engine`, `self.transaction()`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
+    """Needs `self.engine`, `self.transaction()`, `self._fetch`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
 
     # -- generation tasks (what we paid for) ---------------------------------------------------
     def begin_task(self, job_id: str, batch_id: str, provider: str, *, run_id: str | None = None) -> int:
@@ -43,7 +61,7 @@ class GenerationQueries:
                     job_id=job_id,
                     batch_id=batch_id,
                     provider=provider,
-                    status="submitting",
+                    status=GenerationTaskStatus.SUBMITTING,
                     submitted_at=utcnow(),
                     provider_meta=json.dumps({"intent_run_id": run_id}) if run_id else None,
                 )
@@ -74,9 +92,9 @@ class GenerationQueries:
                     generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
                 )
             ).first()
-            task_values: Row = {
+            task_values: dict[str, Any] = {
                 "task_id": task_id,
-                "status": "submitted",
+                "status": GenerationTaskStatus.SUBMITTED,
                 "cost_credits": cost,
                 "cost_usd": cost_usd,
                 "cost_source": cost_source,
@@ -100,7 +118,7 @@ class GenerationQueries:
             conn.execute(
                 sa.update(video_gen_jobs)
                 .where(video_gen_jobs.c.id == job_id)
-                .values(status="processing", provider=provider, provider_task_id=task_id, updated_at=now)
+                .values(status=JobStatus.PROCESSING, provider=provider, provider_task_id=task_id, updated_at=now)
             )
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:
@@ -109,7 +127,9 @@ class GenerationQueries:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id)
-                .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow())
+                .values(
+                    status=GenerationTaskStatus.FAILED, error_code=code, error_message=message[:2000], finished_at=utcnow()
+                )
             )
 
     def task_answer_lost(
@@ -126,7 +146,7 @@ class GenerationQueries:
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id)
                 .values(
-                    status="failed",
+                    status=GenerationTaskStatus.FAILED,
                     error_code=code,
                     error_message=message[:2000],
                     possibly_orphaned=True,
@@ -161,17 +181,25 @@ class GenerationQueries:
             ).scalar_one()
         return int(total)
 
-    def tasks_for_job(self, job_id: str) -> list[Row]:
-        return self.fetch_all(
-            sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id)
+    def tasks_for_job(self, job_id: str) -> list[Task]:
+        return self._fetch(
+            sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id), Task
         )
 
-    def tasks_for_batch(self, batch_id: str) -> list[Row]:
-        return self.fetch_all(
+    def tasks_for_batch(self, batch_id: str) -> list[Task]:
+        return self._fetch(
             sa.select(generation_tasks)
             .where(generation_tasks.c.batch_id == batch_id)
-            .order_by(generation_tasks.c.id)
+            .order_by(generation_tasks.c.id),
+            Task,
         )
+
+    def task_known(self, provider: str, task_id: str) -> bool:
+        """Whether a task row holds this provider task id (a webhook may come before it is persisted)."""
+        task = generation_tasks.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(task.id).where(task.provider == provider, task.task_id == task_id)).first()
+        return row is not None
 
     # -- completions ---------------------------------------------------------------------------
     def record_completion(
@@ -179,7 +207,7 @@ class GenerationQueries:
         *,
         provider: str,
         task_id: str,
-        status: str,
+        status: GenerationTaskStatus | str,
         source: str,
         output_url: str | None = None,
         error_code: str | None = None,
@@ -210,7 +238,7 @@ class GenerationQueries:
             if inserted and task is not None:
                 conn.execute(
                     sa.update(generation_tasks)
-                    .where(generation_tasks.c.id == task.id, generation_tasks.c.status.in_(["submitting", "submitted"]))
+                    .where(generation_tasks.c.id == task.id, generation_tasks.c.status.in_(IN_FLIGHT_TASK_STATUSES))
                     .values(
                         status=status,
                         error_code=error_code,
@@ -221,17 +249,18 @@ class GenerationQueries:
                 )
         return inserted
 
-    def completions_for_batch(self, batch_id: str) -> list[Row]:
-        return self.fetch_all(
+    def completions_for_batch(self, batch_id: str) -> list[CompletionRecord]:
+        return self._fetch(
             sa.select(generation_completions)
             .where(generation_completions.c.batch_id == batch_id)
-            .order_by(generation_completions.c.id)
+            .order_by(generation_completions.c.id),
+            CompletionRecord,
         )
 
     def tasks_awaiting_completion(
         self, *, provider: str | None = None, submitted_before: timedelta = timedelta(0),
         polled_before: timedelta = timedelta(0), limit: int = 50,
-    ) -> list[Row]:
+    ) -> list[Task]:
         """Accepted tasks with no recorded completion, of jobs still in flight, least recently polled first."""
         now = utcnow()
         task, job = generation_tasks.c, video_gen_jobs.c
@@ -247,13 +276,13 @@ class GenerationQueries:
         )
         if provider is not None:
             query = query.where(task.provider == provider)
-        return self.fetch_all(query)
+        return self._fetch(query, Task)
 
     def mark_polled(self, row_id: int) -> None:
         with self.transaction() as conn:
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(last_polled_at=utcnow()))
 
-    def live_tasks_for_jobs(self, job_ids: list[str]) -> list[Row]:
+    def live_tasks_for_jobs(self, job_ids: list[str]) -> list[Task]:
         """Accepted tasks of these jobs that have no completion yet (to cancel at the provider)."""
         if not job_ids:
             return []
@@ -261,7 +290,7 @@ class GenerationQueries:
         query = sa.select(generation_tasks).where(
             task.job_id.in_(job_ids), *unfinished_accepted()
         )
-        return self.fetch_all(query)
+        return self._fetch(query, Task)
 
     def record_task_cost(self, provider: str, task_id: str, *, credits: float, cost_usd: float) -> None:
         """The provider's own figure for a finished task replaces the rate-table estimate."""
@@ -271,3 +300,54 @@ class GenerationQueries:
                 .where(generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id)
                 .values(cost_credits=credits, cost_usd=cost_usd, cost_source="provider", updated_at=utcnow())
             )
+
+    # -- an operator's regeneration ------------------------------------------------------------
+    def reset_for_regeneration(self, batch_id: str, job_ids: list[str]) -> int:
+        """Supersede the named jobs' finished tasks and reset the jobs (pending, clip cleared); the
+        batch goes back to processing. Returns how many tasks were superseded (pipeline/regenerate.py)."""
+        now = utcnow()
+        ids = list(dict.fromkeys(job_ids))
+        task, job = generation_tasks.c, video_gen_jobs.c
+        superseded_now = {"status": GenerationTaskStatus.SUPERSEDED, "updated_at": now}
+        with self.transaction() as conn:
+            superseded = conn.execute(
+                sa.update(generation_tasks)
+                .where(task.job_id.in_(ids), task.batch_id == batch_id, task.status.in_(FINISHED_TASK_STATUSES))
+                .values(**superseded_now)
+            ).rowcount
+            # a task whose completion is recorded but whose row still says submitted (the run died in
+            # between) is finished too
+            done = sa.select(generation_completions.c.id).where(
+                generation_completions.c.provider == task.provider, generation_completions.c.task_id == task.task_id
+            )
+            superseded += conn.execute(
+                sa.update(generation_tasks)
+                .where(
+                    task.job_id.in_(ids),
+                    task.batch_id == batch_id,
+                    task.status == GenerationTaskStatus.SUBMITTED,
+                    sa.exists(done),
+                )
+                .values(**superseded_now)
+            ).rowcount
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(job.id.in_(ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
+                .values(
+                    status=JobStatus.PENDING,
+                    provider=None,
+                    provider_task_id=None,
+                    video_url=None,
+                    thumbnail_url=None,
+                    error_code=None,
+                    error_message=None,
+                    raw_clip_key=None,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(REGENERABLE_BATCH_STATUSES))
+                .values(status=BatchStatus.PROCESSING, error=None, updated_at=now)
+            )
+        return superseded

@@ -1,39 +1,46 @@
 """Queries of the batch watchdog and the fair sensors: rotation, bulk generation state, attempts.
 
-A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transaction()`, `self.fetch_all`.
+A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transaction()`, `self._fetch`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.generation import unfinished_accepted
-from zencourt_pipeline.db.schema import (
+from zencourt_pipeline.db.records import (
+    OPEN_BATCH_STATUSES,
     TERMINAL_STATUSES,
+    Batch,
+    BatchStatus,
+    CompletionRecord,
+    GenerationTaskStatus,
+    Job,
+    JobStatus,
+    Task,
+)
+from zencourt_pipeline.db.schema import (
     generation_completions,
     generation_tasks,
     video_gen_batch,
     video_gen_jobs,
 )
 
-Row = dict[str, Any]
-
 
 @dataclass
 class BatchGenerationRows:
     """Everything `generation_state` needs of one batch, read in bulk for a page of batches."""
 
-    jobs: list[Row] = field(default_factory=list)
-    tasks: list[Row] = field(default_factory=list)
-    completions: list[Row] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    completions: list[CompletionRecord] = field(default_factory=list)
 
 
 class LivenessQueries:
-    def rotate_batches(self, status: str, limit: int) -> list[Row]:
+    def rotate_batches(self, status: BatchStatus, limit: int) -> list[Batch]:
         """The `limit` batches in `status` a sensor looked at least recently (never-looked-at first),
         stamped as looked at now: every open batch gets its turn, whatever the others' state."""
         batch = video_gen_batch.c
@@ -43,12 +50,12 @@ class LivenessQueries:
             .order_by(batch.sensor_checked_at.is_not(None), batch.sensor_checked_at, batch.id)
             .limit(limit)
         )
-        rows = self.fetch_all(query)
+        rows = self._fetch(query, Batch)
         if rows:
             with self.transaction() as conn:
                 conn.execute(
                     sa.update(video_gen_batch)
-                    .where(batch.id.in_([row["id"] for row in rows]))
+                    .where(batch.id.in_([row.id for row in rows]))
                     .values(sensor_checked_at=utcnow())
                 )
         return rows
@@ -66,25 +73,28 @@ class LivenessQueries:
         out = {batch_id: BatchGenerationRows() for batch_id in batch_ids}
         if not batch_ids:
             return out
-        jobs = self.fetch_all(
+        jobs = self._fetch(
             sa.select(video_gen_jobs)
             .where(video_gen_jobs.c.batch_id.in_(batch_ids))
-            .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id)
+            .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id),
+            Job,
         )
-        tasks = self.fetch_all(
-            sa.select(generation_tasks).where(generation_tasks.c.batch_id.in_(batch_ids)).order_by(generation_tasks.c.id)
+        tasks = self._fetch(
+            sa.select(generation_tasks).where(generation_tasks.c.batch_id.in_(batch_ids)).order_by(generation_tasks.c.id),
+            Task,
         )
-        completions = self.fetch_all(
+        completions = self._fetch(
             sa.select(generation_completions)
             .where(generation_completions.c.batch_id.in_(batch_ids))
-            .order_by(generation_completions.c.id)
+            .order_by(generation_completions.c.id),
+            CompletionRecord,
         )
-        for row in jobs:
-            out[row["batch_id"]].jobs.append(row)
-        for row in tasks:
-            out[row["batch_id"]].tasks.append(row)
-        for row in completions:
-            out[row["batch_id"]].completions.append(row)
+        for job in jobs:
+            out[job.batch_id].jobs.append(job)
+        for task in tasks:
+            out[task.batch_id].tasks.append(task)
+        for completion in completions:
+            out[completion.batch_id].completions.append(completion)
         return out
 
     def mark_compose_requested(self, batch_id: str, digest: str, attempts: int) -> None:
@@ -112,14 +122,14 @@ class LivenessQueries:
         with self.transaction() as conn:
             result = conn.execute(
                 sa.update(video_gen_batch)
-                .where(batch.id == batch_id, batch.status.in_(["pending", "processing"]))
+                .where(batch.id == batch_id, batch.status.in_(OPEN_BATCH_STATUSES))
                 .values(intake_attempts=batch.intake_attempts + 1, claimed_at=utcnow(), updated_at=utcnow())
             )
             if result.rowcount != 1:
                 return None
             return int(conn.execute(sa.select(batch.intake_attempts).where(batch.id == batch_id)).scalar())
 
-    def live_tasks_of_ended_jobs(self, limit: int = 100) -> list[Row]:
+    def live_tasks_of_ended_jobs(self, limit: int = 100) -> list[Task]:
         """Accepted, unfinished provider tasks whose job already ended (canceled, timed out, failed):
         what a cancel has still to stop at the provider. Durable: the reconciler retries them."""
         task, job = generation_tasks.c, video_gen_jobs.c
@@ -127,17 +137,17 @@ class LivenessQueries:
             sa.select(generation_tasks)
             .join(video_gen_jobs, job.id == task.job_id)
             .where(*unfinished_accepted())
-            .where(job.status.in_(["canceled", "failed"]))
+            .where(job.status.in_([JobStatus.CANCELED, JobStatus.FAILED]))
             .order_by(task.id)
             .limit(limit)
         )
-        return self.fetch_all(query)
+        return self._fetch(query, Task)
 
     def mark_task_canceled(self, row_id: int) -> None:
         """The provider confirmed (or no longer knows) the cancel of this task: it is not live any more."""
         with self.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
-                .where(generation_tasks.c.id == row_id, generation_tasks.c.status == "submitted")
-                .values(status="canceled", finished_at=utcnow(), updated_at=utcnow())
+                .where(generation_tasks.c.id == row_id, generation_tasks.c.status == GenerationTaskStatus.SUBMITTED)
+                .values(status=GenerationTaskStatus.CANCELED, finished_at=utcnow(), updated_at=utcnow())
             )

@@ -24,9 +24,8 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import DeadSummary, OutboxEvent, OutboxStats, OutboxStatus
 from zencourt_pipeline.db.schema import webhook_outbox
-
-Row = dict[str, Any]
 
 DEFAULT_LEASE = timedelta(minutes=5)
 MAX_ERROR_LENGTH = 2000
@@ -40,21 +39,13 @@ def _utc(now: datetime | None) -> datetime:
     return as_utc(now).astimezone(UTC)
 
 
-def _normalize(row: sa.Row | Row) -> Row:
-    data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
-    for name in ("next_attempt_at", "delivered_at", "created_at", "updated_at"):
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return data
-
-
 def due(
     db: AppDatabase, limit: int = 50, now: datetime | None = None, lease: timedelta = DEFAULT_LEASE
-) -> list[Row]:
+) -> list[OutboxEvent]:
     """Claim up to `limit` pending rows whose `next_attempt_at <= now`, oldest first.
 
     The returned rows are leased to the caller until `now + lease`: that is their
-    `next_attempt_at` (in the database and in the returned dicts, which also carry it as
+    `next_attempt_at` (in the database and in the returned records, which also carry it as
     `lease_until`); `attempts`, `created_at` and `body` are as stored.
     """
     if limit <= 0:
@@ -63,13 +54,13 @@ def due(
     lease_until = now + lease
     candidates = (
         sa.select(_t.id)
-        .where(_t.status == "pending", _t.next_attempt_at <= now)
+        .where(_t.status == OutboxStatus.PENDING, _t.next_attempt_at <= now)
         .order_by(_t.next_attempt_at, _t.created_at, _t.id)
         .limit(limit)
     )
     # The due condition is checked again on the row being updated: on PostgreSQL a row that a
     # concurrent claimer updated after this statement's snapshot is re-evaluated against it.
-    still_due = sa.and_(_t.status == "pending", _t.next_attempt_at <= now)
+    still_due = sa.and_(_t.status == OutboxStatus.PENDING, _t.next_attempt_at <= now)
     if db.engine.dialect.name == "postgresql":
         # A CTE with FOR UPDATE is materialized once (an IN-subquery may be re-scanned by the
         # planner and lock more than `limit` rows); SKIP LOCKED passes over rows that another
@@ -81,10 +72,8 @@ def due(
         claim = sa.update(webhook_outbox).where(_t.id.in_(candidates.scalar_subquery()), still_due)
     claim = claim.values(next_attempt_at=lease_until, updated_at=now).returning(*webhook_outbox.c)
     with db.transaction() as conn:
-        rows = [_normalize(row) for row in conn.execute(claim)]
-    for row in rows:
-        row["lease_until"] = lease_until
-    rows.sort(key=lambda row: (row["created_at"], row["id"]))
+        rows = [OutboxEvent.from_row(row, lease_until=lease_until) for row in conn.execute(claim)]
+    rows.sort(key=lambda row: (row.created_at, row.id))
     return rows
 
 
@@ -94,9 +83,9 @@ def mark_delivered(db: AppDatabase, id: str, status_code: int | None, now: datet
     with db.transaction() as conn:
         result = conn.execute(
             sa.update(webhook_outbox)
-            .where(_t.id == id, _t.status == "pending")
+            .where(_t.id == id, _t.status == OutboxStatus.PENDING)
             .values(
-                status="delivered",
+                status=OutboxStatus.DELIVERED,
                 attempts=_t.attempts + 1,
                 last_status_code=status_code,
                 last_error=None,
@@ -127,9 +116,9 @@ def mark_failed(
     with db.transaction() as conn:
         result = conn.execute(
             sa.update(webhook_outbox)
-            .where(_t.id == id, _t.status == "pending")
+            .where(_t.id == id, _t.status == OutboxStatus.PENDING)
             .values(
-                status="dead" if dead else "pending",
+                status=OutboxStatus.DEAD if dead else OutboxStatus.PENDING,
                 attempts=_t.attempts + 1,
                 last_status_code=status_code,
                 last_error=(error or "")[:MAX_ERROR_LENGTH],
@@ -158,7 +147,7 @@ def requeue_dead(
     if ids is not None and not ids:
         return 0
     now = _utc(now)
-    condition = [_t.status == "dead"]
+    condition = [_t.status == OutboxStatus.DEAD]
     if ids is not None:
         condition.append(_t.id.in_(ids))
     if event is not None:
@@ -167,47 +156,49 @@ def requeue_dead(
         result = conn.execute(
             sa.update(webhook_outbox)
             .where(*condition)
-            .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+            .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now)
         )
     return result.rowcount
 
 
-def dead_rows(db: AppDatabase, *, event: str | None = None, limit: int = 100) -> list[Row]:
-    """Dead rows, oldest first (without their bodies)."""
+def dead_rows(db: AppDatabase, *, event: str | None = None, limit: int = 100) -> list[OutboxEvent]:
+    """Dead rows, oldest first (without their bodies: `body` is None)."""
     columns = [c for c in webhook_outbox.c if c.name != "body"]
-    query = sa.select(*columns).where(_t.status == "dead")
+    query = sa.select(*columns).where(_t.status == OutboxStatus.DEAD)
     if event is not None:
         query = query.where(_t.event == event)
     query = query.order_by(_t.created_at, _t.id).limit(limit)
     with db.engine.connect() as conn:
-        return [_normalize(row) for row in conn.execute(query)]
+        return [OutboxEvent.from_row(row) for row in conn.execute(query)]
 
 
-def dead_summary(db: AppDatabase) -> dict[str, Any]:
+def dead_summary(db: AppDatabase) -> DeadSummary:
     """How many rows are dead, per event, and the oldest one's creation time."""
     with db.engine.connect() as conn:
         per_event = {
             row.event: row.n
             for row in conn.execute(
-                sa.select(_t.event, sa.func.count().label("n")).where(_t.status == "dead").group_by(_t.event)
+                sa.select(_t.event, sa.func.count().label("n"))
+                .where(_t.status == OutboxStatus.DEAD)
+                .group_by(_t.event)
             )
         }
-        oldest = conn.execute(sa.select(sa.func.min(_t.created_at)).where(_t.status == "dead")).scalar()
+        oldest = conn.execute(sa.select(sa.func.min(_t.created_at)).where(_t.status == OutboxStatus.DEAD)).scalar()
     oldest = as_utc(oldest) if isinstance(oldest, datetime) else _parse(oldest)
-    return {
-        "dead": sum(per_event.values()),
-        "by_event": dict(sorted(per_event.items())),
-        "oldest_dead_created_at": oldest.isoformat() if oldest else None,
-    }
+    return DeadSummary(
+        dead=sum(per_event.values()),
+        by_event=dict(sorted(per_event.items())),
+        oldest_dead_created_at=oldest.isoformat() if oldest else None,
+    )
 
 
-def get(db: AppDatabase, id: str) -> Row | None:
+def get(db: AppDatabase, id: str) -> OutboxEvent | None:
     with db.engine.connect() as conn:
         row = conn.execute(sa.select(webhook_outbox).where(_t.id == id)).first()
-    return _normalize(row) if row else None
+    return OutboxEvent.from_row(row) if row else None
 
 
-def stats(db: AppDatabase, now: datetime | None = None) -> dict[str, Any]:
+def stats(db: AppDatabase, now: datetime | None = None) -> OutboxStats:
     """Counts per status, how many pending rows are due, and the oldest pending row's age."""
     now = _utc(now)
     with db.engine.connect() as conn:
@@ -218,22 +209,22 @@ def stats(db: AppDatabase, now: datetime | None = None) -> dict[str, Any]:
         pending = conn.execute(
             sa.select(
                 sa.func.count().label("due"),
-            ).where(_t.status == "pending", _t.next_attempt_at <= now)
+            ).where(_t.status == OutboxStatus.PENDING, _t.next_attempt_at <= now)
         ).one()
-        oldest = conn.execute(sa.select(sa.func.min(_t.created_at)).where(_t.status == "pending")).scalar()
+        oldest = conn.execute(sa.select(sa.func.min(_t.created_at)).where(_t.status == OutboxStatus.PENDING)).scalar()
         max_attempts = conn.execute(
-            sa.select(sa.func.max(_t.attempts)).where(_t.status == "pending")
+            sa.select(sa.func.max(_t.attempts)).where(_t.status == OutboxStatus.PENDING)
         ).scalar()
     oldest = as_utc(oldest) if isinstance(oldest, datetime) else _parse(oldest)
-    return {
-        "pending": counts.get("pending", 0),
-        "delivered": counts.get("delivered", 0),
-        "dead": counts.get("dead", 0),
-        "due": pending.due,
-        "oldest_pending_at": oldest.isoformat() if oldest else None,
-        "oldest_pending_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
-        "max_pending_attempts": max_attempts or 0,
-    }
+    return OutboxStats(
+        pending=counts.get(OutboxStatus.PENDING, 0),
+        delivered=counts.get(OutboxStatus.DELIVERED, 0),
+        dead=counts.get(OutboxStatus.DEAD, 0),
+        due=pending.due,
+        oldest_pending_at=oldest.isoformat() if oldest else None,
+        oldest_pending_age_seconds=round((now - oldest).total_seconds(), 3) if oldest else None,
+        max_pending_attempts=max_attempts or 0,
+    )
 
 
 def _parse(value: Any) -> datetime | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.records import TERMINAL_STATUSES, BatchStatus, JobStatus, OutboxStatus  # noqa: F401
+
 metadata = sa.MetaData()
 
-BATCH_STATUSES = ("pending", "processing", "completed", "failed", "canceled")
-JOB_STATUSES = ("pending", "processing", "completed", "failed", "canceled")
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+# the statuses are the enums of db/records.py; these names stay importable from here
+BATCH_STATUSES = tuple(BatchStatus)
+JOB_STATUSES = tuple(JobStatus)
 
 
 def _timestamps() -> list[sa.Column]:
@@ -31,7 +33,7 @@ video_gen_batch = sa.Table(
     sa.Column("orientation", sa.Text, nullable=False, server_default="landscape"),
     sa.Column("template", sa.Text, nullable=True),
     sa.Column("title", sa.Text, nullable=True),
-    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("status", sa.Text, nullable=False, server_default=BatchStatus.PENDING.value),
     sa.Column("video_url", sa.Text, nullable=True),
     sa.Column("thumbnail_url", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
@@ -63,7 +65,7 @@ video_gen_jobs = sa.Table(
     sa.Column("image_url", sa.Text, nullable=False),
     sa.Column("prompt", sa.Text, nullable=True),
     sa.Column("duration_seconds", sa.Integer, nullable=False, server_default="5"),
-    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("status", sa.Text, nullable=False, server_default=JobStatus.PENDING.value),
     sa.Column("provider", sa.Text, nullable=True),
     sa.Column("provider_task_id", sa.Text, nullable=True),
     sa.Column("video_url", sa.Text, nullable=True),
@@ -87,8 +89,8 @@ generation_tasks = sa.Table(
     sa.Column("batch_id", sa.Text, nullable=False, index=True),
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("task_id", sa.Text, nullable=True),
-    # submitting | submitted | succeeded | failed | canceled | abandoned | superseded (an operator
-    # regenerated the job: the task was paid and finished, a newer task replaces it)
+    # GenerationTaskStatus (db/records.py): submitting | submitted | succeeded | failed | canceled |
+    # superseded (an operator regenerated the job: the task was paid and finished, a newer task replaces it)
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("error_code", sa.Text, nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
@@ -133,7 +135,7 @@ generation_completions = sa.Table(
     sa.Column("task_id", sa.Text, nullable=False),
     sa.Column("job_id", sa.Text, nullable=True, index=True),
     sa.Column("batch_id", sa.Text, nullable=True, index=True),
-    sa.Column("status", sa.Text, nullable=False),  # succeeded | failed | canceled
+    sa.Column("status", sa.Text, nullable=False),  # GenerationTaskStatus: succeeded | failed | canceled
     sa.Column("output_url", sa.Text, nullable=True),
     sa.Column("error_code", sa.Text, nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
@@ -153,7 +155,7 @@ webhook_outbox = sa.Table(
     sa.Column("batch_id", sa.Text, nullable=False, index=True),
     sa.Column("job_id", sa.Text, nullable=True),
     sa.Column("body", sa.Text, nullable=False),  # the exact JSON that is signed and sent
-    sa.Column("status", sa.Text, nullable=False, server_default="pending"),  # pending | delivered | dead
+    sa.Column("status", sa.Text, nullable=False, server_default=OutboxStatus.PENDING.value),  # OutboxStatus
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("last_error", sa.Text, nullable=True),

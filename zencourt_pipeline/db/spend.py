@@ -24,19 +24,20 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.records import GenerationTaskStatus
 from zencourt_pipeline.db.schema import generation_tasks, video_gen_batch
 
 PAID_STATES = ("created", "completed", "failed", "canceled", "superseded", "possibly_orphaned", "other")
 LEDGER_STATES = (*PAID_STATES, "unpaid")
 _STATUS_STATES = {
-    "submitting": "created",
-    "submitted": "created",
-    "succeeded": "completed",
-    "failed": "failed",
-    "rejected": "failed",
-    "abandoned": "failed",
-    "canceled": "canceled",
-    "superseded": "superseded",
+    GenerationTaskStatus.SUBMITTING: "created",
+    GenerationTaskStatus.SUBMITTED: "created",
+    GenerationTaskStatus.SUCCEEDED: "completed",
+    GenerationTaskStatus.FAILED: "failed",
+    GenerationTaskStatus.REJECTED: "failed",
+    GenerationTaskStatus.ABANDONED: "failed",
+    GenerationTaskStatus.CANCELED: "canceled",
+    GenerationTaskStatus.SUPERSEDED: "superseded",
 }
 COST_SOURCES = ("provider", "rate")
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from zencourt_pipeline.db import outbox
+from zencourt_pipeline.db.records import DeadSummary
 from zencourt_pipeline.defs.resources import AppDatabaseResource
 
 DEAD_WEBHOOKS_INTERVAL_SECONDS = 300
@@ -25,15 +26,15 @@ class DeadWebhooksAlert(Exception):
     """Raised by the sensor so that its tick fails, visibly, while dead rows exist."""
 
 
-def dead_webhooks_message(summary: dict) -> str:
-    per_event = ", ".join(f"{event}: {count}" for event, count in summary["by_event"].items())
-    oldest = summary.get("oldest_dead_created_at")
+def dead_webhooks_message(summary: DeadSummary) -> str:
+    per_event = ", ".join(f"{event}: {count}" for event, count in summary.by_event.items())
+    oldest = summary.oldest_dead_created_at
     age = ""
     if oldest:
         hours = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds() / 3600
         age = f"; oldest created {hours:.1f} h ago"
     return (
-        f"{summary['dead']} dead completion webhook(s) in webhook_outbox ({per_event}){age}. "
+        f"{summary.dead} dead completion webhook(s) in webhook_outbox ({per_event}){age}. "
         "The web app did not acknowledge them within the retry horizon. List them with "
         "`zencourt webhooks dead`, then retry with `zencourt webhooks requeue --all-dead` "
         "(or `--id ID`, `--event TYPE`) once the receiver is fixed."
@@ -50,7 +51,7 @@ def dead_webhooks_message(summary: dict) -> str:
 )
 def dead_webhooks_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SkipReason:
     summary = outbox.dead_summary(app_db.get())
-    if not summary["dead"]:
+    if not summary.dead:
         return dg.SkipReason("no dead webhook")
     message = dead_webhooks_message(summary)
     context.log.error(message)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.cancel import ACTIVE_RUN_STATUSES as CANCELABLE_RUN_STATUSES
 from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.liveness import (
@@ -46,13 +48,13 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     # The batch id becomes the partition key: only [A-Za-z0-9_-]{1,64} is safe for the UI's
     # partition selection and backfills, so any other id is rejected here, before it is a partition.
     for batch in claimed:
-        if not ID_PATTERN.match(batch["id"]):
-            error = BatchRejected("INVALID_INPUT", f"batch id {batch['id']!r} must match [A-Za-z0-9_-]{{1,64}}")
-            reject_batch(db, batch["id"], db.get_jobs(batch["id"]), error)
-    keys = [batch["id"] for batch in claimed if ID_PATTERN.match(batch["id"])]
+        if not ID_PATTERN.match(batch.id):
+            error = BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
+            reject_batch(db, batch.id, db.get_jobs(batch.id), error)
+    keys = [batch.id for batch in claimed if ID_PATTERN.match(batch.id)]
     if not keys:
         return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")
-    attempts = {batch["id"]: int(batch.get("intake_attempts") or 0) for batch in claimed}
+    attempts = {batch.id: int(batch.intake_attempts or 0) for batch in claimed}
     new_keys = [key for key in keys if not context.instance.has_dynamic_partition(batch_partitions.name, key)]
     return dg.SensorResult(
         run_requests=[
@@ -93,7 +95,7 @@ def clip_completions_sensor(
     context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource
 ) -> dg.SensorResult:
     db = app_db.get()
-    batches = db.rotate_batches("processing", BATCHES_EXAMINED_PER_TICK)
+    batches = db.rotate_batches(BatchStatus.PROCESSING, BATCHES_EXAMINED_PER_TICK)
     report = watch_processing(
         db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines(), max_requests=MAX_BATCHES_PER_TICK
     )

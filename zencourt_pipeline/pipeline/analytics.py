@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
 from zencourt_pipeline.db.clock import as_utc, utcnow
-from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Task
 from zencourt_pipeline.pipeline.generation import current_task
 
 if TYPE_CHECKING:  # pandas is imported by the analytics functions, not with every run worker
@@ -50,29 +51,29 @@ class ClipRow:
 def clip_rows(db: AppDatabase, batch_id: str, durations: dict[str, float] | None = None) -> list[ClipRow]:
     """The batch's clips in sort order. `durations` are the normalized clips' probed durations."""
     durations = durations or {}
-    completions = {(c["provider"], c["task_id"]): c for c in db.completions_for_batch(batch_id)}
-    tasks_by_job: dict[str, list[Row]] = {}
+    completions = {(c.provider, c.task_id): c for c in db.completions_for_batch(batch_id)}
+    tasks_by_job: dict[str, list[Task]] = {}
     for task in db.tasks_for_batch(batch_id):
-        tasks_by_job.setdefault(task["job_id"], []).append(task)
+        tasks_by_job.setdefault(task.job_id, []).append(task)
     rows = []
     for job in db.get_jobs(batch_id):
-        tasks = tasks_by_job.get(job["id"], [])
-        accepted = [task for task in tasks if task["task_id"]]
+        tasks = tasks_by_job.get(job.id, [])
+        accepted = [task for task in tasks if task.task_id]
         task = current_task(tasks)
-        completion = completions.get((task["provider"], task["task_id"])) if task else None
-        costs = [task["cost_credits"] for task in accepted if task["cost_credits"] is not None]
+        completion = completions.get((task.provider, task.task_id)) if task else None
+        costs = [task.cost_credits for task in accepted if task.cost_credits is not None]
         rows.append(
             ClipRow(
-                job_id=job["id"],
-                room=job["room_name"],
-                provider=task["provider"] if task else job["provider"],
-                task_id=task["task_id"] if task else None,
-                status=job["status"],
-                duration_s=round(durations[job["id"]], 3) if job["id"] in durations else None,
-                latency_s=_seconds(task["submitted_at"], completion["received_at"]) if task and completion else None,
+                job_id=job.id,
+                room=job.room_name,
+                provider=task.provider if task else job.provider,
+                task_id=task.task_id if task else None,
+                status=job.status,
+                duration_s=round(durations[job.id], 3) if job.id in durations else None,
+                latency_s=_seconds(task.submitted_at, completion.received_at) if task and completion else None,
                 cost_credits=round(sum(costs), 4) if costs else None,
                 attempts=len(accepted),
-                error_code=job["error_code"],
+                error_code=job.error_code,
             )
         )
     return rows

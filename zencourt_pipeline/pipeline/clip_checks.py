@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe, run_ffmpeg
 
@@ -83,7 +84,7 @@ def sample_frames(path: Path, *, fps: int = SAMPLE_FPS, size: int = SAMPLE_SIZE)
             "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
         ],
         timeout=300,
-        code="CLIP_CHECK_FAILED",
+        code=ErrorCode.CLIP_CHECK_FAILED,
     )
     data = np.frombuffer(proc.stdout, dtype=np.uint8)
     count = data.size // (size * size)

@@ -18,21 +18,19 @@ Money rules kept here:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from zencourt_pipeline.db.database import AppDatabase, Row, as_utc, utcnow
-from zencourt_pipeline.db.schema import TERMINAL_STATUSES
+from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
+from zencourt_pipeline.db.records import Batch, CompletionRecord, GenerationTaskStatus, Job, Task
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.keys import raw_clip_key
 from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import (
-    OUTPUT_DOWNLOAD_FAILED,
-    PROVIDER_ANSWER_LOST,
     GenerationError,
     GenerationRequest,
     TaskRef,
@@ -42,8 +40,11 @@ from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job
 from zencourt_pipeline.providers.rates import task_cost_usd
 from zencourt_pipeline.storage.base import Storage, StorageError
 
-LIVE_TASK_STATUSES = ("submitting", "submitted", "succeeded")
-SUPERSEDED = "superseded"  # an operator regenerated the job: a paid, finished task a newer one replaces
+LIVE_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED, GenerationTaskStatus.SUCCEEDED)
+SUPERSEDED = GenerationTaskStatus.SUPERSEDED  # an operator regenerated the job: a paid, finished task a newer one replaces
+# the error code earlier versions gave the intents they abandoned (task rows only, never a job's):
+# such a provider was never reached, so it may still be tried
+LEGACY_ABANDONED_CODE = "ABANDONED"
 ABANDON_SUBMITTING_AFTER = timedelta(minutes=10)
 DEFAULT_MAX_DOWNLOAD_ATTEMPTS = 5
 
@@ -61,15 +62,27 @@ class JobOutcome:
     error_message: str | None = None
 
 
-def current_task(tasks: list[Row]) -> Row | None:
+@dataclass(frozen=True)
+class PolledCompletion:
+    """What a poll learned of a task whose completion was not recorded: read like a `CompletionRecord`."""
+
+    status: GenerationTaskStatus
+    output_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def current_task(tasks: list[Task]) -> Task | None:
     """The job's newest task that the provider accepted (has a task id) and was not superseded."""
-    accepted = [task for task in tasks if task["task_id"] and task["status"] != SUPERSEDED]
+    accepted = [task for task in tasks if task.task_id and task.status != SUPERSEDED]
     return accepted[-1] if accepted else None
 
 
-def _tried_providers(tasks: list[Row]) -> set[str]:
+def _tried_providers(tasks: list[Task]) -> set[str]:
     """Providers this attempt of the job already went to (a regeneration starts the chain over)."""
-    return {task["provider"] for task in tasks if task["status"] != SUPERSEDED and task["error_code"] != "ABANDONED"}
+    return {
+        task.provider for task in tasks if task.status != SUPERSEDED and task.error_code != LEGACY_ABANDONED_CODE
+    }
 
 
 def attempt_seed(job_id: str, attempt: int) -> int:
@@ -85,21 +98,21 @@ def attempt_seed(job_id: str, attempt: int) -> int:
     return seeds[attempt]
 
 
-def _attempt(tasks: list[Row]) -> int:
-    return sum(1 for task in tasks if task["status"] == SUPERSEDED)
+def _attempt(tasks: list[Task]) -> int:
+    return sum(1 for task in tasks if task.status == SUPERSEDED)
 
 
-def _build_request(batch: Row, job: Row, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
+def _build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
     return GenerationRequest(
-        job_id=job["id"],
-        batch_id=batch["id"],
+        job_id=job.id,
+        batch_id=batch.id,
         photo_path=photo,
-        prompt=job["prompt"] or default_prompt(job["room_name"]),
-        duration_seconds=int(job["duration_seconds"]),
-        orientation=batch["orientation"],
-        seed=attempt_seed(job["id"], attempt),
-        room_name=job["room_name"],
-        photo_https_url=storage.public_https_url(job["photo_key"]),
+        prompt=job.prompt or default_prompt(job.room_name),
+        duration_seconds=int(job.duration_seconds),
+        orientation=batch.orientation,
+        seed=attempt_seed(job.id, attempt),
+        room_name=job.room_name,
+        photo_https_url=storage.public_https_url(job.photo_key),
     )
 
 
@@ -152,14 +165,14 @@ def submit_with_fallback(
             seconds=round(time.monotonic() - started, 2),
             cost_credits=submitted.cost_credits,
         )
-    code = last.code if last else "GENERATION_FAILED"
+    code = last.code if last else ErrorCode.GENERATION_FAILED
     message = last.message if last else "no generation provider left to try"
     db.fail_job(request.job_id, code, message)
     return JobOutcome(request.job_id, request.room_name, "failed", error_code=code, error_message=message)
 
 
 def _abandon_dead_intents(
-    db: AppDatabase, job: Row, tasks: list[Row], run_id: str | None, is_run_active: Callable[[str], bool] | None
+    db: AppDatabase, job: Job, tasks: list[Task], run_id: str | None, is_run_active: Callable[[str], bool] | None
 ) -> bool:
     """Intents (no task id yet) whose run is gone: that run died before the provider answered.
     Returns whether any was found.
@@ -172,17 +185,17 @@ def _abandon_dead_intents(
     """
     found = False
     for task in tasks:
-        if task["status"] != "submitting" or task["task_id"]:
+        if task.status != GenerationTaskStatus.SUBMITTING or task.task_id:
             continue
-        owner = json.loads(task["provider_meta"] or "{}").get("intent_run_id")
+        owner = task.meta.get("intent_run_id")
         orphaned = owner is not None and (
             owner == run_id or (is_run_active is not None and not is_run_active(owner))
         )
-        stale = as_utc(task["submitted_at"]) < utcnow() - ABANDON_SUBMITTING_AFTER
+        stale = as_utc(task.submitted_at) < utcnow() - ABANDON_SUBMITTING_AFTER
         if orphaned or stale:
-            cost_usd, cost_source = task_cost_usd(task["provider"], None, int(job["duration_seconds"]))
+            cost_usd, cost_source = task_cost_usd(task.provider, None, int(job.duration_seconds))
             db.task_answer_lost(
-                task["id"], PROVIDER_ANSWER_LOST,
+                task.id, ErrorCode.PROVIDER_ANSWER_LOST,
                 "the run submitting this task ended before the provider answered; the create may have "
                 "reached it (and be paid): not re-sent, not fallen back",
                 cost_usd=cost_usd, cost_source=cost_source,
@@ -195,8 +208,8 @@ def submit_jobs(
     db: AppDatabase,
     storage: Storage,
     chain: ProviderChain,
-    batch: Row,
-    jobs: list[Row],
+    batch: Batch,
+    jobs: list[Job],
     work_dir: Path,
     *,
     run_id: str | None = None,
@@ -205,35 +218,35 @@ def submit_jobs(
 ) -> list[JobOutcome]:
     outcomes = []
     for job in jobs:
-        if job["status"] in TERMINAL_STATUSES or not job["photo_key"]:
-            outcomes.append(JobOutcome(job["id"], job["room_name"], "skipped", error_code=job["error_code"]))
+        if job.terminal or not job.photo_key:
+            outcomes.append(JobOutcome(job.id, job.room_name, "skipped", error_code=job.error_code))
             continue
-        tasks = db.tasks_for_job(job["id"])
+        tasks = db.tasks_for_job(job.id)
         if _abandon_dead_intents(db, job, tasks, run_id, is_run_active):
-            tasks = db.tasks_for_job(job["id"])
-        live = [task for task in tasks if task["status"] in LIVE_TASK_STATUSES]
+            tasks = db.tasks_for_job(job.id)
+        live = [task for task in tasks if task.status in LIVE_TASK_STATUSES]
         if live:
             task = live[-1]
             outcomes.append(
-                JobOutcome(job["id"], job["room_name"], "existing", provider=task["provider"], task_id=task["task_id"])
+                JobOutcome(job.id, job.room_name, "existing", provider=task.provider, task_id=task.task_id)
             )
             continue
-        lost = [task for task in tasks if task["possibly_orphaned"] and task["status"] != SUPERSEDED]
+        lost = [task for task in tasks if task.possibly_orphaned and task.status != SUPERSEDED]
         if lost:  # a possibly paid task of this attempt: only an operator's regeneration pays again
             task = lost[-1]
-            code, message = task["error_code"] or PROVIDER_ANSWER_LOST, task["error_message"] or "answer lost"
-            db.fail_job(job["id"], code, message)
+            code, message = task.error_code or ErrorCode.PROVIDER_ANSWER_LOST, task.error_message or "answer lost"
+            db.fail_job(job.id, code, message)
             outcomes.append(
-                JobOutcome(job["id"], job["room_name"], "failed", task["provider"], error_code=code, error_message=message)
+                JobOutcome(job.id, job.room_name, "failed", task.provider, error_code=code, error_message=message)
             )
             continue
         failed_providers = _tried_providers(tasks)
         candidates = [name for name in chain.order if name not in failed_providers]
         try:
-            photo = storage.get_file(job["photo_key"], work_dir / f"{job['id']}.jpg")
+            photo = storage.get_file(job.photo_key, work_dir / f"{job.id}.jpg")
         except StorageError as exc:
-            db.fail_job(job["id"], exc.code, exc.message)
-            outcomes.append(JobOutcome(job["id"], job["room_name"], "failed", error_code=exc.code))
+            db.fail_job(job.id, exc.code, exc.message)
+            outcomes.append(JobOutcome(job.id, job.room_name, "failed", error_code=exc.code))
             continue
         request = _build_request(batch, job, photo, storage, _attempt(tasks))
         outcomes.append(
@@ -242,26 +255,23 @@ def submit_jobs(
     return outcomes
 
 
-def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Row) -> Row | None:
+def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Task) -> PolledCompletion | None:
     """Ask the provider about a task whose completion was not recorded (a lost webhook)."""
-    status = chain.get(task["provider"]).poll(task_ref(task))
+    status = chain.get(task.provider).poll(task_ref(task))
     if not status.state.terminal:
         return None
     record_poll_result(db, task, status)
-    return {
-        "status": status.state.value,
-        "output_url": status.output_url,
-        "error_code": status.error_code,
-        "error_message": status.error_message,
-    }
+    return PolledCompletion(
+        GenerationTaskStatus(status.state.value), status.output_url, status.error_code, status.error_message
+    )
 
 
 def collect_outputs(
     db: AppDatabase,
     storage: Storage,
     chain: ProviderChain,
-    batch: Row,
-    jobs: list[Row],
+    batch: Batch,
+    jobs: list[Job],
     work_dir: Path,
     *,
     poll_missing: bool = True,
@@ -275,44 +285,44 @@ def collect_outputs(
     failed downloads of the task (default: ZENCOURT_MAX_DOWNLOAD_ATTEMPTS, 5) the job fails
     OUTPUT_DOWNLOAD_FAILED, without fallback."""
     max_downloads = max(1, max_download_attempts)
-    completions = {(c["provider"], c["task_id"]): c for c in db.completions_for_batch(batch["id"])}
-    tasks_by_job: dict[str, list[Row]] = {}
-    for task in db.tasks_for_batch(batch["id"]):
-        tasks_by_job.setdefault(task["job_id"], []).append(task)
+    completions = {(c.provider, c.task_id): c for c in db.completions_for_batch(batch.id)}
+    tasks_by_job: dict[str, list[Task]] = {}
+    for task in db.tasks_for_batch(batch.id):
+        tasks_by_job.setdefault(task.job_id, []).append(task)
     outcomes = []
     for job in jobs:
-        name = job["room_name"]
-        if job["status"] in TERMINAL_STATUSES:
-            outcomes.append(JobOutcome(job["id"], name, "skipped", error_code=job["error_code"]))
+        name = job.room_name
+        if job.terminal:
+            outcomes.append(JobOutcome(job.id, name, "skipped", error_code=job.error_code))
             continue
-        task = current_task(tasks_by_job.get(job["id"], []))
-        if job["raw_clip_key"] and storage.exists(job["raw_clip_key"]):
-            outcomes.append(JobOutcome(job["id"], name, "stored", task and task["provider"], task and task["task_id"]))
+        task = current_task(tasks_by_job.get(job.id, []))
+        if job.raw_clip_key and storage.exists(job.raw_clip_key):
+            outcomes.append(JobOutcome(job.id, name, "stored", task and task.provider, task and task.task_id))
             continue
         if task is None:
-            outcomes.append(JobOutcome(job["id"], name, "in_flight"))
+            outcomes.append(JobOutcome(job.id, name, "in_flight"))
             continue
-        provider, task_id = task["provider"], task["task_id"]
-        completion = completions.get((provider, task_id))
+        provider, task_id = task.provider, task.task_id
+        completion: CompletionRecord | PolledCompletion | None = completions.get((provider, task_id))
         if completion is None and poll_missing:
             try:
                 completion = _completion_from_poll(db, chain, task)
             except GenerationError:
                 completion = None
         if completion is None:
-            outcomes.append(JobOutcome(job["id"], name, "in_flight", provider, task_id))
+            outcomes.append(JobOutcome(job.id, name, "in_flight", provider, task_id))
             continue
-        code, message = completion["error_code"], completion["error_message"]
-        if completion["status"] == TaskState.SUCCEEDED.value:
+        code, message = completion.error_code, completion.error_message
+        if completion.status == TaskState.SUCCEEDED:
             try:
-                ref = TaskRef(provider, task_id, json.loads(task["provider_meta"] or "{}"))
+                ref = TaskRef(provider, task_id, task.meta)
                 # the recorded URL the first time; after a failed download, a fresh one
-                url = completion["output_url"] if not task.get("download_attempts") else None
-                local = chain.get(provider).fetch_result(ref, work_dir / f"{job['id']}.raw.mp4", url)
-                key = raw_clip_key(batch["id"], job["id"])
+                url = completion.output_url if not task.download_attempts else None
+                local = chain.get(provider).fetch_result(ref, work_dir / f"{job.id}.raw.mp4", url)
+                key = raw_clip_key(batch.id, job.id)
                 storage.put_file(key, local, "video/mp4")
-                db.update_job(job["id"], raw_clip_key=key)
-                outcomes.append(JobOutcome(job["id"], name, "stored", provider, task_id, cost_credits=task["cost_credits"]))
+                db.update_job(job.id, raw_clip_key=key)
+                outcomes.append(JobOutcome(job.id, name, "stored", provider, task_id, cost_credits=task.cost_credits))
                 continue
             except GenerationError as exc:
                 if exc.download_failed:  # paid: download it again later, never generate it again
@@ -320,36 +330,37 @@ def collect_outputs(
                     continue
                 code, message = exc.code, exc.message
             except StorageError as exc:
-                outcomes.append(JobOutcome(job["id"], name, "in_flight", provider, task_id, error_code=exc.code))
+                outcomes.append(JobOutcome(job.id, name, "in_flight", provider, task_id, error_code=exc.code))
                 continue
-        code = code or f"{provider.upper()}_GENERATION_FAILED"
-        message = message or f"{provider} task {task_id} ended {completion['status']}"
-        job_tasks = tasks_by_job[job["id"]]
+        code = code or ErrorCode.generation_failed(provider)
+        message = message or f"{provider} task {task_id} ended {completion.status}"
+        job_tasks = tasks_by_job[job.id]
         remaining = [p for p in chain.after(provider) if p not in _tried_providers(job_tasks)]
         if should_fall_back(code) and remaining:
-            photo = storage.get_file(job["photo_key"], work_dir / f"{job['id']}.jpg")
+            photo = storage.get_file(job.photo_key, work_dir / f"{job.id}.jpg")
             request = _build_request(batch, job, photo, storage, _attempt(job_tasks))
             outcomes.append(submit_with_fallback(db, chain, request, remaining, quota=quota and quota.for_batch(batch)))
             continue
-        db.fail_job(job["id"], code, message)
-        outcomes.append(JobOutcome(job["id"], name, "failed", provider, task_id, error_code=code, error_message=message))
+        db.fail_job(job.id, code, message)
+        outcomes.append(JobOutcome(job.id, name, "failed", provider, task_id, error_code=code, error_message=message))
     return outcomes
 
 
-def _download_failed(db: AppDatabase, job: Row, task: Row, exc: GenerationError, max_downloads: int) -> JobOutcome:
+def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError, max_downloads: int) -> JobOutcome:
     """Count the failed downloads of `task`; fail the job once they reach `max_downloads`."""
-    total = db.task_download_failed(task["id"], getattr(exc, "downloads", 1), f"{exc.code}: {exc.message}")
-    provider, task_id = task["provider"], task["task_id"]
+    total = db.task_download_failed(task.id, getattr(exc, "downloads", 1), f"{exc.code}: {exc.message}")
+    provider, task_id = task.provider, task.task_id
     if total < max_downloads:
         return JobOutcome(
-            job["id"], job["room_name"], "in_flight", provider, task_id,
-            error_code=OUTPUT_DOWNLOAD_FAILED, error_message=exc.message,
+            job.id, job.room_name, "in_flight", provider, task_id,
+            error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=exc.message,
         )  # fmt: skip
     message = f"the output of {provider} task {task_id} was not downloaded after {total} attempts: {exc.message}"
-    db.fail_job(job["id"], OUTPUT_DOWNLOAD_FAILED, message)
+    db.fail_job(job.id, ErrorCode.OUTPUT_DOWNLOAD_FAILED, message)
     return JobOutcome(
-        job["id"], job["room_name"], "failed", provider, task_id, error_code=OUTPUT_DOWNLOAD_FAILED, error_message=message
-    )
+        job.id, job.room_name, "failed", provider, task_id,
+        error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=message,
+    )  # fmt: skip
 
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:

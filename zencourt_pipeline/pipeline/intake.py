@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from zencourt_pipeline.db.database import AppDatabase, Row
-from zencourt_pipeline.db.schema import TERMINAL_STATUSES
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Batch, BatchStatus, Job
+from zencourt_pipeline.errors import CodedError, ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
@@ -19,46 +20,43 @@ MAX_PROMPT_CHARS = 1000
 MAX_JOBS_PER_BATCH = 30
 
 
-class BatchRejected(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class BatchRejected(CodedError):
+    """A batch refused before any download or provider call: its jobs and the batch fail with `code`."""
 
 
-def validate_batch(batch: Row, jobs: list[Row]) -> None:
+def validate_batch(batch: Batch, jobs: list[Job]) -> None:
     """Refuse a batch that cannot produce a video, before any download or provider call."""
     from zencourt_pipeline.media.templates import load_template
 
-    if not ID_PATTERN.match(batch["id"]):
-        raise BatchRejected("INVALID_INPUT", f"batch id {batch['id']!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if not ID_PATTERN.match(batch.id):
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
     if not jobs:
-        raise BatchRejected("INVALID_INPUT", "batch has no jobs")
+        raise BatchRejected(ErrorCode.INVALID_INPUT, "batch has no jobs")
     if len(jobs) > MAX_JOBS_PER_BATCH:
-        raise BatchRejected("INVALID_INPUT", f"batch has {len(jobs)} jobs (at most {MAX_JOBS_PER_BATCH})")
-    if batch["orientation"] not in ORIENTATION_SIZES:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"batch has {len(jobs)} jobs (at most {MAX_JOBS_PER_BATCH})")
+    if batch.orientation not in ORIENTATION_SIZES:
         raise BatchRejected(
-            "INVALID_INPUT", f"unknown orientation {batch['orientation']!r} (landscape or vertical)"
+            ErrorCode.INVALID_INPUT, f"unknown orientation {batch.orientation!r} (landscape or vertical)"
         )
     try:
-        load_template(batch["template"])
+        load_template(batch.template)
     except MediaError as exc:
         raise BatchRejected(exc.code, exc.message) from exc
 
 
-def validate_job(job: Row) -> None:
-    if not ID_PATTERN.match(job["id"]):
-        raise BatchRejected("INVALID_INPUT", f"job id {job['id']!r} must match [A-Za-z0-9_-]{{1,64}}")
-    if job["prompt"] is not None and len(job["prompt"]) > MAX_PROMPT_CHARS:
-        raise BatchRejected("INVALID_INPUT", f"prompt has {len(job['prompt'])} characters (at most {MAX_PROMPT_CHARS})")
-    if not 2 <= int(job["duration_seconds"]) <= 10:
-        raise BatchRejected("INVALID_INPUT", f"duration_seconds {job['duration_seconds']} is outside 2..10")
+def validate_job(job: Job) -> None:
+    if not ID_PATTERN.match(job.id):
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"job id {job.id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if job.prompt is not None and len(job.prompt) > MAX_PROMPT_CHARS:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"prompt has {len(job.prompt)} characters (at most {MAX_PROMPT_CHARS})")
+    if not 2 <= int(job.duration_seconds) <= 10:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"duration_seconds {job.duration_seconds} is outside 2..10")
 
 
-def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Row], error: BatchRejected) -> None:
+def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Job], error: BatchRejected) -> None:
     for job in jobs:
-        db.fail_job(job["id"], error.code, error.message)
-    db.finish_batch(batch_id, "failed", error=f"{error.code}: {error.message}", error_code=error.code)
+        db.fail_job(job.id, error.code, error.message)
+    db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{error.code}: {error.message}", error_code=error.code)
 
 
 @dataclass(frozen=True)
@@ -85,30 +83,30 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
 
 
 def ingest_photos(
-    db: AppDatabase, storage: Storage, batch: Row, jobs: list[Row], work_dir: Path, policy: FetchPolicy
+    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[PhotoResult]:
     from zencourt_pipeline.media.photos import prepare_photo
 
     results = []
     for job in jobs:
-        if job["status"] in TERMINAL_STATUSES:
-            results.append(PhotoResult(job["id"], job["room_name"], "skipped", error_code=job["error_code"]))
+        if job.terminal:
+            results.append(PhotoResult(job.id, job.room_name, "skipped", error_code=job.error_code))
             continue
-        if job["photo_key"] and storage.exists(job["photo_key"]):
-            results.append(PhotoResult(job["id"], job["room_name"], "ready", photo_key=job["photo_key"]))
+        if job.photo_key and storage.exists(job.photo_key):
+            results.append(PhotoResult(job.id, job.room_name, "ready", photo_key=job.photo_key))
             continue
         try:
             validate_job(job)
-            source = fetch_source(job["image_url"], work_dir / f"{job['id']}.source", storage, policy)
-            prepared = work_dir / f"{job['id']}.jpg"
+            source = fetch_source(job.image_url, work_dir / f"{job.id}.source", storage, policy)
+            prepared = work_dir / f"{job.id}.jpg"
             info = prepare_photo(source, prepared)
-            key = photo_key(batch["id"], job["id"])
+            key = photo_key(batch.id, job.id)
             storage.put_file(key, prepared, "image/jpeg")
-            db.update_job(job["id"], photo_key=key)
+            db.update_job(job.id, photo_key=key)
             results.append(
                 PhotoResult(
-                    job["id"],
-                    job["room_name"],
+                    job.id,
+                    job.room_name,
                     "ready",
                     photo_key=key,
                     width=info.width,
@@ -118,8 +116,8 @@ def ingest_photos(
                 )
             )
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
-            db.fail_job(job["id"], exc.code, exc.message)
+            db.fail_job(job.id, exc.code, exc.message)
             results.append(
-                PhotoResult(job["id"], job["room_name"], "failed", error_code=exc.code, error_message=exc.message)
+                PhotoResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message)
             )
     return results

@@ -31,16 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
-from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.liveness import BatchGenerationRows
-from zencourt_pipeline.db.schema import TERMINAL_STATUSES
+from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus, Task
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.generation import current_task
-
-GENERATION_TIMEOUT = "GENERATION_TIMEOUT"
-COMPOSITION_FAILED = "COMPOSITION_FAILED"
-COMPOSITION_TIMEOUT = "COMPOSITION_TIMEOUT"
-CLIP_CHECK_FAILED = "CLIP_CHECK_FAILED"
-INTAKE_FAILED = "INTAKE_FAILED"
 
 RUN_ACTIVE = "active"
 RUN_ENDED = "ended"
@@ -77,32 +72,32 @@ def intake_run_key(batch_id: str, attempt: int) -> str:
     return f"intake-{batch_id}" if attempt <= 0 else f"intake-{batch_id}-a{attempt + 1}"
 
 
-def completion_state(rows: BatchGenerationRows) -> tuple[bool, str, list[Row]]:
+def completion_state(rows: BatchGenerationRows) -> tuple[bool, str, list[Job]]:
     """(ready, digest, open jobs): ready when every live job has a recorded completion for its
     current task (or its raw clip stored). The digest changes with completions and cancels only."""
-    completions = {(c["provider"], c["task_id"]): c["id"] for c in rows.completions}
-    tasks_by_job: dict[str, list[Row]] = {}
+    completions = {(c.provider, c.task_id): c.id for c in rows.completions}
+    tasks_by_job: dict[str, list[Task]] = {}
     for task in rows.tasks:
-        tasks_by_job.setdefault(task["job_id"], []).append(task)
+        tasks_by_job.setdefault(task.job_id, []).append(task)
     parts, waiting_on = [], []
     for job in rows.jobs:
-        task = current_task(tasks_by_job.get(job["id"], []))
-        completion_id = completions.get((task["provider"], task["task_id"])) if task else None
-        parts.append(f"{job['id']}:{completion_id}:{'x' if job['status'] == 'canceled' else ''}")
-        if job["status"] in TERMINAL_STATUSES or job["raw_clip_key"] or completion_id is not None:
+        task = current_task(tasks_by_job.get(job.id, []))
+        completion_id = completions.get((task.provider, task.task_id)) if task else None
+        parts.append(f"{job.id}:{completion_id}:{'x' if job.status == JobStatus.CANCELED else ''}")
+        if job.terminal or job.raw_clip_key or completion_id is not None:
             continue
         waiting_on.append(job)
     digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
     return not waiting_on, digest, waiting_on
 
 
-def _started(batch: Row) -> datetime:
-    return as_utc(batch.get("processing_started_at") or batch["created_at"])
+def _started(batch: Batch) -> datetime:
+    return as_utc(batch.processing_started_at or batch.created_at)
 
 
 def watch_processing(
     db: AppDatabase,
-    batches: list[Row],
+    batches: list[Batch],
     run_status: Callable[[str], str | None],
     deadlines: Deadlines,
     now: datetime | None = None,
@@ -113,10 +108,10 @@ def watch_processing(
     would need one beyond that go to the front of the next page."""
     now = now or utcnow()
     report = WatchReport()
-    rows = db.generation_rows([batch["id"] for batch in batches])
+    rows = db.generation_rows([batch.id for batch in batches])
     deferred = []
     for batch in batches:
-        batch_id = batch["id"]
+        batch_id = batch.id
         ready, digest, waiting_on = completion_state(rows[batch_id])
         if ready and len(report.requests) >= max_requests:
             deferred.append(batch_id)
@@ -126,13 +121,13 @@ def watch_processing(
             if now > started + deadlines.generation:
                 for job in waiting_on:
                     minutes = deadlines.generation.total_seconds() / 60
-                    if db.fail_job(job["id"], GENERATION_TIMEOUT, f"no clip within {minutes:g} min of the batch starting"):
+                    if db.fail_job(job.id, ErrorCode.GENERATION_TIMEOUT, f"no clip within {minutes:g} min of the batch starting"):
                         report.timed_out_jobs += 1
             else:
                 report.waiting += 1
             continue
-        attempt = int(batch.get("compose_attempts") or 0)
-        if digest != batch.get("composed_digest"):
+        attempt = int(batch.compose_attempts or 0)
+        if digest != batch.composed_digest:
             _request(db, report, batch_id, digest, 1)
             continue
         status = run_status(compose_run_key(batch_id, digest, attempt))
@@ -140,16 +135,16 @@ def watch_processing(
             report.waiting += 1
             continue
         if now > started + deadlines.generation + deadlines.composition:
-            code = batch.get("blocked_reason") or COMPOSITION_TIMEOUT
+            code = batch.blocked_reason or ErrorCode.COMPOSITION_TIMEOUT  # blocked: CLIP_CHECK_FAILED
             _fail(db, report, batch_id, code, "the batch did not finish composing before its deadline")
-        elif batch.get("blocked_reason"):
+        elif batch.blocked_reason:
             report.waiting += 1  # an operator's turn: regenerate the failing clips, or it fails at the deadline
         elif status is None:
             _request(db, report, batch_id, digest, max(attempt, 1))  # not landed yet: the run key dedupes
         elif attempt < deadlines.max_attempts:
             _request(db, report, batch_id, digest, attempt + 1)
         else:
-            _fail(db, report, batch_id, COMPOSITION_FAILED, f"composition did not finish after {attempt} attempt(s)")
+            _fail(db, report, batch_id, ErrorCode.COMPOSITION_FAILED, f"composition did not finish after {attempt} attempt(s)")
     db.defer_batches(deferred)
     report.waiting += len(deferred)
     return report
@@ -161,7 +156,7 @@ def _request(db: AppDatabase, report: WatchReport, batch_id: str, digest: str, a
 
 
 def _fail(db: AppDatabase, report: WatchReport, batch_id: str, code: str, message: str) -> None:
-    if db.finish_batch(batch_id, "failed", error=f"{code}: {message}", error_code=code):
+    if db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code):
         report.failed.append((batch_id, code))
 
 
@@ -169,14 +164,13 @@ def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int) -> str |
     """An intake run failed: the run key of the next attempt, or None when the batch is not open
     or out of attempts (then it fails with INTAKE_FAILED and the web app is told)."""
     batch = db.get_batch(batch_id)
-    if batch is None or batch["status"] in TERMINAL_STATUSES:
+    if batch is None or batch.terminal:
         return None
     attempts = db.retry_intake(batch_id)
     if attempts is None:
         return None
     if attempts >= max_attempts:
-        db.finish_batch(
-            batch_id, "failed", error=f"{INTAKE_FAILED}: intake failed {attempts} time(s)", error_code=INTAKE_FAILED
-        )
+        code = ErrorCode.INTAKE_FAILED
+        db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: intake failed {attempts} time(s)", error_code=code)
         return None
     return intake_run_key(batch_id, attempts)

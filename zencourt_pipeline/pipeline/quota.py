@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from zencourt_pipeline.db.clock import utcnow
-from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Batch
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.intake import BatchRejected
 from zencourt_pipeline.providers.base import GenerationError
-
-QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
 
 def month_start(now: datetime | None = None) -> datetime:
@@ -65,7 +65,7 @@ class QuotaExceeded(GenerationError):
     """A submission over quota: the job fails with QUOTA_EXCEEDED, no provider is called."""
 
     def __init__(self, message: str):
-        super().__init__(QUOTA_EXCEEDED, message, fallback=False)
+        super().__init__(ErrorCode.QUOTA_EXCEEDED, message, fallback=False)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class QuotaLimits:
     listing_quota: int = 0
     workspace_quota: int = 0
 
-    def for_batch(self, batch: Row) -> BatchQuota:
+    def for_batch(self, batch: Batch) -> BatchQuota:
         return BatchQuota(batch, self)
 
 
@@ -89,7 +89,7 @@ class Reservation:
 class BatchQuota:
     """What `submit_with_fallback` needs: the batch its submissions are counted for, and the limits."""
 
-    batch: Row = field(hash=False, compare=False)
+    batch: Batch = field(hash=False, compare=False)
     limits: QuotaLimits
 
     def reserve(self, db: AppDatabase) -> Reservation:
@@ -98,10 +98,10 @@ class BatchQuota:
         )
 
 
-def _scopes(batch: Row, listing_quota: int, workspace_quota: int) -> list[tuple[str, str, int]]:
-    scopes = [("listing", batch["listing_id"], listing_quota)]
-    if batch.get("workspace_id"):
-        scopes.append(("workspace", batch["workspace_id"], workspace_quota))
+def _scopes(batch: Batch, listing_quota: int, workspace_quota: int) -> list[tuple[str, str, int]]:
+    scopes = [("listing", batch.listing_id, listing_quota)]
+    if batch.workspace_id:
+        scopes.append(("workspace", batch.workspace_id, workspace_quota))
     return scopes
 
 
@@ -119,7 +119,7 @@ def clips_used(db: AppDatabase, *, since: datetime, listing_id: str | None = Non
 
 
 def quota_usage(
-    db: AppDatabase, batch: Row, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+    db: AppDatabase, batch: Batch, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> list[QuotaUsage]:
     """The usage of every quota that applies to this batch (none when both are unlimited)."""
     month = month_start(now).strftime("%Y-%m")
@@ -129,19 +129,19 @@ def quota_usage(
 
 
 def enforce_quota(
-    db: AppDatabase, batch: Row, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+    db: AppDatabase, batch: Batch, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> list[QuotaUsage]:
     """The early whole-batch check: BatchRejected(QUOTA_EXCEEDED) when `requested` more clips
     cannot fit. Reserves nothing (each submission reserves its own clip, see reserve_submission)."""
     usages = quota_usage(db, batch, requested, listing_quota=listing_quota, workspace_quota=workspace_quota, now=now)
     over = [usage for usage in usages if usage.exceeded]
     if over:
-        raise BatchRejected(QUOTA_EXCEEDED, _refusal(over, now))
+        raise BatchRejected(ErrorCode.QUOTA_EXCEEDED, _refusal(over, now))
     return usages
 
 
 def reserve_submission(
-    db: AppDatabase, batch: Row, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+    db: AppDatabase, batch: Batch, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> Reservation:
     """Reserve the clip of one provider submission, or raise QuotaExceeded (nothing reserved).
 

@@ -8,12 +8,12 @@ in `generation_tasks.last_polled_at` so that the limit holds across ticks and pr
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Task
 from zencourt_pipeline.pipeline.cancel import cancel_tasks
 from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskStatus
 from zencourt_pipeline.providers.chain import ProviderChain
@@ -55,7 +55,7 @@ def reconcile_tasks(
         for task in tasks:
             if time.monotonic() > deadline:
                 return report
-            db.mark_polled(task["id"])
+            db.mark_polled(task.id)
             report.polled += 1
             ref = task_ref(task)
             try:
@@ -69,21 +69,21 @@ def reconcile_tasks(
     return report
 
 
-def task_ref(task: Row) -> TaskRef:
-    return TaskRef(task["provider"], task["task_id"], json.loads(task["provider_meta"] or "{}"))
+def task_ref(task: Task) -> TaskRef:
+    return TaskRef(task.provider, task.task_id, task.meta)
 
 
-def record_poll_result(db: AppDatabase, task: Row, status: TaskStatus) -> None:
+def record_poll_result(db: AppDatabase, task: Task, status: TaskStatus) -> None:
     """A terminal status learned by polling goes down the same path as a webhook; the cost the
     provider reports on a finished task (Runway's credits) replaces the rate-table estimate."""
     if status.cost_credits is not None:
-        model = json.loads(task["provider_meta"] or "{}").get("model")
-        cost_usd, source = task_cost_usd(task["provider"], model, 0, status.cost_credits)
+        model = task.meta.get("model")
+        cost_usd, source = task_cost_usd(task.provider, model, 0, status.cost_credits)
         if source == PROVIDER:
-            db.record_task_cost(task["provider"], task["task_id"], credits=status.cost_credits, cost_usd=cost_usd)
+            db.record_task_cost(task.provider, task.task_id, credits=status.cost_credits, cost_usd=cost_usd)
     db.record_completion(
-        provider=task["provider"],
-        task_id=task["task_id"],
+        provider=task.provider,
+        task_id=task.task_id,
         status=status.state.value,
         source="poll",
         output_url=status.output_url,

@@ -8,8 +8,8 @@ uvicorn. Collaborators can be injected (tests, the CLI):
   `settings.local_storage_root`, or `storage.b2.B2Storage` from the `B2_*` settings);
 * `verifier`: an object with `verify(headers, raw_body) -> None` raising
   `WebhookVerificationError` (default: `FalWebhookVerifier(settings.fal_jwks_url)`);
-* `canceller`: `canceller(canceled_jobs: list[dict], batch_ids: list[str]) -> None`, called
-  (in a worker thread) after `POST /video/cancel` committed the cancellation, with the job rows
+* `canceller`: `canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> None`, called
+  (in a worker thread) after `POST /video/cancel` committed the cancellation, with the job records
   that were canceled (provider, provider_task_id, ...) and the ids of the batches that are now
   canceled as a whole. It cancels provider tasks and terminates Dagster runs; exceptions are
   logged, not fatal.
@@ -39,6 +39,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Job
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.observability.health import (
     DaemonProbe,
     ProviderProbe,
@@ -48,7 +50,13 @@ from zencourt_pipeline.observability.health import (
 )
 from zencourt_pipeline.observability.logging import REDACTED, JsonFormatter, log_level  # noqa: F401
 from zencourt_pipeline.observability.logging import configure_logging as _configure_logging
-from zencourt_pipeline.service.errors import ApiError, PayloadTooLarge, error_body, install_error_handlers
+from zencourt_pipeline.service.errors import (
+    ApiError,
+    ApiErrorCode,
+    PayloadTooLarge,
+    error_body,
+    install_error_handlers,
+)
 from zencourt_pipeline.service.routes import health, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage.base import Storage
@@ -61,7 +69,7 @@ DEFAULT_MAX_JSON_BYTES = 1 * MIB
 DEFAULT_MAX_UPLOAD_BYTES = 512 * MIB
 UPLOAD_PATHS = frozenset({"/storage/upload"})
 
-Canceller = Callable[[list[dict[str, Any]], list[str]], None]
+Canceller = Callable[[list[Job], list[str]], None]
 
 
 # -- logging --------------------------------------------------------------------------------
@@ -112,7 +120,7 @@ class ServiceMiddleware:
                 try:
                     declared_bytes = int(declared)
                 except ValueError:
-                    raise ApiError(400, "INVALID_INPUT", "invalid Content-Length header") from None
+                    raise ApiError(400, ErrorCode.INVALID_INPUT, "invalid Content-Length header") from None
                 if declared_bytes > limit:
                     raise PayloadTooLarge(limit)
             await self.app(scope, limited_receive, send_wrapper)
@@ -131,7 +139,7 @@ class ServiceMiddleware:
                 await _send_json(
                     send_wrapper,
                     500,
-                    error_body(500, "INTERNAL_ERROR", "internal server error"),
+                    error_body(500, ApiErrorCode.INTERNAL_ERROR, "internal server error"),
                     {"Connection": "close"},
                 )
             else:

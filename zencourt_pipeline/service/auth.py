@@ -13,7 +13,7 @@ import logging
 
 from fastapi import Request
 
-from zencourt_pipeline.service.errors import ApiError
+from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 
 logger = logging.getLogger("zencourt_pipeline.service.auth")
 
@@ -40,14 +40,14 @@ def check_api_key(request: Request, expected: str | None) -> None:
     if not expected:
         raise ApiError(
             503,
-            "API_KEY_NOT_CONFIGURED",
+            ApiErrorCode.API_KEY_NOT_CONFIGURED,
             "VIDEO_SERVER_API_KEY is not set on the server: protected routes are disabled",
         )
     keys = presented_keys(request)
     if not keys:
         raise ApiError(
             401,
-            "UNAUTHORIZED",
+            ApiErrorCode.UNAUTHORIZED,
             "missing API key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -55,7 +55,7 @@ def check_api_key(request: Request, expected: str | None) -> None:
     results = [key_matches(key, expected) for key in keys]
     if not any(results):
         logger.warning("rejected request with an invalid API key", extra={"path": request.url.path})
-        raise ApiError(401, "INVALID_API_KEY", "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, ApiErrorCode.INVALID_API_KEY, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
 
 async def require_api_key(request: Request) -> None:

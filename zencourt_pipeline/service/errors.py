@@ -6,10 +6,14 @@ method) or by the body-size guard, answers
     {"success": false, "error": "<type>", "code": "<ERROR_CODE>", "details": {...}}
 
 with a fitting HTTP status. `details` never echoes request bodies, headers or secrets.
+
+`code` is an `ApiErrorCode` (what only the HTTP service answers: routing, auth, limits) or an
+`errors.ErrorCode` (what also reaches the rows: a bad input, a missing field, a storage failure).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Any
 
@@ -19,9 +23,34 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.storage.base import StorageError
 
 logger = logging.getLogger("zencourt_pipeline.service")
+
+
+class ApiErrorCode(enum.StrEnum):
+    """The codes of the HTTP service's own errors (never on a job or batch row)."""
+
+    UNAUTHORIZED = "UNAUTHORIZED"
+    INVALID_API_KEY = "INVALID_API_KEY"
+    API_KEY_NOT_CONFIGURED = "API_KEY_NOT_CONFIGURED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    CONFLICT = "CONFLICT"
+    BATCH_NOT_PENDING = "BATCH_NOT_PENDING"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    DATABASE_ERROR = "DATABASE_ERROR"
+    BAD_GATEWAY = "BAD_GATEWAY"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    WEBHOOK_VERIFICATION_UNAVAILABLE = "WEBHOOK_VERIFICATION_UNAVAILABLE"
+    ERROR = "ERROR"  # a status without a code of its own
+
+
+Code = ApiErrorCode | ErrorCode
 
 # HTTP status -> the "error" type string
 ERROR_TYPES: dict[int, str] = {
@@ -40,23 +69,27 @@ ERROR_TYPES: dict[int, str] = {
 }
 
 # Default code per status when none is given (e.g. Starlette's own 404/405)
-DEFAULT_CODES: dict[int, str] = {
-    400: "INVALID_INPUT",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "INVALID_INPUT",
-    500: "INTERNAL_ERROR",
-    502: "BAD_GATEWAY",
-    503: "SERVICE_UNAVAILABLE",
+DEFAULT_CODES: dict[int, Code] = {
+    400: ErrorCode.INVALID_INPUT,
+    401: ApiErrorCode.UNAUTHORIZED,
+    403: ApiErrorCode.FORBIDDEN,
+    404: ApiErrorCode.NOT_FOUND,
+    405: ApiErrorCode.METHOD_NOT_ALLOWED,
+    409: ApiErrorCode.CONFLICT,
+    413: ApiErrorCode.PAYLOAD_TOO_LARGE,
+    415: ApiErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.INVALID_INPUT,
+    500: ApiErrorCode.INTERNAL_ERROR,
+    502: ApiErrorCode.BAD_GATEWAY,
+    503: ApiErrorCode.SERVICE_UNAVAILABLE,
 }
 
 # Storage error codes (StorageError.code) -> HTTP status; anything else is a 500
-STORAGE_STATUS: dict[str, int] = {"INVALID_INPUT": 400, "MISSING_REQUIRED_FIELD": 400, "NOT_FOUND": 404}
+STORAGE_STATUS: dict[str, int] = {
+    ErrorCode.INVALID_INPUT: 400,
+    ErrorCode.MISSING_REQUIRED_FIELD: 400,
+    ApiErrorCode.NOT_FOUND: 404,
+}
 
 
 class ApiError(StarletteHTTPException):
@@ -69,7 +102,7 @@ class ApiError(StarletteHTTPException):
     def __init__(
         self,
         status_code: int,
-        code: str,
+        code: Code,
         message: str,
         details: dict[str, Any] | None = None,
         *,
@@ -85,14 +118,14 @@ class PayloadTooLarge(ApiError):
     def __init__(self, limit: int):
         super().__init__(
             413,
-            "PAYLOAD_TOO_LARGE",
+            ApiErrorCode.PAYLOAD_TOO_LARGE,
             f"request body exceeds the limit of {limit} bytes",
             {"limitBytes": limit},
             headers={"Connection": "close"},
         )
 
 
-def error_body(status_code: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+def error_body(status_code: int, code: Code, message: str, details: dict[str, Any] | None = None) -> dict:
     return {
         "success": False,
         "error": ERROR_TYPES.get(status_code, "Error"),
@@ -104,7 +137,7 @@ def error_body(status_code: int, code: str, message: str, details: dict[str, Any
 
 def error_response(
     status_code: int,
-    code: str,
+    code: Code,
     message: str,
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
@@ -128,13 +161,13 @@ def validation_error(errors: list[dict[str, Any]]) -> ApiError:
     if missing:
         return ApiError(
             400,
-            "MISSING_REQUIRED_FIELD",
+            ErrorCode.MISSING_REQUIRED_FIELD,
             f"missing required field(s): {', '.join(fields)}",
             {"errors": items},
         )
     return ApiError(
         400,
-        "INVALID_INPUT",
+        ErrorCode.INVALID_INPUT,
         "invalid request: "
         + "; ".join(
             f"{item['field']}: {item['message']}" if item["field"] else item["message"] for item in items
@@ -158,7 +191,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
-        code = DEFAULT_CODES.get(status, "ERROR")
+        code = DEFAULT_CODES.get(status, ApiErrorCode.ERROR)
         message = exc.detail if isinstance(exc.detail, str) else ERROR_TYPES.get(status, "error")
         return error_response(status, code, message, headers=exc.headers)
 

@@ -7,6 +7,8 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from zencourt_pipeline.errors import CodedError, ErrorCode
+
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")
 MAX_SIGNED_URL_SECONDS = 604_800  # B2/S3 presigned URL ceiling: 7 days
 
@@ -21,13 +23,9 @@ _CONTENT_TYPES = {
 }
 
 
-class StorageError(Exception):
-    """A storage operation failed. `code` is one of the error codes of docs/contract.md section 3."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class StorageError(CodedError):
+    """A storage operation failed. `code` is one of the error codes of docs/contract.md section 3
+    (an `ErrorCode`: INVALID_INPUT, STORAGE_DOWNLOAD_FAILED, STORAGE_UPLOAD_FAILED, STORAGE_DELETE_FAILED)."""
 
 
 def content_type_for(key: str) -> str:
@@ -37,7 +35,7 @@ def content_type_for(key: str) -> str:
 
 def validate_key(key: str) -> str:
     if not KEY_PATTERN.match(key) or key.startswith("/") or ".." in key.split("/"):
-        raise StorageError("INVALID_INPUT", f"invalid storage key {key!r}")
+        raise StorageError(ErrorCode.INVALID_INPUT, f"invalid storage key {key!r}")
     return key
 
 

@@ -38,6 +38,7 @@ import httpx
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import OutboxEvent
 from zencourt_pipeline.webhooks.signing import delivery_headers, sign
 
 logger = logging.getLogger(__name__)
@@ -164,25 +165,25 @@ class OutboxDeliverer:
             counts[outcome] += 1
         return counts
 
-    def _deliver(self, row: dict[str, Any]) -> str:
-        raw_body = row["body"].encode("utf-8")
+    def _deliver(self, row: OutboxEvent) -> str:
+        raw_body = row.body.encode("utf-8")
         timestamp = int(self.clock())
-        headers = delivery_headers(row["id"], timestamp, sign(self._secret, timestamp, raw_body))
-        attempt = row["attempts"] + 1
+        headers = delivery_headers(row.id, timestamp, sign(self._secret, timestamp, raw_body))
+        attempt = row.attempts + 1
         status_code: int | None = None
         try:
             response = self.client.post(self.url, content=raw_body, headers=headers, timeout=self.timeout)
             status_code = response.status_code
             if 200 <= status_code < 300:
-                outbox.mark_delivered(self.db, row["id"], status_code, now=self._now())
+                outbox.mark_delivered(self.db, row.id, status_code, now=self._now())
                 logger.info(
                     "webhook %s (%s, batch %s) delivered: HTTP %d on attempt %d",
-                    row["id"],
-                    row["event"],
-                    row["batch_id"],
+                    row.id,
+                    row.event,
+                    row.batch_id,
                     status_code,
                     attempt,
-                    extra={"webhookId": row["id"], "event": row["event"], "batchId": row["batch_id"]},
+                    extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
                 )
                 return "delivered"
             error = f"HTTP {status_code}: {_snippet(response)}"
@@ -190,33 +191,33 @@ class OutboxDeliverer:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         error = self._redact(error)
         now = self._now()
-        created_at = as_utc(row["created_at"])
+        created_at = as_utc(row.created_at)
         dead = now - created_at >= self.retry_horizon and attempt >= MIN_ATTEMPTS_BEFORE_DEAD
         delay = backoff_seconds(attempt, self.rng, base=self.base_delay, cap=self.max_delay)
         outbox.mark_failed(
-            self.db, row["id"], error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
+            self.db, row.id, error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
         )
         if dead:
             logger.error(
                 "webhook %s (%s, batch %s) is dead after %d attempts over %s: %s",
-                row["id"],
-                row["event"],
-                row["batch_id"],
+                row.id,
+                row.event,
+                row.batch_id,
                 attempt,
                 now - created_at,
                 error,
-                extra={"webhookId": row["id"], "event": row["event"], "batchId": row["batch_id"]},
+                extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
             )
             return "dead"
         logger.warning(
             "webhook %s (%s, batch %s) attempt %d failed: %s; next try in %.0f s",
-            row["id"],
-            row["event"],
-            row["batch_id"],
+            row.id,
+            row.event,
+            row.batch_id,
             attempt,
             error,
             delay,
-            extra={"webhookId": row["id"], "event": row["event"], "batchId": row["batch_id"]},
+            extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
         )
         return "failed"
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.migrate import current_revision
+from zencourt_pipeline.db.records import (
+    Batch,
+    BatchStatus,
+    CompletionRecord,
+    GenerationTaskStatus,
+    Job,
+    JobStatus,
+    OutboxEvent,
+    OutboxStatus,
+    Task,
+)
 from zencourt_pipeline.db.schema import metadata
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline_tests.conftest import make_batch
 
 
@@ -26,20 +40,20 @@ def test_contract_defaults(app_db):
     batch, jobs = make_batch("b1")
     app_db.insert_batch(batch, jobs)
     row = app_db.get_batch("b1")
-    assert (row["status"], row["orientation"], row["created_at"] is not None) == ("pending", "landscape", True)
+    assert (row.status, row.orientation, row.created_at is not None) == ("pending", "landscape", True)
     job = app_db.get_jobs("b1")[0]
-    assert (job["status"], job["duration_seconds"], job["sort_order"]) == ("pending", 5, 0)
+    assert (job.status, job.duration_seconds, job.sort_order) == ("pending", 5, 0)
 
 
 def test_claim_pending_batches_once_with_rows_arriving_between_claims(app_db):
     app_db.insert_batch(*make_batch("a"))
-    assert [b["id"] for b in app_db.claim_pending_batches()] == ["a"]
+    assert [b.id for b in app_db.claim_pending_batches()] == ["a"]
     app_db.insert_batch(*make_batch("b"))
     app_db.insert_batch(*make_batch("c"))
-    assert sorted(b["id"] for b in app_db.claim_pending_batches()) == ["b", "c"]
+    assert sorted(b.id for b in app_db.claim_pending_batches()) == ["b", "c"]
     assert app_db.claim_pending_batches() == []
     # a claim that never turned into a run is offered again after the window
-    assert {b["id"] for b in app_db.claim_pending_batches(reclaim_after=timedelta(seconds=-1))} == {"a", "b", "c"}
+    assert {b.id for b in app_db.claim_pending_batches(reclaim_after=timedelta(seconds=-1))} == {"a", "b", "c"}
 
 
 def test_claim_respects_limit_and_status(app_db):
@@ -48,7 +62,7 @@ def test_claim_respects_limit_and_status(app_db):
     app_db.start_batch("x2")
     first = app_db.claim_pending_batches(limit=1)
     second = app_db.claim_pending_batches(limit=5)
-    assert len(first) == 1 and {b["id"] for b in first + second} == {"x1", "x3"}
+    assert len(first) == 1 and {b.id for b in first + second} == {"x1", "x3"}
 
 
 def test_concurrent_claims_never_hand_out_a_batch_twice(app_db):
@@ -60,7 +74,7 @@ def test_concurrent_claims_never_hand_out_a_batch_twice(app_db):
     def claim():
         rows = app_db.claim_pending_batches(limit=7)
         with lock:
-            claimed.extend(row["id"] for row in rows)
+            claimed.extend(row.id for row in rows)
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for thread in threads:
@@ -68,7 +82,7 @@ def test_concurrent_claims_never_hand_out_a_batch_twice(app_db):
     for thread in threads:
         thread.join()
     assert len(claimed) == len(set(claimed)) > 0
-    rest = [row["id"] for row in app_db.claim_pending_batches(limit=50)]
+    rest = [row.id for row in app_db.claim_pending_batches(limit=50)]
     assert sorted(claimed + rest) == sorted(f"c{i}" for i in range(20))
 
 
@@ -80,11 +94,11 @@ def test_task_ids_and_completions_are_recorded_once(app_db):
     again = app_db.record_completion(provider="fal", task_id="req-1", status="failed", source="webhook")
     assert (first, again) == (True, False)
     [completion] = app_db.completions_for_batch("t")
-    assert (completion["job_id"], completion["status"]) == ("t-0", "succeeded")
+    assert (completion.job_id, completion.status) == ("t-0", "succeeded")
     [task] = app_db.tasks_for_job("t-0")
-    assert (task["status"], json.loads(task["provider_meta"])) == ("succeeded", {"status_url": "u"})
+    assert (task.status, json.loads(task.provider_meta)) == ("succeeded", {"status_url": "u"})
     job = app_db.get_job("t-0")
-    assert (job["status"], job["provider"], job["provider_task_id"]) == ("processing", "fal", "req-1")
+    assert (job.status, job.provider, job.provider_task_id) == ("processing", "fal", "req-1")
 
 
 def test_completion_arriving_before_the_task_id_is_linked_later(app_db):
@@ -94,8 +108,8 @@ def test_completion_arriving_before_the_task_id_is_linked_later(app_db):
     row = app_db.begin_task("early-1", "early", "fal")
     app_db.task_submitted(row, "early-1", "fal", "req-9")
     [completion] = app_db.completions_for_batch("early")
-    assert completion["job_id"] == "early-1"
-    assert app_db.tasks_for_job("early-1")[0]["status"] == "succeeded"
+    assert completion.job_id == "early-1"
+    assert app_db.tasks_for_job("early-1")[0].status == "succeeded"
 
 
 def test_state_changes_write_their_webhook_in_the_same_transaction(app_db):
@@ -104,13 +118,13 @@ def test_state_changes_write_their_webhook_in_the_same_transaction(app_db):
     assert not app_db.fail_job("w-0", "INVALID_INPUT", "twice")
     assert app_db.complete_job("w-1", "file:///clip.mp4", "file:///clip.jpg")
     app_db.finish_batch("w", "completed", video_url="file:///v.mp4", thumbnail_url="file:///v.jpg")
-    events = [json.loads(row["body"]) for row in app_db.outbox("w")]
+    events = [json.loads(row.body) for row in app_db.outbox("w")]
     assert [event["event"] for event in events] == ["clip.failed", "clip.completed", "batch.completed"]
     assert events[0]["error"] == "INVALID_INPUT: not an image" and events[0]["jobId"] == "w-0"
     assert events[2]["videoUrl"] == "file:///v.mp4" and events[2]["listingId"] == "listing-w"
     assert len({event["id"] for event in events}) == 3
     job = app_db.get_job("w-0")
-    assert (job["status"], job["error_code"], job["error_message"]) == ("failed", "INVALID_INPUT", "not an image")
+    assert (job.status, job.error_code, job.error_message) == ("failed", "INVALID_INPUT", "not an image")
 
 
 def test_cancel_by_batch_listing_and_jobs(app_db):
@@ -118,19 +132,19 @@ def test_cancel_by_batch_listing_and_jobs(app_db):
     app_db.insert_batch(*make_batch("k2", n_jobs=2, listing_id="shared"))
     app_db.insert_batch(*make_batch("k3", n_jobs=2, listing_id="shared"))
     app_db.complete_job("k1-0", "file:///a.mp4", None)
-    assert [job["id"] for job in app_db.cancel(job_ids=["k1-1"])] == ["k1-1"]
+    assert [job.id for job in app_db.cancel(job_ids=["k1-1"])] == ["k1-1"]
     # issue 11, defect 1: canceling the last open job by id keeps the batch, which is composed
     # from its completed clip (it used to cancel the whole batch and throw k1-0 away)
-    assert app_db.get_batch("k1")["status"] == "pending"
-    assert app_db.get_job("k1-0")["status"] == "completed"
+    assert app_db.get_batch("k1").status == "pending"
+    assert app_db.get_job("k1-0").status == "completed"
     app_db.insert_batch(*make_batch("k4", n_jobs=2))
     app_db.cancel(job_ids=["k4-0", "k4-1"])  # nothing left to compose: the batch is canceled
-    assert app_db.get_batch("k4")["status"] == "canceled"
+    assert app_db.get_batch("k4").status == "canceled"
     assert len(app_db.cancel(listing_id="shared")) == 4
-    assert {app_db.get_batch(b)["status"] for b in ("k2", "k3")} == {"canceled"}
+    assert {app_db.get_batch(b).status for b in ("k2", "k3")} == {"canceled"}
     assert app_db.cancel(batch_id="k2") == []
     assert not app_db.finish_batch("k2", "completed")  # canceled stays canceled
-    events = [row["event"] for row in app_db.outbox()]
+    events = [row.event for row in app_db.outbox()]
     assert events.count("batch.canceled") == 3  # k2, k3, k4
 
 
@@ -138,6 +152,27 @@ def test_request_pickup_only_for_pending(app_db):
     app_db.insert_batch(*make_batch("p"))
     app_db.claim_pending_batches()
     assert app_db.request_pickup("p")
-    assert [b["id"] for b in app_db.claim_pending_batches()] == ["p"]
+    assert [b.id for b in app_db.claim_pending_batches()] == ["p"]
     app_db.start_batch("p")
     assert not app_db.request_pickup("p")
+
+
+def test_reads_are_frozen_records_with_enum_statuses_and_utc_times(app_db):
+    app_db.insert_batch(*make_batch("r", n_jobs=1))
+    row = app_db.begin_task("r-0", "r", "fal")
+    app_db.task_submitted(row, "r-0", "fal", "req-r", meta={"model": "m"})
+    app_db.record_completion(provider="fal", task_id="req-r", status="succeeded", source="webhook")
+    batch, [job], [task], [completion] = (
+        app_db.get_batch("r"), app_db.get_jobs("r"), app_db.tasks_for_job("r-0"), app_db.completions_for_batch("r")
+    )
+    assert (type(batch), type(job), type(task), type(completion)) == (Batch, Job, Task, CompletionRecord)
+    assert batch.status is BatchStatus.PENDING and job.status is JobStatus.PROCESSING
+    assert task.status is GenerationTaskStatus.SUCCEEDED and task.meta == {"model": "m"}
+    assert completion.status is GenerationTaskStatus.SUCCEEDED
+    assert all(value.tzinfo is not None for value in (batch.created_at, job.updated_at, task.submitted_at))
+    assert app_db.fail_job("r-0", ErrorCode.INVALID_INPUT, "bad")
+    [event] = [e for e in app_db.outbox("r") if e.event == "clip.failed"]
+    assert isinstance(event, OutboxEvent) and event.status is OutboxStatus.PENDING
+    assert app_db.get_job("r-0").error_code == "INVALID_INPUT"  # an ErrorCode is stored as its string
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        batch.status = BatchStatus.FAILED  # type: ignore[misc]

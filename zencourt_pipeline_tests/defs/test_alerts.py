@@ -26,7 +26,7 @@ def test_skips_without_dead_rows_and_fails_with_them(instance, sqlite_db, sqlite
     assert sqlite_db.fail_job("al1-0", "INVALID_INPUT", "bad photo")
     (row,) = sqlite_db.outbox("al1")
     with sqlite_db.transaction() as conn:
-        conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id == row["id"]).values(status="dead"))
+        conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id == row.id).values(status="dead"))
     with pytest.raises(DeadWebhooksAlert) as failure:
         evaluate(instance, sqlite_url)
     message = str(failure.value)

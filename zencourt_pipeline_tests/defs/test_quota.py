@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -66,7 +67,7 @@ def test_only_this_months_accepted_tasks_count(sqlite_db):
         "more. No clip was generated; the quota renews on 2026-04-01."
     )
     # no workspace on the batch: only the listing quota applies
-    assert [u.scope for u in enforce_quota(db, db.get_batch("new") | {"workspace_id": None}, 0, listing_quota=3,
+    assert [u.scope for u in enforce_quota(db, dataclasses.replace(db.get_batch("new"), workspace_id=None), 0, listing_quota=3,
                                            workspace_quota=1, now=now)] == ["listing"]
 
 
@@ -101,10 +102,10 @@ def test_a_batch_over_the_listing_quota_fails_at_intake_without_a_provider_call(
     assert "batch rejected at intake: QUOTA_EXCEEDED: monthly clip quota exceeded: listing L-1 has used 2 of its 3" in message
     assert "this batch needs 2 more" in message
     batch = db.get_batch("q-2")
-    assert batch["status"] == "failed" and batch["error"].startswith("QUOTA_EXCEEDED: ")
-    assert {(job["status"], job["error_code"]) for job in db.get_jobs("q-2")} == {("failed", "QUOTA_EXCEEDED")}
-    events = [json.loads(row["body"])["event"] for row in db.outbox("q-2")]
+    assert batch.status == "failed" and batch.error.startswith("QUOTA_EXCEEDED: ")
+    assert {(job.status, job.error_code) for job in db.get_jobs("q-2")} == {("failed", "QUOTA_EXCEEDED")}
+    events = [json.loads(row.body)["event"] for row in db.outbox("q-2")]
     assert events.count("clip.failed") == 2 and events[-1] == "batch.failed"
 
     # re-running the intake of the batch that was within quota never rejects it afterwards
-    assert intake("q-1").success and db.get_batch("q-1")["status"] == "processing"
+    assert intake("q-1").success and db.get_batch("q-1").status == "processing"

@@ -90,5 +90,5 @@ def test_a_batch_id_unsafe_as_a_partition_key_is_rejected_before_it_becomes_one(
     assert [r.partition_key for r in result.run_requests] == ["good-id"]
     assert instance.get_dynamic_partitions(batch_partitions.name) == ["good-id"]
     batch = sqlite_db.get_batch("bad,id|x")
-    assert batch["status"] == "failed" and batch["error"].startswith("INVALID_INPUT: batch id")
-    assert {job["status"] for job in sqlite_db.get_jobs("bad,id|x")} == {"failed"}
+    assert batch.status == "failed" and batch.error.startswith("INVALID_INPUT: batch id")
+    assert {job.status for job in sqlite_db.get_jobs("bad,id|x")} == {"failed"}

@@ -104,10 +104,10 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
 
     batch = topo.db.get_batch("prod-1")
-    assert batch["video_url"] == f"s3://{BUCKET}/batches/prod-1/video/listing-landscape-default.mp4"
+    assert batch.video_url == f"s3://{BUCKET}/batches/prod-1/video/listing-landscape-default.mp4"
     head = topo.storage.head("batches/prod-1/video/listing-landscape-default.mp4")
     assert head["content_type"] == "video/mp4" and head["size"] > 10_000
-    assert all(job["status"] == "completed" and job["video_url"].startswith("s3://") for job in topo.db.get_jobs("prod-1"))
+    assert all(job.status == "completed" and job.video_url.startswith("s3://") for job in topo.db.get_jobs("prod-1"))
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(b["event"] == "batch.completed" for b, _ in webhook_events(topo, "prod-1")):
@@ -116,7 +116,7 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["x-webhook-id"] == body["id"]
     assert verify(WEBHOOK_SECRET, headers["x-webhook-timestamp"], request.body, headers["x-webhook-signature"])
-    assert body["videoUrl"] == batch["video_url"] and body["listingId"] == "L-e2e"
+    assert body["videoUrl"] == batch.video_url and body["listingId"] == "L-e2e"
 
     # the daemon dies in the middle of a second batch; started again, the batch still completes
     insert_batch(topo, "prod-2")
@@ -152,7 +152,7 @@ def cancel_stops_a_started_run(topo: Topology) -> None:
         while time.monotonic() < deadline and dict(batch_runs(topo, "prod-3"))[run_id] != "CANCELED":
             time.sleep(0.5)
         assert dict(batch_runs(topo, "prod-3"))[run_id] == "CANCELED", topo.log_tails()
-        assert topo.db.get_batch("prod-3")["status"] == "canceled"
-        assert [job["status"] for job in topo.db.get_jobs("prod-3")] == ["canceled"]
+        assert topo.db.get_batch("prod-3").status == "canceled"
+        assert [job.status for job in topo.db.get_jobs("prod-3")] == ["canceled"]
     finally:
         photos.close()

@@ -19,6 +19,7 @@ from PIL import Image
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import CompletionRecord
 from zencourt_pipeline.db.schema import generation_completions
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.providers.fal_webhook import FalWebhookVerifier
@@ -41,39 +42,39 @@ from .conftest import (
 def test_photo_case(photo_matrix: Driven, case: str):
     spec = PHOTO_CASES[case]
     job = photo_matrix.jobs[case]
-    assert (job["status"], job["error_code"]) == (spec.status, spec.code), job["error_message"]
-    events = photo_matrix.outbox_events(job["id"])
-    tasks = photo_matrix.db.tasks_for_job(job["id"])
+    assert (job.status, job.error_code) == (spec.status, spec.code), job.error_message
+    events = photo_matrix.outbox_events(job.id)
+    tasks = photo_matrix.db.tasks_for_job(job.id)
     if spec.status == "completed":
-        assert job["video_url"] and job["thumbnail_url"]
+        assert job.video_url and job.thumbnail_url
         assert events == ["clip.completed"]
         assert len(tasks) == 1  # generated once
-        clip = probe(photo_matrix.storage.path(photo_matrix.storage.key_from_uri(job["video_url"])))
+        clip = probe(photo_matrix.storage.path(photo_matrix.storage.key_from_uri(job.video_url)))
         assert (clip.width, clip.height) == (1280, 720)
     else:
-        assert job["error_message"], "a failed job says why"
+        assert job.error_message, "a failed job says why"
         assert events == ["clip.failed"]
         assert tasks == []  # nothing was paid for
-        assert job["video_url"] is None
+        assert job.video_url is None
 
 
 def test_photo_matrix_batch_completes_with_the_good_photos(photo_matrix: Driven):
     db, storage = photo_matrix.db, photo_matrix.storage
     batch = db.get_batch(photo_matrix.batch_id)
-    assert photo_matrix.status == "completed" and batch["video_url"]
+    assert photo_matrix.status == "completed" and batch.video_url
     good = [case for case, spec in PHOTO_CASES.items() if spec.status == "completed"]
     bad = [case for case in PHOTO_CASES if case not in good]
     # every failed job is named in the batch error with its code; nothing else is
     for case in bad:
         job = photo_matrix.jobs[case]
-        assert f"{job['id']} {job['error_code']}" in batch["error"]
-    assert batch["error"].startswith(f"{len(bad)} of {len(PHOTO_CASES)} clips failed")
+        assert f"{job.id} {job.error_code}" in batch.error
+    assert batch.error.startswith(f"{len(bad)} of {len(PHOTO_CASES)} clips failed")
     # nothing lost: every job terminal, one report each, one batch report
-    assert all(job["status"] in ("completed", "failed") for job in photo_matrix.jobs.values())
+    assert all(job.status in ("completed", "failed") for job in photo_matrix.jobs.values())
     events = photo_matrix.outbox_events()
     assert events.count("clip.completed") == len(good) and events.count("clip.failed") == len(bad)
     assert events.count("batch.completed") == 1 and events[-1] == "batch.completed"
-    video = probe(storage.path(storage.key_from_uri(batch["video_url"])))
+    video = probe(storage.path(storage.key_from_uri(batch.video_url)))
     expected = len(good) * CLIP_SECONDS - (len(good) - 1) * CROSSFADE
     assert abs(video.duration - expected) < 0.25
 
@@ -81,21 +82,21 @@ def test_photo_matrix_batch_completes_with_the_good_photos(photo_matrix: Driven)
 def test_photo_matrix_details(photo_matrix: Driven):
     jobs, hits = photo_matrix.jobs, photo_matrix.extra["hits"]
     # the EXIF-rotated photo was stored upright (portrait), the transient 500 was retried once
-    photo = photo_matrix.storage.path(jobs["exif-rotated"]["photo_key"])
+    photo = photo_matrix.storage.path(jobs["exif-rotated"].photo_key)
     with Image.open(photo) as img:
         assert img.height > img.width
     assert hits["/http-500-then-200.jpg"] == 2
     # refused addresses are refused before any request; the loop stopped at the bound
-    assert "link-local" in jobs["metadata-ip"]["error_message"]
-    assert "private" in jobs["private-ip"]["error_message"]
-    assert "redirects" in jobs["redirect-loop"]["error_message"]
+    assert "link-local" in jobs["metadata-ip"].error_message
+    assert "private" in jobs["private-ip"].error_message
+    assert "redirects" in jobs["redirect-loop"].error_message
     assert hits["/redirect-loop.jpg"] == 6  # max_redirects (5) + 1
-    assert "timed out" in jobs["slow-server"]["error_message"]
-    assert "too large" in jobs["oversized-body"]["error_message"]
-    assert "only https" in jobs["file-url"]["error_message"]
-    assert "HTML" in jobs["html-as-jpeg"]["error_message"]
-    assert "HEIC" in jobs["heic"]["error_message"]
-    assert "1000" in jobs["prompt-over-1000"]["error_message"]
+    assert "timed out" in jobs["slow-server"].error_message
+    assert "too large" in jobs["oversized-body"].error_message
+    assert "only https" in jobs["file-url"].error_message
+    assert "HTML" in jobs["html-as-jpeg"].error_message
+    assert "HEIC" in jobs["heic"].error_message
+    assert "1000" in jobs["prompt-over-1000"].error_message
     assert hits.get("/prompt-over-1000.jpg", 0) == 0  # validated before any download
 
 
@@ -138,11 +139,11 @@ def test_batch_rejected_at_intake(rejected_batches, case):
     _, n, words = BATCH_CASES[case]
     batch = db.get_batch(case)
     assert statuses[case] == "failed"
-    assert batch["error"].startswith("INVALID_INPUT") and words in batch["error"]
+    assert batch.error.startswith("INVALID_INPUT") and words in batch.error
     jobs = db.get_jobs(case)
-    assert len(jobs) == n and all((j["status"], j["error_code"]) == ("failed", "INVALID_INPUT") for j in jobs)
+    assert len(jobs) == n and all((j.status, j.error_code) == ("failed", "INVALID_INPUT") for j in jobs)
     assert db.tasks_for_batch(case) == []  # no download, no paid request
-    events = [row["event"] for row in db.outbox(case)]
+    events = [row.event for row in db.outbox(case)]
     assert events == ["clip.failed"] * n + ["batch.failed"]
 
 
@@ -179,10 +180,10 @@ def _delivery(fal: FakeFal, request_id: str, *, timestamp: int | None = None, **
     return raw, {"content-type": "application/json", **fal.sign_headers(raw, request_id, timestamp=timestamp)}
 
 
-def _completions(db, task_id: str) -> list[dict]:
+def _completions(db, task_id: str) -> list[CompletionRecord]:
     with db.engine.connect() as conn:
         rows = conn.execute(sa.select(generation_completions).where(generation_completions.c.task_id == task_id))
-        return [dict(r._mapping) for r in rows]
+        return [CompletionRecord.from_row(r) for r in rows]
 
 
 def _case_bad_signature(fal, db):
@@ -234,7 +235,7 @@ def test_webhook_replay_changes_nothing(webhook_service):
     raw2, headers2 = _delivery(fal, "req-1", status="ERROR", payload={"detail": "late"})
     assert client.post("/webhooks/fal", content=raw2, headers=headers2).json()["duplicate"] is True
     [row] = _completions(db, "req-1")
-    assert (row["status"], row["job_id"]) == ("succeeded", "wh-1")
+    assert (row.status, row.job_id) == ("succeeded", "wh-1")
     # a replay outside the freshness window is refused outright
     old_raw, old_headers = _delivery(fal, "req-1", timestamp=int(time.time()) - 3600)
     assert client.post("/webhooks/fal", content=old_raw, headers=old_headers).status_code == 401
@@ -248,7 +249,7 @@ def test_webhook_null_payload_with_payload_error(webhook_service):
     [row] = _completions(db, "req-0")
     # recorded as succeeded without a URL: generated_clips fetches the result from fal's queue
     # (end to end: provider case "fal-null-payload")
-    assert (row["status"], row["output_url"], row["job_id"]) == ("succeeded", None, "wh-0")
+    assert (row.status, row.output_url, row.job_id) == ("succeeded", None, "wh-0")
 
 
 def test_webhook_unknown_request_id_is_recorded_for_later(webhook_service):
@@ -257,8 +258,8 @@ def test_webhook_unknown_request_id_is_recorded_for_later(webhook_service):
     response = client.post("/webhooks/fal", content=raw, headers=headers)
     assert response.status_code == 200 and response.json()["duplicate"] is False
     [row] = _completions(db, "req-from-nowhere")
-    assert row["job_id"] is None and row["batch_id"] is None  # linked if its task is ever persisted
-    assert {job["status"] for job in db.get_jobs("wh")} == {"processing"}  # no job touched
+    assert row.job_id is None and row.batch_id is None  # linked if its task is ever persisted
+    assert {job.status for job in db.get_jobs("wh")} == {"processing"}  # no job touched
 
 
 # -------------------------------------------------------------------------------- providers
@@ -268,30 +269,30 @@ def test_webhook_unknown_request_id_is_recorded_for_later(webhook_service):
 def test_provider_case(provider_matrix: Driven, case: str):
     spec = PROVIDER_CASES[case]
     job = provider_matrix.jobs[case]
-    assert (job["status"], job["error_code"]) == (spec.status, spec.code), job["error_message"]
-    assert job["provider"] == spec.provider
+    assert (job.status, job.error_code) == (spec.status, spec.code), job.error_message
+    assert job.provider == spec.provider
     runway, fal = provider_matrix.extra["runway"], provider_matrix.extra["fal"]
-    prompt = job["prompt"]
+    prompt = job.prompt
     # paid work: at most one task per provider per job, never a second create for one job
-    tasks = provider_matrix.db.tasks_for_job(job["id"])
-    accepted = [t for t in tasks if t["task_id"]]
-    assert len({t["provider"] for t in accepted}) == len(accepted)
+    tasks = provider_matrix.db.tasks_for_job(job.id)
+    accepted = [t for t in tasks if t.task_id]
+    assert len({t.provider for t in accepted}) == len(accepted)
     assert fal.submits_by_prompt[prompt] == (1 if spec.provider == "fal" else 0)
-    events = provider_matrix.outbox_events(job["id"])
+    events = provider_matrix.outbox_events(job.id)
     assert events == (["clip.completed"] if spec.status == "completed" else ["clip.failed"])
     if spec.status == "completed":
-        clip = probe(provider_matrix.storage.path(provider_matrix.storage.key_from_uri(job["video_url"])))
+        clip = probe(provider_matrix.storage.path(provider_matrix.storage.key_from_uri(job.video_url)))
         assert (clip.width, clip.height, clip.codec) == (1280, 720, "h264")
     details = {
         # never re-sent, never fallen back; on the ledger as possibly paid, with its estimated cost
         "503-past-retry-budget": lambda: runway.creates_by_prompt[prompt] == 1
-        and [(t["possibly_orphaned"], t["cost_source"]) for t in tasks] == [(True, "rate")],
+        and [(t.possibly_orphaned, t.cost_source) for t in tasks] == [(True, "rate")],
         "429-storm-then-success": lambda: runway.creates_by_prompt[prompt] == 3,
-        "failed-safety": lambda: "flagged" in job["error_message"] and fal.submits_by_prompt[prompt] == 0,
+        "failed-safety": lambda: "flagged" in job.error_message and fal.submits_by_prompt[prompt] == 0,
         "expired-output-url": lambda: runway.counts["download_expired"] >= 1,
         # Runway's task succeeded but its MP4 was cut short: refused, the job went to fal
-        "truncated-mp4-output": lambda: [t["provider"] for t in accepted] == ["runway", "fal"],
-        "failed-internal": lambda: [t["provider"] for t in accepted] == ["runway", "fal"],
+        "truncated-mp4-output": lambda: [t.provider for t in accepted] == ["runway", "fal"],
+        "failed-internal": lambda: [t.provider for t in accepted] == ["runway", "fal"],
     }
     if case in details:
         assert details[case](), case
@@ -301,7 +302,7 @@ def test_provider_matrix_batch_and_spend(provider_matrix: Driven):
     runway, fal = provider_matrix.extra["runway"], provider_matrix.extra["fal"]
     assert provider_matrix.status == "completed"
     batch = provider_matrix.db.get_batch(provider_matrix.batch_id)
-    assert batch["video_url"] and batch["error"] == (
+    assert batch.video_url and batch.error == (
         "2 of 8 clips failed: pv-00 PROVIDER_ANSWER_LOST, pv-02 RUNWAY_SAFETY_REJECTED"
     )
     # Runway: one create POST per job, plus the two 429s that created nothing

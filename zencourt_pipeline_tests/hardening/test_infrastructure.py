@@ -99,9 +99,9 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
         ]
     assert killed["between-photos"] >= 1 and killed["between-compose-steps"] >= 1 and killed["in-transaction"] == 1
     assert len(retried) == 1  # the step whose transaction died, run again once
-    jobs = {job["id"]: job for job in db.get_jobs("pg-drop")}
-    assert [jobs[f"pg-drop-{i}"]["status"] for i in range(3)] == ["completed", "completed", "failed"]
-    events = [row["event"] for row in db.outbox("pg-drop")]
+    jobs = {job.id: job for job in db.get_jobs("pg-drop")}
+    assert [jobs[f"pg-drop-{i}"].status for i in range(3)] == ["completed", "completed", "failed"]
+    events = [row.event for row in db.outbox("pg-drop")]
     assert sorted(events) == sorted(["clip.completed", "clip.completed", "clip.failed", "batch.completed"])
     assert sum(len(db.tasks_for_job(job_id)) for job_id in jobs) == 2  # no second generation
 
@@ -194,7 +194,7 @@ def test_storage_503_during_upload_is_retried_and_leaves_no_partial_object(moto_
     uploaded = [key for key in injected if key.startswith("batches/")]
     assert len(uploaded) >= 8 and all(injected[key] == 2 for key in uploaded)  # 503, then stored
     batch = db.get_batch("b2-flaky")
-    assert batch["video_url"].startswith(f"s3://{bucket}/")
+    assert batch.video_url.startswith(f"s3://{bucket}/")
     for key in uploaded:  # every object whole
         assert storage.exists(key)
 
@@ -268,15 +268,15 @@ def test_web_app_answering_500_gets_every_webhook_later(photo_matrix: Driven, ca
             for _ in range(6):
                 passes.append(deliverer.deliver_due(limit=100))
                 clock.now += 3600  # past any backoff step
-                if all(outbox.get(db, row["id"])["status"] == "delivered" for row in rows):
+                if all(outbox.get(db, row.id).status == "delivered" for row in rows):
                     break
         finally:
             deliverer.close()
         received = list(web_app.received)
     assert passes[0]["failed"] == 13 and passes[0]["delivered"] == len(rows) - 13
-    final = {row["id"]: outbox.get(db, row["id"]) for row in rows}
-    assert all(row["status"] == "delivered" for row in final.values())
-    assert sorted(row["attempts"] for row in final.values()) == sorted([2] * 13 + [1] * (len(rows) - 13))
+    final = {row.id: outbox.get(db, row.id) for row in rows}
+    assert all(row.status == "delivered" for row in final.values())
+    assert sorted(row.attempts for row in final.values()) == sorted([2] * 13 + [1] * (len(rows) - 13))
     # at least once, byte for byte, signed; the 2xx ones are exactly one per report
     by_id: dict[str, list] = {}
     for request in received:
@@ -284,8 +284,8 @@ def test_web_app_answering_500_gets_every_webhook_later(photo_matrix: Driven, ca
         timestamp = request.headers["x-webhook-timestamp"]
         expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256).hexdigest()
         assert request.headers["x-webhook-signature"] == f"sha256={expected}"
-    assert set(by_id) == {row["id"] for row in rows}
+    assert set(by_id) == {row.id for row in rows}
     for row in rows:
-        assert {request.body for request in by_id[row["id"]]} == {row["body"].encode()}
-        assert json.loads(row["body"])["id"] == row["id"]
+        assert {request.body for request in by_id[row.id]} == {row.body.encode()}
+        assert json.loads(row.body)["id"] == row.id
     assert secret not in caplog.text

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from zencourt_pipeline.db.records import Batch, Job, JobStatus
 from zencourt_pipeline.pipeline.composition import planned_keyframes
 
 
-def _job(index: int, status: str, raw: str | None, video: str | None = None) -> dict:
-    return {"id": f"j{index}", "status": status, "raw_clip_key": raw, "video_url": video,
-            "duration_seconds": 5, "room_name": f"Room {index}"}  # fmt: skip
+def _job(index: int, status: str, raw: str | None, video: str | None = None) -> Job:
+    return Job(id=f"j{index}", batch_id="b", image_url="https://example.com/p.jpg", status=JobStatus(status),
+               raw_clip_key=raw, video_url=video, duration_seconds=5, room_name=f"Room {index}")  # fmt: skip
+
+
+def _batch(template: str, title: str | None) -> Batch:
+    return Batch(id="b", listing_id="L", template=template, title=title)
 
 
 def test_keyframes_follow_the_clips_the_batch_will_compose():
@@ -18,7 +23,7 @@ def test_keyframes_follow_the_clips_the_batch_will_compose():
         _job(3, "processing", "raw/3"),
         _job(4, "processing", None),  # no clip yet
     ]
-    batch = {"template": "default", "title": "Loft"}
+    batch = _batch("default", "Loft")
     frames = planned_keyframes(batch, jobs, width=1280, height=720)
     # default: 3 s title + caption cover the whole first clip (nothing to copy, no extra keyframe);
     # later clips: crossfade + caption end at frame 83, the next crossfade starts at 135, and the
@@ -28,5 +33,5 @@ def test_keyframes_follow_the_clips_the_batch_will_compose():
 
 def test_no_keyframes_when_the_composition_cannot_be_planned():
     jobs = [_job(0, "processing", "raw/0")]
-    assert planned_keyframes({"template": "no-such-template", "title": None}, jobs, width=1280, height=720) == {}
-    assert planned_keyframes({"template": "default", "title": None}, [_job(0, "failed", None)], width=1280, height=720) == {}
+    assert planned_keyframes(_batch("no-such-template", None), jobs, width=1280, height=720) == {}
+    assert planned_keyframes(_batch("default", None), [_job(0, "failed", None)], width=1280, height=720) == {}

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.generation import generation_state
 from zencourt_pipeline.pipeline.liveness import (
-    COMPOSITION_FAILED,
-    GENERATION_TIMEOUT,
     RUN_ACTIVE,
     RUN_ENDED,
     Deadlines,
@@ -57,7 +56,7 @@ def test_one_compose_request_per_state_and_a_finished_batch_tells_the_web_app_on
     assert again.requests == [] and again.waiting == 1
     assert app_db.finish_batch("once", "completed", video_url="file:///v.mp4")
     assert app_db.finish_batch("once", "completed", video_url="file:///v2.mp4")  # a re-compose
-    assert [e["event"] for e in app_db.outbox("once")].count("batch.completed") == 1
+    assert [e.event for e in app_db.outbox("once")].count("batch.completed") == 1
 
 
 def test_a_ready_batch_is_examined_whatever_the_other_open_batches_do(app_db):
@@ -66,9 +65,9 @@ def test_a_ready_batch_is_examined_whatever_the_other_open_batches_do(app_db):
         _generating(app_db, f"stuck-{i:02d}")
     page_1 = app_db.rotate_batches("processing", 25)
     _generating(app_db, "fresh")
-    page_2 = {b["id"] for b in app_db.rotate_batches("processing", 25)}
+    page_2 = {b.id for b in app_db.rotate_batches("processing", 25)}
     assert "fresh" in page_2  # never looked at: first in line, ahead of the 5 stuck ones left
-    assert {b["id"] for b in page_1} | page_2 == {f"stuck-{i:02d}" for i in range(30)} | {"fresh"}
+    assert {b.id for b in page_1} | page_2 == {f"stuck-{i:02d}" for i in range(30)} | {"fresh"}
 
 
 def test_a_compose_run_that_ended_without_finishing_the_batch_gets_bounded_new_attempts(app_db):
@@ -82,10 +81,10 @@ def test_a_compose_run_that_ended_without_finishing_the_batch_gets_bounded_new_a
         keys += [r.run_key for r in report.requests]
     assert len(keys) == len(set(keys)) == 3 and keys[1].endswith("-a2") and keys[2].endswith("-a3")
     report = watch_processing(app_db, [app_db.get_batch("retry")], ended, deadlines)
-    assert report.failed == [("retry", COMPOSITION_FAILED)]
+    assert report.failed == [("retry", ErrorCode.COMPOSITION_FAILED)]
     batch = app_db.get_batch("retry")
-    assert (batch["status"], batch["error_code"]) == ("failed", COMPOSITION_FAILED)
-    assert [e["event"] for e in app_db.outbox("retry")].count("batch.failed") == 1
+    assert (batch.status, batch.error_code) == ("failed", ErrorCode.COMPOSITION_FAILED)
+    assert [e.event for e in app_db.outbox("retry")].count("batch.failed") == 1
 
 
 def test_clips_past_the_generation_deadline_time_out_and_the_batch_goes_on(app_db):
@@ -94,9 +93,9 @@ def test_clips_past_the_generation_deadline_time_out_and_the_batch_goes_on(app_d
     later = utcnow() + timedelta(hours=3)
     report = watch_processing(app_db, [app_db.get_batch("late")], lambda key: None, Deadlines(), now=later)
     assert report.timed_out_jobs == 1
-    assert app_db.get_job("late-1")["error_code"] == GENERATION_TIMEOUT
+    assert app_db.get_job("late-1").error_code == ErrorCode.GENERATION_TIMEOUT
     # its provider task is what the reconciler still has to cancel (stops the spend)
-    assert [t["task_id"] for t in app_db.live_tasks_of_ended_jobs()] == ["late-r1"]
+    assert [t.task_id for t in app_db.live_tasks_of_ended_jobs()] == ["late-r1"]
     assert generation_state(app_db, "late")[0]  # ready: composed from the clip it has
 
 
@@ -105,7 +104,7 @@ def test_a_blocked_batch_waits_for_an_operator_then_fails_at_its_deadline(app_db
     watch_processing(app_db, [app_db.get_batch("blk")], lambda key: None, Deadlines())
     app_db.block_batch("blk", "CLIP_CHECK_FAILED")
     waiting = watch_processing(app_db, [app_db.get_batch("blk")], lambda key: RUN_ENDED, Deadlines())
-    assert waiting.requests == [] and app_db.get_batch("blk")["status"] == "processing"
+    assert waiting.requests == [] and app_db.get_batch("blk").status == "processing"
     later = utcnow() + timedelta(hours=3)
     failed = watch_processing(app_db, [app_db.get_batch("blk")], lambda key: RUN_ENDED, Deadlines(), now=later)
     assert failed.failed == [("blk", "CLIP_CHECK_FAILED")]
@@ -118,7 +117,7 @@ def test_run_requests_per_tick_are_capped_and_the_rest_go_first_next_tick(app_db
     assert len(first.requests) == 25 and first.waiting == 5
     requested = {r.batch_id for r in first.requests}
     _generating(app_db, "newer")
-    page = [b["id"] for b in app_db.rotate_batches("processing", 6)]
+    page = [b.id for b in app_db.rotate_batches("processing", 6)]
     assert set(page[:5]) == {f"cap-{i:02d}" for i in range(30)} - requested  # the deferred ones lead
 
 
@@ -130,11 +129,11 @@ def test_the_reconciler_cancels_the_live_task_of_a_timed_out_clip(app_db, fake_r
 
     fake_runway.scripts.next(RunwayScript(hold=True))
     generator, task = _submitted_task(app_db, fake_runway, photo, "to")
-    app_db.fail_job("to-0", GENERATION_TIMEOUT, "late")
+    app_db.fail_job("to-0", ErrorCode.GENERATION_TIMEOUT, "late")
     chain = ProviderChain({"runway": generator}, ["runway"])
     report = reconcile_tasks(app_db, chain, webhook_overdue_after={})
     assert report.canceled == 1 and fake_runway.counts["delete"] == 1
-    assert fake_runway.status_of(task["task_id"]) == "CANCELLED"
+    assert fake_runway.status_of(task.task_id) == "CANCELLED"
     assert app_db.live_tasks_of_ended_jobs() == []  # confirmed: not asked again next tick
     reconcile_tasks(app_db, chain, webhook_overdue_after={})
     assert fake_runway.counts["delete"] == 1

@@ -75,8 +75,8 @@ class Stack:
 
     def finish(self):
         """Poll the accepted task to its end and record it, as the reconciler does."""
-        [task] = [t for t in self.tasks() if t["task_id"]]
-        status = self.chain.get(task["provider"]).poll(task_ref(task))
+        [task] = [t for t in self.tasks() if t.task_id]
+        status = self.chain.get(task.provider).poll(task_ref(task))
         assert status.state.terminal, status
         record_poll_result(self.db, task, status)
         return status
@@ -102,10 +102,10 @@ def stack(app_db, storage, tmp_path, photo, fake_runway, fake_fal):  # noqa: F81
 
 
 def _assert_possibly_orphaned(task, provider, cost_usd):
-    assert task["provider"] == provider and task["task_id"] is None
-    assert task["possibly_orphaned"] is True and task["error_code"] == "PROVIDER_ANSWER_LOST"
-    assert (task["cost_usd"], task["cost_source"]) == (cost_usd, "rate")
-    assert task["status"] != "submitting"
+    assert task.provider == provider and task.task_id is None
+    assert task.possibly_orphaned is True and task.error_code == "PROVIDER_ANSWER_LOST"
+    assert (task.cost_usd, task.cost_source) == (cost_usd, "rate")
+    assert task.status != "submitting"
 
 
 # ------------------------------------------------------------------------------ lost answers
@@ -122,7 +122,7 @@ def test_a_runway_create_whose_answer_is_dropped_is_paid_once_and_counted(stack,
     [task] = s.tasks()
     _assert_possibly_orphaned(task, "runway", 0.25)  # 5 s x 5 credits/s x $0.01: the rate table
     job = s.job()
-    assert (job["status"], job["error_code"], job["provider"]) == ("failed", "PROVIDER_ANSWER_LOST", "runway")
+    assert (job.status, job.error_code, job.provider) == ("failed", "PROVIDER_ANSWER_LOST", "runway")
     assert s.clips_reserved() == 1  # it may have been paid: the clip is not given back
     # a later run, a later collect: nothing more is sent anywhere
     assert s.submit().status == "skipped" and s.collect().status == "skipped"
@@ -166,8 +166,8 @@ def test_a_refused_create_still_falls_back_and_costs_nothing(stack, fake_runway,
     fake_runway.fail_next_creates(5, status=429)  # the daily limit: provably nothing created
     assert s.submit().status == "submitted"
     refused, accepted = s.tasks()
-    assert refused["possibly_orphaned"] is False and refused["cost_usd"] is None and refused["task_id"] is None
-    assert accepted["provider"] == "fal" and accepted["task_id"]
+    assert refused.possibly_orphaned is False and refused.cost_usd is None and refused.task_id is None
+    assert accepted.provider == "fal" and accepted.task_id
     assert fake_runway.counts["created"] == 0 and fake_fal.counts["queued"] == 1
     assert s.clips_reserved() == 1  # the refused one went back, the fal one is reserved
 
@@ -198,7 +198,7 @@ def test_an_expired_output_url_is_fetched_fresh_and_stored(stack, fake_runway, f
     _succeeded_on_runway(s, fake_runway)
     fake_runway.expire_outputs()  # the recorded URL is dead (e.g. collected a day later)
     outcome = s.collect()
-    assert outcome.status == "stored" and s.storage.exists(s.job()["raw_clip_key"])
+    assert outcome.status == "stored" and s.storage.exists(s.job().raw_clip_key)
     assert fake_runway.counts["download_expired"] == 1 and fake_runway.counts["created"] == 1
     assert fake_fal.counts["submit"] == 0
 
@@ -223,15 +223,15 @@ def test_downloads_failing_across_collect_attempts_still_pay_once_and_store(stac
     fake_runway.fail_next_downloads(8, status=503)  # 3 tries per URL, two URLs per collect
     first = s.collect()
     assert (first.status, first.error_code) == ("in_flight", "OUTPUT_DOWNLOAD_FAILED")
-    assert s.job()["status"] == "processing" and not s.job()["raw_clip_key"]
+    assert s.job().status == "processing" and not s.job().raw_clip_key
     [task] = s.tasks()
-    assert task["download_attempts"] == 2 and "503" in task["download_error"]
-    polls = fake_runway.polls_by_task[task["task_id"]]
+    assert task.download_attempts == 2 and "503" in task.download_error
+    polls = fake_runway.polls_by_task[task.task_id]
     second = s.collect()
-    assert second.status == "stored" and s.storage.exists(s.job()["raw_clip_key"])
-    assert fake_runway.polls_by_task[task["task_id"]] == polls + 1  # re-polled for a fresh URL
+    assert second.status == "stored" and s.storage.exists(s.job().raw_clip_key)
+    assert fake_runway.polls_by_task[task.task_id] == polls + 1  # re-polled for a fresh URL
     assert fake_runway.counts["created"] == 1 and fake_fal.counts["submit"] == 0
-    assert [t["provider"] for t in s.tasks()] == ["runway"]
+    assert [t.provider for t in s.tasks()] == ["runway"]
 
 
 def test_downloads_failing_forever_fail_the_job_without_fallback(stack, fake_runway, fake_fal):
@@ -242,10 +242,10 @@ def test_downloads_failing_forever_fail_the_job_without_fallback(stack, fake_run
     outcome = s.collect(max_download_attempts=4)
     assert (outcome.status, outcome.error_code) == ("failed", "OUTPUT_DOWNLOAD_FAILED")
     job = s.job()
-    assert (job["status"], job["error_code"]) == ("failed", "OUTPUT_DOWNLOAD_FAILED")
-    assert "after 4 attempts" in job["error_message"]
+    assert (job.status, job.error_code) == ("failed", "OUTPUT_DOWNLOAD_FAILED")
+    assert "after 4 attempts" in job.error_message
     [task] = s.tasks()
-    assert task["download_attempts"] == 4 and task["status"] == "succeeded" and task["cost_usd"] == 0.25
+    assert task.download_attempts == 4 and task.status == "succeeded" and task.cost_usd == 0.25
     assert fake_runway.counts["created"] == 1 and fake_fal.counts["submit"] == 0
     assert s.collect().status == "skipped" and fake_fal.counts["submit"] == 0
 
@@ -294,5 +294,5 @@ def test_an_output_invalid_twice_falls_back_and_both_tasks_are_counted(stack, fa
     assert outcome.status == "submitted" and outcome.provider == "fal"
     assert fake_runway.counts["download"] == 2 and fake_fal.counts["queued"] == 1
     runway_task, fal_task = s.tasks()
-    assert (runway_task["status"], runway_task["cost_usd"]) == ("succeeded", 0.25)
-    assert fal_task["provider"] == "fal" and fal_task["task_id"] and fal_task["cost_usd"] == 0.25
+    assert (runway_task.status, runway_task.cost_usd) == ("succeeded", 0.25)
+    assert fal_task.provider == "fal" and fal_task.task_id and fal_task.cost_usd == 0.25

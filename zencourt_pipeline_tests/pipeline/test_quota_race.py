@@ -86,8 +86,9 @@ def _race(db: AppDatabase, batches: list[str], chain: ProviderChain, limits: Quo
 
 
 def _usage(db: AppDatabase) -> dict[tuple[str, str], int]:
-    rows = db.fetch_all(sa.select(clip_quota_usage))
-    return {(row["scope"], row["scope_id"]): row["used"] for row in rows}
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.select(clip_quota_usage)).all()
+    return {(row.scope, row.scope_id): row.used for row in rows}
 
 
 def test_concurrent_submissions_for_one_listing_stop_exactly_at_the_quota(app_db):
@@ -103,9 +104,9 @@ def test_concurrent_submissions_for_one_listing_stop_exactly_at_the_quota(app_db
     assert len(runway.calls) == 5  # nothing paid over quota
     assert app_db.clips_used(since=month_start(), listing_id="L") == 5
     assert _usage(app_db) == {("listing", "L"): 5}
-    refused = [job for b in batches for job in app_db.get_jobs(b) if job["error_code"] == "QUOTA_EXCEEDED"]
-    assert len(refused) == 3 and all(job["status"] == "failed" for job in refused)
-    assert refused[0]["error_message"].startswith(
+    refused = [job for b in batches for job in app_db.get_jobs(b) if job.error_code == "QUOTA_EXCEEDED"]
+    assert len(refused) == 3 and all(job.status == "failed" for job in refused)
+    assert refused[0].error_message.startswith(
         "monthly clip quota exceeded: listing L has used 5 of its 5 clips for "
     )
 
@@ -154,7 +155,7 @@ def test_a_fallback_submission_is_a_clip_and_a_refused_one_is_not(app_db, storag
     ]
     assert fal.calls == ["fb-0"]
     assert _usage(app_db) == {("listing", "L"): 3}
-    assert app_db.get_job("fb-1")["status"] == "failed"
+    assert app_db.get_job("fb-1").status == "failed"
 
     # a submission the provider refuses pays nothing: its clip goes back before the fallback
     app_db.insert_batch(*make_batch("rf", n_jobs=1, listing_id="M"))

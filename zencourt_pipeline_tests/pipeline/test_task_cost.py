@@ -37,7 +37,7 @@ def _submitted_task(db, fake, photo_path, batch_id, duration=5):  # noqa: F811
 
 def test_a_submitted_task_carries_the_rate_estimate(app_db, fake_runway, photo):  # noqa: F811
     _gen, task = _submitted_task(app_db, fake_runway, photo, "est", duration=10)
-    assert (task["cost_usd"], task["cost_source"]) == (0.5, "rate")  # 5 credits/s x 10 s x $0.01
+    assert (task.cost_usd, task.cost_source) == (0.5, "rate")  # 5 credits/s x 10 s x $0.01
 
 
 def test_the_cost_a_finished_task_reports_replaces_the_estimate(app_db, fake_runway, photo):  # noqa: F811
@@ -47,8 +47,8 @@ def test_the_cost_a_finished_task_reports_replaces_the_estimate(app_db, fake_run
     final, _ = poll_until_done(generator, task_ref(task))
     record_poll_result(app_db, task, final)  # what the reconciler does with a terminal poll
     [task] = app_db.tasks_for_batch("billed")
-    assert (task["cost_credits"], task["cost_usd"], task["cost_source"]) == (30, 0.3, "provider")
-    assert task["status"] == "succeeded"
+    assert (task.cost_credits, task.cost_usd, task.cost_source) == (30, 0.3, "provider")
+    assert task.status == "succeeded"
 
 
 def test_a_task_without_a_reported_cost_keeps_its_estimate(app_db, fake_runway, photo):  # noqa: F811
@@ -56,4 +56,4 @@ def test_a_task_without_a_reported_cost_keeps_its_estimate(app_db, fake_runway, 
     final, _ = poll_until_done(generator, task_ref(task))
     record_poll_result(app_db, task, final)
     [task] = app_db.tasks_for_batch("plain")
-    assert (task["cost_usd"], task["cost_source"]) == (0.25, "rate")
+    assert (task.cost_usd, task.cost_source) == (0.25, "rate")

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Job
 from zencourt_pipeline.providers.fal_webhook import FalWebhookVerifier
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline.storage.local import LocalStorage
@@ -128,10 +129,10 @@ def verifier(signer: FalSigner) -> Iterator[FalWebhookVerifier]:
 
 class CancelRecorder:
     def __init__(self, fail: bool = False) -> None:
-        self.calls: list[tuple[list[dict], list[str]]] = []
+        self.calls: list[tuple[list[Job], list[str]]] = []
         self.fail = fail
 
-    def __call__(self, canceled_jobs: list[dict], batch_ids: list[str]) -> None:
+    def __call__(self, canceled_jobs: list[Job], batch_ids: list[str]) -> None:
         self.calls.append((canceled_jobs, batch_ids))
         if self.fail:
             raise RuntimeError("provider unreachable")

@@ -16,7 +16,7 @@ def test_generate_requests_pickup_of_a_pending_batch(client, db, auth):
     response = client.post("/video/generate", json={"batchId": "g1"}, headers=auth)
     assert response.status_code == 202
     assert response.json() == {"success": True, "batchId": "g1", "status": "pending"}
-    assert [b["id"] for b in db.claim_pending_batches()] == ["g1"]  # claimable again now
+    assert [b.id for b in db.claim_pending_batches()] == ["g1"]  # claimable again now
 
 
 def test_generate_unknown_and_not_pending(client, db, auth):
@@ -42,13 +42,13 @@ def test_cancel_by_batch(client, db, auth, canceller):
     assert body["success"] is True and body["canceled"] == 2
     assert sorted(body["jobIds"]) == ["c1-0", "c1-1"]
     assert body["batchIds"] == ["c1"]
-    assert db.get_batch("c1")["status"] == "canceled"
-    assert db.get_batch("c2")["status"] == "pending"
+    assert db.get_batch("c1").status == "canceled"
+    assert db.get_batch("c2").status == "pending"
 
     ((jobs, batch_ids),) = canceller.calls
     assert batch_ids == ["c1"]
-    by_id = {job["id"]: job for job in jobs}
-    assert by_id["c1-0"]["provider"] == "fal" and by_id["c1-0"]["provider_task_id"] == "fal-task-1"
+    by_id = {job.id: job for job in jobs}
+    assert by_id["c1-0"].provider == "fal" and by_id["c1-0"].provider_task_id == "fal-task-1"
 
     # again: nothing left to cancel
     again = client.post("/video/cancel", json={"batchId": "c1"}, headers=auth).json()
@@ -62,7 +62,7 @@ def test_cancel_by_listing(client, db, auth, canceller):
     body = client.post("/video/cancel", json={"listingId": "listing-x"}, headers=auth).json()
     assert body["canceled"] == 3 and body["batchIds"] == ["l1", "l2"]
     assert sorted(body["jobIds"]) == ["l1-0", "l1-1", "l2-0"]
-    assert db.get_batch("l3")["status"] == "pending"
+    assert db.get_batch("l3").status == "pending"
     assert canceller.calls[0][1] == ["l1", "l2"]
     unknown = client.post("/video/cancel", json={"listingId": "nobody"}, headers=auth).json()
     assert unknown["canceled"] == 0
@@ -73,11 +73,11 @@ def test_cancel_by_job_ids(client, db, auth, canceller):
     body = client.post("/video/cancel", json={"jobIds": ["j1-0", "j1-1"]}, headers=auth).json()
     assert body["canceled"] == 2 and sorted(body["jobIds"]) == ["j1-0", "j1-1"]
     assert body["batchIds"] == []  # the batch goes on with its last job: no run to terminate
-    assert db.get_batch("j1")["status"] != "canceled"
-    assert sorted(job["id"] for job in canceller.calls[0][0]) == ["j1-0", "j1-1"]
+    assert db.get_batch("j1").status != "canceled"
+    assert sorted(job.id for job in canceller.calls[0][0]) == ["j1-0", "j1-1"]
     body = client.post("/video/cancel", json={"jobIds": ["j1-2"]}, headers=auth).json()
     assert body["batchIds"] == ["j1"]  # its last job: the batch is canceled as a whole
-    assert db.get_batch("j1")["status"] == "canceled"
+    assert db.get_batch("j1").status == "canceled"
 
 
 def test_cancel_needs_exactly_one_selector(client, auth):
@@ -100,7 +100,7 @@ def test_canceller_failure_is_not_fatal(settings, db, storage, verifier, auth):
         response = client.post("/video/cancel", json={"batchId": "f1"}, headers=auth)
     assert response.status_code == 200 and response.json()["canceled"] == 2
     assert len(failing.calls) == 1
-    assert db.get_batch("f1")["status"] == "canceled"
+    assert db.get_batch("f1").status == "canceled"
 
 
 def test_batch_status_with_jobs_and_progress(client, db, auth):
@@ -197,3 +197,26 @@ def test_batch_status_shows_what_the_batch_spent(client, db, auth):
         "usd": 0.0, "tasks": 0, "possiblyOrphaned": 0, "usdProvider": 0.0, "usdRate": 0.0, "unpriced": 0,
         "orphanUsd": 0.0, "byProvider": {},
     }  # fmt: skip
+
+
+def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, auth):
+    """The response models write the same JSON as the hand-written dicts did: camelCase names in
+    this order, nulls written out, statuses as plain strings."""
+    db.insert_batch(*make_batch("o1", n_jobs=1))
+    raw = client.get("/video/batches/o1", headers=auth).content.decode()
+    body = client.get("/video/batches/o1", headers=auth).json()
+    assert list(body) == [
+        "success", "id", "listingId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
+        "error", "errorCode", "blockedReason", "createdAt", "updatedAt", "progress", "spend", "jobs",
+    ]  # fmt: skip
+    assert list(body["progress"]) == ["total", "completed", "failed", "canceled", "processing", "pending", "percent"]
+    assert list(body["jobs"][0]) == [
+        "id", "roomName", "sortOrder", "status", "provider", "providerTaskId", "videoUrl", "thumbnailUrl",
+        "errorCode", "errorMessage", "createdAt", "updatedAt",
+    ]  # fmt: skip
+    assert raw.startswith('{"success":true,"id":"o1","listingId":"listing-o1","status":"pending",')
+    assert '"videoUrl":null,"thumbnailUrl":null,"error":null,"errorCode":null,"blockedReason":null' in raw
+    generate = client.post("/video/generate", json={"batchId": "o1"}, headers=auth)
+    assert generate.content == b'{"success":true,"batchId":"o1","status":"pending"}'
+    cancel = client.post("/video/cancel", json={"batchId": "o1"}, headers=auth)
+    assert cancel.content == b'{"success":true,"canceled":1,"jobIds":["o1-0"],"batchIds":["o1"]}'

@@ -17,23 +17,25 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.db.records import Batch, Job, OutboxEvent, Record, Task
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline_tests.soak.context import TERMINAL, SoakContext, job_of_prompt
 
 SLACK_S = 45.0  # sensor interval and a loaded machine: how late past its deadline a batch may end
+R = TypeVar("R", bound=Record)
 TERMINAL_EVENTS = {"completed": "batch.completed", "failed": "batch.failed", "canceled": "batch.canceled"}
 RUNWAY_FAILED = {"FAILED"}
 FAL_FAILED = {"fail", "content_policy"}
 
 
-def _rows(ctx: SoakContext, query: str) -> list[dict]:
+def _rows(ctx: SoakContext, query: str, record: type[R]) -> list[R]:
     with ctx.topo.db.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(sa.text(query))]
+        return [record.from_row(row) for row in conn.execute(sa.text(query))]
 
 
 def _dropped_ids(fake: Any) -> set[str]:
@@ -77,10 +79,10 @@ def fake_tasks(ctx: SoakContext) -> list[dict]:
 def check(ctx: SoakContext) -> tuple[list[str], dict[str, Any]]:
     violations: list[str] = []
     figures: dict[str, Any] = {}
-    batches = {b["id"]: b for b in _rows(ctx, "SELECT * FROM video_gen_batch")}
-    jobs = {j["id"]: j for j in _rows(ctx, "SELECT * FROM video_gen_jobs")}
-    rows = _rows(ctx, "SELECT * FROM generation_tasks ORDER BY id")
-    outbox = _rows(ctx, "SELECT * FROM webhook_outbox")
+    batches = {b.id: b for b in _rows(ctx, "SELECT * FROM video_gen_batch", Batch)}
+    jobs = {j.id: j for j in _rows(ctx, "SELECT * FROM video_gen_jobs", Job)}
+    rows = _rows(ctx, "SELECT * FROM generation_tasks ORDER BY id", Task)
+    outbox = _rows(ctx, "SELECT * FROM webhook_outbox", OutboxEvent)
     tasks = fake_tasks(ctx)
     _terminal(ctx, batches, jobs, outbox, violations, figures)
     orphans = _accounted(ctx, tasks, rows, violations, figures)
@@ -97,46 +99,46 @@ def check(ctx: SoakContext) -> tuple[list[str], dict[str, Any]]:
 
 
 def _terminal(ctx, batches, jobs, outbox, violations, figures) -> None:
-    by_status = Counter(b["status"] for b in batches.values())
+    by_status = Counter(b.status for b in batches.values())
     figures["batches_completed"] = by_status["completed"]
     figures["batches_failed"] = by_status["failed"]
     figures["batches_canceled"] = by_status["canceled"]
     figures["jobs_total"] = len(jobs)
-    figures["jobs_terminal"] = sum(j["status"] in TERMINAL for j in jobs.values())
-    figures["lost"] = len(ctx.plans) - sum(b["status"] in TERMINAL for b in batches.values())
-    for code, count in sorted(Counter(b["error_code"] or "NONE" for b in batches.values() if b["status"] == "failed").items()):
+    figures["jobs_terminal"] = sum(j.status in TERMINAL for j in jobs.values())
+    figures["lost"] = len(ctx.plans) - sum(b.status in TERMINAL for b in batches.values())
+    for code, count in sorted(Counter(b.error_code or "NONE" for b in batches.values() if b.status == "failed").items()):
         figures[f"failed_by_code_{code}"] = count
-    for code, count in sorted(Counter(j["error_code"] or "NONE" for j in jobs.values() if j["status"] == "failed").items()):
+    for code, count in sorted(Counter(j.error_code or "NONE" for j in jobs.values() if j.status == "failed").items()):
         figures[f"jobs_failed_by_code_{code}"] = count
     limit = ctx.config.generation_deadline_s + ctx.config.composition_deadline_s + SLACK_S
     ended: dict[str, datetime] = {}
     for row in outbox:
-        if row["event"] in TERMINAL_EVENTS.values() and row["job_id"] is None:
-            at = as_utc(row["created_at"])
-            ended[row["batch_id"]] = min(at, ended.get(row["batch_id"], at))
+        if row.event in TERMINAL_EVENTS.values() and row.job_id is None:
+            at = as_utc(row.created_at)
+            ended[row.batch_id] = min(at, ended.get(row.batch_id, at))
     for plan in ctx.plans:
         batch = batches.get(plan.id)
         if batch is None:
             violations.append(f"batch {plan.id} is missing from the database")
             continue
-        if batch["status"] not in TERMINAL:
-            violations.append(f"batch {plan.id} is {batch['status']} at the end (never terminal)")
+        if batch.status not in TERMINAL:
+            violations.append(f"batch {plan.id} is {batch.status} at the end (never terminal)")
             continue
-        start = as_utc(batch["processing_started_at"] or batch["created_at"])
-        took = ((ended.get(plan.id) or as_utc(batch["updated_at"])) - start).total_seconds()
+        start = as_utc(batch.processing_started_at or batch.created_at)
+        took = ((ended.get(plan.id) or as_utc(batch.updated_at)) - start).total_seconds()
         if took > limit:
-            violations.append(f"batch {plan.id} ended {batch['status']} {took:.0f} s after it started, "
+            violations.append(f"batch {plan.id} ended {batch.status} {took:.0f} s after it started, "
                               f"past its deadline ({limit:.0f} s)")
     for job in jobs.values():
-        if job["status"] not in TERMINAL and batches.get(job["batch_id"], {}).get("status") in TERMINAL:
-            violations.append(f"job {job['id']} is {job['status']} in terminal batch {job['batch_id']}")
+        if job.status not in TERMINAL and getattr(batches.get(job.batch_id), "status", None) in TERMINAL:
+            violations.append(f"job {job.id} is {job.status} in terminal batch {job.batch_id}")
 
 
 def _accounted(ctx, tasks, rows, violations, figures) -> set[str]:
     """Task ids covered by possibly_orphaned rows (no row of their own)."""
-    by_id = {(r["provider"], r["task_id"]) for r in rows if r["task_id"]}
-    orphan_rows = [r for r in rows if r["possibly_orphaned"]]
-    budget = Counter((r["job_id"], r["provider"]) for r in orphan_rows if not r["task_id"])
+    by_id = {(r.provider, r.task_id) for r in rows if r.task_id}
+    orphan_rows = [r for r in rows if r.possibly_orphaned]
+    budget = Counter((r.job_id, r.provider) for r in orphan_rows if not r.task_id)
     dropped = _dropped_ids(ctx.runway) | _dropped_ids(ctx.fal)
     covered: set[str] = set()
     for task in tasks:
@@ -155,13 +157,13 @@ def _accounted(ctx, tasks, rows, violations, figures) -> set[str]:
     figures["ambiguous_creates_by_fakes"] = len(dropped) or figures_dropped(ctx)
     figures["unflagged_orphan_rows"] = sum(budget.values())
     figures["paid_tasks"] = len(tasks)
-    figures["spend_usd"] = round(sum(r["cost_usd"] or 0.0 for r in rows), 4)
+    figures["spend_usd"] = round(sum(r.cost_usd or 0.0 for r in rows), 4)
     figures["fallbacks"] = len({t["job"] for t in tasks if t["provider"] == "fal"})
     return covered
 
 
 def _paid_once(tasks, rows, orphans, violations, figures) -> None:
-    flagged = {r["task_id"] for r in rows if r["possibly_orphaned"] and r["task_id"]}
+    flagged = {r.task_id for r in rows if r.possibly_orphaned and r.task_id}
     per_job: dict[str, list[dict]] = defaultdict(list)
     for task in tasks:
         per_job[task["job"]].append(task)
@@ -180,7 +182,7 @@ def _paid_once(tasks, rows, orphans, violations, figures) -> None:
                 violations.append(f"job {job}: a new paid task followed {earlier['provider']} task {earlier['id']}, "
                                   f"which ended {earlier['final']} (not a provider failure, not an ambiguous create)")
                 break
-    db_succeeded = Counter(r["job_id"] for r in rows if r["status"] == "succeeded")
+    db_succeeded = Counter(r.job_id for r in rows if r.status == "succeeded")
     for job, count in sorted(db_succeeded.items()):
         if count > 1:
             violations.append(f"job {job} has {count} succeeded generation_tasks rows")
@@ -193,10 +195,10 @@ def _cancels(ctx, tasks, jobs, violations, figures) -> None:
         for job_id in record.job_ids:
             canceled_at.setdefault(job_id, record.answered_at)
     figures["cancel_requests"] = len(ctx.cancels)
-    figures["jobs_canceled"] = sum(j["status"] == "canceled" for j in jobs.values())
+    figures["jobs_canceled"] = sum(j.status == "canceled" for j in jobs.values())
     for task in tasks:
         job = jobs.get(task["job"])
-        if job is None or job["status"] != "canceled":
+        if job is None or job.status != "canceled":
             continue
         at = canceled_at.get(task["job"])
         if at is None:
@@ -231,17 +233,17 @@ def _objects(ctx, batches, jobs, violations, figures) -> None:
     figures["final_objects_checked"] = len(final)
     prefix = f"s3://{ctx.storage.bucket}/"
     for batch in batches.values():
-        if batch["status"] == "completed":
-            key = (batch["video_url"] or "").removeprefix(prefix)
+        if batch.status == "completed":
+            key = (batch.video_url or "").removeprefix(prefix)
             if key not in keys or "/video/" not in key:
-                violations.append(f"completed batch {batch['id']} names video {batch['video_url']!r}, not a stored final video")
+                violations.append(f"completed batch {batch.id} names video {batch.video_url!r}, not a stored final video")
     for job in jobs.values():
-        if job["status"] == "completed":
-            key = (job["video_url"] or "").removeprefix(prefix)
+        if job.status == "completed":
+            key = (job.video_url or "").removeprefix(prefix)
             if key not in keys:
-                violations.append(f"completed job {job['id']} names clip {job['video_url']!r}, which is not stored")
-            if job["raw_clip_key"] and job["raw_clip_key"] not in keys:
-                violations.append(f"completed job {job['id']} names raw clip {job['raw_clip_key']!r}, not stored")
+                violations.append(f"completed job {job.id} names clip {job.video_url!r}, which is not stored")
+            if job.raw_clip_key and job.raw_clip_key not in keys:
+                violations.append(f"completed job {job.id} names raw clip {job.raw_clip_key!r}, not stored")
 
 
 def _webhooks(ctx, batches, violations, figures) -> None:
@@ -261,26 +263,28 @@ def _webhooks(ctx, batches, violations, figures) -> None:
             told_error[body.get("batchId")] = body.get("error")
     figures["terminal_webhook_deliveries"] = deliveries
     # reported, not (yet) an invariant: the batch row's error differs from what the web app was told
-    mismatched = sorted(b for b, error in told_error.items() if b in batches and batches[b]["error"] != error)
+    mismatched = sorted(b for b, error in told_error.items() if b in batches and batches[b].error != error)
     figures["batches_error_differs_from_webhook"] = len(mismatched)
     for batch_id in mismatched:
-        print(f"note: batch {batch_id} row error {batches[batch_id]['error']!r}, web app told {told_error[batch_id]!r}")
+        print(f"note: batch {batch_id} row error {batches[batch_id].error!r}, web app told {told_error[batch_id]!r}")
     for plan in ctx.plans:
         batch = batches.get(plan.id)
-        if batch is None or batch["status"] not in TERMINAL:
+        if batch is None or batch.status not in TERMINAL:
             continue
         if len(ids[plan.id]) != 1:
-            violations.append(f"batch {plan.id} ({batch['status']}): the web app got {len(ids[plan.id])} terminal "
+            violations.append(f"batch {plan.id} ({batch.status}): the web app got {len(ids[plan.id])} terminal "
                               f"event ids {sorted(events[plan.id])}, not exactly one")
-        elif events[plan.id] != {TERMINAL_EVENTS[batch["status"]]}:
-            violations.append(f"batch {plan.id} is {batch['status']} but the web app was told {sorted(events[plan.id])}")
+        elif events[plan.id] != {TERMINAL_EVENTS[batch.status]}:
+            violations.append(f"batch {plan.id} is {batch.status} but the web app was told {sorted(events[plan.id])}")
 
 
 def _quota(ctx, tasks, orphans, violations, figures) -> None:
     limit = ctx.config.workspace_quota
-    for row in _rows(ctx, "SELECT * FROM clip_quota_usage"):
-        if row["scope"] == "workspace" and row["used"] > limit:
-            violations.append(f"workspace {row['scope_id']} used {row['used']} clips in {row['month']}, quota {limit}")
+    with ctx.topo.db.engine.connect() as conn:  # no record: the quota table never leaves db/
+        usage = conn.execute(sa.text("SELECT * FROM clip_quota_usage")).all()
+    for use in usage:
+        if use.scope == "workspace" and use.used > limit:
+            violations.append(f"workspace {use.scope_id} used {use.used} clips in {use.month}, quota {limit}")
     quota_jobs = {job for plan in ctx.plans if plan.workspace_id for job in plan.job_ids(ctx.config.clips)}
     created = [t for t in tasks if t["job"] in quota_jobs]
     ambiguous = sum(t["id"] in orphans for t in created)

@@ -183,7 +183,7 @@ def demo_instance(tmp_path: Path, monkeypatch):
                 pipeline_assets, selection=selection, partition_key=BLOCKED, instance=instance,
                 resources=defs.resources, raise_on_error=False,
             )
-    assert db.get_batch(BLOCKED)["status"] == "processing" and db.get_batch(BLOCKED)["video_url"] is None
+    assert db.get_batch(BLOCKED).status == "processing" and db.get_batch(BLOCKED).video_url is None
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: zencourt_pipeline.definitions\n"
@@ -242,7 +242,7 @@ def test_the_ui_shows_the_batch_and_runs_a_partition_backfill(demo_instance):
             page.screenshot(path=OUTPUT / "backfill.png")
             browser.close()
     for batch_id in GOOD:
-        assert demo_instance["db"].get_batch(batch_id)["status"] == "completed"
+        assert demo_instance["db"].get_batch(batch_id).status == "completed"
 
 
 def _asset_graph(page, base: str) -> None:

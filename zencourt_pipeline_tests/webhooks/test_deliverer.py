@@ -23,6 +23,7 @@ import pytest
 
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import OutboxEvent, as_dict
 from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer, backoff_seconds, webhook_url
 from zencourt_pipeline.webhooks.signing import delivery_headers, sign, verify
 from zencourt_pipeline_tests.conftest import make_batch
@@ -109,7 +110,7 @@ def db(tmp_path):
     database.dispose()
 
 
-def _one_clip_failure(db: AppDatabase, batch_id: str = "b1") -> dict:
+def _one_clip_failure(db: AppDatabase, batch_id: str = "b1") -> OutboxEvent:
     batch, jobs = make_batch(batch_id, n_jobs=1)
     db.insert_batch(batch, jobs)
     assert db.fail_job(jobs[0]["id"], "INVALID_INPUT", "photo could not be decoded")
@@ -180,12 +181,12 @@ def test_refused_three_times_then_delivered_on_the_fourth(db: AppDatabase, caplo
         deliverer = _deliverer(db, receiver.url, clock)
         for attempt, backoff in enumerate([10, 20, 40], start=1):
             assert deliverer.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 1, "dead": 0}
-            state = outbox.get(db, row["id"])
-            assert state["status"] == "pending"
-            assert state["attempts"] == attempt
-            assert state["last_status_code"] == 500
-            assert state["last_error"].startswith("HTTP 500")
-            assert state["next_attempt_at"] == datetime.fromtimestamp(clock.now, UTC) + timedelta(
+            state = outbox.get(db, row.id)
+            assert state.status == "pending"
+            assert state.attempts == attempt
+            assert state.last_status_code == 500
+            assert state.last_error.startswith("HTTP 500")
+            assert state.next_attempt_at == datetime.fromtimestamp(clock.now, UTC) + timedelta(
                 seconds=backoff
             )
             # not due again until the backoff has passed
@@ -197,13 +198,13 @@ def test_refused_three_times_then_delivered_on_the_fourth(db: AppDatabase, caplo
         deliverer.close()
 
     assert len(receiver.requests) == 4
-    stored_body = row["body"].encode()
+    stored_body = row.body.encode()
     body_id = json.loads(stored_body)["id"]
     for request in receiver.requests:
         headers = request["headers"]
         assert request["path"] == PATH
         assert request["body"] == stored_body  # the exact stored bytes
-        assert headers["X-Webhook-Id"] == body_id == row["id"]
+        assert headers["X-Webhook-Id"] == body_id == row.id
         assert headers["Content-Type"] == "application/json"
         assert headers["X-Webhook-Signature"] == _expected_signature(
             headers["X-Webhook-Timestamp"], request["body"]
@@ -212,12 +213,12 @@ def test_refused_three_times_then_delivered_on_the_fourth(db: AppDatabase, caplo
     timestamps = [int(r["headers"]["X-Webhook-Timestamp"]) for r in receiver.requests]
     assert timestamps == sorted(timestamps) and timestamps[-1] - timestamps[0] == 70
 
-    final = outbox.get(db, row["id"])
-    assert final["status"] == "delivered"
-    assert final["attempts"] == 4
-    assert final["last_status_code"] == 200
-    assert final["last_error"] is None
-    assert final["delivered_at"] is not None
+    final = outbox.get(db, row.id)
+    assert final.status == "delivered"
+    assert final.attempts == 4
+    assert final.last_status_code == 200
+    assert final.last_error is None
+    assert final.delivered_at is not None
     assert SECRET not in caplog.text
 
 
@@ -225,12 +226,12 @@ def test_network_error_counts_as_a_failed_attempt(db: AppDatabase):
     row = _one_clip_failure(db)
     deliverer = _deliverer(db, _closed_port_url())
     assert deliverer.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 1, "dead": 0}
-    state = outbox.get(db, row["id"])
-    assert state["status"] == "pending"
-    assert state["attempts"] == 1
-    assert state["last_status_code"] is None
-    assert "ConnectError" in state["last_error"]
-    assert SECRET not in state["last_error"]
+    state = outbox.get(db, row.id)
+    assert state.status == "pending"
+    assert state.attempts == 1
+    assert state.last_status_code is None
+    assert "ConnectError" in state.last_error
+    assert SECRET not in state.last_error
 
 
 @pytest.mark.parametrize("status", [302, 404, 429, 503])
@@ -238,14 +239,14 @@ def test_any_non_2xx_is_retried(db: AppDatabase, status: int):
     row = _one_clip_failure(db)
     with Receiver(statuses=lambda n: status) as receiver:
         assert _deliverer(db, receiver.url).deliver_due()["failed"] == 1
-    state = outbox.get(db, row["id"])
-    assert (state["status"], state["attempts"], state["last_status_code"]) == ("pending", 1, status)
+    state = outbox.get(db, row.id)
+    assert (state.status, state.attempts, state.last_status_code) == ("pending", 1, status)
     assert len(receiver.requests) == 1  # a redirect is not followed
 
 
 def test_dead_only_after_the_retry_horizon(db: AppDatabase):
     row = _one_clip_failure(db)
-    created = outbox.get(db, row["id"])["created_at"].timestamp()
+    created = outbox.get(db, row.id).created_at.timestamp()
     clock = FakeClock()
     url = _closed_port_url()
     with pytest.raises(ValueError):
@@ -255,23 +256,23 @@ def test_dead_only_after_the_retry_horizon(db: AppDatabase):
 
     clock.now = created + 23 * 3600 + 59 * 60
     assert shortest.deliver_due()["failed"] == 1
-    assert outbox.get(db, row["id"])["status"] == "pending"
+    assert outbox.get(db, row.id).status == "pending"
 
     clock.now = created + 30 * 3600  # past 24 h: the default 72 h horizon keeps retrying
     assert default.deliver_due()["failed"] == 1
-    assert outbox.get(db, row["id"])["status"] == "pending"
+    assert outbox.get(db, row.id).status == "pending"
 
     clock.now = created + 30 * 3600 + 3601  # the 24 h deliverer gives up
     assert shortest.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 0, "dead": 1}
-    state = outbox.get(db, row["id"])
-    assert state["status"] == "dead" and state["attempts"] == 3
+    state = outbox.get(db, row.id)
+    assert state.status == "dead" and state.attempts == 3
     clock.advance(10 * 24 * 3600)
     assert default.deliver_due()["claimed"] == 0  # dead rows are not sent
 
-    assert outbox.requeue(db, row["id"], now=datetime.fromtimestamp(clock.now, UTC))
+    assert outbox.requeue(db, row.id, now=datetime.fromtimestamp(clock.now, UTC))
     with Receiver() as receiver:
         assert _deliverer(db, receiver.url, clock).deliver_due()["delivered"] == 1
-    assert outbox.get(db, row["id"])["attempts"] == 1  # requeue resets the attempts
+    assert outbox.get(db, row.id).attempts == 1  # requeue resets the attempts
 
 
 # -- concurrency -----------------------------------------------------------------------------------
@@ -307,39 +308,39 @@ def test_concurrent_deliverers_never_send_a_row_twice(app_db: AppDatabase):
             deliverer.close()
     assert not errors
     sent = Counter(request["headers"]["X-Webhook-Id"] for request in receiver.requests)
-    assert sent == Counter({row["id"]: 1 for row in rows})
-    assert all(row["status"] == "delivered" and row["attempts"] == 1 for row in app_db.outbox())
-    assert outbox.stats(app_db)["delivered"] == 24
+    assert sent == Counter({row.id: 1 for row in rows})
+    assert all(row.status == "delivered" and row.attempts == 1 for row in app_db.outbox())
+    assert outbox.stats(app_db).delivered == 24
 
 
 # -- queries ---------------------------------------------------------------------------------------
 def test_due_claims_oldest_first_with_a_lease(db: AppDatabase):
     for i in range(3):
         _one_clip_failure(db, f"q{i}")
-    ids = [row["id"] for row in db.outbox()]
+    ids = [row.id for row in db.outbox()]
     now = datetime.now(UTC) + timedelta(seconds=1)
     first = outbox.due(db, limit=2, now=now, lease=timedelta(minutes=5))
-    assert [row["id"] for row in first] == ids[:2]
+    assert [row.id for row in first] == ids[:2]
     second = outbox.due(db, limit=10, now=now, lease=timedelta(minutes=10))
-    assert [row["id"] for row in second] == ids[2:]  # the leased rows are not offered again
+    assert [row.id for row in second] == ids[2:]  # the leased rows are not offered again
     assert outbox.due(db, limit=10, now=now + timedelta(minutes=4)) == []
     expired = outbox.due(db, limit=10, now=now + timedelta(minutes=6))
-    assert [row["id"] for row in expired] == ids[:2]  # a lease runs out (crashed deliverer)
+    assert [row.id for row in expired] == ids[:2]  # a lease runs out (crashed deliverer)
 
 
 def test_late_failure_never_undoes_a_delivery_and_stats(db: AppDatabase):
     row = _one_clip_failure(db)
     _one_clip_failure(db, "other")
     now = datetime.now(UTC)
-    assert outbox.mark_delivered(db, row["id"], 204, now=now)
-    assert not outbox.mark_failed(db, row["id"], "timeout", None, now + timedelta(seconds=10))
-    assert not outbox.mark_delivered(db, row["id"], 200)
-    state = outbox.get(db, row["id"])
-    assert (state["status"], state["attempts"], state["last_status_code"]) == ("delivered", 1, 204)
+    assert outbox.mark_delivered(db, row.id, 204, now=now)
+    assert not outbox.mark_failed(db, row.id, "timeout", None, now + timedelta(seconds=10))
+    assert not outbox.mark_delivered(db, row.id, 200)
+    state = outbox.get(db, row.id)
+    assert (state.status, state.attempts, state.last_status_code) == ("delivered", 1, 204)
     stats = outbox.stats(db, now=now + timedelta(seconds=5))
-    assert stats["pending"] == 1 and stats["delivered"] == 1 and stats["dead"] == 0 and stats["due"] == 1
-    assert stats["oldest_pending_age_seconds"] >= 0
-    assert isinstance(json.dumps(stats), str)
+    assert stats.pending == 1 and stats.delivered == 1 and stats.dead == 0 and stats.due == 1
+    assert stats.oldest_pending_age_seconds >= 0
+    assert isinstance(json.dumps(as_dict(stats)), str)
 
 
 def test_unconfigured_sends_nothing_and_says_so_once(db: AppDatabase, caplog):
@@ -351,7 +352,7 @@ def test_unconfigured_sends_nothing_and_says_so_once(db: AppDatabase, caplog):
     assert deliverer.deliver_due()["claimed"] == 0
     warnings = [r for r in caplog.records if "webhook delivery is off" in r.getMessage()]
     assert len(warnings) == 1 and "VERCEL_API_URL" in warnings[0].getMessage()
-    assert outbox.get(db, row["id"])["status"] == "pending"
+    assert outbox.get(db, row.id).status == "pending"
     no_secret = OutboxDeliverer(db, url="http://127.0.0.1:9/x", secret=None)
     assert no_secret.deliver_due()["claimed"] == 0
     assert SECRET not in caplog.text and SECRET not in repr(deliverer)
@@ -363,10 +364,10 @@ def test_secret_never_logged_even_when_the_receiver_echoes_it(db: AppDatabase, c
     echo = json.dumps({"error": f"bad signature, expected secret {SECRET}"}).encode()
     with Receiver(statuses=lambda n: 401, body=echo) as receiver:
         _deliverer(db, receiver.url).deliver_due()
-    state = outbox.get(db, row["id"])
-    assert state["last_status_code"] == 401
-    assert "[redacted]" in state["last_error"]
-    assert SECRET not in state["last_error"]
+    state = outbox.get(db, row.id)
+    assert state.last_status_code == 401
+    assert "[redacted]" in state.last_error
+    assert SECRET not in state.last_error
     assert SECRET not in caplog.text
     assert "webhook" in caplog.text  # the failure itself was logged
 
@@ -381,12 +382,12 @@ def test_run_forever_delivers_and_stops(db: AppDatabase):
             deliverer = _deliverer(db, receiver.url, client=client)
             thread = deliverer.start(stop, interval=0.05)
             deadline = time.monotonic() + 10
-            while db.outbox("rf")[0]["status"] != "delivered" and time.monotonic() < deadline:
+            while db.outbox("rf")[0].status != "delivered" and time.monotonic() < deadline:
                 time.sleep(0.02)
             stop.set()
             thread.join(timeout=5)
             deliverer.close()
             assert not client.is_closed
     assert not thread.is_alive()
-    assert db.outbox("rf")[0]["status"] == "delivered"
+    assert db.outbox("rf")[0].status == "delivered"
     assert json.loads(receiver.requests[0]["body"])["event"] == "batch.failed"

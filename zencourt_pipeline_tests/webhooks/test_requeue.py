@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import DeadSummary, OutboxEvent
 from zencourt_pipeline.db.schema import webhook_outbox
 from zencourt_pipeline.webhooks.deliverer import MIN_ATTEMPTS_BEFORE_DEAD, OutboxDeliverer
 from zencourt_pipeline_tests.conftest import make_batch
@@ -26,7 +27,7 @@ def kill(db: AppDatabase, ids: list[str]) -> None:
         )
 
 
-def three_dead_rows(db: AppDatabase) -> list[dict]:
+def three_dead_rows(db: AppDatabase) -> list[OutboxEvent]:
     """Two `clip.failed` rows and the rows of a canceled batch, all dead."""
     for name in ("d1", "d2"):
         batch, jobs = make_batch(name, n_jobs=1)
@@ -35,44 +36,44 @@ def three_dead_rows(db: AppDatabase) -> list[dict]:
     db.insert_batch(*make_batch("d3", n_jobs=1))
     db.cancel(batch_id="d3")
     rows = db.outbox()
-    assert len(rows) >= 3 and len({row["event"] for row in rows}) >= 2
-    kill(db, [row["id"] for row in rows])
-    return [outbox.get(db, row["id"]) for row in rows]
+    assert len(rows) >= 3 and len({row.event for row in rows}) >= 2
+    kill(db, [row.id for row in rows])
+    return [outbox.get(db, row.id) for row in rows]
 
 
 def test_list_and_requeue_dead_rows(app_db: AppDatabase):
     dead = three_dead_rows(app_db)
     listed = outbox.dead_rows(app_db)
-    assert [row["id"] for row in listed] == sorted(
-        [row["id"] for row in dead], key=lambda i: next((r["created_at"], r["id"]) for r in dead if r["id"] == i)
+    assert [row.id for row in listed] == sorted(
+        [row.id for row in dead], key=lambda i: next((r.created_at, r.id) for r in dead if r.id == i)
     )
-    assert "body" not in listed[0] and listed[0]["last_error"] == "HTTP 500: down"
+    assert listed[0].body is None and listed[0].last_error == "HTTP 500: down"
     summary = outbox.dead_summary(app_db)
-    assert summary["dead"] == len(dead) and sum(summary["by_event"].values()) == len(dead)
-    assert summary["oldest_dead_created_at"]
+    assert summary.dead == len(dead) and sum(summary.by_event.values()) == len(dead)
+    assert summary.oldest_dead_created_at
 
-    events = {row["event"] for row in dead}
+    events = {row.event for row in dead}
     one_event = sorted(events)[0]
-    expected = sum(1 for row in dead if row["event"] == one_event)
+    expected = sum(1 for row in dead if row.event == one_event)
     assert outbox.requeue_dead(app_db, event=one_event) == expected
     assert outbox.requeue_dead(app_db, ids=[]) == 0
     assert outbox.requeue_dead(app_db, ids=["no-such-row"]) == 0
-    remaining = [row for row in dead if row["event"] != one_event]
+    remaining = [row for row in dead if row.event != one_event]
     if remaining:
-        assert outbox.requeue_dead(app_db, ids=[remaining[0]["id"]]) == 1
+        assert outbox.requeue_dead(app_db, ids=[remaining[0].id]) == 1
     now = datetime.now(UTC)
     assert outbox.requeue_dead(app_db, now=now) == max(0, len(remaining) - 1)
     assert outbox.requeue_dead(app_db) == 0  # nothing dead any more
     for row in dead:
-        state = outbox.get(app_db, row["id"])
-        assert state["status"] == "pending" and state["attempts"] == 0
-        assert state["next_attempt_at"] <= datetime.now(UTC)
-    assert outbox.dead_summary(app_db) == {"dead": 0, "by_event": {}, "oldest_dead_created_at": None}
+        state = outbox.get(app_db, row.id)
+        assert state.status == "pending" and state.attempts == 0
+        assert state.next_attempt_at <= datetime.now(UTC)
+    assert outbox.dead_summary(app_db) == DeadSummary(dead=0, by_event={}, oldest_dead_created_at=None)
 
 
 def test_a_requeued_row_gets_new_tries_then_dies_again(app_db: AppDatabase):
     (row, *_rest) = three_dead_rows(app_db)
-    outbox.requeue_dead(app_db, ids=[row["id"]])
+    outbox.requeue_dead(app_db, ids=[row.id])
     url = f"http://127.0.0.1:{free_port()}/hook"  # still down
     clock = [datetime.now(UTC).timestamp()]
     deliverer = OutboxDeliverer(app_db, url=url, secret="s", clock=lambda: clock[0], rng=lambda: 0.0, timeout=2)
@@ -82,5 +83,5 @@ def test_a_requeued_row_gets_new_tries_then_dies_again(app_db: AppDatabase):
         outcomes.append("dead" if counts["dead"] else "failed")
         clock[0] += 7200
     assert outcomes == ["failed"] * (MIN_ATTEMPTS_BEFORE_DEAD - 1) + ["dead"]
-    state = outbox.get(app_db, row["id"])
-    assert state["status"] == "dead" and state["attempts"] == MIN_ATTEMPTS_BEFORE_DEAD
+    state = outbox.get(app_db, row.id)
+    assert state.status == "dead" and state.attempts == MIN_ATTEMPTS_BEFORE_DEAD

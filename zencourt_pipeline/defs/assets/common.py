@@ -12,7 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from zencourt_pipeline.db.database import AppDatabase, Row
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Batch, Job
 
 OWNERS = ["team:media-pipeline"]
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -23,7 +24,7 @@ STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTI
 # one run. It is left implicit because `backfill_policy=` on @asset is still beta in Dagster 1.13.
 
 
-def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Row, list[Row]]:
+def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Batch, list[Job]]:
     batch_id = context.partition_key
     batch = db.get_batch(batch_id)
     if batch is None:
@@ -38,7 +39,9 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 
 def _cell(value):
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, str):
+        return str(value)  # an ErrorCode or status member: its plain string
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     return str(value)
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from zencourt_pipeline.db.records import JobStatus
 from zencourt_pipeline.defs.assets.common import (
     OWNERS,
     STEP_RETRY,
@@ -14,6 +15,7 @@ from zencourt_pipeline.defs.assets.common import (
 from zencourt_pipeline.defs.assets.generation import generated_clips
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource, StorageResource
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
@@ -30,7 +32,6 @@ from zencourt_pipeline.pipeline.clip_checks import (
 )
 from zencourt_pipeline.pipeline.composition import compose_batch, normalize_outputs
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
-from zencourt_pipeline.pipeline.liveness import CLIP_CHECK_FAILED
 from zencourt_pipeline.storage.base import StorageError
 
 CLIPS_CHECK = "clips_usable"
@@ -73,17 +74,17 @@ def normalized_clips(
     storage_client = storage.get()
     with scratch_dir("normalize") as work:
         results = normalize_outputs(db, storage_client, batch, jobs, work)
-        jobs = db.get_jobs(batch["id"])
+        jobs = db.get_jobs(batch.id)
         inspections = _inspect_clips(storage_client, batch, jobs, work)
         gallery = _clip_gallery(storage_client, batch, jobs, work)
     durations = {job_id: inspection.duration_s for job_id, inspection in inspections.items() if inspection.duration_s}
     metadata = {
-        "batch_id": batch["id"],
+        "batch_id": batch.id,
         "clips_completed": count(results, "completed"),
         "clips_failed": count(results, "failed"),
         "clips_total_duration_s": round(sum(durations.values()), 2),
         "clips_total_bytes": sum(i.size_bytes or 0 for i in inspections.values()),
-        "clips": table(clip_rows(db, batch["id"], durations)),
+        "clips": table(clip_rows(db, batch.id, durations)),
         "normalized": table(results),
     }
     if gallery:
@@ -91,33 +92,33 @@ def normalized_clips(
     check = _clips_check(batch, jobs, inspections)
     # a failed blocking check stops composition until an operator regenerates the clips: the batch
     # shows it (blocked_reason) and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)
-    db.block_batch(batch["id"], None if check.passed else CLIP_CHECK_FAILED)
+    db.block_batch(batch.id, None if check.passed else ErrorCode.CLIP_CHECK_FAILED)
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
 def _inspect_clips(storage, batch, jobs, work: Path) -> dict[str, ClipInspection]:
     """The completed clips (what composition uses): the file normalize just wrote, else the stored one."""
-    width, height = ORIENTATION_SIZES[batch["orientation"]]
+    width, height = ORIENTATION_SIZES[batch.orientation]
     inspections = {}
     for job in jobs:
-        if job["status"] != "completed" or not job["video_url"]:
+        if job.status != JobStatus.COMPLETED or not job.video_url:
             continue
-        local = work / f"{job['id']}.clip.mp4"
+        local = work / f"{job.id}.clip.mp4"
         try:
             if not local.is_file():
-                key = storage.key_from_uri(job["video_url"]) or clip_key(batch["id"], job["id"])
-                local = storage.get_file(key, work / f"{job['id']}.check.mp4")
+                key = storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id)
+                local = storage.get_file(key, work / f"{job.id}.check.mp4")
         except StorageError as exc:
-            inspections[job["id"]] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
+            inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
             continue
-        inspections[job["id"]] = inspect_clip(
-            local, expected_duration_s=float(job["duration_seconds"]), width=width, height=height
+        inspections[job.id] = inspect_clip(
+            local, expected_duration_s=float(job.duration_seconds), width=width, height=height
         )
     return inspections
 
 
 def _clips_check(batch, jobs, inspections: dict[str, ClipInspection]) -> dg.AssetCheckResult:
-    rooms = {job["id"]: job["room_name"] for job in jobs}
+    rooms = {job.id: job.room_name for job in jobs}
     failing = {job_id: i for job_id, i in inspections.items() if not i.passed}
     rows = [
         {
@@ -138,17 +139,17 @@ def _clips_check(batch, jobs, inspections: dict[str, ClipInspection]) -> dg.Asse
     if failing:
         reasons = " | ".join(f"{job_id} ({rooms.get(job_id)}): {'; '.join(i.problems)}" for job_id, i in failing.items())
         description = (
-            f"Composition of batch {batch['id']} stopped: {len(failing)} of {len(inspections)} clips unusable: {reasons}"
+            f"Composition of batch {batch.id} stopped: {len(failing)} of {len(inspections)} clips unusable: {reasons}"
         )
     else:
-        description = f"all {len(inspections)} clips of batch {batch['id']} usable"
+        description = f"all {len(inspections)} clips of batch {batch.id} usable"
     return dg.AssetCheckResult(
         check_name=CLIPS_CHECK,
         passed=not failing,
         severity=dg.AssetCheckSeverity.ERROR,
         description=description,
         metadata={
-            "batch_id": batch["id"],
+            "batch_id": batch.id,
             "clips_checked": len(inspections),
             "clips_failing": len(failing),
             "failing_jobs": ", ".join(failing) or "none",
@@ -161,19 +162,19 @@ def _clip_gallery(storage, batch, jobs, work: Path, width: int = 192) -> str | N
     """Each completed clip's thumbnail, small, with its room name (markdown)."""
     parts = []
     for job in jobs:
-        if job["status"] != "completed":
+        if job.status != JobStatus.COMPLETED:
             continue
-        local = work / f"{job['id']}.thumb.jpg"
+        local = work / f"{job.id}.thumb.jpg"
         try:
             if not local.is_file():
-                key = (job["thumbnail_url"] and storage.key_from_uri(job["thumbnail_url"])) or clip_thumbnail_key(
-                    batch["id"], job["id"]
+                key = (job.thumbnail_url and storage.key_from_uri(job.thumbnail_url)) or clip_thumbnail_key(
+                    batch.id, job.id
                 )
-                local = storage.get_file(key, work / f"{job['id']}.gallery.jpg")
-            image = image_markdown(local, alt=job["room_name"] or job["id"], width=width, quality=70)
+                local = storage.get_file(key, work / f"{job.id}.gallery.jpg")
+            image = image_markdown(local, alt=job.room_name or job.id, width=width, quality=70)
         except (StorageError, OSError):
             continue
-        parts.append(f"**{job['room_name'] or job['id']}** (`{job['id']}`)\n\n{image}")
+        parts.append(f"**{job.room_name or job.id}** (`{job.id}`)\n\n{image}")
     return "\n\n".join(parts) if parts else None
 
 
@@ -233,21 +234,21 @@ def composed_video(
         )
         preview = None
         if report.local_thumbnail and report.local_thumbnail.is_file():
-            preview = image_markdown(report.local_thumbnail, alt=f"{batch['id']} thumbnail", width=480)
+            preview = image_markdown(report.local_thumbnail, alt=f"{batch.id} thumbnail", width=480)
         durations = _composed_clip_durations(work, jobs)
         if report.status == "completed":
             check = _video_check(storage_client, batch, report, work)
     if report.status in ("failed", "canceled"):
-        raise dg.Failure(f"batch {batch['id']} {report.status}: {report.error}", allow_retries=False)
-    rows = clip_rows(db, batch["id"], durations)
+        raise dg.Failure(f"batch {batch.id} {report.status}: {report.error}", allow_retries=False)
+    rows = clip_rows(db, batch.id, durations)
     costs = [row.cost_credits for row in rows if row.cost_credits is not None]
     metadata = {
-        "batch_id": batch["id"],
-        "listing_id": batch["listing_id"],
-        "title": batch["title"],
+        "batch_id": batch.id,
+        "listing_id": batch.listing_id,
+        "title": batch.title,
         "status": report.status,
         "template": report.template,
-        "orientation": config.orientation or batch["orientation"],
+        "orientation": config.orientation or batch.orientation,
         "resolution": f"{report.width}x{report.height}" if report.width else None,
         "duration_s": report.duration_s,
         "planned_duration_s": report.planned_duration_s,
@@ -272,7 +273,7 @@ def composed_video(
     if check is None:  # clip-first (no video composed): nothing to check
         check = dg.AssetCheckResult(
             check_name=VIDEO_CHECK, passed=True, description=f"no video composed ({report.status})",
-            metadata={"batch_id": batch["id"]},
+            metadata={"batch_id": batch.id},
         )
     return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[check])
 
@@ -281,10 +282,10 @@ def _composed_clip_durations(work: Path, jobs) -> dict[str, float]:
     """Durations of the normalized clips compose_batch downloaded into `work`."""
     durations = {}
     for job in jobs:
-        path = work / f"{job['id']}.mp4"
+        path = work / f"{job.id}.mp4"
         if path.is_file():
             try:
-                durations[job["id"]] = probe(path).duration
+                durations[job.id] = probe(path).duration
             except MediaError:
                 continue
     return durations
@@ -303,16 +304,16 @@ def _video_check(storage, batch, report, work: Path) -> dg.AssetCheckResult:
     except StorageError as exc:
         return dg.AssetCheckResult(
             check_name=VIDEO_CHECK, passed=False, description=f"published video not readable: {exc.code}: {exc.message}",
-            metadata={"batch_id": batch["id"]},
+            metadata={"batch_id": batch.id},
         )
     expects_audio = load_template(report.template).music is not None
     inspection = inspect_composed(
         video, planned_duration_s=report.planned_duration_s or 0.0, expects_audio=expects_audio, thumbnail=thumbnail
     )
     description = (
-        f"video of batch {batch['id']}: " + "; ".join(inspection.problems)
+        f"video of batch {batch.id}: " + "; ".join(inspection.problems)
         if inspection.problems
-        else f"video of batch {batch['id']} matches its plan ({inspection.duration_s} s, "
+        else f"video of batch {batch.id} matches its plan ({inspection.duration_s} s, "
         f"audio {'present' if inspection.has_audio else 'none (template without music)'}, thumbnail stored)"
     )
     return dg.AssetCheckResult(
@@ -320,7 +321,7 @@ def _video_check(storage, batch, report, work: Path) -> dg.AssetCheckResult:
         passed=inspection.passed,
         description=description,
         metadata={
-            "batch_id": batch["id"],
+            "batch_id": batch.id,
             "duration_s": inspection.duration_s,
             "planned_duration_s": inspection.planned_duration_s,
             "has_audio": bool(inspection.has_audio),

@@ -91,10 +91,10 @@ def clip_tasks(
         except (RegenerationRefused, BatchRejected) as exc:
             raise dg.Failure(
                 f"regeneration refused: {exc.code}: {exc.message}",
-                metadata={"error_code": exc.code, "regenerate_job_ids": ", ".join(config.regenerate_job_ids)},
+                metadata={"error_code": str(exc.code), "regenerate_job_ids": ", ".join(config.regenerate_job_ids)},
                 allow_retries=False,
             ) from exc
-        superseded = reset_for_regeneration(db, batch["id"], [job["id"] for job in plan.reset])
+        superseded = reset_for_regeneration(db, batch.id, [job.id for job in plan.reset])
         context.log.info(f"regenerating {len(plan.reset)} job(s); {superseded} finished task(s) superseded")
         for job_id, why in plan.skipped.items():
             context.log.warning(f"job {job_id} not reset: {why}")
@@ -110,9 +110,9 @@ def clip_tasks(
             db, storage.get(), chain, batch, jobs, work, run_id=context.run.run_id, is_run_active=is_run_active,
             quota=_quota_limits(pipeline_settings),
         )
-    ready, _digest = generation_state(db, batch["id"])
+    ready, _digest = generation_state(db, batch.id)
     metadata = {
-        "batch_id": batch["id"],
+        "batch_id": batch.id,
         "submitted": count(outcomes, "submitted"),
         "already_submitted": count(outcomes, "existing"),
         "failed": count(outcomes, "failed"),
@@ -121,7 +121,7 @@ def clip_tasks(
         "tasks": table(outcomes),
     }
     if plan is not None:
-        metadata["regenerated_jobs"] = ", ".join(job["id"] for job in plan.reset) or None
+        metadata["regenerated_jobs"] = ", ".join(job.id for job in plan.reset) or None
         metadata["superseded_tasks"] = superseded
         if plan.skipped:
             metadata["regenerate_skipped"] = "; ".join(f"{job_id}: {why}" for job_id, why in plan.skipped.items())
@@ -171,7 +171,7 @@ def generated_clips(
         return
     yield dg.MaterializeResult(
         metadata={
-            "batch_id": batch["id"],
+            "batch_id": batch.id,
             "clips_stored": count(outcomes, "stored"),
             "clips_failed": count(outcomes, "failed"),
             "clips": table(outcomes),

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from zencourt_pipeline.db.schema import TERMINAL_STATUSES
+from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.defs.assets.common import (
     OWNERS,
     STEP_RETRY,
@@ -16,6 +16,7 @@ from zencourt_pipeline.defs.resources import (
     PipelineSettingsResource,
     StorageResource,
 )
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.clip_checks import (
     MAX_PHOTO_ASPECT,
     MIN_PHOTO_SHORT_SIDE,
@@ -66,36 +67,38 @@ def listing_photos(
     quota = []
     try:
         validate_batch(batch, jobs)
-        if batch["status"] not in TERMINAL_STATUSES and not db.tasks_for_batch(batch["id"]):
+        if not batch.terminal and not db.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             quota = enforce_quota(
                 db,
                 batch,
-                sum(1 for job in jobs if job["status"] not in TERMINAL_STATUSES),
+                sum(1 for job in jobs if not job.terminal),
                 listing_quota=pipeline_settings.monthly_clip_quota,
                 workspace_quota=pipeline_settings.workspace_monthly_clip_quota,
             )
     except BatchRejected as exc:
-        reject_batch(db, batch["id"], jobs, exc)
+        reject_batch(db, batch.id, jobs, exc)
         raise dg.Failure(
             f"batch rejected at intake: {exc.code}: {exc.message}",
-            metadata={"error_code": exc.code, "error_message": exc.message, "batch_id": batch["id"]},
+            metadata={"error_code": str(exc.code), "error_message": exc.message, "batch_id": batch.id},
             allow_retries=False,
         ) from exc
-    if batch["status"] == "pending":
-        db.start_batch(batch["id"])
+    if batch.status == BatchStatus.PENDING:
+        db.start_batch(batch.id)
     storage_client = storage.get()
     with scratch_dir("intake") as work:
         results = ingest_photos(db, storage_client, batch, jobs, work, generators.fetch_policy())
         ready = count(results, "ready")
         if ready == 0:
-            db.finish_batch(batch["id"], "failed", error="no usable photo in the batch", error_code="NO_USABLE_PHOTO")
+            db.finish_batch(
+                batch.id, BatchStatus.FAILED, error="no usable photo in the batch", error_code=ErrorCode.NO_USABLE_PHOTO
+            )
             raise dg.Failure("no usable photo in the batch", metadata={"photos": table(results)}, allow_retries=False)
-        check = _photos_check(storage_client, results, work, batch["id"])
+        check = _photos_check(storage_client, results, work, batch.id)
     metadata = {
-        "batch_id": batch["id"],
-        "listing_id": batch["listing_id"],
-        "orientation": batch["orientation"],
+        "batch_id": batch.id,
+        "listing_id": batch.listing_id,
+        "orientation": batch.orientation,
         "photos_total": len(results),
         "photos_ready": ready,
         "photos_failed": count(results, "failed"),

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, StringConstraints, ValidationError
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.service.errors import ApiError, validation_error
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -22,13 +23,13 @@ async def read_json(request: Request, model: type[M]) -> M:
     """Parse the body (already size-limited by the middleware) as a JSON object into `model`."""
     body = await request.body()
     if not body.strip():
-        raise ApiError(400, "MISSING_REQUIRED_FIELD", "request body must be a JSON object")
+        raise ApiError(400, ErrorCode.MISSING_REQUIRED_FIELD, "request body must be a JSON object")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "INVALID_INPUT", "request body is not valid JSON") from None
+        raise ApiError(400, ErrorCode.INVALID_INPUT, "request body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise ApiError(400, "INVALID_INPUT", "request body must be a JSON object")
+        raise ApiError(400, ErrorCode.INVALID_INPUT, "request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -37,5 +38,5 @@ async def read_json(request: Request, model: type[M]) -> M:
 
 def check_id(value: str, name: str) -> str:
     if not ID_RE.match(value):
-        raise ApiError(400, "INVALID_INPUT", f"{name} must match {ID_PATTERN}", {"field": name})
+        raise ApiError(400, ErrorCode.INVALID_INPUT, f"{name} must match {ID_PATTERN}", {"field": name})
     return value

@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
+
+from zencourt_pipeline.service.models import HealthChecks, HealthResponse
 
 logger = logging.getLogger("zencourt_pipeline.service.health")
 router = APIRouter()
@@ -76,8 +77,8 @@ async def _optional(name: str, probe: Callable[[], dict] | None, absent: dict) -
     return value if error is None else {"ok": False, "error": error}
 
 
-@router.get("/health")
-async def health(request: Request) -> JSONResponse:
+@router.get("/health", response_model=HealthResponse, response_model_by_alias=True)
+async def health(request: Request, response: Response) -> HealthResponse:
     state = request.app.state
     database, storage, daemon, providers = await asyncio.gather(
         _reachability("database", state.db.ping),
@@ -94,13 +95,14 @@ async def health(request: Request) -> JSONResponse:
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    body = {
-        "status": status,
-        "checks": {"database": database, "storage": storage, "daemon": daemon, "providers": providers},
-        "database": database["ok"],
-        "storage": storage["ok"],
-        "storageBackend": storage["backend"],
-        "apiKeyConfigured": bool(state.settings.video_server_api_key),
-        "uptimeSeconds": round(time.monotonic() - state.started_at, 1),
-    }
-    return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
+    response.status_code = code
+    response.headers["Cache-Control"] = "no-store"
+    return HealthResponse(
+        status=status,
+        checks=HealthChecks(database=database, storage=storage, daemon=daemon, providers=providers),
+        database=database["ok"],
+        storage=storage["ok"],
+        storage_backend=storage["backend"],
+        api_key_configured=bool(state.settings.video_server_api_key),
+        uptime_seconds=round(time.monotonic() - state.started_at, 1),
+    )

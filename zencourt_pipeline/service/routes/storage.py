@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, field_validato
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.service.auth import require_api_key
 from zencourt_pipeline.service.errors import ApiError
+from zencourt_pipeline.service.models import DeleteResponse, SignedUrlResponse, UploadResponse
 from zencourt_pipeline.service.routes.common import read_json
 from zencourt_pipeline.storage.base import MAX_SIGNED_URL_SECONDS, content_type_for, validate_key
 
@@ -61,12 +63,12 @@ class SignedUrlRequest(KeyRequest):
         return value
 
 
-@router.post("/signed-url")
-async def signed_url(request: Request) -> dict:
+@router.post("/signed-url", response_model=SignedUrlResponse, response_model_by_alias=True)
+async def signed_url(request: Request) -> SignedUrlResponse:
     body = await read_json(request, SignedUrlRequest)
     key = validate_key(body.key)
     url = await run_in_threadpool(request.app.state.storage.url, key, body.expiresIn)
-    return {"success": True, "key": key, "url": url, "expiresIn": body.expiresIn}
+    return SignedUrlResponse(key=key, url=url, expires_in=body.expiresIn)
 
 
 def _content_type(upload: UploadFile, key: str) -> str:
@@ -74,7 +76,7 @@ def _content_type(upload: UploadFile, key: str) -> str:
     if declared and declared not in GENERIC_CONTENT_TYPES:
         if not CONTENT_TYPE_RE.match(declared):
             raise ApiError(
-                400, "INVALID_INPUT", "invalid content type of the uploaded file", {"field": "file"}
+                400, ErrorCode.INVALID_INPUT, "invalid content type of the uploaded file", {"field": "file"}
             )
         return declared
     return content_type_for(key)
@@ -92,40 +94,40 @@ def _store(storage, key: str, upload: UploadFile, content_type: str) -> tuple[st
         Path(tmp).unlink(missing_ok=True)
 
 
-@router.post("/upload")
-async def upload(request: Request) -> dict:
+@router.post("/upload", response_model=UploadResponse, response_model_by_alias=True)
+async def upload(request: Request) -> UploadResponse:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
-        raise ApiError(400, "INVALID_INPUT", "send multipart/form-data with the fields 'file' and 'key'")
+        raise ApiError(400, ErrorCode.INVALID_INPUT, "send multipart/form-data with the fields 'file' and 'key'")
     form = await request.form(max_files=1, max_fields=8)
     try:
         missing = [name for name in ("file", "key") if form.get(name) in (None, "")]
         if missing:
             raise ApiError(
                 400,
-                "MISSING_REQUIRED_FIELD",
+                ErrorCode.MISSING_REQUIRED_FIELD,
                 f"missing required field(s): {', '.join(missing)}",
                 {"fields": missing},
             )
         file: Any = form.get("file")
         key: Any = form.get("key")
         if not isinstance(file, UploadFile):
-            raise ApiError(400, "INVALID_INPUT", "'file' must be a file part", {"field": "file"})
+            raise ApiError(400, ErrorCode.INVALID_INPUT, "'file' must be a file part", {"field": "file"})
         if not isinstance(key, str):
-            raise ApiError(400, "INVALID_INPUT", "'key' must be a text field", {"field": "key"})
+            raise ApiError(400, ErrorCode.INVALID_INPUT, "'key' must be a text field", {"field": "key"})
         key = validate_key(key)
         content_type = _content_type(file, key)
         uri, size = await run_in_threadpool(_store, request.app.state.storage, key, file, content_type)
     finally:
         await form.close()
     logger.info("file uploaded", extra={"key": key, "bytes": size, "contentType": content_type})
-    return {"success": True, "key": key, "url": uri, "contentType": content_type, "size": size}
+    return UploadResponse(key=key, url=uri, content_type=content_type, size=size)
 
 
-@router.delete("/delete")
-async def delete(request: Request) -> dict:
+@router.delete("/delete", response_model=DeleteResponse, response_model_by_alias=True)
+async def delete(request: Request) -> DeleteResponse:
     body = await read_json(request, KeyRequest)
     key = validate_key(body.key)
     deleted = await run_in_threadpool(request.app.state.storage.delete, key)
     logger.info("file deleted", extra={"key": key, "deleted": deleted})
-    return {"success": True, "key": key, "deleted": deleted}
+    return DeleteResponse(key=key, deleted=deleted)

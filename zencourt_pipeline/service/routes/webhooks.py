@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from zencourt_pipeline.db.schema import generation_tasks
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.fal_webhook import (
     JwksUnavailableError,
     WebhookVerificationError,
     parse_fal_webhook,
 )
-from zencourt_pipeline.service.errors import ApiError
+from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
+from zencourt_pipeline.service.models import FalWebhookResponse
 
 logger = logging.getLogger("zencourt_pipeline.service.webhooks")
 router = APIRouter()
@@ -31,19 +31,13 @@ router = APIRouter()
 
 def _task_known(db, provider: str, task_id: str) -> bool | None:
     try:
-        with db.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(generation_tasks.c.id).where(
-                    generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id
-                )
-            ).first()
-        return row is not None
+        return db.task_known(provider, task_id)
     except Exception:  # noqa: BLE001 - only used for logging
         return None
 
 
-@router.post("/webhooks/fal")
-async def fal_webhook(request: Request) -> dict:
+@router.post("/webhooks/fal", response_model=FalWebhookResponse, response_model_by_alias=True)
+async def fal_webhook(request: Request) -> FalWebhookResponse:
     state = request.app.state
     raw = await request.body()
 
@@ -52,22 +46,22 @@ async def fal_webhook(request: Request) -> dict:
     except JwksUnavailableError as exc:  # fal's keys could not be loaded: let fal retry later
         logger.error("could not verify fal webhook: %s", exc.reason)
         raise ApiError(
-            503, "WEBHOOK_VERIFICATION_UNAVAILABLE", "could not verify the webhook signature now; retry later"
+            503, ApiErrorCode.WEBHOOK_VERIFICATION_UNAVAILABLE, "could not verify the webhook signature now; retry later"
         ) from None
     except WebhookVerificationError as exc:
         logger.warning("rejected fal webhook: %s", exc.reason)
-        raise ApiError(401, "UNAUTHORIZED", "invalid fal webhook signature", {"reason": exc.reason}) from None
+        raise ApiError(401, ApiErrorCode.UNAUTHORIZED, "invalid fal webhook signature", {"reason": exc.reason}) from None
     except Exception as exc:
         logger.error("could not verify fal webhook", exc_info=True, extra={"errorType": type(exc).__name__})
         raise ApiError(
-            503, "WEBHOOK_VERIFICATION_UNAVAILABLE", "could not verify the webhook signature now; retry later"
+            503, ApiErrorCode.WEBHOOK_VERIFICATION_UNAVAILABLE, "could not verify the webhook signature now; retry later"
         ) from None
 
     try:
         completion = parse_fal_webhook(raw)
     except ValueError as exc:
         logger.warning("malformed fal webhook: %s", exc)
-        raise ApiError(400, "INVALID_INPUT", f"malformed fal webhook: {exc}") from None
+        raise ApiError(400, ErrorCode.INVALID_INPUT, f"malformed fal webhook: {exc}") from None
 
     status = getattr(completion.status, "value", completion.status)
     try:
@@ -85,7 +79,7 @@ async def fal_webhook(request: Request) -> dict:
         )
     except Exception:
         logger.exception("could not record fal webhook", extra={"requestId": completion.task_id})
-        raise ApiError(500, "DATABASE_ERROR", "could not record the completion; retry later") from None
+        raise ApiError(500, ApiErrorCode.DATABASE_ERROR, "could not record the completion; retry later") from None
 
     fields = {"requestId": completion.task_id, "completionStatus": status, "duplicate": not inserted}
     if not inserted:
@@ -99,4 +93,4 @@ async def fal_webhook(request: Request) -> dict:
         )
     else:
         logger.info("fal webhook recorded", extra=fields)
-    return {"success": True, "requestId": completion.task_id, "duplicate": not inserted}
+    return FalWebhookResponse(request_id=completion.task_id, duplicate=not inserted)

@@ -1,0 +1,284 @@
+"""What the database layer hands out: one frozen dataclass per table row, and the statuses.
+
+Every `AppDatabase` read (db/database.py and its mixins, db/outbox.py) returns these records, built
+from SQLAlchemy rows here (`Record.from_row`) and nowhere else: callers read attributes
+(`batch.status`, `job.error_code`), never keys. A caller that needs a dict (a webhook payload,
+Dagster metadata, JSON) converts explicitly with `as_dict`.
+
+Statuses are `StrEnum`s: a member *is* its string, so the database, the webhook bodies and the
+HTTP API carry the same values as before (`BatchStatus.PENDING == "pending"`). Times are UTC-aware
+(SQLite hands them back naive; they were written as UTC). Error codes stay `str` on the records:
+the web app's rows may carry codes of other writers; what the pipeline writes is an `ErrorCode`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+from zencourt_pipeline.db.clock import as_utc
+
+
+class BatchStatus(enum.StrEnum):
+    """`video_gen_batch.status` (docs/contract.md section 3)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+class JobStatus(enum.StrEnum):
+    """`video_gen_jobs.status` (the same five values as a batch's)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+# a terminal batch or job changes no more (both enums share the values: either member matches)
+TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+OPEN_BATCH_STATUSES: tuple[BatchStatus, ...] = (BatchStatus.PENDING, BatchStatus.PROCESSING)
+
+
+class GenerationTaskStatus(enum.StrEnum):
+    """`generation_tasks.status`; a completion's status (`generation_completions.status`) is one of
+    SUCCEEDED, FAILED, CANCELED. (`providers.base.TaskStatus` is a provider's poll answer.)"""
+
+    SUBMITTING = "submitting"  # the intent, written before the provider is called
+    SUBMITTED = "submitted"  # the provider accepted it: it has a task id (and is paid)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ABANDONED = "abandoned"  # an intent given up by earlier versions
+    REJECTED = "rejected"  # a refusal, as earlier versions wrote it
+    SUPERSEDED = "superseded"  # an operator regenerated the job: paid and finished, a newer task replaces it
+
+
+class OutboxStatus(enum.StrEnum):
+    """`webhook_outbox.status`: pending -> delivered | dead (and dead -> pending on a requeue)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class Record:
+    """Base of the row records: `from_row` maps a SQLAlchemy row (or mapping) onto the fields."""
+
+    __slots__ = ()
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {}
+
+    @classmethod
+    def from_row(cls, row: Any, **overrides: Any) -> Self:
+        mapping = row._mapping if hasattr(row, "_mapping") else row
+        values = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name in overrides:
+                value = overrides[f.name]
+            elif f.name in mapping:
+                value = mapping[f.name]
+            else:
+                continue  # a column the query did not select: the field's default
+            if isinstance(value, datetime):
+                value = as_utc(value)
+            elif value is not None and f.name in cls._ENUMS:
+                value = cls._ENUMS[f.name](value)
+            values[f.name] = value
+        return cls(**values)
+
+
+def as_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A record as a plain dict (field order), for JSON or metadata; `omit` drops fields."""
+    return {name: value for name, value in asdict(record).items() if name not in omit}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Record):
+    """A `video_gen_batch` row."""
+
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {"status": BatchStatus}
+
+    id: str
+    listing_id: str
+    orientation: str = "landscape"
+    template: str | None = None
+    title: str | None = None
+    status: BatchStatus = BatchStatus.PENDING
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    claimed_at: datetime | None = None
+    workspace_id: str | None = None
+    error_code: str | None = None
+    blocked_reason: str | None = None
+    processing_started_at: datetime | None = None
+    sensor_checked_at: datetime | None = None
+    composed_digest: str | None = None
+    compose_attempts: int = 0
+    intake_attempts: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Record):
+    """A `video_gen_jobs` row."""
+
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {"status": JobStatus}
+
+    id: str
+    batch_id: str
+    image_url: str
+    sort_order: int = 0
+    room_name: str | None = None
+    prompt: str | None = None
+    duration_seconds: int = 5
+    status: JobStatus = JobStatus.PENDING
+    provider: str | None = None
+    provider_task_id: str | None = None
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    photo_key: str | None = None
+    raw_clip_key: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Task(Record):
+    """A `generation_tasks` row: one paid (or local) generation request."""
+
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {"status": GenerationTaskStatus}
+
+    id: int
+    job_id: str
+    batch_id: str
+    provider: str
+    status: GenerationTaskStatus
+    task_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    cost_credits: float | None = None
+    provider_meta: str | None = None  # JSON text, see `meta`
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_polled_at: datetime | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    possibly_orphaned: bool = False
+    download_attempts: int = 0
+    download_error: str | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """`provider_meta` parsed (fal's URLs, the model, the intent's run id); {} when unset."""
+        return json.loads(self.provider_meta or "{}")
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRecord(Record):
+    """A `generation_completions` row (not `providers.base.Completion`, what a provider reports)."""
+
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {"status": GenerationTaskStatus}
+
+    id: int
+    provider: str
+    task_id: str
+    status: GenerationTaskStatus  # SUCCEEDED | FAILED | CANCELED
+    source: str  # webhook | poll | local
+    job_id: str | None = None
+    batch_id: str | None = None
+    output_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    payload: str | None = None  # the raw JSON as received
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent(Record):
+    """A `webhook_outbox` row. `body` is None where it was not read (`outbox.dead_rows`);
+    `lease_until` is set on the rows `outbox.due` claimed (their new `next_attempt_at`)."""
+
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {"status": OutboxStatus}
+
+    id: str
+    event: str
+    batch_id: str
+    job_id: str | None = None
+    body: str | None = None
+    status: OutboxStatus = OutboxStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_status_code: int | None = None
+    delivered_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow(Record):
+    """An accepted generation task with its completion, if any (`generation_history`, analytics)."""
+
+    provider: str
+    task_id: str
+    batch_id: str
+    job_id: str
+    task_status: str
+    cost_credits: float | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    submitted_at: datetime | None = None
+    completion_status: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """`outbox.stats`: rows per status, the pending rows due now, the oldest pending row."""
+
+    pending: int
+    delivered: int
+    dead: int
+    due: int
+    oldest_pending_at: str | None  # ISO 8601
+    oldest_pending_age_seconds: float | None
+    max_pending_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadSummary:
+    """`outbox.dead_summary`: how many rows are dead, per event, and the oldest one's creation."""
+
+    dead: int
+    by_event: dict[str, int]
+    oldest_dead_created_at: str | None  # ISO 8601

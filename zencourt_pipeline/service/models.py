@@ -1,0 +1,202 @@
+"""The service's response bodies (docs/contract.md section 4) as pydantic models.
+
+Fields are snake_case; the JSON the web app receives is camelCase (`alias_generator=to_camel`,
+serialized `by_alias`), in field order, with nulls written out: the same names, values and order
+as the hand-written dicts these replace. Built from the database records (`from_records`); the
+statuses are the records' `StrEnum`s (their JSON is the plain string).
+
+Two members stay JSON payloads, not models: a batch's `spend` (`pipeline.spend.ledger_json`, the
+same JSON `zencourt spend --json` prints) and the `/health` probe results (observability/health.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
+from zencourt_pipeline.db.spend import SpendLedger
+from zencourt_pipeline.pipeline.spend import ledger_json
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as the API writes it: ISO 8601, UTC, `Z`."""
+    return as_utc(value).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+# -- POST /video/generate, POST /video/cancel ---------------------------------------------------
+class GenerateResponse(ApiModel):
+    success: bool = True
+    batch_id: str
+    status: BatchStatus = BatchStatus.PENDING
+
+
+class CancelResponse(ApiModel):
+    success: bool = True
+    canceled: int
+    job_ids: list[str]
+    batch_ids: list[str]
+
+
+# -- GET /video/batches/{id} ---------------------------------------------------------------------
+class Progress(ApiModel):
+    """Clips by status; `percent`: the share of clips that finished (completed, failed or canceled)."""
+
+    total: int
+    completed: int = 0
+    failed: int = 0
+    canceled: int = 0
+    processing: int = 0
+    pending: int = 0
+    percent: int
+
+    @classmethod
+    def of(cls, jobs: list[Job], batch_status: BatchStatus) -> Progress:
+        counts = dict.fromkeys(
+            (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.PROCESSING, JobStatus.PENDING), 0
+        )
+        for job in jobs:
+            if job.status in counts:
+                counts[job.status] += 1
+        total = len(jobs)
+        finished = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELED]
+        # the batch `status` says whether the listing video is done too
+        if total:
+            percent = int(finished * 100 / total)
+        else:
+            percent = 100 if batch_status in TERMINAL_STATUSES else 0
+        return cls(total=total, **{str(status): n for status, n in counts.items()}, percent=percent)
+
+
+class JobResponse(ApiModel):
+    id: str
+    room_name: str | None
+    sort_order: int
+    status: JobStatus
+    provider: str | None
+    provider_task_id: str | None
+    video_url: str | None
+    thumbnail_url: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: str | None
+    updated_at: str | None
+
+    @classmethod
+    def from_record(cls, job: Job) -> JobResponse:
+        return cls(
+            id=job.id,
+            room_name=job.room_name,
+            sort_order=job.sort_order,
+            status=job.status,
+            provider=job.provider,
+            provider_task_id=job.provider_task_id,
+            video_url=job.video_url,
+            thumbnail_url=job.thumbnail_url,
+            error_code=job.error_code,
+            error_message=job.error_message,
+            created_at=iso(job.created_at),
+            updated_at=iso(job.updated_at),
+        )
+
+
+class BatchResponse(ApiModel):
+    """The status API's batch."""
+
+    success: bool = True
+    id: str
+    listing_id: str
+    status: BatchStatus
+    orientation: str
+    template: str | None
+    title: str | None
+    video_url: str | None
+    thumbnail_url: str | None
+    error: str | None
+    error_code: str | None
+    blocked_reason: str | None  # why a processing batch waits for an operator (CLIP_CHECK_FAILED)
+    created_at: str | None
+    updated_at: str | None
+    progress: Progress
+    # what the batch's provider requests cost: {"usd", "tasks", "possiblyOrphaned", "byProvider", ...}
+    spend: dict[str, Any]
+    jobs: list[JobResponse]
+
+    @classmethod
+    def from_records(cls, batch: Batch, jobs: list[Job], spend: SpendLedger | None = None) -> BatchResponse:
+        """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`)."""
+        return cls(
+            id=batch.id,
+            listing_id=batch.listing_id,
+            status=batch.status,
+            orientation=batch.orientation,
+            template=batch.template,
+            title=batch.title,
+            video_url=batch.video_url,
+            thumbnail_url=batch.thumbnail_url,
+            error=batch.error,
+            error_code=batch.error_code,
+            blocked_reason=batch.blocked_reason,
+            created_at=iso(batch.created_at),
+            updated_at=iso(batch.updated_at),
+            progress=Progress.of(jobs, batch.status),
+            spend=ledger_json(spend or SpendLedger()),
+            jobs=[JobResponse.from_record(job) for job in jobs],
+        )
+
+
+# -- POST /webhooks/fal ------------------------------------------------------------------------------
+class FalWebhookResponse(ApiModel):
+    success: bool = True
+    request_id: str
+    duplicate: bool
+
+
+# -- storage -------------------------------------------------------------------------------------------
+class SignedUrlResponse(ApiModel):
+    success: bool = True
+    key: str
+    url: str
+    expires_in: int
+
+
+class UploadResponse(ApiModel):
+    success: bool = True
+    key: str
+    url: str
+    content_type: str
+    size: int
+
+
+class DeleteResponse(ApiModel):
+    success: bool = True
+    key: str
+    deleted: bool
+
+
+# -- GET /health -----------------------------------------------------------------------------------------
+class HealthChecks(ApiModel):
+    """Each probe's result as observability/health.py reports it (`ok`, `latencyMs`, ...)."""
+
+    database: dict[str, Any]
+    storage: dict[str, Any]
+    daemon: dict[str, Any]
+    providers: dict[str, Any]
+
+
+class HealthResponse(ApiModel):
+    status: str  # ok | degraded | unavailable
+    checks: HealthChecks
+    database: bool
+    storage: bool
+    storage_backend: str | None
+    api_key_configured: bool
+    uptime_seconds: float
