@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import graphs, overlays, smart_plan, smart_render
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
@@ -95,15 +96,15 @@ def planned_duration(clip_durations: list[float], template: Template) -> float:
 
 def _validate(clips: list[ClipInput], width: int, height: int, *, files: bool = True) -> None:
     if not clips:
-        raise MediaError("INVALID_INPUT", "cannot compose a video from zero clips")
+        raise MediaError(ErrorCode.INVALID_INPUT, "cannot compose a video from zero clips")
     if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise MediaError("INVALID_INPUT", f"output size must be positive and even, got {width}x{height}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"output size must be positive and even, got {width}x{height}")
     for i, clip in enumerate(clips):
         if files and not Path(clip.path).is_file():
-            raise MediaError("INVALID_INPUT", f"clip {i} not found: {clip.path}")
+            raise MediaError(ErrorCode.INVALID_INPUT, f"clip {i} not found: {clip.path}")
         if not clip.duration_s >= _MIN_CLIP_S:
             raise MediaError(
-                "INVALID_INPUT", f"clip {i} is {clip.duration_s} s; clips must be >= {_MIN_CLIP_S} s"
+                ErrorCode.INVALID_INPUT, f"clip {i} is {clip.duration_s} s; clips must be >= {_MIN_CLIP_S} s"
             )
 
 
@@ -275,7 +276,7 @@ def compose_video(
     `CompositionResult.strategy` / `strategy_note` tell what was used and why.
     """
     if strategy not in STRATEGIES:
-        raise MediaError("INVALID_INPUT", f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
     clips = list(clips)
     dest = Path(dest)
     _validate(clips, width, height)
@@ -308,7 +309,7 @@ def compose_video(
                 stages = outcome.seconds
             except (smart_plan.SmartUnavailable, MediaError) as exc:
                 if strategy == "smart":
-                    raise MediaError("COMPOSITION_FAILED", f"smart rendering failed: {exc}") from exc
+                    raise MediaError(ErrorCode.COMPOSITION_FAILED, f"smart rendering failed: {exc}") from exc
                 notes.append(f"smart: {exc}")
                 level = logging.INFO if isinstance(exc, smart_plan.SmartUnavailable) else logging.WARNING
                 log.log(level, "smart rendering not used, composing with the full graph: %s", exc)
@@ -330,7 +331,7 @@ def compose_video(
                 tmp.unlink(missing_ok=True)
                 info = None
         if info is None:
-            run_ffmpeg(graphs.compose_args(plan, tmp, preset=preset, crf=crf), code="COMPOSITION_FAILED")
+            run_ffmpeg(graphs.compose_args(plan, tmp, preset=preset, crf=crf), code=ErrorCode.COMPOSITION_FAILED)
             info = probe(tmp, count_frames=True)
             _check_output(info, width=width, height=height, planned=planned, music=music)
             pieces, stages = 1, {}
@@ -373,4 +374,4 @@ def _check_output(info: VideoInfo, *, width: int, height: int, planned: float, m
     if info.has_audio != music:
         problems.append("an audio stream" if info.has_audio else "no audio stream")
     if problems:
-        raise MediaError("COMPOSITION_FAILED", "composed video has unexpected " + ", ".join(problems))
+        raise MediaError(ErrorCode.COMPOSITION_FAILED, "composed video has unexpected " + ", ".join(problems))

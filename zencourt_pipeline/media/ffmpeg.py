@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 
 
@@ -23,7 +24,7 @@ def ffmpeg_exe() -> str:
 
 
 def run_ffmpeg(
-    args: list[str], *, timeout: float = 900, input: bytes | None = None, code: str = "FFMPEG_FAILED"
+    args: list[str], *, timeout: float = 900, input: bytes | None = None, code: str = ErrorCode.FFMPEG_FAILED
 ) -> subprocess.CompletedProcess:
     """Run ffmpeg with `args` (without the binary); raise MediaError with the stderr tail on failure."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
@@ -71,7 +72,7 @@ def probe(path: Path, *, count_frames: bool = False) -> VideoInfo:
     """Codec, size, frame rate and duration of the first video stream of `path`."""
     path = Path(path)
     if not path.is_file():
-        raise MediaError("INVALID_INPUT", f"no such file: {path}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"no such file: {path}")
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
     if count_frames:
         args += ["-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
@@ -80,8 +81,8 @@ def probe(path: Path, *, count_frames: bool = False) -> VideoInfo:
     video = _VIDEO.search(report)
     if video is None:
         if "Invalid data found" in report or "moov atom not found" in report:
-            raise MediaError("MEDIA_TRUNCATED", f"{path.name} is not a complete media file")
-        raise MediaError("INVALID_INPUT", f"{path.name} has no video stream")
+            raise MediaError(ErrorCode.MEDIA_TRUNCATED, f"{path.name} is not a complete media file")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has no video stream")
     line = video.group(0)
     size = _SIZE.search(line)
     fps = _FPS.search(line) or _TBR.search(line)
@@ -92,7 +93,7 @@ def probe(path: Path, *, count_frames: bool = False) -> VideoInfo:
     frames = None
     if count_frames:
         if proc.returncode != 0:
-            raise MediaError("MEDIA_TRUNCATED", f"{path.name} could not be read to the end")
+            raise MediaError(ErrorCode.MEDIA_TRUNCATED, f"{path.name} could not be read to the end")
         found = _FRAME.findall(report)
         frames = int(found[-1]) if found else None
     seconds = 0.0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, ffmpeg_exe, probe
 from zencourt_pipeline.media.photos import load_rgb, upright_size
@@ -227,7 +228,7 @@ def _encode(
         except subprocess.TimeoutExpired as exc:
             proc.kill()
             proc.wait()
-            raise MediaError("FFMPEG_FAILED", "ffmpeg encode timed out") from exc
+            raise MediaError(ErrorCode.FFMPEG_FAILED, "ffmpeg encode timed out") from exc
         except BaseException:
             proc.kill()
             proc.wait()
@@ -235,4 +236,4 @@ def _encode(
         if code != 0:
             log.seek(0)
             tail = log.read().decode(errors="replace").strip().splitlines()[-6:]
-            raise MediaError("FFMPEG_FAILED", "ffmpeg encode failed: " + " | ".join(tail))
+            raise MediaError(ErrorCode.FFMPEG_FAILED, "ffmpeg encode failed: " + " | ".join(tail))

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import graphs
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
@@ -43,9 +44,9 @@ def _probe_input(src: Path) -> float:
     """Check that `src` is a readable video; returns its duration (0 when unknown)."""
     src = Path(src)
     if not src.is_file():
-        raise MediaError("INVALID_INPUT", f"input clip not found: {src}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"input clip not found: {src}")
     if src.stat().st_size == 0:
-        raise MediaError("INVALID_INPUT", f"input clip {src.name} is empty (0 bytes)")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"input clip {src.name} is empty (0 bytes)")
     indexed = _indexed(src)  # MP4s (almost every provider clip): read the index, skip an ffmpeg run
     if indexed is not None:
         return indexed.duration_s
@@ -54,7 +55,7 @@ def _probe_input(src: Path) -> float:
     except MediaError as exc:
         raise MediaError(exc.code, f"cannot read input clip {src.name}: {exc.message}") from exc
     if info.width <= 0 or info.height <= 0:
-        raise MediaError("INVALID_INPUT", f"input clip {src.name} has no readable frame size")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"input clip {src.name} has no readable frame size")
     return info.duration
 
 
@@ -97,9 +98,9 @@ def normalize_clip(
     """
     src, dest = Path(src), Path(dest)
     if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise MediaError("INVALID_INPUT", f"output size must be positive and even, got {width}x{height}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"output size must be positive and even, got {width}x{height}")
     if duration_s is not None and duration_s <= 0:
-        raise MediaError("INVALID_INPUT", f"duration_s must be positive, got {duration_s}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"duration_s must be positive, got {duration_s}")
     source_duration = _probe_input(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
@@ -108,16 +109,16 @@ def normalize_clip(
         keyframes=keyframes,
     )
     try:
-        proc = run_ffmpeg(args, code="NORMALIZE_FAILED")
+        proc = run_ffmpeg(args, code=ErrorCode.NORMALIZE_FAILED)
         report = proc.stderr.decode(errors="replace")
         if any(marker in report for marker in _TRUNCATION_MARKERS):
-            raise MediaError("MEDIA_TRUNCATED", f"input clip {src.name} is truncated or damaged")
+            raise MediaError(ErrorCode.MEDIA_TRUNCATED, f"input clip {src.name} is truncated or damaged")
         info = _output_info(tmp)
         _check_output(info, src=src, width=width, height=height, fps=fps, duration_s=duration_s)
         os.replace(tmp, dest)
     except MediaError as exc:
-        if exc.code == "NORMALIZE_FAILED" and source_duration == 0:
-            raise MediaError("MEDIA_TRUNCATED", f"input clip {src.name} has no decodable frames") from exc
+        if exc.code == ErrorCode.NORMALIZE_FAILED and source_duration == 0:
+            raise MediaError(ErrorCode.MEDIA_TRUNCATED, f"input clip {src.name} has no decodable frames") from exc
         raise
     finally:
         tmp.unlink(missing_ok=True)
@@ -143,7 +144,7 @@ def _check_output(
     if info.duration <= 0:
         problems.append("no frames")
     if problems:
-        raise MediaError("NORMALIZE_FAILED", f"normalized {src.name} has unexpected " + ", ".join(problems))
+        raise MediaError(ErrorCode.NORMALIZE_FAILED, f"normalized {src.name} has unexpected " + ", ".join(problems))
 
 
 def normalize_many(
@@ -175,7 +176,7 @@ def normalize_many(
         except MediaError as exc:
             return exc
         except Exception as exc:  # one bad clip must not stop the others
-            return MediaError("NORMALIZE_FAILED", f"{Path(src).name}: {type(exc).__name__}: {exc}")
+            return MediaError(ErrorCode.NORMALIZE_FAILED, f"{Path(src).name}: {type(exc).__name__}: {exc}")
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normalize") as pool:
         return list(pool.map(one, items))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 
 _FONT_CANDIDATES = (
@@ -145,7 +146,7 @@ def _save_png(image: Image.Image, dest: Path) -> Path:
 
 def _check_size(width: int, height: int) -> None:
     if width < 16 or height < 16:
-        raise MediaError("INVALID_INPUT", f"overlay frame size {width}x{height} is too small")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"overlay frame size {width}x{height} is too small")
 
 
 def _text_block(title: str, subtitle: str | None, style: TextStyle, scale: float, max_width: int):
@@ -282,7 +283,7 @@ def render_logo(
             img.load()
             logo = img.convert("RGBA")
     except (OSError, ValueError) as exc:
-        raise MediaError("INVALID_INPUT", f"logo {Path(src).name} is not a readable image: {exc}") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"logo {Path(src).name} is not a readable image: {exc}") from exc
     margin = max(8, round(min(width, height) * 0.04))
     target_w = max(8, min(round(width * width_fraction), width - 2 * margin))
     target_h = max(8, round(logo.height * target_w / logo.width))

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 
 MAX_PIXELS = 80_000_000
@@ -50,7 +51,7 @@ def prepare_photo(src: Path, dest: Path, *, max_long_side: int = 3840) -> PhotoI
     with _opened(src) as img:
         if min(img.size) < MIN_SIDE:
             raise MediaError(
-                "INVALID_INPUT",
+                ErrorCode.INVALID_INPUT,
                 f"{src.name} is {img.width}x{img.height} px; photos must be at least {MIN_SIDE} px on each side",
             )
         source_format = img.format or "UNKNOWN"
@@ -102,7 +103,7 @@ def jpeg_data_uri(src: Path, *, max_chars: int = 5_000_000, max_long_side: int =
             if len(prefix) + 4 * math.ceil(buf.tell() / 3) <= max_chars:
                 return prefix + base64.b64encode(buf.getvalue()).decode("ascii")
         long_side = int(long_side * 0.75)
-    raise MediaError("INVALID_INPUT", f"{Path(src).name} cannot fit in a {max_chars}-character data URI")
+    raise MediaError(ErrorCode.INVALID_INPUT, f"{Path(src).name} cannot fit in a {max_chars}-character data URI")
 
 
 def load_rgb(src: Path, *, min_scale: float = 1.0) -> Image.Image:
@@ -180,23 +181,23 @@ def _sniff(src: Path) -> None:
         with open(src, "rb") as fh:
             head = fh.read(1024)
     except OSError as exc:
-        raise MediaError("INVALID_INPUT", f"cannot read {src.name}: {exc}") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"cannot read {src.name}: {exc}") from exc
     if not head:
-        raise MediaError("INVALID_INPUT", f"{src.name} is empty")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{src.name} is empty")
     if _is_heif(head):
         raise MediaError(
-            "UNSUPPORTED_FORMAT", f"{src.name} is HEIC/HEIF; export it as JPEG or PNG and upload again"
+            ErrorCode.UNSUPPORTED_FORMAT, f"{src.name} is HEIC/HEIF; export it as JPEG or PNG and upload again"
         )
     if head.startswith(b"%PDF"):
-        raise MediaError("UNSUPPORTED_FORMAT", f"{src.name} is a PDF document, not a photo")
+        raise MediaError(ErrorCode.UNSUPPORTED_FORMAT, f"{src.name} is a PDF document, not a photo")
     if head.startswith(b"%!PS") or head.startswith(b"\xc5\xd0\xd3\xc6"):
-        raise MediaError("UNSUPPORTED_FORMAT", f"{src.name} is PostScript/EPS, not a photo")
+        raise MediaError(ErrorCode.UNSUPPORTED_FORMAT, f"{src.name} is PostScript/EPS, not a photo")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"\0" not in head and (
         text.startswith((b"<?xml", b"<svg", b"<!doctype", b"<html")) or b"<svg" in text
     ):
         kind = "SVG" if b"<svg" in text else "HTML/XML text"
-        raise MediaError("UNSUPPORTED_FORMAT", f"{src.name} is {kind}; only raster photos are accepted")
+        raise MediaError(ErrorCode.UNSUPPORTED_FORMAT, f"{src.name} is {kind}; only raster photos are accepted")
 
 
 def _is_heif(head: bytes) -> bool:
@@ -213,7 +214,7 @@ def _is_heif(head: bytes) -> bool:
 def _opened(src: Path) -> Iterator[Image.Image]:
     """Open `src` lazily with the supported formats, enforcing the pixel limit before any decode."""
     if not src.is_file():
-        raise MediaError("INVALID_INPUT", f"no such file: {src}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"no such file: {src}")
     _sniff(src)
     with open(src, "rb") as fh:
         img = _identify(fh, src)
@@ -229,16 +230,16 @@ def _identify(fh: BinaryIO, src: Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fh, formats=_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaError("INVALID_INPUT", f"{src.name} is too large to decode safely ({exc})") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{src.name} is too large to decode safely ({exc})") from exc
     except Image.UnidentifiedImageError as exc:
-        raise MediaError("INVALID_INPUT", f"{src.name} is not a recognizable image file") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{src.name} is not a recognizable image file") from exc
     except Exception as exc:  # corrupt headers raise assorted errors inside Pillow's plugins
-        raise MediaError("INVALID_INPUT", f"{src.name} has a corrupt image header: {exc}") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{src.name} has a corrupt image header: {exc}") from exc
     w, h = img.size
     if w * h > MAX_PIXELS:
         img.close()
         raise MediaError(
-            "INVALID_INPUT",
+            ErrorCode.INVALID_INPUT,
             f"{src.name} claims {w}x{h} px ({w * h / 1e6:.0f} MP); the limit is {MAX_PIXELS / 1e6:.0f} MP",
         )
     return img
@@ -249,7 +250,7 @@ def _decode(img: Image.Image, src: Path) -> None:
     try:
         img.load()  # frame 0 only: an animated GIF/WebP becomes its first frame
     except Exception as exc:
-        raise MediaError("INVALID_INPUT", f"{src.name} is truncated or corrupt: {exc}") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{src.name} is truncated or corrupt: {exc}") from exc
 
 
 def _orientation(img: Image.Image) -> int:

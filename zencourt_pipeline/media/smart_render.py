@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import graphs, splicing
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
@@ -94,7 +95,7 @@ def reference_avcc(width: int, height: int, fps: int, preset: str) -> bytes | No
             *graphs.x264_args(preset=preset, crf=23, fps=fps), *graphs.COLOR_ARGS,
             "-an", "-video_track_timescale", str(graphs.VIDEO_TIMESCALE), "-f", "mp4", str(out),
         ]  # fmt: skip
-        run_ffmpeg(args, timeout=120, code="COMPOSITION_FAILED")
+        run_ffmpeg(args, timeout=120, code=ErrorCode.COMPOSITION_FAILED)
         return read_video_index(out).avcc
 
 
@@ -145,17 +146,17 @@ def _check_piece(path: Path, frames: int, avcc: bytes | None, fps: int) -> bytes
     if ix.avcc is None or (avcc is not None and ix.avcc != avcc):
         problems.append("other parameter sets than the previous pieces")
     if problems:
-        raise MediaError("COMPOSITION_FAILED", f"piece {path.name}: " + ", ".join(problems))
+        raise MediaError(ErrorCode.COMPOSITION_FAILED, f"piece {path.name}: " + ", ".join(problems))
     return ix.avcc
 
 
 def decode_check(video: Path, *, keyframes_only: bool = False) -> int:
     """Decode `video` completely (or only its keyframes); MediaError on any decoder/demuxer error;
     returns the number of frames decoded."""
-    proc = run_ffmpeg(splicing.decode_check_args(video, keyframes_only=keyframes_only), code="COMPOSITION_FAILED")
+    proc = run_ffmpeg(splicing.decode_check_args(video, keyframes_only=keyframes_only), code=ErrorCode.COMPOSITION_FAILED)
     errors = proc.stderr.decode(errors="replace").strip()
     if errors:
-        raise MediaError("COMPOSITION_FAILED", f"{video.name} decodes with errors: {errors[:300]}")
+        raise MediaError(ErrorCode.COMPOSITION_FAILED, f"{video.name} decodes with errors: {errors[:300]}")
     frames = [
         int(line.split("=", 1)[1])
         for line in proc.stdout.decode(errors="replace").splitlines()
@@ -185,7 +186,7 @@ def _execute(*args, **kwargs) -> SmartOutcome:
     try:
         return _run_pieces(*args, **kwargs)
     except (OSError, ValueError, IndexError) as exc:  # struct.error is a ValueError
-        raise MediaError("COMPOSITION_FAILED", f"smart/windowed render: {type(exc).__name__}: {exc}") from exc
+        raise MediaError(ErrorCode.COMPOSITION_FAILED, f"smart/windowed render: {type(exc).__name__}: {exc}") from exc
 
 
 def _run_pieces(
@@ -259,13 +260,13 @@ def _run_pieces(
             avcc = _check_piece(files[k], piece.frames, avcc, plan.fps)
         if indexes is not None and avcc != indexes[0].avcc:
             raise MediaError(
-                "COMPOSITION_FAILED", "re-encoded pieces have other parameter sets than the clips"
+                ErrorCode.COMPOSITION_FAILED, "re-encoded pieces have other parameter sets than the clips"
             )
         listing = pieces_dir / "pieces.ffconcat"
         ordered = [files[k] for k in range(len(smart.pieces))]
         script = splicing.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps)
         listing.write_text(script, encoding="utf-8")
-        run_ffmpeg(splicing.join_args(listing, dest, music=music), code="COMPOSITION_FAILED")
+        run_ffmpeg(splicing.join_args(listing, dest, music=music), code=ErrorCode.COMPOSITION_FAILED)
         seconds["join"] = time.perf_counter() - clock - seconds["pieces"]
 
         joined = read_video_index(dest)
@@ -279,14 +280,14 @@ def _run_pieces(
         if joined.avcc != avcc:
             problems.append("other parameter sets than its pieces")
         if problems:
-            raise MediaError("COMPOSITION_FAILED", "joined video has " + ", ".join(problems))
+            raise MediaError(ErrorCode.COMPOSITION_FAILED, "joined video has " + ", ".join(problems))
         frames = joined.sample_count
         if check in ("decode", "keyframes"):
             decoded = decode_check(dest, keyframes_only=check == "keyframes")
             wanted = len(joined.keyframes) if check == "keyframes" else smart.total_frames
             if decoded != wanted:
                 raise MediaError(
-                    "COMPOSITION_FAILED", f"smart render decodes to {decoded} frames instead of {wanted}"
+                    ErrorCode.COMPOSITION_FAILED, f"smart render decodes to {decoded} frames instead of {wanted}"
                 )
         seconds["check"] = time.perf_counter() - clock - seconds["pieces"] - seconds["join"]
     finally:
@@ -299,7 +300,7 @@ def _run_all(commands: list[list[str]], workers: int) -> None:
     if not commands:
         return
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(commands))), thread_name_prefix="smart") as pool:
-        futures = [pool.submit(run_ffmpeg, args, code="COMPOSITION_FAILED") for args in commands]
+        futures = [pool.submit(run_ffmpeg, args, code=ErrorCode.COMPOSITION_FAILED) for args in commands]
         try:
             for future in futures:
                 future.result()

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.graphs import XFADE_TRANSITIONS
 from zencourt_pipeline.media.overlays import TextStyle
@@ -119,14 +120,14 @@ def _load(name: str) -> Template:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise MediaError("INVALID_INPUT", f"template {name!r} is not valid JSON: {exc}") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"template {name!r} is not valid JSON: {exc}") from exc
     data.setdefault("name", name)
     try:
         template = Template.model_validate(data)
     except ValidationError as exc:
-        raise MediaError("INVALID_INPUT", f"template {name!r} is invalid: {exc}") from exc
+        raise MediaError(ErrorCode.INVALID_INPUT, f"template {name!r} is invalid: {exc}") from exc
     if template.name != name:
-        raise MediaError("INVALID_INPUT", f"template file {path.name} names itself {template.name!r}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"template file {path.name} names itself {template.name!r}")
     return template
 
 
@@ -135,5 +136,5 @@ def load_template(name: str | None) -> Template:
     name = DEFAULT_TEMPLATE if name is None else name
     known = template_names()
     if name not in known:
-        raise MediaError("INVALID_INPUT", f"unknown template {name!r} (known: {', '.join(known)})")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"unknown template {name!r} (known: {', '.join(known)})")
     return _load(name)

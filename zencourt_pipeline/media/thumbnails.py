@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import graphs
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe, run_ffmpeg
@@ -15,9 +16,9 @@ def extract_thumbnail(video: Path, dest: Path, *, at_s: float = 1.0, width: int 
     """Write the frame at `at_s` of `video` to `dest` as a JPEG (the middle frame if at_s is past the end)."""
     video, dest = Path(video), Path(dest)
     if not video.is_file():
-        raise MediaError("INVALID_INPUT", f"no such video: {video}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"no such video: {video}")
     if width is not None and width <= 0:
-        raise MediaError("INVALID_INPUT", f"thumbnail width must be positive, got {width}")
+        raise MediaError(ErrorCode.INVALID_INPUT, f"thumbnail width must be positive, got {width}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".jpg")
     try:
@@ -26,7 +27,7 @@ def extract_thumbnail(video: Path, dest: Path, *, at_s: float = 1.0, width: int 
             # Seeking past the end yields no frame: take the middle of the video instead.
             _grab(video, tmp, probe(video).duration / 2, width)
         if not _written(tmp):
-            raise MediaError("FFMPEG_FAILED", f"no frame could be extracted from {video.name}")
+            raise MediaError(ErrorCode.FFMPEG_FAILED, f"no frame could be extracted from {video.name}")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
