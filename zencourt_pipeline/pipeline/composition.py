@@ -1,107 +1,19 @@
-"""Stage 3: normalize the generated clips, compose the listing video, publish, finish the batch."""
+"""Stage 3b: compose the listing video from the normalized clips, publish it, finish the batch, inspect it."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
-from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key, video_key, video_thumbnail_key
+from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
+from zencourt_pipeline.pipeline.keys import clip_key, video_key, video_thumbnail_key
 from zencourt_pipeline.storage.base import Storage, StorageError
-
-
-@dataclass(frozen=True)
-class ClipResult:
-    job_id: str
-    room_name: str | None
-    status: str  # completed | failed | skipped
-    duration_s: float | None = None
-    size_bytes: int | None = None
-    clip_key: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int) -> dict[str, list[int]]:
-    """Per job, where its normalized clip needs keyframes for the batch's composition as planned
-    now (its template, title and the clips still expected) so that smart rendering re-encodes
-    only the frames the composition changes. Empty when it cannot be planned (then smart
-    rendering copies less or falls back to the full render: nothing breaks)."""
-    from zencourt_pipeline.media.compose import ClipInput, clip_keyframes
-    from zencourt_pipeline.media.templates import load_template
-
-    expected = [
-        job for job in jobs
-        if (job.status == JobStatus.COMPLETED and job.video_url) or (not job.terminal and job.raw_clip_key)
-    ]  # fmt: skip
-    if not expected:
-        return {}
-    try:
-        template = load_template(batch.template)
-        clips = [ClipInput(Path(job.id), float(job.duration_seconds), job.room_name) for job in expected]
-        frames = clip_keyframes(clips, width=width, height=height, title=batch.title, template=template)
-    except MediaError:
-        return {}
-    return {job.id: cuts for job, cuts in zip(expected, frames, strict=True)}
-
-
-def normalize_outputs(
-    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path
-) -> list[ClipResult]:
-    """Normalize every stored raw clip (in parallel, up to the core count) and publish it."""
-    from zencourt_pipeline.media.normalize import normalize_many
-    from zencourt_pipeline.media.thumbnails import extract_thumbnail
-
-    width, height = ORIENTATION_SIZES[batch.orientation]
-    results: list[ClipResult] = []
-    todo: list[Job] = []
-    items = []
-    for job in jobs:
-        if job.terminal or not job.raw_clip_key:
-            results.append(ClipResult(job.id, job.room_name, "skipped", error_code=job.error_code))
-            continue
-        try:
-            raw = storage.get_file(job.raw_clip_key, work_dir / f"{job.id}.raw.mp4")
-        except StorageError as exc:
-            db.fail_job(job.id, exc.code, exc.message)
-            results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code))
-            continue
-        todo.append(job)
-        items.append((raw, work_dir / f"{job.id}.clip.mp4", float(job.duration_seconds)))
-    if items:  # plan the keyframes only when there is something to normalize
-        keyframes = planned_keyframes(batch, jobs, width=width, height=height)
-        items = [(*item, keyframes.get(job.id, [])) for job, item in zip(todo, items, strict=True)]
-    outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
-    for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
-        if isinstance(outcome, MediaError):
-            db.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
-            results.append(
-                ClipResult(
-                    job.id, job.room_name, "failed", error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
-                )
-            )
-            continue
-        try:
-            thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
-            key = clip_key(batch.id, job.id)
-            video_uri = storage.put_file(key, clip_path, "video/mp4")
-            thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
-        except (MediaError, StorageError) as exc:
-            db.fail_job(job.id, exc.code, exc.message)
-            results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message))
-            continue
-        db.complete_job(job.id, video_uri, thumb_uri)
-        results.append(
-            ClipResult(
-                job.id, job.room_name, "completed", outcome.duration, outcome.size_bytes, key
-            )
-        )
-    return results
 
 
 @dataclass(frozen=True)
@@ -124,6 +36,9 @@ class CompositionReport:
     render_strategy: str | None = None  # smart (copied + re-encoded pieces) | full
     frames_copied: int = 0  # frames stream-copied from the normalized clips (smart)
     render_note: str | None = None  # why smart rendering was not used, when it was considered
+    clip_durations: dict[str, float] = field(default_factory=dict)  # job id -> its normalized clip's duration
+    inspection: VideoInspection | None = None  # the published video (video_matches_plan), when one was composed
+    expects_audio: bool = False  # the template has music
 
 
 def compose_batch(
@@ -166,11 +81,15 @@ def compose_batch(
     orientation = orientation or batch.orientation
     template = load_template(template_name if template_name is not None else batch.template)
     width, height = ORIENTATION_SIZES[orientation]
-    clips = []
+    clips, durations = [], {}
     for job in completed:
         key = storage.key_from_uri(job.video_url) or clip_key(batch_id, job.id)
         path = storage.get_file(key, work_dir / f"{job.id}.mp4")
         clips.append(ClipInput(path=path, duration_s=float(job.duration_seconds), caption=job.room_name))
+        try:
+            durations[job.id] = probe(path).duration
+        except MediaError:
+            pass
     output = work_dir / "listing.mp4"
     thumbnail = work_dir / "listing.jpg"
     try:
@@ -199,6 +118,7 @@ def compose_batch(
         storage.delete(v_key)
         storage.delete(t_key)
         return CompositionReport("canceled", error="batch was canceled during composition")
+    expects_audio = template.music is not None
     return CompositionReport(
         "completed",
         video_key=v_key,
@@ -218,4 +138,20 @@ def compose_batch(
         render_strategy=result.strategy,
         frames_copied=result.copied_frames,
         render_note=result.strategy_note,
+        clip_durations=durations,
+        inspection=_inspect_published(storage, result, t_key if thumb_uri else None, work_dir, expects_audio),
+        expects_audio=expects_audio,
+    )
+
+
+def _inspect_published(storage: Storage, result, thumbnail_key: str | None, work_dir: Path, expects_audio: bool) -> VideoInspection:
+    """The video just published (its local file) against its plan, with the thumbnail as stored."""
+    thumbnail = None
+    try:
+        if thumbnail_key and storage.exists(thumbnail_key):
+            thumbnail = storage.get_file(thumbnail_key, work_dir / "check.jpg")
+    except StorageError as exc:
+        return VideoInspection(problems=[f"published thumbnail not readable: {exc.code}: {exc.message}"])
+    return inspect_composed(
+        result.path, planned_duration_s=result.planned_duration_s or 0.0, expects_audio=expects_audio, thumbnail=thumbnail
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
@@ -12,6 +12,7 @@ from zencourt_pipeline.errors import CodedError, ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
+from zencourt_pipeline.pipeline.clip_checks import PhotoInspection, inspect_photo
 from zencourt_pipeline.pipeline.keys import photo_key
 from zencourt_pipeline.storage.base import Storage, StorageError
 
@@ -71,6 +72,8 @@ class PhotoResult:
     size_bytes: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    photo_path: Path | None = field(default=None, metadata={"local_file": True})  # prepared in the work dir
+    inspection: PhotoInspection | None = field(default=None, metadata={"local_file": True})  # photos_usable
 
 
 def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) -> Path:
@@ -113,6 +116,7 @@ def ingest_photos(
                     height=info.height,
                     exif_rotated=info.exif_rotated,
                     size_bytes=info.size_bytes,
+                    photo_path=prepared,
                 )
             )
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
@@ -121,3 +125,18 @@ def ingest_photos(
                 PhotoResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message)
             )
     return results
+
+
+def inspect_photos(storage: Storage, results: list[PhotoResult], work_dir: Path) -> list[PhotoResult]:
+    """The ready photos with their `photos_usable` inspection: of the file just prepared, else of the stored copy."""
+    inspected = []
+    for result in results:
+        if result.status != "ready" or not result.photo_key:
+            continue
+        try:
+            local = result.photo_path or storage.get_file(result.photo_key, work_dir / f"{result.job_id}.check.jpg")
+            inspection = inspect_photo(local)
+        except StorageError as exc:
+            inspection = PhotoInspection(problems=[f"not decodable: {exc.code}: {exc.message}"])
+        inspected.append(replace(result, inspection=inspection))
+    return inspected

@@ -1,8 +1,6 @@
-from pathlib import Path
 
 import dagster as dg
 
-from zencourt_pipeline.db.records import JobStatus
 from zencourt_pipeline.defs.assets.common import (
     OWNERS,
     STEP_RETRY,
@@ -16,9 +14,6 @@ from zencourt_pipeline.defs.assets.generation import generated_clips
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource, StorageResource
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.ffmpeg import probe
-from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.analytics import clip_rows
 from zencourt_pipeline.pipeline.clip_checks import (
     BLACK_LUMA,
@@ -27,12 +22,9 @@ from zencourt_pipeline.pipeline.clip_checks import (
     MAX_FROZEN_RATIO,
     VIDEO_DURATION_TOLERANCE_S,
     ClipInspection,
-    inspect_clip,
-    inspect_composed,
 )
-from zencourt_pipeline.pipeline.composition import compose_batch, normalize_outputs
-from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
-from zencourt_pipeline.storage.base import StorageError
+from zencourt_pipeline.pipeline.composition import CompositionReport, compose_batch
+from zencourt_pipeline.pipeline.normalize import NormalizeResult, normalize_batch
 
 CLIPS_CHECK = "clips_usable"
 VIDEO_CHECK = "video_matches_plan"
@@ -73,48 +65,26 @@ def normalized_clips(
     batch, jobs = load_batch(context, db)
     storage_client = storage.get()
     with scratch_dir("normalize") as work:
-        results = normalize_outputs(db, storage_client, batch, jobs, work)
-        jobs = db.get_jobs(batch.id)
-        inspections = _inspect_clips(storage_client, batch, jobs, work)
-        gallery = _clip_gallery(storage_client, batch, jobs, work)
+        result = normalize_batch(db, storage_client, batch, jobs, work)
+        gallery = _clip_gallery(result)
+    inspections = result.inspections
     durations = {job_id: inspection.duration_s for job_id, inspection in inspections.items() if inspection.duration_s}
     metadata = {
         "batch_id": batch.id,
-        "clips_completed": count(results, "completed"),
-        "clips_failed": count(results, "failed"),
+        "clips_completed": count(result.clips, "completed"),
+        "clips_failed": count(result.clips, "failed"),
         "clips_total_duration_s": round(sum(durations.values()), 2),
         "clips_total_bytes": sum(i.size_bytes or 0 for i in inspections.values()),
         "clips": table(clip_rows(db, batch.id, durations)),
-        "normalized": table(results),
+        "normalized": table(result.clips),
     }
     if gallery:
         metadata["clip_thumbnails"] = dg.MetadataValue.md(gallery)
-    check = _clips_check(batch, jobs, inspections)
+    check = _clips_check(batch, result.jobs, inspections)
     # a failed blocking check stops composition until an operator regenerates the clips: the batch
     # shows it (blocked_reason) and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)
     db.block_batch(batch.id, None if check.passed else ErrorCode.CLIP_CHECK_FAILED)
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
-
-
-def _inspect_clips(storage, batch, jobs, work: Path) -> dict[str, ClipInspection]:
-    """The completed clips (what composition uses): the file normalize just wrote, else the stored one."""
-    width, height = ORIENTATION_SIZES[batch.orientation]
-    inspections = {}
-    for job in jobs:
-        if job.status != JobStatus.COMPLETED or not job.video_url:
-            continue
-        local = work / f"{job.id}.clip.mp4"
-        try:
-            if not local.is_file():
-                key = storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id)
-                local = storage.get_file(key, work / f"{job.id}.check.mp4")
-        except StorageError as exc:
-            inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
-            continue
-        inspections[job.id] = inspect_clip(
-            local, expected_duration_s=float(job.duration_seconds), width=width, height=height
-        )
-    return inspections
 
 
 def _clips_check(batch, jobs, inspections: dict[str, ClipInspection]) -> dg.AssetCheckResult:
@@ -158,23 +128,16 @@ def _clips_check(batch, jobs, inspections: dict[str, ClipInspection]) -> dg.Asse
     )
 
 
-def _clip_gallery(storage, batch, jobs, work: Path, width: int = 192) -> str | None:
+def _clip_gallery(result: NormalizeResult, width: int = 192) -> str | None:
     """Each completed clip's thumbnail, small, with its room name (markdown)."""
+    rooms = {job.id: job.room_name for job in result.jobs}
     parts = []
-    for job in jobs:
-        if job.status != JobStatus.COMPLETED:
-            continue
-        local = work / f"{job.id}.thumb.jpg"
+    for job_id, thumbnail in result.thumbnails.items():
         try:
-            if not local.is_file():
-                key = (job.thumbnail_url and storage.key_from_uri(job.thumbnail_url)) or clip_thumbnail_key(
-                    batch.id, job.id
-                )
-                local = storage.get_file(key, work / f"{job.id}.gallery.jpg")
-            image = image_markdown(local, alt=job.room_name or job.id, width=width, quality=70)
-        except (StorageError, OSError):
+            image = image_markdown(thumbnail, alt=rooms.get(job_id) or job_id, width=width, quality=70)
+        except OSError:
             continue
-        parts.append(f"**{job.room_name or job.id}** (`{job.id}`)\n\n{image}")
+        parts.append(f"**{rooms.get(job_id) or job_id}** (`{job_id}`)\n\n{image}")
     return "\n\n".join(parts) if parts else None
 
 
@@ -220,7 +183,6 @@ def composed_video(
     db = app_db.get()
     batch, jobs = load_batch(context, db)
     storage_client = storage.get()
-    check = None
     with scratch_dir("compose") as work:
         report = compose_batch(
             db,
@@ -235,12 +197,9 @@ def composed_video(
         preview = None
         if report.local_thumbnail and report.local_thumbnail.is_file():
             preview = image_markdown(report.local_thumbnail, alt=f"{batch.id} thumbnail", width=480)
-        durations = _composed_clip_durations(work, jobs)
-        if report.status == "completed":
-            check = _video_check(storage_client, batch, report, work)
     if report.status in ("failed", "canceled"):
         raise dg.Failure(f"batch {batch.id} {report.status}: {report.error}", allow_retries=False)
-    rows = clip_rows(db, batch.id, durations)
+    rows = clip_rows(db, batch.id, report.clip_durations)
     costs = [row.cost_credits for row in rows if row.cost_credits is not None]
     metadata = {
         "batch_id": batch.id,
@@ -270,46 +229,16 @@ def composed_video(
             metadata["video_link_7d"] = dg.MetadataValue.url(link)
     if preview:
         metadata["preview"] = dg.MetadataValue.md(preview)
-    if check is None:  # clip-first (no video composed): nothing to check
-        check = dg.AssetCheckResult(
+    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[_video_check(batch, report)])
+
+
+def _video_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
+    inspection = report.inspection
+    if inspection is None:  # clip-first (no video composed): nothing to check
+        return dg.AssetCheckResult(
             check_name=VIDEO_CHECK, passed=True, description=f"no video composed ({report.status})",
             metadata={"batch_id": batch.id},
         )
-    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[check])
-
-
-def _composed_clip_durations(work: Path, jobs) -> dict[str, float]:
-    """Durations of the normalized clips compose_batch downloaded into `work`."""
-    durations = {}
-    for job in jobs:
-        path = work / f"{job.id}.mp4"
-        if path.is_file():
-            try:
-                durations[job.id] = probe(path).duration
-            except MediaError:
-                continue
-    return durations
-
-
-def _video_check(storage, batch, report, work: Path) -> dg.AssetCheckResult:
-    from zencourt_pipeline.media.templates import load_template
-
-    video = work / "listing.mp4"
-    thumbnail = None
-    try:
-        if not video.is_file():
-            video = storage.get_file(report.video_key, work / "check.mp4")
-        if report.thumbnail_key and storage.exists(report.thumbnail_key):
-            thumbnail = storage.get_file(report.thumbnail_key, work / "check.jpg")
-    except StorageError as exc:
-        return dg.AssetCheckResult(
-            check_name=VIDEO_CHECK, passed=False, description=f"published video not readable: {exc.code}: {exc.message}",
-            metadata={"batch_id": batch.id},
-        )
-    expects_audio = load_template(report.template).music is not None
-    inspection = inspect_composed(
-        video, planned_duration_s=report.planned_duration_s or 0.0, expects_audio=expects_audio, thumbnail=thumbnail
-    )
     description = (
         f"video of batch {batch.id}: " + "; ".join(inspection.problems)
         if inspection.problems
@@ -325,7 +254,7 @@ def _video_check(storage, batch, report, work: Path) -> dg.AssetCheckResult:
             "duration_s": inspection.duration_s,
             "planned_duration_s": inspection.planned_duration_s,
             "has_audio": bool(inspection.has_audio),
-            "template_has_music": expects_audio,
+            "template_has_music": report.expects_audio,
             "thumbnail_bytes": inspection.thumbnail_bytes or 0,
         },
     )

@@ -20,12 +20,15 @@ from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.clip_checks import (
     MAX_PHOTO_ASPECT,
     MIN_PHOTO_SHORT_SIDE,
-    PhotoInspection,
-    inspect_photo,
 )
-from zencourt_pipeline.pipeline.intake import BatchRejected, ingest_photos, reject_batch, validate_batch
+from zencourt_pipeline.pipeline.intake import (
+    BatchRejected,
+    ingest_photos,
+    inspect_photos,
+    reject_batch,
+    validate_batch,
+)
 from zencourt_pipeline.pipeline.quota import enforce_quota
-from zencourt_pipeline.storage.base import StorageError
 
 PHOTOS_CHECK = "photos_usable"
 
@@ -94,7 +97,7 @@ def listing_photos(
                 batch.id, BatchStatus.FAILED, error="no usable photo in the batch", error_code=ErrorCode.NO_USABLE_PHOTO
             )
             raise dg.Failure("no usable photo in the batch", metadata={"photos": table(results)}, allow_retries=False)
-        check = _photos_check(storage_client, results, work, batch.id)
+        check = _photos_check(inspect_photos(storage_client, results, work), batch.id)
     metadata = {
         "batch_id": batch.id,
         "listing_id": batch.listing_id,
@@ -109,18 +112,10 @@ def listing_photos(
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
-def _photos_check(storage, results, work, batch_id: str) -> dg.AssetCheckResult:
+def _photos_check(inspected, batch_id: str) -> dg.AssetCheckResult:
     rows, problems, undecodable = [], [], 0
-    for result in results:
-        if result.status != "ready" or not result.photo_key:
-            continue
-        local = work / f"{result.job_id}.jpg"  # what ingest_photos just prepared, else the stored copy
-        try:
-            if not local.is_file():
-                local = storage.get_file(result.photo_key, work / f"{result.job_id}.check.jpg")
-            inspection = inspect_photo(local)
-        except StorageError as exc:
-            inspection = PhotoInspection(problems=[f"not decodable: {exc.code}: {exc.message}"])
+    for result in inspected:
+        inspection = result.inspection
         undecodable += any(p.startswith("not decodable") for p in inspection.problems)
         if inspection.problems:
             problems.append(f"{result.job_id} ({result.room_name}): {'; '.join(inspection.problems)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zencourt_pipeline.db.records import Batch, Job, JobStatus
-from zencourt_pipeline.pipeline.composition import planned_keyframes
+from zencourt_pipeline.pipeline.normalize import planned_keyframes
 
 
 def _job(index: int, status: str, raw: str | None, video: str | None = None) -> Job:

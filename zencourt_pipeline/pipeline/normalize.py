@@ -1,0 +1,157 @@
+"""Stage 3a: normalize the generated clips (one ffmpeg pass each), publish them, inspect what
+composition will use. `normalize_batch` returns everything the asset reports: per-clip results,
+the inspections of the `clips_usable` check and the local thumbnails, with their files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import Batch, Job, JobStatus
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
+from zencourt_pipeline.pipeline.clip_checks import ClipInspection, inspect_clip
+from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
+from zencourt_pipeline.storage.base import Storage, StorageError
+
+LOCAL_FILE = {"local_file": True}  # dataclass field metadata: a path in the stage's work dir, not a reported value
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    job_id: str
+    room_name: str | None
+    status: str  # completed | failed | skipped
+    duration_s: float | None = None
+    size_bytes: int | None = None
+    clip_key: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    clip_path: Path | None = field(default=None, metadata=LOCAL_FILE)  # the normalized clip in the work dir
+    thumbnail_path: Path | None = field(default=None, metadata=LOCAL_FILE)
+
+
+def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int) -> dict[str, list[int]]:
+    """Per job, where its normalized clip needs keyframes for the batch's composition as planned
+    now (its template, title and the clips still expected) so that smart rendering re-encodes
+    only the frames the composition changes. Empty when it cannot be planned (then smart
+    rendering copies less or falls back to the full render: nothing breaks)."""
+    from zencourt_pipeline.media.compose import ClipInput, clip_keyframes
+    from zencourt_pipeline.media.templates import load_template
+
+    expected = [
+        job for job in jobs
+        if (job.status == JobStatus.COMPLETED and job.video_url) or (not job.terminal and job.raw_clip_key)
+    ]  # fmt: skip
+    if not expected:
+        return {}
+    try:
+        template = load_template(batch.template)
+        clips = [ClipInput(Path(job.id), float(job.duration_seconds), job.room_name) for job in expected]
+        frames = clip_keyframes(clips, width=width, height=height, title=batch.title, template=template)
+    except MediaError:
+        return {}
+    return {job.id: cuts for job, cuts in zip(expected, frames, strict=True)}
+
+
+def normalize_outputs(
+    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path
+) -> list[ClipResult]:
+    """Normalize every stored raw clip (in parallel, up to the core count) and publish it."""
+    from zencourt_pipeline.media.normalize import normalize_many
+    from zencourt_pipeline.media.thumbnails import extract_thumbnail
+
+    width, height = ORIENTATION_SIZES[batch.orientation]
+    results: list[ClipResult] = []
+    todo: list[Job] = []
+    items = []
+    for job in jobs:
+        if job.terminal or not job.raw_clip_key:
+            results.append(ClipResult(job.id, job.room_name, "skipped", error_code=job.error_code))
+            continue
+        try:
+            raw = storage.get_file(job.raw_clip_key, work_dir / f"{job.id}.raw.mp4")
+        except StorageError as exc:
+            db.fail_job(job.id, exc.code, exc.message)
+            results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code))
+            continue
+        todo.append(job)
+        items.append((raw, work_dir / f"{job.id}.clip.mp4", float(job.duration_seconds)))
+    if items:  # plan the keyframes only when there is something to normalize
+        keyframes = planned_keyframes(batch, jobs, width=width, height=height)
+        items = [(*item, keyframes.get(job.id, [])) for job, item in zip(todo, items, strict=True)]
+    outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
+    for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
+        if isinstance(outcome, MediaError):
+            db.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
+            results.append(
+                ClipResult(
+                    job.id, job.room_name, "failed", error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
+                )
+            )
+            continue
+        try:
+            thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
+            key = clip_key(batch.id, job.id)
+            video_uri = storage.put_file(key, clip_path, "video/mp4")
+            thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
+        except (MediaError, StorageError) as exc:
+            db.fail_job(job.id, exc.code, exc.message)
+            results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message))
+            continue
+        db.complete_job(job.id, video_uri, thumb_uri)
+        results.append(
+            ClipResult(
+                job.id, job.room_name, "completed", outcome.duration, outcome.size_bytes, key,
+                clip_path=clip_path, thumbnail_path=thumb,
+            )
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class NormalizeResult:
+    clips: list[ClipResult]  # one per job: completed, failed or skipped
+    jobs: list[Job]  # the batch's jobs after normalizing
+    inspections: dict[str, ClipInspection]  # job id -> every completed clip composition would use
+    thumbnails: dict[str, Path]  # job id -> the completed clip's thumbnail, as a local file
+
+
+def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path) -> NormalizeResult:
+    """Normalize and publish the batch's raw clips, then inspect every completed clip (the file
+    just written, else the stored copy) and gather their thumbnails."""
+    clips = normalize_outputs(db, storage, batch, jobs, work_dir)
+    jobs = db.get_jobs(batch.id)
+    written = {clip.job_id: clip for clip in clips if clip.status == "completed"}
+    width, height = ORIENTATION_SIZES[batch.orientation]
+    inspections: dict[str, ClipInspection] = {}
+    thumbnails: dict[str, Path] = {}
+    for job in jobs:
+        if job.status != JobStatus.COMPLETED or not job.video_url:
+            continue
+        clip = written.get(job.id)
+        try:
+            local = clip.clip_path if clip else storage.get_file(
+                storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id), work_dir / f"{job.id}.check.mp4"
+            )
+        except StorageError as exc:
+            inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
+            continue
+        inspections[job.id] = inspect_clip(local, expected_duration_s=float(job.duration_seconds), width=width, height=height)
+        thumbnail = _thumbnail(storage, batch, job, clip, work_dir)
+        if thumbnail is not None:
+            thumbnails[job.id] = thumbnail
+    return NormalizeResult(clips, jobs, inspections, thumbnails)
+
+
+def _thumbnail(storage: Storage, batch: Batch, job: Job, clip: ClipResult | None, work_dir: Path) -> Path | None:
+    if clip is not None and clip.thumbnail_path is not None:
+        return clip.thumbnail_path
+    key = (job.thumbnail_url and storage.key_from_uri(job.thumbnail_url)) or clip_thumbnail_key(batch.id, job.id)
+    try:
+        return storage.get_file(key, work_dir / f"{job.id}.gallery.jpg")
+    except StorageError:
+        return None
