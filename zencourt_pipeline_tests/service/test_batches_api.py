@@ -148,7 +148,9 @@ def test_malformed_idempotency_key(client, db, auth, key):
     assert db.get_batch("b-1") is None
 
 
-def test_concurrent_creates_with_one_key_over_http_make_one_batch(settings, db, storage, verifier):
+def test_concurrent_creates_with_one_key_over_http_make_one_batch(settings, app_db, storage, verifier):
+    """Real uvicorn on loopback, SQLite and PostgreSQL: one request creates, the others replay."""
+    db = app_db
     app = create_app(settings, db=db, storage=storage, verifier=verifier)
     n = 8
     barrier = threading.Barrier(n)
@@ -356,3 +358,22 @@ def test_list_limit_bounds_are_inclusive(client, db, auth):
     seven(db)
     assert len(client.get("/video/batches", params={"limit": 200}, headers=auth).json()["batches"]) == 7
     assert len(client.get("/video/batches", params={"limit": 1}, headers=auth).json()["batches"]) == 1
+
+
+def test_create_replay_and_list_on_sqlite_and_postgres(app_db, settings, storage, verifier, auth):
+    """The routes over the application database of either dialect (the fixture's own)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(settings, db=app_db, storage=storage, verifier=verifier)) as client:
+        app_db.insert_batch(*make_batch("direct", created_at=T0))  # the web app's own insert
+        headers = {**auth, "Idempotency-Key": "pg-1"}
+        created = client.post("/video/batches", json=batch_body("api-1"), headers=headers)
+        assert created.status_code == 201, created.text
+        assert created.json() == client.get("/video/batches/api-1", headers=auth).json()
+        replay = client.post("/video/batches", json=batch_body("api-1"), headers=headers)
+        assert (replay.status_code, replay.json()) == (200, created.json())
+        assert_error(client.post("/video/batches", json=batch_body("api-2"), headers=headers), 409, "IDEMPOTENCY_KEY_REUSED")
+        assert client.post("/video/batches", json=batch_body("api-3"), headers=auth).status_code == 201
+        assert sum(walk(client, auth, limit=1), []) == ["api-3", "api-1", "direct"]
+        assert sum(walk(client, auth, since=created.json()["createdAt"]), []) == ["api-3", "api-1"]
+        assert_error(client.get("/video/batches", params={"cursor": "WyJ4IiwiYiJd"}, headers=auth), 400, "INVALID_INPUT")
