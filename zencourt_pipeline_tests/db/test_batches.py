@@ -21,6 +21,20 @@ def count(db, table) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
 
 
+def test_migration_0006_downgrades_and_upgrades_again(app_db):
+    from zencourt_pipeline.db.migrate import current_revision, downgrade
+
+    app_db.insert_batch(*make_batch("m1"))
+    downgrade(app_db.engine, "0005")
+    inspector = sa.inspect(app_db.engine)
+    assert not inspector.has_table("api_idempotency_keys")
+    assert "ix_video_gen_batch_created_id" not in {ix["name"] for ix in inspector.get_indexes("video_gen_batch")}
+    app_db.upgrade()
+    assert current_revision(app_db.engine) == "0006" and app_db.get_batch("m1") is not None
+    indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(app_db.engine).get_indexes("video_gen_batch")}
+    assert indexes["ix_video_gen_batch_created_id"] == ["created_at", "id"]
+
+
 def test_create_with_key_replays_and_refuses_another_body(app_db):
     batch, jobs = make_batch("k1")
     assert app_db.create_batch(batch, jobs, idempotency_key="key-1", body_sha256="aa").outcome == "created"
