@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db import migrate
 from zencourt_pipeline.db.analytics import AnalyticsQueries
+from zencourt_pipeline.db.batches import BatchQueries
 from zencourt_pipeline.db.cancel import CancelQueries
 from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
 from zencourt_pipeline.db.generation import GenerationQueries
@@ -61,7 +62,9 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-class AppDatabase(GenerationQueries, CancelQueries, QuotaQueries, LivenessQueries, SpendQueries, AnalyticsQueries):
+class AppDatabase(
+    GenerationQueries, CancelQueries, QuotaQueries, LivenessQueries, SpendQueries, AnalyticsQueries, BatchQueries
+):
     """Queries and state transitions over the tables in `schema.py`."""
 
     def __init__(self, url: str):

@@ -53,6 +53,7 @@ video_gen_batch = sa.Table(
     sa.Column("compose_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("intake_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_video_gen_batch_status_checked", "status", "sensor_checked_at"),
+    sa.Index("ix_video_gen_batch_created_id", "created_at", "id"),  # migration 0006: the list route
 )
 
 video_gen_jobs = sa.Table(
@@ -162,4 +163,15 @@ webhook_outbox = sa.Table(
     sa.Column("last_status_code", sa.Integer, nullable=True),
     sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
     *_timestamps(),
+)
+
+# Idempotency keys of `POST /video/batches` (migration 0006), written in the batch's transaction:
+# the batch a key created and the SHA-256 of the request body (a replay vs. a conflicting reuse).
+api_idempotency_keys = sa.Table(
+    "api_idempotency_keys",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("batch_id", sa.Text, sa.ForeignKey("video_gen_batch.id"), nullable=False),
+    sa.Column("body_sha256", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )

@@ -1,4 +1,4 @@
-"""The HTTP service (docs/contract.md section 4): fal webhooks, batch status, cancel, storage.
+"""The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, cancel, storage.
 
 `create_app(settings, ...)` builds the FastAPI app; `server.serve(settings)` runs it under
 uvicorn. Collaborators can be injected (tests, the CLI):
@@ -57,7 +57,7 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
-from zencourt_pipeline.service.routes import health, video, webhooks
+from zencourt_pipeline.service.routes import batches, health, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage.base import Storage
 
@@ -267,6 +267,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(video.router)
+    app.include_router(batches.router)
     app.include_router(storage_routes.router)
     app.add_middleware(
         ServiceMiddleware,

@@ -40,6 +40,9 @@ class ApiErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     CONFLICT = "CONFLICT"
     BATCH_NOT_PENDING = "BATCH_NOT_PENDING"
+    BATCH_EXISTS = "BATCH_EXISTS"  # POST /video/batches: the batch id is taken
+    JOB_EXISTS = "JOB_EXISTS"  # POST /video/batches: a job id is taken by another batch
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # the Idempotency-Key was used with another body
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -60,13 +60,21 @@ class Progress(ApiModel):
 
     @classmethod
     def of(cls, jobs: list[Job], batch_status: BatchStatus) -> Progress:
+        by_status: dict[str, int] = {}
+        for job in jobs:
+            by_status[job.status] = by_status.get(job.status, 0) + 1
+        return cls.from_counts(by_status, batch_status)
+
+    @classmethod
+    def from_counts(cls, by_status: dict[str, int], batch_status: BatchStatus) -> Progress:
+        """From {job status: count} (`db.job_status_counts`); a status not listed counts in `total` only."""
         counts = dict.fromkeys(
             (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.PROCESSING, JobStatus.PENDING), 0
         )
-        for job in jobs:
-            if job.status in counts:
-                counts[job.status] += 1
-        total = len(jobs)
+        for status, n in by_status.items():
+            if status in counts:
+                counts[JobStatus(status)] += n
+        total = sum(by_status.values())
         finished = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELED]
         # the batch `status` says whether the listing video is done too
         if total:
@@ -109,7 +117,7 @@ class JobResponse(ApiModel):
 
 
 class BatchResponse(ApiModel):
-    """The status API's batch."""
+    """The status API's batch (also the answer of `POST /video/batches`)."""
 
     success: bool = True
     id: str
@@ -151,6 +159,68 @@ class BatchResponse(ApiModel):
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job) for job in jobs],
         )
+
+
+# -- GET /video/batches, POST /video/batches:bulk -------------------------------------------------
+class BatchSummary(ApiModel):
+    """A batch in the list: the status route's batch without its jobs and spend."""
+
+    id: str
+    listing_id: str
+    workspace_id: str | None
+    status: BatchStatus
+    orientation: str
+    template: str | None
+    title: str | None
+    video_url: str | None
+    thumbnail_url: str | None
+    error: str | None
+    error_code: str | None
+    blocked_reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    progress: Progress
+
+    @classmethod
+    def from_record(cls, batch: Batch, job_counts: dict[str, int]) -> BatchSummary:
+        return cls(
+            id=batch.id,
+            listing_id=batch.listing_id,
+            workspace_id=batch.workspace_id,
+            status=batch.status,
+            orientation=batch.orientation,
+            template=batch.template,
+            title=batch.title,
+            video_url=batch.video_url,
+            thumbnail_url=batch.thumbnail_url,
+            error=batch.error,
+            error_code=batch.error_code,
+            blocked_reason=batch.blocked_reason,
+            created_at=iso(batch.created_at),
+            updated_at=iso(batch.updated_at),
+            progress=Progress.from_counts(job_counts, batch.status),
+        )
+
+
+class BatchListResponse(ApiModel):
+    success: bool = True
+    batches: list[BatchSummary]
+    next_cursor: str | None  # null on the last page
+
+
+class BulkResult(ApiModel):
+    """One batch of a bulk create: `status` 201 with `batch`, or the single route's error status
+    with `error` (the error body)."""
+
+    index: int
+    status: int
+    batch: BatchResponse | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkResponse(ApiModel):
+    success: bool = True
+    results: list[BulkResult]
 
 
 # -- POST /webhooks/fal ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, StringConstraints, ValidationError
@@ -21,6 +21,15 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_json(request: Request, model: type[M]) -> M:
     """Parse the body (already size-limited by the middleware) as a JSON object into `model`."""
+    data = await read_object(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    """The body (already size-limited by the middleware) as a JSON object."""
     body = await request.body()
     if not body.strip():
         raise ApiError(400, ErrorCode.MISSING_REQUIRED_FIELD, "request body must be a JSON object")
@@ -30,10 +39,7 @@ async def read_json(request: Request, model: type[M]) -> M:
         raise ApiError(400, ErrorCode.INVALID_INPUT, "request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, ErrorCode.INVALID_INPUT, "request body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(list(exc.errors())) from None
+    return data
 
 
 def check_id(value: str, name: str) -> str:

@@ -1,0 +1,197 @@
+"""Batches created over HTTP and the newest-first batch list (`POST/GET /video/batches`).
+
+A mixin of `AppDatabase` (see database.py), over `video_gen_batch`, `video_gen_jobs` and
+`api_idempotency_keys` (migration 0006).
+
+`create_batch` inserts through `insert_batch`'s statements (the rows the web app writes, so the
+intake sensor picks the batch up the same way) plus, with an idempotency key, the key's row, all
+in one transaction. It inserts first and looks second: of two concurrent creates with one key,
+one commits and the other's insert fails on the key (or the batch id), rolls back and then finds
+the winner's row. It never reads before writing, so SQLite's WAL snapshots cannot make it fail.
+
+`list_batches` pages newest first (`created_at desc, id desc`) by keyset: the cursor is the last
+row's (created_at, id), opaque to the caller (base64url of JSON). On SQLite the timestamps are
+text, with or without fractional seconds (the server default has none); the cursor and the
+comparisons use that stored text, so a cursor matches its row exactly whatever the format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from zencourt_pipeline.db.records import Batch, BatchStatus
+from zencourt_pipeline.db.schema import api_idempotency_keys, video_gen_batch, video_gen_jobs
+
+
+class CreateOutcome(enum.StrEnum):
+    CREATED = "created"
+    REPLAYED = "replayed"  # the key was used before with the same body: its batch
+    KEY_REUSED = "key_reused"  # the key was used before with another body
+    BATCH_EXISTS = "batch_exists"  # the batch id is taken (no key, or a key not yet used)
+    JOB_EXISTS = "job_exists"  # a job id is taken by another batch
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    outcome: CreateOutcome
+    batch_id: str  # the batch created or replayed; for a conflict, the batch the key or id names
+    job_ids: list[str] = field(default_factory=list)  # JOB_EXISTS: the ids taken
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    batches: list[Batch]
+    next_cursor: str | None  # None on the last page
+
+
+class InvalidCursor(ValueError):
+    """A cursor this database did not hand out (garbage, tampered, another format)."""
+
+
+class BatchQueries:
+    engine: sa.Engine
+
+    # -- POST /video/batches -------------------------------------------------------------------
+    def create_batch(
+        self,
+        batch: Mapping[str, Any],
+        jobs: Iterable[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        body_sha256: str | None = None,
+    ) -> CreateResult:
+        """Insert a pending batch and its jobs (and the idempotency key) in one transaction."""
+        batch_id = batch["id"]
+        job_rows = [{"batch_id": batch_id, **job} for job in jobs]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(video_gen_batch).values(**batch))
+                if job_rows:
+                    conn.execute(sa.insert(video_gen_jobs), job_rows)
+                if idempotency_key is not None:
+                    conn.execute(
+                        sa.insert(api_idempotency_keys).values(
+                            key=idempotency_key,
+                            batch_id=batch_id,
+                            body_sha256=body_sha256,
+                            created_at=batch.get("created_at") or datetime.now(UTC),
+                        )
+                    )
+        except sa.exc.IntegrityError:
+            return self._create_conflict(batch_id, [row["id"] for row in job_rows], idempotency_key, body_sha256)
+        return CreateResult(CreateOutcome.CREATED, batch_id)
+
+    def _create_conflict(
+        self, batch_id: str, job_ids: list[str], idempotency_key: str | None, body_sha256: str | None
+    ) -> CreateResult:
+        with self.engine.connect() as conn:
+            if idempotency_key is not None:
+                row = conn.execute(
+                    sa.select(api_idempotency_keys).where(api_idempotency_keys.c.key == idempotency_key)
+                ).first()
+                if row is not None:
+                    same = row.body_sha256 == body_sha256
+                    return CreateResult(CreateOutcome.REPLAYED if same else CreateOutcome.KEY_REUSED, row.batch_id)
+            if conn.execute(sa.select(video_gen_batch.c.id).where(video_gen_batch.c.id == batch_id)).first():
+                return CreateResult(CreateOutcome.BATCH_EXISTS, batch_id)
+            taken = conn.execute(
+                sa.select(video_gen_jobs.c.id).where(video_gen_jobs.c.id.in_(job_ids)).order_by(video_gen_jobs.c.id)
+            ).scalars().all()
+        if taken:
+            return CreateResult(CreateOutcome.JOB_EXISTS, batch_id, list(taken))
+        raise RuntimeError(f"batch {batch_id!r} was refused by a constraint that is not a known conflict")
+
+    # -- GET /video/batches --------------------------------------------------------------------
+    def list_batches(
+        self,
+        *,
+        listing_id: str | None = None,
+        workspace_id: str | None = None,
+        status: BatchStatus | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> BatchPage:
+        """Batches newest first, `limit` per page; `since`: created at or after; `cursor`: the
+        `next_cursor` of the previous page (`InvalidCursor` when it is not one)."""
+        created = self._created_key()
+        batch = video_gen_batch.c
+        query = sa.select(video_gen_batch, created.label("_created_key"))
+        if listing_id is not None:
+            query = query.where(batch.listing_id == listing_id)
+        if workspace_id is not None:
+            query = query.where(batch.workspace_id == workspace_id)
+        if status is not None:
+            query = query.where(batch.status == status)
+        if since is not None:
+            query = query.where(created >= self._created_bound(since))
+        if cursor is not None:
+            after_created, after_id = self._decode_cursor(cursor)
+            query = query.where(sa.or_(created < after_created, sa.and_(created == after_created, batch.id < after_id)))
+        query = query.order_by(created.desc(), batch.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = self._encode_cursor(rows[-1]._created_key, rows[-1].id) if more and rows else None
+        return BatchPage([Batch.from_row(row) for row in rows], next_cursor)
+
+    def job_status_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
+        """{batch id: {job status: count}} in one query (the list route's progress)."""
+        if not batch_ids:
+            return {}
+        jobs = video_gen_jobs.c
+        query = (
+            sa.select(jobs.batch_id, jobs.status, sa.func.count())
+            .where(jobs.batch_id.in_(batch_ids))
+            .group_by(jobs.batch_id, jobs.status)
+        )
+        counts: dict[str, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
+        with self.engine.connect() as conn:
+            for batch_id, status, n in conn.execute(query):
+                counts[batch_id][status] = int(n)
+        return counts
+
+    # -- keyset helpers ------------------------------------------------------------------------
+    def _sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _created_key(self) -> sa.ColumnElement:
+        """What pages are ordered by: the stored text on SQLite, the timestamp elsewhere."""
+        if self._sqlite():
+            return sa.type_coerce(video_gen_batch.c.created_at, sa.Text)
+        return video_gen_batch.c.created_at
+
+    def _created_bound(self, value: datetime) -> Any:
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        if self._sqlite():  # stored as naive UTC text; whole seconds compare equal to the default's
+            text = value.strftime("%Y-%m-%d %H:%M:%S")
+            return text + (f".{value.microsecond:06d}" if value.microsecond else "")
+        return value
+
+    def _encode_cursor(self, created: Any, batch_id: str) -> str:
+        created_text = created if isinstance(created, str) else created.astimezone(UTC).isoformat()
+        raw = json.dumps([created_text, batch_id], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: str) -> tuple[Any, str]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            created_text, batch_id = json.loads(raw)
+            if not isinstance(created_text, str) or not isinstance(batch_id, str):
+                raise ValueError("not a (created_at, id) pair")
+            created = datetime.fromisoformat(created_text)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidCursor("cursor is not one this service handed out") from exc
+        if self._sqlite():
+            return created_text, batch_id
+        return (created if created.tzinfo else created.replace(tzinfo=UTC)), batch_id

@@ -1,0 +1,334 @@
+"""Batch creation and listing (API key): `POST /video/batches`, `POST /video/batches:bulk`,
+`GET /video/batches` (docs/contract.md section 4).
+
+A batch created here is the rows the web app would insert (`AppDatabase.create_batch`, the same
+statements as `insert_batch`), `pending`: the intake sensor picks it up the same way. The body
+is checked as intake would check it (ids, at most `MAX_JOBS_PER_BATCH` jobs, orientation,
+template, prompt length, duration, and an image URL intake may fetch: https, plain http only for
+`MEDIA_ALLOWED_PRIVATE_HOSTS`, or a URI of the configured storage); nothing is fetched here.
+
+Idempotency: with an `Idempotency-Key` header, the key and the SHA-256 of the body (its JSON,
+canonical: sorted keys, no whitespace) are stored in the batch's transaction. The same key with
+the same body answers 200 with that batch (`Idempotent-Replayed: true`), with another body 409
+`IDEMPOTENCY_KEY_REUSED`. Keys are global to the service (one web app holds the API key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+from starlette.concurrency import run_in_threadpool
+
+from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
+from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.records import BatchStatus
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
+from zencourt_pipeline.pipeline.intake import MAX_JOBS_PER_BATCH, MAX_PROMPT_CHARS
+from zencourt_pipeline.service.auth import require_api_key
+from zencourt_pipeline.service.errors import ApiError, ApiErrorCode, error_body, validation_error
+from zencourt_pipeline.service.models import (
+    BatchListResponse,
+    BatchResponse,
+    BatchSummary,
+    BulkResponse,
+    BulkResult,
+)
+from zencourt_pipeline.service.routes.common import Id, read_object
+from zencourt_pipeline.storage.base import Storage
+
+logger = logging.getLogger("zencourt_pipeline.service.batches")
+router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
+
+MAX_BULK_BATCHES = 100
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 200
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")  # visible ASCII
+
+Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class CreateModel(BaseModel):
+    # camelCase as the status route answers; an unknown (or snake_case) field is an error
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
+
+
+class JobCreate(CreateModel):
+    id: Id | None = None  # generated when absent: `<batchId>-<index>`
+    sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
+    room_name: Text255 | None = None
+    image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
+    prompt: Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)] | None = None
+    duration_seconds: Annotated[int, Field(ge=2, le=10)] = 5
+
+    @field_validator("image_url")
+    @classmethod
+    def _fetchable(cls, value: str, info: ValidationInfo) -> str:
+        context = info.context or {}
+        storage: Storage | None = context.get("storage")
+        if storage is not None and storage.key_from_uri(value) is not None:
+            return value
+        try:
+            check_url(value, context.get("policy") or FetchPolicy())
+        except FetchError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
+class BatchCreate(CreateModel):
+    id: Id | None = None  # generated when absent
+    listing_id: Text255
+    workspace_id: Text255 | None = None
+    orientation: Literal["landscape", "vertical"] = "landscape"
+    template: Text255 | None = None  # a bundled template; null = default
+    title: Annotated[str, StringConstraints(max_length=500)] | None = None
+    jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        from zencourt_pipeline.media.templates import template_names
+
+        if value is not None and value not in (known := template_names()):
+            raise ValueError(f"unknown template (known: {', '.join(known)})")
+        return value
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique_job_ids(cls, jobs: list[JobCreate]) -> list[JobCreate]:
+        seen: set[str] = set()
+        for job in jobs:
+            if job.id is not None:
+                if job.id in seen:
+                    raise ValueError(f"duplicate job id {job.id!r}")
+                seen.add(job.id)
+        return jobs
+
+
+# -- building the rows ----------------------------------------------------------------------------
+def body_digest(data: Mapping[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    batch_id = body.id or f"b{uuid.uuid4().hex}"
+    now = utcnow()  # set here, not by the server default: microseconds order the list
+    batch = {
+        "id": batch_id,
+        "listing_id": body.listing_id,
+        "workspace_id": body.workspace_id,
+        "orientation": body.orientation,
+        "template": body.template,
+        "title": body.title,
+        "status": BatchStatus.PENDING,
+        "created_at": now,
+        "updated_at": now,
+    }
+    used = {job.id for job in body.jobs if job.id is not None}
+    jobs = []
+    for index, job in enumerate(body.jobs):
+        job_id = job.id
+        if job_id is None:
+            job_id = f"{batch_id}-{index}"
+            if len(job_id) > 64 or job_id in used:
+                job_id = f"j{uuid.uuid4().hex}"
+            used.add(job_id)
+        jobs.append(
+            {
+                "id": job_id,
+                "sort_order": index if job.sort_order is None else job.sort_order,
+                "room_name": job.room_name,
+                "image_url": job.image_url,
+                "prompt": job.prompt,
+                "duration_seconds": job.duration_seconds,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return batch, jobs
+
+
+def _response(db: AppDatabase, batch_id: str) -> BatchResponse:
+    """The batch exactly as `GET /video/batches/{id}` shows it."""
+    batch = db.get_batch(batch_id)
+    assert batch is not None, batch_id
+    return BatchResponse.from_records(batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id))
+
+
+def create_one(request: Request, data: Any, idempotency_key: str | None) -> tuple[int, BatchResponse]:
+    """Validate and insert one batch (blocking: run in a worker thread). (status, batch) or ApiError."""
+    state = request.app.state
+    if not isinstance(data, dict):
+        raise ApiError(400, ErrorCode.INVALID_INPUT, "a batch must be a JSON object")
+    context = {
+        "storage": state.storage,
+        "policy": FetchPolicy.from_hosts(state.settings.media_allowed_private_hosts),
+    }
+    try:
+        body = BatchCreate.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+    batch, jobs = _rows(body)
+    db: AppDatabase = state.db
+    result = db.create_batch(
+        batch, jobs, idempotency_key=idempotency_key, body_sha256=body_digest(data) if idempotency_key else None
+    )
+    if result.outcome == CreateOutcome.CREATED:
+        logger.info("batch created", extra={"batchId": result.batch_id, "jobs": len(jobs)})
+        return 201, _response(db, result.batch_id)
+    if result.outcome == CreateOutcome.REPLAYED:
+        return 200, _response(db, result.batch_id)
+    if result.outcome == CreateOutcome.KEY_REUSED:
+        raise ApiError(
+            409,
+            ApiErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "this Idempotency-Key was used with another request body",
+            {"batchId": result.batch_id},
+        )
+    if result.outcome == CreateOutcome.BATCH_EXISTS:
+        raise ApiError(409, ApiErrorCode.BATCH_EXISTS, f"batch {result.batch_id!r} exists", {"batchId": result.batch_id})
+    raise ApiError(
+        409, ApiErrorCode.JOB_EXISTS, "job id(s) taken by another batch", {"field": "jobs", "jobIds": result.job_ids}
+    )
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY_RE.match(key):
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_INPUT,
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters",
+            {"field": "Idempotency-Key"},
+        )
+    return key
+
+
+# -- POST /video/batches ---------------------------------------------------------------------------
+@router.post("/batches", status_code=201, response_model=BatchResponse, response_model_by_alias=True)
+async def create_batch(request: Request, response: Response) -> BatchResponse:
+    key = _idempotency_key(request)
+    data = await read_object(request)
+    status, batch = await run_in_threadpool(create_one, request, data, key)
+    response.status_code = status
+    if status == 200:
+        response.headers["Idempotent-Replayed"] = "true"
+    return batch
+
+
+# -- POST /video/batches:bulk ----------------------------------------------------------------------
+@router.post("/batches:bulk", response_model=BulkResponse, response_model_by_alias=True)
+async def create_batches(request: Request) -> BulkResponse:
+    if request.headers.get("idempotency-key") is not None:
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_INPUT,
+            "Idempotency-Key is not taken by the bulk route: give each batch an id (a retry answers 409 BATCH_EXISTS)",
+            {"field": "Idempotency-Key"},
+        )
+    data = await read_object(request)
+    items = data.get("batches")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK_BATCHES:
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_INPUT if "batches" in data else ErrorCode.MISSING_REQUIRED_FIELD,
+            f"batches must be a list of 1 to {MAX_BULK_BATCHES} batches",
+            {"field": "batches"},
+        )
+
+    def create_all() -> list[BulkResult]:
+        results = []
+        for index, item in enumerate(items):
+            try:
+                status, batch = create_one(request, item, None)
+                results.append(BulkResult(index=index, status=status, batch=batch))
+            except ApiError as exc:
+                error = error_body(exc.status_code, exc.code, exc.message, exc.details)
+                results.append(BulkResult(index=index, status=exc.status_code, error=error))
+        return results
+
+    return BulkResponse(results=await run_in_threadpool(create_all))
+
+
+# -- GET /video/batches ----------------------------------------------------------------------------
+def _query_error(name: str, message: str) -> ApiError:
+    return ApiError(400, ErrorCode.INVALID_INPUT, f"{name}: {message}", {"field": name})
+
+
+def _parse_since(value: str) -> datetime:
+    try:
+        since = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise _query_error("since", "must be an ISO 8601 time, e.g. 2026-03-01T12:00:00Z") from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+@router.get("/batches", response_model=BatchListResponse, response_model_by_alias=True)
+async def list_batches(request: Request) -> BatchListResponse:
+    params = {name: value for name, value in request.query_params.items() if value != ""}  # `?x=`: absent
+    limit = DEFAULT_LIST_LIMIT
+    if "limit" in params:
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise _query_error("limit", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
+    status = None
+    if "status" in params:
+        try:
+            status = BatchStatus(params["status"])
+        except ValueError:
+            raise _query_error("status", f"must be one of {', '.join(BatchStatus)}") from None
+    for name in ("listingId", "workspaceId"):
+        if len(params.get(name, "")) > 255:
+            raise _query_error(name, "must be at most 255 characters")
+    since = _parse_since(params["since"]) if "since" in params else None
+    cursor = params.get("cursor")
+    if cursor is not None and len(cursor) > 1024:
+        raise _query_error("cursor", "is not a cursor this service handed out")
+    db: AppDatabase = request.app.state.db
+
+    def load() -> BatchListResponse:
+        page = db.list_batches(
+            listing_id=params.get("listingId"),
+            workspace_id=params.get("workspaceId"),
+            status=status,
+            since=since,
+            cursor=cursor,
+            limit=limit,
+        )
+        counts = db.job_status_counts([batch.id for batch in page.batches])
+        return BatchListResponse(
+            batches=[BatchSummary.from_record(batch, counts[batch.id]) for batch in page.batches],
+            next_cursor=page.next_cursor,
+        )
+
+    try:
+        return await run_in_threadpool(load)
+    except InvalidCursor:
+        raise _query_error("cursor", "is not a cursor this service handed out") from None
+
