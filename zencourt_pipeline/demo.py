@@ -172,6 +172,7 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
     started = time.monotonic()
     defs = build_definitions(settings)
     db = defs.resources["app_db"].get()
+    db.upgrade()  # start-up on a possibly fresh database: resources never migrate
     storage = defs.resources["storage"].get()
     batch_id = insert_sample_batch(db, storage, orientation=orientation)
     out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")

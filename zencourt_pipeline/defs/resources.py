@@ -20,9 +20,9 @@ from zencourt_pipeline.storage.base import Storage
 
 @lru_cache(maxsize=8)
 def _database(url: str) -> AppDatabase:
-    db = AppDatabase(url)
-    db.upgrade()
-    return db
+    """One engine (connection pool) per URL and process. It never migrates: `zencourt db upgrade`
+    and the start-ups (`zencourt serve`, `zencourt demo`) bring the schema to the latest revision."""
+    return AppDatabase(url)
 
 
 class AppDatabaseResource(dg.ConfigurableResource):

@@ -227,6 +227,7 @@ def photo_matrix(tmp_path_factory) -> Iterator[Driven]:
         mp.setattr(kenburns, "render_ken_burns", canned_render)
         defs = build_definitions(settings)
         db = defs.resources["app_db"].get()
+        db.upgrade()  # what start-up does on a fresh database (resources never migrate)
         storage = defs.resources["storage"].get()
         base = server.url("")
         jobs = []
