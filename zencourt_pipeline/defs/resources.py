@@ -8,6 +8,7 @@ default here is `setting_default(<the Settings field>)`."""
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import abstractmethod
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from zencourt_pipeline.config import Settings, setting_default
 from zencourt_pipeline.db.database import AppDatabase
@@ -30,8 +31,19 @@ from zencourt_pipeline.storage.local import LocalStorage
 if TYPE_CHECKING:  # boto3 is imported when B2 storage is used, not with every run worker
     from zencourt_pipeline.storage.b2 import B2Storage
 
+logger = logging.getLogger(__name__)
+
 # how a secret reaches a resource: (value, env var name) -> the value or an EnvVar reference
 Secret = Callable[[str | None, str], Any]
+
+
+def _close_all(clients: list, what: str) -> None:
+    """Close every client; one that fails to close is logged, and the others are still closed."""
+    for client in clients:
+        try:
+            client.close()
+        except Exception:
+            logger.warning(f"closing a {what} failed", exc_info=True)
 
 
 @lru_cache(maxsize=8)
@@ -86,10 +98,20 @@ class B2StorageResource(StorageResource):
     region: str = setting_default("b2_region")
     timeout_seconds: float = Field(default=60.0, description="connect/read timeout of storage calls")
 
+    # the clients handed out during an execution (a run's steps): closed at its teardown
+    _open_storages: list[B2Storage] | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._open_storages = []
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        storages, self._open_storages = self._open_storages or [], None
+        _close_all(storages, "B2 client")
+
     def get(self) -> B2Storage:
         from zencourt_pipeline.storage.b2 import B2Storage
 
-        return B2Storage(
+        storage = B2Storage(
             endpoint=self.endpoint,
             key_id=self.key_id,
             application_key=self.application_key,
@@ -97,6 +119,9 @@ class B2StorageResource(StorageResource):
             region=self.region,
             timeout_seconds=self.timeout_seconds,
         )
+        if self._open_storages is not None:  # outside an execution the caller owns it
+            self._open_storages.append(storage)
+        return storage
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> B2StorageResource:
@@ -230,6 +255,16 @@ class GeneratorsResource(dg.ConfigurableResource):
     local: LocalGeneratorConfig = LocalGeneratorConfig()
     allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
 
+    # the chains handed out during an execution (a run's steps, a sensor tick): closed at its teardown
+    _open_chains: list[ProviderChain] | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._open_chains = []
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        chains, self._open_chains = self._open_chains or [], None
+        _close_all(chains, "provider chain")
+
     def provider(self, name: str) -> GeneratorConfig:
         return {"runway": self.runway, "fal": self.fal, "local": self.local}[name]
 
@@ -252,7 +287,10 @@ class GeneratorsResource(dg.ConfigurableResource):
                 payload=completion.payload,
             )
 
-        return ProviderChain({name: self.provider(name).generator(sink) for name in self.providers}, self.providers)
+        chain = ProviderChain({name: self.provider(name).generator(sink) for name in self.providers}, self.providers)
+        if self._open_chains is not None:  # outside an execution the caller closes it (the canceller)
+            self._open_chains.append(chain)
+        return chain
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorsResource:

@@ -107,3 +107,67 @@ def test_secrets_from_the_environment_reach_dagster_as_env_var_names(tmp_path, m
     # inside an execution Dagster resolves the reference to the value
     with dg.build_resources({"generators": built["generators"]}) as resolved:
         assert resolved.generators.runway.api_key == "rk-env"
+
+
+# -- clients closed after use ------------------------------------------------------------------
+def test_chains_handed_out_in_an_execution_are_closed_at_its_teardown(tmp_path):
+    settings = _settings(tmp_path, generation_providers=["runway", "fal", "local"], runway_api_key="rk", fal_key="fk")
+    generators = res.build_resources(settings, env_refs=False)["generators"]
+    db = AppDatabase(settings.resolved_database_url)
+    try:
+        with dg.build_resources({"generators": generators}) as resources:
+            chains = [resources.generators.chain(db), resources.generators.chain(db)]
+            clients = [chain.get(name)._client for chain in chains for name in ("runway", "fal")]
+            assert not any(client.is_closed for client in clients)
+        assert all(client.is_closed for client in clients)
+        # outside an execution nothing is kept: the caller closes what it asked for
+        outside = generators.chain(db)
+        assert generators._open_chains is None
+        outside.close()
+        assert outside.get("runway")._client.is_closed
+    finally:
+        db.dispose()
+
+
+def test_b2_clients_handed_out_in_an_execution_are_closed_at_its_teardown(tmp_path, monkeypatch):
+    from zencourt_pipeline.storage.b2 import B2Storage
+
+    closed: list[B2Storage] = []
+    monkeypatch.setattr(B2Storage, "close", lambda self: closed.append(self))
+    storage = res.B2StorageResource(endpoint="https://s3.example.test", key_id="k", application_key="s", bucket_name="b")
+    with dg.build_resources({"storage": storage}) as resources:
+        handed_out = [resources.storage.get(), resources.storage.get()]
+        assert closed == []
+    assert closed == handed_out
+    storage.get()  # outside an execution: the caller's
+    assert closed == handed_out
+
+
+def test_the_generation_runs_close_every_chain_they_open(instance, resources, tmp_path, monkeypatch):
+    """clip_tasks and generated_clips ask `generators.chain(db)` for a chain: closed by the end of the run."""
+    from zencourt_pipeline.defs.assets import pipeline_assets
+    from zencourt_pipeline.providers.chain import ProviderChain
+    from zencourt_pipeline_tests.defs.conftest import insert_batch_with_photos
+
+    opened, closed = [], []
+    original_init, original_close = ProviderChain.__init__, ProviderChain.close
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        opened.append(self)
+
+    def close(self):
+        closed.append(self)
+        original_close(self)
+
+    monkeypatch.setattr(ProviderChain, "__init__", init)
+    monkeypatch.setattr(ProviderChain, "close", close)
+    db, storage = resources["app_db"].get(), resources["storage"].get()
+    insert_batch_with_photos(db, storage, tmp_path, "b-close", [None])
+    instance.add_dynamic_partitions("batches", ["b-close"])
+    for selection in (["listing_photos", "clip_tasks"], ["generated_clips"]):
+        result = dg.materialize(
+            pipeline_assets, selection=selection, partition_key="b-close", instance=instance, resources=resources
+        )
+        assert result.success
+    assert len(opened) == 2 and all(any(chain is c for c in closed) for chain in opened)
