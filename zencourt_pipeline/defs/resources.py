@@ -167,26 +167,30 @@ class LocalGeneratorConfig(GeneratorConfig):
         return cls(output_dir=str(settings.data_dir / "local-generator"))
 
 
-class RunwayConfig(GeneratorConfig):
+class HttpGeneratorConfig(GeneratorConfig):
+    """What the HTTP providers share: the timeout of each call and the private hosts their
+    output downloads may reach (MEDIA_ALLOWED_PRIVATE_HOSTS)."""
+
+    request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
+    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
+
+    def _http(self) -> dict[str, Any]:
+        return {"timeout": self.request_timeout_seconds, "allowed_private_hosts": self.allowed_private_hosts}
+
+
+class RunwayConfig(HttpGeneratorConfig):
     """Runway (`runway`): RUNWAY_API_KEY, RUNWAY_API_URL, RUNWAY_API_VERSION, RUNWAY_MODEL."""
 
     api_key: str | None = setting_default("runway_api_key")
     api_url: str = setting_default("runway_api_url")
     api_version: str = setting_default("runway_api_version")
     model: str = setting_default("runway_model")
-    request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
-    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
 
     def generator(self, sink: CompletionSink) -> VideoGenerator:
         from zencourt_pipeline.providers.runway import RunwayGenerator
 
         return RunwayGenerator(
-            api_key=self.api_key or "",
-            base_url=self.api_url,
-            api_version=self.api_version,
-            model=self.model,
-            timeout=self.request_timeout_seconds,
-            allowed_private_hosts=self.allowed_private_hosts,
+            api_key=self.api_key or "", base_url=self.api_url, api_version=self.api_version, model=self.model, **self._http()
         )
 
     @classmethod
@@ -200,30 +204,23 @@ class RunwayConfig(GeneratorConfig):
         )
 
 
-class FalConfig(GeneratorConfig):
+class FalConfig(HttpGeneratorConfig):
     """fal.ai's queue API (`fal`): FAL_KEY, FAL_QUEUE_URL, FAL_MODEL, FAL_WEBHOOK_URL."""
 
     key: str | None = setting_default("fal_key")
     queue_url: str = setting_default("fal_queue_url")
     model: str = setting_default("fal_model")
     webhook_url: str | None = setting_default("fal_webhook_url")
-    request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
     webhook_overdue_seconds: float = Field(
         default=setting_default("fal_webhook_overdue_seconds"),
         description="poll a fal request whose webhook has not arrived after this long (FAL_WEBHOOK_OVERDUE_SECONDS)",
     )
-    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
 
     def generator(self, sink: CompletionSink) -> VideoGenerator:
         from zencourt_pipeline.providers.fal import FalGenerator
 
         return FalGenerator(
-            key=self.key or "",
-            queue_url=self.queue_url,
-            model=self.model,
-            webhook_url=self.webhook_url,
-            timeout=self.request_timeout_seconds,
-            allowed_private_hosts=self.allowed_private_hosts,
+            key=self.key or "", queue_url=self.queue_url, model=self.model, webhook_url=self.webhook_url, **self._http()
         )
 
     @classmethod
@@ -339,15 +336,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> PipelineSettingsResource:
-        return cls(
-            enable_final_composition=settings.enable_final_composition,
-            monthly_clip_quota=settings.monthly_clip_quota,
-            workspace_monthly_clip_quota=settings.workspace_monthly_clip_quota,
-            generation_deadline_seconds=settings.generation_deadline_seconds,
-            composition_deadline_seconds=settings.composition_deadline_seconds,
-            max_run_attempts=settings.max_run_attempts,
-            max_download_attempts=settings.max_download_attempts,
-        )
+        return cls(**{name: getattr(settings, name) for name in cls.model_fields})  # each field is the setting
 
 
 def _env_secret(value: str | None, env_name: str):
