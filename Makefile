@@ -42,8 +42,10 @@ TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
-## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000)
+## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000); the database is
+## upgraded first (the Dagster processes never migrate it)
 dev: $(STAMP) dagster-home
+	$(BIN)/zencourt db upgrade
 	$(BIN)/dagster dev -w workspace.yaml
 
 ## make serve: the HTTP service (webhooks, status, cancel, storage) on $$PORT (3001)

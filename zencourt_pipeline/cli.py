@@ -64,6 +64,7 @@ def _serve(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging("service", settings)
     db = build_resources(settings)["app_db"].get()
+    db.upgrade()  # start-up: the service brings the database it serves to the latest revision first
     canceller = service_canceller(settings, db)
     # completion webhooks go out from the outbox while the service runs
     from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer

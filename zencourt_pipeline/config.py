@@ -204,6 +204,11 @@ class Settings(BaseModel):
     def resolved_fal_webhook_url(self) -> str:
         return self.fal_webhook_url or f"{self.video_server_url.rstrip('/')}/webhooks/fal"
 
+    @property
+    def generation_pool(self) -> str:
+        """The concurrency pool of the provider-facing steps (clip_tasks, generated_clips)."""
+        return pool_name(self.generation_providers[0])
+
     def secret_values(self) -> list[str]:
         """Values that must never appear in logs."""
         candidates = [
@@ -214,3 +219,15 @@ class Settings(BaseModel):
             self.vercel_webhook_secret,
         ]
         return [value for value in candidates if value]
+
+
+def pool_name(primary_provider: str) -> str:
+    """Provider-facing steps share a concurrency pool named after the primary provider:
+    `runway_api`, `fal_api` or `local_api`."""
+    return f"{primary_provider}_api"
+
+
+def setting_default(name: str) -> Any:
+    """The embedded default of the `Settings` field `name`. Defaults live in `Settings` only: the
+    resources' fields (defs/resources.py) take theirs from here."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)

@@ -6,7 +6,7 @@ import dagster as dg
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.defs.alerts import dead_webhooks_sensor
-from zencourt_pipeline.defs.assets import all_assets
+from zencourt_pipeline.defs.assets import build_assets
 from zencourt_pipeline.defs.jobs import all_jobs
 from zencourt_pipeline.defs.resources import build_resources
 from zencourt_pipeline.defs.sensors import (
@@ -19,9 +19,11 @@ from zencourt_pipeline.observability.logging import install_package_handler, pro
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The code location for `settings` (the environment's when None): resources and the
+    generation pool come from them, nothing from the environment at import."""
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=all_assets,
+        assets=build_assets(settings),
         jobs=all_jobs,
         sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor]
         + [dead_webhooks_sensor],

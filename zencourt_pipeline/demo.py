@@ -115,8 +115,9 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
     import dagster as dg
 
     sensor = defs.resolve_sensor_def(sensor_name)
-    context = dg.build_sensor_context(instance=instance, resources=resources_map, definitions=defs)
-    result = sensor(context)
+    # opened as a context: resources with a lifecycle (the generators) are set up and torn down
+    with dg.build_sensor_context(instance=instance, resources=resources_map, definitions=defs) as context:
+        result = sensor(context)
     if not isinstance(result, dg.SensorResult) or not result.run_requests:
         return 0
     for request in result.dynamic_partitions_requests or []:
@@ -172,6 +173,7 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
     started = time.monotonic()
     defs = build_definitions(settings)
     db = defs.resources["app_db"].get()
+    db.upgrade()  # start-up on a possibly fresh database: resources never migrate
     storage = defs.resources["storage"].get()
     batch_id = insert_sample_batch(db, storage, orientation=orientation)
     out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")

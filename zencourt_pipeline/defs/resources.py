@@ -1,28 +1,56 @@
-"""Dagster resources over the external systems. Thin: each builds the plain client it names."""
+"""Dagster resources over the external systems. They only configure: each holds its settings and
+hands out the plain client it names (`get()`, `chain()`); nothing runs at import or in `get()`
+beyond building that client (migrations are `zencourt db upgrade`'s and start-up's).
+
+Implementations are chosen by type: one storage resource per backend, one configuration class per
+provider; `build_resources(settings)` picks them. Defaults live in `config.Settings` only: a field
+default here is `setting_default(<the Settings field>)`."""
 
 from __future__ import annotations
 
+import logging
 import os
+from abc import abstractmethod
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from zencourt_pipeline.config import Settings
+from zencourt_pipeline.config import Settings, setting_default
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.net.fetch import FetchPolicy
-from zencourt_pipeline.providers.base import Completion
+from zencourt_pipeline.providers.base import Completion, CompletionSink, VideoGenerator
 from zencourt_pipeline.providers.chain import ProviderChain
 from zencourt_pipeline.storage.base import Storage
+from zencourt_pipeline.storage.local import LocalStorage
+
+if TYPE_CHECKING:  # boto3 is imported when B2 storage is used, not with every run worker
+    from zencourt_pipeline.storage.b2 import B2Storage
+
+logger = logging.getLogger(__name__)
+
+# how a secret reaches a resource: (value, env var name) -> the value or an EnvVar reference
+Secret = Callable[[str | None, str], Any]
+
+
+def _close_all(clients: list, what: str) -> None:
+    """Close every client; one that fails to close is logged, and the others are still closed."""
+    for client in clients:
+        try:
+            client.close()
+        except Exception:
+            logger.warning(f"closing a {what} failed", exc_info=True)
 
 
 @lru_cache(maxsize=8)
 def _database(url: str) -> AppDatabase:
-    db = AppDatabase(url)
-    db.upgrade()
-    return db
+    """One engine (connection pool) per URL and process. It never migrates: `zencourt db upgrade`
+    and the start-ups (`zencourt serve`, `zencourt demo`) bring the schema to the latest revision."""
+    return AppDatabase(url)
 
 
 class AppDatabaseResource(dg.ConfigurableResource):
@@ -34,61 +62,211 @@ class AppDatabaseResource(dg.ConfigurableResource):
         return _database(self.database_url)
 
 
+# -- storage: one resource per implementation ---------------------------------------------------
 class StorageResource(dg.ConfigurableResource):
-    """Where photos, clips and videos are published: local files or B2 (STORAGE_BACKEND)."""
+    """Where photos, clips and videos are published: what the assets ask for. One subclass per
+    implementation, each handing out a `Storage`; `build_resources` picks it from STORAGE_BACKEND."""
 
-    backend: str = "local"
-    local_root: str = ""
-    b2_endpoint: str | None = None
-    b2_key_id: str | None = None
-    b2_application_key: str | None = None
-    b2_bucket_name: str | None = None
-    b2_region: str = "us-west-002"
+    @abstractmethod
+    def get(self) -> Storage: ...
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> StorageResource: ...
+
+
+class LocalStorageResource(StorageResource):
+    """Files under a local root (STORAGE_BACKEND=local, the embedded default)."""
+
+    root: str = Field(description="the storage root: <ZENCOURT_DATA_DIR>/storage")
+
+    def get(self) -> LocalStorage:
+        return LocalStorage(Path(self.root))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> LocalStorageResource:
+        return cls(root=str(settings.local_storage_root))
+
+
+class B2StorageResource(StorageResource):
+    """Backblaze B2 through its S3 API (STORAGE_BACKEND=b2): B2_ENDPOINT, B2_KEY_ID, ..."""
+
+    endpoint: str | None = setting_default("b2_endpoint")
+    key_id: str | None = setting_default("b2_key_id")
+    application_key: str | None = setting_default("b2_application_key")
+    bucket_name: str | None = setting_default("b2_bucket_name")
+    region: str = setting_default("b2_region")
     timeout_seconds: float = Field(default=60.0, description="connect/read timeout of storage calls")
 
-    def get(self) -> Storage:
-        if self.backend == "b2":
-            from zencourt_pipeline.storage.b2 import B2Storage
+    # the clients handed out during an execution (a run's steps): closed at its teardown
+    _open_storages: list[B2Storage] | None = PrivateAttr(default=None)
 
-            return B2Storage(
-                endpoint=self.b2_endpoint,
-                key_id=self.b2_key_id,
-                application_key=self.b2_application_key,
-                bucket=self.b2_bucket_name,
-                region=self.b2_region,
-                timeout_seconds=self.timeout_seconds,
-            )
-        from zencourt_pipeline.storage.local import LocalStorage
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._open_storages = []
 
-        return LocalStorage(Path(self.local_root))
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        storages, self._open_storages = self._open_storages or [], None
+        _close_all(storages, "B2 client")
+
+    def get(self) -> B2Storage:
+        from zencourt_pipeline.storage.b2 import B2Storage
+
+        storage = B2Storage(
+            endpoint=self.endpoint,
+            key_id=self.key_id,
+            application_key=self.application_key,
+            bucket=self.bucket_name,
+            region=self.region,
+            timeout_seconds=self.timeout_seconds,
+        )
+        if self._open_storages is not None:  # outside an execution the caller owns it
+            self._open_storages.append(storage)
+        return storage
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> B2StorageResource:
+        return cls(
+            endpoint=settings.b2_endpoint,
+            key_id=settings.b2_key_id,
+            application_key=secret(settings.b2_application_key, "B2_APPLICATION_KEY"),
+            bucket_name=settings.b2_bucket_name,
+            region=settings.b2_region,
+        )
+
+
+STORAGE_RESOURCES: dict[str, type[StorageResource]] = {"local": LocalStorageResource, "b2": B2StorageResource}
+
+
+# -- generators: one configuration class per provider, the chain in the configured order ----------
+# Nested `dg.Config`, not nested resources: Dagster 1.13 warns (its own InitResourceContext.dagster_run
+# deprecation, from replace_config) at every initialization of a resource with nested resources, and
+# nested config takes defaults and EnvVar references the same way.
+class GeneratorConfig(dg.Config):
+    """One video provider's configuration; `generator(sink)` builds its client."""
+
+    @abstractmethod
+    def generator(self, sink: CompletionSink) -> VideoGenerator: ...
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorConfig: ...
+
+
+class LocalGeneratorConfig(GeneratorConfig):
+    """The offline `local` generator (Ken Burns motion from the photo)."""
+
+    output_dir: str = Field(default="", description="where its clips are rendered: <ZENCOURT_DATA_DIR>/local-generator")
+
+    def generator(self, sink: CompletionSink) -> VideoGenerator:
+        from zencourt_pipeline.providers.local import LocalGenerator
+
+        return LocalGenerator(Path(self.output_dir), sink=sink)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> LocalGeneratorConfig:
+        return cls(output_dir=str(settings.data_dir / "local-generator"))
+
+
+class HttpGeneratorConfig(GeneratorConfig):
+    """What the HTTP providers share: the timeout of each call and the private hosts their
+    output downloads may reach (MEDIA_ALLOWED_PRIVATE_HOSTS)."""
+
+    request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
+    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
+
+    def _http(self) -> dict[str, Any]:
+        return {"timeout": self.request_timeout_seconds, "allowed_private_hosts": self.allowed_private_hosts}
+
+
+class RunwayConfig(HttpGeneratorConfig):
+    """Runway (`runway`): RUNWAY_API_KEY, RUNWAY_API_URL, RUNWAY_API_VERSION, RUNWAY_MODEL."""
+
+    api_key: str | None = setting_default("runway_api_key")
+    api_url: str = setting_default("runway_api_url")
+    api_version: str = setting_default("runway_api_version")
+    model: str = setting_default("runway_model")
+
+    def generator(self, sink: CompletionSink) -> VideoGenerator:
+        from zencourt_pipeline.providers.runway import RunwayGenerator
+
+        return RunwayGenerator(
+            api_key=self.api_key or "", base_url=self.api_url, api_version=self.api_version, model=self.model, **self._http()
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> RunwayConfig:
+        return cls(
+            api_key=secret(settings.runway_api_key, "RUNWAY_API_KEY"),
+            api_url=settings.runway_api_url,
+            api_version=settings.runway_api_version,
+            model=settings.runway_model,
+            allowed_private_hosts=settings.media_allowed_private_hosts,
+        )
+
+
+class FalConfig(HttpGeneratorConfig):
+    """fal.ai's queue API (`fal`): FAL_KEY, FAL_QUEUE_URL, FAL_MODEL, FAL_WEBHOOK_URL."""
+
+    key: str | None = setting_default("fal_key")
+    queue_url: str = setting_default("fal_queue_url")
+    model: str = setting_default("fal_model")
+    webhook_url: str | None = setting_default("fal_webhook_url")
+    webhook_overdue_seconds: float = Field(
+        default=setting_default("fal_webhook_overdue_seconds"),
+        description="poll a fal request whose webhook has not arrived after this long (FAL_WEBHOOK_OVERDUE_SECONDS)",
+    )
+
+    def generator(self, sink: CompletionSink) -> VideoGenerator:
+        from zencourt_pipeline.providers.fal import FalGenerator
+
+        return FalGenerator(
+            key=self.key or "", queue_url=self.queue_url, model=self.model, webhook_url=self.webhook_url, **self._http()
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> FalConfig:
+        return cls(
+            key=secret(settings.fal_key, "FAL_KEY"),
+            queue_url=settings.fal_queue_url,
+            model=settings.fal_model,
+            webhook_url=settings.resolved_fal_webhook_url,
+            webhook_overdue_seconds=settings.fal_webhook_overdue_seconds,
+            allowed_private_hosts=settings.media_allowed_private_hosts,
+        )
+
+
+PROVIDER_CONFIGS: dict[str, type[GeneratorConfig]] = {
+    "runway": RunwayConfig,
+    "fal": FalConfig,
+    "local": LocalGeneratorConfig,
+}
 
 
 class GeneratorsResource(dg.ConfigurableResource):
-    """The ordered video generators (GENERATION_PROVIDERS) and their credentials."""
+    """The ordered video generators (GENERATION_PROVIDERS): each provider configured by its own
+    class, the chain built from them in the configured order."""
 
-    providers: list[str] = ["local"]
-    local_output_dir: str = ""
-    runway_api_key: str | None = None
-    runway_api_url: str = "https://api.dev.runwayml.com"
-    runway_api_version: str = "2024-11-06"
-    runway_model: str = "gen4_turbo"
-    fal_key: str | None = None
-    fal_queue_url: str = "https://queue.fal.run"
-    fal_model: str = "fal-ai/kling-video/v2.1/standard/image-to-video"
-    fal_webhook_url: str | None = None
-    request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
-    fal_webhook_overdue_seconds: float = Field(
-        default=120.0, description="poll a fal request whose webhook has not arrived after this long"
-    )
-    allowed_private_hosts: list[str] = []
+    providers: list[str] = setting_default("generation_providers")
+    runway: RunwayConfig = RunwayConfig()
+    fal: FalConfig = FalConfig()
+    local: LocalGeneratorConfig = LocalGeneratorConfig()
+    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
+
+    # the chains handed out during an execution (a run's steps, a sensor tick): closed at its teardown
+    _open_chains: list[ProviderChain] | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._open_chains = []
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        chains, self._open_chains = self._open_chains or [], None
+        _close_all(chains, "provider chain")
+
+    def provider(self, name: str) -> GeneratorConfig:
+        return {"runway": self.runway, "fal": self.fal, "local": self.local}[name]
 
     def webhook_overdue_after(self) -> dict[str, timedelta]:
-        return {"fal": timedelta(seconds=self.fal_webhook_overdue_seconds)}
-
-    @property
-    def primary_pool(self) -> str:
-        """The concurrency pool of provider-facing steps: named after the primary provider."""
-        return f"{self.providers[0]}_api"
+        return {"fal": timedelta(seconds=self.fal.webhook_overdue_seconds)}
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy.from_hosts(self.allowed_private_hosts)
@@ -106,53 +284,45 @@ class GeneratorsResource(dg.ConfigurableResource):
                 payload=completion.payload,
             )
 
-        generators = {}
-        for name in self.providers:
-            if name == "local":
-                from zencourt_pipeline.providers.local import LocalGenerator
+        chain = ProviderChain({name: self.provider(name).generator(sink) for name in self.providers}, self.providers)
+        if self._open_chains is not None:  # outside an execution the caller closes it (the canceller)
+            self._open_chains.append(chain)
+        return chain
 
-                generators[name] = LocalGenerator(Path(self.local_output_dir), sink=sink)
-            elif name == "runway":
-                from zencourt_pipeline.providers.runway import RunwayGenerator
-
-                generators[name] = RunwayGenerator(
-                    api_key=self.runway_api_key or "",
-                    base_url=self.runway_api_url,
-                    api_version=self.runway_api_version,
-                    model=self.runway_model,
-                    timeout=self.request_timeout_seconds,
-                    allowed_private_hosts=self.allowed_private_hosts,
-                )
-            elif name == "fal":
-                from zencourt_pipeline.providers.fal import FalGenerator
-
-                generators[name] = FalGenerator(
-                    key=self.fal_key or "",
-                    queue_url=self.fal_queue_url,
-                    model=self.fal_model,
-                    webhook_url=self.fal_webhook_url,
-                    timeout=self.request_timeout_seconds,
-                    allowed_private_hosts=self.allowed_private_hosts,
-                )
-        return ProviderChain(generators, self.providers)
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorsResource:
+        return cls(
+            providers=settings.generation_providers,
+            **{name: config.from_settings(settings, secret) for name, config in PROVIDER_CONFIGS.items()},
+            allowed_private_hosts=settings.media_allowed_private_hosts,
+        )
 
 
 class PipelineSettingsResource(dg.ConfigurableResource):
     """Pipeline switches: clip-first mode and the monthly clip quotas (0 = unlimited)."""
 
-    enable_final_composition: bool = True
+    enable_final_composition: bool = setting_default("enable_final_composition")
     monthly_clip_quota: int = Field(
-        default=0, description="clips a listing may have generated per calendar month, UTC (ZENCOURT_MONTHLY_CLIP_QUOTA)"
+        default=setting_default("monthly_clip_quota"),
+        description="clips a listing may have generated per calendar month, UTC (ZENCOURT_MONTHLY_CLIP_QUOTA)",
     )
     workspace_monthly_clip_quota: int = Field(
-        default=0,
+        default=setting_default("workspace_monthly_clip_quota"),
         description="clips a workspace may have generated per calendar month, UTC (ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA)",
     )
-    generation_deadline_seconds: float = Field(default=7200.0, description="ZENCOURT_GENERATION_DEADLINE_SECONDS")
-    composition_deadline_seconds: float = Field(default=1800.0, description="ZENCOURT_COMPOSITION_DEADLINE_SECONDS")
-    max_run_attempts: int = Field(default=3, description="attempts of a failed intake or compose run (ZENCOURT_MAX_RUN_ATTEMPTS)")
+    generation_deadline_seconds: float = Field(
+        default=setting_default("generation_deadline_seconds"), description="ZENCOURT_GENERATION_DEADLINE_SECONDS"
+    )
+    composition_deadline_seconds: float = Field(
+        default=setting_default("composition_deadline_seconds"), description="ZENCOURT_COMPOSITION_DEADLINE_SECONDS"
+    )
+    max_run_attempts: int = Field(
+        default=setting_default("max_run_attempts"),
+        description="attempts of a failed intake or compose run (ZENCOURT_MAX_RUN_ATTEMPTS)",
+    )
     max_download_attempts: int = Field(
-        default=5, description="downloads of a finished task's output before its job fails (ZENCOURT_MAX_DOWNLOAD_ATTEMPTS)"
+        default=setting_default("max_download_attempts"),
+        description="downloads of a finished task's output before its job fails (ZENCOURT_MAX_DOWNLOAD_ATTEMPTS)",
     )
 
     def deadlines(self):
@@ -164,6 +334,10 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             max_attempts=self.max_run_attempts,
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: Secret) -> PipelineSettingsResource:
+        return cls(**{name: getattr(settings, name) for name in cls.model_fields})  # each field is the setting
+
 
 def _env_secret(value: str | None, env_name: str):
     """A secret from the environment reaches Dagster as an EnvVar reference (the UI shows the
@@ -174,41 +348,14 @@ def _env_secret(value: str | None, env_name: str):
 
 
 def build_resources(settings: Settings, *, env_refs: bool = True) -> dict[str, dg.ConfigurableResource]:
-    """`env_refs`: secrets as EnvVar references (the code location: the UI shows names, never values);
+    """Every resource configured from `settings`; the storage class is the one STORAGE_BACKEND names.
+
+    `env_refs`: secrets as EnvVar references (the code location: the UI shows names, never values);
     False outside a Dagster run (`zencourt serve`), where an EnvVar cannot be read as a value."""
-    _secret = _env_secret if env_refs else (lambda value, _name: value)
+    secret: Secret = _env_secret if env_refs else (lambda value, _name: value)
     return {
         "app_db": AppDatabaseResource(database_url=settings.resolved_database_url),
-        "storage": StorageResource(
-            backend=settings.storage_backend,
-            local_root=str(settings.local_storage_root),
-            b2_endpoint=settings.b2_endpoint,
-            b2_key_id=settings.b2_key_id,
-            b2_application_key=_secret(settings.b2_application_key, "B2_APPLICATION_KEY"),
-            b2_bucket_name=settings.b2_bucket_name,
-            b2_region=settings.b2_region,
-        ),
-        "generators": GeneratorsResource(
-            providers=settings.generation_providers,
-            local_output_dir=str(settings.data_dir / "local-generator"),
-            runway_api_key=_secret(settings.runway_api_key, "RUNWAY_API_KEY"),
-            runway_api_url=settings.runway_api_url,
-            runway_api_version=settings.runway_api_version,
-            runway_model=settings.runway_model,
-            fal_key=_secret(settings.fal_key, "FAL_KEY"),
-            fal_queue_url=settings.fal_queue_url,
-            fal_model=settings.fal_model,
-            fal_webhook_url=settings.resolved_fal_webhook_url,
-            fal_webhook_overdue_seconds=settings.fal_webhook_overdue_seconds,
-            allowed_private_hosts=settings.media_allowed_private_hosts,
-        ),
-        "pipeline_settings": PipelineSettingsResource(
-            enable_final_composition=settings.enable_final_composition,
-            monthly_clip_quota=settings.monthly_clip_quota,
-            workspace_monthly_clip_quota=settings.workspace_monthly_clip_quota,
-            generation_deadline_seconds=settings.generation_deadline_seconds,
-            composition_deadline_seconds=settings.composition_deadline_seconds,
-            max_run_attempts=settings.max_run_attempts,
-            max_download_attempts=settings.max_download_attempts,
-        ),
+        "storage": STORAGE_RESOURCES[settings.storage_backend].from_settings(settings, secret),
+        "generators": GeneratorsResource.from_settings(settings, secret),
+        "pipeline_settings": PipelineSettingsResource.from_settings(settings, secret),
     }

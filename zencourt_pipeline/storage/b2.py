@@ -202,6 +202,10 @@ class B2Storage(Storage):
             config=self.client_config,
         )
 
+    def close(self) -> None:
+        """Close the client's connection pool (idempotent); the storage is not used afterwards."""
+        self.client.close()
+
     def __repr__(self) -> str:  # no credentials
         return f"B2Storage(endpoint={self.endpoint!r}, bucket={self.bucket!r}, region={self.region!r})"
 

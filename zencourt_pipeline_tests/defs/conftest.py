@@ -8,7 +8,18 @@ import pytest
 from PIL import Image
 
 from zencourt_pipeline.config import Settings
+from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.defs.resources import build_resources
+
+
+@pytest.fixture
+def sqlite_url(sqlite_url: str) -> str:
+    """The SQLite database the resources here are built over, at the latest revision: as start-up
+    (`zencourt db upgrade`, `zencourt serve`, `zencourt demo`) leaves it. Resources never migrate."""
+    db = AppDatabase(sqlite_url)
+    db.upgrade()
+    db.dispose()
+    return sqlite_url
 
 
 @pytest.fixture

@@ -227,6 +227,7 @@ def photo_matrix(tmp_path_factory) -> Iterator[Driven]:
         mp.setattr(kenburns, "render_ken_burns", canned_render)
         defs = build_definitions(settings)
         db = defs.resources["app_db"].get()
+        db.upgrade()  # what start-up does on a fresh database (resources never migrate)
         storage = defs.resources["storage"].get()
         base = server.url("")
         jobs = []
@@ -326,6 +327,11 @@ def provider_matrix(tmp_path_factory) -> Iterator[Driven]:
     old_level = root.level
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
+    # every logger at DEBUG whatever an earlier test's logging set-up left behind
+    # (`configure_logging`, e.g. in test_cli, quiets httpx and httpcore to WARNING)
+    quieted = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    for name in quieted:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     runway = FakeRunway(api_key=SECRETS["RUNWAY_API_KEY"], latency=0.05)
     fal = FakeFal(key=SECRETS["FAL_KEY"], latency=0.05)
     runway.start()
@@ -398,3 +404,5 @@ def provider_matrix(tmp_path_factory) -> Iterator[Driven]:
         runway.stop()
         root.removeHandler(capture)
         root.setLevel(old_level)
+        for name, level in quieted.items():
+            logging.getLogger(name).setLevel(level)

@@ -125,6 +125,7 @@ def rejected_batches(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rejected")
     defs = build_definitions(_batch_settings(tmp))
     db, storage = defs.resources["app_db"].get(), defs.resources["storage"].get()
+    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     with dg.instance_for_test() as instance:
         for case, (fields, n, _) in BATCH_CASES.items():
             insert_batch_with_photos(db, storage, tmp, case, [None] * n, **fields)

@@ -89,6 +89,7 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
 
     defs = build_definitions(settings)
     db, storage = defs.resources["app_db"].get(), defs.resources["storage"].get()
+    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     insert_batch_with_photos(db, storage, tmp_path, "pg-drop", [None, None, b"not a photo"])
     with dg.instance_for_test() as instance:
         assert drive(defs, instance, "pg-drop", timeout=180) == "completed"
@@ -188,6 +189,7 @@ def test_storage_503_during_upload_is_retried_and_leaves_no_partial_object(moto_
     storage = defs.resources["storage"].get()
     storage.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
     db = defs.resources["app_db"].get()
+    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     insert_batch_with_photos(db, storage, tmp_path, "b2-flaky", [None, None])
     with dg.instance_for_test() as instance:
         assert drive(defs, instance, "b2-flaky", timeout=180) == "completed"

@@ -18,7 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto.server import ThreadedMotoServer
 
-from zencourt_pipeline.defs.resources import StorageResource
+from zencourt_pipeline.defs.resources import B2StorageResource
 from zencourt_pipeline.storage.b2 import MIB, B2Storage
 from zencourt_pipeline.storage.base import StorageError
 
@@ -117,13 +117,12 @@ def test_missing_credentials_are_refused():
 
 
 def test_dagster_resource_builds_the_same_client(moto_endpoint):
-    resource = StorageResource(
-        backend="b2",
-        b2_endpoint=moto_endpoint,
-        b2_key_id="k",
-        b2_application_key="s",
-        b2_bucket_name="bkt",
-        b2_region=REGION,
+    resource = B2StorageResource(
+        endpoint=moto_endpoint,
+        key_id="k",
+        application_key="s",
+        bucket_name="bkt",
+        region=REGION,
         timeout_seconds=7,
     )
     storage = resource.get()

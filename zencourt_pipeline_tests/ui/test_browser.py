@@ -170,6 +170,7 @@ def demo_instance(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("ZENCOURT_DATA_DIR", str(data))
     defs = build_definitions(Settings.from_env())
     db, storage = defs.resources["app_db"].get(), defs.resources["storage"].get()
+    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     for batch_id in GOOD:
         insert_batch_with_photos(db, storage, tmp_path, batch_id, [None, None])
     with dg.DagsterInstance.get() as instance:

@@ -1,9 +1,9 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 from pydantic import Field
 
-from zencourt_pipeline.config import Settings
+from zencourt_pipeline.config import pool_name, setting_default
 from zencourt_pipeline.defs.assets.common import (
     OWNERS,
     STEP_RETRY,
@@ -30,8 +30,30 @@ from zencourt_pipeline.pipeline.regenerate import (
 
 # Provider-facing steps share a concurrency pool named after the primary provider (runway_api,
 # fal_api, local_api); its limit comes from the instance (dagster.yaml default_limit, or
-# `dagster instance concurrency set runway_api N`).
-GENERATION_POOL = f"{Settings.from_env().generation_providers[0]}_api"
+# `dagster instance concurrency set runway_api N`). The pool is that of the settings given to
+# build_definitions (`generation_assets(settings.generation_pool)`); the module-level definitions
+# below are in the embedded default's pool, and nothing here reads the environment.
+DEFAULT_GENERATION_POOL = pool_name(setting_default("generation_providers")[0])
+_POOLED: list[Callable[[str], dg.AssetsDefinition]] = []
+
+
+def pooled_asset(**asset_args) -> Callable[[Callable], dg.AssetsDefinition]:
+    """`@dg.asset(**asset_args)` whose `pool=` is chosen by the settings: the decorated name is the
+    definition in DEFAULT_GENERATION_POOL; `generation_assets(pool)` builds it again in `pool`."""
+
+    def decorate(fn: Callable) -> dg.AssetsDefinition:
+        def build(pool: str) -> dg.AssetsDefinition:
+            return dg.asset(pool=pool, **asset_args)(fn)
+
+        _POOLED.append(build)
+        return build(DEFAULT_GENERATION_POOL)
+
+    return decorate
+
+
+def generation_assets(pool: str) -> list[dg.AssetsDefinition]:
+    """clip_tasks and generated_clips in the concurrency pool `pool`."""
+    return [build(pool) for build in _POOLED]
 
 
 def _quota_limits(settings: PipelineSettingsResource) -> QuotaLimits:
@@ -52,7 +74,7 @@ class ClipTasksConfig(dg.Config):
     )
 
 
-@dg.asset(
+@pooled_asset(
     partitions_def=batch_partitions,
     deps=["listing_photos"],
     group_name="generation",
@@ -61,7 +83,6 @@ class ClipTasksConfig(dg.Config):
     code_version="2",
     tags={"stage": "generation"},
     retry_policy=STEP_RETRY,
-    pool=GENERATION_POOL,
 )
 def clip_tasks(
     context: dg.AssetExecutionContext,
@@ -128,7 +149,7 @@ def clip_tasks(
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
+@pooled_asset(
     partitions_def=batch_partitions,
     deps=[clip_tasks],
     group_name="generation",
@@ -137,7 +158,6 @@ def clip_tasks(
     code_version="1",
     tags={"stage": "generation"},
     retry_policy=STEP_RETRY,
-    pool=GENERATION_POOL,
     output_required=False,
 )
 def generated_clips(
