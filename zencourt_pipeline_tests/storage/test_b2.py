@@ -333,3 +333,13 @@ def test_size_mismatch_after_upload_is_an_upload_error(b2: B2Storage, tmp_path: 
     assert "stored size 1001 != local size 1000" in excinfo.value.message
     b2.client.meta.events.unregister("after-call.s3.HeadObject", another_writer_replaced_it)
     assert b2.exists("m/clip.mp4")  # not deleted: it may be another writer's object
+
+
+def test_close_releases_the_client_and_may_be_called_twice(monkeypatch):
+    storage = B2Storage(endpoint="https://s3.us-west-002.backblazeb2.com", key_id="k", application_key="s", bucket="b")
+    closed = []
+    original = storage.client.close
+    monkeypatch.setattr(storage.client, "close", lambda: (closed.append(True), original()))
+    storage.close()
+    storage.close()
+    assert closed == [True, True]
