@@ -84,6 +84,6 @@ def test_zencourt_demo_upgrades_a_fresh_database_before_inserting_the_sample(fre
     assert _revision(fresh_env) == _head()
     db = AppDatabase(fresh_env)
     try:
-        assert db.get_batch(result.batch_id)["status"] == "pending"
+        assert db.get_batch(result.batch_id).status == "pending"
     finally:
         db.dispose()
