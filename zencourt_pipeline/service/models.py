@@ -144,21 +144,21 @@ class BatchResponse(ApiModel):
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
-            status=batch.status,
-            orientation=batch.orientation,
-            template=batch.template,
-            title=batch.title,
-            video_url=batch.video_url,
-            thumbnail_url=batch.thumbnail_url,
-            error=batch.error,
-            error_code=batch.error_code,
-            blocked_reason=batch.blocked_reason,
-            created_at=iso(batch.created_at),
-            updated_at=iso(batch.updated_at),
+            **_batch_state(batch),
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job) for job in jobs],
         )
+
+
+def _batch_state(batch: Batch) -> dict[str, Any]:
+    """The batch fields the status route and the list share (field order is each model's own)."""
+    return {
+        "status": batch.status, "orientation": batch.orientation, "template": batch.template, "title": batch.title,
+        "video_url": batch.video_url, "thumbnail_url": batch.thumbnail_url, "error": batch.error,
+        "error_code": batch.error_code, "blocked_reason": batch.blocked_reason,
+        "created_at": iso(batch.created_at), "updated_at": iso(batch.updated_at),
+    }
 
 
 # -- GET /video/batches, POST /video/batches:bulk -------------------------------------------------
@@ -187,17 +187,7 @@ class BatchSummary(ApiModel):
             id=batch.id,
             listing_id=batch.listing_id,
             workspace_id=batch.workspace_id,
-            status=batch.status,
-            orientation=batch.orientation,
-            template=batch.template,
-            title=batch.title,
-            video_url=batch.video_url,
-            thumbnail_url=batch.thumbnail_url,
-            error=batch.error,
-            error_code=batch.error_code,
-            blocked_reason=batch.blocked_reason,
-            created_at=iso(batch.created_at),
-            updated_at=iso(batch.updated_at),
+            **_batch_state(batch),
             progress=Progress.from_counts(job_counts, batch.status),
         )
 
