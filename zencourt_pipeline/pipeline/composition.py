@@ -58,38 +58,23 @@ def compose_batch(
     are listed in `error`, each job keeps its own error); `failed` when no clip survived;
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
-    from zencourt_pipeline.media.compose import ClipInput, compose_video
+    from zencourt_pipeline.media.compose import compose_video
     from zencourt_pipeline.media.templates import load_template
 
     batch_id = batch.id
-    current = db.get_batch(batch_id)
-    if current and current.status == BatchStatus.CANCELED:
-        return CompositionReport("canceled", error="batch was canceled")
     completed = [job for job in jobs if job.status == JobStatus.COMPLETED and job.video_url]
     failed = [job for job in jobs if job.status == JobStatus.FAILED]
     summary = f"{len(failed)} of {len(jobs)} clips failed: " + ", ".join(
         f"{job.id} {job.error_code}" for job in failed
     ) if failed else None
-    if not completed:
-        error = "no clip could be generated" + (f" ({summary})" if summary else "")
-        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.ALL_CLIPS_FAILED)
-        return CompositionReport("failed", clips_failed=len(failed), error=error)
-    if not enabled:
-        db.finish_batch(batch_id, BatchStatus.COMPLETED, error=summary)
-        return CompositionReport("skipped", clips_used=len(completed), clips_failed=len(failed), error=summary)
+    ended = _end_without_video(db, batch_id, completed, failed, summary, enabled=enabled)
+    if ended is not None:
+        return ended
 
     orientation = orientation or batch.orientation
     template = load_template(template_name if template_name is not None else batch.template)
     width, height = ORIENTATION_SIZES[orientation]
-    clips, durations = [], {}
-    for job in completed:
-        key = storage.key_from_uri(job.video_url) or clip_key(batch_id, job.id)
-        path = storage.get_file(key, work_dir / f"{job.id}.mp4")
-        clips.append(ClipInput(path=path, duration_s=float(job.duration_seconds), caption=job.room_name))
-        try:
-            durations[job.id] = probe(path).duration
-        except MediaError:
-            pass
+    clips, durations = _download_clips(storage, batch_id, completed, work_dir)
     output = work_dir / "listing.mp4"
     thumbnail = work_dir / "listing.jpg"
     try:
@@ -107,18 +92,11 @@ def compose_batch(
         error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
         return CompositionReport("failed", clips_used=len(completed), clips_failed=len(failed), error=error)
-    v_key = video_key(batch_id, orientation, template.name)
-    t_key = video_thumbnail_key(batch_id, orientation, template.name)
-    if db.get_batch(batch_id).status == BatchStatus.CANCELED:
-        return CompositionReport("canceled", error="batch was canceled during composition")
-    thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
-    video_uri = storage.put_file(v_key, result.path, "video/mp4")
-    if not db.finish_batch(batch_id, BatchStatus.COMPLETED, video_url=video_uri, thumbnail_url=thumb_uri, error=summary):
-        # canceled between the check and the publish: take the objects back down
-        storage.delete(v_key)
-        storage.delete(t_key)
-        return CompositionReport("canceled", error="batch was canceled during composition")
     expects_audio = template.music is not None
+    published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio)
+    if published is None:
+        return CompositionReport("canceled", error="batch was canceled during composition")
+    v_key, t_key, video_uri, thumb_uri, inspection = published
     return CompositionReport(
         "completed",
         video_key=v_key,
@@ -139,9 +117,60 @@ def compose_batch(
         frames_copied=result.copied_frames,
         render_note=result.strategy_note,
         clip_durations=durations,
-        inspection=_inspect_published(storage, result, t_key if thumb_uri else None, work_dir, expects_audio),
+        inspection=inspection,
         expects_audio=expects_audio,
     )
+
+
+def _end_without_video(db: AppDatabase, batch_id: str, completed: list[Job], failed: list[Job], summary: str | None,
+                       *, enabled: bool) -> CompositionReport | None:
+    """The batch's end when nothing is to be composed: canceled, no clip survived, or clip-first."""
+    current = db.get_batch(batch_id)
+    if current and current.status == BatchStatus.CANCELED:
+        return CompositionReport("canceled", error="batch was canceled")
+    if not completed:
+        error = "no clip could be generated" + (f" ({summary})" if summary else "")
+        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.ALL_CLIPS_FAILED)
+        return CompositionReport("failed", clips_failed=len(failed), error=error)
+    if not enabled:
+        db.finish_batch(batch_id, BatchStatus.COMPLETED, error=summary)
+        return CompositionReport("skipped", clips_used=len(completed), clips_failed=len(failed), error=summary)
+    return None
+
+
+def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_dir: Path):
+    """The completed jobs' normalized clips as compose inputs, and each clip's measured duration."""
+    from zencourt_pipeline.media.compose import ClipInput
+
+    clips, durations = [], {}
+    for job in completed:
+        key = storage.key_from_uri(job.video_url) or clip_key(batch_id, job.id)
+        path = storage.get_file(key, work_dir / f"{job.id}.mp4")
+        clips.append(ClipInput(path=path, duration_s=float(job.duration_seconds), caption=job.room_name))
+        try:
+            durations[job.id] = probe(path).duration
+        except MediaError:
+            pass
+    return clips, durations
+
+
+def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: str, template_name: str, result,
+             summary: str | None, work_dir: Path, expects_audio: bool):
+    """Store the video and its thumbnail under their final keys and finish the batch; None when the
+    batch was canceled meanwhile (nothing stays published then)."""
+    v_key = video_key(batch_id, orientation, template_name)
+    t_key = video_thumbnail_key(batch_id, orientation, template_name)
+    if db.get_batch(batch_id).status == BatchStatus.CANCELED:
+        return None
+    thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
+    video_uri = storage.put_file(v_key, result.path, "video/mp4")
+    if not db.finish_batch(batch_id, BatchStatus.COMPLETED, video_url=video_uri, thumbnail_url=thumb_uri, error=summary):
+        # canceled between the check and the publish: take the objects back down
+        storage.delete(v_key)
+        storage.delete(t_key)
+        return None
+    inspection = _inspect_published(storage, result, t_key if thumb_uri else None, work_dir, expects_audio)
+    return v_key, t_key, video_uri, thumb_uri, inspection
 
 
 def _inspect_published(storage: Storage, result, thumbnail_key: str | None, work_dir: Path, expects_audio: bool) -> VideoInspection:
