@@ -44,7 +44,7 @@ def service_canceller(settings: Settings, db):
     import os
 
     from zencourt_pipeline.defs.resources import build_resources
-    from zencourt_pipeline.pipeline.cancel import make_canceller
+    from zencourt_pipeline.defs.runs import make_canceller
 
     generators = build_resources(settings, env_refs=False)["generators"]
 

@@ -15,8 +15,8 @@ from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
+from zencourt_pipeline.defs.runs import ACTIVE_RUN_STATUSES as CANCELABLE_RUN_STATUSES
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.pipeline.cancel import ACTIVE_RUN_STATUSES as CANCELABLE_RUN_STATUSES
 from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.liveness import (
     RUN_ACTIVE,

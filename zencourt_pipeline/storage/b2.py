@@ -67,6 +67,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.storage.base import (
     MAX_SIGNED_URL_SECONDS,
     Storage,
@@ -174,13 +175,13 @@ class B2Storage(Storage):
             if not value
         ]
         if missing:
-            raise StorageError("INVALID_INPUT", f"B2 storage is not configured: set {', '.join(missing)}")
+            raise StorageError(ErrorCode.INVALID_INPUT, f"B2 storage is not configured: set {', '.join(missing)}")
         if multipart_chunksize < MIN_PART_SIZE:
             raise StorageError(
-                "INVALID_INPUT", f"multipart_chunksize must be at least {MIN_PART_SIZE} bytes (5 MiB)"
+                ErrorCode.INVALID_INPUT, f"multipart_chunksize must be at least {MIN_PART_SIZE} bytes (5 MiB)"
             )
         if not MIN_PART_SIZE <= multipart_threshold <= MAX_SINGLE_PUT:
-            raise StorageError("INVALID_INPUT", "multipart_threshold must be between 5 MiB and 5 GiB")
+            raise StorageError(ErrorCode.INVALID_INPUT, "multipart_threshold must be between 5 MiB and 5 GiB")
         self.endpoint = (endpoint or f"https://s3.{region}.backblazeb2.com").rstrip("/")
         self.region = region
         self.bucket = bucket
@@ -217,7 +218,7 @@ class B2Storage(Storage):
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise StorageError("STORAGE_UPLOAD_FAILED", f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise StorageError(ErrorCode.STORAGE_UPLOAD_FAILED, f"cannot read {path}: {exc.strerror or exc}") from exc
         multipart = size >= self.transfer_config.multipart_threshold
         try:
             # upload_file chooses PUT below the threshold and multipart above it, and aborts
@@ -233,7 +234,7 @@ class B2Storage(Storage):
             cause = exc.__cause__ if isinstance(exc, Boto3Error) and exc.__cause__ else exc
             logger.warning("upload of %s failed: %s", key, _describe(cause))
             raise StorageError(
-                "STORAGE_UPLOAD_FAILED", f"upload of {key!r} failed: {_describe(cause)}"
+                ErrorCode.STORAGE_UPLOAD_FAILED, f"upload of {key!r} failed: {_describe(cause)}"
             ) from exc
         self._verify_upload(key, size)
         logger.debug(
@@ -245,23 +246,23 @@ class B2Storage(Storage):
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError("STORAGE_UPLOAD_FAILED", f"cannot verify {key!r}: {_describe(exc)}") from exc
+            raise StorageError(ErrorCode.STORAGE_UPLOAD_FAILED, f"cannot verify {key!r}: {_describe(exc)}") from exc
         if head.get("ContentLength") != size:
             raise StorageError(
-                "STORAGE_UPLOAD_FAILED",
+                ErrorCode.STORAGE_UPLOAD_FAILED,
                 f"upload of {key!r} did not verify: stored size {head.get('ContentLength')} != local size {size}",
             )
 
     def delete(self, key: str) -> bool:
         validate_key(key)
-        existed = self.exists(key, error_code="STORAGE_DELETE_FAILED")
+        existed = self.exists(key, error_code=ErrorCode.STORAGE_DELETE_FAILED)
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
             if _error_code(exc) == "NotFound":
                 return False
             raise StorageError(
-                "STORAGE_DELETE_FAILED", f"delete of {key!r} failed: {_describe(exc)}"
+                ErrorCode.STORAGE_DELETE_FAILED, f"delete of {key!r} failed: {_describe(exc)}"
             ) from exc
         return existed
 
@@ -284,7 +285,7 @@ class B2Storage(Storage):
                         aborted += 1
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(
-                "STORAGE_DELETE_FAILED", f"aborting incomplete uploads failed: {_describe(exc)}"
+                ErrorCode.STORAGE_DELETE_FAILED, f"aborting incomplete uploads failed: {_describe(exc)}"
             ) from exc
         return aborted
 
@@ -296,9 +297,9 @@ class B2Storage(Storage):
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
             if _error_code(exc) == "NotFound":
-                raise StorageError("STORAGE_DOWNLOAD_FAILED", f"no object at {key!r}") from exc
+                raise StorageError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"no object at {key!r}") from exc
             raise StorageError(
-                "STORAGE_DOWNLOAD_FAILED", f"download of {key!r} failed: {_describe(exc)}"
+                ErrorCode.STORAGE_DOWNLOAD_FAILED, f"download of {key!r} failed: {_describe(exc)}"
             ) from exc
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -308,7 +309,7 @@ class B2Storage(Storage):
             got = os.path.getsize(tmp)
             if got != head["ContentLength"]:
                 raise StorageError(
-                    "STORAGE_DOWNLOAD_FAILED",
+                    ErrorCode.STORAGE_DOWNLOAD_FAILED,
                     f"download of {key!r} is {got} bytes, expected {head['ContentLength']}",
                 )
             os.replace(tmp, dest)
@@ -318,14 +319,14 @@ class B2Storage(Storage):
         except Exception as exc:
             Path(tmp).unlink(missing_ok=True)
             raise StorageError(
-                "STORAGE_DOWNLOAD_FAILED", f"download of {key!r} failed: {_describe(exc)}"
+                ErrorCode.STORAGE_DOWNLOAD_FAILED, f"download of {key!r} failed: {_describe(exc)}"
             ) from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return dest
 
-    def exists(self, key: str, *, error_code: str = "STORAGE_DOWNLOAD_FAILED") -> bool:
+    def exists(self, key: str, *, error_code: ErrorCode = ErrorCode.STORAGE_DOWNLOAD_FAILED) -> bool:
         validate_key(key)
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
@@ -341,7 +342,7 @@ class B2Storage(Storage):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys.extend(item["Key"] for item in page.get("Contents", []))
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError("STORAGE_DOWNLOAD_FAILED", f"cannot list {prefix!r}: {_describe(exc)}") from exc
+            raise StorageError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"cannot list {prefix!r}: {_describe(exc)}") from exc
         return sorted(keys)
 
     def head(self, key: str) -> dict[str, Any] | None:
@@ -352,7 +353,7 @@ class B2Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             if _error_code(exc) == "NotFound":
                 return None
-            raise StorageError("STORAGE_DOWNLOAD_FAILED", f"cannot check {key!r}: {_describe(exc)}") from exc
+            raise StorageError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"cannot check {key!r}: {_describe(exc)}") from exc
         return {
             "size": head.get("ContentLength"),
             "content_type": head.get("ContentType"),
@@ -363,11 +364,11 @@ class B2Storage(Storage):
         validate_key(key)
         if isinstance(expires_in, bool) or not isinstance(expires_in, int):
             raise StorageError(
-                "INVALID_INPUT", f"expires_in must be a whole number of seconds, got {expires_in!r}"
+                ErrorCode.INVALID_INPUT, f"expires_in must be a whole number of seconds, got {expires_in!r}"
             )
         if not 1 <= expires_in <= MAX_SIGNED_URL_SECONDS:
             raise StorageError(
-                "INVALID_INPUT",
+                ErrorCode.INVALID_INPUT,
                 f"expires_in must be between 1 and {MAX_SIGNED_URL_SECONDS} seconds (7 days, the B2/S3 "
                 f"presigned URL limit), got {expires_in}",
             )
@@ -377,7 +378,7 @@ class B2Storage(Storage):
             )
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(
-                "STORAGE_DOWNLOAD_FAILED", f"cannot sign a URL for {key!r}: {_describe(exc)}"
+                ErrorCode.STORAGE_DOWNLOAD_FAILED, f"cannot sign a URL for {key!r}: {_describe(exc)}"
             ) from exc
 
     # -- addressing --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.storage.base import Storage, StorageError, validate_key
 
 
@@ -30,7 +31,7 @@ class LocalStorage(Storage):
     def get_file(self, key: str, dest: Path) -> Path:
         source = self.path(key)
         if not source.is_file():
-            raise StorageError("STORAGE_DOWNLOAD_FAILED", f"no object at {key!r}")
+            raise StorageError(ErrorCode.STORAGE_DOWNLOAD_FAILED, f"no object at {key!r}")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         _atomic_copy(source, dest)

@@ -13,7 +13,7 @@ import pytest
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.definitions import build_definitions
-from zencourt_pipeline.pipeline.cancel import make_canceller
+from zencourt_pipeline.defs.runs import make_canceller
 from zencourt_pipeline.providers.fal_webhook import FalWebhookVerifier
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline_tests.defs.conftest import insert_batch_with_photos

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
-from zencourt_pipeline.pipeline.cancel import terminate_batch_runs
+from zencourt_pipeline.defs.runs import terminate_batch_runs
 
 
 def _queued_run(instance, partition: str) -> str:
