@@ -14,6 +14,7 @@ from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
 from zencourt_pipeline.pipeline.clip_checks import PhotoInspection, inspect_photo
 from zencourt_pipeline.pipeline.keys import photo_key
+from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -72,8 +73,8 @@ class PhotoResult:
     size_bytes: int | None = None
     error_code: str | None = None
     error_message: str | None = None
-    photo_path: Path | None = field(default=None, metadata={"local_file": True})  # prepared in the work dir
-    inspection: PhotoInspection | None = field(default=None, metadata={"local_file": True})  # photos_usable
+    photo_path: Path | None = field(default=None, metadata=NOT_A_COLUMN)  # prepared in the work dir
+    inspection: PhotoInspection | None = field(default=None, metadata=NOT_A_COLUMN)  # photos_usable
 
 
 def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) -> Path:

@@ -15,9 +15,8 @@ from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.clip_checks import ClipInspection, inspect_clip
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
+from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
-
-LOCAL_FILE = {"local_file": True}  # dataclass field metadata: a path in the stage's work dir, not a reported value
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ class ClipResult:
     clip_key: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-    clip_path: Path | None = field(default=None, metadata=LOCAL_FILE)  # the normalized clip in the work dir
-    thumbnail_path: Path | None = field(default=None, metadata=LOCAL_FILE)
+    clip_path: Path | None = field(default=None, metadata=NOT_A_COLUMN)  # the normalized clip in the work dir
+    thumbnail_path: Path | None = field(default=None, metadata=NOT_A_COLUMN)
 
 
 def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int) -> dict[str, list[int]]:

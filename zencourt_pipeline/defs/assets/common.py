@@ -48,11 +48,11 @@ def _cell(value):
 
 def table(rows: Sequence) -> dg.MetadataValue:
     """A table metadata value from dataclass rows (every field a column but the stage's local files,
-    fields marked `metadata={"local_file": True}`)."""
+    fields marked `pipeline.results.NOT_A_COLUMN`)."""
     if not rows:
         return dg.MetadataValue.md("_no rows_")
     first = rows[0]
-    names = [f.name for f in fields(first) if not f.metadata.get("local_file")] if is_dataclass(first) else list(first)
+    names = [f.name for f in fields(first) if f.metadata.get("table_column", True)] if is_dataclass(first) else list(first)
     records = [
         dg.TableRecord({name: _cell(value) for name, value in (asdict(row) if is_dataclass(row) else row).items() if name in names})
         for row in rows
