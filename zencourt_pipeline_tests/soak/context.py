@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,7 @@ class CancelRecord:
     status: int
     job_ids: list[str] = field(default_factory=list)
     batch_ids: list[str] = field(default_factory=list)
+    pending_tasks: list[str] = field(default_factory=list)  # provider tasks the answer says are not stopped
 
 
 @dataclass
@@ -93,8 +94,10 @@ class SoakContext:
     db_names: list[str]
     plans: list[BatchPlan] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    applied: Counter = field(default_factory=Counter)  # fault kind -> events actually injected
-    skipped: Counter = field(default_factory=Counter)  # fault kind -> events whose knob is missing
+    applied: Counter = field(default_factory=Counter)  # fault kind -> events armed (not yet a hit)
+    skipped: Counter = field(default_factory=Counter)  # fault kind -> events that could not be applied
+    skip_reasons: defaultdict = field(default_factory=lambda: defaultdict(list))  # fault kind -> stated reasons
+    unexplained: Counter = field(default_factory=Counter)  # fault kind -> skips without a stated reason
     extra: Counter = field(default_factory=Counter)  # other figures (503s answered, restarts, ...)
     cancels: list[CancelRecord] = field(default_factory=list)
     late_prompts: set[str] = field(default_factory=set)

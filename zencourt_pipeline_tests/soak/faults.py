@@ -1,10 +1,12 @@
 """The seeded fault schedule of the soak: each fault a small function of the running context.
 
 `build_schedule(rng, config, plans)` draws one event of every kind (and `extra_faults` more) at
-random moments of the fault window; `Scheduler` applies them at their time. A fault whose knob
-the fakes do not have (yet) is skipped and counted as skipped, never as injected. Fal webhook
-faults (dropped, duplicate, late) are per request: the scripts of the plan decide them, and the
-late deliveries are sent by `LateWebhooks`.
+random moments of the fault window; `Scheduler` applies them at their time. Applying a fault only
+arms it: a fault counts when it HIT, read afterwards from what the fakes, the storage proxy, the
+receiver and the processes record (`HITS`). A fault that cannot be applied raises `Skip` with its
+reason; anything else it raises is a skip without a stated reason, which the soak reports as a
+violation. Fal webhook faults (dropped, duplicate, late) are per request: the scripts of the plan
+decide them, and the late deliveries are sent by `LateWebhooks`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +41,8 @@ class FaultEvent:
         return f"t={self.at:6.1f}s {self.kind} {args}".rstrip()
 
 
-def _knob(obj: Any, name: str) -> Callable | None:
-    value = getattr(obj, name, None)
-    return value if callable(value) else None
+class Skip(Exception):  # noqa: N818 - a fault that could not be applied, with its reason
+    """The fault could not be applied now; the message says why (counted as a stated skip)."""
 
 
 # -- provider faults ---------------------------------------------------------------------------
@@ -64,45 +66,33 @@ def fal_5xx_storm(ctx: SoakContext, n: int) -> bool:
 
 
 def ambiguous_create_runway(ctx: SoakContext, n: int) -> bool:
-    knob = _knob(ctx.runway, "drop_answer_next_creates")
-    return bool(knob and (knob(n) or True))
+    ctx.runway.drop_answer_next_creates(n)
+    return True
 
 
 def ambiguous_create_fal(ctx: SoakContext, n: int) -> bool:
-    knob = _knob(ctx.fal, "drop_answer_next_submits")
-    return bool(knob and (knob(n) or True))
+    ctx.fal.drop_answer_next_submits(n)
+    return True
 
 
 def late_create_answer(ctx: SoakContext, n: int, delay: float) -> bool:
-    applied = False
-    for knob in (_knob(ctx.runway, "answer_late_next_creates"), _knob(ctx.fal, "answer_late_next_submits")):
-        if knob:
-            knob(n, delay)
-            applied = True
-    return applied
+    ctx.runway.answer_late_next_creates(n, delay)
+    ctx.fal.answer_late_next_submits(n, delay)
+    return True
 
 
 def expired_outputs(ctx: SoakContext) -> bool:
-    applied = False
+    """Every output URL handed out so far expires, and so does the next one each fake hands out
+    (expiring only the URLs issued so far is a no-op when none is waiting for its download)."""
     for fake in (ctx.runway, ctx.fal):
-        knob = _knob(fake, "expire_outputs")
-        if knob:
-            knob()
-            applied = True
-    return applied
+        fake.expire_outputs(next_outputs=1)
+    return True
 
 
 def provider_download_failures(ctx: SoakContext, n: int) -> bool:
-    applied = False
     for fake in (ctx.runway, ctx.fal):
-        knob = _knob(fake, "fail_next_downloads")
-        if knob:
-            knob(n, status=503)
-            applied = True
-    if not applied and isinstance(getattr(ctx.runway, "download_faults", None), list):
-        ctx.runway.download_faults.extend([503] * n)
-        applied = True
-    return applied
+        fake.fail_next_downloads(n, status=503)
+    return True
 
 
 # -- infrastructure faults ---------------------------------------------------------------------
@@ -140,7 +130,9 @@ def db_restart(ctx: SoakContext) -> bool:
 def kill_run_workers(ctx: SoakContext) -> bool:
     killed = ctx.topo.kill_run_workers()
     ctx.extra["run_workers_killed"] += killed
-    return killed > 0
+    if not killed:
+        raise Skip("no run worker was running")
+    return True
 
 
 def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
@@ -150,6 +142,7 @@ def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
         ctx.topo.restart("daemon", delay=down_s)
     finally:
         ctx.down.discard("daemon")
+    ctx.extra["daemon_kills"] += 1
     return True
 
 
@@ -165,11 +158,12 @@ def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
         response = ctx.topo.service("POST", "/video/cancel", json=body)
     except httpx.HTTPError as exc:
         ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
-        return False
+        raise Skip(f"the cancel request failed: {type(exc).__name__}") from exc
     record = CancelRecord(kind, target, sent, time.monotonic(), response.status_code)
     if response.status_code == 200:
         data = response.json()
         record.job_ids, record.batch_ids = list(data.get("jobIds") or []), list(data.get("batchIds") or [])
+        record.pending_tasks = [item["taskId"] for item in data.get("providerTasksPending") or []]
     ctx.cancels.append(record)
     ctx.log(f"cancel {kind} {target}: {response.status_code} jobs={record.job_ids} batches={record.batch_ids}")
     return response.status_code == 200
@@ -194,6 +188,71 @@ FAULTS: dict[str, Callable[..., bool]] = {f.__name__: f for f in (
 )}
 # webhook faults decided per fal request by the scripts (counted when they happen)
 WEBHOOK_KINDS = ("fal_webhook_dropped", "fal_webhook_duplicate", "fal_webhook_late")
+
+
+def _cancel_hits(kind: str) -> Callable[[SoakContext], int]:
+    """A cancel hits when its answer canceled something (a job or a whole batch)."""
+    return lambda ctx: sum(1 for r in ctx.cancels if r.kind == kind and (r.job_ids or r.batch_ids))
+
+
+def _fal_requests_hit(ctx: SoakContext, prefix: str, prompts: set[str]) -> int:
+    with ctx.fal._lock:
+        ids = {req.id for req in ctx.fal.requests.values() if req.body.get("prompt") in prompts}
+    return sum(hit.target in ids for hit in ctx.fal.fault_log.hits(prefix))
+
+
+# how many times each kind of fault actually hit, from what the fakes, the proxy, the receiver and
+# the processes recorded (never from the schedule)
+HITS: dict[str, Callable[[SoakContext], int]] = {
+    "runway_429_storm": lambda ctx: ctx.runway.fault_log.count("create_429", "get_429"),
+    "runway_5xx_storm": lambda ctx: ctx.runway.fault_log.count("create_5", "get_5"),
+    "fal_5xx_storm": lambda ctx: ctx.fal.fault_log.count("status_5"),
+    "ambiguous_create_runway": lambda ctx: ctx.runway.fault_log.count("create_answer_dropped"),
+    "ambiguous_create_fal": lambda ctx: ctx.fal.fault_log.count("submit_answer_dropped"),
+    "late_create_answer": lambda ctx: ctx.runway.fault_log.count("create_answer_late")
+    + ctx.fal.fault_log.count("submit_answer_late"),
+    "expired_outputs": lambda ctx: ctx.runway.fault_log.count("download_expired")
+    + ctx.fal.fault_log.count("download_expired"),
+    "provider_download_failures": lambda ctx: ctx.runway.fault_log.count("download_fault")
+    + ctx.fal.fault_log.count("download_fault"),
+    "storage_503": lambda ctx: ctx.proxy.counts["injected_503"],
+    "db_restart": lambda ctx: ctx.extra["db_restarts_real"] + ctx.extra["db_connections_terminated"],
+    "kill_run_workers": lambda ctx: ctx.extra["run_workers_killed"],
+    "kill_daemon": lambda ctx: ctx.extra["daemon_kills"],
+    "receiver_5xx": lambda ctx: sum(r.injected and r.status >= 500 for r in ctx.receiver.received),
+    "cancel_batch": _cancel_hits("batch"),
+    "cancel_listing": _cancel_hits("listing"),
+    "cancel_jobs": _cancel_hits("jobs"),
+    "fal_webhook_dropped": lambda ctx: _fal_requests_hit(ctx, "webhook_withheld", ctx.lost_prompts),
+    "fal_webhook_duplicate": lambda ctx: ctx.fal.fault_log.count("webhook_duplicated"),
+    "fal_webhook_late": lambda ctx: len(ctx.late_sent),
+}
+
+
+def scheduled_webhook_faults(ctx: SoakContext) -> dict[str, int]:
+    """The webhook fates the scripts gave to prompts that reached fal (only those can hit)."""
+    with ctx.fal._lock:
+        prompts = {req.body.get("prompt") for req in ctx.fal.requests.values()}
+    return {"fal_webhook_dropped": len(prompts & ctx.lost_prompts),
+            "fal_webhook_duplicate": len(prompts & ctx.duplicate_prompts),
+            "fal_webhook_late": len(prompts & ctx.late_prompts)}
+
+
+def fault_table(ctx: SoakContext, events: list[FaultEvent]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per fault kind: scheduled, applied (armed), hit, skipped (with reasons); and the violations:
+    a scheduled kind that never hit, a skip without a stated reason."""
+    scheduled = Counter(event.kind for event in events) + Counter(scheduled_webhook_faults(ctx))
+    rows, violations = [], []
+    for kind in sorted(HITS):
+        row = {"kind": kind, "scheduled": scheduled[kind], "applied": ctx.applied[kind], "hit": HITS[kind](ctx),
+               "skipped": ctx.skipped[kind], "unexplained": ctx.unexplained[kind]}
+        rows.append(row)
+        if row["scheduled"] and not row["hit"]:
+            violations.append(f"fault {kind}: scheduled {row['scheduled']}, applied {row['applied']}, never hit "
+                              f"(skipped {row['skipped']}: {'; '.join(ctx.skip_reasons[kind]) or 'none'})")
+        if row["unexplained"]:
+            violations.append(f"fault {kind}: {row['unexplained']} skipped without a stated reason")
+    return rows, violations
 
 
 def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[BatchPlan], used: set[str]) -> dict | None:
@@ -264,12 +323,19 @@ class Scheduler(threading.Thread):
             if self.stopping.is_set():
                 return
             try:
-                applied = FAULTS[event.kind](self.ctx, **event.params)
-            except Exception as exc:  # noqa: BLE001 - a fault that could not be applied is reported
+                FAULTS[event.kind](self.ctx, **event.params)
+            except Skip as skip:
+                self.ctx.skipped[event.kind] += 1
+                self.ctx.skip_reasons[event.kind].append(str(skip))
+                self.ctx.log(f"fault {event.describe()} skipped: {skip}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
+                self.ctx.skipped[event.kind] += 1
+                self.ctx.unexplained[event.kind] += 1
                 self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
-                applied = False
-            (self.ctx.applied if applied else self.ctx.skipped)[event.kind] += 1
-            self.ctx.log(f"fault {event.describe()} {'injected' if applied else 'SKIPPED'}")
+                continue
+            self.ctx.applied[event.kind] += 1
+            self.ctx.log(f"fault {event.describe()} armed")
 
 
 class LateWebhooks(threading.Thread):

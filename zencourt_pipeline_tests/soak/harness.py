@@ -18,7 +18,7 @@ from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
 from zencourt_pipeline_tests.soak import invariants
 from zencourt_pipeline_tests.soak.context import TERMINAL, BatchPlan, SoakConfig, SoakContext, prompt_of
-from zencourt_pipeline_tests.soak.faults import WEBHOOK_KINDS, LateWebhooks, Scheduler, build_schedule
+from zencourt_pipeline_tests.soak.faults import LateWebhooks, Scheduler, build_schedule, fault_table
 from zencourt_pipeline_tests.soak.proxy import StorageFaultProxy
 from zencourt_pipeline_tests.topology import ScratchDatabases, Topology, e2e_storage, start_s3
 
@@ -31,9 +31,12 @@ class SoakReport:
     figures: dict[str, float | int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     schedule: list[str] = field(default_factory=list)
+    faults: list[dict] = field(default_factory=list)  # per kind: scheduled, applied, hit, skipped
 
     def lines(self) -> list[str]:
-        return [f"violation: {v}" for v in self.violations] + [f"{k}: {v}" for k, v in self.figures.items()]
+        table = [f"fault {row['kind']:<28} scheduled {row['scheduled']:>3}  armed {row['applied']:>3}  "
+                 f"hit {row['hit']:>4}  skipped {row['skipped']:>2}" for row in self.faults]
+        return table + [f"violation: {v}" for v in self.violations] + [f"{k}: {v}" for k, v in self.figures.items()]
 
     def __getitem__(self, name: str):
         return self.figures[name]
@@ -214,7 +217,9 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
             time.sleep(2.0)  # duplicate fal webhooks and cancels still in flight land
             late.stopping.set()
             report.violations, figures = invariants.check(ctx)
-            report.figures = _figures(ctx, wall, figures, report.violations)
+            report.faults, fault_violations = fault_table(ctx, events)
+            report.violations += fault_violations
+            report.figures = _figures(ctx, wall, figures, report.faults, report.violations)
             (workdir / "soak-log.txt").write_text("\n".join(ctx.log_lines))
             return report
     finally:
@@ -253,14 +258,13 @@ def _kill_leftovers(topo: Topology) -> None:
                 pass
 
 
-def _figures(ctx: SoakContext, wall: float, checked: dict, violations: list[str]) -> dict:
-    injected = dict(ctx.applied)
-    for kind in WEBHOOK_KINDS:
-        injected[kind] = checked.pop(f"faults_{kind}", 0)
+def _figures(ctx: SoakContext, wall: float, checked: dict, faults: list[dict], violations: list[str]) -> dict:
     figures = {"soak_batches": ctx.config.batches, "soak_clips_per_batch": ctx.config.clips, "soak_seed": ctx.config.seed,
-               "soak_wall_s": round(wall, 1), "soak_faults_injected": sum(injected.values())}
-    figures |= {f"soak_faults_{kind}": count for kind, count in sorted(injected.items())}
-    figures |= {f"soak_faults_skipped_{kind}": count for kind, count in sorted(ctx.skipped.items())}
+               "soak_wall_s": round(wall, 1), "soak_fault_kinds_scheduled": sum(row["scheduled"] > 0 for row in faults),
+               "soak_fault_kinds_hit": sum(row["hit"] > 0 for row in faults),
+               "soak_faults_hit": sum(row["hit"] for row in faults),
+               "soak_faults_skipped": sum(row["skipped"] for row in faults)}
+    figures |= {f"soak_faults_hit_{row['kind']}": row["hit"] for row in faults}
     figures |= {f"soak_{name}": value for name, value in checked.items()}
     figures["soak_storage_503_answers"] = ctx.proxy.counts["injected_503"]
     figures |= {f"soak_{name}": value for name, value in sorted(ctx.extra.items())}

@@ -91,10 +91,6 @@ def check(ctx: SoakContext) -> tuple[list[str], dict[str, Any]]:
     _objects(ctx, batches, jobs, violations, figures)
     _webhooks(ctx, batches, violations, figures)
     _quota(ctx, tasks, orphans, violations, figures)
-    # the fal webhook faults the scripts decided, counted by the requests they hit
-    figures["faults_fal_webhook_dropped"] = sum(t.get("prompt") in ctx.lost_prompts for t in tasks)
-    figures["faults_fal_webhook_duplicate"] = sum(t.get("prompt") in ctx.duplicate_prompts for t in tasks)
-    figures["faults_fal_webhook_late"] = len(ctx.late_sent)
     return violations, figures
 
 
