@@ -9,11 +9,12 @@ uvicorn. Collaborators can be injected (tests, the CLI):
   `settings.local_storage_root`, or `storage.b2.B2Storage` from the `B2_*` settings);
 * `verifier`: an object with `verify(headers, raw_body) -> None` raising
   `WebhookVerificationError` (default: `FalWebhookVerifier(settings.fal_jwks_url)`);
-* `canceller`: `canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> None`, called
+* `canceller`: `canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> CancelReport`, called
   (in a worker thread) after `POST /video/cancel` committed the cancellation, with the job records
   that were canceled (provider, provider_task_id, ...) and the ids of the batches that are now
-  canceled as a whole. It cancels provider tasks and terminates Dagster runs; exceptions are
-  logged, not fatal.
+  canceled as a whole. It cancels provider tasks and terminates Dagster runs, and reports the
+  tasks it could not stop; if it raises, the answer lists every live task of the canceled jobs
+  as not stopped (the reconciler retries their cancels either way).
 
 Body limits are enforced while reading (Content-Length first, then counted bytes): 1 MiB for
 JSON routes and the webhook, `max_upload_bytes` for `POST /storage/upload` (default 512 MiB,
@@ -51,6 +52,7 @@ from zencourt_pipeline.observability.health import (
 )
 from zencourt_pipeline.observability.logging import REDACTED, JsonFormatter, log_level  # noqa: F401
 from zencourt_pipeline.observability.logging import configure_logging as _configure_logging
+from zencourt_pipeline.pipeline.cancel import CancelReport
 from zencourt_pipeline.service.errors import (
     ApiError,
     ApiErrorCode,
@@ -70,7 +72,7 @@ DEFAULT_MAX_JSON_BYTES = 1 * MIB
 DEFAULT_MAX_UPLOAD_BYTES = 512 * MIB
 UPLOAD_PATHS = frozenset({"/storage/upload"})
 
-Canceller = Callable[[list[Job], list[str]], None]
+Canceller = Callable[[list[Job], list[str]], CancelReport]
 
 
 # -- logging --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.outbox import BatchWebhooks
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
+from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
 
 
@@ -56,11 +57,44 @@ class GenerateResponse(ApiModel):
     unknown_job_ids: list[str] = []
 
 
+class PendingTaskCancel(ApiModel):
+    """A provider task of a canceled job that is not confirmed stopped yet (retried until it is)."""
+
+    job_id: str
+    provider: str
+    task_id: str
+    error_code: str
+    error: str
+
+    @classmethod
+    def from_unstopped(cls, item: UnstoppedTask) -> PendingTaskCancel:
+        task = item.task
+        return cls(job_id=task.job_id, provider=task.provider, task_id=task.task_id,
+                   error_code=item.error_code, error=item.error)
+
+
 class CancelResponse(ApiModel):
+    """`providerTasksPending` lists the live provider tasks whose cancel failed: the jobs are
+    canceled all the same, and the reconciler retries those cancels until the provider confirms."""
+
     success: bool = True
     canceled: int
     job_ids: list[str]
     batch_ids: list[str]
+    provider_tasks_stopped: int = 0
+    provider_tasks_pending: list[PendingTaskCancel] = []
+    runs_terminated: int = 0
+
+    @classmethod
+    def from_report(cls, canceled: list[Job], batch_ids: list[str], report: CancelReport) -> CancelResponse:
+        return cls(
+            canceled=len(canceled),
+            job_ids=[job.id for job in canceled],
+            batch_ids=batch_ids,
+            provider_tasks_stopped=len(report.stopped),
+            provider_tasks_pending=[PendingTaskCancel.from_unstopped(item) for item in report.unstopped],
+            runs_terminated=report.runs_terminated,
+        )
 
 
 # -- GET /video/batches/{id} ---------------------------------------------------------------------

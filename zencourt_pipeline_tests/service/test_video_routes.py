@@ -160,15 +160,25 @@ def test_cancel_needs_exactly_one_selector(client, auth):
     assert_error(client.post("/video/cancel", json={"batchId": "unknown"}, headers=auth), 404, "NOT_FOUND")
 
 
-def test_canceller_failure_is_not_fatal(settings, db, storage, verifier, auth):
+def test_a_canceller_that_raises_reports_every_live_task_as_not_stopped(settings, db, storage, verifier, auth):
     failing = CancelRecorder(fail=True)
     db.insert_batch(*make_batch("f1"))
+    row = db.begin_task("f1-0", "f1", "runway")
+    db.task_submitted(row, "f1-0", "runway", "rw-live")
     app = create_app(settings, db=db, storage=storage, verifier=verifier, canceller=failing)
     with TestClient(app) as client:
         response = client.post("/video/cancel", json={"batchId": "f1"}, headers=auth)
     assert response.status_code == 200 and response.json()["canceled"] == 2
     assert len(failing.calls) == 1
     assert db.get_batch("f1").status == "canceled"
+    body = response.json()
+    assert body["providerTasksStopped"] == 0
+    assert body["providerTasksPending"] == [
+        {"jobId": "f1-0", "provider": "runway", "taskId": "rw-live", "errorCode": "RUNWAY_CANCEL_FAILED",
+         "error": "RuntimeError: provider unreachable"}
+    ]
+    # still live in the ledger: the reconciler asks Runway again
+    assert [task.task_id for task in db.live_tasks_of_ended_jobs()] == ["rw-live"]
 
 
 def test_batch_status_with_jobs_and_progress(client, db, auth):
@@ -291,7 +301,10 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
         b'"batches":[{"batchId":"o1","status":"pending","jobIds":["o1-0"],"pickupRequested":true}],"unknownJobIds":[]}'
     )
     cancel = client.post("/video/cancel", json={"batchId": "o1"}, headers=auth)
-    assert cancel.content == b'{"success":true,"canceled":1,"jobIds":["o1-0"],"batchIds":["o1"]}'
+    assert cancel.content == (
+        b'{"success":true,"canceled":1,"jobIds":["o1-0"],"batchIds":["o1"],'
+        b'"providerTasksStopped":0,"providerTasksPending":[],"runsTerminated":0}'
+    )
 
 
 def test_batch_status_reports_a_dead_webhook_with_the_node_servers_code(client, db, auth):

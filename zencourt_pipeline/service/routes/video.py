@@ -13,6 +13,7 @@ from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.records import Batch, Job
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.pipeline.cancel import CancelReport, unstopped
 from zencourt_pipeline.service.auth import require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 from zencourt_pipeline.service.models import BatchResponse, CancelResponse, GeneratedBatch, GenerateResponse
@@ -145,27 +146,34 @@ async def cancel(request: Request) -> CancelResponse:
     if result is None:
         raise _not_found(body.batchId)
     canceled, batch_ids = result
-    job_ids = [job.id for job in canceled]
     logger.info(
         "cancel requested",
         extra={
             "batchId": body.batchId,
             "listingId": body.listingId,
-            "canceledJobs": len(job_ids),
+            "canceledJobs": len(canceled),
             "canceledBatches": batch_ids,
         },
     )
-    canceller = state.canceller
-    if canceller is not None and (canceled or batch_ids):
-        try:
-            await run_in_threadpool(canceller, canceled, batch_ids)
-        except Exception:
-            # The cancellation is committed; provider tasks / runs that could not be stopped
-            # finish on their own and their results are discarded.
-            logger.exception(
-                "canceller failed", extra={"canceledJobs": len(job_ids), "canceledBatches": batch_ids}
-            )
-    return CancelResponse(canceled=len(job_ids), job_ids=job_ids, batch_ids=batch_ids)
+    report = await run_in_threadpool(_stop_provider_work, state, canceled, batch_ids)
+    return CancelResponse.from_report(canceled, batch_ids, report)
+
+
+def _stop_provider_work(state, canceled: list[Job], batch_ids: list[str]) -> CancelReport:
+    """Run the canceller on what was just canceled. The cancellation is committed whatever happens
+    here; a provider task it could not stop is reported and stays live in the ledger, where the
+    reconciler retries its cancel until the provider confirms."""
+    if not canceled and not batch_ids:
+        return CancelReport()
+    if state.canceller is None:
+        live = state.db.live_tasks_for_jobs([job.id for job in canceled])
+        return CancelReport(unstopped=unstopped(live, "this service has no canceller: the reconciler cancels"))
+    try:
+        return state.canceller(canceled, batch_ids)
+    except Exception as exc:  # noqa: BLE001 - the answer says what is not stopped
+        logger.exception("canceller failed", extra={"canceledJobs": len(canceled), "canceledBatches": batch_ids})
+        live = state.db.live_tasks_for_jobs([job.id for job in canceled])
+        return CancelReport(unstopped=unstopped(live, f"{type(exc).__name__}: {exc}"))
 
 
 # -- GET /video/batches/{id} ------------------------------------------------------------------
