@@ -13,7 +13,7 @@ Body:
 
     {"status": "...",
      "checks": {"database": {"ok": true, "latencyMs": 1.2},
-                "storage": {"ok": true, "backend": "b2", "latencyMs": 8.0},
+                "storage": {"ok": true, "backend": "b2", "latencyMs": 8.0, "cached": false},
                 "daemon": {"ok": true, "configured": true, "cached": false,
                            "daemons": {"SENSOR": {"healthy": true, "lastHeartbeatAgeSeconds": 4.2,
                                                   "lastHeartbeatAt": "..."}, ...}},

@@ -111,7 +111,7 @@ async def generate(request: Request, response: Response) -> GenerateResponse:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     logger.info(
-        "batch pickup requested",
+        "generate: pickup requested" if requested else "generate: every batch already taken (replay)",
         extra={"batchIds": [item.batch_id for item in items], "pickedUp": requested, "unknownJobs": len(unknown)},
     )
     return GenerateResponse(
