@@ -45,6 +45,7 @@ def assert_documented(method: str, path: str, body: dict) -> None:
 
 
 def assert_contract_error(response: httpx.Response, status: int, code: str) -> dict:
+    """The section 4 error format, with a code the contract names."""
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == ERROR_FIELDS and body["success"] is False and body["code"] == code
@@ -74,10 +75,12 @@ class Service:
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
     def call(self, method: str, path: str, *, key: bool = True, **kwargs) -> httpx.Response:
+        """One request as the web app sends it (with its key unless `key=False`)."""
         headers = {"x-api-key": API_KEY} if key else {}
         return self.client.request(method, path, headers=headers, **kwargs)
 
     def stop(self) -> None:
+        """SIGTERM, as the container runtime stops it; killed after 30 s."""
         self.client.close()
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -115,6 +118,7 @@ def db(service, app_database) -> Iterator[AppDatabase]:
 
 
 def job_ids(jobs: list[dict]) -> list[str]:
+    """The ids of job rows."""
     return [job["id"] for job in jobs]
 
 
