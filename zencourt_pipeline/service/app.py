@@ -1,4 +1,5 @@
-"""The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, cancel, storage.
+"""The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, generate,
+cancel, storage, and the public `GET /` (service info), `GET /health` and `GET /openapi.json`.
 
 `create_app(settings, ...)` builds the FastAPI app; `server.serve(settings)` runs it under
 uvicorn. Collaborators can be injected (tests, the CLI):
@@ -59,7 +60,7 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
-from zencourt_pipeline.service.routes import batches, health, video, webhooks
+from zencourt_pipeline.service.routes import batches, health, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage.base import Storage
 
@@ -251,9 +252,10 @@ def create_app(
 
     app = FastAPI(
         title="zencourt_pipeline service",
+        version=root.package_version(),
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=root.OPENAPI_PATH,  # the API description `GET /` links to (no auth)
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -264,8 +266,10 @@ def create_app(
     app.state.started_at = time.monotonic()
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
+    app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)
 
     install_error_handlers(app)
+    app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(video.router)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.db.outbox import BatchWebhooks
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
@@ -34,10 +35,26 @@ def iso(value: datetime | None) -> str | None:
 
 
 # -- POST /video/generate, POST /video/cancel ---------------------------------------------------
+class GeneratedBatch(ApiModel):
+    """One batch a `POST /video/generate` named: its status now, the job ids of the call in it
+    (all its jobs for a `batchId`/`listingId` call) and whether this call asked for its pickup
+    (only a `pending` batch is picked up; a processing or terminal one is left as it is)."""
+
+    batch_id: str
+    status: BatchStatus
+    job_ids: list[str]
+    pickup_requested: bool
+
+
 class GenerateResponse(ApiModel):
+    """`batchId`/`status`: the first batch named (the only one of a `batchId` call); `batches`:
+    every batch named; `unknownJobIds`: the given job ids that no batch has."""
+
     success: bool = True
     batch_id: str
     status: BatchStatus = BatchStatus.PENDING
+    batches: list[GeneratedBatch] = []
+    unknown_job_ids: list[str] = []
 
 
 class PendingTaskCancel(ApiModel):
@@ -167,18 +184,28 @@ class BatchResponse(ApiModel):
     blocked_reason: str | None  # why a processing batch waits for an operator (CLIP_CHECK_FAILED)
     created_at: str | None
     updated_at: str | None
+    # the delivery of the batch's terminal webhook (pending | delivered | dead; null before it has
+    # one) and WEBHOOK_DELIVERY_FAILED while any of its webhooks is dead
+    webhook_status: str | None = None
+    webhook_error_code: str | None = None
     progress: Progress
     # what the batch's provider requests cost: {"usd", "tasks", "possiblyOrphaned", "byProvider", ...}
     spend: dict[str, Any]
     jobs: list[JobResponse]
 
     @classmethod
-    def from_records(cls, batch: Batch, jobs: list[Job], spend: SpendLedger | None = None) -> BatchResponse:
-        """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`)."""
+    def from_records(
+        cls, batch: Batch, jobs: list[Job], spend: SpendLedger | None = None, webhooks: BatchWebhooks | None = None
+    ) -> BatchResponse:
+        """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `webhooks`: its
+        webhooks' delivery (`outbox.batch_webhooks`)."""
+        webhooks = webhooks or BatchWebhooks()
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
             **_batch_state(batch),
+            webhook_status=webhooks.terminal_status,
+            webhook_error_code=webhooks.error_code,
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job) for job in jobs],
@@ -274,6 +301,23 @@ class DeleteResponse(ApiModel):
     success: bool = True
     key: str
     deleted: bool
+
+
+# -- GET / ------------------------------------------------------------------------------------------------
+class ServiceLinks(ApiModel):
+    health: str
+    api: str  # the API description (OpenAPI JSON); docs/contract.md section 4 is the contract
+
+
+class ServiceInfo(ApiModel):
+    """`GET /`: what answers here, as the Node server's root route did."""
+
+    success: bool = True
+    service: str
+    version: str
+    status: str = "running"
+    uptime_seconds: float
+    links: ServiceLinks
 
 
 # -- GET /health -----------------------------------------------------------------------------------------
