@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from zencourt_pipeline_tests.soak.context import BatchPlan, CancelRecord, SoakConfig, SoakContext
+from zencourt_pipeline_tests.soak.context import (
+    BatchPlan,
+    CancelRecord,
+    SoakConfig,
+    SoakContext,
+    job_of_prompt,
+)
 
 
 @dataclass
@@ -259,8 +265,12 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
     free = [plan for plan in plans if plan.workspace_id is None and plan.id not in used]
     if kind in ("runway_429_storm", "runway_5xx_storm", "fal_5xx_storm"):
         return {"n": rng.randint(2, 6)}
-    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "provider_download_failures", "receiver_5xx"):
+    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "receiver_5xx"):
         return {"n": rng.randint(1, 2)}
+    if kind == "provider_download_failures":
+        # enough 503s in a row for a whole fetch (2 URLs x 3 tries) to fail: the output of a paid
+        # task is then downloaded again later, never generated again
+        return {"n": rng.randint(6, 7)}
     if kind == "late_create_answer":
         return {"n": 1, "delay": round(rng.uniform(2.0, 6.0), 1)}
     if kind == "storage_503":
@@ -289,6 +299,12 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
     return {}
 
 
+CANCEL_AFTER_S = 10.0  # a cancel lands this long after its batch's insert, or up to CANCEL_SPREAD_S later
+CANCEL_SPREAD_S = 8.0
+CANCEL_TARGET_LATENCY = (35.0, 45.0)  # provider task latency of the batches a cancel targets
+CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
+
+
 def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan]) -> list[FaultEvent]:
     kinds = list(FAULTS) + [rng.choice(list(FAULTS)) for _ in range(config.extra_faults)]
     used: set[str] = set()
@@ -297,14 +313,17 @@ def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan
         params = _params(rng, kind, config, plans, used)
         if params is None:
             continue
-        # a cancel lands while its batch is running: after its insert, within the window
-        start = 2.0
+        # a cancel lands while its batch's provider tasks run (their scripts make them long:
+        # `CANCEL_TARGET_LATENCY`): after intake has submitted them, well before they end
+        start, end = 2.0, config.fault_window_s
         target = params.get("batch_id") or (params.get("job_ids") or [None])[0]
         if target:
-            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + 3.0
+            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + CANCEL_AFTER_S
         elif "listing_id" in params:
-            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + 3.0
-        end = max(start + 1.0, config.fault_window_s)
+            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + CANCEL_AFTER_S
+        if kind.startswith("cancel_"):
+            end = start + CANCEL_SPREAD_S
+        end = max(start + 1.0, end)
         events.append(FaultEvent(round(rng.uniform(start, end), 1), kind, params))
     return sorted(events, key=lambda event: event.at)
 
@@ -322,20 +341,48 @@ class Scheduler(threading.Thread):
                 self.stopping.wait(min(0.2, event.at - self.ctx.now()))
             if self.stopping.is_set():
                 return
-            try:
-                FAULTS[event.kind](self.ctx, **event.params)
-            except Skip as skip:
-                self.ctx.skipped[event.kind] += 1
-                self.ctx.skip_reasons[event.kind].append(str(skip))
-                self.ctx.log(f"fault {event.describe()} skipped: {skip}")
+            if event.kind.startswith("cancel_"):
+                # a cancel waits (in its own thread) for a provider task of its jobs to be running
+                threading.Thread(target=self._apply, args=(event, True), daemon=True).start()
                 continue
-            except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
-                self.ctx.skipped[event.kind] += 1
-                self.ctx.unexplained[event.kind] += 1
-                self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
-                continue
-            self.ctx.applied[event.kind] += 1
-            self.ctx.log(f"fault {event.describe()} armed")
+            self._apply(event)
+
+    def _apply(self, event: FaultEvent, wait_in_flight: bool = False) -> None:
+        if wait_in_flight:
+            waited = self._wait_in_flight(event)
+            self.ctx.log(f"fault {event.describe()}: waited {waited:.1f} s for a provider task of its jobs")
+        if self.stopping.is_set():
+            return
+        try:
+            FAULTS[event.kind](self.ctx, **event.params)
+        except Skip as skip:
+            self.ctx.skipped[event.kind] += 1
+            self.ctx.skip_reasons[event.kind].append(str(skip))
+            self.ctx.log(f"fault {event.describe()} skipped: {skip}")
+            return
+        except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
+            self.ctx.skipped[event.kind] += 1
+            self.ctx.unexplained[event.kind] += 1
+            self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
+            return
+        self.ctx.applied[event.kind] += 1
+        self.ctx.log(f"fault {event.describe()} armed")
+
+    def _wait_in_flight(self, event: FaultEvent) -> float:
+        """Wait until one of the cancel's jobs has a provider task at the fakes (at most
+        CANCEL_WAIT_S): its tasks are long (CANCEL_TARGET_LATENCY), so the cancel finds them running."""
+        jobs = set(event.params.get("job_ids") or [])
+        for plan in self.ctx.plans:
+            if plan.id == event.params.get("batch_id") or plan.listing_id == event.params.get("listing_id"):
+                jobs.update(plan.job_ids(self.ctx.config.clips))
+        started = time.monotonic()
+        while not self.stopping.is_set() and time.monotonic() - started < CANCEL_WAIT_S:
+            with self.ctx.runway._lock:
+                prompts = [task.body.get("promptText") for task in self.ctx.runway.tasks.values()]
+            if any(job_of_prompt(prompt) in jobs for prompt in prompts):
+                break
+            self.stopping.wait(0.2)
+        return time.monotonic() - started
 
 
 class LateWebhooks(threading.Thread):
