@@ -104,6 +104,7 @@ class SoakContext:
     unexplained: Counter = field(default_factory=Counter)  # fault kind -> skips without a stated reason
     extra: Counter = field(default_factory=Counter)  # other figures (503s answered, restarts, ...)
     cancels: list[CancelRecord] = field(default_factory=list)
+    disruptions: list[float] = field(default_factory=list)  # time.time() of process kills, database restarts
     late_prompts: set[str] = field(default_factory=set)
     lost_prompts: set[str] = field(default_factory=set)
     duplicate_prompts: set[str] = field(default_factory=set)

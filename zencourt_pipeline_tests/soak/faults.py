@@ -118,6 +118,7 @@ def _pg_cluster() -> tuple[str, str] | None:
 def db_restart(ctx: SoakContext) -> bool:
     """The database goes away under every process: a real restart of the cluster (`restart`,
     root only), or every connection of the soak's databases terminated (`terminate`)."""
+    ctx.disruptions.append(time.time())
     cluster = _pg_cluster() if ctx.config.db_restart == "restart" else None
     if cluster is not None:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True,
@@ -134,6 +135,7 @@ def db_restart(ctx: SoakContext) -> bool:
 
 
 def kill_run_workers(ctx: SoakContext) -> bool:
+    ctx.disruptions.append(time.time())
     killed = ctx.topo.kill_run_workers()
     ctx.extra["run_workers_killed"] += killed
     if not killed:
@@ -143,12 +145,43 @@ def kill_run_workers(ctx: SoakContext) -> bool:
 
 def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
     """SIGKILL the daemon; it stays down `down_s` (the supervisor leaves it alone), then restarts."""
-    ctx.down.add("daemon")
+    return kill_process(ctx, "daemon", down_s)
+
+
+def kill_process(ctx: SoakContext, name: str, down_s: float) -> bool:
+    """SIGKILL one of the topology's processes; it stays down `down_s`, then restarts."""
+    ctx.disruptions.append(time.time())
+    ctx.down.add(name)
     try:
-        ctx.topo.restart("daemon", delay=down_s)
+        ctx.topo.restart(name, delay=down_s)
     finally:
-        ctx.down.discard("daemon")
-    ctx.extra["daemon_kills"] += 1
+        ctx.down.discard(name)
+    ctx.extra[f"{name}_kills"] += 1
+    return True
+
+
+def kill_serve(ctx: SoakContext, down_s: float) -> bool:
+    """SIGKILL `zencourt serve` (fal webhooks and cancels meet a closed port meanwhile)."""
+    return kill_process(ctx, "serve", down_s)
+
+
+def kill_code_server(ctx: SoakContext, down_s: float) -> bool:
+    """SIGKILL the code server (the daemon's sensors and run launches lose it meanwhile)."""
+    return kill_process(ctx, "code-server", down_s)
+
+
+def runway_cancel_failures(ctx: SoakContext, n: int) -> bool:
+    """Runway's DELETE answers 503 n times: a cancel fails, is reported, and is retried."""
+    with ctx.runway._lock:
+        ctx.runway.delete_faults.extend([503] * n)
+    return True
+
+
+def fal_submit_errors(ctx: SoakContext) -> bool:
+    """fal's submit answers 429 (retried: provably nothing queued) and then 503 (ambiguous: the
+    job fails PROVIDER_ANSWER_LOST, never re-sent)."""
+    with ctx.fal._lock:
+        ctx.fal.submit_faults.extend([429, 503])
     return True
 
 
@@ -160,11 +193,15 @@ def receiver_5xx(ctx: SoakContext, n: int) -> bool:
 # -- cancels -----------------------------------------------------------------------------------
 def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
     sent = time.monotonic()
-    try:
-        response = ctx.topo.service("POST", "/video/cancel", json=body)
-    except httpx.HTTPError as exc:
-        ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
-        raise Skip(f"the cancel request failed: {type(exc).__name__}") from exc
+    for attempt in range(CANCEL_ATTEMPTS):  # as the web app would: the service may be restarting
+        try:
+            response = ctx.topo.service("POST", "/video/cancel", json=body)
+            break
+        except httpx.HTTPError as exc:
+            ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
+            if attempt == CANCEL_ATTEMPTS - 1:
+                raise Skip(f"the cancel request failed {CANCEL_ATTEMPTS} times: {type(exc).__name__}") from exc
+            time.sleep(3.0)
     record = CancelRecord(kind, target, sent, time.monotonic(), response.status_code)
     if response.status_code == 200:
         data = response.json()
@@ -173,6 +210,9 @@ def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
     ctx.cancels.append(record)
     ctx.log(f"cancel {kind} {target}: {response.status_code} jobs={record.job_ids} batches={record.batch_ids}")
     return response.status_code == 200
+
+
+CANCEL_ATTEMPTS = 5
 
 
 def cancel_batch(ctx: SoakContext, batch_id: str) -> bool:
@@ -190,7 +230,8 @@ def cancel_jobs(ctx: SoakContext, job_ids: list[str]) -> bool:
 FAULTS: dict[str, Callable[..., bool]] = {f.__name__: f for f in (
     runway_429_storm, runway_5xx_storm, fal_5xx_storm, ambiguous_create_runway, ambiguous_create_fal,
     late_create_answer, expired_outputs, provider_download_failures, storage_503, db_restart, kill_run_workers,
-    kill_daemon, receiver_5xx, cancel_batch, cancel_listing, cancel_jobs,
+    kill_daemon, kill_serve, kill_code_server, runway_cancel_failures, fal_submit_errors, receiver_5xx,
+    cancel_batch, cancel_listing, cancel_jobs,
 )}
 # webhook faults decided per fal request by the scripts (counted when they happen)
 WEBHOOK_KINDS = ("fal_webhook_dropped", "fal_webhook_duplicate", "fal_webhook_late")
@@ -225,6 +266,10 @@ HITS: dict[str, Callable[[SoakContext], int]] = {
     "db_restart": lambda ctx: ctx.extra["db_restarts_real"] + ctx.extra["db_connections_terminated"],
     "kill_run_workers": lambda ctx: ctx.extra["run_workers_killed"],
     "kill_daemon": lambda ctx: ctx.extra["daemon_kills"],
+    "kill_serve": lambda ctx: ctx.extra["serve_kills"],
+    "kill_code_server": lambda ctx: ctx.extra["code-server_kills"],
+    "runway_cancel_failures": lambda ctx: ctx.runway.fault_log.count("delete_5"),
+    "fal_submit_errors": lambda ctx: ctx.fal.fault_log.count("submit_429", "submit_5"),
     "receiver_5xx": lambda ctx: sum(r.injected and r.status >= 500 for r in ctx.receiver.received),
     "cancel_batch": _cancel_hits("batch"),
     "cancel_listing": _cancel_hits("listing"),
@@ -275,8 +320,10 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
         return {"n": 1, "delay": round(rng.uniform(2.0, 6.0), 1)}
     if kind == "storage_503":
         return {"share": round(rng.uniform(0.3, 0.5), 2), "seconds": round(rng.uniform(10.0, 20.0), 1)}
-    if kind == "kill_daemon":
+    if kind in ("kill_daemon", "kill_serve", "kill_code_server"):
         return {"down_s": round(rng.uniform(1.0, 5.0), 1)}
+    if kind == "runway_cancel_failures":
+        return {"n": rng.randint(4, 6)}  # more than one cancel call's retries: it fails, is reported
     if kind == "cancel_listing":
         shared: dict[str, list[BatchPlan]] = {}
         for plan in free:
@@ -379,6 +426,8 @@ class Scheduler(threading.Thread):
         while not self.stopping.is_set() and time.monotonic() - started < CANCEL_WAIT_S:
             with self.ctx.runway._lock:
                 prompts = [task.body.get("promptText") for task in self.ctx.runway.tasks.values()]
+            with self.ctx.fal._lock:
+                prompts += [req.body.get("prompt") for req in self.ctx.fal.requests.values()]
             if any(job_of_prompt(prompt) in jobs for prompt in prompts):
                 break
             self.stopping.wait(0.2)

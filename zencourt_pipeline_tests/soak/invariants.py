@@ -340,6 +340,7 @@ def _fault_jobs(ctx: SoakContext, tasks: list[dict]) -> dict[str, set[str]]:
     ambiguous = {job_of_task.get(h.target) for h in ctx.runway.fault_log.hits("create_answer_", "create_5")}
     ambiguous |= {job_of_prompt(h.target) for h in ctx.runway.fault_log.hits("create_5") if ":" in h.target}
     ambiguous |= {job_of_task.get(h.target) for h in ctx.fal.fault_log.hits("submit_answer_")}
+    ambiguous |= {job_of_prompt(h.target) for h in ctx.fal.fault_log.hits("submit_5")}
     downloads: set[str | None] = set()
     for fake in (ctx.runway, ctx.fal):
         for hit in fake.fault_log.hits("download_"):
@@ -348,10 +349,29 @@ def _fault_jobs(ctx: SoakContext, tasks: list[dict]) -> dict[str, set[str]]:
     return {"PROVIDER_ANSWER_LOST": ambiguous - {None}, "OUTPUT_DOWNLOAD_FAILED": downloads - {None}}
 
 
+DISRUPTION_WINDOW_S = 30.0
+
+
+def _interrupted_creates(ctx: SoakContext) -> set[str]:
+    """Jobs whose create may have been cut off by a process kill or a database restart: a
+    possibly_orphaned row written shortly before one (the README's rule: a run that dies between
+    the ledger row and the provider's answer never re-sends the create)."""
+    rows = _rows(ctx, "SELECT * FROM generation_tasks WHERE possibly_orphaned", Task)
+    jobs = set()
+    for row in rows:
+        if row.created_at is None:
+            continue
+        at = as_utc(row.created_at).timestamp()
+        if any(0 <= when - at <= DISRUPTION_WINDOW_S for when in ctx.disruptions):
+            jobs.add(row.job_id)
+    return jobs
+
+
 def _expected_outcomes(ctx, batches, jobs, tasks, violations, figures) -> None:
     canceled = {job for record in ctx.cancels for job in record.job_ids}
     canceled_batches = {batch for record in ctx.cancels for batch in record.batch_ids}
     allowed = _fault_jobs(ctx, tasks)
+    allowed["PROVIDER_ANSWER_LOST"] |= _interrupted_creates(ctx)
     quota_jobs = {job for plan in ctx.plans if plan.workspace_id for job in plan.job_ids(ctx.config.clips)}
     allowed["QUOTA_EXCEEDED"] = quota_jobs
     expected_complete: set[str] = set()
