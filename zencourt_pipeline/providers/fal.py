@@ -159,7 +159,8 @@ class FalGenerator(HttpVideoGenerator):
         body = self.build_input(request)
         params = {"fal_webhook": self.webhook_url} if self.webhook_url else None
         # only connect errors are retried: a lost answer may hide a queued request
-        response = self._create(f"{self.queue_url}/{self.model}", params=params, json=body)
+        # 429: refused, nothing queued: retried within the create policy, honouring Retry-After
+        response = self._create(f"{self.queue_url}/{self.model}", no_effect_statuses={429}, params=params, json=body)
         if response.status_code in (200, 201, 202) and not response.headers.get("x-fal-error-type"):
             request_id, data = self._created_id(response, "request_id", "submit without a request_id: it may be queued")
             meta: dict[str, Any] = {"model": self.model}

@@ -197,6 +197,8 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
                 if fault == "invalid":
                     detail = detail_entry(["body", "image_url"], "Image dimensions are too small", "value_error")
                     return JSONResponse({"detail": [detail]}, status_code=422)
+                if int(fault) == 429:
+                    return JSONResponse({"detail": "Rate limit exceeded"}, status_code=429, headers={"Retry-After": "1"})
                 return JSONResponse(
                     {"detail": "Service unavailable", "error_type": "runner_unavailable"},
                     status_code=int(fault),

@@ -101,6 +101,23 @@ def test_other_422_is_invalid_input(fake_fal, photo):  # noqa: F811
     assert err.value.code == "INVALID_INPUT" and not err.value.fallback
 
 
+def test_a_429_on_submit_queued_nothing_and_is_retried_after_its_retry_after(fake_fal, photo):  # noqa: F811
+    fake_fal.submit_faults.append(429)  # answered with Retry-After: 1
+    clock = FakeClock()
+    task = _gen(fake_fal, clock).submit(make_request(photo))
+    assert task.ref.task_id in fake_fal.requests
+    assert fake_fal.counts["submit"] == 2 and fake_fal.counts["queued"] == 1
+    assert fake_fal.fault_log.count("submit_429") == 1 and clock.sleeps and clock.sleeps[0] >= 1.0
+
+
+def test_a_429_storm_on_submit_ends_rate_limited_with_nothing_queued(fake_fal, photo):  # noqa: F811
+    fake_fal.submit_faults.extend([429] * 10)
+    with pytest.raises(GenerationError) as err:
+        _gen(fake_fal).submit(make_request(photo))
+    assert err.value.code == "FAL_RATE_LIMITED" and err.value.fallback and not err.value.ambiguous
+    assert fake_fal.counts["queued"] == 0 and fake_fal.counts["submit"] >= 2
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_on_submit_is_an_answer_lost_never_resent_nor_fallen_back(fake_fal, photo, status):  # noqa: F811
     # issue 11 defect 4: this used to fall back (FAL_UNAVAILABLE, fallback): the request may be queued
