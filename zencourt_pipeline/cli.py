@@ -41,8 +41,6 @@ def service_canceller(settings: Settings, db):
     """The canceller `zencourt serve` runs: providers configured from the environment with plain
     secret values (outside a Dagster run an EnvVar reference cannot be read), runs terminated
     through the instance of DAGSTER_HOME."""
-    import os
-
     from zencourt_pipeline.defs.resources import build_resources
     from zencourt_pipeline.defs.runs import make_canceller
 
@@ -51,7 +49,7 @@ def service_canceller(settings: Settings, db):
     def instance():
         import dagster as dg
 
-        return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+        return dg.DagsterInstance.get() if settings.dagster_home else None
 
     return make_canceller(db, lambda: generators.chain(db), instance)
 

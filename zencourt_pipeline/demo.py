@@ -9,7 +9,6 @@ instance in the UI afterwards.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +33,12 @@ class DemoResult:
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    """The demo's Dagster home: DAGSTER_HOME, else `<ZENCOURT_DATA_DIR>/dagster_home` (created)."""
+    home = Path(settings.dagster_home or settings.data_dir / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
@@ -169,7 +168,7 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
     from zencourt_pipeline.definitions import build_definitions
 
     settings = settings or Settings.from_env()
-    ensure_dagster_home(settings)
+    home = ensure_dagster_home(settings)
     started = time.monotonic()
     defs = build_definitions(settings)
     db = defs.resources["app_db"].get()
@@ -177,7 +176,7 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
     storage = defs.resources["storage"].get()
     batch_id = insert_sample_batch(db, storage, orientation=orientation)
     out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")
-    instance = dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.from_config(str(home))
     printer = ProgressPrinter(db, batch_id, out)
     printer.start()
     try:

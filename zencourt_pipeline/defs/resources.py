@@ -9,7 +9,6 @@ default here is `setting_default(<the Settings field>)`."""
 from __future__ import annotations
 
 import logging
-import os
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from zencourt_pipeline.config import Settings, setting_default
+from zencourt_pipeline.config import Settings, environment_has, setting_default
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.net.fetch import FetchPolicy
 from zencourt_pipeline.providers.base import Completion, CompletionSink, VideoGenerator
@@ -251,6 +250,10 @@ class GeneratorsResource(dg.ConfigurableResource):
     fal: FalConfig = FalConfig()
     local: LocalGeneratorConfig = LocalGeneratorConfig()
     allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
+    provider_rates: dict[str, Any] | None = Field(
+        default=setting_default("provider_rates"),
+        description="overrides of the task cost rate table (ZENCOURT_PROVIDER_RATES)",
+    )
 
     # the chains handed out during an execution (a run's steps, a sensor tick): closed at its teardown
     _open_chains: list[ProviderChain] | None = PrivateAttr(default=None)
@@ -284,7 +287,8 @@ class GeneratorsResource(dg.ConfigurableResource):
                 payload=completion.payload,
             )
 
-        chain = ProviderChain({name: self.provider(name).generator(sink) for name in self.providers}, self.providers)
+        generators = {name: self.provider(name).generator(sink) for name in self.providers}
+        chain = ProviderChain(generators, self.providers, self.provider_rates)
         if self._open_chains is not None:  # outside an execution the caller closes it (the canceller)
             self._open_chains.append(chain)
         return chain
@@ -295,6 +299,7 @@ class GeneratorsResource(dg.ConfigurableResource):
             providers=settings.generation_providers,
             **{name: config.from_settings(settings, secret) for name, config in PROVIDER_CONFIGS.items()},
             allowed_private_hosts=settings.media_allowed_private_hosts,
+            provider_rates=settings.provider_rates,
         )
 
 
@@ -342,7 +347,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
 def _env_secret(value: str | None, env_name: str):
     """A secret from the environment reaches Dagster as an EnvVar reference (the UI shows the
     name, never the value); one passed in code (tests) is passed as it is."""
-    if value and os.environ.get(env_name) == value:
+    if environment_has(env_name, value):
         return dg.EnvVar(env_name)
     return value
 

@@ -37,7 +37,6 @@ from zencourt_pipeline.providers.base import (
     TaskState,
 )
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
-from zencourt_pipeline.providers.rates import task_cost_usd
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 LIVE_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED, GenerationTaskStatus.SUCCEEDED)
@@ -134,7 +133,7 @@ def submit_with_fallback(
         except GenerationError as exc:
             last = exc
             if exc.ambiguous:  # the task may exist and be paid: count it, keep its clip reserved, stop
-                cost_usd, cost_source = task_cost_usd(name, getattr(exc, "model", None), request.duration_seconds)
+                cost_usd, cost_source = chain.task_cost(name, getattr(exc, "model", None), request.duration_seconds)
                 db.task_answer_lost(row_id, exc.code, exc.message, cost_usd=cost_usd, cost_source=cost_source)
                 break
             db.task_rejected(row_id, exc.code, exc.message)
@@ -143,7 +142,7 @@ def submit_with_fallback(
                 continue
             break
         # what the task will cost: the provider's figure if its answer has one, else the rate table
-        cost_usd, cost_source = task_cost_usd(
+        cost_usd, cost_source = chain.task_cost(
             name, (submitted.ref.meta or {}).get("model"), request.duration_seconds, submitted.cost_credits
         )
         db.task_submitted(
@@ -172,7 +171,8 @@ def submit_with_fallback(
 
 
 def _abandon_dead_intents(
-    db: AppDatabase, job: Job, tasks: list[Task], run_id: str | None, is_run_active: Callable[[str], bool] | None
+    db: AppDatabase, chain: ProviderChain, job: Job, tasks: list[Task], run_id: str | None,
+    is_run_active: Callable[[str], bool] | None,
 ) -> bool:
     """Intents (no task id yet) whose run is gone: that run died before the provider answered.
     Returns whether any was found.
@@ -193,7 +193,7 @@ def _abandon_dead_intents(
         )
         stale = as_utc(task.submitted_at) < utcnow() - ABANDON_SUBMITTING_AFTER
         if orphaned or stale:
-            cost_usd, cost_source = task_cost_usd(task.provider, None, int(job.duration_seconds))
+            cost_usd, cost_source = chain.task_cost(task.provider, None, int(job.duration_seconds))
             db.task_answer_lost(
                 task.id, ErrorCode.PROVIDER_ANSWER_LOST,
                 "the run submitting this task ended before the provider answered; the create may have "
@@ -222,7 +222,7 @@ def submit_jobs(
             outcomes.append(JobOutcome(job.id, job.room_name, "skipped", error_code=job.error_code))
             continue
         tasks = db.tasks_for_job(job.id)
-        if _abandon_dead_intents(db, job, tasks, run_id, is_run_active):
+        if _abandon_dead_intents(db, chain, job, tasks, run_id, is_run_active):
             tasks = db.tasks_for_job(job.id)
         live = [task for task in tasks if task.status in LIVE_TASK_STATUSES]
         if live:
@@ -260,7 +260,7 @@ def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Task) -> 
     status = chain.get(task.provider).poll(task_ref(task))
     if not status.state.terminal:
         return None
-    record_poll_result(db, task, status)
+    record_poll_result(db, task, status, rates=chain.rates)
     return PolledCompletion(
         GenerationTaskStatus(status.state.value), status.output_url, status.error_code, status.error_message
     )

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import VideoGenerator
+from zencourt_pipeline.providers.rates import merged_rates, task_cost_usd
 
 # Failures that are about the input, not the provider: another provider would refuse it too
 # (or must not be asked: safety). Every other failure moves the job to the next provider.
@@ -66,12 +68,24 @@ def default_prompt(room_name: str | None) -> str:
 
 
 class ProviderChain:
-    def __init__(self, generators: Mapping[str, VideoGenerator], order: list[str]):
+    """The configured generators in fallback order, and the rate table their tasks are priced by
+    (`rates`: `Settings.provider_rates`, ZENCOURT_PROVIDER_RATES, merged over the published one)."""
+
+    def __init__(
+        self, generators: Mapping[str, VideoGenerator], order: list[str], rates: Mapping[str, Any] | None = None
+    ):
         missing = [name for name in order if name not in generators]
         if missing:
             raise ValueError(f"no generator configured for {missing}")
         self.generators = dict(generators)
         self.order = list(order)
+        self.rates = merged_rates(rates)
+
+    def task_cost(
+        self, provider: str, model: str | None, duration_seconds: float, credits: float | None = None
+    ) -> tuple[float | None, str | None]:
+        """(USD, source) of one task of `provider` at this chain's rates (`rates.task_cost_usd`)."""
+        return task_cost_usd(provider, model, duration_seconds, credits, rates=self.rates)
 
     def get(self, name: str) -> VideoGenerator:
         return self.generators[name]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -69,7 +68,6 @@ access_logger = logging.getLogger("zencourt_pipeline.service.access")
 
 MIB = 1024 * 1024
 DEFAULT_MAX_JSON_BYTES = 1 * MIB
-DEFAULT_MAX_UPLOAD_BYTES = 512 * MIB
 UPLOAD_PATHS = frozenset({"/storage/upload"})
 
 Canceller = Callable[[list[Job], list[str]], CancelReport]
@@ -196,17 +194,6 @@ def default_verifier(settings: Settings):
     return FalWebhookVerifier(settings.fal_jwks_url)
 
 
-def _max_upload_bytes(settings: Settings) -> int:
-    configured = getattr(settings, "max_upload_bytes", None) or os.environ.get("MAX_UPLOAD_BYTES")
-    try:
-        value = int(configured) if configured else DEFAULT_MAX_UPLOAD_BYTES
-    except ValueError:
-        raise ValueError("MAX_UPLOAD_BYTES must be an integer number of bytes") from None
-    if value <= 0:
-        raise ValueError("MAX_UPLOAD_BYTES must be positive")
-    return value
-
-
 # -- the app --------------------------------------------------------------------------------
 def create_app(
     settings: Settings,
@@ -278,6 +265,6 @@ def create_app(
     app.add_middleware(
         ServiceMiddleware,
         max_json_bytes=max_json_bytes,
-        max_upload_bytes=max_upload_bytes or _max_upload_bytes(settings),
+        max_upload_bytes=max_upload_bytes or settings.max_upload_bytes,
     )
     return app
