@@ -202,6 +202,12 @@ class Task(Record):
         return json.loads(self.provider_meta or "{}")
 
 
+def current_task(tasks: list[Task]) -> Task | None:
+    """The job's newest task that the provider accepted (has a task id) and was not superseded."""
+    accepted = [task for task in tasks if task.task_id and task.status != GenerationTaskStatus.SUPERSEDED]
+    return accepted[-1] if accepted else None
+
+
 @dataclass(frozen=True, slots=True)
 class CompletionRecord(Record):
     """A `generation_completions` row (not `providers.base.Completion`, what a provider reports)."""

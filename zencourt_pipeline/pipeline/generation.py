@@ -25,9 +25,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
-from zencourt_pipeline.db.records import Batch, CompletionRecord, GenerationTaskStatus, Job, Task
+from zencourt_pipeline.db.records import (
+    Batch,
+    CompletionRecord,
+    GenerationTaskStatus,
+    Job,
+    Task,
+    current_task,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.keys import raw_clip_key
+from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import (
@@ -69,12 +77,6 @@ class PolledCompletion:
     output_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-
-
-def current_task(tasks: list[Task]) -> Task | None:
-    """The job's newest task that the provider accepted (has a task id) and was not superseded."""
-    accepted = [task for task in tasks if task.task_id and task.status != SUPERSEDED]
-    return accepted[-1] if accepted else None
 
 
 def _tried_providers(tasks: list[Task]) -> set[str]:
@@ -365,7 +367,5 @@ def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
     """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
-    from zencourt_pipeline.pipeline.liveness import completion_state  # liveness imports this module
-
     ready, digest, _waiting = completion_state(db.generation_rows([batch_id])[batch_id])
     return ready, digest
