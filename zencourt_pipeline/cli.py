@@ -9,6 +9,7 @@ import sys
 import threading
 
 from zencourt_pipeline.config import Settings
+from zencourt_pipeline.domain import Orientation, names
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zencourt", description="Zencourt listing-video pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the sample listing through the pipeline on a local instance")
-    demo.add_argument("--orientation", choices=["landscape", "vertical"], default=None)
+    demo.add_argument("--orientation", choices=names(Orientation), default=None)
     demo.add_argument("--timeout", type=float, default=600)
     demo.set_defaults(func=_demo)
     db = sub.add_parser("db", help="application database")

@@ -19,7 +19,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-PROVIDER_NAMES = ("runway", "fal", "local")
+from zencourt_pipeline.domain import Provider, StorageBackend, names
+
+PROVIDER_NAMES = names(Provider)
 
 
 def default_data_dir() -> Path:
@@ -175,8 +177,8 @@ class Settings(BaseModel):
     @field_validator("storage_backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in ("local", "b2"):
-            raise ValueError("STORAGE_BACKEND must be 'local' or 'b2'")
+        if value not in names(StorageBackend):
+            raise ValueError(f"STORAGE_BACKEND must be one of {names(StorageBackend)}")
         return value
 
     # the variable of each field (names of docs/contract.md section 2); every one is optional

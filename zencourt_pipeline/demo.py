@@ -18,6 +18,7 @@ from pathlib import Path
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, Orientation
 
 SAMPLE_PACKAGE = "zencourt_pipeline.sample_listing"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -42,7 +43,9 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def insert_sample_batch(db: AppDatabase, storage, *, orientation: str | None = None, batch_id: str | None = None) -> str:
+def insert_sample_batch(
+    db: AppDatabase, storage, *, orientation: Orientation | None = None, batch_id: str | None = None
+) -> str:
     """Upload the packaged sample photos to storage and insert them as a pending batch."""
     folder = resources.files(SAMPLE_PACKAGE)
     listing = json.loads(folder.joinpath("listing.json").read_text())
@@ -60,14 +63,14 @@ def insert_sample_batch(db: AppDatabase, storage, *, orientation: str | None = N
                 "room_name": job.get("room_name"),
                 "image_url": storage.uri(key),
                 "prompt": job.get("prompt"),
-                "duration_seconds": job.get("duration_seconds", 5),
+                "duration_seconds": job.get("duration_seconds", CLIP_SECONDS_DEFAULT),
             }
         )
     db.insert_batch(
         {
             "id": batch_id,
             "listing_id": listing["listing_id"],
-            "orientation": orientation or listing.get("orientation", "landscape"),
+            "orientation": orientation or listing.get("orientation", Orientation.LANDSCAPE),
             "title": listing.get("title"),
             "template": listing.get("template"),
         },
@@ -162,7 +165,9 @@ def drive_batch(defs, instance, batch_id: str, *, timeout: float = 600, out=prin
     return db.get_batch(batch_id).status
 
 
-def run_demo(settings: Settings | None = None, *, orientation: str | None = None, timeout: float = 600, out=print) -> DemoResult:
+def run_demo(
+    settings: Settings | None = None, *, orientation: Orientation | None = None, timeout: float = 600, out=print
+) -> DemoResult:
     import dagster as dg
 
     from zencourt_pipeline.definitions import build_definitions

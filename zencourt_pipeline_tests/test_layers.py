@@ -1,6 +1,6 @@
 """The package's layers (issue 26): `lint-imports` (import-linter) checks the contracts of
 pyproject.toml's `[tool.importlinter]`: entry points over `defs`/`service`, over `pipeline`, over
-the adapters (providers, storage, db, net, media), over `errors` and `config`, and no import cycle
+the adapters (providers, storage, db, net, media), over `config`, over `domain`, over `errors`, and no import cycle
 between the modules of any package. Run here so that `make test` (and CI) enforces them."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def test_the_layers_and_acyclic_contracts_are_declared():
     by_id = {contract["id"]: contract for contract in contracts()}
     assert by_id["layers"]["type"] == "layers" and by_id["acyclic"]["type"] == "acyclic_siblings"
     layers = by_id["layers"]["layers"]
-    order = ["defs | service", "pipeline | webhooks", "errors | config"]
+    order = ["defs | service", "pipeline | webhooks", "config", "domain", "errors"]
     assert [layers.index(layer) for layer in order] == sorted(layers.index(layer) for layer in order)
 
 

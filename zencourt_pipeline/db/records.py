@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, Orientation
 
 
 class BatchStatus(enum.StrEnum):
@@ -115,7 +116,7 @@ class Batch(Record):
 
     id: str
     listing_id: str
-    orientation: str = "landscape"
+    orientation: str = Orientation.LANDSCAPE  # text in the database: an `Orientation` once intake passed it
     template: str | None = None
     title: str | None = None
     status: BatchStatus = BatchStatus.PENDING
@@ -151,7 +152,7 @@ class Job(Record):
     sort_order: int = 0
     room_name: str | None = None
     prompt: str | None = None
-    duration_seconds: int = 5
+    duration_seconds: int = CLIP_SECONDS_DEFAULT
     status: JobStatus = JobStatus.PENDING
     provider: str | None = None
     provider_task_id: str | None = None

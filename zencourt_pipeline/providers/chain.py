@@ -15,9 +15,11 @@ downloaded again, from a fresh URL, never generated again).
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from zencourt_pipeline.domain import PROVIDERS, Provider
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import VideoGenerator
 from zencourt_pipeline.providers.rates import merged_rates, task_cost_usd
@@ -37,6 +39,13 @@ FINAL_CODES = frozenset(
         ErrorCode.OUTPUT_URL_EXPIRED,
     }
 )
+
+
+def generator_class(provider: Provider) -> type[VideoGenerator]:
+    """The client class of `provider` (the registry's `module:Class`, imported on first use: a run
+    worker imports only the clients it configures)."""
+    module, _, name = PROVIDERS[provider].client.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def should_fall_back(error_code: str | None) -> bool:

@@ -16,7 +16,8 @@ The rate table (USD; figures from the vendors' public price pages, late 2026):
     fal       fal-ai/kling-video/v2.5-turbo/pro/image-to-video    $0.35 per 5 s + $0.07 per extra s
     local     (any)                                               0
 
-Billed seconds: Runway bills the requested duration (our client clamps it to 2..10 s); fal's
+Billed seconds (`domain.PROVIDERS`): Runway bills the requested duration (our client clamps it to
+`domain.CLIP_SECONDS_MIN..MAX`); fal's
 Kling bills the duration it was sent, "5" or "10" (the nearest to the job's, ties shorter).
 An unknown model of a known provider is priced as the provider's `default_model` (so a task
 always gets an estimate); an unknown provider gets no figure.
@@ -45,6 +46,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from zencourt_pipeline.config import as_number, validate_rates
+from zencourt_pipeline.domain import provider_spec
 
 PROVIDER = "provider"  # cost_source: the provider reported the figure
 RATE = "rate"  # cost_source: the published rate table
@@ -71,7 +73,6 @@ DEFAULT_RATES: dict[str, Any] = {
     },
     "local": {"default_model": "*", "models": {"*": {"usd_per_second": 0}}},
 }
-FAL_DURATIONS = (5, 10)
 
 
 def merged_rates(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -88,13 +89,11 @@ def merged_rates(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def billed_seconds(provider: str, duration_seconds: float) -> float:
-    """The duration the provider bills for a job of `duration_seconds` (what our clients send)."""
+    """The duration the provider bills for a job of `duration_seconds` (what our clients send):
+    the registry's rule (`domain.PROVIDERS`), the duration itself for a provider it does not know."""
     seconds = float(duration_seconds or 0)
-    if provider == "runway":
-        return float(min(10, max(2, int(round(seconds)))))
-    if provider == "fal":
-        return float(min(FAL_DURATIONS, key=lambda allowed: (abs(allowed - seconds), allowed)))
-    return max(0.0, seconds)
+    spec = provider_spec(provider)
+    return spec.billed_seconds(seconds) if spec is not None else max(0.0, seconds)
 
 
 def reported_credits(data: Any) -> float | None:

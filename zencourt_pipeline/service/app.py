@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Job
+from zencourt_pipeline.domain import StorageBackend
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.observability.health import (
     DaemonProbe,
@@ -173,7 +174,7 @@ async def _send_json(send: Send, status: int, body: dict, headers: dict[str, str
 # -- defaults -------------------------------------------------------------------------------
 def default_storage(settings: Settings) -> Storage:
     """The configured storage (the same construction as the Dagster `StorageResource`)."""
-    if settings.storage_backend == "b2":
+    if settings.storage_backend == StorageBackend.B2:
         from zencourt_pipeline.storage.b2 import B2Storage
 
         return B2Storage(
