@@ -172,7 +172,7 @@ class Settings(BaseModel):
     @field_validator("log_format", mode="before")
     @classmethod
     def _log_format(cls, value: Any) -> Any:
-        return value.strip().lower() or None if isinstance(value, str) else value
+        return (value.strip().lower() or None) if isinstance(value, str) else value
 
     @field_validator("storage_backend")
     @classmethod
