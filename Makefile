@@ -65,10 +65,12 @@ loadtest: $(STAMP)
 	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline_tests.load --batches 200 --clips 6
 
 ## make soak: the production topology under a seeded random schedule of faults, invariants checked at the end
-## (SOAK_BATCHES=100 SOAK_SEED=1 by default, the full mode; `make soak SOAK_BATCHES=10` is about CI's size)
+## (SOAK_BATCHES=100 SOAK_SEED=1 by default, the full mode; `make soak SOAK_BATCHES=10` is about CI's size;
+## SOAK_MUTANT=<name> runs a seeded regression from zencourt_pipeline_tests/soak/mutants: the soak must fail)
 SOAK_BATCHES ?= 100
 SOAK_SEED ?= 1
-SOAK_ARGS ?= $(if $(filter-out 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19,$(SOAK_BATCHES)),--full,)
+SOAK_MUTANT ?=
+SOAK_ARGS ?= $(if $(filter-out 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19,$(SOAK_BATCHES)),--full,) $(if $(SOAK_MUTANT),--mutant $(SOAK_MUTANT),)
 soak: $(STAMP)
 	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline_tests.soak --batches $(SOAK_BATCHES) --seed $(SOAK_SEED) $(SOAK_ARGS)
 

@@ -27,3 +27,18 @@ def test_ten_batches_under_seeded_faults_keep_every_invariant(tmp_path):
     # every kind of fault was scheduled and hit at least once (counted where it hit, not where armed)
     assert report["soak_fault_kinds_scheduled"] == report["soak_fault_kinds_hit"] == len(HITS)
     assert report.violations == [], "\n".join(report.violations)
+
+
+def test_a_seeded_regression_fails_the_soak_naming_the_invariant_that_caught_it(tmp_path):
+    """The soak can fail: a mutant (a second terminal webhook with a new id, patched into the
+    processes through sitecustomize, never a product flag) bites and the webhook invariant names it.
+    Small and fault-free, so only the mutant can break an invariant."""
+    config = SoakConfig(batches=2, clips=1, seed=3, quota_batches=0, faults=False, insert_spread_s=2.0,
+                        mutant="second_terminal_webhook", timeout_s=150.0)
+    report = run_soak(tmp_path, config)
+    print("\n".join(report.lines()))
+    assert report.bites, "the mutant never bit"
+    assert report["soak_batches_completed"] == 2 and report["soak_duplicates"] == 0
+    caught = [v for v in report.violations if "terminal event ids" in v]
+    assert len(caught) == 2, report.violations  # one per batch: each got two terminal event ids
+    assert all(v in caught for v in report.violations), report.violations

@@ -206,20 +206,21 @@ class OutputFaults:
         ("ok", "truncated", "short_body", "wrong_size" (640x360), "not_mp4")."""
         with self._lock:
             self.counts["download"] += 1
+            token = self.tokens.get(token_id)
+            owner = self._output_owner(token.owner) if token else None
+            # an expired URL answers 403 whatever else goes wrong meanwhile
+            if token is not None and owner is not None and token_expired(token, owner.script.expire, self.clock()):
+                self.counts["download_expired"] += 1
+                if token.killed:
+                    self.fault_log.hit("download_expired", token_id)
+                return Response(self.output_expired[0], 403, media_type=self.output_expired[1])
             if self.download_faults:
                 self.counts["download_fault"] += 1
                 fault = self.download_faults.pop(0)
                 self.fault_log.hit(f"download_fault_{fault}", token_id)
                 return download_fault_response(fault)
-            token = self.tokens.get(token_id)
-            owner = self._output_owner(token.owner) if token else None
             if token is None or owner is None:
                 return Response(self.output_missing[0], 404, media_type=self.output_missing[1])
-            if token_expired(token, owner.script.expire, self.clock()):
-                self.counts["download_expired"] += 1
-                if token.killed:
-                    self.fault_log.hit("download_expired", token_id)
-                return Response(self.output_expired[0], 403, media_type=self.output_expired[1])
             token.downloads += 1
             mode = owner.script.output
             size = (640, 360) if mode == "wrong_size" else self._output_size(owner)

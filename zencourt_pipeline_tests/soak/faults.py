@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from zencourt_pipeline_tests.soak.context import BatchPlan, CancelRecord, SoakConfig, SoakContext
+from zencourt_pipeline_tests.soak.context import (
+    BatchPlan,
+    CancelRecord,
+    SoakConfig,
+    SoakContext,
+    job_of_prompt,
+)
 
 
 @dataclass
@@ -112,6 +118,7 @@ def _pg_cluster() -> tuple[str, str] | None:
 def db_restart(ctx: SoakContext) -> bool:
     """The database goes away under every process: a real restart of the cluster (`restart`,
     root only), or every connection of the soak's databases terminated (`terminate`)."""
+    ctx.disruptions.append(time.time())
     cluster = _pg_cluster() if ctx.config.db_restart == "restart" else None
     if cluster is not None:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True,
@@ -128,6 +135,7 @@ def db_restart(ctx: SoakContext) -> bool:
 
 
 def kill_run_workers(ctx: SoakContext) -> bool:
+    ctx.disruptions.append(time.time())
     killed = ctx.topo.kill_run_workers()
     ctx.extra["run_workers_killed"] += killed
     if not killed:
@@ -137,12 +145,43 @@ def kill_run_workers(ctx: SoakContext) -> bool:
 
 def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
     """SIGKILL the daemon; it stays down `down_s` (the supervisor leaves it alone), then restarts."""
-    ctx.down.add("daemon")
+    return kill_process(ctx, "daemon", down_s)
+
+
+def kill_process(ctx: SoakContext, name: str, down_s: float) -> bool:
+    """SIGKILL one of the topology's processes; it stays down `down_s`, then restarts."""
+    ctx.disruptions.append(time.time())
+    ctx.down.add(name)
     try:
-        ctx.topo.restart("daemon", delay=down_s)
+        ctx.topo.restart(name, delay=down_s)
     finally:
-        ctx.down.discard("daemon")
-    ctx.extra["daemon_kills"] += 1
+        ctx.down.discard(name)
+    ctx.extra[f"{name}_kills"] += 1
+    return True
+
+
+def kill_serve(ctx: SoakContext, down_s: float) -> bool:
+    """SIGKILL `zencourt serve` (fal webhooks and cancels meet a closed port meanwhile)."""
+    return kill_process(ctx, "serve", down_s)
+
+
+def kill_code_server(ctx: SoakContext, down_s: float) -> bool:
+    """SIGKILL the code server (the daemon's sensors and run launches lose it meanwhile)."""
+    return kill_process(ctx, "code-server", down_s)
+
+
+def runway_cancel_failures(ctx: SoakContext, n: int) -> bool:
+    """Runway's DELETE answers 503 n times: a cancel fails, is reported, and is retried."""
+    with ctx.runway._lock:
+        ctx.runway.delete_faults.extend([503] * n)
+    return True
+
+
+def fal_submit_errors(ctx: SoakContext) -> bool:
+    """fal's submit answers 429 (retried: provably nothing queued) and then 503 (ambiguous: the
+    job fails PROVIDER_ANSWER_LOST, never re-sent)."""
+    with ctx.fal._lock:
+        ctx.fal.submit_faults.extend([429, 503])
     return True
 
 
@@ -154,11 +193,15 @@ def receiver_5xx(ctx: SoakContext, n: int) -> bool:
 # -- cancels -----------------------------------------------------------------------------------
 def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
     sent = time.monotonic()
-    try:
-        response = ctx.topo.service("POST", "/video/cancel", json=body)
-    except httpx.HTTPError as exc:
-        ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
-        raise Skip(f"the cancel request failed: {type(exc).__name__}") from exc
+    for attempt in range(CANCEL_ATTEMPTS):  # as the web app would: the service may be restarting
+        try:
+            response = ctx.topo.service("POST", "/video/cancel", json=body)
+            break
+        except httpx.HTTPError as exc:
+            ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
+            if attempt == CANCEL_ATTEMPTS - 1:
+                raise Skip(f"the cancel request failed {CANCEL_ATTEMPTS} times: {type(exc).__name__}") from exc
+            time.sleep(3.0)
     record = CancelRecord(kind, target, sent, time.monotonic(), response.status_code)
     if response.status_code == 200:
         data = response.json()
@@ -167,6 +210,9 @@ def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
     ctx.cancels.append(record)
     ctx.log(f"cancel {kind} {target}: {response.status_code} jobs={record.job_ids} batches={record.batch_ids}")
     return response.status_code == 200
+
+
+CANCEL_ATTEMPTS = 5
 
 
 def cancel_batch(ctx: SoakContext, batch_id: str) -> bool:
@@ -184,7 +230,8 @@ def cancel_jobs(ctx: SoakContext, job_ids: list[str]) -> bool:
 FAULTS: dict[str, Callable[..., bool]] = {f.__name__: f for f in (
     runway_429_storm, runway_5xx_storm, fal_5xx_storm, ambiguous_create_runway, ambiguous_create_fal,
     late_create_answer, expired_outputs, provider_download_failures, storage_503, db_restart, kill_run_workers,
-    kill_daemon, receiver_5xx, cancel_batch, cancel_listing, cancel_jobs,
+    kill_daemon, kill_serve, kill_code_server, runway_cancel_failures, fal_submit_errors, receiver_5xx,
+    cancel_batch, cancel_listing, cancel_jobs,
 )}
 # webhook faults decided per fal request by the scripts (counted when they happen)
 WEBHOOK_KINDS = ("fal_webhook_dropped", "fal_webhook_duplicate", "fal_webhook_late")
@@ -219,6 +266,10 @@ HITS: dict[str, Callable[[SoakContext], int]] = {
     "db_restart": lambda ctx: ctx.extra["db_restarts_real"] + ctx.extra["db_connections_terminated"],
     "kill_run_workers": lambda ctx: ctx.extra["run_workers_killed"],
     "kill_daemon": lambda ctx: ctx.extra["daemon_kills"],
+    "kill_serve": lambda ctx: ctx.extra["serve_kills"],
+    "kill_code_server": lambda ctx: ctx.extra["code-server_kills"],
+    "runway_cancel_failures": lambda ctx: ctx.runway.fault_log.count("delete_5"),
+    "fal_submit_errors": lambda ctx: ctx.fal.fault_log.count("submit_429", "submit_5"),
     "receiver_5xx": lambda ctx: sum(r.injected and r.status >= 500 for r in ctx.receiver.received),
     "cancel_batch": _cancel_hits("batch"),
     "cancel_listing": _cancel_hits("listing"),
@@ -259,14 +310,20 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
     free = [plan for plan in plans if plan.workspace_id is None and plan.id not in used]
     if kind in ("runway_429_storm", "runway_5xx_storm", "fal_5xx_storm"):
         return {"n": rng.randint(2, 6)}
-    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "provider_download_failures", "receiver_5xx"):
+    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "receiver_5xx"):
         return {"n": rng.randint(1, 2)}
+    if kind == "provider_download_failures":
+        # enough 503s in a row for a whole fetch (2 URLs x 3 tries) to fail: the output of a paid
+        # task is then downloaded again later, never generated again
+        return {"n": rng.randint(6, 7)}
     if kind == "late_create_answer":
         return {"n": 1, "delay": round(rng.uniform(2.0, 6.0), 1)}
     if kind == "storage_503":
         return {"share": round(rng.uniform(0.3, 0.5), 2), "seconds": round(rng.uniform(10.0, 20.0), 1)}
-    if kind == "kill_daemon":
+    if kind in ("kill_daemon", "kill_serve", "kill_code_server"):
         return {"down_s": round(rng.uniform(1.0, 5.0), 1)}
+    if kind == "runway_cancel_failures":
+        return {"n": rng.randint(4, 6)}  # more than one cancel call's retries: it fails, is reported
     if kind == "cancel_listing":
         shared: dict[str, list[BatchPlan]] = {}
         for plan in free:
@@ -289,6 +346,12 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
     return {}
 
 
+CANCEL_AFTER_S = 10.0  # a cancel lands this long after its batch's insert, or up to CANCEL_SPREAD_S later
+CANCEL_SPREAD_S = 8.0
+CANCEL_TARGET_LATENCY = (35.0, 45.0)  # provider task latency of the batches a cancel targets
+CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
+
+
 def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan]) -> list[FaultEvent]:
     kinds = list(FAULTS) + [rng.choice(list(FAULTS)) for _ in range(config.extra_faults)]
     used: set[str] = set()
@@ -297,14 +360,17 @@ def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan
         params = _params(rng, kind, config, plans, used)
         if params is None:
             continue
-        # a cancel lands while its batch is running: after its insert, within the window
-        start = 2.0
+        # a cancel lands while its batch's provider tasks run (their scripts make them long:
+        # `CANCEL_TARGET_LATENCY`): after intake has submitted them, well before they end
+        start, end = 2.0, config.fault_window_s
         target = params.get("batch_id") or (params.get("job_ids") or [None])[0]
         if target:
-            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + 3.0
+            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + CANCEL_AFTER_S
         elif "listing_id" in params:
-            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + 3.0
-        end = max(start + 1.0, config.fault_window_s)
+            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + CANCEL_AFTER_S
+        if kind.startswith("cancel_"):
+            end = start + CANCEL_SPREAD_S
+        end = max(start + 1.0, end)
         events.append(FaultEvent(round(rng.uniform(start, end), 1), kind, params))
     return sorted(events, key=lambda event: event.at)
 
@@ -322,20 +388,50 @@ class Scheduler(threading.Thread):
                 self.stopping.wait(min(0.2, event.at - self.ctx.now()))
             if self.stopping.is_set():
                 return
-            try:
-                FAULTS[event.kind](self.ctx, **event.params)
-            except Skip as skip:
-                self.ctx.skipped[event.kind] += 1
-                self.ctx.skip_reasons[event.kind].append(str(skip))
-                self.ctx.log(f"fault {event.describe()} skipped: {skip}")
+            if event.kind.startswith("cancel_"):
+                # a cancel waits (in its own thread) for a provider task of its jobs to be running
+                threading.Thread(target=self._apply, args=(event, True), daemon=True).start()
                 continue
-            except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
-                self.ctx.skipped[event.kind] += 1
-                self.ctx.unexplained[event.kind] += 1
-                self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
-                continue
-            self.ctx.applied[event.kind] += 1
-            self.ctx.log(f"fault {event.describe()} armed")
+            self._apply(event)
+
+    def _apply(self, event: FaultEvent, wait_in_flight: bool = False) -> None:
+        if wait_in_flight:
+            waited = self._wait_in_flight(event)
+            self.ctx.log(f"fault {event.describe()}: waited {waited:.1f} s for a provider task of its jobs")
+        if self.stopping.is_set():
+            return
+        try:
+            FAULTS[event.kind](self.ctx, **event.params)
+        except Skip as skip:
+            self.ctx.skipped[event.kind] += 1
+            self.ctx.skip_reasons[event.kind].append(str(skip))
+            self.ctx.log(f"fault {event.describe()} skipped: {skip}")
+            return
+        except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
+            self.ctx.skipped[event.kind] += 1
+            self.ctx.unexplained[event.kind] += 1
+            self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
+            return
+        self.ctx.applied[event.kind] += 1
+        self.ctx.log(f"fault {event.describe()} armed")
+
+    def _wait_in_flight(self, event: FaultEvent) -> float:
+        """Wait until one of the cancel's jobs has a provider task at the fakes (at most
+        CANCEL_WAIT_S): its tasks are long (CANCEL_TARGET_LATENCY), so the cancel finds them running."""
+        jobs = set(event.params.get("job_ids") or [])
+        for plan in self.ctx.plans:
+            if plan.id == event.params.get("batch_id") or plan.listing_id == event.params.get("listing_id"):
+                jobs.update(plan.job_ids(self.ctx.config.clips))
+        started = time.monotonic()
+        while not self.stopping.is_set() and time.monotonic() - started < CANCEL_WAIT_S:
+            with self.ctx.runway._lock:
+                prompts = [task.body.get("promptText") for task in self.ctx.runway.tasks.values()]
+            with self.ctx.fal._lock:
+                prompts += [req.body.get("prompt") for req in self.ctx.fal.requests.values()]
+            if any(job_of_prompt(prompt) in jobs for prompt in prompts):
+                break
+            self.stopping.wait(0.2)
+        return time.monotonic() - started
 
 
 class LateWebhooks(threading.Thread):
