@@ -9,6 +9,7 @@ import sys
 import threading
 
 from zencourt_pipeline.config import Settings
+from zencourt_pipeline.domain import Orientation, names
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -41,8 +42,6 @@ def service_canceller(settings: Settings, db):
     """The canceller `zencourt serve` runs: providers configured from the environment with plain
     secret values (outside a Dagster run an EnvVar reference cannot be read), runs terminated
     through the instance of DAGSTER_HOME."""
-    import os
-
     from zencourt_pipeline.defs.resources import build_resources
     from zencourt_pipeline.defs.runs import make_canceller
 
@@ -51,7 +50,7 @@ def service_canceller(settings: Settings, db):
     def instance():
         import dagster as dg
 
-        return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+        return dg.DagsterInstance.get() if settings.dagster_home else None
 
     return make_canceller(db, lambda: generators.chain(db), instance)
 
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zencourt", description="Zencourt listing-video pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the sample listing through the pipeline on a local instance")
-    demo.add_argument("--orientation", choices=["landscape", "vertical"], default=None)
+    demo.add_argument("--orientation", choices=names(Orientation), default=None)
     demo.add_argument("--timeout", type=float, default=600)
     demo.set_defaults(func=_demo)
     db = sub.add_parser("db", help="application database")

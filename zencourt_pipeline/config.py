@@ -2,19 +2,26 @@
 
 Everything has an embedded default so that `zencourt demo` works with nothing set:
 SQLite under the local data dir, local file storage, the offline `local` generator.
+
+This module is the only reader of the process environment: `Settings.ENV` maps each field to
+its variable, and the README's table, docs/contract.md and docker/.env.example are tested
+against it (zencourt_pipeline_tests/test_config.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-PROVIDER_NAMES = ("runway", "fal", "local")
+from zencourt_pipeline.domain import Provider, StorageBackend, names
+
+PROVIDER_NAMES = names(Provider)
 
 
 def default_data_dir() -> Path:
@@ -26,17 +33,46 @@ def _csv(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def parse_provider_rates(raw: str | None) -> dict[str, Any] | None:
-    """ZENCOURT_PROVIDER_RATES: a JSON object shaped like `providers.rates.DEFAULT_RATES`."""
-    if not raw:
-        return None
-    from zencourt_pipeline.providers.rates import validate_rates
+def _flag(value: str) -> bool:
+    return value.lower() not in ("0", "false", "no", "off")
 
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"ZENCOURT_PROVIDER_RATES is not JSON: {exc}") from exc
-    return validate_rates(value)
+
+def environment_has(name: str, value: str | None) -> bool:
+    """Whether the process environment sets `name` to `value` (a secret read from it reaches
+    Dagster as an EnvVar reference, one passed in code as it is)."""
+    return bool(value) and os.environ.get(name) == value
+
+
+_MODEL_RATE_KEYS = {"credits_per_second", "usd_per_second", "usd_base", "base_seconds", "usd_per_extra_second"}
+_PROVIDER_RATE_KEYS = {"usd_per_credit", "default_model", "models"}
+
+
+def as_number(value: Any) -> float | None:
+    """`value` as a float when it is a real number (not a bool), else None."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def validate_rates(table: Any) -> dict[str, Any]:
+    """`table` if it has the rate table's shape (`providers/rates.py`'s docstring), else ValueError."""
+    if not isinstance(table, Mapping):
+        raise ValueError("provider rates must be a JSON object of providers")
+    for provider, entry in table.items():
+        if not isinstance(entry, Mapping) or set(entry) - _PROVIDER_RATE_KEYS:
+            raise ValueError(
+                f"rates of {provider!r}: expected an object with keys among {sorted(_PROVIDER_RATE_KEYS)}"
+            )
+        if "usd_per_credit" in entry and (as_number(entry["usd_per_credit"]) is None or entry["usd_per_credit"] < 0):
+            raise ValueError(f"rates of {provider!r}: usd_per_credit must be a number >= 0")
+        models = entry.get("models", {})
+        if not isinstance(models, Mapping):
+            raise ValueError(f"rates of {provider!r}: models must be an object")
+        for model, rate in models.items():
+            if not isinstance(rate, Mapping) or not rate or set(rate) - _MODEL_RATE_KEYS:
+                raise ValueError(f"rate of {provider}/{model}: expected keys among {sorted(_MODEL_RATE_KEYS)}")
+            bad = [key for key, value in rate.items() if as_number(value) is None or value < 0]
+            if bad:
+                raise ValueError(f"rate of {provider}/{model}: {bad} must be numbers >= 0")
+    return dict(table)
 
 
 class Settings(BaseModel):
@@ -76,7 +112,14 @@ class Settings(BaseModel):
 
     enable_final_composition: bool = True
     media_allowed_private_hosts: list[str] = Field(default_factory=list)
+    # POST /storage/upload: the largest body taken (413 above)
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+
+    # logs (observability/logging.py): the level, `json` or `text` lines (unset: text on a
+    # terminal, else JSON) and the `role` field when the process does not name one
     log_level: str = "info"
+    log_format: Literal["json", "text"] | None = None
+    process_role: str | None = None
 
     # clips a listing (or a workspace, when the batch names one) may have generated per calendar
     # month (UTC); 0 = unlimited. A batch that cannot fit is rejected at intake, and every paid
@@ -116,82 +159,98 @@ class Settings(BaseModel):
             raise ValueError("GENERATION_PROVIDERS must name at least one provider")
         return value
 
-    @field_validator("provider_rates")
+    @field_validator("provider_rates", mode="before")
     @classmethod
-    def _rates_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from zencourt_pipeline.providers.rates import validate_rates
-
+    def _rates_shape(cls, value: Any) -> dict[str, Any] | None:
+        if isinstance(value, str):  # ZENCOURT_PROVIDER_RATES: a JSON object
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"ZENCOURT_PROVIDER_RATES is not JSON: {exc}") from exc
         return None if value is None else validate_rates(value)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
 
     @field_validator("storage_backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in ("local", "b2"):
-            raise ValueError("STORAGE_BACKEND must be 'local' or 'b2'")
+        if value not in names(StorageBackend):
+            raise ValueError(f"STORAGE_BACKEND must be one of {names(StorageBackend)}")
         return value
 
+    # the variable of each field (names of docs/contract.md section 2); every one is optional
+    ENV: ClassVar[dict[str, str]] = {
+        "data_dir": "ZENCOURT_DATA_DIR",
+        "database_url": "DATABASE_URL",
+        "storage_backend": "STORAGE_BACKEND",
+        "b2_endpoint": "B2_ENDPOINT",
+        "b2_key_id": "B2_KEY_ID",
+        "b2_application_key": "B2_APPLICATION_KEY",
+        "b2_bucket_name": "B2_BUCKET_NAME",
+        "b2_region": "B2_REGION",
+        "generation_providers": "GENERATION_PROVIDERS",
+        "runway_api_key": "RUNWAY_API_KEY",
+        "runway_api_url": "RUNWAY_API_URL",
+        "runway_api_version": "RUNWAY_API_VERSION",
+        "runway_model": "RUNWAY_MODEL",
+        "fal_key": "FAL_KEY",
+        "fal_queue_url": "FAL_QUEUE_URL",
+        "fal_model": "FAL_MODEL",
+        "fal_webhook_url": "FAL_WEBHOOK_URL",
+        "fal_jwks_url": "FAL_JWKS_URL",
+        "fal_webhook_overdue_seconds": "FAL_WEBHOOK_OVERDUE_SECONDS",
+        "video_server_url": "VIDEO_SERVER_URL",
+        "video_server_api_key": "VIDEO_SERVER_API_KEY",
+        "port": "PORT",
+        "vercel_api_url": "VERCEL_API_URL",
+        "vercel_webhook_secret": "VERCEL_WEBHOOK_SECRET",
+        "vercel_webhook_path": "VERCEL_WEBHOOK_PATH",
+        "enable_final_composition": "ENABLE_FINAL_COMPOSITION",
+        "media_allowed_private_hosts": "MEDIA_ALLOWED_PRIVATE_HOSTS",
+        "max_upload_bytes": "MAX_UPLOAD_BYTES",
+        "log_level": "LOG_LEVEL",
+        "log_format": "ZENCOURT_LOG_FORMAT",
+        "process_role": "ZENCOURT_PROCESS_ROLE",
+        "monthly_clip_quota": "ZENCOURT_MONTHLY_CLIP_QUOTA",
+        "workspace_monthly_clip_quota": "ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA",
+        "provider_rates": "ZENCOURT_PROVIDER_RATES",
+        "generation_deadline_seconds": "ZENCOURT_GENERATION_DEADLINE_SECONDS",
+        "composition_deadline_seconds": "ZENCOURT_COMPOSITION_DEADLINE_SECONDS",
+        "max_run_attempts": "ZENCOURT_MAX_RUN_ATTEMPTS",
+        "health_cache_seconds": "ZENCOURT_HEALTH_CACHE_SECONDS",
+        "storage_health_cache_ms": "STORAGE_HEALTH_CACHE_MS",
+        "dagster_home": "DAGSTER_HOME",
+        "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
+    }
+    # how a variable's text becomes the field's value where pydantic's own parsing differs
+    _PARSE: ClassVar[dict[str, Any]] = {
+        "data_dir": lambda text: Path(text).resolve(),
+        "generation_providers": _csv,
+        "media_allowed_private_hosts": _csv,
+        "enable_final_composition": _flag,
+    }
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value if value not in (None, "") else None
-
-        values: dict = {
-            "database_url": get("DATABASE_URL"),
-            "storage_backend": get("STORAGE_BACKEND") or "local",
-            "b2_endpoint": get("B2_ENDPOINT"),
-            "b2_key_id": get("B2_KEY_ID"),
-            "b2_application_key": get("B2_APPLICATION_KEY"),
-            "b2_bucket_name": get("B2_BUCKET_NAME"),
-            "runway_api_key": get("RUNWAY_API_KEY"),
-            "fal_key": get("FAL_KEY"),
-            "fal_webhook_url": get("FAL_WEBHOOK_URL"),
-            "video_server_api_key": get("VIDEO_SERVER_API_KEY"),
-            "vercel_api_url": get("VERCEL_API_URL"),
-            "vercel_webhook_secret": get("VERCEL_WEBHOOK_SECRET"),
-            "media_allowed_private_hosts": _csv(get("MEDIA_ALLOWED_PRIVATE_HOSTS")),
-            "provider_rates": parse_provider_rates(get("ZENCOURT_PROVIDER_RATES")),
-        }
-        optional = {
-            "b2_region": "B2_REGION",
-            "runway_api_url": "RUNWAY_API_URL",
-            "runway_api_version": "RUNWAY_API_VERSION",
-            "runway_model": "RUNWAY_MODEL",
-            "fal_queue_url": "FAL_QUEUE_URL",
-            "fal_model": "FAL_MODEL",
-            "fal_jwks_url": "FAL_JWKS_URL",
-            "fal_webhook_overdue_seconds": "FAL_WEBHOOK_OVERDUE_SECONDS",
-            "video_server_url": "VIDEO_SERVER_URL",
-            "port": "PORT",
-            "vercel_webhook_path": "VERCEL_WEBHOOK_PATH",
-            "log_level": "LOG_LEVEL",
-            "monthly_clip_quota": "ZENCOURT_MONTHLY_CLIP_QUOTA",
-            "workspace_monthly_clip_quota": "ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA",
-            "generation_deadline_seconds": "ZENCOURT_GENERATION_DEADLINE_SECONDS",
-            "composition_deadline_seconds": "ZENCOURT_COMPOSITION_DEADLINE_SECONDS",
-            "max_run_attempts": "ZENCOURT_MAX_RUN_ATTEMPTS",
-            "health_cache_seconds": "ZENCOURT_HEALTH_CACHE_SECONDS",
-            "storage_health_cache_ms": "STORAGE_HEALTH_CACHE_MS",
-            "dagster_home": "DAGSTER_HOME",
-            "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
-        }
-        for field, name in optional.items():
-            if get(name) is not None:
-                values[field] = get(name)
-        if get("GENERATION_PROVIDERS"):
-            values["generation_providers"] = _csv(get("GENERATION_PROVIDERS"))
-        if get("ENABLE_FINAL_COMPOSITION"):
-            values["enable_final_composition"] = get("ENABLE_FINAL_COMPOSITION").lower() not in (
-                "0",
-                "false",
-                "no",
-                "off",
-            )
-        if get("ZENCOURT_DATA_DIR"):
-            values["data_dir"] = Path(get("ZENCOURT_DATA_DIR")).resolve()
-        return cls(**values)
+    def from_env(cls, env: Mapping[str, str] | None = None, *, strict: bool = True) -> Settings:
+        """The settings of `env` (the process environment when None); an empty variable is unset.
+        `strict=False` gives every invalid variable its default instead of raising (logging must
+        work with a broken configuration)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field, name in cls.ENV.items():
+            text = env.get(name)
+            if text not in (None, ""):
+                values[field] = cls._PARSE.get(field, str)(text)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            if strict:
+                raise
+            invalid = {error["loc"][0] for error in exc.errors() if error["loc"]}
+            return cls(**{field: value for field, value in values.items() if field not in invalid})
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -243,3 +302,27 @@ def setting_default(name: str) -> Any:
     """The embedded default of the `Settings` field `name`. Defaults live in `Settings` only: the
     resources' fields (defs/resources.py) take theirs from here."""
     return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
+class BenchSettings(BaseModel):
+    """The benchmark tool's knobs (`make bench`, `python -m zencourt_pipeline.bench`): a developer
+    tool's, not the deployment's, so they are not part of `Settings` and its documentation."""
+
+    quick: bool = False
+    work_dir: str | None = None
+    postgres_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+    ENV: ClassVar[dict[str, str]] = {
+        "quick": "ZENCOURT_BENCH_QUICK",
+        "work_dir": "ZENCOURT_BENCH_DIR",
+        "postgres_url": "ZENCOURT_BENCH_POSTGRES_URL",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BenchSettings:
+        """The bench settings of `env` (the process environment when None); empty = unset."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {field: env[name] for field, name in cls.ENV.items() if env.get(name)}
+        if "quick" in values:
+            values["quick"] = values["quick"] != "0"
+        return cls(**values)

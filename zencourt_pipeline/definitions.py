@@ -38,11 +38,19 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 # Dagster 1.13 and says so on every run: a deliberate choice, not news to the run's stderr.
 warnings.filterwarnings("ignore", message="Handling yaml-defined logging configuration", category=dg.BetaWarning)
 
-# In Dagster's own processes (code server, run workers) the package's records outside a run
-# are written in zencourt's log format; inside a run, dagster.yaml's
-# `python_logs.dagster_handler_config` handler writes them (with the run's events).
-if process_role() in ("code-server", "run-worker", "dagster", "daemon", "webserver"):
-    install_package_handler()
+# Dagster's own processes (code server, run workers) start here: the package's records outside a
+# run are written in zencourt's log format (inside a run, dagster.yaml's
+# `python_logs.dagster_handler_config` handler writes them, with the run's events).
+DAGSTER_ROLES = ("code-server", "run-worker", "dagster", "daemon", "webserver")
 
 
-defs = build_definitions()
+def code_location() -> dg.Definitions:
+    """The code location of the environment's `Settings`, with the package's log handler installed
+    when this is one of Dagster's own processes (its role from `Settings.process_role` or argv)."""
+    settings = Settings.from_env()
+    if process_role(settings) in DAGSTER_ROLES:
+        install_package_handler(settings=settings)
+    return build_definitions(settings)
+
+
+defs = code_location()

@@ -9,7 +9,6 @@ instance in the UI afterwards.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, Orientation
 
 SAMPLE_PACKAGE = "zencourt_pipeline.sample_listing"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -34,16 +34,18 @@ class DemoResult:
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    """The demo's Dagster home: DAGSTER_HOME, else `<ZENCOURT_DATA_DIR>/dagster_home` (created)."""
+    home = Path(settings.dagster_home or settings.data_dir / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
-def insert_sample_batch(db: AppDatabase, storage, *, orientation: str | None = None, batch_id: str | None = None) -> str:
+def insert_sample_batch(
+    db: AppDatabase, storage, *, orientation: Orientation | None = None, batch_id: str | None = None
+) -> str:
     """Upload the packaged sample photos to storage and insert them as a pending batch."""
     folder = resources.files(SAMPLE_PACKAGE)
     listing = json.loads(folder.joinpath("listing.json").read_text())
@@ -61,14 +63,14 @@ def insert_sample_batch(db: AppDatabase, storage, *, orientation: str | None = N
                 "room_name": job.get("room_name"),
                 "image_url": storage.uri(key),
                 "prompt": job.get("prompt"),
-                "duration_seconds": job.get("duration_seconds", 5),
+                "duration_seconds": job.get("duration_seconds", CLIP_SECONDS_DEFAULT),
             }
         )
     db.insert_batch(
         {
             "id": batch_id,
             "listing_id": listing["listing_id"],
-            "orientation": orientation or listing.get("orientation", "landscape"),
+            "orientation": orientation or listing.get("orientation", Orientation.LANDSCAPE),
             "title": listing.get("title"),
             "template": listing.get("template"),
         },
@@ -163,13 +165,15 @@ def drive_batch(defs, instance, batch_id: str, *, timeout: float = 600, out=prin
     return db.get_batch(batch_id).status
 
 
-def run_demo(settings: Settings | None = None, *, orientation: str | None = None, timeout: float = 600, out=print) -> DemoResult:
+def run_demo(
+    settings: Settings | None = None, *, orientation: Orientation | None = None, timeout: float = 600, out=print
+) -> DemoResult:
     import dagster as dg
 
     from zencourt_pipeline.definitions import build_definitions
 
     settings = settings or Settings.from_env()
-    ensure_dagster_home(settings)
+    home = ensure_dagster_home(settings)
     started = time.monotonic()
     defs = build_definitions(settings)
     db = defs.resources["app_db"].get()
@@ -177,7 +181,7 @@ def run_demo(settings: Settings | None = None, *, orientation: str | None = None
     storage = defs.resources["storage"].get()
     batch_id = insert_sample_batch(db, storage, orientation=orientation)
     out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")
-    instance = dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.from_config(str(home))
     printer = ProgressPrinter(db, batch_id, out)
     printer.start()
     try:

@@ -369,7 +369,10 @@ def _sensor_figures(cfg: Config) -> None:
 
 
 def main() -> None:
-    cfg = QUICK if os.environ.get("ZENCOURT_BENCH_QUICK", "") not in ("", "0") else FULL
-    base = os.environ.get("ZENCOURT_BENCH_DIR") or None
+    from zencourt_pipeline.config import BenchSettings
+
+    bench = BenchSettings.from_env()
+    cfg = QUICK if bench.quick else FULL
+    base = bench.work_dir
     with tempfile.TemporaryDirectory(prefix="zc-bench-", dir=base) as tmp:
         run(cfg, Path(tmp))

@@ -10,7 +10,6 @@ look the runs up); the figure is the slowest sensor's median tick, with each sen
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 import uuid
@@ -18,6 +17,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.config import BenchSettings
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.schema import (
@@ -27,7 +27,6 @@ from zencourt_pipeline.db.schema import (
     video_gen_jobs,
 )
 
-ADMIN_URL = os.environ.get("ZENCOURT_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 JOBS_PER_BATCH = 6
 
 
@@ -82,11 +81,12 @@ def sensor_ticks(n: int, ticks: int = 5) -> dict[str, float]:
         pending_batches_sensor,
     )
 
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin_url = BenchSettings.from_env().postgres_url  # ZENCOURT_BENCH_POSTGRES_URL
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"zc_bench_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     try:
         db = AppDatabase(url)
         db.upgrade()

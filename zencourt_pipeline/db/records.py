@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, Orientation
 
 
 class BatchStatus(enum.StrEnum):
@@ -115,7 +116,7 @@ class Batch(Record):
 
     id: str
     listing_id: str
-    orientation: str = "landscape"
+    orientation: str = Orientation.LANDSCAPE  # text in the database: an `Orientation` once intake passed it
     template: str | None = None
     title: str | None = None
     status: BatchStatus = BatchStatus.PENDING
@@ -151,7 +152,7 @@ class Job(Record):
     sort_order: int = 0
     room_name: str | None = None
     prompt: str | None = None
-    duration_seconds: int = 5
+    duration_seconds: int = CLIP_SECONDS_DEFAULT
     status: JobStatus = JobStatus.PENDING
     provider: str | None = None
     provider_task_id: str | None = None
@@ -200,6 +201,12 @@ class Task(Record):
     def meta(self) -> dict[str, Any]:
         """`provider_meta` parsed (fal's URLs, the model, the intent's run id); {} when unset."""
         return json.loads(self.provider_meta or "{}")
+
+
+def current_task(tasks: list[Task]) -> Task | None:
+    """The job's newest task that the provider accepted (has a task id) and was not superseded."""
+    accepted = [task for task in tasks if task.task_id and task.status != GenerationTaskStatus.SUPERSEDED]
+    return accepted[-1] if accepted else None
 
 
 @dataclass(frozen=True, slots=True)

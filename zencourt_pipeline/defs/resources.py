@@ -9,22 +9,22 @@ default here is `setting_default(<the Settings field>)`."""
 from __future__ import annotations
 
 import logging
-import os
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from zencourt_pipeline.config import Settings, setting_default
+from zencourt_pipeline.config import Settings, environment_has, setting_default
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.domain import Provider, StorageBackend
 from zencourt_pipeline.net.fetch import FetchPolicy
 from zencourt_pipeline.providers.base import Completion, CompletionSink, VideoGenerator
-from zencourt_pipeline.providers.chain import ProviderChain
+from zencourt_pipeline.providers.chain import ProviderChain, generator_class
 from zencourt_pipeline.storage.base import Storage
 from zencourt_pipeline.storage.local import LocalStorage
 
@@ -35,6 +35,25 @@ logger = logging.getLogger(__name__)
 
 # how a secret reaches a resource: (value, env var name) -> the value or an EnvVar reference
 Secret = Callable[[str | None, str], Any]
+
+
+def setting(name: str, *, read: str | None = None, secret: bool = False, description: str | None = None) -> Any:
+    """A field that defaults to the `Settings` field `name` and is configured from it (from `read`,
+    a `Settings` property, when given) by `from_settings`; a `secret` reaches Dagster as an EnvVar
+    reference. The field-to-setting pairing is written here once."""
+    extra = {"setting": name, "read": read or name, "secret": secret}
+    return Field(default=setting_default(name), description=description, json_schema_extra=extra)
+
+
+def configured(model: type[dg.Config] | type[dg.ConfigurableResource], settings: Settings, secret: Secret) -> dict:
+    """The values of `model`'s `setting(...)` fields, read from `settings`."""
+    values = {}
+    for field, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if "setting" in extra:
+            value = getattr(settings, str(extra["read"]))
+            values[field] = secret(value, Settings.ENV[str(extra["setting"])]) if extra["secret"] else value
+    return values
 
 
 def _close_all(clients: list, what: str) -> None:
@@ -91,11 +110,11 @@ class LocalStorageResource(StorageResource):
 class B2StorageResource(StorageResource):
     """Backblaze B2 through its S3 API (STORAGE_BACKEND=b2): B2_ENDPOINT, B2_KEY_ID, ..."""
 
-    endpoint: str | None = setting_default("b2_endpoint")
-    key_id: str | None = setting_default("b2_key_id")
-    application_key: str | None = setting_default("b2_application_key")
-    bucket_name: str | None = setting_default("b2_bucket_name")
-    region: str = setting_default("b2_region")
+    endpoint: str | None = setting("b2_endpoint")
+    key_id: str | None = setting("b2_key_id")
+    application_key: str | None = setting("b2_application_key", secret=True)
+    bucket_name: str | None = setting("b2_bucket_name")
+    region: str = setting("b2_region")
     timeout_seconds: float = Field(default=60.0, description="connect/read timeout of storage calls")
 
     # the clients handed out during an execution (a run's steps): closed at its teardown
@@ -125,16 +144,13 @@ class B2StorageResource(StorageResource):
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> B2StorageResource:
-        return cls(
-            endpoint=settings.b2_endpoint,
-            key_id=settings.b2_key_id,
-            application_key=secret(settings.b2_application_key, "B2_APPLICATION_KEY"),
-            bucket_name=settings.b2_bucket_name,
-            region=settings.b2_region,
-        )
+        return cls(**configured(cls, settings, secret))
 
 
-STORAGE_RESOURCES: dict[str, type[StorageResource]] = {"local": LocalStorageResource, "b2": B2StorageResource}
+STORAGE_RESOURCES: dict[StorageBackend, type[StorageResource]] = {
+    StorageBackend.LOCAL: LocalStorageResource,
+    StorageBackend.B2: B2StorageResource,
+}
 
 
 # -- generators: one configuration class per provider, the chain in the configured order ----------
@@ -142,25 +158,31 @@ STORAGE_RESOURCES: dict[str, type[StorageResource]] = {"local": LocalStorageReso
 # deprecation, from replace_config) at every initialization of a resource with nested resources, and
 # nested config takes defaults and EnvVar references the same way.
 class GeneratorConfig(dg.Config):
-    """One video provider's configuration; `generator(sink)` builds its client."""
+    """One video provider's configuration: `PROVIDER` names its entry of the registry
+    (`domain.PROVIDERS`, whose client class `generator(sink)` builds); its `setting(...)` fields
+    are configured from `Settings`."""
+
+    PROVIDER: ClassVar[Provider]
 
     @abstractmethod
-    def generator(self, sink: CompletionSink) -> VideoGenerator: ...
+    def client_arguments(self, sink: CompletionSink) -> dict[str, Any]: ...
+
+    def generator(self, sink: CompletionSink) -> VideoGenerator:
+        return generator_class(self.PROVIDER)(**self.client_arguments(sink))
 
     @classmethod
-    @abstractmethod
-    def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorConfig: ...
+    def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorConfig:
+        return cls(**configured(cls, settings, secret))
 
 
 class LocalGeneratorConfig(GeneratorConfig):
     """The offline `local` generator (Ken Burns motion from the photo)."""
 
+    PROVIDER = Provider.LOCAL
     output_dir: str = Field(default="", description="where its clips are rendered: <ZENCOURT_DATA_DIR>/local-generator")
 
-    def generator(self, sink: CompletionSink) -> VideoGenerator:
-        from zencourt_pipeline.providers.local import LocalGenerator
-
-        return LocalGenerator(Path(self.output_dir), sink=sink)
+    def client_arguments(self, sink: CompletionSink) -> dict[str, Any]:
+        return {"output_dir": Path(self.output_dir), "sink": sink}
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> LocalGeneratorConfig:
@@ -172,7 +194,7 @@ class HttpGeneratorConfig(GeneratorConfig):
     output downloads may reach (MEDIA_ALLOWED_PRIVATE_HOSTS)."""
 
     request_timeout_seconds: float = Field(default=30.0, description="timeout of each provider HTTP call")
-    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
+    allowed_private_hosts: list[str] = setting("media_allowed_private_hosts")
 
     def _http(self) -> dict[str, Any]:
         return {"timeout": self.request_timeout_seconds, "allowed_private_hosts": self.allowed_private_hosts}
@@ -181,64 +203,42 @@ class HttpGeneratorConfig(GeneratorConfig):
 class RunwayConfig(HttpGeneratorConfig):
     """Runway (`runway`): RUNWAY_API_KEY, RUNWAY_API_URL, RUNWAY_API_VERSION, RUNWAY_MODEL."""
 
-    api_key: str | None = setting_default("runway_api_key")
-    api_url: str = setting_default("runway_api_url")
-    api_version: str = setting_default("runway_api_version")
-    model: str = setting_default("runway_model")
+    PROVIDER = Provider.RUNWAY
+    api_key: str | None = setting("runway_api_key", secret=True)
+    api_url: str = setting("runway_api_url")
+    api_version: str = setting("runway_api_version")
+    model: str = setting("runway_model")
 
-    def generator(self, sink: CompletionSink) -> VideoGenerator:
-        from zencourt_pipeline.providers.runway import RunwayGenerator
-
-        return RunwayGenerator(
-            api_key=self.api_key or "", base_url=self.api_url, api_version=self.api_version, model=self.model, **self._http()
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings, secret: Secret) -> RunwayConfig:
-        return cls(
-            api_key=secret(settings.runway_api_key, "RUNWAY_API_KEY"),
-            api_url=settings.runway_api_url,
-            api_version=settings.runway_api_version,
-            model=settings.runway_model,
-            allowed_private_hosts=settings.media_allowed_private_hosts,
-        )
+    def client_arguments(self, sink: CompletionSink) -> dict[str, Any]:
+        return {
+            "api_key": self.api_key or "", "base_url": self.api_url, "api_version": self.api_version,
+            "model": self.model, **self._http(),
+        }  # fmt: skip
 
 
 class FalConfig(HttpGeneratorConfig):
     """fal.ai's queue API (`fal`): FAL_KEY, FAL_QUEUE_URL, FAL_MODEL, FAL_WEBHOOK_URL."""
 
-    key: str | None = setting_default("fal_key")
-    queue_url: str = setting_default("fal_queue_url")
-    model: str = setting_default("fal_model")
-    webhook_url: str | None = setting_default("fal_webhook_url")
-    webhook_overdue_seconds: float = Field(
-        default=setting_default("fal_webhook_overdue_seconds"),
+    PROVIDER = Provider.FAL
+    key: str | None = setting("fal_key", secret=True)
+    queue_url: str = setting("fal_queue_url")
+    model: str = setting("fal_model")
+    webhook_url: str | None = setting("fal_webhook_url", read="resolved_fal_webhook_url")
+    webhook_overdue_seconds: float = setting(
+        "fal_webhook_overdue_seconds",
         description="poll a fal request whose webhook has not arrived after this long (FAL_WEBHOOK_OVERDUE_SECONDS)",
     )
 
-    def generator(self, sink: CompletionSink) -> VideoGenerator:
-        from zencourt_pipeline.providers.fal import FalGenerator
-
-        return FalGenerator(
-            key=self.key or "", queue_url=self.queue_url, model=self.model, webhook_url=self.webhook_url, **self._http()
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings, secret: Secret) -> FalConfig:
-        return cls(
-            key=secret(settings.fal_key, "FAL_KEY"),
-            queue_url=settings.fal_queue_url,
-            model=settings.fal_model,
-            webhook_url=settings.resolved_fal_webhook_url,
-            webhook_overdue_seconds=settings.fal_webhook_overdue_seconds,
-            allowed_private_hosts=settings.media_allowed_private_hosts,
-        )
+    def client_arguments(self, sink: CompletionSink) -> dict[str, Any]:
+        return {
+            "key": self.key or "", "queue_url": self.queue_url, "model": self.model,
+            "webhook_url": self.webhook_url, **self._http(),
+        }  # fmt: skip
 
 
-PROVIDER_CONFIGS: dict[str, type[GeneratorConfig]] = {
-    "runway": RunwayConfig,
-    "fal": FalConfig,
-    "local": LocalGeneratorConfig,
+# each provider of the registry and its configuration class
+PROVIDER_CONFIGS: dict[Provider, type[GeneratorConfig]] = {
+    config.PROVIDER: config for config in (RunwayConfig, FalConfig, LocalGeneratorConfig)
 }
 
 
@@ -246,11 +246,14 @@ class GeneratorsResource(dg.ConfigurableResource):
     """The ordered video generators (GENERATION_PROVIDERS): each provider configured by its own
     class, the chain built from them in the configured order."""
 
-    providers: list[str] = setting_default("generation_providers")
+    providers: list[str] = setting("generation_providers")
     runway: RunwayConfig = RunwayConfig()
     fal: FalConfig = FalConfig()
     local: LocalGeneratorConfig = LocalGeneratorConfig()
-    allowed_private_hosts: list[str] = setting_default("media_allowed_private_hosts")
+    allowed_private_hosts: list[str] = setting("media_allowed_private_hosts")
+    provider_rates: dict[str, Any] | None = setting(
+        "provider_rates", description="overrides of the task cost rate table (ZENCOURT_PROVIDER_RATES)"
+    )
 
     # the chains handed out during an execution (a run's steps, a sensor tick): closed at its teardown
     _open_chains: list[ProviderChain] | None = PrivateAttr(default=None)
@@ -263,7 +266,8 @@ class GeneratorsResource(dg.ConfigurableResource):
         _close_all(chains, "provider chain")
 
     def provider(self, name: str) -> GeneratorConfig:
-        return {"runway": self.runway, "fal": self.fal, "local": self.local}[name]
+        """The configuration of provider `name` (its field is named after it)."""
+        return getattr(self, Provider(name).value)
 
     def webhook_overdue_after(self) -> dict[str, timedelta]:
         return {"fal": timedelta(seconds=self.fal.webhook_overdue_seconds)}
@@ -284,18 +288,16 @@ class GeneratorsResource(dg.ConfigurableResource):
                 payload=completion.payload,
             )
 
-        chain = ProviderChain({name: self.provider(name).generator(sink) for name in self.providers}, self.providers)
+        generators = {name: self.provider(name).generator(sink) for name in self.providers}
+        chain = ProviderChain(generators, self.providers, self.provider_rates)
         if self._open_chains is not None:  # outside an execution the caller closes it (the canceller)
             self._open_chains.append(chain)
         return chain
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorsResource:
-        return cls(
-            providers=settings.generation_providers,
-            **{name: config.from_settings(settings, secret) for name, config in PROVIDER_CONFIGS.items()},
-            allowed_private_hosts=settings.media_allowed_private_hosts,
-        )
+        configs = {name.value: config.from_settings(settings, secret) for name, config in PROVIDER_CONFIGS.items()}
+        return cls(**configured(cls, settings, secret), **configs)
 
 
 class PipelineSettingsResource(dg.ConfigurableResource):
@@ -342,7 +344,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
 def _env_secret(value: str | None, env_name: str):
     """A secret from the environment reaches Dagster as an EnvVar reference (the UI shows the
     name, never the value); one passed in code (tests) is passed as it is."""
-    if value and os.environ.get(env_name) == value:
+    if environment_has(env_name, value):
         return dg.EnvVar(env_name)
     return value
 

@@ -16,8 +16,9 @@ from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
 from zencourt_pipeline.defs.runs import ACTIVE_RUN_STATUSES as CANCELABLE_RUN_STATUSES
+from zencourt_pipeline.domain import ID_RE
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.pipeline.intake import ID_PATTERN, BatchRejected, reject_batch
+from zencourt_pipeline.pipeline.intake import BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.liveness import (
     RUN_ACTIVE,
     RUN_ENDED,
@@ -48,10 +49,10 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     # The batch id becomes the partition key: only [A-Za-z0-9_-]{1,64} is safe for the UI's
     # partition selection and backfills, so any other id is rejected here, before it is a partition.
     for batch in claimed:
-        if not ID_PATTERN.match(batch.id):
+        if not ID_RE.match(batch.id):
             error = BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
             reject_batch(db, batch.id, db.get_jobs(batch.id), error)
-    keys = [batch.id for batch in claimed if ID_PATTERN.match(batch.id)]
+    keys = [batch.id for batch in claimed if ID_RE.match(batch.id)]
     if not keys:
         return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")
     attempts = {batch.id: int(batch.intake_attempts or 0) for batch in claimed}

@@ -3,4 +3,6 @@ normalized clips and the composed video all share them)."""
 
 from __future__ import annotations
 
-ORIENTATION_SIZES: dict[str, tuple[int, int]] = {"landscape": (1280, 720), "vertical": (720, 1280)}
+from zencourt_pipeline.domain import Orientation
+
+ORIENTATION_SIZES: dict[Orientation, tuple[int, int]] = {Orientation.LANDSCAPE: (1280, 720), Orientation.VERTICAL: (720, 1280)}

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from zencourt_pipeline.domain import provider_spec
+
 DEFAULT_CACHE_SECONDS = 30.0
 PROVIDER_TIMEOUT_SECONDS = 3.0
 USER_AGENT = "zencourt-pipeline-health/1"
@@ -51,9 +53,13 @@ class TtlCache:
 
 
 def provider_base_urls(settings: Any) -> dict[str, str | None]:
-    """Each configured provider's base URL (`None` for the offline `local` generator)."""
-    urls = {"runway": settings.runway_api_url, "fal": settings.fal_queue_url, "local": None}
-    return {name: urls.get(name) for name in settings.generation_providers}
+    """Each configured provider's base URL (`None` for the offline `local` generator): the
+    `Settings` field the registry names (`domain.PROVIDERS`)."""
+    specs = {name: provider_spec(name) for name in settings.generation_providers}
+    return {
+        name: getattr(settings, spec.base_url_setting) if spec and spec.base_url_setting else None
+        for name, spec in specs.items()
+    }
 
 
 def probe_url(client: httpx.Client, url: str, timeout: float = PROVIDER_TIMEOUT_SECONDS) -> dict[str, Any]:

@@ -18,7 +18,8 @@ A line is one JSON object:
 Every value of `Settings.secret_values()` is replaced by `[REDACTED]`, in any field.
 
 `ZENCOURT_LOG_FORMAT=text` gives one human-readable line per record instead (same fields);
-unset, the format is JSON unless the stream is a terminal.
+unset, the format is JSON unless the stream is a terminal. Every variable is read through
+`Settings` (`settings` passed in, else `environment_settings()`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
-LOG_FORMAT_ENV = "ZENCOURT_LOG_FORMAT"
-ROLE_ENV = "ZENCOURT_PROCESS_ROLE"
+from zencourt_pipeline.config import Settings
+
 REDACTED = "[REDACTED]"
 PACKAGE_LOGGER = "zencourt_pipeline"
 
@@ -70,12 +71,23 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def process_role() -> str:
+def environment_settings() -> Settings:
+    """`Settings.from_env()` with every invalid variable at its default: logging must work with a
+    broken configuration too."""
+    try:
+        return Settings.from_env(strict=False)
+    except Exception:  # noqa: BLE001 - e.g. an invalid setting outside the fields' own checks
+        return Settings()
+
+
+def process_role(settings: Settings | None = None) -> str:
     """The role named by `configure_logging`, `ZENCOURT_PROCESS_ROLE`, or the command line."""
-    if _role:
-        return _role
-    if os.environ.get(ROLE_ENV):
-        return os.environ[ROLE_ENV]
+    return _role or _configured_role(settings if settings is not None else environment_settings())
+
+
+def _configured_role(settings: Settings) -> str:
+    if settings.process_role:
+        return settings.process_role
     argv = " ".join(os.path.basename(part) for part in sys.argv[:4])
     if "execute_run" in argv or "execute_step" in argv or "resume_run" in argv:
         return "run-worker"
@@ -93,13 +105,8 @@ def process_role() -> str:
 
 
 def environment_secrets() -> list[str]:
-    """`Settings.from_env().secret_values()`, or nothing when the environment does not parse."""
-    try:
-        from zencourt_pipeline.config import Settings
-
-        return Settings.from_env().secret_values()
-    except Exception:  # noqa: BLE001 - logging must work with a broken configuration too
-        return []
+    """`environment_settings().secret_values()`: the secrets of the environment's valid variables."""
+    return environment_settings().secret_values()
 
 
 class _Redactor:
@@ -158,19 +165,23 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; every secret value is replaced by `[REDACTED]`.
 
     `secrets=None` reads them from the environment (for Dagster processes, where the formatter
-    is built by Dagster); `role=None` uses `process_role()`.
+    is built by Dagster); `role=None` uses `process_role()` (the environment read once, here).
     """
 
     def __init__(self, secrets: Sequence[str] | None = (), role: str | None = None):
         super().__init__()
         self._redactor = _Redactor(secrets)
         self.role = role
+        self._env_role = None if role else _configured_role(environment_settings())
+
+    def _line_role(self) -> str:
+        return self.role or _role or self._env_role or "python"
 
     def redact(self, text: str) -> str:
         return self._redactor.redact(text)
 
     def format(self, record: logging.LogRecord) -> str:
-        data = record_fields(record, self.role)
+        data = record_fields(record, self._line_role())
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -182,7 +193,7 @@ class TextFormatter(JsonFormatter):
     """`ts level role[pid] logger: msg key=value ...`, redacted like the JSON lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data = record_fields(record, self.role)
+        data = record_fields(record, self._line_role())
         head = f"{data.pop('ts')} {data.pop('level').upper():<7} {data.pop('role')}[{data.pop('pid')}] "
         head += f"{data.pop('logger')}: {data.pop('msg')}"
         extras = " ".join(f"{key}={value}" for key, value in data.items())
@@ -193,12 +204,13 @@ class TextFormatter(JsonFormatter):
 
 
 def log_format(stream: IO[str] | None = None, value: str | None = None) -> str:
-    """`json` or `text`: `value`, else `ZENCOURT_LOG_FORMAT`, else text on a terminal, json otherwise."""
-    chosen = (value or os.environ.get(LOG_FORMAT_ENV) or "").strip().lower()
+    """`json` or `text`: `value` (`Settings.log_format`, ZENCOURT_LOG_FORMAT), else text on a
+    terminal, json otherwise."""
+    chosen = (value or "").strip().lower()
     if chosen in ("json", "text"):
         return chosen
     if chosen:
-        raise ValueError(f"{LOG_FORMAT_ENV} must be 'json' or 'text', not {chosen!r}")
+        raise ValueError(f"ZENCOURT_LOG_FORMAT must be 'json' or 'text', not {chosen!r}")
     isatty = getattr(stream or sys.stderr, "isatty", None)
     return "text" if callable(isatty) and isatty() else "json"
 
@@ -220,20 +232,21 @@ def configure_logging(
     """Route all logging of this process through one handler on the root logger.
 
     `role` names the process in every line; the level is `level`, else `settings.log_level`
-    (`LOG_LEVEL`); secrets are `settings.secret_values()` (else read from the environment).
-    Replaces a handler installed by an earlier call (so it can be called again, e.g. in
-    tests). Returns the handler.
+    (`LOG_LEVEL`), the format `fmt`, else `settings.log_format`; secrets are
+    `settings.secret_values()`. `settings=None`: `environment_settings()`. Replaces a handler
+    installed by an earlier call (so it can be called again, e.g. in tests). Returns the handler.
     """
     global _role
     _role = role
-    level = level or getattr(settings, "log_level", None) or os.environ.get("LOG_LEVEL")
-    secrets = settings.secret_values() if settings is not None else None
+    settings = settings if settings is not None else environment_settings()
+    level = level or settings.log_level
+    secrets = settings.secret_values()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_zencourt_json", False):
             root.removeHandler(handler)
     handler = _stream_handler(stream)
-    handler.setFormatter(make_formatter(log_format(stream, fmt), secrets, role))
+    handler.setFormatter(make_formatter(log_format(stream, fmt or settings.log_format), secrets, role))
     handler._zencourt_json = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(log_level(level))
@@ -289,21 +302,23 @@ class _NotElsewhere(logging.Filter):
 def run_formatter() -> logging.Formatter:
     """The formatter of dagster.yaml's `python_logs.dagster_handler_config` handler: every
     record of a run (Dagster's events and the managed package loggers), role `run-worker`."""
-    return make_formatter(log_format(sys.stderr), None, "run-worker")
+    settings = environment_settings()
+    return make_formatter(log_format(sys.stderr, settings.log_format), settings.secret_values(), "run-worker")
 
 
-def install_package_handler(stream: IO[str] | None = None) -> logging.Handler:
+def install_package_handler(stream: IO[str] | None = None, settings: Settings | None = None) -> logging.Handler:
     """For processes whose logging Dagster owns (code server, run workers): the package's own
     records (`zencourt_pipeline.*`) as our lines on stderr, once each. Idempotent."""
+    settings = settings if settings is not None else environment_settings()
     package = logging.getLogger(PACKAGE_LOGGER)
     for handler in package.handlers:
         if getattr(handler, "_zencourt_package", False):
             return handler
     handler = _stream_handler(stream)
-    handler.setFormatter(make_formatter(log_format(stream), None))
+    handler.setFormatter(make_formatter(log_format(stream, settings.log_format), settings.secret_values()))
     handler.addFilter(_NotElsewhere())
     handler._zencourt_package = True  # type: ignore[attr-defined]
     package.addHandler(handler)
     if package.level == logging.NOTSET:
-        package.setLevel(log_level(os.environ.get("LOG_LEVEL")))
+        package.setLevel(log_level(settings.log_level))
     return handler

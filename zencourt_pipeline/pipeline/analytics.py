@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.records import Task
-from zencourt_pipeline.pipeline.generation import current_task
+from zencourt_pipeline.db.records import Task, current_task
 
 if TYPE_CHECKING:  # pandas is imported by the analytics functions, not with every run worker
     import pandas as pd

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Job, Task
+from zencourt_pipeline.domain import provider_spec
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import GenerationError, TaskRef
 from zencourt_pipeline.providers.chain import ProviderChain
@@ -50,10 +51,8 @@ def unstopped(tasks: list[Task], error: str) -> list[UnstoppedTask]:
 
 def cancel_failed_code(provider: str) -> ErrorCode:
     """The provider's cancel-failed code (`RUNWAY_CANCEL_FAILED`, `FAL_CANCEL_FAILED`)."""
-    return _CANCEL_FAILED_CODES.get(provider, ErrorCode.GENERATION_FAILED)
-
-
-_CANCEL_FAILED_CODES = {"runway": ErrorCode.RUNWAY_CANCEL_FAILED, "fal": ErrorCode.FAL_CANCEL_FAILED}
+    spec = provider_spec(provider)  # the registry's (domain.PROVIDERS)
+    return spec.cancel_failed_code if spec is not None else ErrorCode.GENERATION_FAILED
 
 
 def cancel_tasks(db: AppDatabase, chain: ProviderChain, tasks: list[Task]) -> CancelReport:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus
+from zencourt_pipeline.domain import Orientation
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
@@ -50,7 +51,7 @@ def compose_batch(
     *,
     enabled: bool = True,
     template_name: str | None = None,
-    orientation: str | None = None,
+    orientation: Orientation | None = None,
 ) -> CompositionReport:
     """Compose the completed clips in sort order and finish the batch.
 
@@ -154,7 +155,7 @@ def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_
     return clips, durations
 
 
-def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: str, template_name: str, result,
+def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: Orientation, template_name: str, result,
              summary: str | None, work_dir: Path, expects_audio: bool):
     """Store the video and its thumbnail under their final keys and finish the batch; None when the
     batch was canceled meanwhile (nothing stays published then)."""

@@ -25,9 +25,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
-from zencourt_pipeline.db.records import Batch, CompletionRecord, GenerationTaskStatus, Job, Task
+from zencourt_pipeline.db.records import (
+    Batch,
+    CompletionRecord,
+    GenerationTaskStatus,
+    Job,
+    Task,
+    current_task,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.keys import raw_clip_key
+from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import (
@@ -37,7 +45,6 @@ from zencourt_pipeline.providers.base import (
     TaskState,
 )
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
-from zencourt_pipeline.providers.rates import task_cost_usd
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 LIVE_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED, GenerationTaskStatus.SUCCEEDED)
@@ -70,12 +77,6 @@ class PolledCompletion:
     output_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-
-
-def current_task(tasks: list[Task]) -> Task | None:
-    """The job's newest task that the provider accepted (has a task id) and was not superseded."""
-    accepted = [task for task in tasks if task.task_id and task.status != SUPERSEDED]
-    return accepted[-1] if accepted else None
 
 
 def _tried_providers(tasks: list[Task]) -> set[str]:
@@ -134,7 +135,7 @@ def submit_with_fallback(
         except GenerationError as exc:
             last = exc
             if exc.ambiguous:  # the task may exist and be paid: count it, keep its clip reserved, stop
-                cost_usd, cost_source = task_cost_usd(name, getattr(exc, "model", None), request.duration_seconds)
+                cost_usd, cost_source = chain.task_cost(name, getattr(exc, "model", None), request.duration_seconds)
                 db.task_answer_lost(row_id, exc.code, exc.message, cost_usd=cost_usd, cost_source=cost_source)
                 break
             db.task_rejected(row_id, exc.code, exc.message)
@@ -143,7 +144,7 @@ def submit_with_fallback(
                 continue
             break
         # what the task will cost: the provider's figure if its answer has one, else the rate table
-        cost_usd, cost_source = task_cost_usd(
+        cost_usd, cost_source = chain.task_cost(
             name, (submitted.ref.meta or {}).get("model"), request.duration_seconds, submitted.cost_credits
         )
         db.task_submitted(
@@ -172,7 +173,8 @@ def submit_with_fallback(
 
 
 def _abandon_dead_intents(
-    db: AppDatabase, job: Job, tasks: list[Task], run_id: str | None, is_run_active: Callable[[str], bool] | None
+    db: AppDatabase, chain: ProviderChain, job: Job, tasks: list[Task], run_id: str | None,
+    is_run_active: Callable[[str], bool] | None,
 ) -> bool:
     """Intents (no task id yet) whose run is gone: that run died before the provider answered.
     Returns whether any was found.
@@ -193,7 +195,7 @@ def _abandon_dead_intents(
         )
         stale = as_utc(task.submitted_at) < utcnow() - ABANDON_SUBMITTING_AFTER
         if orphaned or stale:
-            cost_usd, cost_source = task_cost_usd(task.provider, None, int(job.duration_seconds))
+            cost_usd, cost_source = chain.task_cost(task.provider, None, int(job.duration_seconds))
             db.task_answer_lost(
                 task.id, ErrorCode.PROVIDER_ANSWER_LOST,
                 "the run submitting this task ended before the provider answered; the create may have "
@@ -222,7 +224,7 @@ def submit_jobs(
             outcomes.append(JobOutcome(job.id, job.room_name, "skipped", error_code=job.error_code))
             continue
         tasks = db.tasks_for_job(job.id)
-        if _abandon_dead_intents(db, job, tasks, run_id, is_run_active):
+        if _abandon_dead_intents(db, chain, job, tasks, run_id, is_run_active):
             tasks = db.tasks_for_job(job.id)
         live = [task for task in tasks if task.status in LIVE_TASK_STATUSES]
         if live:
@@ -260,7 +262,7 @@ def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Task) -> 
     status = chain.get(task.provider).poll(task_ref(task))
     if not status.state.terminal:
         return None
-    record_poll_result(db, task, status)
+    record_poll_result(db, task, status, rates=chain.rates)
     return PolledCompletion(
         GenerationTaskStatus(status.state.value), status.output_url, status.error_code, status.error_message
     )
@@ -365,7 +367,5 @@ def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
     """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
-    from zencourt_pipeline.pipeline.liveness import completion_state  # liveness imports this module
-
     ready, digest, _waiting = completion_state(db.generation_rows([batch_id])[batch_id])
     return ready, digest

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
+from zencourt_pipeline.domain import batch_problem, job_problem
 from zencourt_pipeline.errors import CodedError, ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
 from zencourt_pipeline.pipeline.clip_checks import PhotoInspection, inspect_photo
 from zencourt_pipeline.pipeline.keys import photo_key
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
-
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_PROMPT_CHARS = 1000
-MAX_JOBS_PER_BATCH = 30
 
 
 class BatchRejected(CodedError):
@@ -27,19 +22,13 @@ class BatchRejected(CodedError):
 
 
 def validate_batch(batch: Batch, jobs: list[Job]) -> None:
-    """Refuse a batch that cannot produce a video, before any download or provider call."""
+    """Refuse a batch that cannot produce a video, before any download or provider call (the
+    rules of `domain`, the ones the HTTP models apply to a request body)."""
     from zencourt_pipeline.media.templates import load_template
 
-    if not ID_PATTERN.match(batch.id):
-        raise BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
-    if not jobs:
-        raise BatchRejected(ErrorCode.INVALID_INPUT, "batch has no jobs")
-    if len(jobs) > MAX_JOBS_PER_BATCH:
-        raise BatchRejected(ErrorCode.INVALID_INPUT, f"batch has {len(jobs)} jobs (at most {MAX_JOBS_PER_BATCH})")
-    if batch.orientation not in ORIENTATION_SIZES:
-        raise BatchRejected(
-            ErrorCode.INVALID_INPUT, f"unknown orientation {batch.orientation!r} (landscape or vertical)"
-        )
+    problem = batch_problem(batch.id, len(jobs), batch.orientation)
+    if problem:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
     try:
         load_template(batch.template)
     except MediaError as exc:
@@ -47,12 +36,10 @@ def validate_batch(batch: Batch, jobs: list[Job]) -> None:
 
 
 def validate_job(job: Job) -> None:
-    if not ID_PATTERN.match(job.id):
-        raise BatchRejected(ErrorCode.INVALID_INPUT, f"job id {job.id!r} must match [A-Za-z0-9_-]{{1,64}}")
-    if job.prompt is not None and len(job.prompt) > MAX_PROMPT_CHARS:
-        raise BatchRejected(ErrorCode.INVALID_INPUT, f"prompt has {len(job.prompt)} characters (at most {MAX_PROMPT_CHARS})")
-    if not 2 <= int(job.duration_seconds) <= 10:
-        raise BatchRejected(ErrorCode.INVALID_INPUT, f"duration_seconds {job.duration_seconds} is outside 2..10")
+    """Refuse a job `domain.job_problem` finds a problem with (its id, prompt or duration)."""
+    problem = job_problem(job.id, job.prompt, job.duration_seconds)
+    if problem:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
 
 
 def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Job], error: BatchRejected) -> None:

@@ -1,5 +1,7 @@
 """Storage keys of everything the pipeline writes, in one place."""
 
+from zencourt_pipeline.domain import Orientation
+
 
 def photo_key(batch_id: str, job_id: str) -> str:
     return f"batches/{batch_id}/photos/{job_id}.jpg"
@@ -17,9 +19,9 @@ def clip_thumbnail_key(batch_id: str, job_id: str) -> str:
     return f"batches/{batch_id}/clips/{job_id}.jpg"
 
 
-def video_key(batch_id: str, orientation: str, template: str) -> str:
+def video_key(batch_id: str, orientation: Orientation, template: str) -> str:
     return f"batches/{batch_id}/video/listing-{orientation}-{template}.mp4"
 
 
-def video_thumbnail_key(batch_id: str, orientation: str, template: str) -> str:
+def video_thumbnail_key(batch_id: str, orientation: Orientation, template: str) -> str:
     return f"batches/{batch_id}/video/listing-{orientation}-{template}.jpg"

@@ -33,9 +33,8 @@ from datetime import datetime, timedelta
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.liveness import BatchGenerationRows
-from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus, Task
+from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus, Task, current_task
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.pipeline.generation import current_task
 
 RUN_ACTIVE = "active"
 RUN_ENDED = "ended"

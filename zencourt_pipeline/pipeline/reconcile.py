@@ -9,8 +9,10 @@ in `generation_tasks.last_polled_at` so that the limit holds across ticks and pr
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Task
@@ -64,7 +66,7 @@ def reconcile_tasks(
                 report.errors += 1
                 continue
             if status.state.terminal:
-                record_poll_result(db, task, status)
+                record_poll_result(db, task, status, rates=chain.rates)
                 report.recorded += 1
     return report
 
@@ -73,12 +75,15 @@ def task_ref(task: Task) -> TaskRef:
     return TaskRef(task.provider, task.task_id, task.meta)
 
 
-def record_poll_result(db: AppDatabase, task: Task, status: TaskStatus) -> None:
+def record_poll_result(
+    db: AppDatabase, task: Task, status: TaskStatus, *, rates: Mapping[str, Any] | None = None
+) -> None:
     """A terminal status learned by polling goes down the same path as a webhook; the cost the
-    provider reports on a finished task (Runway's credits) replaces the rate-table estimate."""
+    provider reports on a finished task (Runway's credits, converted at `rates`, the chain's
+    table) replaces the rate-table estimate."""
     if status.cost_credits is not None:
         model = task.meta.get("model")
-        cost_usd, source = task_cost_usd(task.provider, model, 0, status.cost_credits)
+        cost_usd, source = task_cost_usd(task.provider, model, 0, status.cost_credits, rates=rates)
         if source == PROVIDER:
             db.record_task_cost(task.provider, task.task_id, credits=status.cost_credits, cost_usd=cost_usd)
     db.record_completion(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zencourt_pipeline.domain import Orientation
 from zencourt_pipeline.errors import CodedError, ErrorCode
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 
@@ -37,7 +38,7 @@ class GenerationRequest:
     photo_path: Path  # the prepared photo: EXIF-oriented RGB JPEG, bounded size
     prompt: str
     duration_seconds: int
-    orientation: str  # "landscape" | "vertical"
+    orientation: Orientation
     seed: int  # derived from the job id: reproducible runs
     room_name: str | None = None
     photo_https_url: str | None = None  # a public HTTPS URL of the photo, when storage has one

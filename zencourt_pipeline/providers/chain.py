@@ -15,10 +15,14 @@ downloaded again, from a fresh URL, never generated again).
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Mapping
+from typing import Any
 
+from zencourt_pipeline.domain import PROVIDERS, Provider
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.providers.base import VideoGenerator
+from zencourt_pipeline.providers.rates import merged_rates, task_cost_usd
 
 # Failures that are about the input, not the provider: another provider would refuse it too
 # (or must not be asked: safety). Every other failure moves the job to the next provider.
@@ -35,6 +39,13 @@ FINAL_CODES = frozenset(
         ErrorCode.OUTPUT_URL_EXPIRED,
     }
 )
+
+
+def generator_class(provider: Provider) -> type[VideoGenerator]:
+    """The client class of `provider` (the registry's `module:Class`, imported on first use: a run
+    worker imports only the clients it configures)."""
+    module, _, name = PROVIDERS[provider].client.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def should_fall_back(error_code: str | None) -> bool:
@@ -66,12 +77,24 @@ def default_prompt(room_name: str | None) -> str:
 
 
 class ProviderChain:
-    def __init__(self, generators: Mapping[str, VideoGenerator], order: list[str]):
+    """The configured generators in fallback order, and the rate table their tasks are priced by
+    (`rates`: `Settings.provider_rates`, ZENCOURT_PROVIDER_RATES, merged over the published one)."""
+
+    def __init__(
+        self, generators: Mapping[str, VideoGenerator], order: list[str], rates: Mapping[str, Any] | None = None
+    ):
         missing = [name for name in order if name not in generators]
         if missing:
             raise ValueError(f"no generator configured for {missing}")
         self.generators = dict(generators)
         self.order = list(order)
+        self.rates = merged_rates(rates)
+
+    def task_cost(
+        self, provider: str, model: str | None, duration_seconds: float, credits: float | None = None
+    ) -> tuple[float | None, str | None]:
+        """(USD, source) of one task of `provider` at this chain's rates (`rates.task_cost_usd`)."""
+        return task_cost_usd(provider, model, duration_seconds, credits, rates=self.rates)
 
     def get(self, name: str) -> VideoGenerator:
         return self.generators[name]

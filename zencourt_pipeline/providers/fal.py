@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from zencourt_pipeline.domain import kling_seconds
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import crop_to_aspect, jpeg_data_uri
@@ -43,7 +44,6 @@ DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_MODEL = "fal-ai/kling-video/v2.1/standard/image-to-video"
 NEGATIVE_PROMPT = "blur, distort, and low quality"
 CFG_SCALE = 0.5
-DURATIONS = (5, 10)
 PROMPT_MAX_CHARS = 2500
 DATA_URI_MAX_CHARS = 5_000_000
 
@@ -57,7 +57,7 @@ CONTENT_POLICY_TYPE = "content_policy_violation"
 
 def fal_duration(seconds: float) -> str:
     """The allowed Kling duration ("5" or "10") nearest to `seconds` (ties go to the shorter)."""
-    return str(min(DURATIONS, key=lambda allowed: (abs(allowed - seconds), allowed)))
+    return str(kling_seconds(seconds))
 
 
 def is_content_policy(body: Any) -> bool:

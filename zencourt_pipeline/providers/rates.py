@@ -1,6 +1,7 @@
 """What a generation task costs: the provider's own figure when it gives one, else the published rate.
 
-Pure data and functions (no I/O beyond reading one environment variable through `Settings`).
+Pure data and functions, no I/O: the overrides in force (`Settings.provider_rates`) are passed in
+(`merged_rates`), the environment is never read here.
 
 The rate table (USD; figures from the vendors' public price pages, late 2026):
 
@@ -15,7 +16,8 @@ The rate table (USD; figures from the vendors' public price pages, late 2026):
     fal       fal-ai/kling-video/v2.5-turbo/pro/image-to-video    $0.35 per 5 s + $0.07 per extra s
     local     (any)                                               0
 
-Billed seconds: Runway bills the requested duration (our client clamps it to 2..10 s); fal's
+Billed seconds (`domain.PROVIDERS`): Runway bills the requested duration (our client clamps it to
+`domain.CLIP_SECONDS_MIN..MAX`); fal's
 Kling bills the duration it was sent, "5" or "10" (the nearest to the job's, ties shorter).
 An unknown model of a known provider is priced as the provider's `default_model` (so a task
 always gets an estimate); an unknown provider gets no figure.
@@ -40,13 +42,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from zencourt_pipeline.config import as_number, validate_rates
+from zencourt_pipeline.domain import provider_spec
+
 PROVIDER = "provider"  # cost_source: the provider reported the figure
 RATE = "rate"  # cost_source: the published rate table
-ENV_VAR = "ZENCOURT_PROVIDER_RATES"
 
 KLING = "fal-ai/kling-video"
 DEFAULT_RATES: dict[str, Any] = {
@@ -70,34 +73,6 @@ DEFAULT_RATES: dict[str, Any] = {
     },
     "local": {"default_model": "*", "models": {"*": {"usd_per_second": 0}}},
 }
-_MODEL_KEYS = {"credits_per_second", "usd_per_second", "usd_base", "base_seconds", "usd_per_extra_second"}
-_PROVIDER_KEYS = {"usd_per_credit", "default_model", "models"}
-FAL_DURATIONS = (5, 10)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def validate_rates(table: Any) -> dict[str, Any]:
-    """`table` if it has the rate table's shape (see the module docstring), else ValueError."""
-    if not isinstance(table, Mapping):
-        raise ValueError("provider rates must be a JSON object of providers")
-    for provider, entry in table.items():
-        if not isinstance(entry, Mapping) or set(entry) - _PROVIDER_KEYS:
-            raise ValueError(f"rates of {provider!r}: expected an object with keys among {sorted(_PROVIDER_KEYS)}")
-        if "usd_per_credit" in entry and (_number(entry["usd_per_credit"]) is None or entry["usd_per_credit"] < 0):
-            raise ValueError(f"rates of {provider!r}: usd_per_credit must be a number >= 0")
-        models = entry.get("models", {})
-        if not isinstance(models, Mapping):
-            raise ValueError(f"rates of {provider!r}: models must be an object")
-        for model, rate in models.items():
-            if not isinstance(rate, Mapping) or not rate or set(rate) - _MODEL_KEYS:
-                raise ValueError(f"rate of {provider}/{model}: expected keys among {sorted(_MODEL_KEYS)}")
-            bad = [key for key, value in rate.items() if _number(value) is None or value < 0]
-            if bad:
-                raise ValueError(f"rate of {provider}/{model}: {bad} must be numbers >= 0")
-    return dict(table)
 
 
 def merged_rates(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -113,28 +88,12 @@ def merged_rates(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return table
 
 
-_env_cache: tuple[str | None, dict[str, Any]] | None = None
-
-
-def default_rates() -> dict[str, Any]:
-    """The table in force: the defaults merged with `Settings.provider_rates` (ZENCOURT_PROVIDER_RATES)."""
-    global _env_cache
-    raw = os.environ.get(ENV_VAR) or None
-    if _env_cache is None or _env_cache[0] != raw:
-        from zencourt_pipeline.config import parse_provider_rates
-
-        _env_cache = (raw, merged_rates(parse_provider_rates(raw)))
-    return _env_cache[1]
-
-
 def billed_seconds(provider: str, duration_seconds: float) -> float:
-    """The duration the provider bills for a job of `duration_seconds` (what our clients send)."""
+    """The duration the provider bills for a job of `duration_seconds` (what our clients send):
+    the registry's rule (`domain.PROVIDERS`), the duration itself for a provider it does not know."""
     seconds = float(duration_seconds or 0)
-    if provider == "runway":
-        return float(min(10, max(2, int(round(seconds)))))
-    if provider == "fal":
-        return float(min(FAL_DURATIONS, key=lambda allowed: (abs(allowed - seconds), allowed)))
-    return max(0.0, seconds)
+    spec = provider_spec(provider)
+    return spec.billed_seconds(seconds) if spec is not None else max(0.0, seconds)
 
 
 def reported_credits(data: Any) -> float | None:
@@ -151,7 +110,7 @@ def reported_credits(data: Any) -> float | None:
         value = data.get(key)
         if isinstance(value, Mapping):
             value = value.get("credits")
-        number = _number(value)
+        number = as_number(value)
         if number is not None and number >= 0:
             return number
     return None
@@ -182,13 +141,14 @@ def task_cost_usd(
     rates: Mapping[str, Any] | None = None,
 ) -> tuple[float | None, str | None]:
     """(USD, source) of one task: source 'provider' when `credits` (the provider's figure) can be
-    converted, else 'rate' from the table; (None, None) for a provider the table does not know."""
-    table = default_rates() if rates is None else rates
+    converted, else 'rate' from `rates` (a `merged_rates` table; the published one when None);
+    (None, None) for a provider the table does not know."""
+    table = DEFAULT_RATES if rates is None else rates
     entry = table.get(provider)
     if entry is None:
         return None, None
-    usd_per_credit = _number(entry.get("usd_per_credit"))
-    credits = _number(credits)
+    usd_per_credit = as_number(entry.get("usd_per_credit"))
+    credits = as_number(credits)
     if credits is not None and usd_per_credit is not None:
         return round(credits * usd_per_credit, 6), PROVIDER
     rate = _model_rate(entry, model)

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from zencourt_pipeline.domain import Orientation, clamp_clip_seconds
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
@@ -45,9 +46,8 @@ DEFAULT_API_VERSION = "2024-11-06"
 DEFAULT_MODEL = "gen4_turbo"
 
 # Constraints of POST /v1/image_to_video (gen4_turbo) in the 2024-11-06 API.
-RATIOS = {"landscape": "1280:720", "vertical": "720:1280"}
+RATIOS = {Orientation.LANDSCAPE: "1280:720", Orientation.VERTICAL: "720:1280"}
 PROMPT_TEXT_MAX_UTF16 = 1000
-DURATION_MIN, DURATION_MAX = 2, 10
 SEED_MAX = 4_294_967_295
 HTTPS_URL_MIN, HTTPS_URL_MAX = 13, 2048
 DATA_URI_MAX_CHARS = 5_000_000  # the API allows 5,242,880; keep a margin
@@ -197,7 +197,7 @@ class RunwayGenerator(HttpVideoGenerator):
             "model": self.model,
             "promptImage": prompt_image,
             "ratio": ratio,
-            "duration": min(DURATION_MAX, max(DURATION_MIN, int(round(request.duration_seconds)))),
+            "duration": clamp_clip_seconds(request.duration_seconds),
             "seed": int(request.seed) % (SEED_MAX + 1),
         }
         prompt = trim_utf16((request.prompt or "").strip(), PROMPT_TEXT_MAX_UTF16)

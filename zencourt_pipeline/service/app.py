@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -42,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Job
+from zencourt_pipeline.domain import StorageBackend
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.observability.health import (
     DaemonProbe,
@@ -69,7 +69,6 @@ access_logger = logging.getLogger("zencourt_pipeline.service.access")
 
 MIB = 1024 * 1024
 DEFAULT_MAX_JSON_BYTES = 1 * MIB
-DEFAULT_MAX_UPLOAD_BYTES = 512 * MIB
 UPLOAD_PATHS = frozenset({"/storage/upload"})
 
 Canceller = Callable[[list[Job], list[str]], CancelReport]
@@ -175,7 +174,7 @@ async def _send_json(send: Send, status: int, body: dict, headers: dict[str, str
 # -- defaults -------------------------------------------------------------------------------
 def default_storage(settings: Settings) -> Storage:
     """The configured storage (the same construction as the Dagster `StorageResource`)."""
-    if settings.storage_backend == "b2":
+    if settings.storage_backend == StorageBackend.B2:
         from zencourt_pipeline.storage.b2 import B2Storage
 
         return B2Storage(
@@ -194,17 +193,6 @@ def default_verifier(settings: Settings):
     from zencourt_pipeline.providers.fal_webhook import FalWebhookVerifier
 
     return FalWebhookVerifier(settings.fal_jwks_url)
-
-
-def _max_upload_bytes(settings: Settings) -> int:
-    configured = getattr(settings, "max_upload_bytes", None) or os.environ.get("MAX_UPLOAD_BYTES")
-    try:
-        value = int(configured) if configured else DEFAULT_MAX_UPLOAD_BYTES
-    except ValueError:
-        raise ValueError("MAX_UPLOAD_BYTES must be an integer number of bytes") from None
-    if value <= 0:
-        raise ValueError("MAX_UPLOAD_BYTES must be positive")
-    return value
 
 
 # -- the app --------------------------------------------------------------------------------
@@ -278,6 +266,6 @@ def create_app(
     app.add_middleware(
         ServiceMiddleware,
         max_json_bytes=max_json_bytes,
-        max_upload_bytes=max_upload_bytes or _max_upload_bytes(settings),
+        max_upload_bytes=max_upload_bytes or settings.max_upload_bytes,
     )
     return app

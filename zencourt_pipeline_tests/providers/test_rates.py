@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zencourt_pipeline.config import Settings
+from zencourt_pipeline.defs.resources import build_resources
+from zencourt_pipeline.providers.chain import ProviderChain
 from zencourt_pipeline.providers.rates import PROVIDER, RATE, reported_credits, task_cost_usd
 
 KLING_STD = "fal-ai/kling-video/v2.1/standard/image-to-video"
@@ -37,11 +39,18 @@ def test_reported_credits_shapes():
     assert reported_credits("not json") is None
 
 
-def test_the_rate_override_comes_from_the_environment(monkeypatch):
+def test_the_rate_override_comes_from_settings_through_the_chain(monkeypatch, tmp_path):
+    """ZENCOURT_PROVIDER_RATES is read by `Settings`, reaches the generators resource and prices the
+    chain's tasks; `task_cost_usd` itself never reads the environment."""
+    settings = Settings.from_env({"ZENCOURT_PROVIDER_RATES": '{"runway": {"usd_per_credit": 0.02}}'})
+    generators = build_resources(settings.model_copy(update={"data_dir": tmp_path}), env_refs=False)["generators"]
+    assert generators.provider_rates == {"runway": {"usd_per_credit": 0.02}}
+    chain = ProviderChain({}, [], generators.provider_rates)
+    assert chain.task_cost("runway", "gen4_turbo", 5) == (0.5, RATE)
+    assert chain.task_cost("fal", KLING_STD, 5) == (0.25, RATE)  # other providers keep the published rates
+    assert ProviderChain({}, []).task_cost("runway", "gen4_turbo", 5) == (0.25, RATE)
     monkeypatch.setenv("ZENCOURT_PROVIDER_RATES", '{"runway": {"usd_per_credit": 0.02}}')
-    assert task_cost_usd("runway", "gen4_turbo", 5) == (0.5, RATE)
-    monkeypatch.delenv("ZENCOURT_PROVIDER_RATES")
-    assert task_cost_usd("runway", "gen4_turbo", 5) == (0.25, RATE)
+    assert task_cost_usd("runway", "gen4_turbo", 5) == (0.25, RATE)  # no environment read per call
 
 
 def test_a_malformed_override_is_refused_at_start_up():

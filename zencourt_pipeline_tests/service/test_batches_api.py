@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.schema import api_idempotency_keys, video_gen_batch, video_gen_jobs
-from zencourt_pipeline.pipeline.intake import MAX_JOBS_PER_BATCH
+from zencourt_pipeline.domain import MAX_JOBS_PER_BATCH
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline_tests.fakes.server import ServerThread
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from zencourt_pipeline.config import Settings
 from zencourt_pipeline.service.app import create_app
 
 from .conftest import assert_error
@@ -148,9 +149,10 @@ def test_upload_limit_is_configurable_and_larger_than_json(settings, db, storage
     assert not storage.exists("big/no.bin")
 
 
-def test_upload_limit_from_environment(settings, db, storage, verifier, auth, monkeypatch):
-    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
-    app = create_app(settings, db=db, storage=storage, verifier=verifier)
+def test_upload_limit_from_environment(settings, db, storage, verifier, auth):
+    from_env = Settings.from_env({"MAX_UPLOAD_BYTES": "1000"})  # read by Settings, as at start-up
+    app = create_app(settings.model_copy(update={"max_upload_bytes": from_env.max_upload_bytes}), db=db,
+                     storage=storage, verifier=verifier)
     with TestClient(app) as client:
         response = client.post(
             "/storage/upload", data={"key": "a.bin"}, files={"file": ("a", b"x" * 2000)}, headers=auth

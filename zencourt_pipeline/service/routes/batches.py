@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import (
@@ -41,9 +41,15 @@ from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
+from zencourt_pipeline.domain import (
+    CLIP_SECONDS_DEFAULT,
+    MAX_JOBS_PER_BATCH,
+    ClipSeconds,
+    Orientation,
+    Prompt,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
-from zencourt_pipeline.pipeline.intake import MAX_JOBS_PER_BATCH, MAX_PROMPT_CHARS
 from zencourt_pipeline.service.auth import require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode, error_body, validation_error
 from zencourt_pipeline.service.models import (
@@ -78,8 +84,8 @@ class JobCreate(CreateModel):
     sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
     room_name: Text255 | None = None
     image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
-    prompt: Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)] | None = None
-    duration_seconds: Annotated[int, Field(ge=2, le=10)] = 5
+    prompt: Prompt | None = None
+    duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
 
     @field_validator("image_url")
     @classmethod
@@ -99,7 +105,7 @@ class BatchCreate(CreateModel):
     id: Id | None = None  # generated when absent
     listing_id: Text255
     workspace_id: Text255 | None = None
-    orientation: Literal["landscape", "vertical"] = "landscape"
+    orientation: Orientation = Orientation.LANDSCAPE
     template: Text255 | None = None  # a bundled template; null = default
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]

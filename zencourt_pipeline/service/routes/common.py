@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from zencourt_pipeline.domain import ID_PATTERN, ID_RE, EntityId
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.service.errors import ApiError, validation_error
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-ID_RE = re.compile(ID_PATTERN)
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Id = EntityId  # ids of batches and jobs: `domain.ID_PATTERN`
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,0 +1,141 @@
+"""The domain's types and rules, written once (issue 26): orientations, providers, storage
+backends, clip durations, the batch and job rules, and the provider registry.
+
+Intake (`pipeline/intake.py`), the HTTP models (`service/routes/batches.py`), the providers,
+pricing (`providers/rates.py`), the resources and the canceller all read them from here. The
+database columns stay text: a `StrEnum` member is its value (`Orientation.VERTICAL ==
+"vertical"`), so rows, JSON answers and webhooks carry the same strings as before.
+
+Bottom layer: imports nothing of the package but `errors` (pyproject's import-linter contract).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from zencourt_pipeline.errors import ErrorCode
+
+
+class Orientation(StrEnum):
+    """The frame of a batch's clips and video."""
+
+    LANDSCAPE = "landscape"
+    VERTICAL = "vertical"
+
+
+class Provider(StrEnum):
+    """A video generation provider (GENERATION_PROVIDERS names them)."""
+
+    RUNWAY = "runway"
+    FAL = "fal"
+    LOCAL = "local"
+
+
+class StorageBackend(StrEnum):
+    """Where photos, clips and videos are stored (STORAGE_BACKEND)."""
+
+    LOCAL = "local"
+    B2 = "b2"
+
+
+def names(kind: type[StrEnum]) -> tuple[str, ...]:
+    """The values of a `StrEnum`, in declaration order: `('landscape', 'vertical')`."""
+    return tuple(member.value for member in kind)
+
+
+# -- clip durations: what a job may ask for, and what the providers are sent -------------------------
+CLIP_SECONDS_MIN = 2
+CLIP_SECONDS_MAX = 10
+CLIP_SECONDS_DEFAULT = 5
+
+
+def clamp_clip_seconds(seconds: float) -> int:
+    """`seconds` rounded into CLIP_SECONDS_MIN..CLIP_SECONDS_MAX (what a provider is asked for)."""
+    return min(CLIP_SECONDS_MAX, max(CLIP_SECONDS_MIN, int(round(seconds))))
+
+
+# -- batch and job rules (intake checks stored rows with them, the HTTP models request bodies) -------
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ID_RE = re.compile(ID_PATTERN)
+MAX_PROMPT_CHARS = 1000
+MAX_JOBS_PER_BATCH = 30
+
+EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Prompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)]
+ClipSeconds = Annotated[int, Field(ge=CLIP_SECONDS_MIN, le=CLIP_SECONDS_MAX)]
+
+
+def batch_problem(batch_id: str, job_count: int, orientation: str) -> str | None:
+    """Why a batch cannot be made (its id, job count or orientation), None when it can."""
+    if not ID_RE.match(batch_id):
+        return f"batch id {batch_id!r} must match [A-Za-z0-9_-]{{1,64}}"
+    if not job_count:
+        return "batch has no jobs"
+    if job_count > MAX_JOBS_PER_BATCH:
+        return f"batch has {job_count} jobs (at most {MAX_JOBS_PER_BATCH})"
+    if orientation not in names(Orientation):
+        return f"unknown orientation {orientation!r} (landscape or vertical)"
+    return None
+
+
+def job_problem(job_id: str, prompt: str | None, duration_seconds: float) -> str | None:
+    """Why a job cannot be generated (its id, prompt length or duration), None when it can."""
+    if not ID_RE.match(job_id):
+        return f"job id {job_id!r} must match [A-Za-z0-9_-]{{1,64}}"
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        return f"prompt has {len(prompt)} characters (at most {MAX_PROMPT_CHARS})"
+    if not CLIP_SECONDS_MIN <= int(duration_seconds) <= CLIP_SECONDS_MAX:
+        return f"duration_seconds {duration_seconds} is outside {CLIP_SECONDS_MIN}..{CLIP_SECONDS_MAX}"
+    return None
+
+
+# -- the provider registry ---------------------------------------------------------------------------
+KLING_SECONDS = (5, 10)  # the durations fal's Kling takes (and bills)
+
+
+def kling_seconds(seconds: float) -> int:
+    """The Kling duration nearest to `seconds` (ties go to the shorter)."""
+    return min(KLING_SECONDS, key=lambda allowed: (abs(allowed - seconds), allowed))
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One provider: its client class (`module:Class`, imported on use by
+    `providers.chain.generator_class`), the Settings field of its base URL (the health probe;
+    None = offline), the code of a cancel it could not do, and the seconds it bills for a job."""
+
+    name: Provider
+    client: str
+    base_url_setting: str | None
+    cancel_failed_code: ErrorCode
+    billed_seconds: Callable[[float], float]
+
+
+PROVIDERS: dict[Provider, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec(
+            Provider.RUNWAY, "zencourt_pipeline.providers.runway:RunwayGenerator", "runway_api_url",
+            ErrorCode.RUNWAY_CANCEL_FAILED, lambda seconds: float(clamp_clip_seconds(seconds)),
+        ),
+        ProviderSpec(
+            Provider.FAL, "zencourt_pipeline.providers.fal:FalGenerator", "fal_queue_url",
+            ErrorCode.FAL_CANCEL_FAILED, lambda seconds: float(kling_seconds(seconds)),
+        ),
+        ProviderSpec(
+            Provider.LOCAL, "zencourt_pipeline.providers.local:LocalGenerator", None,
+            ErrorCode.GENERATION_FAILED, lambda seconds: max(0.0, seconds),
+        ),
+    )
+}  # fmt: skip
+
+
+def provider_spec(name: str) -> ProviderSpec | None:
+    """The registry's entry of `name`, None for a name it does not know."""
+    return PROVIDERS.get(name)  # type: ignore[call-overload]  # a StrEnum key matches its value

@@ -1,0 +1,107 @@
+"""Configuration from one place (issue 26): `Settings` (zencourt_pipeline/config.py) is the only
+reader of the environment, `Settings.ENV` names every variable it reads, and the README's
+configuration table, docs/contract.md section 2 and docker/.env.example list exactly those."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from zencourt_pipeline.config import BenchSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "zencourt_pipeline"
+# docker/.env.example also sets docker compose's own variables (the bundled Postgres and MinIO,
+# the image, host ports): ${...} of docker-compose.yml or docker/dagster.yaml, never read by the code
+COMPOSE_FILES = [ROOT / "docker" / "docker-compose.yml", ROOT / "docker" / "dagster.yaml"]
+VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]*[A-Z0-9])`")
+
+
+def settings_names() -> set[str]:
+    return set(Settings.ENV.values())
+
+
+def table_names(text: str, heading: str) -> set[str]:
+    """The backticked variables of the first column of the table under `heading`."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    names: set[str] = set()
+    in_table = False
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            in_table = True
+            names |= set(VARIABLE.findall(line.split("|")[1]))
+        elif in_table or line.startswith("#"):
+            break
+    return names
+
+
+def test_every_field_is_read_from_one_variable():
+    assert set(Settings.ENV) == set(Settings.model_fields)
+    assert len(settings_names()) == len(Settings.ENV)  # no variable feeds two fields
+
+
+def test_from_env_reads_the_variables_of_env():
+    env = {
+        "GENERATION_PROVIDERS": "runway, fal",
+        "ENABLE_FINAL_COMPOSITION": "off",
+        "MAX_UPLOAD_BYTES": "1000",
+        "ZENCOURT_LOG_FORMAT": " TEXT ",
+        "ZENCOURT_PROCESS_ROLE": "worker-7",
+        "ZENCOURT_PROVIDER_RATES": '{"runway": {"usd_per_credit": 0.02}}',
+        "PORT": "",  # empty: unset, the default applies
+    }
+    settings = Settings.from_env(env)
+    assert settings.generation_providers == ["runway", "fal"] and settings.enable_final_composition is False
+    assert settings.max_upload_bytes == 1000 and settings.log_format == "text"
+    assert settings.process_role == "worker-7" and settings.provider_rates == {"runway": {"usd_per_credit": 0.02}}
+    assert settings.port == 3001
+    assert Settings.from_env({}).max_upload_bytes == 512 * 1024 * 1024
+
+
+def test_an_invalid_variable_fails_unless_lenient():
+    env = {"ZENCOURT_LOG_FORMAT": "xml", "MAX_UPLOAD_BYTES": "0", "LOG_LEVEL": "debug"}
+    with pytest.raises(ValueError, match="log_format"):
+        Settings.from_env(env)
+    lenient = Settings.from_env(env, strict=False)  # what logging uses: a broken value is its default
+    assert lenient.log_format is None and lenient.max_upload_bytes == 512 * 1024 * 1024
+    assert lenient.log_level == "debug"
+
+
+def test_bench_settings_are_read_by_config_too():
+    bench = BenchSettings.from_env({"ZENCOURT_BENCH_QUICK": "1", "ZENCOURT_BENCH_DIR": "/tmp/x"})
+    assert bench.quick and bench.work_dir == "/tmp/x"
+    assert not BenchSettings.from_env({"ZENCOURT_BENCH_QUICK": "0"}).quick
+    assert BenchSettings.from_env({}).postgres_url.startswith("postgresql")
+
+
+def test_only_config_reads_the_environment():
+    """`os.environ` / `os.getenv` appear in config.py only (nothing else reads a variable)."""
+    readers = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if re.search(r"\bos\.(environ|getenv)\b|\bgetenv\(", path.read_text())
+    )
+    assert readers == ["config.py"]
+
+
+def test_the_readme_configuration_table_is_settings():
+    readme = (ROOT / "README.md").read_text()
+    assert table_names(readme, "## Configuration") == settings_names()
+
+
+def test_the_contract_configuration_table_is_settings():
+    contract = (ROOT / "docs" / "contract.md").read_text()
+    assert table_names(contract, "## 2. Configuration (environment variables)") == settings_names()
+
+
+def test_the_env_example_lists_every_setting_and_compose_variables_only():
+    text = (ROOT / "docker" / ".env.example").read_text()
+    listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+    assert sorted(settings_names() - listed) == []
+    compose = "\n".join(path.read_text() for path in COMPOSE_FILES)
+    others = listed - settings_names()
+    assert others, "the compose variables (DAGSTER_POSTGRES_PASSWORD, ...) are expected too"
+    assert sorted(name for name in others if not re.search(rf"\b{name}\b", compose)) == []
