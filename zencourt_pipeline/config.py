@@ -11,6 +11,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -103,6 +104,14 @@ class Settings(BaseModel):
     # many failed downloads (each URL tried counts one) its job fails OUTPUT_DOWNLOAD_FAILED
     max_download_attempts: int = Field(default=5, ge=1)
 
+    # playable media URLs (storage/urls.py): the status API and the webhooks give `videoUrl`s a
+    # <video> tag can load: PUBLIC_MEDIA_BASE_URL + key when set (a public bucket or a CDN), else
+    # presigned (or, for local storage, service-signed) URLs living MEDIA_URL_EXPIRES_SECONDS.
+    # One day: a status page left open still plays, a leaked URL dies within a day, and each
+    # status read or webhook delivery mints a fresh one, so a short life costs nothing.
+    public_media_base_url: str | None = None
+    media_url_expires_seconds: int = Field(default=86_400, ge=60, le=604_800)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -119,6 +128,19 @@ class Settings(BaseModel):
         from zencourt_pipeline.providers.rates import validate_rates
 
         return None if value is None else validate_rates(value)
+
+    @field_validator("public_media_base_url")
+    @classmethod
+    def _media_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        loopback = parsed.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parsed.hostname or parsed.query or parsed.fragment or not (
+            parsed.scheme == "https" or (parsed.scheme == "http" and loopback)
+        ):
+            raise ValueError("PUBLIC_MEDIA_BASE_URL must be an https URL (plain http only on loopback)")
+        return value.rstrip("/")
 
     @field_validator("storage_backend")
     @classmethod
@@ -150,6 +172,7 @@ class Settings(BaseModel):
             "vercel_webhook_secret": get("VERCEL_WEBHOOK_SECRET"),
             "media_allowed_private_hosts": _csv(get("MEDIA_ALLOWED_PRIVATE_HOSTS")),
             "provider_rates": parse_provider_rates(get("ZENCOURT_PROVIDER_RATES")),
+            "public_media_base_url": get("PUBLIC_MEDIA_BASE_URL"),
         }
         optional = {
             "b2_region": "B2_REGION",
@@ -172,6 +195,7 @@ class Settings(BaseModel):
             "health_cache_seconds": "ZENCOURT_HEALTH_CACHE_SECONDS",
             "dagster_home": "DAGSTER_HOME",
             "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
+            "media_url_expires_seconds": "MEDIA_URL_EXPIRES_SECONDS",
         }
         for field, name in optional.items():
             if get(name) is not None:

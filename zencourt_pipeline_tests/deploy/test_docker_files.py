@@ -47,6 +47,7 @@ def test_env_example_lists_every_contract_variable():
         "RUNWAY_MODEL", "FAL_KEY", "FAL_QUEUE_URL", "FAL_MODEL", "FAL_WEBHOOK_URL", "FAL_JWKS_URL",
         "VIDEO_SERVER_URL", "VIDEO_SERVER_API_KEY", "PORT", "VERCEL_API_URL", "VERCEL_WEBHOOK_SECRET",
         "VERCEL_WEBHOOK_PATH", "ENABLE_FINAL_COMPOSITION", "MEDIA_ALLOWED_PRIVATE_HOSTS", "LOG_LEVEL",
+        "PUBLIC_MEDIA_BASE_URL", "MEDIA_URL_EXPIRES_SECONDS",
     ]
     missing = [name for name in names if f"{name}=" not in text]
     assert missing == []
