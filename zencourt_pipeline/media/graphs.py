@@ -36,6 +36,16 @@ COLOR_ARGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc",
 COLOR_TAGS_FILTER = "setparams=color_primaries=bt709:color_trc=bt709"
 
 
+def mp4_output(dest: Path, *, faststart: bool = True, final: bool = True) -> list[str]:
+    """The mp4 muxer's arguments for every encoded output: no edit lists (`edts/elst`, refused by
+    Instagram's Graph API), `moov` before `mdat` (`faststart`), then `dest`. A `final` output (what
+    is published) gets negative composition offsets (ctts v1) instead of the edit list, so its first
+    frame is still presented at 0 despite the B-frame delay; clips and pieces that smart rendering
+    splices keep positive offsets (their first frame at the delay, as the splicer expects)."""
+    flags = "+".join(["", *(["faststart"] if faststart else []), *(["negative_cts_offsets"] if final else [])])
+    return ["-use_editlist", "0", *(["-movflags", flags] if flags else []), "-f", "mp4", str(dest)]
+
+
 def fmt(value: float) -> str:
     """A number for a filter graph: fixed point, no exponent, no trailing zeros."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
@@ -141,9 +151,7 @@ def normalize_args(
         "-an", "-sn", "-dn",
         "-map_metadata", "-1",
         "-video_track_timescale", str(VIDEO_TIMESCALE),
-        "-movflags", "+faststart",
-        "-f", "mp4",
-        str(dest),
+        *mp4_output(dest, final=False),
     ]  # fmt: skip
     return args
 
@@ -365,9 +373,7 @@ def compose_args(
         "-map_metadata", "-1",
         "-video_track_timescale", str(VIDEO_TIMESCALE),
     ]  # fmt: skip
-    if faststart:
-        args += ["-movflags", "+faststart"]
-    return [*args, "-f", "mp4", str(dest)]
+    return [*args, *mp4_output(dest, faststart=faststart, final=faststart)]
 
 
 # ---------------------------------------------------------------- smart rendering (the splicing commands: splicing.py)
@@ -378,7 +384,7 @@ def music_args(plan: ComposePlan, dest: Path) -> list[str]:
     return [
         "-stream_loop", "-1", "-i", str(plan.music),
         "-filter_complex", music_chain(plan, 0), "-map", "[aout]", *AUDIO_ARGS,
-        "-vn", "-sn", "-dn", "-map_metadata", "-1", "-f", "mp4", str(dest),
+        "-vn", "-sn", "-dn", "-map_metadata", "-1", *mp4_output(dest, faststart=False, final=False),
     ]  # fmt: skip
 
 
