@@ -202,6 +202,7 @@ class ComposePlan:
     music_volume: float = 0.6
     fade_in_s: float = 0.0
     fade_out_s: float = 0.0
+    loudnorm: str | None = None  # the music bed's second-pass loudnorm filter (media/loudness.py)
     rescale: list[bool] = field(default_factory=list)  # per clip: not already width x height
     # Per clip, where to start reading it (seconds; frame-accurate input seek). Empty = all from 0.
     # Smart rendering uses it to render a window of the timeline from the middle of clips.
@@ -310,10 +311,13 @@ def music_chain(plan: ComposePlan, input_index: int, label: str = "aout") -> str
         achain.append(f"afade=t=in:st=0:d={fmt(plan.fade_in_s)}")
     fade_out = max(plan.fade_out_s, 0.5)
     achain.append(f"afade=t=out:st={fmt(max(total - fade_out, 0))}:d={fmt(fade_out)}")
+    if plan.loudnorm:
+        achain.append(plan.loudnorm)
     return ",".join(achain) + f"[{label}]"
 
 
-AUDIO_ARGS = ["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+# 124k, not 128k: the measured rate of a loud bed overshoots the nominal one, and Instagram caps at 128 kb/s
+AUDIO_ARGS = ["-c:a", "aac", "-b:a", "124k", "-ar", "48000", "-ac", "2"]
 
 
 def _clip_inputs(plan: ComposePlan) -> list[str]:
@@ -379,10 +383,15 @@ def compose_args(
 # ---------------------------------------------------------------- smart rendering (the splicing commands: splicing.py)
 
 
+def music_input(plan: ComposePlan) -> list[str]:
+    """The music file, looped (the chain trims it to the timeline)."""
+    return ["-stream_loop", "-1", "-i", str(plan.music)]
+
+
 def music_args(plan: ComposePlan, dest: Path) -> list[str]:
     """The music bed alone (looped, trimmed, faded), encoded to an .m4a for a stream-copy join."""
     return [
-        "-stream_loop", "-1", "-i", str(plan.music),
+        *music_input(plan),
         "-filter_complex", music_chain(plan, 0), "-map", "[aout]", *AUDIO_ARGS,
         "-vn", "-sn", "-dn", "-map_metadata", "-1", *mp4_output(dest, faststart=False, final=False),
     ]  # fmt: skip

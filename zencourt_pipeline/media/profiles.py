@@ -4,7 +4,8 @@ Limits from the platforms' upload specs (`/work/shared/reference/output-specs.md
 media guidelines, TikTok Content Posting API, YouTube help, NorthstarMLS virtual tour rules), as
 gathered on `SPECS_AS_OF`; they change, so they live here and nowhere else. `HOUSE` is what every
 output of the pipeline promises on top (issue 15): H.264 High yuv420p, constant 30 fps, closed
-GOPs, AAC-LC 48 kHz stereo, `moov` before `mdat`, no edit lists. `media.validate` checks a file
+GOPs, AAC-LC 48 kHz stereo at -14 LUFS +-1 with true peak <= -1 dBTP, `moov` before `mdat`, no
+edit lists. `media.validate` checks a file
 against a profile from the file itself.
 """
 
@@ -56,6 +57,9 @@ class Profile:
     closed_gops: bool = False
     faststart: bool = False
     no_edit_lists: bool = False
+    loudness_lufs: float | None = None  # integrated (EBU R128), +- loudness_tolerance_lu
+    loudness_tolerance_lu: float = 1.0
+    max_true_peak_dbtp: float | None = None
 
 
 MB = 1_000_000
@@ -72,6 +76,8 @@ HOUSE = Profile(
     closed_gops=True,
     faststart=True,
     no_edit_lists=True,
+    loudness_lufs=-14.0,
+    max_true_peak_dbtp=-1.0,
 )
 HOUSE_VIDEO_PROFILE = "High"
 HOUSE_PIX_FMT = "yuv420p"

@@ -3,7 +3,8 @@
 Facts come from the MP4 box walk (`mp4index`: top-level box order for `moov` before `mdat`,
 `edts/elst` in any track, the video sample table for constant frame rate and closed GOPs) and
 from ffmpeg's stream report (`ffmpeg.probe`: codecs and their profiles, pixel format, size, frame
-rate, bit rates, audio sample rate and channels). `validate(path, profile)` lists each `Problem`
+rate, bit rates, audio sample rate and channels) and, with audio, its EBU R128 measurement
+(`loudness.measure`: integrated loudness, true peak). `validate(path, profile)` lists each `Problem`
 with the rule it breaks; `validate_targets` runs the house rules and every destination's profile.
 """
 
@@ -17,6 +18,7 @@ from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import profiles
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe
+from zencourt_pipeline.media.loudness import Loudness, measure
 from zencourt_pipeline.media.mp4index import (
     BoxError,
     VideoTrackIndex,
@@ -47,6 +49,8 @@ class Rule(enum.StrEnum):
     AUDIO_SAMPLE_RATE = "audio_sample_rate"
     AUDIO_CHANNELS = "audio_channels"
     AUDIO_BITRATE = "audio_bitrate"
+    LOUDNESS = "loudness"
+    TRUE_PEAK = "true_peak"
     DURATION = "duration"
     FILE_SIZE = "file_size"
 
@@ -78,6 +82,7 @@ class Facts:
     layout: Mp4Layout
     info: VideoInfo
     index: VideoTrackIndex | None
+    loudness: Loudness | None = None  # measured when the file has audio
 
 
 def mp4_layout(path: Path) -> Mp4Layout:
@@ -120,7 +125,7 @@ def read_facts(path: Path) -> Facts:
         index = read_video_index(path)
     except MediaError:
         index = None
-    return Facts(layout, info, index)
+    return Facts(layout, info, index, measure(path) if info.has_audio else None)
 
 
 def validate(path: Path, profile: Profile, facts: Facts | None = None) -> list[Problem]:
@@ -176,6 +181,7 @@ def _check(facts: Facts, p: Profile, *, house: bool) -> list[Problem]:
         bad(Rule.VIDEO_BITRATE, f"video {info.video_kbps} kb/s above {p.max_video_kbps} kb/s")
     if info.has_audio:
         _check_audio(info, p, house, bad)
+        _check_loudness(facts.loudness, p, bad)
     if p.min_duration_s is not None and info.duration < p.min_duration_s:
         bad(Rule.DURATION, f"{info.duration:.2f} s shorter than {p.min_duration_s:g} s")
     if p.max_duration_s is not None and info.duration > p.max_duration_s:
@@ -211,3 +217,13 @@ def _check_audio(info: VideoInfo, p: Profile, house: bool, bad) -> None:
         bad(Rule.AUDIO_CHANNELS, f"{info.audio_channels} audio, not {' or '.join(sorted(p.audio_channels))}")
     if p.max_audio_kbps is not None and info.audio_kbps and info.audio_kbps > p.max_audio_kbps:
         bad(Rule.AUDIO_BITRATE, f"audio {info.audio_kbps} kb/s above {p.max_audio_kbps} kb/s")
+
+
+def _check_loudness(loud: Loudness | None, p: Profile, bad) -> None:
+    if loud is None:
+        return
+    target, tolerance = p.loudness_lufs, p.loudness_tolerance_lu
+    if target is not None and abs(loud.integrated_lufs - target) > tolerance:
+        bad(Rule.LOUDNESS, f"{loud.integrated_lufs:g} LUFS integrated, not {target:g} +-{tolerance:g}")
+    if p.max_true_peak_dbtp is not None and loud.true_peak_dbtp > p.max_true_peak_dbtp:
+        bad(Rule.TRUE_PEAK, f"true peak {loud.true_peak_dbtp:g} dBTP above {p.max_true_peak_dbtp:g} dBTP")

@@ -158,7 +158,7 @@ def test_compose_args_input_order_and_output_settings():
     assert args[args.index("music.m4a") - 3 : args.index("music.m4a") - 1] == ["-stream_loop", "-1"]
     joined = " ".join(args)
     for expected in ("-map [vout]", "-map [aout]", "-c:a aac", "-c:v libx264", "-pix_fmt yuv420p",
-                     "-r 30", "-t 6.5", "-crf 23", "-c:a aac -b:a 128k -ar 48000 -ac 2", "-x264-params open-gop=0",
+                     "-r 30", "-t 6.5", "-crf 23", "-c:a aac -b:a 124k -ar 48000 -ac 2", "-x264-params open-gop=0",
                      "-use_editlist 0 -movflags +faststart+negative_cts_offsets -f mp4 out.mp4"):  # fmt: skip
         assert expected in joined, expected
     assert graphs.mp4_output(Path("p.mp4"), faststart=False, final=False) == ["-use_editlist", "0", "-f", "mp4", "p.mp4"]

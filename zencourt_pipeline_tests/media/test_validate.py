@@ -68,12 +68,13 @@ def test_a_default_ffmpeg_mux_fails_naming_each_problem(tmp_path):
     assert set(layout.edit_lists) == {"vide", "soun"} and not layout.faststart
     house = validate(bad, HOUSE)
     assert {Rule.EDIT_LIST, Rule.FASTSTART, Rule.FRAME_RATE, Rule.VIDEO_PROFILE, Rule.AUDIO_SAMPLE_RATE,
-            Rule.AUDIO_CHANNELS} <= _rules(house)  # fmt: skip
+            Rule.AUDIO_CHANNELS, Rule.LOUDNESS} <= _rules(house)  # fmt: skip
     messages = {problem.rule: str(problem) for problem in house}
     assert messages[Rule.EDIT_LIST] == "edit_list: edit list (edts/elst) in the vide, soun track(s)"
     assert messages[Rule.FRAME_RATE] == "frame_rate: 25 fps below 30 fps"
     assert "moov is not before mdat" in messages[Rule.FASTSTART]
     assert "44100 Hz" in messages[Rule.AUDIO_SAMPLE_RATE] and "mono" in messages[Rule.AUDIO_CHANNELS]
+    assert messages[Rule.LOUDNESS].endswith("LUFS integrated, not -14 +-1")  # ffmpeg's sine: about -21
     reels = _rules(validate(bad, PROFILES[Destination.INSTAGRAM_REELS]))
     assert {Rule.EDIT_LIST, Rule.FASTSTART} <= reels and Rule.FRAME_RATE not in reels  # 25 fps is fine there
     assert validate(bad, PROFILES[Destination.MLS]) == []  # the MLS asks little
@@ -81,7 +82,8 @@ def test_a_default_ffmpeg_mux_fails_naming_each_problem(tmp_path):
 
 def test_one_wrong_thing_is_the_only_problem(tmp_path):
     args = ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30", "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000",
-            "-t", "4", *graphs.x264_args(preset="veryfast", crf=30, fps=30), *graphs.AUDIO_ARGS]  # fmt: skip
+            "-t", "4", *graphs.x264_args(preset="veryfast", crf=30, fps=30), "-af", "loudnorm=I=-14:TP=-1.5",
+            *graphs.AUDIO_ARGS]  # fmt: skip
     good = tmp_path / "good.mp4"
     run_ffmpeg([*args, *graphs.mp4_output(good)])
     assert validate(good, HOUSE) == []
@@ -96,6 +98,14 @@ def test_one_wrong_thing_is_the_only_problem(tmp_path):
     run_ffmpeg([*args[: -len(graphs.AUDIO_ARGS)], "-t", "2", *graphs.AUDIO_ARGS, *graphs.mp4_output(short)])
     problems = validate(short, PROFILES[Destination.INSTAGRAM_REELS])
     assert _rules(problems) == {Rule.DURATION} and "shorter than 3 s" in str(problems[0])
+    loud = tmp_path / "loud.mp4"  # +15 dB: too loud, and the sine peaks pass -1 dBTP
+    run_ffmpeg([*args[: args.index("-af")], "-af", "loudnorm=I=-14:TP=-1.5,volume=15dB", *graphs.AUDIO_ARGS,
+                *graphs.mp4_output(loud)])  # fmt: skip
+    loud_problems = {problem.rule: problem.message for problem in validate(loud, HOUSE)}
+    assert set(loud_problems) == {Rule.LOUDNESS, Rule.TRUE_PEAK}, loud_problems
+    assert loud_problems[Rule.TRUE_PEAK].startswith("true peak ") and loud_problems[Rule.TRUE_PEAK].endswith(
+        "dBTP above -1 dBTP"
+    )
     not_mp4 = tmp_path / "x.mp4"
     not_mp4.write_bytes(b"not a video at all")
     assert _rules(validate(not_mp4, HOUSE)) == {Rule.UNREADABLE}

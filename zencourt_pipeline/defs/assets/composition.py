@@ -172,9 +172,10 @@ class ComposeConfig(dg.Config):
             asset="composed_video",
             blocking=True,
             description=(
-                "The published file, read back (box walk + ffmpeg's stream report), meets the house rules "
-                "(H.264 High yuv420p, constant 30 fps, closed GOPs, AAC-LC 48 kHz stereo, moov before mdat, "
-                "no edit lists) and the profile of every destination it targets (media/profiles.py)."
+                "The published file, read back (box walk, ffmpeg's stream report, EBU R128), meets the house "
+                "rules (H.264 High yuv420p, constant 30 fps, closed GOPs, AAC-LC 48 kHz stereo at -14 LUFS +-1 "
+                "and true peak <= -1 dBTP, moov before mdat, no edit lists) and the profile of every "
+                "destination it targets (media/profiles.py)."
             ),
         ),
     ],
