@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The tests, the bench, the soak and the load run need PostgreSQL on ZENCOURT_TEST_POSTGRES_URL's
+# address (127.0.0.1:5432): scripts/with-postgres.sh uses the server that answers there, or runs a
+# throwaway cluster of its own for the command's lifetime (installing Debian's postgresql first).
+WITH_POSTGRES := scripts/with-postgres.sh
 
 export ZENCOURT_DATA_DIR ?= $(CURDIR)/.zencourt
 export DAGSTER_HOME ?= $(ZENCOURT_DATA_DIR)/dagster_home
@@ -40,7 +44,7 @@ browser:
 ## share one xdist group (zencourt_pipeline_tests/conftest.py), so at most one runs at a time.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(WITH_POSTGRES) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 ## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000); the database is
 ## upgraded first (the Dagster processes never migrate it)
@@ -54,19 +58,21 @@ serve: $(STAMP)
 
 ## make bench: performance benchmarks, one `name: value` line per figure
 bench: $(STAMP)
-	$(BIN)/python -m zencourt_pipeline.bench
+	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline.bench
 
 ## make loadtest: 200 batches of 6 clips on the production topology (Postgres, daemon, fakes)
 loadtest: $(STAMP)
-	$(BIN)/python -m zencourt_pipeline_tests.load --batches 200 --clips 6
+	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline_tests.load --batches 200 --clips 6
 
 ## make soak: the production topology under a seeded random schedule of faults, invariants checked at the end
-## (SOAK_BATCHES=100 SOAK_SEED=1 by default, the full mode; `make soak SOAK_BATCHES=10` is about CI's size)
+## (SOAK_BATCHES=100 SOAK_SEED=1 by default, the full mode; `make soak SOAK_BATCHES=10` is about CI's size;
+## SOAK_MUTANT=<name> runs a seeded regression from zencourt_pipeline_tests/soak/mutants: the soak must fail)
 SOAK_BATCHES ?= 100
 SOAK_SEED ?= 1
-SOAK_ARGS ?= $(if $(filter-out 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19,$(SOAK_BATCHES)),--full,)
+SOAK_MUTANT ?=
+SOAK_ARGS ?= $(if $(filter-out 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19,$(SOAK_BATCHES)),--full,) $(if $(SOAK_MUTANT),--mutant $(SOAK_MUTANT),)
 soak: $(STAMP)
-	$(BIN)/python -m zencourt_pipeline_tests.soak --batches $(SOAK_BATCHES) --seed $(SOAK_SEED) $(SOAK_ARGS)
+	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline_tests.soak --batches $(SOAK_BATCHES) --seed $(SOAK_SEED) $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

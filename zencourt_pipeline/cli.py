@@ -131,13 +131,14 @@ def _dead(db, args: argparse.Namespace) -> int:
 
     rows = outbox.dead_rows(db, event=args.event, limit=args.limit)
     if args.json:  # the stored columns but the body (dead_rows does not read it)
-        print(json.dumps([as_dict(row, omit=("body", "lease_until")) for row in rows], default=str, indent=2))
+        listed = [{**as_dict(row, omit=("body", "lease_until")), "error_code": row.error_code} for row in rows]
+        print(json.dumps(listed, default=str, indent=2))
         return 0
     summary = outbox.dead_summary(db)
     print(f"{summary.dead} dead row(s)" + (f"; showing {len(rows)}" if len(rows) < summary.dead else ""))
     for row in rows:
         error = (row.last_error or "").replace("\n", " ")[:120]
-        print(f"{row.id}  {row.event:<16} batch {row.batch_id}  attempts {row.attempts}  "
+        print(f"{row.id}  {row.event:<16} batch {row.batch_id}  {row.error_code}  attempts {row.attempts}  "
               f"created {row.created_at.isoformat()}  {error}")
     return 0
 

@@ -98,6 +98,9 @@ class Settings(BaseModel):
     # operations (GET /health): provider and daemon probes are cached this long; the daemon's
     # heartbeats are read from the instance of DAGSTER_HOME when it is set
     health_cache_seconds: float = Field(default=30.0, ge=0)
+    # STORAGE_HEALTH_CACHE_MS (the Node server's name): how long a successful storage probe is
+    # reused; unset = `health_cache_seconds`, 0 = probe on every call
+    storage_health_cache_ms: int | None = Field(default=None, ge=0)
     dagster_home: str | None = None
 
     # a finished (paid) task's output is downloaded again, from fresh URLs, on failure; after this
@@ -193,6 +196,7 @@ class Settings(BaseModel):
             "composition_deadline_seconds": "ZENCOURT_COMPOSITION_DEADLINE_SECONDS",
             "max_run_attempts": "ZENCOURT_MAX_RUN_ATTEMPTS",
             "health_cache_seconds": "ZENCOURT_HEALTH_CACHE_SECONDS",
+            "storage_health_cache_ms": "STORAGE_HEALTH_CACHE_MS",
             "dagster_home": "DAGSTER_HOME",
             "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
             "media_url_expires_seconds": "MEDIA_URL_EXPIRES_SECONDS",
@@ -219,6 +223,14 @@ class Settings(BaseModel):
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.data_dir / 'zencourt.db'}"
+
+    @property
+    def storage_health_cache_seconds(self) -> float:
+        """How long `/health` reuses a successful storage probe (STORAGE_HEALTH_CACHE_MS, else
+        ZENCOURT_HEALTH_CACHE_SECONDS)."""
+        if self.storage_health_cache_ms is None:
+            return self.health_cache_seconds
+        return self.storage_health_cache_ms / 1000
 
     @property
     def local_storage_root(self) -> Path:

@@ -1,7 +1,7 @@
 """Every error code that reaches a job or batch row, and the one exception base that carries one.
 
 `ErrorCode` is the single list: `video_gen_jobs.error_code`, `video_gen_batch.error_code`, the
-`batch.failed` webhook and the status API carry these values (plain strings in the database: a
+`batch.failed` webhook, dead webhook rows (`WEBHOOK_DELIVERY_FAILED`) and the status API carry these values (plain strings in the database: a
 `StrEnum` member *is* its string). The README's error-code table and docs/contract.md are tested
 against this enum (zencourt_pipeline_tests/test_error_codes.py).
 
@@ -68,6 +68,8 @@ class ErrorCode(enum.StrEnum):
     INTAKE_FAILED = "INTAKE_FAILED"
     ALL_CLIPS_FAILED = "ALL_CLIPS_FAILED"
     NO_USABLE_PHOTO = "NO_USABLE_PHOTO"
+    # -- the web app's completion webhooks ----------------------------------------------------------
+    WEBHOOK_DELIVERY_FAILED = "WEBHOOK_DELIVERY_FAILED"  # an outbox row is dead (retries exhausted)
     # -- an operator's regeneration refused (a Dagster failure's code, never on a row) ------------
     IN_FLIGHT = "IN_FLIGHT"  # the job has a provider task still in flight
 

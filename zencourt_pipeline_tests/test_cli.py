@@ -87,8 +87,11 @@ def test_webhooks_dead_and_requeue_commands(cli_env, capsys):
     assert main(["webhooks", "dead"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("2 dead row(s)") and all(i in out for i in ids)
+    assert out.count("WEBHOOK_DELIVERY_FAILED") == 2  # the Node server's code, on every dead row
     assert main(["webhooks", "dead", "--json"]) == 0
-    assert sorted(r["id"] for r in json.loads(capsys.readouterr().out)) == sorted(ids)
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(r["id"] for r in listed) == sorted(ids)
+    assert {r["error_code"] for r in listed} == {"WEBHOOK_DELIVERY_FAILED"}
 
     assert main(["webhooks", "requeue"]) == 2  # refuses to guess what to requeue
     assert "--all-dead" in capsys.readouterr().err

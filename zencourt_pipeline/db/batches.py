@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.pickup import PickupQueries
 from zencourt_pipeline.db.records import Batch, BatchStatus
 from zencourt_pipeline.db.schema import api_idempotency_keys, video_gen_batch, video_gen_jobs
 
@@ -57,7 +58,7 @@ class InvalidCursor(ValueError):
     """A cursor this database did not hand out (garbage, tampered, another format)."""
 
 
-class BatchQueries:
+class BatchQueries(PickupQueries):
     engine: sa.Engine
 
     # -- POST /video/batches -------------------------------------------------------------------
@@ -195,3 +196,4 @@ class BatchQueries:
         if self._sqlite():
             return created_text, batch_id
         return (created if created.tzinfo else created.replace(tzinfo=UTC)), batch_id
+

@@ -115,10 +115,14 @@ class GenerationQueries:
                     .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
                 )
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            # a job canceled (or failed) while its create was in flight stays so: the task is then
+            # live for an ended job, and the reconciler cancels it at the provider
+            job = video_gen_jobs.c
+            status = sa.case((job.status.in_(list(TERMINAL_STATUSES)), job.status), else_=sa.literal(str(JobStatus.PROCESSING)))
             conn.execute(
                 sa.update(video_gen_jobs)
-                .where(video_gen_jobs.c.id == job_id)
-                .values(status=JobStatus.PROCESSING, provider=provider, provider_task_id=task_id, updated_at=now)
+                .where(job.id == job_id)
+                .values(status=status, provider=provider, provider_task_id=task_id, updated_at=now)
             )
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:

@@ -17,6 +17,7 @@ dedupe on the body's `id`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import DeadSummary, OutboxEvent, OutboxStats, OutboxStatus
 from zencourt_pipeline.db.schema import webhook_outbox
+from zencourt_pipeline.errors import ErrorCode
 
 DEFAULT_LEASE = timedelta(minutes=5)
 MAX_ERROR_LENGTH = 2000
@@ -190,6 +192,34 @@ def dead_summary(db: AppDatabase) -> DeadSummary:
         by_event=dict(sorted(per_event.items())),
         oldest_dead_created_at=oldest.isoformat() if oldest else None,
     )
+
+
+TERMINAL_EVENTS = ("batch.completed", "batch.failed", "batch.canceled")
+
+
+@dataclass(frozen=True)
+class BatchWebhooks:
+    """How a batch's webhooks fare: its terminal event's row status (None before it has one) and
+    how many of its rows (clip or batch events) are dead."""
+
+    terminal_status: OutboxStatus | None = None
+    dead: int = 0
+
+    @property
+    def error_code(self) -> ErrorCode | None:
+        """`WEBHOOK_DELIVERY_FAILED` while any of the batch's webhooks is dead."""
+        return ErrorCode.WEBHOOK_DELIVERY_FAILED if self.dead else None
+
+
+def batch_webhooks(db: AppDatabase, batch_id: str) -> BatchWebhooks:
+    """The delivery state of one batch's webhooks (the status API's `webhookStatus`/`webhookErrorCode`)."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(_t.event, _t.status).where(_t.batch_id == batch_id).order_by(_t.created_at, _t.id)
+        ).all()
+    terminal = [OutboxStatus(row.status) for row in rows if row.event in TERMINAL_EVENTS]
+    dead = sum(1 for row in rows if row.status == OutboxStatus.DEAD)
+    return BatchWebhooks(terminal_status=terminal[0] if terminal else None, dead=dead)
 
 
 def get(db: AppDatabase, id: str) -> OutboxEvent | None:

@@ -244,6 +244,13 @@ class OutboxEvent(Record):
     updated_at: datetime | None = None
     lease_until: datetime | None = None
 
+    @property
+    def error_code(self) -> str | None:
+        """`WEBHOOK_DELIVERY_FAILED` on a dead row (the Node server's code), else None."""
+        from zencourt_pipeline.errors import ErrorCode
+
+        return ErrorCode.WEBHOOK_DELIVERY_FAILED if self.status == OutboxStatus.DEAD else None
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryRow(Record):

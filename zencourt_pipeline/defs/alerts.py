@@ -3,7 +3,7 @@
 `dead_webhooks_sensor` watches `webhook_outbox` for `dead` rows (completion webhooks the web
 app never acknowledged within the retry horizon, so it never heard that a clip or batch
 finished). With none its tick is skipped ("no dead webhook"); with any, the tick **fails**
-with the count per event, the oldest row's age and the command that retries them: the sensor
+with the Node server's code `WEBHOOK_DELIVERY_FAILED`, the count per event, the oldest row's age and the command that retries them: the sensor
 shows as failing (red) under Automation and on the Overview, and every tick fails until the
 rows are requeued (`zencourt webhooks requeue --all-dead`) or resolved. Dagster+ alert
 policies on sensor tick failures turn this into a notification.
@@ -18,6 +18,7 @@ import dagster as dg
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.records import DeadSummary
 from zencourt_pipeline.defs.resources import AppDatabaseResource
+from zencourt_pipeline.errors import ErrorCode
 
 DEAD_WEBHOOKS_INTERVAL_SECONDS = 300
 
@@ -34,6 +35,7 @@ def dead_webhooks_message(summary: DeadSummary) -> str:
         hours = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds() / 3600
         age = f"; oldest created {hours:.1f} h ago"
     return (
+        f"{ErrorCode.WEBHOOK_DELIVERY_FAILED}: "
         f"{summary.dead} dead completion webhook(s) in webhook_outbox ({per_event}){age}. "
         "The web app did not acknowledge them within the retry horizon. List them with "
         "`zencourt webhooks dead`, then retry with `zencourt webhooks requeue --all-dead` "

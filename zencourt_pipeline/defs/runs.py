@@ -3,6 +3,7 @@ service calls after it marked jobs canceled (provider tasks through `pipeline/ca
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ import dagster as dg
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Job
-from zencourt_pipeline.pipeline.cancel import cancel_provider_tasks
+from zencourt_pipeline.pipeline.cancel import CancelReport, cancel_provider_tasks
 from zencourt_pipeline.providers.chain import ProviderChain
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,21 @@ def terminate_batch_runs(instance, batch_ids: list[str]) -> int:
 
 
 def make_canceller(db: AppDatabase, chain_factory: Callable[[], ProviderChain], instance_factory=None):
-    """The callback the HTTP service runs after it marked jobs canceled in the database."""
+    """The callback the HTTP service runs after it marked jobs canceled in the database: it cancels
+    the jobs' provider tasks, terminates the batches' runs and reports what it did."""
 
-    def canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> None:
+    def canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> CancelReport:
         chain = chain_factory()
         try:
-            asked = cancel_provider_tasks(db, chain, canceled_jobs)
+            report = cancel_provider_tasks(db, chain, canceled_jobs)
         finally:
             chain.close()
         instance = instance_factory() if instance_factory and batch_ids else None
         terminated = terminate_batch_runs(instance, batch_ids) if instance is not None else 0
-        log.info("canceled %d provider task(s), terminated %d run(s)", asked, terminated)
+        log.info(
+            "canceled %d provider task(s), %d not stopped yet, terminated %d run(s)",
+            len(report.stopped), len(report.unstopped), terminated,
+        )
+        return dataclasses.replace(report, runs_terminated=terminated)
 
     return canceller

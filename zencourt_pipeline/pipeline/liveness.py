@@ -156,8 +156,19 @@ def _request(db: AppDatabase, report: WatchReport, batch_id: str, digest: str, a
 
 
 def _fail(db: AppDatabase, report: WatchReport, batch_id: str, code: str, message: str) -> None:
-    if db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code):
+    if fail_batch(db, batch_id, code, message):
         report.failed.append((batch_id, code))
+
+
+def fail_batch(db: AppDatabase, batch_id: str, code: str, message: str) -> bool:
+    """Fail an open batch and the jobs still open in it, with the same code: a terminal batch has
+    no job left `processing` (a live provider task of such a job is then one of an ended job, which
+    the reconciler cancels). Each job first (`clip.failed`), then the batch (`batch.failed`), so a
+    crash in between leaves an open batch that the next tick fails again."""
+    for job in db.get_jobs(batch_id):
+        if not job.terminal:
+            db.fail_job(job.id, code, f"the batch failed: {message}")
+    return db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code)
 
 
 def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int) -> str | None:
@@ -170,7 +181,6 @@ def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int) -> str |
     if attempts is None:
         return None
     if attempts >= max_attempts:
-        code = ErrorCode.INTAKE_FAILED
-        db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: intake failed {attempts} time(s)", error_code=code)
+        fail_batch(db, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s)")
         return None
     return intake_run_key(batch_id, attempts)

@@ -41,7 +41,7 @@ def reconcile_tasks(
     deadline = time.monotonic() + budget_seconds
     # tasks still live at a provider although their job ended (a cancel that failed, a clip that
     # timed out): asked again every tick until the provider confirms, which stops the spend
-    report.canceled = cancel_tasks(db, chain, db.live_tasks_of_ended_jobs(limit=limit_per_provider))
+    report.canceled = len(cancel_tasks(db, chain, db.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
     for name in chain.order:
         generator = chain.get(name)
         if generator.poll_interval_seconds <= 0:  # the local generator finishes inside submit

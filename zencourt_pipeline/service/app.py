@@ -1,4 +1,5 @@
-"""The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, cancel, storage.
+"""The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, generate,
+cancel, storage, and the public `GET /` (service info), `GET /health` and `GET /openapi.json`.
 
 `create_app(settings, ...)` builds the FastAPI app; `server.serve(settings)` runs it under
 uvicorn. Collaborators can be injected (tests, the CLI):
@@ -10,11 +11,12 @@ uvicorn. Collaborators can be injected (tests, the CLI):
   (`storage.urls.MediaUrls`), which `GET /media/{key}` serves for local storage;
 * `verifier`: an object with `verify(headers, raw_body) -> None` raising
   `WebhookVerificationError` (default: `FalWebhookVerifier(settings.fal_jwks_url)`);
-* `canceller`: `canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> None`, called
+* `canceller`: `canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> CancelReport`, called
   (in a worker thread) after `POST /video/cancel` committed the cancellation, with the job records
   that were canceled (provider, provider_task_id, ...) and the ids of the batches that are now
-  canceled as a whole. It cancels provider tasks and terminates Dagster runs; exceptions are
-  logged, not fatal.
+  canceled as a whole. It cancels provider tasks and terminates Dagster runs, and reports the
+  tasks it could not stop; if it raises, the answer lists every live task of the canceled jobs
+  as not stopped (the reconciler retries their cancels either way).
 
 Body limits are enforced while reading (Content-Length first, then counted bytes): 1 MiB for
 JSON routes and the webhook, `max_upload_bytes` for `POST /storage/upload` (default 512 MiB,
@@ -52,6 +54,7 @@ from zencourt_pipeline.observability.health import (
 )
 from zencourt_pipeline.observability.logging import REDACTED, JsonFormatter, log_level  # noqa: F401
 from zencourt_pipeline.observability.logging import configure_logging as _configure_logging
+from zencourt_pipeline.pipeline.cancel import CancelReport
 from zencourt_pipeline.service.errors import (
     ApiError,
     ApiErrorCode,
@@ -59,7 +62,7 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
-from zencourt_pipeline.service.routes import batches, health, media, video, webhooks
+from zencourt_pipeline.service.routes import batches, health, media, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage import storage_from_settings
 from zencourt_pipeline.storage.base import Storage
@@ -73,7 +76,7 @@ DEFAULT_MAX_JSON_BYTES = 1 * MIB
 DEFAULT_MAX_UPLOAD_BYTES = 512 * MIB
 UPLOAD_PATHS = frozenset({"/storage/upload"})
 
-Canceller = Callable[[list[Job], list[str]], None]
+Canceller = Callable[[list[Job], list[str]], CancelReport]
 
 
 # -- logging --------------------------------------------------------------------------------
@@ -241,9 +244,10 @@ def create_app(
 
     app = FastAPI(
         title="zencourt_pipeline service",
+        version=root.package_version(),
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=root.OPENAPI_PATH,  # the API description `GET /` links to (no auth)
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -255,8 +259,10 @@ def create_app(
     app.state.started_at = time.monotonic()
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
+    app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)
 
     install_error_handlers(app)
+    app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(video.router)

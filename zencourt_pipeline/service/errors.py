@@ -39,7 +39,7 @@ class ApiErrorCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     CONFLICT = "CONFLICT"
-    BATCH_NOT_PENDING = "BATCH_NOT_PENDING"
+    BATCH_NOT_PENDING = "BATCH_NOT_PENDING"  # kept for old callers; /video/generate no longer answers it
     BATCH_EXISTS = "BATCH_EXISTS"  # POST /video/batches: the batch id is taken
     JOB_EXISTS = "JOB_EXISTS"  # POST /video/batches: a job id is taken by another batch
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # the Idempotency-Key was used with another body

@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.db.clock import as_utc
+from zencourt_pipeline.db.outbox import BatchWebhooks
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
+from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
 from zencourt_pipeline.storage.urls import MediaUrls
 
@@ -38,17 +40,66 @@ def iso(value: datetime | None) -> str | None:
 
 
 # -- POST /video/generate, POST /video/cancel ---------------------------------------------------
+class GeneratedBatch(ApiModel):
+    """One batch a `POST /video/generate` named: its status now, the job ids of the call in it
+    (all its jobs for a `batchId`/`listingId` call) and whether this call asked for its pickup
+    (only a `pending` batch is picked up; a processing or terminal one is left as it is)."""
+
+    batch_id: str
+    status: BatchStatus
+    job_ids: list[str]
+    pickup_requested: bool
+
+
 class GenerateResponse(ApiModel):
+    """`batchId`/`status`: the first batch named (the only one of a `batchId` call); `batches`:
+    every batch named; `unknownJobIds`: the given job ids that no batch has."""
+
     success: bool = True
     batch_id: str
     status: BatchStatus = BatchStatus.PENDING
+    batches: list[GeneratedBatch] = []
+    unknown_job_ids: list[str] = []
+
+
+class PendingTaskCancel(ApiModel):
+    """A provider task of a canceled job that is not confirmed stopped yet (retried until it is)."""
+
+    job_id: str
+    provider: str
+    task_id: str
+    error_code: str
+    error: str
+
+    @classmethod
+    def from_unstopped(cls, item: UnstoppedTask) -> PendingTaskCancel:
+        task = item.task
+        return cls(job_id=task.job_id, provider=task.provider, task_id=task.task_id,
+                   error_code=item.error_code, error=item.error)
 
 
 class CancelResponse(ApiModel):
+    """`providerTasksPending` lists the live provider tasks whose cancel failed: the jobs are
+    canceled all the same, and the reconciler retries those cancels until the provider confirms."""
+
     success: bool = True
     canceled: int
     job_ids: list[str]
     batch_ids: list[str]
+    provider_tasks_stopped: int = 0
+    provider_tasks_pending: list[PendingTaskCancel] = []
+    runs_terminated: int = 0
+
+    @classmethod
+    def from_report(cls, canceled: list[Job], batch_ids: list[str], report: CancelReport) -> CancelResponse:
+        return cls(
+            canceled=len(canceled),
+            job_ids=[job.id for job in canceled],
+            batch_ids=batch_ids,
+            provider_tasks_stopped=len(report.stopped),
+            provider_tasks_pending=[PendingTaskCancel.from_unstopped(item) for item in report.unstopped],
+            runs_terminated=report.runs_terminated,
+        )
 
 
 # -- GET /video/batches/{id} ---------------------------------------------------------------------
@@ -143,6 +194,10 @@ class BatchResponse(ApiModel):
     blocked_reason: str | None  # why a processing batch waits for an operator (CLIP_CHECK_FAILED)
     created_at: str | None
     updated_at: str | None
+    # the delivery of the batch's terminal webhook (pending | delivered | dead; null before it has
+    # one) and WEBHOOK_DELIVERY_FAILED while any of its webhooks is dead
+    webhook_status: str | None = None
+    webhook_error_code: str | None = None
     progress: Progress
     # what the batch's provider requests cost: {"usd", "tasks", "possiblyOrphaned", "byProvider", ...}
     spend: dict[str, Any]
@@ -150,14 +205,23 @@ class BatchResponse(ApiModel):
 
     @classmethod
     def from_records(
-        cls, batch: Batch, jobs: list[Job], spend: SpendLedger | None, urls: MediaUrls
+        cls,
+        batch: Batch,
+        jobs: list[Job],
+        spend: SpendLedger | None,
+        urls: MediaUrls,
+        webhooks: BatchWebhooks | None = None,
     ) -> BatchResponse:
         """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `urls`: the app's
-        `MediaUrls` (`request.app.state.media_urls`)."""
+        `MediaUrls` (`request.app.state.media_urls`); `webhooks`: its webhooks' delivery
+        (`outbox.batch_webhooks`)."""
+        webhooks = webhooks or BatchWebhooks()
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
             **_batch_state(batch, urls),
+            webhook_status=webhooks.terminal_status,
+            webhook_error_code=webhooks.error_code,
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job, urls) for job in jobs],
@@ -256,6 +320,23 @@ class DeleteResponse(ApiModel):
     success: bool = True
     key: str
     deleted: bool
+
+
+# -- GET / ------------------------------------------------------------------------------------------------
+class ServiceLinks(ApiModel):
+    health: str
+    api: str  # the API description (OpenAPI JSON); docs/contract.md section 4 is the contract
+
+
+class ServiceInfo(ApiModel):
+    """`GET /`: what answers here, as the Node server's root route did."""
+
+    success: bool = True
+    service: str
+    version: str
+    status: str = "running"
+    uptime_seconds: float
+    links: ServiceLinks
 
 
 # -- GET /health -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ The signature covers exactly the bytes sent, to `VERCEL_API_URL + VERCEL_WEBHOOK
   step. With the defaults that is 9 tries in the first ~1.5 h, then one an hour.
 * A row whose first report is older than the retry horizon (default 72 h, never less than
   24 h) when an attempt fails, and that has been tried at least `MIN_ATTEMPTS_BEFORE_DEAD`
-  times, becomes `dead` (so rows that waited out a long outage of the deliverer itself still
+  times, becomes `dead` (logged as an error with the Node server's code `WEBHOOK_DELIVERY_FAILED`) (so rows that waited out a long outage of the deliverer itself still
   get tries). `zencourt webhooks requeue` (`outbox.requeue_dead`) puts dead rows back with
   their attempts reset: a requeued row gets at least that many new tries.
 
@@ -44,6 +44,7 @@ from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import OutboxEvent
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.storage.urls import MediaUrls
 from zencourt_pipeline.webhooks.signing import delivery_headers, sign
 
@@ -244,15 +245,19 @@ class OutboxDeliverer:
             self.db, row.id, error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
         )
         if dead:
+            # the Node server's code for a webhook it gave up on; also on `zencourt webhooks dead`
+            # and the status API's batch (`webhookErrorCode`)
+            code = ErrorCode.WEBHOOK_DELIVERY_FAILED
             logger.error(
-                "webhook %s (%s, batch %s) is dead after %d attempts over %s: %s",
+                "%s: webhook %s (%s, batch %s) is dead after %d attempts over %s: %s",
+                code,
                 row.id,
                 row.event,
                 row.batch_id,
                 attempt,
                 now - created_at,
                 error,
-                extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
+                extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id, "errorCode": code},
             )
             return "dead"
         logger.warning(

@@ -176,3 +176,28 @@ def test_reads_are_frozen_records_with_enum_statuses_and_utc_times(app_db):
     assert app_db.get_job("r-0").error_code == "INVALID_INPUT"  # an ErrorCode is stored as its string
     with pytest.raises(dataclasses.FrozenInstanceError):
         batch.status = BatchStatus.FAILED  # type: ignore[misc]
+
+
+def test_a_job_canceled_while_its_create_was_in_flight_stays_canceled_and_its_task_is_cancelable(app_db):
+    """The soak caught it: a cancel committed between the task row and the provider's answer was
+    undone by `task_submitted` (the job went back to `processing` in a canceled batch, and its paid
+    task was never canceled at the provider). Now the job stays canceled and the task is live for
+    an ended job: what the reconciler cancels."""
+    app_db.insert_batch(*make_batch("race", n_jobs=2))
+    app_db.start_batch("race")
+    row = app_db.begin_task("race-0", "race", "runway")  # the create is on its way to the provider
+    assert [job.id for job in app_db.cancel(batch_id="race")] == ["race-0", "race-1"]
+    app_db.task_submitted(row, "race-0", "runway", "rw-after-cancel")  # ... and its answer lands now
+
+    job = app_db.get_job("race-0")
+    assert job.status == JobStatus.CANCELED and job.provider_task_id == "rw-after-cancel"
+    assert app_db.get_batch("race").status == BatchStatus.CANCELED
+    assert [task.task_id for task in app_db.live_tasks_of_ended_jobs()] == ["rw-after-cancel"]
+
+
+def test_task_submitted_moves_a_live_job_to_processing(app_db):
+    app_db.insert_batch(*make_batch("live", n_jobs=1))
+    row = app_db.begin_task("live-0", "live", "fal")
+    app_db.task_submitted(row, "live-0", "fal", "fal-1")
+    job = app_db.get_job("live-0")
+    assert job.status == JobStatus.PROCESSING and job.provider == "fal" and job.provider_task_id == "fal-1"

@@ -30,7 +30,7 @@ def test_skips_without_dead_rows_and_fails_with_them(instance, sqlite_db, sqlite
     with pytest.raises(DeadWebhooksAlert) as failure:
         evaluate(instance, sqlite_url)
     message = str(failure.value)
-    assert message.startswith("1 dead completion webhook(s)") and "clip.failed: 1" in message
+    assert message.startswith("WEBHOOK_DELIVERY_FAILED: 1 dead completion webhook(s)") and "clip.failed: 1" in message
     assert "zencourt webhooks requeue --all-dead" in message
 
     assert outbox.requeue_dead(sqlite_db) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from zencourt_pipeline_tests.soak.faults import HITS
 from zencourt_pipeline_tests.soak.harness import SoakConfig, run_soak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
@@ -23,5 +24,21 @@ def test_ten_batches_under_seeded_faults_keep_every_invariant(tmp_path):
     assert report["soak_duplicates"] == 0
     assert report["soak_fallbacks"] >= 1  # the injected Runway failures came from fal
     assert report["soak_batches_completed"] >= 1
-    assert report["soak_faults_injected"] >= 10
+    # every kind of fault was scheduled and hit at least once (counted where it hit, not where armed)
+    assert report["soak_fault_kinds_scheduled"] == report["soak_fault_kinds_hit"] == len(HITS)
     assert report.violations == [], "\n".join(report.violations)
+
+
+def test_a_seeded_regression_fails_the_soak_naming_the_invariant_that_caught_it(tmp_path):
+    """The soak can fail: a mutant (a second terminal webhook with a new id, patched into the
+    processes through sitecustomize, never a product flag) bites and the webhook invariant names it.
+    Small and fault-free, so only the mutant can break an invariant."""
+    config = SoakConfig(batches=2, clips=1, seed=3, quota_batches=0, faults=False, insert_spread_s=2.0,
+                        mutant="second_terminal_webhook", timeout_s=150.0)
+    report = run_soak(tmp_path, config)
+    print("\n".join(report.lines()))
+    assert report.bites, "the mutant never bit"
+    assert report["soak_batches_completed"] == 2 and report["soak_duplicates"] == 0
+    caught = [v for v in report.violations if "terminal event ids" in v]
+    assert len(caught) == 2, report.violations  # one per batch: each got two terminal event ids
+    assert all(v in caught for v in report.violations), report.violations

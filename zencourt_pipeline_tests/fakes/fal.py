@@ -39,6 +39,7 @@ from zencourt_pipeline_tests.fakes.fal_webhooks import FalWebhooks
 from zencourt_pipeline_tests.fakes.faults import (
     DROP,
     AnswerFaults,
+    FaultLog,
     OutputFaults,
     OutputToken,
     answer_with_fault,
@@ -97,6 +98,8 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
         self.status_faults: list[int] = []
         self.download_faults: list[int | str] = []
         self.answer_faults = AnswerFaults()
+        self.fault_log = FaultLog()
+        self.expire_next_outputs = 0
         self._init_webhooks(webhook_retries, webhook_retry_delay)
         self._lock = threading.RLock()
         self._timers: list[threading.Timer] = []
@@ -188,6 +191,7 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
             if self.submit_faults:
                 fault = self.submit_faults.pop(0)
                 self.counts["submit_fault"] += 1
+                self.fault_log.hit(f"submit_{fault}", str(prompt))
                 if fault == "content_policy":
                     return JSONResponse({"detail": [policy_detail()]}, status_code=422)
                 if fault == "invalid":
@@ -236,7 +240,9 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
                 self._schedule(latency, lambda: self._tick(req.id))
             fault = self.answer_faults.pop()
             if fault is not None:
-                self.counts["submit_answer_dropped" if fault == DROP else "submit_answer_late"] += 1
+                kind = "submit_answer_dropped" if fault == DROP else "submit_answer_late"
+                self.counts[kind] += 1
+                self.fault_log.hit(kind, req.id)
         return await answer_with_fault(fault, JSONResponse(answer, status_code=200))
 
     def _tick(self, request_id: str) -> None:
@@ -267,6 +273,7 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
         self.status_by_request[request_id] += 1
         if self.status_faults:
             status = self.status_faults.pop(0)
+            self.fault_log.hit(f"status_{status}", request_id)
             return JSONResponse(
                 {"detail": "Upstream unavailable"},
                 status_code=status,

@@ -62,6 +62,7 @@ class FakeRequest:
     tokens: list[str] = field(default_factory=list)
     expired_left: int = 0
     webhook_sent: bool = False
+    webhook_withheld: bool = False  # its script loses the webhook: the fake withheld it (a fault hit)
 
     @property
     def app_id(self) -> str:

@@ -136,13 +136,20 @@ class FalWebhooks:
         timer.start()
 
     def _on_complete(self, req: FakeRequest) -> None:
-        if req.webhook_sent or req.final == "canceled" or req.script.webhook == "lost":
+        if req.webhook_sent or req.final == "canceled":
             return
         url = self.webhook_url_override or req.webhook_url
         if not url:
             return
+        if req.script.webhook == "lost":
+            if not req.webhook_withheld:
+                req.webhook_withheld = True
+                self.fault_log.hit("webhook_withheld", req.id)
+            return
         req.webhook_sent = True
         body = json.dumps(self.webhook_body(req)).encode()
+        if req.script.webhook_copies > 1:
+            self.fault_log.hit("webhook_duplicated", req.id)
         for _ in range(max(1, req.script.webhook_copies)):
             self._schedule(0.0, lambda: self._deliver(url, req.id, body))
 

@@ -13,12 +13,15 @@ and expiring output downloads.
   once, or past its time to live).
 * `OutputFaults`: the output URLs both fakes hand out (`current_output`), their download route
   (`serve_output`) and its knobs (`expire_outputs()`, `fail_next_downloads(n)`).
+* `FaultLog`: every fault a fake actually applied to a request (kind, target, time), as opposed
+  to a knob that was armed: a test or the soak counts a fault only when it hit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +35,36 @@ from starlette.responses import Response
 from zencourt_pipeline_tests.fakes.server import ShortBodyResponse, sample_mp4
 
 DROP = "drop"
+
+
+@dataclass(frozen=True)
+class FaultHit:
+    """One fault applied to one request: `kind` (e.g. `create_429`, `create_answer_dropped`,
+    `download_expired`), `target` (the request, task or token it hit), `at` (time.monotonic())."""
+
+    kind: str
+    target: str
+    at: float
+
+
+class FaultLog:
+    """The faults a fake applied, in order; thread-safe. `count("create_5")` counts by prefix."""
+
+    def __init__(self) -> None:
+        self._hits: list[FaultHit] = []
+        self._lock = threading.Lock()
+
+    def hit(self, kind: str, target: str = "") -> None:
+        with self._lock:
+            self._hits.append(FaultHit(kind, target, time.monotonic()))
+
+    def hits(self, *prefixes: str) -> list[FaultHit]:
+        """The hits whose kind starts with one of `prefixes` (all hits without any)."""
+        with self._lock:
+            return [h for h in self._hits if not prefixes or h.kind.startswith(prefixes)]
+
+    def count(self, *prefixes: str) -> int:
+        return len(self.hits(*prefixes))
 
 
 def _transport_of(receive: Any) -> Any:
@@ -111,6 +144,7 @@ class OutputToken:
     issued_at: float
     dead: bool = False
     downloads: int = 0
+    killed: bool = False  # dead by `expire_outputs()` (a fault), not by its script
 
 
 class OutputFaults:
@@ -126,8 +160,10 @@ class OutputFaults:
     _lock: threading.RLock
     clock: Callable[[], float]
     counts: Counter[str]
+    fault_log: FaultLog
     tokens: dict[str, OutputToken]
     download_faults: list[int | str]
+    expire_next_outputs: int
     output_missing: tuple[str, str | None] = ("Not Found", None)  # (body, media type) of the 404
     output_expired: tuple[str, str | None] = ("Forbidden", None)  # ... of the 403
     not_mp4_body = "<html>oops</html>"
@@ -136,11 +172,13 @@ class OutputFaults:
 
     def _output_size(self, owner: Any) -> tuple[int, int]: ...
 
-    def expire_outputs(self) -> None:
-        """Every output URL issued so far answers 403 from now on; fresh ones work."""
+    def expire_outputs(self, next_outputs: int = 0) -> None:
+        """Every output URL issued so far answers 403 from now on, and so does each of the next
+        `next_outputs` URLs handed out (issued already expired); fresh ones after that work."""
         with self._lock:
             for token in self.tokens.values():
-                token.dead = True
+                token.dead = token.killed = True
+            self.expire_next_outputs += next_outputs
 
     def fail_next_downloads(self, n: int, status: int | str = 503) -> None:
         """The next n downloads answer `status` ("short_body": cut mid-body; "drop": no answer)."""
@@ -157,7 +195,9 @@ class OutputFaults:
             token = uuid.uuid4().hex
             dead = owner.expired_left > 0
             owner.expired_left -= 1 if dead else 0
-            self.tokens[token] = OutputToken(owner.id, self.clock(), dead=dead)
+            killed = not dead and self.expire_next_outputs > 0
+            self.expire_next_outputs -= 1 if killed else 0
+            self.tokens[token] = OutputToken(owner.id, self.clock(), dead=dead or killed, killed=killed)
             owner.tokens.append(token)
         return owner.tokens[-1]
 
@@ -166,16 +206,21 @@ class OutputFaults:
         ("ok", "truncated", "short_body", "wrong_size" (640x360), "not_mp4")."""
         with self._lock:
             self.counts["download"] += 1
-            if self.download_faults:
-                self.counts["download_fault"] += 1
-                return download_fault_response(self.download_faults.pop(0))
             token = self.tokens.get(token_id)
             owner = self._output_owner(token.owner) if token else None
+            # an expired URL answers 403 whatever else goes wrong meanwhile
+            if token is not None and owner is not None and token_expired(token, owner.script.expire, self.clock()):
+                self.counts["download_expired"] += 1
+                if token.killed:
+                    self.fault_log.hit("download_expired", token_id)
+                return Response(self.output_expired[0], 403, media_type=self.output_expired[1])
+            if self.download_faults:
+                self.counts["download_fault"] += 1
+                fault = self.download_faults.pop(0)
+                self.fault_log.hit(f"download_fault_{fault}", token_id)
+                return download_fault_response(fault)
             if token is None or owner is None:
                 return Response(self.output_missing[0], 404, media_type=self.output_missing[1])
-            if token_expired(token, owner.script.expire, self.clock()):
-                self.counts["download_expired"] += 1
-                return Response(self.output_expired[0], 403, media_type=self.output_expired[1])
             token.downloads += 1
             mode = owner.script.output
             size = (640, 360) if mode == "wrong_size" else self._output_size(owner)

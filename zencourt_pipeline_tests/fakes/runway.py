@@ -31,6 +31,7 @@ from starlette.routing import Route
 from zencourt_pipeline_tests.fakes.faults import (
     DROP,
     AnswerFaults,
+    FaultLog,
     OutputFaults,
     OutputToken,
     answer_with_fault,
@@ -104,6 +105,8 @@ class FakeRunway(OutputFaults, FakeService):
         self.delete_faults: list[int] = []
         self.download_faults: list[int | str] = []
         self.answer_faults = AnswerFaults()
+        self.fault_log = FaultLog()
+        self.expire_next_outputs = 0
         # credits per second of a finished task's `cost: {"credits": N}` (None: no cost field, as
         # in Runway's published spec; servers that bill per task report it)
         self.report_credits_per_second: float | None = None
@@ -179,6 +182,7 @@ class FakeRunway(OutputFaults, FakeService):
             fault = self.create_faults.pop(0) if self.create_faults else None
             if fault is not None and not (fault >= 500 and self.create_fault_creates_task):
                 self.counts["create_fault"] += 1
+                self.fault_log.hit(f"create_{fault}", str(prompt))
                 message = "You have exceeded the daily task limit" if fault == 429 else "Service unavailable"
                 return self._error(fault, message)
         issues = await run_in_threadpool(validate_image_to_video, body)
@@ -207,11 +211,14 @@ class FakeRunway(OutputFaults, FakeService):
             self.counts["created"] += 1
             if fault is not None:  # the ambiguous case: created, but answered with a 5xx
                 self.counts["create_fault"] += 1
+                self.fault_log.hit(f"create_{fault}_after_create", task.id)
                 return self._error(fault, "Bad gateway")
             delay = self.create_delay
             answer_fault = self.answer_faults.pop()
             if answer_fault is not None:
-                self.counts["create_answer_dropped" if answer_fault == DROP else "create_answer_late"] += 1
+                kind = "create_answer_dropped" if answer_fault == DROP else "create_answer_late"
+                self.counts[kind] += 1
+                self.fault_log.hit(kind, task.id)
         if delay > 0:
             await asyncio.sleep(delay)
         return await answer_with_fault(answer_fault, JSONResponse({"id": task.id}, status_code=200))
@@ -268,6 +275,7 @@ class FakeRunway(OutputFaults, FakeService):
             faults = self.delete_faults if request.method == "DELETE" else self.get_faults
             if faults:
                 status = faults.pop(0)
+                self.fault_log.hit(f"{request.method.lower()}_{status}", task_id)
                 return self._error(status, "Too many requests" if status == 429 else "Service unavailable")
             if not re.match(UUID_RE, task_id):
                 return self._error(400, "Invalid task id")

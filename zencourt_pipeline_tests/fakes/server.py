@@ -147,6 +147,8 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     received_at: float = field(default_factory=time.time)
+    status: int = 200  # what the recorder answered
+    injected: bool = False  # the status came from `responses` (a fault), not the default
 
     def json(self) -> Any:
         import json
@@ -173,10 +175,12 @@ class RequestRecorder(FakeService):
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
         with self._arrived:
+            injected = bool(self.responses)
+            status = self.responses.pop(0) if injected else self.status
             self.received.append(
-                ReceivedRequest(request.method, request.url.path, dict(request.headers), body)
+                ReceivedRequest(request.method, request.url.path, dict(request.headers), body, status=status,
+                                injected=injected)
             )
-            status = self.responses.pop(0) if self.responses else self.status
             self._arrived.notify_all()
         return JSONResponse({"ok": 200 <= status < 300}, status_code=status)
 

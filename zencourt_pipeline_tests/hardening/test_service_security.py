@@ -1,4 +1,5 @@
-"""Service security: every route except the two public ones needs the key (enumerated from the
+"""Service security: every route except the public ones (health, fal webhook, service info and
+API description) needs the key (enumerated from the
 app, so a route added later without it fails here), every body has a size limit, and no
 configured secret shows up in logs, Dagster's event log or the database across a whole batch
 run with provider faults, webhooks and service traffic (`provider_matrix`)."""
@@ -24,7 +25,10 @@ from zencourt_pipeline.storage.local import LocalStorage
 from .conftest import SECRETS, Driven
 
 API_KEY = "svc-key-hardening-91f0"
-PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("POST", "/webhooks/fal")}
+PUBLIC = {
+    ("GET", "/health"), ("HEAD", "/health"), ("POST", "/webhooks/fal"),
+    ("GET", "/"), ("HEAD", "/"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json"),  # service info, API description
+}  # fmt: skip
 # playable media URLs: their HMAC signature is the credential (a <video> tag sends no header)
 SIGNED = {("GET", "/media/{key:path}"), ("HEAD", "/media/{key:path}")}
 CONTRACT_PROTECTED = {

@@ -137,3 +137,19 @@ def test_the_reconciler_cancels_the_live_task_of_a_timed_out_clip(app_db, fake_r
     assert app_db.live_tasks_of_ended_jobs() == []  # confirmed: not asked again next tick
     reconcile_tasks(app_db, chain, webhook_overdue_after={})
     assert fake_runway.counts["delete"] == 1
+
+
+def test_a_batch_failed_at_its_composition_deadline_leaves_no_job_processing(app_db):
+    """The strict soak caught it: a clip whose paid output was still being downloaded again kept
+    its job `processing` in a batch the watchdog had failed COMPOSITION_TIMEOUT."""
+    _generating(app_db, "ct")  # every clip has its completion: the batch is ready to compose
+    app_db.complete_job("ct-0", "file:///ct-0.mp4", None)  # ct-1's output is still to be downloaded
+    watch_processing(app_db, [app_db.get_batch("ct")], lambda key: None, Deadlines())
+    later = utcnow() + timedelta(hours=3)
+    report = watch_processing(app_db, [app_db.get_batch("ct")], lambda key: RUN_ENDED, Deadlines(), now=later)
+    assert report.failed == [("ct", ErrorCode.COMPOSITION_TIMEOUT)]
+    assert app_db.get_batch("ct").status == "failed"
+    assert [(j.status, j.error_code) for j in app_db.get_jobs("ct")] == [
+        ("completed", None), ("failed", ErrorCode.COMPOSITION_TIMEOUT)]
+    events = [e.event for e in app_db.outbox("ct")]
+    assert events.index("clip.failed") < events.index("batch.failed") and events.count("batch.failed") == 1

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Job
+from zencourt_pipeline.pipeline.cancel import CancelReport
 from zencourt_pipeline.providers.fal_webhook import FalWebhookVerifier
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline.storage.local import LocalStorage
@@ -128,14 +129,18 @@ def verifier(signer: FalSigner) -> Iterator[FalWebhookVerifier]:
 
 
 class CancelRecorder:
+    """Records what the route hands its canceller (the production canceller, built from the
+    environment, is exercised in test_cancel_reporting.py)."""
+
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[tuple[list[Job], list[str]]] = []
         self.fail = fail
 
-    def __call__(self, canceled_jobs: list[Job], batch_ids: list[str]) -> None:
+    def __call__(self, canceled_jobs: list[Job], batch_ids: list[str]) -> CancelReport:
         self.calls.append((canceled_jobs, batch_ids))
         if self.fail:
             raise RuntimeError("provider unreachable")
+        return CancelReport()
 
 
 @pytest.fixture

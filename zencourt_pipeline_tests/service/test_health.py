@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline.service.routes import health as health_route
@@ -104,6 +105,7 @@ def test_storage_down_is_503(settings, db, verifier):
     storage = B2Storage(
         endpoint=endpoint, key_id="k", application_key="secret", bucket="health-bucket", timeout_seconds=2
     )
+    settings = settings.model_copy(update={"storage_health_cache_ms": 0})  # probe on every call
     app = create_app(settings, db=db, storage=storage, verifier=verifier)
     with ServerThread(app) as server:
         try:
@@ -117,6 +119,42 @@ def test_storage_down_is_503(settings, db, verifier):
     assert down.status_code == 503
     body = down.json()
     assert body["status"] == "unavailable" and body["storage"] is False and body["database"] is True
+
+
+def test_storage_health_is_cached_for_storage_health_cache_ms(tmp_path, db, storage, verifier, monkeypatch):
+    """The Node server's STORAGE_HEALTH_CACHE_MS, read through Settings: a good storage probe is
+    reused that long (an outage shows once it expires); a failed one is never reused."""
+    monkeypatch.setenv("STORAGE_HEALTH_CACHE_MS", "1500")
+    monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings.from_env()
+    assert settings.storage_health_cache_ms == 1500 and settings.storage_health_cache_seconds == 1.5
+    assert Settings(data_dir=tmp_path).storage_health_cache_seconds == Settings(data_dir=tmp_path).health_cache_seconds
+    pings = {"n": 0, "down": False}
+    real_ping = storage.ping
+
+    def ping() -> bool:
+        pings["n"] += 1
+        if pings["down"]:
+            raise OSError("storage gone")
+        return real_ping()
+
+    storage.ping = ping
+    with ServerThread(create_app(settings, db=db, storage=storage, verifier=verifier)) as server:
+        def health() -> tuple[int, dict]:
+            response = httpx.get(f"{server.url}/health", timeout=30)
+            return response.status_code, response.json()["checks"]["storage"]
+
+        first, again = health(), health()
+        assert (first[0], first[1]["ok"], first[1]["cached"]) == (200, True, False)
+        assert (again[0], again[1]["cached"]) == (200, True) and pings["n"] == 1
+        pings["down"] = True
+        assert health()[0] == 200 and pings["n"] == 1  # within the cache: not asked
+        time.sleep(1.6)
+        down, down_again = health(), health()
+        assert (down[0], down[1]["ok"], down[1]["error"]) == (503, False, "OSError")
+        assert down_again[0] == 503 and pings["n"] == 3  # a failure is not cached
+        pings["down"] = False
+        assert health()[0] == 200 and pings["n"] == 4  # back at once
 
 
 def test_a_hanging_probe_is_cut_off_and_does_not_block_the_event_loop(settings, db, storage, verifier, monkeypatch):
@@ -209,8 +247,6 @@ def test_daemon_check_is_on_when_dagster_home_is_set(settings, db, storage, veri
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    from zencourt_pipeline.config import Settings
-
     assert Settings.from_env().dagster_home == str(home)
     settings = settings.model_copy(update={"dagster_home": str(home)})
     with TestClient(create_app(settings, db=db, storage=storage, verifier=verifier)) as client:

@@ -14,19 +14,87 @@ def test_generate_requests_pickup_of_a_pending_batch(client, db, auth):
     assert db.claim_pending_batches()  # the sensor saw it once
     assert db.claim_pending_batches() == []
     response = client.post("/video/generate", json={"batchId": "g1"}, headers=auth)
-    assert response.status_code == 202
-    assert response.json() == {"success": True, "batchId": "g1", "status": "pending"}
+    assert response.status_code == 202 and "idempotent-replayed" not in response.headers
+    assert response.json() == {
+        "success": True, "batchId": "g1", "status": "pending",
+        "batches": [{"batchId": "g1", "status": "pending", "jobIds": ["g1-0", "g1-1"], "pickupRequested": True}],
+        "unknownJobIds": [],
+    }  # fmt: skip
     assert [b.id for b in db.claim_pending_batches()] == ["g1"]  # claimable again now
 
 
-def test_generate_unknown_and_not_pending(client, db, auth):
-    assert_error(client.post("/video/generate", json={"batchId": "nope"}, headers=auth), 404, "NOT_FOUND")
+def test_generate_unknown_batch_is_404_and_a_processing_one_is_a_replay(client, db, auth):
+    body = assert_error(client.post("/video/generate", json={"batchId": "nope"}, headers=auth), 404, "NOT_FOUND")
+    assert body["details"] == {"batchId": "nope"}
     db.insert_batch(*make_batch("g2"))
     db.start_batch("g2")
-    body = assert_error(
-        client.post("/video/generate", json={"batchId": "g2"}, headers=auth), 409, "BATCH_NOT_PENDING"
+    response = client.post("/video/generate", json={"batchId": "g2"}, headers=auth)
+    assert response.status_code == 200 and response.headers["idempotent-replayed"] == "true"
+    assert response.json()["status"] == "processing"
+    assert response.json()["batches"][0]["pickupRequested"] is False
+    assert db.get_batch("g2").status == "processing"
+
+
+def test_generate_by_job_ids_of_two_batches_with_an_unknown_id(client, db, auth):
+    db.insert_batch(*make_batch("ga", n_jobs=2))
+    db.insert_batch(*make_batch("gb", n_jobs=3))
+    db.claim_pending_batches()
+    response = client.post(
+        "/video/generate", json={"jobIds": ["gb-2", "ga-0", "nobody", "gb-0", "ga-0"]}, headers=auth
     )
-    assert body["details"]["status"] == "processing"
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["batchId"], body["status"]) == ("gb", "pending")
+    assert body["batches"] == [
+        {"batchId": "gb", "status": "pending", "jobIds": ["gb-2", "gb-0"], "pickupRequested": True},
+        {"batchId": "ga", "status": "pending", "jobIds": ["ga-0"], "pickupRequested": True},
+    ]
+    assert body["unknownJobIds"] == ["nobody"]
+    assert sorted(b.id for b in db.claim_pending_batches()) == ["ga", "gb"]
+
+
+def test_generate_mixes_a_pending_and_a_finished_batch_and_restarts_nothing(client, db, auth):
+    db.insert_batch(*make_batch("gp", n_jobs=1))
+    db.insert_batch(*make_batch("gf", n_jobs=2))
+    db.start_batch("gf")
+    assert db.fail_job("gf-0", "INVALID_INPUT", "bad photo")
+    db.cancel(job_ids=["gf-1"])
+    assert db.get_batch("gf").status == "canceled"
+    mixed = client.post("/video/generate", json={"jobIds": ["gf-0", "gp-0"]}, headers=auth)
+    assert mixed.status_code == 202 and "idempotent-replayed" not in mixed.headers
+    assert [(b["batchId"], b["status"], b["pickupRequested"]) for b in mixed.json()["batches"]] == [
+        ("gf", "canceled", False), ("gp", "pending", True),
+    ]  # fmt: skip
+    finished = client.post("/video/generate", json={"jobIds": ["gf-0", "gf-1"]}, headers=auth)
+    assert finished.status_code == 200 and finished.headers["idempotent-replayed"] == "true"
+    assert finished.json()["status"] == "canceled"
+    assert [(j.id, j.status) for j in db.get_jobs("gf")] == [("gf-0", "failed"), ("gf-1", "canceled")]
+    assert db.get_batch("gf").status == "canceled"
+
+
+def test_generate_by_listing_and_nothing_known(client, db, auth):
+    db.insert_batch(*make_batch("gl1", n_jobs=1, listing_id="L-9"))
+    db.insert_batch(*make_batch("gl2", n_jobs=1, listing_id="L-9"))
+    db.start_batch("gl1")
+    response = client.post("/video/generate", json={"listingId": "L-9"}, headers=auth)
+    assert response.status_code == 202
+    assert {(b["batchId"], b["pickupRequested"]) for b in response.json()["batches"]} == {
+        ("gl1", False), ("gl2", True)
+    }
+    body = assert_error(client.post("/video/generate", json={"listingId": "L-0"}, headers=auth), 404, "NOT_FOUND")
+    assert body["details"] == {"listingId": "L-0"}
+    body = assert_error(client.post("/video/generate", json={"jobIds": ["x1", "x2"]}, headers=auth), 404, "NOT_FOUND")
+    assert body["details"] == {"unknownJobIds": ["x1", "x2"]}
+
+
+def test_generate_is_validated_like_cancel(client, auth):
+    for route in ("/video/generate", "/video/cancel"):
+        body = assert_error(client.post(route, json={}, headers=auth), 400, "MISSING_REQUIRED_FIELD")
+        assert [e["field"] for e in body["details"]["errors"]] == ["batchId", "listingId", "jobIds"]
+        assert_error(client.post(route, json={"batchId": "a", "jobIds": ["b"]}, headers=auth), 400, "INVALID_INPUT")
+        assert_error(client.post(route, json={"jobIds": []}, headers=auth), 400, "INVALID_INPUT")
+        assert_error(client.post(route, json={"jobIds": ["a,b"]}, headers=auth), 400, "INVALID_INPUT")
+        assert_error(client.post(route, json={"jobIds": ["a"] * 1001}, headers=auth), 400, "INVALID_INPUT")
 
 
 def test_cancel_by_batch(client, db, auth, canceller):
@@ -92,15 +160,25 @@ def test_cancel_needs_exactly_one_selector(client, auth):
     assert_error(client.post("/video/cancel", json={"batchId": "unknown"}, headers=auth), 404, "NOT_FOUND")
 
 
-def test_canceller_failure_is_not_fatal(settings, db, storage, verifier, auth):
+def test_a_canceller_that_raises_reports_every_live_task_as_not_stopped(settings, db, storage, verifier, auth):
     failing = CancelRecorder(fail=True)
     db.insert_batch(*make_batch("f1"))
+    row = db.begin_task("f1-0", "f1", "runway")
+    db.task_submitted(row, "f1-0", "runway", "rw-live")
     app = create_app(settings, db=db, storage=storage, verifier=verifier, canceller=failing)
     with TestClient(app) as client:
         response = client.post("/video/cancel", json={"batchId": "f1"}, headers=auth)
     assert response.status_code == 200 and response.json()["canceled"] == 2
     assert len(failing.calls) == 1
     assert db.get_batch("f1").status == "canceled"
+    body = response.json()
+    assert body["providerTasksStopped"] == 0
+    assert body["providerTasksPending"] == [
+        {"jobId": "f1-0", "provider": "runway", "taskId": "rw-live", "errorCode": "RUNWAY_CANCEL_FAILED",
+         "error": "RuntimeError: provider unreachable"}
+    ]
+    # still live in the ledger: the reconciler asks Runway again
+    assert [task.task_id for task in db.live_tasks_of_ended_jobs()] == ["rw-live"]
 
 
 def test_batch_status_with_jobs_and_progress(client, db, auth, storage):
@@ -211,7 +289,8 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
     body = client.get("/video/batches/o1", headers=auth).json()
     assert list(body) == [
         "success", "id", "listingId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
-        "videoUri", "thumbnailUri", "urlsExpireAt", "error", "errorCode", "blockedReason", "createdAt", "updatedAt", "progress", "spend", "jobs",
+        "videoUri", "thumbnailUri", "urlsExpireAt", "error", "errorCode", "blockedReason", "createdAt", "updatedAt",
+        "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs",
     ]  # fmt: skip
     assert list(body["progress"]) == ["total", "completed", "failed", "canceled", "processing", "pending", "percent"]
     assert list(body["jobs"][0]) == [
@@ -224,6 +303,36 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
         '"error":null,"errorCode":null,"blockedReason":null'
     ) in raw
     generate = client.post("/video/generate", json={"batchId": "o1"}, headers=auth)
-    assert generate.content == b'{"success":true,"batchId":"o1","status":"pending"}'
+    assert generate.content == (
+        b'{"success":true,"batchId":"o1","status":"pending",'
+        b'"batches":[{"batchId":"o1","status":"pending","jobIds":["o1-0"],"pickupRequested":true}],"unknownJobIds":[]}'
+    )
     cancel = client.post("/video/cancel", json={"batchId": "o1"}, headers=auth)
-    assert cancel.content == b'{"success":true,"canceled":1,"jobIds":["o1-0"],"batchIds":["o1"]}'
+    assert cancel.content == (
+        b'{"success":true,"canceled":1,"jobIds":["o1-0"],"batchIds":["o1"],'
+        b'"providerTasksStopped":0,"providerTasksPending":[],"runsTerminated":0}'
+    )
+
+
+def test_batch_status_reports_a_dead_webhook_with_the_node_servers_code(client, db, auth):
+    import sqlalchemy as sa
+
+    from zencourt_pipeline.db import outbox
+    from zencourt_pipeline.db.schema import webhook_outbox
+
+    db.insert_batch(*make_batch("wd", n_jobs=1))
+    open_batch = client.get("/video/batches/wd", headers=auth).json()
+    assert (open_batch["webhookStatus"], open_batch["webhookErrorCode"]) == (None, None)
+    assert db.complete_job("wd-0", "file:///clip.mp4", None)
+    assert db.finish_batch("wd", "completed", video_url="file:///v.mp4")
+    terminal = next(row for row in db.outbox("wd") if row.event == "batch.completed")
+    pending = client.get("/video/batches/wd", headers=auth).json()
+    assert (pending["webhookStatus"], pending["webhookErrorCode"]) == ("pending", None)
+    with db.transaction() as conn:
+        conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id == terminal.id).values(status="dead"))
+    dead = client.get("/video/batches/wd", headers=auth).json()
+    assert (dead["webhookStatus"], dead["webhookErrorCode"]) == ("dead", "WEBHOOK_DELIVERY_FAILED")
+    assert outbox.requeue(db, terminal.id)
+    assert outbox.mark_delivered(db, terminal.id, 200)
+    delivered = client.get("/video/batches/wd", headers=auth).json()
+    assert (delivered["webhookStatus"], delivered["webhookErrorCode"]) == ("delivered", None)

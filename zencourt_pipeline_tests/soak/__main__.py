@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from zencourt_pipeline_tests.soak.harness import SoakConfig, run_soak
+from zencourt_pipeline_tests.soak.mutants import MUTANTS
 
 
 def main() -> None:
@@ -24,12 +25,15 @@ def main() -> None:
                         help="terminate: pg_terminate_backend of the soak databases' connections (default without "
                              "--full); restart: pg_ctlcluster restart, root only (default with --full)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for every batch to end")
+    parser.add_argument("--mutant", choices=sorted(MUTANTS), default=None,
+                        help="run the processes with a seeded regression (soak/mutants): the soak must fail")
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep (logs), instead of a temp dir")
     args = parser.parse_args()
     config = SoakConfig.for_run(args.batches, args.seed, args.full, args.db_restart)
     if args.clips:
         config.clips = args.clips
     config.timeout_s = args.timeout
+    config.mutant = args.mutant
     # a SIGTERM (kill, a CI timeout) unwinds like Ctrl-C: processes stopped, databases dropped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.keep:
@@ -40,6 +44,9 @@ def main() -> None:
             report = run_soak(Path(tmp), config)
     for line in report.lines():
         print(line)
+    if args.mutant:
+        print(f"mutant {args.mutant}: bit {len(report.bites)} times; "
+              + (f"caught by {len(report.violations)} violation(s)" if report.violations else "NOT CAUGHT"))
     sys.exit(1 if report.violations else 0)
 
 

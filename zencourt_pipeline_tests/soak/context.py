@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,10 @@ class SoakConfig:
     seed: int = 1
     full: bool = False
     db_restart: str = "terminate"  # terminate (pg_terminate_backend) | restart (pg_ctlcluster)
-    generation_deadline_s: float = 75.0
-    composition_deadline_s: float = 45.0
+    # generous enough for a loaded 2-core machine: a job that times out is a violation (only the
+    # faults that hit it may fail it), and the tasks of cancel targets run 35-45 s
+    generation_deadline_s: float = 150.0
+    composition_deadline_s: float = 60.0
     fal_webhook_overdue_s: float = 8.0
     latency: tuple[float, float] = (1.0, 2.5)
     runway_failure_rate: float = 0.15
@@ -40,6 +42,8 @@ class SoakConfig:
     quota_batches: int = 3  # batches of one workspace inserted at once, over its quota
     extra_faults: int = 0  # random faults on top of one of each kind
     timeout_s: float | None = None  # waiting for terminal batches; default: deadlines + slack
+    mutant: str | None = None  # a seeded regression applied to the processes (soak/mutants)
+    faults: bool = True  # False: no fault schedule, no failing scripts (a mutant alone must fail the run)
 
     @classmethod
     def for_run(cls, batches: int, seed: int, full: bool, db_restart: str | None = None) -> SoakConfig:
@@ -78,6 +82,7 @@ class CancelRecord:
     status: int
     job_ids: list[str] = field(default_factory=list)
     batch_ids: list[str] = field(default_factory=list)
+    pending_tasks: list[str] = field(default_factory=list)  # provider tasks the answer says are not stopped
 
 
 @dataclass
@@ -93,8 +98,10 @@ class SoakContext:
     db_names: list[str]
     plans: list[BatchPlan] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    applied: Counter = field(default_factory=Counter)  # fault kind -> events actually injected
-    skipped: Counter = field(default_factory=Counter)  # fault kind -> events whose knob is missing
+    applied: Counter = field(default_factory=Counter)  # fault kind -> events armed (not yet a hit)
+    skipped: Counter = field(default_factory=Counter)  # fault kind -> events that could not be applied
+    skip_reasons: defaultdict = field(default_factory=lambda: defaultdict(list))  # fault kind -> stated reasons
+    unexplained: Counter = field(default_factory=Counter)  # fault kind -> skips without a stated reason
     extra: Counter = field(default_factory=Counter)  # other figures (503s answered, restarts, ...)
     cancels: list[CancelRecord] = field(default_factory=list)
     late_prompts: set[str] = field(default_factory=set)

@@ -1,10 +1,12 @@
 """The seeded fault schedule of the soak: each fault a small function of the running context.
 
 `build_schedule(rng, config, plans)` draws one event of every kind (and `extra_faults` more) at
-random moments of the fault window; `Scheduler` applies them at their time. A fault whose knob
-the fakes do not have (yet) is skipped and counted as skipped, never as injected. Fal webhook
-faults (dropped, duplicate, late) are per request: the scripts of the plan decide them, and the
-late deliveries are sent by `LateWebhooks`.
+random moments of the fault window; `Scheduler` applies them at their time. Applying a fault only
+arms it: a fault counts when it HIT, read afterwards from what the fakes, the storage proxy, the
+receiver and the processes record (`HITS`). A fault that cannot be applied raises `Skip` with its
+reason; anything else it raises is a skip without a stated reason, which the soak reports as a
+violation. Fal webhook faults (dropped, duplicate, late) are per request: the scripts of the plan
+decide them, and the late deliveries are sent by `LateWebhooks`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,13 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from zencourt_pipeline_tests.soak.context import BatchPlan, CancelRecord, SoakConfig, SoakContext
+from zencourt_pipeline_tests.soak.context import (
+    BatchPlan,
+    CancelRecord,
+    SoakConfig,
+    SoakContext,
+    job_of_prompt,
+)
 
 
 @dataclass
@@ -38,9 +47,8 @@ class FaultEvent:
         return f"t={self.at:6.1f}s {self.kind} {args}".rstrip()
 
 
-def _knob(obj: Any, name: str) -> Callable | None:
-    value = getattr(obj, name, None)
-    return value if callable(value) else None
+class Skip(Exception):  # noqa: N818 - a fault that could not be applied, with its reason
+    """The fault could not be applied now; the message says why (counted as a stated skip)."""
 
 
 # -- provider faults ---------------------------------------------------------------------------
@@ -64,45 +72,33 @@ def fal_5xx_storm(ctx: SoakContext, n: int) -> bool:
 
 
 def ambiguous_create_runway(ctx: SoakContext, n: int) -> bool:
-    knob = _knob(ctx.runway, "drop_answer_next_creates")
-    return bool(knob and (knob(n) or True))
+    ctx.runway.drop_answer_next_creates(n)
+    return True
 
 
 def ambiguous_create_fal(ctx: SoakContext, n: int) -> bool:
-    knob = _knob(ctx.fal, "drop_answer_next_submits")
-    return bool(knob and (knob(n) or True))
+    ctx.fal.drop_answer_next_submits(n)
+    return True
 
 
 def late_create_answer(ctx: SoakContext, n: int, delay: float) -> bool:
-    applied = False
-    for knob in (_knob(ctx.runway, "answer_late_next_creates"), _knob(ctx.fal, "answer_late_next_submits")):
-        if knob:
-            knob(n, delay)
-            applied = True
-    return applied
+    ctx.runway.answer_late_next_creates(n, delay)
+    ctx.fal.answer_late_next_submits(n, delay)
+    return True
 
 
 def expired_outputs(ctx: SoakContext) -> bool:
-    applied = False
+    """Every output URL handed out so far expires, and so does the next one each fake hands out
+    (expiring only the URLs issued so far is a no-op when none is waiting for its download)."""
     for fake in (ctx.runway, ctx.fal):
-        knob = _knob(fake, "expire_outputs")
-        if knob:
-            knob()
-            applied = True
-    return applied
+        fake.expire_outputs(next_outputs=1)
+    return True
 
 
 def provider_download_failures(ctx: SoakContext, n: int) -> bool:
-    applied = False
     for fake in (ctx.runway, ctx.fal):
-        knob = _knob(fake, "fail_next_downloads")
-        if knob:
-            knob(n, status=503)
-            applied = True
-    if not applied and isinstance(getattr(ctx.runway, "download_faults", None), list):
-        ctx.runway.download_faults.extend([503] * n)
-        applied = True
-    return applied
+        fake.fail_next_downloads(n, status=503)
+    return True
 
 
 # -- infrastructure faults ---------------------------------------------------------------------
@@ -140,7 +136,9 @@ def db_restart(ctx: SoakContext) -> bool:
 def kill_run_workers(ctx: SoakContext) -> bool:
     killed = ctx.topo.kill_run_workers()
     ctx.extra["run_workers_killed"] += killed
-    return killed > 0
+    if not killed:
+        raise Skip("no run worker was running")
+    return True
 
 
 def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
@@ -150,6 +148,7 @@ def kill_daemon(ctx: SoakContext, down_s: float) -> bool:
         ctx.topo.restart("daemon", delay=down_s)
     finally:
         ctx.down.discard("daemon")
+    ctx.extra["daemon_kills"] += 1
     return True
 
 
@@ -165,11 +164,12 @@ def _cancel(ctx: SoakContext, kind: str, target: Any, body: dict) -> bool:
         response = ctx.topo.service("POST", "/video/cancel", json=body)
     except httpx.HTTPError as exc:
         ctx.log(f"cancel {kind} {target}: {type(exc).__name__}: {exc}")
-        return False
+        raise Skip(f"the cancel request failed: {type(exc).__name__}") from exc
     record = CancelRecord(kind, target, sent, time.monotonic(), response.status_code)
     if response.status_code == 200:
         data = response.json()
         record.job_ids, record.batch_ids = list(data.get("jobIds") or []), list(data.get("batchIds") or [])
+        record.pending_tasks = [item["taskId"] for item in data.get("providerTasksPending") or []]
     ctx.cancels.append(record)
     ctx.log(f"cancel {kind} {target}: {response.status_code} jobs={record.job_ids} batches={record.batch_ids}")
     return response.status_code == 200
@@ -196,12 +196,81 @@ FAULTS: dict[str, Callable[..., bool]] = {f.__name__: f for f in (
 WEBHOOK_KINDS = ("fal_webhook_dropped", "fal_webhook_duplicate", "fal_webhook_late")
 
 
+def _cancel_hits(kind: str) -> Callable[[SoakContext], int]:
+    """A cancel hits when its answer canceled something (a job or a whole batch)."""
+    return lambda ctx: sum(1 for r in ctx.cancels if r.kind == kind and (r.job_ids or r.batch_ids))
+
+
+def _fal_requests_hit(ctx: SoakContext, prefix: str, prompts: set[str]) -> int:
+    with ctx.fal._lock:
+        ids = {req.id for req in ctx.fal.requests.values() if req.body.get("prompt") in prompts}
+    return sum(hit.target in ids for hit in ctx.fal.fault_log.hits(prefix))
+
+
+# how many times each kind of fault actually hit, from what the fakes, the proxy, the receiver and
+# the processes recorded (never from the schedule)
+HITS: dict[str, Callable[[SoakContext], int]] = {
+    "runway_429_storm": lambda ctx: ctx.runway.fault_log.count("create_429", "get_429"),
+    "runway_5xx_storm": lambda ctx: ctx.runway.fault_log.count("create_5", "get_5"),
+    "fal_5xx_storm": lambda ctx: ctx.fal.fault_log.count("status_5"),
+    "ambiguous_create_runway": lambda ctx: ctx.runway.fault_log.count("create_answer_dropped"),
+    "ambiguous_create_fal": lambda ctx: ctx.fal.fault_log.count("submit_answer_dropped"),
+    "late_create_answer": lambda ctx: ctx.runway.fault_log.count("create_answer_late")
+    + ctx.fal.fault_log.count("submit_answer_late"),
+    "expired_outputs": lambda ctx: ctx.runway.fault_log.count("download_expired")
+    + ctx.fal.fault_log.count("download_expired"),
+    "provider_download_failures": lambda ctx: ctx.runway.fault_log.count("download_fault")
+    + ctx.fal.fault_log.count("download_fault"),
+    "storage_503": lambda ctx: ctx.proxy.counts["injected_503"],
+    "db_restart": lambda ctx: ctx.extra["db_restarts_real"] + ctx.extra["db_connections_terminated"],
+    "kill_run_workers": lambda ctx: ctx.extra["run_workers_killed"],
+    "kill_daemon": lambda ctx: ctx.extra["daemon_kills"],
+    "receiver_5xx": lambda ctx: sum(r.injected and r.status >= 500 for r in ctx.receiver.received),
+    "cancel_batch": _cancel_hits("batch"),
+    "cancel_listing": _cancel_hits("listing"),
+    "cancel_jobs": _cancel_hits("jobs"),
+    "fal_webhook_dropped": lambda ctx: _fal_requests_hit(ctx, "webhook_withheld", ctx.lost_prompts),
+    "fal_webhook_duplicate": lambda ctx: ctx.fal.fault_log.count("webhook_duplicated"),
+    "fal_webhook_late": lambda ctx: len(ctx.late_sent),
+}
+
+
+def scheduled_webhook_faults(ctx: SoakContext) -> dict[str, int]:
+    """The webhook fates the scripts gave to prompts that reached fal (only those can hit)."""
+    with ctx.fal._lock:
+        prompts = {req.body.get("prompt") for req in ctx.fal.requests.values()}
+    return {"fal_webhook_dropped": len(prompts & ctx.lost_prompts),
+            "fal_webhook_duplicate": len(prompts & ctx.duplicate_prompts),
+            "fal_webhook_late": len(prompts & ctx.late_prompts)}
+
+
+def fault_table(ctx: SoakContext, events: list[FaultEvent]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per fault kind: scheduled, applied (armed), hit, skipped (with reasons); and the violations:
+    a scheduled kind that never hit, a skip without a stated reason."""
+    scheduled = Counter(event.kind for event in events) + Counter(scheduled_webhook_faults(ctx))
+    rows, violations = [], []
+    for kind in sorted(HITS):
+        row = {"kind": kind, "scheduled": scheduled[kind], "applied": ctx.applied[kind], "hit": HITS[kind](ctx),
+               "skipped": ctx.skipped[kind], "unexplained": ctx.unexplained[kind]}
+        rows.append(row)
+        if row["scheduled"] and not row["hit"]:
+            violations.append(f"fault {kind}: scheduled {row['scheduled']}, applied {row['applied']}, never hit "
+                              f"(skipped {row['skipped']}: {'; '.join(ctx.skip_reasons[kind]) or 'none'})")
+        if row["unexplained"]:
+            violations.append(f"fault {kind}: {row['unexplained']} skipped without a stated reason")
+    return rows, violations
+
+
 def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[BatchPlan], used: set[str]) -> dict | None:
     free = [plan for plan in plans if plan.workspace_id is None and plan.id not in used]
     if kind in ("runway_429_storm", "runway_5xx_storm", "fal_5xx_storm"):
         return {"n": rng.randint(2, 6)}
-    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "provider_download_failures", "receiver_5xx"):
+    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "receiver_5xx"):
         return {"n": rng.randint(1, 2)}
+    if kind == "provider_download_failures":
+        # enough 503s in a row for a whole fetch (2 URLs x 3 tries) to fail: the output of a paid
+        # task is then downloaded again later, never generated again
+        return {"n": rng.randint(6, 7)}
     if kind == "late_create_answer":
         return {"n": 1, "delay": round(rng.uniform(2.0, 6.0), 1)}
     if kind == "storage_503":
@@ -230,6 +299,12 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
     return {}
 
 
+CANCEL_AFTER_S = 10.0  # a cancel lands this long after its batch's insert, or up to CANCEL_SPREAD_S later
+CANCEL_SPREAD_S = 8.0
+CANCEL_TARGET_LATENCY = (35.0, 45.0)  # provider task latency of the batches a cancel targets
+CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
+
+
 def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan]) -> list[FaultEvent]:
     kinds = list(FAULTS) + [rng.choice(list(FAULTS)) for _ in range(config.extra_faults)]
     used: set[str] = set()
@@ -238,14 +313,17 @@ def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan
         params = _params(rng, kind, config, plans, used)
         if params is None:
             continue
-        # a cancel lands while its batch is running: after its insert, within the window
-        start = 2.0
+        # a cancel lands while its batch's provider tasks run (their scripts make them long:
+        # `CANCEL_TARGET_LATENCY`): after intake has submitted them, well before they end
+        start, end = 2.0, config.fault_window_s
         target = params.get("batch_id") or (params.get("job_ids") or [None])[0]
         if target:
-            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + 3.0
+            start = next(p.at for p in plans if p.id == target.rsplit("-", 1)[0] or p.id == target) + CANCEL_AFTER_S
         elif "listing_id" in params:
-            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + 3.0
-        end = max(start + 1.0, config.fault_window_s)
+            start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + CANCEL_AFTER_S
+        if kind.startswith("cancel_"):
+            end = start + CANCEL_SPREAD_S
+        end = max(start + 1.0, end)
         events.append(FaultEvent(round(rng.uniform(start, end), 1), kind, params))
     return sorted(events, key=lambda event: event.at)
 
@@ -263,13 +341,48 @@ class Scheduler(threading.Thread):
                 self.stopping.wait(min(0.2, event.at - self.ctx.now()))
             if self.stopping.is_set():
                 return
-            try:
-                applied = FAULTS[event.kind](self.ctx, **event.params)
-            except Exception as exc:  # noqa: BLE001 - a fault that could not be applied is reported
-                self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
-                applied = False
-            (self.ctx.applied if applied else self.ctx.skipped)[event.kind] += 1
-            self.ctx.log(f"fault {event.describe()} {'injected' if applied else 'SKIPPED'}")
+            if event.kind.startswith("cancel_"):
+                # a cancel waits (in its own thread) for a provider task of its jobs to be running
+                threading.Thread(target=self._apply, args=(event, True), daemon=True).start()
+                continue
+            self._apply(event)
+
+    def _apply(self, event: FaultEvent, wait_in_flight: bool = False) -> None:
+        if wait_in_flight:
+            waited = self._wait_in_flight(event)
+            self.ctx.log(f"fault {event.describe()}: waited {waited:.1f} s for a provider task of its jobs")
+        if self.stopping.is_set():
+            return
+        try:
+            FAULTS[event.kind](self.ctx, **event.params)
+        except Skip as skip:
+            self.ctx.skipped[event.kind] += 1
+            self.ctx.skip_reasons[event.kind].append(str(skip))
+            self.ctx.log(f"fault {event.describe()} skipped: {skip}")
+            return
+        except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
+            self.ctx.skipped[event.kind] += 1
+            self.ctx.unexplained[event.kind] += 1
+            self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
+            return
+        self.ctx.applied[event.kind] += 1
+        self.ctx.log(f"fault {event.describe()} armed")
+
+    def _wait_in_flight(self, event: FaultEvent) -> float:
+        """Wait until one of the cancel's jobs has a provider task at the fakes (at most
+        CANCEL_WAIT_S): its tasks are long (CANCEL_TARGET_LATENCY), so the cancel finds them running."""
+        jobs = set(event.params.get("job_ids") or [])
+        for plan in self.ctx.plans:
+            if plan.id == event.params.get("batch_id") or plan.listing_id == event.params.get("listing_id"):
+                jobs.update(plan.job_ids(self.ctx.config.clips))
+        started = time.monotonic()
+        while not self.stopping.is_set() and time.monotonic() - started < CANCEL_WAIT_S:
+            with self.ctx.runway._lock:
+                prompts = [task.body.get("promptText") for task in self.ctx.runway.tasks.values()]
+            if any(job_of_prompt(prompt) in jobs for prompt in prompts):
+                break
+            self.stopping.wait(0.2)
+        return time.monotonic() - started
 
 
 class LateWebhooks(threading.Thread):

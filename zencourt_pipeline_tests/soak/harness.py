@@ -16,9 +16,15 @@ import sqlalchemy as sa
 from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
-from zencourt_pipeline_tests.soak import invariants
+from zencourt_pipeline_tests.soak import invariants, mutants
 from zencourt_pipeline_tests.soak.context import TERMINAL, BatchPlan, SoakConfig, SoakContext, prompt_of
-from zencourt_pipeline_tests.soak.faults import WEBHOOK_KINDS, LateWebhooks, Scheduler, build_schedule
+from zencourt_pipeline_tests.soak.faults import (
+    CANCEL_TARGET_LATENCY,
+    LateWebhooks,
+    Scheduler,
+    build_schedule,
+    fault_table,
+)
 from zencourt_pipeline_tests.soak.proxy import StorageFaultProxy
 from zencourt_pipeline_tests.topology import ScratchDatabases, Topology, e2e_storage, start_s3
 
@@ -31,9 +37,13 @@ class SoakReport:
     figures: dict[str, float | int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     schedule: list[str] = field(default_factory=list)
+    faults: list[dict] = field(default_factory=list)  # per kind: scheduled, applied, hit, skipped
+    bites: list[str] = field(default_factory=list)  # what the mutant changed, when one ran
 
     def lines(self) -> list[str]:
-        return [f"violation: {v}" for v in self.violations] + [f"{k}: {v}" for k, v in self.figures.items()]
+        table = [f"fault {row['kind']:<28} scheduled {row['scheduled']:>3}  armed {row['applied']:>3}  "
+                 f"hit {row['hit']:>4}  skipped {row['skipped']:>2}" for row in self.faults]
+        return table + [f"violation: {v}" for v in self.violations] + [f"{k}: {v}" for k, v in self.figures.items()]
 
     def __getitem__(self, name: str):
         return self.figures[name]
@@ -59,7 +69,7 @@ def make_plans(rng: random.Random, config: SoakConfig) -> list[BatchPlan]:
     return sorted(plans, key=lambda plan: plan.at)
 
 
-def script_prompts(rng: random.Random, ctx: SoakContext, avoid: set[str] = frozenset()) -> None:
+def script_prompts(rng: random.Random, ctx: SoakContext, cancel_targets: set[str] = frozenset()) -> None:
     """Runway fails a share of prompts (they fall back to fal); every fal request has a webhook
     fate: delivered, dropped (the reconciler polls), duplicated or late. Each fate at least once."""
     config, low_high = ctx.config, ctx.config.latency
@@ -67,15 +77,17 @@ def script_prompts(rng: random.Random, ctx: SoakContext, avoid: set[str] = froze
     failing = {p for p in prompts if rng.random() < config.runway_failure_rate}
     fates = ["lost", "duplicate", "late", "deliver"]
     # the guaranteed fallbacks go to batches no cancel targets, outside the quota workspace
-    avoid = set(avoid) | {plan.id for plan in ctx.plans if plan.workspace_id}
+    avoid = set(cancel_targets) | {plan.id for plan in ctx.plans if plan.workspace_id}
     candidates = [p for p in prompts if p.split(":")[0] not in avoid]
     for prompt, fate in zip(rng.sample(candidates, min(len(fates), len(candidates))), fates, strict=False):
         failing.add(prompt)  # guaranteed fallbacks, one per webhook fate
         _fal_script(ctx, prompt, fate, rng)
     for prompt in prompts:
         failure = prompt in failing
+        # the batches a cancel targets run long tasks: the cancel lands while they are in flight
+        latency = CANCEL_TARGET_LATENCY if prompt.split(":")[0] in cancel_targets else low_high
         ctx.runway.scripts.for_prompt(prompt, RunwayScript(
-            latency=round(rng.uniform(*low_high), 2), outcome="fail" if failure else "succeed",
+            latency=round(rng.uniform(*latency), 2), outcome="fail" if failure else "succeed",
             failure_code="INTERNAL.BAD_OUTPUT.CODE01" if failure else None))
         if not any(prompt in s for s in (ctx.late_prompts, ctx.lost_prompts, ctx.duplicate_prompts)):
             _fal_script(ctx, prompt, rng.choices(fates, weights=[2, 1.5, 1.5, 5])[0], rng)
@@ -106,8 +118,7 @@ def topology_env(ctx_config: SoakConfig, runway: FakeRunway, fal: FakeFal) -> di
         "FAL_WEBHOOK_OVERDUE_SECONDS": str(ctx_config.fal_webhook_overdue_s),
         "ZENCOURT_GENERATION_DEADLINE_SECONDS": str(ctx_config.generation_deadline_s),
         "ZENCOURT_COMPOSITION_DEADLINE_SECONDS": str(ctx_config.composition_deadline_s),
-        "ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA": str(ctx_config.workspace_quota),
-    }
+    } | ({"ZENCOURT_WORKSPACE_MONTHLY_CLIP_QUOTA": str(ctx_config.workspace_quota)} if ctx_config.quota_batches else {})
 
 
 def _retrying(fn, attempts: int = 20):
@@ -173,8 +184,10 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
     report = SoakReport()
     try:
         with FakeRunway() as runway, FakeFal() as fal, RequestRecorder() as receiver:
-            topo = Topology(workdir, urls[0], urls[1], receiver.url, proxy.url,
-                            extra_env=topology_env(config, runway, fal))
+            env = topology_env(config, runway, fal)
+            if config.mutant:
+                env |= mutants.child_env(config.mutant, workdir / "mutant-bites.log")
+            topo = Topology(workdir, urls[0], urls[1], receiver.url, proxy.url, extra_env=env)
             topo.env["FAL_WEBHOOK_URL"] = f"http://127.0.0.1:{topo.service_port}/webhooks/fal"
             topo.start_all()
             from zencourt_pipeline_tests.defs.conftest import write_photo
@@ -183,11 +196,13 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
             storage.put_file(photo_key, write_photo(workdir / "photo.jpg"), "image/jpeg")
             ctx = SoakContext(config, topo, runway, fal, receiver, proxy, storage, admin, names)
             ctx.plans = make_plans(rng, config)
-            events = build_schedule(rng, config, ctx.plans)
-            script_prompts(rng, ctx, _cancel_targets(ctx, events))
+            events = build_schedule(rng, config, ctx.plans) if config.faults else []
+            if config.faults:  # without faults: the fakes' default scripts, every task succeeds
+                script_prompts(rng, ctx, _cancel_targets(ctx, events))
             report.schedule = [event.describe() for event in events]
             print(f"soak: {config.batches} batches of {config.clips} clips, seed {config.seed}, "
                   f"{'full' if config.full else 'ci'} mode, db_restart={config.db_restart}, "
+                  f"{'mutant ' + config.mutant + ', ' if config.mutant else ''}"
                   f"workspace quota {config.workspace_quota} over {config.quota_batches} batches", flush=True)
             for line in report.schedule:
                 print(f"schedule: {line}", flush=True)
@@ -214,7 +229,12 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
             time.sleep(2.0)  # duplicate fal webhooks and cancels still in flight land
             late.stopping.set()
             report.violations, figures = invariants.check(ctx)
-            report.figures = _figures(ctx, wall, figures, report.violations)
+            report.faults, fault_violations = fault_table(ctx, events)
+            report.violations += fault_violations
+            report.figures = _figures(ctx, wall, figures, report.faults, report.violations)
+            if config.mutant:
+                report.bites = mutants.bites(workdir / "mutant-bites.log")
+                report.figures["soak_mutant_bites"] = len(report.bites)
             (workdir / "soak-log.txt").write_text("\n".join(ctx.log_lines))
             return report
     finally:
@@ -253,14 +273,13 @@ def _kill_leftovers(topo: Topology) -> None:
                 pass
 
 
-def _figures(ctx: SoakContext, wall: float, checked: dict, violations: list[str]) -> dict:
-    injected = dict(ctx.applied)
-    for kind in WEBHOOK_KINDS:
-        injected[kind] = checked.pop(f"faults_{kind}", 0)
+def _figures(ctx: SoakContext, wall: float, checked: dict, faults: list[dict], violations: list[str]) -> dict:
     figures = {"soak_batches": ctx.config.batches, "soak_clips_per_batch": ctx.config.clips, "soak_seed": ctx.config.seed,
-               "soak_wall_s": round(wall, 1), "soak_faults_injected": sum(injected.values())}
-    figures |= {f"soak_faults_{kind}": count for kind, count in sorted(injected.items())}
-    figures |= {f"soak_faults_skipped_{kind}": count for kind, count in sorted(ctx.skipped.items())}
+               "soak_wall_s": round(wall, 1), "soak_fault_kinds_scheduled": sum(row["scheduled"] > 0 for row in faults),
+               "soak_fault_kinds_hit": sum(row["hit"] > 0 for row in faults),
+               "soak_faults_hit": sum(row["hit"] for row in faults),
+               "soak_faults_skipped": sum(row["skipped"] for row in faults)}
+    figures |= {f"soak_faults_hit_{row['kind']}": row["hit"] for row in faults}
     figures |= {f"soak_{name}": value for name, value in checked.items()}
     figures["soak_storage_503_answers"] = ctx.proxy.counts["injected_503"]
     figures |= {f"soak_{name}": value for name, value in sorted(ctx.extra.items())}

@@ -4,12 +4,21 @@
    started processing, plus the watchdog's slack);
 2. every provider task the fakes created has its generation_tasks row (by task id), or is
    covered by a possibly_orphaned row of its job and provider (an ambiguous create);
-3. no clip paid twice: per job a new paid task only after the previous one failed at the
-   provider or was an ambiguous create; never two tasks that succeeded;
-4. every canceled job's provider tasks were canceled, or finished before the cancel;
+3. no clip paid twice, as the README states it: per job a new paid task only after the previous
+   one failed at the provider; an ambiguous create is never re-sent and never fallen back (no
+   task of its job after it); never two tasks that succeeded;
+4. every canceled job's provider tasks were canceled at the provider (the fake saw the cancel),
+   or finished before the cancel; every job a cancel answer listed ends canceled, and every batch
+   it listed ends canceled;
 5. every object under a final key is a valid MP4 and matches its database row;
-6. the web app got exactly one terminal event id per batch, matching the batch's status;
-7. no quota above its limit (the usage table and the tasks the fakes created).
+6. the web app got exactly one terminal event id per batch in 2xx deliveries, matching the
+   batch's status; no webhook left pending;
+7. no quota above its limit (the usage table and the tasks the fakes created);
+8. expected outcomes: a job that no cancel listed ends `completed` unless a fault that hit it
+   allows its failure (an ambiguous create: PROVIDER_ANSWER_LOST; the quota workspace:
+   QUOTA_EXCEEDED; failed downloads of its output: OUTPUT_DOWNLOAD_FAILED); a batch with such a
+   job ends `completed`. A completion lost on the way is a violation even when the watchdog ends
+   the job later.
 """
 
 from __future__ import annotations
@@ -91,10 +100,9 @@ def check(ctx: SoakContext) -> tuple[list[str], dict[str, Any]]:
     _objects(ctx, batches, jobs, violations, figures)
     _webhooks(ctx, batches, violations, figures)
     _quota(ctx, tasks, orphans, violations, figures)
-    # the fal webhook faults the scripts decided, counted by the requests they hit
-    figures["faults_fal_webhook_dropped"] = sum(t.get("prompt") in ctx.lost_prompts for t in tasks)
-    figures["faults_fal_webhook_duplicate"] = sum(t.get("prompt") in ctx.duplicate_prompts for t in tasks)
-    figures["faults_fal_webhook_late"] = len(ctx.late_sent)
+    _expected_outcomes(ctx, batches, jobs, tasks, violations, figures)
+    if ctx.extra["webhooks_left_pending"]:
+        violations.append(f"{ctx.extra['webhooks_left_pending']} web-app webhooks still pending after the drain")
     return violations, figures
 
 
@@ -177,10 +185,15 @@ def _paid_once(tasks, rows, orphans, violations, figures) -> None:
                               + ", ".join(f"{t['provider']}:{t['id']}" for t in succeeded))
             continue
         for earlier in job_tasks[:-1]:
-            if not (earlier["failed"] or earlier in ambiguous):
+            if earlier in ambiguous:
+                twice += 1
+                violations.append(f"job {job}: a new paid task followed the ambiguous create of {earlier['provider']} "
+                                  f"task {earlier['id']} (an ambiguous create is never re-sent, never fallen back)")
+                break
+            if not earlier["failed"]:
                 twice += 1
                 violations.append(f"job {job}: a new paid task followed {earlier['provider']} task {earlier['id']}, "
-                                  f"which ended {earlier['final']} (not a provider failure, not an ambiguous create)")
+                                  f"which ended {earlier['final']} (not a provider failure)")
                 break
     db_succeeded = Counter(r.job_id for r in rows if r.status == "succeeded")
     for job, count in sorted(db_succeeded.items()):
@@ -196,6 +209,23 @@ def _cancels(ctx, tasks, jobs, violations, figures) -> None:
             canceled_at.setdefault(job_id, record.answered_at)
     figures["cancel_requests"] = len(ctx.cancels)
     figures["jobs_canceled"] = sum(j.status == "canceled" for j in jobs.values())
+    figures["cancel_answer_jobs"] = len(canceled_at)
+    figures["cancel_answer_pending_tasks"] = sum(len(r.pending_tasks) for r in ctx.cancels)
+    for job_id in sorted(canceled_at):
+        job = jobs.get(job_id)
+        if job is None or job.status != "canceled":
+            violations.append(f"job {job_id} was in a cancel answer but ended {getattr(job, 'status', 'missing')}")
+    for record in ctx.cancels:
+        for batch_id in record.batch_ids:
+            status = _batch_status(ctx, batch_id)
+            if status != "canceled":
+                violations.append(f"batch {batch_id} was canceled as a whole ({record.kind} {record.target}) "
+                                  f"but ended {status}")
+    in_flight = [t for t in tasks if t["job"] in canceled_at and t["created"] < canceled_at[t["job"]] < t["ends"]]
+    figures["cancel_tasks_in_flight"] = len(in_flight)
+    if canceled_at and not in_flight:
+        violations.append("no cancel landed while a provider task of its jobs was running: "
+                          "stopping spend at the provider was not exercised")
     for task in tasks:
         job = jobs.get(task["job"])
         if job is None or job.status != "canceled":
@@ -209,6 +239,11 @@ def _cancels(ctx, tasks, jobs, violations, figures) -> None:
         violations.append(f"{task['provider']} task {task['id']} of canceled job {task['job']} ran on to "
                           f"{task['final']} ({task['ends'] - at:+.1f} s after the cancel; created "
                           f"{task['created'] - at:+.1f} s after it), never canceled at the provider")
+
+
+def _batch_status(ctx: SoakContext, batch_id: str) -> str | None:
+    with ctx.topo.db.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT status FROM video_gen_batch WHERE id = :id"), {"id": batch_id}).scalar()
 
 
 def _valid_mp4(ctx: SoakContext, key: str) -> str | None:
@@ -252,6 +287,8 @@ def _webhooks(ctx, batches, violations, figures) -> None:
     told_error: dict[str, str | None] = {}
     deliveries = 0
     for request in ctx.receiver.received:
+        if not 200 <= request.status < 300:
+            continue  # refused by the web app: not delivered
         try:
             body = json.loads(request.body)
         except ValueError:
@@ -279,6 +316,8 @@ def _webhooks(ctx, batches, violations, figures) -> None:
 
 
 def _quota(ctx, tasks, orphans, violations, figures) -> None:
+    if not ctx.config.quota_batches:
+        return  # no quota workspace in this run
     limit = ctx.config.workspace_quota
     with ctx.topo.db.engine.connect() as conn:  # no record: the quota table never leaves db/
         usage = conn.execute(sa.text("SELECT * FROM clip_quota_usage")).all()
@@ -293,3 +332,46 @@ def _quota(ctx, tasks, orphans, violations, figures) -> None:
                           f"({ambiguous} ambiguous), quota {limit}")
     figures["quota_limit"] = limit
     figures["quota_workspace_tasks"] = len(created)
+
+
+def _fault_jobs(ctx: SoakContext, tasks: list[dict]) -> dict[str, set[str]]:
+    """Per fault that may fail a job for good, the jobs it hit (from the fakes' fault logs)."""
+    job_of_task = {t["id"]: t["job"] for t in tasks}
+    ambiguous = {job_of_task.get(h.target) for h in ctx.runway.fault_log.hits("create_answer_", "create_5")}
+    ambiguous |= {job_of_prompt(h.target) for h in ctx.runway.fault_log.hits("create_5") if ":" in h.target}
+    ambiguous |= {job_of_task.get(h.target) for h in ctx.fal.fault_log.hits("submit_answer_")}
+    downloads: set[str | None] = set()
+    for fake in (ctx.runway, ctx.fal):
+        for hit in fake.fault_log.hits("download_"):
+            token = fake.tokens.get(hit.target)
+            downloads.add(job_of_task.get(token.owner) if token else None)
+    return {"PROVIDER_ANSWER_LOST": ambiguous - {None}, "OUTPUT_DOWNLOAD_FAILED": downloads - {None}}
+
+
+def _expected_outcomes(ctx, batches, jobs, tasks, violations, figures) -> None:
+    canceled = {job for record in ctx.cancels for job in record.job_ids}
+    canceled_batches = {batch for record in ctx.cancels for batch in record.batch_ids}
+    allowed = _fault_jobs(ctx, tasks)
+    quota_jobs = {job for plan in ctx.plans if plan.workspace_id for job in plan.job_ids(ctx.config.clips)}
+    allowed["QUOTA_EXCEEDED"] = quota_jobs
+    expected_complete: set[str] = set()
+    unexpected = 0
+    for job in sorted(jobs.values(), key=lambda j: j.id):
+        if job.id in canceled or job.batch_id in canceled_batches:
+            continue
+        excuses = sorted(code for code, hit in allowed.items() if job.id in hit)
+        if job.status == "failed" and job.error_code in excuses:
+            continue
+        if not excuses:
+            expected_complete.add(job.id)
+        if job.status != "completed":
+            unexpected += 1
+            violations.append(f"job {job.id} ended {job.status} {job.error_code or ''}, but the faults that hit it "
+                              f"({', '.join(excuses) or 'none that can fail a job'}) were recoverable")
+    for batch_id in sorted({jobs[j].batch_id for j in expected_complete}):
+        batch = batches.get(batch_id)
+        if batch is not None and batch.status != "completed" and batch_id not in canceled_batches:
+            violations.append(f"batch {batch_id} ended {batch.status} {batch.error_code or ''} although it has "
+                              "jobs whose faults were all recoverable")
+    figures["jobs_expected_completed"] = len(expected_complete)
+    figures["jobs_unexpected_outcome"] = unexpected

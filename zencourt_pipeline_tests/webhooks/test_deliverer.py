@@ -244,7 +244,7 @@ def test_any_non_2xx_is_retried(db: AppDatabase, status: int):
     assert len(receiver.requests) == 1  # a redirect is not followed
 
 
-def test_dead_only_after_the_retry_horizon(db: AppDatabase):
+def test_dead_only_after_the_retry_horizon(db: AppDatabase, caplog):
     row = _one_clip_failure(db)
     created = outbox.get(db, row.id).created_at.timestamp()
     clock = FakeClock()
@@ -263,9 +263,13 @@ def test_dead_only_after_the_retry_horizon(db: AppDatabase):
     assert outbox.get(db, row.id).status == "pending"
 
     clock.now = created + 30 * 3600 + 3601  # the 24 h deliverer gives up
-    assert shortest.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 0, "dead": 1}
+    with caplog.at_level(logging.WARNING, logger="zencourt_pipeline.webhooks.deliverer"):
+        assert shortest.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 0, "dead": 1}
+    (gone,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert gone.getMessage().startswith("WEBHOOK_DELIVERY_FAILED: webhook " + row.id)
+    assert gone.errorCode == "WEBHOOK_DELIVERY_FAILED" and gone.batchId == row.batch_id
     state = outbox.get(db, row.id)
-    assert state.status == "dead" and state.attempts == 3
+    assert state.status == "dead" and state.attempts == 3 and state.error_code == "WEBHOOK_DELIVERY_FAILED"
     clock.advance(10 * 24 * 3600)
     assert default.deliver_due()["claimed"] == 0  # dead rows are not sent
 

@@ -13,7 +13,7 @@ Body:
 
     {"status": "...",
      "checks": {"database": {"ok": true, "latencyMs": 1.2},
-                "storage": {"ok": true, "backend": "b2", "latencyMs": 8.0},
+                "storage": {"ok": true, "backend": "b2", "latencyMs": 8.0, "cached": false},
                 "daemon": {"ok": true, "configured": true, "cached": false,
                            "daemons": {"SENSOR": {"healthy": true, "lastHeartbeatAgeSeconds": 4.2,
                                                   "lastHeartbeatAt": "..."}, ...}},
@@ -23,7 +23,10 @@ Body:
      "apiKeyConfigured": true, "uptimeSeconds": 12.3}
 
 Every probe runs in a worker thread (never on the event loop) and is bounded by a timeout; the
-daemon and provider probes are cached for `ZENCOURT_HEALTH_CACHE_SECONDS` (default 30).
+daemon and provider probes are cached for `ZENCOURT_HEALTH_CACHE_SECONDS` (default 30). A
+successful storage probe is reused for `STORAGE_HEALTH_CACHE_MS` (the Node server's setting; unset:
+`ZENCOURT_HEALTH_CACHE_SECONDS`), so frequent health checks do not cost a B2 call each; a failed
+one is never reused, so the storage coming back shows at the next call (`checks.storage.cached`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,26 @@ logger = logging.getLogger("zencourt_pipeline.service.health")
 router = APIRouter()
 
 PROBE_TIMEOUT_SECONDS = 3.0
+
+
+class StorageHealthCache:
+    """The last successful storage probe, reused while younger than `ttl` seconds."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._hit: tuple[float, dict[str, Any]] | None = None
+
+    def get(self) -> dict[str, Any] | None:
+        """The cached result, or None when there is none or it is too old."""
+        hit = self._hit
+        if hit is None or self.ttl <= 0 or self.clock() - hit[0] >= self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, result: dict[str, Any]) -> None:
+        """Keep a successful result (a failed one clears the cache)."""
+        self._hit = (self.clock(), dict(result)) if result.get("ok") else None
 # the daemon and provider probes are cached; a cold one may take a provider timeout and more
 CACHED_PROBE_TIMEOUT_SECONDS = 10.0
 
@@ -70,6 +93,17 @@ async def _reachability(name: str, fn: Callable[[], Any]) -> dict[str, Any]:
     return result
 
 
+async def _storage(state: Any) -> dict[str, Any]:
+    cache: StorageHealthCache | None = getattr(state, "storage_health_cache", None)
+    cached = cache.get() if cache is not None else None
+    if cached is not None:
+        return {**cached, "cached": True}
+    result = await _reachability("storage", state.storage.ping)
+    if cache is not None:
+        cache.put(result)
+    return {**result, "cached": False}
+
+
 async def _optional(name: str, probe: Callable[[], dict] | None, absent: dict) -> dict[str, Any]:
     if probe is None:
         return absent
@@ -82,7 +116,7 @@ async def health(request: Request, response: Response) -> HealthResponse:
     state = request.app.state
     database, storage, daemon, providers = await asyncio.gather(
         _reachability("database", state.db.ping),
-        _reachability("storage", state.storage.ping),
+        _storage(state),
         _optional("daemon", state.daemon_probe, {"ok": None, "configured": False}),
         _optional("providers", state.provider_probe, {}),
     )

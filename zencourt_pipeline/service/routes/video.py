@@ -1,20 +1,22 @@
-"""Batch routes (API key): pick up now, cancel, status."""
+"""Batch routes (API key): pick up now (by job ids, batch or listing), cancel, status."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.records import Batch, Job
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.pipeline.cancel import CancelReport, unstopped
 from zencourt_pipeline.service.auth import require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
-from zencourt_pipeline.service.models import BatchResponse, CancelResponse, GenerateResponse
+from zencourt_pipeline.service.models import BatchResponse, CancelResponse, GeneratedBatch, GenerateResponse
 from zencourt_pipeline.service.routes.common import Id, check_id, read_json
 
 logger = logging.getLogger("zencourt_pipeline.service.video")
@@ -23,23 +25,35 @@ router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
 MAX_CANCEL_JOB_IDS = 1000
 
 
-class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    batchId: Id
+class TargetRequest(BaseModel):
+    """What a generate or cancel names: exactly one of `batchId`, `listingId`, `jobIds`."""
 
-
-class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     batchId: Id | None = None
     listingId: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     jobIds: Annotated[list[Id], Field(min_length=1, max_length=MAX_CANCEL_JOB_IDS)] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> CancelRequest:
+    def _exactly_one(self) -> TargetRequest:
         given = [name for name in ("batchId", "listingId", "jobIds") if getattr(self, name) is not None]
         if len(given) > 1:
             raise ValueError(f"give exactly one of batchId, listingId, jobIds (got {', '.join(given)})")
         return self
+
+    def require_one(self) -> None:
+        """400 MISSING_REQUIRED_FIELD when none of the three is given."""
+        if self.batchId is None and self.listingId is None and self.jobIds is None:
+            raise ApiError(
+                400,
+                ErrorCode.MISSING_REQUIRED_FIELD,
+                "give one of batchId, listingId, jobIds",
+                {"errors": [{"field": name, "message": "give exactly one of batchId, listingId, jobIds"}
+                            for name in ("batchId", "listingId", "jobIds")]},
+            )
+
+
+GenerateRequest = TargetRequest
+CancelRequest = TargetRequest
 
 
 def _not_found(batch_id: str | None) -> ApiError:
@@ -47,39 +61,69 @@ def _not_found(batch_id: str | None) -> ApiError:
 
 
 # -- POST /video/generate ---------------------------------------------------------------------
+# The web app's call (the Node server's flow): it inserts a batch and its jobs, then names them
+# here by job ids; `batchId` and `listingId` name batches directly. Only `pending` batches are
+# made claimable now (the sensor also finds them by itself); a batch that is already processing
+# or terminal is reported as it is, never restarted (regenerating failed or canceled jobs is an
+# operator's action), so a late or retried call is not an error.
+# Workspaces: the one VIDEO_SERVER_API_KEY is an admin key, so a caller has no workspace to
+# compare a batch's `workspace_id` with yet; when per-workspace keys exist, batches of another
+# workspace are to be refused here (their job ids treated as unknown).
 @router.post("/generate", status_code=202, response_model=GenerateResponse, response_model_by_alias=True)
-async def generate(request: Request) -> GenerateResponse:
+async def generate(request: Request, response: Response) -> GenerateResponse:
     body = await read_json(request, GenerateRequest)
+    body.require_one()
     db = request.app.state.db
 
-    def pick_up() -> tuple[bool, Batch | None]:
-        batch = db.get_batch(body.batchId)
-        if batch is None:
-            return False, None
-        if db.request_pickup(body.batchId):
-            return True, batch
-        return False, db.get_batch(body.batchId)
+    def pick_up() -> tuple[list[tuple[Batch, list[str]]], list[str], list[str]]:
+        covered: dict[str, list[str]] | None = None  # jobIds: {batch id: the call's job ids in it}
+        unknown: list[str] = []
+        if body.jobIds is not None:
+            job_ids = list(dict.fromkeys(body.jobIds))
+            covered = db.batch_ids_of_jobs(job_ids)
+            known = {job_id for ids in covered.values() for job_id in ids}
+            unknown = [job_id for job_id in job_ids if job_id not in known]
+            batch_ids = list(covered)
+        elif body.batchId is not None:
+            batch_ids = [body.batchId]
+        else:
+            batch_ids = sorted(db.listing_batch_ids(body.listingId))
+        requested = db.request_pickups(batch_ids)
+        batches = db.batches_with_job_ids(batch_ids)  # oldest first, with all their job ids
+        if covered is not None:  # the batches in the order the call named them, with its job ids
+            by_id = {batch.id: batch for batch, _ in batches}
+            batches = [(by_id[batch_id], covered[batch_id]) for batch_id in batch_ids if batch_id in by_id]
+        return batches, requested, unknown
 
-    ok, batch = await run_in_threadpool(pick_up)
-    if batch is None:
-        raise _not_found(body.batchId)
-    if not ok:
-        raise ApiError(
-            409,
-            ApiErrorCode.BATCH_NOT_PENDING,
-            f"batch {body.batchId!r} is {batch.status}, only pending batches can be picked up",
-            {"batchId": body.batchId, "status": batch.status},
-        )
-    logger.info("batch pickup requested", extra={"batchId": body.batchId})
-    return GenerateResponse(batch_id=body.batchId)
+    batches, requested, unknown = await run_in_threadpool(pick_up)
+    if not batches:  # 404 only when nothing the call names is known
+        if body.batchId is not None:
+            raise _not_found(body.batchId)
+        details = {"listingId": body.listingId} if body.listingId is not None else {"unknownJobIds": unknown}
+        raise ApiError(404, ApiErrorCode.NOT_FOUND, "no batch is known for what the call names", details)
+    items = [
+        GeneratedBatch(batch_id=batch.id, status=batch.status, job_ids=job_ids, pickup_requested=batch.id in requested)
+        for batch, job_ids in batches
+    ]
+    if requested:
+        response.status_code = 202
+    else:  # every batch is already processing or terminal: the call was made before
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    logger.info(
+        "generate: pickup requested" if requested else "generate: every batch already taken (replay)",
+        extra={"batchIds": [item.batch_id for item in items], "pickedUp": requested, "unknownJobs": len(unknown)},
+    )
+    return GenerateResponse(
+        batch_id=items[0].batch_id, status=items[0].status, batches=items, unknown_job_ids=unknown
+    )
 
 
 # -- POST /video/cancel -------------------------------------------------------------------------
 @router.post("/cancel", response_model=CancelResponse, response_model_by_alias=True)
 async def cancel(request: Request) -> CancelResponse:
     body = await read_json(request, CancelRequest)
-    if body.batchId is None and body.listingId is None and body.jobIds is None:
-        raise ApiError(400, ErrorCode.MISSING_REQUIRED_FIELD, "give one of batchId, listingId, jobIds")
+    body.require_one()
     state = request.app.state
     db = state.db
 
@@ -102,27 +146,34 @@ async def cancel(request: Request) -> CancelResponse:
     if result is None:
         raise _not_found(body.batchId)
     canceled, batch_ids = result
-    job_ids = [job.id for job in canceled]
     logger.info(
         "cancel requested",
         extra={
             "batchId": body.batchId,
             "listingId": body.listingId,
-            "canceledJobs": len(job_ids),
+            "canceledJobs": len(canceled),
             "canceledBatches": batch_ids,
         },
     )
-    canceller = state.canceller
-    if canceller is not None and (canceled or batch_ids):
-        try:
-            await run_in_threadpool(canceller, canceled, batch_ids)
-        except Exception:
-            # The cancellation is committed; provider tasks / runs that could not be stopped
-            # finish on their own and their results are discarded.
-            logger.exception(
-                "canceller failed", extra={"canceledJobs": len(job_ids), "canceledBatches": batch_ids}
-            )
-    return CancelResponse(canceled=len(job_ids), job_ids=job_ids, batch_ids=batch_ids)
+    report = await run_in_threadpool(_stop_provider_work, state, canceled, batch_ids)
+    return CancelResponse.from_report(canceled, batch_ids, report)
+
+
+def _stop_provider_work(state, canceled: list[Job], batch_ids: list[str]) -> CancelReport:
+    """Run the canceller on what was just canceled. The cancellation is committed whatever happens
+    here; a provider task it could not stop is reported and stays live in the ledger, where the
+    reconciler retries its cancel until the provider confirms."""
+    if not canceled and not batch_ids:
+        return CancelReport()
+    if state.canceller is None:
+        live = state.db.live_tasks_for_jobs([job.id for job in canceled])
+        return CancelReport(unstopped=unstopped(live, "this service has no canceller: the reconciler cancels"))
+    try:
+        return state.canceller(canceled, batch_ids)
+    except Exception as exc:  # noqa: BLE001 - the answer says what is not stopped
+        logger.exception("canceller failed", extra={"canceledJobs": len(canceled), "canceledBatches": batch_ids})
+        live = state.db.live_tasks_for_jobs([job.id for job in canceled])
+        return CancelReport(unstopped=unstopped(live, f"{type(exc).__name__}: {exc}"))
 
 
 # -- GET /video/batches/{id} ------------------------------------------------------------------
@@ -131,13 +182,13 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     check_id(batch_id, "batchId")
     db = request.app.state.db
 
-    def load() -> tuple[Batch | None, list[Job], SpendLedger | None]:
+    def load() -> tuple[Batch | None, list[Job], SpendLedger | None, outbox.BatchWebhooks | None]:
         batch = db.get_batch(batch_id)
         if batch is None:
-            return None, [], None
-        return batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id)
+            return None, [], None, None
+        return batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), outbox.batch_webhooks(db, batch_id)
 
-    batch, jobs, spend = await run_in_threadpool(load)
+    batch, jobs, spend, webhooks = await run_in_threadpool(load)
     if batch is None:
         raise _not_found(batch_id)
-    return BatchResponse.from_records(batch, jobs, spend, request.app.state.media_urls)
+    return BatchResponse.from_records(batch, jobs, spend, request.app.state.media_urls, webhooks)
