@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -149,6 +150,14 @@ class Settings(BaseModel):
     # many failed downloads (each URL tried counts one) its job fails OUTPUT_DOWNLOAD_FAILED
     max_download_attempts: int = Field(default=5, ge=1)
 
+    # playable media URLs (storage/urls.py): the status API and the webhooks give `videoUrl`s a
+    # <video> tag can load: PUBLIC_MEDIA_BASE_URL + key when set (a public bucket or a CDN), else
+    # presigned (or, for local storage, service-signed) URLs living MEDIA_URL_EXPIRES_SECONDS.
+    # One day: a status page left open still plays, a leaked URL dies within a day, and each
+    # status read or webhook delivery mints a fresh one, so a short life costs nothing.
+    public_media_base_url: str | None = None
+    media_url_expires_seconds: int = Field(default=86_400, ge=60, le=604_800)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -173,6 +182,19 @@ class Settings(BaseModel):
     @classmethod
     def _log_format(cls, value: Any) -> Any:
         return (value.strip().lower() or None) if isinstance(value, str) else value
+
+    @field_validator("public_media_base_url")
+    @classmethod
+    def _media_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        loopback = parsed.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parsed.hostname or parsed.query or parsed.fragment or not (
+            parsed.scheme == "https" or (parsed.scheme == "http" and loopback)
+        ):
+            raise ValueError("PUBLIC_MEDIA_BASE_URL must be an https URL (plain http only on loopback)")
+        return value.rstrip("/")
 
     @field_validator("storage_backend")
     @classmethod
@@ -224,6 +246,8 @@ class Settings(BaseModel):
         "storage_health_cache_ms": "STORAGE_HEALTH_CACHE_MS",
         "dagster_home": "DAGSTER_HOME",
         "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
+        "public_media_base_url": "PUBLIC_MEDIA_BASE_URL",
+        "media_url_expires_seconds": "MEDIA_URL_EXPIRES_SECONDS",
     }
     # how a variable's text becomes the field's value where pydantic's own parsing differs
     _PARSE: ClassVar[dict[str, Any]] = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media import graphs, overlays, smart_plan, smart_render
+from zencourt_pipeline.media import graphs, loudness, overlays, smart_plan, smart_render
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
@@ -232,6 +232,8 @@ def plan_composition(
         fade_out_s=min(template.fade_out_seconds, planned / 4),
         rescale=rescale,
     )
+    if plan.music is not None and inspect_files:  # first loudness pass over the bed alone (two-pass R128)
+        plan = replace(plan, loudnorm=loudness.measure_bed(graphs.music_input(plan), graphs.music_chain(plan, 0)))
     return plan, title_end
 
 

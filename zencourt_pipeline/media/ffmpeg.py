@@ -51,11 +51,20 @@ class VideoInfo:
     rotation: int
     size_bytes: int
     frame_count: int | None = None
+    video_profile: str | None = None  # e.g. "High", "Main"
+    video_kbps: int | None = None
+    audio_profile: str | None = None  # e.g. "LC", "HE-AAC"
+    audio_sample_rate: int | None = None
+    audio_channels: str | None = None  # "mono", "stereo", "5.1(side)", ...
+    audio_kbps: int | None = None
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\d+:\d+[^:]*: Video: (\w+)[^\n]*")
-_AUDIO = re.compile(r"Stream #\d+:\d+[^:]*: Audio: (\w+)")
+_AUDIO = re.compile(r"Stream #\d+:\d+[^:]*: Audio: (\w+)[^\n]*")
+_PROFILE = re.compile(r": (?:Video|Audio): \w+ \(([^)]+)\)")
+_KBPS = re.compile(r"(\d+) kb/s")
+_AUDIO_PARAMS = re.compile(r"(\d+) Hz, ([^,]+)")
 _SIZE = re.compile(r"(?<![0-9x])(\d{2,5})x(\d{2,5})(?![0-9x])")
 _FPS = re.compile(r"([\d.]+(?:k)?) fps")
 _TBR = re.compile(r"([\d.]+(?:k)?) tbr")
@@ -90,6 +99,8 @@ def probe(path: Path, *, count_frames: bool = False) -> VideoInfo:
     audio = _AUDIO.search(report)
     rotation = _ROTATION.search(report)
     pix = _PIXFMT.search(line)
+    audio_line = audio.group(0) if audio else ""
+    audio_params = _AUDIO_PARAMS.search(audio_line)
     frames = None
     if count_frames:
         if proc.returncode != 0:
@@ -115,4 +126,19 @@ def probe(path: Path, *, count_frames: bool = False) -> VideoInfo:
         rotation=rot,
         size_bytes=path.stat().st_size,
         frame_count=frames,
+        video_profile=_first(_PROFILE, line),
+        video_kbps=_int(_first(_KBPS, line)),
+        audio_profile=_first(_PROFILE, audio_line),
+        audio_sample_rate=int(audio_params.group(1)) if audio_params else None,
+        audio_channels=audio_params.group(2).strip() if audio_params else None,
+        audio_kbps=_int(_first(_KBPS, audio_line)),
     )
+
+
+def _first(pattern: re.Pattern, text: str) -> str | None:
+    found = pattern.search(text)
+    return found.group(1) if found else None
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text else None

@@ -36,6 +36,16 @@ COLOR_ARGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc",
 COLOR_TAGS_FILTER = "setparams=color_primaries=bt709:color_trc=bt709"
 
 
+def mp4_output(dest: Path, *, faststart: bool = True, final: bool = True) -> list[str]:
+    """The mp4 muxer's arguments for every encoded output: no edit lists (`edts/elst`, refused by
+    Instagram's Graph API), `moov` before `mdat` (`faststart`), then `dest`. A `final` output (what
+    is published) gets negative composition offsets (ctts v1) instead of the edit list, so its first
+    frame is still presented at 0 despite the B-frame delay; clips and pieces that smart rendering
+    splices keep positive offsets (their first frame at the delay, as the splicer expects)."""
+    flags = "+".join(["", *(["faststart"] if faststart else []), *(["negative_cts_offsets"] if final else [])])
+    return ["-use_editlist", "0", *(["-movflags", flags] if flags else []), "-f", "mp4", str(dest)]
+
+
 def fmt(value: float) -> str:
     """A number for a filter graph: fixed point, no exponent, no trailing zeros."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
@@ -141,9 +151,7 @@ def normalize_args(
         "-an", "-sn", "-dn",
         "-map_metadata", "-1",
         "-video_track_timescale", str(VIDEO_TIMESCALE),
-        "-movflags", "+faststart",
-        "-f", "mp4",
-        str(dest),
+        *mp4_output(dest, final=False),
     ]  # fmt: skip
     return args
 
@@ -194,6 +202,7 @@ class ComposePlan:
     music_volume: float = 0.6
     fade_in_s: float = 0.0
     fade_out_s: float = 0.0
+    loudnorm: str | None = None  # the music bed's second-pass loudnorm filter (media/loudness.py)
     rescale: list[bool] = field(default_factory=list)  # per clip: not already width x height
     # Per clip, where to start reading it (seconds; frame-accurate input seek). Empty = all from 0.
     # Smart rendering uses it to render a window of the timeline from the middle of clips.
@@ -302,10 +311,13 @@ def music_chain(plan: ComposePlan, input_index: int, label: str = "aout") -> str
         achain.append(f"afade=t=in:st=0:d={fmt(plan.fade_in_s)}")
     fade_out = max(plan.fade_out_s, 0.5)
     achain.append(f"afade=t=out:st={fmt(max(total - fade_out, 0))}:d={fmt(fade_out)}")
+    if plan.loudnorm:
+        achain.append(plan.loudnorm)
     return ",".join(achain) + f"[{label}]"
 
 
-AUDIO_ARGS = ["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+# 124k, not 128k: the measured rate of a loud bed overshoots the nominal one, and Instagram caps at 128 kb/s
+AUDIO_ARGS = ["-c:a", "aac", "-b:a", "124k", "-ar", "48000", "-ac", "2"]
 
 
 def _clip_inputs(plan: ComposePlan) -> list[str]:
@@ -365,20 +377,23 @@ def compose_args(
         "-map_metadata", "-1",
         "-video_track_timescale", str(VIDEO_TIMESCALE),
     ]  # fmt: skip
-    if faststart:
-        args += ["-movflags", "+faststart"]
-    return [*args, "-f", "mp4", str(dest)]
+    return [*args, *mp4_output(dest, faststart=faststart, final=faststart)]
 
 
 # ---------------------------------------------------------------- smart rendering (the splicing commands: splicing.py)
 
 
+def music_input(plan: ComposePlan) -> list[str]:
+    """The music file, looped (the chain trims it to the timeline)."""
+    return ["-stream_loop", "-1", "-i", str(plan.music)]
+
+
 def music_args(plan: ComposePlan, dest: Path) -> list[str]:
     """The music bed alone (looped, trimmed, faded), encoded to an .m4a for a stream-copy join."""
     return [
-        "-stream_loop", "-1", "-i", str(plan.music),
+        *music_input(plan),
         "-filter_complex", music_chain(plan, 0), "-map", "[aout]", *AUDIO_ARGS,
-        "-vn", "-sn", "-dn", "-map_metadata", "-1", "-f", "mp4", str(dest),
+        "-vn", "-sn", "-dn", "-map_metadata", "-1", *mp4_output(dest, faststart=False, final=False),
     ]  # fmt: skip
 
 

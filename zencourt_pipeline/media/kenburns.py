@@ -22,6 +22,7 @@ from PIL import Image
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, ffmpeg_exe, probe
+from zencourt_pipeline.media.graphs import mp4_output
 from zencourt_pipeline.media.photos import load_rgb, upright_size
 
 OVERSAMPLE_MIN = 1.0  # reduced photo is at least output resolution at the widest crop...
@@ -198,7 +199,7 @@ def _encode(
         "-an", "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-        "-movflags", "+faststart", "-f", "mp4", str(dest),
+        *mp4_output(dest, final=False),
     ]  # fmt: skip
     size = (width, height)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from zencourt_pipeline.media.graphs import mp4_output
+
 
 def split_args(clip: Path, cut_frames: list[int], pattern: Path) -> list[str]:
     """Stream-copy `clip` into pieces cut at the keyframes `cut_frames` (pattern has one %d)."""
@@ -46,7 +48,7 @@ def join_args(listing: Path, dest: Path, *, music: Path | None = None) -> list[s
     return [
         *args, "-c", "copy",
         "-sn", "-dn", "-map_metadata", "-1",
-        "-movflags", "+faststart", "-f", "mp4", str(dest),
+        *mp4_output(dest),
     ]  # fmt: skip
 
 

@@ -12,6 +12,8 @@ from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
+from zencourt_pipeline.media.profiles import targets
+from zencourt_pipeline.media.validate import Problem, validate_targets
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
 from zencourt_pipeline.pipeline.keys import clip_key, video_key, video_thumbnail_key
 from zencourt_pipeline.storage.base import Storage, StorageError
@@ -40,6 +42,8 @@ class CompositionReport:
     clip_durations: dict[str, float] = field(default_factory=dict)  # job id -> its normalized clip's duration
     inspection: VideoInspection | None = None  # the published video (video_matches_plan), when one was composed
     expects_audio: bool = False  # the template has music
+    # the published file against the house rules and each destination it targets: {profile: problems}
+    platforms: dict[str, list[Problem]] | None = None
 
 
 def compose_batch(
@@ -98,6 +102,7 @@ def compose_batch(
     if published is None:
         return CompositionReport("canceled", error="batch was canceled during composition")
     v_key, t_key, video_uri, thumb_uri, inspection = published
+    platforms = validate_targets(result.path, targets(result.info.width, result.info.height))
     return CompositionReport(
         "completed",
         video_key=v_key,
@@ -120,6 +125,7 @@ def compose_batch(
         clip_durations=durations,
         inspection=inspection,
         expects_audio=expects_audio,
+        platforms=platforms,
     )
 
 

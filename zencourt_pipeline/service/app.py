@@ -7,6 +7,8 @@ uvicorn. Collaborators can be injected (tests, the CLI):
 * `db`: an `AppDatabase` (default: one on `settings.resolved_database_url`);
 * `storage`: a `Storage` (default: built from `STORAGE_BACKEND`: `LocalStorage` under
   `settings.local_storage_root`, or `storage.b2.B2Storage` from the `B2_*` settings);
+  Stored URIs reach the web app as playable URLs through `app.state.media_urls`
+  (`storage.urls.MediaUrls`), which `GET /media/{key}` serves for local storage;
 * `verifier`: an object with `verify(headers, raw_body) -> None` raising
   `WebhookVerificationError` (default: `FalWebhookVerifier(settings.fal_jwks_url)`);
 * `canceller`: `canceller(canceled_jobs: list[Job], batch_ids: list[str]) -> CancelReport`, called
@@ -41,7 +43,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Job
-from zencourt_pipeline.domain import StorageBackend
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.observability.health import (
     DaemonProbe,
@@ -60,9 +61,11 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
-from zencourt_pipeline.service.routes import batches, health, root, video, webhooks
+from zencourt_pipeline.service.routes import batches, health, media, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
+from zencourt_pipeline.storage import storage_from_settings
 from zencourt_pipeline.storage.base import Storage
+from zencourt_pipeline.storage.urls import MediaUrls
 
 logger = logging.getLogger("zencourt_pipeline.service")
 access_logger = logging.getLogger("zencourt_pipeline.service.access")
@@ -174,19 +177,7 @@ async def _send_json(send: Send, status: int, body: dict, headers: dict[str, str
 # -- defaults -------------------------------------------------------------------------------
 def default_storage(settings: Settings) -> Storage:
     """The configured storage (the same construction as the Dagster `StorageResource`)."""
-    if settings.storage_backend == StorageBackend.B2:
-        from zencourt_pipeline.storage.b2 import B2Storage
-
-        return B2Storage(
-            endpoint=settings.b2_endpoint,
-            key_id=settings.b2_key_id,
-            application_key=settings.b2_application_key,
-            bucket=settings.b2_bucket_name,
-            region=settings.b2_region,
-        )
-    from zencourt_pipeline.storage.local import LocalStorage
-
-    return LocalStorage(settings.local_storage_root)
+    return storage_from_settings(settings)
 
 
 def default_verifier(settings: Settings):
@@ -249,6 +240,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.storage = storage
+    app.state.media_urls = MediaUrls.from_settings(settings, storage)
     app.state.verifier = verifier
     app.state.canceller = canceller
     app.state.started_at = time.monotonic()
@@ -263,6 +255,7 @@ def create_app(
     app.include_router(video.router)
     app.include_router(batches.router)
     app.include_router(storage_routes.router)
+    app.include_router(media.router)
     app.add_middleware(
         ServiceMiddleware,
         max_json_bytes=max_json_bytes,

@@ -5,6 +5,10 @@ serialized `by_alias`), in field order, with nulls written out: the same names, 
 as the hand-written dicts these replace. Built from the database records (`from_records`); the
 statuses are the records' `StrEnum`s (their JSON is the plain string).
 
+URLs: `videoUrl`/`thumbnailUrl` are playable URLs resolved at each read (`storage.urls.MediaUrls`:
+https, presigned or public), `videoUri`/`thumbnailUri` the canonical stored URIs, `urlsExpireAt`
+when the URLs stop working (null: they do not expire).
+
 Two members stay JSON payloads, not models: a batch's `spend` (`pipeline.spend.ledger_json`, the
 same JSON `zencourt spend --json` prints) and the `/health` probe results (observability/health.py).
 """
@@ -23,6 +27,7 @@ from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, 
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
+from zencourt_pipeline.storage.urls import MediaUrls
 
 
 class ApiModel(BaseModel):
@@ -142,15 +147,18 @@ class JobResponse(ApiModel):
     status: JobStatus
     provider: str | None
     provider_task_id: str | None
-    video_url: str | None
+    video_url: str | None  # playable (https), refreshed at each read
     thumbnail_url: str | None
+    video_uri: str | None  # the canonical stored URI (s3://bucket/key, file://...)
+    thumbnail_uri: str | None
+    urls_expire_at: str | None  # when the URLs stop working; null: they do not expire
     error_code: str | None
     error_message: str | None
     created_at: str | None
     updated_at: str | None
 
     @classmethod
-    def from_record(cls, job: Job) -> JobResponse:
+    def from_record(cls, job: Job, urls: MediaUrls) -> JobResponse:
         return cls(
             id=job.id,
             room_name=job.room_name,
@@ -158,8 +166,7 @@ class JobResponse(ApiModel):
             status=job.status,
             provider=job.provider,
             provider_task_id=job.provider_task_id,
-            video_url=job.video_url,
-            thumbnail_url=job.thumbnail_url,
+            **urls.fields(job.video_url, job.thumbnail_url),
             error_code=job.error_code,
             error_message=job.error_message,
             created_at=iso(job.created_at),
@@ -179,6 +186,9 @@ class BatchResponse(ApiModel):
     title: str | None
     video_url: str | None
     thumbnail_url: str | None
+    video_uri: str | None
+    thumbnail_uri: str | None
+    urls_expire_at: str | None
     error: str | None
     error_code: str | None
     blocked_reason: str | None  # why a processing batch waits for an operator (CLIP_CHECK_FAILED)
@@ -195,28 +205,34 @@ class BatchResponse(ApiModel):
 
     @classmethod
     def from_records(
-        cls, batch: Batch, jobs: list[Job], spend: SpendLedger | None = None, webhooks: BatchWebhooks | None = None
+        cls,
+        batch: Batch,
+        jobs: list[Job],
+        spend: SpendLedger | None,
+        urls: MediaUrls,
+        webhooks: BatchWebhooks | None = None,
     ) -> BatchResponse:
-        """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `webhooks`: its
-        webhooks' delivery (`outbox.batch_webhooks`)."""
+        """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `urls`: the app's
+        `MediaUrls` (`request.app.state.media_urls`); `webhooks`: its webhooks' delivery
+        (`outbox.batch_webhooks`)."""
         webhooks = webhooks or BatchWebhooks()
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
-            **_batch_state(batch),
+            **_batch_state(batch, urls),
             webhook_status=webhooks.terminal_status,
             webhook_error_code=webhooks.error_code,
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
-            jobs=[JobResponse.from_record(job) for job in jobs],
+            jobs=[JobResponse.from_record(job, urls) for job in jobs],
         )
 
 
-def _batch_state(batch: Batch) -> dict[str, Any]:
+def _batch_state(batch: Batch, urls: MediaUrls) -> dict[str, Any]:
     """The batch fields the status route and the list share (field order is each model's own)."""
     return {
         "status": batch.status, "orientation": batch.orientation, "template": batch.template, "title": batch.title,
-        "video_url": batch.video_url, "thumbnail_url": batch.thumbnail_url, "error": batch.error,
+        **urls.fields(batch.video_url, batch.thumbnail_url), "error": batch.error,
         "error_code": batch.error_code, "blocked_reason": batch.blocked_reason,
         "created_at": iso(batch.created_at), "updated_at": iso(batch.updated_at),
     }
@@ -235,6 +251,9 @@ class BatchSummary(ApiModel):
     title: str | None
     video_url: str | None
     thumbnail_url: str | None
+    video_uri: str | None
+    thumbnail_uri: str | None
+    urls_expire_at: str | None
     error: str | None
     error_code: str | None
     blocked_reason: str | None
@@ -243,12 +262,12 @@ class BatchSummary(ApiModel):
     progress: Progress
 
     @classmethod
-    def from_record(cls, batch: Batch, job_counts: dict[str, int]) -> BatchSummary:
+    def from_record(cls, batch: Batch, job_counts: dict[str, int], urls: MediaUrls) -> BatchSummary:
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
             workspace_id=batch.workspace_id,
-            **_batch_state(batch),
+            **_batch_state(batch, urls),
             progress=Progress.from_counts(job_counts, batch.status),
         )
 

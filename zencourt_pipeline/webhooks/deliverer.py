@@ -1,7 +1,10 @@
 """Delivers the webhook outbox to the web app: at least once, signed, with backoff.
 
-Each due row's `body` is POSTed byte for byte as stored (the signature covers exactly those
-bytes) to `VERCEL_API_URL + VERCEL_WEBHOOK_PATH` with `X-Webhook-Id` (= body id),
+Each due row's `body` is POSTed as stored, except that its media URLs are resolved at delivery
+time (`storage.urls.MediaUrls`): the stored `videoUrl`/`thumbnailUrl` are the canonical URIs
+(`s3://...`), sent as `videoUri`/`thumbnailUri` beside fresh playable `videoUrl`/`thumbnailUrl`
+(and `urlsExpireAt` when they expire), so a redelivery a day later still carries working URLs.
+The signature covers exactly the bytes sent, to `VERCEL_API_URL + VERCEL_WEBHOOK_PATH` with `X-Webhook-Id` (= body id),
 `X-Webhook-Timestamp` and `X-Webhook-Signature` (see `signing.py`).
 
 * 2xx: the row becomes `delivered`.
@@ -25,6 +28,7 @@ The secret is never logged, nor written to `last_error`.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -34,12 +38,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import OutboxEvent
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.storage.urls import MediaUrls
 from zencourt_pipeline.webhooks.signing import delivery_headers, sign
 
 logger = logging.getLogger(__name__)
@@ -50,6 +56,7 @@ MIN_ATTEMPTS_BEFORE_DEAD = 3
 BASE_DELAY_SECONDS = 10.0
 MAX_DELAY_SECONDS = 3600.0
 USER_AGENT = "zencourt-pipeline-webhooks/1"
+MEDIA_FIELDS = ("videoUrl", "videoUri", "thumbnailUrl", "thumbnailUri", "urlsExpireAt")
 
 
 def webhook_url(api_url: str | None, path: str | None) -> str | None:
@@ -90,7 +97,9 @@ class OutboxDeliverer:
         retry_horizon: timedelta = DEFAULT_RETRY_HORIZON,
         base_delay: float = BASE_DELAY_SECONDS,
         max_delay: float = MAX_DELAY_SECONDS,
+        media_urls: MediaUrls | None = None,
     ):
+        """`media_urls`: resolves the stored URIs into playable URLs at delivery (None: sent as stored)."""
         if retry_horizon < MIN_RETRY_HORIZON:
             raise ValueError("retry_horizon must be at least 24 hours (docs/contract.md section 5)")
         self.db = db
@@ -102,6 +111,8 @@ class OutboxDeliverer:
         self.retry_horizon = retry_horizon
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.media_urls = media_urls
+        self._owns_storage = False
         self._owns_client = client is None
         self._client = client
         self._warned_disabled = False
@@ -109,13 +120,21 @@ class OutboxDeliverer:
 
     @classmethod
     def from_settings(cls, db: AppDatabase, settings: Any, **kwargs: Any) -> OutboxDeliverer:
-        """Built from `Settings` (VERCEL_API_URL, VERCEL_WEBHOOK_PATH, VERCEL_WEBHOOK_SECRET)."""
-        return cls(
+        """Built from `Settings` (VERCEL_API_URL, VERCEL_WEBHOOK_PATH, VERCEL_WEBHOOK_SECRET, the
+        storage and media URL settings)."""
+        owns_storage = "media_urls" not in kwargs
+        if owns_storage:
+            from zencourt_pipeline.storage import storage_from_settings
+
+            kwargs["media_urls"] = MediaUrls.from_settings(settings, storage_from_settings(settings))
+        deliverer = cls(
             db,
             url=webhook_url(settings.vercel_api_url, settings.vercel_webhook_path),
             secret=settings.vercel_webhook_secret,
             **kwargs,
         )
+        deliverer._owns_storage = owns_storage
+        return deliverer
 
     def __repr__(self) -> str:  # never the secret
         return f"OutboxDeliverer(url={self.url!r}, enabled={self.enabled})"
@@ -137,6 +156,9 @@ class OutboxDeliverer:
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
+        close_storage = getattr(self.media_urls.storage, "close", None) if self._owns_storage else None
+        if callable(close_storage):
+            close_storage()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -166,8 +188,32 @@ class OutboxDeliverer:
             counts[outcome] += 1
         return counts
 
+    def body_to_send(self, row: OutboxEvent) -> bytes:
+        """The row's body with its media URLs resolved now (see the module docstring)."""
+        try:
+            body = json.loads(row.body)
+        except ValueError:
+            body = None
+        if self.media_urls is None or not isinstance(body, dict) or not any(k in body for k in MEDIA_FIELDS):
+            return row.body.encode("utf-8")
+        video_uri = body.get("videoUri", body.get("videoUrl"))
+        thumbnail_uri = body.get("thumbnailUri", body.get("thumbnailUrl"))
+        media = {
+            to_camel(name): value
+            for name, value in self.media_urls.fields(video_uri, thumbnail_uri).items()
+            if value is not None
+        }
+        sent: dict[str, Any] = {}
+        for name, value in body.items():
+            if name not in MEDIA_FIELDS:
+                sent[name] = value
+            elif media:  # the media fields, in their order, where the first of them stood
+                sent.update(media)
+                media = {}
+        return json.dumps(sent, separators=(",", ":")).encode("utf-8")
+
     def _deliver(self, row: OutboxEvent) -> str:
-        raw_body = row.body.encode("utf-8")
+        raw_body = self.body_to_send(row)
         timestamp = int(self.clock())
         headers = delivery_headers(row.id, timestamp, sign(self._secret, timestamp, raw_body))
         attempt = row.attempts + 1

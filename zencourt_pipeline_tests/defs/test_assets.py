@@ -55,9 +55,15 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     assert [record.data["provider"] for record in clips.records] == ["local", "local"]
     assert all(abs(record.data["duration_s"] - 2.0) < 0.1 for record in clips.records)
     assert all(record.data["latency_s"] is not None and record.data["latency_s"] >= 0 for record in clips.records)
-    [check] = result.get_asset_check_evaluations()
-    assert (check.check_name, check.passed) == ("video_matches_plan", True)
+    checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    assert sorted(checks) == ["platform_ready", "video_matches_plan"]
+    check = checks["video_matches_plan"]
+    assert check.passed
     assert check.metadata["has_audio"].value is True  # the default template has music
+    platform = checks["platform_ready"]  # the published file read back: house rules + its destinations
+    assert platform.passed, platform.description
+    assert platform.metadata["profiles"].value == ["house", "instagram_reels", "mls", "tiktok"]
+    assert platform.description == "video of batch b-all meets house, instagram_reels, tiktok, mls"
 
 
 def test_rematerializing_never_resubmits_a_job(instance, resources, tmp_path):

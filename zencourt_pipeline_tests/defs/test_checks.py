@@ -84,3 +84,26 @@ def test_clip_and_video_inspection_on_real_files(tmp_path):
     assert inspect_composed(with_music, planned_duration_s=2.0, expects_audio=True, thumbnail=thumb).passed
     off_plan = inspect_composed(with_music, planned_duration_s=3.5, expects_audio=False, thumbnail=None)
     assert off_plan.problems == ["duration 2.00 s, planned 3.50 s", "no thumbnail"]
+
+
+def test_the_platform_check_names_what_is_wrong_per_profile():
+    from types import SimpleNamespace
+
+    from zencourt_pipeline.defs.assets.composition import _platform_check
+    from zencourt_pipeline.media.validate import Problem, Rule
+    from zencourt_pipeline.pipeline.composition import CompositionReport
+
+    batch = SimpleNamespace(id="b-plat")  # the check reads the batch's id only
+    report = CompositionReport("completed", platforms={
+        "house": [Problem(Rule.EDIT_LIST, "edit list (edts/elst) in the vide track(s)")],
+        "instagram_reels": [Problem(Rule.EDIT_LIST, "edit list (edts/elst) in the vide track(s)"),
+                            Problem(Rule.DURATION, "2.00 s shorter than 3 s")],
+        "mls": [],
+    })  # fmt: skip
+    check = _platform_check(batch, report)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description == (
+        "video of batch b-plat fails house: edit_list: edit list (edts/elst) in the vide track(s); "
+        "instagram_reels: edit_list: edit list (edts/elst) in the vide track(s), duration: 2.00 s shorter than 3 s"
+    )
+    assert _platform_check(batch, CompositionReport("skipped")).passed  # clip-first: nothing composed

@@ -62,8 +62,12 @@ def test_asset_checks_and_which_block():
         ("listing_photos", "photos_usable"),
         ("normalized_clips", "clips_usable"),
         ("composed_video", "video_matches_plan"),
+        ("composed_video", "platform_ready"),
     }
-    assert [name for name, spec in checks.items() if spec.blocking] == [("normalized_clips", "clips_usable")]
+    assert sorted(name for name, spec in checks.items() if spec.blocking) == [
+        ("composed_video", "platform_ready"),
+        ("normalized_clips", "clips_usable"),
+    ]
     assert all(spec.description for spec in checks.values())
 
 

@@ -95,7 +95,8 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
     composed = run(COMPOSE, "b-op", instance, resources)
     assert composed.success
     assert db.get_batch("b-op").blocked_reason is None
-    assert [e.passed for e in composed.get_asset_check_evaluations()] == [True, True]
+    checks = {e.check_name: e.passed for e in composed.get_asset_check_evaluations()}
+    assert checks == {"clips_usable": True, "video_matches_plan": True, "platform_ready": True}
     batch = db.get_batch("b-op")
     assert batch.status == "completed" and batch.video_url and batch.error is None
     assert sorted(generator_calls) == ["b-op-0", "b-op-1", "b-op-1", "b-op-2"]  # composing generated nothing

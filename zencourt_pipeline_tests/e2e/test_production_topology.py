@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -116,7 +117,11 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["x-webhook-id"] == body["id"]
     assert verify(WEBHOOK_SECRET, headers["x-webhook-timestamp"], request.body, headers["x-webhook-signature"])
-    assert body["videoUrl"] == batch.video_url and body["listingId"] == "L-e2e"
+    assert body["videoUri"] == batch.video_url and body["listingId"] == "L-e2e"
+    # the web app gets a URL it can play: presigned over the (moto) B2 endpoint, fetched with plain httpx
+    assert body["videoUrl"].startswith("http") and body["urlsExpireAt"].endswith("Z")
+    played = httpx.get(body["videoUrl"], timeout=30)
+    assert played.status_code == 200 and played.content[4:8] == b"ftyp" and len(played.content) == head["size"]
 
     # the daemon dies in the middle of a second batch; started again, the batch still completes
     insert_batch(topo, "prod-2")

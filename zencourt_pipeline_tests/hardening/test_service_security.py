@@ -29,6 +29,8 @@ PUBLIC = {
     ("GET", "/health"), ("HEAD", "/health"), ("POST", "/webhooks/fal"),
     ("GET", "/"), ("HEAD", "/"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json"),  # service info, API description
 }  # fmt: skip
+# playable media URLs: their HMAC signature is the credential (a <video> tag sends no header)
+SIGNED = {("GET", "/media/{key:path}"), ("HEAD", "/media/{key:path}")}
 CONTRACT_PROTECTED = {
     ("POST", "/video/generate"),
     ("POST", "/video/cancel"),
@@ -82,8 +84,12 @@ def _concrete(path: str) -> str:
 def test_every_route_but_the_public_ones_needs_the_key(app):
     routes = _routes(app)
     assert CONTRACT_PROTECTED <= set(routes) and {("POST", "/webhooks/fal")} <= set(routes)
-    protected = [(m, p) for m, p in routes if (m, p) not in PUBLIC]
+    protected = [(m, p) for m, p in routes if (m, p) not in PUBLIC | SIGNED]
     with TestClient(app, raise_server_exceptions=False) as client:
+        assert SIGNED <= set(routes)
+        for method, path in SIGNED:  # the API key is no way in: only a signature is
+            response = client.request(method, "/media/batches/b1/v.mp4", headers={"x-api-key": API_KEY})
+            assert response.status_code == 403, (method, path)
         for method, path in protected:
             url = _concrete(path)
             for headers, code in (

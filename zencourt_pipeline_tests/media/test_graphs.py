@@ -58,7 +58,8 @@ def test_normalize_args_encoder_settings():
     for expected in (
         "-c:v libx264", "-profile:v high", "-pix_fmt yuv420p", "-g 30", "-keyint_min 30",
         "-sc_threshold 0", "-force_key_frames expr:gte(t,n_forced*1)", "-an",
-        "-movflags +faststart", "-video_track_timescale 15360", "-crf 20", "-preset veryfast",
+        "-video_track_timescale 15360", "-crf 20", "-preset veryfast",
+        "-use_editlist 0 -movflags +faststart -f mp4 out.mp4",
     ):  # fmt: skip
         assert expected in joined, expected
     assert "autorotate" not in joined  # ffmpeg's default autorotation stays on
@@ -157,8 +158,10 @@ def test_compose_args_input_order_and_output_settings():
     assert args[args.index("music.m4a") - 3 : args.index("music.m4a") - 1] == ["-stream_loop", "-1"]
     joined = " ".join(args)
     for expected in ("-map [vout]", "-map [aout]", "-c:a aac", "-c:v libx264", "-pix_fmt yuv420p",
-                     "-r 30", "-t 6.5", "-movflags +faststart", "-crf 23"):  # fmt: skip
+                     "-r 30", "-t 6.5", "-crf 23", "-c:a aac -b:a 124k -ar 48000 -ac 2", "-x264-params open-gop=0",
+                     "-use_editlist 0 -movflags +faststart+negative_cts_offsets -f mp4 out.mp4"):  # fmt: skip
         assert expected in joined, expected
+    assert graphs.mp4_output(Path("p.mp4"), faststart=False, final=False) == ["-use_editlist", "0", "-f", "mp4", "p.mp4"]
     silent = graphs.compose_args(_plan(), Path("out.mp4"))
     assert "-an" in silent and "-c:a" not in silent and "[aout]" not in " ".join(silent)
 

@@ -181,10 +181,10 @@ def test_a_canceller_that_raises_reports_every_live_task_as_not_stopped(settings
     assert [task.task_id for task in db.live_tasks_of_ended_jobs()] == ["rw-live"]
 
 
-def test_batch_status_with_jobs_and_progress(client, db, auth):
+def test_batch_status_with_jobs_and_progress(client, db, auth, storage):
     db.insert_batch(*make_batch("s1", n_jobs=5, title="12 Main St", orientation="vertical"))
     db.start_batch("s1")
-    db.complete_job("s1-0", "s3://bucket/clips/s1-0.mp4", "s3://bucket/thumbs/s1-0.jpg")
+    db.complete_job("s1-0", storage.uri("clips/s1-0.mp4"), storage.uri("thumbs/s1-0.jpg"))
     db.fail_job("s1-1", "FAL_GENERATION_FAILED", "nope")
     row = db.begin_task("s1-2", "s1", "runway")
     db.task_submitted(row, "s1-2", "runway", "rw-1")
@@ -210,13 +210,17 @@ def test_batch_status_with_jobs_and_progress(client, db, auth):
     }
     jobs = body["jobs"]
     assert [job["id"] for job in jobs] == ["s1-0", "s1-1", "s1-2", "s1-3", "s1-4"]
-    assert jobs[0]["videoUrl"] == "s3://bucket/clips/s1-0.mp4" and jobs[0]["thumbnailUrl"].endswith(".jpg")
+    # the canonical stored URIs, and playable URLs (local storage: the service's signed /media URLs)
+    assert (jobs[0]["videoUri"], jobs[0]["thumbnailUri"]) == (storage.uri("clips/s1-0.mp4"), storage.uri("thumbs/s1-0.jpg"))
+    assert jobs[0]["videoUrl"].startswith("http://localhost:3001/media/clips/s1-0.mp4?expires=")
+    assert jobs[0]["thumbnailUrl"].startswith("http://localhost:3001/media/thumbs/s1-0.jpg?expires=")
+    assert jobs[0]["urlsExpireAt"].endswith("Z") and jobs[1]["urlsExpireAt"] is None
     assert jobs[1]["errorCode"] == "FAL_GENERATION_FAILED" and jobs[1]["errorMessage"] == "nope"
     assert jobs[2]["provider"] == "runway" and jobs[2]["providerTaskId"] == "rw-1"
     assert jobs[2]["status"] == "processing" and jobs[2]["roomName"] == "Room 2" and jobs[2]["sortOrder"] == 2
     expected_keys = {
         "id", "roomName", "sortOrder", "status", "provider", "providerTaskId",
-        "videoUrl", "thumbnailUrl", "errorCode", "errorMessage",
+        "videoUrl", "thumbnailUrl", "videoUri", "thumbnailUri", "urlsExpireAt", "errorCode", "errorMessage",
     }  # fmt: skip
     assert expected_keys <= set(jobs[0])
     assert (body["errorCode"], body["blockedReason"]) == (None, None)
@@ -285,16 +289,19 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
     body = client.get("/video/batches/o1", headers=auth).json()
     assert list(body) == [
         "success", "id", "listingId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
-        "error", "errorCode", "blockedReason", "createdAt", "updatedAt", "webhookStatus", "webhookErrorCode",
-        "progress", "spend", "jobs",
+        "videoUri", "thumbnailUri", "urlsExpireAt", "error", "errorCode", "blockedReason", "createdAt", "updatedAt",
+        "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs",
     ]  # fmt: skip
     assert list(body["progress"]) == ["total", "completed", "failed", "canceled", "processing", "pending", "percent"]
     assert list(body["jobs"][0]) == [
         "id", "roomName", "sortOrder", "status", "provider", "providerTaskId", "videoUrl", "thumbnailUrl",
-        "errorCode", "errorMessage", "createdAt", "updatedAt",
+        "videoUri", "thumbnailUri", "urlsExpireAt", "errorCode", "errorMessage", "createdAt", "updatedAt",
     ]  # fmt: skip
     assert raw.startswith('{"success":true,"id":"o1","listingId":"listing-o1","status":"pending",')
-    assert '"videoUrl":null,"thumbnailUrl":null,"error":null,"errorCode":null,"blockedReason":null' in raw
+    assert (
+        '"videoUrl":null,"thumbnailUrl":null,"videoUri":null,"thumbnailUri":null,"urlsExpireAt":null,'
+        '"error":null,"errorCode":null,"blockedReason":null'
+    ) in raw
     generate = client.post("/video/generate", json={"batchId": "o1"}, headers=auth)
     assert generate.content == (
         b'{"success":true,"batchId":"o1","status":"pending",'

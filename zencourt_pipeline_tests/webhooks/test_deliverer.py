@@ -395,3 +395,56 @@ def test_run_forever_delivers_and_stops(db: AppDatabase):
     assert not thread.is_alive()
     assert db.outbox("rf")[0].status == "delivered"
     assert json.loads(receiver.requests[0]["body"])["event"] == "batch.failed"
+
+
+# -- playable URLs resolved at delivery ------------------------------------------------------------
+def test_media_urls_are_resolved_at_each_delivery_and_signed_as_sent(db: AppDatabase, tmp_path):
+    from zencourt_pipeline.config import Settings
+    from zencourt_pipeline.storage.local import LocalStorage
+    from zencourt_pipeline.storage.urls import MediaUrls, media_signing_key
+
+    storage = LocalStorage(tmp_path / "storage")
+    clock = FakeClock()
+    media_urls = MediaUrls(
+        storage, expires_seconds=3600, service_url="https://video.example.com", signing_key=media_signing_key("k"),
+        clock=clock,
+    )  # fmt: skip
+    batch, jobs = make_batch("u1", n_jobs=1)
+    db.insert_batch(batch, jobs)
+    clip, thumb = storage.uri("batches/u1/clip.mp4"), storage.uri("batches/u1/clip.jpg")
+    assert db.complete_job(jobs[0]["id"], clip, thumb)
+    (row,) = db.outbox("u1")
+    stored = row.body
+    clock.advance(1)  # the row is due
+    with Receiver(statuses=lambda n: 500 if n == 1 else 200) as receiver:
+        deliverer = _deliverer(db, receiver.url, clock, media_urls=media_urls)
+        assert deliverer.deliver_due()["failed"] == 1
+        clock.advance(3000)  # the redelivery is nearly an hour later: its URLs must be fresh
+        assert deliverer.deliver_due()["delivered"] == 1
+        deliverer.close()
+    first, second = (json.loads(request["body"]) for request in receiver.requests)
+    for request, body in zip(receiver.requests, (first, second), strict=True):
+        headers = request["headers"]
+        assert verify(SECRET, headers["X-Webhook-Timestamp"], request["body"], headers["X-Webhook-Signature"])
+        assert (body["videoUri"], body["thumbnailUri"]) == (clip, thumb)
+        assert body["videoUrl"].startswith("https://video.example.com/media/batches/u1/clip.mp4?expires=")
+        assert body["thumbnailUrl"].startswith("https://video.example.com/media/batches/u1/clip.jpg?expires=")
+        assert list(body) == [
+            "id", "event", "batchId", "listingId", "jobId", "videoUrl", "videoUri", "thumbnailUrl", "thumbnailUri",
+            "urlsExpireAt", "occurredAt",
+        ]  # fmt: skip
+    assert first["id"] == second["id"] and first["occurredAt"] == second["occurredAt"]
+    assert first["videoUrl"] != second["videoUrl"]
+    assert second["urlsExpireAt"] == datetime.fromtimestamp(int(clock.now) + 3600, UTC).isoformat().replace(
+        "+00:00", "Z"
+    )
+    assert outbox.get(db, row.id).body == stored and json.loads(stored)["videoUrl"] == clip  # the row keeps the URI
+
+    # a body without media fields goes out byte for byte; from_settings resolves with the configured storage
+    failure = _one_clip_failure(db, "u2")
+    assert deliverer.body_to_send(failure) == failure.body.encode()
+    settings = Settings(data_dir=tmp_path / "data", video_server_api_key="k", video_server_url="http://svc:3001")
+    configured = OutboxDeliverer.from_settings(db, settings)
+    local_uri = configured.media_urls.storage.uri("x/v.mp4")
+    assert configured.media_urls.resolve(local_uri).url.startswith("http://svc:3001/media/x/v.mp4?expires=")
+    configured.close()

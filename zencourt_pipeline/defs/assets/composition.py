@@ -28,6 +28,7 @@ from zencourt_pipeline.pipeline.normalize import NormalizeResult, normalize_batc
 
 CLIPS_CHECK = "clips_usable"
 VIDEO_CHECK = "video_matches_plan"
+PLATFORM_CHECK = "platform_ready"
 
 
 @dg.asset(
@@ -165,7 +166,18 @@ class ComposeConfig(dg.Config):
                 f"The published video's duration matches the planned timeline (+-{VIDEO_DURATION_TOLERANCE_S:g} s), "
                 "it has an audio track when the template has music, and its thumbnail is stored and decodes."
             ),
-        )
+        ),
+        dg.AssetCheckSpec(
+            PLATFORM_CHECK,
+            asset="composed_video",
+            blocking=True,
+            description=(
+                "The published file, read back (box walk, ffmpeg's stream report, EBU R128), meets the house "
+                "rules (H.264 High yuv420p, constant 30 fps, closed GOPs, AAC-LC 48 kHz stereo at -14 LUFS +-1 "
+                "and true peak <= -1 dBTP, moov before mdat, no edit lists) and the profile of every "
+                "destination it targets (media/profiles.py)."
+            ),
+        ),
     ],
 )
 def composed_video(
@@ -229,7 +241,7 @@ def composed_video(
             metadata["video_link_7d"] = dg.MetadataValue.url(link)
     if preview:
         metadata["preview"] = dg.MetadataValue.md(preview)
-    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[_video_check(batch, report)])
+    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[_video_check(batch, report), _platform_check(batch, report)])
 
 
 def _video_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
@@ -257,4 +269,25 @@ def _video_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
             "template_has_music": report.expects_audio,
             "thumbnail_bytes": inspection.thumbnail_bytes or 0,
         },
+    )
+
+
+def _platform_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
+    if report.platforms is None:  # clip-first (no video composed): nothing to check
+        return dg.AssetCheckResult(
+            check_name=PLATFORM_CHECK, passed=True, description=f"no video composed ({report.status})",
+            metadata={"batch_id": batch.id},
+        )
+    failing = {name: [str(p) for p in problems] for name, problems in report.platforms.items() if problems}
+    description = (
+        f"video of batch {batch.id} fails " + "; ".join(f"{name}: {', '.join(probs)}" for name, probs in failing.items())
+        if failing
+        else f"video of batch {batch.id} meets {', '.join(report.platforms)}"
+    )
+    return dg.AssetCheckResult(
+        check_name=PLATFORM_CHECK,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"batch_id": batch.id, "profiles": sorted(report.platforms), "failing": failing or None},
     )

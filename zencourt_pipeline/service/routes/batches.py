@@ -61,6 +61,7 @@ from zencourt_pipeline.service.models import (
 )
 from zencourt_pipeline.service.routes.common import Id, read_object
 from zencourt_pipeline.storage.base import Storage
+from zencourt_pipeline.storage.urls import MediaUrls
 
 logger = logging.getLogger("zencourt_pipeline.service.batches")
 router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
@@ -175,11 +176,11 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return batch, jobs
 
 
-def _response(db: AppDatabase, batch_id: str) -> BatchResponse:
+def _response(db: AppDatabase, batch_id: str, urls: MediaUrls) -> BatchResponse:
     """The batch exactly as `GET /video/batches/{id}` shows it."""
     batch = db.get_batch(batch_id)
     assert batch is not None, batch_id
-    return BatchResponse.from_records(batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id))
+    return BatchResponse.from_records(batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), urls)
 
 
 def create_one(request: Request, data: Any, idempotency_key: str | None) -> tuple[int, BatchResponse]:
@@ -202,9 +203,9 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     )
     if result.outcome == CreateOutcome.CREATED:
         logger.info("batch created", extra={"batchId": result.batch_id, "jobs": len(jobs)})
-        return 201, _response(db, result.batch_id)
+        return 201, _response(db, result.batch_id, state.media_urls)
     if result.outcome == CreateOutcome.REPLAYED:
-        return 200, _response(db, result.batch_id)
+        return 200, _response(db, result.batch_id, state.media_urls)
     if result.outcome == CreateOutcome.KEY_REUSED:
         raise ApiError(
             409,
@@ -329,7 +330,7 @@ async def list_batches(request: Request) -> BatchListResponse:
         )
         counts = db.job_status_counts([batch.id for batch in page.batches])
         return BatchListResponse(
-            batches=[BatchSummary.from_record(batch, counts[batch.id]) for batch in page.batches],
+            batches=[BatchSummary.from_record(batch, counts[batch.id], request.app.state.media_urls) for batch in page.batches],
             next_cursor=page.next_cursor,
         )
 

@@ -191,4 +191,4 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     batch, jobs, spend, webhooks = await run_in_threadpool(load)
     if batch is None:
         raise _not_found(batch_id)
-    return BatchResponse.from_records(batch, jobs, spend, webhooks)
+    return BatchResponse.from_records(batch, jobs, spend, request.app.state.media_urls, webhooks)
