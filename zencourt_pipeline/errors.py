@@ -2,7 +2,7 @@
 
 `ErrorCode` is the single list: `video_gen_jobs.error_code`, `video_gen_batch.error_code`, the
 `batch.failed` webhook, dead webhook rows (`WEBHOOK_DELIVERY_FAILED`) and the status API carry these values (plain strings in the database: a
-`StrEnum` member *is* its string). The README's error-code table and docs/contract.md are tested
+`StrEnum` member *is* its string). docs/errors.md's error-code list and docs/contract.md are tested
 against this enum (zencourt_pipeline_tests/test_error_codes.py).
 
 `CodedError(code, message)` is the base of every exception that maps to a row's error code

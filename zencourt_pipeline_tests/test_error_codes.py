@@ -1,4 +1,4 @@
-"""`ErrorCode` (zencourt_pipeline/errors.py) is the one list of error codes: the README's list
+"""`ErrorCode` (zencourt_pipeline/errors.py) is the one list of error codes: docs/errors.md's list
 (near "Error codes:") and docs/contract.md's error-code table name every member, and nothing else."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE = re.compile(r"`([A-Z][A-Z0-9_]{2,})`")  # a backticked, code-like token
 
 
-def readme_codes() -> list[str]:
-    """The backticked codes of the README's list: from "Error codes:" to the next blank line."""
-    text = (ROOT / "README.md").read_text()
+def errors_page_codes() -> list[str]:
+    """The backticked codes of docs/errors.md's list: from "Error codes:" to the next blank line."""
+    text = (ROOT / "docs" / "errors.md").read_text()
     start = text.index("\nError codes:")
     end = text.index("\n\n", start + 1)
     return CODE.findall(text[start:end])
@@ -39,7 +39,7 @@ def contract_codes() -> list[str]:
 MEMBERS = {code.value for code in ErrorCode}
 
 
-@pytest.mark.parametrize("source", [readme_codes, contract_codes], ids=["README.md", "docs/contract.md"])
+@pytest.mark.parametrize("source", [errors_page_codes, contract_codes], ids=["docs/errors.md", "docs/contract.md"])
 def test_the_docs_list_every_error_code_and_only_those(source):
     listed = source()
     assert sorted(MEMBERS - set(listed)) == [], "members missing from the list"

@@ -1,6 +1,6 @@
 """The ordered provider list (GENERATION_PROVIDERS) and the fallback policy over it.
 
-Policy (also in the README): a `GenerationError` or a failed task with `fallback=True`
+Policy (also in docs/architecture.md): a `GenerationError` or a failed task with `fallback=True`
 (rate limits, outages, retries exhausted, provider-internal failures such as Runway's
 `INTERNAL.*`) moves the job to the next provider in the list; one with `fallback=False`
 (safety rejections, invalid input) fails the job outright. The last provider's failure fails

@@ -4,7 +4,7 @@
    started processing, plus the watchdog's slack);
 2. every provider task the fakes created has its generation_tasks row (by task id), or is
    covered by a possibly_orphaned row of its job and provider (an ambiguous create);
-3. no clip paid twice, as the README states it: per job a new paid task only after the previous
+3. no clip paid twice, as docs/data.md states it: per job a new paid task only after the previous
    one failed at the provider; an ambiguous create is never re-sent and never fallen back (no
    task of its job after it); never two tasks that succeeded;
 4. every canceled job's provider tasks were canceled at the provider (the fake saw the cancel),
@@ -354,7 +354,7 @@ DISRUPTION_WINDOW_S = 30.0
 
 def _interrupted_creates(ctx: SoakContext) -> set[str]:
     """Jobs whose create may have been cut off by a process kill or a database restart: a
-    possibly_orphaned row written shortly before one (the README's rule: a run that dies between
+    possibly_orphaned row written shortly before one (docs/data.md's rule: a run that dies between
     the ledger row and the provider's answer never re-sends the create)."""
     rows = _rows(ctx, "SELECT * FROM generation_tasks WHERE possibly_orphaned", Task)
     jobs = set()

@@ -93,9 +93,9 @@ def clip_tasks(
     pipeline_settings: PipelineSettingsResource,
 ) -> dg.MaterializeResult:
     """One generation task per job at the first provider of GENERATION_PROVIDERS that accepts it
-    (fallback policy in the README). Task ids are persisted the moment a provider answers; a job
+    (fallback policy in docs/architecture.md). Task ids are persisted the moment a provider answers; a job
     with a live or finished task is never submitted again, so re-materializing is free.
-    With run config `regenerate_job_ids`, exactly those jobs get a new task (see README)."""
+    With run config `regenerate_job_ids`, exactly those jobs get a new task (see docs/operations.md)."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
     superseded, plan = 0, None
