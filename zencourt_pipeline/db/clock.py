@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 

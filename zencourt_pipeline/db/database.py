@@ -52,6 +52,7 @@ def _enable_sqlite_wal(dbapi_connection, _record) -> None:
 
 
 def create_engine(url: str) -> sa.Engine:
+    """An engine for the URL: SQLite in WAL mode with a lock timeout, PostgreSQL via psycopg2, pooled."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         sa.event.listen(engine, "connect", _enable_sqlite_wal)
@@ -73,12 +74,15 @@ class AppDatabase(
 
     # -- lifecycle -------------------------------------------------------------------------
     def upgrade(self) -> None:
+        """Migrate the application database to the latest revision."""
         migrate.upgrade(self.engine)
 
     def dispose(self) -> None:
+        """Close every pooled connection of the engine."""
         self.engine.dispose()
 
     def ping(self) -> bool:
+        """True when the database answers `SELECT 1`."""
         with self.engine.connect() as conn:
             return conn.execute(sa.text("SELECT 1")).scalar() == 1
 
@@ -94,6 +98,7 @@ class AppDatabase(
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
+        """A connection inside one transaction, committed on exit and rolled back on error."""
         with self.engine.begin() as conn:
             yield conn
 
@@ -108,9 +113,11 @@ class AppDatabase(
 
     # -- reads -----------------------------------------------------------------------------
     def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch row with this id, or None."""
         return self._fetch_one(sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id), Batch)
 
     def get_jobs(self, batch_id: str) -> list[Job]:
+        """The batch's job rows in their sort order."""
         query = (
             sa.select(video_gen_jobs)
             .where(video_gen_jobs.c.batch_id == batch_id)
@@ -119,6 +126,7 @@ class AppDatabase(
         return self._fetch(query, Job)
 
     def get_job(self, job_id: str) -> Job | None:
+        """The job row with this id, or None."""
         return self._fetch_one(sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id), Job)
 
     # -- the batch sensor ------------------------------------------------------------------
@@ -166,6 +174,7 @@ class AppDatabase(
 
     # -- state transitions ------------------------------------------------------------------
     def start_batch(self, batch_id: str) -> None:
+        """Mark an open batch processing and stamp when its processing first started."""
         with self.transaction() as conn:
             conn.execute(
                 sa.update(video_gen_batch)
@@ -179,6 +188,7 @@ class AppDatabase(
             )
 
     def update_job(self, job_id: str, **values: Any) -> None:
+        """Set the given columns of one job row (and its `updated_at`)."""
         with self.transaction() as conn:
             conn.execute(
                 sa.update(video_gen_jobs).where(video_gen_jobs.c.id == job_id).values(**values, updated_at=utcnow())
@@ -265,6 +275,7 @@ class AppDatabase(
 
     # -- outbox --------------------------------------------------------------------------------
     def outbox(self, batch_id: str | None = None) -> list[OutboxEvent]:
+        """Every outbox row, oldest first, optionally of one batch only."""
         query = sa.select(webhook_outbox).order_by(webhook_outbox.c.created_at, webhook_outbox.c.id)
         if batch_id is not None:
             query = query.where(webhook_outbox.c.batch_id == batch_id)

@@ -186,11 +186,13 @@ class GenerationQueries:
         return int(total)
 
     def tasks_for_job(self, job_id: str) -> list[Task]:
+        """Every generation task of a job, in the order they were written."""
         return self._fetch(
             sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id), Task
         )
 
     def tasks_for_batch(self, batch_id: str) -> list[Task]:
+        """Every generation task of a batch, in the order they were written."""
         return self._fetch(
             sa.select(generation_tasks)
             .where(generation_tasks.c.batch_id == batch_id)
@@ -254,6 +256,7 @@ class GenerationQueries:
         return inserted
 
     def completions_for_batch(self, batch_id: str) -> list[CompletionRecord]:
+        """Every recorded provider completion of a batch, in the order they arrived."""
         return self._fetch(
             sa.select(generation_completions)
             .where(generation_completions.c.batch_id == batch_id)
@@ -283,6 +286,7 @@ class GenerationQueries:
         return self._fetch(query, Task)
 
     def mark_polled(self, row_id: int) -> None:
+        """Stamp the time a task was last polled at its provider."""
         with self.transaction() as conn:
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(last_polled_at=utcnow()))
 

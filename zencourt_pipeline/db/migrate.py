@@ -23,6 +23,7 @@ def _config(connection: sa.Connection) -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Apply the application migrations up to `revision` (the latest by default) in one transaction."""
     from alembic import command
 
     with engine.begin() as connection:
@@ -30,6 +31,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Revert the application migrations down to `revision` in one transaction."""
     from alembic import command
 
     with engine.begin() as connection:
@@ -37,6 +39,7 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
+    """The alembic revision the database is at, or None when it was never migrated."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:

@@ -223,6 +223,7 @@ def batch_webhooks(db: AppDatabase, batch_id: str) -> BatchWebhooks:
 
 
 def get(db: AppDatabase, id: str) -> OutboxEvent | None:
+    """The outbox row with this id, or None."""
     with db.engine.connect() as conn:
         row = conn.execute(sa.select(webhook_outbox).where(_t.id == id)).first()
     return OutboxEvent.from_row(row) if row else None

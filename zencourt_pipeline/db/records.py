@@ -34,6 +34,7 @@ class BatchStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """True for the statuses a batch never leaves (completed, failed, canceled)."""
         return self in TERMINAL_STATUSES
 
 
@@ -48,6 +49,7 @@ class JobStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """True for the statuses a job never leaves (completed, failed, canceled)."""
         return self in TERMINAL_STATUSES
 
 
@@ -86,6 +88,7 @@ class Record:
 
     @classmethod
     def from_row(cls, row: Any, **overrides: Any) -> Self:
+        """The record of a result row or mapping (unselected columns keep defaults, datetimes in UTC)."""
         mapping = row._mapping if hasattr(row, "_mapping") else row
         values = {}
         for f in fields(cls):  # type: ignore[arg-type]
@@ -137,6 +140,7 @@ class Batch(Record):
 
     @property
     def terminal(self) -> bool:
+        """True once the batch is completed, failed or canceled."""
         return self.status in TERMINAL_STATUSES
 
 
@@ -167,6 +171,7 @@ class Job(Record):
 
     @property
     def terminal(self) -> bool:
+        """True once the job is completed, failed or canceled."""
         return self.status in TERMINAL_STATUSES
 
 

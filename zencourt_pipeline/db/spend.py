@@ -76,14 +76,17 @@ class ProviderLedger:
 
     @property
     def usd(self) -> float:
+        """Total USD of the provider's tasks, provider figures and rate-table estimates together."""
         return _usd(self.usd_provider + self.usd_rate)
 
     @property
     def possibly_orphaned(self) -> int:
+        """How many of the provider's tasks are possibly orphaned (ambiguous creates)."""
         return self.states.get("possibly_orphaned", 0)
 
     @property
     def unpaid(self) -> int:
+        """How many of the provider's tasks were never paid (refused or abandoned before an answer)."""
         return self.states.get("unpaid", 0)
 
 
@@ -94,42 +97,52 @@ class SpendLedger:
     providers: tuple[ProviderLedger, ...] = ()
 
     def by_provider(self) -> dict[str, ProviderLedger]:
+        """The per-provider ledgers keyed by provider name."""
         return {ledger.provider: ledger for ledger in self.providers}
 
     @property
     def states(self) -> dict[str, int]:
+        """Task count per ledger state, summed over providers."""
         return {state: sum(p.states.get(state, 0) for p in self.providers) for state in LEDGER_STATES}
 
     @property
     def tasks(self) -> int:
+        """Task count over every provider."""
         return sum(p.tasks for p in self.providers)
 
     @property
     def usd(self) -> float:
+        """Total USD over every provider, provider figures and estimates together."""
         return _usd(sum(p.usd_provider + p.usd_rate for p in self.providers))
 
     @property
     def usd_provider(self) -> float:
+        """USD reported by the providers themselves, over every provider."""
         return _usd(sum(p.usd_provider for p in self.providers))
 
     @property
     def usd_rate(self) -> float:
+        """USD estimated from the rate table, over every provider."""
         return _usd(sum(p.usd_rate for p in self.providers))
 
     @property
     def unpriced(self) -> int:
+        """Paid tasks without any cost figure, over every provider."""
         return sum(p.unpriced for p in self.providers)
 
     @property
     def possibly_orphaned(self) -> int:
+        """Possibly orphaned tasks over every provider."""
         return sum(p.possibly_orphaned for p in self.providers)
 
     @property
     def orphan_usd(self) -> float:
+        """USD at risk in possibly orphaned tasks, over every provider."""
         return _usd(sum(p.orphan_usd for p in self.providers))
 
     @property
     def unpaid(self) -> int:
+        """Unpaid tasks over every provider."""
         return sum(p.unpaid for p in self.providers)
 
 

@@ -28,6 +28,7 @@ class DeadWebhooksAlert(Exception):
 
 
 def dead_webhooks_message(summary: DeadSummary) -> str:
+    """The alert: dead webhooks per event, the oldest one's age, the commands to list and requeue."""
     per_event = ", ".join(f"{event}: {count}" for event, count in summary.by_event.items())
     oldest = summary.oldest_dead_created_at
     age = ""
@@ -52,6 +53,7 @@ def dead_webhooks_message(summary: DeadSummary) -> str:
     ),
 )
 def dead_webhooks_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SkipReason:
+    """Fail the tick with the dead webhooks' summary while any outbox row is dead; skip otherwise."""
     summary = outbox.dead_summary(app_db.get())
     if not summary.dead:
         return dg.SkipReason("no dead webhook")

@@ -78,6 +78,7 @@ class AppDatabaseResource(dg.ConfigurableResource):
     database_url: str
 
     def get(self) -> AppDatabase:
+        """The application database for the configured URL (one shared instance per URL)."""
         return _database(self.database_url)
 
 
@@ -87,11 +88,13 @@ class StorageResource(dg.ConfigurableResource):
     implementation, each handing out a `Storage`; `build_resources` picks it from STORAGE_BACKEND."""
 
     @abstractmethod
-    def get(self) -> Storage: ...
+    def get(self) -> Storage:
+        """The configured `Storage`."""
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings: Settings, secret: Secret) -> StorageResource: ...
+    def from_settings(cls, settings: Settings, secret: Secret) -> StorageResource:
+        """The resource configured from `Settings` (secrets wrapped by `secret`)."""
 
 
 class LocalStorageResource(StorageResource):
@@ -165,13 +168,16 @@ class GeneratorConfig(dg.Config):
     PROVIDER: ClassVar[Provider]
 
     @abstractmethod
-    def client_arguments(self, sink: CompletionSink) -> dict[str, Any]: ...
+    def client_arguments(self, sink: CompletionSink) -> dict[str, Any]:
+        """The keyword arguments of this provider's client, completions going to `sink`."""
 
     def generator(self, sink: CompletionSink) -> VideoGenerator:
+        """This provider's client, built from the registry's class and `client_arguments`."""
         return generator_class(self.PROVIDER)(**self.client_arguments(sink))
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorConfig:
+        """The provider's configuration from `Settings` (secrets wrapped by `secret`)."""
         return cls(**configured(cls, settings, secret))
 
 
@@ -270,12 +276,15 @@ class GeneratorsResource(dg.ConfigurableResource):
         return getattr(self, Provider(name).value)
 
     def webhook_overdue_after(self) -> dict[str, timedelta]:
+        """Per provider with webhooks, how long to wait for one before polling the task."""
         return {"fal": timedelta(seconds=self.fal.webhook_overdue_seconds)}
 
     def fetch_policy(self) -> FetchPolicy:
+        """The download policy: public hosts only, plus the allowed private hosts."""
         return FetchPolicy.from_hosts(self.allowed_private_hosts)
 
     def chain(self, db: AppDatabase) -> ProviderChain:
+        """The provider chain in configured order, each client recording its completions in `db`."""
         def sink(completion: Completion) -> bool:
             return db.record_completion(
                 provider=completion.provider,
@@ -296,6 +305,7 @@ class GeneratorsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> GeneratorsResource:
+        """The resource with every provider's configuration, from `Settings`."""
         configs = {name.value: config.from_settings(settings, secret) for name, config in PROVIDER_CONFIGS.items()}
         return cls(**configured(cls, settings, secret), **configs)
 
@@ -328,6 +338,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     )
 
     def deadlines(self):
+        """The generation and composition deadlines and the run attempt limit, for the liveness watchdog."""
         from zencourt_pipeline.pipeline.liveness import Deadlines
 
         return Deadlines(
@@ -338,6 +349,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> PipelineSettingsResource:
+        """The resource with each field taken from the setting of the same name."""
         return cls(**{name: getattr(settings, name) for name in cls.model_fields})  # each field is the setting
 
 

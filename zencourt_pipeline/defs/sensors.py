@@ -42,6 +42,7 @@ ACTIVE_RUN_STATUSES = {dg.DagsterRunStatus[name] for name in (*CANCELABLE_RUN_ST
     description="Claims pending video_gen_batch rows by status, adds their partitions and requests their intake runs.",
 )
 def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
+    """Claim pending batches, reject ids unfit as partition keys, request intake runs for the rest."""
     db = app_db.get()
     claimed = db.claim_pending_batches(limit=MAX_BATCHES_PER_TICK)
     if not claimed:
@@ -95,6 +96,7 @@ def run_status_by_key(instance: dg.DagsterInstance):
 def clip_completions_sensor(
     context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource
 ) -> dg.SensorResult:
+    """Run the liveness watchdog over processing batches and request the compose runs it asks for."""
     db = app_db.get()
     batches = db.rotate_batches(BatchStatus.PROCESSING, BATCHES_EXAMINED_PER_TICK)
     report = watch_processing(
@@ -133,6 +135,7 @@ def clip_completions_sensor(
 def intake_failure_sensor(
     context: dg.RunFailureSensorContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource
 ):
+    """Retry a failed intake run under a new run key, or fail the batch when out of attempts."""
     batch_id = context.dagster_run.tags.get("zencourt/batch_id") or context.dagster_run.tags.get("dagster/partition")
     if not batch_id:
         return dg.SkipReason("run of no batch")
@@ -155,6 +158,7 @@ def intake_failure_sensor(
 def generation_reconciler_sensor(
     context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, generators: GeneratorsResource
 ) -> dg.SkipReason:
+    """Poll overdue provider tasks, record their completions and cancel the tasks of ended jobs."""
     db = app_db.get()
     chain = generators.chain(db)
     try:

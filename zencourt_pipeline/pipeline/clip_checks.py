@@ -43,6 +43,7 @@ class PhotoInspection:
 
     @property
     def passed(self) -> bool:
+        """True when the photo showed no problem."""
         return not self.problems
 
 
@@ -92,6 +93,7 @@ def sample_frames(path: Path, *, fps: int = SAMPLE_FPS, size: int = SAMPLE_SIZE)
 
 
 def frame_stats(frames: np.ndarray) -> FrameStats:
+    """Black, frozen and motion measures of a stack of grey frames (an empty stack: black, frozen)."""
     if len(frames) == 0:
         return FrameStats(0, 1.0, 1.0, 0.0, 0.0)
     as_float = frames.astype(np.float32)
@@ -120,6 +122,7 @@ class ClipInspection:
 
     @property
     def passed(self) -> bool:
+        """True when the clip showed no problem."""
         return not self.problems
 
 
@@ -167,6 +170,7 @@ class VideoInspection:
 
     @property
     def passed(self) -> bool:
+        """True when the composed video showed no problem."""
         return not self.problems
 
 

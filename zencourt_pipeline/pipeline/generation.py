@@ -121,6 +121,7 @@ def submit_with_fallback(
     db: AppDatabase, chain: ProviderChain, request: GenerationRequest, candidates: list[str], run_id: str | None = None,
     *, quota: BatchQuota | None = None,
 ) -> JobOutcome:
+    """Submit one job down the candidate providers, ledger row first; fail it when none accepts."""
     last: GenerationError | None = None
     for name in candidates:
         try:  # every provider call is a paid clip: reserve it first (QuotaExceeded: fail, nothing paid)
@@ -218,6 +219,7 @@ def submit_jobs(
     is_run_active: Callable[[str], bool] | None = None,
     quota: QuotaLimits | None = None,
 ) -> list[JobOutcome]:
+    """Submit every open job lacking a task; jobs whose create may already be paid fail instead."""
     outcomes = []
     for job in jobs:
         if job.terminal or not job.photo_key:

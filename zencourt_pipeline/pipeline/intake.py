@@ -43,6 +43,7 @@ def validate_job(job: Job) -> None:
 
 
 def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Job], error: BatchRejected) -> None:
+    """Fail every job and the batch itself with the rejection's code and message."""
     for job in jobs:
         db.fail_job(job.id, error.code, error.message)
     db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{error.code}: {error.message}", error_code=error.code)
@@ -76,6 +77,7 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
 def ingest_photos(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[PhotoResult]:
+    """Fetch, check, orient and store each open job's photo; a job whose photo is unusable fails."""
     from zencourt_pipeline.media.photos import prepare_photo
 
     results = []

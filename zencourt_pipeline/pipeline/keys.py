@@ -4,24 +4,30 @@ from zencourt_pipeline.domain import Orientation
 
 
 def photo_key(batch_id: str, job_id: str) -> str:
+    """Storage key of a job's prepared photo."""
     return f"batches/{batch_id}/photos/{job_id}.jpg"
 
 
 def raw_clip_key(batch_id: str, job_id: str) -> str:
+    """Storage key of a provider's clip as downloaded, before normalizing."""
     return f"batches/{batch_id}/generated/{job_id}.mp4"
 
 
 def clip_key(batch_id: str, job_id: str) -> str:
+    """Storage key of a job's normalized clip."""
     return f"batches/{batch_id}/clips/{job_id}.mp4"
 
 
 def clip_thumbnail_key(batch_id: str, job_id: str) -> str:
+    """Storage key of a normalized clip's thumbnail."""
     return f"batches/{batch_id}/clips/{job_id}.jpg"
 
 
 def video_key(batch_id: str, orientation: Orientation, template: str) -> str:
+    """Storage key of the composed listing video for one orientation and template."""
     return f"batches/{batch_id}/video/listing-{orientation}-{template}.mp4"
 
 
 def video_thumbnail_key(batch_id: str, orientation: Orientation, template: str) -> str:
+    """Storage key of the composed listing video's thumbnail."""
     return f"batches/{batch_id}/video/listing-{orientation}-{template}.jpg"

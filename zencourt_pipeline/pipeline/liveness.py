@@ -64,10 +64,12 @@ class WatchReport:
 
 
 def compose_run_key(batch_id: str, digest: str, attempt: int) -> str:
+    """Run key of a compose run for a completion state; later attempts get an `-a<n>` suffix."""
     return f"compose-{batch_id}-{digest}" if attempt <= 1 else f"compose-{batch_id}-{digest}-a{attempt}"
 
 
 def intake_run_key(batch_id: str, attempt: int) -> str:
+    """Run key of an intake run; retries (attempt 1, 2, ...) get an `-a<attempt + 1>` suffix."""
     return f"intake-{batch_id}" if attempt <= 0 else f"intake-{batch_id}-a{attempt + 1}"
 
 

@@ -32,11 +32,13 @@ from zencourt_pipeline.providers.base import GenerationError
 
 
 def month_start(now: datetime | None = None) -> datetime:
+    """Midnight UTC of the first day of the current (or `now`'s) month."""
     now = (now or utcnow()).astimezone(UTC)
     return datetime(now.year, now.month, 1, tzinfo=UTC)
 
 
 def next_month_start(now: datetime | None = None) -> datetime:
+    """Midnight UTC of the first day of the following month, when quotas renew."""
     start = month_start(now)
     return datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=UTC)
 
@@ -52,9 +54,11 @@ class QuotaUsage:
 
     @property
     def exceeded(self) -> bool:
+        """True when the clips already used plus the ones requested go over the quota."""
         return self.used + self.requested > self.quota
 
     def message(self) -> str:
+        """The QUOTA_EXCEEDED message: usage, quota, month and how many clips the batch needs."""
         return (
             f"{self.scope} {self.scope_id} has used {self.used} of its {self.quota} clips for {self.month} (UTC); "
             f"this batch needs {self.requested} more"
@@ -76,6 +80,7 @@ class QuotaLimits:
     workspace_quota: int = 0
 
     def for_batch(self, batch: Batch) -> BatchQuota:
+        """These limits bound to one batch's listing and workspace."""
         return BatchQuota(batch, self)
 
 
@@ -93,6 +98,7 @@ class BatchQuota:
     limits: QuotaLimits
 
     def reserve(self, db: AppDatabase) -> Reservation:
+        """Reserve one clip against the batch's listing and workspace quotas (raises QuotaExceeded)."""
         return reserve_submission(
             db, self.batch, listing_quota=self.limits.listing_quota, workspace_quota=self.limits.workspace_quota
         )

@@ -72,6 +72,7 @@ def reconcile_tasks(
 
 
 def task_ref(task: Task) -> TaskRef:
+    """The provider reference (provider, task id, meta) of a stored task, for polling or canceling it."""
     return TaskRef(task.provider, task.task_id, task.meta)
 
 

@@ -76,6 +76,7 @@ def spend_report(
 
 # -- JSON --------------------------------------------------------------------------------------
 def provider_json(ledger: ProviderLedger) -> dict[str, Any]:
+    """One provider's ledger in the status API's camelCase shape, with a count per ledger state."""
     return {
         "tasks": ledger.tasks,
         "usd": ledger.usd,
@@ -109,6 +110,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def report_json(report: SpendReport) -> dict[str, Any]:
+    """The `zencourt spend --json` document: window, filters, the ledger, states and the top batches."""
     return {
         "since": _iso(report.since),
         "until": _iso(report.until),

@@ -95,6 +95,7 @@ class ServiceMiddleware:
         self.max_upload_bytes = max_upload_bytes
 
     def limit_for(self, path: str) -> int:
+        """The largest body a path accepts: the upload limit for upload routes, the JSON limit otherwise."""
         return self.max_upload_bytes if path in UPLOAD_PATHS else self.max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,6 +182,7 @@ def default_storage(settings: Settings) -> Storage:
 
 
 def default_verifier(settings: Settings):
+    """The fal webhook verifier that checks signatures against the configured JWKS URL."""
     from zencourt_pipeline.providers.fal_webhook import FalWebhookVerifier
 
     return FalWebhookVerifier(settings.fal_jwks_url)

@@ -19,6 +19,7 @@ logger = logging.getLogger("zencourt_pipeline.service.auth")
 
 
 def presented_keys(request: Request) -> list[str]:
+    """The API keys a request presents, from `x-api-key` and from an `Authorization: Bearer` header."""
     keys = []
     api_key = request.headers.get("x-api-key")
     if api_key:
@@ -32,6 +33,7 @@ def presented_keys(request: Request) -> list[str]:
 
 
 def key_matches(presented: str, expected: str) -> bool:
+    """Compare a presented key with the expected one in constant time."""
     return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
 
 

@@ -129,6 +129,7 @@ class PayloadTooLarge(ApiError):
 
 
 def error_body(status_code: int, code: Code, message: str, details: dict[str, Any] | None = None) -> dict:
+    """The Node server's error JSON: success false, the HTTP error name, code, message and details."""
     return {
         "success": False,
         "error": ERROR_TYPES.get(status_code, "Error"),
@@ -145,6 +146,7 @@ def error_response(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    """A JSON response carrying `error_body` with the given status and headers."""
     return JSONResponse(
         error_body(status_code, code, message, details), status_code=status_code, headers=headers
     )
@@ -180,6 +182,7 @@ def validation_error(errors: list[dict[str, Any]]) -> ApiError:
 
 
 def storage_error(exc: StorageError) -> ApiError:
+    """The API error for a storage failure; 5xx get a generic message (details stay in the logs)."""
     status = STORAGE_STATUS.get(exc.code, 500)
     if status >= 500:  # backend details (bucket, endpoint, SDK messages) stay in the logs
         return ApiError(status, exc.code, "storage operation failed")
@@ -187,6 +190,7 @@ def storage_error(exc: StorageError) -> ApiError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn API, HTTP, validation and storage errors into the error JSON."""
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)

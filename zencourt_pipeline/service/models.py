@@ -73,6 +73,7 @@ class PendingTaskCancel(ApiModel):
 
     @classmethod
     def from_unstopped(cls, item: UnstoppedTask) -> PendingTaskCancel:
+        """The answer's entry for a provider task that could not be stopped yet."""
         task = item.task
         return cls(job_id=task.job_id, provider=task.provider, task_id=task.task_id,
                    error_code=item.error_code, error=item.error)
@@ -92,6 +93,7 @@ class CancelResponse(ApiModel):
 
     @classmethod
     def from_report(cls, canceled: list[Job], batch_ids: list[str], report: CancelReport) -> CancelResponse:
+        """The cancel answer from the canceled jobs, their batches and the provider cancel report."""
         return cls(
             canceled=len(canceled),
             job_ids=[job.id for job in canceled],
@@ -116,6 +118,7 @@ class Progress(ApiModel):
 
     @classmethod
     def of(cls, jobs: list[Job], batch_status: BatchStatus) -> Progress:
+        """Progress counts of a batch from its job rows."""
         by_status: dict[str, int] = {}
         for job in jobs:
             by_status[job.status] = by_status.get(job.status, 0) + 1
@@ -159,6 +162,7 @@ class JobResponse(ApiModel):
 
     @classmethod
     def from_record(cls, job: Job, urls: MediaUrls) -> JobResponse:
+        """A job row as the status API shows it, with playable media URLs."""
         return cls(
             id=job.id,
             room_name=job.room_name,
@@ -263,6 +267,7 @@ class BatchSummary(ApiModel):
 
     @classmethod
     def from_record(cls, batch: Batch, job_counts: dict[str, int], urls: MediaUrls) -> BatchSummary:
+        """A batch row and its job counts as a list entry of `GET /video/batches`."""
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,

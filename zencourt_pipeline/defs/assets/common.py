@@ -25,6 +25,7 @@ STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTI
 
 
 def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Batch, list[Job]]:
+    """The partition's batch and jobs; a batch missing from the database fails the step for good."""
     batch_id = context.partition_key
     batch = db.get_batch(batch_id)
     if batch is None:
@@ -34,6 +35,7 @@ def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Batc
 
 @contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary working directory, deleted when the block ends."""
     with tempfile.TemporaryDirectory(prefix=f"zencourt-{prefix}-") as tmp:
         yield Path(tmp)
 
@@ -68,6 +70,7 @@ def table(rows: Sequence) -> dg.MetadataValue:
 
 
 def count(items: Sequence, status: str) -> int:
+    """How many items have this status."""
     return sum(1 for item in items if getattr(item, "status", None) == status)
 
 
@@ -88,4 +91,5 @@ def image_markdown(source: Path | bytes, *, alt: str, width: int = 480, quality:
 
 
 def png_markdown(data: bytes, *, alt: str) -> str:
+    """Markdown that shows PNG bytes inline as a data URI image."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode()})"

@@ -134,6 +134,7 @@ class BatchCreate(CreateModel):
 
 # -- building the rows ----------------------------------------------------------------------------
 def body_digest(data: Mapping[str, Any]) -> str:
+    """SHA-256 of the body's canonical JSON (sorted keys, compact), what an Idempotency-Key is bound to."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -237,6 +238,7 @@ def _idempotency_key(request: Request) -> str | None:
 # -- POST /video/batches ---------------------------------------------------------------------------
 @router.post("/batches", status_code=201, response_model=BatchResponse, response_model_by_alias=True)
 async def create_batch(request: Request, response: Response) -> BatchResponse:
+    """`POST /video/batches`: insert a pending batch and its jobs (201; 200 on an idempotent replay)."""
     key = _idempotency_key(request)
     data = await read_object(request)
     status, batch = await run_in_threadpool(create_one, request, data, key)
@@ -249,6 +251,7 @@ async def create_batch(request: Request, response: Response) -> BatchResponse:
 # -- POST /video/batches:bulk ----------------------------------------------------------------------
 @router.post("/batches:bulk", response_model=BulkResponse, response_model_by_alias=True)
 async def create_batches(request: Request) -> BulkResponse:
+    """`POST /video/batches:bulk`: create up to 100 batches, each created or refused on its own."""
     if request.headers.get("idempotency-key") is not None:
         raise ApiError(
             400,
@@ -295,6 +298,7 @@ def _parse_since(value: str) -> datetime:
 
 @router.get("/batches", response_model=BatchListResponse, response_model_by_alias=True)
 async def list_batches(request: Request) -> BatchListResponse:
+    """`GET /video/batches`: batch summaries newest first, filtered and keyset-paginated."""
     params = {name: value for name, value in request.query_params.items() if value != ""}  # `?x=`: absent
     limit = DEFAULT_LIST_LIMIT
     if "limit" in params:

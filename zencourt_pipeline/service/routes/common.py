@@ -41,6 +41,7 @@ async def read_object(request: Request) -> dict[str, Any]:
 
 
 def check_id(value: str, name: str) -> str:
+    """Return the id when it matches the id pattern, else raise a 400 INVALID_INPUT naming the field."""
     if not ID_RE.match(value):
         raise ApiError(400, ErrorCode.INVALID_INPUT, f"{name} must match {ID_PATTERN}", {"field": name})
     return value

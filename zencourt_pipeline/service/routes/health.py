@@ -113,6 +113,7 @@ async def _optional(name: str, probe: Callable[[], dict] | None, absent: dict) -
 
 @router.get("/health", response_model=HealthResponse, response_model_by_alias=True)
 async def health(request: Request, response: Response) -> HealthResponse:
+    """`GET /health`: probe database, storage, daemon and providers (503 unavailable, else 200)."""
     state = request.app.state
     database, storage, daemon, providers = await asyncio.gather(
         _reachability("database", state.db.ping),

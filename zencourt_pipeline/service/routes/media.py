@@ -30,6 +30,7 @@ def _forbidden() -> ApiError:
 @router.get("/{key:path}")
 @router.head("/{key:path}")
 async def media(key: str, request: Request) -> FileResponse:
+    """`GET /media/{key}`: a local stored object for a valid signed URL (403 if not, 404 if missing)."""
     try:
         validate_key(key)
         expires = int(request.query_params.get("expires", ""))

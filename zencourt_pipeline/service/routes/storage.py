@@ -65,6 +65,7 @@ class SignedUrlRequest(KeyRequest):
 
 @router.post("/signed-url", response_model=SignedUrlResponse, response_model_by_alias=True)
 async def signed_url(request: Request) -> SignedUrlResponse:
+    """`POST /storage/signed-url`: a URL to a stored object, valid for the requested time."""
     body = await read_json(request, SignedUrlRequest)
     key = validate_key(body.key)
     url = await run_in_threadpool(request.app.state.storage.url, key, body.expiresIn)
@@ -96,6 +97,7 @@ def _store(storage, key: str, upload: UploadFile, content_type: str) -> tuple[st
 
 @router.post("/upload", response_model=UploadResponse, response_model_by_alias=True)
 async def upload(request: Request) -> UploadResponse:
+    """`POST /storage/upload`: store a multipart file under the given key."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
         raise ApiError(400, ErrorCode.INVALID_INPUT, "send multipart/form-data with the fields 'file' and 'key'")
@@ -126,6 +128,7 @@ async def upload(request: Request) -> UploadResponse:
 
 @router.delete("/delete", response_model=DeleteResponse, response_model_by_alias=True)
 async def delete(request: Request) -> DeleteResponse:
+    """`DELETE /storage/delete`: remove a stored object and say whether it existed."""
     body = await read_json(request, KeyRequest)
     key = validate_key(body.key)
     deleted = await run_in_threadpool(request.app.state.storage.delete, key)

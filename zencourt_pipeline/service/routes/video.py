@@ -71,6 +71,7 @@ def _not_found(batch_id: str | None) -> ApiError:
 # workspace are to be refused here (their job ids treated as unknown).
 @router.post("/generate", status_code=202, response_model=GenerateResponse, response_model_by_alias=True)
 async def generate(request: Request, response: Response) -> GenerateResponse:
+    """`POST /video/generate`: make the pending batches of the given ids claimable now (202)."""
     body = await read_json(request, GenerateRequest)
     body.require_one()
     db = request.app.state.db
@@ -122,6 +123,7 @@ async def generate(request: Request, response: Response) -> GenerateResponse:
 # -- POST /video/cancel -------------------------------------------------------------------------
 @router.post("/cancel", response_model=CancelResponse, response_model_by_alias=True)
 async def cancel(request: Request) -> CancelResponse:
+    """`POST /video/cancel`: cancel jobs by batch, listing or job ids, and their provider tasks."""
     body = await read_json(request, CancelRequest)
     body.require_one()
     state = request.app.state
@@ -179,6 +181,7 @@ def _stop_provider_work(state, canceled: list[Job], batch_ids: list[str]) -> Can
 # -- GET /video/batches/{id} ------------------------------------------------------------------
 @router.get("/batches/{batch_id}", response_model=BatchResponse, response_model_by_alias=True)
 async def get_batch(batch_id: str, request: Request) -> BatchResponse:
+    """`GET /video/batches/{batchId}`: the batch's status, jobs, playable URLs, spend and webhook state."""
     check_id(batch_id, "batchId")
     db = request.app.state.db
 

@@ -38,6 +38,7 @@ def _task_known(db, provider: str, task_id: str) -> bool | None:
 
 @router.post("/webhooks/fal", response_model=FalWebhookResponse, response_model_by_alias=True)
 async def fal_webhook(request: Request) -> FalWebhookResponse:
+    """`POST /webhooks/fal`: verify the signature over the raw body, record the completion, answer 200."""
     state = request.app.state
     raw = await request.body()
 
