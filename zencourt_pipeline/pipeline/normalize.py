@@ -74,6 +74,8 @@ def normalize_outputs(
         try:
             raw = storage.get_file(job.raw_clip_key, work_dir / f"{job.id}.raw.mp4")
         except StorageError as exc:
+            if storage.exists(job.raw_clip_key):
+                raise  # storage is failing, not the clip: the step is retried, the job stays open
             db.fail_job(job.id, exc.code, exc.message)
             results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code))
             continue
@@ -94,13 +96,15 @@ def normalize_outputs(
             continue
         try:
             thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
-            key = clip_key(batch.id, job.id)
-            video_uri = storage.put_file(key, clip_path, "video/mp4")
-            thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
-        except (MediaError, StorageError) as exc:
+        except MediaError as exc:
             db.fail_job(job.id, exc.code, exc.message)
             results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message))
             continue
+        # a failed upload is the storage's fault, not the clip's: it raises, the step is retried
+        # (and the compose run re-attempted), and the job stays open with its raw clip
+        key = clip_key(batch.id, job.id)
+        video_uri = storage.put_file(key, clip_path, "video/mp4")
+        thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
         db.complete_job(job.id, video_uri, thumb_uri)
         results.append(
             ClipResult(

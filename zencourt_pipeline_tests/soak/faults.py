@@ -349,6 +349,8 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
 CANCEL_AFTER_S = 10.0  # a cancel lands this long after its batch's insert, or up to CANCEL_SPREAD_S later
 CANCEL_SPREAD_S = 8.0
 CANCEL_TARGET_LATENCY = (35.0, 45.0)  # provider task latency of the batches a cancel targets
+EARLY_KINDS = frozenset({"fal_5xx_storm", "fal_submit_errors", "ambiguous_create_fal", "runway_cancel_failures"})
+EARLY_WINDOW_S = 12.0
 CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
 
 
@@ -381,6 +383,8 @@ def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan
             start = max(p.at for p in plans if p.listing_id == params["listing_id"]) + CANCEL_AFTER_S
         if kind.startswith("cancel_"):
             end = start + CANCEL_SPREAD_S
+        elif kind in EARLY_KINDS:  # armed early: they wait (FIFO) for the sparse requests they hit
+            end = EARLY_WINDOW_S
         end = max(start + 1.0, end)
         events.append(FaultEvent(round(rng.uniform(start, end), 1), kind, params))
     return sorted(events, key=lambda event: event.at)

@@ -76,11 +76,14 @@ def script_prompts(rng: random.Random, ctx: SoakContext, cancel_targets: set[str
     prompts = [prompt_of(plan.id, index) for plan in ctx.plans for index in range(config.clips)]
     failing = {p for p in prompts if rng.random() < config.runway_failure_rate}
     fates = ["lost", "duplicate", "late", "deliver"]
-    # the guaranteed fallbacks go to batches no cancel targets, outside the quota workspace
+    # the guaranteed fallbacks go to batches no cancel targets, outside the quota workspace; each
+    # fate twice where there are prompts enough (an ambiguous create may hit one: no fallback then)
+    guaranteed = ["lost", "duplicate", "late", "late", "duplicate", "lost"]
     avoid = set(cancel_targets) | {plan.id for plan in ctx.plans if plan.workspace_id}
     candidates = [p for p in prompts if p.split(":")[0] not in avoid]
-    for prompt, fate in zip(rng.sample(candidates, min(len(fates), len(candidates))), fates, strict=False):
-        failing.add(prompt)  # guaranteed fallbacks, one per webhook fate
+    picked = rng.sample(candidates, min(len(guaranteed), len(candidates)))
+    for prompt, fate in zip(picked, guaranteed, strict=False):
+        failing.add(prompt)  # guaranteed fallbacks, each with a webhook fate
         _fal_script(ctx, prompt, fate, rng)
     for prompt in prompts:
         failure = prompt in failing
