@@ -249,6 +249,8 @@ def submit_jobs(
         try:
             photo = storage.get_file(job.photo_key, work_dir / f"{job.id}.jpg")
         except StorageError as exc:
+            if storage.exists(job.photo_key):
+                raise  # storage is failing, not the photo: the step is retried, the job stays open
             db.fail_job(job.id, exc.code, exc.message)
             outcomes.append(JobOutcome(job.id, job.room_name, "failed", error_code=exc.code))
             continue

@@ -28,5 +28,7 @@ def test_zencourt_demo_composes_the_sample_listing(tmp_path):
     assert (info.codec, info.width, info.height, info.fps) == ("h264", 1280, 720, 30.0)
     # six 5 s clips, five 0.5 s crossfades
     assert abs(info.duration - (6 * 5 - 5 * 0.5)) <= 0.5
-    assert info.frame_count == round(info.duration * 30)
+    # every frame at 30 fps: the container's duration is the longer track's, and the AAC track is
+    # 21 ms (its priming) longer than the video since outputs carry no edit list: within one frame
+    assert abs(info.frame_count - info.duration * 30) < 1
     assert "clip Exterior: completed via local" in proc.stdout  # progress was shown

@@ -390,6 +390,12 @@ def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan
     return sorted(events, key=lambda event: event.at)
 
 
+def _open_job_ids(ctx: SoakContext) -> list[str]:
+    with ctx.topo.db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id FROM video_gen_jobs WHERE status NOT IN ('completed','failed','canceled')"))
+        return [row.id for row in rows]
+
+
 class Scheduler(threading.Thread):
     """Applies the events at their moment (seconds after `ctx.started`) until stopped."""
 
@@ -413,6 +419,11 @@ class Scheduler(threading.Thread):
         if wait_in_flight:
             waited = self._wait_in_flight(event)
             self.ctx.log(f"fault {event.describe()}: waited {waited:.1f} s for a provider task of its jobs")
+            if event.kind == "cancel_jobs":
+                try:
+                    self._retarget(event)
+                except sa.exc.OperationalError as exc:  # the database is restarting: keep the target
+                    self.ctx.log(f"fault {event.describe()}: retarget skipped ({type(exc).__name__})")
         if self.stopping.is_set():
             return
         try:
@@ -429,6 +440,22 @@ class Scheduler(threading.Thread):
             return
         self.ctx.applied[event.kind] += 1
         self.ctx.log(f"fault {event.describe()} armed")
+
+    def _retarget(self, event: FaultEvent) -> None:
+        """A job cancel whose jobs all ended meanwhile (an ambiguous create failed them) goes to an
+        open job that has a provider task running, outside the quota workspace: the cancel must
+        find something to stop."""
+        open_jobs = set(_open_job_ids(self.ctx))
+        if open_jobs & set(event.params["job_ids"]):
+            return
+        quota = {plan.id for plan in self.ctx.plans if plan.workspace_id}
+        with self.ctx.runway._lock:
+            running = [job_of_prompt(task.body.get("promptText")) for task in self.ctx.runway.tasks.values()]
+        for job in running:
+            if job in open_jobs and job.rsplit("-", 1)[0] not in quota:
+                self.ctx.log(f"fault {event.describe()}: its jobs ended, canceling {job} instead")
+                event.params["job_ids"] = [job]
+                return
 
     def _wait_in_flight(self, event: FaultEvent) -> float:
         """Wait until one of the cancel's jobs has a provider task at the fakes (at most
