@@ -74,6 +74,15 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
     return dest
 
 
+def storage_is_failing(storage: Storage, exc: StorageError, source_url: str) -> bool:
+    """Whether a storage error is the storage's (an upload, or a read of a source that is there)
+    rather than the photo's (a missing object, a bad key)."""
+    if exc.code == ErrorCode.STORAGE_UPLOAD_FAILED:
+        return True
+    key = storage.key_from_uri(source_url)
+    return key is not None and exc.code == ErrorCode.STORAGE_DOWNLOAD_FAILED and storage.exists(key)
+
+
 def ingest_photos(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[PhotoResult]:
@@ -110,6 +119,8 @@ def ingest_photos(
                 )
             )
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
+            if isinstance(exc, StorageError) and storage_is_failing(storage, exc, job.image_url):
+                raise  # the storage's fault, not the photo's: the step is retried, the job stays open
             db.fail_job(job.id, exc.code, exc.message)
             results.append(
                 PhotoResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message)

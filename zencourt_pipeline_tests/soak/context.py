@@ -31,7 +31,7 @@ class SoakConfig:
     full: bool = False
     db_restart: str = "terminate"  # terminate (pg_terminate_backend) | restart (pg_ctlcluster)
     # generous enough for a loaded 2-core machine: a job that times out is a violation (only the
-    # faults that hit it may fail it), and the tasks of cancel targets run 35-45 s
+    # faults that hit it may fail it), and the tasks of cancel targets run 20-25 s
     generation_deadline_s: float = 150.0
     composition_deadline_s: float = 60.0
     fal_webhook_overdue_s: float = 8.0

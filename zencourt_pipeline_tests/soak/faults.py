@@ -348,7 +348,7 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
 
 CANCEL_AFTER_S = 10.0  # a cancel lands this long after its batch's insert, or up to CANCEL_SPREAD_S later
 CANCEL_SPREAD_S = 8.0
-CANCEL_TARGET_LATENCY = (35.0, 45.0)  # provider task latency of the batches a cancel targets
+CANCEL_TARGET_LATENCY = (20.0, 25.0)  # provider task latency of the batches a cancel targets
 EARLY_KINDS = frozenset({"fal_5xx_storm", "fal_submit_errors", "ambiguous_create_fal", "runway_cancel_failures"})
 EARLY_WINDOW_S = 12.0
 CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
