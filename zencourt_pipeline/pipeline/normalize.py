@@ -136,11 +136,12 @@ def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[
         if job.status != JobStatus.COMPLETED or not job.video_url:
             continue
         clip = written.get(job.id)
+        key = storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id)
         try:
-            local = clip.clip_path if clip else storage.get_file(
-                storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id), work_dir / f"{job.id}.check.mp4"
-            )
+            local = clip.clip_path if clip else storage.get_file(key, work_dir / f"{job.id}.check.mp4")
         except StorageError as exc:
+            if storage.exists(key):
+                raise  # storage is failing, not the clip: retry the step rather than block the batch
             inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
             continue
         inspections[job.id] = inspect_clip(local, expected_duration_s=float(job.duration_seconds), width=width, height=height)
