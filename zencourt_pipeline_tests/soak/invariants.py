@@ -47,19 +47,10 @@ def _rows(ctx: SoakContext, query: str, record: type[R]) -> list[R]:
         return [record.from_row(row) for row in conn.execute(sa.text(query))]
 
 
-def _dropped_ids(fake: Any) -> set[str]:
-    """Task ids whose create answer the fake dropped (the ambiguous creates it injected)."""
-    for name in ("dropped_answers", "dropped_answer_ids", "answers_dropped", "dropped_task_ids", "dropped"):
-        value = getattr(fake, name, None)
-        if isinstance(value, set | list | tuple | dict):
-            return {str(v) for v in value}
-    tasks = getattr(fake, "tasks", None) or getattr(fake, "requests", {})
-    return {tid for tid, t in tasks.items() if getattr(t, "answer_dropped", False) or getattr(t, "dropped", False)}
-
-
-def figures_dropped(ctx: SoakContext) -> int:
-    return sum(ctx.runway.counts[k] + ctx.fal.counts[k.replace("create", "submit")]
-               for k in ("create_answer_dropped", "create_answer_late"))
+def _ambiguous_answer_ids(ctx: SoakContext) -> set[str]:
+    """Task and request ids whose create answer the fakes dropped or sent late (from their fault logs)."""
+    hits = ctx.runway.fault_log.hits("create_answer_") + ctx.fal.fault_log.hits("submit_answer_")
+    return {hit.target for hit in hits}
 
 
 def fake_tasks(ctx: SoakContext) -> list[dict]:
@@ -147,7 +138,7 @@ def _accounted(ctx, tasks, rows, violations, figures) -> set[str]:
     by_id = {(r.provider, r.task_id) for r in rows if r.task_id}
     orphan_rows = [r for r in rows if r.possibly_orphaned]
     budget = Counter((r.job_id, r.provider) for r in orphan_rows if not r.task_id)
-    dropped = _dropped_ids(ctx.runway) | _dropped_ids(ctx.fal)
+    dropped = _ambiguous_answer_ids(ctx)
     covered: set[str] = set()
     for task in tasks:
         if (task["provider"], task["id"]) in by_id:
@@ -157,12 +148,12 @@ def _accounted(ctx, tasks, rows, violations, figures) -> set[str]:
             budget[key] -= 1
             covered.add(task["id"])
             continue
-        why = "its create answer was dropped by the fake" if task["id"] in dropped else (
-            f"{figures_dropped(ctx)} create answers were dropped or late in all")
+        why = "its create answer was dropped or late" if task["id"] in dropped else (
+            f"{len(dropped)} create answers were dropped or late in all")
         violations.append(f"{task['provider']} task {task['id']} of job {task['job']} ({task['final']}) has no "
                           f"generation_tasks row and no possibly_orphaned row covers it ({why})")
     figures["orphaned_tasks"] = len(orphan_rows)
-    figures["ambiguous_creates_by_fakes"] = len(dropped) or figures_dropped(ctx)
+    figures["ambiguous_creates_by_fakes"] = len(dropped)
     figures["unflagged_orphan_rows"] = sum(budget.values())
     figures["paid_tasks"] = len(tasks)
     figures["spend_usd"] = round(sum(r.cost_usd or 0.0 for r in rows), 4)
