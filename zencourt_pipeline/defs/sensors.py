@@ -125,9 +125,10 @@ def clip_completions_sensor(
     return dg.SensorResult(run_requests=requests)
 
 
-# failure reasons of runs the infrastructure stopped (`dagster/failure_reason`): the run worker was
-# killed or lost, the run never started in time, its process could not load the job
-INTERRUPTED_RUN_REASONS = frozenset({"UNEXPECTED_TERMINATION", "RUN_WORKER_RESTART", "START_TIMEOUT", "JOB_INITIALIZATION_FAILURE"})
+# failure reasons (`dagster/failure_reason`) of runs whose own code failed; a run failed for any
+# other reason was stopped by the infrastructure: run monitoring found its worker dead (no reason
+# recorded), a restart, a start timeout, a process that could not load the job
+FAILED_RUN_REASONS = frozenset({"STEP_FAILURE", "RUN_EXCEPTION"})
 
 
 def intake_failures(instance: dg.DagsterInstance, batch_id: str) -> Counter[RunEnd]:
@@ -138,7 +139,7 @@ def intake_failures(instance: dg.DagsterInstance, batch_id: str) -> Counter[RunE
         )
     )
     return Counter(
-        RunEnd.INTERRUPTED if run.tags.get("dagster/failure_reason") in INTERRUPTED_RUN_REASONS else RunEnd.FAILED
+        RunEnd.FAILED if run.tags.get("dagster/failure_reason") in FAILED_RUN_REASONS else RunEnd.INTERRUPTED
         for run in runs
     )
 

@@ -99,17 +99,17 @@ def test_a_batch_id_unsafe_as_a_partition_key_is_rejected_before_it_becomes_one(
 
 
 def test_intake_failures_tell_interrupted_runs_from_failed_ones(instance):
-    """A run stopped by the infrastructure (run monitoring tags its failure reason) spends from the
-    larger budget; a run whose step failed spends an attempt."""
+    """A run stopped by the infrastructure (run monitoring records no reason for a dead worker)
+    spends from the larger budget; a run whose step failed, or that raised, spends an attempt."""
     from dagster._core.storage.dagster_run import DagsterRunStatus
 
     from zencourt_pipeline.definitions import defs
 
     job = defs.resolve_job_def(batch_intake_job.name)
-    reasons = ["RUN_WORKER_RESTART", "UNEXPECTED_TERMINATION", "STEP_FAILURE", None]
+    reasons = ["RUN_WORKER_RESTART", "START_TIMEOUT", None, "STEP_FAILURE", "RUN_EXCEPTION"]
     for reason in reasons:
         tags = {"zencourt/batch_id": "fb"} | ({"dagster/failure_reason": reason} if reason else {})
         instance.create_run_for_job(job, tags=tags, status=DagsterRunStatus.FAILURE)
     instance.create_run_for_job(job, tags={"zencourt/batch_id": "other"}, status=DagsterRunStatus.FAILURE)
     instance.create_run_for_job(job, tags={"zencourt/batch_id": "fb"}, status=DagsterRunStatus.SUCCESS)
-    assert intake_failures(instance, "fb") == Counter({RunEnd.INTERRUPTED: 2, RunEnd.FAILED: 2})
+    assert intake_failures(instance, "fb") == Counter({RunEnd.INTERRUPTED: 3, RunEnd.FAILED: 2})
