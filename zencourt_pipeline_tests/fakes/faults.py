@@ -35,6 +35,7 @@ from starlette.responses import Response
 from zencourt_pipeline_tests.fakes.server import ShortBodyResponse, sample_mp4
 
 DROP = "drop"
+REPLAY = "replay"  # a create answered with the id an earlier create got
 
 
 @dataclass(frozen=True)
