@@ -7,9 +7,9 @@ from collections import Counter
 import dagster as dg
 import pytest
 
+from zencourt_pipeline.defs.jobs import batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource
-from zencourt_pipeline.defs.jobs import batch_intake_job
 from zencourt_pipeline.defs.sensors import clip_completions_sensor, intake_failures, pending_batches_sensor
 from zencourt_pipeline.pipeline.liveness import RunEnd
 from zencourt_pipeline_tests.conftest import make_batch
