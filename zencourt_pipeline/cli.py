@@ -66,7 +66,7 @@ def _serve(_args: argparse.Namespace) -> int:
     db.upgrade()  # start-up: the service brings the database it serves to the latest revision first
     canceller = service_canceller(settings, db)
     # completion webhooks go out from the outbox while the service runs
-    from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+    from zencourt_pipeline.notify.deliverer import OutboxDeliverer
 
     stop = threading.Event()
     deliverer = OutboxDeliverer.from_settings(db, settings)
@@ -91,7 +91,7 @@ def _webhooks(args: argparse.Namespace) -> int:
             return _requeue(db, args)
         if args.action == "dead":
             return _dead(db, args)
-        from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+        from zencourt_pipeline.notify.deliverer import OutboxDeliverer
 
         deliverer = OutboxDeliverer.from_settings(db, settings)
         if args.once:
@@ -117,7 +117,7 @@ def _requeue(db, args: argparse.Namespace) -> int:
     count = outbox.requeue_dead(db, ids=args.ids or None, event=args.event)
     scope = "dead rows" + (f" of event {args.event}" if args.event else "") + (" among the given ids" if args.ids else "")
     print(json.dumps({"requeued": count}) if args.json else f"requeued {count} {scope}")
-    logging.getLogger("zencourt_pipeline.webhooks").info(
+    logging.getLogger("zencourt_pipeline.notify").info(
         "requeued dead webhooks", extra={"requeued": count, "ids": args.ids or None, "event": args.event}
     )
     return 0
