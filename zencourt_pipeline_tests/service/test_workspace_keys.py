@@ -1,0 +1,87 @@
+"""Workspace keys in the app (TestClient, SQLite): with or without the admin key, when the service
+refuses everything (503), the per-key token bucket, and the `last_used_at` throttle."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from zencourt_pipeline.db import api_keys
+from zencourt_pipeline.domain import ApiScope
+from zencourt_pipeline.service.app import create_app
+from zencourt_pipeline.service.ratelimit import KeyRateLimiter
+
+from .conftest import API_KEY, assert_error, make_batch
+
+
+def app_without_admin_key(settings, db, storage, verifier, **updates):
+    return create_app(
+        settings.model_copy(update={"video_server_api_key": None, **updates}), db=db, storage=storage, verifier=verifier
+    )
+
+
+def test_without_the_admin_key_workspace_keys_still_work(settings, db, storage, verifier):
+    db.insert_batch(*make_batch("nw1", workspace_id="ws1"))
+    with TestClient(app_without_admin_key(settings, db, storage, verifier)) as client:
+        # neither an admin key nor a workspace key: everything refused, as before
+        assert_error(client.get("/video/batches/nw1", headers={"x-api-key": API_KEY}), 503, "API_KEY_NOT_CONFIGURED")
+        _, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+        assert client.get("/video/batches/nw1", headers={"x-api-key": key}).status_code == 200
+        assert client.get("/video/batches/nw1", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert_error(client.get("/video/batches/nw1"), 401, "UNAUTHORIZED")
+        assert_error(client.get("/video/batches/nw1", headers={"x-api-key": API_KEY}), 401, "INVALID_API_KEY")
+        api_keys.revoke(db, api_keys.prefix_of(key))
+        assert_error(client.get("/video/batches/nw1", headers={"x-api-key": key}), 401, "API_KEY_REVOKED")
+        # the last key revoked: back to refusing everything
+        assert_error(client.get("/video/batches/nw1"), 503, "API_KEY_NOT_CONFIGURED")
+
+
+def test_the_admin_key_sees_every_workspace_and_is_not_limited(client, db, auth):
+    db.insert_batch(*make_batch("aw1", workspace_id="ws1"))
+    db.insert_batch(*make_batch("aw2"))  # a batch without a workspace: the admin key's only
+    _, key = api_keys.create_key(db, "ws1", list(ApiScope))
+    assert client.get("/video/batches/aw2", headers=auth).status_code == 200
+    assert_error(client.get("/video/batches/aw2", headers={"x-api-key": key}), 404, "NOT_FOUND")
+    ids = {batch["id"] for batch in client.get("/video/batches", headers={"x-api-key": key}).json()["batches"]}
+    assert ids == {"aw1"}
+    client.app.state.key_limiter = KeyRateLimiter(1)
+    for _ in range(3):
+        assert client.get("/video/batches/aw1", headers=auth).status_code == 200
+    assert client.get("/video/batches/aw1", headers={"x-api-key": key}).status_code == 200
+    limited = assert_error(client.get("/video/batches/aw1", headers={"x-api-key": key}), 429, "RATE_LIMITED")
+    assert limited["error"] == "Too Many Requests" and limited["details"]["retryAfterSeconds"] == 60
+
+
+def test_the_token_bucket_refills_and_says_when():
+    now = [0.0]
+    limiter = KeyRateLimiter(6, clock=lambda: now[0])  # 6 a minute: one every 10 s
+    assert [limiter.take("k") for _ in range(6)] == [None] * 6
+    assert limiter.take("k") == 10
+    assert limiter.take("other") is None  # buckets are per key
+    now[0] = 4.0
+    assert limiter.take("k") == 6
+    now[0] = 10.0
+    assert limiter.take("k") is None and limiter.take("k") == 10
+    now[0] = 1000.0  # refilled to the burst, never above
+    assert [limiter.take("k") for _ in range(7)] == [None] * 6 + [10]
+    assert KeyRateLimiter(0).take("k") is None  # 0: unlimited
+
+
+def test_the_bucket_table_is_bounded():
+    now = [0.0]
+    limiter = KeyRateLimiter(60, clock=lambda: now[0], max_keys=4)
+    for i in range(10):
+        now[0] += 100.0
+        assert limiter.take(f"k{i}") is None
+    assert len(limiter._buckets) <= 4
+
+
+def test_last_used_is_written_once_a_minute_per_process(client, db, monkeypatch):
+    db.insert_batch(*make_batch("lu1", workspace_id="ws1"))
+    record, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+    writes = []
+    touch = api_keys.touch
+    monkeypatch.setattr(api_keys, "touch", lambda *args, **kwargs: writes.append(args[1]) or touch(*args, **kwargs))
+    for _ in range(5):
+        assert client.get("/video/batches/lu1", headers={"x-api-key": key}).status_code == 200
+    assert writes == [record.id]
+    assert api_keys.find(db, record.id).last_used_at is not None
