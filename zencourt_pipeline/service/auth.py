@@ -137,7 +137,7 @@ async def authenticate(request: Request) -> Principal:
     for key in keys:
         if api_keys.prefix_of(key) is None:
             continue
-        record = await run_in_threadpool(api_keys.verify, state.db, key)
+        record = await _read_keys(api_keys.verify, state.db, key)
         if record is None:
             continue
         if record.revoked:
@@ -145,7 +145,7 @@ async def authenticate(request: Request) -> Principal:
             raise _unauthorized(ApiErrorCode.API_KEY_REVOKED, "this API key is revoked")
         await _note_use(request, record)
         return Principal(record.workspace_id, frozenset(record.scopes), record.id, record.prefix)
-    if not admin_key and not await run_in_threadpool(api_keys.any_active, state.db):
+    if not admin_key and not await _read_keys(api_keys.any_active, state.db):
         raise ApiError(
             503,
             ApiErrorCode.API_KEY_NOT_CONFIGURED,
@@ -157,6 +157,15 @@ async def authenticate(request: Request) -> Principal:
         )
     logger.warning("rejected request with an invalid API key", extra={"path": request.url.path})
     raise _unauthorized(ApiErrorCode.INVALID_API_KEY, "invalid API key")
+
+
+async def _read_keys(function, *args):
+    """Run a key read in a worker thread; a database failure is 503 DATABASE_ERROR (retry later)."""
+    try:
+        return await run_in_threadpool(function, *args)
+    except Exception:
+        logger.exception("could not read the API keys")
+        raise ApiError(503, ApiErrorCode.DATABASE_ERROR, "the API key could not be checked; retry later") from None
 
 
 async def _note_use(request: Request, record: ApiKey) -> None:

@@ -85,3 +85,32 @@ def test_last_used_is_written_once_a_minute_per_process(client, db, monkeypatch)
         assert client.get("/video/batches/lu1", headers={"x-api-key": key}).status_code == 200
     assert writes == [record.id]
     assert api_keys.find(db, record.id).last_used_at is not None
+
+
+def test_a_database_failure_while_checking_a_key_is_503(client, db, auth, monkeypatch):
+    _, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+
+    def down(*_args, **_kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(api_keys, "verify", down)
+    assert_error(client.get("/video/batches", headers={"x-api-key": key}), 503, "DATABASE_ERROR")
+    assert client.get("/video/batches", headers=auth).status_code == 200  # the admin key needs no lookup
+
+
+def test_the_keys_cli(monkeypatch, tmp_path, capsys):
+    from zencourt_pipeline.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert main(["keys", "create"]) == 2 and "--workspace" in capsys.readouterr().err
+    assert main(["keys", "create", "--workspace", "a b"]) == 2
+    assert main(["keys", "create", "--workspace", "ws9", "--scope", "storage", "--name", "uploader"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert api_keys.KEY_RE.match(key)
+    assert main(["keys", "list", "--workspace", "ws9"]) == 0
+    listing = capsys.readouterr().out
+    assert api_keys.prefix_of(key) in listing and "storage" in listing and "uploader" in listing and key not in listing
+    assert main(["keys", "revoke"]) == 2
+    assert main(["keys", "revoke", api_keys.prefix_of(key)]) == 0
+    assert main(["keys", "list"]) == 0 and "revoked" in capsys.readouterr().out
+    assert main(["keys", "revoke", "nope"]) == 1
