@@ -114,3 +114,28 @@ def test_the_keys_cli(monkeypatch, tmp_path, capsys):
     assert main(["keys", "revoke", api_keys.prefix_of(key)]) == 0
     assert main(["keys", "list"]) == 0 and "revoked" in capsys.readouterr().out
     assert main(["keys", "revoke", "nope"]) == 1
+
+
+def test_idempotency_keys_are_per_workspace(client, db, auth):
+    _, key_a = api_keys.create_key(db, "wsA", list(ApiScope))
+    _, key_b = api_keys.create_key(db, "wsB", list(ApiScope))
+    body = {"listingId": "L-idem", "jobs": [{"imageUrl": "https://example.com/1.jpg"}]}
+    made = {}
+    for name, headers in (("A", {"x-api-key": key_a}), ("B", {"x-api-key": key_b}), ("admin", auth)):
+        first = client.post("/video/batches", json=body, headers={**headers, "Idempotency-Key": "same"})
+        assert first.status_code == 201, (name, first.text)
+        replay = client.post("/video/batches", json=body, headers={**headers, "Idempotency-Key": "same"})
+        assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+        made[name] = first.json()["id"]
+    assert len(set(made.values())) == 3  # B never replays A's batch (nor learns its id)
+    assert db.get_batch(made["A"]).workspace_id == "wsA" and db.get_batch(made["admin"]).workspace_id is None
+
+
+def test_generate_by_listing_leaves_other_workspaces_alone(client, db):
+    db.insert_batch(*make_batch("gl1", listing_id="L-g", workspace_id="wsA"))
+    db.insert_batch(*make_batch("gl2", listing_id="L-g", workspace_id="wsB"))
+    _, key_a = api_keys.create_key(db, "wsA", [ApiScope.WRITE])
+    response = client.post("/video/generate", json={"listingId": "L-g"}, headers={"x-api-key": key_a})
+    assert response.status_code == 202 and [b["batchId"] for b in response.json()["batches"]] == ["gl1"]
+    _, key_c = api_keys.create_key(db, "wsC", [ApiScope.WRITE])
+    assert_error(client.post("/video/generate", json={"listingId": "L-g"}, headers={"x-api-key": key_c}), 404, "NOT_FOUND")
