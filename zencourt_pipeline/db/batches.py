@@ -168,8 +168,9 @@ class BatchQueries(PickupQueries):
         if not ids:
             return {}
         batch = video_gen_batch.c
+        query = sa.select(batch.id, batch.workspace_id).where(batch.id.in_(ids))
         with self.engine.connect() as conn:
-            return {row.id: row.workspace_id for row in conn.execute(sa.select(batch.id, batch.workspace_id).where(batch.id.in_(ids)))}
+            return {row.id: row.workspace_id for row in conn.execute(query)}
 
     # -- keyset helpers ------------------------------------------------------------------------
     def _sqlite(self) -> bool:
