@@ -132,3 +132,10 @@ def test_list_filters(app_db):
 def test_list_refuses_a_cursor_it_did_not_hand_out(app_db, cursor):
     with pytest.raises(InvalidCursor):
         app_db.list_batches(cursor=cursor)
+
+
+def test_batch_workspaces_of_existing_batches(app_db):
+    app_db.insert_batch(*make_batch("w1", workspace_id="ws1"))
+    app_db.insert_batch(*make_batch("w2"))
+    assert app_db.batch_workspaces(["w2", "w1", "nope", "w1"]) == {"w1": "ws1", "w2": None}
+    assert app_db.batch_workspaces([]) == {}
