@@ -12,7 +12,8 @@ storage routes; a key without the route's scope is 403 `INSUFFICIENT_SCOPE`. A w
 its workspace's batches only (another's answers 404, as an unknown one), and storage keys under
 `workspaces/<workspace id>/` only (403 `STORAGE_KEY_OUTSIDE_WORKSPACE`). Each workspace key is rate
 limited in this process (service/ratelimit.py: 429 `RATE_LIMITED` with `Retry-After`), and its
-`last_used_at` is written at most once a minute.
+`last_used_at` is written at most once a minute. When the database cannot be read to check a
+workspace key the answer is 503 `DATABASE_ERROR` (the admin key needs no lookup).
 
 With neither `VIDEO_SERVER_API_KEY` nor any unrevoked workspace key, every protected call is
 refused with 503 `API_KEY_NOT_CONFIGURED`: the service never runs open by accident. Neither the
