@@ -175,3 +175,20 @@ api_idempotency_keys = sa.Table(
     sa.Column("body_sha256", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# Per-workspace API keys of the HTTP service (migration 0007): only the SHA-256 of a key is stored,
+# with its non-secret prefix (`zck_` + 12 hex, unique: the lookup and what `zencourt keys list`
+# shows), the workspace it is bound to and its scopes (comma-separated `ApiScope` values).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("prefix", sa.Text, nullable=False, unique=True),
+    sa.Column("key_sha256", sa.Text, nullable=False),
+    sa.Column("workspace_id", sa.Text, nullable=False, index=True),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
