@@ -133,7 +133,11 @@ class GenerationQueries:
                     .where(generation_completions.c.id == completion.id)
                     .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
                 )
-            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            except sa.exc.IntegrityError:  # another create's answer named this id meanwhile
+                raise TaskIdTaken(provider, task_id, "another job") from None
             # a job canceled (or failed) while its create was in flight stays so: the task is then
             # live for an ended job, and the reconciler cancels it at the provider
             job = video_gen_jobs.c
