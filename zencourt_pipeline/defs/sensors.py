@@ -190,5 +190,6 @@ def generation_reconciler_sensor(
         chain.close()
     return dg.SkipReason(
         f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s), "
-        f"canceled {report.canceled} task(s) of ended jobs"
+        f"canceled {report.canceled} task(s) of ended jobs, gave up {report.intents_given_up} unanswered create(s) "
+        "of ended jobs"
     )
