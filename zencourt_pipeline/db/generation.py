@@ -191,6 +191,16 @@ class GenerationQueries:
                     .values(provider=task.provider, updated_at=now)
                 )
 
+    def task_output_rejected(self, row_id: int, code: str, message: str) -> None:
+        """The finished (paid) task's output is the provider's bad output (INVALID_OUTPUT): the row
+        stays `succeeded` and paid, with the reason its clip was not used."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id)
+                .values(error_code=code, error_message=message[:2000], updated_at=utcnow())
+            )
+
     def task_download_failed(self, row_id: int, downloads: int, message: str) -> int:
         """Count `downloads` more failed downloads of a finished task's output; the new total."""
         with self.transaction() as conn:

@@ -206,3 +206,21 @@ def test_an_unanswered_create_of_an_ended_job_is_kept_as_possibly_paid(app_db, f
     assert (given_up.possibly_orphaned, given_up.error_code, given_up.cost_usd) == (True, "PROVIDER_ANSWER_LOST", 0.25)
     assert tasks[open_intent].status == "submitting" and not tasks[open_intent].possibly_orphaned
     assert give_up_intents_of_ended_jobs(app_db, chain, older_than=timedelta(0)) == 0  # once
+
+
+def test_an_unanswered_create_of_an_ended_job_is_given_up_as_soon_as_its_run_finished(app_db, fake_runway):  # noqa: F811
+    from zencourt_pipeline.pipeline.reconcile import give_up_intents_of_ended_jobs
+    from zencourt_pipeline.providers.runway import RunwayGenerator
+
+    app_db.insert_batch(*make_batch("ur"))
+    app_db.start_batch("ur")
+    intent = app_db.begin_task("ur-0", "ur", "runway", run_id="run-1")
+    app_db.cancel(job_ids=["ur-0"])
+    chain = ProviderChain({"runway": RunwayGenerator(fake_runway.api_key, base_url=fake_runway.url)}, ["runway"])
+    try:
+        assert give_up_intents_of_ended_jobs(app_db, chain, is_run_active=lambda run: True) == 0  # its run may still answer
+        assert give_up_intents_of_ended_jobs(app_db, chain, is_run_active=lambda run: run != "run-1") == 1
+    finally:
+        chain.close()
+    [task] = app_db.tasks_for_batch("ur")
+    assert task.id == intent and task.possibly_orphaned

@@ -190,7 +190,8 @@ def _paid_once(tasks, rows, orphans, violations, figures) -> None:
                 violations.append(f"job {job}: a new paid task followed {earlier['provider']} task {earlier['id']}, "
                                   f"which ended {earlier['final']} (not a provider failure)")
                 break
-    db_succeeded = Counter(r.job_id for r in rows if r.status == "succeeded")
+    # a succeeded task whose output was the provider's bad output (INVALID_OUTPUT) is paid and unused
+    db_succeeded = Counter(r.job_id for r in rows if r.status == "succeeded" and r.error_code != "INVALID_OUTPUT")
     for job, count in sorted(db_succeeded.items()):
         if count > 1:
             violations.append(f"job {job} has {count} succeeded generation_tasks rows")
