@@ -309,11 +309,17 @@ HITS: dict[str, Callable[[SoakContext], int]] = {
 
 def scheduled_script_faults(ctx: SoakContext) -> dict[str, int]:
     """The fates the scripts gave to prompts that reached the provider (only those can hit): fal
-    webhook fates, and Runway outputs served truncated or not as MP4."""
+    webhook fates, and Runway outputs served truncated or not as MP4 (of tasks that succeeded
+    with an answered create: the only outputs anyone downloads)."""
     with ctx.fal._lock:
         prompts = {req.body.get("prompt") for req in ctx.fal.requests.values()}
+    # a broken output can only be served for a task that succeeded and whose id its client got
+    unknown = {hit.target for hit in ctx.runway.fault_log.hits("create_answer_", "create_5")}
+    canceled = {job for record in ctx.cancels for job in record.job_ids}
     with ctx.runway._lock:
-        runway_prompts = {task.body.get("promptText") for task in ctx.runway.tasks.values()}
+        runway_prompts = {task.body.get("promptText") for task in ctx.runway.tasks.values()
+                          if task.id not in unknown and ctx.runway._status(task)[0] == "SUCCEEDED"
+                          and job_of_prompt(task.body.get("promptText")) not in canceled}
     return {"fal_webhook_dropped": len(prompts & ctx.lost_prompts),
             "fal_webhook_duplicate": len(prompts & ctx.duplicate_prompts),
             "fal_webhook_late": len(prompts & ctx.late_prompts),
