@@ -27,6 +27,7 @@ from zencourt_pipeline_tests.soak.context import (
     CancelRecord,
     SoakConfig,
     SoakContext,
+    job_of_prompt,
 )
 
 
