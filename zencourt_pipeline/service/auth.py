@@ -28,7 +28,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db import api_keys
@@ -197,10 +198,19 @@ def _rate_limit(request: Request, principal: Principal) -> None:
         )
 
 
-def require(scope: ApiScope | None = None) -> Callable[[Request], Awaitable[Principal]]:
+# The OpenAPI security schemes of the protected routes (auto_error off: `authenticate` decides).
+API_KEY_SCHEME = APIKeyHeader(name="x-api-key", scheme_name="ApiKeyHeader", auto_error=False,
+                              description="the admin key (VIDEO_SERVER_API_KEY) or a workspace key")
+BEARER_SCHEME = HTTPBearer(scheme_name="BearerAuth", auto_error=False,
+                           description="the same key as `Authorization: Bearer <key>`")
+
+
+def require(scope: ApiScope | None = None) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: authenticate, rate limit, check `scope` (None: read for GETs, else write)."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request, _key: str | None = Security(API_KEY_SCHEME), _bearer: object = Security(BEARER_SCHEME)
+    ) -> Principal:
         principal = await authenticate(request)
         _rate_limit(request, principal)
         principal.require(scope or (ApiScope.READ if request.method in READ_METHODS else ApiScope.WRITE))

@@ -1,0 +1,75 @@
+"""The OpenAPI document (`GET /openapi.json`, checked in as docs/openapi.json): exact about what
+FastAPI cannot see by itself.
+
+* Request bodies: the routes read their bodies themselves (size limits, the one 400 shape), so
+  each route names its body model with `openapi_extra=body_of(Model)`; `openapi(app)` puts those
+  models (validation mode, by alias) into `components.schemas`.
+* Errors: `responses=errors(400, 404, ...)` documents the error body (`ApiErrorBody`) for each
+  status a route answers.
+* Auth: the `x-api-key` header and `Authorization: Bearer` security schemes come from the auth
+  dependency (service/auth.py, FastAPI `Security`), on exactly the protected routes.
+
+`zencourt openapi > docs/openapi.json` writes the document; a test keeps the file equal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from zencourt_pipeline.service.errors import ERROR_TYPES
+from zencourt_pipeline.service.models import ApiErrorBody
+
+REF = "#/components/schemas/{model}"
+BODY_MODELS: dict[str, type[BaseModel]] = {}  # component name -> request body model
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` documenting the error body for each of these statuses."""
+    return {status: {"model": ApiErrorBody, "description": ERROR_TYPES.get(status, "Error")} for status in statuses}
+
+
+def body_of(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra=` naming a JSON request body the route reads itself."""
+    BODY_MODELS[model.__name__] = model
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
+        }
+    }
+
+
+def multipart_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra=` for a multipart/form-data body (its JSON schema inline)."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document with the request-body models added to its components (cached)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in sorted(BODY_MODELS.items()):
+        schema = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(def_name, definition)
+        schemas[name] = schema
+    document["components"]["schemas"] = dict(sorted(schemas.items()))
+    app.openapi_schema = document
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve `openapi(app)` at the app's openapi_url."""
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
+
+
+def openapi_json(app: FastAPI) -> str:
+    """The document as the checked-in file holds it: indented, keys in FastAPI's order, a final newline."""
+    return json.dumps(openapi(app), indent=2, ensure_ascii=False) + "\n"
