@@ -28,6 +28,12 @@ REF = "#/components/schemas/{model}"
 BODY_MODELS: dict[str, type[BaseModel]] = {}  # component name -> request body model
 
 
+# what the auth dependency answers (service/auth.py): no key or a wrong one, a missing scope, the
+# workspace key's rate limit, no key configured (or the key store unreadable)
+AUTH_ERRORS = (401, 403, 429, 503)
+JSON_BODY_ERRORS = (400, 413)  # a body that is not the route's JSON; one over the 1 MiB limit
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` documenting the error body for each of these statuses."""
     return {status: {"model": ApiErrorBody, "description": ERROR_TYPES.get(status, "Error")} for status in statuses}
@@ -55,6 +61,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     document = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    _drop_fastapi_validation_errors(document)
     for name, model in sorted(BODY_MODELS.items()):
         schema = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
         for def_name, definition in schema.pop("$defs", {}).items():
@@ -63,6 +70,26 @@ def openapi(app: FastAPI) -> dict[str, Any]:
     document["components"]["schemas"] = dict(sorted(schemas.items()))
     app.openapi_schema = document
     return document
+
+
+def _drop_fastapi_validation_errors(document: dict[str, Any]) -> None:
+    """FastAPI documents 422 `HTTPValidationError` for routes with parameters; this service answers
+    a bad parameter with 400 and its own error body (service/errors.py), which the routes document."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            response = operation.get("responses", {}).get("422", {})
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref", "").endswith("/HTTPValidationError"):
+                del operation["responses"]["422"]
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
+def parameters(*specs: tuple[str, str, dict[str, Any], str]) -> dict[str, Any]:
+    """`openapi_extra=` documenting parameters a route reads itself: (name, in, schema, description)."""
+    return {"parameters": [{"name": name, "in": where, "required": where == "path", "schema": schema,
+                            "description": description} for name, where, schema, description in specs]}
 
 
 def install_openapi(app: FastAPI) -> None:

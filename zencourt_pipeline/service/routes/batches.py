@@ -64,6 +64,7 @@ from zencourt_pipeline.service.models import (
     BulkResponse,
     BulkResult,
 )
+from zencourt_pipeline.service.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, body_of, errors, parameters
 from zencourt_pipeline.service.routes.common import Id, read_object
 from zencourt_pipeline.storage.base import Storage
 from zencourt_pipeline.storage.urls import MediaUrls
@@ -135,6 +136,12 @@ class BatchCreate(CreateModel):
                     raise ValueError(f"duplicate job id {job.id!r}")
                 seen.add(job.id)
         return jobs
+
+
+class BulkCreate(BaseModel):
+    """`POST /video/batches:bulk`'s body (documentation: each batch is validated on its own)."""
+
+    batches: Annotated[list[BatchCreate], Field(min_length=1, max_length=MAX_BULK_BATCHES)]
 
 
 # -- building the rows ----------------------------------------------------------------------------
@@ -260,7 +267,18 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 # -- POST /video/batches ---------------------------------------------------------------------------
-@router.post("/batches", status_code=201, response_model=BatchResponse, response_model_by_alias=True)
+@router.post(
+    "/batches",
+    status_code=201,
+    response_model=BatchResponse,
+    response_model_by_alias=True,
+    responses={200: {"model": BatchResponse, "description": "an idempotent replay (`Idempotent-Replayed: true`)"},
+               **errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 409)},
+    openapi_extra={**body_of(BatchCreate), **parameters(
+        ("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_RE.pattern},
+         "the same key and body answer the same batch (200); another body 409 IDEMPOTENCY_KEY_REUSED"),
+    )},
+)
 async def create_batch(request: Request, response: Response) -> BatchResponse:
     """`POST /video/batches`: insert a pending batch and its jobs (201; 200 on an idempotent replay)."""
     key = _idempotency_key(request)
@@ -273,7 +291,13 @@ async def create_batch(request: Request, response: Response) -> BatchResponse:
 
 
 # -- POST /video/batches:bulk ----------------------------------------------------------------------
-@router.post("/batches:bulk", response_model=BulkResponse, response_model_by_alias=True)
+@router.post(
+    "/batches:bulk",
+    response_model=BulkResponse,
+    response_model_by_alias=True,
+    responses=errors(*JSON_BODY_ERRORS, *AUTH_ERRORS),
+    openapi_extra=body_of(BulkCreate),
+)
 async def create_batches(request: Request) -> BulkResponse:
     """`POST /video/batches:bulk`: create up to 100 batches, each created or refused on its own."""
     if request.headers.get("idempotency-key") is not None:
@@ -320,7 +344,23 @@ def _parse_since(value: str) -> datetime:
     return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
-@router.get("/batches", response_model=BatchListResponse, response_model_by_alias=True)
+LIST_PARAMETERS = parameters(
+    ("listingId", "query", {"type": "string", "maxLength": 255}, "only this listing's batches"),
+    ("workspaceId", "query", {"type": "string", "maxLength": 255}, "only this workspace's (a workspace key: its own)"),
+    ("status", "query", {"type": "string", "enum": [status.value for status in BatchStatus]}, "only batches in this status"),
+    ("since", "query", {"type": "string", "format": "date-time"}, "created at or after (ISO 8601)"),
+    ("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}, f"page size, default {DEFAULT_LIST_LIMIT}"),
+    ("cursor", "query", {"type": "string", "maxLength": 1024}, "the previous page's nextCursor"),
+)
+
+
+@router.get(
+    "/batches",
+    response_model=BatchListResponse,
+    response_model_by_alias=True,
+    responses=errors(400, *AUTH_ERRORS),
+    openapi_extra=LIST_PARAMETERS,
+)
 async def list_batches(request: Request) -> BatchListResponse:
     """`GET /video/batches`: batch summaries newest first, filtered and keyset-paginated."""
     params = {name: value for name, value in request.query_params.items() if value != ""}  # `?x=`: absent

@@ -28,6 +28,7 @@ from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.service.auth import principal_of, require_storage_key
 from zencourt_pipeline.service.errors import ApiError
 from zencourt_pipeline.service.models import DeleteResponse, SignedUrlResponse, UploadResponse
+from zencourt_pipeline.service.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, body_of, errors, multipart_body
 from zencourt_pipeline.service.routes.common import read_json
 from zencourt_pipeline.storage.base import MAX_SIGNED_URL_SECONDS, content_type_for, validate_key
 
@@ -66,7 +67,21 @@ class SignedUrlRequest(KeyRequest):
         return value
 
 
-@router.post("/signed-url", response_model=SignedUrlResponse, response_model_by_alias=True)
+STORAGE_ERRORS = errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 404, 500)
+UPLOAD_SCHEMA = {
+    "type": "object",
+    "required": ["key", "file"],
+    "properties": {"key": {"type": "string", "minLength": 1}, "file": {"type": "string", "format": "binary"}},
+}
+
+
+@router.post(
+    "/signed-url",
+    response_model=SignedUrlResponse,
+    response_model_by_alias=True,
+    responses=STORAGE_ERRORS,
+    openapi_extra=body_of(SignedUrlRequest),
+)
 async def signed_url(request: Request) -> SignedUrlResponse:
     """`POST /storage/signed-url`: a URL to a stored object, valid for the requested time."""
     body = await read_json(request, SignedUrlRequest)
@@ -99,7 +114,13 @@ def _store(storage, key: str, upload: UploadFile, content_type: str) -> tuple[st
         Path(tmp).unlink(missing_ok=True)
 
 
-@router.post("/upload", response_model=UploadResponse, response_model_by_alias=True)
+@router.post(
+    "/upload",
+    response_model=UploadResponse,
+    response_model_by_alias=True,
+    responses=errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 415, 500),
+    openapi_extra=multipart_body(UPLOAD_SCHEMA),
+)
 async def upload(request: Request) -> UploadResponse:
     """`POST /storage/upload`: store a multipart file under the given key."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -131,7 +152,13 @@ async def upload(request: Request) -> UploadResponse:
     return UploadResponse(key=key, url=uri, content_type=content_type, size=size)
 
 
-@router.delete("/delete", response_model=DeleteResponse, response_model_by_alias=True)
+@router.delete(
+    "/delete",
+    response_model=DeleteResponse,
+    response_model_by_alias=True,
+    responses=STORAGE_ERRORS,
+    openapi_extra=body_of(KeyRequest),
+)
 async def delete(request: Request) -> DeleteResponse:
     """`DELETE /storage/delete`: remove a stored object and say whether it existed."""
     body = await read_json(request, KeyRequest)
