@@ -21,10 +21,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from zencourt_pipeline.domain import ID_PATTERN
 from zencourt_pipeline.service.errors import ERROR_TYPES
 from zencourt_pipeline.service.models import ApiErrorBody
 
 REF = "#/components/schemas/{model}"
+# path parameters a route checks itself (`check_id`: 400 otherwise), documented with their pattern
+PATH_PATTERNS = {"batch_id": ID_PATTERN}
 BODY_MODELS: dict[str, type[BaseModel]] = {}  # component name -> request body model
 
 
@@ -62,6 +65,11 @@ def openapi(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     _drop_fastapi_validation_errors(document)
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in PATH_PATTERNS:
+                    parameter["schema"]["pattern"] = PATH_PATTERNS[parameter["name"]]
     for name, model in sorted(BODY_MODELS.items()):
         schema = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
         for def_name, definition in schema.pop("$defs", {}).items():
@@ -88,8 +96,18 @@ def _drop_fastapi_validation_errors(document: dict[str, Any]) -> None:
 
 def parameters(*specs: tuple[str, str, dict[str, Any], str]) -> dict[str, Any]:
     """`openapi_extra=` documenting parameters a route reads itself: (name, in, schema, description)."""
-    return {"parameters": [{"name": name, "in": where, "required": where == "path", "schema": schema,
-                            "description": description} for name, where, schema, description in specs]}
+    return {"parameters": [
+        {"name": name, "in": where, "required": where == "path", "schema": schema, "description": description}
+        for name, where, schema, description in specs
+    ]}
+
+
+def optional_query(*specs: tuple[str, dict[str, Any], str]) -> dict[str, Any]:
+    """`openapi_extra=` for optional query parameters where an empty value (`?x=`) means absent."""
+    extra = parameters(*((name, "query", schema, description) for name, schema, description in specs))
+    for parameter in extra["parameters"]:
+        parameter["allowEmptyValue"] = True
+    return extra
 
 
 def install_openapi(app: FastAPI) -> None:

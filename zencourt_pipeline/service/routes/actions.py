@@ -14,12 +14,13 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.domain import MAX_JOBS_PER_BATCH, Orientation
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.templates import template_names
 from zencourt_pipeline.pipeline.actions import (
     ActionRefused,
     LaunchRequest,
@@ -43,7 +44,7 @@ class RecomposeRequest(BaseModel):
     """`batch_recompose_job`'s run config: another template and/or orientation (absent: the batch's)."""
 
     model_config = ConfigDict(extra="forbid")
-    template: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    template: Annotated[str, Field(json_schema_extra={"enum": template_names()})] | None = None
     orientation: Orientation | None = None
 
 
@@ -108,8 +109,6 @@ async def recompose(batch_id: str, request: Request) -> ActionResponse:
     """`POST /video/batches/{batchId}/recompose`: launch `batch_recompose_job` for the batch (202)."""
     body = await read_json(request, RecomposeRequest)
     if body.template is not None:
-        from zencourt_pipeline.media.templates import template_names
-
         if body.template not in (known := template_names()):
             raise ApiError(
                 422, ErrorCode.INVALID_INPUT, f"unknown template (known: {', '.join(known)})", {"field": "template"}

@@ -64,7 +64,14 @@ from zencourt_pipeline.service.models import (
     BulkResponse,
     BulkResult,
 )
-from zencourt_pipeline.service.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, body_of, errors, parameters
+from zencourt_pipeline.service.openapi import (
+    AUTH_ERRORS,
+    JSON_BODY_ERRORS,
+    body_of,
+    errors,
+    optional_query,
+    parameters,
+)
 from zencourt_pipeline.service.routes.common import Id, read_object
 from zencourt_pipeline.storage.base import Storage
 from zencourt_pipeline.storage.urls import MediaUrls
@@ -344,13 +351,13 @@ def _parse_since(value: str) -> datetime:
     return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
-LIST_PARAMETERS = parameters(
-    ("listingId", "query", {"type": "string", "maxLength": 255}, "only this listing's batches"),
-    ("workspaceId", "query", {"type": "string", "maxLength": 255}, "only this workspace's (a workspace key: its own)"),
-    ("status", "query", {"type": "string", "enum": [status.value for status in BatchStatus]}, "only batches in this status"),
-    ("since", "query", {"type": "string", "format": "date-time"}, "created at or after (ISO 8601)"),
-    ("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}, f"page size, default {DEFAULT_LIST_LIMIT}"),
-    ("cursor", "query", {"type": "string", "maxLength": 1024}, "the previous page's nextCursor"),
+LIST_PARAMETERS = optional_query(  # `?x=` is as absent (the web app sends empty filters)
+    ("listingId", {"type": "string", "maxLength": 255}, "only this listing's batches"),
+    ("workspaceId", {"type": "string", "maxLength": 255}, "only this workspace's (a workspace key: its own)"),
+    ("status", {"type": "string", "enum": [status.value for status in BatchStatus]}, "only batches in this status"),
+    ("since", {"type": "string", "format": "date-time"}, "created at or after (ISO 8601)"),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}, f"page size, default {DEFAULT_LIST_LIMIT}"),
+    ("cursor", {"type": "string", "maxLength": 1024}, "the previous page's nextCursor"),
 )
 
 

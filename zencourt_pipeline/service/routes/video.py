@@ -34,7 +34,11 @@ MAX_CANCEL_JOB_IDS = 1000
 class TargetRequest(BaseModel):
     """What a generate or cancel names: exactly one of `batchId`, `listingId`, `jobIds`."""
 
-    model_config = ConfigDict(extra="ignore")
+    # the schema: exactly one of the three, each given non-null (null is taken as absent)
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                  for name in ("batchId", "listingId", "jobIds")],
+    })
     batchId: Id | None = None
     listingId: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     jobIds: Annotated[list[Id], Field(min_length=1, max_length=MAX_CANCEL_JOB_IDS)] | None = None
