@@ -129,6 +129,10 @@ def test_regenerate_refusals_are_the_runs_own(client, db, auth, recorder, settin
     assert_error(client.post("/video/batches/rg2/regenerate", json={}, headers=auth), 400, "MISSING_REQUIRED_FIELD")
     insert(db, "rg-p", status="pending", jobs=("pending",))
     assert_error(client.post("/video/batches/rg-p/regenerate", json={"jobIds": ["rg-p-0"]}, headers=auth), 409, "BATCH_BUSY")
+    insert(db, "rg-f", status="failed", jobs=("failed",))
+    db.begin_task("rg-f-0", "rg-f", "local")  # a submission still on its way (paid or about to be)
+    body = assert_error(client.post("/video/batches/rg-f/regenerate", json={"jobIds": ["rg-f-0"]}, headers=auth), 409, "IN_FLIGHT")
+    assert "task still in flight" in body["message"]
     insert(db, "rg-c", status="canceled", jobs=("completed",))
     assert_error(client.post("/video/batches/rg-c/regenerate", json={"jobIds": ["rg-c-0"]}, headers=auth), 409, "CANCELED")
     assert recorder.requests == []
