@@ -54,7 +54,9 @@ class ActionConflict(enum.StrEnum):
 class ActionRefused(Exception):
     """An action refused before launch: `status` 409 (the batch's state) or 422 (what was asked)."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(
+        self, status: int, code: ErrorCode | ActionConflict, message: str, details: dict[str, Any] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -63,7 +65,7 @@ class ActionRefused(Exception):
 
 
 # what a run refusal's code means for the caller: the state of the batch (409) or the request (422)
-REFUSAL_STATUS: dict[str, int] = {
+REFUSAL_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_INPUT: 422,
     ErrorCode.CANCELED: 409,
     ErrorCode.IN_FLIGHT: 409,

@@ -37,9 +37,22 @@ AUTH_ERRORS = (401, 403, 429, 503)
 JSON_BODY_ERRORS = (400, 413)  # a body that is not the route's JSON; one over the 1 MiB limit
 
 
+# headers an error status carries (service/auth.py)
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer` (an API key is expected)", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds until the key has a request again", "required": True,
+                          "schema": {"type": "integer", "minimum": 0}}},
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` documenting the error body for each of these statuses."""
-    return {status: {"model": ApiErrorBody, "description": ERROR_TYPES.get(status, "Error")} for status in statuses}
+    """`responses=` documenting the error body (and headers) for each of these statuses."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        documented[status] = {"model": ApiErrorBody, "description": ERROR_TYPES.get(status, "Error")}
+        if status in ERROR_HEADERS:
+            documented[status]["headers"] = ERROR_HEADERS[status]
+    return documented
 
 
 def body_of(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:

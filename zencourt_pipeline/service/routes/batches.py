@@ -279,7 +279,8 @@ def _idempotency_key(request: Request) -> str | None:
     status_code=201,
     response_model=BatchResponse,
     response_model_by_alias=True,
-    responses={200: {"model": BatchResponse, "description": "an idempotent replay (`Idempotent-Replayed: true`)"},
+    responses={200: {"model": BatchResponse, "description": "an idempotent replay",
+                     "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}, "required": True}}},
                **errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 409)},
     openapi_extra={**body_of(BatchCreate), **parameters(
         ("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_RE.pattern},

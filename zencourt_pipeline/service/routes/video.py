@@ -91,7 +91,8 @@ def _not_found(batch_id: str | None) -> ApiError:
     status_code=202,
     response_model=GenerateResponse,
     response_model_by_alias=True,
-    responses={200: {"model": GenerateResponse, "description": "every batch named is already taken (a replay)"},
+    responses={200: {"model": GenerateResponse, "description": "every batch named is already taken (a replay)",
+                     "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}, "required": True}}},
                **errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 404)},
     openapi_extra=body_of(TargetRequest),
 )
