@@ -27,34 +27,18 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
-from zencourt_pipeline.domain import (
-    CLIP_SECONDS_DEFAULT,
-    MAX_JOBS_PER_BATCH,
-    ClipSeconds,
-    Orientation,
-    Prompt,
-)
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
+from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode, error_body, validation_error
 from zencourt_pipeline.service.models import (
@@ -72,84 +56,23 @@ from zencourt_pipeline.service.openapi import (
     optional_query,
     parameters,
 )
-from zencourt_pipeline.service.routes.common import Id, read_object
+from zencourt_pipeline.service.routes.batch_bodies import (  # noqa: F401 - JobCreate: importable from here too
+    MAX_BULK_BATCHES,
+    BatchCreate,
+    BulkCreate,
+    JobCreate,
+)
+from zencourt_pipeline.service.routes.common import read_object
 from zencourt_pipeline.storage.base import Storage
 from zencourt_pipeline.storage.urls import MediaUrls
 
 logger = logging.getLogger("zencourt_pipeline.service.batches")
 router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
 
-MAX_BULK_BATCHES = 100
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")  # visible ASCII
-
-Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-
-
-class CreateModel(BaseModel):
-    # camelCase as the status route answers; an unknown (or snake_case) field is an error
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
-
-
-class JobCreate(CreateModel):
-    id: Id | None = None  # generated when absent: `<batchId>-<index>`
-    sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
-    room_name: Text255 | None = None
-    image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
-    prompt: Prompt | None = None
-    duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
-
-    @field_validator("image_url")
-    @classmethod
-    def _fetchable(cls, value: str, info: ValidationInfo) -> str:
-        context = info.context or {}
-        storage: Storage | None = context.get("storage")
-        if storage is not None and storage.key_from_uri(value) is not None:
-            return value
-        try:
-            check_url(value, context.get("policy") or FetchPolicy())
-        except FetchError as exc:
-            raise ValueError(exc.message) from None
-        return value
-
-
-class BatchCreate(CreateModel):
-    id: Id | None = None  # generated when absent
-    listing_id: Text255
-    workspace_id: Text255 | None = None
-    orientation: Orientation = Orientation.LANDSCAPE
-    template: Text255 | None = None  # a bundled template; null = default
-    title: Annotated[str, StringConstraints(max_length=500)] | None = None
-    jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, value: str | None) -> str | None:
-        from zencourt_pipeline.media.templates import template_names
-
-        if value is not None and value not in (known := template_names()):
-            raise ValueError(f"unknown template (known: {', '.join(known)})")
-        return value
-
-    @field_validator("jobs")
-    @classmethod
-    def _unique_job_ids(cls, jobs: list[JobCreate]) -> list[JobCreate]:
-        seen: set[str] = set()
-        for job in jobs:
-            if job.id is not None:
-                if job.id in seen:
-                    raise ValueError(f"duplicate job id {job.id!r}")
-                seen.add(job.id)
-        return jobs
-
-
-class BulkCreate(BaseModel):
-    """`POST /video/batches:bulk`'s body (documentation: each batch is validated on its own)."""
-
-    batches: Annotated[list[BatchCreate], Field(min_length=1, max_length=MAX_BULK_BATCHES)]
-
 
 # -- building the rows ----------------------------------------------------------------------------
 def body_digest(data: Mapping[str, Any]) -> str:
