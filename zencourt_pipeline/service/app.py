@@ -1,5 +1,6 @@
 """The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, generate,
-cancel, storage, and the public `GET /` (service info), `GET /health` and `GET /openapi.json`.
+cancel, the operator actions (recompose, regenerate: `launcher`), storage, and the public `GET /`
+(service info), `GET /health` and `GET /openapi.json` (service/openapi.py, docs/openapi.json).
 
 `create_app(settings, ...)` builds the FastAPI app; `server.serve(settings)` runs it under
 uvicorn. Collaborators can be injected (tests, the CLI):

@@ -7,8 +7,8 @@ A request presents a key as `x-api-key: <key>` or `Authorization: Bearer <key>`.
 * a workspace key (`zencourt keys create`, db/api_keys.py): one workspace and its scopes, looked up
   by its prefix, its SHA-256 compared in constant time. A revoked key is 401 `API_KEY_REVOKED`.
 
-Scopes (`ApiScope`): `read` for GETs, `write` for creating, generate and cancel, `storage` for the
-storage routes; a key without the route's scope is 403 `INSUFFICIENT_SCOPE`. A workspace key sees
+Scopes (`ApiScope`): `read` for GETs, `write` for creating, generate, cancel and the operator actions
+(recompose, regenerate), `storage` for the storage routes; a key without the route's scope is 403 `INSUFFICIENT_SCOPE`. A workspace key sees
 its workspace's batches only (another's answers 404, as an unknown one), and storage keys under
 `workspaces/<workspace id>/` only (403 `STORAGE_KEY_OUTSIDE_WORKSPACE`). Each workspace key is rate
 limited in this process (service/ratelimit.py: 429 `RATE_LIMITED` with `Retry-After`), and its
