@@ -48,6 +48,7 @@ class ActionConflict(enum.StrEnum):
     """Why an action cannot be done in the batch's present state (HTTP 409)."""
 
     BATCH_BUSY = "BATCH_BUSY"  # not taken in yet, or its clips are still generating
+    BATCH_FAILED = "BATCH_FAILED"  # a re-compose of a failed batch (final): regenerate its jobs instead
     NO_COMPLETED_CLIPS = "NO_COMPLETED_CLIPS"  # nothing to re-compose
 
 
@@ -101,7 +102,11 @@ def run_tags(action: OperatorAction, batch_id: str, requested_by: str) -> dict[s
 def recompose_request(
     batch: Batch, jobs: list[Job], *, template: str | None, orientation: Orientation | None, requested_by: str
 ) -> LaunchRequest:
-    """The recompose run for this batch, or ActionRefused (canceled, still generating, no clip)."""
+    """The recompose run for this batch, or ActionRefused (canceled, still generating, failed, no clip).
+
+    Only a `completed` batch is re-composed: a failed one is final (`finish_batch` keeps its first
+    terminal status, so the run would compose a video it cannot publish); regenerating its jobs
+    opens it again."""
     if batch.status == BatchStatus.CANCELED:
         raise ActionRefused(409, ErrorCode.CANCELED, f"batch {batch.id} is canceled")
     if batch.status in (BatchStatus.PENDING, BatchStatus.PROCESSING):
@@ -110,6 +115,13 @@ def recompose_request(
             ActionConflict.BATCH_BUSY,
             f"batch {batch.id} is {batch.status}: re-compose it once its clips are done",
             {"batchStatus": batch.status.value},
+        )
+    if batch.status == BatchStatus.FAILED:
+        raise ActionRefused(
+            409,
+            ActionConflict.BATCH_FAILED,
+            f"batch {batch.id} failed ({batch.error_code or 'no code'}): a failed batch is final; regenerate its jobs instead",
+            {"batchStatus": batch.status.value, "errorCode": batch.error_code},
         )
     if not any(job.status == JobStatus.COMPLETED and job.video_url for job in jobs):
         raise ActionRefused(409, ActionConflict.NO_COMPLETED_CLIPS, f"batch {batch.id} has no completed clip to compose")

@@ -91,12 +91,15 @@ def test_recompose_launches_the_ui_job_for_the_partition(client, db, auth, recor
 
 def test_recompose_refusals(client, db, auth, recorder):
     insert(db, "rc-busy", status="processing", jobs=("completed", "processing"))
-    insert(db, "rc-none", status="failed", jobs=("failed", "failed"))
+    insert(db, "rc-none", status="completed", jobs=("failed", "failed"))
+    insert(db, "rc-fail", status="failed", jobs=("completed", "failed"), error_code="COMPOSITION_FAILED")
     insert(db, "rc-cxl", status="canceled", jobs=("canceled", "completed"))
     insert(db, "rc-ok")
     body = assert_error(client.post("/video/batches/rc-busy/recompose", json={}, headers=auth), 409, "BATCH_BUSY")
     assert body["details"] == {"batchStatus": "processing"}
     assert_error(client.post("/video/batches/rc-none/recompose", json={}, headers=auth), 409, "NO_COMPLETED_CLIPS")
+    body = assert_error(client.post("/video/batches/rc-fail/recompose", json={}, headers=auth), 409, "BATCH_FAILED")
+    assert body["details"] == {"batchStatus": "failed", "errorCode": "COMPOSITION_FAILED"}
     assert_error(client.post("/video/batches/rc-cxl/recompose", json={}, headers=auth), 409, "CANCELED")
     assert_error(client.post("/video/batches/rc-ok/recompose", json={"template": "nope"}, headers=auth), 422, "INVALID_INPUT")
     assert_error(client.post("/video/batches/rc-ok/recompose", json={"orientation": "square"}, headers=auth), 400, "INVALID_INPUT")

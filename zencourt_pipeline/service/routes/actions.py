@@ -4,7 +4,7 @@ for the batch's partition (pipeline/actions.py checks first, service/launch.py l
 
 202 `{"success": true, "batchId", "runId", "action"}` when the run is launched; 404 for an unknown
 batch or another workspace's; 409 for the batch's state (`CANCELED`, `IN_FLIGHT`, `QUOTA_EXCEEDED`,
-`BATCH_BUSY`, `NO_COMPLETED_CLIPS`); 422 `INVALID_INPUT` for jobs not in the batch or an unknown
+`BATCH_BUSY`, `BATCH_FAILED`, `NO_COMPLETED_CLIPS`); 422 `INVALID_INPUT` for jobs not in the batch or an unknown
 template; 503 without `DAGSTER_WEBSERVER_URL`, 502 when the webserver did not launch the run.
 """
 
