@@ -202,6 +202,25 @@ def _key_json(record) -> dict:
     return {name: value.isoformat() if hasattr(value, "isoformat") else value for name, value in listed.items()}
 
 
+def openapi_document() -> str:
+    """The HTTP service's OpenAPI document as docs/openapi.json holds it (no environment read)."""
+    import tempfile
+
+    from zencourt_pipeline.service.app import create_app
+    from zencourt_pipeline.service.openapi import openapi_json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(Settings(data_dir=tmp, database_url="sqlite://"), verifier=object())
+        document = openapi_json(app)
+        app.state.db.dispose()
+    return document
+
+
+def _openapi(_args: argparse.Namespace) -> int:
+    sys.stdout.write(openapi_document())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zencourt", description="Zencourt listing-video pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     keys.add_argument("--name", default=None, help="create: a label shown by list")
     keys.add_argument("--json", action="store_true", help="list: print JSON")
     keys.set_defaults(func=_keys)
+    api = sub.add_parser("openapi", help="print the HTTP service's OpenAPI document (zencourt openapi > docs/openapi.json)")
+    api.set_defaults(func=_openapi)
     from zencourt_pipeline.pipeline.spend import add_spend_parser
 
     add_spend_parser(sub)

@@ -148,6 +148,9 @@ class Settings(BaseModel):
     # reused; unset = `health_cache_seconds`, 0 = probe on every call
     storage_health_cache_ms: int | None = Field(default=None, ge=0)
     dagster_home: str | None = None
+    # operator actions over HTTP (POST /video/batches/{id}/recompose, /regenerate) launch their runs
+    # through the Dagster webserver's GraphQL API here (e.g. http://webserver:3000); unset: 503
+    dagster_webserver_url: str | None = None
 
     # a finished (paid) task's output is downloaded again, from fresh URLs, on failure; after this
     # many failed downloads (each URL tried counts one) its job fails OUTPUT_DOWNLOAD_FAILED
@@ -249,6 +252,7 @@ class Settings(BaseModel):
         "health_cache_seconds": "ZENCOURT_HEALTH_CACHE_SECONDS",
         "storage_health_cache_ms": "STORAGE_HEALTH_CACHE_MS",
         "dagster_home": "DAGSTER_HOME",
+        "dagster_webserver_url": "DAGSTER_WEBSERVER_URL",
         "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
         "public_media_base_url": "PUBLIC_MEDIA_BASE_URL",
         "media_url_expires_seconds": "MEDIA_URL_EXPIRES_SECONDS",

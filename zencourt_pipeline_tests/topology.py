@@ -133,6 +133,7 @@ class Topology:
             "GENERATION_PROVIDERS": "local",
             "VIDEO_SERVER_API_KEY": API_KEY,
             "PORT": str(self.service_port),
+            "DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{self.web_port}",
             "VERCEL_API_URL": receiver_url,
             "VERCEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "LOG_LEVEL": "info",

@@ -1,5 +1,7 @@
 import dagster as dg
 
+from zencourt_pipeline.pipeline.actions import RECOMPOSE_JOB, REGENERATE_JOB
+
 # Steps of one batch run one after another: the in-process executor avoids a process spawn
 # (and a Dagster import) per step. Parallel work inside a step (normalizing clips) uses threads.
 # Selecting an asset selects its asset checks too (photos_usable, clips_usable, video_matches_plan).
@@ -19,7 +21,7 @@ batch_compose_job = dg.define_asset_job(
 
 # Operator actions, launched for one batch partition from the Launchpad.
 batch_regenerate_job = dg.define_asset_job(
-    "batch_regenerate_job",
+    REGENERATE_JOB,  # also launched over HTTP (pipeline/actions.py)
     selection=dg.AssetSelection.assets("clip_tasks"),
     executor_def=dg.in_process_executor,
     description=(
@@ -31,7 +33,7 @@ batch_regenerate_job = dg.define_asset_job(
 )
 
 batch_recompose_job = dg.define_asset_job(
-    "batch_recompose_job",
+    RECOMPOSE_JOB,  # also launched over HTTP (pipeline/actions.py)
     selection=dg.AssetSelection.assets("composed_video"),
     executor_def=dg.in_process_executor,
     description=(

@@ -1,5 +1,6 @@
 """The HTTP service (docs/contract.md section 4): fal webhooks, batch create/list/status, generate,
-cancel, storage, and the public `GET /` (service info), `GET /health` and `GET /openapi.json`.
+cancel, the operator actions (recompose, regenerate: `launcher`), storage, and the public `GET /`
+(service info), `GET /health` and `GET /openapi.json` (service/openapi.py, docs/openapi.json).
 
 `create_app(settings, ...)` builds the FastAPI app; `server.serve(settings)` runs it under
 uvicorn. Collaborators can be injected (tests, the CLI):
@@ -61,8 +62,10 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
+from zencourt_pipeline.service.launch import Launcher, launcher_from_settings
+from zencourt_pipeline.service.openapi import install_openapi
 from zencourt_pipeline.service.ratelimit import KeyRateLimiter
-from zencourt_pipeline.service.routes import batches, health, media, root, video, webhooks
+from zencourt_pipeline.service.routes import actions, batches, health, media, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage import storage_from_settings
 from zencourt_pipeline.storage.base import Storage
@@ -201,14 +204,19 @@ def create_app(
     max_upload_bytes: int | None = None,
     dagster_instance: Callable[[], Any] | None = None,
     provider_client=None,
+    launcher: Launcher | None = None,
 ) -> FastAPI:
     """`dagster_instance`: a factory of the Dagster instance whose daemon heartbeats `/health`
     reports (default: `DagsterInstance.get()` when `DAGSTER_HOME` is set, else no daemon
-    check); `provider_client`: the `httpx.Client` of the provider reachability probe."""
+    check); `provider_client`: the `httpx.Client` of the provider reachability probe;
+    `launcher`: what launches the operator actions' runs (default: `DAGSTER_WEBSERVER_URL`'s
+    GraphQL API, none when unset)."""
     owns_db = db is None
     db = db if db is not None else AppDatabase(settings.resolved_database_url)
     storage = storage if storage is not None else default_storage(settings)
     verifier = verifier if verifier is not None else default_verifier(settings)
+    owns_launcher = launcher is None
+    launcher = launcher if launcher is not None else launcher_from_settings(settings)
 
     cache = TtlCache(settings.health_cache_seconds)
     if dagster_instance is None and settings.dagster_home:
@@ -229,6 +237,8 @@ def create_app(
                 close()
             except Exception:  # noqa: BLE001 - shutdown best effort
                 logger.warning("closing the webhook verifier failed", exc_info=True)
+        if owns_launcher and launcher is not None:
+            launcher.close()
         if owns_db:
             db.dispose()
 
@@ -246,6 +256,7 @@ def create_app(
     app.state.media_urls = MediaUrls.from_settings(settings, storage)
     app.state.verifier = verifier
     app.state.canceller = canceller
+    app.state.launcher = launcher
     app.state.started_at = time.monotonic()
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
@@ -254,11 +265,13 @@ def create_app(
     app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)
 
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(video.router)
     app.include_router(batches.router)
+    app.include_router(actions.router)
     app.include_router(storage_routes.router)
     app.include_router(media.router)
     app.add_middleware(

@@ -7,8 +7,8 @@ A request presents a key as `x-api-key: <key>` or `Authorization: Bearer <key>`.
 * a workspace key (`zencourt keys create`, db/api_keys.py): one workspace and its scopes, looked up
   by its prefix, its SHA-256 compared in constant time. A revoked key is 401 `API_KEY_REVOKED`.
 
-Scopes (`ApiScope`): `read` for GETs, `write` for creating, generate and cancel, `storage` for the
-storage routes; a key without the route's scope is 403 `INSUFFICIENT_SCOPE`. A workspace key sees
+Scopes (`ApiScope`): `read` for GETs, `write` for creating, generate, cancel and the operator actions
+(recompose, regenerate), `storage` for the storage routes; a key without the route's scope is 403 `INSUFFICIENT_SCOPE`. A workspace key sees
 its workspace's batches only (another's answers 404, as an unknown one), and storage keys under
 `workspaces/<workspace id>/` only (403 `STORAGE_KEY_OUTSIDE_WORKSPACE`). Each workspace key is rate
 limited in this process (service/ratelimit.py: 429 `RATE_LIMITED` with `Retry-After`), and its
@@ -28,7 +28,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db import api_keys
@@ -197,10 +198,19 @@ def _rate_limit(request: Request, principal: Principal) -> None:
         )
 
 
-def require(scope: ApiScope | None = None) -> Callable[[Request], Awaitable[Principal]]:
+# The OpenAPI security schemes of the protected routes (auto_error off: `authenticate` decides).
+API_KEY_SCHEME = APIKeyHeader(name="x-api-key", scheme_name="ApiKeyHeader", auto_error=False,
+                              description="the admin key (VIDEO_SERVER_API_KEY) or a workspace key")
+BEARER_SCHEME = HTTPBearer(scheme_name="BearerAuth", auto_error=False,
+                           description="the same key as `Authorization: Bearer <key>`")
+
+
+def require(scope: ApiScope | None = None) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: authenticate, rate limit, check `scope` (None: read for GETs, else write)."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request, _key: str | None = Security(API_KEY_SCHEME), _bearer: object = Security(BEARER_SCHEME)
+    ) -> Principal:
         principal = await authenticate(request)
         _rate_limit(request, principal)
         principal.require(scope or (ApiScope.READ if request.method in READ_METHODS else ApiScope.WRITE))

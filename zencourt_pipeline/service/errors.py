@@ -48,6 +48,9 @@ class ApiErrorCode(enum.StrEnum):
     BATCH_EXISTS = "BATCH_EXISTS"  # POST /video/batches: the batch id is taken
     JOB_EXISTS = "JOB_EXISTS"  # POST /video/batches: a job id is taken by another batch
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # the Idempotency-Key was used with another body
+    BATCH_BUSY = "BATCH_BUSY"  # an operator action: the batch is not taken in yet or still generating
+    NO_COMPLETED_CLIPS = "NO_COMPLETED_CLIPS"  # a re-compose: the batch has no completed clip
+    BATCH_FAILED = "BATCH_FAILED"  # a re-compose of a failed batch (final; regenerate its jobs instead)
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -25,6 +25,7 @@ from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.outbox import BatchWebhooks
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
+from zencourt_pipeline.pipeline.actions import OperatorAction
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
 from zencourt_pipeline.storage.urls import MediaUrls
@@ -37,6 +38,27 @@ class ApiModel(BaseModel):
 def iso(value: datetime | None) -> str | None:
     """A stored time as the API writes it: ISO 8601, UTC, `Z`."""
     return as_utc(value).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+# -- every error ---------------------------------------------------------------------------------
+class ApiErrorBody(ApiModel):
+    """The one error body (service/errors.py `error_body`): `code` an ApiErrorCode or an ErrorCode."""
+
+    success: bool = False
+    error: str  # the HTTP status's name, e.g. "Not Found"
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+# -- POST /video/batches/{id}/recompose, /regenerate ------------------------------------------------
+class ActionResponse(ApiModel):
+    """An operator action's run was launched (202): the Dagster run's id."""
+
+    success: bool = True
+    batch_id: str
+    run_id: str
+    action: OperatorAction
 
 
 # -- POST /video/generate, POST /video/cancel ---------------------------------------------------
@@ -290,7 +312,7 @@ class BulkResult(ApiModel):
     index: int
     status: int
     batch: BatchResponse | None = None
-    error: dict[str, Any] | None = None
+    error: ApiErrorBody | None = None
 
 
 class BulkResponse(ApiModel):

@@ -27,34 +27,18 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
-from zencourt_pipeline.domain import (
-    CLIP_SECONDS_DEFAULT,
-    MAX_JOBS_PER_BATCH,
-    ClipSeconds,
-    Orientation,
-    Prompt,
-)
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
+from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode, error_body, validation_error
 from zencourt_pipeline.service.models import (
@@ -64,78 +48,31 @@ from zencourt_pipeline.service.models import (
     BulkResponse,
     BulkResult,
 )
-from zencourt_pipeline.service.routes.common import Id, read_object
+from zencourt_pipeline.service.openapi import (
+    AUTH_ERRORS,
+    JSON_BODY_ERRORS,
+    body_of,
+    errors,
+    optional_query,
+    parameters,
+)
+from zencourt_pipeline.service.routes.batch_bodies import (  # noqa: F401 - JobCreate: importable from here too
+    MAX_BULK_BATCHES,
+    BatchCreate,
+    BulkCreate,
+    JobCreate,
+)
+from zencourt_pipeline.service.routes.common import read_object
 from zencourt_pipeline.storage.base import Storage
 from zencourt_pipeline.storage.urls import MediaUrls
 
 logger = logging.getLogger("zencourt_pipeline.service.batches")
 router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
 
-MAX_BULK_BATCHES = 100
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")  # visible ASCII
-
-Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-
-
-class CreateModel(BaseModel):
-    # camelCase as the status route answers; an unknown (or snake_case) field is an error
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
-
-
-class JobCreate(CreateModel):
-    id: Id | None = None  # generated when absent: `<batchId>-<index>`
-    sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
-    room_name: Text255 | None = None
-    image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
-    prompt: Prompt | None = None
-    duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
-
-    @field_validator("image_url")
-    @classmethod
-    def _fetchable(cls, value: str, info: ValidationInfo) -> str:
-        context = info.context or {}
-        storage: Storage | None = context.get("storage")
-        if storage is not None and storage.key_from_uri(value) is not None:
-            return value
-        try:
-            check_url(value, context.get("policy") or FetchPolicy())
-        except FetchError as exc:
-            raise ValueError(exc.message) from None
-        return value
-
-
-class BatchCreate(CreateModel):
-    id: Id | None = None  # generated when absent
-    listing_id: Text255
-    workspace_id: Text255 | None = None
-    orientation: Orientation = Orientation.LANDSCAPE
-    template: Text255 | None = None  # a bundled template; null = default
-    title: Annotated[str, StringConstraints(max_length=500)] | None = None
-    jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, value: str | None) -> str | None:
-        from zencourt_pipeline.media.templates import template_names
-
-        if value is not None and value not in (known := template_names()):
-            raise ValueError(f"unknown template (known: {', '.join(known)})")
-        return value
-
-    @field_validator("jobs")
-    @classmethod
-    def _unique_job_ids(cls, jobs: list[JobCreate]) -> list[JobCreate]:
-        seen: set[str] = set()
-        for job in jobs:
-            if job.id is not None:
-                if job.id in seen:
-                    raise ValueError(f"duplicate job id {job.id!r}")
-                seen.add(job.id)
-        return jobs
-
 
 # -- building the rows ----------------------------------------------------------------------------
 def body_digest(data: Mapping[str, Any]) -> str:
@@ -260,7 +197,19 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 # -- POST /video/batches ---------------------------------------------------------------------------
-@router.post("/batches", status_code=201, response_model=BatchResponse, response_model_by_alias=True)
+@router.post(
+    "/batches",
+    status_code=201,
+    response_model=BatchResponse,
+    response_model_by_alias=True,
+    responses={200: {"model": BatchResponse, "description": "an idempotent replay",
+                     "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}, "required": True}}},
+               **errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 409)},
+    openapi_extra={**body_of(BatchCreate), **parameters(
+        ("Idempotency-Key", "header", {"type": "string", "pattern": IDEMPOTENCY_KEY_RE.pattern},
+         "the same key and body answer the same batch (200); another body 409 IDEMPOTENCY_KEY_REUSED"),
+    )},
+)
 async def create_batch(request: Request, response: Response) -> BatchResponse:
     """`POST /video/batches`: insert a pending batch and its jobs (201; 200 on an idempotent replay)."""
     key = _idempotency_key(request)
@@ -273,7 +222,13 @@ async def create_batch(request: Request, response: Response) -> BatchResponse:
 
 
 # -- POST /video/batches:bulk ----------------------------------------------------------------------
-@router.post("/batches:bulk", response_model=BulkResponse, response_model_by_alias=True)
+@router.post(
+    "/batches:bulk",
+    response_model=BulkResponse,
+    response_model_by_alias=True,
+    responses=errors(*JSON_BODY_ERRORS, *AUTH_ERRORS),
+    openapi_extra=body_of(BulkCreate),
+)
 async def create_batches(request: Request) -> BulkResponse:
     """`POST /video/batches:bulk`: create up to 100 batches, each created or refused on its own."""
     if request.headers.get("idempotency-key") is not None:
@@ -320,7 +275,23 @@ def _parse_since(value: str) -> datetime:
     return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
-@router.get("/batches", response_model=BatchListResponse, response_model_by_alias=True)
+LIST_PARAMETERS = optional_query(  # `?x=` is as absent (the web app sends empty filters)
+    ("listingId", {"type": "string", "maxLength": 255}, "only this listing's batches"),
+    ("workspaceId", {"type": "string", "maxLength": 255}, "only this workspace's (a workspace key: its own)"),
+    ("status", {"type": "string", "enum": [status.value for status in BatchStatus]}, "only batches in this status"),
+    ("since", {"type": "string", "format": "date-time"}, "created at or after (ISO 8601)"),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}, f"page size, default {DEFAULT_LIST_LIMIT}"),
+    ("cursor", {"type": "string", "maxLength": 1024}, "the previous page's nextCursor"),
+)
+
+
+@router.get(
+    "/batches",
+    response_model=BatchListResponse,
+    response_model_by_alias=True,
+    responses=errors(400, *AUTH_ERRORS),
+    openapi_extra=LIST_PARAMETERS,
+)
 async def list_batches(request: Request) -> BatchListResponse:
     """`GET /video/batches`: batch summaries newest first, filtered and keyset-paginated."""
     params = {name: value for name, value in request.query_params.items() if value != ""}  # `?x=`: absent

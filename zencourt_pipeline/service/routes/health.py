@@ -111,7 +111,12 @@ async def _optional(name: str, probe: Callable[[], dict] | None, absent: dict) -
     return value if error is None else {"ok": False, "error": error}
 
 
-@router.get("/health", response_model=HealthResponse, response_model_by_alias=True)
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    response_model_by_alias=True,
+    responses={503: {"model": HealthResponse, "description": "unavailable: the database or storage is down"}},
+)
 async def health(request: Request, response: Response) -> HealthResponse:
     """`GET /health`: probe database, storage, daemon and providers (503 unavailable, else 200)."""
     state = request.app.state

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
+from zencourt_pipeline.service.openapi import errors, parameters
 from zencourt_pipeline.storage.base import StorageError, content_type_for, validate_key
 from zencourt_pipeline.storage.local import LocalStorage
 from zencourt_pipeline.storage.urls import MEDIA_ROUTE, verify_media_token
@@ -27,8 +28,23 @@ def _forbidden() -> ApiError:
     return ApiError(403, ApiErrorCode.FORBIDDEN, "invalid or expired media URL")
 
 
-@router.get("/{key:path}")
-@router.head("/{key:path}")
+MEDIA_RESPONSES: dict[int | str, dict] = {
+    200: {"description": "the stored object (its key's content type)",
+          "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+    206: {"description": "the requested byte range", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+    **errors(403, 404),
+    416: {"description": "a range outside the object"},
+}
+
+
+SIGNATURE = parameters(
+    ("expires", "query", {"type": "integer"}, "when the URL stops working (unix seconds)"),
+    ("sig", "query", {"type": "string"}, "the URL's HMAC signature (hex)"),
+)
+
+
+@router.get("/{key:path}", responses=MEDIA_RESPONSES, response_class=FileResponse, openapi_extra=SIGNATURE)
+@router.head("/{key:path}", responses=MEDIA_RESPONSES, response_class=FileResponse, openapi_extra=SIGNATURE)
 async def media(key: str, request: Request) -> FileResponse:
     """`GET /media/{key}`: a local stored object for a valid signed URL (403 if not, 404 if missing)."""
     try:

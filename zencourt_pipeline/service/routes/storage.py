@@ -17,10 +17,10 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -28,8 +28,9 @@ from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.service.auth import principal_of, require_storage_key
 from zencourt_pipeline.service.errors import ApiError
 from zencourt_pipeline.service.models import DeleteResponse, SignedUrlResponse, UploadResponse
+from zencourt_pipeline.service.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, body_of, errors, multipart_body
 from zencourt_pipeline.service.routes.common import read_json
-from zencourt_pipeline.storage.base import MAX_SIGNED_URL_SECONDS, content_type_for, validate_key
+from zencourt_pipeline.storage.base import KEY_PATTERN, MAX_SIGNED_URL_SECONDS, content_type_for, validate_key
 
 logger = logging.getLogger("zencourt_pipeline.service.storage")
 router = APIRouter(prefix="/storage", dependencies=[Depends(require_storage_key)])
@@ -43,7 +44,8 @@ GENERIC_CONTENT_TYPES = {"application/octet-stream", "binary/octet-stream"}
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    key: StrictStr
+    # the schema says what validate_key checks (but its `..` segments and leading `/`)
+    key: Annotated[StrictStr, Field(json_schema_extra={"pattern": KEY_PATTERN.pattern})]
 
     @field_validator("key")
     @classmethod
@@ -54,7 +56,15 @@ class KeyRequest(BaseModel):
 
 
 class SignedUrlRequest(KeyRequest):
-    expiresIn: StrictInt = DEFAULT_EXPIRES_IN
+    expiresIn: Annotated[StrictInt, Field(json_schema_extra={"minimum": 1, "maximum": MAX_SIGNED_URL_SECONDS})] = DEFAULT_EXPIRES_IN
+
+    @field_validator("expiresIn", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """A JSON number without a fraction (`3600.0`) is the integer it equals (JSON Schema's integer)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("expiresIn")
     @classmethod
@@ -66,7 +76,22 @@ class SignedUrlRequest(KeyRequest):
         return value
 
 
-@router.post("/signed-url", response_model=SignedUrlResponse, response_model_by_alias=True)
+STORAGE_ERRORS = errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 404, 500)
+UPLOAD_SCHEMA = {
+    "type": "object",
+    "required": ["key", "file"],
+    "additionalProperties": False,
+    "properties": {"key": {"type": "string", "pattern": KEY_PATTERN.pattern}, "file": {"type": "string", "format": "binary"}},
+}
+
+
+@router.post(
+    "/signed-url",
+    response_model=SignedUrlResponse,
+    response_model_by_alias=True,
+    responses=STORAGE_ERRORS,
+    openapi_extra=body_of(SignedUrlRequest),
+)
 async def signed_url(request: Request) -> SignedUrlResponse:
     """`POST /storage/signed-url`: a URL to a stored object, valid for the requested time."""
     body = await read_json(request, SignedUrlRequest)
@@ -99,7 +124,13 @@ def _store(storage, key: str, upload: UploadFile, content_type: str) -> tuple[st
         Path(tmp).unlink(missing_ok=True)
 
 
-@router.post("/upload", response_model=UploadResponse, response_model_by_alias=True)
+@router.post(
+    "/upload",
+    response_model=UploadResponse,
+    response_model_by_alias=True,
+    responses=errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 415, 500),
+    openapi_extra=multipart_body(UPLOAD_SCHEMA),
+)
 async def upload(request: Request) -> UploadResponse:
     """`POST /storage/upload`: store a multipart file under the given key."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -131,7 +162,13 @@ async def upload(request: Request) -> UploadResponse:
     return UploadResponse(key=key, url=uri, content_type=content_type, size=size)
 
 
-@router.delete("/delete", response_model=DeleteResponse, response_model_by_alias=True)
+@router.delete(
+    "/delete",
+    response_model=DeleteResponse,
+    response_model_by_alias=True,
+    responses=STORAGE_ERRORS,
+    openapi_extra=body_of(KeyRequest),
+)
 async def delete(request: Request) -> DeleteResponse:
     """`DELETE /storage/delete`: remove a stored object and say whether it existed."""
     body = await read_json(request, KeyRequest)

@@ -22,6 +22,7 @@ from zencourt_pipeline.pipeline.cancel import CancelReport, unstopped
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 from zencourt_pipeline.service.models import BatchResponse, CancelResponse, GeneratedBatch, GenerateResponse
+from zencourt_pipeline.service.openapi import AUTH_ERRORS, JSON_BODY_ERRORS, body_of, errors
 from zencourt_pipeline.service.routes.common import Id, check_id, read_json
 
 logger = logging.getLogger("zencourt_pipeline.service.video")
@@ -33,7 +34,11 @@ MAX_CANCEL_JOB_IDS = 1000
 class TargetRequest(BaseModel):
     """What a generate or cancel names: exactly one of `batchId`, `listingId`, `jobIds`."""
 
-    model_config = ConfigDict(extra="ignore")
+    # the schema: exactly one of the three, each given non-null (null is taken as absent)
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                  for name in ("batchId", "listingId", "jobIds")],
+    })
     batchId: Id | None = None
     listingId: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     jobIds: Annotated[list[Id], Field(min_length=1, max_length=MAX_CANCEL_JOB_IDS)] | None = None
@@ -81,7 +86,16 @@ def _not_found(batch_id: str | None) -> ApiError:
 # operator's action), so a late or retried call is not an error.
 # Workspaces: with a workspace key, batches of another workspace are left out as unknown (their
 # job ids in `unknownJobIds`, a `batchId` 404); the admin key reaches every batch.
-@router.post("/generate", status_code=202, response_model=GenerateResponse, response_model_by_alias=True)
+@router.post(
+    "/generate",
+    status_code=202,
+    response_model=GenerateResponse,
+    response_model_by_alias=True,
+    responses={200: {"model": GenerateResponse, "description": "every batch named is already taken (a replay)",
+                     "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}, "required": True}}},
+               **errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 404)},
+    openapi_extra=body_of(TargetRequest),
+)
 async def generate(request: Request, response: Response) -> GenerateResponse:
     """`POST /video/generate`: make the pending batches of the given ids claimable now (202)."""
     body = await read_json(request, GenerateRequest)
@@ -135,7 +149,13 @@ async def generate(request: Request, response: Response) -> GenerateResponse:
 
 
 # -- POST /video/cancel -------------------------------------------------------------------------
-@router.post("/cancel", response_model=CancelResponse, response_model_by_alias=True)
+@router.post(
+    "/cancel",
+    response_model=CancelResponse,
+    response_model_by_alias=True,
+    responses=errors(*JSON_BODY_ERRORS, *AUTH_ERRORS, 404),
+    openapi_extra=body_of(TargetRequest),
+)
 async def cancel(request: Request) -> CancelResponse:
     """`POST /video/cancel`: cancel jobs by batch, listing or job ids, and their provider tasks."""
     body = await read_json(request, CancelRequest)
@@ -204,7 +224,9 @@ def _stop_provider_work(state, canceled: list[Job], batch_ids: list[str]) -> Can
 
 
 # -- GET /video/batches/{id} ------------------------------------------------------------------
-@router.get("/batches/{batch_id}", response_model=BatchResponse, response_model_by_alias=True)
+@router.get(
+    "/batches/{batch_id}", response_model=BatchResponse, response_model_by_alias=True, responses=errors(400, *AUTH_ERRORS, 404)
+)
 async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     """`GET /video/batches/{batchId}`: the batch's status, jobs, playable URLs, spend and webhook state."""
     check_id(batch_id, "batchId")

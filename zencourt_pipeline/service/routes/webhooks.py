@@ -24,6 +24,26 @@ from zencourt_pipeline.providers.fal_webhook import (
 )
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 from zencourt_pipeline.service.models import FalWebhookResponse
+from zencourt_pipeline.service.openapi import errors
+
+# fal's body (its queue's webhook format), checked by parse_fal_webhook after the signature
+FAL_WEBHOOK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "fal's webhook body, signed (headers x-fal-webhook-request-id, -user-id, -timestamp, -signature)",
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["request_id", "status"],
+            "properties": {
+                "request_id": {"type": "string"},
+                "gateway_request_id": {"type": "string"},
+                "status": {"type": "string"},
+                "payload": {"type": ["object", "null"]},
+                "error": {"type": ["string", "null"]},
+            },
+        }}},
+    }
+}
 
 logger = logging.getLogger("zencourt_pipeline.service.webhooks")
 router = APIRouter()
@@ -36,7 +56,13 @@ def _task_known(db, provider: str, task_id: str) -> bool | None:
         return None
 
 
-@router.post("/webhooks/fal", response_model=FalWebhookResponse, response_model_by_alias=True)
+@router.post(
+    "/webhooks/fal",
+    response_model=FalWebhookResponse,
+    response_model_by_alias=True,
+    responses=errors(400, 401, 413, 500, 503),
+    openapi_extra=FAL_WEBHOOK_BODY,
+)
 async def fal_webhook(request: Request) -> FalWebhookResponse:
     """`POST /webhooks/fal`: verify the signature over the raw body, record the completion, answer 200."""
     state = request.app.state

@@ -1,0 +1,87 @@
+"""The request bodies of `POST /video/batches` and `POST /video/batches:bulk`, checked as intake
+would check them (service/routes/batches.py creates the rows)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+
+from zencourt_pipeline.domain import (
+    CLIP_SECONDS_DEFAULT,
+    MAX_JOBS_PER_BATCH,
+    ClipSeconds,
+    Orientation,
+    Prompt,
+)
+from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
+from zencourt_pipeline.service.routes.common import Id
+from zencourt_pipeline.storage.base import Storage
+
+MAX_BULK_BATCHES = 100
+
+Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class CreateModel(BaseModel):
+    # camelCase as the status route answers; an unknown (or snake_case) field is an error
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
+
+
+class JobCreate(CreateModel):
+    id: Id | None = None  # generated when absent: `<batchId>-<index>`
+    sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
+    room_name: Text255 | None = None
+    image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
+    prompt: Prompt | None = None
+    duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
+
+    @field_validator("image_url")
+    @classmethod
+    def _fetchable(cls, value: str, info: ValidationInfo) -> str:
+        context = info.context or {}
+        storage: Storage | None = context.get("storage")
+        if storage is not None and storage.key_from_uri(value) is not None:
+            return value
+        try:
+            check_url(value, context.get("policy") or FetchPolicy())
+        except FetchError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
+class BatchCreate(CreateModel):
+    id: Id | None = None  # generated when absent
+    listing_id: Text255
+    workspace_id: Text255 | None = None
+    orientation: Orientation = Orientation.LANDSCAPE
+    template: Text255 | None = None  # a bundled template; null = default
+    title: Annotated[str, StringConstraints(max_length=500)] | None = None
+    jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        from zencourt_pipeline.media.templates import template_names
+
+        if value is not None and value not in (known := template_names()):
+            raise ValueError(f"unknown template (known: {', '.join(known)})")
+        return value
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique_job_ids(cls, jobs: list[JobCreate]) -> list[JobCreate]:
+        seen: set[str] = set()
+        for job in jobs:
+            if job.id is not None:
+                if job.id in seen:
+                    raise ValueError(f"duplicate job id {job.id!r}")
+                seen.add(job.id)
+        return jobs
+
+
+class BulkCreate(BaseModel):
+    """`POST /video/batches:bulk`'s body (documentation: each batch is validated on its own)."""
+
+    batches: Annotated[list[BatchCreate], Field(min_length=1, max_length=MAX_BULK_BATCHES)]
