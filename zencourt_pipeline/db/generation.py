@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.records import (
     TERMINAL_STATUSES,
+    BatchEventType,
     BatchStatus,
     CompletionRecord,
     GenerationTaskStatus,
@@ -117,6 +118,7 @@ class GenerationQueries:
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
             # a job canceled (or failed) while its create was in flight stays so: the task is then
             # live for an ended job, and the reconciler cancels it at the provider
+            before = self._job_for_update(conn, job_id)
             job = video_gen_jobs.c
             status = sa.case((job.status.in_(list(TERMINAL_STATUSES)), job.status), else_=sa.literal(str(JobStatus.PROCESSING)))
             conn.execute(
@@ -124,6 +126,11 @@ class GenerationQueries:
                 .where(job.id == job_id)
                 .values(status=status, provider=provider, provider_task_id=task_id, updated_at=now)
             )
+            if before is not None and not before.terminal:  # processing, or a fallback's new provider
+                self._record(
+                    conn, before.batch_id, BatchEventType.JOB_PROCESSING, job_id=job_id,
+                    status=JobStatus.PROCESSING, provider=provider, providerTaskId=task_id,
+                )  # fmt: skip
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:
         """The provider refused the submission (nothing to pay for)."""
@@ -338,9 +345,12 @@ class GenerationQueries:
                 )
                 .values(**superseded_now)
             ).rowcount
+            reset = sa.and_(job.id.in_(ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
+            for job_id in conn.execute(sa.select(job.id).where(reset).order_by(job.sort_order, job.id)).scalars():
+                self._record(conn, batch_id, BatchEventType.JOB_PENDING, job_id=job_id, status=JobStatus.PENDING)
             conn.execute(
                 sa.update(video_gen_jobs)
-                .where(job.id.in_(ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
+                .where(reset)
                 .values(
                     status=JobStatus.PENDING,
                     provider=None,
@@ -353,9 +363,11 @@ class GenerationQueries:
                     updated_at=now,
                 )
             )
-            conn.execute(
+            reopened = conn.execute(
                 sa.update(video_gen_batch)
                 .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(REGENERABLE_BATCH_STATUSES))
                 .values(status=BatchStatus.PROCESSING, error=None, updated_at=now)
-            )
+            ).rowcount
+            if reopened:
+                self._record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING, regenerated=True)
         return superseded

@@ -61,7 +61,7 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
-from zencourt_pipeline.service.routes import batches, health, media, root, video, webhooks
+from zencourt_pipeline.service.routes import batches, events, health, media, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage import storage_from_settings
 from zencourt_pipeline.storage.base import Storage
@@ -256,6 +256,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(video.router)
     app.include_router(batches.router)
+    app.include_router(events.router)
     app.include_router(storage_routes.router)
     app.include_router(media.router)
     app.add_middleware(

@@ -1,0 +1,114 @@
+"""Live progress (API key): `GET /video/batches/{id}/events`, Server-Sent Events (docs/contract.md section 4).
+
+The stream is fed from the database, not from the process that made a change: every state change
+of a batch and its jobs writes a `batch_events` row in its own transaction (db/events.py), and the
+stream reads that table every `ZENCOURT_EVENTS_POLL_SECONDS` through an `EventCursor`, which hands
+out each event once, in id order, and never skips an id that may still commit. So the events of
+the Dagster runs, the sensors and this service all reach every replica's streams.
+
+Each message is `id: <event id>`, `event: <type>`, `data: <JSON, camelCase>`; stored media URIs
+(`videoUri`, `thumbnailUri`) get their playable `videoUrl`/`thumbnailUrl`/`urlsExpireAt`, resolved
+when the message is sent, as in the status route. A client that reconnects with `Last-Event-ID`
+(an `EventSource` does) gets every event after that id. A comment line (`: heartbeat`) goes out
+every `ZENCOURT_EVENTS_HEARTBEAT_SECONDS` without a message. A live stream ends after the batch's
+terminal event (`batch.completed`, `batch.failed`, `batch.canceled`); a stream opened on a batch
+that is already terminal replays the events after `Last-Event-ID` and ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic.alias_generators import to_camel
+from starlette.concurrency import run_in_threadpool
+
+from zencourt_pipeline.db.events import EventCursor
+from zencourt_pipeline.db.records import BatchEvent
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.service.auth import require_api_key
+from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
+from zencourt_pipeline.service.routes.common import check_id
+from zencourt_pipeline.storage.urls import MediaUrls
+
+router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
+
+RETRY_MS = 2000  # the `retry:` an EventSource waits before it reconnects
+HEARTBEAT = b": heartbeat\n\n"
+MAX_EVENT_ID = 2**63 - 1
+
+
+def last_event_id(request: Request) -> int:
+    """The `Last-Event-ID` header (or `?lastEventId=`) as an event id; 0 when absent, 400 when not one."""
+    text = request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
+    text = text.strip()
+    if not text:
+        return 0
+    if not text.isdigit() or int(text) > MAX_EVENT_ID:
+        raise ApiError(
+            400, ErrorCode.INVALID_INPUT, "Last-Event-ID must be an event id (a non-negative integer)",
+            {"field": "Last-Event-ID"},
+        )  # fmt: skip
+    return int(text)
+
+
+def format_event(event: BatchEvent, urls: MediaUrls | None) -> bytes:
+    """One SSE message: `id`, `event` and the JSON `data` with its media URIs resolved now."""
+    data: dict[str, Any] = event.data
+    if urls is not None and ("videoUri" in data or "thumbnailUri" in data):
+        resolved = urls.fields(data.get("videoUri"), data.get("thumbnailUri"))
+        data.update({to_camel(name): value for name, value in resolved.items()})
+    payload = json.dumps(data, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.event}\ndata: {payload}\n\n".encode()
+
+
+async def event_stream(
+    cursor: EventCursor,
+    *,
+    terminal_at_connect: bool,
+    poll_seconds: float,
+    heartbeat_seconds: float,
+    urls: MediaUrls | None,
+) -> AsyncIterator[bytes]:
+    """The SSE body: the cursor's events as they settle, heartbeats between, the end after the terminal event."""
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    last_sent = time.monotonic()
+    while True:
+        events = await run_in_threadpool(cursor.poll)
+        for event in events:
+            yield format_event(event, urls)
+            last_sent = time.monotonic()
+        if any(event.event.terminal for event in events):
+            return
+        if terminal_at_connect and not cursor.holding:  # replayed everything up to now: nothing more comes
+            return
+        await asyncio.sleep(max(0.0, min(poll_seconds, last_sent + heartbeat_seconds - time.monotonic())))
+        if time.monotonic() - last_sent >= heartbeat_seconds:
+            yield HEARTBEAT
+            last_sent = time.monotonic()
+
+
+@router.get("/batches/{batch_id}/events", response_class=StreamingResponse)
+async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
+    """`GET /video/batches/{batchId}/events`: the batch's state changes as Server-Sent Events."""
+    check_id(batch_id, "batchId")
+    after = last_event_id(request)
+    state = request.app.state
+    batch = await run_in_threadpool(state.db.get_batch, batch_id)
+    if batch is None:
+        raise ApiError(404, ApiErrorCode.NOT_FOUND, f"no batch {batch_id!r}", {"batchId": batch_id})
+    settings = state.settings
+    body = event_stream(
+        EventCursor(state.db, batch_id, after=after),
+        terminal_at_connect=batch.terminal,
+        poll_seconds=settings.events_poll_seconds,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        urls=state.media_urls,
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
