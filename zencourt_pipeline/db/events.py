@@ -29,12 +29,12 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.records import (
+    TERMINAL_STATUSES,
     BatchEvent,
     BatchEventType,
     BatchStage,
     GenerationTaskStatus,
     Task,
-    TERMINAL_STATUSES,
 )
 from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_gen_batch
 

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.events import EventCursor
 from zencourt_pipeline.db.migrate import current_revision, downgrade
 from zencourt_pipeline.db.records import BatchEventType, BatchStage, BatchStatus, JobStatus
 from zencourt_pipeline.db.schema import batch_events
-from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline_tests.conftest import make_batch
 
