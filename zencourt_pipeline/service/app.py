@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -246,6 +247,7 @@ def create_app(
     app.state.verifier = verifier
     app.state.canceller = canceller
     app.state.started_at = time.monotonic()
+    app.state.stopping = threading.Event()  # set when the server is told to exit: live streams end
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
     app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)

@@ -99,39 +99,57 @@ class SseClient:
             time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
-    """(service URL, database URL, data dir) of a `zencourt serve` process."""
-    tmp = tmp_path_factory.mktemp("events")
-    scratch = ScratchDatabases("zc_events", n=1)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "PATH": str(BIN) + ":/usr/bin:/bin",
-        "HOME": str(tmp),
-        "DATABASE_URL": scratch.urls[0],
-        "STORAGE_BACKEND": "local",
-        "ZENCOURT_DATA_DIR": str(tmp / "data"),
-        "VIDEO_SERVER_API_KEY": API_KEY,
-        "VIDEO_SERVER_URL": url,
-        "PORT": str(port),
-        "ZENCOURT_LOG_FORMAT": "json",
-        "ZENCOURT_EVENTS_POLL_SECONDS": "0.1",
-        "ZENCOURT_EVENTS_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
-    }
-    with open(tmp / "serve.log", "wb") as log:
-        proc = subprocess.Popen([str(BIN / "zencourt"), "serve"], env=env, cwd=tmp, stdout=log, stderr=log)
-    try:
-        wait_for_port(port, 60)
-        yield url, scratch.urls[0], tmp / "data"
-    finally:
-        proc.send_signal(signal.SIGTERM)
+class Serve:
+    """`zencourt serve` as a subprocess, configured only through the environment."""
+
+    def __init__(self, tmp: Path, database_url: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp / "data"
+        env = {
+            "PATH": str(BIN) + ":/usr/bin:/bin",
+            "HOME": str(tmp),
+            "DATABASE_URL": database_url,
+            "STORAGE_BACKEND": "local",
+            "ZENCOURT_DATA_DIR": str(self.data_dir),
+            "VIDEO_SERVER_API_KEY": API_KEY,
+            "VIDEO_SERVER_URL": self.url,
+            "PORT": str(self.port),
+            "ZENCOURT_LOG_FORMAT": "json",
+            "ZENCOURT_EVENTS_POLL_SECONDS": "0.1",
+            "ZENCOURT_EVENTS_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+        }
+        with open(tmp / "serve.log", "wb") as log:
+            self.proc = subprocess.Popen([str(BIN / "zencourt"), "serve"], env=env, cwd=tmp, stdout=log, stderr=log)
+        wait_for_port(self.port, 60)
+
+    def stop(self) -> None:
+        """SIGTERM, as the container runtime stops it; killed after 30 s."""
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    scratch = ScratchDatabases("zc_events", n=1)
+    try:
+        yield scratch.urls[0]
+    finally:
         scratch.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, database_url) -> Iterator[tuple[str, str, Path]]:
+    """(service URL, database URL, data dir) of a `zencourt serve` process."""
+    serve = Serve(tmp_path_factory.mktemp("events"), database_url)
+    try:
+        yield serve.url, database_url, serve.data_dir
+    finally:
+        serve.stop()
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +239,21 @@ def test_unknown_batch_bad_last_event_id_and_no_key(served, db):
         assert bad.json()["details"] == {"field": "Last-Event-ID"}
         anonymous = client.get("/video/batches/sse3/events")
         assert anonymous.status_code == 401 and anonymous.json()["code"] == "UNAUTHORIZED"
+
+
+def test_a_stopping_service_ends_its_streams_at_once(tmp_path, database_url, db):
+    """SIGTERM (a rolling deploy): the open streams end within a poll, so the process exits
+    without waiting out uvicorn's graceful timeout; the client resumes with `Last-Event-ID`."""
+    db.insert_batch(*make_batch("sse4", n_jobs=1))
+    serve = Serve(tmp_path, database_url)
+    try:
+        client = SseClient(f"{serve.url}/video/batches/sse4/events").start()
+        assert client.next().event == "batch.created"
+        started = time.monotonic()
+        serve.proc.send_signal(signal.SIGTERM)
+        assert client.done.wait(5) and client.ended_by_server
+        assert serve.proc.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+        assert time.monotonic() - started < 10  # not the 20 s graceful timeout
+    finally:
+        if serve.proc.poll() is None:
+            serve.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,8 +75,10 @@ async def event_stream(
     poll_seconds: float,
     heartbeat_seconds: float,
     urls: MediaUrls | None,
+    stopping: threading.Event | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE body: the cursor's events as they settle, heartbeats between, the end after the terminal event."""
+    """The SSE body: the cursor's events as they settle, heartbeats between, the end after the
+    terminal event (or when the server stops: the client resumes elsewhere with `Last-Event-ID`)."""
     yield f"retry: {RETRY_MS}\n\n".encode()
     last_sent = time.monotonic()
     while True:
@@ -88,6 +91,8 @@ async def event_stream(
         if terminal_at_connect and not cursor.holding:  # replayed everything up to now: nothing more comes
             return
         await asyncio.sleep(max(0.0, min(poll_seconds, last_sent + heartbeat_seconds - time.monotonic())))
+        if stopping is not None and stopping.is_set():
+            return
         if time.monotonic() - last_sent >= heartbeat_seconds:
             yield HEARTBEAT
             last_sent = time.monotonic()
@@ -109,6 +114,7 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
         poll_seconds=settings.events_poll_seconds,
         heartbeat_seconds=settings.events_heartbeat_seconds,
         urls=state.media_urls,
+        stopping=getattr(state, "stopping", None),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
