@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 from zencourt_pipeline.service.routes.common import check_id
 from zencourt_pipeline.storage.urls import MediaUrls
 
+logger = logging.getLogger("zencourt_pipeline.service.events")
 router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
 
 RETRY_MS = 2000  # the `retry:` an EventSource waits before it reconnects
@@ -82,7 +84,11 @@ async def event_stream(
     yield f"retry: {RETRY_MS}\n\n".encode()
     last_sent = time.monotonic()
     while True:
-        events = await run_in_threadpool(cursor.poll)
+        try:
+            events = await run_in_threadpool(cursor.poll)
+        except Exception:  # noqa: BLE001 - e.g. the database is away: end, the client reconnects and resumes
+            logger.warning("event stream ended by a failed read", exc_info=True, extra={"batchId": cursor.batch_id})
+            return
         for event in events:
             yield format_event(event, urls)
             last_sent = time.monotonic()
