@@ -21,6 +21,9 @@ the writer's clock at the insert (UTC); the processes' clocks must agree to well
 from __future__ import annotations
 
 import json
+import logging
+import select
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +41,10 @@ from zencourt_pipeline.db.records import (
 )
 from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_gen_batch
 
+logger = logging.getLogger("zencourt_pipeline.db.events")
+
 DEFAULT_SETTLE = timedelta(seconds=10)
+NOTIFY_CHANNEL = "batch_events"  # PostgreSQL: the trigger of migration 0007 NOTIFYs the batch id
 PROGRESS_STEP = 0.01  # a provider's progress is kept to 2 decimals: finer changes write no event
 _e = batch_events.c
 
@@ -154,3 +160,57 @@ class EventCursor:
                 self.position = horizon
             if self.holding or len(heads) < self.page:
                 return out
+
+
+class EventListener:
+    """PostgreSQL only: `on_batch(batch_id)` for every committed event (the NOTIFY of migration
+    0007's trigger), from a thread holding its own connection (outside the pool), so that streams
+    read at once instead of at their next poll. Only a wake-up: the polling cursor stays what
+    guarantees delivery, so a lost connection (reconnected after `retry_seconds`) delays nothing
+    beyond a poll interval."""
+
+    def __init__(self, engine: sa.Engine, on_batch: Callable[[str], None], *, retry_seconds: float = 1.0):
+        self.engine = engine
+        self.on_batch = on_batch
+        self.retry_seconds = retry_seconds
+        self.listening = threading.Event()  # set while LISTEN is in place
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start listening in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="batch-events-listener", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening (within a second) and close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception:  # noqa: BLE001 - the database went away: listen again later, streams still poll
+                logger.warning("batch event listener lost its connection", exc_info=True)
+            self.listening.clear()
+            self._stop.wait(self.retry_seconds)
+
+    def _listen(self) -> None:
+        dialect = self.engine.dialect
+        cargs, cparams = dialect.create_connect_args(self.engine.url)
+        conn = dialect.connect(*cargs, **cparams)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.listening.set()
+            while not self._stop.is_set():
+                if select.select([conn], [], [], 1.0) == ([], [], []):
+                    continue
+                conn.poll()
+                while conn.notifies:
+                    self.on_batch(conn.notifies.pop(0).payload)
+        finally:
+            conn.close()

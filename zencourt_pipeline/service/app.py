@@ -29,6 +29,7 @@ query strings or bodies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -43,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.events import EventListener
 from zencourt_pipeline.db.records import Job
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.observability.health import (
@@ -218,9 +220,18 @@ def create_app(
         url for url in provider_base_urls(settings).values()
     ) else None
 
+    wakeups = events.Wakeups()
+    # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
+    listener = EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        wakeups.bind(asyncio.get_running_loop())
+        if listener is not None:
+            listener.start()
         yield
+        if listener is not None:
+            listener.stop()
         if provider_probe is not None and provider_client is None:
             provider_probe.close()
         close = getattr(verifier, "close", None)
@@ -248,6 +259,8 @@ def create_app(
     app.state.canceller = canceller
     app.state.started_at = time.monotonic()
     app.state.stopping = threading.Event()  # set when the server is told to exit: live streams end
+    app.state.wakeups = wakeups
+    app.state.event_listener = listener
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
     app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)

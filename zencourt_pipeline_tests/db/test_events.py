@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.events import EventCursor
+from zencourt_pipeline.db.events import EventCursor, EventListener
 from zencourt_pipeline.db.migrate import current_revision, downgrade
 from zencourt_pipeline.db.records import BatchEventType, BatchStage, BatchStatus, JobStatus
 from zencourt_pipeline.db.schema import batch_events
@@ -180,4 +180,27 @@ def test_the_cursor_waits_for_an_id_that_commits_late_and_skips_one_rolled_back(
         with db.engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(batch_events)).scalar() == 4
     finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_listener_hears_each_committed_event_of_postgres(postgres_url):
+    import queue
+
+    db = AppDatabase(postgres_url)
+    db.upgrade()
+    heard: queue.Queue = queue.Queue()
+    listener = EventListener(db.engine, heard.put)
+    listener.start()
+    try:
+        assert listener.listening.wait(10)
+        db.insert_batch(*make_batch("n", n_jobs=1))
+        assert heard.get(timeout=5) == "n"
+        with db.engine.connect() as conn, conn.begin() as tx:
+            db._record(conn, "n", E.STAGE, stage="composing")
+            tx.rollback()  # never committed: nothing is heard
+        db.start_batch("n")
+        assert heard.get(timeout=5) == "n" and heard.empty()
+    finally:
+        listener.stop()
         db.dispose()

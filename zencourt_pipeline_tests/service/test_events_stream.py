@@ -102,7 +102,9 @@ class SseClient:
 class Serve:
     """`zencourt serve` as a subprocess, configured only through the environment."""
 
-    def __init__(self, tmp: Path, database_url: str):
+    def __init__(
+        self, tmp: Path, database_url: str, poll_seconds: float = 0.1, heartbeat_seconds: float = HEARTBEAT_SECONDS
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
@@ -116,8 +118,8 @@ class Serve:
             "VIDEO_SERVER_URL": self.url,
             "PORT": str(self.port),
             "ZENCOURT_LOG_FORMAT": "json",
-            "ZENCOURT_EVENTS_POLL_SECONDS": "0.1",
-            "ZENCOURT_EVENTS_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+            "ZENCOURT_EVENTS_POLL_SECONDS": str(poll_seconds),
+            "ZENCOURT_EVENTS_HEARTBEAT_SECONDS": str(heartbeat_seconds),
         }
         with open(tmp / "serve.log", "wb") as log:
             self.proc = subprocess.Popen([str(BIN / "zencourt"), "serve"], env=env, cwd=tmp, stdout=log, stderr=log)
@@ -257,3 +259,23 @@ def test_a_stopping_service_ends_its_streams_at_once(tmp_path, database_url, db)
     finally:
         if serve.proc.poll() is None:
             serve.stop()
+
+
+def test_postgres_notify_wakes_a_stream_long_before_its_poll(tmp_path, database_url, db):
+    """With a 30 s poll (and heartbeat) interval the events still come at once: migration 0007's trigger NOTIFYs
+    each committed event and the service's listener wakes the batch's streams."""
+    db.insert_batch(*make_batch("sse5", n_jobs=1))
+    serve = Serve(tmp_path, database_url, poll_seconds=30, heartbeat_seconds=30)
+    try:
+        client = SseClient(f"{serve.url}/video/batches/sse5/events").start()
+        assert client.next().event == "batch.created"  # the first read is at connect
+        time.sleep(0.5)  # the stream waits now (the listener started with the service)
+        started = time.monotonic()
+        db.start_batch("sse5")
+        assert client.next(timeout=10).event == "batch.processing"
+        db.cancel(batch_id="sse5")
+        assert [client.next(timeout=10).event for _ in range(2)] == ["job.canceled", "batch.canceled"]
+        assert time.monotonic() - started < 5  # not the 30 s poll
+        assert client.done.wait(5) and client.ended_by_server
+    finally:
+        serve.stop()

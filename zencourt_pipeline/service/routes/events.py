@@ -4,7 +4,8 @@ The stream is fed from the database, not from the process that made a change: ev
 of a batch and its jobs writes a `batch_events` row in its own transaction (db/events.py), and the
 stream reads that table every `ZENCOURT_EVENTS_POLL_SECONDS` through an `EventCursor`, which hands
 out each event once, in id order, and never skips an id that may still commit. So the events of
-the Dagster runs, the sensors and this service all reach every replica's streams.
+the Dagster runs, the sensors and this service all reach every replica's streams. On PostgreSQL the
+table's NOTIFYs (`EventListener`, started with the app) wake a batch's streams at once (`Wakeups`).
 
 Each message is `id: <event id>`, `event: <type>`, `data: <JSON, camelCase>`; stored media URIs
 (`videoUri`, `thumbnailUri`) get their playable `videoUrl`/`thumbnailUrl`/`urlsExpireAt`, resolved
@@ -22,7 +23,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -44,6 +46,41 @@ router = APIRouter(prefix="/video", dependencies=[Depends(require_api_key)])
 RETRY_MS = 2000  # the `retry:` an EventSource waits before it reconnects
 HEARTBEAT = b": heartbeat\n\n"
 MAX_EVENT_ID = 2**63 - 1
+
+
+class Wakeups:
+    """The streams waiting for their batch's next event; `notify(batch_id)`, from any thread (the
+    PostgreSQL `EventListener`'s), wakes them on the event loop `bind` was called on."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiting: dict[str, set[asyncio.Event]] = {}
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop the streams run on (the app's, at start-up)."""
+        self.loop = loop
+
+    def notify(self, batch_id: str) -> None:
+        """An event of `batch_id` committed: wake its streams."""
+        if self.loop is not None and batch_id in self.waiting:
+            self.loop.call_soon_threadsafe(self._wake, batch_id)
+
+    def _wake(self, batch_id: str) -> None:
+        for wake in self.waiting.get(batch_id, ()):
+            wake.set()
+
+    @contextmanager
+    def waiter(self, batch_id: str) -> Iterator[asyncio.Event]:
+        """An event set when `batch_id` has news, registered while the context lasts."""
+        wake = asyncio.Event()
+        self.waiting.setdefault(batch_id, set()).add(wake)
+        try:
+            yield wake
+        finally:
+            waiters = self.waiting.get(batch_id, set())
+            waiters.discard(wake)
+            if not waiters:
+                self.waiting.pop(batch_id, None)
 
 
 def last_event_id(request: Request) -> int:
@@ -78,9 +115,16 @@ async def event_stream(
     heartbeat_seconds: float,
     urls: MediaUrls | None,
     stopping: threading.Event | None = None,
+    wakeups: Wakeups | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: the cursor's events as they settle, heartbeats between, the end after the
     terminal event (or when the server stops: the client resumes elsewhere with `Last-Event-ID`)."""
+    with (wakeups or Wakeups()).waiter(cursor.batch_id) as wake:
+        async for chunk in _stream(cursor, terminal_at_connect, poll_seconds, heartbeat_seconds, urls, stopping, wake):
+            yield chunk
+
+
+async def _stream(cursor, terminal_at_connect, poll_seconds, heartbeat_seconds, urls, stopping, wake):
     yield f"retry: {RETRY_MS}\n\n".encode()
     last_sent = time.monotonic()
     while True:
@@ -96,7 +140,11 @@ async def event_stream(
             return
         if terminal_at_connect and not cursor.holding:  # replayed everything up to now: nothing more comes
             return
-        await asyncio.sleep(max(0.0, min(poll_seconds, last_sent + heartbeat_seconds - time.monotonic())))
+        try:  # the next poll: a NOTIFY of the batch's news (PostgreSQL) or the poll interval
+            await asyncio.wait_for(wake.wait(), max(0.0, min(poll_seconds, last_sent + heartbeat_seconds - time.monotonic())))
+        except TimeoutError:
+            pass
+        wake.clear()
         if stopping is not None and stopping.is_set():
             return
         if time.monotonic() - last_sent >= heartbeat_seconds:
@@ -121,6 +169,7 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
         heartbeat_seconds=settings.events_heartbeat_seconds,
         urls=state.media_urls,
         stopping=getattr(state, "stopping", None),
+        wakeups=getattr(state, "wakeups", None),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)

@@ -5,6 +5,9 @@
   is the SSE event id. Indexed on (batch_id, id) for a batch's stream.
 * `generation_tasks.progress`: the provider's last reported progress (0..1), so a `job.progress`
   event is written only when it changes.
+* PostgreSQL only: a trigger NOTIFYs channel `batch_events` (payload: the batch id) for each row,
+  delivered at its commit, so that open streams read at once rather than at their next poll
+  (db/events.py `EventListener`); polling stays what guarantees delivery.
 
 Additive: the web app's tables are untouched.
 
@@ -33,9 +36,21 @@ def upgrade() -> None:
     op.create_index("ix_batch_events_batch_id_id", "batch_events", ["batch_id", "id"])
     with op.batch_alter_table("generation_tasks") as batch:
         batch.add_column(sa.Column("progress", sa.Float, nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION batch_events_notify() RETURNS trigger AS $$ "
+            "BEGIN PERFORM pg_notify('batch_events', NEW.batch_id); RETURN NULL; END; $$ LANGUAGE plpgsql"
+        )
+        op.execute(
+            "CREATE TRIGGER batch_events_notify AFTER INSERT ON batch_events "
+            "FOR EACH ROW EXECUTE PROCEDURE batch_events_notify()"
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS batch_events_notify ON batch_events")
+        op.execute("DROP FUNCTION IF EXISTS batch_events_notify()")
     with op.batch_alter_table("generation_tasks") as batch:
         batch.drop_column("progress")
     op.drop_index("ix_batch_events_batch_id_id", "batch_events")
