@@ -174,6 +174,7 @@ class EventListener:
         self.on_batch = on_batch
         self.retry_seconds = retry_seconds
         self.listening = threading.Event()  # set while LISTEN is in place
+        self.connections = 0  # how many times LISTEN was put in place (reconnects included)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -189,11 +190,15 @@ class EventListener:
             self._thread.join(5)
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 self._listen()
             except Exception:  # noqa: BLE001 - the database went away: listen again later, streams still poll
-                logger.warning("batch event listener lost its connection", exc_info=True)
+                # one warning per outage (it was listening before), then quiet retries
+                level = logging.WARNING if self.listening.is_set() or failures == 0 else logging.DEBUG
+                logger.log(level, "batch event listener lost its connection", exc_info=True)
+                failures = 0 if self.listening.is_set() else failures + 1
             self.listening.clear()
             self._stop.wait(self.retry_seconds)
 
@@ -205,6 +210,7 @@ class EventListener:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.connections += 1
             self.listening.set()
             while not self._stop.is_set():
                 if select.select([conn], [], [], 1.0) == ([], [], []):

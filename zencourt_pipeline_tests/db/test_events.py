@@ -5,6 +5,7 @@ serializes its writers)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -190,7 +191,7 @@ def test_the_listener_hears_each_committed_event_of_postgres(postgres_url):
     db = AppDatabase(postgres_url)
     db.upgrade()
     heard: queue.Queue = queue.Queue()
-    listener = EventListener(db.engine, heard.put)
+    listener = EventListener(db.engine, heard.put, retry_seconds=0.1)
     listener.start()
     try:
         assert listener.listening.wait(10)
@@ -201,6 +202,19 @@ def test_the_listener_hears_each_committed_event_of_postgres(postgres_url):
             tx.rollback()  # never committed: nothing is heard
         db.start_batch("n")
         assert heard.get(timeout=5) == "n" and heard.empty()
+        # its connection killed (a database restart): it listens again by itself
+        with db.engine.connect() as conn:
+            killed = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )).scalar()  # fmt: skip
+        assert killed == 1
+        deadline = time.monotonic() + 10
+        while listener.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listener.connections == 2 and listener.listening.is_set()
+        db.fail_job("n-0", ErrorCode.INVALID_INPUT, "x")
+        assert heard.get(timeout=5) == "n"
     finally:
         listener.stop()
         db.dispose()
