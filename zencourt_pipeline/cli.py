@@ -9,7 +9,7 @@ import sys
 import threading
 
 from zencourt_pipeline.config import Settings
-from zencourt_pipeline.domain import Orientation, names
+from zencourt_pipeline.domain import ApiScope, Orientation, names
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -66,7 +66,7 @@ def _serve(_args: argparse.Namespace) -> int:
     db.upgrade()  # start-up: the service brings the database it serves to the latest revision first
     canceller = service_canceller(settings, db)
     # completion webhooks go out from the outbox while the service runs
-    from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+    from zencourt_pipeline.notify.deliverer import OutboxDeliverer
 
     stop = threading.Event()
     deliverer = OutboxDeliverer.from_settings(db, settings)
@@ -91,7 +91,7 @@ def _webhooks(args: argparse.Namespace) -> int:
             return _requeue(db, args)
         if args.action == "dead":
             return _dead(db, args)
-        from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
+        from zencourt_pipeline.notify.deliverer import OutboxDeliverer
 
         deliverer = OutboxDeliverer.from_settings(db, settings)
         if args.once:
@@ -117,7 +117,7 @@ def _requeue(db, args: argparse.Namespace) -> int:
     count = outbox.requeue_dead(db, ids=args.ids or None, event=args.event)
     scope = "dead rows" + (f" of event {args.event}" if args.event else "") + (" among the given ids" if args.ids else "")
     print(json.dumps({"requeued": count}) if args.json else f"requeued {count} {scope}")
-    logging.getLogger("zencourt_pipeline.webhooks").info(
+    logging.getLogger("zencourt_pipeline.notify").info(
         "requeued dead webhooks", extra={"requeued": count, "ids": args.ids or None, "event": args.event}
     )
     return 0
@@ -140,6 +140,66 @@ def _dead(db, args: argparse.Namespace) -> int:
         print(f"{row.id}  {row.event:<16} batch {row.batch_id}  {row.error_code}  attempts {row.attempts}  "
               f"created {row.created_at.isoformat()}  {error}")
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """`zencourt keys create|list|revoke`: the per-workspace API keys of the HTTP service."""
+    from zencourt_pipeline.db import api_keys
+    from zencourt_pipeline.db.database import AppDatabase
+    from zencourt_pipeline.domain import ApiScope
+
+    settings = Settings.from_env()
+    db = AppDatabase(settings.resolved_database_url)
+    try:
+        db.upgrade()  # the table is migration 0007's: a CLI run before the service's first start works too
+        if args.action == "create":
+            if not args.workspace:
+                print("zencourt keys create: name the key's workspace with --workspace", file=sys.stderr)
+                return 2
+            scopes = [ApiScope(scope) for scope in args.scopes] or list(ApiScope)
+            try:
+                record, key = api_keys.create_key(db, args.workspace, scopes, name=args.name)
+            except ValueError as exc:
+                print(f"zencourt keys create: {exc}", file=sys.stderr)
+                return 2
+            print(f"created key {record.prefix} (id {record.id}) of workspace {record.workspace_id}, "
+                  f"scopes {','.join(record.scopes)}")
+            print("the key follows; it is shown this once only (the database keeps its SHA-256):")
+            print(key)
+            return 0
+        if args.action == "list":
+            keys = api_keys.list_keys(db, workspace_id=args.workspace)
+            if args.json:
+                print(json.dumps([_key_json(record) for record in keys], indent=2))
+                return 0
+            for record in keys:
+                print(f"{record.prefix}  {record.workspace_id}  {','.join(record.scopes)}  "
+                      f"created {_when(record.created_at)}  last used {_when(record.last_used_at)}  "
+                      f"{'revoked ' + _when(record.revoked_at) if record.revoked else 'active'}"
+                      + (f"  {record.name}" if record.name else ""))
+            return 0
+        if not args.key:
+            print("zencourt keys revoke: name the key by its prefix or id", file=sys.stderr)
+            return 2
+        revoked = api_keys.revoke(db, args.key)
+        if revoked is None:
+            print(f"zencourt keys revoke: no key {args.key!r}", file=sys.stderr)
+            return 1
+        print(f"revoked key {revoked.prefix} of workspace {revoked.workspace_id} at {_when(revoked.revoked_at)}")
+        return 0
+    finally:
+        db.dispose()
+
+
+def _when(value) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "never"
+
+
+def _key_json(record) -> dict:
+    from zencourt_pipeline.db.records import as_dict
+
+    listed = as_dict(record, omit=("key_sha256",))
+    return {name: value.isoformat() if hasattr(value, "isoformat") else value for name, value in listed.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     hooks.add_argument("--event", default=None, help="requeue/dead: only rows of this event (e.g. batch.completed)")
     hooks.add_argument("--json", action="store_true", help="print JSON")
     hooks.set_defaults(func=_webhooks)
+    keys = sub.add_parser("keys", help="per-workspace API keys of the HTTP service: create, list, revoke")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key", nargs="?", default=None, help="revoke: the key's prefix (zck_...) or id")
+    keys.add_argument("--workspace", default=None, help="create: the key's workspace; list: only its keys")
+    keys.add_argument("--scope", dest="scopes", action="append", default=[], choices=names(ApiScope),
+                      help="create: a scope of the key (repeatable; default: all of them)")
+    keys.add_argument("--name", default=None, help="create: a label shown by list")
+    keys.add_argument("--json", action="store_true", help="list: print JSON")
+    keys.set_defaults(func=_keys)
     from zencourt_pipeline.pipeline.spend import add_spend_parser
 
     add_spend_parser(sub)

@@ -106,6 +106,9 @@ class Settings(BaseModel):
     video_server_url: str = "http://localhost:3001"
     video_server_api_key: str | None = None
     port: int = 3001
+    # requests per minute of each workspace API key (a token bucket per key in each service
+    # process, so N replicas allow N times this); 0 = unlimited. The admin key is not limited.
+    api_key_requests_per_minute: int = Field(default=600, ge=0)
 
     vercel_api_url: str | None = None
     vercel_webhook_secret: str | None = None
@@ -232,6 +235,7 @@ class Settings(BaseModel):
         "video_server_url": "VIDEO_SERVER_URL",
         "video_server_api_key": "VIDEO_SERVER_API_KEY",
         "port": "PORT",
+        "api_key_requests_per_minute": "ZENCOURT_API_KEY_REQUESTS_PER_MINUTE",
         "vercel_api_url": "VERCEL_API_URL",
         "vercel_webhook_secret": "VERCEL_WEBHOOK_SECRET",
         "vercel_webhook_path": "VERCEL_WEBHOOK_PATH",

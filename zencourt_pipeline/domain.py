@@ -44,6 +44,14 @@ class StorageBackend(StrEnum):
     B2 = "b2"
 
 
+class ApiScope(StrEnum):
+    """What a workspace API key may do: read (GETs), write (create, generate, cancel), storage."""
+
+    READ = "read"
+    WRITE = "write"
+    STORAGE = "storage"
+
+
 def names(kind: type[StrEnum]) -> tuple[str, ...]:
     """The values of a `StrEnum`, in declaration order: `('landscape', 'vertical')`."""
     return tuple(member.value for member in kind)

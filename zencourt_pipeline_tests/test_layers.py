@@ -21,7 +21,7 @@ def test_the_layers_and_acyclic_contracts_are_declared():
     by_id = {contract["id"]: contract for contract in contracts()}
     assert by_id["layers"]["type"] == "layers" and by_id["acyclic"]["type"] == "acyclic_siblings"
     layers = by_id["layers"]["layers"]
-    order = ["defs | service", "pipeline | webhooks", "config", "domain", "errors"]
+    order = ["defs | service", "pipeline | notify", "config", "domain", "errors"]
     assert [layers.index(layer) for layer in order] == sorted(layers.index(layer) for layer in order)
 
 

@@ -59,8 +59,8 @@ def test_zencourt_db_upgrade_brings_a_fresh_database_to_head(fresh_env, capsys):
 
 def test_zencourt_serve_upgrades_the_database_before_serving(fresh_env, monkeypatch):
     from zencourt_pipeline import cli
+    from zencourt_pipeline.notify import deliverer
     from zencourt_pipeline.service import server
-    from zencourt_pipeline.webhooks import deliverer
 
     seen: dict[str, str | None] = {}
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from zencourt_pipeline.bench import inputs, references
 from zencourt_pipeline.bench.rss import PeakTreeRss
-from zencourt_pipeline.media import compose, smart_plan
+from zencourt_pipeline.media import compose
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import normalize_clip, normalize_many
+from zencourt_pipeline.media.smart import plan as smart_plan
 from zencourt_pipeline.media.templates import Template, load_template
 
 ROOMS = ["Living room", "Kitchen", "Primary bedroom", "Bathroom", "Backyard", "Home office"]

@@ -163,6 +163,16 @@ class BatchQueries(PickupQueries):
                 counts[batch_id][status] = int(n)
         return counts
 
+    def batch_workspaces(self, batch_ids: Iterable[str]) -> dict[str, str | None]:
+        """{batch id: its workspace id (None when it has none)} of the batches that exist."""
+        ids = sorted(set(batch_ids))
+        if not ids:
+            return {}
+        batch = video_gen_batch.c
+        query = sa.select(batch.id, batch.workspace_id).where(batch.id.in_(ids))
+        with self.engine.connect() as conn:
+            return {row.id: row.workspace_id for row in conn.execute(query)}
+
     # -- keyset helpers ------------------------------------------------------------------------
     def _sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"

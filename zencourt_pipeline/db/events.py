@@ -44,7 +44,7 @@ from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_ge
 logger = logging.getLogger("zencourt_pipeline.db.events")
 
 DEFAULT_SETTLE = timedelta(seconds=10)
-NOTIFY_CHANNEL = "batch_events"  # PostgreSQL: the trigger of migration 0007 NOTIFYs the batch id
+NOTIFY_CHANNEL = "batch_events"  # PostgreSQL: the trigger of migration 0008 NOTIFYs the batch id
 PROGRESS_STEP = 0.01  # a provider's progress is kept to 2 decimals: finer changes write no event
 _e = batch_events.c
 
@@ -164,7 +164,7 @@ class EventCursor:
 
 class EventListener:
     """PostgreSQL only: `on_batch(batch_id)` for every committed event (the NOTIFY of migration
-    0007's trigger), from a thread holding its own connection (outside the pool), so that streams
+    0008's trigger), from a thread holding its own connection (outside the pool), so that streams
     read at once instead of at their next poll. Only a wake-up: the polling cursor stays what
     guarantees delivery, so a lost connection (reconnected after `retry_seconds`) delays nothing
     beyond a poll interval."""

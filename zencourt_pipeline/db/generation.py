@@ -50,6 +50,18 @@ def unfinished_accepted() -> tuple:
     return task.status == GenerationTaskStatus.SUBMITTED, task.task_id.is_not(None), ~sa.exists(done)
 
 
+class TaskIdTaken(Exception):  # noqa: N818 - a fact about the provider's answer, not a crash
+    """The provider answered a create with a task id another ledger row already holds (a duplicate
+    create answer): the task this create made, if any, is unknown."""
+
+    def __init__(self, provider: str, task_id: str, owner_job_id: str):
+        super().__init__(
+            f"{provider} answered the create with task {task_id}, which the create of job {owner_job_id} already got: "
+            "this create's own task is unknown"
+        )
+        self.provider, self.task_id, self.owner_job_id = provider, task_id, owner_job_id
+
+
 class GenerationQueries:
     """Needs `self.engine`, `self.transaction()`, `self._fetch`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
 
@@ -84,10 +96,17 @@ class GenerationQueries:
         """Persist the provider's task id on the task row and the job, in one transaction.
 
         A completion can arrive before this runs (a fast webhook, the local generator): it was
-        recorded without its job, and is linked here.
+        recorded without its job, and is linked here. A task id another row holds raises
+        TaskIdTaken, and nothing is written.
         """
         now = utcnow()
         with self.transaction() as conn:
+            task = generation_tasks.c
+            owner = conn.execute(
+                sa.select(task.job_id).where(task.provider == provider, task.task_id == task_id, task.id != row_id)
+            ).scalar()
+            if owner is not None:
+                raise TaskIdTaken(provider, task_id, owner)
             completion = conn.execute(
                 sa.select(generation_completions).where(
                     generation_completions.c.provider == provider, generation_completions.c.task_id == task_id

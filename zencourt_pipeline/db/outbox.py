@@ -1,7 +1,7 @@
 """Queries over `webhook_outbox`: claim due rows, record outcomes, count.
 
 Rows are written by `AppDatabase._emit` in the same transaction as the state change they
-report; `zencourt_pipeline.webhooks.deliverer.OutboxDeliverer` sends them. Status moves
+report; `zencourt_pipeline.notify.deliverer.OutboxDeliverer` sends them. Status moves
 `pending -> delivered` or `pending -> dead` (after the retry horizon), never back, except
 through `requeue` (an operator's decision).
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from zencourt_pipeline.db.clock import as_utc
-from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, Orientation
+from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, ApiScope, Orientation
 
 
 class BatchStatus(enum.StrEnum):
@@ -242,7 +242,7 @@ class Task(Record):
     possibly_orphaned: bool = False
     download_attempts: int = 0
     download_error: str | None = None
-    progress: float | None = None  # the provider's last reported progress, 0..1 (migration 0007)
+    progress: float | None = None  # the provider's last reported progress, 0..1 (migration 0008)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -323,6 +323,26 @@ class BatchEvent(Record):
     def data(self) -> dict[str, Any]:
         """`body` parsed."""
         return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey(Record):
+    """An `api_keys` row: a workspace's API key (its hash, never the key itself)."""
+
+    id: str
+    prefix: str
+    key_sha256: str
+    workspace_id: str
+    scopes: tuple[ApiScope, ...] = ()  # stored as comma-separated values (db/api_keys.py)
+    name: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """True once the key is revoked (it is refused from then on)."""
+        return self.revoked_at is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,7 @@ generation_tasks = sa.Table(
     # the last one's error; past ZENCOURT_MAX_DOWNLOAD_ATTEMPTS the job fails OUTPUT_DOWNLOAD_FAILED
     sa.Column("download_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("download_error", sa.Text, nullable=True),
-    # migration 0007: the provider's last reported progress (0..1) while the task runs
+    # migration 0008: the provider's last reported progress (0..1) while the task runs
     sa.Column("progress", sa.Float, nullable=True),
     sa.UniqueConstraint("provider", "task_id", name="uq_generation_tasks_provider_task"),
 )
@@ -178,7 +178,7 @@ api_idempotency_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
-# Every state change of a batch and its jobs (migration 0007), written in the same transaction as
+# Every state change of a batch and its jobs (migration 0008), written in the same transaction as
 # the change (db/events.py); `GET /video/batches/{id}/events` streams them. The id orders them and
 # is the SSE event id; `created_at` (the writer's clock at the insert) tells how long a missing
 # id has been missing (db/events.py `EventCursor`).
@@ -192,4 +192,21 @@ batch_events = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # JSON, camelCase: the SSE `data`
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_batch_events_batch_id_id", "batch_id", "id"),
+)
+
+# Per-workspace API keys of the HTTP service (migration 0007): only the SHA-256 of a key is stored,
+# with its non-secret prefix (`zck_` + 12 hex, unique: the lookup and what `zencourt keys list`
+# shows), the workspace it is bound to and its scopes (comma-separated `ApiScope` values).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("prefix", sa.Text, nullable=False, unique=True),
+    sa.Column("key_sha256", sa.Text, nullable=False),
+    sa.Column("workspace_id", sa.Text, nullable=False, index=True),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )

@@ -9,6 +9,8 @@ watchdog of `pipeline/liveness.py`: every processing batch ends within its deadl
 
 from __future__ import annotations
 
+from collections import Counter
+
 import dagster as dg
 
 from zencourt_pipeline.db.records import BatchStatus
@@ -22,6 +24,7 @@ from zencourt_pipeline.pipeline.intake import BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.liveness import (
     RUN_ACTIVE,
     RUN_ENDED,
+    RunEnd,
     intake_run_key,
     on_intake_failed,
     watch_processing,
@@ -122,6 +125,25 @@ def clip_completions_sensor(
     return dg.SensorResult(run_requests=requests)
 
 
+# failure reasons (`dagster/failure_reason`) of runs whose own code failed; a run failed for any
+# other reason was stopped by the infrastructure: run monitoring found its worker dead (no reason
+# recorded), a restart, a start timeout, a process that could not load the job
+FAILED_RUN_REASONS = frozenset({"STEP_FAILURE", "RUN_EXCEPTION"})
+
+
+def intake_failures(instance: dg.DagsterInstance, batch_id: str) -> Counter[RunEnd]:
+    """The batch's failed intake runs, by how they ended (from the runs' failure-reason tags)."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=batch_intake_job.name, statuses=[dg.DagsterRunStatus.FAILURE], tags={"zencourt/batch_id": batch_id}
+        )
+    )
+    return Counter(
+        RunEnd.FAILED if run.tags.get("dagster/failure_reason") in FAILED_RUN_REASONS else RunEnd.INTERRUPTED
+        for run in runs
+    )
+
+
 @dg.run_failure_sensor(
     monitored_jobs=[batch_intake_job],
     request_job=batch_intake_job,
@@ -139,7 +161,8 @@ def intake_failure_sensor(
     batch_id = context.dagster_run.tags.get("zencourt/batch_id") or context.dagster_run.tags.get("dagster/partition")
     if not batch_id:
         return dg.SkipReason("run of no batch")
-    run_key = on_intake_failed(app_db.get(), batch_id, pipeline_settings.max_run_attempts)
+    failures = intake_failures(context.instance, batch_id)
+    run_key = on_intake_failed(app_db.get(), batch_id, pipeline_settings.max_run_attempts, failures)
     if run_key is None:
         return dg.SkipReason(f"batch {batch_id} is not open or is out of intake attempts")
     return dg.RunRequest(

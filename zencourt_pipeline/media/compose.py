@@ -15,11 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media import graphs, loudness, overlays, smart_plan, smart_render
+from zencourt_pipeline.media import graphs, loudness, overlays
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import temp_path_for
+from zencourt_pipeline.media.smart import plan as smart_plan
+from zencourt_pipeline.media.smart import render as smart_render
 from zencourt_pipeline.media.templates import Template
 from zencourt_pipeline.media.thumbnails import extract_thumbnail
 

@@ -1,8 +1,8 @@
 """Every ffmpeg filter graph and encoding argument list the media code runs is built here (the
-stream-copy commands that splice smart-rendered pieces are in `splicing.py`).
+stream-copy commands that splice smart-rendered pieces are in `smart/splicing.py`).
 
 Pure string building (no subprocesses, no file access) so it can be unit-tested. The callers in
-`normalize.py`, `compose.py`, `smart_render.py` and `thumbnails.py` only run what these builders
+`normalize.py`, `compose.py`, `smart/render.py` and `thumbnails.py` only run what these builders
 return.
 """
 
@@ -380,7 +380,7 @@ def compose_args(
     return [*args, *mp4_output(dest, faststart=faststart, final=faststart)]
 
 
-# ---------------------------------------------------------------- smart rendering (the splicing commands: splicing.py)
+# ---------------------------------------------------------------- smart rendering (the splicing commands: smart/splicing.py)
 
 
 def music_input(plan: ComposePlan) -> list[str]:

@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
+from zencourt_pipeline.db.generation import TaskIdTaken
 from zencourt_pipeline.db.records import (
     Batch,
     CompletionRecord,
@@ -148,16 +149,21 @@ def submit_with_fallback(
         cost_usd, cost_source = chain.task_cost(
             name, (submitted.ref.meta or {}).get("model"), request.duration_seconds, submitted.cost_credits
         )
-        db.task_submitted(
-            row_id,
-            request.job_id,
-            name,
-            submitted.ref.task_id,
-            cost=submitted.cost_credits,
-            cost_usd=cost_usd,
-            cost_source=cost_source,
-            meta=submitted.ref.meta or None,
-        )
+        try:
+            db.task_submitted(
+                row_id,
+                request.job_id,
+                name,
+                submitted.ref.task_id,
+                cost=submitted.cost_credits,
+                cost_usd=cost_usd,
+                cost_source=cost_source,
+                meta=submitted.ref.meta or None,
+            )
+        except TaskIdTaken as exc:  # a duplicate answer: this create's own task is unknown, as if lost
+            last = GenerationError(ErrorCode.PROVIDER_ANSWER_LOST, str(exc))
+            db.task_answer_lost(row_id, last.code, last.message, cost_usd=cost_usd, cost_source=cost_source)
+            break
         return JobOutcome(
             request.job_id,
             request.room_name,

@@ -26,9 +26,11 @@ with `errorCode`).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
@@ -172,16 +174,36 @@ def fail_batch(db: AppDatabase, batch_id: str, code: str, message: str) -> bool:
     return db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code)
 
 
-def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int) -> str | None:
-    """An intake run failed: the run key of the next attempt, or None when the batch is not open
-    or out of attempts (then it fails with INTAKE_FAILED and the web app is told)."""
+class RunEnd(StrEnum):
+    """How a failed run of a batch ended, which decides whether it spends an attempt."""
+
+    FAILED = "failed"  # its own code failed: a step out of retries, an exception in the run
+    INTERRUPTED = "interrupted"  # the infrastructure stopped it: a killed worker, a restart, a start timeout
+
+
+# a run stopped by the infrastructure did not try its batch: it gets this many times the attempts
+# (still bounded: a machine that kills every run ends its batches, it does not loop on them)
+INTERRUPTED_ATTEMPTS_FACTOR = 4
+
+
+def intake_attempts_left(failures: Counter[RunEnd], max_attempts: int) -> bool:
+    """Whether a batch whose intake runs failed `failures` times gets another attempt."""
+    return failures[RunEnd.FAILED] < max_attempts and failures[RunEnd.INTERRUPTED] < max_attempts * INTERRUPTED_ATTEMPTS_FACTOR
+
+
+def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int, failures: Counter[RunEnd]) -> str | None:
+    """An intake run failed (`failures`: the batch's failed intake runs so far, this one included):
+    the run key of the next attempt, or None when the batch is not open or out of attempts (then it
+    fails with INTAKE_FAILED and the web app is told). Runs the infrastructure interrupted spend
+    from a larger budget than runs that failed on their own."""
     batch = db.get_batch(batch_id)
     if batch is None or batch.terminal:
         return None
     attempts = db.retry_intake(batch_id)
     if attempts is None:
         return None
-    if attempts >= max_attempts:
-        fail_batch(db, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s)")
+    if not intake_attempts_left(failures, max_attempts):
+        summary = f"{failures[RunEnd.FAILED]} failed, {failures[RunEnd.INTERRUPTED]} interrupted"
+        fail_batch(db, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s) ({summary})")
         return None
     return intake_run_key(batch_id, attempts)

@@ -64,6 +64,7 @@ from zencourt_pipeline.service.errors import (
     error_body,
     install_error_handlers,
 )
+from zencourt_pipeline.service.ratelimit import KeyRateLimiter
 from zencourt_pipeline.service.routes import batches, events, health, media, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage import storage_from_settings
@@ -263,6 +264,8 @@ def create_app(
     app.state.event_listener = listener
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
+    app.state.key_limiter = KeyRateLimiter(settings.api_key_requests_per_minute)
+    app.state.key_touched = {}  # workspace key id -> when this process last wrote its last_used_at
     app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)
 
     install_error_handlers(app)

@@ -35,7 +35,12 @@ class ApiErrorCode(enum.StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     INVALID_API_KEY = "INVALID_API_KEY"
     API_KEY_NOT_CONFIGURED = "API_KEY_NOT_CONFIGURED"
+    API_KEY_REVOKED = "API_KEY_REVOKED"  # a workspace key revoked with `zencourt keys revoke`
     FORBIDDEN = "FORBIDDEN"
+    INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"  # the workspace key lacks the route's scope
+    WORKSPACE_MISMATCH = "WORKSPACE_MISMATCH"  # a workspace key named another workspace
+    STORAGE_KEY_OUTSIDE_WORKSPACE = "STORAGE_KEY_OUTSIDE_WORKSPACE"  # outside `workspaces/<id>/`
+    RATE_LIMITED = "RATE_LIMITED"  # the workspace key's requests per minute are spent (Retry-After)
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     CONFLICT = "CONFLICT"
@@ -65,6 +70,7 @@ ERROR_TYPES: dict[int, str] = {
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
+    429: "Too Many Requests",
     422: "Validation Error",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -81,6 +87,7 @@ DEFAULT_CODES: dict[int, Code] = {
     409: ApiErrorCode.CONFLICT,
     413: ApiErrorCode.PAYLOAD_TOO_LARGE,
     415: ApiErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ApiErrorCode.RATE_LIMITED,
     422: ErrorCode.INVALID_INPUT,
     500: ApiErrorCode.INTERNAL_ERROR,
     502: ApiErrorCode.BAD_GATEWAY,

@@ -30,7 +30,7 @@ def test_migration_0006_downgrades_and_upgrades_again(app_db):
     assert not inspector.has_table("api_idempotency_keys")
     assert "ix_video_gen_batch_created_id" not in {ix["name"] for ix in inspector.get_indexes("video_gen_batch")}
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0007" and app_db.get_batch("m1") is not None
+    assert current_revision(app_db.engine) == "0008" and app_db.get_batch("m1") is not None
     indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(app_db.engine).get_indexes("video_gen_batch")}
     assert indexes["ix_video_gen_batch_created_id"] == ["created_at", "id"]
 
@@ -132,3 +132,10 @@ def test_list_filters(app_db):
 def test_list_refuses_a_cursor_it_did_not_hand_out(app_db, cursor):
     with pytest.raises(InvalidCursor):
         app_db.list_batches(cursor=cursor)
+
+
+def test_batch_workspaces_of_existing_batches(app_db):
+    app_db.insert_batch(*make_batch("w1", workspace_id="ws1"))
+    app_db.insert_batch(*make_batch("w2"))
+    assert app_db.batch_workspaces(["w2", "w1", "nope", "w1"]) == {"w1": "ws1", "w2": None}
+    assert app_db.batch_workspaces([]) == {}

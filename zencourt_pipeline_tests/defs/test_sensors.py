@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import dagster as dg
 import pytest
 
+from zencourt_pipeline.defs.jobs import batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource
-from zencourt_pipeline.defs.sensors import clip_completions_sensor, pending_batches_sensor
+from zencourt_pipeline.defs.sensors import clip_completions_sensor, intake_failures, pending_batches_sensor
+from zencourt_pipeline.pipeline.liveness import RunEnd
 from zencourt_pipeline_tests.conftest import make_batch
 
 
@@ -92,3 +96,20 @@ def test_a_batch_id_unsafe_as_a_partition_key_is_rejected_before_it_becomes_one(
     batch = sqlite_db.get_batch("bad,id|x")
     assert batch.status == "failed" and batch.error.startswith("INVALID_INPUT: batch id")
     assert {job.status for job in sqlite_db.get_jobs("bad,id|x")} == {"failed"}
+
+
+def test_intake_failures_tell_interrupted_runs_from_failed_ones(instance):
+    """A run stopped by the infrastructure (run monitoring records no reason for a dead worker)
+    spends from the larger budget; a run whose step failed, or that raised, spends an attempt."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+
+    from zencourt_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(batch_intake_job.name)
+    reasons = ["RUN_WORKER_RESTART", "START_TIMEOUT", None, "STEP_FAILURE", "RUN_EXCEPTION"]
+    for reason in reasons:
+        tags = {"zencourt/batch_id": "fb"} | ({"dagster/failure_reason": reason} if reason else {})
+        instance.create_run_for_job(job, tags=tags, status=DagsterRunStatus.FAILURE)
+    instance.create_run_for_job(job, tags={"zencourt/batch_id": "other"}, status=DagsterRunStatus.FAILURE)
+    instance.create_run_for_job(job, tags={"zencourt/batch_id": "fb"}, status=DagsterRunStatus.SUCCESS)
+    assert intake_failures(instance, "fb") == Counter({RunEnd.INTERRUPTED: 3, RunEnd.FAILED: 2})

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from zencourt_pipeline.webhooks.signing import verify
+from zencourt_pipeline.notify.signing import verify
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
 from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, e2e_storage, start_s3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from zencourt_pipeline_tests.soak.faults import WEBHOOK_KINDS, scheduled_kinds
+from zencourt_pipeline_tests.soak.faults import SCRIPT_KINDS, scheduled_kinds
 from zencourt_pipeline_tests.soak.harness import SoakConfig, run_soak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
@@ -25,7 +25,7 @@ def test_ten_batches_under_seeded_faults_keep_every_invariant(tmp_path):
     assert report["soak_fallbacks"] >= 1  # the injected Runway failures came from fal
     assert report["soak_batches_completed"] >= 1
     # every kind of fault was scheduled and hit at least once (counted where it hit, not where armed)
-    expected_kinds = len(scheduled_kinds(config)) + len(WEBHOOK_KINDS)
+    expected_kinds = len(scheduled_kinds(config)) + len(SCRIPT_KINDS)
     assert report["soak_fault_kinds_scheduled"] == report["soak_fault_kinds_hit"] == expected_kinds
     assert report.violations == [], "\n".join(report.violations)
 

@@ -245,7 +245,12 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
                 kind = "submit_answer_dropped" if fault == DROP else "submit_answer_late"
                 self.counts[kind] += 1
                 self.fault_log.hit(kind, req.id)
-        return await answer_with_fault(fault, JSONResponse(answer, status_code=200))
+                req.answer_held = fault != DROP
+        try:
+            return await answer_with_fault(fault, JSONResponse(answer, status_code=200))
+        finally:
+            with self._lock:
+                req.answer_held = False
 
     def _tick(self, request_id: str) -> None:
         with self._lock:

@@ -63,6 +63,7 @@ class FakeRequest:
     expired_left: int = 0
     webhook_sent: bool = False
     webhook_withheld: bool = False  # its script loses the webhook: the fake withheld it (a fault hit)
+    answer_held: bool = False  # its submit answer is held back (late): a webhook may overtake it
 
     @property
     def app_id(self) -> str:

@@ -167,6 +167,9 @@ class FalWebhooks:
             with self._lock:
                 self.webhook_deliveries.append(record)
                 self.counts["webhook_sent"] += 1
+                req = self.requests.get(request_id)
+                if req is not None and req.answer_held and 200 <= record.get("status", 0) < 300:
+                    self.fault_log.hit("webhook_before_answer", request_id)  # reordered: the result overtook the answer
             if 200 <= record.get("status", 0) < 300:
                 return
             if attempt < self.webhook_retries:

@@ -35,6 +35,7 @@ from starlette.responses import Response
 from zencourt_pipeline_tests.fakes.server import ShortBodyResponse, sample_mp4
 
 DROP = "drop"
+REPLAY = "replay"  # a create answered with the id an earlier create got
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,8 @@ class OutputFaults:
             token.downloads += 1
             mode = owner.script.output
             size = (640, 360) if mode == "wrong_size" else self._output_size(owner)
+            if mode != "ok":
+                self.fault_log.hit(f"output_{mode}", token_id)  # the script's bad output was served
         if mode == "not_mp4":
             return Response(self.not_mp4_body, 200, media_type="text/html")
         path: Path = await run_in_threadpool(sample_mp4, *size)

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from zencourt_pipeline_tests.fakes.faults import (
     DROP,
+    REPLAY,
     AnswerFaults,
     FaultLog,
     OutputFaults,
@@ -105,6 +106,7 @@ class FakeRunway(OutputFaults, FakeService):
         self.delete_faults: list[int] = []
         self.download_faults: list[int | str] = []
         self.answer_faults = AnswerFaults()
+        self.last_answered_id: str | None = None  # what a replayed create answer names
         self.fault_log = FaultLog()
         self.expire_next_outputs = 0
         # credits per second of a finished task's `cost: {"credits": N}` (None: no cost field, as
@@ -132,6 +134,11 @@ class FakeRunway(OutputFaults, FakeService):
 
     def answer_late_next_creates(self, n: int, delay: float) -> None:
         self.answer_faults.add(float(delay), n)
+
+    def replay_answer_next_creates(self, n: int = 1) -> None:
+        """The next n creates make their task but answer with the id an earlier create got (a
+        duplicate create answer, as from a caching hop): the client never learns its own task."""
+        self.answer_faults.add(REPLAY, n)
 
     def fail_next_gets(self, n: int, status: int = 503) -> None:
         with self._lock:
@@ -214,14 +221,25 @@ class FakeRunway(OutputFaults, FakeService):
                 self.fault_log.hit(f"create_{fault}_after_create", task.id)
                 return self._error(fault, "Bad gateway")
             delay = self.create_delay
+            answered_id = task.id
             answer_fault = self.answer_faults.pop()
-            if answer_fault is not None:
+            if answer_fault == REPLAY:
+                if self.last_answered_id is None:  # nothing to replay yet: the fault waits for the next create
+                    self.answer_faults.add(REPLAY)
+                    answer_fault = None
+                else:
+                    answered_id, answer_fault = self.last_answered_id, None
+                    self.counts["create_answer_replayed"] += 1
+                    self.fault_log.hit("create_answer_replayed", task.id)
+            elif answer_fault is not None:
                 kind = "create_answer_dropped" if answer_fault == DROP else "create_answer_late"
                 self.counts[kind] += 1
                 self.fault_log.hit(kind, task.id)
+            if answered_id == task.id:
+                self.last_answered_id = task.id
         if delay > 0:
             await asyncio.sleep(delay)
-        return await answer_with_fault(answer_fault, JSONResponse({"id": task.id}, status_code=200))
+        return await answer_with_fault(answer_fault, JSONResponse({"id": answered_id}, status_code=200))
 
     def _status(self, task: FakeTask) -> tuple[str, float]:
         """Current (status, progress) of `task`; records the terminal state when reached."""

@@ -19,8 +19,8 @@ from botocore.awsrequest import AWSResponse
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.definitions import build_definitions
 from zencourt_pipeline.media import kenburns
+from zencourt_pipeline.notify.deliverer import OutboxDeliverer
 from zencourt_pipeline.storage.base import StorageError
-from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer
 from zencourt_pipeline_tests.conftest import POSTGRES_ADMIN_URL
 from zencourt_pipeline_tests.defs.conftest import insert_batch_with_photos
 from zencourt_pipeline_tests.fakes.server import RequestRecorder

@@ -82,7 +82,7 @@ def test_webhooks_deliver_once_logs_json(tmp_path):
     records = json_lines(done.stderr)
     (off,) = [r for r in records if "webhook delivery is off" in r["msg"]]
     assert off["level"] == "warning" and off["role"] == "webhooks"
-    assert off["logger"] == "zencourt_pipeline.webhooks.deliverer"
+    assert off["logger"] == "zencourt_pipeline.notify.deliverer"
 
 
 def test_text_format_and_context_fields():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from zencourt_pipeline.db.clock import utcnow
@@ -11,7 +12,9 @@ from zencourt_pipeline.pipeline.liveness import (
     RUN_ACTIVE,
     RUN_ENDED,
     Deadlines,
+    RunEnd,
     compose_run_key,
+    on_intake_failed,
     watch_processing,
 )
 from zencourt_pipeline.providers.chain import ProviderChain
@@ -153,3 +156,25 @@ def test_a_batch_failed_at_its_composition_deadline_leaves_no_job_processing(app
         ("completed", None), ("failed", ErrorCode.COMPOSITION_TIMEOUT)]
     events = [e.event for e in app_db.outbox("ct")]
     assert events.index("clip.failed") < events.index("batch.failed") and events.count("batch.failed") == 1
+
+
+def test_intake_runs_the_infrastructure_interrupted_spend_a_larger_budget(app_db):
+    """The 100-batch soak caught it: worker kills and restarts used up a batch's three intake
+    attempts, and it failed INTAKE_FAILED though its own code never failed."""
+    app_db.insert_batch(*make_batch("ia"))
+    interrupted = Counter({RunEnd.INTERRUPTED: 3, RunEnd.FAILED: 2})
+    assert on_intake_failed(app_db, "ia", 3, interrupted) == "intake-ia-a2"
+    assert app_db.get_batch("ia").status == "pending"
+    assert on_intake_failed(app_db, "ia", 3, Counter({RunEnd.INTERRUPTED: 11})) == "intake-ia-a3"
+    assert on_intake_failed(app_db, "ia", 3, Counter({RunEnd.INTERRUPTED: 12})) is None  # bounded all the same
+    batch = app_db.get_batch("ia")
+    assert (batch.status, batch.error_code) == ("failed", ErrorCode.INTAKE_FAILED)
+    assert "12 interrupted" in batch.error
+
+
+def test_intake_runs_that_failed_on_their_own_get_max_attempts(app_db):
+    app_db.insert_batch(*make_batch("if"))
+    assert on_intake_failed(app_db, "if", 3, Counter({RunEnd.FAILED: 2, RunEnd.INTERRUPTED: 5})) == "intake-if-a2"
+    assert on_intake_failed(app_db, "if", 3, Counter({RunEnd.FAILED: 3})) is None
+    assert app_db.get_batch("if").error_code == ErrorCode.INTAKE_FAILED
+    assert [e.event for e in app_db.outbox("if")].count("batch.failed") == 1

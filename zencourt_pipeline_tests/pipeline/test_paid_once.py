@@ -129,6 +129,31 @@ def test_a_runway_create_whose_answer_is_dropped_is_paid_once_and_counted(stack,
     assert fake_runway.counts["create"] == 1 and fake_fal.counts["submit"] == 0
 
 
+def test_a_create_answered_with_another_jobs_task_id_is_an_answer_lost(
+    app_db, storage, tmp_path, photo, fake_runway, fake_fal
+):
+    """A duplicate create answer (the id an earlier create got): this create's own task is
+    unknown, so it is counted as possibly paid and never re-sent; the first job keeps its task."""
+    first = Stack(app_db, storage, tmp_path, photo, fake_runway, fake_fal, ["runway", "fal"], batch_id="first")
+    second = Stack(app_db, storage, tmp_path, photo, fake_runway, fake_fal, ["runway", "fal"], batch_id="second")
+    try:
+        assert first.submit().status == "submitted"
+        fake_runway.replay_answer_next_creates(1)
+        outcome = second.submit()
+        assert (outcome.status, outcome.error_code) == ("failed", "PROVIDER_ANSWER_LOST")
+        assert fake_runway.fault_log.count("create_answer_replayed") == 1  # the fault hit
+        assert fake_runway.counts["created"] == 2 and fake_fal.counts["submit"] == 0  # no re-send, no fallback
+        [task] = second.tasks()
+        _assert_possibly_orphaned(task, "runway", 0.25)
+        [owner] = first.tasks()
+        assert (owner.job_id, owner.status, owner.possibly_orphaned) == ("first-0", "submitted", False)
+        assert first.job().provider_task_id == owner.task_id and first.job().status == "processing"
+        assert second.submit().status == "skipped" and fake_runway.counts["create"] == 2
+    finally:
+        first.chain.close()
+        second.chain.close()
+
+
 def test_a_runway_create_answered_503_is_an_answer_lost_not_a_fallback(stack, fake_runway, fake_fal):
     s = stack()
     fake_runway.create_fault_creates_task = True  # the 503 hides a created task

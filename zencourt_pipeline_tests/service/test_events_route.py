@@ -54,3 +54,21 @@ def test_a_failed_read_ends_the_stream(client, auth, db, monkeypatch):
     monkeypatch.setattr(EventCursor, "poll", broken)
     response = client.get("/video/batches/w2/events", headers=auth)
     assert response.status_code == 200 and response.text == "retry: 2000\n\n"
+
+
+def test_a_workspace_key_follows_its_workspace_batches_only(client, db):
+    from zencourt_pipeline.db import api_keys
+    from zencourt_pipeline.domain import ApiScope
+
+    db.insert_batch(*make_batch("ws-own", workspace_id="ws1"))
+    db.insert_batch(*make_batch("ws-other", workspace_id="ws2"))
+    db.cancel(batch_id="ws-own")
+    db.cancel(batch_id="ws-other")
+    _, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+    own = client.get("/video/batches/ws-own/events", headers={"x-api-key": key})
+    assert own.status_code == 200 and parse(own.text)[1][-1]["event"] == "batch.canceled"
+    other = client.get("/video/batches/ws-other/events", headers={"x-api-key": key})
+    assert other.status_code == 404 and other.json()["code"] == "NOT_FOUND"  # as unknown: nothing tells it exists
+    _, storage_only = api_keys.create_key(db, "ws1", [ApiScope.STORAGE])
+    refused = client.get("/video/batches/ws-own/events", headers={"x-api-key": storage_only})
+    assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"

@@ -22,8 +22,9 @@ def main() -> None:
                         help="longer deadlines and latencies, 4 clips a batch, more faults, a real database restart")
     parser.add_argument("--clips", type=int, default=None, help="clips per batch (default 2, 4 with --full)")
     parser.add_argument("--db-restart", choices=["terminate", "restart"], default=None,
-                        help="terminate: pg_terminate_backend of the soak databases' connections (default without "
-                             "--full); restart: pg_ctlcluster restart, root only (default with --full)")
+                        help="restart: the soak runs a throwaway cluster of its own and restarts it for real (the "
+                             "default where PostgreSQL's server binaries are); terminate: pg_terminate_backend of the "
+                             "soak databases' connections")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for every batch to end")
     parser.add_argument("--mutant", choices=sorted(MUTANTS), default=None,
                         help="run the processes with a seeded regression (soak/mutants): the soak must fail")

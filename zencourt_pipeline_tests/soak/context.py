@@ -29,7 +29,9 @@ class SoakConfig:
     clips: int = 2
     seed: int = 1
     full: bool = False
-    db_restart: str = "terminate"  # terminate (pg_terminate_backend) | restart (pg_ctlcluster)
+    # restart: a real restart of the soak's own cluster (soak/cluster.py); terminate:
+    # pg_terminate_backend of the soak databases' connections (where no server binaries are)
+    db_restart: str = "restart"
     # generous enough for a loaded 2-core machine: a job that times out is a violation (only the
     # faults that hit it may fail it), and the tasks of cancel targets run 20-25 s
     generation_deadline_s: float = 150.0
@@ -47,10 +49,13 @@ class SoakConfig:
 
     @classmethod
     def for_run(cls, batches: int, seed: int, full: bool, db_restart: str | None = None) -> SoakConfig:
+        from zencourt_pipeline_tests.soak.cluster import OwnCluster
+
+        db_restart = db_restart or ("restart" if OwnCluster.available() else "terminate")
         if not full:
-            return cls(batches=batches, seed=seed, db_restart=db_restart or "terminate")
+            return cls(batches=batches, seed=seed, db_restart=db_restart)
         return cls(
-            batches=batches, clips=4, seed=seed, full=True, db_restart=db_restart or "restart",
+            batches=batches, clips=4, seed=seed, full=True, db_restart=db_restart,
             generation_deadline_s=900.0, composition_deadline_s=600.0, fal_webhook_overdue_s=20.0,
             latency=(2.0, 6.0), insert_spread_s=max(30.0, batches * 2.0),
             fault_window_s=max(120.0, batches * 2.0 + 60.0), quota_batches=5, extra_faults=max(0, batches // 3),
@@ -96,6 +101,7 @@ class SoakContext:
     storage: Any  # B2Storage straight to moto (not through the fault proxy)
     admin: Any  # AUTOCOMMIT engine on the postgres database
     db_names: list[str]
+    cluster: Any = None  # the soak's own PostgreSQL cluster (soak/cluster.py), when it runs one
     plans: list[BatchPlan] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     applied: Counter = field(default_factory=Counter)  # fault kind -> events armed (not yet a hit)
@@ -108,6 +114,7 @@ class SoakContext:
     late_prompts: set[str] = field(default_factory=set)
     lost_prompts: set[str] = field(default_factory=set)
     duplicate_prompts: set[str] = field(default_factory=set)
+    bad_output_prompts: set[str] = field(default_factory=set)  # Runway serves their output truncated or not as MP4
     late_sent: set[str] = field(default_factory=set)
     down: set[str] = field(default_factory=set)  # processes a fault holds down (not supervised)
     log_lines: list[str] = field(default_factory=list)

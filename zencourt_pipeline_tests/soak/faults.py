@@ -1,27 +1,22 @@
 """The seeded fault schedule of the soak: each fault a small function of the running context.
 
 `build_schedule(rng, config, plans)` draws one event of every kind (and `extra_faults` more) at
-random moments of the fault window; `Scheduler` applies them at their time. Applying a fault only
+random moments of the fault window; `soak.scheduler.Scheduler` applies them at their time. Applying a fault only
 arms it: a fault counts when it HIT, read afterwards from what the fakes, the storage proxy, the
 receiver and the processes record (`HITS`). A fault that cannot be applied raises `Skip` with its
 reason; anything else it raises is a skip without a stated reason, which the soak reports as a
-violation. Fal webhook faults (dropped, duplicate, late) are per request: the scripts of the plan
-decide them, and the late deliveries are sent by `LateWebhooks`.
+violation. Fal webhook faults (dropped, duplicate, late) and Runway's broken outputs (truncated,
+not MP4) are per request: the scripts of the plan decide them (`SCRIPT_KINDS`), and the late
+deliveries are sent by `soak.scheduler.LateWebhooks`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
-import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +27,6 @@ from zencourt_pipeline_tests.soak.context import (
     CancelRecord,
     SoakConfig,
     SoakContext,
-    job_of_prompt,
 )
 
 
@@ -95,6 +89,28 @@ def expired_outputs(ctx: SoakContext) -> bool:
     return True
 
 
+def duplicate_create_answer(ctx: SoakContext, n: int) -> bool:
+    """Runway answers a create with the task id an earlier create got: the job's own task is
+    unknown (an ambiguous create: counted, never re-sent), the earlier job keeps its task."""
+    ctx.runway.replay_answer_next_creates(n)
+    return True
+
+
+def fal_webhook_before_answer(ctx: SoakContext, n: int, delay: float) -> bool:
+    """fal's submit answers come `delay` s late, past the request's end: its webhook arrives
+    before the client knows the request (reordered); the completion waits for its task."""
+    ctx.fal.answer_late_next_submits(n, delay)
+    return True
+
+
+def short_body_downloads(ctx: SoakContext, n: int) -> bool:
+    """The next n output downloads stop short of their Content-Length (a cut transfer): the paid
+    output is downloaded again, never generated again."""
+    for fake in (ctx.runway, ctx.fal):
+        fake.fail_next_downloads(n, status="short_body")
+    return True
+
+
 def provider_download_failures(ctx: SoakContext, n: int) -> bool:
     for fake in (ctx.runway, ctx.fal):
         fake.fail_next_downloads(n, status=503)
@@ -107,22 +123,24 @@ def storage_503(ctx: SoakContext, share: float, seconds: float) -> bool:
     return True
 
 
-def _pg_cluster() -> tuple[str, str] | None:
-    root = Path("/etc/postgresql")
-    versions = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-    if not versions or shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
-        return None
-    return versions[-1], "main"
+def storage_down(ctx: SoakContext, seconds: float) -> bool:
+    """The storage is down for `seconds`: every request (bucket calls too) answers 503."""
+    ctx.proxy.down(seconds)
+    return True
+
+
+def slow_storage(ctx: SoakContext, delay: float, seconds: float) -> bool:
+    """The storage answers every object request `delay` s late for `seconds`."""
+    ctx.proxy.slow(delay, seconds)
+    return True
 
 
 def db_restart(ctx: SoakContext) -> bool:
-    """The database goes away under every process: a real restart of the cluster (`restart`,
-    root only), or every connection of the soak's databases terminated (`terminate`)."""
+    """The database goes away under every process: a real restart of the soak's own cluster
+    (`restart`), or every connection of the soak's databases terminated (`terminate`)."""
     ctx.disruptions.append(time.time())
-    cluster = _pg_cluster() if ctx.config.db_restart == "restart" else None
-    if cluster is not None:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True,
-                       capture_output=True, timeout=120)
+    if ctx.cluster is not None:
+        ctx.cluster.restart()
         ctx.extra["db_restarts_real"] += 1
         return True
     names = ", ".join(f"'{name}'" for name in ctx.db_names)
@@ -229,12 +247,14 @@ def cancel_jobs(ctx: SoakContext, job_ids: list[str]) -> bool:
 
 FAULTS: dict[str, Callable[..., bool]] = {f.__name__: f for f in (
     runway_429_storm, runway_5xx_storm, fal_5xx_storm, ambiguous_create_runway, ambiguous_create_fal,
-    late_create_answer, expired_outputs, provider_download_failures, storage_503, db_restart, kill_run_workers,
+    late_create_answer, duplicate_create_answer, fal_webhook_before_answer, short_body_downloads, expired_outputs,
+    provider_download_failures, storage_503, storage_down, slow_storage, db_restart, kill_run_workers,
     kill_daemon, kill_serve, kill_code_server, runway_cancel_failures, fal_submit_errors, receiver_5xx,
     cancel_batch, cancel_listing, cancel_jobs,
 )}
 # webhook faults decided per fal request by the scripts (counted when they happen)
 WEBHOOK_KINDS = ("fal_webhook_dropped", "fal_webhook_duplicate", "fal_webhook_late")
+SCRIPT_KINDS = (*WEBHOOK_KINDS, "bad_outputs")  # decided per prompt by the scripts
 
 
 def _cancel_hits(kind: str) -> Callable[[SoakContext], int]:
@@ -258,6 +278,13 @@ HITS: dict[str, Callable[[SoakContext], int]] = {
     "ambiguous_create_fal": lambda ctx: ctx.fal.fault_log.count("submit_answer_dropped"),
     "late_create_answer": lambda ctx: ctx.runway.fault_log.count("create_answer_late")
     + ctx.fal.fault_log.count("submit_answer_late"),
+    "duplicate_create_answer": lambda ctx: ctx.runway.fault_log.count("create_answer_replayed"),
+    "fal_webhook_before_answer": lambda ctx: ctx.fal.fault_log.count("webhook_before_answer"),
+    "short_body_downloads": lambda ctx: ctx.runway.fault_log.count("download_fault_short_body")
+    + ctx.fal.fault_log.count("download_fault_short_body"),
+    "bad_outputs": lambda ctx: ctx.runway.fault_log.count("output_truncated", "output_not_mp4"),
+    "storage_down": lambda ctx: ctx.proxy.counts["injected_503_down"],
+    "slow_storage": lambda ctx: ctx.proxy.counts["delayed"],
     "expired_outputs": lambda ctx: ctx.runway.fault_log.count("download_expired")
     + ctx.fal.fault_log.count("download_expired"),
     "provider_download_failures": lambda ctx: ctx.runway.fault_log.count("download_fault")
@@ -280,19 +307,23 @@ HITS: dict[str, Callable[[SoakContext], int]] = {
 }
 
 
-def scheduled_webhook_faults(ctx: SoakContext) -> dict[str, int]:
-    """The webhook fates the scripts gave to prompts that reached fal (only those can hit)."""
+def scheduled_script_faults(ctx: SoakContext) -> dict[str, int]:
+    """The fates the scripts gave to prompts that reached the provider (only those can hit): fal
+    webhook fates, and Runway outputs served truncated or not as MP4."""
     with ctx.fal._lock:
         prompts = {req.body.get("prompt") for req in ctx.fal.requests.values()}
+    with ctx.runway._lock:
+        runway_prompts = {task.body.get("promptText") for task in ctx.runway.tasks.values()}
     return {"fal_webhook_dropped": len(prompts & ctx.lost_prompts),
             "fal_webhook_duplicate": len(prompts & ctx.duplicate_prompts),
-            "fal_webhook_late": len(prompts & ctx.late_prompts)}
+            "fal_webhook_late": len(prompts & ctx.late_prompts),
+            "bad_outputs": len(runway_prompts & ctx.bad_output_prompts)}
 
 
 def fault_table(ctx: SoakContext, events: list[FaultEvent]) -> tuple[list[dict[str, Any]], list[str]]:
     """Per fault kind: scheduled, applied (armed), hit, skipped (with reasons); and the violations:
     a scheduled kind that never hit, a skip without a stated reason."""
-    scheduled = Counter(event.kind for event in events) + Counter(scheduled_webhook_faults(ctx))
+    scheduled = Counter(event.kind for event in events) + Counter(scheduled_script_faults(ctx))
     rows, violations = [], []
     for kind in sorted(HITS):
         row = {"kind": kind, "scheduled": scheduled[kind], "applied": ctx.applied[kind], "hit": HITS[kind](ctx),
@@ -310,8 +341,16 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
     free = [plan for plan in plans if plan.workspace_id is None and plan.id not in used]
     if kind in ("runway_429_storm", "runway_5xx_storm", "fal_5xx_storm"):
         return {"n": rng.randint(2, 6)}
-    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "receiver_5xx"):
+    if kind in ("ambiguous_create_runway", "ambiguous_create_fal", "receiver_5xx", "short_body_downloads"):
         return {"n": rng.randint(1, 2)}
+    if kind == "duplicate_create_answer":
+        return {"n": 1}
+    if kind == "fal_webhook_before_answer":  # held past the request's end (its latency), within the read timeout
+        return {"n": 2, "delay": round(config.latency[1] + rng.uniform(3.0, 5.0), 1)}
+    if kind == "storage_down":
+        return {"seconds": 30.0}
+    if kind == "slow_storage":
+        return {"delay": round(rng.uniform(1.0, 3.0), 1), "seconds": round(rng.uniform(15.0, 25.0), 1)}
     if kind == "provider_download_failures":
         # enough 503s in a row for a whole fetch (2 URLs x 3 tries) to fail: the output of a paid
         # task is then downloaded again later, never generated again
@@ -349,7 +388,8 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
 CANCEL_AFTER_S = 10.0  # a cancel lands this long after its batch's insert, or up to CANCEL_SPREAD_S later
 CANCEL_SPREAD_S = 8.0
 CANCEL_TARGET_LATENCY = (20.0, 25.0)  # provider task latency of the batches a cancel targets
-EARLY_KINDS = frozenset({"fal_5xx_storm", "fal_submit_errors", "ambiguous_create_fal", "runway_cancel_failures"})
+EARLY_KINDS = frozenset({"fal_5xx_storm", "fal_submit_errors", "ambiguous_create_fal", "runway_cancel_failures",
+                         "fal_webhook_before_answer"})
 EARLY_WINDOW_S = 12.0
 CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
 
@@ -388,125 +428,3 @@ def build_schedule(rng: random.Random, config: SoakConfig, plans: list[BatchPlan
         end = max(start + 1.0, end)
         events.append(FaultEvent(round(rng.uniform(start, end), 1), kind, params))
     return sorted(events, key=lambda event: event.at)
-
-
-def _open_job_ids(ctx: SoakContext) -> list[str]:
-    with ctx.topo.db.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT id FROM video_gen_jobs WHERE status NOT IN ('completed','failed','canceled')"))
-        return [row.id for row in rows]
-
-
-class Scheduler(threading.Thread):
-    """Applies the events at their moment (seconds after `ctx.started`) until stopped."""
-
-    def __init__(self, ctx: SoakContext, events: list[FaultEvent]):
-        super().__init__(name="soak-faults", daemon=True)
-        self.ctx, self.events, self.stopping = ctx, events, threading.Event()
-
-    def run(self) -> None:
-        for event in self.events:
-            while not self.stopping.is_set() and self.ctx.now() < event.at:
-                self.stopping.wait(min(0.2, event.at - self.ctx.now()))
-            if self.stopping.is_set():
-                return
-            if event.kind.startswith("cancel_"):
-                # a cancel waits (in its own thread) for a provider task of its jobs to be running
-                threading.Thread(target=self._apply, args=(event, True), daemon=True).start()
-                continue
-            self._apply(event)
-
-    def _apply(self, event: FaultEvent, wait_in_flight: bool = False) -> None:
-        if wait_in_flight:
-            waited = self._wait_in_flight(event)
-            self.ctx.log(f"fault {event.describe()}: waited {waited:.1f} s for a provider task of its jobs")
-            if event.kind == "cancel_jobs":
-                try:
-                    self._retarget(event)
-                except sa.exc.OperationalError as exc:  # the database is restarting: keep the target
-                    self.ctx.log(f"fault {event.describe()}: retarget skipped ({type(exc).__name__})")
-        if self.stopping.is_set():
-            return
-        try:
-            FAULTS[event.kind](self.ctx, **event.params)
-        except Skip as skip:
-            self.ctx.skipped[event.kind] += 1
-            self.ctx.skip_reasons[event.kind].append(str(skip))
-            self.ctx.log(f"fault {event.describe()} skipped: {skip}")
-            return
-        except Exception as exc:  # noqa: BLE001 - reported as a skip without a stated reason
-            self.ctx.skipped[event.kind] += 1
-            self.ctx.unexplained[event.kind] += 1
-            self.ctx.log(f"fault {event.describe()} raised {type(exc).__name__}: {exc}")
-            return
-        self.ctx.applied[event.kind] += 1
-        self.ctx.log(f"fault {event.describe()} armed")
-
-    def _retarget(self, event: FaultEvent) -> None:
-        """A job cancel whose jobs all ended meanwhile (an ambiguous create failed them) goes to an
-        open job that has a provider task running, outside the quota workspace: the cancel must
-        find something to stop."""
-        open_jobs = set(_open_job_ids(self.ctx))
-        if open_jobs & set(event.params["job_ids"]):
-            return
-        quota = {plan.id for plan in self.ctx.plans if plan.workspace_id}
-        with self.ctx.runway._lock:
-            running = [job_of_prompt(task.body.get("promptText")) for task in self.ctx.runway.tasks.values()]
-        for job in running:
-            if job in open_jobs and job.rsplit("-", 1)[0] not in quota:
-                self.ctx.log(f"fault {event.describe()}: its jobs ended, canceling {job} instead")
-                event.params["job_ids"] = [job]
-                return
-
-    def _wait_in_flight(self, event: FaultEvent) -> float:
-        """Wait until one of the cancel's jobs has a provider task at the fakes (at most
-        CANCEL_WAIT_S): its tasks are long (CANCEL_TARGET_LATENCY), so the cancel finds them running."""
-        jobs = set(event.params.get("job_ids") or [])
-        for plan in self.ctx.plans:
-            if plan.id == event.params.get("batch_id") or plan.listing_id == event.params.get("listing_id"):
-                jobs.update(plan.job_ids(self.ctx.config.clips))
-        started = time.monotonic()
-        while not self.stopping.is_set() and time.monotonic() - started < CANCEL_WAIT_S:
-            with self.ctx.runway._lock:
-                prompts = [task.body.get("promptText") for task in self.ctx.runway.tasks.values()]
-            with self.ctx.fal._lock:
-                prompts += [req.body.get("prompt") for req in self.ctx.fal.requests.values()]
-            if any(job_of_prompt(prompt) in jobs for prompt in prompts):
-                break
-            self.stopping.wait(0.2)
-        return time.monotonic() - started
-
-
-class LateWebhooks(threading.Thread):
-    """Delivers the webhook of each `late` fal request (the fake's own is suppressed) well after
-    the request completed: after the reconciler's overdue poll, or just before it."""
-
-    def __init__(self, ctx: SoakContext, rng: random.Random):
-        super().__init__(name="soak-late-webhooks", daemon=True)
-        self.ctx, self.rng, self.stopping = ctx, rng, threading.Event()
-        self.due: dict[str, float] = {}
-
-    def run(self) -> None:
-        fal, overdue = self.ctx.fal, self.ctx.config.fal_webhook_overdue_s
-        while not self.stopping.wait(0.5):
-            with fal._lock:
-                requests = [r for r in fal.requests.values()
-                            if r.body.get("prompt") in self.ctx.late_prompts and r.final != "canceled"]
-                for req in requests:
-                    if req.id not in self.due and req.id not in self.ctx.late_sent and fal.state_of(req.id) == "COMPLETED":
-                        self.due[req.id] = time.monotonic() + self.rng.uniform(overdue * 0.5, overdue * 2.5)
-            for req in requests:
-                if req.id in self.due and time.monotonic() >= self.due[req.id] and req.webhook_url:
-                    del self.due[req.id]
-                    self.ctx.late_sent.add(req.id)
-                    self._deliver(req)
-
-    def _deliver(self, req: Any) -> None:
-        fal = self.ctx.fal
-        body = json.dumps(fal.webhook_body(req)).encode()
-        headers = {"Content-Type": "application/json", **fal.sign_headers(body, req.id)}
-        try:
-            status = httpx.post(req.webhook_url, content=body, headers=headers, timeout=10).status_code
-        except httpx.HTTPError as exc:
-            status = f"{type(exc).__name__}"
-        self.ctx.extra["fal_late_webhooks_sent"] += 1
-        self.ctx.log(f"late fal webhook {req.id} ({req.body.get('prompt', '')[:16]}): {status}")

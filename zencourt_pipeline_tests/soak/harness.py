@@ -17,15 +17,11 @@ from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
 from zencourt_pipeline_tests.soak import invariants, mutants
+from zencourt_pipeline_tests.soak.cluster import OwnCluster
 from zencourt_pipeline_tests.soak.context import TERMINAL, BatchPlan, SoakConfig, SoakContext, prompt_of
-from zencourt_pipeline_tests.soak.faults import (
-    CANCEL_TARGET_LATENCY,
-    LateWebhooks,
-    Scheduler,
-    build_schedule,
-    fault_table,
-)
+from zencourt_pipeline_tests.soak.faults import CANCEL_TARGET_LATENCY, build_schedule, fault_table
 from zencourt_pipeline_tests.soak.proxy import StorageFaultProxy
+from zencourt_pipeline_tests.soak.scheduler import LateWebhooks, Scheduler
 from zencourt_pipeline_tests.topology import ScratchDatabases, Topology, e2e_storage, start_s3
 
 QUOTA_WORKSPACE = "W-soak-quota"
@@ -69,6 +65,9 @@ def make_plans(rng: random.Random, config: SoakConfig) -> list[BatchPlan]:
     return sorted(plans, key=lambda plan: plan.at)
 
 
+BAD_OUTPUTS = ("truncated", "not_mp4")
+
+
 def script_prompts(rng: random.Random, ctx: SoakContext, cancel_targets: set[str] = frozenset()) -> None:
     """Runway fails a share of prompts (they fall back to fal); every fal request has a webhook
     fate: delivered, dropped (the reconciler polls), duplicated or late. Each fate at least once."""
@@ -81,17 +80,22 @@ def script_prompts(rng: random.Random, ctx: SoakContext, cancel_targets: set[str
     guaranteed = ["lost", "duplicate", "late", "late", "duplicate", "lost"]
     avoid = set(cancel_targets) | {plan.id for plan in ctx.plans if plan.workspace_id}
     candidates = [p for p in prompts if p.split(":")[0] not in avoid]
-    picked = rng.sample(candidates, min(len(guaranteed), len(candidates)))
+    picked = rng.sample(candidates, min(len(guaranteed) + len(BAD_OUTPUTS), len(candidates)))
     for prompt, fate in zip(picked, guaranteed, strict=False):
         failing.add(prompt)  # guaranteed fallbacks, each with a webhook fate
         _fal_script(ctx, prompt, fate, rng)
+    # Runway succeeds but serves the output truncated (a complete 200 of 60% of the file) or as
+    # an HTML page: the provider's bad output, which falls back to fal (a counted second task)
+    bad = dict(zip(picked[len(guaranteed):], BAD_OUTPUTS, strict=False))
+    ctx.bad_output_prompts.update(prompt for prompt in bad if prompt not in failing)
     for prompt in prompts:
         failure = prompt in failing
         # the batches a cancel targets run long tasks: the cancel lands while they are in flight
         latency = CANCEL_TARGET_LATENCY if prompt.split(":")[0] in cancel_targets else low_high
         ctx.runway.scripts.for_prompt(prompt, RunwayScript(
             latency=round(rng.uniform(*latency), 2), outcome="fail" if failure else "succeed",
-            failure_code="INTERNAL.BAD_OUTPUT.CODE01" if failure else None))
+            failure_code="INTERNAL.BAD_OUTPUT.CODE01" if failure else None,
+            output=bad[prompt] if prompt in ctx.bad_output_prompts else "ok"))
         if not any(prompt in s for s in (ctx.late_prompts, ctx.lost_prompts, ctx.duplicate_prompts)):
             _fal_script(ctx, prompt, rng.choices(fates, weights=[2, 1.5, 1.5, 5])[0], rng)
 
@@ -178,7 +182,8 @@ def drain_outbox(ctx: SoakContext, timeout: float) -> int:
 def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     rng = random.Random(config.seed)
-    databases = ScratchDatabases("zc_soak")
+    cluster = OwnCluster().start() if config.db_restart == "restart" else None
+    databases = ScratchDatabases("zc_soak", **({"admin_url": cluster.admin_url} if cluster else {}))
     admin, names, urls = databases.admin, databases.names, databases.urls
     moto, endpoint = start_s3()
     proxy = StorageFaultProxy(endpoint, seed=config.seed).start()
@@ -197,7 +202,7 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
 
             photo_key = "uploads/soak/photo.jpg"
             storage.put_file(photo_key, write_photo(workdir / "photo.jpg"), "image/jpeg")
-            ctx = SoakContext(config, topo, runway, fal, receiver, proxy, storage, admin, names)
+            ctx = SoakContext(config, topo, runway, fal, receiver, proxy, storage, admin, names, cluster)
             ctx.plans = make_plans(rng, config)
             events = build_schedule(rng, config, ctx.plans) if config.faults else []
             if config.faults:  # without faults: the fakes' default scripts, every task succeeds
@@ -250,6 +255,8 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
         proxy.stop()
         moto.stop()
         databases.close()
+        if cluster is not None:
+            cluster.stop()
 
 
 def _cancel_targets(ctx: SoakContext, events: list) -> set[str]:

@@ -39,6 +39,7 @@ SLACK_S = 45.0  # sensor interval and a loaded machine: how late past its deadli
 R = TypeVar("R", bound=Record)
 TERMINAL_EVENTS = {"completed": "batch.completed", "failed": "batch.failed", "canceled": "batch.canceled"}
 RUNWAY_FAILED = {"FAILED"}
+BAD_OUTPUTS = {"truncated", "not_mp4"}
 FAL_FAILED = {"fail", "content_policy"}
 
 
@@ -60,10 +61,13 @@ def fake_tasks(ctx: SoakContext) -> list[dict]:
         for task in ctx.runway.tasks.values():
             latency = ctx.runway.latency if task.script.latency is None else task.script.latency
             final = task.final or ctx.runway._status(task)[0]
+            bad_output = task.script.output in BAD_OUTPUTS
             out.append({"provider": "runway", "id": task.id, "job": job_of_prompt(task.body.get("promptText")),
                         "created": task.created_at, "ends": task.created_at + latency, "final": final,
-                        "canceled": final == "CANCELLED", "failed": final in RUNWAY_FAILED,
-                        "succeeded": final == "SUCCEEDED", "deleted": task.deleted})
+                        # a task whose output the fake serves broken (truncated, not MP4) is the
+                        # provider's failure: the fallback after it is a counted second task
+                        "canceled": final == "CANCELLED", "failed": final in RUNWAY_FAILED or bad_output,
+                        "succeeded": final == "SUCCEEDED" and not bad_output, "deleted": task.deleted})
     with ctx.fal._lock:
         for req in ctx.fal.requests.values():
             latency = ctx.fal.latency if req.script.latency is None else req.script.latency

@@ -7,6 +7,9 @@ a share of the object PUTs and GETs answer 503 SlowDown for a window, as B2 does
     proxy = StorageFaultProxy(moto_endpoint).start()
     proxy.fail(0.5, 8.0)            # half of the PUT/GET/HEAD of objects answer 503 for 8 s
     proxy.counts["injected_503"]    # how many were actually answered 503
+    proxy.down(30.0)                # every request (bucket calls too) answers 503 for 30 s
+    proxy.slow(2.0, 20.0)           # every object request is answered 2 s late for 20 s
+    proxy.counts["delayed"]         # how many were actually delayed
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class StorageFaultProxy:
         self._lock = threading.Lock()
         self._share = 0.0
         self._until = 0.0
+        self._down_until = 0.0
+        self._delay = 0.0
+        self._slow_until = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -44,6 +50,28 @@ class StorageFaultProxy:
             self._share = share
             self._until = time.monotonic() + seconds
             self.counts["windows"] += 1
+
+    def down(self, seconds: float) -> None:
+        """From now on, for `seconds`, the storage is down: every request answers 503."""
+        with self._lock:
+            self._down_until = time.monotonic() + seconds
+            self.counts["down_windows"] += 1
+
+    def slow(self, delay: float, seconds: float) -> None:
+        """From now on, for `seconds`, every object request is answered `delay` seconds late."""
+        with self._lock:
+            self._delay, self._slow_until = delay, time.monotonic() + seconds
+            self.counts["slow_windows"] += 1
+
+    def _delay_of(self, path: str) -> float:
+        if path.split("?")[0].strip("/").count("/") < 1:
+            return 0.0
+        with self._lock:
+            return self._delay if time.monotonic() < self._slow_until else 0.0
+
+    def _is_down(self) -> bool:
+        with self._lock:
+            return time.monotonic() < self._down_until
 
     def _should_fail(self, method: str, path: str) -> bool:
         # object requests only (/bucket/key...), not bucket-level calls
@@ -86,8 +114,13 @@ class StorageFaultProxy:
             def _handle(self) -> None:
                 body = self._body()
                 proxy.counts[f"request_{self.command}"] += 1
-                if proxy._should_fail(self.command, self.path):
-                    proxy.counts["injected_503"] += 1
+                delay = proxy._delay_of(self.path)
+                if delay:
+                    proxy.counts["delayed"] += 1
+                    time.sleep(delay)
+                down = proxy._is_down()
+                if down or proxy._should_fail(self.command, self.path):
+                    proxy.counts["injected_503_down" if down else "injected_503"] += 1
                     self.send_response(503)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(SLOW_DOWN)))

@@ -10,7 +10,12 @@ template, prompt length, duration, and an image URL intake may fetch: https, pla
 Idempotency: with an `Idempotency-Key` header, the key and the SHA-256 of the body (its JSON,
 canonical: sorted keys, no whitespace) are stored in the batch's transaction. The same key with
 the same body answers 200 with that batch (`Idempotent-Replayed: true`), with another body 409
-`IDEMPOTENCY_KEY_REUSED`. Keys are global to the service (one web app holds the API key).
+`IDEMPOTENCY_KEY_REUSED`. Keys of the admin key are global to the service; a workspace key's
+are its workspace's (stored as `<workspace id> <key>`: a space is never in a key).
+
+Workspaces (service/auth.py): a batch created with a workspace key belongs to the key's workspace
+(a body `workspaceId` of another is 403 `WORKSPACE_MISMATCH`), and its storage-URI `imageUrl`s must
+be under the workspace's storage prefix; the list shows a workspace key its workspace's batches only.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from zencourt_pipeline.domain import (
 )
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
-from zencourt_pipeline.service.auth import require_api_key
+from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode, error_body, validation_error
 from zencourt_pipeline.service.models import (
     BatchListResponse,
@@ -197,10 +202,16 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
         body = BatchCreate.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_error(list(exc.errors())) from None
+    principal = principal_of(request)
+    body.workspace_id = principal.workspace_for(body.workspace_id)
+    _check_image_keys(principal, body, state.storage)
     batch, jobs = _rows(body)
     db: AppDatabase = state.db
+    stored_key = idempotency_key
+    if idempotency_key is not None and not principal.admin:
+        stored_key = f"{principal.workspace_id} {idempotency_key}"
     result = db.create_batch(
-        batch, jobs, idempotency_key=idempotency_key, body_sha256=body_digest(data) if idempotency_key else None
+        batch, jobs, idempotency_key=stored_key, body_sha256=body_digest(data) if idempotency_key else None
     )
     if result.outcome == CreateOutcome.CREATED:
         logger.info("batch created", extra={"batchId": result.batch_id, "jobs": len(jobs)})
@@ -219,6 +230,19 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     raise ApiError(
         409, ApiErrorCode.JOB_EXISTS, "job id(s) taken by another batch", {"field": "jobs", "jobIds": result.job_ids}
     )
+
+
+def _check_image_keys(principal: Principal, body: BatchCreate, storage: Storage) -> None:
+    """A workspace key's batch may name stored photos under its workspace's prefix only."""
+    for index, job in enumerate(body.jobs):
+        key = storage.key_from_uri(job.image_url)
+        if key is not None and principal.storage_prefix is not None and not key.startswith(principal.storage_prefix):
+            raise ApiError(
+                403,
+                ApiErrorCode.STORAGE_KEY_OUTSIDE_WORKSPACE,
+                f"jobs.{index}.imageUrl: this API key may only use storage keys under {principal.storage_prefix!r}",
+                {"field": f"jobs.{index}.imageUrl", "prefix": principal.storage_prefix},
+            )
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -321,12 +345,13 @@ async def list_batches(request: Request) -> BatchListResponse:
     cursor = params.get("cursor")
     if cursor is not None and len(cursor) > 1024:
         raise _query_error("cursor", "is not a cursor this service handed out")
+    workspace_id = principal_of(request).workspace_for(params.get("workspaceId"))  # a workspace key: its own
     db: AppDatabase = request.app.state.db
 
     def load() -> BatchListResponse:
         page = db.list_batches(
             listing_id=params.get("listingId"),
-            workspace_id=params.get("workspaceId"),
+            workspace_id=workspace_id,
             status=status,
             since=since,
             cursor=cursor,

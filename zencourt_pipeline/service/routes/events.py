@@ -13,7 +13,8 @@ when the message is sent, as in the status route. A client that reconnects with 
 (an `EventSource` does) gets every event after that id. A comment line (`: heartbeat`) goes out
 every `ZENCOURT_EVENTS_HEARTBEAT_SECONDS` without a message. A live stream ends after the batch's
 terminal event (`batch.completed`, `batch.failed`, `batch.canceled`); a stream opened on a batch
-that is already terminal replays the events after `Last-Event-ID` and ends.
+that is already terminal replays the events after `Last-Event-ID` and ends. Auth as the status
+route: a `read` key; a workspace key sees its workspace's batches only (another's is 404, as unknown).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from zencourt_pipeline.db.events import EventCursor
 from zencourt_pipeline.db.records import BatchEvent
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.service.auth import require_api_key
+from zencourt_pipeline.service.auth import principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 from zencourt_pipeline.service.routes.common import check_id
 from zencourt_pipeline.storage.urls import MediaUrls
@@ -159,7 +160,7 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
     after = last_event_id(request)
     state = request.app.state
     batch = await run_in_threadpool(state.db.get_batch, batch_id)
-    if batch is None:
+    if batch is None or not principal_of(request).can_see(batch.workspace_id):  # another workspace's: as unknown
         raise ApiError(404, ApiErrorCode.NOT_FOUND, f"no batch {batch_id!r}", {"batchId": batch_id})
     settings = state.settings
     body = event_stream(

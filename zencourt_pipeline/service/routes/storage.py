@@ -1,4 +1,7 @@
-"""Storage routes (API key): signed download URL, multipart upload, delete.
+"""Storage routes (API key, `storage` scope): signed download URL, multipart upload, delete.
+
+A workspace key may only name keys under `workspaces/<its workspace id>/` (403
+`STORAGE_KEY_OUTSIDE_WORKSPACE`, service/auth.py); the admin key any key.
 
 Keys are checked with `storage.base.validate_key` (400 INVALID_INPUT when invalid). Signed
 URLs live 1..604800 s (the B2/S3 presigned ceiling). An upload is stored with the part's
@@ -22,14 +25,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.service.auth import require_api_key
+from zencourt_pipeline.service.auth import principal_of, require_storage_key
 from zencourt_pipeline.service.errors import ApiError
 from zencourt_pipeline.service.models import DeleteResponse, SignedUrlResponse, UploadResponse
 from zencourt_pipeline.service.routes.common import read_json
 from zencourt_pipeline.storage.base import MAX_SIGNED_URL_SECONDS, content_type_for, validate_key
 
 logger = logging.getLogger("zencourt_pipeline.service.storage")
-router = APIRouter(prefix="/storage", dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/storage", dependencies=[Depends(require_storage_key)])
 
 DEFAULT_EXPIRES_IN = 3600
 CONTENT_TYPE_RE = re.compile(
@@ -68,6 +71,7 @@ async def signed_url(request: Request) -> SignedUrlResponse:
     """`POST /storage/signed-url`: a URL to a stored object, valid for the requested time."""
     body = await read_json(request, SignedUrlRequest)
     key = validate_key(body.key)
+    principal_of(request).check_storage_key(key)
     url = await run_in_threadpool(request.app.state.storage.url, key, body.expiresIn)
     return SignedUrlResponse(key=key, url=url, expires_in=body.expiresIn)
 
@@ -118,6 +122,7 @@ async def upload(request: Request) -> UploadResponse:
         if not isinstance(key, str):
             raise ApiError(400, ErrorCode.INVALID_INPUT, "'key' must be a text field", {"field": "key"})
         key = validate_key(key)
+        principal_of(request).check_storage_key(key)
         content_type = _content_type(file, key)
         uri, size = await run_in_threadpool(_store, request.app.state.storage, key, file, content_type)
     finally:
@@ -131,6 +136,7 @@ async def delete(request: Request) -> DeleteResponse:
     """`DELETE /storage/delete`: remove a stored object and say whether it existed."""
     body = await read_json(request, KeyRequest)
     key = validate_key(body.key)
+    principal_of(request).check_storage_key(key)
     deleted = await run_in_threadpool(request.app.state.storage.delete, key)
     logger.info("file deleted", extra={"key": key, "deleted": deleted})
     return DeleteResponse(key=key, deleted=deleted)

@@ -1,4 +1,9 @@
-"""Batch routes (API key): pick up now (by job ids, batch or listing), cancel, status."""
+"""Batch routes (API key): pick up now (by job ids, batch or listing), cancel, status.
+
+A workspace key (service/auth.py) reaches its workspace's batches only: a batch of another
+workspace answers as an unknown one (404, its job ids `unknownJobIds`), never refused by name,
+so nothing tells it exists; a listing's batches of other workspaces are left out.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from zencourt_pipeline.db.records import Batch, Job
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.cancel import CancelReport, unstopped
-from zencourt_pipeline.service.auth import require_api_key
+from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
 from zencourt_pipeline.service.models import BatchResponse, CancelResponse, GeneratedBatch, GenerateResponse
 from zencourt_pipeline.service.routes.common import Id, check_id, read_json
@@ -56,6 +61,14 @@ GenerateRequest = TargetRequest
 CancelRequest = TargetRequest
 
 
+def visible(db, principal: Principal, batch_ids: list[str]) -> list[str]:
+    """The batch ids the caller may reach, in their order (all of them for the admin key)."""
+    if principal.admin or not batch_ids:
+        return batch_ids
+    workspaces = db.batch_workspaces(batch_ids)
+    return [batch_id for batch_id in batch_ids if batch_id in workspaces and principal.can_see(workspaces[batch_id])]
+
+
 def _not_found(batch_id: str | None) -> ApiError:
     return ApiError(404, ApiErrorCode.NOT_FOUND, f"no batch {batch_id!r}", {"batchId": batch_id})
 
@@ -66,15 +79,15 @@ def _not_found(batch_id: str | None) -> ApiError:
 # made claimable now (the sensor also finds them by itself); a batch that is already processing
 # or terminal is reported as it is, never restarted (regenerating failed or canceled jobs is an
 # operator's action), so a late or retried call is not an error.
-# Workspaces: the one VIDEO_SERVER_API_KEY is an admin key, so a caller has no workspace to
-# compare a batch's `workspace_id` with yet; when per-workspace keys exist, batches of another
-# workspace are to be refused here (their job ids treated as unknown).
+# Workspaces: with a workspace key, batches of another workspace are left out as unknown (their
+# job ids in `unknownJobIds`, a `batchId` 404); the admin key reaches every batch.
 @router.post("/generate", status_code=202, response_model=GenerateResponse, response_model_by_alias=True)
 async def generate(request: Request, response: Response) -> GenerateResponse:
     """`POST /video/generate`: make the pending batches of the given ids claimable now (202)."""
     body = await read_json(request, GenerateRequest)
     body.require_one()
     db = request.app.state.db
+    principal = principal_of(request)
 
     def pick_up() -> tuple[list[tuple[Batch, list[str]]], list[str], list[str]]:
         covered: dict[str, list[str]] | None = None  # jobIds: {batch id: the call's job ids in it}
@@ -82,13 +95,14 @@ async def generate(request: Request, response: Response) -> GenerateResponse:
         if body.jobIds is not None:
             job_ids = list(dict.fromkeys(body.jobIds))
             covered = db.batch_ids_of_jobs(job_ids)
+            covered = {batch_id: covered[batch_id] for batch_id in visible(db, principal, list(covered))}
             known = {job_id for ids in covered.values() for job_id in ids}
             unknown = [job_id for job_id in job_ids if job_id not in known]
             batch_ids = list(covered)
         elif body.batchId is not None:
-            batch_ids = [body.batchId]
+            batch_ids = visible(db, principal, [body.batchId])
         else:
-            batch_ids = sorted(db.listing_batch_ids(body.listingId))
+            batch_ids = visible(db, principal, sorted(db.listing_batch_ids(body.listingId)))
         requested = db.request_pickups(batch_ids)
         batches = db.batches_with_job_ids(batch_ids)  # oldest first, with all their job ids
         if covered is not None:  # the batches in the order the call named them, with its job ids
@@ -128,19 +142,30 @@ async def cancel(request: Request) -> CancelResponse:
     body.require_one()
     state = request.app.state
     db = state.db
+    principal = principal_of(request)
 
     def do_cancel() -> tuple[list[Job], list[str]] | None:
         candidates: set[str] = set()
         if body.batchId is not None:
-            if db.get_batch(body.batchId) is None:
+            batch = db.get_batch(body.batchId)
+            if batch is None or not principal.can_see(batch.workspace_id):
                 return None
             canceled = db.cancel(batch_id=body.batchId)
             candidates.add(body.batchId)
-        elif body.listingId is not None:
+        elif body.listingId is not None and principal.admin:
             canceled = db.cancel(listing_id=body.listingId)
             candidates |= db.listing_batch_ids(body.listingId)
+        elif body.listingId is not None:  # a workspace key: its workspace's batches of the listing
+            batch_ids = visible(db, principal, sorted(db.listing_batch_ids(body.listingId)))
+            canceled = [job for batch_id in batch_ids for job in db.cancel(batch_id=batch_id)]
+            candidates |= set(batch_ids)
         else:
-            canceled = db.cancel(job_ids=list(dict.fromkeys(body.jobIds or [])))
+            job_ids = list(dict.fromkeys(body.jobIds or []))
+            if not principal.admin:
+                covered = db.batch_ids_of_jobs(job_ids)
+                reachable = {job_id for batch_id in visible(db, principal, list(covered)) for job_id in covered[batch_id]}
+                job_ids = [job_id for job_id in job_ids if job_id in reachable]
+            canceled = db.cancel(job_ids=job_ids) if job_ids else []
         candidates |= {job.batch_id for job in canceled}
         return canceled, db.canceled_batch_ids(candidates)
 
@@ -184,10 +209,11 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     """`GET /video/batches/{batchId}`: the batch's status, jobs, playable URLs, spend and webhook state."""
     check_id(batch_id, "batchId")
     db = request.app.state.db
+    principal = principal_of(request)
 
     def load() -> tuple[Batch | None, list[Job], SpendLedger | None, outbox.BatchWebhooks | None]:
         batch = db.get_batch(batch_id)
-        if batch is None:
+        if batch is None or not principal.can_see(batch.workspace_id):  # another workspace's: as unknown
             return None, [], None, None
         return batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), outbox.batch_webhooks(db, batch_id)
 

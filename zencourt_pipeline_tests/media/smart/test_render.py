@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zencourt_pipeline.media import compose, graphs, smart_plan, smart_render, splicing, templates
+from zencourt_pipeline.media import compose, graphs, templates
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
 from zencourt_pipeline.media.graphs import ComposePlan, TimedOverlay
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import normalize_clip
+from zencourt_pipeline.media.smart import plan as smart_plan
+from zencourt_pipeline.media.smart import render as smart_render
+from zencourt_pipeline.media.smart import splicing
 from zencourt_pipeline.media.templates import Template
 
 W, H = 320, 180

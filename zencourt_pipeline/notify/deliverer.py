@@ -45,8 +45,9 @@ from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import OutboxEvent
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.net.backoff import RetryPolicy
+from zencourt_pipeline.notify.signing import delivery_headers, sign
 from zencourt_pipeline.storage.urls import MediaUrls
-from zencourt_pipeline.webhooks.signing import delivery_headers, sign
 
 logger = logging.getLogger(__name__)
 
@@ -69,20 +70,6 @@ def webhook_url(api_url: str | None, path: str | None) -> str | None:
     return api_url.rstrip("/") + path
 
 
-def backoff_seconds(
-    attempts: int,
-    rng: Callable[[], float] = random.random,
-    *,
-    base: float = BASE_DELAY_SECONDS,
-    cap: float = MAX_DELAY_SECONDS,
-    jitter: float = 0.5,
-) -> float:
-    """Delay after the `attempts`-th failed attempt: base * 2**(attempts-1), capped, minus up to
-    `jitter` of it at random (`rng() == 0` gives the full step)."""
-    step = min(cap, base * (2 ** max(0, min(attempts - 1, 30))))
-    return step * (1.0 - jitter * rng())
-
-
 class OutboxDeliverer:
     def __init__(
         self,
@@ -92,7 +79,7 @@ class OutboxDeliverer:
         secret: str | None,
         client: httpx.Client | None = None,
         clock: Callable[[], float] = time.time,
-        rng: Callable[[], float] = random.random,
+        rng: random.Random | Any = None,
         timeout: float = 10.0,
         retry_horizon: timedelta = DEFAULT_RETRY_HORIZON,
         base_delay: float = BASE_DELAY_SECONDS,
@@ -106,11 +93,11 @@ class OutboxDeliverer:
         self.url = url or None
         self._secret = secret or None
         self.clock = clock
-        self.rng = rng
+        self.rng = rng or random.Random()
         self.timeout = timeout
         self.retry_horizon = retry_horizon
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        # the one backoff: 10 s, 20 s, 40 s, ... capped at an hour, each step shortened by up to half
+        self.backoff = RetryPolicy(base_delay=base_delay, max_delay=max_delay, jitter=0.5)
         self.media_urls = media_urls
         self._owns_storage = False
         self._owns_client = client is None
@@ -240,7 +227,7 @@ class OutboxDeliverer:
         now = self._now()
         created_at = as_utc(row.created_at)
         dead = now - created_at >= self.retry_horizon and attempt >= MIN_ATTEMPTS_BEFORE_DEAD
-        delay = backoff_seconds(attempt, self.rng, base=self.base_delay, cap=self.max_delay)
+        delay = self.backoff.delay(min(attempt - 1, 30), self.rng)
         outbox.mark_failed(
             self.db, row.id, error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
         )

@@ -11,8 +11,9 @@ from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import DeadSummary, OutboxEvent
 from zencourt_pipeline.db.schema import webhook_outbox
-from zencourt_pipeline.webhooks.deliverer import MIN_ATTEMPTS_BEFORE_DEAD, OutboxDeliverer
+from zencourt_pipeline.notify.deliverer import MIN_ATTEMPTS_BEFORE_DEAD, OutboxDeliverer
 from zencourt_pipeline_tests.conftest import make_batch
+from zencourt_pipeline_tests.fakes.fixtures import MaxJitter
 from zencourt_pipeline_tests.topology import free_port
 
 
@@ -76,7 +77,7 @@ def test_a_requeued_row_gets_new_tries_then_dies_again(app_db: AppDatabase):
     outbox.requeue_dead(app_db, ids=[row.id])
     url = f"http://127.0.0.1:{free_port()}/hook"  # still down
     clock = [datetime.now(UTC).timestamp()]
-    deliverer = OutboxDeliverer(app_db, url=url, secret="s", clock=lambda: clock[0], rng=lambda: 0.0, timeout=2)
+    deliverer = OutboxDeliverer(app_db, url=url, secret="s", clock=lambda: clock[0], rng=MaxJitter(), timeout=2)
     outcomes = []
     for _ in range(MIN_ATTEMPTS_BEFORE_DEAD):
         counts = deliverer.deliver_due(limit=10)

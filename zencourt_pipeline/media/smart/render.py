@@ -2,7 +2,7 @@
 
 Normalized clips (`normalize_clip`) share one encoding: byte-identical H.264 parameter sets
 (x264 `stitchable`), closed GOPs of at most one second with keyframes where the planned
-composition starts or stops changing the clip (`smart_plan.clip_keyframes`), one mp4 timescale. A composed
+composition starts or stops changing the clip (`plan.clip_keyframes`), one mp4 timescale. A composed
 timeline only changes pixels in a few places: the crossfades, the spans under the title/caption
 overlays, the fade in/out and the end card. Everything else is a run of whole GOPs of some clip,
 shown unchanged.
@@ -36,20 +36,20 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media import graphs, splicing
+from zencourt_pipeline.media import graphs
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
-from zencourt_pipeline.media.smart_plan import (
+from zencourt_pipeline.media.smart import splicing
+from zencourt_pipeline.media.smart.checks import check_piece, decode_check, qualify
+from zencourt_pipeline.media.smart.plan import (
     WORTH_IT,
     SmartPlan,
     SmartUnavailable,
     estimated_cost,
-    frame_timeline,
     plan_pieces,
     plan_segmented,
     window_clip_count,
@@ -84,85 +84,7 @@ class SmartOutcome:
 # ---------------------------------------------------------------- qualification
 
 
-@cache
-def reference_avcc(width: int, height: int, fps: int, preset: str) -> bytes | None:
-    """The parameter sets (avcC) our encoder settings produce at this size: one black frame."""
-    with tempfile.TemporaryDirectory(prefix="zc-avcc-") as tmp:
-        out = Path(tmp) / "ref.mp4"
-        args = [
-            "-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps}",
-            "-vf", f"setsar=1,format=yuv420p,{graphs.COLOR_TAGS_FILTER}", "-frames:v", "1",
-            *graphs.x264_args(preset=preset, crf=23, fps=fps), *graphs.COLOR_ARGS,
-            "-an", "-video_track_timescale", str(graphs.VIDEO_TIMESCALE), "-f", "mp4", str(out),
-        ]  # fmt: skip
-        run_ffmpeg(args, timeout=120, code=ErrorCode.COMPOSITION_FAILED)
-        return read_video_index(out).avcc
-
-
-def _qualify(plan: graphs.ComposePlan, indexes: list[VideoTrackIndex], preset: str) -> None:
-    fps = plan.fps
-    tl = frame_timeline(plan)
-    first = indexes[0]
-    for j, ix in enumerate(indexes):
-        name = Path(plan.clips[j]).name
-        problems = []
-        if ix.codec != "avc1" or ix.avcc is None:
-            problems.append(f"codec {ix.codec or 'unknown'}")
-        if (ix.width, ix.height) != (plan.width, plan.height):
-            problems.append(f"size {ix.width}x{ix.height}")
-        if ix.timescale != graphs.VIDEO_TIMESCALE or ix.frame_delta != graphs.VIDEO_TIMESCALE // fps:
-            problems.append(f"timing {ix.frame_delta}/{ix.timescale}")
-        if not ix.closed_gops or not ix.edit_ok or not ix.keyframes or ix.keyframes[0] != 0:
-            problems.append("open GOPs or an edit list")
-        if ix.sample_count < tl.durations[j]:
-            problems.append(f"{ix.sample_count} frames, {tl.durations[j]} needed")
-        opts = ix.encoder_options
-        if opts.get("stitchable") != "1" or opts.get("open_gop") != "0":
-            problems.append("not encoded by normalize_clip (x264 stitchable, closed GOP)")
-        if ix.avcc != first.avcc:
-            problems.append("parameter sets differ from the first clip")
-        if problems:
-            raise SmartUnavailable(f"clip {j} ({name}): " + ", ".join(problems))
-    if first.avcc != reference_avcc(plan.width, plan.height, fps, preset):
-        raise SmartUnavailable(
-            f"clips were encoded with other x264 settings than preset {preset!r} at this size"
-        )
-
-
 # ---------------------------------------------------------------- execution
-
-
-def _check_piece(path: Path, frames: int, avcc: bytes | None, fps: int) -> bytes | None:
-    """Check one piece (frames, IDR first, closed GOPs, timing, same parameter sets as the
-    previous pieces); returns its parameter sets."""
-    ix = read_video_index(path)
-    problems = []
-    if ix.sample_count != frames:
-        problems.append(f"{ix.sample_count} frames instead of {frames}")
-    if not ix.keyframes or ix.keyframes[0] != 0 or not ix.closed_gops:
-        problems.append("does not start with a keyframe or has open GOPs")
-    if ix.timescale != graphs.VIDEO_TIMESCALE or ix.frame_delta != graphs.VIDEO_TIMESCALE // fps:
-        problems.append("irregular timing")
-    if ix.avcc is None or (avcc is not None and ix.avcc != avcc):
-        problems.append("other parameter sets than the previous pieces")
-    if problems:
-        raise MediaError(ErrorCode.COMPOSITION_FAILED, f"piece {path.name}: " + ", ".join(problems))
-    return ix.avcc
-
-
-def decode_check(video: Path, *, keyframes_only: bool = False) -> int:
-    """Decode `video` completely (or only its keyframes); MediaError on any decoder/demuxer error;
-    returns the number of frames decoded."""
-    proc = run_ffmpeg(splicing.decode_check_args(video, keyframes_only=keyframes_only), code=ErrorCode.COMPOSITION_FAILED)
-    errors = proc.stderr.decode(errors="replace").strip()
-    if errors:
-        raise MediaError(ErrorCode.COMPOSITION_FAILED, f"{video.name} decodes with errors: {errors[:300]}")
-    frames = [
-        int(line.split("=", 1)[1])
-        for line in proc.stdout.decode(errors="replace").splitlines()
-        if line.startswith("frame=")
-    ]
-    return frames[-1] if frames else 0
 
 
 def _windows_mb(plan: graphs.ComposePlan, smart: SmartPlan, decoder_threads: int | None) -> float:
@@ -257,7 +179,7 @@ def _run_pieces(
 
         avcc = None
         for k, piece in enumerate(smart.pieces):
-            avcc = _check_piece(files[k], piece.frames, avcc, plan.fps)
+            avcc = check_piece(files[k], piece.frames, avcc, plan.fps)
         if indexes is not None and avcc != indexes[0].avcc:
             raise MediaError(
                 ErrorCode.COMPOSITION_FAILED, "re-encoded pieces have other parameter sets than the clips"
@@ -348,7 +270,7 @@ def render_smart(
     if any(plan.rescale) or plan.clip_seeks or not plan.clips:
         raise SmartUnavailable("clips need rescaling")
     indexes = _indexes(plan)
-    _qualify(plan, indexes, preset)
+    qualify(plan, indexes, preset)
     smart = plan_pieces(plan, [ix.gops() for ix in indexes])
     if smart.copied_frames == 0:
         raise SmartUnavailable("no whole GOP of any clip is left unchanged by the composition")

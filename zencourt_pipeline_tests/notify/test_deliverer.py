@@ -24,9 +24,10 @@ import pytest
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import OutboxEvent, as_dict
-from zencourt_pipeline.webhooks.deliverer import OutboxDeliverer, backoff_seconds, webhook_url
-from zencourt_pipeline.webhooks.signing import delivery_headers, sign, verify
+from zencourt_pipeline.notify.deliverer import OutboxDeliverer, webhook_url
+from zencourt_pipeline.notify.signing import delivery_headers, sign, verify
 from zencourt_pipeline_tests.conftest import make_batch
+from zencourt_pipeline_tests.fakes.fixtures import MaxJitter
 
 SECRET = "whsec_test_9f8e7d6c5b4a_do-not-log-me"
 PATH = "/api/webhooks/video-server"
@@ -120,7 +121,7 @@ def _one_clip_failure(db: AppDatabase, batch_id: str = "b1") -> OutboxEvent:
 
 def _deliverer(db: AppDatabase, url: str | None, clock=None, **kwargs) -> OutboxDeliverer:
     return OutboxDeliverer(
-        db, url=url, secret=SECRET, clock=clock or time.time, rng=lambda: 0.0, timeout=5.0, **kwargs
+        db, url=url, secret=SECRET, clock=clock or time.time, rng=MaxJitter(), timeout=5.0, **kwargs
     )
 
 
@@ -154,22 +155,14 @@ def test_sign_and_verify():
     assert webhook_url(None, PATH) is None
 
 
-def test_backoff_doubles_from_10s_and_caps_at_an_hour():
-    assert [backoff_seconds(n, lambda: 0.0) for n in range(1, 11)] == [
-        10,
-        20,
-        40,
-        80,
-        160,
-        320,
-        640,
-        1280,
-        2560,
-        3600,
-    ]
-    assert backoff_seconds(50, lambda: 0.0) == 3600
-    jittered = backoff_seconds(3, lambda: 0.999)
-    assert 20 <= jittered < 40  # jitter shortens a step by at most half
+def test_backoff_doubles_from_10s_and_caps_at_an_hour(app_db):
+    """The one backoff (net/backoff.py) with the outbox's steps: 10 s doubling to an hour."""
+    deliverer = OutboxDeliverer(app_db, url=None, secret=None)
+    steps = [deliverer.backoff.delay(n, MaxJitter()) for n in range(10)]
+    assert steps == [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600]
+    assert deliverer.backoff.delay(30, MaxJitter()) == 3600
+    jittered = [deliverer.backoff.delay(2, deliverer.rng) for _ in range(200)]
+    assert all(20 <= delay <= 40 for delay in jittered)  # jitter shortens a step by at most half
 
 
 # -- retries ---------------------------------------------------------------------------------------
@@ -263,7 +256,7 @@ def test_dead_only_after_the_retry_horizon(db: AppDatabase, caplog):
     assert outbox.get(db, row.id).status == "pending"
 
     clock.now = created + 30 * 3600 + 3601  # the 24 h deliverer gives up
-    with caplog.at_level(logging.WARNING, logger="zencourt_pipeline.webhooks.deliverer"):
+    with caplog.at_level(logging.WARNING, logger="zencourt_pipeline.notify.deliverer"):
         assert shortest.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 0, "dead": 1}
     (gone,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert gone.getMessage().startswith("WEBHOOK_DELIVERY_FAILED: webhook " + row.id)
