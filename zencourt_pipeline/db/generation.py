@@ -134,7 +134,11 @@ class GenerationQueries:
                     .where(generation_completions.c.id == completion.id)
                     .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
                 )
-            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
+            except sa.exc.IntegrityError:  # another create's answer named this id meanwhile
+                raise TaskIdTaken(provider, task_id, "another job") from None
             # a job canceled (or failed) while its create was in flight stays so: the task is then
             # live for an ended job, and the reconciler cancels it at the provider
             before = self._job_for_update(conn, job_id)
@@ -193,6 +197,16 @@ class GenerationQueries:
                     .where(video_gen_jobs.c.id == task.job_id)
                     .values(provider=task.provider, updated_at=now)
                 )
+
+    def task_output_rejected(self, row_id: int, code: str, message: str) -> None:
+        """The finished (paid) task's output is the provider's bad output (INVALID_OUTPUT): the row
+        stays `succeeded` and paid, with the reason its clip was not used."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id == row_id)
+                .values(error_code=code, error_message=message[:2000], updated_at=utcnow())
+            )
 
     def task_download_failed(self, row_id: int, downloads: int, message: str) -> int:
         """Count `downloads` more failed downloads of a finished task's output; the new total."""

@@ -6,6 +6,7 @@ A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transacti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -143,6 +144,22 @@ class LivenessQueries:
             .join(video_gen_jobs, job.id == task.job_id)
             .where(*unfinished_accepted())
             .where(job.status.in_([JobStatus.CANCELED, JobStatus.FAILED]))
+            .order_by(task.id)
+            .limit(limit)
+        )
+        return self._fetch(query, Task)
+
+    def intents_of_ended_jobs(self, older_than: timedelta, limit: int = 100) -> list[Task]:
+        """Creates never answered (no task id, still `submitting`) of jobs that ended, begun more
+        than `older_than` ago: a run stopped mid-create (a cancel's termination, a kill) and no
+        later run looks at an ended job's tasks."""
+        task, job = generation_tasks.c, video_gen_jobs.c
+        query = (
+            sa.select(generation_tasks)
+            .join(video_gen_jobs, job.id == task.job_id)
+            .where(task.status == GenerationTaskStatus.SUBMITTING, task.task_id.is_(None))
+            .where(task.created_at < utcnow() - older_than)
+            .where(job.status.in_(list(TERMINAL_STATUSES)))
             .order_by(task.id)
             .limit(limit)
         )

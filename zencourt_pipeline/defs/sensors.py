@@ -74,6 +74,16 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     )
 
 
+def run_is_active(instance: dg.DagsterInstance):
+    """`run_id -> bool`: whether that run is still queued or in progress."""
+
+    def active(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and not run.is_finished
+
+    return active
+
+
 def run_status_by_key(instance: dg.DagsterInstance):
     """`run_key -> active | ended | None` over the instance's runs (None: no run has that key yet)."""
 
@@ -185,10 +195,13 @@ def generation_reconciler_sensor(
     db = app_db.get()
     chain = generators.chain(db)
     try:
-        report = reconcile_tasks(db, chain, webhook_overdue_after=generators.webhook_overdue_after())
+        report = reconcile_tasks(
+            db, chain, webhook_overdue_after=generators.webhook_overdue_after(), is_run_active=run_is_active(context.instance)
+        )
     finally:
         chain.close()
     return dg.SkipReason(
         f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s), "
-        f"canceled {report.canceled} task(s) of ended jobs"
+        f"canceled {report.canceled} task(s) of ended jobs, gave up {report.intents_given_up} unanswered create(s) "
+        "of ended jobs"
     )

@@ -343,6 +343,7 @@ def collect_outputs(
                     outcomes.append(_download_failed(db, job, task, exc, max_downloads))
                     continue
                 code, message = exc.code, exc.message
+                db.task_output_rejected(task.id, code, message)  # paid, its clip unusable: on the ledger why
             except StorageError as exc:
                 outcomes.append(JobOutcome(job.id, name, "in_flight", provider, task_id, error_code=exc.code))
                 continue

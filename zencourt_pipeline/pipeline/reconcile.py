@@ -9,13 +9,14 @@ in `generation_tasks.last_polled_at` so that the limit holds across ticks and pr
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Task
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.cancel import cancel_tasks
 from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskStatus
 from zencourt_pipeline.providers.chain import ProviderChain
@@ -28,6 +29,12 @@ class ReconcileReport:
     recorded: int = 0
     errors: int = 0
     canceled: int = 0
+    intents_given_up: int = 0
+
+
+# a create still unanswered this long after it began has no run waiting for its answer any more
+# (the providers' create timeouts are at most 60 s)
+INTENT_ANSWER_WINDOW = timedelta(minutes=2)
 
 
 def reconcile_tasks(
@@ -37,6 +44,7 @@ def reconcile_tasks(
     webhook_overdue_after: dict[str, timedelta],
     limit_per_provider: int = 20,
     budget_seconds: float = 20.0,
+    is_run_active: Callable[[str], bool] | None = None,
 ) -> ReconcileReport:
     """Poll awaiting tasks of every polling provider; record the terminal ones as completions."""
     report = ReconcileReport()
@@ -44,6 +52,7 @@ def reconcile_tasks(
     # tasks still live at a provider although their job ended (a cancel that failed, a clip that
     # timed out): asked again every tick until the provider confirms, which stops the spend
     report.canceled = len(cancel_tasks(db, chain, db.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
+    report.intents_given_up = give_up_intents_of_ended_jobs(db, chain, limit=limit_per_provider, is_run_active=is_run_active)
     for name in chain.order:
         generator = chain.get(name)
         if generator.poll_interval_seconds <= 0:  # the local generator finishes inside submit
@@ -71,6 +80,34 @@ def reconcile_tasks(
             elif status.progress is not None:  # Runway's 0..1: a `job.progress` event when it moved
                 db.record_task_progress(task.id, status.progress)
     return report
+
+
+def give_up_intents_of_ended_jobs(
+    db: AppDatabase, chain: ProviderChain, *, limit: int = 20, older_than: timedelta = INTENT_ANSWER_WINDOW,
+    is_run_active: Callable[[str], bool] | None = None,
+) -> int:
+    """Creates of ended jobs that were never answered (a cancel terminated the run mid-create, a
+    kill): ambiguous creates, kept as possibly paid with their estimated cost (the job's run will
+    not come back to them). Given up once the run that made them has finished (`is_run_active`),
+    or `older_than` after they began. Returns how many."""
+    candidates = db.intents_of_ended_jobs(timedelta(0), limit=limit)
+    old = {task.id for task in db.intents_of_ended_jobs(older_than, limit=limit)}
+    intents = [
+        task for task in candidates
+        if task.id in old or (is_run_active is not None and task.meta.get("intent_run_id")
+                              and not is_run_active(task.meta["intent_run_id"]))
+    ]  # fmt: skip
+    for task in intents:
+        job = db.get_job(task.job_id)
+        duration = int(job.duration_seconds) if job is not None and job.duration_seconds else 5
+        cost_usd, cost_source = chain.task_cost(task.provider, None, duration)
+        db.task_answer_lost(
+            task.id, ErrorCode.PROVIDER_ANSWER_LOST,
+            "the job ended while its create was unanswered (its run stopped mid-create): the create may have "
+            "reached the provider (and be paid); its task is unknown",
+            cost_usd=cost_usd, cost_source=cost_source,
+        )  # fmt: skip
+    return len(intents)
 
 
 def task_ref(task: Task) -> TaskRef:

@@ -235,11 +235,13 @@ class FakeRunway(OutputFaults, FakeService):
                 kind = "create_answer_dropped" if answer_fault == DROP else "create_answer_late"
                 self.counts[kind] += 1
                 self.fault_log.hit(kind, task.id)
-            if answered_id == task.id:
-                self.last_answered_id = task.id
         if delay > 0:
             await asyncio.sleep(delay)
-        return await answer_with_fault(answer_fault, JSONResponse({"id": answered_id}, status_code=200))
+        answer = await answer_with_fault(answer_fault, JSONResponse({"id": answered_id}, status_code=200))
+        if answer_fault is None and answered_id == task.id:
+            with self._lock:  # a replay names an id its client already got (not a dropped or held answer)
+                self.last_answered_id = task.id
+        return answer
 
     def _status(self, task: FakeTask) -> tuple[str, float]:
         """Current (status, progress) of `task`; records the terminal state when reached."""

@@ -178,3 +178,49 @@ def test_intake_runs_that_failed_on_their_own_get_max_attempts(app_db):
     assert on_intake_failed(app_db, "if", 3, Counter({RunEnd.FAILED: 3})) is None
     assert app_db.get_batch("if").error_code == ErrorCode.INTAKE_FAILED
     assert [e.event for e in app_db.outbox("if")].count("batch.failed") == 1
+
+
+def test_an_unanswered_create_of_an_ended_job_is_kept_as_possibly_paid(app_db, fake_runway):  # noqa: F811
+    """The soak caught it: a cancel terminated an intake run between the ledger row and Runway's
+    answer; the canceled job's run never came back, so its create stayed `submitting`, uncounted."""
+    from datetime import timedelta
+
+    from zencourt_pipeline.pipeline.reconcile import give_up_intents_of_ended_jobs
+    from zencourt_pipeline.providers.runway import RunwayGenerator
+
+    app_db.insert_batch(*make_batch("ui"))
+    app_db.start_batch("ui")
+    app_db.update_job("ui-0", duration_seconds=5)
+    intent = app_db.begin_task("ui-0", "ui", "runway")
+    open_intent = app_db.begin_task("ui-1", "ui", "runway")  # its job is open: its own run decides
+    chain = ProviderChain({"runway": RunwayGenerator(fake_runway.api_key, base_url=fake_runway.url)}, ["runway"])
+    try:
+        assert give_up_intents_of_ended_jobs(app_db, chain, older_than=timedelta(0)) == 0  # job still open
+        app_db.cancel(job_ids=["ui-0"])
+        assert give_up_intents_of_ended_jobs(app_db, chain) == 0  # too recent: its answer may still come
+        assert give_up_intents_of_ended_jobs(app_db, chain, older_than=timedelta(0)) == 1
+    finally:
+        chain.close()
+    tasks = {t.id: t for t in app_db.tasks_for_batch("ui")}
+    given_up = tasks[intent]
+    assert (given_up.possibly_orphaned, given_up.error_code, given_up.cost_usd) == (True, "PROVIDER_ANSWER_LOST", 0.25)
+    assert tasks[open_intent].status == "submitting" and not tasks[open_intent].possibly_orphaned
+    assert give_up_intents_of_ended_jobs(app_db, chain, older_than=timedelta(0)) == 0  # once
+
+
+def test_an_unanswered_create_of_an_ended_job_is_given_up_as_soon_as_its_run_finished(app_db, fake_runway):  # noqa: F811
+    from zencourt_pipeline.pipeline.reconcile import give_up_intents_of_ended_jobs
+    from zencourt_pipeline.providers.runway import RunwayGenerator
+
+    app_db.insert_batch(*make_batch("ur"))
+    app_db.start_batch("ur")
+    intent = app_db.begin_task("ur-0", "ur", "runway", run_id="run-1")
+    app_db.cancel(job_ids=["ur-0"])
+    chain = ProviderChain({"runway": RunwayGenerator(fake_runway.api_key, base_url=fake_runway.url)}, ["runway"])
+    try:
+        assert give_up_intents_of_ended_jobs(app_db, chain, is_run_active=lambda run: True) == 0  # its run may still answer
+        assert give_up_intents_of_ended_jobs(app_db, chain, is_run_active=lambda run: run != "run-1") == 1
+    finally:
+        chain.close()
+    [task] = app_db.tasks_for_batch("ur")
+    assert task.id == intent and task.possibly_orphaned

@@ -319,5 +319,5 @@ def test_an_output_invalid_twice_falls_back_and_both_tasks_are_counted(stack, fa
     assert outcome.status == "submitted" and outcome.provider == "fal"
     assert fake_runway.counts["download"] == 2 and fake_fal.counts["queued"] == 1
     runway_task, fal_task = s.tasks()
-    assert (runway_task.status, runway_task.cost_usd) == ("succeeded", 0.25)
+    assert (runway_task.status, runway_task.cost_usd, runway_task.error_code) == ("succeeded", 0.25, "INVALID_OUTPUT")
     assert fal_task.provider == "fal" and fal_task.task_id and fal_task.cost_usd == 0.25

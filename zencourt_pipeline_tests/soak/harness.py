@@ -81,12 +81,12 @@ def script_prompts(rng: random.Random, ctx: SoakContext, cancel_targets: set[str
     avoid = set(cancel_targets) | {plan.id for plan in ctx.plans if plan.workspace_id}
     candidates = [p for p in prompts if p.split(":")[0] not in avoid]
     picked = rng.sample(candidates, min(len(guaranteed) + len(BAD_OUTPUTS), len(candidates)))
-    for prompt, fate in zip(picked, guaranteed, strict=False):
-        failing.add(prompt)  # guaranteed fallbacks, each with a webhook fate
-        _fal_script(ctx, prompt, fate, rng)
     # Runway succeeds but serves the output truncated (a complete 200 of 60% of the file) or as
     # an HTML page: the provider's bad output, which falls back to fal (a counted second task)
-    bad = dict(zip(picked[len(guaranteed):], BAD_OUTPUTS, strict=False))
+    bad = dict(zip(picked, BAD_OUTPUTS, strict=False))
+    for prompt, fate in zip(picked[len(bad):], guaranteed, strict=False):
+        failing.add(prompt)  # guaranteed fallbacks, each with a webhook fate
+        _fal_script(ctx, prompt, fate, rng)
     ctx.bad_output_prompts.update(prompt for prompt in bad if prompt not in failing)
     for prompt in prompts:
         failure = prompt in failing

@@ -91,7 +91,7 @@ def check(ctx: SoakContext) -> tuple[list[str], dict[str, Any]]:
     _terminal(ctx, batches, jobs, outbox, violations, figures)
     orphans = _accounted(ctx, tasks, rows, violations, figures)
     _paid_once(tasks, rows, orphans, violations, figures)
-    _cancels(ctx, tasks, jobs, violations, figures)
+    _cancels(ctx, tasks, jobs, orphans, violations, figures)
     _objects(ctx, batches, jobs, violations, figures)
     _webhooks(ctx, batches, violations, figures)
     _quota(ctx, tasks, orphans, violations, figures)
@@ -190,14 +190,15 @@ def _paid_once(tasks, rows, orphans, violations, figures) -> None:
                 violations.append(f"job {job}: a new paid task followed {earlier['provider']} task {earlier['id']}, "
                                   f"which ended {earlier['final']} (not a provider failure)")
                 break
-    db_succeeded = Counter(r.job_id for r in rows if r.status == "succeeded")
+    # a succeeded task whose output was the provider's bad output (INVALID_OUTPUT) is paid and unused
+    db_succeeded = Counter(r.job_id for r in rows if r.status == "succeeded" and r.error_code != "INVALID_OUTPUT")
     for job, count in sorted(db_succeeded.items()):
         if count > 1:
             violations.append(f"job {job} has {count} succeeded generation_tasks rows")
     figures["duplicates"] = twice
 
 
-def _cancels(ctx, tasks, jobs, violations, figures) -> None:
+def _cancels(ctx, tasks, jobs, orphans, violations, figures) -> None:
     canceled_at: dict[str, float] = {}
     for record in ctx.cancels:
         for job_id in record.job_ids:
@@ -206,6 +207,7 @@ def _cancels(ctx, tasks, jobs, violations, figures) -> None:
     figures["jobs_canceled"] = sum(j.status == "canceled" for j in jobs.values())
     figures["cancel_answer_jobs"] = len(canceled_at)
     figures["cancel_answer_pending_tasks"] = sum(len(r.pending_tasks) for r in ctx.cancels)
+    figures["cancel_unknown_tasks"] = 0
     for job_id in sorted(canceled_at):
         job = jobs.get(job_id)
         if job is None or job.status != "canceled":
@@ -230,6 +232,9 @@ def _cancels(ctx, tasks, jobs, violations, figures) -> None:
             violations.append(f"job {task['job']} is canceled but no cancel request named it")
             continue
         if task["canceled"] or task["deleted"] or task["ends"] <= at:
+            continue
+        if task["id"] in orphans:  # its create was cut off unanswered (counted as possibly paid): its id is unknown
+            figures["cancel_unknown_tasks"] = figures.get("cancel_unknown_tasks", 0) + 1
             continue
         violations.append(f"{task['provider']} task {task['id']} of canceled job {task['job']} ran on to "
                           f"{task['final']} ({task['ends'] - at:+.1f} s after the cancel; created "

@@ -118,9 +118,9 @@ class StorageFaultProxy:
                 if delay:
                     proxy.counts["delayed"] += 1
                     time.sleep(delay)
-                down = proxy._is_down()
-                if down or proxy._should_fail(self.command, self.path):
-                    proxy.counts["injected_503_down" if down else "injected_503"] += 1
+                share_fault, down = proxy._should_fail(self.command, self.path), proxy._is_down()
+                if share_fault or down:
+                    proxy.counts["injected_503" if share_fault else "injected_503_down"] += 1
                     self.send_response(503)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(SLOW_DOWN)))
