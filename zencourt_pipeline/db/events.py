@@ -36,10 +36,13 @@ from zencourt_pipeline.db.records import (
     BatchEvent,
     BatchEventType,
     BatchStage,
+    BatchStatus,
     GenerationTaskStatus,
+    Job,
+    JobStatus,
     Task,
 )
-from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_gen_batch
+from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_gen_batch, video_gen_jobs
 
 logger = logging.getLogger("zencourt_pipeline.db.events")
 
@@ -67,6 +70,23 @@ class EventQueries:
                 batch_id=batch_id, job_id=job_id, event=event, body=json.dumps(body, separators=(",", ":")), created_at=now
             )
         )
+
+    def _record_submitted(self, conn: sa.Connection, before: Job | None, provider: str, task_id: str) -> None:
+        """`task_submitted`'s event: the job (read before the update) is processing at `provider`, unless it had ended."""
+        if before is not None and not before.terminal:  # processing, or a fallback's new provider
+            self._record(
+                conn, before.batch_id, BatchEventType.JOB_PROCESSING, job_id=before.id,
+                status=JobStatus.PROCESSING, provider=provider, providerTaskId=task_id,
+            )  # fmt: skip
+
+    def _record_regeneration(self, conn: sa.Connection, batch_id: str, job_ids: list[str], *, reopened: bool) -> None:
+        """`reset_for_regeneration`'s events: each reset job pending again, the batch processing if it reopened."""
+        job = video_gen_jobs.c
+        reset = sa.select(job.id).where(job.id.in_(job_ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
+        for job_id in conn.execute(reset.order_by(job.sort_order, job.id)).scalars():
+            self._record(conn, batch_id, BatchEventType.JOB_PENDING, job_id=job_id, status=JobStatus.PENDING)
+        if reopened:
+            self._record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING, regenerated=True)
 
     def record_stage(self, batch_id: str, stage: BatchStage, **fields: Any) -> bool:
         """A `batch.stage` event (normalizing, composing, uploading) for a batch still open; whether written."""

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.records import (
     TERMINAL_STATUSES,
-    BatchEventType,
     BatchStatus,
     CompletionRecord,
     GenerationTaskStatus,
@@ -149,11 +148,7 @@ class GenerationQueries:
                 .where(job.id == job_id)
                 .values(status=status, provider=provider, provider_task_id=task_id, updated_at=now)
             )
-            if before is not None and not before.terminal:  # processing, or a fallback's new provider
-                self._record(
-                    conn, before.batch_id, BatchEventType.JOB_PROCESSING, job_id=job_id,
-                    status=JobStatus.PROCESSING, provider=provider, providerTaskId=task_id,
-                )  # fmt: skip
+            self._record_submitted(conn, before, provider, task_id)
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:
         """The provider refused the submission (nothing to pay for)."""
@@ -378,12 +373,9 @@ class GenerationQueries:
                 )
                 .values(**superseded_now)
             ).rowcount
-            reset = sa.and_(job.id.in_(ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
-            for job_id in conn.execute(sa.select(job.id).where(reset).order_by(job.sort_order, job.id)).scalars():
-                self._record(conn, batch_id, BatchEventType.JOB_PENDING, job_id=job_id, status=JobStatus.PENDING)
             conn.execute(
                 sa.update(video_gen_jobs)
-                .where(reset)
+                .where(job.id.in_(ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
                 .values(
                     status=JobStatus.PENDING,
                     provider=None,
@@ -401,6 +393,5 @@ class GenerationQueries:
                 .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(REGENERABLE_BATCH_STATUSES))
                 .values(status=BatchStatus.PROCESSING, error=None, updated_at=now)
             ).rowcount
-            if reopened:
-                self._record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING, regenerated=True)
+            self._record_regeneration(conn, batch_id, ids, reopened=reopened > 0)
         return superseded
