@@ -164,6 +164,11 @@ class Settings(BaseModel):
     public_media_base_url: str | None = None
     media_url_expires_seconds: int = Field(default=86_400, ge=60, le=604_800)
 
+    # live progress (GET /video/batches/{id}/events): how often a stream reads the event table,
+    # and how often it sends a heartbeat comment when nothing happened (proxies drop idle streams)
+    events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -256,6 +261,8 @@ class Settings(BaseModel):
         "max_download_attempts": "ZENCOURT_MAX_DOWNLOAD_ATTEMPTS",
         "public_media_base_url": "PUBLIC_MEDIA_BASE_URL",
         "media_url_expires_seconds": "MEDIA_URL_EXPIRES_SECONDS",
+        "events_poll_seconds": "ZENCOURT_EVENTS_POLL_SECONDS",
+        "events_heartbeat_seconds": "ZENCOURT_EVENTS_HEARTBEAT_SECONDS",
     }
     # how a variable's text becomes the field's value where pydantic's own parsing differs
     _PARSE: ClassVar[dict[str, Any]] = {

@@ -78,6 +78,7 @@ class BatchQueries(PickupQueries):
                 conn.execute(sa.insert(video_gen_batch).values(**batch))
                 if job_rows:
                     conn.execute(sa.insert(video_gen_jobs), job_rows)
+                self._record_created(conn, batch, job_rows)
                 if idempotency_key is not None:
                     conn.execute(
                         sa.insert(api_idempotency_keys).values(

@@ -1,7 +1,7 @@
 """Cancels: of jobs, a batch or a listing (`POST /video/cancel`), and what the route reports after.
 
 A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transaction()`,
-`self._batch_for_update` and `self._emit`.
+`self._batch_for_update`, `self._emit` and `self._record`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
-from zencourt_pipeline.db.records import TERMINAL_STATUSES, BatchStatus, Job, JobStatus
+from zencourt_pipeline.db.records import TERMINAL_STATUSES, BatchEventType, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 from zencourt_pipeline.errors import ErrorCode
 
@@ -49,6 +49,11 @@ class CancelQueries:
                         updated_at=now,
                     )
                 )
+            for job in canceled:
+                self._record(
+                    conn, job.batch_id, BatchEventType.JOB_CANCELED, job_id=job.id, status=JobStatus.CANCELED,
+                    provider=job.provider, errorCode=ErrorCode.CANCELED, error="canceled by request",
+                )  # fmt: skip
             affected = {job.batch_id for job in canceled}
             if batch_id is not None:
                 affected.add(batch_id)
@@ -86,6 +91,10 @@ class CancelQueries:
                         .values(status=BatchStatus.CANCELED, error="canceled by request", updated_at=now)
                     )
                     self._emit(conn, "batch.canceled", affected_id, error="canceled by request")
+                    self._record(
+                        conn, affected_id, BatchEventType.CANCELED, status=BatchStatus.CANCELED,
+                        errorCode=ErrorCode.CANCELED, error="canceled by request",
+                    )  # fmt: skip
         return canceled
 
 

@@ -22,6 +22,7 @@ from zencourt_pipeline.db.analytics import AnalyticsQueries
 from zencourt_pipeline.db.batches import BatchQueries
 from zencourt_pipeline.db.cancel import CancelQueries
 from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
+from zencourt_pipeline.db.events import EventQueries
 from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.liveness import LivenessQueries
 from zencourt_pipeline.db.quota import QuotaQueries
@@ -29,6 +30,7 @@ from zencourt_pipeline.db.records import (
     OPEN_BATCH_STATUSES,
     TERMINAL_STATUSES,
     Batch,
+    BatchEventType,
     BatchStatus,
     Job,
     JobStatus,
@@ -64,7 +66,14 @@ def create_engine(url: str) -> sa.Engine:
 
 
 class AppDatabase(
-    GenerationQueries, CancelQueries, QuotaQueries, LivenessQueries, SpendQueries, AnalyticsQueries, BatchQueries
+    GenerationQueries,
+    CancelQueries,
+    QuotaQueries,
+    LivenessQueries,
+    SpendQueries,
+    AnalyticsQueries,
+    BatchQueries,
+    EventQueries,
 ):
     """Queries and state transitions over the tables in `schema.py`."""
 
@@ -110,6 +119,7 @@ class AppDatabase(
             job_rows = [{"batch_id": batch["id"], **job} for job in jobs]
             if job_rows:
                 conn.execute(sa.insert(video_gen_jobs), job_rows)
+            self._record_created(conn, batch, job_rows)
 
     # -- reads -----------------------------------------------------------------------------
     def get_batch(self, batch_id: str) -> Batch | None:
@@ -176,6 +186,9 @@ class AppDatabase(
     def start_batch(self, batch_id: str) -> None:
         """Mark an open batch processing and stamp when its processing first started."""
         with self.transaction() as conn:
+            batch = self._batch_for_update(conn, batch_id)
+            if batch is not None and batch.status == BatchStatus.PENDING:
+                self._record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING)
             conn.execute(
                 sa.update(video_gen_batch)
                 .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(OPEN_BATCH_STATUSES))
@@ -188,11 +201,15 @@ class AppDatabase(
             )
 
     def update_job(self, job_id: str, **values: Any) -> None:
-        """Set the given columns of one job row (and its `updated_at`)."""
+        """Set the given columns of one job row (and its `updated_at`); a status change is an event."""
         with self.transaction() as conn:
+            job = self._job_for_update(conn, job_id) if "status" in values else None
             conn.execute(
                 sa.update(video_gen_jobs).where(video_gen_jobs.c.id == job_id).values(**values, updated_at=utcnow())
             )
+            if job is not None and job.status != values["status"]:
+                status = values["status"]
+                self._record(conn, job.batch_id, BatchEventType.of_job(status), job_id=job_id, status=status)
 
     def fail_job(self, job_id: str, code: str, message: str) -> bool:
         """Mark a job failed (unless already terminal) and report `clip.failed`."""
@@ -206,6 +223,10 @@ class AppDatabase(
                 .values(status=JobStatus.FAILED, error_code=code, error_message=message[:2000], updated_at=utcnow())
             )
             self._emit(conn, "clip.failed", job.batch_id, job_id=job_id, error=f"{code}: {message}"[:2000])
+            self._record(
+                conn, job.batch_id, BatchEventType.JOB_FAILED, job_id=job_id,
+                status=JobStatus.FAILED, provider=job.provider, errorCode=code, error=message[:2000],
+            )  # fmt: skip
         return True
 
     def complete_job(self, job_id: str, video_url: str, thumbnail_url: str | None) -> bool:
@@ -229,6 +250,10 @@ class AppDatabase(
             self._emit(
                 conn, "clip.completed", job.batch_id, job_id=job_id, videoUrl=video_url, thumbnailUrl=thumbnail_url
             )
+            self._record(
+                conn, job.batch_id, BatchEventType.JOB_COMPLETED, job_id=job_id,
+                status=JobStatus.COMPLETED, provider=job.provider, videoUri=video_url, thumbnailUri=thumbnail_url,
+            )  # fmt: skip
         return True
 
     def finish_batch(
@@ -271,6 +296,11 @@ class AppDatabase(
                 if error_code:
                     event_fields["errorCode"] = error_code
                 self._emit(conn, f"batch.{status}", batch_id, **event_fields)
+            # a re-compose is an event too (new URLs): streams connected then end on it
+            self._record(
+                conn, batch_id, BatchEventType.of_batch(status), status=status, videoUri=video_url,
+                thumbnailUri=thumbnail_url, errorCode=error_code, error=error,
+            )  # fmt: skip
         return True
 
     # -- outbox --------------------------------------------------------------------------------
@@ -304,6 +334,11 @@ class AppDatabase(
                 updated_at=utcnow(),
             )
         )
+
+    def _record_created(self, conn: sa.Connection, batch: ColumnValues, job_rows: list[dict[str, Any]]) -> None:
+        """The `batch.created` event of a batch inserted with its jobs (pending)."""
+        fields = {"status": batch.get("status") or BatchStatus.PENDING, "listingId": batch["listing_id"]}
+        self._record(conn, batch["id"], BatchEventType.CREATED, **fields, jobIds=[job["id"] for job in job_rows])
 
     def _batch_of_job(self, conn: sa.Connection, job_id: str) -> str | None:
         return conn.execute(sa.select(video_gen_jobs.c.batch_id).where(video_gen_jobs.c.id == job_id)).scalar()

@@ -140,6 +140,7 @@ class GenerationQueries:
                 raise TaskIdTaken(provider, task_id, "another job") from None
             # a job canceled (or failed) while its create was in flight stays so: the task is then
             # live for an ended job, and the reconciler cancels it at the provider
+            before = self._job_for_update(conn, job_id)
             job = video_gen_jobs.c
             status = sa.case((job.status.in_(list(TERMINAL_STATUSES)), job.status), else_=sa.literal(str(JobStatus.PROCESSING)))
             conn.execute(
@@ -147,6 +148,7 @@ class GenerationQueries:
                 .where(job.id == job_id)
                 .values(status=status, provider=provider, provider_task_id=task_id, updated_at=now)
             )
+            self._record_submitted(conn, before, provider, task_id)
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:
         """The provider refused the submission (nothing to pay for)."""
@@ -386,9 +388,10 @@ class GenerationQueries:
                     updated_at=now,
                 )
             )
-            conn.execute(
+            reopened = conn.execute(
                 sa.update(video_gen_batch)
                 .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(REGENERABLE_BATCH_STATUSES))
                 .values(status=BatchStatus.PROCESSING, error=None, updated_at=now)
-            )
+            ).rowcount
+            self._record_regeneration(conn, batch_id, ids, reopened=reopened > 0)
         return superseded

@@ -16,6 +16,7 @@ from zencourt_pipeline.db.records import (
     OPEN_BATCH_STATUSES,
     TERMINAL_STATUSES,
     Batch,
+    BatchEventType,
     BatchStatus,
     CompletionRecord,
     GenerationTaskStatus,
@@ -109,12 +110,16 @@ class LivenessQueries:
 
     def block_batch(self, batch_id: str, reason: str | None) -> None:
         """A batch composition cannot go on without an operator (CLIP_CHECK_FAILED), or not blocked."""
+        batch = video_gen_batch.c
         with self.transaction() as conn:
+            before = self._batch_for_update(conn, batch_id)
             conn.execute(
                 sa.update(video_gen_batch)
-                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.notin_(list(TERMINAL_STATUSES)))
+                .where(batch.id == batch_id, batch.status.notin_(list(TERMINAL_STATUSES)))
                 .values(blocked_reason=reason, updated_at=utcnow())
             )
+            if before is not None and not before.terminal and before.blocked_reason != reason:
+                self._record(conn, batch_id, BatchEventType.BLOCKED, blockedReason=reason)
 
     def retry_intake(self, batch_id: str) -> int | None:
         """A failed intake run of a still-open batch: count the attempt (the next run gets a new run

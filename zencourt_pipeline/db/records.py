@@ -80,6 +80,47 @@ class OutboxStatus(enum.StrEnum):
     DEAD = "dead"
 
 
+class BatchEventType(enum.StrEnum):
+    """`batch_events.event`: what `GET /video/batches/{id}/events` streams (docs/contract.md section 4)."""
+
+    CREATED = "batch.created"
+    PROCESSING = "batch.processing"
+    BLOCKED = "batch.blocked"  # blockedReason set (waiting for an operator) or cleared (null)
+    STAGE = "batch.stage"  # a composition stage started (BatchStage)
+    COMPLETED = "batch.completed"
+    FAILED = "batch.failed"
+    CANCELED = "batch.canceled"
+    JOB_PENDING = "job.pending"  # reset for an operator's regeneration
+    JOB_PROCESSING = "job.processing"  # submitted to a provider (again, on a fallback)
+    JOB_PROGRESS = "job.progress"  # the provider's progress (0..1) changed
+    JOB_COMPLETED = "job.completed"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELED = "job.canceled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the batch's terminal events (completed, failed, canceled): a live stream ends after one."""
+        return self in (BatchEventType.COMPLETED, BatchEventType.FAILED, BatchEventType.CANCELED)
+
+    @classmethod
+    def of_batch(cls, status: str) -> BatchEventType:
+        """The event of a batch entering `status`."""
+        return cls(f"batch.{status}")
+
+    @classmethod
+    def of_job(cls, status: str) -> BatchEventType:
+        """The event of a job entering `status`."""
+        return cls(f"job.{status}")
+
+
+class BatchStage(enum.StrEnum):
+    """The `stage` of a `batch.stage` event."""
+
+    NORMALIZING = "normalizing"
+    COMPOSING = "composing"
+    UPLOADING = "uploading"
+
+
 class Record:
     """Base of the row records: `from_row` maps a SQLAlchemy row (or mapping) onto the fields."""
 
@@ -201,6 +242,7 @@ class Task(Record):
     possibly_orphaned: bool = False
     download_attempts: int = 0
     download_error: str | None = None
+    progress: float | None = None  # the provider's last reported progress, 0..1 (migration 0008)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -262,6 +304,25 @@ class OutboxEvent(Record):
         from zencourt_pipeline.errors import ErrorCode
 
         return ErrorCode.WEBHOOK_DELIVERY_FAILED if self.status == OutboxStatus.DEAD else None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent(Record):
+    """A `batch_events` row: one state change of a batch or one of its jobs; `body` is its JSON."""
+
+    _ENUMS: ClassVar[dict[str, type[enum.StrEnum]]] = {"event": BatchEventType}
+
+    id: int
+    batch_id: str
+    event: BatchEventType
+    body: str
+    job_id: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """`body` parsed."""
+        return json.loads(self.body)
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,8 @@ generation_tasks = sa.Table(
     # the last one's error; past ZENCOURT_MAX_DOWNLOAD_ATTEMPTS the job fails OUTPUT_DOWNLOAD_FAILED
     sa.Column("download_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("download_error", sa.Text, nullable=True),
+    # migration 0008: the provider's last reported progress (0..1) while the task runs
+    sa.Column("progress", sa.Float, nullable=True),
     sa.UniqueConstraint("provider", "task_id", name="uq_generation_tasks_provider_task"),
 )
 
@@ -174,6 +176,22 @@ api_idempotency_keys = sa.Table(
     sa.Column("batch_id", sa.Text, sa.ForeignKey("video_gen_batch.id"), nullable=False),
     sa.Column("body_sha256", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# Every state change of a batch and its jobs (migration 0008), written in the same transaction as
+# the change (db/events.py); `GET /video/batches/{id}/events` streams them. The id orders them and
+# is the SSE event id; `created_at` (the writer's clock at the insert) tells how long a missing
+# id has been missing (db/events.py `EventCursor`).
+batch_events = sa.Table(
+    "batch_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("event", sa.Text, nullable=False),  # BatchEventType
+    sa.Column("body", sa.Text, nullable=False),  # JSON, camelCase: the SSE `data`
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_batch_events_batch_id_id", "batch_id", "id"),
 )
 
 # Per-workspace API keys of the HTTP service (migration 0007): only the SHA-256 of a key is stored,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus
+from zencourt_pipeline.db.records import Batch, BatchStage, BatchStatus, Job, JobStatus
 from zencourt_pipeline.domain import Orientation
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
@@ -79,6 +79,7 @@ def compose_batch(
     orientation = orientation or batch.orientation
     template = load_template(template_name if template_name is not None else batch.template)
     width, height = ORIENTATION_SIZES[orientation]
+    db.record_stage(batch_id, BatchStage.COMPOSING, clips=len(completed))
     clips, durations = _download_clips(storage, batch_id, completed, work_dir)
     output = work_dir / "listing.mp4"
     thumbnail = work_dir / "listing.jpg"
@@ -169,6 +170,7 @@ def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: Orie
     t_key = video_thumbnail_key(batch_id, orientation, template_name)
     if db.get_batch(batch_id).status == BatchStatus.CANCELED:
         return None
+    db.record_stage(batch_id, BatchStage.UPLOADING)
     thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
     video_uri = storage.put_file(v_key, result.path, "video/mp4")
     if not db.finish_batch(batch_id, BatchStatus.COMPLETED, video_url=video_uri, thumbnail_url=thumb_uri, error=summary):

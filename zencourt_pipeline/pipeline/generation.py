@@ -271,6 +271,8 @@ def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Task) -> 
     """Ask the provider about a task whose completion was not recorded (a lost webhook)."""
     status = chain.get(task.provider).poll(task_ref(task))
     if not status.state.terminal:
+        if status.progress is not None:
+            db.record_task_progress(task.id, status.progress)
         return None
     record_poll_result(db, task, status, rates=chain.rates)
     return PolledCompletion(

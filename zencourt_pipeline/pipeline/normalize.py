@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.records import Batch, Job, JobStatus
+from zencourt_pipeline.db.records import Batch, BatchStage, Job, JobStatus
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
@@ -82,6 +82,7 @@ def normalize_outputs(
         todo.append(job)
         items.append((raw, work_dir / f"{job.id}.clip.mp4", float(job.duration_seconds)))
     if items:  # plan the keyframes only when there is something to normalize
+        db.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
         keyframes = planned_keyframes(batch, jobs, width=width, height=height)
         items = [(*item, keyframes.get(job.id, [])) for job, item in zip(todo, items, strict=True)]
     outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []

@@ -77,6 +77,8 @@ def reconcile_tasks(
             if status.state.terminal:
                 record_poll_result(db, task, status, rates=chain.rates)
                 report.recorded += 1
+            elif status.progress is not None:  # Runway's 0..1: a `job.progress` event when it moved
+                db.record_task_progress(task.id, status.progress)
     return report
 
 

@@ -30,8 +30,10 @@ query strings or bodies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -43,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.events import EventListener
 from zencourt_pipeline.db.records import Job
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.observability.health import (
@@ -65,7 +68,7 @@ from zencourt_pipeline.service.errors import (
 from zencourt_pipeline.service.launch import Launcher, launcher_from_settings
 from zencourt_pipeline.service.openapi import install_openapi
 from zencourt_pipeline.service.ratelimit import KeyRateLimiter
-from zencourt_pipeline.service.routes import actions, batches, health, media, root, video, webhooks
+from zencourt_pipeline.service.routes import actions, batches, events, health, media, root, video, webhooks
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage import storage_from_settings
 from zencourt_pipeline.storage.base import Storage
@@ -226,9 +229,18 @@ def create_app(
         url for url in provider_base_urls(settings).values()
     ) else None
 
+    wakeups = events.Wakeups()
+    # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
+    listener = EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        wakeups.bind(asyncio.get_running_loop())
+        if listener is not None:
+            listener.start()
         yield
+        if listener is not None:
+            listener.stop()
         if provider_probe is not None and provider_client is None:
             provider_probe.close()
         close = getattr(verifier, "close", None)
@@ -258,6 +270,9 @@ def create_app(
     app.state.canceller = canceller
     app.state.launcher = launcher
     app.state.started_at = time.monotonic()
+    app.state.stopping = threading.Event()  # set when the server is told to exit: live streams end
+    app.state.wakeups = wakeups
+    app.state.event_listener = listener
     app.state.daemon_probe = daemon_probe
     app.state.provider_probe = provider_probe
     app.state.key_limiter = KeyRateLimiter(settings.api_key_requests_per_minute)
@@ -272,6 +287,7 @@ def create_app(
     app.include_router(video.router)
     app.include_router(batches.router)
     app.include_router(actions.router)
+    app.include_router(events.router)
     app.include_router(storage_routes.router)
     app.include_router(media.router)
     app.add_middleware(

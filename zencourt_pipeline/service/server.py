@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
@@ -10,6 +11,20 @@ from zencourt_pipeline.service.app import Canceller, configure_logging, create_a
 from zencourt_pipeline.storage.base import Storage
 
 logger = logging.getLogger("zencourt_pipeline.service")
+
+
+def stopping_server(config, stopping: threading.Event):
+    """A uvicorn server that also sets `stopping` when told to exit (SIGTERM, SIGINT): the live
+    event streams end then (their clients reconnect with `Last-Event-ID`, to another replica)
+    instead of holding the shutdown for the whole graceful timeout."""
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    return StoppingServer(config)
 
 
 def serve(
@@ -37,7 +52,7 @@ def serve(
     if not settings.video_server_api_key:
         logger.warning("VIDEO_SERVER_API_KEY is not set: every protected route answers 503")
     logger.info("starting HTTP service", extra={"host": host, "port": settings.port})
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=settings.port,
@@ -47,3 +62,4 @@ def serve(
         proxy_headers=True,
         timeout_graceful_shutdown=20,
     )
+    stopping_server(config, app.state.stopping).run()

@@ -35,6 +35,7 @@ CONTRACT_PROTECTED = {
     ("POST", "/video/generate"),
     ("POST", "/video/cancel"),
     ("GET", "/video/batches/{batch_id}"),
+    ("GET", "/video/batches/{batch_id}/events"),
     ("POST", "/storage/signed-url"),
     ("POST", "/storage/upload"),
     ("DELETE", "/storage/delete"),

@@ -14,6 +14,7 @@ PROTECTED = [
     ("POST", "/video/generate", {"batchId": "ab1"}),
     ("POST", "/video/cancel", {"batchId": "ab1"}),
     ("GET", "/video/batches/ab1", None),
+    ("GET", "/video/batches/ab1/events", None),
     ("GET", "/video/batches", None),
     ("POST", "/video/batches", {"listingId": "L", "jobs": [{"imageUrl": "https://x.example.com/1.jpg"}]}),
     ("POST", "/video/batches:bulk", {"batches": []}),

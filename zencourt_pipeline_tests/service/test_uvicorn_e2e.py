@@ -129,8 +129,11 @@ def test_serve_binds_all_interfaces_on_the_configured_port(settings, db, storage
 
     port = 43_210
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.update(vars(self.config), server=self))
     monkeypatch.setattr(server, "configure_logging", lambda settings: None)
     server.serve(settings.model_copy(update={"port": port}), db=db, storage=storage, verifier=object())
     assert seen["host"] == "0.0.0.0" and seen["port"] == port
     assert seen["access_log"] is False and seen["log_config"] is None
+    stopping = seen["app"].state.stopping
+    seen["server"].handle_exit(15, None)  # SIGTERM: the live event streams are told to end
+    assert stopping.is_set() and seen["server"].should_exit
