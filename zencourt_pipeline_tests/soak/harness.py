@@ -83,8 +83,11 @@ def script_prompts(rng: random.Random, ctx: SoakContext, cancel_targets: set[str
     picked = rng.sample(candidates, min(len(guaranteed) + len(BAD_OUTPUTS), len(candidates)))
     # Runway succeeds but serves the output truncated (a complete 200 of 60% of the file) or as
     # an HTML page: the provider's bad output, which falls back to fal (a counted second task)
-    bad = dict(zip(picked, BAD_OUTPUTS, strict=False))
-    for prompt, fate in zip(picked[len(bad):], guaranteed, strict=False):
+    # picked in turn: each webhook fate once, the broken outputs, then each fate a second time
+    fated = dict(zip(picked, guaranteed[:3], strict=False))
+    bad = dict(zip(picked[len(fated):], BAD_OUTPUTS, strict=False))
+    fated |= dict(zip(picked[len(fated) + len(bad):], guaranteed[3:], strict=False))
+    for prompt, fate in fated.items():
         failing.add(prompt)  # guaranteed fallbacks, each with a webhook fate
         _fal_script(ctx, prompt, fate, rng)
     ctx.bad_output_prompts.update(prompt for prompt in bad if prompt not in failing)
