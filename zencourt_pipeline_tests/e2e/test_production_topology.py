@@ -100,6 +100,7 @@ def webhook_events(topo: Topology, batch_id: str) -> list[dict]:
 
 
 def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_cancel_stops_a_started_run(topology):
+    """Batches complete, a daemon kill is survived, the operator actions run over HTTP, cancel stops a started run."""
     topo = topology
     insert_batch(topo, "prod-1")
     assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
@@ -134,7 +135,36 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     # exactly one generation task per job, despite the restart
     assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
 
+    operator_actions_over_http(topo, "prod-1")
     cancel_stops_a_started_run(topo)
+
+
+def wait_for_run(topo: Topology, batch_id: str, run_id: str, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = dict(batch_runs(topo, batch_id)).get(run_id)
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not end\n{topo.log_tails()}")
+
+
+def operator_actions_over_http(topo: Topology, batch_id: str) -> None:
+    """Issue 16 point 4: `zencourt serve` launches the UI's recompose and regenerate jobs through
+    the real webserver (DAGSTER_WEBSERVER_URL, set by topology.py); the daemon runs them."""
+    answer = topo.service("POST", f"/video/batches/{batch_id}/recompose", json={"orientation": "vertical"})
+    assert answer.status_code == 202, answer.text
+    assert wait_for_run(topo, batch_id, answer.json()["runId"]) == "SUCCESS"
+    assert topo.db.get_batch(batch_id).video_url.endswith("/video/listing-vertical-default.mp4")
+
+    answer = topo.service("POST", f"/video/batches/{batch_id}/regenerate", json={"jobIds": [f"{batch_id}-1"]})
+    assert answer.status_code == 202, answer.text
+    assert wait_for_run(topo, batch_id, answer.json()["runId"]) == "SUCCESS"
+    assert topo.wait_for_status(batch_id, {"completed", "failed"}) == "completed"
+    assert [len(topo.db.tasks_for_job(f"{batch_id}-{i}")) for i in range(2)] == [1, 2]  # one new paid task
+
+    refused = topo.service("POST", f"/video/batches/{batch_id}/regenerate", json={"jobIds": ["nope"]})
+    assert refused.status_code == 422 and refused.json()["code"] == "INVALID_INPUT"
 
 
 def cancel_stops_a_started_run(topo: Topology) -> None:
