@@ -65,3 +65,32 @@ def test_a_server_that_does_not_answer_decides_nothing():
     run = dg.DagsterRun(job_name="j", run_id="r1", tags={".dagster/grpc_info": '{"host": "127.0.0.1", "port": 9}'})
     assert launcher_runs_it(run) is None
     assert launcher_runs_it(dg.DagsterRun(job_name="j", run_id="r2")) is None
+
+
+def test_a_real_code_server_says_it_does_not_run_a_run_it_never_launched(tmp_path):
+    """The question goes to a real `dagster api grpc` over its socket: a run it does not execute
+    answers False (an orphan), which is what a restarted code server says of its old runs."""
+    import os
+    import subprocess
+    import sys
+
+    from zencourt_pipeline_tests.topology import free_port
+
+    port = free_port()
+    env = {**os.environ, "ZENCOURT_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "api", "grpc", "-m", "zencourt_pipeline.definitions", "-h", "127.0.0.1",
+         "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        run = dg.DagsterRun(job_name="batch_intake_job", run_id="never-launched",
+                            tags={".dagster/grpc_info": f'{{"host": "127.0.0.1", "port": {port}}}'})
+        deadline = time.monotonic() + 90
+        answer = launcher_runs_it(run)
+        while answer is None and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(1)
+            answer = launcher_runs_it(run)
+        assert answer is False
+    finally:
+        server.terminate()
+        server.wait(30)
