@@ -38,6 +38,7 @@ from zencourt_pipeline.db.records import BatchEvent
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.service.auth import principal_of, require_api_key
 from zencourt_pipeline.service.errors import ApiError, ApiErrorCode
+from zencourt_pipeline.service.openapi import AUTH_ERRORS, errors
 from zencourt_pipeline.service.routes.common import check_id
 from zencourt_pipeline.storage.urls import MediaUrls
 
@@ -153,7 +154,17 @@ async def _stream(cursor, terminal_at_connect, poll_seconds, heartbeat_seconds, 
             last_sent = time.monotonic()
 
 
-@router.get("/batches/{batch_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/batches/{batch_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "the batch's events as Server-Sent Events (`id:`, `event:`, `data:` JSON; `: heartbeat` comments)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(400, *AUTH_ERRORS, 404),
+    },
+)
 async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
     """`GET /video/batches/{batchId}/events`: the batch's state changes as Server-Sent Events."""
     check_id(batch_id, "batchId")
