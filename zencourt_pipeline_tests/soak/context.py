@@ -42,6 +42,9 @@ class SoakConfig:
     insert_spread_s: float = 12.0  # batches are inserted over this many seconds
     fault_window_s: float = 45.0  # faults land in [2 s, this] after the first insert
     quota_batches: int = 3  # batches of one workspace inserted at once, over its quota
+    # how long a cancel waits for a provider task of its jobs before it goes anyway (the full
+    # mode's 100 batches queue their intake runs for minutes)
+    cancel_wait_s: float = 120.0
     extra_faults: int = 0  # random faults on top of one of each kind
     timeout_s: float | None = None  # waiting for terminal batches; default: deadlines + slack
     mutant: str | None = None  # a seeded regression applied to the processes (soak/mutants)
@@ -59,6 +62,7 @@ class SoakConfig:
             generation_deadline_s=900.0, composition_deadline_s=600.0, fal_webhook_overdue_s=20.0,
             latency=(2.0, 6.0), insert_spread_s=max(30.0, batches * 2.0),
             fault_window_s=max(120.0, batches * 2.0 + 60.0), quota_batches=5, extra_faults=max(0, batches // 3),
+            cancel_wait_s=600.0,
         )
 
     @property

@@ -398,7 +398,6 @@ CANCEL_TARGET_LATENCY = (20.0, 25.0)  # provider task latency of the batches a c
 EARLY_KINDS = frozenset({"fal_5xx_storm", "fal_submit_errors", "ambiguous_create_fal", "runway_cancel_failures",
                          "fal_webhook_before_answer"})
 EARLY_WINDOW_S = 12.0
-CANCEL_WAIT_S = 120.0  # how long a cancel waits for a provider task of its jobs before it goes anyway
 
 
 # a code server kill takes its run workers with it and stalls run launches for tens of seconds on a

@@ -14,7 +14,7 @@ import httpx
 import sqlalchemy as sa
 
 from zencourt_pipeline_tests.soak.context import SoakContext, job_of_prompt
-from zencourt_pipeline_tests.soak.faults import CANCEL_WAIT_S, FAULTS, FaultEvent, Skip
+from zencourt_pipeline_tests.soak.faults import FAULTS, FaultEvent, Skip
 
 
 def _open_job_ids(ctx: SoakContext) -> list[str]:
@@ -86,13 +86,13 @@ class Scheduler(threading.Thread):
 
     def _wait_in_flight(self, event: FaultEvent) -> float:
         """Wait until one of the cancel's jobs has a provider task at the fakes (at most
-        CANCEL_WAIT_S): its tasks are long (CANCEL_TARGET_LATENCY), so the cancel finds them running."""
+        `config.cancel_wait_s`): its tasks are long (CANCEL_TARGET_LATENCY), so the cancel finds them running."""
         jobs = set(event.params.get("job_ids") or [])
         for plan in self.ctx.plans:
             if plan.id == event.params.get("batch_id") or plan.listing_id == event.params.get("listing_id"):
                 jobs.update(plan.job_ids(self.ctx.config.clips))
         started = time.monotonic()
-        while not self.stopping.is_set() and time.monotonic() - started < CANCEL_WAIT_S:
+        while not self.stopping.is_set() and time.monotonic() - started < self.ctx.config.cancel_wait_s:
             with self.ctx.runway._lock:
                 prompts = [task.body.get("promptText") for task in self.ctx.runway.tasks.values()]
             with self.ctx.fal._lock:
