@@ -18,6 +18,7 @@ from zencourt_pipeline.bench.rss import PeakTreeRss
 from zencourt_pipeline.media import compose
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
+from zencourt_pipeline.media.graphs import ComposePlan
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import normalize_clip, normalize_many
 from zencourt_pipeline.media.smart import plan as smart_plan
@@ -108,14 +109,37 @@ def _load() -> float:
         return float("nan")
 
 
+@dataclass
+class Prepared:
+    """What the later sections share: the source clips, the normalized batch, the template."""
+
+    sources: list[Path]
+    clips: list[ClipInput]
+    template: Template
+
+
 def run(cfg: Config, work: Path) -> None:
+    """Every section in turn (each prints its `name: value` lines), then the sensor ticks."""
     began = time.perf_counter()
-    w, h = cfg.size
     emit("bench_quick", int(cfg.quick))
     emit("cpu_count", os.cpu_count() or 1)
     emit("load_avg_1m_start", _load())
+    prepared = _normalize_batch(cfg, work)
+    _normalize_one(cfg, work, prepared.sources)
+    plan, runs = _compose_runs(cfg, work, prepared)
+    _compose_checks(work, plan, runs)
+    vclips = _vertical_clips(cfg, work, prepared)
+    _vertical_compose(cfg, work, vclips, prepared.template)
+    _local_generator(cfg, work)
+    _moviepy(cfg, work, prepared, plan, statistics.median(t.wall for t in runs["full"]))
+    emit("load_avg_1m_end", _load())
+    _sensor_figures(cfg)
+    emit("bench_total_s", time.perf_counter() - began)
 
-    # ------------------------------------------------------------ inputs + normalize
+
+def _normalize_batch(cfg: Config, work: Path) -> Prepared:
+    """Source clips generated, then the batch normalized in parallel with the timeline's keyframes."""
+    w, h = cfg.size
     note("generating source clips")
     t = timed(
         lambda: inputs.make_sources(
@@ -141,6 +165,12 @@ def run(cfg: Config, work: Path) -> None:
     normalize_clip(sources[0], grid_only, width=w, height=h, duration_s=cfg.clip_s)
     emit("normalize_keyframes_size_ratio", items[0][1].stat().st_size / grid_only.stat().st_size)
 
+    return Prepared(sources, clips, template)
+
+
+def _normalize_one(cfg: Config, work: Path, sources: list[Path]) -> None:
+    """One clip normalized by us and by the bare ffmpeg reference, interleaved."""
+    w, h = cfg.size
     note("normalize: one clip, ours vs the bare ffmpeg reference, interleaved")
     runs_n: dict[str, list[Timing]] = {"ours": [], "ref": []}
     for k in range(cfg.normalize_repeats):
@@ -159,7 +189,12 @@ def run(cfg: Config, work: Path) -> None:
     emit("normalize_ref_cpu_s", statistics.median(t.cpu for t in runs_n["ref"]))
     emit("normalize_ratio_vs_ref_cpu", median_ratio(runs_n["ours"], runs_n["ref"], "cpu"))
 
-    # ------------------------------------------------------------ compose 720p
+
+
+def _compose_runs(cfg: Config, work: Path, prepared: Prepared) -> tuple[ComposePlan, dict[str, list[Timing]]]:
+    """The 720p composition: the reference graph, ours in one graph, ours smart, interleaved."""
+    w, h = cfg.size
+    clips, template = prepared.clips, prepared.template
     plan_dir = work / "plan"
     plan_dir.mkdir()
     plan, _ = compose.plan_composition(
@@ -205,6 +240,11 @@ def run(cfg: Config, work: Path) -> None:
     emit("compose_ref_ffmpeg_720p_peak_rss_mb", max(t.peak_mb for t in runs["ref"]))
     emit("compose_720p_peak_rss_mb", max(t.peak_mb for t in runs["full"]))
     emit("compose_smart_720p_peak_rss_mb", max(t.peak_mb for t in runs["smart"]))
+    return plan, runs
+
+
+def _compose_checks(work: Path, plan: ComposePlan, runs: dict[str, list[Timing]]) -> None:
+    """What the smart composition produced, against the full one and the reference."""
     results = {name: values[-1].result for name, values in runs.items()}
     smart_result, full_result = results["smart"], results["full"]
     ref_info = probe(work / "compose_ref.mp4", count_frames=True)
@@ -225,7 +265,11 @@ def run(cfg: Config, work: Path) -> None:
     emit("compose_smart_frames_match_full", int(smart_info.frame_count == full_info.frame_count))
     emit("compose_smart_duration_error_s", abs((smart_info.frame_count or 0) / 30 - plan.total_s))
 
-    # ------------------------------------------------------------ 60 s vertical: peak memory
+
+
+def _vertical_clips(cfg: Config, work: Path, prepared: Prepared) -> list[ClipInput]:
+    """The 60 s vertical timeline's clips, normalized (a few distinct clips, each used often)."""
+    sources, template = prepared.sources, prepared.template
     vw, vh = cfg.vertical_size
     note(f"normalizing {cfg.vertical_distinct} vertical clips")
     vpaths = [work / f"vclip_{i}.mp4" for i in range(cfg.vertical_distinct)]
@@ -247,6 +291,12 @@ def run(cfg: Config, work: Path) -> None:
     voutcomes = normalize_many(vitems, width=vw, height=vh)
     if any(isinstance(o, Exception) for o in voutcomes):
         raise SystemExit(f"vertical normalize failed: {voutcomes}")
+    return vclips
+
+
+def _vertical_compose(cfg: Config, work: Path, vclips: list[ClipInput], template: Template) -> None:
+    """The 60 s vertical video (default strategy: its peak memory), then a third of it re-encoded in full."""
+    vw, vh = cfg.vertical_size
     vlabel = f"{vw}x{vh}"
     total = compose.planned_duration([c.duration_s for c in vclips], template)
     note(f"composing the {total:.0f} s vertical video (default strategy)")
@@ -287,7 +337,11 @@ def run(cfg: Config, work: Path) -> None:
     emit(f"{label}_peak_rss_mb", t.peak_mb)
     emit(f"{label}_pieces", t.result.pieces)
 
-    # ------------------------------------------------------------ local generator
+
+
+def _local_generator(cfg: Config, work: Path) -> None:
+    """The local generator: a Ken Burns clip from a large photo."""
+    w, h = cfg.size
     from zencourt_pipeline.media.kenburns import choose_motion, render_ken_burns
 
     note("local generator: Ken Burns clip from a large photo")
@@ -311,7 +365,12 @@ def run(cfg: Config, work: Path) -> None:
         emit("local_generator_5s_720p_s", gen)  # quick mode: same name, tiny clip
     emit("local_generator_realtime_factor", cfg.generator_s / gen)
 
-    # ------------------------------------------------------------ moviepy (last: it bloats this process)
+
+
+def _moviepy(cfg: Config, work: Path, prepared: Prepared, plan: ComposePlan, ours_full_s: float) -> None:
+    """The naive moviepy composition, once (last: it bloats this process)."""
+    w, h = cfg.size
+    clips, template = prepared.clips, prepared.template
     note("moviepy reference (naive concatenate_videoclips + write_videofile), once")
     mplan = replace(
         plan,
@@ -333,7 +392,7 @@ def run(cfg: Config, work: Path) -> None:
             font=_font_file(),
         )  # fmt: skip
     )
-    ours_for_moviepy = med["full"]
+    ours_for_moviepy = ours_full_s
     if cfg.moviepy_clips != cfg.clips:  # quick mode: compare with ours on the same shorter timeline
         short = clips[: cfg.moviepy_clips]
         ours_for_moviepy = timed(
@@ -352,9 +411,6 @@ def run(cfg: Config, work: Path) -> None:
     emit("compose_moviepy_720p_peak_rss_mb", mp.peak_mb)
     emit("compose_ratio_vs_moviepy", mp.wall / ours_for_moviepy)
 
-    emit("load_avg_1m_end", _load())
-    _sensor_figures(cfg)
-    emit("bench_total_s", time.perf_counter() - began)
 
 
 def _sensor_figures(cfg: Config) -> None:
