@@ -1,4 +1,5 @@
-"""Stage 2: submit each job to a provider (at most once per provider), then collect the outputs.
+"""Stage 2: submit each job to a provider (at most once per provider); `pipeline.collect` then
+collects the outputs.
 
 Money rules kept here:
 - a task row is written *before* the provider is called and gets its task id as soon as the
@@ -28,24 +29,18 @@ from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
 from zencourt_pipeline.db.generation import TaskIdTaken
 from zencourt_pipeline.db.records import (
     Batch,
-    CompletionRecord,
     GenerationTaskStatus,
     Job,
     Task,
-    current_task,
 )
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.pipeline.keys import raw_clip_key
 from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
-from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.base import (
     GenerationError,
     GenerationRequest,
-    TaskRef,
-    TaskState,
 )
-from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed, should_fall_back
+from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 LIVE_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED, GenerationTaskStatus.SUCCEEDED)
@@ -70,17 +65,7 @@ class JobOutcome:
     error_message: str | None = None
 
 
-@dataclass(frozen=True)
-class PolledCompletion:
-    """What a poll learned of a task whose completion was not recorded: read like a `CompletionRecord`."""
-
-    status: GenerationTaskStatus
-    output_url: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-def _tried_providers(tasks: list[Task]) -> set[str]:
+def tried_providers(tasks: list[Task]) -> set[str]:
     """Providers this attempt of the job already went to (a regeneration starts the chain over)."""
     return {
         task.provider for task in tasks if task.status != SUPERSEDED and task.error_code != LEGACY_ABANDONED_CODE
@@ -100,11 +85,13 @@ def attempt_seed(job_id: str, attempt: int) -> int:
     return seeds[attempt]
 
 
-def _attempt(tasks: list[Task]) -> int:
+def generation_attempt(tasks: list[Task]) -> int:
+    """Which generation of the job this is: 0, then one more per operator regeneration (superseded tasks)."""
     return sum(1 for task in tasks if task.status == SUPERSEDED)
 
 
-def _build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
+def build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
+    """The provider request of one job: its photo, prompt, duration, orientation and seed."""
     return GenerationRequest(
         job_id=job.id,
         batch_id=batch.id,
@@ -250,7 +237,7 @@ def submit_jobs(
                 JobOutcome(job.id, job.room_name, "failed", task.provider, error_code=code, error_message=message)
             )
             continue
-        failed_providers = _tried_providers(tasks)
+        failed_providers = tried_providers(tasks)
         candidates = [name for name in chain.order if name not in failed_providers]
         try:
             photo = storage.get_file(job.photo_key, work_dir / f"{job.id}.jpg")
@@ -260,122 +247,11 @@ def submit_jobs(
             db.fail_job(job.id, exc.code, exc.message)
             outcomes.append(JobOutcome(job.id, job.room_name, "failed", error_code=exc.code))
             continue
-        request = _build_request(batch, job, photo, storage, _attempt(tasks))
+        request = build_request(batch, job, photo, storage, generation_attempt(tasks))
         outcomes.append(
             submit_with_fallback(db, chain, request, candidates, run_id, quota=quota and quota.for_batch(batch))
         )
     return outcomes
-
-
-def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Task) -> PolledCompletion | None:
-    """Ask the provider about a task whose completion was not recorded (a lost webhook)."""
-    status = chain.get(task.provider).poll(task_ref(task))
-    if not status.state.terminal:
-        if status.progress is not None:
-            db.record_task_progress(task.id, status.progress)
-        return None
-    record_poll_result(db, task, status, rates=chain.rates)
-    return PolledCompletion(
-        GenerationTaskStatus(status.state.value), status.output_url, status.error_code, status.error_message
-    )
-
-
-def collect_outputs(
-    db: AppDatabase,
-    storage: Storage,
-    chain: ProviderChain,
-    batch: Batch,
-    jobs: list[Job],
-    work_dir: Path,
-    *,
-    poll_missing: bool = True,
-    quota: QuotaLimits | None = None,
-    max_download_attempts: int = DEFAULT_MAX_DOWNLOAD_ATTEMPTS,
-) -> list[JobOutcome]:
-    """Store every finished output in our storage; fall back or fail the failed ones.
-
-    An output that does not download leaves its job in flight (error_code OUTPUT_DOWNLOAD_FAILED)
-    for the next collect, which downloads it again from a fresh URL; past `max_download_attempts`
-    failed downloads of the task (default: ZENCOURT_MAX_DOWNLOAD_ATTEMPTS, 5) the job fails
-    OUTPUT_DOWNLOAD_FAILED, without fallback."""
-    max_downloads = max(1, max_download_attempts)
-    completions = {(c.provider, c.task_id): c for c in db.completions_for_batch(batch.id)}
-    tasks_by_job: dict[str, list[Task]] = {}
-    for task in db.tasks_for_batch(batch.id):
-        tasks_by_job.setdefault(task.job_id, []).append(task)
-    outcomes = []
-    for job in jobs:
-        name = job.room_name
-        if job.terminal:
-            outcomes.append(JobOutcome(job.id, name, "skipped", error_code=job.error_code))
-            continue
-        task = current_task(tasks_by_job.get(job.id, []))
-        if job.raw_clip_key and storage.exists(job.raw_clip_key):
-            outcomes.append(JobOutcome(job.id, name, "stored", task and task.provider, task and task.task_id))
-            continue
-        if task is None:
-            outcomes.append(JobOutcome(job.id, name, "in_flight"))
-            continue
-        provider, task_id = task.provider, task.task_id
-        completion: CompletionRecord | PolledCompletion | None = completions.get((provider, task_id))
-        if completion is None and poll_missing:
-            try:
-                completion = _completion_from_poll(db, chain, task)
-            except GenerationError:
-                completion = None
-        if completion is None:
-            outcomes.append(JobOutcome(job.id, name, "in_flight", provider, task_id))
-            continue
-        code, message = completion.error_code, completion.error_message
-        if completion.status == TaskState.SUCCEEDED:
-            try:
-                ref = TaskRef(provider, task_id, task.meta)
-                # the recorded URL the first time; after a failed download, a fresh one
-                url = completion.output_url if not task.download_attempts else None
-                local = chain.get(provider).fetch_result(ref, work_dir / f"{job.id}.raw.mp4", url)
-                key = raw_clip_key(batch.id, job.id)
-                storage.put_file(key, local, "video/mp4")
-                db.update_job(job.id, raw_clip_key=key)
-                outcomes.append(JobOutcome(job.id, name, "stored", provider, task_id, cost_credits=task.cost_credits))
-                continue
-            except GenerationError as exc:
-                if exc.download_failed:  # paid: download it again later, never generate it again
-                    outcomes.append(_download_failed(db, job, task, exc, max_downloads))
-                    continue
-                code, message = exc.code, exc.message
-                db.task_output_rejected(task.id, code, message)  # paid, its clip unusable: on the ledger why
-            except StorageError as exc:
-                outcomes.append(JobOutcome(job.id, name, "in_flight", provider, task_id, error_code=exc.code))
-                continue
-        code = code or ErrorCode.generation_failed(provider)
-        message = message or f"{provider} task {task_id} ended {completion.status}"
-        job_tasks = tasks_by_job[job.id]
-        remaining = [p for p in chain.after(provider) if p not in _tried_providers(job_tasks)]
-        if should_fall_back(code) and remaining:
-            photo = storage.get_file(job.photo_key, work_dir / f"{job.id}.jpg")
-            request = _build_request(batch, job, photo, storage, _attempt(job_tasks))
-            outcomes.append(submit_with_fallback(db, chain, request, remaining, quota=quota and quota.for_batch(batch)))
-            continue
-        db.fail_job(job.id, code, message)
-        outcomes.append(JobOutcome(job.id, name, "failed", provider, task_id, error_code=code, error_message=message))
-    return outcomes
-
-
-def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError, max_downloads: int) -> JobOutcome:
-    """Count the failed downloads of `task`; fail the job once they reach `max_downloads`."""
-    total = db.task_download_failed(task.id, getattr(exc, "downloads", 1), f"{exc.code}: {exc.message}")
-    provider, task_id = task.provider, task.task_id
-    if total < max_downloads:
-        return JobOutcome(
-            job.id, job.room_name, "in_flight", provider, task_id,
-            error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=exc.message,
-        )  # fmt: skip
-    message = f"the output of {provider} task {task_id} was not downloaded after {total} attempts: {exc.message}"
-    db.fail_job(job.id, ErrorCode.OUTPUT_DOWNLOAD_FAILED, message)
-    return JobOutcome(
-        job.id, job.room_name, "failed", provider, task_id,
-        error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=message,
-    )  # fmt: skip
 
 
 def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from zencourt_pipeline.pipeline.generation import collect_outputs, submit_jobs
+from zencourt_pipeline.pipeline.collect import collect_outputs
+from zencourt_pipeline.pipeline.generation import submit_jobs
 from zencourt_pipeline.pipeline.quota import QuotaLimits, month_start
 from zencourt_pipeline.pipeline.reconcile import record_poll_result, task_ref
 from zencourt_pipeline.providers.chain import ProviderChain

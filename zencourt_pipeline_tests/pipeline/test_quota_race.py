@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.schema import clip_quota_usage
-from zencourt_pipeline.pipeline.generation import collect_outputs, submit_with_fallback
+from zencourt_pipeline.pipeline.collect import collect_outputs
+from zencourt_pipeline.pipeline.generation import submit_with_fallback
 from zencourt_pipeline.pipeline.intake import BatchRejected
 from zencourt_pipeline.pipeline.quota import QuotaLimits, enforce_quota, month_start, reserve_submission
 from zencourt_pipeline.providers.base import GenerationError, GenerationRequest, SubmittedTask, TaskRef

@@ -19,7 +19,8 @@ from zencourt_pipeline.defs.resources import (
     PipelineSettingsResource,
     StorageResource,
 )
-from zencourt_pipeline.pipeline.generation import collect_outputs, generation_state, submit_jobs
+from zencourt_pipeline.pipeline.collect import collect_outputs
+from zencourt_pipeline.pipeline.generation import generation_state, submit_jobs
 from zencourt_pipeline.pipeline.intake import BatchRejected
 from zencourt_pipeline.pipeline.quota import QuotaLimits, enforce_quota
 from zencourt_pipeline.pipeline.regenerate import (
