@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import IO, Any
 
 from fastapi import FastAPI
@@ -196,6 +197,64 @@ def default_verifier(settings: Settings):
 
 
 # -- the app --------------------------------------------------------------------------------
+ROUTERS = (
+    root.router, health.router, webhooks.router, video.router, batches.router, actions.router, events.router,
+    storage_routes.router, media.router,
+)  # fmt: skip
+
+
+@dataclass
+class _Parts:
+    """What the app is built from, and which of it the app made (and so closes at shutdown)."""
+
+    db: AppDatabase
+    storage: Storage
+    verifier: Any
+    canceller: Canceller | None
+    launcher: Launcher | None
+    daemon_probe: DaemonProbe | None
+    provider_probe: ProviderProbe | None
+    wakeups: events.Wakeups
+    listener: EventListener | None
+    owns: frozenset[str]
+
+    def start(self) -> None:
+        """Bind the live streams' wake-ups to the running loop; start the NOTIFY listener."""
+        self.wakeups.bind(asyncio.get_running_loop())
+        if self.listener is not None:
+            self.listener.start()
+
+    def close(self) -> None:
+        """Stop the listener; close what the app made (best effort for the verifier)."""
+        if self.listener is not None:
+            self.listener.stop()
+        if self.provider_probe is not None and "provider_client" in self.owns:
+            self.provider_probe.close()
+        close = getattr(self.verifier, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - shutdown best effort
+                logger.warning("closing the webhook verifier failed", exc_info=True)
+        if "launcher" in self.owns and self.launcher is not None:
+            self.launcher.close()
+        if "db" in self.owns:
+            self.db.dispose()
+
+
+def _probes(
+    settings: Settings, dagster_instance: Callable[[], Any] | None, provider_client
+) -> tuple[DaemonProbe | None, ProviderProbe | None]:
+    """The `/health` probes: the daemon's heartbeats (when there is an instance), the providers."""
+    cache = TtlCache(settings.health_cache_seconds)
+    if dagster_instance is None and settings.dagster_home:
+        dagster_instance = default_instance_factory
+    daemon_probe = DaemonProbe(dagster_instance, cache) if dagster_instance is not None else None
+    has_provider = any(url for url in provider_base_urls(settings).values())
+    provider_probe = ProviderProbe(settings, cache, client=provider_client) if has_provider else None
+    return daemon_probe, provider_probe
+
+
 def create_app(
     settings: Settings,
     *,
@@ -214,45 +273,29 @@ def create_app(
     check); `provider_client`: the `httpx.Client` of the provider reachability probe;
     `launcher`: what launches the operator actions' runs (default: `DAGSTER_WEBSERVER_URL`'s
     GraphQL API, none when unset)."""
-    owns_db = db is None
+    owns = {name for name, given in (("db", db), ("launcher", launcher), ("provider_client", provider_client)) if given is None}
     db = db if db is not None else AppDatabase(settings.resolved_database_url)
-    storage = storage if storage is not None else default_storage(settings)
-    verifier = verifier if verifier is not None else default_verifier(settings)
-    owns_launcher = launcher is None
-    launcher = launcher if launcher is not None else launcher_from_settings(settings)
-
-    cache = TtlCache(settings.health_cache_seconds)
-    if dagster_instance is None and settings.dagster_home:
-        dagster_instance = default_instance_factory
-    daemon_probe = DaemonProbe(dagster_instance, cache) if dagster_instance is not None else None
-    provider_probe = ProviderProbe(settings, cache, client=provider_client) if any(
-        url for url in provider_base_urls(settings).values()
-    ) else None
-
     wakeups = events.Wakeups()
-    # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
-    listener = EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None
+    parts = _Parts(
+        db=db,
+        storage=storage if storage is not None else default_storage(settings),
+        verifier=verifier if verifier is not None else default_verifier(settings),
+        canceller=canceller,
+        launcher=launcher if launcher is not None else launcher_from_settings(settings),
+        daemon_probe=None,
+        provider_probe=None,
+        wakeups=wakeups,
+        # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
+        listener=EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None,
+        owns=frozenset(owns),
+    )
+    parts.daemon_probe, parts.provider_probe = _probes(settings, dagster_instance, provider_client)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        wakeups.bind(asyncio.get_running_loop())
-        if listener is not None:
-            listener.start()
+        parts.start()
         yield
-        if listener is not None:
-            listener.stop()
-        if provider_probe is not None and provider_client is None:
-            provider_probe.close()
-        close = getattr(verifier, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - shutdown best effort
-                logger.warning("closing the webhook verifier failed", exc_info=True)
-        if owns_launcher and launcher is not None:
-            launcher.close()
-        if owns_db:
-            db.dispose()
+        parts.close()
 
     app = FastAPI(
         title="zencourt_pipeline service",
@@ -262,37 +305,34 @@ def create_app(
         openapi_url=root.OPENAPI_PATH,  # the API description `GET /` links to (no auth)
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.db = db
-    app.state.storage = storage
-    app.state.media_urls = MediaUrls.from_settings(settings, storage)
-    app.state.verifier = verifier
-    app.state.canceller = canceller
-    app.state.launcher = launcher
-    app.state.started_at = time.monotonic()
-    app.state.stopping = threading.Event()  # set when the server is told to exit: live streams end
-    app.state.wakeups = wakeups
-    app.state.event_listener = listener
-    app.state.daemon_probe = daemon_probe
-    app.state.provider_probe = provider_probe
-    app.state.key_limiter = KeyRateLimiter(settings.api_key_requests_per_minute)
-    app.state.key_touched = {}  # workspace key id -> when this process last wrote its last_used_at
-    app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)
-
+    _install_state(app, settings, parts)
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(root.router)
-    app.include_router(health.router)
-    app.include_router(webhooks.router)
-    app.include_router(video.router)
-    app.include_router(batches.router)
-    app.include_router(actions.router)
-    app.include_router(events.router)
-    app.include_router(storage_routes.router)
-    app.include_router(media.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(
         ServiceMiddleware,
         max_json_bytes=max_json_bytes,
         max_upload_bytes=max_upload_bytes or settings.max_upload_bytes,
     )
     return app
+
+
+def _install_state(app: FastAPI, settings: Settings, parts: _Parts) -> None:
+    """What the routes read from `app.state`."""
+    app.state.settings = settings
+    app.state.db = parts.db
+    app.state.storage = parts.storage
+    app.state.media_urls = MediaUrls.from_settings(settings, parts.storage)
+    app.state.verifier = parts.verifier
+    app.state.canceller = parts.canceller
+    app.state.launcher = parts.launcher
+    app.state.started_at = time.monotonic()
+    app.state.stopping = threading.Event()  # set when the server is told to exit: live streams end
+    app.state.wakeups = parts.wakeups
+    app.state.event_listener = parts.listener
+    app.state.daemon_probe = parts.daemon_probe
+    app.state.provider_probe = parts.provider_probe
+    app.state.key_limiter = KeyRateLimiter(settings.api_key_requests_per_minute)
+    app.state.key_touched = {}  # workspace key id -> when this process last wrote its last_used_at
+    app.state.storage_health_cache = health.StorageHealthCache(settings.storage_health_cache_seconds)
