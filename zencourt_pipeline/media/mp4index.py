@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.h264 import sps_format, x264_options
 
 _MAX_MOOV = 64 * 1024 * 1024
 
@@ -63,57 +64,6 @@ class VideoTrackIndex:
         """[start, end) display frame ranges of the GOPs."""
         bounds = [*self.keyframes, self.sample_count]
         return [(bounds[i], bounds[i + 1]) for i in range(len(self.keyframes))]
-
-
-class _Bits:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def bit(self) -> int:
-        byte = self.data[self.pos >> 3]
-        value = (byte >> (7 - (self.pos & 7))) & 1
-        self.pos += 1
-        return value
-
-    def bits(self, n: int) -> int:
-        value = 0
-        for _ in range(n):
-            value = (value << 1) | self.bit()
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("bad exp-Golomb code")
-        return (1 << zeros) - 1 + self.bits(zeros)
-
-
-_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
-
-
-def sps_format(avcc: bytes) -> tuple[int, int] | None:
-    """(chroma_format_idc, luma bit depth) from the first SPS in an avcC box (header included)."""
-    try:
-        body = avcc[8:] if avcc[4:8] == b"avcC" else avcc
-        if body[5] & 0x1F == 0:
-            return None
-        length = struct.unpack_from(">H", body, 6)[0]
-        nal = body[8 : 8 + length]
-        rbsp = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")
-        bits = _Bits(rbsp)
-        profile = bits.bits(8)
-        bits.bits(16)  # constraint flags, level
-        bits.ue()  # seq_parameter_set_id
-        if profile not in _HIGH_PROFILES:
-            return 1, 8
-        chroma = bits.ue()
-        if chroma == 3:
-            bits.bit()  # separate_colour_plane_flag
-        return chroma, bits.ue() + 8
-    except (IndexError, ValueError, struct.error):
-        return None
 
 
 # ------------------------------------------------------------------------------------ boxes
@@ -249,21 +199,6 @@ def _trak(moov: bytes, handler: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _x264_options(sample: bytes) -> dict[str, str]:
-    at = sample.find(b"x264 - core")
-    if at < 0:
-        return {}
-    end = sample.find(b"\x00", at)
-    text = sample[at : end if end > 0 else len(sample)].decode("latin-1")
-    _, _, options = text.partition("options: ")
-    pairs = {}
-    for item in options.split():
-        key, sep, value = item.partition("=")
-        if sep:
-            pairs[key] = value
-    return pairs
-
-
 def read_video_index(path: Path) -> VideoTrackIndex:
     """The video track index of the MP4 at `path`; MediaError(INVALID_INPUT) if there is none."""
     path = Path(path)
@@ -271,14 +206,6 @@ def read_video_index(path: Path) -> VideoTrackIndex:
     trak = _trak(moov, b"vide")
     if trak is None:
         raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has no video track")
-    edit_ok = True
-    rotated = False
-    tkhd = _find(moov, *trak, b"tkhd")
-    if tkhd is not None:
-        version, p = _full_box(moov, tkhd[0])
-        matrix_at = p + (32 if version == 1 else 20) + 16
-        matrix = struct.unpack_from(">9i", moov, matrix_at)
-        rotated = matrix != (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
     mdia = _find(moov, *trak, b"mdia")
     mdhd = _find(moov, *mdia, b"mdhd")
     minf = _find(moov, *mdia, b"minf")
@@ -287,20 +214,54 @@ def read_video_index(path: Path) -> VideoTrackIndex:
         raise MediaError(ErrorCode.INVALID_INPUT, f"{path.name} has an incomplete video track")
     version, p = _full_box(moov, mdhd[0])
     timescale = struct.unpack_from(">I", moov, p + (16 if version == 1 else 8))[0]
-
     boxes = {kind: (s, e) for kind, s, e in iter_boxes(moov, *stbl)}
-    # Sample entry (avc1 etc.): 78 bytes of VisualSampleEntry fields, then child boxes (avcC ...).
-    codec, width, height, avcc = "", 0, 0, None
-    if b"stsd" in boxes:
-        s, e = boxes[b"stsd"]
-        for kind, es, ee in iter_boxes(moov, s + 8, e):
-            codec = kind.decode("latin-1")
-            width, height = struct.unpack_from(">HH", moov, es + 24)
-            found = _find(moov, es + 78, ee, b"avcC")
-            if found is not None:
-                avcc = moov[found[0] - 8 : found[1]]
-            break
+    codec, width, height, avcc = _sample_entry(moov, boxes)
+    deltas = _sample_deltas(moov, boxes)
+    sample_count = len(deltas)
+    frame_delta = deltas[0] if deltas and all(d == deltas[0] for d in deltas) else None
+    sync = _sync_samples(moov, boxes, sample_count)
+    keyframes: tuple[int, ...] = ()
+    closed, edit_ok = False, True
+    if sample_count and frame_delta and sync and sync[0] == 0:
+        pts = _presentation_times(moov, boxes, frame_delta, sample_count)
+        first = min(pts)
+        display = [(t - first) / frame_delta for t in pts]
+        closed = _closed_gops(display, sync, sample_count)
+        keyframes = tuple(sync)
+        edit_ok = _edit_ok(moov, trak, first)
+    return VideoTrackIndex(
+        codec=codec, width=width, height=height, timescale=timescale, sample_count=sample_count,
+        frame_delta=frame_delta, keyframes=keyframes, closed_gops=closed, avcc=avcc, edit_ok=edit_ok,
+        rotated=_rotated(moov, trak), encoder_options=_first_sample_options(path, moov, boxes),
+        has_audio=_trak(moov, b"soun") is not None,
+    )  # fmt: skip
 
+
+def _rotated(moov: bytes, trak: tuple[int, int]) -> bool:
+    """Whether the track header's matrix is not the identity (a display rotation or flip)."""
+    tkhd = _find(moov, *trak, b"tkhd")
+    if tkhd is None:
+        return False
+    version, p = _full_box(moov, tkhd[0])
+    matrix = struct.unpack_from(">9i", moov, p + (32 if version == 1 else 20) + 16)
+    return matrix != (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+
+
+def _sample_entry(moov: bytes, boxes: dict[bytes, tuple[int, int]]) -> tuple[str, int, int, bytes | None]:
+    """(fourcc, width, height, avcC box) of the first sample entry: 78 bytes of VisualSampleEntry
+    fields, then child boxes (avcC ...)."""
+    if b"stsd" not in boxes:
+        return "", 0, 0, None
+    s, e = boxes[b"stsd"]
+    for kind, es, ee in iter_boxes(moov, s + 8, e):
+        width, height = struct.unpack_from(">HH", moov, es + 24)
+        found = _find(moov, es + 78, ee, b"avcC")
+        return kind.decode("latin-1"), width, height, moov[found[0] - 8 : found[1]] if found is not None else None
+    return "", 0, 0, None
+
+
+def _sample_deltas(moov: bytes, boxes: dict[bytes, tuple[int, int]]) -> list[int]:
+    """Each sample's duration (stts)."""
     deltas: list[int] = []
     if b"stts" in boxes:
         s, _ = boxes[b"stts"]
@@ -308,92 +269,75 @@ def read_video_index(path: Path) -> VideoTrackIndex:
         for i in range(count):
             n, delta = struct.unpack_from(">II", moov, s + 8 + 8 * i)
             deltas.extend([delta] * n)
-    sample_count = len(deltas)
-    sizes: list[int] = []
+    return deltas
+
+
+def _first_sample_options(path: Path, moov: bytes, boxes: dict[bytes, tuple[int, int]]) -> dict[str, str]:
+    """x264's options SEI of the first sample (its size from stsz, its offset from stco/co64)."""
+    size = offset = None
     if b"stsz" in boxes:
         s, _ = boxes[b"stsz"]
         uniform, n = struct.unpack_from(">II", moov, s + 4)
-        sizes = [uniform] * n if uniform else list(struct.unpack_from(f">{n}I", moov, s + 12))
-    offsets: list[int] = []
-    if b"stco" in boxes:
-        s, _ = boxes[b"stco"]
-        n = struct.unpack_from(">I", moov, s + 4)[0]
-        offsets = list(struct.unpack_from(f">{n}I", moov, s + 8))
-    elif b"co64" in boxes:
-        s, _ = boxes[b"co64"]
-        n = struct.unpack_from(">I", moov, s + 4)[0]
-        offsets = list(struct.unpack_from(f">{n}Q", moov, s + 8))
+        size = uniform or (struct.unpack_from(">I", moov, s + 12)[0] if n else None)
+    for kind, fmt in ((b"stco", ">I"), (b"co64", ">Q")):
+        if kind in boxes:
+            s, _ = boxes[kind]
+            if struct.unpack_from(">I", moov, s + 4)[0]:
+                offset = struct.unpack_from(fmt, moov, s + 8)[0]
+            break
+    if not size or offset is None:
+        return {}
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return x264_options(fh.read(min(size, 1 << 20)))
 
-    composition = [0] * sample_count
+
+def _presentation_times(moov: bytes, boxes: dict[bytes, tuple[int, int]], frame_delta: int, n: int) -> list[int]:
+    """Each sample's presentation time: its decode time plus its composition offset (ctts)."""
+    composition = [0] * n
     if b"ctts" in boxes:
-        s, _ = boxes[b"ctts"]
-        version, p = _full_box(moov, s)
+        version, p = _full_box(moov, boxes[b"ctts"][0])
         count = struct.unpack_from(">I", moov, p)[0]
-        i = 0
-        fmt = ">Ii" if version == 1 else ">II"
+        fmt, i = (">Ii" if version == 1 else ">II"), 0
         for k in range(count):
-            n, off = struct.unpack_from(fmt, moov, p + 4 + 8 * k)
-            if off >= 2**31:
-                off -= 2**32
-            for _ in range(n):
-                if i < sample_count:
+            run, off = struct.unpack_from(fmt, moov, p + 4 + 8 * k)
+            off = off - 2**32 if off >= 2**31 else off
+            for _ in range(run):
+                if i < n:
                     composition[i] = off
                     i += 1
+    return [i * frame_delta + c for i, c in enumerate(composition)]
 
-    if b"stss" in boxes:
-        s, _ = boxes[b"stss"]
-        n = struct.unpack_from(">I", moov, s + 4)[0]
-        sync = [x - 1 for x in struct.unpack_from(f">{n}I", moov, s + 8)]
-    else:
-        sync = list(range(sample_count))  # every sample is a sync sample
 
-    frame_delta = deltas[0] if deltas and all(d == deltas[0] for d in deltas) else None
-    keyframes: tuple[int, ...] = ()
-    closed = False
-    if sample_count and frame_delta and sync and sync[0] == 0:
-        dts = [i * frame_delta for i in range(sample_count)]
-        pts = [d + c for d, c in zip(dts, composition, strict=True)]
-        first = min(pts)
-        display = [(p - first) / frame_delta for p in pts]
-        closed = sorted(display) == list(range(sample_count))
-        bounds = [*sync, sample_count]
-        for g in range(len(sync)):
-            members = display[bounds[g] : bounds[g + 1]]
-            if not members or min(members) != bounds[g] or max(members) != bounds[g + 1] - 1:
-                closed = False
-                break
-        keyframes = tuple(sync)
-        edts = _find(moov, *trak, b"edts")
-        if edts is not None:
-            elst = _find(moov, *edts, b"elst")
-            if elst is not None:
-                version, p = _full_box(moov, elst[0])
-                count = struct.unpack_from(">I", moov, p)[0]
-                if count != 1:
-                    edit_ok = False
-                else:
-                    media_time = struct.unpack_from(
-                        ">q" if version == 1 else ">i", moov, p + (12 if version == 1 else 8)
-                    )[0]
-                    edit_ok = media_time in (first, -1) or (media_time == 0 and first == 0)
+def _sync_samples(moov: bytes, boxes: dict[bytes, tuple[int, int]], n: int) -> list[int]:
+    """0-based indexes of the sync samples (stss; without one every sample is a sync sample)."""
+    if b"stss" not in boxes:
+        return list(range(n))
+    s, _ = boxes[b"stss"]
+    count = struct.unpack_from(">I", moov, s + 4)[0]
+    return [x - 1 for x in struct.unpack_from(f">{count}I", moov, s + 8)]
 
-    options: dict[str, str] = {}
-    if sizes and offsets:
-        with open(path, "rb") as fh:
-            fh.seek(offsets[0])
-            options = _x264_options(fh.read(min(sizes[0], 1 << 20)))
-    return VideoTrackIndex(
-        codec=codec,
-        width=width,
-        height=height,
-        timescale=timescale,
-        sample_count=sample_count,
-        frame_delta=frame_delta,
-        keyframes=keyframes,
-        closed_gops=closed,
-        avcc=avcc,
-        edit_ok=edit_ok,
-        rotated=rotated,
-        encoder_options=options,
-        has_audio=_trak(moov, b"soun") is not None,
-    )
+
+def _closed_gops(display: list[float], sync: list[int], n: int) -> bool:
+    """Whether every GOP displays exactly the frames [its keyframe, the next keyframe)."""
+    if sorted(display) != list(range(n)):
+        return False
+    bounds = [*sync, n]
+    for g in range(len(sync)):
+        members = display[bounds[g] : bounds[g + 1]]
+        if not members or min(members) != bounds[g] or max(members) != bounds[g + 1] - 1:
+            return False
+    return True
+
+
+def _edit_ok(moov: bytes, trak: tuple[int, int], first: int) -> bool:
+    """No edit list, or one entry that starts presentation at the first frame."""
+    edts = _find(moov, *trak, b"edts")
+    elst = _find(moov, *edts, b"elst") if edts is not None else None
+    if elst is None:
+        return True
+    version, p = _full_box(moov, elst[0])
+    if struct.unpack_from(">I", moov, p)[0] != 1:
+        return False
+    media_time = struct.unpack_from(">q" if version == 1 else ">i", moov, p + (12 if version == 1 else 8))[0]
+    return media_time in (first, -1) or (media_time == 0 and first == 0)
