@@ -11,7 +11,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
@@ -286,70 +289,22 @@ def compose_video(
     _validate(clips, width, height)
     planned = planned_duration([c.duration_s for c in clips], template)
     dest.parent.mkdir(parents=True, exist_ok=True)
-
-    own_work = None
-    if work_dir is None:
-        own_work = tempfile.TemporaryDirectory(prefix=".compose-", dir=dest.parent)
-        work = Path(own_work.name)
-    else:
-        work = Path(work_dir)
-        work.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
-    try:
-        plan, title_end = plan_composition(
-            clips, width=width, height=height, title=title, template=template, work=work
-        )
-        durations, transition = plan.durations, plan.transition_s
-        music = plan.music is not None
-        used, notes, copied, pieces, info, stages = "full", [], 0, 1, None, {}
-        if strategy != "full":
-            try:
-                outcome = smart_render.render_smart(
-                    plan, tmp, work=work, preset=preset, crf=crf, require_gain=strategy == "auto"
-                )
-                info = replace(probe(tmp), frame_count=outcome.frame_count)
-                _check_output(info, width=width, height=height, planned=planned, music=music)
-                used, copied, pieces = "smart", outcome.plan.copied_frames, len(outcome.plan.pieces)
-                stages = outcome.seconds
-            except (smart_plan.SmartUnavailable, MediaError) as exc:
-                if strategy == "smart":
-                    raise MediaError(ErrorCode.COMPOSITION_FAILED, f"smart rendering failed: {exc}") from exc
-                notes.append(f"smart: {exc}")
-                level = logging.INFO if isinstance(exc, smart_plan.SmartUnavailable) else logging.WARNING
-                log.log(level, "smart rendering not used, composing with the full graph: %s", exc)
-                tmp.unlink(missing_ok=True)
-                info = None
-        if (
-            info is None
-            and smart_render.pass_memory_mb(width, height, len(clips)) > smart_render.MEMORY_BUDGET_MB
-        ):
-            # One graph would hold every clip's decoder at once: render in windows of ~2 clips.
-            try:
-                outcome = smart_render.render_segmented(plan, tmp, work=work, preset=preset, crf=crf)
-                info = replace(probe(tmp), frame_count=outcome.frame_count)
-                _check_output(info, width=width, height=height, planned=planned, music=music)
-                pieces, stages = len(outcome.plan.pieces), outcome.seconds
-            except (smart_plan.SmartUnavailable, MediaError) as exc:
-                notes.append(f"segmented: {exc}")
-                log.warning("windowed full render failed, using one graph: %s", exc)
-                tmp.unlink(missing_ok=True)
-                info = None
-        if info is None:
-            run_ffmpeg(graphs.compose_args(plan, tmp, preset=preset, crf=crf), code=ErrorCode.COMPOSITION_FAILED)
-            info = probe(tmp, count_frames=True)
-            _check_output(info, width=width, height=height, planned=planned, music=music)
-            pieces, stages = 1, {}
-        note = "; ".join(notes) or None
-        os.replace(tmp, dest)
-        info = replace(info, size_bytes=dest.stat().st_size)
-        thumb = None
-        if thumbnail_dest is not None:
-            at = _thumbnail_time(durations, transition, title_end, planned)
-            thumb = extract_thumbnail(dest, Path(thumbnail_dest), at_s=at)
-    finally:
-        tmp.unlink(missing_ok=True)
-        if own_work is not None:
-            own_work.cleanup()
+    with _work_dir(dest, work_dir) as work:
+        try:
+            plan, title_end = plan_composition(
+                clips, width=width, height=height, title=title, template=template, work=work
+            )
+            check = partial(_check_output, width=width, height=height, planned=planned, music=plan.music is not None)
+            rendered = _render(plan, tmp, work=work, strategy=strategy, preset=preset, crf=crf, check=check)
+            os.replace(tmp, dest)
+            info = replace(rendered.info, size_bytes=dest.stat().st_size)
+            thumb = None
+            if thumbnail_dest is not None:
+                at = _thumbnail_time(plan.durations, plan.transition_s, title_end, planned)
+                thumb = extract_thumbnail(dest, Path(thumbnail_dest), at_s=at)
+        finally:
+            tmp.unlink(missing_ok=True)
     duration = info.frame_count / FPS if info.frame_count else info.duration
     return CompositionResult(
         path=dest,
@@ -358,12 +313,69 @@ def compose_video(
         info=info,
         thumbnail_path=thumb,
         transitions=len(clips) - 1 + (1 if plan.end_card is not None else 0),
-        strategy=used,
-        strategy_note=note,
-        copied_frames=copied,
-        pieces=pieces,
-        stage_seconds=stages,
+        strategy=rendered.used,
+        strategy_note="; ".join(rendered.notes) or None,
+        copied_frames=rendered.copied,
+        pieces=rendered.pieces,
+        stage_seconds=rendered.stages,
     )
+
+
+@contextmanager
+def _work_dir(dest: Path, work_dir: Path | None) -> Iterator[Path]:
+    """The given work directory, or a temporary one beside `dest` (removed afterwards)."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(work_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix=".compose-", dir=dest.parent) as tmp:
+        yield Path(tmp)
+
+
+@dataclass
+class _Rendered:
+    """What rendered the timeline into the temporary file, and its checked VideoInfo."""
+
+    info: VideoInfo
+    used: str = "full"
+    copied: int = 0
+    pieces: int = 1
+    stages: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _render(
+    plan: graphs.ComposePlan, tmp: Path, *, work: Path, strategy: str, preset: str, crf: int,
+    check: Callable[[VideoInfo], None],
+) -> _Rendered:
+    """Smart rendering when asked and it qualifies; else windows of ~2 clips when one graph would
+    hold too many large decoders for the memory budget; else one graph. Each output is checked."""
+    notes: list[str] = []
+    attempts: list[tuple[str, Callable[[], smart_render.SmartOutcome]]] = []
+    if strategy != "full":
+        attempts.append(("smart", lambda: smart_render.render_smart(
+            plan, tmp, work=work, preset=preset, crf=crf, require_gain=strategy == "auto")))
+    if smart_render.pass_memory_mb(plan.width, plan.height, len(plan.clips)) > smart_render.MEMORY_BUDGET_MB:
+        attempts.append(("segmented", lambda: smart_render.render_segmented(plan, tmp, work=work, preset=preset, crf=crf)))
+    for used, attempt in attempts:
+        try:
+            outcome = attempt()
+            info = replace(probe(tmp), frame_count=outcome.frame_count)
+            check(info)
+        except (smart_plan.SmartUnavailable, MediaError) as exc:
+            if strategy == "smart":
+                raise MediaError(ErrorCode.COMPOSITION_FAILED, f"smart rendering failed: {exc}") from exc
+            notes.append(f"{used}: {exc}")
+            quiet = isinstance(exc, smart_plan.SmartUnavailable)
+            log.log(logging.INFO if quiet else logging.WARNING, "%s rendering not used: %s", used, exc)
+            tmp.unlink(missing_ok=True)
+            continue
+        copied = outcome.plan.copied_frames if used == "smart" else 0
+        return _Rendered(info, "smart" if used == "smart" else "full", copied, len(outcome.plan.pieces), outcome.seconds, notes)
+    run_ffmpeg(graphs.compose_args(plan, tmp, preset=preset, crf=crf), code=ErrorCode.COMPOSITION_FAILED)
+    info = probe(tmp, count_frames=True)
+    check(info)
+    return _Rendered(info, notes=notes)
 
 
 def _check_output(info: VideoInfo, *, width: int, height: int, planned: float, music: bool) -> None:
