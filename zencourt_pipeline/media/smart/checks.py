@@ -94,3 +94,27 @@ def decode_check(video: Path, *, keyframes_only: bool = False) -> int:
         if line.startswith("frame=")
     ]
     return frames[-1] if frames else 0
+
+
+def check_joined(dest: Path, total_frames: int, fps: int, avcc: bytes | None, check: str) -> int:
+    """The joined video's index is sound (frame count, one frame duration, closed GOPs, its
+    pieces' parameter sets) and, with `check` "decode" or "keyframes", it decodes to the frames it
+    should; returns its frame count."""
+    joined = read_video_index(dest)
+    problems = []
+    if joined.sample_count != total_frames:
+        problems.append(f"{joined.sample_count} frames instead of {total_frames}")
+    if joined.frame_delta != graphs.VIDEO_TIMESCALE // fps:
+        problems.append("irregular frame timing")
+    if not joined.closed_gops:
+        problems.append("open or misordered GOPs")
+    if joined.avcc != avcc:
+        problems.append("other parameter sets than its pieces")
+    if problems:
+        raise MediaError(ErrorCode.COMPOSITION_FAILED, "joined video has " + ", ".join(problems))
+    if check in ("decode", "keyframes"):
+        decoded = decode_check(dest, keyframes_only=check == "keyframes")
+        wanted = len(joined.keyframes) if check == "keyframes" else total_frames
+        if decoded != wanted:
+            raise MediaError(ErrorCode.COMPOSITION_FAILED, f"smart render decodes to {decoded} frames instead of {wanted}")
+    return joined.sample_count

@@ -44,7 +44,7 @@ from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
 from zencourt_pipeline.media.smart import splicing
-from zencourt_pipeline.media.smart.checks import check_piece, decode_check, qualify
+from zencourt_pipeline.media.smart.checks import check_joined, check_piece, qualify
 from zencourt_pipeline.media.smart.plan import (
     WORTH_IT,
     SmartPlan,
@@ -127,9 +127,44 @@ def _run_pieces(
     """Render/copy the pieces, join them with the music bed into `dest`, validate the result."""
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
-    # One decoder thread per clip: a window decodes 1-3 clips and each keeps up with x264 alone.
-    decoder_threads = 1
-    per_window = _windows_mb(plan, smart, decoder_threads)
+    pool_size, encoder_threads = _pool(plan, smart, memory_mb, workers)
+    pieces_dir = Path(tempfile.mkdtemp(prefix=".smart-", dir=work)).resolve()
+    try:
+        splits, cut_files, files = _clip_splits(plan, smart, indexes, pieces_dir)
+        _run_all(splits, pool_size)
+        jobs: list[tuple[int, list[str]]] = []
+        for k, piece in enumerate(smart.pieces):
+            if piece.clip is None:
+                files[k] = pieces_dir / f"render_{k:03d}.mp4"
+                window = window_plan(plan, piece.start, piece.end, cut_files)
+                args = graphs.compose_args(
+                    window, files[k], preset=preset, crf=crf, faststart=False,
+                    decoder_threads=DECODER_THREADS, encoder_threads=encoder_threads,
+                )  # fmt: skip
+                jobs.append((piece.frames, args))
+        music = None
+        if plan.music is not None:  # encoded while the windows render; joined by stream copy
+            music = pieces_dir / "music.m4a"
+            jobs.append((1, graphs.music_args(plan, music)))
+        jobs.sort(key=lambda job: -job[0])
+        _run_all([args for _, args in jobs], pool_size)
+        seconds["pieces"] = time.perf_counter() - clock
+        avcc = _join(plan, smart, indexes, [files[k] for k in range(len(smart.pieces))], pieces_dir, dest, music)
+        seconds["join"] = time.perf_counter() - clock - seconds["pieces"]
+        frames = check_joined(dest, smart.total_frames, plan.fps, avcc, check)
+        seconds["check"] = time.perf_counter() - clock - seconds["pieces"] - seconds["join"]
+    finally:
+        shutil.rmtree(pieces_dir, ignore_errors=True)
+    return SmartOutcome(plan=smart, frame_count=frames, seconds=seconds)
+
+
+# One decoder thread per clip: a window decodes 1-3 clips and each keeps up with x264 alone.
+DECODER_THREADS = 1
+
+
+def _pool(plan: graphs.ComposePlan, smart: SmartPlan, memory_mb: float, workers: int | None) -> tuple[int, int | None]:
+    """How many ffmpeg passes run side by side (cores, memory budget), and x264's threads in each."""
+    per_window = _windows_mb(plan, smart, DECODER_THREADS)
     cpus = os.cpu_count() or 1
     fit = max(1, int(memory_mb // per_window)) if per_window > 0 else cpus
     pool_size = max(1, min(workers or cpus, cpus, fit))
@@ -138,83 +173,46 @@ def _run_pieces(
     # frame than one thread, and short windows barely fill their pipeline. One window at a time
     # (memory-bound or a single window) keeps x264's own threading.
     encoder_threads = max(1, cpus // pool_size) if pool_size > 1 and windows > 1 else None
-    pieces_dir = Path(tempfile.mkdtemp(prefix=".smart-", dir=work)).resolve()
-    try:
-        files: dict[int, Path] = {}
-        # One stream-copy split per clip, cut at every boundary of its copied spans. The cuts are
-        # the copied pieces, and the windows read the clips' other cuts instead of seeking.
-        splits: list[list[str]] = []
-        cut_files: dict[tuple[int, int], Path] = {}
-        for j, clip in enumerate(plan.clips):
-            spans = [(k, p) for k, p in enumerate(smart.pieces) if p.clip == j]
-            if not spans or indexes is None:
-                continue
-            cuts = sorted({b for _, p in spans for b in (p.clip_start, p.clip_start + p.frames)} - {0})
-            cuts = [c for c in cuts if c < indexes[j].sample_count]
-            pattern = pieces_dir / f"clip{j:03d}_%03d.mp4"
-            splits.append(splicing.split_args(Path(clip), cuts, pattern))
-            for n, first in enumerate([0, *cuts]):
-                cut_files[(j, first)] = pieces_dir / f"clip{j:03d}_{n:03d}.mp4"
-            for k, p in spans:
-                files[k] = cut_files[(j, p.clip_start)]
-        _run_all(splits, pool_size)
-        jobs: list[tuple[int, list[str]]] = []
-        for k, piece in enumerate(smart.pieces):
-            if piece.clip is None:
-                out = pieces_dir / f"render_{k:03d}.mp4"
-                window = window_plan(plan, piece.start, piece.end, cut_files)
-                args = graphs.compose_args(
-                    window, out, preset=preset, crf=crf, faststart=False,
-                    decoder_threads=decoder_threads, encoder_threads=encoder_threads,
-                )  # fmt: skip
-                jobs.append((piece.frames, args))
-                files[k] = out
-        music = None
-        if plan.music is not None:  # encoded while the windows render; joined by stream copy
-            music = pieces_dir / "music.m4a"
-            jobs.append((1, graphs.music_args(plan, music)))
-        jobs.sort(key=lambda job: -job[0])
-        _run_all([args for _, args in jobs], pool_size)
-        seconds["pieces"] = time.perf_counter() - clock
+    return pool_size, encoder_threads
 
-        avcc = None
-        for k, piece in enumerate(smart.pieces):
-            avcc = check_piece(files[k], piece.frames, avcc, plan.fps)
-        if indexes is not None and avcc != indexes[0].avcc:
-            raise MediaError(
-                ErrorCode.COMPOSITION_FAILED, "re-encoded pieces have other parameter sets than the clips"
-            )
-        listing = pieces_dir / "pieces.ffconcat"
-        ordered = [files[k] for k in range(len(smart.pieces))]
-        script = splicing.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps)
-        listing.write_text(script, encoding="utf-8")
-        run_ffmpeg(splicing.join_args(listing, dest, music=music), code=ErrorCode.COMPOSITION_FAILED)
-        seconds["join"] = time.perf_counter() - clock - seconds["pieces"]
 
-        joined = read_video_index(dest)
-        problems = []
-        if joined.sample_count != smart.total_frames:
-            problems.append(f"{joined.sample_count} frames instead of {smart.total_frames}")
-        if joined.frame_delta != graphs.VIDEO_TIMESCALE // plan.fps:
-            problems.append("irregular frame timing")
-        if not joined.closed_gops:
-            problems.append("open or misordered GOPs")
-        if joined.avcc != avcc:
-            problems.append("other parameter sets than its pieces")
-        if problems:
-            raise MediaError(ErrorCode.COMPOSITION_FAILED, "joined video has " + ", ".join(problems))
-        frames = joined.sample_count
-        if check in ("decode", "keyframes"):
-            decoded = decode_check(dest, keyframes_only=check == "keyframes")
-            wanted = len(joined.keyframes) if check == "keyframes" else smart.total_frames
-            if decoded != wanted:
-                raise MediaError(
-                    ErrorCode.COMPOSITION_FAILED, f"smart render decodes to {decoded} frames instead of {wanted}"
-                )
-        seconds["check"] = time.perf_counter() - clock - seconds["pieces"] - seconds["join"]
-    finally:
-        shutil.rmtree(pieces_dir, ignore_errors=True)
-    return SmartOutcome(plan=smart, frame_count=frames, seconds=seconds)
+def _clip_splits(
+    plan: graphs.ComposePlan, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, pieces_dir: Path
+) -> tuple[list[list[str]], dict[tuple[int, int], Path], dict[int, Path]]:
+    """One stream-copy split per clip, cut at every boundary of its copied spans: the split
+    commands, the cut files by (clip, first frame) (the windows read them instead of seeking),
+    and the copied pieces' files by piece index."""
+    splits: list[list[str]] = []
+    cut_files: dict[tuple[int, int], Path] = {}
+    files: dict[int, Path] = {}
+    for j, clip in enumerate(plan.clips):
+        spans = [(k, p) for k, p in enumerate(smart.pieces) if p.clip == j]
+        if not spans or indexes is None:
+            continue
+        cuts = sorted({b for _, p in spans for b in (p.clip_start, p.clip_start + p.frames)} - {0})
+        cuts = [c for c in cuts if c < indexes[j].sample_count]
+        splits.append(splicing.split_args(Path(clip), cuts, pieces_dir / f"clip{j:03d}_%03d.mp4"))
+        for n, first in enumerate([0, *cuts]):
+            cut_files[(j, first)] = pieces_dir / f"clip{j:03d}_{n:03d}.mp4"
+        for k, p in spans:
+            files[k] = cut_files[(j, p.clip_start)]
+    return splits, cut_files, files
+
+
+def _join(
+    plan: graphs.ComposePlan, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, ordered: list[Path],
+    pieces_dir: Path, dest: Path, music: Path | None,
+) -> bytes | None:
+    """Check every piece, then join them (and the music bed) by stream copy; the parameter sets."""
+    avcc = None
+    for path, piece in zip(ordered, smart.pieces, strict=True):
+        avcc = check_piece(path, piece.frames, avcc, plan.fps)
+    if indexes is not None and avcc != indexes[0].avcc:
+        raise MediaError(ErrorCode.COMPOSITION_FAILED, "re-encoded pieces have other parameter sets than the clips")
+    listing = pieces_dir / "pieces.ffconcat"
+    listing.write_text(splicing.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps), encoding="utf-8")
+    run_ffmpeg(splicing.join_args(listing, dest, music=music), code=ErrorCode.COMPOSITION_FAILED)
+    return avcc
 
 
 def _run_all(commands: list[list[str]], workers: int) -> None:
