@@ -13,6 +13,7 @@ from zencourt_pipeline.db.records import TERMINAL_STATUSES, BatchEventType, Batc
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 from zencourt_pipeline.errors import ErrorCode
 
+CANCELED_MESSAGE = "canceled by request"
 
 class CancelQueries:
     def cancel(
@@ -24,79 +25,69 @@ class CancelQueries:
         can cancel the provider tasks).
         """
         jobs = video_gen_jobs.c
+        of_listing = sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
         query = sa.select(video_gen_jobs).where(jobs.status.notin_(list(TERMINAL_STATUSES)))
         if job_ids is not None:
             query = query.where(jobs.id.in_(job_ids))
         elif batch_id is not None:
             query = query.where(jobs.batch_id == batch_id)
         elif listing_id is not None:
-            batch_ids = sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
-            query = query.where(jobs.batch_id.in_(batch_ids))
+            query = query.where(jobs.batch_id.in_(of_listing))
         else:
             raise ValueError("cancel needs batch_id, listing_id or job_ids")
-        now = utcnow()
         with self.transaction() as conn:
             canceled = [Job.from_row(row) for row in conn.execute(query)]
-            ids = [job.id for job in canceled]
-            if ids:
-                conn.execute(
-                    sa.update(video_gen_jobs)
-                    .where(jobs.id.in_(ids))
-                    .values(
-                        status=JobStatus.CANCELED,
-                        error_code=ErrorCode.CANCELED,
-                        error_message="canceled by request",
-                        updated_at=now,
-                    )
-                )
-            for job in canceled:
-                self._record(
-                    conn, job.batch_id, BatchEventType.JOB_CANCELED, job_id=job.id, status=JobStatus.CANCELED,
-                    provider=job.provider, errorCode=ErrorCode.CANCELED, error="canceled by request",
-                )  # fmt: skip
-            affected = {job.batch_id for job in canceled}
-            if batch_id is not None:
-                affected.add(batch_id)
+            self._cancel_jobs(conn, canceled)
+            affected = {job.batch_id for job in canceled} | ({batch_id} if batch_id is not None else set())
             if listing_id is not None:
-                affected |= {
-                    row.id
-                    for row in conn.execute(
-                        sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id)
-                    )
-                }
+                affected |= {row.id for row in conn.execute(of_listing)}
             for affected_id in sorted(affected):
-                batch = self._batch_for_update(conn, affected_id)
-                if batch is None or batch.terminal:
-                    continue
-                remaining = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(video_gen_jobs)
-                    .where(jobs.batch_id == affected_id, jobs.status.notin_(list(TERMINAL_STATUSES)))
-                ).scalar()
-                usable = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(video_gen_jobs)
-                    .where(
-                        jobs.batch_id == affected_id,
-                        sa.or_(jobs.status == JobStatus.COMPLETED, jobs.raw_clip_key.is_not(None)),
-                        jobs.status != JobStatus.CANCELED,
-                    )
-                ).scalar()
-                # canceling jobs by id cancels the batch only when nothing of it is left to compose;
-                # with completed clips the batch goes on and is composed from them
-                if job_ids is None or (remaining == 0 and usable == 0):
-                    conn.execute(
-                        sa.update(video_gen_batch)
-                        .where(video_gen_batch.c.id == affected_id)
-                        .values(status=BatchStatus.CANCELED, error="canceled by request", updated_at=now)
-                    )
-                    self._emit(conn, "batch.canceled", affected_id, error="canceled by request")
-                    self._record(
-                        conn, affected_id, BatchEventType.CANCELED, status=BatchStatus.CANCELED,
-                        errorCode=ErrorCode.CANCELED, error="canceled by request",
-                    )  # fmt: skip
+                self._cancel_batch_if_done(conn, affected_id, by_job_ids=job_ids is not None)
         return canceled
 
+    def _cancel_jobs(self, conn: sa.Connection, canceled: list[Job]) -> None:
+        if canceled:
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id.in_([job.id for job in canceled]))
+                .values(
+                    status=JobStatus.CANCELED, error_code=ErrorCode.CANCELED, error_message=CANCELED_MESSAGE,
+                    updated_at=utcnow(),
+                )
+            )  # fmt: skip
+        for job in canceled:
+            self._record(
+                conn, job.batch_id, BatchEventType.JOB_CANCELED, job_id=job.id, status=JobStatus.CANCELED,
+                provider=job.provider, errorCode=ErrorCode.CANCELED, error=CANCELED_MESSAGE,
+            )  # fmt: skip
+
+    def _cancel_batch_if_done(self, conn: sa.Connection, batch_id: str, *, by_job_ids: bool) -> None:
+        """A whole-batch or listing cancel ends the open batch `canceled`; canceling jobs by id
+        does only when nothing of it is left to compose (with completed clips it goes on and is
+        composed from them)."""
+        batch = self._batch_for_update(conn, batch_id)
+        if batch is None or batch.terminal:
+            return
+        jobs = video_gen_jobs.c
+
+        def count(*where) -> int:
+            return conn.execute(sa.select(sa.func.count()).select_from(video_gen_jobs).where(jobs.batch_id == batch_id, *where)).scalar()
+
+        if by_job_ids:
+            remaining = count(jobs.status.notin_(list(TERMINAL_STATUSES)))
+            usable = count(sa.or_(jobs.status == JobStatus.COMPLETED, jobs.raw_clip_key.is_not(None)), jobs.status != JobStatus.CANCELED)
+            if remaining or usable:
+                return
+        conn.execute(
+            sa.update(video_gen_batch)
+            .where(video_gen_batch.c.id == batch_id)
+            .values(status=BatchStatus.CANCELED, error=CANCELED_MESSAGE, updated_at=utcnow())
+        )
+        self._emit(conn, "batch.canceled", batch_id, error=CANCELED_MESSAGE)
+        self._record(
+            conn, batch_id, BatchEventType.CANCELED, status=BatchStatus.CANCELED,
+            errorCode=ErrorCode.CANCELED, error=CANCELED_MESSAGE,
+        )  # fmt: skip
 
     def listing_batch_ids(self, listing_id: str) -> set[str]:
         """The ids of every batch of this listing."""
