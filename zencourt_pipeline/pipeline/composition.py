@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStage, BatchStatus, Job, JobStatus
@@ -17,6 +18,10 @@ from zencourt_pipeline.media.validate import Problem, validate_targets
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
 from zencourt_pipeline.pipeline.keys import clip_key, video_key, video_thumbnail_key
 from zencourt_pipeline.storage.base import Storage, StorageError
+
+if TYPE_CHECKING:
+    from zencourt_pipeline.media.compose import CompositionResult
+    from zencourt_pipeline.media.templates import Template
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,15 @@ def compose_batch(
     published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio)
     if published is None:
         return CompositionReport("canceled", error="batch was canceled during composition")
+    return _completed_report(result, template, published, len(completed), len(failed), summary, durations)
+
+
+def _completed_report(
+    result: CompositionResult, template: Template, published: tuple, used: int, failed: int, summary: str | None, durations: list[float]
+) -> CompositionReport:
+    """The report of a published composition: its keys and URIs, the render's figures, the
+    platform checks of the file itself."""
     v_key, t_key, video_uri, thumb_uri, inspection = published
-    platforms = validate_targets(result.path, targets(result.info.width, result.info.height))
     return CompositionReport(
         "completed",
         video_key=v_key,
@@ -113,8 +125,8 @@ def compose_batch(
         duration_s=result.info.duration,
         planned_duration_s=result.planned_duration_s,
         size_bytes=result.info.size_bytes,
-        clips_used=len(completed),
-        clips_failed=len(failed),
+        clips_used=used,
+        clips_failed=failed,
         width=result.info.width,
         height=result.info.height,
         template=template.name,
@@ -125,8 +137,8 @@ def compose_batch(
         render_note=result.strategy_note,
         clip_durations=durations,
         inspection=inspection,
-        expects_audio=expects_audio,
-        platforms=platforms,
+        expects_audio=template.music is not None,
+        platforms=validate_targets(result.path, targets(result.info.width, result.info.height)),
     )
 
 
