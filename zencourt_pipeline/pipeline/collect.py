@@ -157,6 +157,21 @@ class _Collect:
         except StorageError as exc:
             return JobOutcome(job.id, job.room_name, "in_flight", provider, task_id, error_code=exc.code)
 
+    def _lost_fallback_creates(self, job: Job, task: Task, job_tasks: list[Task]) -> list[Task]:
+        """Creates to a later provider that were never answered (a run died mid-create): kept as
+        possibly paid (an intent of a run that is gone is given up now), never re-sent."""
+        later = set(self.chain.after(task.provider))
+        lost = [t for t in job_tasks if t.provider in later and _unanswered(t)]
+        for intent in lost:
+            if intent.status == GenerationTaskStatus.SUBMITTING:
+                cost_usd, cost_source = self.chain.task_cost(intent.provider, None, int(job.duration_seconds or 5))
+                self.db.task_answer_lost(
+                    intent.id, ErrorCode.PROVIDER_ANSWER_LOST,
+                    "the run submitting this fallback ended before the provider answered: not re-sent",
+                    cost_usd=cost_usd, cost_source=cost_source,
+                )  # fmt: skip
+        return lost
+
     def _fall_back_or_fail(self, job: Job, task: Task, code: str, message: str) -> JobOutcome:
         job_tasks = self.tasks_by_job[job.id]
         remaining = [p for p in self.chain.after(task.provider) if p not in tried_providers(job_tasks)]
@@ -165,6 +180,10 @@ class _Collect:
             request = build_request(self.batch, job, photo, self.storage, generation_attempt(job_tasks))
             quota = self.quota and self.quota.for_batch(self.batch)
             return submit_with_fallback(self.db, self.chain, request, remaining, quota=quota)
+        lost = self._lost_fallback_creates(job, task, job_tasks)
+        if lost:  # the job already fell back, and that create's answer never came: that is why it ends
+            code = ErrorCode.PROVIDER_ANSWER_LOST
+            message = f"the fallback create to {lost[-1].provider} may have reached it (and be paid): not re-sent"
         self.db.fail_job(job.id, code, message)
         return JobOutcome(job.id, job.room_name, "failed", task.provider, task.task_id, error_code=code, error_message=message)
 
@@ -186,3 +205,7 @@ def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError
     )  # fmt: skip
 
 
+def _unanswered(task: Task) -> bool:
+    return not task.task_id and task.status != GenerationTaskStatus.SUPERSEDED and (
+        task.possibly_orphaned or task.status == GenerationTaskStatus.SUBMITTING
+    )

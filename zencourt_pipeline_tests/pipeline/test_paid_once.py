@@ -322,3 +322,22 @@ def test_an_output_invalid_twice_falls_back_and_both_tasks_are_counted(stack, fa
     runway_task, fal_task = s.tasks()
     assert (runway_task.status, runway_task.cost_usd, runway_task.error_code) == ("succeeded", 0.25, "INVALID_OUTPUT")
     assert fal_task.provider == "fal" and fal_task.task_id and fal_task.cost_usd == 0.25
+
+
+def test_a_fallback_create_cut_off_by_a_dead_run_fails_the_job_answer_lost_not_the_first_providers_code(
+    stack, fake_runway, fake_fal
+):
+    """The 100-batch soak caught it: a kill cut off the fallback's create to fal (its row stayed
+    `submitting`); the next collect saw the failed Runway task again, found fal tried and failed
+    the job RUNWAY_GENERATION_FAILED. The create may be paid: PROVIDER_ANSWER_LOST, counted."""
+    s = stack()
+    fake_runway.scripts.next(RunwayScript(statuses=[], outcome="fail", failure_code="INTERNAL.BAD_OUTPUT.CODE01"))
+    assert s.submit().status == "submitted"
+    s.finish()
+    intent = s.db.begin_task(s.job_id, s.batch_id, "fal", run_id="a-dead-compose-run")
+    outcome = s.collect()
+    assert (outcome.status, outcome.error_code) == ("failed", "PROVIDER_ANSWER_LOST")
+    assert fake_fal.counts["submit"] == 0  # never re-sent
+    [fal_row] = [t for t in s.tasks() if t.id == intent]
+    _assert_possibly_orphaned(fal_row, "fal", fal_row.cost_usd)
+    assert fal_row.cost_usd and fal_row.cost_usd > 0
