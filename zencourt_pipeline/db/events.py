@@ -116,6 +116,20 @@ class EventQueries:
             )  # fmt: skip
         return True
 
+    def running_progress(self, batch_id: str) -> dict[str, float]:
+        """Each job's running task's last reported progress (0..1): job id -> progress, jobs with none left out."""
+        query = (
+            sa.select(generation_tasks.c.job_id, generation_tasks.c.progress)
+            .where(
+                generation_tasks.c.batch_id == batch_id,
+                generation_tasks.c.status == GenerationTaskStatus.SUBMITTED,
+                generation_tasks.c.progress.is_not(None),
+            )
+            .order_by(generation_tasks.c.id)
+        )
+        with self.engine.connect() as conn:
+            return {row.job_id: float(row.progress) for row in conn.execute(query)}  # the newest task wins
+
     def batch_events(self, batch_id: str, *, after: int = 0, up_to: int | None = None) -> list[BatchEvent]:
         """The batch's events with `after < id <= up_to`, in id order."""
         query = sa.select(batch_events).where(_e.batch_id == batch_id, _e.id > after).order_by(_e.id)

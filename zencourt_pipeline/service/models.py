@@ -181,10 +181,13 @@ class JobResponse(ApiModel):
     error_message: str | None
     created_at: str | None
     updated_at: str | None
+    # the provider's last reported progress of the job's running task (0..1); null when none runs
+    # or its provider reports none (the same figure as the `job.progress` events)
+    progress: float | None = None
 
     @classmethod
-    def from_record(cls, job: Job, urls: MediaUrls) -> JobResponse:
-        """A job row as the status API shows it, with playable media URLs."""
+    def from_record(cls, job: Job, urls: MediaUrls, progress: float | None = None) -> JobResponse:
+        """A job row as the status API shows it, with playable media URLs and its task's progress."""
         return cls(
             id=job.id,
             room_name=job.room_name,
@@ -197,6 +200,7 @@ class JobResponse(ApiModel):
             error_message=job.error_message,
             created_at=iso(job.created_at),
             updated_at=iso(job.updated_at),
+            progress=progress if job.status == JobStatus.PROCESSING else None,
         )
 
 
@@ -206,6 +210,7 @@ class BatchResponse(ApiModel):
     success: bool = True
     id: str
     listing_id: str
+    workspace_id: str | None  # the workspace the batch belongs to (null: none)
     status: BatchStatus
     orientation: str
     template: str | None
@@ -237,20 +242,23 @@ class BatchResponse(ApiModel):
         spend: SpendLedger | None,
         urls: MediaUrls,
         webhooks: BatchWebhooks | None = None,
+        job_progress: dict[str, float] | None = None,
     ) -> BatchResponse:
         """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `urls`: the app's
         `MediaUrls` (`request.app.state.media_urls`); `webhooks`: its webhooks' delivery
-        (`outbox.batch_webhooks`)."""
+        (`outbox.batch_webhooks`); `job_progress`: the running tasks' progress (`db.running_progress`)."""
         webhooks = webhooks or BatchWebhooks()
+        job_progress = job_progress or {}
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
+            workspace_id=batch.workspace_id,
             **_batch_state(batch, urls),
             webhook_status=webhooks.terminal_status,
             webhook_error_code=webhooks.error_code,
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
-            jobs=[JobResponse.from_record(job, urls) for job in jobs],
+            jobs=[JobResponse.from_record(job, urls, job_progress.get(job.id)) for job in jobs],
         )
 
 

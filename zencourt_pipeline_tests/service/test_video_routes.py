@@ -188,6 +188,7 @@ def test_batch_status_with_jobs_and_progress(client, db, auth, storage):
     db.fail_job("s1-1", "FAL_GENERATION_FAILED", "nope")
     row = db.begin_task("s1-2", "s1", "runway")
     db.task_submitted(row, "s1-2", "runway", "rw-1")
+    db.record_task_progress(row, 0.4)
     db.cancel(job_ids=["s1-3"])
 
     response = client.get("/video/batches/s1", headers=auth)
@@ -218,6 +219,9 @@ def test_batch_status_with_jobs_and_progress(client, db, auth, storage):
     assert jobs[1]["errorCode"] == "FAL_GENERATION_FAILED" and jobs[1]["errorMessage"] == "nope"
     assert jobs[2]["provider"] == "runway" and jobs[2]["providerTaskId"] == "rw-1"
     assert jobs[2]["status"] == "processing" and jobs[2]["roomName"] == "Room 2" and jobs[2]["sortOrder"] == 2
+    # the running task's progress as the provider last reported it; none for the others
+    assert [job["progress"] for job in jobs] == [None, None, 0.4, None, None]
+    assert body["workspaceId"] is None
     expected_keys = {
         "id", "roomName", "sortOrder", "status", "provider", "providerTaskId",
         "videoUrl", "thumbnailUrl", "videoUri", "thumbnailUri", "urlsExpireAt", "errorCode", "errorMessage",
@@ -288,16 +292,16 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
     raw = client.get("/video/batches/o1", headers=auth).content.decode()
     body = client.get("/video/batches/o1", headers=auth).json()
     assert list(body) == [
-        "success", "id", "listingId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
+        "success", "id", "listingId", "workspaceId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
         "videoUri", "thumbnailUri", "urlsExpireAt", "error", "errorCode", "blockedReason", "createdAt", "updatedAt",
         "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs",
     ]  # fmt: skip
     assert list(body["progress"]) == ["total", "completed", "failed", "canceled", "processing", "pending", "percent"]
     assert list(body["jobs"][0]) == [
         "id", "roomName", "sortOrder", "status", "provider", "providerTaskId", "videoUrl", "thumbnailUrl",
-        "videoUri", "thumbnailUri", "urlsExpireAt", "errorCode", "errorMessage", "createdAt", "updatedAt",
+        "videoUri", "thumbnailUri", "urlsExpireAt", "errorCode", "errorMessage", "createdAt", "updatedAt", "progress",
     ]  # fmt: skip
-    assert raw.startswith('{"success":true,"id":"o1","listingId":"listing-o1","status":"pending",')
+    assert raw.startswith('{"success":true,"id":"o1","listingId":"listing-o1","workspaceId":null,"status":"pending",')
     assert (
         '"videoUrl":null,"thumbnailUrl":null,"videoUri":null,"thumbnailUri":null,"urlsExpireAt":null,'
         '"error":null,"errorCode":null,"blockedReason":null'

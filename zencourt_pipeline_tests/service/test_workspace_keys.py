@@ -40,6 +40,7 @@ def test_the_admin_key_sees_every_workspace_and_is_not_limited(client, db, auth)
     db.insert_batch(*make_batch("aw2"))  # a batch without a workspace: the admin key's only
     _, key = api_keys.create_key(db, "ws1", list(ApiScope))
     assert client.get("/video/batches/aw2", headers=auth).status_code == 200
+    assert client.get("/video/batches/aw1", headers=auth).json()["workspaceId"] == "ws1"
     assert_error(client.get("/video/batches/aw2", headers={"x-api-key": key}), 404, "NOT_FOUND")
     ids = {batch["id"] for batch in client.get("/video/batches", headers={"x-api-key": key}).json()["batches"]}
     assert ids == {"aw1"}

@@ -16,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.records import Batch, Job
-from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.cancel import CancelReport, unstopped
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
@@ -233,13 +232,16 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     db = request.app.state.db
     principal = principal_of(request)
 
-    def load() -> tuple[Batch | None, list[Job], SpendLedger | None, outbox.BatchWebhooks | None]:
+    def load() -> BatchResponse | None:
         batch = db.get_batch(batch_id)
         if batch is None or not principal.can_see(batch.workspace_id):  # another workspace's: as unknown
-            return None, [], None, None
-        return batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), outbox.batch_webhooks(db, batch_id)
+            return None
+        return BatchResponse.from_records(
+            batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), request.app.state.media_urls,
+            outbox.batch_webhooks(db, batch_id), db.running_progress(batch_id),
+        )  # fmt: skip
 
-    batch, jobs, spend, webhooks = await run_in_threadpool(load)
-    if batch is None:
+    answer = await run_in_threadpool(load)
+    if answer is None:
         raise _not_found(batch_id)
-    return BatchResponse.from_records(batch, jobs, spend, request.app.state.media_urls, webhooks)
+    return answer
