@@ -48,3 +48,20 @@ def test_every_relative_link_of_the_readme_and_docs_resolves():
             if not path.exists() or (anchor and path.suffix == ".md" and anchor not in anchors(path)):
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert broken == []
+
+
+def test_the_api_section_lists_every_route_of_the_openapi_document():
+    """Each `METHOD /path` of docs/openapi.json (HEAD aside: it is GET's) is in a row of the
+    README's "HTTP API" table, and each row gives an example."""
+    import json
+
+    section = README.read_text().split("## HTTP API", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    def shape(route: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", route)  # `{id}` and `{batch_id}` name one parameter
+
+    listed = {shape(route) for row in rows for route in re.findall(r"`((?:GET|POST|DELETE|PUT|PATCH) [^`]+)`", row.split(" | ")[0])}
+    paths = json.loads((ROOT / "docs" / "openapi.json").read_text())["paths"]
+    routes = {shape(f"{method.upper()} {path}") for path, ops in paths.items() for method in ops if method != "head"}
+    assert sorted(routes - listed) == [] and sorted(listed - routes) == []
+    assert all(row.split(" | ", 1)[1].strip(" |") for row in rows)
