@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import queue
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStage, BatchStatus
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline_tests.conftest import make_batch
-from zencourt_pipeline_tests.topology import BIN, ScratchDatabases, free_port, wait_for_port
+from zencourt_pipeline_tests.service.serve import ServeProcess
+from zencourt_pipeline_tests.topology import ScratchDatabases
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("events_stream")]  # one serve process
 
@@ -99,40 +99,12 @@ class SseClient:
             time.sleep(0.02)
 
 
-class Serve:
-    """`zencourt serve` as a subprocess, configured only through the environment."""
-
-    def __init__(
-        self, tmp: Path, database_url: str, poll_seconds: float = 0.1, heartbeat_seconds: float = HEARTBEAT_SECONDS
-    ):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = tmp / "data"
-        env = {
-            "PATH": str(BIN) + ":/usr/bin:/bin",
-            "HOME": str(tmp),
-            "DATABASE_URL": database_url,
-            "STORAGE_BACKEND": "local",
-            "ZENCOURT_DATA_DIR": str(self.data_dir),
-            "VIDEO_SERVER_API_KEY": API_KEY,
-            "VIDEO_SERVER_URL": self.url,
-            "PORT": str(self.port),
-            "ZENCOURT_LOG_FORMAT": "json",
-            "ZENCOURT_EVENTS_POLL_SECONDS": str(poll_seconds),
-            "ZENCOURT_EVENTS_HEARTBEAT_SECONDS": str(heartbeat_seconds),
-        }
-        with open(tmp / "serve.log", "wb") as log:
-            self.proc = subprocess.Popen([str(BIN / "zencourt"), "serve"], env=env, cwd=tmp, stdout=log, stderr=log)
-        wait_for_port(self.port, 60)
-
-    def stop(self) -> None:
-        """SIGTERM, as the container runtime stops it; killed after 30 s."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+def start_serve(
+    tmp: Path, database_url: str, poll_seconds: float = 0.1, heartbeat_seconds: float = HEARTBEAT_SECONDS
+) -> ServeProcess:
+    """The service with the event stream's intervals set through the environment."""
+    env = {"ZENCOURT_EVENTS_POLL_SECONDS": str(poll_seconds), "ZENCOURT_EVENTS_HEARTBEAT_SECONDS": str(heartbeat_seconds)}
+    return ServeProcess(tmp, database_url, API_KEY, env)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +119,7 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, database_url) -> Iterator[tuple[str, str, Path]]:
     """(service URL, database URL, data dir) of a `zencourt serve` process."""
-    serve = Serve(tmp_path_factory.mktemp("events"), database_url)
+    serve = start_serve(tmp_path_factory.mktemp("events"), database_url)
     try:
         yield serve.url, database_url, serve.data_dir
     finally:
@@ -247,7 +219,7 @@ def test_a_stopping_service_ends_its_streams_at_once(tmp_path, database_url, db)
     """SIGTERM (a rolling deploy): the open streams end within a poll, so the process exits
     without waiting out uvicorn's graceful timeout; the client resumes with `Last-Event-ID`."""
     db.insert_batch(*make_batch("sse4", n_jobs=1))
-    serve = Serve(tmp_path, database_url)
+    serve = start_serve(tmp_path, database_url)
     try:
         client = SseClient(f"{serve.url}/video/batches/sse4/events").start()
         assert client.next().event == "batch.created"
@@ -257,15 +229,14 @@ def test_a_stopping_service_ends_its_streams_at_once(tmp_path, database_url, db)
         assert serve.proc.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
         assert time.monotonic() - started < 10  # not the 20 s graceful timeout
     finally:
-        if serve.proc.poll() is None:
-            serve.stop()
+        serve.stop()  # closes the client; the process has ended already unless the test failed
 
 
 def test_postgres_notify_wakes_a_stream_long_before_its_poll(tmp_path, database_url, db):
     """With a 30 s poll (and heartbeat) interval the events still come at once: migration 0007's trigger NOTIFYs
     each committed event and the service's listener wakes the batch's streams."""
     db.insert_batch(*make_batch("sse5", n_jobs=1))
-    serve = Serve(tmp_path, database_url, poll_seconds=30, heartbeat_seconds=30)
+    serve = start_serve(tmp_path, database_url, poll_seconds=30, heartbeat_seconds=30)
     try:
         client = SseClient(f"{serve.url}/video/batches/sse5/events").start()
         assert client.next().event == "batch.created"  # the first read is at connect

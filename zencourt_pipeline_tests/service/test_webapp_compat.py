@@ -7,17 +7,15 @@ Each answer's status and shape is checked against docs/contract.md section 4: th
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline_tests.conftest import make_batch
-from zencourt_pipeline_tests.topology import BIN, ROOT, ScratchDatabases, free_port, wait_for_port
+from zencourt_pipeline_tests.service.serve import ServeProcess
+from zencourt_pipeline_tests.topology import ROOT, ScratchDatabases
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("webapp_compat")]  # one serve process
 
@@ -53,41 +51,12 @@ def assert_contract_error(response: httpx.Response, status: int, code: str) -> d
     return body
 
 
-class Service:
-    """`zencourt serve` as a subprocess; `call` sends the web app's key unless told not to."""
-
-    def __init__(self, tmp: Path, database_url: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / "serve.log"
-        env = {
-            "PATH": str(BIN) + ":/usr/bin:/bin",
-            "HOME": str(tmp),
-            "DATABASE_URL": database_url,
-            "STORAGE_BACKEND": "local",
-            "ZENCOURT_DATA_DIR": str(tmp / "data"),
-            "VIDEO_SERVER_API_KEY": API_KEY,
-            "PORT": str(self.port),
-            "ZENCOURT_LOG_FORMAT": "json",
-        }
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([str(BIN / "zencourt"), "serve"], env=env, cwd=tmp, stdout=log, stderr=log)
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+class Service(ServeProcess):
+    """The service; `call` sends the web app's key unless told not to."""
 
     def call(self, method: str, path: str, *, key: bool = True, **kwargs) -> httpx.Response:
         """One request as the web app sends it (with its key unless `key=False`)."""
-        headers = {"x-api-key": API_KEY} if key else {}
-        return self.client.request(method, path, headers=headers, **kwargs)
-
-    def stop(self) -> None:
-        """SIGTERM, as the container runtime stops it; killed after 30 s."""
-        self.client.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        return super().call(method, path, "admin" if key else None, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +70,8 @@ def app_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, app_database) -> Iterator[Service]:
-    service = Service(tmp_path_factory.mktemp("compat"), app_database)
+    service = Service(tmp_path_factory.mktemp("compat"), app_database, API_KEY)
     try:
-        wait_for_port(service.port, 60)
         yield service
     finally:
         service.stop()

@@ -5,16 +5,15 @@ same DATABASE_URL), then used over HTTP next to the admin key (`VIDEO_SERVER_API
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline_tests.topology import BIN, ScratchDatabases, free_port, wait_for_port
+from zencourt_pipeline_tests.service.serve import ServeProcess
+from zencourt_pipeline_tests.topology import ScratchDatabases
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("workspace_keys")]  # one serve process
 
@@ -23,33 +22,12 @@ RATE_LIMIT = 60  # ZENCOURT_API_KEY_REQUESTS_PER_MINUTE of the service under tes
 ERROR_FIELDS = {"success", "error", "code", "message", "details"}
 
 
-class Serve:
-    """`zencourt serve` as a subprocess, and the `zencourt keys` CLI on its database."""
-
-    def __init__(self, tmp: Path, database_url: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            "PATH": str(BIN) + ":/usr/bin:/bin",
-            "HOME": str(tmp),
-            "DATABASE_URL": database_url,
-            "STORAGE_BACKEND": "local",
-            "ZENCOURT_DATA_DIR": str(tmp / "data"),
-            "VIDEO_SERVER_API_KEY": ADMIN_KEY,
-            "ZENCOURT_API_KEY_REQUESTS_PER_MINUTE": str(RATE_LIMIT),
-            "PORT": str(self.port),
-            "ZENCOURT_LOG_FORMAT": "json",
-        }
-        self.tmp = tmp
-        with open(tmp / "serve.log", "wb") as log:
-            self.proc = subprocess.Popen([str(BIN / "zencourt"), "serve"], env=self.env, cwd=tmp, stdout=log, stderr=log)
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+class Serve(ServeProcess):
+    """The service with the `zencourt keys` CLI on its database."""
 
     def keys(self, *args: str) -> subprocess.CompletedProcess:
         """Run `zencourt keys ...` on the service's database."""
-        return subprocess.run(
-            [str(BIN / "zencourt"), "keys", *args], env=self.env, cwd=self.tmp, capture_output=True, text=True, timeout=120
-        )
+        return self.cli("keys", *args)
 
     def create_key(self, workspace: str, *scopes: str) -> str:
         """A new key of the workspace: the last line `zencourt keys create` prints."""
@@ -58,28 +36,13 @@ class Serve:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
-    def call(self, method: str, path: str, key: str | None, *, bearer: bool = False, **kwargs) -> httpx.Response:
-        """One request presenting `key` (x-api-key, or Authorization: Bearer)."""
-        headers = {} if key is None else ({"Authorization": f"Bearer {key}"} if bearer else {"x-api-key": key})
-        return self.client.request(method, path, headers=headers, **kwargs)
-
-    def stop(self) -> None:
-        """SIGTERM, killed after 30 s."""
-        self.client.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory) -> Iterator[Serve]:
     scratch = ScratchDatabases("zc_keys", n=1)
-    service = Serve(tmp_path_factory.mktemp("keys"), scratch.urls[0])
+    env = {"ZENCOURT_API_KEY_REQUESTS_PER_MINUTE": str(RATE_LIMIT)}
+    service = Serve(tmp_path_factory.mktemp("keys"), scratch.urls[0], ADMIN_KEY, env)
     try:
-        wait_for_port(service.port, 60)
         yield service
     finally:
         service.stop()
