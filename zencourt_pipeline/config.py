@@ -169,6 +169,12 @@ class Settings(BaseModel):
     events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     events_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
 
+    # partition retention (defs/retention.py): the dynamic partition of a batch that ended more
+    # than this many days ago is removed (the app database keeps its rows, URLs and history;
+    # recompose or regenerate adds it back first). 0 keeps every partition. 30 days at 1,000
+    # batches a day keeps about 30,000 per asset, under the counts that slow Dagster's UI down.
+    partition_retention_days: int = Field(default=30, ge=0, le=3650)
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -263,6 +269,7 @@ class Settings(BaseModel):
         "media_url_expires_seconds": "MEDIA_URL_EXPIRES_SECONDS",
         "events_poll_seconds": "ZENCOURT_EVENTS_POLL_SECONDS",
         "events_heartbeat_seconds": "ZENCOURT_EVENTS_HEARTBEAT_SECONDS",
+        "partition_retention_days": "ZENCOURT_PARTITION_RETENTION_DAYS",
     }
     # how a variable's text becomes the field's value where pydantic's own parsing differs
     _PARSE: ClassVar[dict[str, Any]] = {

@@ -10,6 +10,7 @@ from zencourt_pipeline.defs.assets import build_assets
 from zencourt_pipeline.defs.jobs import all_jobs
 from zencourt_pipeline.defs.orphans import orphaned_runs_sensor
 from zencourt_pipeline.defs.resources import build_resources
+from zencourt_pipeline.defs.retention import partition_retention_sensor
 from zencourt_pipeline.defs.sensors import (
     clip_completions_sensor,
     generation_reconciler_sensor,
@@ -27,7 +28,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=build_assets(settings),
         jobs=all_jobs,
         sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor]
-        + [dead_webhooks_sensor, orphaned_runs_sensor],
+        + [dead_webhooks_sensor, orphaned_runs_sensor, partition_retention_sensor],
         resources=build_resources(settings),
         # runs launched from the UI (materialize, backfills) execute their steps in one process,
         # like the jobs above: a batch's steps run one after another anyway

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.pickup import PickupQueries
-from zencourt_pipeline.db.records import Batch, BatchStatus
+from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus
 from zencourt_pipeline.db.schema import api_idempotency_keys, video_gen_batch, video_gen_jobs
 
 
@@ -147,6 +147,25 @@ class BatchQueries(PickupQueries):
         next_cursor = self._encode_cursor(rows[-1]._created_key, rows[-1].id) if more and rows else None
         return BatchPage([Batch.from_row(row) for row in rows], next_cursor)
 
+    # -- partition retention (defs/retention.py) --------------------------------------------------
+    def ended_batches(self, before: datetime, cursor: str | None = None, limit: int = 500) -> tuple[list[str], str | None]:
+        """Ids of terminal batches last changed before `before`, oldest first, `limit` at most, after
+        `cursor`; and the cursor of the last one (the given cursor when there is none). A batch that
+        is re-opened (regenerate) and ends again is changed later: it comes again past the cursor."""
+        updated = self._created_key(video_gen_batch.c.updated_at)
+        batch = video_gen_batch.c
+        query = sa.select(batch.id, updated.label("_updated_key")).where(
+            batch.status.in_(sorted(str(status) for status in TERMINAL_STATUSES)), updated < self._created_bound(before)
+        )
+        if cursor is not None:
+            after_updated, after_id = self._decode_cursor(cursor)
+            query = query.where(sa.or_(updated > after_updated, sa.and_(updated == after_updated, batch.id > after_id)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(updated, batch.id).limit(limit)).all()
+        if not rows:
+            return [], cursor
+        return [row.id for row in rows], self._encode_cursor(rows[-1]._updated_key, rows[-1].id)
+
     def job_status_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
         """{batch id: {job status: count}} in one query (the list route's progress)."""
         if not batch_ids:
@@ -177,11 +196,11 @@ class BatchQueries(PickupQueries):
     def _sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def _created_key(self) -> sa.ColumnElement:
+    def _created_key(self, column: sa.Column = video_gen_batch.c.created_at) -> sa.ColumnElement:
         """What pages are ordered by: the stored text on SQLite, the timestamp elsewhere."""
         if self._sqlite():
-            return sa.type_coerce(video_gen_batch.c.created_at, sa.Text)
-        return video_gen_batch.c.created_at
+            return sa.type_coerce(column, sa.Text)
+        return column
 
     def _created_bound(self, value: datetime) -> Any:
         value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

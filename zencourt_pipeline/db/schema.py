@@ -54,6 +54,7 @@ video_gen_batch = sa.Table(
     sa.Column("intake_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_video_gen_batch_status_checked", "status", "sensor_checked_at"),
     sa.Index("ix_video_gen_batch_created_id", "created_at", "id"),  # migration 0006: the list route
+    sa.Index("ix_video_gen_batch_updated_id", "updated_at", "id"),  # migration 0009: partition retention
 )
 
 video_gen_jobs = sa.Table(

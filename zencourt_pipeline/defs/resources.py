@@ -336,6 +336,10 @@ class PipelineSettingsResource(dg.ConfigurableResource):
         default=setting_default("max_download_attempts"),
         description="downloads of a finished task's output before its job fails (ZENCOURT_MAX_DOWNLOAD_ATTEMPTS)",
     )
+    partition_retention_days: int = Field(
+        default=setting_default("partition_retention_days"),
+        description="days after its end a batch keeps its partition; 0 keeps all (ZENCOURT_PARTITION_RETENTION_DAYS)",
+    )
 
     def deadlines(self):
         """The generation and composition deadlines and the run attempt limit, for the liveness watchdog."""

@@ -30,7 +30,7 @@ def test_migration_0006_downgrades_and_upgrades_again(app_db):
     assert not inspector.has_table("api_idempotency_keys")
     assert "ix_video_gen_batch_created_id" not in {ix["name"] for ix in inspector.get_indexes("video_gen_batch")}
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0008" and app_db.get_batch("m1") is not None
+    assert current_revision(app_db.engine) == "0009" and app_db.get_batch("m1") is not None
     indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(app_db.engine).get_indexes("video_gen_batch")}
     assert indexes["ix_video_gen_batch_created_id"] == ["created_at", "id"]
 
@@ -139,3 +139,43 @@ def test_batch_workspaces_of_existing_batches(app_db):
     app_db.insert_batch(*make_batch("w2"))
     assert app_db.batch_workspaces(["w2", "w1", "nope", "w1"]) == {"w1": "ws1", "w2": None}
     assert app_db.batch_workspaces([]) == {}
+
+
+# -- partition retention ---------------------------------------------------------------------------
+def set_updated(db, batch_id: str, when: datetime) -> None:
+    """Move a batch's last change to `when` (as the clock would have written it)."""
+    with db.transaction() as conn:
+        conn.execute(sa.update(video_gen_batch).where(video_gen_batch.c.id == batch_id).values(updated_at=when))
+
+
+def test_migration_0009_indexes_the_retention_page(app_db):
+    from zencourt_pipeline.db.migrate import downgrade
+
+    downgrade(app_db.engine, "0008")
+    assert "ix_video_gen_batch_updated_id" not in {ix["name"] for ix in sa.inspect(app_db.engine).get_indexes("video_gen_batch")}
+    app_db.upgrade()
+    indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(app_db.engine).get_indexes("video_gen_batch")}
+    assert indexes["ix_video_gen_batch_updated_id"] == ["updated_at", "id"]
+
+
+def test_ended_batches_pages_terminal_batches_before_the_cutoff_oldest_first(app_db):
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    for name, status, days_ago in [("old-b", "completed", 40), ("old-a", "failed", 40), ("older", "canceled", 50),
+                                   ("open", "processing", 60), ("recent", "completed", 10)]:  # fmt: skip
+        app_db.insert_batch(*make_batch(name))
+        if status != "processing":
+            app_db.start_batch(name)
+            app_db.finish_batch(name, status)
+        else:
+            app_db.start_batch(name)
+        set_updated(app_db, name, now - timedelta(days=days_ago))
+    cutoff = now - timedelta(days=30)
+    first, cursor = app_db.ended_batches(cutoff, limit=2)
+    assert first == ["older", "old-a"]  # oldest change first, id the tiebreak
+    second, cursor = app_db.ended_batches(cutoff, cursor, limit=2)
+    assert second == ["old-b"]
+    assert app_db.ended_batches(cutoff, cursor) == ([], cursor)  # nothing new: the cursor stays
+    # re-opened and ended again (a regenerate): changed later, so it comes again after the cursor
+    set_updated(app_db, "older", now - timedelta(days=35))
+    assert app_db.ended_batches(cutoff, cursor)[0] == ["older"]
+    assert app_db.ended_batches(now, cursor)[0] == ["older", "recent"]  # the open batch never

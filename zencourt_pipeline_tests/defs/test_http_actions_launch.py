@@ -53,7 +53,8 @@ def test_recompose_and_regenerate_launch_real_runs_of_the_partition(tmp_path, we
     jobs = [{"id": f"hl-{i}", "sort_order": i, "image_url": "https://example.com/p.jpg", "status": "completed",
              "photo_key": f"batches/hl/photos/{i}.jpg", "video_url": f"file:///clips/hl-{i}.mp4"} for i in range(2)]
     db.insert_batch({"id": "hl", "listing_id": "L-hl", "status": "completed"}, jobs)
-    instance.add_dynamic_partitions("batches", ["hl"])
+    # no partition: the retention sensor removed it (the batch ended long ago); the action adds it back
+    assert not instance.has_dynamic_partition("batches", "hl")
     settings = Settings(data_dir=tmp_path / "data", video_server_api_key=API_KEY)
     launcher = GraphQLLauncher(str(web.base_url), client=web)
     app = create_app(settings, db=db, storage=LocalStorage(tmp_path / "storage"), verifier=object(), launcher=launcher)
@@ -65,6 +66,7 @@ def test_recompose_and_regenerate_launch_real_runs_of_the_partition(tmp_path, we
     db.dispose()
     assert recompose.status_code == regenerate.status_code == 202, (recompose.text, regenerate.text)
 
+    assert instance.get_dynamic_partitions("batches") == ["hl"]
     run = instance.get_run_by_id(recompose.json()["runId"])
     assert run.job_name == "batch_recompose_job" and run.status == dg.DagsterRunStatus.QUEUED
     assert run.tags["dagster/partition"] == "hl" and run.tags["zencourt/batch_id"] == "hl"

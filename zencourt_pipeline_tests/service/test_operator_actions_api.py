@@ -23,16 +23,26 @@ WEBSERVER = "http://webserver.test:3000"
 
 
 class GraphQLRecorder:
-    """The webserver's side of the wire: records each GraphQL request, answers `answer`."""
+    """The webserver's side of the wire: records each launch (`requests`) and each partition add
+    (`partition_adds`, answered `partition_answer`: the partition is there unless told otherwise);
+    a launch is answered `answer`, or a new run."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
+        self.partition_adds: list[str] = []
+        self.partition_answer = {"__typename": "DuplicateDynamicPartitionError"}
         self.answer: dict | None = None
         self.status = 200
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert str(request.url) == f"{WEBSERVER}/graphql"
-        self.requests.append(json.loads(request.content))
+        body = json.loads(request.content)
+        if "addDynamicPartition" in body["query"]:
+            assert body["variables"]["partitionsDefName"] == "batches"
+            assert body["variables"]["repositorySelector"]["repositoryName"] == "__repository__"
+            self.partition_adds.append(body["variables"]["partitionKey"])
+            return httpx.Response(200, json={"data": {"addDynamicPartition": self.partition_answer}})
+        self.requests.append(body)
         answer = self.answer or {
             "data": {"launchPipelineExecution": {"__typename": "LaunchRunSuccess", "run": {"runId": f"run-{len(self.requests)}"}}}
         }
@@ -179,3 +189,16 @@ def test_without_a_webserver_or_when_it_does_not_launch(settings, db, storage, v
     assert "PythonError: partition missing" in body["message"]
     recorder.answer, recorder.status = {"errors": [{"message": "down"}]}, 500
     assert_error(client.post("/video/batches/nl1/recompose", json={}, headers=auth), 502, "BAD_GATEWAY")
+
+
+def test_a_pruned_partition_is_added_back_before_the_launch(client, db, auth, recorder):
+    """The retention sensor removed the partition of a batch that ended long ago: the action adds
+    it back first (the launch would fail without it); when that fails nothing is launched."""
+    insert(db, "pr1")
+    recorder.partition_answer = {"__typename": "AddDynamicPartitionSuccess", "partitionsDefName": "batches", "partitionKey": "pr1"}
+    assert client.post("/video/batches/pr1/recompose", json={}, headers=auth).status_code == 202
+    assert recorder.partition_adds == ["pr1"] and len(recorder.requests) == 1
+    recorder.partition_answer = {"__typename": "UnauthorizedError", "message": "no edit_dynamic_partitions"}
+    body = assert_error(client.post("/video/batches/pr1/recompose", json={}, headers=auth), 502, "BAD_GATEWAY")
+    assert "UnauthorizedError: no edit_dynamic_partitions" in body["message"]
+    assert recorder.partition_adds == ["pr1", "pr1"] and len(recorder.requests) == 1  # not launched
