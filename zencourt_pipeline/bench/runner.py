@@ -134,6 +134,7 @@ def run(cfg: Config, work: Path) -> None:
     _moviepy(cfg, work, prepared, plan, statistics.median(t.wall for t in runs["full"]))
     emit("load_avg_1m_end", _load())
     _sensor_figures(cfg)
+    _partition_figures(cfg)
     emit("bench_total_s", time.perf_counter() - began)
 
 
@@ -423,6 +424,22 @@ def _sensor_figures(cfg: Config) -> None:
     for name, seconds in ticks.items():
         emit(f"sensor_tick_{name.removesuffix('_sensor')}_s", seconds)
     emit(f"sensor_tick_{n}_open_batches_s", max(ticks.values()))
+
+
+def _partition_figures(cfg: Config) -> None:
+    """Partitions after a simulated year under the 30-day retention, and the asset page's query at
+    that count against the unbounded count (bench/partitions.py)."""
+    from zencourt_pipeline.bench.partitions import retention_figures
+
+    days, per_day, retention = (20, 20, 7) if cfg.quick else (365, 1000, 30)
+    note(f"partition retention: {days} days of {per_day} batches a day, {retention}-day retention")
+    figures = retention_figures(days=days, per_day=per_day, retention_days=retention)
+    emit("partitions_after_year", figures.partitions_after)
+    emit("partitions_unbounded", figures.partitions_unbounded)
+    emit("partition_retention_tick_s", figures.median_tick_s)
+    emit("asset_page_query_s", figures.page_query_s)
+    emit("asset_page_query_unbounded_s", figures.page_query_unbounded_s)
+    emit("asset_page_query_ratio_vs_unbounded", figures.page_query_s / figures.page_query_unbounded_s)
 
 
 def main() -> None:

@@ -27,6 +27,12 @@ REQUIRED = [
     "sensor_tick_clip_completions_s",
     "sensor_tick_generation_reconciler_s",
     "sensor_tick_300_open_batches_s",
+    "partitions_after_year",
+    "partitions_unbounded",
+    "partition_retention_tick_s",
+    "asset_page_query_s",
+    "asset_page_query_unbounded_s",
+    "asset_page_query_ratio_vs_unbounded",
 ]
 LINE = re.compile(r"^([a-z0-9_]+): (-?\d+(?:\.\d+)?)$")
 
@@ -55,4 +61,6 @@ def test_bench_quick_mode_prints_every_figure(tmp_path):
     assert figures["compose_smart_decodes_clean"] == 1
     assert figures["compose_smart_frames_match_full"] == 1
     assert figures["compose_smart_frames"] == figures["compose_ref_frames"]
+    # 20 days of 20 batches under a 7-day retention: the last 7 days' partitions are left
+    assert (figures["partitions_after_year"], figures["partitions_unbounded"]) == (7 * 20, 20 * 20)
     assert list(tmp_path.iterdir()) == []  # the bench cleans up its inputs
