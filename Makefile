@@ -11,7 +11,7 @@ WITH_POSTGRES := scripts/with-postgres.sh
 export ZENCOURT_DATA_DIR ?= $(CURDIR)/.zencourt
 export DAGSTER_HOME ?= $(ZENCOURT_DATA_DIR)/dagster_home
 
-.PHONY: install demo test dev serve bench loadtest soak lint clean dagster-home browser
+.PHONY: install demo test dev serve bench loadtest soak lint clean dagster-home browser broker
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,20 @@ browser:
 	fi
 	@/usr/bin/chromium --version
 
+# Debian's RabbitMQ for the Celery test (zencourt_pipeline_tests/e2e/test_celery_topology.py): the test
+# starts a throwaway node of its own on free ports (zencourt_pipeline_tests/broker.py), never the machine's.
+broker:
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends rabbitmq-server; \
+	fi
+
 ## make test: the whole test suite (what CI runs); prepares Debian's Chromium for the browser test.
 ## Two pytest-xdist workers (the machine has 2 cores); the tests that start a production topology
 ## share one xdist group (zencourt_pipeline_tests/conftest.py), so at most one runs at a time.
 TEST_WORKERS ?= 2
-test: $(STAMP) browser
+test: $(STAMP) browser broker
 	$(WITH_POSTGRES) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 ## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000); the database is

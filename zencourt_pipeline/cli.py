@@ -9,7 +9,7 @@ import sys
 import threading
 
 from zencourt_pipeline.config import Settings
-from zencourt_pipeline.domain import ApiScope, Orientation, names
+from zencourt_pipeline.domain import ApiScope, Orientation, WorkQueue, names
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -221,6 +221,13 @@ def _openapi(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from zencourt_pipeline.defs.executors import run_worker
+
+    run_worker(Settings.from_env(), WorkQueue(args.queue), args.concurrency, args.name)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zencourt", description="Zencourt listing-video pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     keys.add_argument("--name", default=None, help="create: a label shown by list")
     keys.add_argument("--json", action="store_true", help="list: print JSON")
     keys.set_defaults(func=_keys)
+    worker = sub.add_parser("worker", help="a Celery worker of the runs' steps (ZENCOURT_EXECUTOR=celery)")
+    worker.add_argument("--queue", required=True, choices=names(WorkQueue), help="media (normalize, compose) or providers")
+    worker.add_argument("--concurrency", type=int, default=None, help="steps at once (default: cores for media, 8 for providers)")
+    worker.add_argument("--name", default=None, help="the worker's name in the runs' events (default: <queue>-<random>)")
+    worker.set_defaults(func=_worker)
     api = sub.add_parser("openapi", help="print the HTTP service's OpenAPI document (zencourt openapi > docs/openapi.json)")
     api.set_defaults(func=_openapi)
     from zencourt_pipeline.pipeline.spend import add_spend_parser

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from zencourt_pipeline.domain import Provider, StorageBackend, names
+from zencourt_pipeline.domain import Executor, Provider, StorageBackend, names
 
 PROVIDER_NAMES = names(Provider)
 
@@ -175,6 +175,12 @@ class Settings(BaseModel):
     # batches a day keeps about 30,000 per asset, under the counts that slow Dagster's UI down.
     partition_retention_days: int = Field(default=30, ge=0, le=3650)
 
+    # step execution (defs/executors.py): `in_process` (the default: `make demo` needs no broker)
+    # or `celery`: each step goes to a Celery worker over ZENCOURT_CELERY_BROKER_URL (RabbitMQ,
+    # or Redis), on the queue of its kind of work; workers start with `zencourt worker --queue Q`
+    executor: Executor = Executor.IN_PROCESS
+    celery_broker_url: str = "pyamqp://guest:guest@127.0.0.1:5672//"
+
     @field_validator("generation_providers")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
@@ -270,6 +276,8 @@ class Settings(BaseModel):
         "events_poll_seconds": "ZENCOURT_EVENTS_POLL_SECONDS",
         "events_heartbeat_seconds": "ZENCOURT_EVENTS_HEARTBEAT_SECONDS",
         "partition_retention_days": "ZENCOURT_PARTITION_RETENTION_DAYS",
+        "executor": "ZENCOURT_EXECUTOR",
+        "celery_broker_url": "ZENCOURT_CELERY_BROKER_URL",
     }
     # how a variable's text becomes the field's value where pydantic's own parsing differs
     _PARSE: ClassVar[dict[str, Any]] = {

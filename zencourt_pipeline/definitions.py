@@ -7,6 +7,7 @@ import dagster as dg
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.defs.alerts import dead_webhooks_sensor
 from zencourt_pipeline.defs.assets import build_assets
+from zencourt_pipeline.defs.executors import build_executor
 from zencourt_pipeline.defs.jobs import all_jobs
 from zencourt_pipeline.defs.orphans import orphaned_runs_sensor
 from zencourt_pipeline.defs.resources import build_resources
@@ -30,9 +31,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor]
         + [dead_webhooks_sensor, orphaned_runs_sensor, partition_retention_sensor],
         resources=build_resources(settings),
-        # runs launched from the UI (materialize, backfills) execute their steps in one process,
-        # like the jobs above: a batch's steps run one after another anyway
-        executor=dg.in_process_executor,
+        # every run (sensor-requested, UI materializations, backfills) executes its steps in its
+        # own process, or on Celery workers with ZENCOURT_EXECUTOR=celery (defs/executors.py)
+        executor=build_executor(settings),
     )
 
 

@@ -44,6 +44,22 @@ class StorageBackend(StrEnum):
     B2 = "b2"
 
 
+class Executor(StrEnum):
+    """How a run executes its steps (ZENCOURT_EXECUTOR): in the run's own process, or on Celery
+    workers (`zencourt worker --queue ...`) over a broker."""
+
+    IN_PROCESS = "in_process"
+    CELERY = "celery"
+
+
+class WorkQueue(StrEnum):
+    """The Celery queue a step goes to: `media` (normalize, compose: CPU-heavy, one or two per
+    core) or `providers` (photos, submissions, downloads: waiting on the network, many per worker)."""
+
+    MEDIA = "media"
+    PROVIDERS = "providers"
+
+
 class ApiScope(StrEnum):
     """What a workspace API key may do: read (GETs), write (create, generate, cancel), storage."""
 

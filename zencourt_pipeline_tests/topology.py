@@ -141,17 +141,26 @@ class Topology:
         }
         self.procs: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, list[str]] = {}  # name -> argv, so one process can be restarted
+        self.envs: dict[str, dict[str, str]] = {}  # name -> its environment
         self.restarts: dict[str, int] = {}
         self.db = AppDatabase(app_db_url)
 
     # -- processes -------------------------------------------------------------------------
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start `args` as process `name` in the topology's environment (plus `env`), its output in logs/<name>.log."""
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, env=self.env, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
+        env = {**self.env, **(env or self.envs.get(name, {}))}
+        proc = subprocess.Popen(args, env=env, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
         self.commands[name] = args
+        self.envs[name] = env
         return proc
+
+    def start_worker(self, name: str, queue: str, concurrency: int = 1) -> None:
+        """A Celery worker (`zencourt worker`) named `name` on `queue`, with a data directory of its own."""
+        self._spawn(name, [str(BIN / "zencourt"), "worker", "--queue", queue, "--concurrency", str(concurrency),
+                           "--name", name], env={"ZENCOURT_DATA_DIR": str(self.tmp / f"data-{name}")})
 
     def start_code_server(self) -> None:
         self._spawn("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", "zencourt_pipeline.definitions",

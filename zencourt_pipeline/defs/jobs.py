@@ -2,20 +2,19 @@ import dagster as dg
 
 from zencourt_pipeline.pipeline.actions import RECOMPOSE_JOB, REGENERATE_JOB
 
-# Steps of one batch run one after another: the in-process executor avoids a process spawn
-# (and a Dagster import) per step. Parallel work inside a step (normalizing clips) uses threads.
+# The jobs take the code location's executor (defs/executors.py): in process by default (the steps
+# of one batch run one after another, and no process is spawned per step), or Celery workers.
+# Parallel work inside a step (normalizing clips) uses threads.
 # Selecting an asset selects its asset checks too (photos_usable, clips_usable, video_matches_plan).
 batch_intake_job = dg.define_asset_job(
     "batch_intake_job",
     selection=dg.AssetSelection.assets("listing_photos", "clip_tasks"),
-    executor_def=dg.in_process_executor,
     description="Take a new batch in: fetch and prepare its photos, submit its generation tasks.",
 )
 
 batch_compose_job = dg.define_asset_job(
     "batch_compose_job",
     selection=dg.AssetSelection.assets("generated_clips", "normalized_clips", "composed_video"),
-    executor_def=dg.in_process_executor,
     description="Collect the finished clips, normalize them and compose the listing video.",
 )
 
@@ -23,7 +22,6 @@ batch_compose_job = dg.define_asset_job(
 batch_regenerate_job = dg.define_asset_job(
     REGENERATE_JOB,  # also launched over HTTP (pipeline/actions.py)
     selection=dg.AssetSelection.assets("clip_tasks"),
-    executor_def=dg.in_process_executor,
     description=(
         "Regenerate only some jobs of a batch: run config "
         '{"ops": {"clip_tasks": {"config": {"regenerate_job_ids": ["<job id>", ...]}}}}. '
@@ -35,7 +33,6 @@ batch_regenerate_job = dg.define_asset_job(
 batch_recompose_job = dg.define_asset_job(
     RECOMPOSE_JOB,  # also launched over HTTP (pipeline/actions.py)
     selection=dg.AssetSelection.assets("composed_video"),
-    executor_def=dg.in_process_executor,
     description=(
         "Re-compose a batch from its existing clips (no generation): run config "
         '{"ops": {"composed_video": {"config": {"template": "classic", "orientation": "vertical"}}}}.'

@@ -7,7 +7,9 @@ import dagster as dg
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.defs.assets.common import png_markdown
 from zencourt_pipeline.defs.assets.generation import clip_tasks, generated_clips
+from zencourt_pipeline.defs.executors import queue_tags
 from zencourt_pipeline.defs.resources import AppDatabaseResource, StorageResource
+from zencourt_pipeline.domain import WorkQueue
 from zencourt_pipeline.pipeline.analytics import (
     daily_records,
     load_generation_frame,
@@ -49,6 +51,7 @@ DAILY_SCHEMA = dg.TableSchema(
     deps=[clip_tasks, generated_clips],
     group_name="analytics",
     kinds={"pandas", "csv"},
+    op_tags=queue_tags(WorkQueue.PROVIDERS),
     owners=["team:analytics", "team:media-pipeline"],
     code_version="1",
     tags={"stage": "analytics"},

@@ -11,8 +11,10 @@ from zencourt_pipeline.defs.assets.common import (
     table,
 )
 from zencourt_pipeline.defs.assets.generation import generated_clips
+from zencourt_pipeline.defs.executors import queue_tags
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource, StorageResource
+from zencourt_pipeline.domain import WorkQueue
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.analytics import clip_rows
 from zencourt_pipeline.pipeline.clip_checks import (
@@ -36,6 +38,7 @@ PLATFORM_CHECK = "platform_ready"
     deps=[generated_clips],
     group_name="composition",
     kinds={"python", "ffmpeg"},
+    op_tags=queue_tags(WorkQueue.MEDIA),
     owners=OWNERS,
     code_version="2",
     tags={"stage": "composition"},
@@ -154,6 +157,7 @@ class ComposeConfig(dg.Config):
     deps=[normalized_clips],
     group_name="composition",
     kinds={"python", "ffmpeg"},
+    op_tags=queue_tags(WorkQueue.MEDIA),
     owners=OWNERS,
     code_version="2",
     tags={"stage": "composition"},

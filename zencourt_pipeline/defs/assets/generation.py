@@ -12,6 +12,7 @@ from zencourt_pipeline.defs.assets.common import (
     scratch_dir,
     table,
 )
+from zencourt_pipeline.defs.executors import queue_tags
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import (
     AppDatabaseResource,
@@ -19,6 +20,7 @@ from zencourt_pipeline.defs.resources import (
     PipelineSettingsResource,
     StorageResource,
 )
+from zencourt_pipeline.domain import WorkQueue
 from zencourt_pipeline.pipeline.collect import collect_outputs
 from zencourt_pipeline.pipeline.generation import generation_state, submit_jobs
 from zencourt_pipeline.pipeline.intake import BatchRejected
@@ -80,6 +82,7 @@ class ClipTasksConfig(dg.Config):
     deps=["listing_photos"],
     group_name="generation",
     kinds={"python"},
+    op_tags=queue_tags(WorkQueue.PROVIDERS),
     owners=OWNERS,
     code_version="2",
     tags={"stage": "generation"},
@@ -155,6 +158,7 @@ def clip_tasks(
     deps=[clip_tasks],
     group_name="generation",
     kinds={"python"},
+    op_tags=queue_tags(WorkQueue.PROVIDERS),
     owners=OWNERS,
     code_version="1",
     tags={"stage": "generation"},

@@ -9,6 +9,7 @@ from zencourt_pipeline.defs.assets.common import (
     scratch_dir,
     table,
 )
+from zencourt_pipeline.defs.executors import queue_tags
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import (
     AppDatabaseResource,
@@ -16,6 +17,7 @@ from zencourt_pipeline.defs.resources import (
     PipelineSettingsResource,
     StorageResource,
 )
+from zencourt_pipeline.domain import WorkQueue
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.clip_checks import (
     MAX_PHOTO_ASPECT,
@@ -37,6 +39,7 @@ PHOTOS_CHECK = "photos_usable"
     partitions_def=batch_partitions,
     group_name="intake",
     kinds={"python", "pillow"},
+    op_tags=queue_tags(WorkQueue.PROVIDERS),
     owners=OWNERS,
     code_version="2",
     tags={"stage": "intake"},
