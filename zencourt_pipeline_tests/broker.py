@@ -74,6 +74,16 @@ class ThrowawayRabbit:
         except Exception:  # noqa: BLE001 - any failure means not (yet) up
             return False
 
+    def queued(self, queue: str) -> int:
+        """Messages waiting in `queue` (0 when it does not exist)."""
+        import kombu
+
+        try:
+            with kombu.Connection(self.url, connect_timeout=2) as conn:
+                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except Exception:  # noqa: BLE001 - no such queue (yet), or the node is down
+            return 0
+
     def kill(self) -> None:
         """SIGKILL the node (the Erlang VM and its helpers): the broker is gone."""
         if self.proc is None:

@@ -113,8 +113,7 @@ def test_batches_run_on_celery_workers_survive_a_media_worker_kill_and_a_broker_
     # back; a media worker started afterwards takes the step, and the batch completes
     topo.kill(survivor)
     insert_batch(topo, "cel-3", n=2)
-    wait_for(lambda: dict(celery_steps(topo, "cel-3")).get("generated_clips"), 300, "cel-3's generated clips", topo)
-    time.sleep(3)  # the run's loop has sent the normalize step to the media queue
+    wait_for(lambda: topo.rabbit.queued("media"), 300, "cel-3's normalize step waiting in the media queue", topo, every=0.2)
     topo.rabbit.kill()
     time.sleep(2)
     topo.rabbit.start()
