@@ -32,7 +32,7 @@ from zencourt_pipeline.media.timeline import assets as assets_step
 from zencourt_pipeline.media.timeline import build
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.build import ClipInput
-from zencourt_pipeline.media.timeline.model import Timeline
+from zencourt_pipeline.media.timeline.model import AudioKind, Timeline
 
 __all__ = ["ClipInput", "CompositionResult", "clip_keyframes", "compose_video", "plan_composition", "render_timeline"]
 
@@ -164,6 +164,8 @@ def render_timeline(
     """
     if strategy not in STRATEGIES:
         raise MediaError(ErrorCode.INVALID_INPUT, f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
+    if any(track.kind == AudioKind.NARRATION for track in timeline.audio):
+        raise MediaError(ErrorCode.INVALID_INPUT, "narration tracks are not rendered yet (issue 14 point 4)")
     dest = Path(dest)
     planned = timeline.duration_s
     dest.parent.mkdir(parents=True, exist_ok=True)

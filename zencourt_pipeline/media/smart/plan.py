@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zencourt_pipeline.media.timeline.assets import RenderAssets
-from zencourt_pipeline.media.timeline.model import Clip, Timeline
+from zencourt_pipeline.media.timeline.model import Clip, ImageElement, TextElement, Timeline
 
 # The decode check costs about this share of a full render per output frame (measured: decoding
 # 720p H.264 is ~1/7 of decode + filter + x264 veryfast), and each rendered window about this many
@@ -226,7 +226,7 @@ def window_plan(
     if not card:
         clips[-1] = clips[-1].model_copy(update={"transition": None})
     elements = [*tl.texts, *tl.images]
-    shown: list[tuple[int, object]] = []
+    shown: list[tuple[int, TextElement | ImageElement]] = []
     for k, element in enumerate(elements):
         if element.end_frame <= start or element.start_frame >= end:
             continue
@@ -235,8 +235,8 @@ def window_plan(
             raise SmartUnavailable(f"window [{start}, {end}) cuts through a faded overlay")
         lo, hi = max(element.start_frame, start), min(element.end_frame, end)
         shown.append((k, element.model_copy(update={"start_frame": lo - start, "duration_frames": hi - lo})))
-    texts = [e for k, e in shown if k < len(tl.texts)]
-    images = [e for k, e in shown if k >= len(tl.texts)]
+    texts = [e for _, e in shown if isinstance(e, TextElement)]
+    images = [e for _, e in shown if isinstance(e, ImageElement)]
     try:
         window = tl.model_copy(
             update={

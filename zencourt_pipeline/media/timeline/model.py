@@ -214,6 +214,8 @@ class Timeline(_Model):
                     )
         if self.fade_in_frames > total or self.fade_out_frames > total:
             raise ValueError(f"video fades are longer than the timeline's {total} frames")
+        if sum(1 for track in self.audio if track.kind == AudioKind.MUSIC) > 1:
+            raise ValueError("a timeline has at most one music track")
         for k, track in enumerate(self.audio):
             if track.gain[-1].frame > total or max(track.fade_in_frames, track.fade_out_frames) > total:
                 raise ValueError(f"audio track {k}'s gain points or fades reach past frame {total}")
@@ -246,7 +248,7 @@ class Timeline(_Model):
 
     @property
     def music(self) -> AudioTrack | None:
-        """The music bed (the first music track), if any."""
+        """The music bed, if any."""
         return next((t for t in self.audio if t.kind == AudioKind.MUSIC), None)
 
     def seconds(self, frames: int) -> float:

@@ -129,6 +129,7 @@ def _with(**update) -> dict:
         ({"audio": [{"kind": "music", "source": "m", "gain": [{"frame": 10, "db": 0}, {"frame": 5, "db": 0}]}]},
          "strictly increasing"),
         ({"audio": [{"kind": "music", "source": "m", "gain": [{"frame": 900, "db": 0}]}]}, "reach past frame 265"),
+        ({"audio": [{"kind": "music", "source": "a"}, {"kind": "music", "source": "b"}]}, "at most one music track"),
         ({"extra": 1}, "Extra inputs are not permitted"),
     ],
 )  # fmt: skip
