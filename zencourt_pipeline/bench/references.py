@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zencourt_pipeline.media.graphs import ComposePlan
+from zencourt_pipeline.media.timeline.assets import RenderAssets
+from zencourt_pipeline.media.timeline.model import Timeline
 
 # The encoder flags every reference uses (spelled out: the references must not follow our builders).
 X264 = [
@@ -35,60 +36,63 @@ def normalize_reference_args(src: Path, dest: Path, *, width: int, height: int, 
     ]  # fmt: skip
 
 
-def compose_reference_args(plan: ComposePlan, dest: Path) -> list[str]:
-    """A hand-written ffmpeg graph doing the work of `plan` in one pass.
+def compose_reference_args(tl: Timeline, assets: RenderAssets, dest: Path) -> list[str]:
+    """A hand-written ffmpeg graph doing the work of timeline `tl` (with its rendered PNGs) in one pass.
 
-    Clips: scale + fps + yuv420p, chained `xfade` at the plan's offsets. Each overlay PNG is looped
-    (`-loop 1`) for its duration, alpha-faded in and out, shifted to its start time and overlaid.
-    Fade from/to black, music trimmed to the timeline with volume and fades, x264 + AAC.
+    Clips: scale + fps + yuv420p, chained `xfade` at the timeline's offsets. Each overlay PNG is
+    looped (`-loop 1`) for its duration, alpha-faded in and out, shifted to its start time and
+    overlaid. Fade from/to black, music trimmed to the timeline with volume and fades, x264 + AAC.
     """
-    w, h, fps, t = plan.width, plan.height, plan.fps, plan.transition_s
-    total = plan.total_s
+    w, h, fps, sec = tl.width, tl.height, tl.fps, tl.seconds
+    total = sec(tl.total_frames)
+    elements = [*tl.texts, *tl.images]
+    music = tl.music
     args: list[str] = []
-    for clip in plan.clips:
-        args += ["-i", str(clip)]
-    for ov in plan.overlays:
-        args += ["-loop", "1", "-framerate", str(fps), "-t", _num(ov.end_s - ov.start_s), "-i", str(ov.image)]
-    music_index = len(plan.clips) + len(plan.overlays)
-    if plan.music is not None:
-        args += ["-stream_loop", "-1", "-i", str(plan.music)]
+    for clip in tl.clips:
+        args += ["-i", clip.source]
+    for element, layer in zip(elements, assets.layers, strict=True):
+        args += ["-loop", "1", "-framerate", str(fps), "-t", _num(sec(element.duration_frames)), "-i", str(layer.image)]
+    music_index = len(tl.clips) + len(elements)
+    if music is not None:
+        args += ["-stream_loop", "-1", "-i", music.source]
     graph = []
-    for i, duration in enumerate(plan.durations):
+    for i, clip in enumerate(tl.clips):
         graph.append(
-            f"[{i}:v]scale={w}:{h},fps={fps},format=yuv420p,setsar=1,trim=duration={_num(duration)}[v{i}]"
+            f"[{i}:v]scale={w}:{h},fps={fps},format=yuv420p,setsar=1,trim=duration={_num(sec(clip.frames))}[v{i}]"
         )
-    current, offset = "v0", 0.0
-    for i in range(1, len(plan.clips)):
-        offset += plan.durations[i - 1] - t
+    current, offset = "v0", 0
+    for i in range(1, len(tl.clips)):
+        into = tl.clips[i - 1].transition
+        offset += tl.clips[i - 1].frames - into.frames
         graph.append(
-            f"[{current}][v{i}]xfade=transition={plan.transition}:duration={_num(t)}:offset={_num(offset)}[x{i}]"
+            f"[{current}][v{i}]xfade=transition={into.kind}:duration={_num(sec(into.frames))}:offset={_num(sec(offset))}[x{i}]"
         )
         current = f"x{i}"
-    for j, ov in enumerate(plan.overlays):
-        k = len(plan.clips) + j
-        length = ov.end_s - ov.start_s
-        fade = min(ov.fade_s, length / 2)
+    for j, (element, layer) in enumerate(zip(elements, assets.layers, strict=True)):
+        k = len(tl.clips) + j
+        length, fade = sec(element.duration_frames), sec(element.fade_frames)
         chain = f"[{k}:v]format=yuva420p"
         if fade > 0:
             chain += (
                 f",fade=t=in:st=0:d={_num(fade)}:alpha=1"
                 f",fade=t=out:st={_num(length - fade)}:d={_num(fade)}:alpha=1"
             )
-        graph.append(chain + f",setpts=PTS+{_num(ov.start_s)}/TB[o{j}]")
-        graph.append(f"[{current}][o{j}]overlay={ov.x}:{ov.y}:eof_action=pass[y{j}]")
+        graph.append(chain + f",setpts=PTS+{_num(sec(element.start_frame))}/TB[o{j}]")
+        graph.append(f"[{current}][o{j}]overlay={layer.x}:{layer.y}:eof_action=pass[y{j}]")
         current = f"y{j}"
     tail = []
-    if plan.fade_in_s > 0:
-        tail.append(f"fade=t=in:st=0:d={_num(plan.fade_in_s)}")
-    if plan.fade_out_s > 0:
-        tail.append(f"fade=t=out:st={_num(total - plan.fade_out_s)}:d={_num(plan.fade_out_s)}")
+    if tl.fade_in_frames > 0:
+        tail.append(f"fade=t=in:st=0:d={_num(sec(tl.fade_in_frames))}")
+    if tl.fade_out_frames > 0:
+        tail.append(f"fade=t=out:st={_num(total - sec(tl.fade_out_frames))}:d={_num(sec(tl.fade_out_frames))}")
     graph.append(f"[{current}]" + (",".join(tail) or "null") + "[vout]")
     out = ["-map", "[vout]"]
-    if plan.music is not None:
-        fade_out = max(plan.fade_out_s, 0.5)
+    if music is not None:
+        fade_out = sec(music.fade_out_frames)
+        volume = 10 ** (music.gain[0].db / 20)
         graph.append(
             f"[{music_index}:a]atrim=0:{_num(total)},aformat=sample_rates=48000:channel_layouts=stereo,"
-            f"volume={_num(plan.music_volume)},afade=t=in:d={_num(plan.fade_in_s or 0.01)},"
+            f"volume={_num(volume)},afade=t=in:d={_num(sec(music.fade_in_frames) or 0.01)},"
             f"afade=t=out:st={_num(total - fade_out)}:d={_num(fade_out)}[aout]"
         )
         out += ["-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
@@ -99,7 +103,7 @@ def compose_reference_args(plan: ComposePlan, dest: Path) -> list[str]:
 
 
 def moviepy_compose(
-    plan: ComposePlan,
+    tl: Timeline,
     dest: Path,
     *,
     title: str,
@@ -120,9 +124,11 @@ def moviepy_compose(
         vfx,
     )
 
-    w, h, t = plan.width, plan.height, plan.transition_s
-    sources = [VideoFileClip(str(p)) for p in plan.clips]
-    parts = [c.subclipped(0, min(d, c.duration)) for c, d in zip(sources, plan.durations, strict=True)]
+    w, h, sec = tl.width, tl.height, tl.seconds
+    t = sec(tl.clips[0].transition.frames) if tl.clips[0].transition else 0.0
+    total = sec(tl.total_frames)
+    sources = [VideoFileClip(c.source) for c in tl.clips]
+    parts = [s.subclipped(0, min(sec(c.frames), s.duration)) for s, c in zip(sources, tl.clips, strict=True)]
     parts = [parts[0]] + [p.with_effects([vfx.CrossFadeIn(t)]) for p in parts[1:]]
     video = concatenate_videoclips(parts, method="compose", padding=-t)
     layers = [video]
@@ -149,15 +155,16 @@ def moviepy_compose(
             .with_position((round(w * 0.04), round(h * 0.8)))
             .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
         )
-    final = CompositeVideoClip(layers, size=(w, h)).with_duration(plan.total_s)
-    final = final.with_effects([vfx.FadeIn(plan.fade_in_s), vfx.FadeOut(plan.fade_out_s)])
-    if plan.music is not None:
-        music = AudioFileClip(str(plan.music)).subclipped(0, plan.total_s)
-        music = music.with_effects([afx.AudioFadeIn(plan.fade_in_s), afx.AudioFadeOut(plan.fade_out_s)])
+    final = CompositeVideoClip(layers, size=(w, h)).with_duration(total)
+    fade_in, fade_out = sec(tl.fade_in_frames), sec(tl.fade_out_frames)
+    final = final.with_effects([vfx.FadeIn(fade_in), vfx.FadeOut(fade_out)])
+    if tl.music is not None:
+        music = AudioFileClip(tl.music.source).subclipped(0, total)
+        music = music.with_effects([afx.AudioFadeIn(fade_in), afx.AudioFadeOut(fade_out)])
         final = final.with_audio(music)
     try:
         final.write_videofile(
-            str(dest), fps=plan.fps, codec="libx264", preset="veryfast", audio_codec="aac",
+            str(dest), fps=tl.fps, codec="libx264", preset="veryfast", audio_codec="aac",
             audio_bitrate="128k", logger=None,
         )  # fmt: skip
     finally:

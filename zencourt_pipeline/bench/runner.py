@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from zencourt_pipeline.bench import inputs, references
@@ -18,11 +18,12 @@ from zencourt_pipeline.bench.rss import PeakTreeRss
 from zencourt_pipeline.media import compose
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
-from zencourt_pipeline.media.graphs import ComposePlan
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import normalize_clip, normalize_many
 from zencourt_pipeline.media.smart import plan as smart_plan
 from zencourt_pipeline.media.templates import Template, load_template
+from zencourt_pipeline.media.timeline.build import build_timeline
+from zencourt_pipeline.media.timeline.model import TextRole, Timeline
 
 ROOMS = ["Living room", "Kitchen", "Primary bedroom", "Bathroom", "Backyard", "Home office"]
 TITLE = "12 Harbour View Road, Seaside Heights"
@@ -192,18 +193,18 @@ def _normalize_one(cfg: Config, work: Path, sources: list[Path]) -> None:
 
 
 
-def _compose_runs(cfg: Config, work: Path, prepared: Prepared) -> tuple[ComposePlan, dict[str, list[Timing]]]:
+def _compose_runs(cfg: Config, work: Path, prepared: Prepared) -> tuple[Timeline, dict[str, list[Timing]]]:
     """The 720p composition: the reference graph, ours in one graph, ours smart, interleaved."""
     w, h = cfg.size
     clips, template = prepared.clips, prepared.template
     plan_dir = work / "plan"
     plan_dir.mkdir()
-    plan, _ = compose.plan_composition(
+    plan, assets = compose.plan_composition(
         clips, width=w, height=h, title=TITLE, template=template, work=plan_dir
     )
     indexes = [read_video_index(c.path) for c in clips]
     pieces_plan = smart_plan.plan_pieces(plan, [ix.gops() for ix in indexes])
-    emit("compose_timeline_s", plan.total_s)
+    emit("compose_timeline_s", plan.duration_s)
     emit("compose_smart_copied_share", pieces_plan.copied_frames / pieces_plan.total_frames)
     emit("compose_smart_estimated_cost", smart_plan.estimated_cost(pieces_plan))
     emit("compose_auto_uses_smart", int(smart_plan.estimated_cost(pieces_plan) <= smart_plan.WORTH_IT))
@@ -218,7 +219,7 @@ def _compose_runs(cfg: Config, work: Path, prepared: Prepared) -> tuple[ComposeP
         )  # fmt: skip
 
     jobs = {
-        "ref": lambda: run_ffmpeg(references.compose_reference_args(plan, work / "compose_ref.mp4")),
+        "ref": lambda: run_ffmpeg(references.compose_reference_args(plan, assets, work / "compose_ref.mp4")),
         "full": ours("full"),
         "smart": ours("smart"),
     }
@@ -244,7 +245,7 @@ def _compose_runs(cfg: Config, work: Path, prepared: Prepared) -> tuple[ComposeP
     return plan, runs
 
 
-def _compose_checks(work: Path, plan: ComposePlan, runs: dict[str, list[Timing]]) -> None:
+def _compose_checks(work: Path, plan: Timeline, runs: dict[str, list[Timing]]) -> None:
     """What the smart composition produced, against the full one and the reference."""
     results = {name: values[-1].result for name, values in runs.items()}
     smart_result, full_result = results["smart"], results["full"]
@@ -264,7 +265,7 @@ def _compose_checks(work: Path, plan: ComposePlan, runs: dict[str, list[Timing]]
     emit("compose_full_frames", full_info.frame_count or 0)
     emit("compose_ref_frames", ref_info.frame_count or 0)
     emit("compose_smart_frames_match_full", int(smart_info.frame_count == full_info.frame_count))
-    emit("compose_smart_duration_error_s", abs((smart_info.frame_count or 0) / 30 - plan.total_s))
+    emit("compose_smart_duration_error_s", abs((smart_info.frame_count or 0) / 30 - plan.duration_s))
 
 
 
@@ -299,7 +300,7 @@ def _vertical_compose(cfg: Config, work: Path, vclips: list[ClipInput], template
     """The 60 s vertical video (default strategy: its peak memory), then a third of it re-encoded in full."""
     vw, vh = cfg.vertical_size
     vlabel = f"{vw}x{vh}"
-    total = compose.planned_duration([c.duration_s for c in vclips], template)
+    total = build_timeline(vclips, width=vw, height=vh, title=TITLE, template=template).duration_s
     note(f"composing the {total:.0f} s vertical video (default strategy)")
     t = timed(
         lambda: compose_video(
@@ -320,7 +321,7 @@ def _vertical_compose(cfg: Config, work: Path, vclips: list[ClipInput], template
     # The full re-encode fallback on the first third of it (windows of ~2 clips, so its peak does
     # not grow with the length; a third keeps the bench short).
     part = vclips[: max(2, cfg.vertical_clips // 3)]
-    seconds = compose.planned_duration([c.duration_s for c in part], template)
+    seconds = build_timeline(part, width=vw, height=vh, title=TITLE, template=template).duration_s
     note(f"composing {seconds:.1f} s of it with strategy=full")
     t = timed(
         lambda: compose_video(
@@ -368,19 +369,15 @@ def _local_generator(cfg: Config, work: Path) -> None:
 
 
 
-def _moviepy(cfg: Config, work: Path, prepared: Prepared, plan: ComposePlan, ours_full_s: float) -> None:
+def _moviepy(cfg: Config, work: Path, prepared: Prepared, plan: Timeline, ours_full_s: float) -> None:
     """The naive moviepy composition, once (last: it bloats this process)."""
     w, h = cfg.size
     clips, template = prepared.clips, prepared.template
     note("moviepy reference (naive concatenate_videoclips + write_videofile), once")
-    mplan = replace(
-        plan,
-        clips=plan.clips[: cfg.moviepy_clips],
-        durations=plan.durations[: cfg.moviepy_clips],
-        overlays=[],
-    )
-    # The plan's overlays are the title, then one caption per clip (every bench clip has one).
-    captions = [(c.caption, ov.start_s, ov.end_s) for c, ov in zip(clips, plan.overlays[1:], strict=True)]
+    mplan = build_timeline(clips[: cfg.moviepy_clips], width=w, height=h, title=TITLE, template=template)
+    captions = [
+        (t.text, mplan.seconds(t.start_frame), mplan.seconds(t.end_frame)) for t in mplan.texts if t.role == TextRole.CAPTION
+    ]
     from zencourt_pipeline.media.overlays import _font_file
 
     mp = timed(
@@ -388,7 +385,7 @@ def _moviepy(cfg: Config, work: Path, prepared: Prepared, plan: ComposePlan, our
             mplan,
             work / "compose_moviepy.mp4",
             title=TITLE,
-            captions=[c for c in captions if c[2] <= mplan.total_s],
+            captions=captions,
             title_seconds=template.title_seconds,
             font=_font_file(),
         )  # fmt: skip

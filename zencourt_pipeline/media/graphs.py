@@ -9,18 +9,10 @@ return.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-# The styles `xfade` accepts (ffmpeg 7-9), minus "custom" which needs an expression.
-XFADE_TRANSITIONS: frozenset[str] = frozenset(
-    """fade wipeleft wiperight wipeup wipedown slideleft slideright slideup slidedown circlecrop
-    rectcrop distance fadeblack fadewhite radial smoothleft smoothright smoothup smoothdown circleopen
-    circleclose vertopen vertclose horzopen horzclose dissolve pixelize diagtl diagtr diagbl diagbr
-    hlslice hrslice vuslice vdslice hblur fadegrays wipetl wipetr wipebl wipebr squeezeh squeezev
-    zoomin fadefast fadeslow hlwind hrwind vuwind vdwind coverleft coverright coverup coverdown
-    revealleft revealright revealup revealdown""".split()
-)
+from zencourt_pipeline.media.timeline.assets import RenderAssets
+from zencourt_pipeline.media.timeline.model import AudioKind, GainPoint, ImageElement, TextElement, Timeline
 
 # Encoder settings shared by every normalized clip, so normalized clips can be stream-copied together.
 VIDEO_TIMESCALE = 15360  # mp4 track timescale (ffmpeg's own default for 30 fps, made explicit)
@@ -156,163 +148,120 @@ def normalize_args(
     return args
 
 
-# ---------------------------------------------------------------- compose
+# ---------------------------------------------------------------- compose (reads the Timeline; seconds only here)
 
 
-def xfade_offsets(durations: list[float], transition_s: float) -> list[float]:
-    """Offset of each xfade in the chain: offset_i = d_0 + ... + d_(i-1) - i * transition (i >= 1)."""
-    offsets: list[float] = []
-    total = 0.0
-    for i, duration in enumerate(durations[:-1], start=1):
-        total += duration
-        offsets.append(round(total - i * transition_s, 6))
-    return offsets
+def _still_chain(label_in: str, frames: int, fps: int, *, start: int = 0) -> str:
+    """Turn a single decoded image into `frames` frames at `fps`, starting at output frame `start`."""
+    return f"[{label_in}]settb=1/{fps},loop=loop={max(frames, 1) - 1}:size=1:start=0,setpts=N+{start},fps={fps}"
 
 
-def timeline_starts(durations: list[float], transition_s: float) -> list[float]:
-    """Where each clip starts on the output timeline (clip i > 0 starts at its xfade offset)."""
-    return [0.0, *xfade_offsets(durations, transition_s)]
+def _overlay_elements(tl: Timeline) -> list[TextElement | ImageElement]:
+    """The timed elements drawn over the video track, bottom to top (one `RenderAssets` layer each)."""
+    return [*tl.texts, *tl.images]
 
 
-@dataclass(frozen=True)
-class TimedOverlay:
-    """A (small, transparent) PNG placed at x, y between start_s and end_s, faded in/out over fade_s."""
+def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | None]:
+    """The filter_complex for `tl`; returns (graph, video_label, audio_label or None).
 
-    image: Path
-    x: int
-    y: int
-    start_s: float
-    end_s: float
-    fade_s: float = 0.4
-
-
-@dataclass(frozen=True)
-class ComposePlan:
-    clips: list[Path]
-    durations: list[float]
-    width: int
-    height: int
-    fps: int = 30
-    transition: str = "fade"
-    transition_s: float = 0.5
-    overlays: list[TimedOverlay] = field(default_factory=list)
-    end_card: Path | None = None  # opaque full-frame PNG, xfaded in after the last clip
-    end_card_s: float = 0.0
-    music: Path | None = None
-    music_volume: float = 0.6
-    fade_in_s: float = 0.0
-    fade_out_s: float = 0.0
-    loudnorm: str | None = None  # the music bed's second-pass loudnorm filter (media/loudness.py)
-    rescale: list[bool] = field(default_factory=list)  # per clip: not already width x height
-    # Per clip, where to start reading it (seconds; frame-accurate input seek). Empty = all from 0.
-    # Smart rendering uses it to render a window of the timeline from the middle of clips.
-    clip_seeks: list[float] = field(default_factory=list)
-
-    @property
-    def total_s(self) -> float:
-        total = sum(self.durations) - max(len(self.durations) - 1, 0) * self.transition_s
-        if self.end_card is not None and self.end_card_s > 0:
-            total += self.end_card_s
-        return round(total, 6)
-
-
-def _frames(seconds: float, fps: int) -> int:
-    return max(1, round(seconds * fps))
-
-
-def _still_chain(label_in: str, seconds: float, fps: int, *, start_s: float = 0.0) -> str:
-    """Turn a single decoded image into `seconds` of frames at `fps`, starting at start_s."""
-    n = _frames(seconds, fps)
-    start = round(start_s * fps)
-    return f"[{label_in}]settb=1/{fps},loop=loop={n - 1}:size=1:start=0,setpts=N+{start},fps={fps}"
-
-
-def compose_filter(plan: ComposePlan) -> tuple[str, str, str | None]:
-    """The filter_complex for `plan`; returns (graph, video_label, audio_label or None).
-
-    Input order (see `compose_args`): clips, overlay PNGs, end card PNG, music.
+    Input order (see `compose_args`): clips, overlay PNGs (`assets.layers`), end card PNG, music.
     """
-    fps, w, h = plan.fps, plan.width, plan.height
-    n = len(plan.clips)
+    fps, w, h, sec = tl.fps, tl.width, tl.height, tl.seconds
+    n = len(tl.clips)
     lines: list[str] = []
-    for i, duration in enumerate(plan.durations):
+    for i, clip in enumerate(tl.clips):
         chain = [f"[{i}:v]setpts=PTS-STARTPTS", f"fps={fps}"]
-        if plan.rescale and plan.rescale[i]:
+        if assets.rescale and assets.rescale[i]:
             chain += [cover_scale(w, h), f"crop={w}:{h}"]
         chain += [
             "setsar=1",
             "format=yuv420p",
-            f"tpad=stop_mode=clone:stop_duration={fmt(duration)}",
-            f"trim=duration={fmt(duration)}",
+            f"tpad=stop_mode=clone:stop_duration={fmt(sec(clip.frames))}",
+            f"trim=duration={fmt(sec(clip.frames))}",
             f"setpts=PTS-STARTPTS[c{i}]",
         ]
         lines.append(",".join(chain))
 
-    segments = [f"c{i}" for i in range(n)]
-    seg_durations = list(plan.durations)
-    next_input = n + len(plan.overlays)
-    if plan.end_card is not None and plan.end_card_s > 0:
-        # The end card lasts end_card_s + transition so that, after its xfade, it adds end_card_s.
-        card_s = plan.end_card_s + (plan.transition_s if n else 0.0)
-        lines.append(_still_chain(f"{next_input}:v", card_s, fps) + ",setsar=1,format=yuv420p[endcard]")
-        segments.append("endcard")
-        seg_durations.append(card_s)
+    elements = _overlay_elements(tl)
+    segments = [(f"c{i}", clip.transition) for i, clip in enumerate(tl.clips)]
+    next_input = n + len(elements)
+    if tl.end_card is not None and assets.end_card is not None:
+        # The card lasts its frames + the transition into it, so that after its xfade it adds its frames.
+        card = tl.end_card.duration_frames + tl.clips[-1].transition.frames  # type: ignore[union-attr]
+        lines.append(_still_chain(f"{next_input}:v", card, fps) + ",setsar=1,format=yuv420p[endcard]")
+        segments.append(("endcard", None))
         next_input += 1
 
-    current = segments[0]
-    for k, offset in enumerate(xfade_offsets(seg_durations, plan.transition_s), start=1):
-        out = f"x{k}"
+    current = segments[0][0]
+    offset = 0
+    for k in range(1, len(segments)):
+        into = segments[k - 1][1]
+        offset += tl.clips[k - 1].frames - into.frames  # type: ignore[union-attr]
         lines.append(
-            f"[{current}][{segments[k]}]xfade=transition={plan.transition}:"
-            f"duration={fmt(plan.transition_s)}:offset={fmt(offset)}[{out}]"
+            f"[{current}][{segments[k][0]}]xfade=transition={into.kind}:"  # type: ignore[union-attr]
+            f"duration={fmt(sec(into.frames))}:offset={fmt(sec(offset))}[x{k}]"  # type: ignore[union-attr]
         )
-        current = out
+        current = f"x{k}"
 
-    for j, ov in enumerate(plan.overlays):
-        length = max(ov.end_s - ov.start_s, 1.0 / fps)
-        fade = min(ov.fade_s, length / 2)
-        chain = _still_chain(f"{n + j}:v", length, fps, start_s=ov.start_s) + ",format=yuva420p"
+    for j, (element, layer) in enumerate(zip(elements, assets.layers, strict=True)):
+        fade = element.fade_frames
+        chain = _still_chain(f"{n + j}:v", element.duration_frames, fps, start=element.start_frame) + ",format=yuva420p"
         if fade > 0:
             chain += (
-                f",fade=t=in:st={fmt(ov.start_s)}:d={fmt(fade)}:alpha=1"
-                f",fade=t=out:st={fmt(ov.end_s - fade)}:d={fmt(fade)}:alpha=1"
+                f",fade=t=in:st={fmt(sec(element.start_frame))}:d={fmt(sec(fade))}:alpha=1"
+                f",fade=t=out:st={fmt(sec(element.end_frame - fade))}:d={fmt(sec(fade))}:alpha=1"
             )
         lines.append(chain + f"[o{j}]")
-        out = f"v{j}"
-        lines.append(f"[{current}][o{j}]overlay=x={ov.x}:y={ov.y}:eof_action=pass:format=yuv420[{out}]")
-        current = out
+        lines.append(f"[{current}][o{j}]overlay=x={layer.x}:y={layer.y}:eof_action=pass:format=yuv420[v{j}]")
+        current = f"v{j}"
 
-    total = plan.total_s
-    tail = [f"trim=duration={fmt(total)}"]
-    if plan.fade_in_s > 0:
-        tail.append(f"fade=t=in:st=0:d={fmt(plan.fade_in_s)}")
-    if plan.fade_out_s > 0:
-        tail.append(f"fade=t=out:st={fmt(max(total - plan.fade_out_s, 0))}:d={fmt(plan.fade_out_s)}")
+    total = tl.total_frames
+    tail = [f"trim=duration={fmt(sec(total))}"]
+    if tl.fade_in_frames > 0:
+        tail.append(f"fade=t=in:st=0:d={fmt(sec(tl.fade_in_frames))}")
+    if tl.fade_out_frames > 0:
+        tail.append(f"fade=t=out:st={fmt(sec(total - tl.fade_out_frames))}:d={fmt(sec(tl.fade_out_frames))}")
     tail.append("format=yuv420p")
     lines.append(f"[{current}]" + ",".join(tail) + "[vout]")
 
     audio = None
-    if plan.music is not None:
-        lines.append(music_chain(plan, next_input))
+    if tl.music is not None:
+        lines.append(music_chain(tl, assets, next_input))
         audio = "aout"
     return ";\n".join(lines), "vout", audio
 
 
-def music_chain(plan: ComposePlan, input_index: int, label: str = "aout") -> str:
-    """The music bed: looped input trimmed to the timeline, resampled, volume, fade in/out."""
-    total = plan.total_s
+def gain_filter(points: Sequence[GainPoint], fps: int) -> str:
+    """`volume` for a gain automation: constant for one point, else linear between the points (dB)."""
+    linear = [(p.frame / fps, 10 ** (p.db / 20)) for p in points]
+    if len(linear) == 1:
+        return f"volume={fmt(linear[0][1])}"
+    expr = fmt(linear[-1][1])
+    for (t0, v0), (t1, v1) in reversed(list(zip(linear, linear[1:], strict=False))):
+        ramp = f"{fmt(v0)}+({fmt(v1 - v0)})*(t-{fmt(t0)})/{fmt(t1 - t0)}"
+        expr = f"if(lt(t,{fmt(t1)}),{ramp},{expr})"
+    expr = f"if(lt(t,{fmt(linear[0][0])}),{fmt(linear[0][1])},{expr})"
+    return f"volume='{expr}':eval=frame"
+
+
+def music_chain(tl: Timeline, assets: RenderAssets, input_index: int, label: str = "aout") -> str:
+    """The music bed: looped input trimmed to the timeline, resampled, gain, fade in/out, loudnorm."""
+    music = tl.music
+    assert music is not None
+    sec = tl.seconds
+    total = tl.total_frames
     achain = [
-        f"[{input_index}:a]atrim=duration={fmt(total)}",
+        f"[{input_index}:a]atrim=duration={fmt(sec(total))}",
         "asetpts=PTS-STARTPTS",
         "aformat=sample_rates=48000:channel_layouts=stereo",
-        f"volume={fmt(plan.music_volume)}",
+        gain_filter(music.gain, tl.fps),
     ]
-    if plan.fade_in_s > 0:
-        achain.append(f"afade=t=in:st=0:d={fmt(plan.fade_in_s)}")
-    fade_out = max(plan.fade_out_s, 0.5)
-    achain.append(f"afade=t=out:st={fmt(max(total - fade_out, 0))}:d={fmt(fade_out)}")
-    if plan.loudnorm:
-        achain.append(plan.loudnorm)
+    if music.fade_in_frames > 0:
+        achain.append(f"afade=t=in:st=0:d={fmt(sec(music.fade_in_frames))}")
+    if music.fade_out_frames > 0:
+        achain.append(f"afade=t=out:st={fmt(sec(total - music.fade_out_frames))}:d={fmt(sec(music.fade_out_frames))}")
+    if assets.loudnorm:
+        achain.append(assets.loudnorm)
     return ",".join(achain) + f"[{label}]"
 
 
@@ -320,22 +269,20 @@ def music_chain(plan: ComposePlan, input_index: int, label: str = "aout") -> str
 AUDIO_ARGS = ["-c:a", "aac", "-b:a", "124k", "-ar", "48000", "-ac", "2"]
 
 
-def _clip_inputs(plan: ComposePlan) -> list[str]:
+def _clip_inputs(tl: Timeline) -> list[str]:
+    """Each clip from its in point (frame-accurate input seek half a frame early, so rounding never
+    drops the first wanted frame), reading one frame more than it shows (the graph trims exactly)."""
     args: list[str] = []
-    for i, clip in enumerate(plan.clips):
-        if plan.clip_seeks:
-            # Half a frame early so float rounding never drops the first wanted frame; read one
-            # frame more than needed (trim in the graph cuts exactly).
-            start = plan.clip_seeks[i]
-            if start > 0:
-                args += ["-ss", fmt(max(start - 0.5 / plan.fps, 0.0))]
-            args += ["-t", fmt(plan.durations[i] + 1.0 / plan.fps)]
-        args += ["-i", str(clip)]
+    for clip in tl.clips:
+        if clip.in_frame > 0:
+            args += ["-ss", fmt(tl.seconds(clip.in_frame) - 0.5 / tl.fps)]
+        args += ["-t", fmt(tl.seconds(clip.frames + 1)), "-i", clip.source]
     return args
 
 
 def compose_args(
-    plan: ComposePlan,
+    tl: Timeline,
+    assets: RenderAssets,
     dest: Path,
     *,
     preset: str = "veryfast",
@@ -344,35 +291,37 @@ def compose_args(
     decoder_threads: int | None = None,
     encoder_threads: int | None = None,
 ) -> list[str]:
-    """Full ffmpeg arguments for one composition pass (clips, overlays, end card, music -> dest).
+    """Full ffmpeg arguments for one composition pass of `tl` (clips, overlays, end card, music -> dest).
 
     `decoder_threads` caps each clip decoder's threads (1 = no frame threading: fewer frames held
     in memory; one decoder thread per clip is plenty to feed x264); `encoder_threads` caps x264's.
     """
+    if any(track.kind == AudioKind.NARRATION for track in tl.audio):
+        raise ValueError("narration tracks are not rendered yet (issue 14 point 4)")
     args: list[str] = []
-    for arg in _clip_inputs(plan):
+    for arg in _clip_inputs(tl):
         if arg == "-i" and decoder_threads:
             args += ["-threads", str(decoder_threads)]
         args.append(arg)
-    for ov in plan.overlays:
-        args += ["-i", str(ov.image)]
-    if plan.end_card is not None and plan.end_card_s > 0:
-        args += ["-i", str(plan.end_card)]
-    if plan.music is not None:
-        args += ["-stream_loop", "-1", "-i", str(plan.music)]
-    graph, video, audio = compose_filter(plan)
+    for layer in assets.layers:
+        args += ["-i", str(layer.image)]
+    if tl.end_card is not None and assets.end_card is not None:
+        args += ["-i", str(assets.end_card)]
+    if tl.music is not None:
+        args += music_input(tl)
+    graph, video, audio = compose_filter(tl, assets)
     args += ["-filter_complex", graph, "-map", f"[{video}]"]
     if audio:
         args += ["-map", f"[{audio}]", *AUDIO_ARGS]
     else:
         args += ["-an"]
-    args += x264_args(preset=preset, crf=crf, fps=plan.fps)
+    args += x264_args(preset=preset, crf=crf, fps=tl.fps)
     if encoder_threads:
         args += ["-threads", str(encoder_threads)]
     args += COLOR_ARGS
     args += [
-        "-r", str(plan.fps),
-        "-t", fmt(plan.total_s),
+        "-r", str(tl.fps),
+        "-t", fmt(tl.seconds(tl.total_frames)),
         "-sn", "-dn",
         "-map_metadata", "-1",
         "-video_track_timescale", str(VIDEO_TIMESCALE),
@@ -383,16 +332,18 @@ def compose_args(
 # ---------------------------------------------------------------- smart rendering (the splicing commands: smart/splicing.py)
 
 
-def music_input(plan: ComposePlan) -> list[str]:
-    """The music file, looped (the chain trims it to the timeline)."""
-    return ["-stream_loop", "-1", "-i", str(plan.music)]
+def music_input(tl: Timeline) -> list[str]:
+    """The music file (looped when the track says so; the chain trims it to the timeline)."""
+    music = tl.music
+    assert music is not None
+    return [*(["-stream_loop", "-1"] if music.loop else []), "-i", music.source]
 
 
-def music_args(plan: ComposePlan, dest: Path) -> list[str]:
+def music_args(tl: Timeline, assets: RenderAssets, dest: Path) -> list[str]:
     """The music bed alone (looped, trimmed, faded), encoded to an .m4a for a stream-copy join."""
     return [
-        *music_input(plan),
-        "-filter_complex", music_chain(plan, 0), "-map", "[aout]", *AUDIO_ARGS,
+        *music_input(tl),
+        "-filter_complex", music_chain(tl, assets, 0), "-map", "[aout]", *AUDIO_ARGS,
         "-vn", "-sn", "-dn", "-map_metadata", "-1", *mp4_output(dest, faststart=False, final=False),
     ]  # fmt: skip
 

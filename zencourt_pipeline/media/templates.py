@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.graphs import XFADE_TRANSITIONS
 from zencourt_pipeline.media.overlays import TextStyle
+from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_TEMPLATE = "default"

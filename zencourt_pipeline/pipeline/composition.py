@@ -16,7 +16,7 @@ from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.media.profiles import targets
 from zencourt_pipeline.media.validate import Problem, validate_targets
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
-from zencourt_pipeline.pipeline.keys import clip_key, video_key, video_thumbnail_key
+from zencourt_pipeline.pipeline.keys import clip_key, video_key, video_thumbnail_key, video_timeline_key
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ def compose_batch(
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
         return CompositionReport("failed", clips_used=len(completed), clips_failed=len(failed), error=error)
     expects_audio = template.music is not None
-    published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio)
+    timeline_file = _timeline_file(result, completed, work_dir)
+    published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio, timeline_file)
     if published is None:
         return CompositionReport("canceled", error="batch was canceled during composition")
     return _completed_report(result, template, published, len(completed), len(failed), summary, durations)
@@ -174,21 +175,35 @@ def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_
     return clips, durations
 
 
+def _timeline_file(result: CompositionResult, completed: list[Job], work_dir: Path) -> Path:
+    """The rendered timeline as JSON, each clip's source the storage URI of its normalized clip
+    (the clips are composed in the order of `completed`), so that it re-renders the video."""
+    timeline = result.timeline
+    sources = [job.video_url or clip.source for job, clip in zip(completed, timeline.clips, strict=True)]
+    stored = timeline.model_copy(update={"clips": [c.model_copy(update={"source": s}) for c, s in zip(timeline.clips, sources, strict=True)]})
+    path = work_dir / "listing.timeline.json"
+    path.write_text(stored.to_json(), encoding="utf-8")
+    return path
+
+
 def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: Orientation, template_name: str, result,
-             summary: str | None, work_dir: Path, expects_audio: bool):
-    """Store the video and its thumbnail under their final keys and finish the batch; None when the
-    batch was canceled meanwhile (nothing stays published then)."""
+             summary: str | None, work_dir: Path, expects_audio: bool, timeline_file: Path):
+    """Store the video, its thumbnail and its timeline JSON under their final keys and finish the
+    batch; None when the batch was canceled meanwhile (nothing stays published then)."""
     v_key = video_key(batch_id, orientation, template_name)
     t_key = video_thumbnail_key(batch_id, orientation, template_name)
+    tl_key = video_timeline_key(batch_id, orientation, template_name)
     if db.get_batch(batch_id).status == BatchStatus.CANCELED:
         return None
     db.record_stage(batch_id, BatchStage.UPLOADING)
     thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
+    storage.put_file(tl_key, timeline_file, "application/json")
     video_uri = storage.put_file(v_key, result.path, "video/mp4")
     if not db.finish_batch(batch_id, BatchStatus.COMPLETED, video_url=video_uri, thumbnail_url=thumb_uri, error=summary):
         # canceled between the check and the publish: take the objects back down
         storage.delete(v_key)
         storage.delete(t_key)
+        storage.delete(tl_key)
         return None
     inspection = _inspect_published(storage, result, t_key if thumb_uri else None, work_dir, expects_audio)
     return v_key, t_key, video_uri, thumb_uri, inspection

@@ -31,3 +31,8 @@ def video_key(batch_id: str, orientation: Orientation, template: str) -> str:
 def video_thumbnail_key(batch_id: str, orientation: Orientation, template: str) -> str:
     """Storage key of the composed listing video's thumbnail."""
     return f"batches/{batch_id}/video/listing-{orientation}-{template}.jpg"
+
+
+def video_timeline_key(batch_id: str, orientation: Orientation, template: str) -> str:
+    """Storage key of the composed listing video's timeline JSON (what re-renders it exactly)."""
+    return f"batches/{batch_id}/video/listing-{orientation}-{template}.timeline.json"

@@ -10,16 +10,13 @@ import pytest
 from PIL import Image
 
 from zencourt_pipeline.media import graphs, overlays
-from zencourt_pipeline.media.compose import (
-    ClipInput,
-    compose_video,
-    effective_transition,
-    planned_duration,
-)
+from zencourt_pipeline.media.compose import ClipInput, compose_video, render_timeline
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
 from zencourt_pipeline.media.templates import Template, load_template
 from zencourt_pipeline.media.thumbnails import extract_thumbnail
+from zencourt_pipeline.media.timeline.build import build_timeline, transition_frames
+from zencourt_pipeline.media.timeline.model import Timeline
 
 
 def _clip(path: Path, source: str, width: int, height: int, seconds: float) -> Path:
@@ -91,21 +88,27 @@ def _assert_video(result, *, width: int, height: int, music: bool):
             assert img.format == "JPEG" and img.size == (width, height)
 
 
+def planned_duration(durations: list[float], template: Template) -> float:
+    clips = [ClipInput(Path(f"c{i}.mp4"), d) for i, d in enumerate(durations)]
+    return build_timeline(clips, width=1280, height=720, title="T", template=template).duration_s
+
+
 def test_planned_duration():
     default = load_template("default")
     assert planned_duration([5.0] * 6, default) == pytest.approx(27.5)
     assert planned_duration([4.0], default) == pytest.approx(4.0)
-    assert planned_duration([], default) == 0
+    with pytest.raises(MediaError, match="zero clips"):
+        planned_duration([], default)
     classic = load_template("classic")
     assert planned_duration([3.0, 3.0, 3.0], classic) == pytest.approx(9.0 - 2 * 0.8 + 2.5)
 
 
 def test_transition_is_shortened_for_short_clips():
     slow = Template(name="slow", transition_seconds=1.5)
-    assert effective_transition([5.0, 5.0], slow) == 1.5
-    shortened = effective_transition([5.0, 2.0, 5.0], slow)  # middle clip must cover two transitions
-    assert shortened < 1.0 and abs(shortened * 30 - round(shortened * 30)) < 1e-9
-    assert planned_duration([5.0, 2.0, 5.0], slow) == pytest.approx(12.0 - 2 * shortened)
+    assert transition_frames([150, 150], slow) == 45
+    shortened = transition_frames([150, 60, 150], slow)  # middle clip must cover two transitions
+    assert shortened == 27  # 90% of half the middle clip
+    assert planned_duration([5.0, 2.0, 5.0], slow) == pytest.approx(12.0 - 2 * shortened / 30)
 
 
 def test_compose_landscape_with_music_title_and_captions(landscape, tmp_path):
@@ -205,3 +208,31 @@ def test_extract_thumbnail(landscape, tmp_path):
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["a.jpg", "b.jpg"]
     with pytest.raises(MediaError):
         extract_thumbnail(tmp_path / "missing.mp4", tmp_path / "c.jpg")
+
+
+def test_a_stored_timeline_re_renders_the_same_video(vertical, tmp_path):
+    """What the pipeline stores next to a video (its timeline JSON) renders it again exactly:
+    same frames, same length, the end card, captions and title where the timeline puts them."""
+    template = load_template("classic")
+    first = compose_video(vertical, tmp_path / "a.mp4", width=720, height=1280, title="12 Main St", template=template,
+                          strategy="full")  # fmt: skip
+    stored = tmp_path / "a.timeline.json"
+    stored.write_text(first.timeline.to_json(), encoding="utf-8")
+    timeline = Timeline.from_json(stored.read_text(encoding="utf-8"))
+    assert timeline == first.timeline and timeline.to_json() == stored.read_text(encoding="utf-8")
+    again = render_timeline(timeline, tmp_path / "b.mp4", strategy="full")
+    a, b = probe(first.path, count_frames=True), probe(again.path, count_frames=True)
+    assert a.frame_count == b.frame_count == timeline.total_frames
+    assert again.planned_duration_s == first.planned_duration_s == timeline.duration_s
+    assert abs(b.duration - a.duration) < 1e-3
+    for at in (0.5, timeline.duration_s - 0.5):  # same encoder input: the same pictures
+        assert np.abs(_gray_frame(first.path, at, 720, 1280) - _gray_frame(again.path, at, 720, 1280)).mean() < 1.0
+
+
+def test_narration_is_refused_until_it_is_rendered(tmp_path):
+    timeline = build_timeline([ClipInput(tmp_path / "c.mp4", 2.0)], width=1280, height=720, title=None,
+                              template=Template(name="plain", music=None))  # fmt: skip
+    narrated = Timeline.model_validate({**timeline.model_dump(), "audio": [{"kind": "narration", "source": "v.m4a"}]})
+    with pytest.raises(MediaError, match="narration") as err:
+        render_timeline(narrated, tmp_path / "x.mp4")
+    assert err.value.code == "INVALID_INPUT" and not (tmp_path / "x.mp4").exists()

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from zencourt_pipeline.media import graphs
-from zencourt_pipeline.media.graphs import ComposePlan, TimedOverlay
+from zencourt_pipeline.media.timeline.assets import Layer, RenderAssets
+from zencourt_pipeline.media.timeline.model import (
+    AudioKind,
+    AudioTrack,
+    Clip,
+    GainPoint,
+    Timeline,
+    Transition,
+)
+from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS, TransitionKind
 
 
 def test_fmt_is_fixed_point_without_trailing_zeros():
@@ -18,19 +27,28 @@ def test_fmt_is_fixed_point_without_trailing_zeros():
     assert graphs.fmt(12345.25) == "12345.25"
 
 
-def test_xfade_offsets_six_equal_clips():
-    assert graphs.xfade_offsets([5.0] * 6, 0.5) == [4.5, 9.0, 13.5, 18.0, 22.5]
+def _clips(frames: list[int], transition: int = 15, kind: str = "fade", card: bool = False) -> list[Clip]:
+    last = len(frames) - 1
+    return [
+        Clip(source=f"c{i}.mp4", out_frame=n, transition=Transition(kind=TransitionKind(kind), frames=transition)
+             if i < last or card else None)
+        for i, n in enumerate(frames)
+    ]  # fmt: skip
 
 
-def test_xfade_offsets_mixed_durations():
-    # offset_i = (d_0 + ... + d_(i-1)) - i * T
-    assert graphs.xfade_offsets([2.5, 3.0, 2.0, 2.5], 0.5) == [2.0, 4.5, 6.0]
-    assert graphs.xfade_offsets([4.0], 0.5) == []
-    assert graphs.xfade_offsets([], 0.5) == []
+def _starts(frames: list[int], transition: int) -> list[int]:
+    return Timeline(width=1280, height=720, clips=_clips(frames, transition)).clip_starts
 
 
-def test_timeline_starts():
-    assert graphs.timeline_starts([2.5, 3.0, 2.0], 0.8) == [0.0, 1.7, 3.9]
+def test_clip_starts_six_equal_clips():
+    # start_i = d_0 + ... + d_(i-1) - i * T (in frames): the xfade offsets
+    assert _starts([150] * 6, 15) == [0, 135, 270, 405, 540, 675]
+
+
+def test_clip_starts_mixed_durations():
+    assert _starts([75, 90, 60, 75], 15) == [0, 60, 135, 180]
+    assert _starts([120], 15) == [0]
+    assert _starts([75, 90, 60], 24) == [0, 51, 117]
 
 
 def test_normalize_filter_cover_crop_fps_format():
@@ -83,16 +101,18 @@ def test_normalize_args_identical_for_every_clip_apart_from_paths():
     assert [x for x in a if x not in ("a.mp4", "x.mp4")] == [x for x in b if x not in ("b.webm", "y.mp4")]
 
 
-def _plan(**kw) -> ComposePlan:
-    base = dict(
-        clips=[Path(f"c{i}.mp4") for i in range(3)], durations=[2.5, 3.0, 2.0], width=1280, height=720
-    )
-    base.update(kw)
-    return ComposePlan(**base)
+def _timeline(frames=(75, 90, 60), transition: int = 15, kind: str = "fade", **kw) -> Timeline:
+    return Timeline(width=1280, height=720, clips=_clips(list(frames), transition, kind, card="end_card" in kw), **kw)
+
+
+def _assets(tl: Timeline, **kw) -> RenderAssets:
+    layers = tuple(Layer(Path(f"o{k}.png"), 0, 0) for k in range(len(tl.texts) + len(tl.images)))
+    return RenderAssets(**{"layers": layers, **kw})
 
 
 def test_compose_filter_chains_xfades_with_offsets():
-    graph, video, audio = graphs.compose_filter(_plan(transition="smoothleft", transition_s=0.5))
+    tl = _timeline(kind="smoothleft")
+    graph, video, audio = graphs.compose_filter(tl, _assets(tl))
     assert video == "vout" and audio is None
     assert "[c0][c1]xfade=transition=smoothleft:duration=0.5:offset=2[x1]" in graph
     assert "[x1][c2]xfade=transition=smoothleft:duration=0.5:offset=4.5[x2]" in graph
@@ -103,67 +123,44 @@ def test_compose_filter_chains_xfades_with_offsets():
     assert "scale" not in graph  # clips are already normalized
 
 
+def test_compose_filter_per_clip_transitions():
+    clips = _clips([75, 90, 60])
+    clips[1] = clips[1].model_copy(update={"transition": Transition(kind=TransitionKind.DISSOLVE, frames=24)})
+    graph, _, _ = graphs.compose_filter(Timeline(width=1280, height=720, clips=clips), RenderAssets())
+    assert "[c0][c1]xfade=transition=fade:duration=0.5:offset=2[x1]" in graph
+    assert "[x1][c2]xfade=transition=dissolve:duration=0.8:offset=4.2[x2]" in graph
+    assert "[x2]trim=duration=6.2,format=yuv420p[vout]" in graph
+
+
 def test_compose_filter_rescales_only_flagged_clips():
-    graph, _, _ = graphs.compose_filter(_plan(rescale=[False, True, False]))
+    tl = _timeline()
+    graph, _, _ = graphs.compose_filter(tl, _assets(tl, rescale=(False, True, False)))
     assert graph.count("scale=w='if(gt(dar,1280/720)") == 1
     assert "[1:v]setpts=PTS-STARTPTS,fps=30,scale=" in graph
 
 
 def test_compose_filter_single_clip_has_no_xfade():
-    graph, _, _ = graphs.compose_filter(_plan(clips=[Path("only.mp4")], durations=[4.0]))
+    tl = _timeline(frames=(120,))
+    graph, _, _ = graphs.compose_filter(tl, _assets(tl))
     assert "xfade" not in graph
     assert "[c0]trim=duration=4,format=yuv420p[vout]" in graph
 
 
-def test_compose_filter_overlays_end_card_and_music_inputs():
-    plan = _plan(
-        overlays=[
-            TimedOverlay(Path("title.png"), x=0, y=300, start_s=0.0, end_s=3.0, fade_s=0.4),
-            TimedOverlay(Path("cap.png"), x=64, y=600, start_s=2.25, end_s=4.5, fade_s=0.4),
-        ],
-        end_card=Path("end.png"),
-        end_card_s=2.0,
-        music=Path("music.m4a"),
-        music_volume=0.5,
-        fade_in_s=0.5,
-        fade_out_s=1.0,
-    )
-    graph, video, audio = graphs.compose_filter(plan)
-    assert plan.total_s == 2.5 + 3.0 + 2.0 - 2 * 0.5 + 2.0
-    # Inputs: 0-2 clips, 3-4 overlays, 5 end card, 6 music.
-    assert (
-        "[5:v]settb=1/30,loop=loop=74:size=1:start=0,setpts=N+0,fps=30,setsar=1,format=yuv420p[endcard]"
-        in graph
-    )
-    assert "[x2][endcard]xfade=transition=fade:duration=0.5:offset=6[x3]" in graph
-    assert "[3:v]settb=1/30,loop=loop=89:size=1:start=0,setpts=N+0,fps=30,format=yuva420p" in graph
-    assert "fade=t=in:st=0:d=0.4:alpha=1,fade=t=out:st=2.6:d=0.4:alpha=1[o0]" in graph
-    assert "setpts=N+68,fps=30" in graph  # caption starts at 2.25 s = frame 68 (rounded)
-    assert "[x3][o0]overlay=x=0:y=300:eof_action=pass:format=yuv420[v0]" in graph
-    assert "[v0][o1]overlay=x=64:y=600:eof_action=pass:format=yuv420[v1]" in graph
-    assert "[v1]trim=duration=8.5,fade=t=in:st=0:d=0.5,fade=t=out:st=7.5:d=1,format=yuv420p[vout]" in graph
-    assert audio == "aout"
-    assert "[6:a]atrim=duration=8.5,asetpts=PTS-STARTPTS" in graph
-    assert "volume=0.5,afade=t=in:st=0:d=0.5,afade=t=out:st=7.5:d=1[aout]" in graph
+# The complete argument lists of whole compositions (overlays, end card, music, rescaling, input
+# order, output settings) are golden files: test_golden_graphs.py.
 
 
-def test_compose_args_input_order_and_output_settings():
-    plan = _plan(
-        overlays=[TimedOverlay(Path("title.png"), x=0, y=0, start_s=0, end_s=3)],
-        music=Path("music.m4a"),
-    )
-    args = graphs.compose_args(plan, Path("out.mp4"), preset="veryfast", crf=23)
-    inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
-    assert inputs == ["c0.mp4", "c1.mp4", "c2.mp4", "title.png", "music.m4a"]
-    assert args[args.index("music.m4a") - 3 : args.index("music.m4a") - 1] == ["-stream_loop", "-1"]
-    joined = " ".join(args)
-    for expected in ("-map [vout]", "-map [aout]", "-c:a aac", "-c:v libx264", "-pix_fmt yuv420p",
-                     "-r 30", "-t 6.5", "-crf 23", "-c:a aac -b:a 124k -ar 48000 -ac 2", "-x264-params open-gop=0",
-                     "-use_editlist 0 -movflags +faststart+negative_cts_offsets -f mp4 out.mp4"):  # fmt: skip
-        assert expected in joined, expected
+def test_gain_automation_is_linear_between_points():
+    assert graphs.gain_filter([GainPoint(frame=0, db=0.0)], 30) == "volume=1"
+    expr = graphs.gain_filter([GainPoint(frame=30, db=0.0), GainPoint(frame=60, db=-20.0)], 30)
+    assert expr == "volume='if(lt(t,1),1,if(lt(t,2),1+(-0.9)*(t-1)/1,0.1))':eval=frame"
+
+
+def test_compose_args_refuse_narration_and_mp4_output_of_pieces():
     assert graphs.mp4_output(Path("p.mp4"), faststart=False, final=False) == ["-use_editlist", "0", "-f", "mp4", "p.mp4"]
-    silent = graphs.compose_args(_plan(), Path("out.mp4"))
-    assert "-an" in silent and "-c:a" not in silent and "[aout]" not in " ".join(silent)
+    narrated = _timeline(audio=[AudioTrack(kind=AudioKind.NARRATION, source="voice.m4a")])
+    with pytest.raises(ValueError, match="narration"):
+        graphs.compose_args(narrated, RenderAssets(), Path("out.mp4"))
 
 
 @pytest.mark.parametrize("width", [None, 320])
@@ -178,5 +175,5 @@ def test_thumbnail_args_fast_seek_one_jpeg_frame(width):
 
 def test_transition_names_include_the_template_styles():
     for name in ("fade", "smoothleft", "circleopen", "fadeblack", "dissolve", "slideleft"):
-        assert name in graphs.XFADE_TRANSITIONS
-    assert "custom" not in graphs.XFADE_TRANSITIONS
+        assert name in XFADE_TRANSITIONS and TransitionKind(name) == name
+    assert "custom" not in XFADE_TRANSITIONS

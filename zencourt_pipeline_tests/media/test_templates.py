@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe
-from zencourt_pipeline.media.graphs import XFADE_TRANSITIONS
 from zencourt_pipeline.media.templates import TEMPLATES_DIR, Template, load_template, template_names
+from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS
 
 
 def test_template_names():

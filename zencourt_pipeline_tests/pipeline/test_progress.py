@@ -68,3 +68,10 @@ def test_normalizing_composing_and_uploading_write_their_stage(sqlite_db, tmp_pa
     ]  # fmt: skip
     assert [e.event for e in events][-3:] == [BatchEventType.STAGE, BatchEventType.STAGE, BatchEventType.COMPLETED]
     assert events[-1].data["videoUri"] == report.video_uri
+    # The timeline it was rendered from is stored next to it, naming the stored normalized clip.
+    from zencourt_pipeline.media.timeline.model import Timeline
+
+    timeline_key = report.video_key.removesuffix(".mp4") + ".timeline.json"
+    timeline = Timeline.from_json(storage.get_file(timeline_key, tmp_path / "t.json").read_text(encoding="utf-8"))
+    assert [c.source for c in timeline.clips] == [sqlite_db.get_job("st-0").video_url]
+    assert abs(timeline.duration_s - report.planned_duration_s) < 1e-6

@@ -13,7 +13,8 @@ from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
 from zencourt_pipeline.media.smart import splicing
-from zencourt_pipeline.media.smart.plan import SmartUnavailable, frame_timeline
+from zencourt_pipeline.media.smart.plan import SmartUnavailable
+from zencourt_pipeline.media.timeline.model import Timeline
 
 
 @cache
@@ -31,25 +32,24 @@ def reference_avcc(width: int, height: int, fps: int, preset: str) -> bytes | No
         return read_video_index(out).avcc
 
 
-def qualify(plan: graphs.ComposePlan, indexes: list[VideoTrackIndex], preset: str) -> None:
+def qualify(tl: Timeline, indexes: list[VideoTrackIndex], preset: str) -> None:
     """Raise SmartUnavailable unless every clip is a normalized clip smart rendering can splice
     (one codec, size, timing and parameter sets, closed GOPs from frame 0, enough frames)."""
-    fps = plan.fps
-    tl = frame_timeline(plan)
+    fps = tl.fps
     first = indexes[0]
     for j, ix in enumerate(indexes):
-        name = Path(plan.clips[j]).name
+        name = Path(tl.clips[j].source).name
         problems = []
         if ix.codec != "avc1" or ix.avcc is None:
             problems.append(f"codec {ix.codec or 'unknown'}")
-        if (ix.width, ix.height) != (plan.width, plan.height):
+        if (ix.width, ix.height) != (tl.width, tl.height):
             problems.append(f"size {ix.width}x{ix.height}")
         if ix.timescale != graphs.VIDEO_TIMESCALE or ix.frame_delta != graphs.VIDEO_TIMESCALE // fps:
             problems.append(f"timing {ix.frame_delta}/{ix.timescale}")
         if not ix.closed_gops or not ix.edit_ok or not ix.keyframes or ix.keyframes[0] != 0:
             problems.append("open GOPs or an edit list")
-        if ix.sample_count < tl.durations[j]:
-            problems.append(f"{ix.sample_count} frames, {tl.durations[j]} needed")
+        if ix.sample_count < tl.clips[j].out_frame:
+            problems.append(f"{ix.sample_count} frames, {tl.clips[j].out_frame} needed")
         opts = ix.encoder_options
         if opts.get("stitchable") != "1" or opts.get("open_gop") != "0":
             problems.append("not encoded by normalize_clip (x264 stitchable, closed GOP)")
@@ -57,7 +57,7 @@ def qualify(plan: graphs.ComposePlan, indexes: list[VideoTrackIndex], preset: st
             problems.append("parameter sets differ from the first clip")
         if problems:
             raise SmartUnavailable(f"clip {j} ({name}): " + ", ".join(problems))
-    if first.avcc != reference_avcc(plan.width, plan.height, fps, preset):
+    if first.avcc != reference_avcc(tl.width, tl.height, fps, preset):
         raise SmartUnavailable(
             f"clips were encoded with other x264 settings than preset {preset!r} at this size"
         )

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from zencourt_pipeline.media import graphs
+from zencourt_pipeline.media.timeline.assets import RenderAssets
+from zencourt_pipeline.media.timeline.model import Clip, ImageElement, TextElement, Timeline
 
 # The decode check costs about this share of a full render per output frame (measured: decoding
 # 720p H.264 is ~1/7 of decode + filter + x264 veryfast), and each rendered window about this many
@@ -57,49 +58,8 @@ class SmartPlan:
 # ---------------------------------------------------------------- planning (pure)
 
 
-@dataclass(frozen=True)
-class FrameTimeline:
-    starts: list[int]  # output frame where each clip starts
-    durations: list[int]  # frames of each clip on the timeline
-    transition: int
-    total: int
-    card_start: int | None
-
-
-def frame_timeline(plan: graphs.ComposePlan) -> FrameTimeline:
-    fps = plan.fps
-    durations = [round(d * fps) for d in plan.durations]
-    transition = round(plan.transition_s * fps)
-    starts = [0]
-    for d in durations[:-1]:
-        starts.append(starts[-1] + d - transition)
-    total = round(plan.total_s * fps)
-    card_start = None
-    if plan.end_card is not None and plan.end_card_s > 0 and durations:
-        card_start = starts[-1] + durations[-1] - transition
-    return FrameTimeline(starts, durations, transition, total, card_start)
-
-
-def dirty_intervals(plan: graphs.ComposePlan) -> list[tuple[int, int]]:
-    """[start, end) output frames whose pixels differ from the clip frame shown there."""
-    fps = plan.fps
-    tl = frame_timeline(plan)
-    spans: list[tuple[int, int]] = []
-    if plan.fade_in_s > 0:
-        spans.append((0, math.ceil(plan.fade_in_s * fps - 1e-6)))
-    if plan.fade_out_s > 0:
-        spans.append((tl.total - math.ceil(plan.fade_out_s * fps - 1e-6), tl.total))
-    for start in tl.starts[1:]:
-        spans.append((start, start + tl.transition))
-    if tl.card_start is not None:
-        spans.append((tl.card_start, tl.total))
-    for ov in plan.overlays:
-        first = round(ov.start_s * fps)
-        count = max(1, round(max(ov.end_s - ov.start_s, 1.0 / fps) * fps))
-        lo = min(math.floor(ov.start_s * fps + 1e-6), first)
-        hi = max(math.ceil(ov.end_s * fps - 1e-6), first + count)
-        spans.append((lo, hi))
-    clipped = sorted((max(a, 0), min(b, tl.total)) for a, b in spans)
+def _merged(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    clipped = sorted((max(a, 0), min(b, total)) for a, b in spans)
     merged: list[tuple[int, int]] = []
     for a, b in clipped:
         if b <= a:
@@ -111,49 +71,72 @@ def dirty_intervals(plan: graphs.ComposePlan) -> list[tuple[int, int]]:
     return merged
 
 
-def clip_keyframes(plan: graphs.ComposePlan) -> list[list[int]]:
-    """Per clip, the frames (counted from the clip's first frame) where a keyframe lets a copy
-    piece start or end exactly at the edge of a change: the edges of the dirty intervals that fall
+def _changes(tl: Timeline, *, constant_overlays: bool) -> list[tuple[int, int]]:
+    total = tl.total_frames
+    spans: list[tuple[int, int]] = []
+    if tl.fade_in_frames > 0:
+        spans.append((0, tl.fade_in_frames))
+    if tl.fade_out_frames > 0:
+        spans.append((total - tl.fade_out_frames, total))
+    starts = tl.clip_starts
+    for k in range(1, len(starts)):
+        spans.append((starts[k], starts[k] + tl.clips[k - 1].transition.frames))  # type: ignore[union-attr]
+    if tl.card_start is not None:
+        spans.append((tl.card_start, total))
+    for element in [*tl.texts, *tl.images]:
+        if constant_overlays or element.fade_frames > 0:
+            spans.append((element.start_frame, element.end_frame))
+    return _merged(spans, total)
+
+
+def dirty_intervals(tl: Timeline) -> list[tuple[int, int]]:
+    """[start, end) output frames whose pixels differ from the clip frame shown there."""
+    return _changes(tl, constant_overlays=True)
+
+
+def clip_keyframes(tl: Timeline) -> list[list[int]]:
+    """Per clip, the frames (counted from the clip's in point) where a keyframe lets a copy piece
+    start or end exactly at the edge of a change: the edges of the dirty intervals that fall
     inside the clip. Normalization forces keyframes there (besides its one-second grid), so that
     smart rendering re-encodes no frame the composition does not change."""
-    tl = frame_timeline(plan)
-    edges = sorted({edge for span in dirty_intervals(plan) for edge in span})
+    edges = sorted({edge for span in dirty_intervals(tl) for edge in span})
     return [
-        [edge - start for edge in edges if 0 < edge - start < duration]
-        for start, duration in zip(tl.starts, tl.durations, strict=True)
+        [edge - start + clip.in_frame for edge in edges if 0 < edge - start < clip.frames]
+        for start, clip in zip(tl.clip_starts, tl.clips, strict=True)
     ]
 
 
-def cut_barriers(plan: graphs.ComposePlan) -> list[tuple[int, int]]:
+def cut_barriers(tl: Timeline) -> list[tuple[int, int]]:
     """[start, end) output frames a render window must not cut through.
 
     Transitions, fades, the end card and faded overlays have frame-dependent state; a constant
     overlay (fade 0, e.g. a logo) looks the same in every frame and can be split between windows.
     """
-    return dirty_intervals(replace(plan, overlays=[ov for ov in plan.overlays if ov.fade_s > 0]))
+    return _changes(tl, constant_overlays=False)
 
 
 def _can_cut(frame: int, barriers: list[tuple[int, int]]) -> bool:
     return all(frame <= lo or frame >= hi for lo, hi in barriers)
 
 
-def plan_pieces(plan: graphs.ComposePlan, gops: list[list[tuple[int, int]]]) -> SmartPlan:
+def plan_pieces(tl: Timeline, gops: list[list[tuple[int, int]]]) -> SmartPlan:
     """Copy every whole GOP no change touches; render the windows in between.
 
-    `gops[j]` lists clip j's GOPs as [start, end) frame ranges (from its keyframes).
+    `gops[j]` lists clip j's GOPs as [start, end) frame ranges of its file (from its keyframes).
     """
-    tl = frame_timeline(plan)
-    dirty = dirty_intervals(plan)
+    starts, total = tl.clip_starts, tl.total_frames
+    dirty = dirty_intervals(tl)
 
     def clean(a: int, b: int) -> bool:
         return all(b <= lo or a >= hi for lo, hi in dirty)
 
     copies: list[Piece] = []
     for j, clip_gops in enumerate(gops):
+        clip = tl.clips[j]
         run: Piece | None = None
         for ks, ke in clip_gops:
-            out_a, out_b = tl.starts[j] + ks, tl.starts[j] + ke
-            ok = 0 <= ks and ke <= tl.durations[j] and out_b <= tl.total and clean(out_a, out_b)
+            out_a, out_b = starts[j] + ks - clip.in_frame, starts[j] + ke - clip.in_frame
+            ok = clip.in_frame <= ks and ke <= clip.out_frame and out_b <= total and clean(out_a, out_b)
             if ok and run is not None and run.end == out_a:
                 run = replace(run, end=out_b)
                 continue
@@ -168,58 +151,56 @@ def plan_pieces(plan: graphs.ComposePlan, gops: list[list[tuple[int, int]]]) -> 
     pieces: list[Piece] = []
     at = 0
     for piece in copies:
-        if piece.start < at:  # overlapping clips outside a transition: impossible for a valid plan
+        if piece.start < at:  # overlapping clips outside a transition: impossible for a valid timeline
             raise SmartUnavailable("copy spans overlap")
         if piece.start > at:
             pieces.append(Piece(at, piece.start))
         pieces.append(piece)
         at = piece.end
-    if at < tl.total:
-        pieces.append(Piece(at, tl.total))
-    return SmartPlan(pieces=pieces, total_frames=tl.total)
+    if at < total:
+        pieces.append(Piece(at, total))
+    return SmartPlan(pieces=pieces, total_frames=total)
 
 
-def plan_segmented(plan: graphs.ComposePlan) -> SmartPlan:
+def plan_segmented(tl: Timeline) -> SmartPlan:
     """Render-only pieces for a full re-encode in windows of few clips (bounded memory).
 
     Cuts fall on whole seconds of the output (so the keyframe grid is the one-pass render's) and
     outside every barrier, one per clip, as near the middle of the clip as possible; each window
     then holds the second half of one clip, a transition and the first half of the next.
     """
-    fps = plan.fps
-    tl = frame_timeline(plan)
-    barriers = cut_barriers(plan)
+    fps, starts, total = tl.fps, tl.clip_starts, tl.total_frames
+    barriers = cut_barriers(tl)
     cuts: list[int] = []
-    for j in range(len(tl.starts)):
-        lo = tl.starts[j] + (tl.transition if j > 0 else 0)
-        hi = tl.starts[j] + tl.durations[j]
-        middle = (tl.starts[j] + hi) / 2
+    for j, clip in enumerate(tl.clips):
+        lo = starts[j] + (tl.clips[j - 1].transition.frames if j > 0 else 0)  # type: ignore[union-attr]
+        hi = starts[j] + clip.frames
+        middle = (starts[j] + hi) / 2
         candidates = [
             f
             for f in range(math.ceil(lo / fps) * fps, hi, fps)
-            if 0 < f < tl.total and _can_cut(f, barriers) and (not cuts or f - cuts[-1] >= fps)
+            if 0 < f < total and _can_cut(f, barriers) and (not cuts or f - cuts[-1] >= fps)
         ]
         if candidates:
             cuts.append(min(candidates, key=lambda f: abs(f - middle)))
-    bounds = [0, *cuts, tl.total]
+    bounds = [0, *cuts, total]
     pieces = [Piece(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-    return SmartPlan(pieces=pieces, total_frames=tl.total)
+    return SmartPlan(pieces=pieces, total_frames=total)
 
 
-def window_clip_count(plan: graphs.ComposePlan, start: int, end: int) -> int:
-    tl = frame_timeline(plan)
-    return sum(
-        1 for j in range(len(tl.starts)) if tl.starts[j] < end and tl.starts[j] + tl.durations[j] > start
-    )
+def window_clip_count(tl: Timeline, start: int, end: int) -> int:
+    """How many clips the window [start, end) reads."""
+    return sum(1 for s, clip in zip(tl.clip_starts, tl.clips, strict=True) if s < end and s + clip.frames > start)
 
 
 def window_plan(
-    plan: graphs.ComposePlan,
+    tl: Timeline,
+    assets: RenderAssets,
     start: int,
     end: int,
     sources: Mapping[tuple[int, int], Path] | None = None,
-) -> graphs.ComposePlan:
-    """The composition of output frames [start, end) alone, as a plan of its own.
+) -> tuple[Timeline, RenderAssets]:
+    """The composition of output frames [start, end) alone, as a timeline of its own (and its assets).
 
     The window must not cut through a transition, an overlay or a fade (render pieces never do:
     those spans are dirty, and pieces are bounded by clean copied GOPs). `sources` maps
@@ -227,48 +208,55 @@ def window_plan(
     keyframe): a window reads it from its start instead of seeking into the clip, which would
     decode the frames from the keyframe before the seek point for nothing.
     """
-    fps = plan.fps
-    tl = frame_timeline(plan)
-    clips: list[Path] = []
-    durations: list[float] = []
-    seeks: list[float] = []
+    clips: list[Clip] = []
     kept: list[int] = []
-    for j, clip in enumerate(plan.clips):
-        a = max(0, start - tl.starts[j])
-        b = min(tl.durations[j], end - tl.starts[j])
+    for j, (s, clip) in enumerate(zip(tl.clip_starts, tl.clips, strict=True)):
+        a = clip.in_frame + max(0, start - s)
+        b = clip.in_frame + min(clip.frames, end - s)
         if b > a:
             kept.append(j)
             source = (sources or {}).get((j, a)) if a > 0 else None
-            clips.append(source if source is not None else clip)
-            durations.append(b / fps - a / fps)
-            seeks.append(0.0 if source is not None else a / fps)
+            if source is not None:
+                clips.append(clip.model_copy(update={"source": str(source), "in_frame": 0, "out_frame": b - a}))
+            else:
+                clips.append(clip.model_copy(update={"in_frame": a, "out_frame": b}))
     card = tl.card_start is not None and end > tl.card_start
-    t0, t1 = start / fps, end / fps
-    overlays = []
-    for ov in plan.overlays:
-        if ov.end_s <= t0 or ov.start_s >= t1:
-            continue
-        inside = ov.start_s >= t0 - 1e-6 and ov.end_s <= t1 + 1e-6
-        if not inside and ov.fade_s > 0:
-            raise SmartUnavailable(f"window [{start}, {end}) cuts through a faded overlay")
-        lo, hi = (ov.start_s, ov.end_s) if inside else (max(ov.start_s, t0), min(ov.end_s, t1))
-        overlays.append(replace(ov, start_s=round(lo - t0, 6), end_s=round(hi - t0, 6)))
-    window = replace(
-        plan,
-        clips=clips,
-        durations=durations,
-        overlays=overlays,
-        end_card=plan.end_card if card else None,
-        end_card_s=plan.end_card_s if card else 0.0,
-        music=None,
-        fade_in_s=plan.fade_in_s if start == 0 else 0.0,
-        fade_out_s=plan.fade_out_s if end == tl.total else 0.0,
-        rescale=[plan.rescale[j] for j in kept] if plan.rescale else [],
-        clip_seeks=seeks,
-    )
-    if not clips or round(window.total_s * fps) != end - start:
+    if not clips:
         raise SmartUnavailable(f"window [{start}, {end}) does not map onto the clips")
-    return window
+    if not card:
+        clips[-1] = clips[-1].model_copy(update={"transition": None})
+    elements = [*tl.texts, *tl.images]
+    shown: list[tuple[int, TextElement | ImageElement]] = []
+    for k, element in enumerate(elements):
+        if element.end_frame <= start or element.start_frame >= end:
+            continue
+        inside = element.start_frame >= start and element.end_frame <= end
+        if not inside and element.fade_frames > 0:
+            raise SmartUnavailable(f"window [{start}, {end}) cuts through a faded overlay")
+        lo, hi = max(element.start_frame, start), min(element.end_frame, end)
+        shown.append((k, element.model_copy(update={"start_frame": lo - start, "duration_frames": hi - lo})))
+    texts = [e for _, e in shown if isinstance(e, TextElement)]
+    images = [e for _, e in shown if isinstance(e, ImageElement)]
+    try:
+        window = tl.model_copy(
+            update={
+                "clips": clips, "texts": texts, "images": images, "audio": [],
+                "end_card": tl.end_card if card else None,
+                "fade_in_frames": tl.fade_in_frames if start == 0 else 0,
+                "fade_out_frames": tl.fade_out_frames if end == tl.total_frames else 0,
+            }
+        )  # fmt: skip
+        window = Timeline.model_validate(window.model_dump())  # re-checked as a timeline of its own
+    except ValueError as exc:
+        raise SmartUnavailable(f"window [{start}, {end}) is not a valid timeline: {exc}") from exc
+    if window.total_frames != end - start:
+        raise SmartUnavailable(f"window [{start}, {end}) does not map onto the clips")
+    window_assets = RenderAssets(
+        layers=tuple(assets.layers[k] for k, _ in shown),
+        end_card=assets.end_card if card else None,
+        rescale=tuple(assets.rescale[j] for j in kept) if assets.rescale else (),
+    )
+    return window, window_assets
 
 
 def estimated_cost(smart: SmartPlan, *, check: str = "keyframes") -> float:

@@ -55,6 +55,8 @@ from zencourt_pipeline.media.smart.plan import (
     window_clip_count,
     window_plan,
 )
+from zencourt_pipeline.media.timeline.assets import RenderAssets
+from zencourt_pipeline.media.timeline.model import Timeline
 
 # Peak memory model of one ffmpeg composition pass, in frames of width x height yuv420p:
 # x264 (veryfast, default threads: lookahead, frame threads, B-frames) holds ~95 frames' worth,
@@ -87,13 +89,13 @@ class SmartOutcome:
 # ---------------------------------------------------------------- execution
 
 
-def _windows_mb(plan: graphs.ComposePlan, smart: SmartPlan, decoder_threads: int | None) -> float:
+def _windows_mb(tl: Timeline, smart: SmartPlan, decoder_threads: int | None) -> float:
     return max(
         (
             pass_memory_mb(
-                plan.width,
-                plan.height,
-                window_clip_count(plan, p.start, p.end),
+                tl.width,
+                tl.height,
+                window_clip_count(tl, p.start, p.end),
                 decoder_threads=decoder_threads,
             )
             for p in smart.pieces
@@ -112,7 +114,8 @@ def _execute(*args, **kwargs) -> SmartOutcome:
 
 
 def _run_pieces(
-    plan: graphs.ComposePlan,
+    tl: Timeline,
+    assets: RenderAssets,
     smart: SmartPlan,
     indexes: list[VideoTrackIndex] | None,
     dest: Path,
@@ -127,31 +130,31 @@ def _run_pieces(
     """Render/copy the pieces, join them with the music bed into `dest`, validate the result."""
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
-    pool_size, encoder_threads = _pool(plan, smart, memory_mb, workers)
+    pool_size, encoder_threads = _pool(tl, smart, memory_mb, workers)
     pieces_dir = Path(tempfile.mkdtemp(prefix=".smart-", dir=work)).resolve()
     try:
-        splits, cut_files, files = _clip_splits(plan, smart, indexes, pieces_dir)
+        splits, cut_files, files = _clip_splits(tl, smart, indexes, pieces_dir)
         _run_all(splits, pool_size)
         jobs: list[tuple[int, list[str]]] = []
         for k, piece in enumerate(smart.pieces):
             if piece.clip is None:
                 files[k] = pieces_dir / f"render_{k:03d}.mp4"
-                window = window_plan(plan, piece.start, piece.end, cut_files)
+                window, window_assets = window_plan(tl, assets, piece.start, piece.end, cut_files)
                 args = graphs.compose_args(
-                    window, files[k], preset=preset, crf=crf, faststart=False,
+                    window, window_assets, files[k], preset=preset, crf=crf, faststart=False,
                     decoder_threads=DECODER_THREADS, encoder_threads=encoder_threads,
                 )  # fmt: skip
                 jobs.append((piece.frames, args))
         music = None
-        if plan.music is not None:  # encoded while the windows render; joined by stream copy
+        if tl.music is not None:  # encoded while the windows render; joined by stream copy
             music = pieces_dir / "music.m4a"
-            jobs.append((1, graphs.music_args(plan, music)))
+            jobs.append((1, graphs.music_args(tl, assets, music)))
         jobs.sort(key=lambda job: -job[0])
         _run_all([args for _, args in jobs], pool_size)
         seconds["pieces"] = time.perf_counter() - clock
-        avcc = _join(plan, smart, indexes, [files[k] for k in range(len(smart.pieces))], pieces_dir, dest, music)
+        avcc = _join(tl, smart, indexes, [files[k] for k in range(len(smart.pieces))], pieces_dir, dest, music)
         seconds["join"] = time.perf_counter() - clock - seconds["pieces"]
-        frames = check_joined(dest, smart.total_frames, plan.fps, avcc, check)
+        frames = check_joined(dest, smart.total_frames, tl.fps, avcc, check)
         seconds["check"] = time.perf_counter() - clock - seconds["pieces"] - seconds["join"]
     finally:
         shutil.rmtree(pieces_dir, ignore_errors=True)
@@ -162,9 +165,9 @@ def _run_pieces(
 DECODER_THREADS = 1
 
 
-def _pool(plan: graphs.ComposePlan, smart: SmartPlan, memory_mb: float, workers: int | None) -> tuple[int, int | None]:
+def _pool(tl: Timeline, smart: SmartPlan, memory_mb: float, workers: int | None) -> tuple[int, int | None]:
     """How many ffmpeg passes run side by side (cores, memory budget), and x264's threads in each."""
-    per_window = _windows_mb(plan, smart, DECODER_THREADS)
+    per_window = _windows_mb(tl, smart, DECODER_THREADS)
     cpus = os.cpu_count() or 1
     fit = max(1, int(memory_mb // per_window)) if per_window > 0 else cpus
     pool_size = max(1, min(workers or cpus, cpus, fit))
@@ -177,7 +180,7 @@ def _pool(plan: graphs.ComposePlan, smart: SmartPlan, memory_mb: float, workers:
 
 
 def _clip_splits(
-    plan: graphs.ComposePlan, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, pieces_dir: Path
+    tl: Timeline, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, pieces_dir: Path
 ) -> tuple[list[list[str]], dict[tuple[int, int], Path], dict[int, Path]]:
     """One stream-copy split per clip, cut at every boundary of its copied spans: the split
     commands, the cut files by (clip, first frame) (the windows read them instead of seeking),
@@ -185,7 +188,7 @@ def _clip_splits(
     splits: list[list[str]] = []
     cut_files: dict[tuple[int, int], Path] = {}
     files: dict[int, Path] = {}
-    for j, clip in enumerate(plan.clips):
+    for j, clip in enumerate(c.source for c in tl.clips):
         spans = [(k, p) for k, p in enumerate(smart.pieces) if p.clip == j]
         if not spans or indexes is None:
             continue
@@ -200,17 +203,17 @@ def _clip_splits(
 
 
 def _join(
-    plan: graphs.ComposePlan, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, ordered: list[Path],
+    tl: Timeline, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, ordered: list[Path],
     pieces_dir: Path, dest: Path, music: Path | None,
 ) -> bytes | None:
     """Check every piece, then join them (and the music bed) by stream copy; the parameter sets."""
     avcc = None
     for path, piece in zip(ordered, smart.pieces, strict=True):
-        avcc = check_piece(path, piece.frames, avcc, plan.fps)
+        avcc = check_piece(path, piece.frames, avcc, tl.fps)
     if indexes is not None and avcc != indexes[0].avcc:
         raise MediaError(ErrorCode.COMPOSITION_FAILED, "re-encoded pieces have other parameter sets than the clips")
     listing = pieces_dir / "pieces.ffconcat"
-    listing.write_text(splicing.concat_list(ordered, [p.frames for p in smart.pieces], plan.fps), encoding="utf-8")
+    listing.write_text(splicing.concat_list(ordered, [p.frames for p in smart.pieces], tl.fps), encoding="utf-8")
     run_ffmpeg(splicing.join_args(listing, dest, music=music), code=ErrorCode.COMPOSITION_FAILED)
     return avcc
 
@@ -230,10 +233,10 @@ def _run_all(commands: list[list[str]], workers: int) -> None:
             raise
 
 
-def _indexes(plan: graphs.ComposePlan) -> list[VideoTrackIndex]:
+def _indexes(tl: Timeline) -> list[VideoTrackIndex]:
     cache: dict[Path, VideoTrackIndex] = {}
     indexes = []
-    for clip in plan.clips:
+    for clip in (c.source for c in tl.clips):
         key = Path(clip).resolve()
         if key not in cache:
             try:
@@ -245,7 +248,8 @@ def _indexes(plan: graphs.ComposePlan) -> list[VideoTrackIndex]:
 
 
 def render_smart(
-    plan: graphs.ComposePlan,
+    tl: Timeline,
+    assets: RenderAssets,
     dest: Path,
     *,
     work: Path,
@@ -256,7 +260,7 @@ def render_smart(
     memory_mb: float = MEMORY_BUDGET_MB,
     workers: int | None = None,
 ) -> SmartOutcome:
-    """Smart-render `plan` to `dest` (MP4). SmartUnavailable / MediaError when it cannot.
+    """Smart-render `tl` (with its rendered `assets`) to `dest` (MP4). SmartUnavailable / MediaError when it cannot.
 
     check: "index" checks the result's sample index (frame count, one frame duration, closed
     GOPs, the parameter sets of every piece); "keyframes" (default) also decodes every keyframe
@@ -265,11 +269,11 @@ def render_smart(
     frame. `require_gain`: SmartUnavailable unless the estimated cost is below `WORTH_IT` of a
     full render.
     """
-    if any(plan.rescale) or plan.clip_seeks or not plan.clips:
+    if any(assets.rescale):
         raise SmartUnavailable("clips need rescaling")
-    indexes = _indexes(plan)
-    qualify(plan, indexes, preset)
-    smart = plan_pieces(plan, [ix.gops() for ix in indexes])
+    indexes = _indexes(tl)
+    qualify(tl, indexes, preset)
+    smart = plan_pieces(tl, [ix.gops() for ix in indexes])
     if smart.copied_frames == 0:
         raise SmartUnavailable("no whole GOP of any clip is left unchanged by the composition")
     cost = estimated_cost(smart, check=check)
@@ -279,13 +283,14 @@ def render_smart(
             f"(estimated {cost:.0%} of a full render)"
         )
     return _execute(
-        plan, smart, indexes, dest, work=work, preset=preset, crf=crf, check=check,
+        tl, assets, smart, indexes, dest, work=work, preset=preset, crf=crf, check=check,
         memory_mb=memory_mb, workers=workers,
     )  # fmt: skip
 
 
 def render_segmented(
-    plan: graphs.ComposePlan,
+    tl: Timeline,
+    assets: RenderAssets,
     dest: Path,
     *,
     work: Path,
@@ -295,17 +300,15 @@ def render_segmented(
     memory_mb: float = MEMORY_BUDGET_MB,
     workers: int | None = None,
 ) -> SmartOutcome:
-    """Full re-encode of `plan` in windows of about two clips each, joined by stream copy.
+    """Full re-encode of `tl` in windows of about two clips each, joined by stream copy.
 
     Same pixels and encoder settings as the one-pass graph, but never more than a few decoders
     and one or two x264 instances alive at once: bounded memory for long, large timelines.
     """
-    if not plan.clips:
-        raise SmartUnavailable("no clips")
-    smart = plan_segmented(plan)
+    smart = plan_segmented(tl)
     if len(smart.pieces) < 2:
         raise SmartUnavailable("the timeline has no place to cut between windows")
     return _execute(
-        plan, smart, None, dest, work=work, preset=preset, crf=crf, check=check,
+        tl, assets, smart, None, dest, work=work, preset=preset, crf=crf, check=check,
         memory_mb=memory_mb, workers=workers,
     )  # fmt: skip

@@ -13,13 +13,23 @@ from zencourt_pipeline.media import compose, graphs, templates
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
-from zencourt_pipeline.media.graphs import ComposePlan, TimedOverlay
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import normalize_clip
 from zencourt_pipeline.media.smart import plan as smart_plan
 from zencourt_pipeline.media.smart import render as smart_render
 from zencourt_pipeline.media.smart import splicing
 from zencourt_pipeline.media.templates import Template
+from zencourt_pipeline.media.timeline.assets import Layer, RenderAssets
+from zencourt_pipeline.media.timeline.model import (
+    Clip,
+    ImageElement,
+    ImageRole,
+    TextElement,
+    TextPosition,
+    TextRole,
+    Timeline,
+    Transition,
+)
 
 W, H = 320, 180
 CLIP_S = 4.0
@@ -82,13 +92,21 @@ def _decode_errors(path: Path) -> tuple[int, str]:
     return proc.returncode, proc.stderr
 
 
+def _timeline(frames: int = 120, clips: int = 3, **kw) -> Timeline:
+    fade = Transition(frames=15)
+    track = [Clip(source=f"c{i}.mp4", out_frame=frames, transition=fade if i < clips - 1 else None) for i in range(clips)]
+    return Timeline(width=W, height=H, clips=track, **kw)
+
+
+def _text(start: int, frames: int, fade: int = 12) -> TextElement:
+    return TextElement(role=TextRole.CAPTION, text="x", start_frame=start, duration_frames=frames, fade_frames=fade,
+                       position=TextPosition.LOWER_LEFT)  # fmt: skip
+
+
 def test_plan_copies_only_untouched_gops():
-    plan = ComposePlan(
-        clips=[Path(f"c{i}.mp4") for i in range(3)], durations=[4.0] * 3, width=W, height=H,
-        transition_s=0.5, fade_in_s=0.5, fade_out_s=0.5,
-        overlays=[TimedOverlay(Path("t.png"), 0, 0, 0.0, 1.0), TimedOverlay(Path("c.png"), 0, 0, 3.75, 4.75)],
-    )  # fmt: skip
-    assert plan.total_s == 11.0
+    plan = _timeline(fade_in_frames=15, fade_out_frames=15, texts=[_text(0, 30), _text(113, 30)])
+    assets = RenderAssets(layers=(Layer(Path("t.png"), 0, 0), Layer(Path("c.png"), 0, 0)))
+    assert plan.total_frames == 330
     assert smart_plan.dirty_intervals(plan) == [(0, 30), (105, 143), (210, 225), (315, 330)]
     gops = [[(k, k + 30) for k in range(0, 120, 30)]] * 3
     smart = smart_plan.plan_pieces(plan, gops)
@@ -101,23 +119,23 @@ def test_plan_copies_only_untouched_gops():
         (300, 330),
     ]
     assert smart.copied_frames == 150 and smart.total_frames == 330
-    # A render window is the same composition restricted to its frames: clips read from a seek.
-    window = smart_plan.window_plan(plan, 90, 165)
-    assert [c.name for c in window.clips] == ["c0.mp4", "c1.mp4"]
-    assert window.durations == pytest.approx([1.0, 2.0]) and window.clip_seeks == pytest.approx([3.0, 0.0])
-    assert window.total_s == pytest.approx(2.5) and window.fade_in_s == 0 and window.music is None
-    assert [(o.start_s, o.end_s) for o in window.overlays] == [(0.75, 1.75)]
-    graph, _, _ = graphs.compose_filter(window)
+    # A render window is the same composition restricted to its frames: clips read from their in points.
+    window, window_assets = smart_plan.window_plan(plan, assets, 90, 165)
+    assert [(c.source, c.in_frame, c.out_frame) for c in window.clips] == [("c0.mp4", 90, 120), ("c1.mp4", 0, 60)]
+    assert window.total_frames == 75 and window.fade_in_frames == 0 and window.music is None
+    assert [(t.start_frame, t.end_frame) for t in window.texts] == [(23, 53)]
+    assert window_assets.layers == (Layer(Path("c.png"), 0, 0),)
+    graph, _, _ = graphs.compose_filter(window, window_assets)
     assert "xfade=transition=fade:duration=0.5:offset=0.5" in graph
-    args = graphs.compose_args(window, Path("w.mp4"))
+    args = graphs.compose_args(window, window_assets, Path("w.mp4"))
     assert args[: args.index("c0.mp4") + 1] == ["-ss", "2.983333", "-t", "1.033333", "-i", "c0.mp4"]
     # Windows never cut a faded overlay; a constant one (a logo) may be split.
     with pytest.raises(smart_plan.SmartUnavailable):
-        smart_plan.window_plan(plan, 0, 15)
-    logo = ComposePlan(
-        **{**plan.__dict__, "overlays": [TimedOverlay(Path("l.png"), 0, 0, 0.0, 11.0, fade_s=0)]}
-    )
-    assert [(o.start_s, o.end_s) for o in smart_plan.window_plan(logo, 120, 180).overlays] == [(0.0, 2.0)]
+        smart_plan.window_plan(plan, assets, 0, 15)
+    logo = plan.model_copy(update={"texts": [], "images": [
+        ImageElement(role=ImageRole.LOGO, source="l.png", start_frame=0, duration_frames=330)]})
+    logo_assets = RenderAssets(layers=(Layer(Path("l.png"), 0, 0),))
+    assert [(i.start_frame, i.end_frame) for i in smart_plan.window_plan(logo, logo_assets, 120, 180)[0].images] == [(0, 60)]
     segmented = smart_plan.plan_segmented(plan)
     assert [p.start for p in segmented.pieces] == [0, 60, 150, 270]  # whole seconds, mid-clip
 
@@ -315,13 +333,13 @@ def test_keyframes_where_the_timeline_cuts_make_every_unchanged_frame_copyable(t
 
 
 def test_windows_read_the_stream_copied_cuts_instead_of_seeking():
-    plan = ComposePlan(clips=[Path("a.mp4"), Path("b.mp4")], durations=[4.0, 4.0], width=W, height=H, transition_s=0.5)
-    window = smart_plan.window_plan(plan, 90, 150, {(0, 90): Path("a_from_90.mp4")})
-    assert [c.name for c in window.clips] == ["a_from_90.mp4", "b.mp4"] and window.clip_seeks == [0.0, 0.0]
-    args = graphs.compose_args(window, Path("w.mp4"))
+    plan = _timeline(clips=2)
+    window, assets = smart_plan.window_plan(plan, RenderAssets(), 90, 150, {(0, 90): Path("a_from_90.mp4")})
+    assert [(c.source, c.in_frame) for c in window.clips] == [("a_from_90.mp4", 0), ("c1.mp4", 0)]
+    args = graphs.compose_args(window, assets, Path("w.mp4"))
     assert "-ss" not in args and args[: args.index("a_from_90.mp4") + 1] == ["-t", "1.033333", "-i", "a_from_90.mp4"]
-    # Without a cut starting at the window's frame, the clip is read from a seek.
-    assert smart_plan.window_plan(plan, 90, 150).clip_seeks == pytest.approx([3.0, 0.0])
+    # Without a cut starting at the window's frame, the clip is read from its in point (a seek).
+    assert [c.in_frame for c in smart_plan.window_plan(plan, RenderAssets(), 90, 150)[0].clips] == [90, 0]
 
 
 def test_concat_script_gives_exact_piece_durations():

@@ -1,0 +1,208 @@
+"""A template, the clips and the title -> the `Timeline` (pure: no file is read or written).
+
+The template's lengths are in seconds; here they become whole frames at the output fps once, and
+everything downstream (overlay rendering, the filter graph, smart rendering, the normalize keyframe
+plan) reads the frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.timeline.model import (
+    AudioKind,
+    AudioTrack,
+    Clip,
+    Corner,
+    EndCard,
+    GainPoint,
+    ImageElement,
+    ImageRole,
+    TextElement,
+    TextPosition,
+    TextRole,
+    TextStyle,
+    Timeline,
+    Transition,
+)
+from zencourt_pipeline.media.transitions import TransitionKind
+
+if TYPE_CHECKING:
+    from zencourt_pipeline.media.templates import Template
+
+FPS = 30
+MIN_CLIP_S = 0.5
+_MIN_CAPTION_S = 1.0
+_MIN_MUSIC_FADE_OUT_S = 0.5
+_SILENT_DB = -120.0
+
+
+@dataclass(frozen=True)
+class ClipInput:
+    """A clip to compose: its file, how long it runs on the timeline, the caption over it."""
+
+    path: Path
+    duration_s: float
+    caption: str | None = None
+
+
+def frames(seconds: float, fps: int = FPS) -> int:
+    """Seconds as whole frames (what trim and xfade produce)."""
+    return round(seconds * fps)
+
+
+def transition_frames(clip_frames: Sequence[int], template: Template, fps: int = FPS) -> int:
+    """The template's transition length in frames, shortened if a clip is too short for it.
+
+    Every clip must cover its incoming and outgoing transitions: end clips need d > T, middle clips
+    (and the last clip when an end card follows) need d > 2 T; each transition may use at most 90%
+    of the clip's share.
+    """
+    wanted = frames(template.transition_seconds, fps)
+    segments = len(clip_frames) + (1 if template.end_card_seconds > 0 and clip_frames else 0)
+    if segments < 2:
+        return wanted
+    limits = []
+    for i, d in enumerate(clip_frames):
+        sides = (1 if i > 0 else 0) + (1 if i < segments - 1 else 0)
+        limits.append(math.floor(0.9 * d / sides + 1e-6))
+    return max(1, min(wanted, *limits))
+
+
+def validate_clips(clips: Sequence[ClipInput], width: int, height: int) -> None:
+    """MediaError(INVALID_INPUT) unless there are clips, each long enough, and an even output size."""
+    if not clips:
+        raise MediaError(ErrorCode.INVALID_INPUT, "cannot compose a video from zero clips")
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise MediaError(ErrorCode.INVALID_INPUT, f"output size must be positive and even, got {width}x{height}")
+    for i, clip in enumerate(clips):
+        if not clip.duration_s >= MIN_CLIP_S:
+            raise MediaError(
+                ErrorCode.INVALID_INPUT, f"clip {i} is {clip.duration_s} s; clips must be >= {MIN_CLIP_S} s"
+            )
+
+
+def _text_style(template: Template, size: int) -> TextStyle:
+    return TextStyle(
+        font_color=template.font_color, background_color=template.background_color,
+        background_opacity=template.background_opacity, font_size=size,
+        subtitle_font_size=template.subtitle_font_size,
+    )  # fmt: skip
+
+
+def _gain_db(volume: float) -> float:
+    return max(_SILENT_DB, 20 * math.log10(volume)) if volume > 0 else _SILENT_DB
+
+
+def build_timeline(
+    clips: Sequence[ClipInput],
+    *,
+    width: int,
+    height: int,
+    title: str | None,
+    template: Template,
+    fps: int = FPS,
+) -> Timeline:
+    """The timeline of `clips` composed with `template`: crossfaded clips, the title over the first
+    clip, a caption over each clip that has one, the logo, the end card, fades and the music bed."""
+    clips = list(clips)
+    validate_clips(clips, width, height)
+    lengths = [frames(c.duration_s, fps) for c in clips]
+    t = transition_frames(lengths, template, fps)
+    kind = TransitionKind(template.transition)
+    card_frames = frames(template.end_card_seconds, fps) if template.end_card_seconds > 0 else 0
+    last = len(clips) - 1
+    track = [
+        Clip(
+            source=str(c.path), in_frame=0, out_frame=n,
+            transition=Transition(kind=kind, frames=t) if i < last or card_frames else None,
+        )
+        for i, (c, n) in enumerate(zip(clips, lengths, strict=True))
+    ]  # fmt: skip
+    starts = [0]
+    for n in lengths[:-1]:
+        starts.append(starts[-1] + n - t)
+    total = starts[-1] + lengths[-1] + card_frames
+    texts = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps)
+    images = []
+    if template.logo_path is not None:  # constant, over everything
+        images.append(
+            ImageElement(
+                role=ImageRole.LOGO, source=str(template.logo_path), start_frame=0, duration_frames=total,
+                position=Corner(template.logo_position), width_fraction=template.logo_width,
+                opacity=template.logo_opacity,
+            )  # fmt: skip
+        )
+    fade_in = min(frames(template.fade_in_seconds, fps), total // 4)
+    fade_out = min(frames(template.fade_out_seconds, fps), total // 4)
+    audio = []
+    if template.music_path is not None:
+        audio.append(
+            AudioTrack(
+                kind=AudioKind.MUSIC, source=str(template.music_path), loop=True,
+                gain=[GainPoint(frame=0, db=_gain_db(template.music_volume))],
+                fade_in_frames=fade_in, fade_out_frames=min(max(fade_out, frames(_MIN_MUSIC_FADE_OUT_S, fps)), total),
+            )  # fmt: skip
+        )
+    card = None
+    if card_frames:
+        style = _text_style(template, template.title_font_size)
+        card = EndCard(duration_frames=card_frames, title=title, subtitle=template.end_card_text, style=style)
+    return Timeline(
+        width=width, height=height, fps=fps, clips=track, end_card=card, texts=texts, images=images, audio=audio,
+        fade_in_frames=fade_in, fade_out_frames=fade_out,
+    )  # fmt: skip
+
+
+def _texts(
+    clips: list[ClipInput], lengths: list[int], starts: list[int], t: int, total: int, *,
+    title: str | None, template: Template, has_card: bool, fps: int,
+) -> list[TextElement]:
+    """The title card over the first clip and a caption over each captioned clip, in frames."""
+    fade = frames(template.overlay_fade_seconds, fps)
+    texts: list[TextElement] = []
+    title_end = 0
+    if title and title.strip() and template.title_seconds > 0:
+        title_end = min(frames(template.title_seconds, fps), lengths[0] if len(clips) > 1 else total)
+        texts.append(
+            TextElement(
+                role=TextRole.TITLE, text=title, start_frame=0, duration_frames=title_end,
+                fade_frames=min(fade, title_end // 2), position=TextPosition.CENTER_BAND,
+                style=_text_style(template, template.title_font_size),
+            )  # fmt: skip
+        )
+    if template.caption_seconds <= 0:
+        return texts
+    caption_frames = frames(template.caption_seconds, fps)
+    half = (t + 1) // 2  # a caption shows while its clip dominates the crossfades
+    shortest = min(frames(_MIN_CAPTION_S, fps), caption_frames)
+    last = len(clips) - 1
+    for i, clip in enumerate(clips):
+        if not clip.caption or not clip.caption.strip():
+            continue
+        visible_end = starts[i] + lengths[i] - (half if i < last or has_card else 0)
+        start = starts[i] + (half if i > 0 else 0)
+        if i == 0 and title_end > 0 and visible_end - title_end >= frames(_MIN_CAPTION_S, fps):
+            start = title_end  # the first room name after the title, when there is room for it
+        end = min(start + caption_frames, visible_end)
+        if end - start < max(shortest, 1):
+            continue
+        texts.append(
+            TextElement(
+                role=TextRole.CAPTION, text=clip.caption, start_frame=start, duration_frames=end - start,
+                fade_frames=min(fade, (end - start) // 2), position=TextPosition.LOWER_LEFT,
+                style=_text_style(template, template.caption_font_size),
+            )  # fmt: skip
+        )
+    return texts
+
+
+def title_end_frame(timeline: Timeline) -> int:
+    """Where the title card ends (0: no title)."""
+    return max((t.end_frame for t in timeline.texts if t.role == TextRole.TITLE), default=0)
