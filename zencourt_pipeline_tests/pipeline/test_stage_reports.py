@@ -1,0 +1,71 @@
+"""The stages own their order (issue 26): each makes its state changes and returns a typed report
+(`StrEnum` statuses, `ErrorCode` codes) that its asset only maps."""
+
+from __future__ import annotations
+
+from zencourt_pipeline.db.records import BatchStatus, JobStatus
+from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.net.policy import FetchPolicy
+from zencourt_pipeline.pipeline.clip_checks import PhotoProblemKind, inspect_photo
+from zencourt_pipeline.pipeline.intake import IntakeStatus, PhotoOutcome, take_in_batch
+from zencourt_pipeline.pipeline.quota import QuotaLimits
+from zencourt_pipeline_tests.defs.conftest import insert_batch_with_photos, write_photo
+
+
+def _take_in(db, storage, tmp_path, batch_id: str, quota: QuotaLimits = QuotaLimits()):
+    work = tmp_path / f"work-{batch_id}"
+    work.mkdir(exist_ok=True)
+    return take_in_batch(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work, FetchPolicy(), quota=quota)
+
+
+def test_photo_problems_carry_their_kind_and_read_as_their_message(tmp_path):
+    small = inspect_photo(write_photo(tmp_path / "small.jpg", size=(600, 400)))
+    assert [p.kind for p in small.problems] == [PhotoProblemKind.TOO_SMALL] and not small.unusable
+    assert small.problems == ["short side 400 px < 640 px"]
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    broken = inspect_photo(tmp_path / "bad.jpg")
+    assert [p.kind for p in broken.problems] == [PhotoProblemKind.UNDECODABLE] and broken.unusable
+    wide = inspect_photo(write_photo(tmp_path / "wide.jpg", size=(2400, 700)))
+    assert [p.kind for p in wide.problems] == [PhotoProblemKind.ODD_ASPECT] and not wide.unusable
+
+
+def test_intake_takes_the_photos_in_and_starts_the_batch(sqlite_db, storage, tmp_path):
+    insert_batch_with_photos(sqlite_db, storage, tmp_path, "in", [None, b"not a photo"])
+    report = _take_in(sqlite_db, storage, tmp_path, "in", QuotaLimits(listing_quota=10))
+    assert report.status is IntakeStatus.TAKEN_IN and report.error_code is None
+    assert [p.status for p in report.photos] == [PhotoOutcome.READY, PhotoOutcome.FAILED]
+    assert all(type(p.status) is PhotoOutcome for p in report.photos)
+    assert isinstance(report.photos[1].error_code, ErrorCode)
+    assert (report.count(PhotoOutcome.READY), report.count(PhotoOutcome.FAILED)) == (1, 1)
+    assert [p.job_id for p in report.inspected] == ["in-0"] and report.inspected[0].inspection.passed
+    assert [(u.scope, u.used, u.requested, u.quota) for u in report.quota] == [("listing", 0, 2, 10)]
+    assert sqlite_db.get_batch("in").status == BatchStatus.PROCESSING
+    assert sqlite_db.get_job("in-1").status == JobStatus.FAILED
+
+
+def test_intake_rejects_a_batch_over_quota_before_any_download(sqlite_db, storage, tmp_path):
+    insert_batch_with_photos(sqlite_db, storage, tmp_path, "over", [None, None])
+    report = _take_in(sqlite_db, storage, tmp_path, "over", QuotaLimits(listing_quota=1))
+    assert report.status is IntakeStatus.REJECTED and report.error_code is ErrorCode.QUOTA_EXCEEDED
+    assert report.photos == [] and "quota exceeded" in report.error_message
+    batch = sqlite_db.get_batch("over")
+    assert (batch.status, batch.error_code) == (BatchStatus.FAILED, ErrorCode.QUOTA_EXCEEDED)
+    assert {job.error_code for job in sqlite_db.get_jobs("over")} == {ErrorCode.QUOTA_EXCEEDED}
+    assert not any(job.photo_key for job in sqlite_db.get_jobs("over"))
+
+
+def test_intake_fails_a_batch_without_a_usable_photo(sqlite_db, storage, tmp_path):
+    insert_batch_with_photos(sqlite_db, storage, tmp_path, "none", [b"junk", b"more junk"])
+    report = _take_in(sqlite_db, storage, tmp_path, "none")
+    assert report.status is IntakeStatus.NO_USABLE_PHOTO and report.error_code is ErrorCode.NO_USABLE_PHOTO
+    assert [p.status for p in report.photos] == [PhotoOutcome.FAILED, PhotoOutcome.FAILED] and report.inspected == []
+    batch = sqlite_db.get_batch("none")
+    assert (batch.status, batch.error_code) == (BatchStatus.FAILED, ErrorCode.NO_USABLE_PHOTO)
+
+
+def test_a_rerun_of_intake_skips_ended_jobs_and_keeps_stored_photos(sqlite_db, storage, tmp_path):
+    insert_batch_with_photos(sqlite_db, storage, tmp_path, "again", [None, b"junk"])
+    _take_in(sqlite_db, storage, tmp_path, "again")
+    report = _take_in(sqlite_db, storage, tmp_path, "again")
+    assert report.status is IntakeStatus.TAKEN_IN
+    assert [p.status for p in report.photos] == [PhotoOutcome.READY, PhotoOutcome.SKIPPED]
