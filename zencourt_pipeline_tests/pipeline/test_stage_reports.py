@@ -69,3 +69,88 @@ def test_a_rerun_of_intake_skips_ended_jobs_and_keeps_stored_photos(sqlite_db, s
     report = _take_in(sqlite_db, storage, tmp_path, "again")
     assert report.status is IntakeStatus.TAKEN_IN
     assert [p.status for p in report.photos] == [PhotoOutcome.READY, PhotoOutcome.SKIPPED]
+
+
+class AcceptingGenerator:
+    """Accepts every submission at once (a provider's create), recording which jobs it was sent."""
+
+    def __init__(self, name: str = "runway"):
+        self.name, self.calls = name, []
+
+    def submit(self, request):
+        from zencourt_pipeline.providers.base import SubmittedTask, TaskRef
+
+        self.calls.append(request.job_id)
+        return SubmittedTask(TaskRef(self.name, f"{self.name}-{request.job_id}-{len(self.calls)}"), cost_credits=5.0)
+
+    def close(self) -> None:
+        pass
+
+
+def _generation_stack(db, storage, tmp_path, batch_id: str):
+    from zencourt_pipeline.providers.chain import ProviderChain
+    from zencourt_pipeline_tests.conftest import make_batch
+
+    db.insert_batch(*make_batch(batch_id, n_jobs=2, listing_id="L"))
+    db.start_batch(batch_id)
+    for job in db.get_jobs(batch_id):
+        storage.put_file(f"photos/{job.id}.jpg", write_photo(tmp_path / f"{job.id}.jpg"), "image/jpeg")
+        db.update_job(job.id, photo_key=f"photos/{job.id}.jpg")
+    generator = AcceptingGenerator()
+    return generator, ProviderChain({"runway": generator}, ["runway"])
+
+
+def _submit(db, storage, chain, tmp_path, batch_id: str, quota: QuotaLimits = QuotaLimits(), **kwargs):
+    from zencourt_pipeline.pipeline.generation import submit_batch
+
+    batch = db.get_batch(batch_id)
+    return submit_batch(db, storage, chain, batch, db.get_jobs(batch_id), tmp_path, quota=quota, **kwargs)
+
+
+def test_generation_submits_each_open_job_once(sqlite_db, storage, tmp_path):
+    from zencourt_pipeline.pipeline.generation import SubmissionOutcome, SubmissionStatus
+
+    generator, chain = _generation_stack(sqlite_db, storage, tmp_path, "gen")
+    report = _submit(sqlite_db, storage, chain, tmp_path, "gen")
+    assert report.status is SubmissionStatus.SUBMITTED and report.regeneration is None and report.error_code is None
+    assert [o.status for o in report.outcomes] == [SubmissionOutcome.SUBMITTED] * 2
+    assert all(type(o.status) is SubmissionOutcome for o in report.outcomes)
+    assert report.count(SubmissionOutcome.SUBMITTED) == 2 and not report.all_completions_recorded
+    again = _submit(sqlite_db, storage, chain, tmp_path, "gen")
+    assert [o.status for o in again.outcomes] == [SubmissionOutcome.EXISTING] * 2
+    assert generator.calls == ["gen-0", "gen-1"]
+
+
+def _finish_jobs(db, batch_id: str) -> None:
+    for task in db.tasks_for_batch(batch_id):
+        db.record_completion(provider=task.provider, task_id=task.task_id, status="succeeded", source="poll",
+                             output_url="https://example.com/clip.mp4")
+        db.complete_job(task.job_id, f"file:///clips/{task.job_id}.mp4", None)
+
+
+def test_a_regeneration_resets_the_named_jobs_then_submits_them(sqlite_db, storage, tmp_path):
+    from zencourt_pipeline.pipeline.generation import SubmissionOutcome, SubmissionStatus
+
+    generator, chain = _generation_stack(sqlite_db, storage, tmp_path, "regen")
+    _submit(sqlite_db, storage, chain, tmp_path, "regen")
+    _finish_jobs(sqlite_db, "regen")
+    report = _submit(sqlite_db, storage, chain, tmp_path, "regen", regenerate_job_ids=["regen-1"])
+    assert report.status is SubmissionStatus.SUBMITTED and report.superseded == 1
+    assert [job.id for job in report.regeneration.reset] == ["regen-1"] and report.regeneration.skipped == {}
+    assert [o.status for o in report.outcomes] == [SubmissionOutcome.SKIPPED, SubmissionOutcome.SUBMITTED]
+    assert generator.calls == ["regen-0", "regen-1", "regen-1"]
+
+
+def test_a_refused_regeneration_changes_nothing(sqlite_db, storage, tmp_path):
+    from zencourt_pipeline.pipeline.generation import SubmissionStatus
+
+    generator, chain = _generation_stack(sqlite_db, storage, tmp_path, "no")
+    _submit(sqlite_db, storage, chain, tmp_path, "no")
+    _finish_jobs(sqlite_db, "no")
+    unknown = _submit(sqlite_db, storage, chain, tmp_path, "no", regenerate_job_ids=["elsewhere-0"])
+    assert unknown.status is SubmissionStatus.REFUSED and unknown.error_code is ErrorCode.INVALID_INPUT
+    assert unknown.outcomes == [] and "elsewhere-0" in unknown.error_message
+    over = _submit(sqlite_db, storage, chain, tmp_path, "no", QuotaLimits(listing_quota=2), regenerate_job_ids=["no-0"])
+    assert over.status is SubmissionStatus.REFUSED and over.error_code is ErrorCode.QUOTA_EXCEEDED
+    assert generator.calls == ["no-0", "no-1"]
+    assert all(job.status == JobStatus.COMPLETED for job in sqlite_db.get_jobs("no"))
