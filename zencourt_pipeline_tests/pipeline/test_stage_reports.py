@@ -154,3 +154,50 @@ def test_a_refused_regeneration_changes_nothing(sqlite_db, storage, tmp_path):
     assert over.status is SubmissionStatus.REFUSED and over.error_code is ErrorCode.QUOTA_EXCEEDED
     assert generator.calls == ["no-0", "no-1"]
     assert all(job.status == JobStatus.COMPLETED for job in sqlite_db.get_jobs("no"))
+
+
+def test_normalize_blocks_the_batch_while_a_clip_is_unusable(sqlite_db, storage, tmp_path):
+    from zencourt_pipeline.pipeline.normalize import NormalizeOutcome, normalize_batch
+    from zencourt_pipeline_tests.conftest import make_batch
+    from zencourt_pipeline_tests.fakes.server import sample_mp4
+
+    sqlite_db.insert_batch(*make_batch("nb", n_jobs=1))
+    sqlite_db.start_batch("nb")
+    storage.put_file("batches/nb/generated/nb-0.mp4", sample_mp4(1280, 720), "video/mp4")
+    sqlite_db.update_job("nb-0", raw_clip_key="batches/nb/generated/nb-0.mp4")
+
+    def normalize(name: str):
+        work = tmp_path / name
+        work.mkdir()
+        return normalize_batch(sqlite_db, storage, sqlite_db.get_batch("nb"), sqlite_db.get_jobs("nb"), work)
+
+    first = normalize("first")
+    assert [c.status for c in first.clips] == [NormalizeOutcome.COMPLETED] and first.count(NormalizeOutcome.COMPLETED) == 1
+    assert first.blocked is None and first.failing == {} and sqlite_db.get_batch("nb").blocked_reason is None
+    published = storage.root / "batches/nb/clips/nb-0.mp4"
+    kept = published.read_bytes()
+    published.unlink()  # the published clip is gone: composition could not use it
+    second = normalize("second")
+    assert [c.status for c in second.clips] == [NormalizeOutcome.SKIPPED] and list(second.failing) == ["nb-0"]
+    assert second.blocked is ErrorCode.CLIP_CHECK_FAILED
+    assert sqlite_db.get_batch("nb").blocked_reason == ErrorCode.CLIP_CHECK_FAILED
+    published.write_bytes(kept)
+    third = normalize("third")
+    assert third.blocked is None and sqlite_db.get_batch("nb").blocked_reason is None
+
+
+def test_composition_reports_how_the_batch_ended(sqlite_db, storage, tmp_path):
+    from zencourt_pipeline.pipeline.composition import CompositionOutcome, compose_batch
+    from zencourt_pipeline_tests.conftest import make_batch
+
+    sqlite_db.insert_batch(*make_batch("cf", n_jobs=1))
+    sqlite_db.fail_job("cf-0", ErrorCode.INVALID_INPUT, "bad photo")
+    failed = compose_batch(sqlite_db, storage, sqlite_db.get_batch("cf"), sqlite_db.get_jobs("cf"), tmp_path)
+    assert failed.status is CompositionOutcome.FAILED and failed.status.ended_badly
+    assert sqlite_db.get_batch("cf").error_code == ErrorCode.ALL_CLIPS_FAILED
+
+    sqlite_db.insert_batch(*make_batch("cs", n_jobs=1))
+    sqlite_db.complete_job("cs-0", "file:///clips/cs-0.mp4", None)
+    skipped = compose_batch(sqlite_db, storage, sqlite_db.get_batch("cs"), sqlite_db.get_jobs("cs"), tmp_path, enabled=False)
+    assert skipped.status is CompositionOutcome.SKIPPED and not skipped.status.ended_badly
+    assert sqlite_db.get_batch("cs").status == BatchStatus.COMPLETED
