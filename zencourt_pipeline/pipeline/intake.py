@@ -178,7 +178,7 @@ class IntakeReport:
     status: IntakeStatus
     photos: list[PhotoResult] = field(default_factory=list)  # one per job (none when rejected)
     inspected: list[PhotoResult] = field(default_factory=list)  # the ready photos with their inspection
-    quota: list[QuotaUsage] = field(default_factory=list)  # the early check's usage, when it was made
+    quota_usage: list[QuotaUsage] = field(default_factory=list)  # the early check's usage, when it was made
     error_code: ErrorCode | None = None  # why the batch failed (REJECTED, NO_USABLE_PHOTO)
     error_message: str | None = None
 
@@ -213,7 +213,7 @@ def take_in_batch(
         code = ErrorCode.NO_USABLE_PHOTO
         db.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
         return IntakeReport(
-            IntakeStatus.NO_USABLE_PHOTO, photos, quota=usage, error_code=code, error_message=NO_USABLE_PHOTO_MESSAGE
+            IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code, error_message=NO_USABLE_PHOTO_MESSAGE
         )
     inspected = inspect_photos(storage, photos, work_dir)
     return IntakeReport(IntakeStatus.TAKEN_IN, photos, inspected, usage)

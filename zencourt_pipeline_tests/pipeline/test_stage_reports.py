@@ -38,7 +38,7 @@ def test_intake_takes_the_photos_in_and_starts_the_batch(sqlite_db, storage, tmp
     assert isinstance(report.photos[1].error_code, ErrorCode)
     assert (report.count(PhotoOutcome.READY), report.count(PhotoOutcome.FAILED)) == (1, 1)
     assert [p.job_id for p in report.inspected] == ["in-0"] and report.inspected[0].inspection.passed
-    assert [(u.scope, u.used, u.requested, u.quota) for u in report.quota] == [("listing", 0, 2, 10)]
+    assert [(u.scope, u.used, u.requested, u.quota) for u in report.quota_usage] == [("listing", 0, 2, 10)]
     assert sqlite_db.get_batch("in").status == BatchStatus.PROCESSING
     assert sqlite_db.get_job("in-1").status == JobStatus.FAILED
 

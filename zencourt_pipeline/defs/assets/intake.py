@@ -78,7 +78,7 @@ def listing_photos(
         "photos_failed": report.count(PhotoOutcome.FAILED),
         "photos": table(report.photos),
     }
-    for usage in report.quota:
+    for usage in report.quota_usage:
         metadata[f"quota_{usage.scope}"] = f"{usage.used} + {usage.requested} of {usage.quota} clips in {usage.month}"
     return dg.MaterializeResult(metadata=metadata, check_results=[_photos_check(report.inspected, batch.id)])
 
