@@ -1,5 +1,6 @@
 """The domain's types and rules, written once (issue 26): orientations, providers, storage
-backends, clip durations, the batch and job rules, and the provider registry.
+backends, clip durations, the batch and job rules (with `BatchRejected`, their refusal), and the
+provider registry.
 
 Intake (`pipeline/intake.py`), the HTTP models (`service/routes/batches.py`), the providers,
 pricing (`providers/rates.py`), the resources and the canceller all read them from here. The
