@@ -55,6 +55,7 @@ class CompositionReport:
     height: int | None = None
     template: str | None = None
     error: str | None = None
+    error_code: ErrorCode | None = None  # why the batch failed: ALL_CLIPS_FAILED or COMPOSITION_FAILED
     local_thumbnail: Path | None = None
     render_strategy: str | None = None  # smart (copied + re-encoded pieces) | full
     frames_copied: int = 0  # frames stream-copied from the normalized clips (smart)
@@ -117,7 +118,10 @@ def compose_batch(
     except MediaError as exc:
         error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
-        return CompositionReport(CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error)
+        return CompositionReport(
+            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error,
+            error_code=ErrorCode.COMPOSITION_FAILED,
+        )
     expects_audio = template.music is not None
     published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio)
     if published is None:
@@ -166,7 +170,9 @@ def _end_without_video(db: AppDatabase, batch_id: str, completed: list[Job], fai
     if not completed:
         error = "no clip could be generated" + (f" ({summary})" if summary else "")
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.ALL_CLIPS_FAILED)
-        return CompositionReport(CompositionOutcome.FAILED, clips_failed=len(failed), error=error)
+        return CompositionReport(
+            CompositionOutcome.FAILED, clips_failed=len(failed), error=error, error_code=ErrorCode.ALL_CLIPS_FAILED
+        )
     if not enabled:
         db.finish_batch(batch_id, BatchStatus.COMPLETED, error=summary)
         return CompositionReport(CompositionOutcome.SKIPPED, clips_used=len(completed), clips_failed=len(failed), error=summary)

@@ -194,10 +194,12 @@ def test_composition_reports_how_the_batch_ended(sqlite_db, storage, tmp_path):
     sqlite_db.fail_job("cf-0", ErrorCode.INVALID_INPUT, "bad photo")
     failed = compose_batch(sqlite_db, storage, sqlite_db.get_batch("cf"), sqlite_db.get_jobs("cf"), tmp_path)
     assert failed.status is CompositionOutcome.FAILED and failed.status.ended_badly
+    assert failed.error_code is ErrorCode.ALL_CLIPS_FAILED
     assert sqlite_db.get_batch("cf").error_code == ErrorCode.ALL_CLIPS_FAILED
 
     sqlite_db.insert_batch(*make_batch("cs", n_jobs=1))
     sqlite_db.complete_job("cs-0", "file:///clips/cs-0.mp4", None)
     skipped = compose_batch(sqlite_db, storage, sqlite_db.get_batch("cs"), sqlite_db.get_jobs("cs"), tmp_path, enabled=False)
     assert skipped.status is CompositionOutcome.SKIPPED and not skipped.status.ended_badly
+    assert skipped.error_code is None
     assert sqlite_db.get_batch("cs").status == BatchStatus.COMPLETED
