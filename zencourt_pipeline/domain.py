@@ -1,5 +1,6 @@
 """The domain's types and rules, written once (issue 26): orientations, providers, storage
-backends, clip durations, the batch and job rules, and the provider registry.
+backends, clip durations, the batch and job rules (with `BatchRejected`, their refusal), and the
+provider registry.
 
 Intake (`pipeline/intake.py`), the HTTP models (`service/routes/batches.py`), the providers,
 pricing (`providers/rates.py`), the resources and the canceller all read them from here. The
@@ -19,7 +20,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.errors import CodedError, ErrorCode
 
 
 class Orientation(StrEnum):
@@ -93,6 +94,10 @@ MAX_JOBS_PER_BATCH = 30
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Prompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)]
 ClipSeconds = Annotated[int, Field(ge=CLIP_SECONDS_MIN, le=CLIP_SECONDS_MAX)]
+
+
+class BatchRejected(CodedError):
+    """A batch refused before any download or provider call: its jobs and the batch fail with `code`."""
 
 
 def batch_problem(batch_id: str, job_count: int, orientation: str) -> str | None:

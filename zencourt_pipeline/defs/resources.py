@@ -351,6 +351,12 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             max_attempts=self.max_run_attempts,
         )
 
+    def quota_limits(self):
+        """The monthly clip quotas every provider submission (first, fallback, regeneration) reserves against."""
+        from zencourt_pipeline.pipeline.quota import QuotaLimits
+
+        return QuotaLimits(self.monthly_clip_quota, self.workspace_monthly_clip_quota)
+
     @classmethod
     def from_settings(cls, settings: Settings, secret: Secret) -> PipelineSettingsResource:
         """The resource with each field taken from the setting of the same name."""

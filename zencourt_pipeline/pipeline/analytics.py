@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.records import Task, current_task
+from zencourt_pipeline.db.records import GenerationTaskStatus, JobStatus, Task, current_task
 
 if TYPE_CHECKING:  # pandas is imported by the analytics functions, not with every run worker
     import pandas as pd
 
-SUCCEEDED = "succeeded"
-FAILED_STATES = ("failed", "canceled")
+SUCCEEDED = GenerationTaskStatus.SUCCEEDED
+FAILED_STATES = (GenerationTaskStatus.FAILED, GenerationTaskStatus.CANCELED)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -39,7 +39,7 @@ class ClipRow:
     room: str | None
     provider: str | None
     task_id: str | None
-    status: str
+    status: JobStatus
     duration_s: float | None
     latency_s: float | None
     cost_credits: float | None

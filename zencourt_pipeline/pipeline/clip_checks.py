@@ -7,6 +7,7 @@ file passes). The thresholds are module constants so the checks' descriptions ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,42 @@ MAX_FROZEN_RATIO = 0.9  # a clip is frozen when at least this share of its sampl
 VIDEO_DURATION_TOLERANCE_S = 0.15
 
 
+class PhotoProblemKind(StrEnum):
+    """What is wrong with a stored photo: `UNDECODABLE` makes it unusable, the others only weaker."""
+
+    UNDECODABLE = "undecodable"  # not decodable, or its stored copy not readable
+    TOO_SMALL = "too_small"  # short side under MIN_PHOTO_SHORT_SIDE
+    ODD_ASPECT = "odd_aspect"  # aspect beyond 1:MAX_PHOTO_ASPECT
+
+    @property
+    def unusable(self) -> bool:
+        """True for a problem no clip can be made with (the check's ERROR severity), else a weaker clip."""
+        return self is PhotoProblemKind.UNDECODABLE
+
+
+class PhotoProblem(str):
+    """One problem of a photo: reads as its message (descriptions join them) and carries its `kind`."""
+
+    kind: PhotoProblemKind
+
+    def __new__(cls, kind: PhotoProblemKind, message: str) -> PhotoProblem:
+        """The problem `kind` described by `message`."""
+        problem = super().__new__(cls, message)
+        problem.kind = kind
+        return problem
+
+
 @dataclass(frozen=True)
 class PhotoInspection:
     width: int | None = None
     height: int | None = None
     aspect: float | None = None
-    problems: list[str] = field(default_factory=list)
+    problems: list[PhotoProblem] = field(default_factory=list)
+
+    @property
+    def unusable(self) -> bool:
+        """True when a problem makes the photo unusable (not decodable), not just weaker."""
+        return any(problem.kind.unusable for problem in self.problems)
 
     @property
     def passed(self) -> bool:
@@ -56,14 +87,16 @@ def inspect_photo(path: Path) -> PhotoInspection:
             img.load()
             width, height = img.size
     except Exception as exc:  # noqa: BLE001 - any decoder error means "not decodable"
-        return PhotoInspection(problems=[f"not decodable: {exc}"])
+        return PhotoInspection(problems=[PhotoProblem(PhotoProblemKind.UNDECODABLE, f"not decodable: {exc}")])
     short, long = min(width, height), max(width, height)
     aspect = round(long / short, 3) if short else None
     problems = []
     if short < MIN_PHOTO_SHORT_SIDE:
-        problems.append(f"short side {short} px < {MIN_PHOTO_SHORT_SIDE} px")
+        problems.append(PhotoProblem(PhotoProblemKind.TOO_SMALL, f"short side {short} px < {MIN_PHOTO_SHORT_SIDE} px"))
     if aspect is None or aspect > MAX_PHOTO_ASPECT:
-        problems.append(f"aspect {width}x{height} beyond 1:{MAX_PHOTO_ASPECT:g}")
+        problems.append(
+            PhotoProblem(PhotoProblemKind.ODD_ASPECT, f"aspect {width}x{height} beyond 1:{MAX_PHOTO_ASPECT:g}")
+        )
     return PhotoInspection(width, height, aspect, problems)
 
 

@@ -26,6 +26,7 @@ from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.generation import (
     DEFAULT_MAX_DOWNLOAD_ATTEMPTS,
     JobOutcome,
+    SubmissionOutcome,
     build_request,
     generation_attempt,
     submit_with_fallback,
@@ -45,7 +46,7 @@ class PolledCompletion:
 
     status: GenerationTaskStatus
     output_url: str | None = None
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     error_message: str | None = None
 
 
@@ -109,15 +110,15 @@ class _Collect:
         """The job's output stored, or why not: in flight, failed, fallen back, skipped."""
         name = job.room_name
         if job.terminal:
-            return JobOutcome(job.id, name, "skipped", error_code=job.error_code)
+            return JobOutcome(job.id, name, SubmissionOutcome.SKIPPED, error_code=job.error_code)
         task = current_task(self.tasks_by_job.get(job.id, []))
         if job.raw_clip_key and self.storage.exists(job.raw_clip_key):
-            return JobOutcome(job.id, name, "stored", task and task.provider, task and task.task_id)
+            return JobOutcome(job.id, name, SubmissionOutcome.STORED, task and task.provider, task and task.task_id)
         if task is None:
-            return JobOutcome(job.id, name, "in_flight")
+            return JobOutcome(job.id, name, SubmissionOutcome.IN_FLIGHT)
         completion = self._completion(task)
         if completion is None:
-            return JobOutcome(job.id, name, "in_flight", task.provider, task.task_id)
+            return JobOutcome(job.id, name, SubmissionOutcome.IN_FLIGHT, task.provider, task.task_id)
         code, message = completion.error_code, completion.error_message
         if completion.status == TaskState.SUCCEEDED:
             stored = self._store(job, task, completion)
@@ -137,7 +138,7 @@ class _Collect:
                 return None
         return completion
 
-    def _store(self, job: Job, task: Task, completion: CompletionRecord | PolledCompletion) -> JobOutcome | tuple[str, str]:
+    def _store(self, job: Job, task: Task, completion: CompletionRecord | PolledCompletion) -> JobOutcome | tuple[ErrorCode, str]:
         """Download the finished output into our storage; the provider's bad output is (code, message)."""
         provider, task_id = task.provider, task.task_id
         try:
@@ -148,14 +149,14 @@ class _Collect:
             key = raw_clip_key(self.batch.id, job.id)
             self.storage.put_file(key, local, "video/mp4")
             self.db.update_job(job.id, raw_clip_key=key)
-            return JobOutcome(job.id, job.room_name, "stored", provider, task_id, cost_credits=task.cost_credits)
+            return JobOutcome(job.id, job.room_name, SubmissionOutcome.STORED, provider, task_id, cost_credits=task.cost_credits)
         except GenerationError as exc:
             if exc.download_failed:  # paid: download it again later, never generate it again
                 return _download_failed(self.db, job, task, exc, self.max_downloads)
             self.db.task_output_rejected(task.id, exc.code, exc.message)  # paid, its clip unusable: on the ledger why
             return exc.code, exc.message
         except StorageError as exc:
-            return JobOutcome(job.id, job.room_name, "in_flight", provider, task_id, error_code=exc.code)
+            return JobOutcome(job.id, job.room_name, SubmissionOutcome.IN_FLIGHT, provider, task_id, error_code=exc.code)
 
     def _lost_fallback_creates(self, job: Job, task: Task, job_tasks: list[Task]) -> list[Task]:
         """Creates to a later provider that were never answered (a run died mid-create): kept as
@@ -172,7 +173,7 @@ class _Collect:
                 )  # fmt: skip
         return lost
 
-    def _fall_back_or_fail(self, job: Job, task: Task, code: str, message: str) -> JobOutcome:
+    def _fall_back_or_fail(self, job: Job, task: Task, code: ErrorCode, message: str) -> JobOutcome:
         job_tasks = self.tasks_by_job[job.id]
         remaining = [p for p in self.chain.after(task.provider) if p not in tried_providers(job_tasks)]
         if should_fall_back(code) and remaining:
@@ -185,7 +186,7 @@ class _Collect:
             code = ErrorCode.PROVIDER_ANSWER_LOST
             message = f"the fallback create to {lost[-1].provider} may have reached it (and be paid): not re-sent"
         self.db.fail_job(job.id, code, message)
-        return JobOutcome(job.id, job.room_name, "failed", task.provider, task.task_id, error_code=code, error_message=message)
+        return JobOutcome(job.id, job.room_name, SubmissionOutcome.FAILED, task.provider, task.task_id, error_code=code, error_message=message)
 
 
 def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError, max_downloads: int) -> JobOutcome:
@@ -194,13 +195,13 @@ def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError
     provider, task_id = task.provider, task.task_id
     if total < max_downloads:
         return JobOutcome(
-            job.id, job.room_name, "in_flight", provider, task_id,
+            job.id, job.room_name, SubmissionOutcome.IN_FLIGHT, provider, task_id,
             error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=exc.message,
         )  # fmt: skip
     message = f"the output of {provider} task {task_id} was not downloaded after {total} attempts: {exc.message}"
     db.fail_job(job.id, ErrorCode.OUTPUT_DOWNLOAD_FAILED, message)
     return JobOutcome(
-        job.id, job.room_name, "failed", provider, task_id,
+        job.id, job.room_name, SubmissionOutcome.FAILED, provider, task_id,
         error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=message,
     )  # fmt: skip
 

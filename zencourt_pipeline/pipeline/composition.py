@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +25,23 @@ if TYPE_CHECKING:
     from zencourt_pipeline.media.templates import Template
 
 
+class CompositionOutcome(StrEnum):
+    """How a batch's composition ended."""
+
+    COMPLETED = "completed"  # the video is published, the batch completed
+    FAILED = "failed"  # no clip survived, or the composition failed: the batch failed
+    SKIPPED = "skipped"  # clip-first (ENABLE_FINAL_COMPOSITION off): the batch completed without a video
+    CANCELED = "canceled"  # the batch was canceled (before or during composition)
+
+    @property
+    def ended_badly(self) -> bool:
+        """True when the batch ended without what was asked for (failed or canceled): the run fails."""
+        return self in (CompositionOutcome.FAILED, CompositionOutcome.CANCELED)
+
+
 @dataclass(frozen=True)
 class CompositionReport:
-    status: str  # completed | failed | skipped (clip-first) | canceled
+    status: CompositionOutcome
     video_key: str | None = None
     thumbnail_key: str | None = None
     video_uri: str | None = None
@@ -40,6 +55,7 @@ class CompositionReport:
     height: int | None = None
     template: str | None = None
     error: str | None = None
+    error_code: ErrorCode | None = None  # why the batch failed: ALL_CLIPS_FAILED or COMPOSITION_FAILED
     local_thumbnail: Path | None = None
     render_strategy: str | None = None  # smart (copied + re-encoded pieces) | full
     frames_copied: int = 0  # frames stream-copied from the normalized clips (smart)
@@ -102,12 +118,15 @@ def compose_batch(
     except MediaError as exc:
         error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
-        return CompositionReport("failed", clips_used=len(completed), clips_failed=len(failed), error=error)
+        return CompositionReport(
+            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error,
+            error_code=ErrorCode.COMPOSITION_FAILED,
+        )
     expects_audio = template.music is not None
     timeline_file = _timeline_file(result, completed, work_dir)
     published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio, timeline_file)
     if published is None:
-        return CompositionReport("canceled", error="batch was canceled during composition")
+        return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
     return _completed_report(result, template, published, len(completed), len(failed), summary, durations)
 
 
@@ -118,7 +137,7 @@ def _completed_report(
     platform checks of the file itself."""
     v_key, t_key, video_uri, thumb_uri, inspection = published
     return CompositionReport(
-        "completed",
+        CompositionOutcome.COMPLETED,
         video_key=v_key,
         thumbnail_key=t_key if thumb_uri else None,
         video_uri=video_uri,
@@ -148,14 +167,16 @@ def _end_without_video(db: AppDatabase, batch_id: str, completed: list[Job], fai
     """The batch's end when nothing is to be composed: canceled, no clip survived, or clip-first."""
     current = db.get_batch(batch_id)
     if current and current.status == BatchStatus.CANCELED:
-        return CompositionReport("canceled", error="batch was canceled")
+        return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled")
     if not completed:
         error = "no clip could be generated" + (f" ({summary})" if summary else "")
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.ALL_CLIPS_FAILED)
-        return CompositionReport("failed", clips_failed=len(failed), error=error)
+        return CompositionReport(
+            CompositionOutcome.FAILED, clips_failed=len(failed), error=error, error_code=ErrorCode.ALL_CLIPS_FAILED
+        )
     if not enabled:
         db.finish_batch(batch_id, BatchStatus.COMPLETED, error=summary)
-        return CompositionReport("skipped", clips_used=len(completed), clips_failed=len(failed), error=summary)
+        return CompositionReport(CompositionOutcome.SKIPPED, clips_used=len(completed), clips_failed=len(failed), error=summary)
     return None
 
 

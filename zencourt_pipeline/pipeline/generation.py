@@ -15,14 +15,19 @@ Money rules kept here:
   past `max_download_attempts` the job fails OUTPUT_DOWNLOAD_FAILED. Only an output that arrived
   complete and was not a valid MP4 twice moves the job to the next provider (a second, counted
   payment for the provider's bad output).
+
+`submit_batch` is the stage `clip_tasks` calls: an operator's regeneration (planned, checked
+against the quota, reset) and then the submissions, in that order, returning a typed
+`SubmissionReport`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
@@ -33,9 +38,22 @@ from zencourt_pipeline.db.records import (
     Job,
     Task,
 )
+from zencourt_pipeline.domain import BatchRejected
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.liveness import completion_state
-from zencourt_pipeline.pipeline.quota import BatchQuota, QuotaExceeded, QuotaLimits, release_submission
+from zencourt_pipeline.pipeline.quota import (
+    BatchQuota,
+    QuotaExceeded,
+    QuotaLimits,
+    enforce_quota,
+    release_submission,
+)
+from zencourt_pipeline.pipeline.regenerate import (
+    RegenerationPlan,
+    RegenerationRefused,
+    plan_regeneration,
+    reset_for_regeneration,
+)
 from zencourt_pipeline.providers.base import (
     GenerationError,
     GenerationRequest,
@@ -52,16 +70,27 @@ ABANDON_SUBMITTING_AFTER = timedelta(minutes=10)
 DEFAULT_MAX_DOWNLOAD_ATTEMPTS = 5
 
 
+class SubmissionOutcome(StrEnum):
+    """Where one job's generation stands after a submit (`submit_jobs`) or a collect (`collect_outputs`)."""
+
+    SUBMITTED = "submitted"  # a provider accepted a new task (a first submission or a fallback)
+    EXISTING = "existing"  # the job already had a live or finished task: nothing sent
+    STORED = "stored"  # its output is in our storage
+    IN_FLIGHT = "in_flight"  # its task is still generating, or its output is still to be downloaded
+    FAILED = "failed"  # the job failed (its error code on the row)
+    SKIPPED = "skipped"  # the job had already ended, or has no photo
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     job_id: str
     room_name: str | None
-    status: str  # submitted | existing | stored | in_flight | failed | skipped
+    status: SubmissionOutcome
     provider: str | None = None
     task_id: str | None = None
     seconds: float | None = None
     cost_credits: float | None = None
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     error_message: str | None = None
 
 
@@ -154,7 +183,7 @@ def submit_with_fallback(
         return JobOutcome(
             request.job_id,
             request.room_name,
-            "submitted",
+            SubmissionOutcome.SUBMITTED,
             provider=name,
             task_id=submitted.ref.task_id,
             seconds=round(time.monotonic() - started, 2),
@@ -163,7 +192,7 @@ def submit_with_fallback(
     code = last.code if last else ErrorCode.GENERATION_FAILED
     message = last.message if last else "no generation provider left to try"
     db.fail_job(request.job_id, code, message)
-    return JobOutcome(request.job_id, request.room_name, "failed", error_code=code, error_message=message)
+    return JobOutcome(request.job_id, request.room_name, SubmissionOutcome.FAILED, error_code=code, error_message=message)
 
 
 def _abandon_dead_intents(
@@ -216,7 +245,7 @@ def submit_jobs(
     outcomes = []
     for job in jobs:
         if job.terminal or not job.photo_key:
-            outcomes.append(JobOutcome(job.id, job.room_name, "skipped", error_code=job.error_code))
+            outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.SKIPPED, error_code=job.error_code))
             continue
         tasks = db.tasks_for_job(job.id)
         if _abandon_dead_intents(db, chain, job, tasks, run_id, is_run_active):
@@ -225,7 +254,7 @@ def submit_jobs(
         if live:
             task = live[-1]
             outcomes.append(
-                JobOutcome(job.id, job.room_name, "existing", provider=task.provider, task_id=task.task_id)
+                JobOutcome(job.id, job.room_name, SubmissionOutcome.EXISTING, provider=task.provider, task_id=task.task_id)
             )
             continue
         lost = [task for task in tasks if task.possibly_orphaned and task.status != SUPERSEDED]
@@ -234,7 +263,7 @@ def submit_jobs(
             code, message = task.error_code or ErrorCode.PROVIDER_ANSWER_LOST, task.error_message or "answer lost"
             db.fail_job(job.id, code, message)
             outcomes.append(
-                JobOutcome(job.id, job.room_name, "failed", task.provider, error_code=code, error_message=message)
+                JobOutcome(job.id, job.room_name, SubmissionOutcome.FAILED, task.provider, error_code=code, error_message=message)
             )
             continue
         failed_providers = tried_providers(tasks)
@@ -245,7 +274,7 @@ def submit_jobs(
             if storage.exists(job.photo_key):
                 raise  # storage is failing, not the photo: the step is retried, the job stays open
             db.fail_job(job.id, exc.code, exc.message)
-            outcomes.append(JobOutcome(job.id, job.room_name, "failed", error_code=exc.code))
+            outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.FAILED, error_code=exc.code))
             continue
         request = build_request(batch, job, photo, storage, generation_attempt(tasks))
         outcomes.append(
@@ -258,3 +287,60 @@ def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
     """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
     ready, digest, _waiting = completion_state(db.generation_rows([batch_id])[batch_id])
     return ready, digest
+
+
+class SubmissionStatus(StrEnum):
+    """How `clip_tasks`' stage ended."""
+
+    SUBMITTED = "submitted"  # every open job has a task (or failed trying)
+    REFUSED = "refused"  # the operator's regeneration was refused: nothing reset, nothing sent
+
+
+@dataclass(frozen=True)
+class SubmissionReport:
+    """What `submit_batch` did: the jobs' outcomes, the regeneration it made, or why it refused one."""
+
+    status: SubmissionStatus
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    all_completions_recorded: bool = False
+    regeneration: RegenerationPlan | None = None  # when the run named jobs to regenerate
+    superseded: int = 0  # finished tasks the regeneration superseded
+    error_code: ErrorCode | None = None  # why the regeneration was refused
+    error_message: str | None = None
+
+    def count(self, outcome: SubmissionOutcome) -> int:
+        """How many jobs ended `outcome`."""
+        return sum(1 for item in self.outcomes if item.status == outcome)
+
+
+def submit_batch(
+    db: AppDatabase,
+    storage: Storage,
+    chain: ProviderChain,
+    batch: Batch,
+    jobs: list[Job],
+    work_dir: Path,
+    *,
+    quota: QuotaLimits,
+    regenerate_job_ids: Sequence[str] = (),
+    run_id: str | None = None,
+    is_run_active: Callable[[str], bool] | None = None,
+) -> SubmissionReport:
+    """Generation's state changes in order: an operator's regeneration (planned, checked against the
+    quota, the named jobs reset and the batch reloaded), then one task per open job."""
+    plan, superseded = None, 0
+    if regenerate_job_ids:
+        try:
+            plan = plan_regeneration(db, batch, jobs, regenerate_job_ids)
+            enforce_quota(
+                db, batch, len(plan.reset), listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
+            )
+        except (RegenerationRefused, BatchRejected) as exc:
+            return SubmissionReport(SubmissionStatus.REFUSED, error_code=exc.code, error_message=exc.message)
+        superseded = reset_for_regeneration(db, batch.id, [job.id for job in plan.reset])
+        batch, jobs = db.get_batch(batch.id) or batch, db.get_jobs(batch.id)
+    outcomes = submit_jobs(
+        db, storage, chain, batch, jobs, work_dir, run_id=run_id, is_run_active=is_run_active, quota=quota
+    )
+    ready, _digest = generation_state(db, batch.id)
+    return SubmissionReport(SubmissionStatus.SUBMITTED, outcomes, ready, plan, superseded)

@@ -1,24 +1,51 @@
-"""Stage 1: check the batch, fetch every listing photo and prepare it (one bad photo fails one job)."""
+"""Stage 1: check the batch, fetch every listing photo and prepare it (one bad photo fails one job).
+
+`take_in_batch` is the stage `listing_photos` calls: it makes the batch's state changes in order
+(reject it, start it, take the photos in, fail it when no photo is usable) and returns an
+`IntakeReport` the asset maps to its materialization, check or failure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
-from zencourt_pipeline.domain import batch_problem, job_problem
-from zencourt_pipeline.errors import CodedError, ErrorCode
+from zencourt_pipeline.domain import BatchRejected, batch_problem, job_problem
+from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
-from zencourt_pipeline.pipeline.clip_checks import PhotoInspection, inspect_photo
+from zencourt_pipeline.pipeline.clip_checks import (
+    PhotoInspection,
+    PhotoProblem,
+    PhotoProblemKind,
+    inspect_photo,
+)
 from zencourt_pipeline.pipeline.keys import photo_key
+from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
 
+__all__ = ["BatchRejected"]  # defined in `domain` (the batch rules), imported from here as well
 
-class BatchRejected(CodedError):
-    """A batch refused before any download or provider call: its jobs and the batch fail with `code`."""
+NO_USABLE_PHOTO_MESSAGE = "no usable photo in the batch"
+
+
+class PhotoOutcome(StrEnum):
+    """What intake did with one job's photo."""
+
+    READY = "ready"  # prepared and stored (now, or by an earlier run)
+    FAILED = "failed"  # unusable: the job failed with the photo's error code
+    SKIPPED = "skipped"  # the job had already ended
+
+
+class IntakeStatus(StrEnum):
+    """How a batch's intake ended."""
+
+    TAKEN_IN = "taken_in"  # at least one photo is ready: generation goes on
+    REJECTED = "rejected"  # refused before any download (rules, template, quota): the batch failed
+    NO_USABLE_PHOTO = "no_usable_photo"  # every photo unusable: the batch failed NO_USABLE_PHOTO
 
 
 def validate_batch(batch: Batch, jobs: list[Job]) -> None:
@@ -53,13 +80,13 @@ def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Job], error: BatchRe
 class PhotoResult:
     job_id: str
     room_name: str | None
-    status: str  # ready | failed | skipped
+    status: PhotoOutcome
     photo_key: str | None = None
     width: int | None = None
     height: int | None = None
     exif_rotated: bool | None = None
     size_bytes: int | None = None
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     error_message: str | None = None
     photo_path: Path | None = field(default=None, metadata=NOT_A_COLUMN)  # prepared in the work dir
     inspection: PhotoInspection | None = field(default=None, metadata=NOT_A_COLUMN)  # photos_usable
@@ -92,10 +119,10 @@ def ingest_photos(
     results = []
     for job in jobs:
         if job.terminal:
-            results.append(PhotoResult(job.id, job.room_name, "skipped", error_code=job.error_code))
+            results.append(PhotoResult(job.id, job.room_name, PhotoOutcome.SKIPPED, error_code=job.error_code))
             continue
         if job.photo_key and storage.exists(job.photo_key):
-            results.append(PhotoResult(job.id, job.room_name, "ready", photo_key=job.photo_key))
+            results.append(PhotoResult(job.id, job.room_name, PhotoOutcome.READY, photo_key=job.photo_key))
             continue
         try:
             validate_job(job)
@@ -109,7 +136,7 @@ def ingest_photos(
                 PhotoResult(
                     job.id,
                     job.room_name,
-                    "ready",
+                    PhotoOutcome.READY,
                     photo_key=key,
                     width=info.width,
                     height=info.height,
@@ -123,7 +150,7 @@ def ingest_photos(
                 raise  # the storage's fault, not the photo's: the step is retried, the job stays open
             db.fail_job(job.id, exc.code, exc.message)
             results.append(
-                PhotoResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message)
+                PhotoResult(job.id, job.room_name, PhotoOutcome.FAILED, error_code=exc.code, error_message=exc.message)
             )
     return results
 
@@ -132,12 +159,61 @@ def inspect_photos(storage: Storage, results: list[PhotoResult], work_dir: Path)
     """The ready photos with their `photos_usable` inspection: of the file just prepared, else of the stored copy."""
     inspected = []
     for result in results:
-        if result.status != "ready" or not result.photo_key:
+        if result.status != PhotoOutcome.READY or not result.photo_key:
             continue
         try:
             local = result.photo_path or storage.get_file(result.photo_key, work_dir / f"{result.job_id}.check.jpg")
             inspection = inspect_photo(local)
         except StorageError as exc:
-            inspection = PhotoInspection(problems=[f"not decodable: {exc.code}: {exc.message}"])
+            problem = PhotoProblem(PhotoProblemKind.UNDECODABLE, f"not decodable: {exc.code}: {exc.message}")
+            inspection = PhotoInspection(problems=[problem])
         inspected.append(replace(result, inspection=inspection))
     return inspected
+
+
+@dataclass(frozen=True)
+class IntakeReport:
+    """What `take_in_batch` did to the batch: how it ended, its photos and the quota it fits in."""
+
+    status: IntakeStatus
+    photos: list[PhotoResult] = field(default_factory=list)  # one per job (none when rejected)
+    inspected: list[PhotoResult] = field(default_factory=list)  # the ready photos with their inspection
+    quota_usage: list[QuotaUsage] = field(default_factory=list)  # the early check's usage, when it was made
+    error_code: ErrorCode | None = None  # why the batch failed (REJECTED, NO_USABLE_PHOTO)
+    error_message: str | None = None
+
+    def count(self, outcome: PhotoOutcome) -> int:
+        """How many photos ended `outcome`."""
+        return sum(1 for photo in self.photos if photo.status == outcome)
+
+
+def take_in_batch(
+    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy,
+    *, quota: QuotaLimits,
+) -> IntakeReport:
+    """Intake's state changes in order: validate the batch and apply the early quota rule (reject
+    it: every job and the batch fail), start it, take its photos in, fail it NO_USABLE_PHOTO when
+    none is ready, and inspect the ready ones."""
+    usage: list[QuotaUsage] = []
+    try:
+        validate_batch(batch, jobs)
+        if not batch.terminal and not db.tasks_for_batch(batch.id):
+            # only before the batch's first provider call: a re-run never rejects a batch it already paid for
+            open_jobs = sum(1 for job in jobs if not job.terminal)
+            usage = enforce_quota(
+                db, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
+            )
+    except BatchRejected as exc:
+        reject_batch(db, batch.id, jobs, exc)
+        return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
+    if batch.status == BatchStatus.PENDING:
+        db.start_batch(batch.id)
+    photos = ingest_photos(db, storage, batch, jobs, work_dir, policy)
+    if not any(photo.status == PhotoOutcome.READY for photo in photos):
+        code = ErrorCode.NO_USABLE_PHOTO
+        db.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
+        return IntakeReport(
+            IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code, error_message=NO_USABLE_PHOTO_MESSAGE
+        )
+    inspected = inspect_photos(storage, photos, work_dir)
+    return IntakeReport(IntakeStatus.TAKEN_IN, photos, inspected, usage)

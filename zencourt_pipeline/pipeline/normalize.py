@@ -1,11 +1,13 @@
 """Stage 3a: normalize the generated clips (one ffmpeg pass each), publish them, inspect what
-composition will use. `normalize_batch` returns everything the asset reports: per-clip results,
-the inspections of the `clips_usable` check and the local thumbnails, with their files."""
+composition will use, and block the batch when a clip is unusable. `normalize_batch` is the
+stage `normalized_clips` calls; it returns everything the asset reports: per-clip results, the
+inspections of the `clips_usable` check, the local thumbnails (with their files) and the block."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
@@ -19,15 +21,23 @@ from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 
+class NormalizeOutcome(StrEnum):
+    """What normalizing did with one job's generated clip."""
+
+    COMPLETED = "completed"  # normalized and published: the job is completed
+    FAILED = "failed"  # the job failed (its error code on the row)
+    SKIPPED = "skipped"  # the job had already ended, or has no generated clip
+
+
 @dataclass(frozen=True)
 class ClipResult:
     job_id: str
     room_name: str | None
-    status: str  # completed | failed | skipped
+    status: NormalizeOutcome
     duration_s: float | None = None
     size_bytes: int | None = None
     clip_key: str | None = None
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     error_message: str | None = None
     clip_path: Path | None = field(default=None, metadata=NOT_A_COLUMN)  # the normalized clip in the work dir
     thumbnail_path: Path | None = field(default=None, metadata=NOT_A_COLUMN)
@@ -69,7 +79,7 @@ def normalize_outputs(
     items = []
     for job in jobs:
         if job.terminal or not job.raw_clip_key:
-            results.append(ClipResult(job.id, job.room_name, "skipped", error_code=job.error_code))
+            results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.SKIPPED, error_code=job.error_code))
             continue
         try:
             raw = storage.get_file(job.raw_clip_key, work_dir / f"{job.id}.raw.mp4")
@@ -77,7 +87,7 @@ def normalize_outputs(
             if storage.exists(job.raw_clip_key):
                 raise  # storage is failing, not the clip: the step is retried, the job stays open
             db.fail_job(job.id, exc.code, exc.message)
-            results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code))
+            results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code))
             continue
         todo.append(job)
         items.append((raw, work_dir / f"{job.id}.clip.mp4", float(job.duration_seconds)))
@@ -91,7 +101,7 @@ def normalize_outputs(
             db.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
             results.append(
                 ClipResult(
-                    job.id, job.room_name, "failed", error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
+                    job.id, job.room_name, NormalizeOutcome.FAILED, error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
                 )
             )
             continue
@@ -99,7 +109,7 @@ def normalize_outputs(
             thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
         except MediaError as exc:
             db.fail_job(job.id, exc.code, exc.message)
-            results.append(ClipResult(job.id, job.room_name, "failed", error_code=exc.code, error_message=exc.message))
+            results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code, error_message=exc.message))
             continue
         # a failed upload is the storage's fault, not the clip's: it raises, the step is retried
         # (and the compose run re-attempted), and the job stays open with its raw clip
@@ -109,7 +119,7 @@ def normalize_outputs(
         db.complete_job(job.id, video_uri, thumb_uri)
         results.append(
             ClipResult(
-                job.id, job.room_name, "completed", outcome.duration, outcome.size_bytes, key,
+                job.id, job.room_name, NormalizeOutcome.COMPLETED, outcome.duration, outcome.size_bytes, key,
                 clip_path=clip_path, thumbnail_path=thumb,
             )
         )
@@ -122,14 +132,25 @@ class NormalizeResult:
     jobs: list[Job]  # the batch's jobs after normalizing
     inspections: dict[str, ClipInspection]  # job id -> every completed clip composition would use
     thumbnails: dict[str, Path]  # job id -> the completed clip's thumbnail, as a local file
+    blocked: ErrorCode | None = None  # CLIP_CHECK_FAILED when a clip is unusable: composition waits
+
+    def count(self, outcome: NormalizeOutcome) -> int:
+        """How many clips ended `outcome`."""
+        return sum(1 for clip in self.clips if clip.status == outcome)
+
+    @property
+    def failing(self) -> dict[str, ClipInspection]:
+        """The inspections that found a problem (job id -> inspection): they block the batch."""
+        return {job_id: inspection for job_id, inspection in self.inspections.items() if not inspection.passed}
 
 
 def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path) -> NormalizeResult:
-    """Normalize and publish the batch's raw clips, then inspect every completed clip (the file
-    just written, else the stored copy) and gather their thumbnails."""
+    """Normalize's state changes in order: normalize and publish the batch's raw clips (jobs
+    completed or failed), inspect every completed clip (the file just written, else the stored
+    copy) with its thumbnail, then block the batch while a clip is unusable (unblock it when none is)."""
     clips = normalize_outputs(db, storage, batch, jobs, work_dir)
     jobs = db.get_jobs(batch.id)
-    written = {clip.job_id: clip for clip in clips if clip.status == "completed"}
+    written = {clip.job_id: clip for clip in clips if clip.status == NormalizeOutcome.COMPLETED}
     width, height = ORIENTATION_SIZES[batch.orientation]
     inspections: dict[str, ClipInspection] = {}
     thumbnails: dict[str, Path] = {}
@@ -149,7 +170,12 @@ def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[
         thumbnail = _thumbnail(storage, batch, job, clip, work_dir)
         if thumbnail is not None:
             thumbnails[job.id] = thumbnail
-    return NormalizeResult(clips, jobs, inspections, thumbnails)
+    result = NormalizeResult(clips, jobs, inspections, thumbnails)
+    # a blocked batch waits for an operator to regenerate the clips: it shows why (blocked_reason)
+    # and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)
+    blocked = ErrorCode.CLIP_CHECK_FAILED if result.failing else None
+    db.block_batch(batch.id, blocked)
+    return replace(result, blocked=blocked)
 
 
 def _thumbnail(storage: Storage, batch: Batch, job: Job, clip: ClipResult | None, work_dir: Path) -> Path | None:

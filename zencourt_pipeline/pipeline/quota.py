@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch
+from zencourt_pipeline.domain import BatchRejected
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.pipeline.intake import BatchRejected
 from zencourt_pipeline.providers.base import GenerationError
 
 

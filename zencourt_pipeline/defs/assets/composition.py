@@ -4,7 +4,6 @@ import dagster as dg
 from zencourt_pipeline.defs.assets.common import (
     OWNERS,
     STEP_RETRY,
-    count,
     image_markdown,
     load_batch,
     scratch_dir,
@@ -15,7 +14,6 @@ from zencourt_pipeline.defs.executors import queue_tags
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource, StorageResource
 from zencourt_pipeline.domain import WorkQueue
-from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.analytics import clip_rows
 from zencourt_pipeline.pipeline.clip_checks import (
     BLACK_LUMA,
@@ -23,10 +21,9 @@ from zencourt_pipeline.pipeline.clip_checks import (
     MAX_BLACK_RATIO,
     MAX_FROZEN_RATIO,
     VIDEO_DURATION_TOLERANCE_S,
-    ClipInspection,
 )
 from zencourt_pipeline.pipeline.composition import CompositionReport, compose_batch
-from zencourt_pipeline.pipeline.normalize import NormalizeResult, normalize_batch
+from zencourt_pipeline.pipeline.normalize import NormalizeOutcome, NormalizeResult, normalize_batch
 
 CLIPS_CHECK = "clips_usable"
 VIDEO_CHECK = "video_matches_plan"
@@ -75,8 +72,8 @@ def normalized_clips(
     durations = {job_id: inspection.duration_s for job_id, inspection in inspections.items() if inspection.duration_s}
     metadata = {
         "batch_id": batch.id,
-        "clips_completed": count(result.clips, "completed"),
-        "clips_failed": count(result.clips, "failed"),
+        "clips_completed": result.count(NormalizeOutcome.COMPLETED),
+        "clips_failed": result.count(NormalizeOutcome.FAILED),
         "clips_total_duration_s": round(sum(durations.values()), 2),
         "clips_total_bytes": sum(i.size_bytes or 0 for i in inspections.values()),
         "clips": table(clip_rows(db, batch.id, durations)),
@@ -84,16 +81,14 @@ def normalized_clips(
     }
     if gallery:
         metadata["clip_thumbnails"] = dg.MetadataValue.md(gallery)
-    check = _clips_check(batch, result.jobs, inspections)
-    # a failed blocking check stops composition until an operator regenerates the clips: the batch
-    # shows it (blocked_reason) and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)
-    db.block_batch(batch.id, None if check.passed else ErrorCode.CLIP_CHECK_FAILED)
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    # a failed blocking check stops composition until an operator regenerates the clips (the
+    # stage blocked the batch: result.blocked)
+    return dg.MaterializeResult(metadata=metadata, check_results=[_clips_check(batch, result)])
 
 
-def _clips_check(batch, jobs, inspections: dict[str, ClipInspection]) -> dg.AssetCheckResult:
-    rooms = {job.id: job.room_name for job in jobs}
-    failing = {job_id: i for job_id, i in inspections.items() if not i.passed}
+def _clips_check(batch, result: NormalizeResult) -> dg.AssetCheckResult:
+    rooms = {job.id: job.room_name for job in result.jobs}
+    inspections, failing = result.inspections, result.failing
     rows = [
         {
             "job_id": job_id,
@@ -213,7 +208,7 @@ def composed_video(
         preview = None
         if report.local_thumbnail and report.local_thumbnail.is_file():
             preview = image_markdown(report.local_thumbnail, alt=f"{batch.id} thumbnail", width=480)
-    if report.status in ("failed", "canceled"):
+    if report.status.ended_badly:
         raise dg.Failure(f"batch {batch.id} {report.status}: {report.error}", allow_retries=False)
     rows = clip_rows(db, batch.id, report.clip_durations)
     costs = [row.cost_credits for row in rows if row.cost_credits is not None]
@@ -221,7 +216,7 @@ def composed_video(
         "batch_id": batch.id,
         "listing_id": batch.listing_id,
         "title": batch.title,
-        "status": report.status,
+        "status": str(report.status),
         "template": report.template,
         "orientation": config.orientation or batch.orientation,
         "resolution": f"{report.width}x{report.height}" if report.width else None,

@@ -22,14 +22,7 @@ from zencourt_pipeline.defs.resources import (
 )
 from zencourt_pipeline.domain import WorkQueue
 from zencourt_pipeline.pipeline.collect import collect_outputs
-from zencourt_pipeline.pipeline.generation import generation_state, submit_jobs
-from zencourt_pipeline.pipeline.intake import BatchRejected
-from zencourt_pipeline.pipeline.quota import QuotaLimits, enforce_quota
-from zencourt_pipeline.pipeline.regenerate import (
-    RegenerationRefused,
-    plan_regeneration,
-    reset_for_regeneration,
-)
+from zencourt_pipeline.pipeline.generation import SubmissionOutcome, SubmissionStatus, submit_batch
 
 # Provider-facing steps share a concurrency pool named after the primary provider (runway_api,
 # fal_api, local_api); its limit comes from the instance (dagster.yaml default_limit, or
@@ -57,11 +50,6 @@ def pooled_asset(**asset_args) -> Callable[[Callable], dg.AssetsDefinition]:
 def generation_assets(pool: str) -> list[dg.AssetsDefinition]:
     """clip_tasks and generated_clips in the concurrency pool `pool`."""
     return [build(pool) for build in _POOLED]
-
-
-def _quota_limits(settings: PipelineSettingsResource) -> QuotaLimits:
-    """Every provider submission (first provider, fallback, regeneration) reserves its clip against these."""
-    return QuotaLimits(settings.monthly_clip_quota, settings.workspace_monthly_clip_quota)
 
 
 class ClipTasksConfig(dg.Config):
@@ -102,28 +90,6 @@ def clip_tasks(
     With run config `regenerate_job_ids`, exactly those jobs get a new task (see docs/operations.md)."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
-    superseded, plan = 0, None
-    if config.regenerate_job_ids:
-        try:
-            plan = plan_regeneration(db, batch, jobs, config.regenerate_job_ids)
-            enforce_quota(
-                db,
-                batch,
-                len(plan.reset),
-                listing_quota=pipeline_settings.monthly_clip_quota,
-                workspace_quota=pipeline_settings.workspace_monthly_clip_quota,
-            )
-        except (RegenerationRefused, BatchRejected) as exc:
-            raise dg.Failure(
-                f"regeneration refused: {exc.code}: {exc.message}",
-                metadata={"error_code": str(exc.code), "regenerate_job_ids": ", ".join(config.regenerate_job_ids)},
-                allow_retries=False,
-            ) from exc
-        superseded = reset_for_regeneration(db, batch.id, [job.id for job in plan.reset])
-        context.log.info(f"regenerating {len(plan.reset)} job(s); {superseded} finished task(s) superseded")
-        for job_id, why in plan.skipped.items():
-            context.log.warning(f"job {job_id} not reset: {why}")
-        batch, jobs = load_batch(context, db)
     chain = generators.chain(db)
 
     def is_run_active(run_id: str) -> bool:
@@ -131,23 +97,33 @@ def clip_tasks(
         return run is not None and not run.is_finished
 
     with scratch_dir("submit") as work:
-        outcomes = submit_jobs(
-            db, storage.get(), chain, batch, jobs, work, run_id=context.run.run_id, is_run_active=is_run_active,
-            quota=_quota_limits(pipeline_settings),
+        report = submit_batch(
+            db, storage.get(), chain, batch, jobs, work, quota=pipeline_settings.quota_limits(),
+            regenerate_job_ids=config.regenerate_job_ids, run_id=context.run.run_id, is_run_active=is_run_active,
+        )  # fmt: skip
+    if report.status == SubmissionStatus.REFUSED:
+        raise dg.Failure(
+            f"regeneration refused: {report.error_code}: {report.error_message}",
+            metadata={"error_code": str(report.error_code), "regenerate_job_ids": ", ".join(config.regenerate_job_ids)},
+            allow_retries=False,
         )
-    ready, _digest = generation_state(db, batch.id)
+    plan = report.regeneration
+    if plan is not None:
+        context.log.info(f"regenerating {len(plan.reset)} job(s); {report.superseded} finished task(s) superseded")
+        for job_id, why in plan.skipped.items():
+            context.log.warning(f"job {job_id} not reset: {why}")
     metadata = {
         "batch_id": batch.id,
-        "submitted": count(outcomes, "submitted"),
-        "already_submitted": count(outcomes, "existing"),
-        "failed": count(outcomes, "failed"),
+        "submitted": report.count(SubmissionOutcome.SUBMITTED),
+        "already_submitted": report.count(SubmissionOutcome.EXISTING),
+        "failed": report.count(SubmissionOutcome.FAILED),
         "providers": ", ".join(chain.order),
-        "all_completions_recorded": ready,
-        "tasks": table(outcomes),
+        "all_completions_recorded": report.all_completions_recorded,
+        "tasks": table(report.outcomes),
     }
     if plan is not None:
         metadata["regenerated_jobs"] = ", ".join(job.id for job in plan.reset) or None
-        metadata["superseded_tasks"] = superseded
+        metadata["superseded_tasks"] = report.superseded
         if plan.skipped:
             metadata["regenerate_skipped"] = "; ".join(f"{job_id}: {why}" for job_id, why in plan.skipped.items())
     return dg.MaterializeResult(metadata=metadata)
@@ -183,12 +159,13 @@ def generated_clips(
     batch, jobs = load_batch(context, db)
     with scratch_dir("collect") as work:
         outcomes = collect_outputs(
-            db, storage.get(), generators.chain(db), batch, jobs, work, quota=_quota_limits(pipeline_settings),
+            db, storage.get(), generators.chain(db), batch, jobs, work, quota=pipeline_settings.quota_limits(),
             max_download_attempts=pipeline_settings.max_download_attempts,
         )
-    in_flight = count(outcomes, "in_flight") + count(outcomes, "submitted")
+    generating = (SubmissionOutcome.IN_FLIGHT, SubmissionOutcome.SUBMITTED)
+    in_flight = sum(count(outcomes, status) for status in generating)
     if in_flight:
-        waiting = ", ".join(f"{o.job_id} ({o.provider} {o.task_id})" for o in outcomes if o.status in ("in_flight", "submitted"))
+        waiting = ", ".join(f"{o.job_id} ({o.provider} {o.task_id})" for o in outcomes if o.status in generating)
         context.log.info(
             f"{in_flight} clip(s) still generating: {waiting}. Composition is skipped for now; the "
             "completions sensor starts it again when they finish."
@@ -197,8 +174,8 @@ def generated_clips(
     yield dg.MaterializeResult(
         metadata={
             "batch_id": batch.id,
-            "clips_stored": count(outcomes, "stored"),
-            "clips_failed": count(outcomes, "failed"),
+            "clips_stored": count(outcomes, SubmissionOutcome.STORED),
+            "clips_failed": count(outcomes, SubmissionOutcome.FAILED),
             "clips": table(outcomes),
         }
     )

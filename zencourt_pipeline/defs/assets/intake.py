@@ -1,10 +1,8 @@
 import dagster as dg
 
-from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.defs.assets.common import (
     OWNERS,
     STEP_RETRY,
-    count,
     load_batch,
     scratch_dir,
     table,
@@ -18,19 +16,11 @@ from zencourt_pipeline.defs.resources import (
     StorageResource,
 )
 from zencourt_pipeline.domain import WorkQueue
-from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.clip_checks import (
     MAX_PHOTO_ASPECT,
     MIN_PHOTO_SHORT_SIDE,
 )
-from zencourt_pipeline.pipeline.intake import (
-    BatchRejected,
-    ingest_photos,
-    inspect_photos,
-    reject_batch,
-    validate_batch,
-)
-from zencourt_pipeline.pipeline.quota import enforce_quota
+from zencourt_pipeline.pipeline.intake import IntakeStatus, PhotoOutcome, take_in_batch
 
 PHOTOS_CHECK = "photos_usable"
 
@@ -70,56 +60,37 @@ def listing_photos(
     here with QUOTA_EXCEEDED, before any download or provider call."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
-    quota = []
-    try:
-        validate_batch(batch, jobs)
-        if not batch.terminal and not db.tasks_for_batch(batch.id):
-            # only before the batch's first provider call: a re-run never rejects a batch it already paid for
-            quota = enforce_quota(
-                db,
-                batch,
-                sum(1 for job in jobs if not job.terminal),
-                listing_quota=pipeline_settings.monthly_clip_quota,
-                workspace_quota=pipeline_settings.workspace_monthly_clip_quota,
-            )
-    except BatchRejected as exc:
-        reject_batch(db, batch.id, jobs, exc)
-        raise dg.Failure(
-            f"batch rejected at intake: {exc.code}: {exc.message}",
-            metadata={"error_code": str(exc.code), "error_message": exc.message, "batch_id": batch.id},
-            allow_retries=False,
-        ) from exc
-    if batch.status == BatchStatus.PENDING:
-        db.start_batch(batch.id)
     storage_client = storage.get()
+    quota = pipeline_settings.quota_limits()
     with scratch_dir("intake") as work:
-        results = ingest_photos(db, storage_client, batch, jobs, work, generators.fetch_policy())
-        ready = count(results, "ready")
-        if ready == 0:
-            db.finish_batch(
-                batch.id, BatchStatus.FAILED, error="no usable photo in the batch", error_code=ErrorCode.NO_USABLE_PHOTO
-            )
-            raise dg.Failure("no usable photo in the batch", metadata={"photos": table(results)}, allow_retries=False)
-        check = _photos_check(inspect_photos(storage_client, results, work), batch.id)
+        report = take_in_batch(db, storage_client, batch, jobs, work, generators.fetch_policy(), quota=quota)
+    if report.status == IntakeStatus.REJECTED:
+        raise dg.Failure(
+            f"batch rejected at intake: {report.error_code}: {report.error_message}",
+            metadata={"error_code": str(report.error_code), "error_message": report.error_message, "batch_id": batch.id},
+            allow_retries=False,
+        )
+    if report.status == IntakeStatus.NO_USABLE_PHOTO:
+        raise dg.Failure(report.error_message, metadata={"photos": table(report.photos)}, allow_retries=False)
     metadata = {
         "batch_id": batch.id,
         "listing_id": batch.listing_id,
         "orientation": batch.orientation,
-        "photos_total": len(results),
-        "photos_ready": ready,
-        "photos_failed": count(results, "failed"),
-        "photos": table(results),
+        "photos_total": len(report.photos),
+        "photos_ready": report.count(PhotoOutcome.READY),
+        "photos_failed": report.count(PhotoOutcome.FAILED),
+        "photos": table(report.photos),
     }
-    for usage in quota:
+    for usage in report.quota_usage:
         metadata[f"quota_{usage.scope}"] = f"{usage.used} + {usage.requested} of {usage.quota} clips in {usage.month}"
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return dg.MaterializeResult(metadata=metadata, check_results=[_photos_check(report.inspected, batch.id)])
 
 
 def _photos_check(inspected, batch_id: str) -> dg.AssetCheckResult:
-    rows, problems, undecodable = [], [], 0
+    rows, problems, unusable = [], [], False
     for result in inspected:
         inspection = result.inspection
-        undecodable += any(p.startswith("not decodable") for p in inspection.problems)
+        unusable = unusable or inspection.unusable
         if inspection.problems:
             problems.append(f"{result.job_id} ({result.room_name}): {'; '.join(inspection.problems)}")
         rows.append(
@@ -141,7 +112,7 @@ def _photos_check(inspected, batch_id: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=PHOTOS_CHECK,
         passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR if undecodable else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if unusable else dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={"batch_id": batch_id, "photos_checked": len(rows), "photos_failing": len(problems), "photos": table(rows)},
     )
