@@ -93,4 +93,8 @@ def test_a_real_code_server_says_it_does_not_run_a_run_it_never_launched(tmp_pat
         assert answer is False
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: the gRPC server's graceful stop is slow
+            server.kill()
+            server.wait(10)
