@@ -3,6 +3,7 @@ needed for `config`), and the production dagster.yaml loads as a Dagster instanc
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -27,17 +28,62 @@ def compose_binary() -> str:
     return str(binary)
 
 
-def test_compose_file_validates(tmp_path):
+def resolved_compose(tmp_path, env: dict[str, str] | None = None) -> dict:
+    """`docker compose config` of docker/ with .env.example as docker/.env (plus `env` appended), as JSON."""
     docker_dir = tmp_path / "repo" / "docker"
     shutil.copytree(ROOT / "docker", docker_dir)
-    shutil.copy(docker_dir / ".env.example", docker_dir / ".env")
+    dotenv = (docker_dir / ".env.example").read_text() + "".join(f"{k}={v}\n" for k, v in (env or {}).items())
+    (docker_dir / ".env").write_text(dotenv)
     cmd = compose_binary().split() + ["-f", str(docker_dir / "docker-compose.yml"), "config", "--format", "json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "COMPOSE_PROFILES": "minio"})
     assert proc.returncode == 0, proc.stderr
-    import json
+    return json.loads(proc.stdout)
 
-    services = set(json.loads(proc.stdout)["services"])
-    assert {"postgres", "migrate", "code-server", "webserver", "daemon", "serve", "minio"} <= services, services
+
+APP_SERVICES = ["migrate", "code-server", "webserver", "daemon", "serve", "worker-media", "worker-providers"]
+
+
+def test_compose_file_validates(tmp_path):
+    services = set(resolved_compose(tmp_path)["services"])
+    assert {"postgres", "rabbitmq", "minio", *APP_SERVICES} <= services, services
+
+
+def test_compose_runs_steps_on_scalable_celery_workers(tmp_path):
+    config = resolved_compose(tmp_path)
+    services = config["services"]
+    rabbitmq = services["rabbitmq"]
+    assert rabbitmq["image"].startswith("rabbitmq:") and "healthcheck" in rabbitmq
+    # durable queues survive a restart: the node's data dir is a volume, under a fixed node name
+    assert {"source": "rabbitmq-data", "target": "/var/lib/rabbitmq"}.items() <= rabbitmq["volumes"][0].items()
+    assert rabbitmq["hostname"] == "rabbitmq" and "rabbitmq-data" in config["volumes"]
+    user, password = rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"], rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"]
+    for name in APP_SERVICES:  # one environment for every process of the image
+        env = services[name]["environment"]
+        assert env["ZENCOURT_EXECUTOR"] == "celery", name
+        assert env["ZENCOURT_CELERY_BROKER_URL"] == f"pyamqp://{user}:{password}@rabbitmq:5672//", name
+        assert services[name]["image"] == services["serve"]["image"]
+    for queue in ("media", "providers"):
+        worker = services[f"worker-{queue}"]
+        assert worker["command"] == ["zencourt", "worker", "--queue", queue]
+        assert {name: dep["condition"] for name, dep in worker["depends_on"].items()} == {
+            "postgres": "service_healthy", "rabbitmq": "service_healthy", "migrate": "service_completed_successfully"}
+        # `--scale worker-media=N` needs no fixed container name and no host port
+        assert "container_name" not in worker and not worker.get("ports")
+        assert worker["environment"] == services["code-server"]["environment"]
+    assert services["code-server"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+
+
+def test_compose_lets_a_second_host_and_an_external_broker_in(tmp_path):
+    """Another host's workers point at the first host's Postgres and broker through docker/.env."""
+    env = {"DAGSTER_POSTGRES_HOST": "10.0.0.5", "ZENCOURT_CELERY_BROKER_URL": "pyamqp://u:p@10.0.0.5:5672//",
+           "ZENCOURT_EXECUTOR": "in_process", "INTERNAL_BIND_ADDRESS": "10.0.0.5"}
+    services = resolved_compose(tmp_path, env)["services"]
+    worker = services["worker-media"]["environment"]
+    assert worker["DAGSTER_POSTGRES_HOST"] == "10.0.0.5"
+    assert worker["ZENCOURT_CELERY_BROKER_URL"] == "pyamqp://u:p@10.0.0.5:5672//"
+    assert worker["ZENCOURT_EXECUTOR"] == "in_process"
+    assert {port["host_ip"] for port in services["rabbitmq"]["ports"] if port["target"] == 5672} == {"10.0.0.5"}
+    assert {port["host_ip"] for port in services["postgres"]["ports"]} == {"10.0.0.5"}
 
 
 def test_env_example_lists_every_contract_variable():
