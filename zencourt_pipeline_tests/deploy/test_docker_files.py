@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from zencourt_pipeline_tests.topology import compute_log_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -109,11 +111,12 @@ def test_production_instance_config_loads_on_postgres(postgres_url, tmp_path, mo
     for name, value in {
         "DAGSTER_POSTGRES_HOST": url.host, "DAGSTER_POSTGRES_PORT": str(url.port or 5432),
         "DAGSTER_POSTGRES_USER": url.username, "DAGSTER_POSTGRES_PASSWORD": url.password or "",
-        "DAGSTER_POSTGRES_DB": url.database,
+        "DAGSTER_POSTGRES_DB": url.database, **compute_log_env("http://127.0.0.1:9"),
     }.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
         assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
         assert instance.run_monitoring_enabled
         assert instance.run_retries_enabled
