@@ -30,13 +30,15 @@ def compose_binary() -> str:
     return str(binary)
 
 
-def resolved_compose(tmp_path, env: dict[str, str] | None = None) -> dict:
-    """`docker compose config` of docker/ with .env.example as docker/.env (plus `env` appended), as JSON."""
+def resolved_compose(tmp_path, env: dict[str, str] | None = None, files: tuple[str, ...] = ()) -> dict:
+    """`docker compose config` of docker/docker-compose.yml (plus `files`) with .env.example as
+    docker/.env (plus `env` appended), as JSON."""
     docker_dir = tmp_path / "repo" / "docker"
     shutil.copytree(ROOT / "docker", docker_dir)
     dotenv = (docker_dir / ".env.example").read_text() + "".join(f"{k}={v}\n" for k, v in (env or {}).items())
     (docker_dir / ".env").write_text(dotenv)
-    cmd = compose_binary().split() + ["-f", str(docker_dir / "docker-compose.yml"), "config", "--format", "json"]
+    paths = [item for name in ("docker-compose.yml", *files) for item in ("-f", str(docker_dir / name))]
+    cmd = compose_binary().split() + [*paths, "config", "--format", "json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "COMPOSE_PROFILES": "minio"})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -73,13 +75,15 @@ def test_compose_runs_steps_on_scalable_celery_workers(tmp_path):
         assert "container_name" not in worker and not worker.get("ports")
         assert worker["environment"] == services["code-server"]["environment"]
     assert services["code-server"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    # one host by default: neither Postgres nor the broker is published (no clash with the host's own)
+    assert not services["postgres"].get("ports") and not rabbitmq.get("ports")
 
 
 def test_compose_lets_a_second_host_and_an_external_broker_in(tmp_path):
     """Another host's workers point at the first host's Postgres and broker through docker/.env."""
     env = {"DAGSTER_POSTGRES_HOST": "10.0.0.5", "ZENCOURT_CELERY_BROKER_URL": "pyamqp://u:p@10.0.0.5:5672//",
            "ZENCOURT_EXECUTOR": "in_process", "INTERNAL_BIND_ADDRESS": "10.0.0.5"}
-    services = resolved_compose(tmp_path, env)["services"]
+    services = resolved_compose(tmp_path, env, files=("docker-compose.multi-host.yml",))["services"]
     worker = services["worker-media"]["environment"]
     assert worker["DAGSTER_POSTGRES_HOST"] == "10.0.0.5"
     assert worker["ZENCOURT_CELERY_BROKER_URL"] == "pyamqp://u:p@10.0.0.5:5672//"
