@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zencourt_pipeline"
 # docker/.env.example also sets docker compose's own variables (the bundled Postgres and MinIO,
 # the image, host ports): ${...} of docker-compose.yml or docker/dagster.yaml, never read by the code
-COMPOSE_FILES = [ROOT / "docker" / "docker-compose.yml", ROOT / "docker" / "dagster.yaml"]
+COMPOSE_FILES = [ROOT / "docker" / "docker-compose.yml", ROOT / "docker" / "docker-compose.multi-host.yml",
+                 ROOT / "docker" / "dagster.yaml"]
 VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]*[A-Z0-9])`")
 
 

@@ -60,6 +60,22 @@ def e2e_storage(endpoint: str) -> B2Storage:
                      bucket=BUCKET, region="us-west-002")
 
 
+def compute_log_env(endpoint: str, bucket: str = BUCKET) -> dict[str, str]:
+    """The environment docker/dagster.yaml's compute logs read (docker-compose.yml derives the same
+    from B2_*): the bucket on moto, the key boto3 finds in the environment, B2's checksum settings."""
+    return {
+        "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
+        "DAGSTER_COMPUTE_LOGS_PREFIX": "dagster/compute-logs",
+        "DAGSTER_COMPUTE_LOGS_ENDPOINT": endpoint,
+        "DAGSTER_COMPUTE_LOGS_REGION": "us-west-002",
+        "AWS_ACCESS_KEY_ID": "e2e-key-id",
+        "AWS_SECRET_ACCESS_KEY": "e2e-application-key",
+        "AWS_DEFAULT_REGION": "us-west-002",
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -130,6 +146,8 @@ class Topology:
             "B2_KEY_ID": "e2e-key-id",
             "B2_APPLICATION_KEY": "e2e-application-key",
             "B2_BUCKET_NAME": BUCKET,
+            # compute logs in the bucket too (docker/dagster.yaml's S3ComputeLogManager), as compose sets them
+            **compute_log_env(s3_endpoint),
             "GENERATION_PROVIDERS": "local",
             "VIDEO_SERVER_API_KEY": API_KEY,
             "PORT": str(self.service_port),

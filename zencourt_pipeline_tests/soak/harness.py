@@ -196,6 +196,8 @@ def run_soak(workdir: Path, config: SoakConfig) -> SoakReport:
     try:
         with FakeRunway() as runway, FakeFal() as fal, RequestRecorder() as receiver:
             env = topology_env(config, runway, fal)
+            # compute logs straight to moto: the proxy's seeded faults stay on the pipeline's own storage calls
+            env["DAGSTER_COMPUTE_LOGS_ENDPOINT"] = endpoint
             if config.mutant:
                 env |= mutants.child_env(config.mutant, workdir / "mutant-bites.log")
             topo = Topology(workdir, urls[0], urls[1], receiver.url, proxy.url, extra_env=env)
