@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.merge import Missing, clip_values, fact_values, merge
+from zencourt_pipeline.media.overlays import TextDoesNotFit
+from zencourt_pipeline.media.timeline.assets import place_text
 from zencourt_pipeline.media.timeline.model import (
     AudioKind,
     AudioTrack,
@@ -25,7 +29,6 @@ from zencourt_pipeline.media.timeline.model import (
     ImageElement,
     ImageRole,
     TextElement,
-    TextPosition,
     TextRole,
     TextStyle,
     Timeline,
@@ -34,7 +37,7 @@ from zencourt_pipeline.media.timeline.model import (
 from zencourt_pipeline.media.transitions import TransitionKind
 
 if TYPE_CHECKING:
-    from zencourt_pipeline.media.templates import Template
+    from zencourt_pipeline.media.templates import Template, TemplateText
 
 FPS = 30
 MIN_CLIP_S = 0.5
@@ -45,11 +48,15 @@ _SILENT_DB = -120.0
 
 @dataclass(frozen=True)
 class ClipInput:
-    """A clip to compose: its file, how long it runs on the timeline, the caption over it."""
+    """A clip to compose: its file, how long it runs on the timeline, the caption over it (merge
+    fields allowed; the room name when None), its room name and its transition into the next clip
+    (None: the template's)."""
 
     path: Path
     duration_s: float
     caption: str | None = None
+    room: str | None = None
+    transition: TransitionKind | None = None
 
 
 def frames(seconds: float, fps: int = FPS) -> int:
@@ -108,20 +115,26 @@ def build_timeline(
     title: str | None,
     template: Template,
     fps: int = FPS,
+    facts: ListingFacts | None = None,
 ) -> Timeline:
     """The timeline of `clips` composed with `template`: crossfaded clips, the title over the first
-    clip, a caption over each clip that has one, the logo, the end card, fades and the music bed."""
+    clip, a caption over each clip that has one, the template's texts with their merge fields filled
+    from `facts`, the logo, the end card, fades and the music bed. MediaError(INVALID_INPUT) naming
+    the text for an unknown or missing field, or text that does not fit the frame."""
     clips = list(clips)
     validate_clips(clips, width, height)
+    values = fact_values(facts or ListingFacts())
+    values = fact_values(facts or ListingFacts(), merge(title, values, where="the title") if title else None)
+    title = merge(template.title_text, values, where="the template's title", missing=Missing.OMIT)
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
-    kind = TransitionKind(template.transition)
     card_frames = frames(template.end_card_seconds, fps) if template.end_card_seconds > 0 else 0
     last = len(clips) - 1
     track = [
         Clip(
             source=str(c.path), in_frame=0, out_frame=n,
-            transition=Transition(kind=kind, frames=t) if i < last or card_frames else None,
+            transition=Transition(kind=c.transition or template.transition_after(i), frames=t)
+            if i < last or card_frames else None,
         )
         for i, (c, n) in enumerate(zip(clips, lengths, strict=True))
     ]  # fmt: skip
@@ -129,7 +142,10 @@ def build_timeline(
     for n in lengths[:-1]:
         starts.append(starts[-1] + n - t)
     total = starts[-1] + lengths[-1] + card_frames
-    texts = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps)
+    texts = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps, values=values)
+    texts += [e for spec in template.texts if (e := _template_text(spec, values, total, template, fps))]
+    for element, where in zip(texts, _where(texts, template), strict=True):
+        _check_fits(element, width, height, where=where)
     images = []
     if template.logo_path is not None:  # constant, over everything
         images.append(
@@ -162,7 +178,7 @@ def build_timeline(
 
 def _texts(
     clips: list[ClipInput], lengths: list[int], starts: list[int], t: int, total: int, *,
-    title: str | None, template: Template, has_card: bool, fps: int,
+    title: str | None, template: Template, has_card: bool, fps: int, values: dict[str, str],
 ) -> list[TextElement]:
     """The title card over the first clip and a caption over each captioned clip, in frames."""
     fade = frames(template.overlay_fade_seconds, fps)
@@ -173,7 +189,7 @@ def _texts(
         texts.append(
             TextElement(
                 role=TextRole.TITLE, text=title, start_frame=0, duration_frames=title_end,
-                fade_frames=min(fade, title_end // 2), position=TextPosition.CENTER_BAND,
+                fade_frames=min(fade, title_end // 2), position=template.title_position,
                 style=_text_style(template, template.title_font_size),
             )  # fmt: skip
         )
@@ -184,7 +200,10 @@ def _texts(
     shortest = min(frames(_MIN_CAPTION_S, fps), caption_frames)
     last = len(clips) - 1
     for i, clip in enumerate(clips):
-        if not clip.caption or not clip.caption.strip():
+        where = f"the caption of clip {i} ({clip.path.stem})"
+        own = merge(clip.caption, values, where=where) if clip.caption and clip.caption.strip() else None
+        caption = merge(template.caption_text, {**values, **clip_values(clip.room, own)}, where=where, missing=Missing.OMIT)
+        if not caption:
             continue
         visible_end = starts[i] + lengths[i] - (half if i < last or has_card else 0)
         start = starts[i] + (half if i > 0 else 0)
@@ -195,12 +214,54 @@ def _texts(
             continue
         texts.append(
             TextElement(
-                role=TextRole.CAPTION, text=clip.caption, start_frame=start, duration_frames=end - start,
-                fade_frames=min(fade, (end - start) // 2), position=TextPosition.LOWER_LEFT,
+                role=TextRole.CAPTION, text=caption, start_frame=start, duration_frames=end - start,
+                fade_frames=min(fade, (end - start) // 2), position=template.caption_position,
                 style=_text_style(template, template.caption_font_size),
             )  # fmt: skip
         )
     return texts
+
+
+def _template_text(spec: TemplateText, values: dict[str, str], total: int, template: Template, fps: int) -> TextElement | None:
+    """One of the template's own texts, merged and placed (None: a field without a value, or no room)."""
+    text = merge(spec.text, values, where=f"the template's {spec.role} text", missing=Missing.OMIT)
+    if not text:
+        return None
+    duration = min(frames(spec.duration_seconds, fps), total)
+    start = frames(spec.offset_seconds, fps) if spec.anchor == "start" else total - frames(spec.offset_seconds, fps) - duration
+    start = max(0, min(start, total - duration))
+    style = TextStyle(
+        font_color=spec.font_color or template.font_color, background_color=spec.background_color or template.background_color,
+        background_opacity=template.background_opacity if spec.background_opacity is None else spec.background_opacity,
+        font_size=spec.font_size or template.caption_font_size, subtitle_font_size=template.subtitle_font_size,
+    )  # fmt: skip
+    return TextElement(
+        role=TextRole(spec.role), text=text, start_frame=start, duration_frames=duration,
+        fade_frames=min(frames(template.overlay_fade_seconds, fps), duration // 2), position=spec.position, style=style,
+    )  # fmt: skip
+
+
+def _where(texts: list[TextElement], template: Template) -> list[str]:
+    """What each text is, as the caller wrote it (the field names, the clip), for error messages."""
+    specs = iter(template.texts)
+    out = []
+    for element in texts:
+        if element.role == TextRole.TITLE:
+            out.append(f"the title ({template.title_text})")
+        elif element.role == TextRole.CAPTION:
+            out.append(f"the caption {element.text!r} ({template.caption_text})")
+        else:
+            spec = next(s for s in specs if s.role == element.role)
+            out.append(f"the template's {element.role} text ({spec.text})")
+    return out
+
+
+def _check_fits(element: TextElement, width: int, height: int, *, where: str) -> None:
+    """MediaError(INVALID_INPUT) naming `where` unless the element's text fits its place uncut."""
+    try:
+        place_text(element, width, height)
+    except TextDoesNotFit as exc:
+        raise MediaError(ErrorCode.INVALID_INPUT, f"{where} does not fit the {width}x{height} frame: {exc.message}") from exc
 
 
 def title_end_frame(timeline: Timeline) -> int:
