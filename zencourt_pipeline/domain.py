@@ -156,6 +156,15 @@ def parse_facts(text: str | None) -> ListingFacts:
         raise BatchRejected(ErrorCode.INVALID_INPUT, f"invalid {where}: {exc.errors()[0]['msg']}") from None
 
 
+def stored_facts(text: str | None) -> ListingFacts | None:
+    """The stored facts as the status route shows them: None when there are none or they do not
+    parse (intake fails such a batch and says why)."""
+    try:
+        return parse_facts(text) if text else None
+    except BatchRejected:
+        return None
+
+
 # -- the provider registry ---------------------------------------------------------------------------
 KLING_SECONDS = (5, 10)  # the durations fal's Kling takes (and bills)
 

@@ -25,7 +25,7 @@ from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.outbox import BatchWebhooks
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
-from zencourt_pipeline.domain import BatchRejected, ListingFacts, parse_facts
+from zencourt_pipeline.domain import ListingFacts, stored_facts
 from zencourt_pipeline.pipeline.actions import OperatorAction
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
@@ -265,16 +265,8 @@ class BatchResponse(ApiModel):
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job, urls, job_progress.get(job.id)) for job in jobs],
-            facts=_facts(batch.facts),
+            facts=stored_facts(batch.facts),
         )
-
-
-def _facts(text: str | None) -> ListingFacts | None:
-    """The stored facts, typed; None when there are none or they do not parse (intake says why)."""
-    try:
-        return parse_facts(text) if text else None
-    except BatchRejected:
-        return None
 
 
 def _batch_state(batch: Batch, urls: MediaUrls) -> dict[str, Any]:
