@@ -36,6 +36,15 @@ CLIP_FIELDS = frozenset({MergeField.ROOM, MergeField.CAPTION})  # only over a cl
 _FIELD = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
+class TextProblem(MediaError):
+    """A text that cannot be rendered as asked (INVALID_INPUT); `field` is the request field to fix
+    (snake_case path: `title`, `jobs.2.caption`, `facts.address`), None when it is the template's."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(ErrorCode.INVALID_INPUT, message)
+        self.field = field
+
+
 class Missing(enum.StrEnum):
     """What a known field without a value does to its text."""
 
@@ -86,17 +95,30 @@ def clip_values(room: str | None, caption: str | None) -> dict[str, str]:
     return values
 
 
-def merge(text: str, values: Mapping[str, str], *, where: str, missing: Missing = Missing.ERROR) -> str | None:
+def merge(
+    text: str, values: Mapping[str, str], *, where: str, missing: Missing = Missing.ERROR, field: str | None = None
+) -> str | None:
     """`text` with its fields replaced by `values`; None when a field has no value and `missing` is
-    OMIT; MediaError(INVALID_INPUT) naming `where` and the field for an unknown or missing one."""
+    OMIT; `TextProblem` (INVALID_INPUT, about `field`) naming `where` and the merge field otherwise."""
     unknown = unknown_fields(text)
     if unknown:
         known = ", ".join(f.value for f in MergeField)
-        raise MediaError(ErrorCode.INVALID_INPUT, f"{where} uses unknown merge field {{{{{unknown[0]}}}}} (known: {known})")
+        raise TextProblem(f"{where} uses unknown merge field {{{{{unknown[0]}}}}} (known: {known})", field=field)
     absent = [name for name in fields_of(text) if name not in values]
     if absent:
         if missing == Missing.OMIT:
             return None
-        raise MediaError(ErrorCode.INVALID_INPUT, f"{where} uses {{{{{absent[0]}}}}}, which has no value for this batch")
+        raise TextProblem(f"{where} uses {{{{{absent[0]}}}}}, which has no value for this batch", field=field)
     merged = _FIELD.sub(lambda m: values[m.group(1)], text)
     return " ".join(merged.split()) or None
+
+
+def request_field(text: str, *, clip: int | None = None, own: bool = False) -> str | None:
+    """The request field behind a text written as `text` (a template's, or the caller's when `own`):
+    `title`, `jobs.<clip>.caption` / `room_name`, or the first fact it merges (`facts.address`)."""
+    names = fields_of(text)
+    if MergeField.CAPTION in names or MergeField.ROOM in names:
+        return f"jobs.{clip}.{'caption' if own else 'room_name'}" if clip is not None else None
+    if MergeField.TITLE in names:
+        return "title"
+    return next((f"facts.{name}" for name in names if name in {f.value for f in MergeField}), None)

@@ -69,7 +69,7 @@ def validate_batch(batch: Batch, jobs: list[Job], template: Template | None = No
         clips=[listing_clip(job) for job in jobs if not job.terminal] or [listing_clip(job) for job in jobs],
     )  # fmt: skip
     if problem:
-        raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
+        raise BatchRejected(ErrorCode.INVALID_INPUT, problem.message)
 
 
 def batch_template(db: AppDatabase, batch: Batch) -> Template:

@@ -139,3 +139,20 @@ def test_a_template_with_an_unknown_field_is_refused():
         Template.model_validate({"name": "ws-2", "title_text": "{{room}}"})  # no room outside a clip
     assert Template.model_validate({"name": "ws-3", "caption_text": "{{room}}: {{caption}}",
                                     "caption_position": TextPosition.UPPER_LEFT}).caption_position == "upper-left"  # fmt: skip
+
+
+def test_problems_name_the_request_field_to_fix():
+    from zencourt_pipeline.media.listing import ListingClip, listing_problem
+
+    def problem(**kwargs):
+        args = {"template": "showcase", "orientation": "vertical", "title": None, "facts": FACTS,
+                "clips": [ListingClip("a", 5, room="Kitchen"), ListingClip("b", 5, room="Bath")], **kwargs}  # fmt: skip
+        return listing_problem(**args)
+
+    assert problem() is None
+    assert problem(template="nope").field == "template"
+    assert problem(title="{{zip}}").field == "title"
+    assert problem(facts=ListingFacts(agent_name="W" * 120)).field == "facts.agent_name"
+    assert problem(clips=[ListingClip("a", 5, room="Kitchen"), ListingClip("b", 5, caption="{{price}} {{nope}}")]).field == "jobs.1.caption"
+    assert problem(clips=[ListingClip("a", 5, room="W" * 200)]).field == "jobs.0.room_name"
+    assert problem(clips=[ListingClip("a", 5, transition="spin")]).field == "jobs.0.transition"

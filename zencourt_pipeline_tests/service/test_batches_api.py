@@ -398,21 +398,27 @@ def test_create_takes_facts_and_job_captions_and_transitions(client, db, auth):
 
 
 TEXT_PROBLEMS = [
-    ("unknown fact", lambda b: b.update(facts={"bedrooms": 3}), "facts.bedrooms"),
-    ("typed fact", lambda b: b.update(facts={"sqft": "big"}), "facts.sqft"),
-    ("transition", lambda b: b["jobs"][0].update(transition="spin"), "jobs.0.transition"),
-    ("unknown merge field", lambda b: b.update(title="{{zip}} sold"), "{{zip}}"),
-    ("missing merge value", lambda b: b["jobs"][1].update(caption="{{price}}"), "{{price}}"),
-    ("text that cannot fit", lambda b: b.update(template="showcase", facts={"address": "WWWWWWWWW " * 19}), "({{address}}) does not fit"),
+    ("unknown fact", lambda b: b.update(facts={"bedrooms": 3}), "facts.bedrooms", "facts.bedrooms"),
+    ("typed fact", lambda b: b.update(facts={"sqft": "big"}), "facts.sqft", "facts.sqft"),
+    ("transition", lambda b: b["jobs"][0].update(transition="spin"), "jobs.0.transition", "jobs.0.transition"),
+    ("unknown merge field", lambda b: b.update(title="{{zip}} sold"), "{{zip}}", "title"),
+    ("missing merge value", lambda b: b["jobs"][1].update(caption="{{price}}"), "{{price}}", "jobs.1.caption"),
+    ("caption that cannot fit", lambda b: b["jobs"][1].update(caption="W" * 200), "does not fit", "jobs.1.caption"),
+    ("room name that cannot fit", lambda b: b["jobs"][0].update(roomName="W" * 200), "does not fit", "jobs.0.roomName"),
+    ("fact that cannot fit", lambda b: b.update(template="showcase", facts={"address": "WWWWWWWWW " * 19}),
+     "({{address}}) does not fit", "facts.address"),
+    ("agent name that cannot fit", lambda b: b.update(template="luxury", facts={"agentName": "W" * 120}),
+     "({{agent_name}}) does not fit", "facts.agentName"),
 ]
 
 
-@pytest.mark.parametrize(("change", "named"), [c[1:] for c in TEXT_PROBLEMS], ids=[c[0] for c in TEXT_PROBLEMS])
-def test_texts_that_cannot_render_are_refused_naming_the_field(client, db, auth, change, named):
+@pytest.mark.parametrize(("change", "named", "field"), [c[1:] for c in TEXT_PROBLEMS], ids=[c[0] for c in TEXT_PROBLEMS])
+def test_texts_that_cannot_render_are_refused_naming_the_field(client, db, auth, change, named, field):
     body = batch_body()
     change(body)
     error = assert_error(client.post("/video/batches", json=body, headers=auth), 400, "INVALID_INPUT")
     assert named in error["message"], error
+    assert field in [item["field"] for item in error["details"]["errors"]], error
     assert rows(db, video_gen_batch) == 0
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.merge import Missing, clip_values, fact_values, merge
+from zencourt_pipeline.media.merge import Missing, TextProblem, clip_values, fact_values, merge, request_field
 from zencourt_pipeline.media.overlays import TextDoesNotFit
 from zencourt_pipeline.media.timeline.assets import place_text
 from zencourt_pipeline.media.timeline.model import (
@@ -124,7 +124,7 @@ def build_timeline(
     clips = list(clips)
     validate_clips(clips, width, height)
     values = fact_values(facts or ListingFacts())
-    values = fact_values(facts or ListingFacts(), merge(title, values, where="the title") if title else None)
+    values = fact_values(facts or ListingFacts(), merge(title, values, where="the title", field="title") if title else None)
     title = merge(template.title_text, values, where="the template's title", missing=Missing.OMIT)
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
@@ -142,10 +142,13 @@ def build_timeline(
     for n in lengths[:-1]:
         starts.append(starts[-1] + n - t)
     total = starts[-1] + lengths[-1] + card_frames
-    texts = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps, values=values)
-    texts += [e for spec in template.texts if (e := _template_text(spec, values, total, template, fps))]
-    for element, where in zip(texts, _where(texts, template), strict=True):
-        _check_fits(element, width, height, where=where)
+    placed = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps, values=values)
+    for spec in template.texts:
+        if element := _template_text(spec, values, total, template, fps):
+            placed.append((element, f"the template's {spec.role} text ({spec.text})", request_field(spec.text)))
+    for element, where, field in placed:
+        _check_fits(element, width, height, where=where, field=field)
+    texts = [element for element, _, _ in placed]
     images = []
     if template.logo_path is not None:  # constant, over everything
         images.append(
@@ -179,20 +182,20 @@ def build_timeline(
 def _texts(
     clips: list[ClipInput], lengths: list[int], starts: list[int], t: int, total: int, *,
     title: str | None, template: Template, has_card: bool, fps: int, values: dict[str, str],
-) -> list[TextElement]:
-    """The title card over the first clip and a caption over each captioned clip, in frames."""
+) -> list[tuple[TextElement, str, str | None]]:
+    """The title card over the first clip and a caption over each captioned clip, in frames, each
+    with what it is and the request field it comes from (for error messages)."""
     fade = frames(template.overlay_fade_seconds, fps)
-    texts: list[TextElement] = []
+    texts: list[tuple[TextElement, str, str | None]] = []
     title_end = 0
     if title and title.strip() and template.title_seconds > 0:
         title_end = min(frames(template.title_seconds, fps), lengths[0] if len(clips) > 1 else total)
-        texts.append(
-            TextElement(
-                role=TextRole.TITLE, text=title, start_frame=0, duration_frames=title_end,
-                fade_frames=min(fade, title_end // 2), position=template.title_position,
-                style=_text_style(template, template.title_font_size),
-            )  # fmt: skip
-        )
+        element = TextElement(
+            role=TextRole.TITLE, text=title, start_frame=0, duration_frames=title_end,
+            fade_frames=min(fade, title_end // 2), position=template.title_position,
+            style=_text_style(template, template.title_font_size),
+        )  # fmt: skip
+        texts.append((element, f"the title ({template.title_text})", request_field(template.title_text)))
     if template.caption_seconds <= 0:
         return texts
     caption_frames = frames(template.caption_seconds, fps)
@@ -201,7 +204,8 @@ def _texts(
     last = len(clips) - 1
     for i, clip in enumerate(clips):
         where = f"the caption of clip {i} ({clip.path.stem})"
-        own = merge(clip.caption, values, where=where) if clip.caption and clip.caption.strip() else None
+        field = request_field(template.caption_text, clip=i, own=bool(clip.caption and clip.caption.strip()))
+        own = merge(clip.caption, values, where=where, field=f"jobs.{i}.caption") if clip.caption and clip.caption.strip() else None
         caption = merge(template.caption_text, {**values, **clip_values(clip.room, own)}, where=where, missing=Missing.OMIT)
         if not caption:
             continue
@@ -212,13 +216,12 @@ def _texts(
         end = min(start + caption_frames, visible_end)
         if end - start < max(shortest, 1):
             continue
-        texts.append(
-            TextElement(
-                role=TextRole.CAPTION, text=caption, start_frame=start, duration_frames=end - start,
-                fade_frames=min(fade, (end - start) // 2), position=template.caption_position,
-                style=_text_style(template, template.caption_font_size),
-            )  # fmt: skip
-        )
+        element = TextElement(
+            role=TextRole.CAPTION, text=caption, start_frame=start, duration_frames=end - start,
+            fade_frames=min(fade, (end - start) // 2), position=template.caption_position,
+            style=_text_style(template, template.caption_font_size),
+        )  # fmt: skip
+        texts.append((element, f"the caption {caption!r} ({template.caption_text})", field))
     return texts
 
 
@@ -241,27 +244,12 @@ def _template_text(spec: TemplateText, values: dict[str, str], total: int, templ
     )  # fmt: skip
 
 
-def _where(texts: list[TextElement], template: Template) -> list[str]:
-    """What each text is, as the caller wrote it (the field names, the clip), for error messages."""
-    specs = iter(template.texts)
-    out = []
-    for element in texts:
-        if element.role == TextRole.TITLE:
-            out.append(f"the title ({template.title_text})")
-        elif element.role == TextRole.CAPTION:
-            out.append(f"the caption {element.text!r} ({template.caption_text})")
-        else:
-            spec = next(s for s in specs if s.role == element.role)
-            out.append(f"the template's {element.role} text ({spec.text})")
-    return out
-
-
-def _check_fits(element: TextElement, width: int, height: int, *, where: str) -> None:
-    """MediaError(INVALID_INPUT) naming `where` unless the element's text fits its place uncut."""
+def _check_fits(element: TextElement, width: int, height: int, *, where: str, field: str | None) -> None:
+    """`TextProblem` (INVALID_INPUT) naming `where` unless the element's text fits its place uncut."""
     try:
         place_text(element, width, height)
     except TextDoesNotFit as exc:
-        raise MediaError(ErrorCode.INVALID_INPUT, f"{where} does not fit the {width}x{height} frame: {exc.message}") from exc
+        raise TextProblem(f"{where} does not fit the {width}x{height} frame: {exc.message}", field=field) from exc
 
 
 def title_end_frame(timeline: Timeline) -> int:

@@ -12,7 +12,6 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -30,6 +29,7 @@ from zencourt_pipeline.service.routes.common import Id
 from zencourt_pipeline.storage.base import Storage
 
 if TYPE_CHECKING:
+    from zencourt_pipeline.media.listing import ListingProblem
     from zencourt_pipeline.media.templates import Template
 
 MAX_BULK_BATCHES = 100
@@ -109,23 +109,19 @@ class BatchCreate(CreateModel):
                 seen.add(job.id)
         return jobs
 
-    @model_validator(mode="after")
-    def _texts_render(self, info: ValidationInfo) -> BatchCreate:
-        """The check intake makes (`media.listing`): merge fields known and filled, text that fits."""
+    def listing_problem(self, own_template: Template | None) -> ListingProblem | None:
+        """The check intake makes (`media.listing`): merge fields known and filled, text that fits
+        (`own_template`: the workspace's template the body names, None: a bundled one)."""
         from zencourt_pipeline.media.listing import ListingClip, listing_problem
 
         clips = [
             ListingClip(job.id or f"jobs[{i}]", job.duration_seconds, job.room_name, job.caption, job.transition)
             for i, job in enumerate(self.jobs)
         ]
-        problem = listing_problem(
-            template=(self.template and _own_template(self.template, info, self.workspace_id)) or self.template,
-            orientation=self.orientation, title=self.title,
+        return listing_problem(
+            template=own_template or self.template, orientation=self.orientation, title=self.title,
             facts=self.facts or ListingFacts(), clips=clips,
         )  # fmt: skip
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class BulkCreate(BaseModel):

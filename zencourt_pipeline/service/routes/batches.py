@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
@@ -148,6 +149,7 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     except ValidationError as exc:
         raise validation_error(list(exc.errors())) from None
     body.workspace_id = principal.workspace_for(body.workspace_id)
+    _check_texts(body, state.db)
     _check_image_keys(principal, body, state.storage)
     batch, jobs = _rows(body)
     db: AppDatabase = state.db
@@ -174,6 +176,15 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     raise ApiError(
         409, ApiErrorCode.JOB_EXISTS, "job id(s) taken by another batch", {"field": "jobs", "jobIds": result.job_ids}
     )
+
+
+def _check_texts(body: BatchCreate, db: AppDatabase) -> None:
+    """400 naming the field when the batch's texts cannot be rendered (the check intake makes)."""
+    own = workspace_template(db, body.workspace_id, body.template) if body.workspace_id and body.template else None
+    problem = body.listing_problem(own)
+    if problem is not None:
+        loc = [to_camel(part) for part in problem.field.split(".")] if problem.field else []
+        raise validation_error([{"loc": loc, "msg": problem.message, "type": "value_error"}])
 
 
 def _check_image_keys(principal: Principal, body: BatchCreate, storage: Storage) -> None:
