@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.errors import CodedError, ErrorCode
 
@@ -122,6 +123,46 @@ def job_problem(job_id: str, prompt: str | None, duration_seconds: float) -> str
     if not CLIP_SECONDS_MIN <= int(duration_seconds) <= CLIP_SECONDS_MAX:
         return f"duration_seconds {duration_seconds} is outside {CLIP_SECONDS_MIN}..{CLIP_SECONDS_MAX}"
     return None
+
+
+# -- listing facts: the batch's data that templates merge into their text ({{price}}, ...) -----------
+class ListingFacts(BaseModel):
+    """`video_gen_batch.facts` (JSON; camelCase or snake_case keys): what a template's merge fields
+    read. Every field is optional; an unknown one is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    address: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    price: Annotated[float, Field(ge=0, le=1e12)] | Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    beds: Annotated[float, Field(ge=0, le=1000)] | None = None
+    baths: Annotated[float, Field(ge=0, le=1000)] | None = None
+    sqft: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    agent_name: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
+
+    def to_json(self) -> str:
+        """The stored form: snake_case keys, unset fields left out."""
+        return self.model_dump_json(exclude_none=True)
+
+
+def parse_facts(text: str | None) -> ListingFacts:
+    """The facts of a stored `video_gen_batch.facts` (None: none); BatchRejected(INVALID_INPUT) naming
+    the field otherwise."""
+    if text is None or not text.strip():
+        return ListingFacts()
+    try:
+        return ListingFacts.model_validate_json(text)
+    except ValidationError as exc:
+        where = ", ".join(".".join(["facts", *(str(p) for p in e["loc"])]) for e in exc.errors())
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"invalid {where}: {exc.errors()[0]['msg']}") from None
+
+
+def stored_facts(text: str | None) -> ListingFacts | None:
+    """The stored facts as the status route shows them: None when there are none or they do not
+    parse (intake fails such a batch and says why)."""
+    try:
+        return parse_facts(text) if text else None
+    except BatchRejected:
+        return None
 
 
 # -- the provider registry ---------------------------------------------------------------------------

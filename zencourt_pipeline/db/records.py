@@ -178,6 +178,7 @@ class Batch(Record):
     composed_digest: str | None = None
     compose_attempts: int = 0
     intake_attempts: int = 0
+    facts: str | None = None  # JSON text (`domain.parse_facts`)
 
     @property
     def terminal(self) -> bool:
@@ -209,6 +210,8 @@ class Job(Record):
     updated_at: datetime | None = None
     photo_key: str | None = None
     raw_clip_key: str | None = None
+    caption: str | None = None  # null: the room name
+    transition: str | None = None  # an xfade style into the next clip; null: the template's
 
     @property
     def terminal(self) -> bool:

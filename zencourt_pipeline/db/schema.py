@@ -55,6 +55,8 @@ video_gen_batch = sa.Table(
     sa.Index("ix_video_gen_batch_status_checked", "status", "sensor_checked_at"),
     sa.Index("ix_video_gen_batch_created_id", "created_at", "id"),  # migration 0006: the list route
     sa.Index("ix_video_gen_batch_updated_id", "updated_at", "id"),  # migration 0009: partition retention
+    # migration 0010: the listing's facts a template merges ({{price}}, ...): JSON text, `domain.ListingFacts`
+    sa.Column("facts", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -78,6 +80,10 @@ video_gen_jobs = sa.Table(
     # pipeline-owned: storage keys of the intermediate files
     sa.Column("photo_key", sa.Text, nullable=True),
     sa.Column("raw_clip_key", sa.Text, nullable=True),
+    # migration 0010: the caption over the clip ({{caption}}; null: the room name) and the xfade style
+    # into the next clip (null: the template's)
+    sa.Column("caption", sa.Text, nullable=True),
+    sa.Column("transition", sa.Text, nullable=True),
 )
 
 # One row per paid (or local) generation request. Written *before* the provider is called
@@ -210,4 +216,16 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# A workspace's own composition templates (migration 0010): the template JSON (`media.templates.Template`)
+# under its name, validated before it is written (db/templates.py); a batch of the workspace names it.
+workspace_templates = sa.Table(
+    "workspace_templates",
+    metadata,
+    sa.Column("workspace_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.PrimaryKeyConstraint("workspace_id", "name", name="pk_workspace_templates"),
 )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import graphs, loudness
 from zencourt_pipeline.media.errors import MediaError
@@ -98,16 +99,18 @@ def prepare(timeline: Timeline, work: Path) -> RenderAssets:
 
 
 def plan_composition(
-    clips: list[ClipInput], *, width: int, height: int, title: str | None, template: Template, work: Path
+    clips: list[ClipInput], *, width: int, height: int, title: str | None, template: Template, work: Path,
+    facts: ListingFacts | None = None,
 ) -> tuple[Timeline, RenderAssets]:
     """The timeline of `clips` with `template` and its rendered assets (PNGs in `work`); the bench
     reuses it for its references."""
-    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template)
+    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template, facts=facts)
     return timeline, prepare(timeline, work)
 
 
 def clip_keyframes(
-    clips: list[ClipInput], *, width: int, height: int, title: str | None, template: Template
+    clips: list[ClipInput], *, width: int, height: int, title: str | None, template: Template,
+    facts: ListingFacts | None = None,
 ) -> list[list[int]]:
     """Per clip, the frames where normalization should force a keyframe (besides its one-second
     grid) so that smart rendering can stream-copy every frame this composition leaves unchanged.
@@ -116,7 +119,7 @@ def clip_keyframes(
     matter; the files need not exist). A later composition with another template or other clips
     still works; it just copies fewer frames.
     """
-    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template)
+    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template, facts=facts)
     return smart_plan.clip_keyframes(timeline)
 
 
@@ -133,10 +136,11 @@ def compose_video(
     preset: str = "veryfast",
     crf: int = 23,
     strategy: str = "auto",
+    facts: ListingFacts | None = None,
 ) -> CompositionResult:
     """Compose `clips` (normalized: width x height, 30 fps, yuv420p) into an H.264 MP4 at `dest`:
-    `build_timeline` with `template`, then `render_timeline` (see there for `strategy`)."""
-    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template)
+    `build_timeline` with `template` and `facts`, then `render_timeline` (see there for `strategy`)."""
+    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template, facts=facts)
     return render_timeline(
         timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work_dir, preset=preset, crf=crf, strategy=strategy
     )

@@ -98,8 +98,15 @@ def _wrap(fnt, text: str, max_width: int) -> list[str]:
     return lines
 
 
-def fit_text(text: str, size: int, max_width: int, max_lines: int = 2) -> tuple[object, list[str]]:
-    """The font and lines for `text`: wrapped to at most max_lines and shrunk until every line fits."""
+class TextDoesNotFit(MediaError):
+    """Text that would have to be cut to fit its place on the frame (INVALID_INPUT)."""
+
+
+def fit_text(
+    text: str, size: int, max_width: int, max_lines: int = 2, *, strict: bool = False
+) -> tuple[object, list[str]]:
+    """The font and lines for `text`: wrapped to at most max_lines and shrunk until every line fits;
+    what still does not fit ends with an ellipsis, or raises `TextDoesNotFit` when `strict`."""
     text = " ".join(text.split())
     smallest = max(8, int(size * _MIN_SHRINK))
     step = max(1, size // 24)
@@ -113,6 +120,11 @@ def fit_text(text: str, size: int, max_width: int, max_lines: int = 2) -> tuple[
         lines = _wrap(fnt, text, max_width)
         if len(lines) <= max_lines and all(_text_width(fnt, line) <= max_width for line in lines):
             return fnt, lines
+    if strict:
+        raise TextDoesNotFit(
+            ErrorCode.INVALID_INPUT,
+            f"{text!r} does not fit in {max_lines} line(s) of {max_width} px, even at {smallest} px type",
+        )
     # Still too long at the smallest size: keep what fits and end with an ellipsis.
     fnt = font(smallest)
     wrapped = _wrap(fnt, text, max_width)
@@ -149,9 +161,13 @@ def _check_size(width: int, height: int) -> None:
         raise MediaError(ErrorCode.INVALID_INPUT, f"overlay frame size {width}x{height} is too small")
 
 
-def _text_block(title: str, subtitle: str | None, style: TextStyle, scale: float, max_width: int):
+def _text_block(
+    title: str, subtitle: str | None, style: TextStyle, scale: float, max_width: int, strict: bool = False
+):
     """Fonts, lines and total height for a title (+ optional subtitle) block."""
-    title_font, title_lines = fit_text(title, max(10, round(style.title_font_size * scale)), max_width, 2)
+    title_font, title_lines = fit_text(
+        title, max(10, round(style.title_font_size * scale)), max_width, 2, strict=strict
+    )
     sub_font, sub_lines = None, []
     if subtitle and subtitle.strip():
         sub_font, sub_lines = fit_text(
@@ -178,20 +194,23 @@ def _draw_centered_block(draw, block, *, width: int, top: int, color) -> None:
 
 
 def render_title_card(
-    dest: Path,
+    dest: Path | None,
     *,
     width: int,
     height: int,
     title: str,
     subtitle: str | None = None,
     style: TextStyle | None = None,
+    where: str = "center",
+    strict: bool = False,
 ) -> OverlayImage:
-    """A full-width translucent band with the centred title (and subtitle), placed a little below centre."""
+    """A full-width translucent band with the centred title (and subtitle), placed a little below
+    centre (`where` "center"), along the bottom ("lower") or along the top ("upper")."""
     _check_size(width, height)
     style = style or TextStyle()
     scale = _scale(width, height)
     margin = max(8, round(width * 0.06))
-    block = _text_block(title, subtitle, style, scale, width - 2 * margin)
+    block = _text_block(title, subtitle, style, scale, width - 2 * margin, strict)
     pad = round(36 * scale)
     band_h = block[-1] + 2 * pad
     band_h += band_h % 2
@@ -200,23 +219,30 @@ def render_title_card(
     alpha = round(255 * style.background_opacity)
     draw.rectangle((0, 0, width, band_h), fill=(*_rgb(style.background_color), alpha))
     _draw_centered_block(draw, block, width=width, top=pad, color=(*_rgb(style.font_color), 255))
-    y = round(height * (0.55 if height > width else 0.5) - band_h / 2)
+    edge = round(height * (0.1 if height > width else 0.06))
+    y = {"lower": height - edge - band_h, "upper": edge}.get(
+        where, round(height * (0.55 if height > width else 0.5) - band_h / 2)
+    )
+    if strict and band_h > height // 3:
+        raise TextDoesNotFit(ErrorCode.INVALID_INPUT, f"{title!r} needs a {band_h} px band, over a third of the frame")
     y = min(max(0, y), height - band_h)
-    _save_png(image, dest)
-    return OverlayImage(path=Path(dest), x=0, y=y - y % 2, width=width, height=band_h)
+    if dest is not None:  # None: measure only
+        _save_png(image, dest)
+    return OverlayImage(path=Path(dest or ""), x=0, y=y - y % 2, width=width, height=band_h)
 
 
 def render_caption(
-    dest: Path, *, width: int, height: int, text: str, style: TextStyle | None = None
+    dest: Path | None, *, width: int, height: int, text: str, style: TextStyle | None = None,
+    corner: str = "lower-left", strict: bool = False,
 ) -> OverlayImage:
-    """A room-name caption in a translucent box at the lower left."""
+    """A caption in a translucent box at the lower left (or `corner`: lower-right, upper-left, center)."""
     _check_size(width, height)
     style = style or TextStyle()
     scale = _scale(width, height)
     margin = max(8, round(min(width, height) * 0.05))
     pad_x, pad_y = round(28 * scale), round(16 * scale)
     max_text = width - 2 * margin - 2 * pad_x
-    fnt, lines = fit_text(text, max(10, round(style.caption_font_size * scale)), max_text, 2)
+    fnt, lines = fit_text(text, max(10, round(style.caption_font_size * scale)), max_text, 2, strict=strict)
     line_h = _line_height(fnt)
     box_w = max(_text_width(fnt, line) for line in lines) + 2 * pad_x
     box_h = len(lines) * line_h + 2 * pad_y
@@ -233,11 +259,16 @@ def render_caption(
     for line in lines:
         draw.text((pad_x, y), line, font=fnt, fill=(*_rgb(style.font_color), 255), anchor="la")
         y += line_h
-    x = margin - margin % 2
+    if strict and box_h > height // 3:
+        raise TextDoesNotFit(ErrorCode.INVALID_INPUT, f"{text!r} needs a {box_h} px box, over a third of the frame")
+    x = margin if corner.endswith("left") else width - margin - box_w if corner.endswith("right") else (width - box_w) // 2
     bottom = round(height * (0.12 if height > width else 0.07))
-    y0 = max(0, height - bottom - box_h)
-    _save_png(image, dest)
-    return OverlayImage(path=Path(dest), x=x, y=y0 - y0 % 2, width=box_w, height=box_h)
+    y0 = {"upper-left": bottom, "center": (height - box_h) // 2}.get(corner, height - bottom - box_h)
+    y0 = min(max(0, y0), height - box_h)
+    x = max(0, x)
+    if dest is not None:  # None: measure only
+        _save_png(image, dest)
+    return OverlayImage(path=Path(dest or ""), x=x - x % 2, y=y0 - y0 % 2, width=box_w, height=box_h)
 
 
 def render_end_card(

@@ -16,13 +16,53 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.layout import TextPosition, TextRole
+from zencourt_pipeline.media.merge import unknown_fields
 from zencourt_pipeline.media.overlays import TextStyle
-from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS
+from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS, TransitionKind
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_TEMPLATE = "default"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+
+
+def _known_fields(value: str, *, clip: bool) -> str:
+    unknown = unknown_fields(value, clip=clip)
+    if unknown:
+        raise ValueError(f"unknown merge field {{{{{unknown[0]}}}}}")
+    return value
+
+
+class TemplateText(BaseModel):
+    """A text of the template beyond the title and captions, with merge fields: shown from
+    `offset_seconds` after the start (`anchor` "start") or before the end ("end") of the video, for
+    `duration_seconds`; left out when one of its fields has no value for the batch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal[TextRole.LOWER_THIRD, TextRole.INTRO, TextRole.OUTRO]
+    text: str = Field(min_length=1, max_length=300)
+    position: TextPosition
+    anchor: Literal["start", "end"] = "start"
+    offset_seconds: float = Field(0.0, ge=0.0, le=60.0)
+    duration_seconds: float = Field(3.0, gt=0.0, le=60.0)
+    font_size: int | None = Field(None, ge=10, le=300)  # default: the template's caption size
+    font_color: str | None = None  # default: the template's
+    background_color: str | None = None
+    background_opacity: float | None = Field(None, ge=0.0, le=1.0)
+
+    @field_validator("text")
+    @classmethod
+    def _fields(cls, value: str) -> str:
+        return _known_fields(value, clip=False)
+
+    @field_validator("font_color", "background_color")
+    @classmethod
+    def _color(cls, value: str | None) -> str | None:
+        if value is not None and not _HEX.match(value):
+            raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
+        return value.upper() if value else value
 
 
 class Template(BaseModel):
@@ -53,6 +93,28 @@ class Template(BaseModel):
     logo_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-right"
     logo_width: float = Field(0.16, gt=0.0, le=0.5)  # logo width as a fraction of the output width
     logo_opacity: float = Field(0.9, ge=0.0, le=1.0)
+    # merge-field texts (issue 14): the title (the batch's title by default), each clip's caption
+    # (`{{caption}}`: the job's caption or its room name), and the template's own texts
+    title_text: str = Field("{{title}}", min_length=1, max_length=300)
+    title_position: TextPosition = TextPosition.CENTER_BAND
+    caption_text: str = Field("{{caption}}", min_length=1, max_length=300)
+    caption_position: TextPosition = TextPosition.LOWER_LEFT
+    texts: list[TemplateText] = Field(default_factory=list, max_length=8)
+    transitions: list[TransitionKind] = Field(default_factory=list, max_length=16)  # cycled per clip; [] = `transition`
+
+    @field_validator("title_text")
+    @classmethod
+    def _title_fields(cls, value: str) -> str:
+        return _known_fields(value, clip=False)
+
+    @field_validator("caption_text")
+    @classmethod
+    def _caption_fields(cls, value: str) -> str:
+        return _known_fields(value, clip=True)
+
+    def transition_after(self, index: int) -> TransitionKind:
+        """The template's transition out of clip `index` (its cycle, else `transition`)."""
+        return self.transitions[index % len(self.transitions)] if self.transitions else TransitionKind(self.transition)
 
     @field_validator("name")
     @classmethod

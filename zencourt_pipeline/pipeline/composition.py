@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStage, BatchStatus, Job, JobStatus
-from zencourt_pipeline.domain import Orientation
+from zencourt_pipeline.domain import BatchRejected, Orientation, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
@@ -17,7 +17,13 @@ from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.media.profiles import targets
 from zencourt_pipeline.media.validate import Problem, validate_targets
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
-from zencourt_pipeline.pipeline.keys import clip_key, video_key, video_thumbnail_key, video_timeline_key
+from zencourt_pipeline.pipeline.keys import (
+    clip_key,
+    video_key,
+    video_subtitles_key,
+    video_thumbnail_key,
+    video_timeline_key,
+)
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
@@ -84,8 +90,8 @@ def compose_batch(
     are listed in `error`, each job keeps its own error); `failed` when no clip survived;
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
+    from zencourt_pipeline.db.templates import resolve_template
     from zencourt_pipeline.media.compose import compose_video
-    from zencourt_pipeline.media.templates import load_template
 
     batch_id = batch.id
     completed = [job for job in jobs if job.status == JobStatus.COMPLETED and job.video_url]
@@ -98,7 +104,7 @@ def compose_batch(
         return ended
 
     orientation = orientation or batch.orientation
-    template = load_template(template_name if template_name is not None else batch.template)
+    template = resolve_template(db, batch.workspace_id, template_name if template_name is not None else batch.template)
     width, height = ORIENTATION_SIZES[orientation]
     db.record_stage(batch_id, BatchStage.COMPOSING, clips=len(completed))
     clips, durations = _download_clips(storage, batch_id, completed, work_dir)
@@ -114,8 +120,9 @@ def compose_batch(
             template=template,
             thumbnail_dest=thumbnail,
             work_dir=work_dir,
+            facts=parse_facts(batch.facts),
         )
-    except MediaError as exc:
+    except (MediaError, BatchRejected) as exc:
         error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
         return CompositionReport(
@@ -182,13 +189,14 @@ def _end_without_video(db: AppDatabase, batch_id: str, completed: list[Job], fai
 
 def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_dir: Path):
     """The completed jobs' normalized clips as compose inputs, and each clip's measured duration."""
-    from zencourt_pipeline.media.compose import ClipInput
+    from zencourt_pipeline.media.listing import clip_input
+    from zencourt_pipeline.pipeline.intake import listing_clip
 
     clips, durations = [], {}
     for job in completed:
         key = storage.key_from_uri(job.video_url) or clip_key(batch_id, job.id)
         path = storage.get_file(key, work_dir / f"{job.id}.mp4")
-        clips.append(ClipInput(path=path, duration_s=float(job.duration_seconds), caption=job.room_name))
+        clips.append(clip_input(listing_clip(job), path))
         try:
             durations[job.id] = probe(path).duration
         except MediaError:
@@ -207,10 +215,25 @@ def _timeline_file(result: CompositionResult, completed: list[Job], work_dir: Pa
     return path
 
 
+SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+def _subtitle_files(result: CompositionResult, work_dir: Path) -> dict[str, Path]:
+    """The SRT and WebVTT sidecars of the rendered timeline's texts, by kind (`srt`, `vtt`)."""
+    from zencourt_pipeline.media.timeline.subtitles import to_srt, to_vtt
+
+    files = {}
+    for kind, render in (("srt", to_srt), ("vtt", to_vtt)):
+        files[kind] = work_dir / f"listing.{kind}"
+        files[kind].write_text(render(result.timeline), encoding="utf-8")
+    return files
+
+
 def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: Orientation, template_name: str, result,
              summary: str | None, work_dir: Path, expects_audio: bool, timeline_file: Path):
-    """Store the video, its thumbnail and its timeline JSON under their final keys and finish the
-    batch; None when the batch was canceled meanwhile (nothing stays published then)."""
+    """Store the video, its thumbnail, its timeline JSON and its SRT/WebVTT sidecars (every timed
+    text) under their final keys and finish the batch; None when the batch was canceled meanwhile
+    (nothing stays published then)."""
     v_key = video_key(batch_id, orientation, template_name)
     t_key = video_thumbnail_key(batch_id, orientation, template_name)
     tl_key = video_timeline_key(batch_id, orientation, template_name)
@@ -219,12 +242,17 @@ def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: Orie
     db.record_stage(batch_id, BatchStage.UPLOADING)
     thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
     storage.put_file(tl_key, timeline_file, "application/json")
+    sub_keys = [video_subtitles_key(batch_id, orientation, template_name, kind) for kind in SUBTITLE_TYPES]
+    for key, (kind, path) in zip(sub_keys, _subtitle_files(result, work_dir).items(), strict=True):
+        storage.put_file(key, path, SUBTITLE_TYPES[kind])
     video_uri = storage.put_file(v_key, result.path, "video/mp4")
     if not db.finish_batch(batch_id, BatchStatus.COMPLETED, video_url=video_uri, thumbnail_url=thumb_uri, error=summary):
         # canceled between the check and the publish: take the objects back down
         storage.delete(v_key)
         storage.delete(t_key)
         storage.delete(tl_key)
+        for key in sub_keys:
+            storage.delete(key)
         return None
     inspection = _inspect_published(storage, result, t_key if thumb_uri else None, work_dir, expects_audio)
     return v_key, t_key, video_uri, thumb_uri, inspection

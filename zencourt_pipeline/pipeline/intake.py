@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
-from zencourt_pipeline.domain import BatchRejected, batch_problem, job_problem
+from zencourt_pipeline.domain import BatchRejected, batch_problem, job_problem, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
@@ -26,6 +27,10 @@ from zencourt_pipeline.pipeline.keys import photo_key
 from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
+
+if TYPE_CHECKING:
+    from zencourt_pipeline.media.listing import ListingClip
+    from zencourt_pipeline.media.templates import Template
 
 __all__ = ["BatchRejected"]  # defined in `domain` (the batch rules), imported from here as well
 
@@ -48,18 +53,41 @@ class IntakeStatus(StrEnum):
     NO_USABLE_PHOTO = "no_usable_photo"  # every photo unusable: the batch failed NO_USABLE_PHOTO
 
 
-def validate_batch(batch: Batch, jobs: list[Job]) -> None:
+def validate_batch(batch: Batch, jobs: list[Job], template: Template | None = None) -> None:
     """Refuse a batch that cannot produce a video, before any download or provider call (the
-    rules of `domain`, the ones the HTTP models apply to a request body)."""
-    from zencourt_pipeline.media.templates import load_template
+    rules of `domain`, the ones the HTTP models apply to a request body, and `media.listing`'s
+    check of its template (`template`: the batch's, resolved; None: by its name among the bundled
+    ones), facts, captions and transitions)."""
+    from zencourt_pipeline.media.listing import listing_problem
 
     problem = batch_problem(batch.id, len(jobs), batch.orientation)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
+    facts = parse_facts(batch.facts)
+    problem = listing_problem(
+        template=template or batch.template, orientation=batch.orientation, title=batch.title, facts=facts,
+        clips=[listing_clip(job) for job in jobs if not job.terminal] or [listing_clip(job) for job in jobs],
+    )  # fmt: skip
+    if problem:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, problem.message)
+
+
+def batch_template(db: AppDatabase, batch: Batch) -> Template:
+    """The template the batch names: bundled, else its workspace's own; BatchRejected(INVALID_INPUT)
+    for a name neither knows."""
+    from zencourt_pipeline.db.templates import resolve_template
+
     try:
-        load_template(batch.template)
+        return resolve_template(db, batch.workspace_id, batch.template)
     except MediaError as exc:
         raise BatchRejected(exc.code, exc.message) from exc
+
+
+def listing_clip(job: Job) -> ListingClip:
+    """What `media.listing` checks and composes of a job (its clip length, room, caption, transition)."""
+    from zencourt_pipeline.media.listing import ListingClip
+
+    return ListingClip(job.id, float(job.duration_seconds), job.room_name, job.caption, job.transition)
 
 
 def validate_job(job: Job) -> None:
@@ -196,7 +224,7 @@ def take_in_batch(
     none is ready, and inspect the ready ones."""
     usage: list[QuotaUsage] = []
     try:
-        validate_batch(batch, jobs)
+        validate_batch(batch, jobs, batch_template(db, batch))
         if not batch.terminal and not db.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             open_jobs = sum(1 for job in jobs if not job.terminal)

@@ -36,3 +36,8 @@ def video_thumbnail_key(batch_id: str, orientation: Orientation, template: str) 
 def video_timeline_key(batch_id: str, orientation: Orientation, template: str) -> str:
     """Storage key of the composed listing video's timeline JSON (what re-renders it exactly)."""
     return f"batches/{batch_id}/video/listing-{orientation}-{template}.timeline.json"
+
+
+def video_subtitles_key(batch_id: str, orientation: Orientation, template: str, kind: str) -> str:
+    """Storage key of the composed listing video's subtitle sidecar (`kind`: "srt" or "vtt")."""
+    return f"batches/{batch_id}/video/listing-{orientation}-{template}.{kind}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStage, Job, JobStatus
+from zencourt_pipeline.domain import BatchRejected, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
@@ -48,8 +49,10 @@ def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int)
     now (its template, title and the clips still expected) so that smart rendering re-encodes
     only the frames the composition changes. Empty when it cannot be planned (then smart
     rendering copies less or falls back to the full render: nothing breaks)."""
-    from zencourt_pipeline.media.compose import ClipInput, clip_keyframes
+    from zencourt_pipeline.media.compose import clip_keyframes
+    from zencourt_pipeline.media.listing import clip_input
     from zencourt_pipeline.media.templates import load_template
+    from zencourt_pipeline.pipeline.intake import listing_clip
 
     expected = [
         job for job in jobs
@@ -59,9 +62,10 @@ def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int)
         return {}
     try:
         template = load_template(batch.template)
-        clips = [ClipInput(Path(job.id), float(job.duration_seconds), job.room_name) for job in expected]
-        frames = clip_keyframes(clips, width=width, height=height, title=batch.title, template=template)
-    except MediaError:
+        clips = [clip_input(listing_clip(job), Path(job.id)) for job in expected]
+        facts = parse_facts(batch.facts)
+        frames = clip_keyframes(clips, width=width, height=height, title=batch.title, template=template, facts=facts)
+    except (MediaError, BatchRejected, ValueError):
         return {}
     return {job.id: cuts for job, cuts in zip(expected, frames, strict=True)}
 

@@ -25,6 +25,7 @@ from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.outbox import BatchWebhooks
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
+from zencourt_pipeline.domain import ListingFacts, stored_facts
 from zencourt_pipeline.pipeline.actions import OperatorAction
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
@@ -184,6 +185,8 @@ class JobResponse(ApiModel):
     # the provider's last reported progress of the job's running task (0..1); null when none runs
     # or its provider reports none (the same figure as the `job.progress` events)
     progress: float | None = None
+    caption: str | None = None  # the caption asked for (null: the room name is the caption)
+    transition: str | None = None  # the transition into the next clip asked for (null: the template's)
 
     @classmethod
     def from_record(cls, job: Job, urls: MediaUrls, progress: float | None = None) -> JobResponse:
@@ -201,6 +204,8 @@ class JobResponse(ApiModel):
             created_at=iso(job.created_at),
             updated_at=iso(job.updated_at),
             progress=progress if job.status == JobStatus.PROCESSING else None,
+            caption=job.caption,
+            transition=job.transition,
         )
 
 
@@ -233,6 +238,7 @@ class BatchResponse(ApiModel):
     # what the batch's provider requests cost: {"usd", "tasks", "possiblyOrphaned", "byProvider", ...}
     spend: dict[str, Any]
     jobs: list[JobResponse]
+    facts: ListingFacts | None = None  # the listing facts the template merges (null: none, or unreadable)
 
     @classmethod
     def from_records(
@@ -259,6 +265,7 @@ class BatchResponse(ApiModel):
             progress=Progress.of(jobs, batch.status),
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job, urls, job_progress.get(job.id)) for job in jobs],
+            facts=stored_facts(batch.facts),
         )
 
 

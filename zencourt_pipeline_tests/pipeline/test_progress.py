@@ -75,3 +75,11 @@ def test_normalizing_composing_and_uploading_write_their_stage(sqlite_db, tmp_pa
     timeline = Timeline.from_json(storage.get_file(timeline_key, tmp_path / "t.json").read_text(encoding="utf-8"))
     assert [c.source for c in timeline.clips] == [sqlite_db.get_job("st-0").video_url]
     assert abs(timeline.duration_s - report.planned_duration_s) < 1e-6
+    # ... with its SRT and WebVTT sidecars, one cue per timed text of the timeline
+    import srt
+    import webvtt
+
+    stem = report.video_key.removesuffix(".mp4")
+    subs = list(srt.parse(storage.get_file(stem + ".srt", tmp_path / "t.srt").read_text(encoding="utf-8")))
+    vtt = webvtt.read(str(storage.get_file(stem + ".vtt", tmp_path / "t.vtt")))
+    assert [s.content for s in subs] == [c.text for c in vtt.captions] == [t.text for t in timeline.texts] == ["Room 0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -374,3 +375,61 @@ def test_create_replay_and_list_on_sqlite_and_postgres(app_db, settings, storage
         assert sum(walk(client, auth, limit=1), []) == ["api-3", "api-1", "direct"]
         assert sum(walk(client, auth, since=created.json()["createdAt"]), []) == ["api-3", "api-1"]
         assert_error(client.get("/video/batches", params={"cursor": "WyJ4IiwiYiJd"}, headers=auth), 400, "INVALID_INPUT")
+
+
+# -- facts, captions and transitions (issue 14 point 2) ----------------------------------------------------
+FACTS = {"address": "12 Oak Lane", "price": 1250000, "beds": 3, "baths": 2.5, "sqft": 1850, "agentName": "Jane Doe"}
+
+
+def test_create_takes_facts_and_job_captions_and_transitions(client, db, auth):
+    body = batch_body(template="showcase", facts=FACTS)
+    body["jobs"][0].update(caption="{{beds}}-bed kitchen", transition="circleopen")
+    response = client.post("/video/batches", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["facts"] == FACTS
+    assert [(j["caption"], j["transition"]) for j in created["jobs"]] == [("{{beds}}-bed kitchen", "circleopen"), (None, None)]
+    assert created == client.get("/video/batches/b-1", headers=auth).json()
+    row = db.get_batch("b-1")
+    assert json.loads(row.facts) == {**{k: v for k, v in FACTS.items() if k != "agentName"}, "agent_name": "Jane Doe"}
+    assert db.get_job("b-1-0").transition == "circleopen"
+    plain = client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()
+    assert plain["facts"] is None and plain["jobs"][0]["caption"] is None
+
+
+TEXT_PROBLEMS = [
+    ("unknown fact", lambda b: b.update(facts={"bedrooms": 3}), "facts.bedrooms", "facts.bedrooms"),
+    ("typed fact", lambda b: b.update(facts={"sqft": "big"}), "facts.sqft", "facts.sqft"),
+    ("transition", lambda b: b["jobs"][0].update(transition="spin"), "jobs.0.transition", "jobs.0.transition"),
+    ("unknown merge field", lambda b: b.update(title="{{zip}} sold"), "{{zip}}", "title"),
+    ("missing merge value", lambda b: b["jobs"][1].update(caption="{{price}}"), "{{price}}", "jobs.1.caption"),
+    ("caption that cannot fit", lambda b: b["jobs"][1].update(caption="W" * 200), "does not fit", "jobs.1.caption"),
+    ("room name that cannot fit", lambda b: b["jobs"][0].update(roomName="W" * 200), "does not fit", "jobs.0.roomName"),
+    ("fact that cannot fit", lambda b: b.update(template="showcase", facts={"address": "WWWWWWWWW " * 19}),
+     "({{address}}) does not fit", "facts.address"),
+    ("agent name that cannot fit", lambda b: b.update(template="luxury", facts={"agentName": "W" * 120}),
+     "({{agent_name}}) does not fit", "facts.agentName"),
+]
+
+
+@pytest.mark.parametrize(("change", "named", "field"), [c[1:] for c in TEXT_PROBLEMS], ids=[c[0] for c in TEXT_PROBLEMS])
+def test_texts_that_cannot_render_are_refused_naming_the_field(client, db, auth, change, named, field):
+    body = batch_body()
+    change(body)
+    error = assert_error(client.post("/video/batches", json=body, headers=auth), 400, "INVALID_INPUT")
+    assert named in error["message"], error
+    assert field in [item["field"] for item in error["details"]["errors"]], error
+    assert rows(db, video_gen_batch) == 0
+
+
+def test_a_workspace_may_name_its_own_template(client, db, auth):
+    from zencourt_pipeline.db.templates import put_template
+
+    put_template(db, "ws-1", {"name": "brand-a", "texts": [
+        {"role": "lower_third", "text": "{{price}}", "position": "lower-right"}]})  # fmt: skip
+    body = batch_body(workspaceId="ws-1", template="brand-a", facts={"price": "Offers over $900k"})
+    response = client.post("/video/batches", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    assert response.json()["template"] == "brand-a"
+    error = assert_error(client.post("/video/batches", json=batch_body("b-2", template="brand-a"), headers=auth), 400, "INVALID_INPUT")
+    assert "template" in [item["field"] for item in error["details"]["errors"]]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zencourt_pipeline.media import overlays
-from zencourt_pipeline.media.timeline.model import TextPosition, TextStyle, Timeline
+from zencourt_pipeline.media.timeline.model import TextElement, TextPosition, TextStyle, Timeline
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,30 @@ def _style(style: TextStyle, *, title: bool) -> overlays.TextStyle:
     )  # fmt: skip
 
 
+_BANDS = {TextPosition.CENTER_BAND: "center", TextPosition.LOWER_THIRD: "lower", TextPosition.UPPER_BAND: "upper"}
+_BOXES = {TextPosition.CENTER_BOX: "center"}  # the other boxes are named as the overlay corners
+
+
+def place_text(text: TextElement, width: int, height: int, dest: Path | None = None) -> overlays.OverlayImage:
+    """Lay `text` out on a width x height frame with its font measured (its PNG written to `dest`
+    unless None); `overlays.TextDoesNotFit` (INVALID_INPUT) when it would have to be cut."""
+    if text.position.is_band:
+        return overlays.render_title_card(
+            dest, width=width, height=height, title=text.text, style=_style(text.style, title=True),
+            where=_BANDS[text.position], strict=True,
+        )  # fmt: skip
+    return overlays.render_caption(
+        dest, width=width, height=height, text=text.text, style=_style(text.style, title=False),
+        corner=_BOXES.get(text.position, text.position.value), strict=True,
+    )  # fmt: skip
+
+
 def render_assets(timeline: Timeline, work: Path) -> RenderAssets:
     """Render every overlay PNG of `timeline` into `work` (the timeline itself is not changed)."""
     w, h = timeline.width, timeline.height
     layers: list[Layer] = []
     for k, text in enumerate(timeline.texts):
-        if text.position == TextPosition.CENTER_BAND:
-            image = overlays.render_title_card(
-                work / f"text_{k:03d}.png", width=w, height=h, title=text.text, style=_style(text.style, title=True)
-            )
-        else:
-            image = overlays.render_caption(
-                work / f"text_{k:03d}.png", width=w, height=h, text=text.text, style=_style(text.style, title=False)
-            )
+        image = place_text(text, w, h, work / f"text_{k:03d}.png")
         layers.append(Layer(image.path, image.x, image.y))
     for k, element in enumerate(timeline.images):
         image = overlays.render_logo(

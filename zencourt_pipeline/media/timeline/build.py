@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.merge import Missing, TextProblem, clip_values, fact_values, merge, request_field
+from zencourt_pipeline.media.overlays import TextDoesNotFit
+from zencourt_pipeline.media.timeline.assets import place_text
 from zencourt_pipeline.media.timeline.model import (
     AudioKind,
     AudioTrack,
@@ -25,7 +29,6 @@ from zencourt_pipeline.media.timeline.model import (
     ImageElement,
     ImageRole,
     TextElement,
-    TextPosition,
     TextRole,
     TextStyle,
     Timeline,
@@ -34,7 +37,7 @@ from zencourt_pipeline.media.timeline.model import (
 from zencourt_pipeline.media.transitions import TransitionKind
 
 if TYPE_CHECKING:
-    from zencourt_pipeline.media.templates import Template
+    from zencourt_pipeline.media.templates import Template, TemplateText
 
 FPS = 30
 MIN_CLIP_S = 0.5
@@ -45,11 +48,15 @@ _SILENT_DB = -120.0
 
 @dataclass(frozen=True)
 class ClipInput:
-    """A clip to compose: its file, how long it runs on the timeline, the caption over it."""
+    """A clip to compose: its file, how long it runs on the timeline, the caption over it (merge
+    fields allowed; the room name when None), its room name and its transition into the next clip
+    (None: the template's)."""
 
     path: Path
     duration_s: float
     caption: str | None = None
+    room: str | None = None
+    transition: TransitionKind | None = None
 
 
 def frames(seconds: float, fps: int = FPS) -> int:
@@ -108,20 +115,26 @@ def build_timeline(
     title: str | None,
     template: Template,
     fps: int = FPS,
+    facts: ListingFacts | None = None,
 ) -> Timeline:
     """The timeline of `clips` composed with `template`: crossfaded clips, the title over the first
-    clip, a caption over each clip that has one, the logo, the end card, fades and the music bed."""
+    clip, a caption over each clip that has one, the template's texts with their merge fields filled
+    from `facts`, the logo, the end card, fades and the music bed. MediaError(INVALID_INPUT) naming
+    the text for an unknown or missing field, or text that does not fit the frame."""
     clips = list(clips)
     validate_clips(clips, width, height)
+    values = fact_values(facts or ListingFacts())
+    values = fact_values(facts or ListingFacts(), merge(title, values, where="the title", field="title") if title else None)
+    title = merge(template.title_text, values, where="the template's title", missing=Missing.OMIT)
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
-    kind = TransitionKind(template.transition)
     card_frames = frames(template.end_card_seconds, fps) if template.end_card_seconds > 0 else 0
     last = len(clips) - 1
     track = [
         Clip(
             source=str(c.path), in_frame=0, out_frame=n,
-            transition=Transition(kind=kind, frames=t) if i < last or card_frames else None,
+            transition=Transition(kind=c.transition or template.transition_after(i), frames=t)
+            if i < last or card_frames else None,
         )
         for i, (c, n) in enumerate(zip(clips, lengths, strict=True))
     ]  # fmt: skip
@@ -129,7 +142,13 @@ def build_timeline(
     for n in lengths[:-1]:
         starts.append(starts[-1] + n - t)
     total = starts[-1] + lengths[-1] + card_frames
-    texts = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps)
+    placed = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps, values=values)
+    for spec in template.texts:
+        if element := _template_text(spec, values, total, template, fps):
+            placed.append((element, f"the template's {spec.role} text ({spec.text})", request_field(spec.text)))
+    for element, where, field in placed:
+        _check_fits(element, width, height, where=where, field=field)
+    texts = [element for element, _, _ in placed]
     images = []
     if template.logo_path is not None:  # constant, over everything
         images.append(
@@ -162,21 +181,21 @@ def build_timeline(
 
 def _texts(
     clips: list[ClipInput], lengths: list[int], starts: list[int], t: int, total: int, *,
-    title: str | None, template: Template, has_card: bool, fps: int,
-) -> list[TextElement]:
-    """The title card over the first clip and a caption over each captioned clip, in frames."""
+    title: str | None, template: Template, has_card: bool, fps: int, values: dict[str, str],
+) -> list[tuple[TextElement, str, str | None]]:
+    """The title card over the first clip and a caption over each captioned clip, in frames, each
+    with what it is and the request field it comes from (for error messages)."""
     fade = frames(template.overlay_fade_seconds, fps)
-    texts: list[TextElement] = []
+    texts: list[tuple[TextElement, str, str | None]] = []
     title_end = 0
     if title and title.strip() and template.title_seconds > 0:
         title_end = min(frames(template.title_seconds, fps), lengths[0] if len(clips) > 1 else total)
-        texts.append(
-            TextElement(
-                role=TextRole.TITLE, text=title, start_frame=0, duration_frames=title_end,
-                fade_frames=min(fade, title_end // 2), position=TextPosition.CENTER_BAND,
-                style=_text_style(template, template.title_font_size),
-            )  # fmt: skip
-        )
+        element = TextElement(
+            role=TextRole.TITLE, text=title, start_frame=0, duration_frames=title_end,
+            fade_frames=min(fade, title_end // 2), position=template.title_position,
+            style=_text_style(template, template.title_font_size),
+        )  # fmt: skip
+        texts.append((element, f"the title ({template.title_text})", request_field(template.title_text)))
     if template.caption_seconds <= 0:
         return texts
     caption_frames = frames(template.caption_seconds, fps)
@@ -184,7 +203,11 @@ def _texts(
     shortest = min(frames(_MIN_CAPTION_S, fps), caption_frames)
     last = len(clips) - 1
     for i, clip in enumerate(clips):
-        if not clip.caption or not clip.caption.strip():
+        where = f"the caption of clip {i} ({clip.path.stem})"
+        field = request_field(template.caption_text, clip=i, own=bool(clip.caption and clip.caption.strip()))
+        own = merge(clip.caption, values, where=where, field=f"jobs.{i}.caption") if clip.caption and clip.caption.strip() else None
+        caption = merge(template.caption_text, {**values, **clip_values(clip.room, own)}, where=where, missing=Missing.OMIT)
+        if not caption:
             continue
         visible_end = starts[i] + lengths[i] - (half if i < last or has_card else 0)
         start = starts[i] + (half if i > 0 else 0)
@@ -193,14 +216,40 @@ def _texts(
         end = min(start + caption_frames, visible_end)
         if end - start < max(shortest, 1):
             continue
-        texts.append(
-            TextElement(
-                role=TextRole.CAPTION, text=clip.caption, start_frame=start, duration_frames=end - start,
-                fade_frames=min(fade, (end - start) // 2), position=TextPosition.LOWER_LEFT,
-                style=_text_style(template, template.caption_font_size),
-            )  # fmt: skip
-        )
+        element = TextElement(
+            role=TextRole.CAPTION, text=caption, start_frame=start, duration_frames=end - start,
+            fade_frames=min(fade, (end - start) // 2), position=template.caption_position,
+            style=_text_style(template, template.caption_font_size),
+        )  # fmt: skip
+        texts.append((element, f"the caption {caption!r} ({template.caption_text})", field))
     return texts
+
+
+def _template_text(spec: TemplateText, values: dict[str, str], total: int, template: Template, fps: int) -> TextElement | None:
+    """One of the template's own texts, merged and placed (None: a field without a value, or no room)."""
+    text = merge(spec.text, values, where=f"the template's {spec.role} text", missing=Missing.OMIT)
+    if not text:
+        return None
+    duration = min(frames(spec.duration_seconds, fps), total)
+    start = frames(spec.offset_seconds, fps) if spec.anchor == "start" else total - frames(spec.offset_seconds, fps) - duration
+    start = max(0, min(start, total - duration))
+    style = TextStyle(
+        font_color=spec.font_color or template.font_color, background_color=spec.background_color or template.background_color,
+        background_opacity=template.background_opacity if spec.background_opacity is None else spec.background_opacity,
+        font_size=spec.font_size or template.caption_font_size, subtitle_font_size=template.subtitle_font_size,
+    )  # fmt: skip
+    return TextElement(
+        role=TextRole(spec.role), text=text, start_frame=start, duration_frames=duration,
+        fade_frames=min(frames(template.overlay_fade_seconds, fps), duration // 2), position=spec.position, style=style,
+    )  # fmt: skip
+
+
+def _check_fits(element: TextElement, width: int, height: int, *, where: str, field: str | None) -> None:
+    """`TextProblem` (INVALID_INPUT) naming `where` unless the element's text fits its place uncut."""
+    try:
+        place_text(element, width, height)
+    except TextDoesNotFit as exc:
+        raise TextProblem(f"{where} does not fit the {width}x{height} frame: {exc.message}", field=field) from exc
 
 
 def title_end_frame(timeline: Timeline) -> int:

@@ -21,7 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.layout import TextPosition, TextRole
 from zencourt_pipeline.media.transitions import TransitionKind
+
+__all__ = ["TextPosition", "TextRole", "Timeline"]  # the text enums live in `media.layout` (templates use them)
 
 TIMELINE_VERSION = 1
 _HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -56,16 +59,6 @@ class Clip(_Model):
     def frames(self) -> int:
         """How many frames of the clip the timeline shows."""
         return self.out_frame - self.in_frame
-
-
-class TextRole(enum.StrEnum):
-    TITLE = "title"
-    CAPTION = "caption"
-
-
-class TextPosition(enum.StrEnum):
-    CENTER_BAND = "center-band"  # a full-width translucent band a little below the centre
-    LOWER_LEFT = "lower-left"  # a translucent box at the lower left
 
 
 class Corner(enum.StrEnum):

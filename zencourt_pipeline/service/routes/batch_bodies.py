@@ -3,21 +3,34 @@ would check them (service/routes/batches.py creates the rows)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.domain import (
     CLIP_SECONDS_DEFAULT,
     MAX_JOBS_PER_BATCH,
     ClipSeconds,
+    ListingFacts,
     Orientation,
     Prompt,
 )
+from zencourt_pipeline.media.transitions import TransitionKind
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
 from zencourt_pipeline.service.routes.common import Id
 from zencourt_pipeline.storage.base import Storage
+
+if TYPE_CHECKING:
+    from zencourt_pipeline.media.listing import ListingProblem
+    from zencourt_pipeline.media.templates import Template
 
 MAX_BULK_BATCHES = 100
 
@@ -29,6 +42,19 @@ class CreateModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
 
 
+def _own_template(name: str, info: ValidationInfo, body_workspace: str | None) -> Template | None:
+    """The workspace's own template `name`, through the context's `own_template(workspace_id, name)`
+    (the workspace: the context's `workspace_id`, the key's, else the body's `workspaceId`)."""
+    context = info.context or {}
+    lookup = context.get("own_template")
+    workspace = context.get("workspace_id") or body_workspace
+    if lookup is None or workspace is None:
+        return None
+    from zencourt_pipeline.media.templates import template_names
+
+    return None if name in template_names() else lookup(workspace, name)
+
+
 class JobCreate(CreateModel):
     id: Id | None = None  # generated when absent: `<batchId>-<index>`
     sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
@@ -36,6 +62,8 @@ class JobCreate(CreateModel):
     image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
     prompt: Prompt | None = None
     duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
+    caption: Text255 | None = None  # over the clip ({{caption}}; merge fields allowed); null: the room name
+    transition: TransitionKind | None = None  # into the next clip; null: the template's
 
     @field_validator("image_url")
     @classmethod
@@ -59,14 +87,15 @@ class BatchCreate(CreateModel):
     template: Text255 | None = None  # a bundled template; null = default
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
+    facts: ListingFacts | None = None  # what the template's merge fields read ({{price}}, ...)
 
     @field_validator("template")
     @classmethod
-    def _known_template(cls, value: str | None) -> str | None:
+    def _known_template(cls, value: str | None, info: ValidationInfo) -> str | None:
         from zencourt_pipeline.media.templates import template_names
 
-        if value is not None and value not in (known := template_names()):
-            raise ValueError(f"unknown template (known: {', '.join(known)})")
+        if value is not None and value not in (known := template_names()) and _own_template(value, info, info.data.get("workspace_id")) is None:
+            raise ValueError(f"unknown template (known: {', '.join(known)}, or the workspace's own)")
         return value
 
     @field_validator("jobs")
@@ -79,6 +108,20 @@ class BatchCreate(CreateModel):
                     raise ValueError(f"duplicate job id {job.id!r}")
                 seen.add(job.id)
         return jobs
+
+    def listing_problem(self, own_template: Template | None) -> ListingProblem | None:
+        """The check intake makes (`media.listing`): merge fields known and filled, text that fits
+        (`own_template`: the workspace's template the body names, None: a bundled one)."""
+        from zencourt_pipeline.media.listing import ListingClip, listing_problem
+
+        clips = [
+            ListingClip(job.id or f"jobs[{i}]", job.duration_seconds, job.room_name, job.caption, job.transition)
+            for i, job in enumerate(self.jobs)
+        ]
+        return listing_problem(
+            template=own_template or self.template, orientation=self.orientation, title=self.title,
+            facts=self.facts or ListingFacts(), clips=clips,
+        )  # fmt: skip
 
 
 class BulkCreate(BaseModel):

@@ -27,16 +27,19 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
 from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
+from zencourt_pipeline.db.templates import workspace_template
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
@@ -91,6 +94,7 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "orientation": body.orientation,
         "template": body.template,
         "title": body.title,
+        "facts": body.facts.to_json() if body.facts is not None else None,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
@@ -112,6 +116,8 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "image_url": job.image_url,
                 "prompt": job.prompt,
                 "duration_seconds": job.duration_seconds,
+                "caption": job.caption,
+                "transition": job.transition,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -131,16 +137,19 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     state = request.app.state
     if not isinstance(data, dict):
         raise ApiError(400, ErrorCode.INVALID_INPUT, "a batch must be a JSON object")
+    principal = principal_of(request)
     context = {
         "storage": state.storage,
         "policy": FetchPolicy.from_hosts(state.settings.media_allowed_private_hosts),
+        "own_template": partial(workspace_template, state.db),  # a workspace's own templates (migration 0010)
+        "workspace_id": None if principal.admin else principal.workspace_id,
     }
     try:
         body = BatchCreate.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_error(list(exc.errors())) from None
-    principal = principal_of(request)
     body.workspace_id = principal.workspace_for(body.workspace_id)
+    _check_texts(body, state.db)
     _check_image_keys(principal, body, state.storage)
     batch, jobs = _rows(body)
     db: AppDatabase = state.db
@@ -167,6 +176,15 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     raise ApiError(
         409, ApiErrorCode.JOB_EXISTS, "job id(s) taken by another batch", {"field": "jobs", "jobIds": result.job_ids}
     )
+
+
+def _check_texts(body: BatchCreate, db: AppDatabase) -> None:
+    """400 naming the field when the batch's texts cannot be rendered (the check intake makes)."""
+    own = workspace_template(db, body.workspace_id, body.template) if body.workspace_id and body.template else None
+    problem = body.listing_problem(own)
+    if problem is not None:
+        loc = [to_camel(part) for part in problem.field.split(".")] if problem.field else []
+        raise validation_error([{"loc": loc, "msg": problem.message, "type": "value_error"}])
 
 
 def _check_image_keys(principal: Principal, body: BatchCreate, storage: Storage) -> None:
