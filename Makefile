@@ -81,6 +81,7 @@ SOAK_SEED ?= 1
 SOAK_MUTANT ?=
 SOAK_ARGS ?= $(if $(filter-out 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19,$(SOAK_BATCHES)),--full,) $(if $(SOAK_MUTANT),--mutant $(SOAK_MUTANT),)
 soak: $(STAMP)
+	$(WITH_POSTGRES) $(BIN)/pytest -q -m chaos zencourt_pipeline_tests/e2e/test_crash_chaos.py
 	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline_tests.soak --batches $(SOAK_BATCHES) --seed $(SOAK_SEED) $(SOAK_ARGS)
 
 lint: $(STAMP)

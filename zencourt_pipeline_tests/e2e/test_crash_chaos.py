@@ -22,7 +22,7 @@ from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
 from zencourt_pipeline_tests.topology import Topology, e2e_storage
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.chaos]  # `make soak` runs it
 
 
 def wait_until(predicate, timeout: float, what: str, topo: Topology) -> None:
