@@ -125,7 +125,7 @@ class BatchQueries(PickupQueries):
     ) -> BatchPage:
         """Batches newest first, `limit` per page; `since`: created at or after; `cursor`: the
         `next_cursor` of the previous page (`InvalidCursor` when it is not one)."""
-        created = self._created_key()
+        created = self._time_key()
         batch = video_gen_batch.c
         query = sa.select(video_gen_batch, created.label("_created_key"))
         if listing_id is not None:
@@ -135,7 +135,7 @@ class BatchQueries(PickupQueries):
         if status is not None:
             query = query.where(batch.status == status)
         if since is not None:
-            query = query.where(created >= self._created_bound(since))
+            query = query.where(created >= self._time_bound(since))
         if cursor is not None:
             after_created, after_id = self._decode_cursor(cursor)
             query = query.where(sa.or_(created < after_created, sa.and_(created == after_created, batch.id < after_id)))
@@ -152,10 +152,10 @@ class BatchQueries(PickupQueries):
         """Ids of terminal batches last changed before `before`, oldest first, `limit` at most, after
         `cursor`; and the cursor of the last one (the given cursor when there is none). A batch that
         is re-opened (regenerate) and ends again is changed later: it comes again past the cursor."""
-        updated = self._created_key(video_gen_batch.c.updated_at)
+        updated = self._time_key(video_gen_batch.c.updated_at)
         batch = video_gen_batch.c
         query = sa.select(batch.id, updated.label("_updated_key")).where(
-            batch.status.in_(sorted(str(status) for status in TERMINAL_STATUSES)), updated < self._created_bound(before)
+            batch.status.in_(sorted(str(status) for status in TERMINAL_STATUSES)), updated < self._time_bound(before)
         )
         if cursor is not None:
             after_updated, after_id = self._decode_cursor(cursor)
@@ -196,13 +196,13 @@ class BatchQueries(PickupQueries):
     def _sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def _created_key(self, column: sa.Column = video_gen_batch.c.created_at) -> sa.ColumnElement:
-        """What pages are ordered by: the stored text on SQLite, the timestamp elsewhere."""
+    def _time_key(self, column: sa.Column = video_gen_batch.c.created_at) -> sa.ColumnElement:
+        """A timestamp column as pages order it: the stored text on SQLite, the timestamp elsewhere."""
         if self._sqlite():
             return sa.type_coerce(column, sa.Text)
         return column
 
-    def _created_bound(self, value: datetime) -> Any:
+    def _time_bound(self, value: datetime) -> Any:
         value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         if self._sqlite():  # stored as naive UTC text; whole seconds compare equal to the default's
             text = value.strftime("%Y-%m-%d %H:%M:%S")

@@ -4,6 +4,22 @@ templates (`templates.py`) share."""
 from __future__ import annotations
 
 import enum
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+_HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+def hex_color(value: str) -> str:
+    """`value` as an upper-case `#RRGGBB` colour, or ValueError."""
+    if not _HEX.match(value):
+        raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
+    return value.upper()
+
+
+HexColor = Annotated[str, AfterValidator(hex_color)]  # a text's or a band's colour, written once
 
 
 class TextRole(enum.StrEnum):

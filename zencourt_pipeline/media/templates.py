@@ -16,14 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.layout import TextPosition, TextRole
+from zencourt_pipeline.media.layout import HexColor, TextPosition, TextRole
 from zencourt_pipeline.media.merge import unknown_fields
 from zencourt_pipeline.media.overlays import TextStyle
 from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS, TransitionKind
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_TEMPLATE = "default"
-_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 
 
@@ -48,21 +47,14 @@ class TemplateText(BaseModel):
     offset_seconds: float = Field(0.0, ge=0.0, le=60.0)
     duration_seconds: float = Field(3.0, gt=0.0, le=60.0)
     font_size: int | None = Field(None, ge=10, le=300)  # default: the template's caption size
-    font_color: str | None = None  # default: the template's
-    background_color: str | None = None
+    font_color: HexColor | None = None  # default: the template's
+    background_color: HexColor | None = None
     background_opacity: float | None = Field(None, ge=0.0, le=1.0)
 
     @field_validator("text")
     @classmethod
     def _fields(cls, value: str) -> str:
         return _known_fields(value, clip=False)
-
-    @field_validator("font_color", "background_color")
-    @classmethod
-    def _color(cls, value: str | None) -> str | None:
-        if value is not None and not _HEX.match(value):
-            raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
-        return value.upper() if value else value
 
 
 class Template(BaseModel):
@@ -75,8 +67,8 @@ class Template(BaseModel):
     title_seconds: float = Field(3.0, ge=0.0, le=10.0)  # title overlay over the first clip; 0 = none
     caption_seconds: float = Field(2.5, ge=0.0, le=10.0)  # room-name caption per clip; 0 = none
     overlay_fade_seconds: float = Field(0.4, ge=0.0, le=1.5)
-    font_color: str = "#FFFFFF"
-    background_color: str = "#000000"
+    font_color: HexColor = "#FFFFFF"
+    background_color: HexColor = "#000000"
     background_opacity: float = Field(0.45, ge=0.0, le=1.0)
     title_font_size: int = Field(84, ge=12, le=300)
     subtitle_font_size: int = Field(44, ge=10, le=200)
@@ -129,13 +121,6 @@ class Template(BaseModel):
         if value not in XFADE_TRANSITIONS:
             raise ValueError(f"unknown xfade transition {value!r}")
         return value
-
-    @field_validator("font_color", "background_color")
-    @classmethod
-    def _color(cls, value: str) -> str:
-        if not _HEX.match(value):
-            raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
-        return value.upper()
 
     @field_validator("music", "logo")
     @classmethod

@@ -14,20 +14,18 @@ start(k-1) + frames(k-1) - transition(k-1).frames. The end card adds `end_card.d
 from __future__ import annotations
 
 import enum
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.layout import TextPosition, TextRole
+from zencourt_pipeline.media.layout import HexColor, TextPosition, TextRole
 from zencourt_pipeline.media.transitions import TransitionKind
 
 __all__ = ["TextPosition", "TextRole", "Timeline"]  # the text enums live in `media.layout` (templates use them)
 
 TIMELINE_VERSION = 1
-_HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 
 class _Model(BaseModel):
@@ -71,18 +69,11 @@ class Corner(enum.StrEnum):
 class TextStyle(_Model):
     """Colours and font sizes (pixels for a 1080 px short side; scaled to the output)."""
 
-    font_color: str = "#FFFFFF"
-    background_color: str = "#000000"
+    font_color: HexColor = "#FFFFFF"
+    background_color: HexColor = "#000000"
     background_opacity: float = Field(0.45, ge=0.0, le=1.0)
     font_size: int = Field(46, ge=8, le=300)
     subtitle_font_size: int = Field(44, ge=8, le=300)
-
-    @field_validator("font_color", "background_color")
-    @classmethod
-    def _color(cls, value: str) -> str:
-        if not _HEX.match(value):
-            raise ValueError(f"colour must look like #RRGGBB, got {value!r}")
-        return value.upper()
 
 
 class _Timed(_Model):

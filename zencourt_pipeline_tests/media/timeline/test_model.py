@@ -152,3 +152,20 @@ def test_clips_must_cover_their_transitions():
         Timeline(width=64, height=64, clips=[Clip(source="a", out_frame=30), Clip(source="b", out_frame=30)])
     with pytest.raises(ValidationError, match="Input should be"):
         Transition.model_validate({"kind": "custom", "frames": 10})
+
+
+def test_colours_are_one_rule_for_templates_texts_and_timelines():
+    """`media.layout.HexColor`: templates, their own texts and the timeline's styles take
+    `#RRGGBB` (kept upper case) and refuse anything else the same way."""
+    import pytest
+    from pydantic import BaseModel, ValidationError
+
+    from zencourt_pipeline.media.layout import HexColor
+
+    class Styled(BaseModel):
+        color: HexColor
+
+    assert Styled(color="#a1b2c3").color == "#A1B2C3"
+    for bad in ("white", "#FFF", "#GGGGGG", "#1234567"):
+        with pytest.raises(ValidationError, match="RRGGBB"):
+            Styled(color=bad)
