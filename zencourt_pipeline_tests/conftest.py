@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _pytest.nodeid import NodeId  # pytest 9's node id (see pytest_collection_modifyitems)
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.storage.local import LocalStorage
@@ -97,12 +98,23 @@ def make_batch(batch_id: str, n_jobs: int = 2, **batch_fields) -> tuple[dict, li
     return batch, jobs
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`make test` runs two workers) the tests that start a whole production
-    topology (daemon, code server, webserver, service) are meant to share one xdist group, so two
-    of them never compete for the 2 cores at once. Measured on 2026-12-07: with pytest-xdist
-    3.8.0 here no `xdist_group` is applied (not even an explicit marker in a scratch project: the
-    nodeids get no `@group` suffix), so the topologies still run two at a time; see docs/testing.md."""
+    topology (daemon, code server, webserver, service) share one xdist group, so two of them never
+    compete for the 2 cores at once.
+
+    pytest-xdist 3.8.0 marks a group by setting `item._nodeid`, which pytest 9 no longer reads (the
+    node id is `item._id`, a NodeId), so no group was ever applied and the topologies ran two at a
+    time. This hook runs after xdist's and gives each grouped item the `@group` suffix itself."""
+    loadgroup = bool(getattr(config.option, "loadgroup", False))
     for item in items:
         if item.get_closest_marker("postgres") and item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.xdist_group("topology"))
+        if not loadgroup:
+            continue
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc
-from zencourt_pipeline.db.records import Batch, Job, OutboxEvent, Record, Task
+from zencourt_pipeline.db.records import Batch, CompletionRecord, Job, OutboxEvent, Record, Task
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline_tests.soak.context import TERMINAL, SoakContext, job_of_prompt
 
@@ -388,6 +388,8 @@ def _expected_outcomes(ctx, batches, jobs, tasks, violations, figures) -> None:
             unexpected += 1
             violations.append(f"job {job.id} ended {job.status} {job.error_code or ''}, but the faults that hit it "
                               f"({', '.join(excuses) or 'none that can fail a job'}) were recoverable")
+            for line in job_story(ctx, job, batches.get(job.batch_id), tasks):
+                ctx.log(f"story {job.id}: {line}")
     for batch_id in sorted({jobs[j].batch_id for j in expected_complete}):
         batch = batches.get(batch_id)
         if batch is not None and batch.status != "completed" and batch_id not in canceled_batches:
@@ -395,3 +397,25 @@ def _expected_outcomes(ctx, batches, jobs, tasks, violations, figures) -> None:
                               "jobs whose faults were all recoverable")
     figures["jobs_expected_completed"] = len(expected_complete)
     figures["jobs_unexpected_outcome"] = unexpected
+
+
+def job_story(ctx: SoakContext, job: Job, batch: Batch | None, tasks: list[dict]) -> list[str]:
+    """What happened to a job whose outcome is a violation, for the report: its ledger rows, the
+    completions recorded for them and the fakes' tasks, in seconds after its batch started processing."""
+    origin = as_utc(batch.processing_started_at or batch.created_at) if batch else None
+
+    def at(when: datetime | None) -> str:
+        return "-" if when is None or origin is None else f"{(as_utc(when) - origin).total_seconds():+.1f}s"
+
+    rows = _rows(ctx, f"SELECT * FROM generation_tasks WHERE job_id = '{job.id}' ORDER BY id", Task)
+    ids = [row.task_id for row in rows if row.task_id]
+    completions = _rows(ctx, "SELECT * FROM generation_completions WHERE task_id IN ('"
+                        + "','".join(ids) + "') ORDER BY id", CompletionRecord) if ids else []
+    lines = [f"job {job.status} {job.error_code} {job.error_message!r} provider_task_id={job.provider_task_id} "
+             f"updated {at(job.updated_at)}"]
+    lines += [f"task {r.provider} {r.task_id} {r.status} submitted {at(r.submitted_at)} finished {at(r.finished_at)} "
+              f"polled {at(r.last_polled_at)} orphaned={r.possibly_orphaned} downloads={r.download_attempts} "
+              f"{r.error_code or ''} {r.download_error or ''}" for r in rows]
+    lines += [f"completion {c.provider} {c.task_id} {c.status} by {c.source} at {at(c.received_at)}" for c in completions]
+    lines += [f"fake {t['provider']} {t['id']} final={t['final']}" for t in tasks if t["job"] == job.id]
+    return lines
