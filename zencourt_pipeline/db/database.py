@@ -22,6 +22,7 @@ from zencourt_pipeline.db.analytics import AnalyticsQueries
 from zencourt_pipeline.db.batches import BatchQueries
 from zencourt_pipeline.db.cancel import CancelQueries
 from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exported
+from zencourt_pipeline.db.completions import CompletionQueries
 from zencourt_pipeline.db.events import EventQueries
 from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.liveness import LivenessQueries
@@ -67,6 +68,7 @@ def create_engine(url: str) -> sa.Engine:
 
 class AppDatabase(
     GenerationQueries,
+    CompletionQueries,
     CancelQueries,
     QuotaQueries,
     LivenessQueries,

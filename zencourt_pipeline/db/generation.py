@@ -1,4 +1,4 @@
-"""Generation tasks and completions: what was paid for, and what came back.
+"""Generation tasks: what was paid for (the completions, what came back, are in completions.py).
 
 A mixin of `AppDatabase` (see database.py), split out to keep each module readable.
 """
@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.completions import lock_task_key
 from zencourt_pipeline.db.records import (
     TERMINAL_STATUSES,
     BatchStatus,
-    CompletionRecord,
     GenerationTaskStatus,
     JobStatus,
     Task,
@@ -27,8 +27,6 @@ from zencourt_pipeline.db.schema import (
     video_gen_jobs,
 )
 
-# a task whose provider answer is still to come (the intent) or that the provider accepted
-IN_FLIGHT_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED)
 # what a regeneration supersedes: the task was paid and is finished
 FINISHED_TASK_STATUSES = (
     GenerationTaskStatus.SUCCEEDED,
@@ -100,6 +98,7 @@ class GenerationQueries:
         """
         now = utcnow()
         with self.transaction() as conn:
+            lock_task_key(conn, provider, task_id)  # against a webhook recording this id right now
             task = generation_tasks.c
             owner = conn.execute(
                 sa.select(task.job_id).where(task.provider == provider, task.task_id == task_id, task.id != row_id)
@@ -243,62 +242,6 @@ class GenerationQueries:
         return row is not None
 
     # -- completions ---------------------------------------------------------------------------
-    def record_completion(
-        self,
-        *,
-        provider: str,
-        task_id: str,
-        status: GenerationTaskStatus | str,
-        source: str,
-        output_url: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        payload: Any = None,
-    ) -> bool:
-        """Durably record a provider completion. Returns False for a duplicate (nothing changes)."""
-        with self.transaction() as conn:
-            task = conn.execute(
-                sa.select(generation_tasks).where(
-                    generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id
-                )
-            ).first()
-            values = {
-                "provider": provider,
-                "task_id": task_id,
-                "job_id": task.job_id if task else None,
-                "batch_id": task.batch_id if task else None,
-                "status": status,
-                "output_url": output_url,
-                "error_code": error_code,
-                "error_message": (error_message or None) and error_message[:2000],
-                "payload": payload if isinstance(payload, str) or payload is None else json.dumps(payload),
-                "source": source,
-                "received_at": utcnow(),
-            }
-            inserted = self._insert_ignoring_duplicate(conn, generation_completions, values, ["provider", "task_id"])
-            if inserted and task is not None:
-                conn.execute(
-                    sa.update(generation_tasks)
-                    .where(generation_tasks.c.id == task.id, generation_tasks.c.status.in_(IN_FLIGHT_TASK_STATUSES))
-                    .values(
-                        status=status,
-                        error_code=error_code,
-                        error_message=values["error_message"],
-                        finished_at=utcnow(),
-                        updated_at=utcnow(),
-                    )
-                )
-        return inserted
-
-    def completions_for_batch(self, batch_id: str) -> list[CompletionRecord]:
-        """Every recorded provider completion of a batch, in the order they arrived."""
-        return self._fetch(
-            sa.select(generation_completions)
-            .where(generation_completions.c.batch_id == batch_id)
-            .order_by(generation_completions.c.id),
-            CompletionRecord,
-        )
-
     def tasks_awaiting_completion(
         self, *, provider: str | None = None, submitted_before: timedelta = timedelta(0),
         polled_before: timedelta = timedelta(0), limit: int = 50,

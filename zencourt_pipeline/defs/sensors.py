@@ -203,5 +203,5 @@ def generation_reconciler_sensor(
     return dg.SkipReason(
         f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s), "
         f"canceled {report.canceled} task(s) of ended jobs, gave up {report.intents_given_up} unanswered create(s) "
-        "of ended jobs"
+        f"of ended jobs, linked {report.linked} completion(s) recorded before their task"
     )

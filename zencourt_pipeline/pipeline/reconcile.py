@@ -30,6 +30,7 @@ class ReconcileReport:
     errors: int = 0
     canceled: int = 0
     intents_given_up: int = 0
+    linked: int = 0
 
 
 # a create still unanswered this long after it began has no run waiting for its answer any more
@@ -53,6 +54,8 @@ def reconcile_tasks(
     # timed out): asked again every tick until the provider confirms, which stops the spend
     report.canceled = len(cancel_tasks(db, chain, db.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
     report.intents_given_up = give_up_intents_of_ended_jobs(db, chain, limit=limit_per_provider, is_run_active=is_run_active)
+    # completions a webhook recorded before their task's id was persisted, never linked (db/completions.py)
+    report.linked = db.link_completions()
     for name in chain.order:
         generator = chain.get(name)
         if generator.poll_interval_seconds <= 0:  # the local generator finishes inside submit

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from zencourt_pipeline.db.completions import IN_FLIGHT_TASK_STATUSES
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.generation import IN_FLIGHT_TASK_STATUSES
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.errors import CodedError, ErrorCode
 

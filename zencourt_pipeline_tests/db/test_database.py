@@ -112,6 +112,56 @@ def test_completion_arriving_before_the_task_id_is_linked_later(app_db):
     assert app_db.tasks_for_job("early-1")[0].status == "succeeded"
 
 
+def _persist_task_id_unseen(app_db, row_id: int, task_id: str) -> None:
+    """What the create's answer wrote when its transaction did not see a webhook's completion."""
+    with app_db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE generation_tasks SET task_id = :t, status = 'submitted' WHERE id = :id"),
+                     {"t": task_id, "id": row_id})
+        conn.execute(sa.text("UPDATE video_gen_jobs SET provider_task_id = :t WHERE id = "
+                             "(SELECT job_id FROM generation_tasks WHERE id = :id)"), {"t": task_id, "id": row_id})
+
+
+def test_a_completion_left_unlinked_is_linked_by_link_completions(app_db):
+    app_db.insert_batch(*make_batch("race"))
+    row = app_db.begin_task("race-0", "race", "fal")
+    assert app_db.record_completion(provider="fal", task_id="req-r", status="succeeded", source="webhook")
+    _persist_task_id_unseen(app_db, row, "req-r")  # both committed, neither saw the other
+    assert app_db.completions_for_batch("race") == []
+    assert [t.task_id for t in app_db.tasks_awaiting_completion()] == []  # not polled: a completion exists
+    assert app_db.link_completions() == 1
+    [completion] = app_db.completions_for_batch("race")
+    assert (completion.job_id, completion.task_id) == ("race-0", "req-r")
+    assert app_db.tasks_for_job("race-0")[0].status == "succeeded"
+    assert app_db.link_completions() == 0
+
+
+@pytest.mark.postgres
+def test_a_webhook_racing_the_create_answer_waits_for_it_and_is_linked(postgres_url):
+    """The create's answer holds the task key's lock (db/completions.py): a webhook for the same id
+    recorded meanwhile waits, then sees the task and links to it. Without the lock it records an
+    unlinked completion that the batch never sees."""
+    from zencourt_pipeline.db.completions import lock_task_key
+    from zencourt_pipeline.db.database import AppDatabase
+
+    db = AppDatabase(postgres_url)
+    db.upgrade()
+    db.insert_batch(*make_batch("lk"))
+    row = db.begin_task("lk-0", "lk", "fal")
+    recorded = threading.Event()
+    with db.engine.connect() as conn, conn.begin():
+        lock_task_key(conn, "fal", "req-lk")  # the answer's transaction, not committed yet
+        webhook = threading.Thread(target=lambda: (db.record_completion(
+            provider="fal", task_id="req-lk", status="succeeded", source="webhook"), recorded.set()))
+        webhook.start()
+        assert not recorded.wait(1.0), "the webhook did not wait for the create's answer"
+        conn.execute(sa.text("UPDATE generation_tasks SET task_id = 'req-lk', status = 'submitted' WHERE id = :id"),
+                     {"id": row})
+    webhook.join(10)
+    [completion] = db.completions_for_batch("lk")
+    assert completion.job_id == "lk-0"
+    assert db.tasks_for_job("lk-0")[0].status == "succeeded"
+
+
 def test_state_changes_write_their_webhook_in_the_same_transaction(app_db):
     app_db.insert_batch(*make_batch("w", n_jobs=3))
     assert app_db.fail_job("w-0", "INVALID_INPUT", "not an image")
