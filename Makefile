@@ -65,9 +65,11 @@ dev: $(STAMP) dagster-home
 serve: $(STAMP)
 	$(BIN)/zencourt serve
 
-## make bench: performance benchmarks, one `name: value` line per figure
+## make bench: performance benchmarks, one `name: value` line per figure (then the tail latency of a
+## batch on the production topology, zencourt_pipeline_tests/latency.py)
 bench: $(STAMP)
 	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline.bench
+	$(WITH_POSTGRES) $(BIN)/python -m zencourt_pipeline_tests.latency --batches 3
 
 ## make loadtest: 200 batches of 6 clips on the production topology (Postgres, daemon, fakes)
 loadtest: $(STAMP)
