@@ -38,7 +38,7 @@ from zencourt_pipeline.db.records import (
     Job,
     Task,
 )
-from zencourt_pipeline.domain import BatchRejected
+from zencourt_pipeline.domain import BatchRejected, motion_prompt
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import (
@@ -120,12 +120,13 @@ def generation_attempt(tasks: list[Task]) -> int:
 
 
 def build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
-    """The provider request of one job: its photo, prompt, duration, orientation and seed."""
+    """The provider request of one job: its photo, prompt (with the batch's instructions after it),
+    duration, orientation and seed."""
     return GenerationRequest(
         job_id=job.id,
         batch_id=batch.id,
         photo_path=photo,
-        prompt=job.prompt or default_prompt(job.room_name),
+        prompt=motion_prompt(job.prompt or default_prompt(job.room_name), batch.instructions),
         duration_seconds=int(job.duration_seconds),
         orientation=batch.orientation,
         seed=attempt_seed(job.id, attempt),

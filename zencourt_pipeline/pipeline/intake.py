@@ -13,10 +13,19 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
-from zencourt_pipeline.domain import BatchRejected, batch_problem, job_problem, parse_facts
+from zencourt_pipeline.domain import (
+    BatchRejected,
+    JobSource,
+    batch_problem,
+    given_clip_problem,
+    instructions_problem,
+    job_problem,
+    parse_facts,
+    prompt_problem,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
+from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, check_callback_url, fetch_url
 from zencourt_pipeline.pipeline.clip_checks import (
     PhotoInspection,
     PhotoProblem,
@@ -26,6 +35,7 @@ from zencourt_pipeline.pipeline.clip_checks import (
 from zencourt_pipeline.pipeline.keys import photo_key
 from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
+from zencourt_pipeline.providers.chain import default_prompt
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
@@ -53,16 +63,24 @@ class IntakeStatus(StrEnum):
     NO_USABLE_PHOTO = "no_usable_photo"  # every photo unusable: the batch failed NO_USABLE_PHOTO
 
 
-def validate_batch(batch: Batch, jobs: list[Job], template: Template | None = None) -> None:
+def validate_batch(
+    batch: Batch, jobs: list[Job], template: Template | None = None, policy: FetchPolicy | None = None
+) -> None:
     """Refuse a batch that cannot produce a video, before any download or provider call (the
-    rules of `domain`, the ones the HTTP models apply to a request body, and `media.listing`'s
-    check of its template (`template`: the batch's, resolved; None: by its name among the bundled
-    ones), facts, captions and transitions)."""
+    rules of `domain`, the ones the HTTP models apply to a request body: its instructions and
+    callback URL (checked with `policy`) too, and `media.listing`'s check of its template
+    (`template`: the batch's, resolved; None: by its name among the bundled ones), facts,
+    captions and transitions)."""
     from zencourt_pipeline.media.listing import listing_problem
 
-    problem = batch_problem(batch.id, len(jobs), batch.orientation)
+    problem = batch_problem(batch.id, len(jobs), batch.orientation) or instructions_problem(batch.instructions)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
+    if batch.callback_url is not None:
+        try:
+            check_callback_url(batch.callback_url, policy or FetchPolicy())
+        except FetchError as exc:
+            raise BatchRejected(ErrorCode.INVALID_INPUT, f"callback_url: {exc.message}") from None
     facts = parse_facts(batch.facts)
     problem = listing_problem(
         template=template or batch.template, orientation=batch.orientation, title=batch.title, facts=facts,
@@ -87,12 +105,17 @@ def listing_clip(job: Job) -> ListingClip:
     """What `media.listing` checks and composes of a job (its clip length, room, caption, transition)."""
     from zencourt_pipeline.media.listing import ListingClip
 
-    return ListingClip(job.id, float(job.duration_seconds), job.room_name, job.caption, job.transition)
+    return ListingClip(job.id, job.seconds, job.room_name, job.caption, job.transition)
 
 
-def validate_job(job: Job) -> None:
-    """Refuse a job `domain.job_problem` finds a problem with (its id, prompt or duration)."""
+def validate_job(job: Job, instructions: str | None = None) -> None:
+    """Refuse a job `domain.job_problem` finds a problem with (its id, prompt or duration), whose
+    prompt with the batch's `instructions` is too long, or a given clip's in/out points."""
     problem = job_problem(job.id, job.prompt, job.duration_seconds)
+    if problem is None and job.source == JobSource.PHOTO:
+        problem = prompt_problem(job.prompt or default_prompt(job.room_name), instructions)
+    if problem is None and job.source == JobSource.CLIP:
+        problem = given_clip_problem(job.clip_in_seconds, job.clip_out_seconds, job.duration_seconds)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
 
@@ -153,7 +176,7 @@ def ingest_photos(
             results.append(PhotoResult(job.id, job.room_name, PhotoOutcome.READY, photo_key=job.photo_key))
             continue
         try:
-            validate_job(job)
+            validate_job(job, batch.instructions)
             source = fetch_source(job.image_url, work_dir / f"{job.id}.source", storage, policy)
             prepared = work_dir / f"{job.id}.jpg"
             info = prepare_photo(source, prepared)
@@ -224,7 +247,7 @@ def take_in_batch(
     none is ready, and inspect the ready ones."""
     usage: list[QuotaUsage] = []
     try:
-        validate_batch(batch, jobs, batch_template(db, batch))
+        validate_batch(batch, jobs, batch_template(db, batch), policy)
         if not batch.terminal and not db.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             open_jobs = sum(1 for job in jobs if not job.terminal)

@@ -239,6 +239,8 @@ class BatchResponse(ApiModel):
     spend: dict[str, Any]
     jobs: list[JobResponse]
     facts: ListingFacts | None = None  # the listing facts the template merges (null: none, or unreadable)
+    instructions: str | None = None  # added to every job's motion prompt (null: none)
+    callback_url: str | None = None  # the batch's own webhook URL, next to the global one (null: none)
 
     @classmethod
     def from_records(
@@ -266,6 +268,8 @@ class BatchResponse(ApiModel):
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job, urls, job_progress.get(job.id)) for job in jobs],
             facts=stored_facts(batch.facts),
+            instructions=batch.instructions,
+            callback_url=batch.callback_url,
         )
 
 

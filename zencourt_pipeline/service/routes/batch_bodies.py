@@ -19,11 +19,15 @@ from zencourt_pipeline.domain import (
     CLIP_SECONDS_DEFAULT,
     MAX_JOBS_PER_BATCH,
     ClipSeconds,
+    Instructions,
     ListingFacts,
     Orientation,
     Prompt,
+    instructions_problem,
+    prompt_problem,
 )
 from zencourt_pipeline.media.transitions import TransitionKind
+from zencourt_pipeline.net.fetch import check_callback_url
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
 from zencourt_pipeline.service.routes.common import Id
 from zencourt_pipeline.storage.base import Storage
@@ -88,6 +92,37 @@ class BatchCreate(CreateModel):
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
     facts: ListingFacts | None = None  # what the template's merge fields read ({{price}}, ...)
+    instructions: Instructions | None = None  # added to every job's motion prompt (at most 500 characters)
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)] | None = None
+
+    @field_validator("instructions")
+    @classmethod
+    def _usable_instructions(cls, value: str | None) -> str | None:
+        problem = instructions_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _safe_callback(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_callback_url(value, (info.context or {}).get("policy") or FetchPolicy())
+        except FetchError as exc:
+            raise ValueError(exc.message) from None
+
+    def prompt_problems(self) -> list[tuple[str, str]]:
+        """(field, message) of each photo job whose motion prompt with the instructions is too long."""
+        from zencourt_pipeline.providers.chain import default_prompt
+
+        problems = []
+        for i, job in enumerate(self.jobs):
+            problem = prompt_problem(job.prompt or default_prompt(job.room_name), self.instructions)
+            if problem:
+                problems.append((f"jobs.{i}.prompt", problem))
+        return problems
 
     @field_validator("template")
     @classmethod

@@ -95,6 +95,8 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "template": body.template,
         "title": body.title,
         "facts": body.facts.to_json() if body.facts is not None else None,
+        "instructions": body.instructions,
+        "callback_url": body.callback_url,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
@@ -179,12 +181,17 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
 
 
 def _check_texts(body: BatchCreate, db: AppDatabase) -> None:
-    """400 naming the field when the batch's texts cannot be rendered (the check intake makes)."""
+    """400 naming the field when the batch's texts cannot be rendered, or a motion prompt with the
+    batch's instructions would be too long (the checks intake makes)."""
     own = workspace_template(db, body.workspace_id, body.template) if body.workspace_id and body.template else None
     problem = body.listing_problem(own)
-    if problem is not None:
-        loc = [to_camel(part) for part in problem.field.split(".")] if problem.field else []
-        raise validation_error([{"loc": loc, "msg": problem.message, "type": "value_error"}])
+    problems = [(problem.field, problem.message)] if problem is not None else body.prompt_problems()
+    if problems:
+        errors = [
+            {"loc": [to_camel(part) for part in field.split(".")] if field else [], "msg": message, "type": "value_error"}
+            for field, message in problems
+        ]
+        raise validation_error(errors)
 
 
 def _check_image_keys(principal: Principal, body: BatchCreate, storage: Storage) -> None:
