@@ -17,7 +17,6 @@ from zencourt_pipeline.domain import (
     BatchRejected,
     JobSource,
     batch_problem,
-    given_clip_problem,
     instructions_problem,
     job_problem,
     parse_facts,
@@ -32,11 +31,12 @@ from zencourt_pipeline.pipeline.clip_checks import (
     PhotoProblemKind,
     inspect_photo,
 )
+from zencourt_pipeline.pipeline.given_clips import ClipOutcome, GivenClipResult, ingest_given_clips
 from zencourt_pipeline.pipeline.keys import photo_key
 from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.providers.chain import default_prompt
-from zencourt_pipeline.storage.base import Storage, StorageError
+from zencourt_pipeline.storage.base import Storage, StorageError, storage_is_failing
 
 if TYPE_CHECKING:
     from zencourt_pipeline.media.listing import ListingClip
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRejected"]  # defined in `domain` (the batch rules), imported from here as well
 
-NO_USABLE_PHOTO_MESSAGE = "no usable photo in the batch"
+NO_USABLE_PHOTO_MESSAGE = "no usable photo (or given clip) in the batch"
 
 
 class PhotoOutcome(StrEnum):
@@ -109,13 +109,11 @@ def listing_clip(job: Job) -> ListingClip:
 
 
 def validate_job(job: Job, instructions: str | None = None) -> None:
-    """Refuse a job `domain.job_problem` finds a problem with (its id, prompt or duration), whose
-    prompt with the batch's `instructions` is too long, or a given clip's in/out points."""
+    """Refuse a photo job `domain.job_problem` finds a problem with (its id, prompt or duration), or
+    whose prompt with the batch's `instructions` is too long (a given clip: `given_clips.validate_given_clip`)."""
     problem = job_problem(job.id, job.prompt, job.duration_seconds)
-    if problem is None and job.source == JobSource.PHOTO:
+    if problem is None:
         problem = prompt_problem(job.prompt or default_prompt(job.room_name), instructions)
-    if problem is None and job.source == JobSource.CLIP:
-        problem = given_clip_problem(job.clip_in_seconds, job.clip_out_seconds, job.duration_seconds)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
 
@@ -150,15 +148,6 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
         return storage.get_file(key, dest)
     fetch_url(url, dest, policy, expect="image")  # what the bytes are, not what the server says
     return dest
-
-
-def storage_is_failing(storage: Storage, exc: StorageError, source_url: str) -> bool:
-    """Whether a storage error is the storage's (an upload, or a read of a source that is there)
-    rather than the photo's (a missing object, a bad key)."""
-    if exc.code == ErrorCode.STORAGE_UPLOAD_FAILED:
-        return True
-    key = storage.key_from_uri(source_url)
-    return key is not None and exc.code == ErrorCode.STORAGE_DOWNLOAD_FAILED and storage.exists(key)
 
 
 def ingest_photos(
@@ -224,33 +213,41 @@ def inspect_photos(storage: Storage, results: list[PhotoResult], work_dir: Path)
 
 @dataclass(frozen=True)
 class IntakeReport:
-    """What `take_in_batch` did to the batch: how it ended, its photos and the quota it fits in."""
+    """What `take_in_batch` did to the batch: how it ended, its photos and given clips, and the quota it fits in."""
 
     status: IntakeStatus
-    photos: list[PhotoResult] = field(default_factory=list)  # one per job (none when rejected)
+    photos: list[PhotoResult] = field(default_factory=list)  # one per photo job (none when rejected)
     inspected: list[PhotoResult] = field(default_factory=list)  # the ready photos with their inspection
     quota_usage: list[QuotaUsage] = field(default_factory=list)  # the early check's usage, when it was made
     error_code: ErrorCode | None = None  # why the batch failed (REJECTED, NO_USABLE_PHOTO)
     error_message: str | None = None
+    clips: list[GivenClipResult] = field(default_factory=list)  # one per given-clip job (`clip_url`)
 
     def count(self, outcome: PhotoOutcome) -> int:
         """How many photos ended `outcome`."""
         return sum(1 for photo in self.photos if photo.status == outcome)
+
+    def count_clips(self, outcome: ClipOutcome) -> int:
+        """How many given clips ended `outcome`."""
+        return sum(1 for clip in self.clips if clip.status == outcome)
 
 
 def take_in_batch(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy,
     *, quota: QuotaLimits,
 ) -> IntakeReport:
-    """Intake's state changes in order: validate the batch and apply the early quota rule (reject
-    it: every job and the batch fail), start it, take its photos in, fail it NO_USABLE_PHOTO when
-    none is ready, and inspect the ready ones."""
+    """Intake's state changes in order: validate the batch and apply the early quota rule to its
+    photo jobs (the given clips are not generated, nothing is paid for them) (reject it: every job
+    and the batch fail), start it, take its photos and given clips in, fail it NO_USABLE_PHOTO when
+    none is ready, and inspect the ready photos."""
     usage: list[QuotaUsage] = []
+    photo_jobs = [job for job in jobs if job.source == JobSource.PHOTO]
+    clip_jobs = [job for job in jobs if job.source == JobSource.CLIP]
     try:
         validate_batch(batch, jobs, batch_template(db, batch), policy)
         if not batch.terminal and not db.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
-            open_jobs = sum(1 for job in jobs if not job.terminal)
+            open_jobs = sum(1 for job in photo_jobs if not job.terminal)
             usage = enforce_quota(
                 db, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
@@ -259,12 +256,16 @@ def take_in_batch(
         return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
     if batch.status == BatchStatus.PENDING:
         db.start_batch(batch.id)
-    photos = ingest_photos(db, storage, batch, jobs, work_dir, policy)
-    if not any(photo.status == PhotoOutcome.READY for photo in photos):
+    photos = ingest_photos(db, storage, batch, photo_jobs, work_dir, policy)
+    clips = ingest_given_clips(db, storage, batch, clip_jobs, work_dir, policy)
+    if not any(photo.status == PhotoOutcome.READY for photo in photos) and not any(
+        clip.status == ClipOutcome.READY for clip in clips
+    ):
         code = ErrorCode.NO_USABLE_PHOTO
         db.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
         return IntakeReport(
-            IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code, error_message=NO_USABLE_PHOTO_MESSAGE
-        )
+            IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code,
+            error_message=NO_USABLE_PHOTO_MESSAGE, clips=clips,
+        )  # fmt: skip
     inspected = inspect_photos(storage, photos, work_dir)
-    return IntakeReport(IntakeStatus.TAKEN_IN, photos, inspected, usage)
+    return IntakeReport(IntakeStatus.TAKEN_IN, photos, inspected, usage, clips=clips)

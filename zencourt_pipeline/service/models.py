@@ -187,6 +187,9 @@ class JobResponse(ApiModel):
     progress: float | None = None
     caption: str | None = None  # the caption asked for (null: the room name is the caption)
     transition: str | None = None  # the transition into the next clip asked for (null: the template's)
+    clip_url: str | None = None  # a given clip (no generation), stitched from its in to its out point
+    clip_in_seconds: float | None = None
+    clip_out_seconds: float | None = None
 
     @classmethod
     def from_record(cls, job: Job, urls: MediaUrls, progress: float | None = None) -> JobResponse:
@@ -206,6 +209,9 @@ class JobResponse(ApiModel):
             progress=progress if job.status == JobStatus.PROCESSING else None,
             caption=job.caption,
             transition=job.transition,
+            clip_url=job.clip_url,
+            clip_in_seconds=job.clip_in_seconds,
+            clip_out_seconds=job.clip_out_seconds,
         )
 
 
