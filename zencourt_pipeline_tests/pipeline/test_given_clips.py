@@ -156,3 +156,15 @@ def test_a_given_clip_url_to_a_private_address_is_refused(stack, tmp_path):
     (result,) = ingest_given_clips(db, storage, db.get_batch("ss"), db.get_jobs("ss"), tmp_path, FetchPolicy())
     assert result.status is ClipOutcome.FAILED and result.error_code == ErrorCode.INVALID_INPUT
     assert "loopback" in result.error_message
+
+
+def test_an_operator_cannot_regenerate_a_given_clip(stack):
+    from zencourt_pipeline.pipeline.regenerate import RegenerationRefused, plan_regeneration
+
+    db, _storage, _generators = stack
+    db.insert_batch({"id": "rg", "listing_id": "L"}, [{"id": "rg-0", "image_url": "https://c.example.com/a.mp4",
+                                                       "clip_url": "https://c.example.com/a.mp4"}])  # fmt: skip
+    db.fail_job("rg-0", ErrorCode.CLIP_TRUNCATED, "cut short")
+    with pytest.raises(RegenerationRefused) as refused:
+        plan_regeneration(db, db.get_batch("rg"), db.get_jobs("rg"), ["rg-0"])
+    assert refused.value.code is ErrorCode.INVALID_INPUT and "given clip" in refused.value.message
