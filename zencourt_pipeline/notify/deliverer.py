@@ -300,9 +300,7 @@ class OutboxDeliverer:
         if row.target_url is None:
             return self.client.post(self.url, content=raw_body, headers=headers, timeout=self.timeout)
         check_callback_url(row.target_url, self.callback_policy)
-        response = self.callback_client.post(row.target_url, content=raw_body, headers=headers, timeout=self.timeout)
-        response.read()
-        return response
+        return self.callback_client.post(row.target_url, content=raw_body, headers=headers, timeout=self.timeout)
 
     def _redact(self, text: str) -> str:
         if self._secret:
