@@ -68,8 +68,9 @@ def _read_report(path: Path) -> tuple[int, str]:
     return proc.returncode, proc.stderr.decode(errors="replace")
 
 
-def check_given_clip(path: Path, *, in_s: float, out_s: float, max_source_s: float) -> GivenClip:
-    """The clip at `path` if it can be stitched from `in_s` to `out_s` (seconds); MediaError otherwise."""
+def check_given_clip(path: Path, *, in_s: float, out_s: float | None, max_source_s: float) -> GivenClip:
+    """The clip at `path` if it can be stitched from `in_s` to `out_s` (seconds; None: to wherever the
+    caller decides, only `in_s` is checked); MediaError otherwise."""
     path = Path(path)
     size = path.stat().st_size if path.is_file() else 0
     if size == 0:
@@ -98,10 +99,9 @@ def check_given_clip(path: Path, *, in_s: float, out_s: float, max_source_s: flo
         raise MediaError(ErrorCode.CLIP_TRUNCATED, "the clip has no duration")
     if seconds > max_source_s:
         raise MediaError(ErrorCode.CLIP_TOO_LONG, f"the clip lasts {seconds:.1f} s (at most {max_source_s:g} s)")
-    if in_s >= seconds or out_s > seconds + END_TOLERANCE_S:
-        raise MediaError(
-            ErrorCode.CLIP_OUT_OF_RANGE, f"in/out points {in_s:g}..{out_s:g} s are past the clip's end ({seconds:.2f} s)"
-        )
+    if in_s >= seconds or (out_s is not None and out_s > seconds + END_TOLERANCE_S):
+        points = f"in/out points {in_s:g}..{out_s:g} s are" if out_s is not None else f"in point {in_s:g} s is"
+        raise MediaError(ErrorCode.CLIP_OUT_OF_RANGE, f"{points} past the clip's end ({seconds:.2f} s)")
     frame, fps = _SIZE.search(video[0]), _FPS.search(video[0])
     return GivenClip(
         duration_s=round(seconds, 3),

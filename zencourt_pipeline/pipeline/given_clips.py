@@ -19,6 +19,7 @@ from pathlib import Path
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, Job, JobStatus
 from zencourt_pipeline.domain import (
+    GIVEN_CLIP_SECONDS_MIN,
     GIVEN_CLIP_SOURCE_SECONDS_MAX,
     BatchRejected,
     given_clip_problem,
@@ -26,6 +27,7 @@ from zencourt_pipeline.domain import (
 )
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.given_clip import GivenClip, check_given_clip
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
 from zencourt_pipeline.pipeline.keys import given_clip_key
 from zencourt_pipeline.storage.base import Storage, StorageError, storage_is_failing
@@ -65,6 +67,21 @@ def clip_points(job: Job) -> tuple[float, float]:
     return start, round(start + job.seconds, 3)
 
 
+def resolved_out(job: Job, clip: GivenClip) -> float:
+    """The out point of a given clip: its own; absent, in + duration_seconds or the clip's end when
+    sooner (CLIP_OUT_OF_RANGE when that leaves less than GIVEN_CLIP_SECONDS_MIN)."""
+    start, end = clip_points(job)
+    if job.clip_out_seconds is not None:
+        return end
+    end = round(min(end, clip.duration_s), 3)
+    if end - start < GIVEN_CLIP_SECONDS_MIN:
+        raise MediaError(
+            ErrorCode.CLIP_OUT_OF_RANGE,
+            f"in point {start:g} s leaves {end - start:.2f} s of the clip (at least {GIVEN_CLIP_SECONDS_MIN:g} s)",
+        )
+    return end
+
+
 def fetch_given_clip(url: str, dest: Path, storage: Storage, policy: FetchPolicy) -> Path:
     """The clip from our storage (its URI) or an https URL (SSRF-safe, up to GIVEN_CLIP_MAX_BYTES)."""
     key = storage.key_from_uri(url)
@@ -87,8 +104,6 @@ def ingest_given_clips(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[GivenClipResult]:
     """Fetch, check and store each open given clip as its job's raw clip; a bad clip fails its job."""
-    from zencourt_pipeline.media.given_clip import check_given_clip
-
     results = []
     for job in jobs:
         if job.terminal:
@@ -101,10 +116,13 @@ def ingest_given_clips(
         try:
             validate_given_clip(job)
             source = fetch_given_clip(job.clip_url, work_dir / f"{job.id}.given", storage, policy)
-            clip = check_given_clip(source, in_s=start, out_s=end, max_source_s=GIVEN_CLIP_SOURCE_SECONDS_MAX)
+            out = end if job.clip_out_seconds is not None else None
+            clip = check_given_clip(source, in_s=start, out_s=out, max_source_s=GIVEN_CLIP_SOURCE_SECONDS_MAX)
+            end = resolved_out(job, clip)
             key = given_clip_key(batch.id, job.id, clip.container)
             storage.put_file(key, source, CONTENT_TYPES[clip.container])
-            db.update_job(job.id, raw_clip_key=key, status=JobStatus.PROCESSING)
+            # the out point resolved (an absent one: in + duration_seconds, or the clip's end when sooner)
+            db.update_job(job.id, raw_clip_key=key, clip_out_seconds=end, status=JobStatus.PROCESSING)
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
             if isinstance(exc, StorageError) and storage_is_failing(storage, exc, job.clip_url):
                 raise  # the storage's fault, not the clip's: the step is retried, the job stays open

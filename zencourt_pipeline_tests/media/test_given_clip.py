@@ -61,11 +61,15 @@ def test_bad_clips_say_why(clips, kind, code, why):
     assert raised.value.code is code and why in raised.value.message
 
 
-@pytest.mark.parametrize(("in_s", "out_s"), [(4.0, 5.0), (1.0, 4.5), (5.0, 6.0)])
+@pytest.mark.parametrize(("in_s", "out_s"), [(4.0, 5.0), (1.0, 4.5), (5.0, 6.0), (4.0, None)])
 def test_points_past_the_end_are_out_of_range(clips, in_s, out_s):
     with pytest.raises(MediaError) as raised:
         check_given_clip(clips["mp4"], in_s=in_s, out_s=out_s, max_source_s=600)
     assert raised.value.code is ErrorCode.CLIP_OUT_OF_RANGE and "past the clip's end" in raised.value.message
+
+
+def test_without_an_out_point_only_the_in_point_is_checked(clips):
+    assert check_given_clip(clips["mp4"], in_s=3.5, out_s=None, max_source_s=600).duration_s == pytest.approx(4.0, abs=0.05)
 
 
 def test_container_magic():

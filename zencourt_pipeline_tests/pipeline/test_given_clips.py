@@ -168,3 +168,24 @@ def test_an_operator_cannot_regenerate_a_given_clip(stack):
     with pytest.raises(RegenerationRefused) as refused:
         plan_regeneration(db, db.get_batch("rg"), db.get_jobs("rg"), ["rg-0"])
     assert refused.value.code is ErrorCode.INVALID_INPUT and "given clip" in refused.value.message
+
+
+def test_a_clip_only_batch_is_ready_to_compose_right_after_intake(stack, tmp_path):
+    """No task to wait for: the completions sensor's state is ready once the clips are stored; an
+    absent out point stops at the clip's end when in + duration_seconds is past it."""
+    db, storage, generators = stack
+    src = tmp_path / "src"
+    src.mkdir()
+    uris = [_stored(storage, tmp_path, f"{i}.mp4", video_clip(src / f"{i}.mp4", seconds=3)) for i in range(2)]
+    db.insert_batch({"id": "co", "listing_id": "L"},
+                    [{"id": f"co-{i}", "sort_order": i, "image_url": uri, "clip_url": uri} for i, uri in enumerate(uris)])  # fmt: skip
+    assert generation_state(db, "co")[0] is False
+    work = tmp_path / "work"
+    work.mkdir()
+    report = take_in_batch(db, storage, db.get_batch("co"), db.get_jobs("co"), work, generators.fetch_policy(),
+                           quota=QuotaLimits(listing_quota=1))  # fmt: skip  # nothing is generated: the quota is not touched
+    assert report.status is IntakeStatus.TAKEN_IN and report.count_clips(ClipOutcome.READY) == 2
+    assert {job.status for job in db.get_jobs("co")} == {JobStatus.PROCESSING}
+    # no out point, duration_seconds 5, clips of 3 s: the out point is the clip's end, written back
+    assert {(job.clip_out_seconds, job.seconds) for job in db.get_jobs("co")} == {(3.0, 3.0)}
+    assert generation_state(db, "co")[0] is True and db.tasks_for_batch("co") == []

@@ -87,7 +87,7 @@ class JobCreate(CreateModel):
     caption: Text255 | None = None  # over the clip ({{caption}}; merge fields allowed); null: the room name
     transition: TransitionKind | None = None  # into the next clip; null: the template's
     # a clip the web app already has (issue 14 point 5): no generation; stitched from in to out
-    # (seconds; in default 0, out default in + durationSeconds)
+    # (seconds; in default 0, out default in + durationSeconds or the clip's end when sooner)
     clip_url: Url | None = None
     clip_in_seconds: ClipPoint | None = None
     clip_out_seconds: ClipPoint | None = None
