@@ -39,6 +39,14 @@ class Provider(StrEnum):
     LOCAL = "local"
 
 
+class JobSource(StrEnum):
+    """What a job starts from: a photo (a clip is generated from it) or a clip the web app already
+    has (`video_gen_jobs.clip_url`: no provider task, nothing paid)."""
+
+    PHOTO = "photo"
+    CLIP = "clip"
+
+
 class StorageBackend(StrEnum):
     """Where photos, clips and videos are stored (STORAGE_BACKEND)."""
 
@@ -92,7 +100,14 @@ ID_RE = re.compile(ID_PATTERN)
 MAX_PROMPT_CHARS = 1000
 MAX_JOBS_PER_BATCH = 30
 
+MAX_INSTRUCTIONS_CHARS = 500
+# a given clip: the span it lasts in the video, and the longest source accepted (CLIP_TOO_LONG beyond)
+GIVEN_CLIP_SECONDS_MIN = 1.0
+GIVEN_CLIP_SECONDS_MAX = 30.0
+GIVEN_CLIP_SOURCE_SECONDS_MAX = 600.0
+
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Instructions = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INSTRUCTIONS_CHARS)]
 Prompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)]
 ClipSeconds = Annotated[int, Field(ge=CLIP_SECONDS_MIN, le=CLIP_SECONDS_MAX)]
 
@@ -122,6 +137,54 @@ def job_problem(job_id: str, prompt: str | None, duration_seconds: float) -> str
         return f"prompt has {len(prompt)} characters (at most {MAX_PROMPT_CHARS})"
     if not CLIP_SECONDS_MIN <= int(duration_seconds) <= CLIP_SECONDS_MAX:
         return f"duration_seconds {duration_seconds} is outside {CLIP_SECONDS_MIN}..{CLIP_SECONDS_MAX}"
+    return None
+
+
+def instructions_problem(instructions: str | None) -> str | None:
+    """Why a batch's custom instructions cannot be used (too long, blank), None when they can."""
+    if instructions is None:
+        return None
+    if not instructions.strip():
+        return "instructions are blank"
+    if len(instructions) > MAX_INSTRUCTIONS_CHARS:
+        return f"instructions have {len(instructions)} characters (at most {MAX_INSTRUCTIONS_CHARS})"
+    return None
+
+
+def motion_prompt(base: str, instructions: str | None) -> str:
+    """A job's motion prompt (its own, or the room's default) with the batch's instructions after it."""
+    extra = (instructions or "").strip()
+    if not extra:
+        return base
+    base = base.strip().rstrip(".")
+    return f"{base}. {extra}" if base else extra
+
+
+def prompt_problem(base: str, instructions: str | None) -> str | None:
+    """Why the motion prompt with the batch's instructions would be too long for the providers."""
+    size = len(motion_prompt(base, instructions))
+    if size > MAX_PROMPT_CHARS:
+        return f"the prompt with the batch's instructions has {size} characters (at most {MAX_PROMPT_CHARS})"
+    return None
+
+
+def given_clip_span(in_seconds: float | None, out_seconds: float | None, duration_seconds: float) -> float:
+    """How long a given clip lasts in the video: out - in (out absent: in + duration_seconds)."""
+    start = in_seconds or 0.0
+    end = out_seconds if out_seconds is not None else start + float(duration_seconds)
+    return round(end - start, 3)
+
+
+def given_clip_problem(in_seconds: float | None, out_seconds: float | None, duration_seconds: float) -> str | None:
+    """Why a given clip's in/out points cannot be used (negative, reversed, span out of bounds)."""
+    start = in_seconds or 0.0
+    if start < 0:
+        return f"clip in point {start} s is negative"
+    if out_seconds is not None and out_seconds <= start:
+        return f"clip out point {out_seconds} s is not after its in point {start} s"
+    span = given_clip_span(in_seconds, out_seconds, duration_seconds)
+    if not GIVEN_CLIP_SECONDS_MIN <= span <= GIVEN_CLIP_SECONDS_MAX:
+        return f"clip span {span:g} s is outside {GIVEN_CLIP_SECONDS_MIN:g}..{GIVEN_CLIP_SECONDS_MAX:g} s"
     return None
 
 

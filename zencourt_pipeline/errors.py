@@ -24,6 +24,12 @@ class ErrorCode(enum.StrEnum):
     FFMPEG_FAILED = "FFMPEG_FAILED"
     NORMALIZE_FAILED = "NORMALIZE_FAILED"
     COMPOSITION_FAILED = "COMPOSITION_FAILED"  # also batch-level: the compose run failed for good
+    # -- a given clip (the web app's own clip, stitched without generation) ----------------------
+    CLIP_NOT_VIDEO = "CLIP_NOT_VIDEO"  # not an MP4, QuickTime or WebM video (an image, a page, ...)
+    CLIP_AUDIO_ONLY = "CLIP_AUDIO_ONLY"  # a media file without a video stream
+    CLIP_TRUNCATED = "CLIP_TRUNCATED"  # empty, cut short or damaged
+    CLIP_TOO_LONG = "CLIP_TOO_LONG"  # the source is longer than the bound
+    CLIP_OUT_OF_RANGE = "CLIP_OUT_OF_RANGE"  # its in/out points are past the clip's end
     # -- storage and downloads ---------------------------------------------------------------
     STORAGE_DOWNLOAD_FAILED = "STORAGE_DOWNLOAD_FAILED"
     STORAGE_UPLOAD_FAILED = "STORAGE_UPLOAD_FAILED"

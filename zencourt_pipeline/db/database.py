@@ -315,27 +315,32 @@ class AppDatabase(
 
     # -- helpers -------------------------------------------------------------------------------
     def _emit(self, conn: sa.Connection, event: str, batch_id: str, *, job_id: str | None = None, **fields: Any) -> None:
-        listing_id = conn.execute(
-            sa.select(video_gen_batch.c.listing_id).where(video_gen_batch.c.id == batch_id)
-        ).scalar()
-        delivery_id = str(uuid.uuid4())
-        body: dict[str, Any] = {"id": delivery_id, "event": event, "batchId": batch_id, "listingId": listing_id}
-        if job_id is not None:
-            body["jobId"] = job_id
-        body.update({key: value for key, value in fields.items() if value is not None})
-        body["occurredAt"] = utcnow().isoformat().replace("+00:00", "Z")
-        conn.execute(
-            sa.insert(webhook_outbox).values(
-                id=delivery_id,
-                event=event,
-                batch_id=batch_id,
-                job_id=job_id,
-                body=json.dumps(body, separators=(",", ":")),
-                next_attempt_at=utcnow(),
-                created_at=utcnow(),
-                updated_at=utcnow(),
+        """The outbox row of one webhook; a batch with its own `callback_url` gets a second row for
+        it (its own delivery id, the same event), delivered next to the global one."""
+        batch = conn.execute(
+            sa.select(video_gen_batch.c.listing_id, video_gen_batch.c.callback_url).where(video_gen_batch.c.id == batch_id)
+        ).first()
+        listing_id, callback_url = (batch.listing_id, batch.callback_url) if batch is not None else (None, None)
+        for target_url in (None, callback_url) if callback_url else (None,):
+            delivery_id = str(uuid.uuid4())
+            body: dict[str, Any] = {"id": delivery_id, "event": event, "batchId": batch_id, "listingId": listing_id}
+            if job_id is not None:
+                body["jobId"] = job_id
+            body.update({key: value for key, value in fields.items() if value is not None})
+            body["occurredAt"] = utcnow().isoformat().replace("+00:00", "Z")
+            conn.execute(
+                sa.insert(webhook_outbox).values(
+                    id=delivery_id,
+                    event=event,
+                    batch_id=batch_id,
+                    job_id=job_id,
+                    body=json.dumps(body, separators=(",", ":")),
+                    next_attempt_at=utcnow(),
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                    target_url=target_url,
+                )
             )
-        )
 
     def _record_created(self, conn: sa.Connection, batch: ColumnValues, job_rows: list[dict[str, Any]]) -> None:
         """The `batch.created` event of a batch inserted with its jobs (pending)."""

@@ -42,9 +42,11 @@ def _utc(now: datetime | None) -> datetime:
 
 
 def due(
-    db: AppDatabase, limit: int = 50, now: datetime | None = None, lease: timedelta = DEFAULT_LEASE
+    db: AppDatabase, limit: int = 50, now: datetime | None = None, lease: timedelta = DEFAULT_LEASE,
+    *, callbacks_only: bool = False,
 ) -> list[OutboxEvent]:
-    """Claim up to `limit` pending rows whose `next_attempt_at <= now`, oldest first.
+    """Claim up to `limit` pending rows whose `next_attempt_at <= now`, oldest first
+    (`callbacks_only`: only the rows for a batch's own callback URL, when the global URL is unset).
 
     The returned rows are leased to the caller until `now + lease`: that is their
     `next_attempt_at` (in the database and in the returned records, which also carry it as
@@ -56,7 +58,7 @@ def due(
     lease_until = now + lease
     candidates = (
         sa.select(_t.id)
-        .where(_t.status == OutboxStatus.PENDING, _t.next_attempt_at <= now)
+        .where(_t.status == OutboxStatus.PENDING, _t.next_attempt_at <= now, *([_t.target_url.is_not(None)] if callbacks_only else []))
         .order_by(_t.next_attempt_at, _t.created_at, _t.id)
         .limit(limit)
     )
@@ -212,12 +214,14 @@ class BatchWebhooks:
 
 
 def batch_webhooks(db: AppDatabase, batch_id: str) -> BatchWebhooks:
-    """The delivery state of one batch's webhooks (the status API's `webhookStatus`/`webhookErrorCode`)."""
+    """The delivery state of one batch's webhooks (the status API's `webhookStatus`/`webhookErrorCode`):
+    the terminal event's row for the global URL (a callback URL's row is the batch owner's), the dead
+    rows of either."""
     with db.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(_t.event, _t.status).where(_t.batch_id == batch_id).order_by(_t.created_at, _t.id)
+            sa.select(_t.event, _t.status, _t.target_url).where(_t.batch_id == batch_id).order_by(_t.created_at, _t.id)
         ).all()
-    terminal = [OutboxStatus(row.status) for row in rows if row.event in TERMINAL_EVENTS]
+    terminal = [OutboxStatus(row.status) for row in rows if row.event in TERMINAL_EVENTS and row.target_url is None]
     dead = sum(1 for row in rows if row.status == OutboxStatus.DEAD)
     return BatchWebhooks(terminal_status=terminal[0] if terminal else None, dead=dead)
 

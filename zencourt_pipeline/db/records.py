@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from zencourt_pipeline.db.clock import as_utc
-from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, ApiScope, Orientation
+from zencourt_pipeline.domain import CLIP_SECONDS_DEFAULT, ApiScope, JobSource, Orientation, given_clip_span
 
 
 class BatchStatus(enum.StrEnum):
@@ -179,6 +179,8 @@ class Batch(Record):
     compose_attempts: int = 0
     intake_attempts: int = 0
     facts: str | None = None  # JSON text (`domain.parse_facts`)
+    instructions: str | None = None  # added to every job's motion prompt (migration 0012)
+    callback_url: str | None = None  # the batch's own webhook URL, next to the global one (migration 0012)
 
     @property
     def terminal(self) -> bool:
@@ -212,11 +214,26 @@ class Job(Record):
     raw_clip_key: str | None = None
     caption: str | None = None  # null: the room name
     transition: str | None = None  # an xfade style into the next clip; null: the template's
+    clip_url: str | None = None  # a given clip (migration 0012): the job skips generation
+    clip_in_seconds: float | None = None  # its in point (null: 0)
+    clip_out_seconds: float | None = None  # its out point (null: in + duration_seconds)
 
     @property
     def terminal(self) -> bool:
         """True once the job is completed, failed or canceled."""
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def source(self) -> JobSource:
+        """What the job starts from: a photo to generate a clip from, or a clip the web app gave."""
+        return JobSource.CLIP if self.clip_url else JobSource.PHOTO
+
+    @property
+    def seconds(self) -> float:
+        """How long the job's clip lasts in the video: a given clip's out - in, else duration_seconds."""
+        if self.clip_url:
+            return given_clip_span(self.clip_in_seconds, self.clip_out_seconds, self.duration_seconds)
+        return float(self.duration_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +317,7 @@ class OutboxEvent(Record):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     lease_until: datetime | None = None
+    target_url: str | None = None  # a batch's callback URL (migration 0012); None: the global webhook URL
 
     @property
     def error_code(self) -> str | None:

@@ -57,6 +57,9 @@ video_gen_batch = sa.Table(
     sa.Index("ix_video_gen_batch_updated_id", "updated_at", "id"),  # migration 0009: partition retention
     # migration 0010: the listing's facts a template merges ({{price}}, ...): JSON text, `domain.ListingFacts`
     sa.Column("facts", sa.Text, nullable=True),
+    # migration 0012: text added to every job's motion prompt, and the batch's own webhook URL
+    sa.Column("instructions", sa.Text, nullable=True),
+    sa.Column("callback_url", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -84,6 +87,11 @@ video_gen_jobs = sa.Table(
     # into the next clip (null: the template's)
     sa.Column("caption", sa.Text, nullable=True),
     sa.Column("transition", sa.Text, nullable=True),
+    # migration 0012: a clip the web app already has (storage URI or https URL) and its in/out points
+    # (seconds; out null: in + duration_seconds): the job skips generation
+    sa.Column("clip_url", sa.Text, nullable=True),
+    sa.Column("clip_in_seconds", sa.Float, nullable=True),
+    sa.Column("clip_out_seconds", sa.Float, nullable=True),
 )
 
 # One row per paid (or local) generation request. Written *before* the provider is called
@@ -172,6 +180,7 @@ webhook_outbox = sa.Table(
     sa.Column("last_status_code", sa.Integer, nullable=True),
     sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
     *_timestamps(),
+    sa.Column("target_url", sa.Text, nullable=True),  # migration 0012: a batch's callback URL; null: the global one
 )
 
 # Idempotency keys of `POST /video/batches` (migration 0006), written in the batch's transaction:

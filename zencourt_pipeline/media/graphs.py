@@ -125,8 +125,10 @@ def normalize_args(
     crf: int = 20,
     preset: str = "veryfast",
     keyframes: Sequence[int] = (),
+    start_s: float = 0.0,
 ) -> list[str]:
-    """One ffmpeg pass from any phone/camera clip to a normalized, concat-ready H.264 MP4 (no audio).
+    """One ffmpeg pass from any phone/camera clip to a normalized, concat-ready H.264 MP4 (no audio),
+    from `start_s` into the source (a given clip's in point: an input seek, frame-accurate as it re-encodes).
 
     Every normalized clip of a size has the same SPS/PPS, closed GOPs of at most one second
     (keyframes on the frames `keyframes`, where the planned composition starts or stops changing
@@ -134,7 +136,8 @@ def normalize_args(
     stream-copied next to re-encoded spans (`smart_render`).
     """
     vf = normalize_filter(width=width, height=height, fps=fps, pad_s=duration_s, bt709=True)
-    args = ["-i", str(src), "-map", "0:v:0", "-vf", vf]
+    args = ["-ss", fmt(start_s)] if start_s > 0 else []
+    args += ["-i", str(src), "-map", "0:v:0", "-vf", vf]
     if duration_s is not None:
         args += ["-t", fmt(duration_s)]
     args += x264_args(preset=preset, crf=crf, fps=fps, keyframes=keyframes)

@@ -89,10 +89,12 @@ def normalize_clip(
     crf: int = 20,
     preset: str = "veryfast",
     keyframes: Sequence[int] = (),
+    start_s: float = 0.0,
 ) -> VideoInfo:
     """Re-encode `src` to a normalized clip at `dest` and return the probed output.
 
-    `duration_s` trims the clip (or pads it by cloning its last frame when the source is shorter).
+    `start_s` skips the source's first seconds (a given clip's in point); `duration_s` trims the
+    clip (or pads it by cloning its last frame when the source is shorter).
     `keyframes`: frames that must start a GOP besides the one-second grid (`compose.clip_keyframes`).
     Raises MediaError: INVALID_INPUT / MEDIA_TRUNCATED for unreadable input, NORMALIZE_FAILED otherwise.
     """
@@ -101,12 +103,14 @@ def normalize_clip(
         raise MediaError(ErrorCode.INVALID_INPUT, f"output size must be positive and even, got {width}x{height}")
     if duration_s is not None and duration_s <= 0:
         raise MediaError(ErrorCode.INVALID_INPUT, f"duration_s must be positive, got {duration_s}")
+    if start_s < 0:
+        raise MediaError(ErrorCode.INVALID_INPUT, f"start_s must not be negative, got {start_s}")
     source_duration = _probe_input(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
     args = graphs.normalize_args(
         src, tmp, width=width, height=height, fps=fps, duration_s=duration_s, crf=crf, preset=preset,
-        keyframes=keyframes,
+        keyframes=keyframes, start_s=start_s,
     )
     try:
         proc = run_ffmpeg(args, code=ErrorCode.NORMALIZE_FAILED)
@@ -148,7 +152,11 @@ def _check_output(
 
 
 def normalize_many(
-    items: Sequence[tuple[Path, Path, float | None] | tuple[Path, Path, float | None, Sequence[int]]],
+    items: Sequence[
+        tuple[Path, Path, float | None]
+        | tuple[Path, Path, float | None, Sequence[int]]
+        | tuple[Path, Path, float | None, Sequence[int], float]
+    ],
     *,
     width: int,
     height: int,
@@ -157,8 +165,8 @@ def normalize_many(
     crf: int = 20,
     preset: str = "veryfast",
 ) -> list[VideoInfo | MediaError]:
-    """Normalize (src, dest, duration_s[, keyframes]) items in parallel ffmpeg processes (up to
-    os.cpu_count()).
+    """Normalize (src, dest, duration_s[, keyframes[, start_s]]) items in parallel ffmpeg processes
+    (up to os.cpu_count()).
 
     Returns one entry per item, in order: the output's VideoInfo or the MediaError it failed with.
     """
@@ -171,7 +179,7 @@ def normalize_many(
         try:
             return normalize_clip(
                 src, dest, width=width, height=height, fps=fps, duration_s=duration_s, crf=crf, preset=preset,
-                keyframes=rest[0] if rest else (),
+                keyframes=rest[0] if rest else (), start_s=rest[1] if len(rest) > 1 else 0.0,
             )  # fmt: skip
         except MediaError as exc:
             return exc

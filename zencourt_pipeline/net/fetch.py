@@ -171,6 +171,24 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: Resolve
     return addresses
 
 
+def check_callback_url(url: str, policy: FetchPolicy) -> str:
+    """A batch's callback URL as it is accepted (before any network activity): what `check_url`
+    allows (https; plain http only for allowed hosts), no credentials, and no host that names a
+    private, loopback or otherwise non-public address by itself (`localhost`, `10.0.0.1`, ...)
+    unless allowed. Names are resolved and their addresses checked and pinned at each delivery
+    (`safe_client`), so a name that later resolves inward is refused then."""
+    _scheme, host, _port = check_url(url, policy)
+    if "@" in urlsplit(url).netloc:
+        raise FetchError(ErrorCode.INVALID_INPUT, "callback URL must not carry credentials")
+    if policy.allows_private(host):
+        return url
+    literal = ip_literal(host)
+    kind = address_kind(literal) if literal is not None else ("loopback" if host == "localhost" or host.endswith(".localhost") else None)
+    if kind is not None:
+        raise FetchError(ErrorCode.INVALID_INPUT, f"refusing callback URL host {host!r}: a {kind} address")
+    return url
+
+
 def check_host(host: str, port: int, policy: FetchPolicy, resolver: Resolver | None = None) -> list[str]:
     """Alias of `resolve_checked` (the original name)."""
     return resolve_checked(host, port, policy, resolver)

@@ -19,6 +19,13 @@ The signature covers exactly the bytes sent, to `VERCEL_API_URL + VERCEL_WEBHOOK
   get tries). `zencourt webhooks requeue` (`outbox.requeue_dead`) puts dead rows back with
   their attempts reset: a requeued row gets at least that many new tries.
 
+A row with a `target_url` (a batch's own `callback_url`, migration 0012) goes there instead, signed
+the same way with the same secret, through the SSRF-safe client of `net.fetch` (`safe_client`:
+every connection's addresses resolved, checked against `MEDIA_ALLOWED_PRIVATE_HOSTS` and pinned;
+the URL checked by `check_callback_url` before each attempt; redirects not followed). A refused
+callback URL is a failed attempt like any other (retried, then dead). Callback rows need only the
+secret: they go out while the global URL is unset.
+
 Rows are claimed with a lease (`outbox.due`), so any number of deliverers (threads,
 processes, hosts) can run at once without sending a row twice concurrently; rows live in the
 database, so nothing is lost across restarts. When the URL or the secret is unset nothing is
@@ -46,6 +53,8 @@ from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import OutboxEvent
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.backoff import RetryPolicy
+from zencourt_pipeline.net.fetch import check_callback_url, safe_client
+from zencourt_pipeline.net.policy import FetchError, FetchPolicy
 from zencourt_pipeline.notify.signing import delivery_headers, sign
 from zencourt_pipeline.storage.urls import MediaUrls
 
@@ -85,8 +94,12 @@ class OutboxDeliverer:
         base_delay: float = BASE_DELAY_SECONDS,
         max_delay: float = MAX_DELAY_SECONDS,
         media_urls: MediaUrls | None = None,
+        callback_policy: FetchPolicy | None = None,
+        callback_client: httpx.Client | None = None,
     ):
-        """`media_urls`: resolves the stored URIs into playable URLs at delivery (None: sent as stored)."""
+        """`media_urls`: resolves the stored URIs into playable URLs at delivery (None: sent as stored);
+        `callback_policy`: what batch callback URLs may reach (default: public addresses only);
+        `callback_client`: the client they are sent with (default: `safe_client(callback_policy)`)."""
         if retry_horizon < MIN_RETRY_HORIZON:
             raise ValueError("retry_horizon must be at least 24 hours (docs/contract.md section 5)")
         self.db = db
@@ -104,6 +117,9 @@ class OutboxDeliverer:
         self._client = client
         self._warned_disabled = False
         self._lock = threading.Lock()
+        self.callback_policy = callback_policy or FetchPolicy()
+        self._owns_callback_client = callback_client is None
+        self._callback_client = callback_client
 
     @classmethod
     def from_settings(cls, db: AppDatabase, settings: Any, **kwargs: Any) -> OutboxDeliverer:
@@ -114,6 +130,7 @@ class OutboxDeliverer:
             from zencourt_pipeline.storage import storage_from_settings
 
             kwargs["media_urls"] = MediaUrls.from_settings(settings, storage_from_settings(settings))
+        kwargs.setdefault("callback_policy", FetchPolicy.from_hosts(settings.media_allowed_private_hosts))
         deliverer = cls(
             db,
             url=webhook_url(settings.vercel_api_url, settings.vercel_webhook_path),
@@ -128,7 +145,20 @@ class OutboxDeliverer:
 
     @property
     def enabled(self) -> bool:
+        """Both the global URL and the secret are set: every row goes out."""
         return bool(self.url and self._secret)
+
+    @property
+    def callbacks_enabled(self) -> bool:
+        """The secret is set: the rows of batch callback URLs go out (with or without the global URL)."""
+        return bool(self._secret)
+
+    @property
+    def callback_client(self) -> httpx.Client:
+        with self._lock:
+            if self._callback_client is None:
+                self._callback_client = safe_client(self.callback_policy, timeout=self.timeout)
+            return self._callback_client
 
     @property
     def client(self) -> httpx.Client:
@@ -143,6 +173,9 @@ class OutboxDeliverer:
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
+        if self._owns_callback_client and self._callback_client is not None:
+            self._callback_client.close()
+            self._callback_client = None
         close_storage = getattr(self.media_urls.storage, "close", None) if self._owns_storage else None
         if callable(close_storage):
             close_storage()
@@ -163,12 +196,13 @@ class OutboxDeliverer:
                     if not value
                 ]
                 logger.warning(
-                    "webhook delivery is off: %s unset; outbox rows stay pending until configured",
-                    " and ".join(missing),
+                    "webhook delivery is off: %s unset; outbox rows stay pending until configured%s",
+                    " and ".join(missing), " (batch callback URLs are still served)" if self.callbacks_enabled else "",
                 )
-            return counts
+            if not self.callbacks_enabled:
+                return counts
         lease = timedelta(seconds=self.timeout * max(1, limit) + 60)
-        rows = outbox.due(self.db, limit=limit, now=self._now(), lease=lease)
+        rows = outbox.due(self.db, limit=limit, now=self._now(), lease=lease, callbacks_only=not self.enabled)
         counts["claimed"] = len(rows)
         for row in rows:
             outcome = self._deliver(row)
@@ -206,7 +240,7 @@ class OutboxDeliverer:
         attempt = row.attempts + 1
         status_code: int | None = None
         try:
-            response = self.client.post(self.url, content=raw_body, headers=headers, timeout=self.timeout)
+            response = self._post(row, raw_body, headers)
             status_code = response.status_code
             if 200 <= status_code < 300:
                 outbox.mark_delivered(self.db, row.id, status_code, now=self._now())
@@ -223,6 +257,8 @@ class OutboxDeliverer:
             error = f"HTTP {status_code}: {_snippet(response)}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except FetchError as exc:  # a callback URL refused (SSRF policy)
+            error = f"{exc.code}: {exc.message}"
         error = self._redact(error)
         now = self._now()
         created_at = as_utc(row.created_at)
@@ -258,6 +294,13 @@ class OutboxDeliverer:
             extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
         )
         return "failed"
+
+    def _post(self, row: OutboxEvent, raw_body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST one row: to the global URL, or to its batch's callback URL through the SSRF-safe client."""
+        if row.target_url is None:
+            return self.client.post(self.url, content=raw_body, headers=headers, timeout=self.timeout)
+        check_callback_url(row.target_url, self.callback_policy)
+        return self.callback_client.post(row.target_url, content=raw_body, headers=headers, timeout=self.timeout)
 
     def _redact(self, text: str) -> str:
         if self._secret:

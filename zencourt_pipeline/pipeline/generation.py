@@ -38,7 +38,7 @@ from zencourt_pipeline.db.records import (
     Job,
     Task,
 )
-from zencourt_pipeline.domain import BatchRejected
+from zencourt_pipeline.domain import BatchRejected, JobSource, motion_prompt
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import (
@@ -79,6 +79,7 @@ class SubmissionOutcome(StrEnum):
     IN_FLIGHT = "in_flight"  # its task is still generating, or its output is still to be downloaded
     FAILED = "failed"  # the job failed (its error code on the row)
     SKIPPED = "skipped"  # the job had already ended, or has no photo
+    GIVEN = "given"  # a clip the web app gave (`clip_url`): nothing to generate, nothing paid
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,13 @@ def generation_attempt(tasks: list[Task]) -> int:
 
 
 def build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
-    """The provider request of one job: its photo, prompt, duration, orientation and seed."""
+    """The provider request of one job: its photo, prompt (with the batch's instructions after it),
+    duration, orientation and seed."""
     return GenerationRequest(
         job_id=job.id,
         batch_id=batch.id,
         photo_path=photo,
-        prompt=job.prompt or default_prompt(job.room_name),
+        prompt=motion_prompt(job.prompt or default_prompt(job.room_name), batch.instructions),
         duration_seconds=int(job.duration_seconds),
         orientation=batch.orientation,
         seed=attempt_seed(job.id, attempt),
@@ -244,6 +246,9 @@ def submit_jobs(
     """Submit every open job lacking a task; jobs whose create may already be paid fail instead."""
     outcomes = []
     for job in jobs:
+        if job.source == JobSource.CLIP and not job.terminal:
+            outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.GIVEN))
+            continue
         if job.terminal or not job.photo_key:
             outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.SKIPPED, error_code=job.error_code))
             continue

@@ -13,20 +13,30 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
-from zencourt_pipeline.domain import BatchRejected, batch_problem, job_problem, parse_facts
+from zencourt_pipeline.domain import (
+    BatchRejected,
+    JobSource,
+    batch_problem,
+    instructions_problem,
+    job_problem,
+    parse_facts,
+    prompt_problem,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
+from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, check_callback_url, fetch_url
 from zencourt_pipeline.pipeline.clip_checks import (
     PhotoInspection,
     PhotoProblem,
     PhotoProblemKind,
     inspect_photo,
 )
+from zencourt_pipeline.pipeline.given_clips import ClipOutcome, GivenClipResult, ingest_given_clips
 from zencourt_pipeline.pipeline.keys import photo_key
 from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
-from zencourt_pipeline.storage.base import Storage, StorageError
+from zencourt_pipeline.providers.chain import default_prompt
+from zencourt_pipeline.storage.base import Storage, StorageError, storage_is_failing
 
 if TYPE_CHECKING:
     from zencourt_pipeline.media.listing import ListingClip
@@ -34,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRejected"]  # defined in `domain` (the batch rules), imported from here as well
 
-NO_USABLE_PHOTO_MESSAGE = "no usable photo in the batch"
+NO_USABLE_PHOTO_MESSAGE = "no usable photo (or given clip) in the batch"
 
 
 class PhotoOutcome(StrEnum):
@@ -53,16 +63,24 @@ class IntakeStatus(StrEnum):
     NO_USABLE_PHOTO = "no_usable_photo"  # every photo unusable: the batch failed NO_USABLE_PHOTO
 
 
-def validate_batch(batch: Batch, jobs: list[Job], template: Template | None = None) -> None:
+def validate_batch(
+    batch: Batch, jobs: list[Job], template: Template | None = None, policy: FetchPolicy | None = None
+) -> None:
     """Refuse a batch that cannot produce a video, before any download or provider call (the
-    rules of `domain`, the ones the HTTP models apply to a request body, and `media.listing`'s
-    check of its template (`template`: the batch's, resolved; None: by its name among the bundled
-    ones), facts, captions and transitions)."""
+    rules of `domain`, the ones the HTTP models apply to a request body: its instructions and
+    callback URL (checked with `policy`) too, and `media.listing`'s check of its template
+    (`template`: the batch's, resolved; None: by its name among the bundled ones), facts,
+    captions and transitions)."""
     from zencourt_pipeline.media.listing import listing_problem
 
-    problem = batch_problem(batch.id, len(jobs), batch.orientation)
+    problem = batch_problem(batch.id, len(jobs), batch.orientation) or instructions_problem(batch.instructions)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
+    if batch.callback_url is not None:
+        try:
+            check_callback_url(batch.callback_url, policy or FetchPolicy())
+        except FetchError as exc:
+            raise BatchRejected(ErrorCode.INVALID_INPUT, f"callback_url: {exc.message}") from None
     facts = parse_facts(batch.facts)
     problem = listing_problem(
         template=template or batch.template, orientation=batch.orientation, title=batch.title, facts=facts,
@@ -87,12 +105,15 @@ def listing_clip(job: Job) -> ListingClip:
     """What `media.listing` checks and composes of a job (its clip length, room, caption, transition)."""
     from zencourt_pipeline.media.listing import ListingClip
 
-    return ListingClip(job.id, float(job.duration_seconds), job.room_name, job.caption, job.transition)
+    return ListingClip(job.id, job.seconds, job.room_name, job.caption, job.transition)
 
 
-def validate_job(job: Job) -> None:
-    """Refuse a job `domain.job_problem` finds a problem with (its id, prompt or duration)."""
+def validate_job(job: Job, instructions: str | None = None) -> None:
+    """Refuse a photo job `domain.job_problem` finds a problem with (its id, prompt or duration), or
+    whose prompt with the batch's `instructions` is too long (a given clip: `given_clips.validate_given_clip`)."""
     problem = job_problem(job.id, job.prompt, job.duration_seconds)
+    if problem is None:
+        problem = prompt_problem(job.prompt or default_prompt(job.room_name), instructions)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
 
@@ -129,15 +150,6 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
     return dest
 
 
-def storage_is_failing(storage: Storage, exc: StorageError, source_url: str) -> bool:
-    """Whether a storage error is the storage's (an upload, or a read of a source that is there)
-    rather than the photo's (a missing object, a bad key)."""
-    if exc.code == ErrorCode.STORAGE_UPLOAD_FAILED:
-        return True
-    key = storage.key_from_uri(source_url)
-    return key is not None and exc.code == ErrorCode.STORAGE_DOWNLOAD_FAILED and storage.exists(key)
-
-
 def ingest_photos(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[PhotoResult]:
@@ -153,7 +165,7 @@ def ingest_photos(
             results.append(PhotoResult(job.id, job.room_name, PhotoOutcome.READY, photo_key=job.photo_key))
             continue
         try:
-            validate_job(job)
+            validate_job(job, batch.instructions)
             source = fetch_source(job.image_url, work_dir / f"{job.id}.source", storage, policy)
             prepared = work_dir / f"{job.id}.jpg"
             info = prepare_photo(source, prepared)
@@ -201,33 +213,41 @@ def inspect_photos(storage: Storage, results: list[PhotoResult], work_dir: Path)
 
 @dataclass(frozen=True)
 class IntakeReport:
-    """What `take_in_batch` did to the batch: how it ended, its photos and the quota it fits in."""
+    """What `take_in_batch` did to the batch: how it ended, its photos and given clips, and the quota it fits in."""
 
     status: IntakeStatus
-    photos: list[PhotoResult] = field(default_factory=list)  # one per job (none when rejected)
+    photos: list[PhotoResult] = field(default_factory=list)  # one per photo job (none when rejected)
     inspected: list[PhotoResult] = field(default_factory=list)  # the ready photos with their inspection
     quota_usage: list[QuotaUsage] = field(default_factory=list)  # the early check's usage, when it was made
     error_code: ErrorCode | None = None  # why the batch failed (REJECTED, NO_USABLE_PHOTO)
     error_message: str | None = None
+    clips: list[GivenClipResult] = field(default_factory=list)  # one per given-clip job (`clip_url`)
 
     def count(self, outcome: PhotoOutcome) -> int:
         """How many photos ended `outcome`."""
         return sum(1 for photo in self.photos if photo.status == outcome)
+
+    def count_clips(self, outcome: ClipOutcome) -> int:
+        """How many given clips ended `outcome`."""
+        return sum(1 for clip in self.clips if clip.status == outcome)
 
 
 def take_in_batch(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy,
     *, quota: QuotaLimits,
 ) -> IntakeReport:
-    """Intake's state changes in order: validate the batch and apply the early quota rule (reject
-    it: every job and the batch fail), start it, take its photos in, fail it NO_USABLE_PHOTO when
-    none is ready, and inspect the ready ones."""
+    """Intake's state changes in order: validate the batch and apply the early quota rule to its
+    photo jobs (the given clips are not generated, nothing is paid for them) (reject it: every job
+    and the batch fail), start it, take its photos and given clips in, fail it NO_USABLE_PHOTO when
+    none is ready, and inspect the ready photos."""
     usage: list[QuotaUsage] = []
+    photo_jobs = [job for job in jobs if job.source == JobSource.PHOTO]
+    clip_jobs = [job for job in jobs if job.source == JobSource.CLIP]
     try:
-        validate_batch(batch, jobs, batch_template(db, batch))
+        validate_batch(batch, jobs, batch_template(db, batch), policy)
         if not batch.terminal and not db.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
-            open_jobs = sum(1 for job in jobs if not job.terminal)
+            open_jobs = sum(1 for job in photo_jobs if not job.terminal)
             usage = enforce_quota(
                 db, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
@@ -236,12 +256,16 @@ def take_in_batch(
         return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
     if batch.status == BatchStatus.PENDING:
         db.start_batch(batch.id)
-    photos = ingest_photos(db, storage, batch, jobs, work_dir, policy)
-    if not any(photo.status == PhotoOutcome.READY for photo in photos):
+    photos = ingest_photos(db, storage, batch, photo_jobs, work_dir, policy)
+    clips = ingest_given_clips(db, storage, batch, clip_jobs, work_dir, policy)
+    if not any(photo.status == PhotoOutcome.READY for photo in photos) and not any(
+        clip.status == ClipOutcome.READY for clip in clips
+    ):
         code = ErrorCode.NO_USABLE_PHOTO
         db.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
         return IntakeReport(
-            IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code, error_message=NO_USABLE_PHOTO_MESSAGE
-        )
+            IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code,
+            error_message=NO_USABLE_PHOTO_MESSAGE, clips=clips,
+        )  # fmt: skip
     inspected = inspect_photos(storage, photos, work_dir)
-    return IntakeReport(IntakeStatus.TAKEN_IN, photos, inspected, usage)
+    return IntakeReport(IntakeStatus.TAKEN_IN, photos, inspected, usage, clips=clips)

@@ -13,6 +13,12 @@ def raw_clip_key(batch_id: str, job_id: str) -> str:
     return f"batches/{batch_id}/generated/{job_id}.mp4"
 
 
+def given_clip_key(batch_id: str, job_id: str, container: str) -> str:
+    """Storage key of a clip the web app gave (`clip_url`), as fetched, before normalizing
+    (`container`: `mp4` or `webm`, the file's own)."""
+    return f"batches/{batch_id}/given/{job_id}.{container}"
+
+
 def clip_key(batch_id: str, job_id: str) -> str:
     """Storage key of a job's normalized clip."""
     return f"batches/{batch_id}/clips/{job_id}.mp4"

@@ -1,4 +1,5 @@
-"""Stage 3a: normalize the generated clips (one ffmpeg pass each), publish them, inspect what
+"""Stage 3a: normalize the generated and the given clips (one ffmpeg pass each; a given clip trimmed
+to its in/out points), publish them, inspect what
 composition will use, and block the batch when a clip is unusable. `normalize_batch` is the
 stage `normalized_clips` calls; it returns everything the asset reports: per-clip results, the
 inspections of the `clips_usable` check, the local thumbnails (with their files) and the block."""
@@ -12,11 +13,12 @@ from pathlib import Path
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStage, Job, JobStatus
-from zencourt_pipeline.domain import BatchRejected, parse_facts
+from zencourt_pipeline.domain import BatchRejected, JobSource, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.clip_checks import ClipInspection, inspect_clip
+from zencourt_pipeline.pipeline.given_clips import clip_points
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.storage.base import Storage, StorageError
@@ -94,11 +96,15 @@ def normalize_outputs(
             results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code))
             continue
         todo.append(job)
-        items.append((raw, work_dir / f"{job.id}.clip.mp4", float(job.duration_seconds)))
+        items.append((raw, work_dir / f"{job.id}.clip.mp4", job.seconds))
     if items:  # plan the keyframes only when there is something to normalize
         db.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
         keyframes = planned_keyframes(batch, jobs, width=width, height=height)
-        items = [(*item, keyframes.get(job.id, [])) for job, item in zip(todo, items, strict=True)]
+        # a given clip starts at its in point (`clip_points`); a generated one at its first frame
+        items = [
+            (*item, keyframes.get(job.id, []), clip_points(job)[0] if job.source == JobSource.CLIP else 0.0)
+            for job, item in zip(todo, items, strict=True)
+        ]
     outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
     for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
         if isinstance(outcome, MediaError):
@@ -170,7 +176,7 @@ def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[
                 raise  # storage is failing, not the clip: retry the step rather than block the batch
             inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
             continue
-        inspections[job.id] = inspect_clip(local, expected_duration_s=float(job.duration_seconds), width=width, height=height)
+        inspections[job.id] = inspect_clip(local, expected_duration_s=job.seconds, width=width, height=height)
         thumbnail = _thumbnail(storage, batch, job, clip, work_dir)
         if thumbnail is not None:
             thumbnails[job.id] = thumbnail

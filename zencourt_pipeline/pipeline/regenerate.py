@@ -50,6 +50,10 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
         job = by_id[job_id]
         if job.status == JobStatus.CANCELED:
             raise RegenerationRefused(ErrorCode.CANCELED, f"job {job_id} is canceled")
+        if job.clip_url:
+            raise RegenerationRefused(
+                ErrorCode.INVALID_INPUT, f"job {job_id} is a given clip (clip_url): there is nothing to generate"
+            )
         if not job.photo_key:
             raise RegenerationRefused(
                 ErrorCode.INVALID_INPUT, f"job {job_id} has no prepared photo ({job.error_code or 'not taken in'}): re-run intake"

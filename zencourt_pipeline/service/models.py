@@ -187,6 +187,9 @@ class JobResponse(ApiModel):
     progress: float | None = None
     caption: str | None = None  # the caption asked for (null: the room name is the caption)
     transition: str | None = None  # the transition into the next clip asked for (null: the template's)
+    clip_url: str | None = None  # a given clip (no generation), stitched from its in to its out point
+    clip_in_seconds: float | None = None
+    clip_out_seconds: float | None = None
 
     @classmethod
     def from_record(cls, job: Job, urls: MediaUrls, progress: float | None = None) -> JobResponse:
@@ -206,6 +209,9 @@ class JobResponse(ApiModel):
             progress=progress if job.status == JobStatus.PROCESSING else None,
             caption=job.caption,
             transition=job.transition,
+            clip_url=job.clip_url,
+            clip_in_seconds=job.clip_in_seconds,
+            clip_out_seconds=job.clip_out_seconds,
         )
 
 
@@ -239,6 +245,8 @@ class BatchResponse(ApiModel):
     spend: dict[str, Any]
     jobs: list[JobResponse]
     facts: ListingFacts | None = None  # the listing facts the template merges (null: none, or unreadable)
+    instructions: str | None = None  # added to every job's motion prompt (null: none)
+    callback_url: str | None = None  # the batch's own webhook URL, next to the global one (null: none)
 
     @classmethod
     def from_records(
@@ -266,6 +274,8 @@ class BatchResponse(ApiModel):
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job, urls, job_progress.get(job.id)) for job in jobs],
             facts=stored_facts(batch.facts),
+            instructions=batch.instructions,
+            callback_url=batch.callback_url,
         )
 
 

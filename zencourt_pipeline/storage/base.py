@@ -89,3 +89,12 @@ class Storage(ABC):
     def public_https_url(self, key: str) -> str | None:
         """An unsigned HTTPS URL that third parties (Runway) can HEAD and GET, if the backend has one."""
         return None
+
+
+def storage_is_failing(storage: Storage, exc: StorageError, source_url: str) -> bool:
+    """Whether a storage error is the storage's (an upload, or a read of a source that is there)
+    rather than the source's (a missing object, a bad key): the step is retried, not the job failed."""
+    if exc.code == ErrorCode.STORAGE_UPLOAD_FAILED:
+        return True
+    key = storage.key_from_uri(source_url)
+    return key is not None and exc.code == ErrorCode.STORAGE_DOWNLOAD_FAILED and storage.exists(key)

@@ -117,6 +117,7 @@ def clip_tasks(
         "submitted": report.count(SubmissionOutcome.SUBMITTED),
         "already_submitted": report.count(SubmissionOutcome.EXISTING),
         "failed": report.count(SubmissionOutcome.FAILED),
+        "given_clips": report.count(SubmissionOutcome.GIVEN),
         "providers": ", ".join(chain.order),
         "all_completions_recorded": report.all_completions_recorded,
         "tasks": table(report.outcomes),

@@ -20,6 +20,7 @@ from zencourt_pipeline.pipeline.clip_checks import (
     MAX_PHOTO_ASPECT,
     MIN_PHOTO_SHORT_SIDE,
 )
+from zencourt_pipeline.pipeline.given_clips import ClipOutcome
 from zencourt_pipeline.pipeline.intake import IntakeStatus, PhotoOutcome, take_in_batch
 
 PHOTOS_CHECK = "photos_usable"
@@ -71,7 +72,10 @@ def listing_photos(
             allow_retries=False,
         )
     if report.status == IntakeStatus.NO_USABLE_PHOTO:
-        raise dg.Failure(report.error_message, metadata={"photos": table(report.photos)}, allow_retries=False)
+        raise dg.Failure(
+            report.error_message, metadata={"photos": table(report.photos), "given_clips": table(report.clips)},
+            allow_retries=False,
+        )
     metadata = {
         "batch_id": batch.id,
         "listing_id": batch.listing_id,
@@ -81,6 +85,12 @@ def listing_photos(
         "photos_failed": report.count(PhotoOutcome.FAILED),
         "photos": table(report.photos),
     }
+    if report.clips:  # given clips (clip_url): checked and stored, no generation
+        metadata |= {
+            "given_clips_ready": report.count_clips(ClipOutcome.READY),
+            "given_clips_failed": report.count_clips(ClipOutcome.FAILED),
+            "given_clips": table(report.clips),
+        }
     for usage in report.quota_usage:
         metadata[f"quota_{usage.scope}"] = f"{usage.used} + {usage.requested} of {usage.quota} clips in {usage.month}"
     return dg.MaterializeResult(metadata=metadata, check_results=[_photos_check(report.inspected, batch.id)])

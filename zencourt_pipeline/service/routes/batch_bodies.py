@@ -3,7 +3,7 @@ would check them (service/routes/batches.py creates the rows)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -12,18 +12,26 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.domain import (
     CLIP_SECONDS_DEFAULT,
+    GIVEN_CLIP_SOURCE_SECONDS_MAX,
     MAX_JOBS_PER_BATCH,
     ClipSeconds,
+    Instructions,
     ListingFacts,
     Orientation,
     Prompt,
+    given_clip_problem,
+    given_clip_span,
+    instructions_problem,
+    prompt_problem,
 )
 from zencourt_pipeline.media.transitions import TransitionKind
+from zencourt_pipeline.net.fetch import check_callback_url
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
 from zencourt_pipeline.service.routes.common import Id
 from zencourt_pipeline.storage.base import Storage
@@ -55,19 +63,47 @@ def _own_template(name: str, info: ValidationInfo, body_workspace: str | None) -
     return None if name in template_names() else lookup(workspace, name)
 
 
+def _photo_or_clip(schema: dict) -> None:
+    """A job names a photo (`imageUrl`) or a given clip (`clipUrl`, then `imageUrl` may be left out)."""
+    required = [name for name in schema.pop("required", []) if name != "imageUrl"]
+    if required:
+        schema["required"] = required
+    schema["anyOf"] = [{"required": ["imageUrl"]}, {"required": ["clipUrl"]}]
+
+
+Url = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
+ClipPoint = Annotated[float, Field(ge=0, le=GIVEN_CLIP_SOURCE_SECONDS_MAX)]
+
+
 class JobCreate(CreateModel):
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", json_schema_extra=_photo_or_clip)
+
     id: Id | None = None  # generated when absent: `<batchId>-<index>`
     sort_order: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # default: the index
     room_name: Text255 | None = None
-    image_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
+    image_url: Url  # a given clip's job may leave it out: then the clip's URL (the row's NOT NULL column)
     prompt: Prompt | None = None
     duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
     caption: Text255 | None = None  # over the clip ({{caption}}; merge fields allowed); null: the room name
     transition: TransitionKind | None = None  # into the next clip; null: the template's
+    # a clip the web app already has (issue 14 point 5): no generation; stitched from in to out
+    # (seconds; in default 0, out default in + durationSeconds or the clip's end when sooner)
+    clip_url: Url | None = None
+    clip_in_seconds: ClipPoint | None = None
+    clip_out_seconds: ClipPoint | None = None
 
-    @field_validator("image_url")
+    @model_validator(mode="before")
     @classmethod
-    def _fetchable(cls, value: str, info: ValidationInfo) -> str:
+    def _clip_url_as_image_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("clipUrl") is not None and "imageUrl" not in data:
+            data = {**data, "imageUrl": data["clipUrl"]}
+        return data
+
+    @field_validator("image_url", "clip_url")
+    @classmethod
+    def _fetchable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         context = info.context or {}
         storage: Storage | None = context.get("storage")
         if storage is not None and storage.key_from_uri(value) is not None:
@@ -77,6 +113,24 @@ class JobCreate(CreateModel):
         except FetchError as exc:
             raise ValueError(exc.message) from None
         return value
+
+    @model_validator(mode="after")
+    def _clip_points(self) -> JobCreate:
+        if self.clip_url is None:
+            if self.clip_in_seconds is not None or self.clip_out_seconds is not None:
+                raise ValueError("clipInSeconds and clipOutSeconds need a clipUrl")
+            return self
+        problem = given_clip_problem(self.clip_in_seconds, self.clip_out_seconds, self.duration_seconds)
+        if problem:
+            raise ValueError(problem.replace("clip in point", "clipInSeconds").replace("clip out point", "clipOutSeconds"))
+        return self
+
+    @property
+    def seconds(self) -> float:
+        """How long the job's clip lasts in the video (a given clip: its span)."""
+        if self.clip_url is None:
+            return float(self.duration_seconds)
+        return given_clip_span(self.clip_in_seconds, self.clip_out_seconds, self.duration_seconds)
 
 
 class BatchCreate(CreateModel):
@@ -88,6 +142,39 @@ class BatchCreate(CreateModel):
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
     facts: ListingFacts | None = None  # what the template's merge fields read ({{price}}, ...)
+    instructions: Instructions | None = None  # added to every job's motion prompt (at most 500 characters)
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)] | None = None
+
+    @field_validator("instructions")
+    @classmethod
+    def _usable_instructions(cls, value: str | None) -> str | None:
+        problem = instructions_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _safe_callback(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_callback_url(value, (info.context or {}).get("policy") or FetchPolicy())
+        except FetchError as exc:
+            raise ValueError(exc.message) from None
+
+    def prompt_problems(self) -> list[tuple[str, str]]:
+        """(field, message) of each photo job whose motion prompt with the instructions is too long."""
+        from zencourt_pipeline.providers.chain import default_prompt
+
+        problems = []
+        for i, job in enumerate(self.jobs):
+            if job.clip_url is not None:
+                continue  # a given clip is not generated: no prompt is sent
+            problem = prompt_problem(job.prompt or default_prompt(job.room_name), self.instructions)
+            if problem:
+                problems.append((f"jobs.{i}.prompt", problem))
+        return problems
 
     @field_validator("template")
     @classmethod
@@ -115,7 +202,7 @@ class BatchCreate(CreateModel):
         from zencourt_pipeline.media.listing import ListingClip, listing_problem
 
         clips = [
-            ListingClip(job.id or f"jobs[{i}]", job.duration_seconds, job.room_name, job.caption, job.transition)
+            ListingClip(job.id or f"jobs[{i}]", job.seconds, job.room_name, job.caption, job.transition)
             for i, job in enumerate(self.jobs)
         ]
         return listing_problem(

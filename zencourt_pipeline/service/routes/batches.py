@@ -40,6 +40,7 @@ from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.db.templates import workspace_template
+from zencourt_pipeline.domain import clamp_clip_seconds
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
@@ -95,6 +96,8 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "template": body.template,
         "title": body.title,
         "facts": body.facts.to_json() if body.facts is not None else None,
+        "instructions": body.instructions,
+        "callback_url": body.callback_url,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
@@ -115,9 +118,13 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "room_name": job.room_name,
                 "image_url": job.image_url,
                 "prompt": job.prompt,
-                "duration_seconds": job.duration_seconds,
+                # a given clip with an out point: its span, rounded into the column's bounds (informative)
+                "duration_seconds": clamp_clip_seconds(job.seconds) if job.clip_out_seconds is not None else job.duration_seconds,
                 "caption": job.caption,
                 "transition": job.transition,
+                "clip_url": job.clip_url,
+                "clip_in_seconds": job.clip_in_seconds,
+                "clip_out_seconds": job.clip_out_seconds,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -179,25 +186,31 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
 
 
 def _check_texts(body: BatchCreate, db: AppDatabase) -> None:
-    """400 naming the field when the batch's texts cannot be rendered (the check intake makes)."""
+    """400 naming the field when the batch's texts cannot be rendered, or a motion prompt with the
+    batch's instructions would be too long (the checks intake makes)."""
     own = workspace_template(db, body.workspace_id, body.template) if body.workspace_id and body.template else None
     problem = body.listing_problem(own)
-    if problem is not None:
-        loc = [to_camel(part) for part in problem.field.split(".")] if problem.field else []
-        raise validation_error([{"loc": loc, "msg": problem.message, "type": "value_error"}])
+    problems = [(problem.field, problem.message)] if problem is not None else body.prompt_problems()
+    if problems:
+        errors = [
+            {"loc": [to_camel(part) for part in field.split(".")] if field else [], "msg": message, "type": "value_error"}
+            for field, message in problems
+        ]
+        raise validation_error(errors)
 
 
 def _check_image_keys(principal: Principal, body: BatchCreate, storage: Storage) -> None:
-    """A workspace key's batch may name stored photos under its workspace's prefix only."""
+    """A workspace key's batch may name stored photos and clips under its workspace's prefix only."""
     for index, job in enumerate(body.jobs):
-        key = storage.key_from_uri(job.image_url)
-        if key is not None and principal.storage_prefix is not None and not key.startswith(principal.storage_prefix):
-            raise ApiError(
-                403,
-                ApiErrorCode.STORAGE_KEY_OUTSIDE_WORKSPACE,
-                f"jobs.{index}.imageUrl: this API key may only use storage keys under {principal.storage_prefix!r}",
-                {"field": f"jobs.{index}.imageUrl", "prefix": principal.storage_prefix},
-            )
+        for name, uri in (("imageUrl", job.image_url), ("clipUrl", job.clip_url)):
+            key = storage.key_from_uri(uri) if uri is not None else None
+            if key is not None and principal.storage_prefix is not None and not key.startswith(principal.storage_prefix):
+                raise ApiError(
+                    403,
+                    ApiErrorCode.STORAGE_KEY_OUTSIDE_WORKSPACE,
+                    f"jobs.{index}.{name}: this API key may only use storage keys under {principal.storage_prefix!r}",
+                    {"field": f"jobs.{index}.{name}", "prefix": principal.storage_prefix},
+                )
 
 
 def _idempotency_key(request: Request) -> str | None:
