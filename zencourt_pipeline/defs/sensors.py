@@ -31,6 +31,11 @@ from zencourt_pipeline.pipeline.liveness import (
 )
 from zencourt_pipeline.pipeline.reconcile import reconcile_tasks
 
+# The daemon evaluates sensors in a loop of 5 s at the fastest, skipping a sensor whose last tick
+# began less than its minimum interval ago. At exactly 5 s, a tick that began a few milliseconds
+# into its loop is still "too recent" at the next loop, so it runs every other loop (10 s; measured
+# as batch_tail_sensor_wait_s). Below the loop time, the hot-path sensors run on every loop.
+HOT_PATH_INTERVAL_SECONDS = 2
 MAX_BATCHES_PER_TICK = 25  # run creation costs ~0.25 s each on 2 cores
 BATCHES_EXAMINED_PER_TICK = 200  # a rotating page: every open batch is looked at every N/200 ticks
 RUN_KEY_TAG = "dagster/run_key"
@@ -40,7 +45,7 @@ ACTIVE_RUN_STATUSES = {dg.DagsterRunStatus[name] for name in (*CANCELABLE_RUN_ST
 
 @dg.sensor(
     job=batch_intake_job,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=HOT_PATH_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Claims pending video_gen_batch rows by status, adds their partitions and requests their intake runs.",
 )
@@ -98,7 +103,7 @@ def run_status_by_key(instance: dg.DagsterInstance):
 
 @dg.sensor(
     job=batch_compose_job,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=HOT_PATH_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Turns recorded clip completions (fal webhooks, Runway polls, local renders) into compose runs, once per "
@@ -181,7 +186,7 @@ def intake_failure_sensor(
 
 
 @dg.sensor(
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=HOT_PATH_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Reconciler: polls Runway tasks (no more often than every 5 s each) and fal requests whose "
