@@ -18,6 +18,14 @@ batch_compose_job = dg.define_asset_job(
     description="Collect the finished clips, normalize them and compose the listing video.",
 )
 
+# Clip-first: while some clips of a batch are still generating, the ones that arrived are
+# collected and normalized (published, `clip.completed`) by a clips run of the completions sensor.
+batch_clips_job = dg.define_asset_job(
+    "batch_clips_job",
+    selection=dg.AssetSelection.assets("generated_clips", "normalized_clips"),
+    description="Collect and normalize (publish) the clips of a batch that arrived while others are still generating.",
+)
+
 # Operator actions, launched for one batch partition from the Launchpad.
 batch_regenerate_job = dg.define_asset_job(
     REGENERATE_JOB,  # also launched over HTTP (pipeline/actions.py)
@@ -39,4 +47,4 @@ batch_recompose_job = dg.define_asset_job(
     ),
 )
 
-all_jobs = [batch_intake_job, batch_compose_job, batch_regenerate_job, batch_recompose_job]
+all_jobs = [batch_intake_job, batch_compose_job, batch_clips_job, batch_regenerate_job, batch_recompose_job]

@@ -14,7 +14,7 @@ from collections import Counter
 import dagster as dg
 
 from zencourt_pipeline.db.records import BatchStatus
-from zencourt_pipeline.defs.jobs import batch_compose_job, batch_intake_job
+from zencourt_pipeline.defs.jobs import batch_clips_job, batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
 from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
 from zencourt_pipeline.defs.runs import ACTIVE_RUN_STATUSES as CANCELABLE_RUN_STATUSES
@@ -22,6 +22,7 @@ from zencourt_pipeline.domain import ID_RE
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.intake import BatchRejected, reject_batch
 from zencourt_pipeline.pipeline.liveness import (
+    CLIPS_STAGE,
     RUN_ACTIVE,
     RUN_ENDED,
     RunEnd,
@@ -89,6 +90,17 @@ def run_is_active(instance: dg.DagsterInstance):
     return active
 
 
+def clips_run_on_its_way(instance: dg.DagsterInstance):
+    """Whether a clips run of a batch is queued or running (clip-first: one at a time per batch)."""
+
+    def on_its_way(batch_id: str) -> bool:
+        filters = dg.RunsFilter(tags={"zencourt/batch_id": batch_id, "zencourt/stage": CLIPS_STAGE},
+                                statuses=list(ACTIVE_RUN_STATUSES))
+        return bool(instance.get_run_records(filters=filters, limit=1))
+
+    return on_its_way
+
+
 def run_status_by_key(instance: dg.DagsterInstance):
     """`run_key -> active | ended | None` over the instance's runs (None: no run has that key yet)."""
 
@@ -102,12 +114,13 @@ def run_status_by_key(instance: dg.DagsterInstance):
 
 
 @dg.sensor(
-    job=batch_compose_job,
+    jobs=[batch_compose_job, batch_clips_job],
     minimum_interval_seconds=HOT_PATH_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Turns recorded clip completions (fal webhooks, Runway polls, local renders) into compose runs, once per "
-        "completion state; retries a compose run that ended without finishing its batch (bounded); fails batches "
+        "completion state, and into clips runs (collect, normalize, publish) for the clips that arrived while others "
+        "are still generating; retries a compose run that ended without finishing its batch (bounded); fails batches "
         "past their deadlines (GENERATION_TIMEOUT, COMPOSITION_FAILED, COMPOSITION_TIMEOUT, CLIP_CHECK_FAILED)."
     ),
 )
@@ -118,18 +131,29 @@ def clip_completions_sensor(
     db = app_db.get()
     batches = db.rotate_batches(BatchStatus.PROCESSING, BATCHES_EXAMINED_PER_TICK)
     report = watch_processing(
-        db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines(), max_requests=MAX_BATCHES_PER_TICK
+        db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines(), max_requests=MAX_BATCHES_PER_TICK,
+        clips_running=clips_run_on_its_way(context.instance),
     )
     requests = [
         dg.RunRequest(
+            job_name=batch_compose_job.name,
             partition_key=request.batch_id,
             run_key=request.run_key,
             tags={"zencourt/batch_id": request.batch_id, "zencourt/stage": "compose", "zencourt/attempt": str(request.attempt)},
         )
         for request in report.requests
+    ] + [
+        dg.RunRequest(
+            job_name=batch_clips_job.name,
+            partition_key=request.batch_id,
+            run_key=request.run_key,
+            tags={"zencourt/batch_id": request.batch_id, "zencourt/stage": CLIPS_STAGE},
+        )
+        for request in report.clip_requests
     ]
     summary = (
-        f"examined {len(batches)} batch(es): {len(requests)} compose run(s) requested, {report.waiting} waiting, "
+        f"examined {len(batches)} batch(es): {len(report.requests)} compose run(s) and {len(report.clip_requests)} "
+        f"clips run(s) requested, {report.waiting} waiting, "
         f"{report.timed_out_jobs} clip(s) timed out, {len(report.failed)} batch(es) failed"
     )
     if report.failed:

@@ -6,6 +6,10 @@ The completions sensor calls `watch_processing` on a rotating page of processing
   batch started processing), the clips still generating fail with GENERATION_TIMEOUT (their
   provider tasks are then canceled by the reconciler, which stops the spend), and the batch is
   composed from the clips it has (or fails when it has none).
+- **Some clips arrived, others are still generating (clip-first).** A clip whose completion is
+  older than `clip_first_grace` gets a clips run (`clips-<batch>-<digest>`: collect and normalize,
+  which publishes each clip with `clip.completed`), at most one on its way per batch, so the web
+  app gets each clip when it is ready and the compose run at the end has only the last ones left.
 - **Every clip has its completion, for a state not composed yet.** One compose run is requested
   for that state (`compose-<batch>-<digest>`) and the state is stored on the batch, so the same
   state is never requested twice. The digest covers the completions and cancels only: what the
@@ -35,10 +39,19 @@ from enum import StrEnum
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.liveness import BatchGenerationRows
-from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus, Task, current_task
+from zencourt_pipeline.db.records import (
+    Batch,
+    BatchStatus,
+    GenerationTaskStatus,
+    Job,
+    JobStatus,
+    Task,
+    current_task,
+)
 from zencourt_pipeline.errors import ErrorCode
 
 RUN_ACTIVE = "active"
+CLIPS_STAGE = "clips"  # the `zencourt/stage` tag of a clips run (generated_clips reads it)
 RUN_ENDED = "ended"
 
 
@@ -47,6 +60,9 @@ class Deadlines:
     generation: timedelta = timedelta(hours=2)
     composition: timedelta = timedelta(minutes=30)
     max_attempts: int = 3
+    # clip-first: a clip that arrived this long ago while others are still generating is
+    # normalized and published by a clips run (its siblings arriving meanwhile share that run)
+    clip_first_grace: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,18 @@ class ComposeRequest:
     attempt: int
 
 
+@dataclass(frozen=True)
+class ClipsRequest:
+    """A clips run (collect and normalize what arrived) for a batch still waiting on other clips."""
+
+    batch_id: str
+    run_key: str
+
+
 @dataclass
 class WatchReport:
     requests: list[ComposeRequest] = field(default_factory=list)
+    clip_requests: list[ClipsRequest] = field(default_factory=list)
     timed_out_jobs: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (batch id, error code)
     waiting: int = 0
@@ -68,6 +93,30 @@ class WatchReport:
 def compose_run_key(batch_id: str, digest: str, attempt: int) -> str:
     """Run key of a compose run for a completion state; later attempts get an `-a<n>` suffix."""
     return f"compose-{batch_id}-{digest}" if attempt <= 1 else f"compose-{batch_id}-{digest}-a{attempt}"
+
+
+def clips_run_key(batch_id: str, digest: str) -> str:
+    """Run key of a clips run for a completion state (one per state at most)."""
+    return f"clips-{batch_id}-{digest}"
+
+
+def arrived_clips(rows: BatchGenerationRows, now: datetime, grace: timedelta) -> list[Job]:
+    """Open jobs whose clip is here but not normalized yet: a successful completion of the current
+    task recorded more than `grace` ago, or a raw clip stored (a given clip, a download done)."""
+    received = {(c.provider, c.task_id): c for c in rows.completions}
+    tasks_by_job: dict[str, list[Task]] = {}
+    for task in rows.tasks:
+        tasks_by_job.setdefault(task.job_id, []).append(task)
+    arrived = []
+    for job in rows.jobs:
+        if job.terminal or job.video_url:
+            continue
+        task = current_task(tasks_by_job.get(job.id, []))
+        completion = received.get((task.provider, task.task_id)) if task else None
+        succeeded = completion is not None and completion.status == GenerationTaskStatus.SUCCEEDED
+        if job.raw_clip_key or (succeeded and completion.received_at and as_utc(completion.received_at) <= now - grace):
+            arrived.append(job)
+    return arrived
 
 
 def intake_run_key(batch_id: str, attempt: int) -> str:
@@ -105,10 +154,13 @@ def watch_processing(
     deadlines: Deadlines,
     now: datetime | None = None,
     max_requests: int = 25,
+    clips_running: Callable[[str], bool] | None = None,
 ) -> WatchReport:
     """Decide, for each processing batch, what keeps it moving (module docstring). At most
     `max_requests` runs are requested (run creation is the slow part of a tick); batches that
-    would need one beyond that go to the front of the next page."""
+    would need one beyond that go to the front of the next page. With `clips_running` (is a
+    clips run of this batch on its way?), a batch still waiting on some clips gets a clips run
+    for the ones that arrived (clip-first), one at a time."""
     now = now or utcnow()
     report = WatchReport()
     rows = db.generation_rows([batch.id for batch in batches])
@@ -128,6 +180,7 @@ def watch_processing(
                         report.timed_out_jobs += 1
             else:
                 report.waiting += 1
+                _clips_first(report, batch_id, rows[batch_id], digest, now, deadlines, run_status, clips_running)
             continue
         attempt = int(batch.compose_attempts or 0)
         if digest != batch.composed_digest:
@@ -151,6 +204,15 @@ def watch_processing(
     db.defer_batches(deferred)
     report.waiting += len(deferred)
     return report
+
+
+def _clips_first(report, batch_id, rows, digest, now, deadlines, run_status, clips_running) -> None:
+    """Request a clips run for the clips that arrived, unless one is on its way or was made for this state."""
+    if clips_running is None or not arrived_clips(rows, now, deadlines.clip_first_grace):
+        return
+    key = clips_run_key(batch_id, digest)
+    if run_status(key) is None and not clips_running(batch_id):
+        report.clip_requests.append(ClipsRequest(batch_id, key))
 
 
 def _request(db: AppDatabase, report: WatchReport, batch_id: str, digest: str, attempt: int) -> None:

@@ -48,9 +48,10 @@ class ClipResult:
 
 def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int) -> dict[str, list[int]]:
     """Per job, where its normalized clip needs keyframes for the batch's composition as planned
-    now (its template, title and the clips still expected) so that smart rendering re-encodes
-    only the frames the composition changes. Empty when it cannot be planned (then smart
-    rendering copies less or falls back to the full render: nothing breaks)."""
+    now (its template, title and the clips still expected, those still generating included: a
+    clip normalized early, clip-first, is cut where the final composition cuts it) so that smart
+    rendering re-encodes only the frames the composition changes. Empty when it cannot be planned
+    (then smart rendering copies less or falls back to the full render: nothing breaks)."""
     from zencourt_pipeline.media.compose import clip_keyframes
     from zencourt_pipeline.media.listing import clip_input
     from zencourt_pipeline.media.templates import load_template
@@ -58,7 +59,7 @@ def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int)
 
     expected = [
         job for job in jobs
-        if (job.status == JobStatus.COMPLETED and job.video_url) or (not job.terminal and job.raw_clip_key)
+        if (job.status == JobStatus.COMPLETED and job.video_url) or not job.terminal
     ]  # fmt: skip
     if not expected:
         return {}

@@ -224,3 +224,43 @@ def test_an_unanswered_create_of_an_ended_job_is_given_up_as_soon_as_its_run_fin
         chain.close()
     [task] = app_db.tasks_for_batch("ur")
     assert task.id == intent and task.possibly_orphaned
+
+
+def test_clips_that_arrived_while_others_generate_get_one_clips_run_at_a_time(app_db):
+    # clip-first (issue 15 point 6): the arrived clip is normalized and published before the last one
+    _generating(app_db, "cf", n_jobs=3, complete=False)
+    app_db.record_completion(provider="fal", task_id="cf-r0", status="succeeded", source="webhook")
+    runs: dict[str, str] = {}
+    running: set[str] = set()
+    deadlines = Deadlines(clip_first_grace=timedelta(seconds=10))
+
+    def tick(now):
+        return watch_processing(app_db, [app_db.get_batch("cf")], runs.get, deadlines, now=now,
+                                clips_running=lambda batch_id: batch_id in running)
+
+    assert tick(utcnow()).clip_requests == []  # within the grace: its siblings may come with it
+    later = utcnow() + timedelta(seconds=11)
+    [first] = tick(later).clip_requests
+    assert first.run_key.startswith("clips-cf-") and tick(later).requests == []  # no compose: not ready
+    runs[first.run_key] = RUN_ACTIVE
+    running.add("cf")
+    assert tick(later).clip_requests == []  # the same state: its run is on its way
+    app_db.record_completion(provider="fal", task_id="cf-r1", status="succeeded", source="webhook")
+    assert tick(later + timedelta(seconds=11)).clip_requests == []  # a new state, but one run at a time
+    running.clear()
+    [second] = tick(later + timedelta(seconds=11)).clip_requests
+    assert second.run_key != first.run_key
+    app_db.complete_job("cf-0", "file:///cf-0.mp4", None)  # what the clips runs wrote
+    app_db.complete_job("cf-1", "file:///cf-1.mp4", None)
+    assert tick(later + timedelta(seconds=30)).clip_requests == []  # nothing left to normalize
+    app_db.record_completion(provider="fal", task_id="cf-r2", status="succeeded", source="webhook")
+    report = tick(later + timedelta(seconds=60))
+    assert report.clip_requests == [] and len(report.requests) == 1  # all here: the compose run
+
+
+def test_without_clip_first_the_watchdog_requests_no_clips_run(app_db):
+    _generating(app_db, "nocf", n_jobs=2, complete=False)
+    app_db.record_completion(provider="fal", task_id="nocf-r0", status="succeeded", source="webhook")
+    report = watch_processing(app_db, [app_db.get_batch("nocf")], lambda key: None, Deadlines(),
+                              now=utcnow() + timedelta(minutes=1))
+    assert report.clip_requests == [] and report.requests == [] and report.waiting == 1

@@ -21,14 +21,14 @@ def test_keyframes_follow_the_clips_the_batch_will_compose():
         _job(1, "processing", "raw/1"),
         _job(2, "completed", "raw/2", "s3://bucket/clip2.mp4"),  # already normalized (a regeneration)
         _job(3, "processing", "raw/3"),
-        _job(4, "processing", None),  # no clip yet
+        _job(4, "processing", None),  # no clip yet: still expected (clip-first normalizes j3 before it arrives)
     ]
     batch = _batch("default", "Loft")
     frames = planned_keyframes(batch, jobs, width=1280, height=720)
     # default: 3 s title + caption cover the whole first clip (nothing to copy, no extra keyframe);
     # later clips: crossfade + caption end at frame 83, the next crossfade starts at 135, and the
-    # last clip's 1 s fade to black starts at 120.
-    assert frames == {"j1": [], "j2": [83, 135], "j3": [83, 120]}
+    # last clip's 1 s fade to black starts at 120. j3 is a middle clip: j4 is still to come.
+    assert frames == {"j1": [], "j2": [83, 135], "j3": [83, 135], "j4": [83, 120]}
 
 
 def test_no_keyframes_when_the_composition_cannot_be_planned():

@@ -21,8 +21,10 @@ from zencourt_pipeline.defs.resources import (
     StorageResource,
 )
 from zencourt_pipeline.domain import WorkQueue
+from zencourt_pipeline.pipeline.actions import STAGE_TAG
 from zencourt_pipeline.pipeline.collect import collect_outputs
 from zencourt_pipeline.pipeline.generation import SubmissionOutcome, SubmissionStatus, submit_batch
+from zencourt_pipeline.pipeline.liveness import CLIPS_STAGE
 
 # Provider-facing steps share a concurrency pool named after the primary provider (runway_api,
 # fal_api, local_api); its limit comes from the instance (dagster.yaml default_limit, or
@@ -153,9 +155,10 @@ def generated_clips(
     under `batches/<batch>/generated/`. Failed tasks fall back to the next provider or fail
     their job. Started by the completions sensor when every job's completion is recorded.
 
-    When a clip is still generating (a fallback task was just submitted here), nothing is
-    materialized and the rest of the run is skipped, not failed: the completions sensor starts
-    composition again once that task's completion is recorded."""
+    When a clip is still generating (a fallback task was just submitted here), a compose run
+    materializes nothing and the rest of it is skipped, not failed: the completions sensor starts
+    composition again once that task's completion is recorded. A clips run (clip-first, started
+    while other clips are still generating) goes on to normalize the clips that are here."""
     db = app_db.get()
     batch, jobs = load_batch(context, db)
     with scratch_dir("collect") as work:
@@ -165,18 +168,22 @@ def generated_clips(
         )
     generating = (SubmissionOutcome.IN_FLIGHT, SubmissionOutcome.SUBMITTED)
     in_flight = sum(count(outcomes, status) for status in generating)
+    clips_run = context.run.tags.get(STAGE_TAG) == CLIPS_STAGE
     if in_flight:
         waiting = ", ".join(f"{o.job_id} ({o.provider} {o.task_id})" for o in outcomes if o.status in generating)
-        context.log.info(
-            f"{in_flight} clip(s) still generating: {waiting}. Composition is skipped for now; the "
-            "completions sensor starts it again when they finish."
-        )
-        return
+        if not clips_run:
+            context.log.info(
+                f"{in_flight} clip(s) still generating: {waiting}. Composition is skipped for now; the "
+                "completions sensor starts it again when they finish."
+            )
+            return
+        context.log.info(f"{in_flight} clip(s) still generating: {waiting}. The clips that are here are normalized now.")
     yield dg.MaterializeResult(
         metadata={
             "batch_id": batch.id,
             "clips_stored": count(outcomes, SubmissionOutcome.STORED),
             "clips_failed": count(outcomes, SubmissionOutcome.FAILED),
+            "clips_in_flight": in_flight,
             "clips": table(outcomes),
         }
     )
