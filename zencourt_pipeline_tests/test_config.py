@@ -5,6 +5,8 @@ configuration table, docs/contract.md section 2 and docker/.env.example list exa
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,45 @@ def test_only_config_reads_the_environment():
         if re.search(r"\bos\.(environ|getenv)\b|\bgetenv\(", path.read_text())
     )
     assert readers == ["config.py"]
+
+
+# imports every module of the package (not the Alembic environment, not `__main__`s) with
+# os.environ recording the reads made by the package's own code; prints them
+IMPORT_PROBE = """
+import importlib, os, pkgutil, sys
+package = os.path.join(sys.argv[1], "zencourt_pipeline") + os.sep
+library = ("<frozen os>", "<frozen _collections_abc>", "os.py", "_collections_abc.py")
+reads = []
+
+class Recording(os._Environ):
+    def __getitem__(self, key):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.endswith(library):
+            frame = frame.f_back
+        if frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+            reads.append(f"{key} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        return super().__getitem__(key)
+
+os.environ.__class__ = Recording
+import zencourt_pipeline
+modules = [m.name for m in pkgutil.walk_packages(zencourt_pipeline.__path__, "zencourt_pipeline.")
+           if ".migrations" not in m.name and not m.name.endswith("__main__")]
+for name in modules:
+    importlib.import_module(name)
+print(len(modules))
+print("\\n".join(reads))
+"""
+
+
+def test_nothing_reads_the_environment_at_import():
+    """Importing any module (the code location included: `defs` is built when Dagster loads it)
+    reads no variable; `Settings.from_env()` is called by the entry points at run time."""
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    count, *reads = proc.stdout.strip().splitlines()
+    assert int(count) > 100 and reads == []
 
 
 def test_the_readme_configuration_table_is_settings():
