@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zencourt_pipeline.config import BenchSettings, Settings
+from zencourt_pipeline.config import BenchSettings, Settings, setting_default
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zencourt_pipeline"
@@ -28,17 +28,19 @@ def settings_names() -> set[str]:
 
 def table_names(text: str, heading: str) -> set[str]:
     """The backticked variables of the first column of the table under `heading`."""
+    return {name for cells in table_rows(text, heading) for name in VARIABLE.findall(cells[0])}
+
+
+def table_rows(text: str, heading: str) -> list[list[str]]:
+    """The cells of each row of the table under `heading` (header and rule included)."""
     lines = text.splitlines()
-    start = lines.index(heading)
-    names: set[str] = set()
-    in_table = False
-    for line in lines[start + 1 :]:
+    rows: list[list[str]] = []
+    for line in lines[lines.index(heading) + 1 :]:
         if line.startswith("|"):
-            in_table = True
-            names |= set(VARIABLE.findall(line.split("|")[1]))
-        elif in_table or line.startswith("#"):
+            rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))])
+        elif rows or line.startswith("#"):
             break
-    return names
+    return rows
 
 
 def test_every_field_is_read_from_one_variable():
@@ -137,6 +139,44 @@ def test_the_readme_configuration_table_is_settings():
 def test_the_contract_configuration_table_is_settings():
     contract = (ROOT / "docs" / "contract.md").read_text()
     assert table_names(contract, "## 2. Configuration (environment variables)") == settings_names()
+
+
+def documented(value: object) -> str:
+    """A default as the tables write it: `7200` for 7200.0, `true`, a list comma-separated."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+@pytest.mark.parametrize(
+    ("document", "heading"),
+    [("README.md", "## Configuration"), ("docs/contract.md", "## 2. Configuration (environment variables)")],
+)
+def test_the_documented_defaults_are_the_settings_defaults(document, heading):
+    """Where a row's default column gives one backticked value per variable that has a fixed default
+    (in the order of its variables), each is `Settings`' default: the tables cannot go stale."""
+    field_of = {name: field for field, name in Settings.ENV.items()}
+    compared = 0
+    for cells in table_rows((ROOT / document).read_text(), heading)[2:]:
+        fixed = [
+            field_of[name] for name in VARIABLE.findall(cells[0])
+            if field_of[name] != "data_dir" and setting_default(field_of[name]) is not None
+        ]  # data_dir: under the working directory; None: a default derived at run time, in words
+        values = re.findall(r"`([^`]*)`", cells[-1])
+        if fixed and len(values) == len(fixed):
+            assert values == [documented(setting_default(field)) for field in fixed], cells
+            compared += len(fixed)
+    assert compared >= 15
+
+
+def test_the_env_example_is_a_valid_configuration():
+    """The values docker/.env.example sets are accepted by `Settings` as they are."""
+    text = (ROOT / "docker" / ".env.example").read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, re.MULTILINE))
+    settings = Settings.from_env({name: value for name, value in values.items() if name in settings_names()})
+    assert settings.executor == values["ZENCOURT_EXECUTOR"] and settings.storage_backend == values["STORAGE_BACKEND"]
 
 
 def test_the_env_example_lists_every_setting_and_compose_variables_only():
