@@ -66,6 +66,17 @@ def test_from_env_reads_the_variables_of_env():
     assert Settings.from_env({}).max_upload_bytes == 512 * 1024 * 1024
 
 
+def test_only_from_env_reads_the_process_environment(monkeypatch, tmp_path):
+    """`Settings()` is the embedded defaults and `from_env(env)` reads `env` only: the process's
+    variables (ZENCOURT_DATA_DIR included) reach a Settings through `from_env()` alone."""
+    monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("PORT", "4000")
+    monkeypatch.chdir(tmp_path)
+    for settings in (Settings(), Settings.from_env({})):
+        assert settings.data_dir == (tmp_path / ".zencourt").resolve() and settings.port == 3001
+    assert Settings.from_env().data_dir == (tmp_path / "env").resolve() and Settings.from_env().port == 4000
+
+
 def test_an_invalid_variable_fails_unless_lenient():
     env = {"ZENCOURT_LOG_FORMAT": "xml", "MAX_UPLOAD_BYTES": "0", "LOG_LEVEL": "debug"}
     with pytest.raises(ValueError, match="log_format"):
