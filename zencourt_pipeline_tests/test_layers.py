@@ -1,7 +1,8 @@
 """The package's layers (issue 26): `lint-imports` (import-linter) checks the contracts of
 pyproject.toml's `[tool.importlinter]`: entry points over `defs`/`service`, over `pipeline`, over
-the adapters (providers, storage, db, net, media), over `config`, over `domain`, over `errors`, and no import cycle
-between the modules of any package. Run here so that `make test` (and CI) enforces them."""
+the adapters (providers, storage, db, net, media), over `config`, over `domain`, over `errors`, every
+child package in a layer (exhaustive), and no import cycle between the modules of any package. Run
+here so that `make test` (and CI) enforces them."""
 
 from __future__ import annotations
 
