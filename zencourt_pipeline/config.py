@@ -26,8 +26,9 @@ PROVIDER_NAMES = names(Provider)
 
 
 def default_data_dir() -> Path:
-    """Where embedded state lives (SQLite db, local storage, Dagster home)."""
-    return Path(os.environ.get("ZENCOURT_DATA_DIR", Path.cwd() / ".zencourt")).resolve()
+    """Where embedded state lives (SQLite db, local storage, Dagster home) when ZENCOURT_DATA_DIR
+    is unset: `.zencourt` under the working directory (`Settings.from_env` reads the variable)."""
+    return (Path.cwd() / ".zencourt").resolve()
 
 
 def _csv(value: str | None) -> list[str]:

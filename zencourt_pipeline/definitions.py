@@ -1,4 +1,7 @@
-"""The code location (workspace.yaml loads `zencourt_pipeline.definitions:defs`)."""
+"""The code location (workspace.yaml loads `zencourt_pipeline.definitions:defs`).
+
+`defs` is a `@dg.definitions` function: Dagster calls it when it loads the code location, so
+importing this module reads no environment and installs no log handler."""
 
 import warnings
 
@@ -47,13 +50,12 @@ warnings.filterwarnings("ignore", message="Handling yaml-defined logging configu
 DAGSTER_ROLES = ("code-server", "run-worker", "dagster", "daemon", "webserver")
 
 
-def code_location() -> dg.Definitions:
-    """The code location of the environment's `Settings`, with the package's log handler installed
-    when this is one of Dagster's own processes (its role from `Settings.process_role` or argv)."""
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location of the environment's `Settings`, built when Dagster loads it (never at
+    import), with the package's log handler installed when this is one of Dagster's own processes
+    (its role from `Settings.process_role` or argv)."""
     settings = Settings.from_env()
     if process_role(settings) in DAGSTER_ROLES:
         install_package_handler(settings=settings)
     return build_definitions(settings)
-
-
-defs = code_location()

@@ -5,11 +5,13 @@ configuration table, docs/contract.md section 2 and docker/.env.example list exa
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from zencourt_pipeline.config import BenchSettings, Settings
+from zencourt_pipeline.config import BenchSettings, Settings, setting_default
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zencourt_pipeline"
@@ -26,17 +28,19 @@ def settings_names() -> set[str]:
 
 def table_names(text: str, heading: str) -> set[str]:
     """The backticked variables of the first column of the table under `heading`."""
+    return {name for cells in table_rows(text, heading) for name in VARIABLE.findall(cells[0])}
+
+
+def table_rows(text: str, heading: str) -> list[list[str]]:
+    """The cells of each row of the table under `heading` (header and rule included)."""
     lines = text.splitlines()
-    start = lines.index(heading)
-    names: set[str] = set()
-    in_table = False
-    for line in lines[start + 1 :]:
+    rows: list[list[str]] = []
+    for line in lines[lines.index(heading) + 1 :]:
         if line.startswith("|"):
-            in_table = True
-            names |= set(VARIABLE.findall(line.split("|")[1]))
-        elif in_table or line.startswith("#"):
+            rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))])
+        elif rows or line.startswith("#"):
             break
-    return names
+    return rows
 
 
 def test_every_field_is_read_from_one_variable():
@@ -62,6 +66,17 @@ def test_from_env_reads_the_variables_of_env():
     assert Settings.from_env({}).max_upload_bytes == 512 * 1024 * 1024
 
 
+def test_only_from_env_reads_the_process_environment(monkeypatch, tmp_path):
+    """`Settings()` is the embedded defaults and `from_env(env)` reads `env` only: the process's
+    variables (ZENCOURT_DATA_DIR included) reach a Settings through `from_env()` alone."""
+    monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("PORT", "4000")
+    monkeypatch.chdir(tmp_path)
+    for settings in (Settings(), Settings.from_env({})):
+        assert settings.data_dir == (tmp_path / ".zencourt").resolve() and settings.port == 3001
+    assert Settings.from_env().data_dir == (tmp_path / "env").resolve() and Settings.from_env().port == 4000
+
+
 def test_an_invalid_variable_fails_unless_lenient():
     env = {"ZENCOURT_LOG_FORMAT": "xml", "MAX_UPLOAD_BYTES": "0", "LOG_LEVEL": "debug"}
     with pytest.raises(ValueError, match="log_format"):
@@ -79,13 +94,52 @@ def test_bench_settings_are_read_by_config_too():
 
 
 def test_only_config_reads_the_environment():
-    """`os.environ` / `os.getenv` appear in config.py only (nothing else reads a variable)."""
+    """`os.environ` / `os.getenv` (however imported) appear in config.py only (nothing else reads
+    a variable)."""
+    reader = re.compile(r"\bos\.(environ|getenv)\b|\bgetenv\(|^\s*from os import .*\b(environ|getenv)\b", re.M)
     readers = sorted(
-        str(path.relative_to(PACKAGE))
-        for path in PACKAGE.rglob("*.py")
-        if re.search(r"\bos\.(environ|getenv)\b|\bgetenv\(", path.read_text())
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if reader.search(path.read_text())
     )
     assert readers == ["config.py"]
+
+
+# imports every module of the package (not the Alembic environment, not `__main__`s) with
+# os.environ recording the reads made by the package's own code; prints them
+IMPORT_PROBE = """
+import importlib, os, pkgutil, sys
+package = os.path.join(sys.argv[1], "zencourt_pipeline") + os.sep
+library = ("<frozen os>", "<frozen _collections_abc>", "os.py", "_collections_abc.py")
+reads = []
+
+class Recording(os._Environ):
+    def __getitem__(self, key):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.endswith(library):
+            frame = frame.f_back
+        if frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+            reads.append(f"{key} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        return super().__getitem__(key)
+
+os.environ.__class__ = Recording
+import zencourt_pipeline
+modules = [m.name for m in pkgutil.walk_packages(zencourt_pipeline.__path__, "zencourt_pipeline.")
+           if ".migrations" not in m.name and not m.name.endswith("__main__")]
+for name in modules:
+    importlib.import_module(name)
+print(len(modules))
+print("\\n".join(reads))
+"""
+
+
+def test_nothing_reads_the_environment_at_import():
+    """Importing any module (the code location included: `defs` is built when Dagster loads it)
+    reads no variable; `Settings.from_env()` is called by the entry points at run time."""
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    count, *reads = proc.stdout.strip().splitlines()
+    assert int(count) > 100 and reads == []
 
 
 def test_the_readme_configuration_table_is_settings():
@@ -96,6 +150,44 @@ def test_the_readme_configuration_table_is_settings():
 def test_the_contract_configuration_table_is_settings():
     contract = (ROOT / "docs" / "contract.md").read_text()
     assert table_names(contract, "## 2. Configuration (environment variables)") == settings_names()
+
+
+def documented(value: object) -> str:
+    """A default as the tables write it: `7200` for 7200.0, `true`, a list comma-separated."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+@pytest.mark.parametrize(
+    ("document", "heading"),
+    [("README.md", "## Configuration"), ("docs/contract.md", "## 2. Configuration (environment variables)")],
+)
+def test_the_documented_defaults_are_the_settings_defaults(document, heading):
+    """Where a row's default column gives one backticked value per variable that has a fixed default
+    (in the order of its variables), each is `Settings`' default: the tables cannot go stale."""
+    field_of = {name: field for field, name in Settings.ENV.items()}
+    compared = 0
+    for cells in table_rows((ROOT / document).read_text(), heading)[2:]:
+        fixed = [
+            field_of[name] for name in VARIABLE.findall(cells[0])
+            if field_of[name] != "data_dir" and setting_default(field_of[name]) is not None
+        ]  # data_dir: under the working directory; None: a default derived at run time, in words
+        values = re.findall(r"`([^`]*)`", cells[-1])
+        if fixed and len(values) == len(fixed):
+            assert values == [documented(setting_default(field)) for field in fixed], cells
+            compared += len(fixed)
+    assert compared >= 15
+
+
+def test_the_env_example_is_a_valid_configuration():
+    """The values docker/.env.example sets are accepted by `Settings` as they are."""
+    text = (ROOT / "docker" / ".env.example").read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, re.MULTILINE))
+    settings = Settings.from_env({name: value for name, value in values.items() if name in settings_names()})
+    assert settings.executor == values["ZENCOURT_EXECUTOR"] and settings.storage_backend == values["STORAGE_BACKEND"]
 
 
 def test_the_env_example_lists_every_setting_and_compose_variables_only():

@@ -277,7 +277,7 @@ class GeneratorsResource(dg.ConfigurableResource):
 
     def webhook_overdue_after(self) -> dict[str, timedelta]:
         """Per provider with webhooks, how long to wait for one before polling the task."""
-        return {"fal": timedelta(seconds=self.fal.webhook_overdue_seconds)}
+        return {Provider.FAL: timedelta(seconds=self.fal.webhook_overdue_seconds)}
 
     def fetch_policy(self) -> FetchPolicy:
         """The download policy: public hosts only, plus the allowed private hosts."""

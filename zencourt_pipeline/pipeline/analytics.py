@@ -19,6 +19,7 @@ from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import GenerationTaskStatus, JobStatus, Task, current_task
+from zencourt_pipeline.domain import Provider
 
 if TYPE_CHECKING:  # pandas is imported by the analytics functions, not with every run worker
     import pandas as pd
@@ -139,7 +140,7 @@ def daily_records(daily: pd.DataFrame) -> list[dict]:
 
 
 # -- the chart ---------------------------------------------------------------------------------------
-PROVIDER_COLORS = {"runway": (79, 70, 229), "fal": (217, 119, 6), "local": (5, 150, 105)}
+PROVIDER_COLORS = {Provider.RUNWAY: (79, 70, 229), Provider.FAL: (217, 119, 6), Provider.LOCAL: (5, 150, 105)}
 _FALLBACK_COLORS = [(37, 99, 235), (220, 38, 38), (124, 58, 237), (8, 145, 178)]
 
 

@@ -46,14 +46,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from zencourt_pipeline.config import as_number, validate_rates
-from zencourt_pipeline.domain import provider_spec
+from zencourt_pipeline.domain import Provider, provider_spec
 
 PROVIDER = "provider"  # cost_source: the provider reported the figure
 RATE = "rate"  # cost_source: the published rate table
 
 KLING = "fal-ai/kling-video"
 DEFAULT_RATES: dict[str, Any] = {
-    "runway": {
+    Provider.RUNWAY: {
         "usd_per_credit": 0.01,
         "default_model": "gen4_turbo",
         "models": {
@@ -63,7 +63,7 @@ DEFAULT_RATES: dict[str, Any] = {
             "veo3": {"credits_per_second": 40},
         },
     },
-    "fal": {
+    Provider.FAL: {
         "default_model": f"{KLING}/v2.1/standard/image-to-video",
         "models": {
             f"{KLING}/v2.1/standard/image-to-video": {"usd_base": 0.25, "base_seconds": 5, "usd_per_extra_second": 0.05},
@@ -71,7 +71,7 @@ DEFAULT_RATES: dict[str, Any] = {
             f"{KLING}/v2.5-turbo/pro/image-to-video": {"usd_base": 0.35, "base_seconds": 5, "usd_per_extra_second": 0.07},
         },
     },
-    "local": {"default_model": "*", "models": {"*": {"usd_per_second": 0}}},
+    Provider.LOCAL: {"default_model": "*", "models": {"*": {"usd_per_second": 0}}},
 }
 
 

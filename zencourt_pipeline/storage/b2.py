@@ -67,6 +67,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from zencourt_pipeline.domain import StorageBackend
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.storage.base import (
     MAX_SIGNED_URL_SECONDS,
@@ -149,7 +150,7 @@ def _new_client(*, endpoint: str, region: str, key_id: str, application_key: str
 class B2Storage(Storage):
     """Objects in one private B2 bucket, addressed as `s3://<bucket>/<key>`."""
 
-    name = "b2"
+    name = StorageBackend.B2
 
     def __init__(
         self,

@@ -8,12 +8,13 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from zencourt_pipeline.domain import StorageBackend
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.storage.base import Storage, StorageError, validate_key
 
 
 class LocalStorage(Storage):
-    name = "local"
+    name = StorageBackend.LOCAL
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()

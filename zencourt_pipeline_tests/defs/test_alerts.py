@@ -40,6 +40,6 @@ def test_skips_without_dead_rows_and_fails_with_them(instance, sqlite_db, sqlite
 def test_the_sensor_is_registered_and_running_by_default():
     from zencourt_pipeline.definitions import defs
 
-    sensor = defs.resolve_sensor_def("dead_webhooks_sensor")
+    sensor = defs().resolve_sensor_def("dead_webhooks_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == 300 and sensor.description

@@ -10,7 +10,7 @@ def test_code_location_loads_without_deprecation_warnings():
         import zencourt_pipeline.definitions as module
 
         module = importlib.reload(module)
-        defs = module.defs
+        defs = module.defs()
         graph = defs.resolve_asset_graph()
         for job in defs.resolve_all_job_defs():
             assert job.name
@@ -31,7 +31,7 @@ BATCH_ASSETS = ["listing_photos", "clip_tasks", "generated_clips", "normalized_c
 def test_every_asset_is_described_for_the_ui():
     from zencourt_pipeline.definitions import defs
 
-    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    specs = {spec.key.to_user_string(): spec for spec in defs().resolve_all_asset_specs()}
     assert sorted(specs) == sorted(BATCH_ASSETS + ["provider_daily_stats"])
     for name, spec in specs.items():
         assert spec.description and spec.owners and spec.kinds and spec.group_name and spec.code_version, name
@@ -48,7 +48,7 @@ def test_backfills_run_one_batch_per_run():
     documented choice: `backfill_policy=` on @asset is beta in 1.13)."""
     from zencourt_pipeline.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     for name in BATCH_ASSETS:
         assert graph.get(dg.AssetKey(name)).backfill_policy is None
 
@@ -56,7 +56,7 @@ def test_backfills_run_one_batch_per_run():
 def test_asset_checks_and_which_block():
     from zencourt_pipeline.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     checks = {(key.asset_key.to_user_string(), key.name): graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert set(checks) == {
         ("listing_photos", "photos_usable"),
@@ -75,8 +75,34 @@ def test_only_the_analytics_asset_is_automated():
     from zencourt_pipeline.definitions import defs
 
     automated = [
-        spec.key.to_user_string() for spec in defs.resolve_all_asset_specs() if spec.automation_condition is not None
+        spec.key.to_user_string() for spec in defs().resolve_all_asset_specs() if spec.automation_condition is not None
     ]
     assert automated == ["provider_daily_stats"]
-    jobs = {job.name for job in defs.resolve_all_job_defs()}
+    jobs = {job.name for job in defs().resolve_all_job_defs()}
     assert {"batch_intake_job", "batch_compose_job", "batch_regenerate_job", "batch_recompose_job"} <= jobs
+
+
+def test_the_package_handler_is_installed_when_dagster_loads_the_location(monkeypatch):
+    """Importing the module installs nothing; loading the location in one of Dagster's processes
+    (the role from ZENCOURT_PROCESS_ROLE here) installs the package's handler."""
+    import logging
+
+    import zencourt_pipeline.definitions as module
+    from zencourt_pipeline.observability import logging as obs
+
+    package = logging.getLogger("zencourt_pipeline")
+    before = list(package.handlers)
+
+    def ours() -> list[logging.Handler]:
+        return [h for h in package.handlers if getattr(h, "_zencourt_package", False)]
+
+    monkeypatch.setattr(obs, "_role", None)
+    try:
+        package.handlers[:] = [h for h in before if h not in ours()]
+        importlib.reload(module)
+        assert ours() == []
+        monkeypatch.setenv("ZENCOURT_PROCESS_ROLE", "code-server")
+        module.defs()
+        assert len(ours()) == 1
+    finally:
+        package.handlers[:] = before

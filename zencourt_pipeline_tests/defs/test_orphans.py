@@ -23,7 +23,7 @@ def instance():
 def _started(instance, batch_id):
     from zencourt_pipeline.definitions import defs
 
-    job = defs.resolve_job_def(batch_intake_job.name)
+    job = defs().resolve_job_def(batch_intake_job.name)
     run = instance.create_run_for_job(job, tags={"zencourt/batch_id": batch_id}, status=dg.DagsterRunStatus.STARTED)
     return run
 

@@ -88,6 +88,6 @@ def test_retention_zero_keeps_every_partition(instance, sqlite_db, sqlite_url):
 def test_the_sensor_is_registered_and_running_by_default():
     from zencourt_pipeline.definitions import defs
 
-    sensor = defs.resolve_sensor_def("partition_retention_sensor")
+    sensor = defs().resolve_sensor_def("partition_retention_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == 300 and sensor.description

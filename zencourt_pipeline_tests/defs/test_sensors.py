@@ -105,7 +105,7 @@ def test_intake_failures_tell_interrupted_runs_from_failed_ones(instance):
 
     from zencourt_pipeline.definitions import defs
 
-    job = defs.resolve_job_def(batch_intake_job.name)
+    job = defs().resolve_job_def(batch_intake_job.name)
     reasons = ["RUN_WORKER_RESTART", "START_TIMEOUT", None, "STEP_FAILURE", "RUN_EXCEPTION"]
     for reason in reasons:
         tags = {"zencourt/batch_id": "fb"} | ({"dagster/failure_reason": reason} if reason else {})
