@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -25,6 +25,7 @@ from zencourt_pipeline.db.clock import as_utc, utcnow  # noqa: F401 - re-exporte
 from zencourt_pipeline.db.events import EventQueries
 from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.liveness import LivenessQueries
+from zencourt_pipeline.db.outputs import OutputQueries, OutputRow, replace_outputs, webhook_fields
 from zencourt_pipeline.db.quota import QuotaQueries
 from zencourt_pipeline.db.records import (
     OPEN_BATCH_STATUSES,
@@ -74,6 +75,7 @@ class AppDatabase(
     AnalyticsQueries,
     BatchQueries,
     EventQueries,
+    OutputQueries,
 ):
     """Queries and state transitions over the tables in `schema.py`."""
 
@@ -265,11 +267,13 @@ class AppDatabase(
         thumbnail_url: str | None = None,
         error: str | None = None,
         error_code: str | None = None,
+        outputs: Sequence[OutputRow] | None = None,
     ) -> bool:
         """Move a batch to a terminal status and report `batch.<status>`. The first terminal status
         is final, and the only one the web app is told: a terminal batch changes no more, except
-        that a re-compose of a completed batch (an operator's) stores its new URLs. Returns
-        whether the row was written."""
+        that a re-compose of a completed batch (an operator's) stores its new URLs. `outputs`
+        (composition's renditions) replace the batch's `video_gen_outputs` rows in the same
+        transaction and are listed in the webhook. Returns whether the row was written."""
         assert status in TERMINAL_STATUSES, status
         with self.transaction() as conn:
             batch = self._batch_for_update(conn, batch_id)
@@ -290,11 +294,15 @@ class AppDatabase(
                     updated_at=utcnow(),
                 )
             )
+            if outputs is not None:
+                replace_outputs(conn, batch_id, outputs)
             # one terminal event per batch: a re-composed completed batch gets no second webhook
             if not batch.terminal:
-                event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
+                event_fields: dict[str, Any] = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
                 if error_code:
                     event_fields["errorCode"] = error_code
+                if outputs:
+                    event_fields["outputs"] = [webhook_fields(output) for output in outputs]
                 self._emit(conn, f"batch.{status}", batch_id, **event_fields)
             # a re-compose is an event too (new URLs): streams connected then end on it
             self._record(

@@ -179,6 +179,7 @@ class Batch(Record):
     compose_attempts: int = 0
     intake_attempts: int = 0
     facts: str | None = None  # JSON text (`domain.parse_facts`)
+    outputs: str | None = None  # JSON text (`domain.parse_outputs`; None: the default four)
 
     @property
     def terminal(self) -> bool:
@@ -212,6 +213,8 @@ class Job(Record):
     raw_clip_key: str | None = None
     caption: str | None = None  # null: the room name
     transition: str | None = None  # an xfade style into the next clip; null: the template's
+    focus_x: float | None = None  # what a reframing crop keeps in view (0..1); None: the centre
+    focus_y: float | None = None
 
     @property
     def terminal(self) -> bool:

@@ -57,6 +57,8 @@ video_gen_batch = sa.Table(
     sa.Index("ix_video_gen_batch_updated_id", "updated_at", "id"),  # migration 0009: partition retention
     # migration 0010: the listing's facts a template merges ({{price}}, ...): JSON text, `domain.ListingFacts`
     sa.Column("facts", sa.Text, nullable=True),
+    # migration 0011: the outputs the batch asks for (JSON text, `domain.parse_outputs`; null: the default four)
+    sa.Column("outputs", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -84,6 +86,9 @@ video_gen_jobs = sa.Table(
     # into the next clip (null: the template's)
     sa.Column("caption", sa.Text, nullable=True),
     sa.Column("transition", sa.Text, nullable=True),
+    # migration 0011: the focus point (0..1 of the clip's frame) a reframing crop keeps in view (null: the centre)
+    sa.Column("focus_x", sa.Float, nullable=True),
+    sa.Column("focus_y", sa.Float, nullable=True),
 )
 
 # One row per paid (or local) generation request. Written *before* the provider is called
@@ -228,4 +233,28 @@ workspace_templates = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.PrimaryKeyConstraint("workspace_id", "name", name="pk_workspace_templates"),
+)
+
+# The outputs a batch produced (migration 0011): one row per rendition (shape, size, branded or
+# MLS-unbranded), its stored video and thumbnail URIs, written with the batch's terminal state
+# (db/outputs.py); `is_primary` marks the one `video_gen_batch.video_url` points at.
+video_gen_outputs = sa.Table(
+    "video_gen_outputs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.Text, sa.ForeignKey("video_gen_batch.id"), nullable=False, index=True),
+    sa.Column("shape", sa.Text, nullable=False),  # domain.OutputShape
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("branded", sa.Boolean, nullable=False),
+    sa.Column("is_primary", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.Text, nullable=False),  # OutputStatus: completed | failed
+    sa.Column("template", sa.Text, nullable=True),
+    sa.Column("video_url", sa.Text, nullable=True),  # the stored URI (the canonical key)
+    sa.Column("thumbnail_url", sa.Text, nullable=True),
+    sa.Column("duration_seconds", sa.Float, nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint("batch_id", "shape", "width", "height", "branded", name="uq_video_gen_outputs_rendition"),
 )
