@@ -125,6 +125,14 @@ def job_problem(job_id: str, prompt: str | None, duration_seconds: float) -> str
     return None
 
 
+def focus_problem(x: float | None, y: float | None) -> str | None:
+    """Why a job's focus point (0..1 of its clip's frame; None: the centre) cannot be used, None when it can."""
+    for name, value in (("focus_x", x), ("focus_y", y)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            return f"{name} {value} is outside 0..1"
+    return None
+
+
 # -- listing facts: the batch's data that templates merge into their text ({{price}}, ...) -----------
 class ListingFacts(BaseModel):
     """`video_gen_batch.facts` (JSON; camelCase or snake_case keys): what a template's merge fields

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
-from zencourt_pipeline.domain import BatchRejected, batch_problem, job_problem, parse_facts
+from zencourt_pipeline.domain import BatchRejected, batch_problem, focus_problem, job_problem, parse_facts, parse_outputs
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
@@ -63,10 +63,16 @@ def validate_batch(batch: Batch, jobs: list[Job], template: Template | None = No
     problem = batch_problem(batch.id, len(jobs), batch.orientation)
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
+    for job in jobs:
+        problem = focus_problem(job.focus_x, job.focus_y)
+        if problem:
+            raise BatchRejected(ErrorCode.INVALID_INPUT, f"job {job.id}: {problem}")
     facts = parse_facts(batch.facts)
+    outputs = parse_outputs(batch.outputs)
     problem = listing_problem(
         template=template or batch.template, orientation=batch.orientation, title=batch.title, facts=facts,
         clips=[listing_clip(job) for job in jobs if not job.terminal] or [listing_clip(job) for job in jobs],
+        outputs=outputs,
     )  # fmt: skip
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem.message)
@@ -87,7 +93,11 @@ def listing_clip(job: Job) -> ListingClip:
     """What `media.listing` checks and composes of a job (its clip length, room, caption, transition)."""
     from zencourt_pipeline.media.listing import ListingClip
 
-    return ListingClip(job.id, float(job.duration_seconds), job.room_name, job.caption, job.transition)
+    focus = (job.focus_x if job.focus_x is not None else 0.5, job.focus_y if job.focus_y is not None else 0.5)
+    return ListingClip(
+        job.id, float(job.duration_seconds), job.room_name, job.caption, job.transition,
+        focus if (job.focus_x, job.focus_y) != (None, None) else None,
+    )  # fmt: skip
 
 
 def validate_job(job: Job) -> None:
