@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
-from zencourt_pipeline.domain import BatchRejected, batch_problem, focus_problem, job_problem, parse_facts, parse_outputs
+from zencourt_pipeline.domain import (
+    BatchRejected,
+    batch_problem,
+    focus_problem,
+    job_problem,
+    parse_facts,
+    parse_outputs,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
