@@ -219,8 +219,8 @@ class OutputSpec(BaseModel):
     def _default_size(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("width") is None and data.get("height") is None:
             sizes = OUTPUT_SIZES.get(data.get("shape"))  # type: ignore[call-overload]  # a StrEnum key matches its value
-            if sizes:
-                data = {**data, "width": sizes[0][0], "height": sizes[0][1]}
+            width, height = sizes[0] if sizes else (0, 0)  # an unknown shape: only the shape is reported
+            data = {**data, "width": width, "height": height}
         return data
 
     @model_validator(mode="after")

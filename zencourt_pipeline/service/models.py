@@ -23,12 +23,14 @@ from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.outbox import BatchWebhooks
+from zencourt_pipeline.db.outputs import Output
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.domain import ListingFacts, stored_facts
 from zencourt_pipeline.pipeline.actions import OperatorAction
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
+from zencourt_pipeline.service.renditions import OutputResponse
 from zencourt_pipeline.storage.urls import MediaUrls
 
 
@@ -187,6 +189,8 @@ class JobResponse(ApiModel):
     progress: float | None = None
     caption: str | None = None  # the caption asked for (null: the room name is the caption)
     transition: str | None = None  # the transition into the next clip asked for (null: the template's)
+    focus_x: float | None = None  # what a reframing crop keeps in view (0..1; null: the centre)
+    focus_y: float | None = None
 
     @classmethod
     def from_record(cls, job: Job, urls: MediaUrls, progress: float | None = None) -> JobResponse:
@@ -206,6 +210,8 @@ class JobResponse(ApiModel):
             progress=progress if job.status == JobStatus.PROCESSING else None,
             caption=job.caption,
             transition=job.transition,
+            focus_x=job.focus_x,
+            focus_y=job.focus_y,
         )
 
 
@@ -239,6 +245,7 @@ class BatchResponse(ApiModel):
     spend: dict[str, Any]
     jobs: list[JobResponse]
     facts: ListingFacts | None = None  # the listing facts the template merges (null: none, or unreadable)
+    outputs: list[OutputResponse] = []  # every output composed (the primary first); empty before composition
 
     @classmethod
     def from_records(
@@ -249,6 +256,7 @@ class BatchResponse(ApiModel):
         urls: MediaUrls,
         webhooks: BatchWebhooks | None = None,
         job_progress: dict[str, float] | None = None,
+        outputs: list[Output] | None = None,
     ) -> BatchResponse:
         """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `urls`: the app's
         `MediaUrls` (`request.app.state.media_urls`); `webhooks`: its webhooks' delivery
@@ -266,6 +274,7 @@ class BatchResponse(ApiModel):
             spend=ledger_json(spend or SpendLedger()),
             jobs=[JobResponse.from_record(job, urls, job_progress.get(job.id)) for job in jobs],
             facts=stored_facts(batch.facts),
+            outputs=[OutputResponse.from_record(output, urls) for output in outputs or []],
         )
 
 

@@ -17,11 +17,15 @@ from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.domain import (
     CLIP_SECONDS_DEFAULT,
+    DEFAULT_OUTPUTS,
     MAX_JOBS_PER_BATCH,
+    MAX_OUTPUTS,
     ClipSeconds,
     ListingFacts,
     Orientation,
+    OutputSpec,
     Prompt,
+    outputs_problem,
 )
 from zencourt_pipeline.media.transitions import TransitionKind
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
@@ -64,6 +68,16 @@ class JobCreate(CreateModel):
     duration_seconds: ClipSeconds = CLIP_SECONDS_DEFAULT
     caption: Text255 | None = None  # over the clip ({{caption}}; merge fields allowed); null: the room name
     transition: TransitionKind | None = None  # into the next clip; null: the template's
+    # the point (0..1 of the clip's frame) a reframing crop keeps in view; null: the centre
+    focus_x: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    focus_y: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    @property
+    def focus(self) -> tuple[float, float] | None:
+        """The focus point as `media.listing` takes it (None: the centre)."""
+        if self.focus_x is None and self.focus_y is None:
+            return None
+        return (0.5 if self.focus_x is None else self.focus_x, 0.5 if self.focus_y is None else self.focus_y)
 
     @field_validator("image_url")
     @classmethod
@@ -88,6 +102,16 @@ class BatchCreate(CreateModel):
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     jobs: Annotated[list[JobCreate], Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)]
     facts: ListingFacts | None = None  # what the template's merge fields read ({{price}}, ...)
+    # the outputs to render (shape, size, branded); null: the default four (16:9 and 9:16, each branded and unbranded)
+    outputs: Annotated[list[OutputSpec], Field(min_length=1, max_length=MAX_OUTPUTS)] | None = None
+
+    @field_validator("outputs")
+    @classmethod
+    def _distinct_outputs(cls, outputs: list[OutputSpec] | None) -> list[OutputSpec] | None:
+        problem = outputs_problem(outputs) if outputs is not None else None
+        if problem:
+            raise ValueError(problem)
+        return outputs
 
     @field_validator("template")
     @classmethod
@@ -115,12 +139,12 @@ class BatchCreate(CreateModel):
         from zencourt_pipeline.media.listing import ListingClip, listing_problem
 
         clips = [
-            ListingClip(job.id or f"jobs[{i}]", job.duration_seconds, job.room_name, job.caption, job.transition)
+            ListingClip(job.id or f"jobs[{i}]", job.duration_seconds, job.room_name, job.caption, job.transition, job.focus)
             for i, job in enumerate(self.jobs)
         ]
         return listing_problem(
             template=own_template or self.template, orientation=self.orientation, title=self.title,
-            facts=self.facts or ListingFacts(), clips=clips,
+            facts=self.facts or ListingFacts(), clips=clips, outputs=self.outputs or DEFAULT_OUTPUTS,
         )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.db.templates import workspace_template
+from zencourt_pipeline.domain import outputs_json
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
@@ -95,6 +96,7 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "template": body.template,
         "title": body.title,
         "facts": body.facts.to_json() if body.facts is not None else None,
+        "outputs": outputs_json(body.outputs) if body.outputs is not None else None,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
@@ -118,6 +120,8 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "duration_seconds": job.duration_seconds,
                 "caption": job.caption,
                 "transition": job.transition,
+                "focus_x": job.focus_x,
+                "focus_y": job.focus_y,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -129,7 +133,9 @@ def _response(db: AppDatabase, batch_id: str, urls: MediaUrls) -> BatchResponse:
     """The batch exactly as `GET /video/batches/{id}` shows it."""
     batch = db.get_batch(batch_id)
     assert batch is not None, batch_id
-    return BatchResponse.from_records(batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), urls)
+    return BatchResponse.from_records(
+        batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), urls, outputs=db.get_outputs(batch_id)
+    )
 
 
 def create_one(request: Request, data: Any, idempotency_key: str | None) -> tuple[int, BatchResponse]:
