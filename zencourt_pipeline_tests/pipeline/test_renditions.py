@@ -25,8 +25,8 @@ EIGHT = [OutputSpec(shape=shape, branded=branded) for shape in OutputShape for b
 
 
 def _composed(db, storage, tmp_path, batch_id: str, outputs: list[OutputSpec] | None, **fields):
-    batch, jobs = make_batch(batch_id, n_jobs=2, template="showcase", title="Charming home", facts=json.dumps(FACTS),
-                             outputs=outputs_json(outputs) if outputs is not None else None, **fields)  # fmt: skip
+    fields = {"template": "showcase", "title": "Charming home", "facts": json.dumps(FACTS), **fields}
+    batch, jobs = make_batch(batch_id, n_jobs=2, outputs=outputs_json(outputs) if outputs is not None else None, **fields)
     db.insert_batch(batch, jobs)
     db.start_batch(batch_id)
     for job in (f"{batch_id}-0", f"{batch_id}-1"):
@@ -95,3 +95,19 @@ def test_the_default_request_is_four_outputs_and_an_operator_orientation_picks_t
     ]  # fmt: skip
     assert (report.width, report.height) == (1080, 1920)
     assert len(sqlite_db.get_outputs("r4")) == 4
+
+
+def test_an_output_that_cannot_be_made_is_recorded_failed_and_the_others_are_published(sqlite_db, tmp_path):
+    storage = LocalStorage(tmp_path / "storage")
+    outputs = [OutputSpec(shape=OutputShape.LANDSCAPE, width=1280, height=720), OutputSpec(shape=OutputShape.SQUARE)]
+    # a title that fits 16:9 but not 1:1 (intake would have refused it; composition does not stop for it)
+    report = _composed(sqlite_db, storage, tmp_path, "rf", outputs, title="W" * 28)
+    assert report.status == "completed", report.error
+    landscape, square = report.outputs
+    assert landscape.status == OutputStatus.COMPLETED and landscape.primary
+    assert square.status == OutputStatus.FAILED and "does not fit the 1080x1080 frame" in square.error
+    rows = sqlite_db.get_outputs("rf")
+    assert [(r.shape, r.status, r.video_url is None) for r in rows] == [
+        (OutputShape.LANDSCAPE, OutputStatus.COMPLETED, False), (OutputShape.SQUARE, OutputStatus.FAILED, True),
+    ]  # fmt: skip
+    assert not any("square" in key for key in storage.list_keys("batches/rf/video/"))

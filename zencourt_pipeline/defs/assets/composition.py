@@ -171,7 +171,8 @@ class ComposeConfig(dg.Config):
             asset="composed_video",
             blocking=True,
             description=(
-                "The published file, read back (box walk, ffmpeg's stream report, EBU R128), meets the house "
+                "Every published output (each rendition the batch asks for), its file read back (box walk, "
+                "ffmpeg's stream report, EBU R128), meets the house "
                 "rules (H.264 High yuv420p, constant 30 fps, closed GOPs, AAC-LC 48 kHz stereo at -14 LUFS +-1 "
                 "and true peak <= -1 dBTP, moov before mdat, no edit lists) and the profile of every "
                 "destination it targets (media/profiles.py)."
@@ -186,9 +187,11 @@ def composed_video(
     storage: StorageResource,
     pipeline_settings: PipelineSettingsResource,
 ):
-    """The listing video: the completed clips in order with crossfades, a title card from
-    `video_gen_batch.title`, room captions and the template's music; plus its thumbnail.
-    Published under `batches/<batch>/video/`; the batch ends `completed` (or `failed` when no
+    """The listing video in every output the batch asks for (`video_gen_batch.outputs`: shape,
+    size, branded or MLS-unbranded; by default 16:9 and 9:16, each both): the completed clips in
+    order with crossfades, a title card from `video_gen_batch.title`, room captions and the
+    template's music; plus their thumbnails. Published under `batches/<batch>/video/`, one
+    `video_gen_outputs` row each, the primary one in `video_gen_batch.video_url`; the batch ends `completed` (or `failed` when no
     clip survived) and the web app is told through the outbox. Run config `template` /
     `orientation` re-composes from the existing clips without regenerating them."""
     db = app_db.get()
@@ -294,7 +297,8 @@ def _platform_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
     failing.update({f"{name} not rendered": [str(error)] for name, error in unrendered.items()})
     what = "video" if len(checked) == 1 and not unrendered else f"{len(checked) + len(unrendered)} outputs"
     if failing:
-        description = f"{what} of batch {batch.id} fails " + "; ".join(f"{n}: {', '.join(p)}" for n, p in failing.items())
+        verb = "fails" if what == "video" else "fail"
+        description = f"{what} of batch {batch.id} {verb} " + "; ".join(f"{n}: {', '.join(p)}" for n, p in failing.items())
     elif len(checked) == 1:
         description = f"video of batch {batch.id} meets {', '.join(next(iter(checked.values())))}"
     else:
