@@ -248,7 +248,7 @@ def output_rows(renditions: list[Rendition]) -> list[dict]:
             "output": r.spec.name, "primary": r.primary, "status": str(r.status),
             "duration_s": r.result.info.duration if r.result else None,
             "bytes": r.result.info.size_bytes if r.result else None,
-            "render_strategy": r.result.strategy if r.result else None,
+            "render_strategy": ("copy" if r.copied else r.result.strategy) if r.result else None,
             "platforms_failing": ", ".join(p for p, problems in (r.platforms or {}).items() if problems) or None,
             "video_uri": r.video_uri, "error": r.error,
         }

@@ -10,6 +10,7 @@ fails, when another cannot, that output is recorded `failed` with the reason and
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,7 @@ class Rendition:
     thumbnail_uri: str | None = None
     platforms: dict[str, list[Problem]] | None = None
     keys: tuple[str, ...] = field(default=(), repr=False)  # every object published for it
+    copied: bool = False  # its timeline is another output's: the file is a copy of that render
 
     @property
     def status(self) -> OutputStatus:
@@ -72,27 +74,45 @@ def render_renditions(
     clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
     title: str | None, template: Template, facts: ListingFacts,
 ) -> list[Rendition]:
-    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`. A
-    MediaError of the primary propagates; another output's is its `error`."""
-    from zencourt_pipeline.media.compose import compose_video
+    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`. An
+    output whose timeline equals one already rendered (an unbranded cut of a template and facts
+    without any branding) is a copy of that file. A MediaError of the primary propagates; another
+    output's is its `error`."""
+    from zencourt_pipeline.media.compose import render_timeline
+    from zencourt_pipeline.media.timeline.build import build_timeline
 
     ordered = [primary, *(spec for spec in outputs if spec != primary)]
-    renditions = []
+    renditions: list[Rendition] = []
+    rendered: dict[str, CompositionResult] = {}  # timeline JSON -> its render
     for spec in ordered:
         out = work_dir / spec.name
         out.mkdir(parents=True, exist_ok=True)
         try:
-            result = compose_video(
-                clips, out / "listing.mp4", width=spec.width, height=spec.height, title=title, template=template,
-                thumbnail_dest=out / "listing.jpg", work_dir=out / "work", facts=facts, branded=spec.branded,
+            timeline = build_timeline(
+                clips, width=spec.width, height=spec.height, title=title, template=template, facts=facts,
+                branded=spec.branded,
             )  # fmt: skip
+            plan = timeline.to_json()
+            same = rendered.get(plan)
+            if same is not None:
+                result = _copy(same, out)
+            else:
+                result = render_timeline(timeline, out / "listing.mp4", thumbnail_dest=out / "listing.jpg", work_dir=out / "work")
+                rendered[plan] = result
         except MediaError as exc:
             if spec == primary:
                 raise
             renditions.append(Rendition(spec, primary=False, error=f"{exc.code}: {exc.message}"))
             continue
-        renditions.append(Rendition(spec, primary=spec == primary, result=result))
+        renditions.append(Rendition(spec, primary=spec == primary, result=result, copied=same is not None))
     return renditions
+
+
+def _copy(result: CompositionResult, out: Path) -> CompositionResult:
+    """`result`'s video and thumbnail copied into `out` (an output identical to one rendered)."""
+    video = Path(shutil.copyfile(result.path, out / "listing.mp4"))
+    thumbnail = Path(shutil.copyfile(result.thumbnail_path, out / "listing.jpg")) if result.thumbnail_path else None
+    return replace(result, path=video, thumbnail_path=thumbnail)
 
 
 def publish_renditions(

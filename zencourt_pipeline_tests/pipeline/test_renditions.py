@@ -87,14 +87,18 @@ def test_sixteen_nine_nine_sixteen_square_and_four_five_branded_and_unbranded_ma
 
 def test_the_default_request_is_four_outputs_and_an_operator_orientation_picks_the_primary(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
-    report = _composed(sqlite_db, storage, tmp_path, "r4", None, orientation="vertical")
+    # the default template without an agent: nothing brands the video, the unbranded cuts are copies
+    report = _composed(sqlite_db, storage, tmp_path, "r4", None, orientation="vertical", template="default", facts=None)
     assert report.status == "completed", report.error
-    assert [r.spec.name for r in report.outputs] == [
-        "vertical-1080x1920-branded", "landscape-1920x1080-branded", "landscape-1920x1080-unbranded",
-        "vertical-1080x1920-unbranded",
+    assert [(r.spec.name, r.copied) for r in report.outputs] == [
+        ("vertical-1080x1920-branded", False), ("landscape-1920x1080-branded", False),
+        ("landscape-1920x1080-unbranded", True), ("vertical-1080x1920-unbranded", True),
     ]  # fmt: skip
     assert (report.width, report.height) == (1080, 1920)
     assert len(sqlite_db.get_outputs("r4")) == 4
+    files = {r.spec.name: storage.path(storage.key_from_uri(r.video_uri)).read_bytes() for r in report.outputs}
+    assert files["vertical-1080x1920-unbranded"] == files["vertical-1080x1920-branded"]
+    assert all(not problems for r in report.outputs for problems in r.platforms.values())
 
 
 def test_an_output_that_cannot_be_made_is_recorded_failed_and_the_others_are_published(sqlite_db, tmp_path):
