@@ -114,10 +114,20 @@ class OutputQueries:
 
     def get_outputs(self, batch_id: str) -> list[Output]:
         """The batch's outputs in the order they were written (the primary first)."""
+        return self.outputs_of([batch_id])[batch_id]
+
+    def outputs_of(self, batch_ids: Sequence[str]) -> dict[str, list[Output]]:
+        """Each batch's outputs (the primary first), in one query: batch id -> outputs (none: [])."""
+        found: dict[str, list[Output]] = {batch_id: [] for batch_id in batch_ids}
+        if not batch_ids:
+            return found
         query = (
             sa.select(video_gen_outputs)
-            .where(video_gen_outputs.c.batch_id == batch_id)
-            .order_by(video_gen_outputs.c.is_primary.desc(), video_gen_outputs.c.id)
+            .where(video_gen_outputs.c.batch_id.in_(list(batch_ids)))
+            .order_by(video_gen_outputs.c.batch_id, video_gen_outputs.c.is_primary.desc(), video_gen_outputs.c.id)
         )
         with self.engine.connect() as conn:
-            return [Output.from_row(row) for row in conn.execute(query)]
+            for row in conn.execute(query):
+                output = Output.from_row(row)
+                found.setdefault(output.batch_id, []).append(output)
+        return found

@@ -310,16 +310,20 @@ class BatchSummary(ApiModel):
     created_at: str | None
     updated_at: str | None
     progress: Progress
+    outputs: list[OutputResponse] = []  # as in the status route
 
     @classmethod
-    def from_record(cls, batch: Batch, job_counts: dict[str, int], urls: MediaUrls) -> BatchSummary:
-        """A batch row and its job counts as a list entry of `GET /video/batches`."""
+    def from_record(
+        cls, batch: Batch, job_counts: dict[str, int], urls: MediaUrls, outputs: list[Output] | None = None
+    ) -> BatchSummary:
+        """A batch row, its job counts and its outputs as a list entry of `GET /video/batches`."""
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
             workspace_id=batch.workspace_id,
             **_batch_state(batch, urls),
             progress=Progress.from_counts(job_counts, batch.status),
+            outputs=[OutputResponse.from_record(output, urls) for output in outputs or []],
         )
 
 

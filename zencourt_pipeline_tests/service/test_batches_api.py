@@ -452,6 +452,8 @@ def test_create_takes_the_outputs_and_focus_points_and_the_status_lists_what_was
         stored, status["videoUrl"], 9.5, 123,
     )  # fmt: skip
     assert status["outputs"][1]["error"] == "COMPOSITION_FAILED: x" and status["outputs"][1]["videoUrl"] is None
+    listed = {b["id"]: b for b in client.get("/video/batches", headers=auth).json()["batches"]}
+    assert listed["b-1"]["outputs"] == status["outputs"] and listed["b-2"]["outputs"] == []
 
 
 @pytest.mark.parametrize(("change", "named", "field"), [c[1:] for c in TEXT_PROBLEMS], ids=[c[0] for c in TEXT_PROBLEMS])

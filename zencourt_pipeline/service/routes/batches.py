@@ -352,9 +352,10 @@ async def list_batches(request: Request) -> BatchListResponse:
             cursor=cursor,
             limit=limit,
         )
-        counts = db.job_status_counts([batch.id for batch in page.batches])
+        ids = [batch.id for batch in page.batches]
+        counts, outputs, urls = db.job_status_counts(ids), db.outputs_of(ids), request.app.state.media_urls
         return BatchListResponse(
-            batches=[BatchSummary.from_record(batch, counts[batch.id], request.app.state.media_urls) for batch in page.batches],
+            batches=[BatchSummary.from_record(batch, counts[batch.id], urls, outputs[batch.id]) for batch in page.batches],
             next_cursor=page.next_cursor,
         )
 
