@@ -305,9 +305,10 @@ class AppDatabase(
                     event_fields["outputs"] = [webhook_fields(output) for output in outputs]
                 self._emit(conn, f"batch.{status}", batch_id, **event_fields)
             # a re-compose is an event too (new URLs): streams connected then end on it
+            extra = {"outputs": [webhook_fields(output) for output in outputs]} if outputs else {}
             self._record(
                 conn, batch_id, BatchEventType.of_batch(status), status=status, videoUri=video_url,
-                thumbnailUri=thumbnail_url, errorCode=error_code, error=error,
+                thumbnailUri=thumbnail_url, errorCode=error_code, error=error, **extra,
             )  # fmt: skip
         return True
 
