@@ -22,6 +22,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"video: {result.video_path}")
     if result.thumbnail_path:
         print(f"thumbnail: {result.thumbnail_path}")
+    for name, status, path in result.outputs:  # every output: the primary (above) and the other renditions
+        print(f"output {name}: {path if status == 'completed' else status}")
     return 0 if result.status == "completed" and result.video_path else 1
 
 

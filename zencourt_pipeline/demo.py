@@ -31,6 +31,7 @@ class DemoResult:
     video_path: Path | None
     thumbnail_path: Path | None
     seconds: float
+    outputs: tuple[tuple[str, str, Path | None], ...] = ()  # every output: (name, status, local file)
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
@@ -192,7 +193,8 @@ def run_demo(
     batch = db.get_batch(batch_id)
     video = _local_path(storage, batch.video_url)
     thumbnail = _local_path(storage, batch.thumbnail_url)
-    return DemoResult(batch_id, batch.status, video, thumbnail, time.monotonic() - started)
+    outputs = tuple((o.spec.name, str(o.status), _local_path(storage, o.video_url)) for o in db.get_outputs(batch_id))
+    return DemoResult(batch_id, batch.status, video, thumbnail, time.monotonic() - started, outputs)
 
 
 def _local_path(storage, uri: str | None) -> Path | None:

@@ -13,12 +13,20 @@ Bottom layer: imports nothing of the package but `errors` (pyproject's import-li
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.errors import CodedError, ErrorCode
@@ -188,6 +196,14 @@ def given_clip_problem(in_seconds: float | None, out_seconds: float | None, dura
     return None
 
 
+def focus_problem(x: float | None, y: float | None) -> str | None:
+    """Why a job's focus point (0..1 of its clip's frame; None: the centre) cannot be used, None when it can."""
+    for name, value in (("focus_x", x), ("focus_y", y)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            return f"{name} {value} is outside 0..1"
+    return None
+
+
 # -- listing facts: the batch's data that templates merge into their text ({{price}}, ...) -----------
 class ListingFacts(BaseModel):
     """`video_gen_batch.facts` (JSON; camelCase or snake_case keys): what a template's merge fields
@@ -226,6 +242,125 @@ def stored_facts(text: str | None) -> ListingFacts | None:
         return parse_facts(text) if text else None
     except BatchRejected:
         return None
+
+
+# -- outputs: the renditions a batch asks for (issue 15 point 1) --------------------------------------
+class OutputShape(StrEnum):
+    """The frame of one output: 16:9, 9:16, 1:1 or 4:5. `landscape` and `vertical` are also the
+    `Orientation`s of the generated clips; an output of another shape is reframed from them."""
+
+    LANDSCAPE = "landscape"  # 16:9
+    VERTICAL = "vertical"  # 9:16
+    SQUARE = "square"  # 1:1
+    PORTRAIT = "portrait"  # 4:5
+
+
+# the sizes each shape may be rendered at, the first its default (1080p class; the 720p sizes of the
+# single video before issue 15 stay available)
+OUTPUT_SIZES: dict[OutputShape, tuple[tuple[int, int], ...]] = {
+    OutputShape.LANDSCAPE: ((1920, 1080), (1280, 720)),
+    OutputShape.VERTICAL: ((1080, 1920), (720, 1280)),
+    OutputShape.SQUARE: ((1080, 1080),),
+    OutputShape.PORTRAIT: ((1080, 1350),),
+}
+MAX_OUTPUTS = 16
+
+
+class OutputSpec(BaseModel):
+    """One output a batch asks for: its shape, its size (absent: the shape's default) and whether it
+    is the branded cut (agent and brokerage texts, logo) or the MLS-unbranded one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    shape: OutputShape
+    width: int
+    height: int
+    branded: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_size(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("width") is None and data.get("height") is None:
+            sizes = OUTPUT_SIZES.get(data.get("shape"))  # type: ignore[call-overload]  # a StrEnum key matches its value
+            width, height = sizes[0] if sizes else (0, 0)  # an unknown shape: only the shape is reported
+            data = {**data, "width": width, "height": height}
+        return data
+
+    @model_validator(mode="after")
+    def _known_size(self) -> OutputSpec:
+        sizes = OUTPUT_SIZES[self.shape]
+        if (self.width, self.height) not in sizes:
+            known = ", ".join(f"{w}x{h}" for w, h in sizes)
+            raise ValueError(f"a {self.shape} output is {known}, not {self.width}x{self.height}")
+        return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.width, self.height
+
+    @property
+    def name(self) -> str:
+        """`landscape-1920x1080-branded`: what the output's storage key and logs call it."""
+        return f"{self.shape}-{self.width}x{self.height}-{'branded' if self.branded else 'unbranded'}"
+
+
+DEFAULT_OUTPUTS: tuple[OutputSpec, ...] = tuple(
+    OutputSpec(shape=shape, branded=branded) for shape in (OutputShape.LANDSCAPE, OutputShape.VERTICAL) for branded in (True, False)
+)
+_OUTPUT_LIST = TypeAdapter(list[OutputSpec])
+
+
+def outputs_problem(specs: Sequence[OutputSpec]) -> str | None:
+    """Why a set of outputs cannot be asked for (none, too many, one twice), None when it can."""
+    if not specs:
+        return "outputs must name at least one output"
+    if len(specs) > MAX_OUTPUTS:
+        return f"outputs names {len(specs)} outputs (at most {MAX_OUTPUTS})"
+    seen = set()
+    for spec in specs:
+        if spec.name in seen:
+            return f"outputs names {spec.name} twice"
+        seen.add(spec.name)
+    return None
+
+
+def parse_outputs(text: str | None) -> tuple[OutputSpec, ...]:
+    """The outputs a stored `video_gen_batch.outputs` asks for (None: `DEFAULT_OUTPUTS`);
+    BatchRejected(INVALID_INPUT) naming what is wrong otherwise."""
+    if text is None or not text.strip():
+        return DEFAULT_OUTPUTS
+    try:
+        specs = tuple(_OUTPUT_LIST.validate_json(text))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(["outputs", *(str(p) for p in error["loc"])])
+        raise BatchRejected(ErrorCode.INVALID_INPUT, f"invalid {where}: {error['msg']}") from None
+    problem = outputs_problem(specs)
+    if problem:
+        raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
+    return specs
+
+
+def outputs_json(specs: Sequence[OutputSpec]) -> str:
+    """The stored form of a set of outputs (camelCase keys, sizes written out)."""
+    return _OUTPUT_LIST.dump_json(list(specs), by_alias=True).decode()
+
+
+def primary_output(specs: Sequence[OutputSpec], shape: OutputShape, *, required: bool = False) -> tuple[OutputSpec, tuple[OutputSpec, ...]]:
+    """The primary output (`video_gen_batch.video_url`) among `specs` and the outputs to render: the
+    first branded output of `shape` (the batch's orientation), else the first of `shape`, else the
+    first output; `required` (an operator's orientation override) adds a branded `shape` output at
+    its default size, first, when none has that shape."""
+    specs = tuple(specs)
+    for wanted in (lambda s: s.shape == shape and s.branded, lambda s: s.shape == shape):
+        found = next((s for s in specs if wanted(s)), None)
+        if found is not None:
+            return found, specs
+    if required:
+        added = OutputSpec(shape=shape)
+        return added, (added, *specs)
+    return specs[0], specs
 
 
 # -- the provider registry ---------------------------------------------------------------------------

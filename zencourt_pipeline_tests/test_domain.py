@@ -104,3 +104,29 @@ def test_the_registry_has_every_provider_and_everything_uses_it():
     assert [billed_seconds("runway", s) for s in (1, 7, 12)] == [2.0, 7.0, 10.0]
     assert [billed_seconds("fal", s) for s in (2, 7, 8, 12)] == [5.0, 5.0, 10.0, 10.0]
     assert billed_seconds("local", 7) == 7.0 and billed_seconds("nobody", 3) == 3.0
+
+
+def test_outputs_default_to_the_four_and_refuse_unknown_shapes_sizes_and_repeats():
+    from zencourt_pipeline.domain import DEFAULT_OUTPUTS, OutputShape, parse_outputs, primary_output
+
+    assert parse_outputs(None) == DEFAULT_OUTPUTS
+    assert [s.name for s in DEFAULT_OUTPUTS] == [
+        "landscape-1920x1080-branded", "landscape-1920x1080-unbranded", "vertical-1080x1920-branded", "vertical-1080x1920-unbranded",
+    ]  # fmt: skip
+    [square] = parse_outputs('[{"shape": "square", "branded": false}]')
+    assert (square.size, square.branded) == ((1080, 1080), False)
+    assert parse_outputs('[{"shape": "landscape", "width": 1280, "height": 720}]')[0].size == (1280, 720)
+    for text, message in (
+        ('[{"shape": "round"}]', "outputs.0.shape"),
+        ('[{"shape": "square", "width": 1920, "height": 1080}]', "a square output is 1080x1080"),
+        ("[]", "at least one"),
+        ('[{"shape": "portrait"}, {"shape": "portrait", "width": 1080, "height": 1350}]', "portrait-1080x1350-branded twice"),
+    ):
+        with pytest.raises(BatchRejected, match=message):
+            parse_outputs(text)
+    primary, rendered = primary_output(DEFAULT_OUTPUTS, OutputShape.VERTICAL)
+    assert (primary.name, rendered) == ("vertical-1080x1920-branded", DEFAULT_OUTPUTS)
+    squares = parse_outputs('[{"shape": "square"}]')
+    assert primary_output(squares, OutputShape.LANDSCAPE) == (squares[0], squares)
+    added, rendered = primary_output(squares, OutputShape.VERTICAL, required=True)
+    assert added.name == "vertical-1080x1920-branded" and rendered == (added, *squares)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -26,6 +26,7 @@ from zencourt_pipeline.db.completions import CompletionQueries
 from zencourt_pipeline.db.events import EventQueries
 from zencourt_pipeline.db.generation import GenerationQueries
 from zencourt_pipeline.db.liveness import LivenessQueries
+from zencourt_pipeline.db.outputs import OutputQueries, OutputRow, replace_outputs, webhook_fields
 from zencourt_pipeline.db.quota import QuotaQueries
 from zencourt_pipeline.db.records import (
     OPEN_BATCH_STATUSES,
@@ -76,6 +77,7 @@ class AppDatabase(
     AnalyticsQueries,
     BatchQueries,
     EventQueries,
+    OutputQueries,
 ):
     """Queries and state transitions over the tables in `schema.py`."""
 
@@ -267,11 +269,13 @@ class AppDatabase(
         thumbnail_url: str | None = None,
         error: str | None = None,
         error_code: str | None = None,
+        outputs: Sequence[OutputRow] | None = None,
     ) -> bool:
         """Move a batch to a terminal status and report `batch.<status>`. The first terminal status
         is final, and the only one the web app is told: a terminal batch changes no more, except
-        that a re-compose of a completed batch (an operator's) stores its new URLs. Returns
-        whether the row was written."""
+        that a re-compose of a completed batch (an operator's) stores its new URLs. `outputs`
+        (composition's renditions) replace the batch's `video_gen_outputs` rows in the same
+        transaction and are listed in the webhook. Returns whether the row was written."""
         assert status in TERMINAL_STATUSES, status
         with self.transaction() as conn:
             batch = self._batch_for_update(conn, batch_id)
@@ -292,16 +296,21 @@ class AppDatabase(
                     updated_at=utcnow(),
                 )
             )
+            if outputs is not None:
+                replace_outputs(conn, batch_id, outputs)
             # one terminal event per batch: a re-composed completed batch gets no second webhook
             if not batch.terminal:
-                event_fields = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
+                event_fields: dict[str, Any] = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
                 if error_code:
                     event_fields["errorCode"] = error_code
+                if outputs:
+                    event_fields["outputs"] = [webhook_fields(output) for output in outputs]
                 self._emit(conn, f"batch.{status}", batch_id, **event_fields)
             # a re-compose is an event too (new URLs): streams connected then end on it
+            extra = {"outputs": [webhook_fields(output) for output in outputs]} if outputs else {}
             self._record(
                 conn, batch_id, BatchEventType.of_batch(status), status=status, videoUri=video_url,
-                thumbnailUri=thumbnail_url, errorCode=error_code, error=error,
+                thumbnailUri=thumbnail_url, errorCode=error_code, error=error, **extra,
             )  # fmt: skip
         return True
 

@@ -181,6 +181,7 @@ class Batch(Record):
     facts: str | None = None  # JSON text (`domain.parse_facts`)
     instructions: str | None = None  # added to every job's motion prompt (migration 0012)
     callback_url: str | None = None  # the batch's own webhook URL, next to the global one (migration 0012)
+    outputs: str | None = None  # JSON text (`domain.parse_outputs`; None: the default four)
 
     @property
     def terminal(self) -> bool:
@@ -217,6 +218,8 @@ class Job(Record):
     clip_url: str | None = None  # a given clip (migration 0012): the job skips generation
     clip_in_seconds: float | None = None  # its in point (null: 0)
     clip_out_seconds: float | None = None  # its out point (null: in + duration_seconds)
+    focus_x: float | None = None  # what a reframing crop keeps in view (0..1); None: the centre
+    focus_y: float | None = None
 
     @property
     def terminal(self) -> bool:

@@ -60,6 +60,8 @@ video_gen_batch = sa.Table(
     # migration 0012: text added to every job's motion prompt, and the batch's own webhook URL
     sa.Column("instructions", sa.Text, nullable=True),
     sa.Column("callback_url", sa.Text, nullable=True),
+    # migration 0011: the outputs the batch asks for (JSON text, `domain.parse_outputs`; null: the default four)
+    sa.Column("outputs", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -92,6 +94,9 @@ video_gen_jobs = sa.Table(
     sa.Column("clip_url", sa.Text, nullable=True),
     sa.Column("clip_in_seconds", sa.Float, nullable=True),
     sa.Column("clip_out_seconds", sa.Float, nullable=True),
+    # migration 0011: the focus point (0..1 of the clip's frame) a reframing crop keeps in view (null: the centre)
+    sa.Column("focus_x", sa.Float, nullable=True),
+    sa.Column("focus_y", sa.Float, nullable=True),
 )
 
 # One row per paid (or local) generation request. Written *before* the provider is called
@@ -237,4 +242,28 @@ workspace_templates = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.PrimaryKeyConstraint("workspace_id", "name", name="pk_workspace_templates"),
+)
+
+# The outputs a batch produced (migration 0011): one row per rendition (shape, size, branded or
+# MLS-unbranded), its stored video and thumbnail URIs, written with the batch's terminal state
+# (db/outputs.py); `is_primary` marks the one `video_gen_batch.video_url` points at.
+video_gen_outputs = sa.Table(
+    "video_gen_outputs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.Text, sa.ForeignKey("video_gen_batch.id"), nullable=False, index=True),
+    sa.Column("shape", sa.Text, nullable=False),  # domain.OutputShape
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("branded", sa.Boolean, nullable=False),
+    sa.Column("is_primary", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.Text, nullable=False),  # OutputStatus: completed | failed
+    sa.Column("template", sa.Text, nullable=True),
+    sa.Column("video_url", sa.Text, nullable=True),  # the stored URI (the canonical key)
+    sa.Column("thumbnail_url", sa.Text, nullable=True),
+    sa.Column("duration_seconds", sa.Float, nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint("batch_id", "shape", "width", "height", "branded", name="uq_video_gen_outputs_rendition"),
 )

@@ -100,11 +100,13 @@ def prepare(timeline: Timeline, work: Path) -> RenderAssets:
 
 def plan_composition(
     clips: list[ClipInput], *, width: int, height: int, title: str | None, template: Template, work: Path,
-    facts: ListingFacts | None = None,
+    facts: ListingFacts | None = None, branded: bool = True,
 ) -> tuple[Timeline, RenderAssets]:
     """The timeline of `clips` with `template` and its rendered assets (PNGs in `work`); the bench
     reuses it for its references."""
-    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template, facts=facts)
+    timeline = build.build_timeline(
+        clips, width=width, height=height, title=title, template=template, facts=facts, branded=branded
+    )
     return timeline, prepare(timeline, work)
 
 
@@ -137,10 +139,15 @@ def compose_video(
     crf: int = 23,
     strategy: str = "auto",
     facts: ListingFacts | None = None,
+    branded: bool = True,
 ) -> CompositionResult:
-    """Compose `clips` (normalized: width x height, 30 fps, yuv420p) into an H.264 MP4 at `dest`:
-    `build_timeline` with `template` and `facts`, then `render_timeline` (see there for `strategy`)."""
-    timeline = build.build_timeline(clips, width=width, height=height, title=title, template=template, facts=facts)
+    """Compose `clips` (normalized, 30 fps, yuv420p; clips of another size than width x height are
+    cover-cropped around their focus point and scaled) into an H.264 MP4 at `dest`: `build_timeline`
+    with `template`, `facts` and `branded` (False: the MLS-unbranded cut), then `render_timeline`
+    (see there for `strategy`)."""
+    timeline = build.build_timeline(
+        clips, width=width, height=height, title=title, template=template, facts=facts, branded=branded
+    )
     return render_timeline(
         timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work_dir, preset=preset, crf=crf, strategy=strategy
     )

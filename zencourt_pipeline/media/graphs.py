@@ -76,17 +76,18 @@ def x264_args(
 # ---------------------------------------------------------------- normalize
 
 
-def cover_scale(width: int, height: int, *, bt709: bool = False) -> str:
+def cover_scale(width: int, height: int, *, bt709: bool = False, flags: str = "bicubic") -> str:
     """Scale so the *display* picture (storage size x SAR) covers width x height; crop follows.
 
     Unlike `force_original_aspect_ratio`, this honours a non-square sample aspect ratio. `bt709`
     also converts the colour matrix/range in the same swscale pass (no-op for BT.709 input).
+    `flags`: the swscale algorithm (composition's rescale of ~720p clips to a 1080p output: lanczos).
     """
     wide = f"gt(dar,{width}/{height})"
     color = ":out_color_matrix=bt709:out_range=tv" if bt709 else ""
     return (
         f"scale=w='if({wide},ceil({height}*dar/2)*2,{width})'"
-        f":h='if({wide},{height},ceil({width}/dar/2)*2)':flags=bicubic{color}"
+        f":h='if({wide},{height},ceil({width}/dar/2)*2)':flags={flags}{color}"
     )
 
 
@@ -153,6 +154,19 @@ def normalize_args(
 
 # ---------------------------------------------------------------- compose (reads the Timeline; seconds only here)
 
+RESCALE_FLAGS = "lanczos"  # clips scaled to another output size (renditions upscale ~720p clips to 1080p)
+
+
+def cover_crop(width: int, height: int, focus_x: float = 0.5, focus_y: float = 0.5) -> str:
+    """Crop a cover-scaled picture to width x height, keeping the focus point (0..1 of the scaled
+    picture) as near the middle as the picture allows; the centre is ffmpeg's default crop."""
+    if (focus_x, focus_y) == (0.5, 0.5):
+        return f"crop={width}:{height}"
+    x = f"max(0,min(iw-ow,iw*{fmt(focus_x)}-ow/2))"
+    y = f"max(0,min(ih-oh,ih*{fmt(focus_y)}-oh/2))"
+    return f"crop={width}:{height}:x='{x}':y='{y}'"
+
+
 
 def _still_chain(label_in: str, frames: int, fps: int, *, start: int = 0) -> str:
     """Turn a single decoded image into `frames` frames at `fps`, starting at output frame `start`."""
@@ -175,7 +189,7 @@ def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | 
     for i, clip in enumerate(tl.clips):
         chain = [f"[{i}:v]setpts=PTS-STARTPTS", f"fps={fps}"]
         if assets.rescale and assets.rescale[i]:
-            chain += [cover_scale(w, h), f"crop={w}:{h}"]
+            chain += [cover_scale(w, h, flags=RESCALE_FLAGS), cover_crop(w, h, clip.focus_x, clip.focus_y)]
         chain += [
             "setsar=1",
             "format=yuv420p",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zencourt_pipeline.domain import ListingFacts, Orientation
+from zencourt_pipeline.domain import ListingFacts, Orientation, OutputSpec
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.media.merge import TextProblem
@@ -27,6 +27,7 @@ class ListingClip:
     room: str | None = None
     caption: str | None = None
     transition: str | None = None
+    focus: tuple[float, float] | None = None  # what a reframing crop keeps in view; None: the centre
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,17 @@ class ListingProblem:
 def clip_input(clip: ListingClip, path: Path) -> ClipInput:
     """The compose input of a job's clip at `path` (its transition typed)."""
     kind = TransitionKind(clip.transition) if clip.transition else None
-    return ClipInput(path, max(float(clip.seconds), MIN_CLIP_S), caption=clip.caption, room=clip.room, transition=kind)
+    return ClipInput(
+        path, max(float(clip.seconds), MIN_CLIP_S), caption=clip.caption, room=clip.room, transition=kind, focus=clip.focus
+    )
 
 
 def listing_problem(
     *, template: str | Template | None, orientation: str, title: str | None, facts: ListingFacts,
-    clips: Sequence[ListingClip],
+    clips: Sequence[ListingClip], outputs: Sequence[OutputSpec] = (),
 ) -> ListingProblem | None:
-    """Why the batch's texts cannot be rendered as asked (naming the field or job), None when they can."""
+    """Why the batch's texts cannot be rendered as asked (naming the field or job), None when they
+    can: in the frame of `orientation` and in each of `outputs` (its size, branded or not)."""
     try:
         chosen = template if isinstance(template, Template) else load_template(template)
     except MediaError as exc:
@@ -59,10 +63,11 @@ def listing_problem(
             return ListingProblem(message, f"jobs.{i}.transition")
     if orientation not in ORIENTATION_SIZES or not clips:
         return None  # `domain.batch_problem` names these
-    width, height = ORIENTATION_SIZES[Orientation(orientation)]
+    frames = {(*ORIENTATION_SIZES[Orientation(orientation)], True), *((*o.size, o.branded) for o in outputs)}
     inputs = [clip_input(c, Path(c.name)) for c in clips]
-    try:
-        build_timeline(inputs, width=width, height=height, title=title, template=chosen, facts=facts)
-    except MediaError as exc:
-        return ListingProblem(exc.message, exc.field if isinstance(exc, TextProblem) else None)
+    for width, height, branded in sorted(frames):
+        try:
+            build_timeline(inputs, width=width, height=height, title=title, template=chosen, facts=facts, branded=branded)
+        except MediaError as exc:
+            return ListingProblem(exc.message, exc.field if isinstance(exc, TextProblem) else None)
     return None

@@ -33,6 +33,8 @@ class MergeField(enum.StrEnum):
 
 
 CLIP_FIELDS = frozenset({MergeField.ROOM, MergeField.CAPTION})  # only over a clip
+# what names the listing agent: an unbranded (MLS) cut leaves out every text that merges one
+BRANDING_FIELDS = frozenset({MergeField.AGENT_NAME})
 _FIELD = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
@@ -55,6 +57,11 @@ class Missing(enum.StrEnum):
 def fields_of(text: str) -> list[str]:
     """The field names `text` uses, in order (unknown ones included)."""
     return [m.group(1) for m in _FIELD.finditer(text)]
+
+
+def uses_branding(text: str | None) -> bool:
+    """True when `text` merges a field that names the agent (`BRANDING_FIELDS`)."""
+    return bool(text) and any(name in BRANDING_FIELDS for name in fields_of(text or ""))
 
 
 def unknown_fields(text: str, *, clip: bool = True) -> list[str]:

@@ -3,7 +3,8 @@
 Each due row's `body` is POSTed as stored, except that its media URLs are resolved at delivery
 time (`storage.urls.MediaUrls`): the stored `videoUrl`/`thumbnailUrl` are the canonical URIs
 (`s3://...`), sent as `videoUri`/`thumbnailUri` beside fresh playable `videoUrl`/`thumbnailUrl`
-(and `urlsExpireAt` when they expire), so a redelivery a day later still carries working URLs.
+(and `urlsExpireAt` when they expire), so a redelivery a day later still carries working URLs;
+the same for each of a `batch.completed` body's `outputs` (its `videoUri`/`thumbnailUri`).
 The signature covers exactly the bytes sent, to `VERCEL_API_URL + VERCEL_WEBHOOK_PATH` with `X-Webhook-Id` (= body id),
 `X-Webhook-Timestamp` and `X-Webhook-Signature` (see `signing.py`).
 
@@ -215,8 +216,12 @@ class OutboxDeliverer:
             body = json.loads(row.body)
         except ValueError:
             body = None
-        if self.media_urls is None or not isinstance(body, dict) or not any(k in body for k in MEDIA_FIELDS):
+        if self.media_urls is None or not isinstance(body, dict) or not any(k in body for k in (*MEDIA_FIELDS, "outputs")):
             return row.body.encode("utf-8")
+        if isinstance(body.get("outputs"), list):  # batch.completed: each output's URLs too
+            body["outputs"] = [self._output_to_send(output) for output in body["outputs"]]
+        if not any(k in body for k in MEDIA_FIELDS):
+            return json.dumps(body, separators=(",", ":")).encode("utf-8")
         video_uri = body.get("videoUri", body.get("videoUrl"))
         thumbnail_uri = body.get("thumbnailUri", body.get("thumbnailUrl"))
         media = {
@@ -232,6 +237,20 @@ class OutboxDeliverer:
                 sent.update(media)
                 media = {}
         return json.dumps(sent, separators=(",", ":")).encode("utf-8")
+
+    def _output_to_send(self, output: Any) -> Any:
+        """One output of a `batch.completed` body with its playable URLs (where its `videoUri` stood)."""
+        if not isinstance(output, dict) or self.media_urls is None:
+            return output
+        media = {to_camel(k): v for k, v in self.media_urls.fields(output.get("videoUri"), output.get("thumbnailUri")).items()}
+        sent: dict[str, Any] = {}
+        for name, value in output.items():
+            if name not in MEDIA_FIELDS:
+                sent[name] = value
+            elif media:
+                sent.update(media)
+                media = {}
+        return sent
 
     def _deliver(self, row: OutboxEvent) -> str:
         raw_body = self.body_to_send(row)

@@ -9,25 +9,30 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStage, BatchStatus, Job, JobStatus
-from zencourt_pipeline.domain import BatchRejected, Orientation, parse_facts
+from zencourt_pipeline.domain import (
+    BatchRejected,
+    Orientation,
+    OutputShape,
+    parse_facts,
+    parse_outputs,
+    primary_output,
+)
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
-from zencourt_pipeline.media.frames import ORIENTATION_SIZES
-from zencourt_pipeline.media.profiles import targets
-from zencourt_pipeline.media.validate import Problem, validate_targets
+from zencourt_pipeline.media.validate import Problem
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
-from zencourt_pipeline.pipeline.keys import (
-    clip_key,
-    video_key,
-    video_subtitles_key,
-    video_thumbnail_key,
-    video_timeline_key,
+from zencourt_pipeline.pipeline.keys import clip_key
+from zencourt_pipeline.pipeline.renditions import (
+    Rendition,
+    check_platforms,
+    publish_renditions,
+    render_renditions,
+    unpublish,
 )
 from zencourt_pipeline.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
-    from zencourt_pipeline.media.compose import CompositionResult
     from zencourt_pipeline.media.templates import Template
 
 
@@ -69,8 +74,10 @@ class CompositionReport:
     clip_durations: dict[str, float] = field(default_factory=dict)  # job id -> its normalized clip's duration
     inspection: VideoInspection | None = None  # the published video (video_matches_plan), when one was composed
     expects_audio: bool = False  # the template has music
-    # the published file against the house rules and each destination it targets: {profile: problems}
+    # the published primary file against the house rules and each destination it targets: {profile: problems}
     platforms: dict[str, list[Problem]] | None = None
+    # every output asked for (the primary first): its render, stored URIs and platform checks, or its error
+    outputs: list[Rendition] = field(default_factory=list)
 
 
 def compose_batch(
@@ -91,7 +98,6 @@ def compose_batch(
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
     from zencourt_pipeline.db.templates import resolve_template
-    from zencourt_pipeline.media.compose import compose_video
 
     batch_id = batch.id
     completed = [job for job in jobs if job.status == JobStatus.COMPLETED and job.video_url]
@@ -103,24 +109,15 @@ def compose_batch(
     if ended is not None:
         return ended
 
-    orientation = orientation or batch.orientation
+    override, orientation = orientation, orientation or batch.orientation
     template = resolve_template(db, batch.workspace_id, template_name if template_name is not None else batch.template)
-    width, height = ORIENTATION_SIZES[orientation]
     db.record_stage(batch_id, BatchStage.COMPOSING, clips=len(completed))
     clips, durations = _download_clips(storage, batch_id, completed, work_dir)
-    output = work_dir / "listing.mp4"
-    thumbnail = work_dir / "listing.jpg"
     try:
-        result = compose_video(
-            clips,
-            output,
-            width=width,
-            height=height,
-            title=batch.title,
-            template=template,
-            thumbnail_dest=thumbnail,
-            work_dir=work_dir,
-            facts=parse_facts(batch.facts),
+        # an operator's orientation override makes an output of that shape the primary one
+        primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
+        renditions = render_renditions(
+            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts)
         )
     except (MediaError, BatchRejected) as exc:
         error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
@@ -130,25 +127,27 @@ def compose_batch(
             error_code=ErrorCode.COMPOSITION_FAILED,
         )
     expects_audio = template.music is not None
-    timeline_file = _timeline_file(result, completed, work_dir)
-    published = _publish(db, storage, batch_id, orientation, template.name, result, summary, work_dir, expects_audio, timeline_file)
+    published = _publish(db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio)
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
-    return _completed_report(result, template, published, len(completed), len(failed), summary, durations)
+    return _completed_report(template, *published, len(completed), len(failed), summary, durations)
 
 
 def _completed_report(
-    result: CompositionResult, template: Template, published: tuple, used: int, failed: int, summary: str | None, durations: list[float]
+    template: Template, renditions: list[Rendition], inspection: VideoInspection, used: int, failed: int,
+    summary: str | None, durations: dict[str, float],
 ) -> CompositionReport:
-    """The report of a published composition: its keys and URIs, the render's figures, the
-    platform checks of the file itself."""
-    v_key, t_key, video_uri, thumb_uri, inspection = published
+    """The report of a published composition: the primary output's keys, URIs and render figures,
+    every output with the platform checks of its file."""
+    main = renditions[0]
+    result = main.result
+    assert result is not None  # the primary output is rendered, or the composition failed
     return CompositionReport(
         CompositionOutcome.COMPLETED,
-        video_key=v_key,
-        thumbnail_key=t_key if thumb_uri else None,
-        video_uri=video_uri,
-        thumbnail_uri=thumb_uri,
+        video_key=main.video_key,
+        thumbnail_key=main.thumbnail_key,
+        video_uri=main.video_uri,
+        thumbnail_uri=main.thumbnail_uri,
         duration_s=result.info.duration,
         planned_duration_s=result.planned_duration_s,
         size_bytes=result.info.size_bytes,
@@ -165,7 +164,8 @@ def _completed_report(
         clip_durations=durations,
         inspection=inspection,
         expects_audio=template.music is not None,
-        platforms=validate_targets(result.path, targets(result.info.width, result.info.height)),
+        platforms=main.platforms,
+        outputs=renditions,
     )
 
 
@@ -204,58 +204,28 @@ def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_
     return clips, durations
 
 
-def _timeline_file(result: CompositionResult, completed: list[Job], work_dir: Path) -> Path:
-    """The rendered timeline as JSON, each clip's source the storage URI of its normalized clip
-    (the clips are composed in the order of `completed`), so that it re-renders the video."""
-    timeline = result.timeline
-    sources = [job.video_url or clip.source for job, clip in zip(completed, timeline.clips, strict=True)]
-    stored = timeline.model_copy(update={"clips": [c.model_copy(update={"source": s}) for c, s in zip(timeline.clips, sources, strict=True)]})
-    path = work_dir / "listing.timeline.json"
-    path.write_text(stored.to_json(), encoding="utf-8")
-    return path
-
-
-SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
-
-
-def _subtitle_files(result: CompositionResult, work_dir: Path) -> dict[str, Path]:
-    """The SRT and WebVTT sidecars of the rendered timeline's texts, by kind (`srt`, `vtt`)."""
-    from zencourt_pipeline.media.timeline.subtitles import to_srt, to_vtt
-
-    files = {}
-    for kind, render in (("srt", to_srt), ("vtt", to_vtt)):
-        files[kind] = work_dir / f"listing.{kind}"
-        files[kind].write_text(render(result.timeline), encoding="utf-8")
-    return files
-
-
-def _publish(db: AppDatabase, storage: Storage, batch_id: str, orientation: Orientation, template_name: str, result,
-             summary: str | None, work_dir: Path, expects_audio: bool, timeline_file: Path):
-    """Store the video, its thumbnail, its timeline JSON and its SRT/WebVTT sidecars (every timed
-    text) under their final keys and finish the batch; None when the batch was canceled meanwhile
-    (nothing stays published then)."""
-    v_key = video_key(batch_id, orientation, template_name)
-    t_key = video_thumbnail_key(batch_id, orientation, template_name)
-    tl_key = video_timeline_key(batch_id, orientation, template_name)
+def _publish(
+    db: AppDatabase, storage: Storage, batch_id: str, template_name: str, renditions: list[Rendition],
+    completed: list[Job], summary: str | None, work_dir: Path, expects_audio: bool,
+) -> tuple[list[Rendition], VideoInspection] | None:
+    """Store every rendered output under its final keys and finish the batch with them (the primary
+    in `video_gen_batch.video_url`, each in `video_gen_outputs`); then check each file against its
+    platforms and inspect the primary. None when the batch was canceled meanwhile (nothing stays
+    published then)."""
     if db.get_batch(batch_id).status == BatchStatus.CANCELED:
         return None
     db.record_stage(batch_id, BatchStage.UPLOADING)
-    thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg") if result.thumbnail_path else None
-    storage.put_file(tl_key, timeline_file, "application/json")
-    sub_keys = [video_subtitles_key(batch_id, orientation, template_name, kind) for kind in SUBTITLE_TYPES]
-    for key, (kind, path) in zip(sub_keys, _subtitle_files(result, work_dir).items(), strict=True):
-        storage.put_file(key, path, SUBTITLE_TYPES[kind])
-    video_uri = storage.put_file(v_key, result.path, "video/mp4")
-    if not db.finish_batch(batch_id, BatchStatus.COMPLETED, video_url=video_uri, thumbnail_url=thumb_uri, error=summary):
-        # canceled between the check and the publish: take the objects back down
-        storage.delete(v_key)
-        storage.delete(t_key)
-        storage.delete(tl_key)
-        for key in sub_keys:
-            storage.delete(key)
+    renditions = publish_renditions(storage, batch_id, template_name, renditions, completed)
+    main = renditions[0]
+    rows = [rendition.row(template_name) for rendition in renditions]
+    if not db.finish_batch(
+        batch_id, BatchStatus.COMPLETED, video_url=main.video_uri, thumbnail_url=main.thumbnail_uri, error=summary,
+        outputs=rows,
+    ):  # fmt: skip
+        unpublish(storage, renditions)  # canceled between the check and the publish: take them back down
         return None
-    inspection = _inspect_published(storage, result, t_key if thumb_uri else None, work_dir, expects_audio)
-    return v_key, t_key, video_uri, thumb_uri, inspection
+    inspection = _inspect_published(storage, main.result, main.thumbnail_key, work_dir, expects_audio)
+    return check_platforms(renditions), inspection
 
 
 def _inspect_published(storage: Storage, result, thumbnail_key: str | None, work_dir: Path, expects_audio: bool) -> VideoInspection:
@@ -269,3 +239,18 @@ def _inspect_published(storage: Storage, result, thumbnail_key: str | None, work
     return inspect_composed(
         result.path, planned_duration_s=result.planned_duration_s or 0.0, expects_audio=expects_audio, thumbnail=thumbnail
     )
+
+
+def output_rows(renditions: list[Rendition]) -> list[dict]:
+    """The outputs as table rows (Dagster metadata): shape, size, branding, status, file figures."""
+    return [
+        {
+            "output": r.spec.name, "primary": r.primary, "status": str(r.status),
+            "duration_s": r.result.info.duration if r.result else None,
+            "bytes": r.result.info.size_bytes if r.result else None,
+            "render_strategy": ("copy" if r.copied else r.result.strategy) if r.result else None,
+            "platforms_failing": ", ".join(p for p, problems in (r.platforms or {}).items() if problems) or None,
+            "video_uri": r.video_uri, "error": r.error,
+        }
+        for r in renditions
+    ]  # fmt: skip

@@ -17,9 +17,11 @@ from zencourt_pipeline.domain import (
     BatchRejected,
     JobSource,
     batch_problem,
+    focus_problem,
     instructions_problem,
     job_problem,
     parse_facts,
+    parse_outputs,
     prompt_problem,
 )
 from zencourt_pipeline.errors import ErrorCode
@@ -81,10 +83,16 @@ def validate_batch(
             check_callback_url(batch.callback_url, policy or FetchPolicy())
         except FetchError as exc:
             raise BatchRejected(ErrorCode.INVALID_INPUT, f"callback_url: {exc.message}") from None
+    for job in jobs:
+        problem = focus_problem(job.focus_x, job.focus_y)
+        if problem:
+            raise BatchRejected(ErrorCode.INVALID_INPUT, f"job {job.id}: {problem}")
     facts = parse_facts(batch.facts)
+    outputs = parse_outputs(batch.outputs)
     problem = listing_problem(
         template=template or batch.template, orientation=batch.orientation, title=batch.title, facts=facts,
         clips=[listing_clip(job) for job in jobs if not job.terminal] or [listing_clip(job) for job in jobs],
+        outputs=outputs,
     )  # fmt: skip
     if problem:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem.message)
@@ -105,7 +113,11 @@ def listing_clip(job: Job) -> ListingClip:
     """What `media.listing` checks and composes of a job (its clip length, room, caption, transition)."""
     from zencourt_pipeline.media.listing import ListingClip
 
-    return ListingClip(job.id, job.seconds, job.room_name, job.caption, job.transition)
+    focus = (job.focus_x if job.focus_x is not None else 0.5, job.focus_y if job.focus_y is not None else 0.5)
+    return ListingClip(
+        job.id, job.seconds, job.room_name, job.caption, job.transition,
+        focus if (job.focus_x, job.focus_y) != (None, None) else None,
+    )  # fmt: skip
 
 
 def validate_job(job: Job, instructions: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """Storage keys of everything the pipeline writes, in one place."""
 
-from zencourt_pipeline.domain import Orientation
+from zencourt_pipeline.domain import OutputSpec
 
 
 def photo_key(batch_id: str, job_id: str) -> str:
@@ -29,21 +29,25 @@ def clip_thumbnail_key(batch_id: str, job_id: str) -> str:
     return f"batches/{batch_id}/clips/{job_id}.jpg"
 
 
-def video_key(batch_id: str, orientation: Orientation, template: str) -> str:
-    """Storage key of the composed listing video for one orientation and template."""
-    return f"batches/{batch_id}/video/listing-{orientation}-{template}.mp4"
+def _output_stem(batch_id: str, output: OutputSpec, template: str) -> str:
+    return f"batches/{batch_id}/video/listing-{output.name}-{template}"
 
 
-def video_thumbnail_key(batch_id: str, orientation: Orientation, template: str) -> str:
-    """Storage key of the composed listing video's thumbnail."""
-    return f"batches/{batch_id}/video/listing-{orientation}-{template}.jpg"
+def video_key(batch_id: str, output: OutputSpec, template: str) -> str:
+    """Storage key of one composed output (`listing-landscape-1920x1080-branded-default.mp4`)."""
+    return f"{_output_stem(batch_id, output, template)}.mp4"
 
 
-def video_timeline_key(batch_id: str, orientation: Orientation, template: str) -> str:
-    """Storage key of the composed listing video's timeline JSON (what re-renders it exactly)."""
-    return f"batches/{batch_id}/video/listing-{orientation}-{template}.timeline.json"
+def video_thumbnail_key(batch_id: str, output: OutputSpec, template: str) -> str:
+    """Storage key of a composed output's thumbnail."""
+    return f"{_output_stem(batch_id, output, template)}.jpg"
 
 
-def video_subtitles_key(batch_id: str, orientation: Orientation, template: str, kind: str) -> str:
-    """Storage key of the composed listing video's subtitle sidecar (`kind`: "srt" or "vtt")."""
-    return f"batches/{batch_id}/video/listing-{orientation}-{template}.{kind}"
+def video_timeline_key(batch_id: str, output: OutputSpec, template: str) -> str:
+    """Storage key of a composed output's timeline JSON (what re-renders it exactly)."""
+    return f"{_output_stem(batch_id, output, template)}.timeline.json"
+
+
+def video_subtitles_key(batch_id: str, output: OutputSpec, template: str, kind: str) -> str:
+    """Storage key of a composed output's subtitle sidecar (`kind`: "srt" or "vtt")."""
+    return f"{_output_stem(batch_id, output, template)}.{kind}"

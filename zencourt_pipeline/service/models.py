@@ -23,12 +23,14 @@ from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.outbox import BatchWebhooks
+from zencourt_pipeline.db.outputs import Output
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.spend import SpendLedger
 from zencourt_pipeline.domain import ListingFacts, stored_facts
 from zencourt_pipeline.pipeline.actions import OperatorAction
 from zencourt_pipeline.pipeline.cancel import CancelReport, UnstoppedTask
 from zencourt_pipeline.pipeline.spend import ledger_json
+from zencourt_pipeline.service.renditions import OutputResponse
 from zencourt_pipeline.storage.urls import MediaUrls
 
 
@@ -190,6 +192,8 @@ class JobResponse(ApiModel):
     clip_url: str | None = None  # a given clip (no generation), stitched from its in to its out point
     clip_in_seconds: float | None = None
     clip_out_seconds: float | None = None
+    focus_x: float | None = None  # what a reframing crop keeps in view (0..1; null: the centre)
+    focus_y: float | None = None
 
     @classmethod
     def from_record(cls, job: Job, urls: MediaUrls, progress: float | None = None) -> JobResponse:
@@ -212,6 +216,8 @@ class JobResponse(ApiModel):
             clip_url=job.clip_url,
             clip_in_seconds=job.clip_in_seconds,
             clip_out_seconds=job.clip_out_seconds,
+            focus_x=job.focus_x,
+            focus_y=job.focus_y,
         )
 
 
@@ -247,6 +253,7 @@ class BatchResponse(ApiModel):
     facts: ListingFacts | None = None  # the listing facts the template merges (null: none, or unreadable)
     instructions: str | None = None  # added to every job's motion prompt (null: none)
     callback_url: str | None = None  # the batch's own webhook URL, next to the global one (null: none)
+    outputs: list[OutputResponse] = []  # every output composed (the primary first); empty before composition
 
     @classmethod
     def from_records(
@@ -257,6 +264,7 @@ class BatchResponse(ApiModel):
         urls: MediaUrls,
         webhooks: BatchWebhooks | None = None,
         job_progress: dict[str, float] | None = None,
+        outputs: list[Output] | None = None,
     ) -> BatchResponse:
         """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `urls`: the app's
         `MediaUrls` (`request.app.state.media_urls`); `webhooks`: its webhooks' delivery
@@ -276,6 +284,7 @@ class BatchResponse(ApiModel):
             facts=stored_facts(batch.facts),
             instructions=batch.instructions,
             callback_url=batch.callback_url,
+            outputs=[OutputResponse.from_record(output, urls) for output in outputs or []],
         )
 
 
@@ -311,16 +320,20 @@ class BatchSummary(ApiModel):
     created_at: str | None
     updated_at: str | None
     progress: Progress
+    outputs: list[OutputResponse] = []  # as in the status route
 
     @classmethod
-    def from_record(cls, batch: Batch, job_counts: dict[str, int], urls: MediaUrls) -> BatchSummary:
-        """A batch row and its job counts as a list entry of `GET /video/batches`."""
+    def from_record(
+        cls, batch: Batch, job_counts: dict[str, int], urls: MediaUrls, outputs: list[Output] | None = None
+    ) -> BatchSummary:
+        """A batch row, its job counts and its outputs as a list entry of `GET /video/batches`."""
         return cls(
             id=batch.id,
             listing_id=batch.listing_id,
             workspace_id=batch.workspace_id,
             **_batch_state(batch, urls),
             progress=Progress.from_counts(job_counts, batch.status),
+            outputs=[OutputResponse.from_record(output, urls) for output in outputs or []],
         )
 
 

@@ -41,7 +41,7 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     assert batch.status == "completed"
     video = storage.path(storage.key_from_uri(batch.video_url))
     info = probe(video, count_frames=True)
-    assert (info.codec, info.width, info.height, info.fps) == ("h264", 1280, 720, 30.0)
+    assert (info.codec, info.width, info.height, info.fps) == ("h264", 1920, 1080, 30.0)  # the primary output
     assert abs(info.duration - (2 + 2 - 0.5)) < 0.1
     [composed] = materializations(result, "composed_video")
     assert composed.metadata["clips_used"].value == 2
@@ -62,8 +62,17 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     assert check.metadata["has_audio"].value is True  # the default template has music
     platform = checks["platform_ready"]  # the published file read back: house rules + its destinations
     assert platform.passed, platform.description
-    assert platform.metadata["profiles"].value == ["house", "instagram_reels", "mls", "tiktok"]
-    assert platform.description == "video of batch b-all meets house, instagram_reels, tiktok, mls"
+    assert platform.metadata["profiles"].value == ["house", "instagram_reels", "mls", "tiktok", "youtube_shorts"]
+    assert platform.metadata["outputs"].value == [
+        "landscape-1920x1080-branded", "landscape-1920x1080-unbranded", "vertical-1080x1920-branded",
+        "vertical-1080x1920-unbranded",
+    ]  # fmt: skip
+    assert platform.description.startswith(
+        "4 outputs of batch b-all meet their profiles: landscape-1920x1080-branded (house, instagram_reels, tiktok, mls); "
+    )
+    outputs = composed.metadata["outputs"].value
+    assert [(r.data["output"], r.data["status"]) for r in outputs.records][0] == ("landscape-1920x1080-branded", "completed")
+    assert len(db.get_outputs("b-all")) == 4
 
 
 def test_rematerializing_never_resubmits_a_job(instance, resources, tmp_path):
@@ -124,9 +133,9 @@ def test_recompose_with_another_template_reuses_the_clips(instance, resources, t
     )
     assert result.success
     second = db.get_batch("b-re").video_url
-    assert second != first and "listing-vertical-classic" in second
+    assert second != first and "listing-vertical-1080x1920-branded-classic" in second
     info = probe(storage.path(storage.key_from_uri(second)))
-    assert (info.width, info.height) == (720, 1280)
+    assert (info.width, info.height) == (1080, 1920)
     # no generator call, no new task, no new render: the clips were reused
     assert sorted(generator_calls) == ["b-re-0", "b-re-1"]
     assert sum(len(db.tasks_for_job(job.id)) for job in db.get_jobs("b-re")) == 2

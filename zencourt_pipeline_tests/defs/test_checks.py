@@ -107,3 +107,34 @@ def test_the_platform_check_names_what_is_wrong_per_profile():
         "instagram_reels: edit_list: edit list (edts/elst) in the vide track(s), duration: 2.00 s shorter than 3 s"
     )
     assert _platform_check(batch, CompositionReport("skipped")).passed  # clip-first: nothing composed
+
+
+def test_platform_ready_reads_every_output_and_fails_on_one_that_was_not_rendered():
+    from types import SimpleNamespace
+
+    from zencourt_pipeline.defs.assets.composition import _platform_check
+    from zencourt_pipeline.domain import OutputShape, OutputSpec
+    from zencourt_pipeline.media.validate import Problem, Rule
+    from zencourt_pipeline.pipeline.composition import CompositionReport
+    from zencourt_pipeline.pipeline.renditions import Rendition
+
+    batch = SimpleNamespace(id="b-out")
+    ok = {"house": [], "mls": []}
+    landscape, vertical = OutputSpec(shape=OutputShape.LANDSCAPE), OutputSpec(shape=OutputShape.VERTICAL, branded=False)
+    rendered = SimpleNamespace(info=None)  # the check reads whether an output was rendered, not its file
+    outputs = [Rendition(landscape, True, result=rendered, platforms=ok), Rendition(vertical, False, result=rendered, platforms=ok)]
+    check = _platform_check(batch, CompositionReport("completed", platforms=ok, outputs=outputs))
+    assert check.passed and check.description == (
+        "2 outputs of batch b-out meet their profiles: landscape-1920x1080-branded (house, mls); "
+        "vertical-1080x1920-unbranded (house, mls)"
+    )
+    bad = {"house": [Problem(Rule.LOUDNESS, "-20.5 LUFS")], "mls": []}
+    square = OutputSpec(shape=OutputShape.SQUARE)
+    outputs = [outputs[0], Rendition(vertical, False, result=rendered, platforms=bad), Rendition(square, False, error="INVALID_INPUT: x")]
+    check = _platform_check(batch, CompositionReport("completed", platforms=ok, outputs=outputs))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description == (
+        "3 outputs of batch b-out fail vertical-1080x1920-unbranded house: loudness: -20.5 LUFS; "
+        "square-1080x1080-branded not rendered: INVALID_INPUT: x"
+    )
+    assert check.metadata["outputs"].value == ["landscape-1920x1080-branded", "square-1080x1080-branded", "vertical-1080x1920-unbranded"]

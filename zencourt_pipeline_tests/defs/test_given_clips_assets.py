@@ -50,7 +50,7 @@ def test_a_stitch_batch_composes_through_the_assets(instance, resources, tmp_pat
     batch = db.get_batch("sa")
     assert batch.status == "completed" and "sa-3 CLIP_TRUNCATED" in batch.error
     info = probe(storage.path(storage.key_from_uri(batch.video_url)))
-    assert (info.width, info.height) == (1280, 720)
+    assert (info.width, info.height) == (1920, 1080)  # the default primary output: landscape 1080p
     # five 2 s clips (the clips from 0.5 s for duration_seconds), four 0.5 s crossfades
     assert abs(info.duration - (5 * 2 - 4 * 0.5)) < 0.1, info.duration
     checks = {check.check_name: check for check in composed.get_asset_check_evaluations()}

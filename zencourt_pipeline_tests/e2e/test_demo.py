@@ -25,10 +25,19 @@ def test_zencourt_demo_composes_the_sample_listing(tmp_path):
     thumbnail = Path(re.search(r"^thumbnail: (.+)$", proc.stdout, re.M).group(1))
     assert thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"
     info = probe(video, count_frames=True)
-    assert (info.codec, info.width, info.height, info.fps) == ("h264", 1280, 720, 30.0)
+    assert (info.codec, info.width, info.height, info.fps) == ("h264", 1920, 1080, 30.0)  # the primary output
     # six 5 s clips, five 0.5 s crossfades
     assert abs(info.duration - (6 * 5 - 5 * 0.5)) <= 0.5
     # every frame at 30 fps: the container's duration is the longer track's, and the AAC track is
     # 21 ms (its priming) longer than the video since outputs carry no edit list: within one frame
     assert abs(info.frame_count - info.duration * 30) < 1
     assert "clip Exterior: completed via local" in proc.stdout  # progress was shown
+    # the default four outputs (issue 15): 16:9 and 9:16, each branded and MLS-unbranded
+    outputs = dict(re.findall(r"^output (\S+): (.+)$", proc.stdout, re.M))
+    assert sorted(outputs) == [
+        "landscape-1920x1080-branded", "landscape-1920x1080-unbranded", "vertical-1080x1920-branded",
+        "vertical-1080x1920-unbranded",
+    ]  # fmt: skip
+    assert Path(outputs["landscape-1920x1080-branded"]) == video
+    for name, path in outputs.items():
+        assert (probe(Path(path)).width, probe(Path(path)).height) == ((1920, 1080) if name.startswith("landscape") else (1080, 1920))

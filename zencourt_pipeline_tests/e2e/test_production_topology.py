@@ -106,8 +106,8 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
 
     batch = topo.db.get_batch("prod-1")
-    assert batch.video_url == f"s3://{BUCKET}/batches/prod-1/video/listing-landscape-default.mp4"
-    head = topo.storage.head("batches/prod-1/video/listing-landscape-default.mp4")
+    assert batch.video_url == f"s3://{BUCKET}/batches/prod-1/video/listing-landscape-1920x1080-branded-default.mp4"
+    head = topo.storage.head("batches/prod-1/video/listing-landscape-1920x1080-branded-default.mp4")
     assert head["content_type"] == "video/mp4" and head["size"] > 10_000
     assert all(job.status == "completed" and job.video_url.startswith("s3://") for job in topo.db.get_jobs("prod-1"))
 
@@ -131,7 +131,7 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     time.sleep(2)
     topo.start_daemon()
     assert topo.wait_for_status("prod-2", {"completed", "failed"}) == "completed"
-    assert topo.storage.exists("batches/prod-2/video/listing-landscape-default.mp4")
+    assert topo.storage.exists("batches/prod-2/video/listing-landscape-1920x1080-branded-default.mp4")
     # exactly one generation task per job, despite the restart
     assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
 
@@ -155,7 +155,7 @@ def operator_actions_over_http(topo: Topology, batch_id: str) -> None:
     answer = topo.service("POST", f"/video/batches/{batch_id}/recompose", json={"orientation": "vertical"})
     assert answer.status_code == 202, answer.text
     assert wait_for_run(topo, batch_id, answer.json()["runId"]) == "SUCCESS"
-    assert topo.db.get_batch(batch_id).video_url.endswith("/video/listing-vertical-default.mp4")
+    assert topo.db.get_batch(batch_id).video_url.endswith("/video/listing-vertical-1080x1920-branded-default.mp4")
 
     answer = topo.service("POST", f"/video/batches/{batch_id}/regenerate", json={"jobIds": [f"{batch_id}-1"]})
     assert answer.status_code == 202, answer.text

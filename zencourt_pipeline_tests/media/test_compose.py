@@ -236,3 +236,30 @@ def test_narration_is_refused_until_it_is_rendered(tmp_path):
     with pytest.raises(MediaError, match="narration") as err:
         render_timeline(narrated, tmp_path / "x.mp4")
     assert err.value.code == "INVALID_INPUT" and not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize(("focus_x", "kept"), [(0.0, "red"), (None, "both"), (1.0, "blue")])
+def test_a_landscape_clip_is_reframed_into_a_vertical_output_around_its_focus_point(tmp_path, focus_x, kept):
+    clip = tmp_path / "halves.mp4"
+    run_ffmpeg([
+        "-f", "lavfi", "-i", "color=c=red:s=1280x720:r=30", "-t", "1.5",
+        "-vf", "drawbox=x=640:y=0:w=640:h=720:color=blue:t=fill,format=yuv420p",
+        *graphs.x264_args(preset="ultrafast", crf=20, fps=30), "-an", str(clip),
+    ])  # fmt: skip
+    focus = (focus_x, 0.5) if focus_x is not None else None
+    template = load_template("default").model_copy(update={"fade_in_seconds": 0.0, "fade_out_seconds": 0.0})
+    result = compose_video(
+        [ClipInput(clip, 1.5, focus=focus)], tmp_path / "v.mp4", width=360, height=640, title=None, template=template,
+    )  # fmt: skip
+    assert (result.info.width, result.info.height) == (360, 640)
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-ss", "0.7", "-i", str(result.path), "-frames:v", "1",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    frame = np.frombuffer(raw, np.uint8).reshape(640, 360, 3).astype(float)
+    left, right = frame[:, :40].mean(axis=(0, 1)), frame[:, -40:].mean(axis=(0, 1))
+    red = lambda rgb: rgb[0] > 150 and rgb[2] < 80  # noqa: E731
+    blue = lambda rgb: rgb[2] > 150 and rgb[0] < 80  # noqa: E731
+    expected = {"red": (red, red), "blue": (blue, blue), "both": (red, blue)}[kept]
+    assert expected[0](left) and expected[1](right), (left, right)

@@ -177,3 +177,17 @@ def test_transition_names_include_the_template_styles():
     for name in ("fade", "smoothleft", "circleopen", "fadeblack", "dissolve", "slideleft"):
         assert name in XFADE_TRANSITIONS and TransitionKind(name) == name
     assert "custom" not in XFADE_TRANSITIONS
+
+
+def test_a_reframed_clip_is_cover_cropped_around_its_focus_point_with_lanczos():
+    clips = _clips([75, 90])
+    clips[1] = clips[1].model_copy(update={"focus_x": 0.2, "focus_y": 1.0})
+    tl = Timeline(width=1080, height=1920, clips=clips)
+    graph, _, _ = graphs.compose_filter(tl, _assets(tl, rescale=(True, True)))
+    chains = graph.split(";\n")
+    assert "flags=lanczos,crop=1080:1920,setsar=1" in chains[0]  # the centre: ffmpeg's default crop
+    assert (
+        "flags=lanczos,crop=1080:1920:x='max(0,min(iw-ow,iw*0.2-ow/2))':y='max(0,min(ih-oh,ih*1-oh/2))',setsar=1"
+        in chains[1]
+    )
+    assert graphs.cover_crop(720, 720) == "crop=720:720"

@@ -441,3 +441,44 @@ def test_media_urls_are_resolved_at_each_delivery_and_signed_as_sent(db: AppData
     local_uri = configured.media_urls.storage.uri("x/v.mp4")
     assert configured.media_urls.resolve(local_uri).url.startswith("http://svc:3001/media/x/v.mp4?expires=")
     configured.close()
+
+
+def test_each_output_of_batch_completed_gets_playable_urls_at_delivery(db: AppDatabase, tmp_path):
+    from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
+    from zencourt_pipeline.db.records import BatchStatus
+    from zencourt_pipeline.domain import DEFAULT_OUTPUTS
+    from zencourt_pipeline.storage.local import LocalStorage
+    from zencourt_pipeline.storage.urls import MediaUrls, media_signing_key
+
+    storage = LocalStorage(tmp_path / "storage")
+    clock = FakeClock()
+    media_urls = MediaUrls(
+        storage, expires_seconds=3600, service_url="https://video.example.com", signing_key=media_signing_key("k"),
+        clock=clock,
+    )  # fmt: skip
+    db.insert_batch(*make_batch("o1", n_jobs=1))
+    uris = [storage.uri(f"batches/o1/video/listing-{spec.name}-default.mp4") for spec in DEFAULT_OUTPUTS]
+    rows = [
+        OutputRow(spec, OutputStatus.COMPLETED, primary=i == 0, video_uri=uri, thumbnail_uri=uri.replace(".mp4", ".jpg"))
+        for i, (spec, uri) in enumerate(zip(DEFAULT_OUTPUTS, uris, strict=True))
+    ]
+    db.finish_batch("o1", BatchStatus.COMPLETED, video_url=uris[0], thumbnail_url=rows[0].thumbnail_uri, outputs=rows)
+    [row] = [r for r in db.outbox("o1") if r.event == "batch.completed"]
+    clock.advance(1)
+    with Receiver() as receiver:
+        deliverer = _deliverer(db, receiver.url, clock, media_urls=media_urls)
+        assert deliverer.deliver_due()["delivered"] == 1
+        deliverer.close()
+    body = json.loads(receiver.requests[0]["body"])
+    assert body["videoUrl"].startswith("https://video.example.com/media/batches/o1/video/listing-landscape-1920x1080-branded")
+    assert [o["videoUri"] for o in body["outputs"]] == uris
+    for output, uri in zip(body["outputs"], uris, strict=True):
+        key = storage.key_from_uri(uri)
+        assert output["videoUrl"].startswith(f"https://video.example.com/media/{key}?expires=")
+        assert output["thumbnailUrl"].startswith(f"https://video.example.com/media/{key.replace('.mp4', '.jpg')}?expires=")
+        assert output["urlsExpireAt"] == body["urlsExpireAt"]
+        assert list(output) == [
+            "shape", "width", "height", "branded", "primary", "status", "videoUrl", "videoUri", "thumbnailUrl",
+            "thumbnailUri", "urlsExpireAt", "durationSeconds", "bytes", "error",
+        ]  # fmt: skip
+    assert json.loads(outbox.get(db, row.id).body)["outputs"][0]["videoUri"] == uris[0]  # the row keeps the URIs

@@ -34,7 +34,7 @@ def test_facts_and_captions_reach_the_video_and_its_sidecars(sqlite_db, tmp_path
     report = compose_batch(sqlite_db, storage, sqlite_db.get_batch("fx"), sqlite_db.get_jobs("fx"), work)
     assert report.status == "completed", report.error
     stem = report.video_key.removesuffix(".mp4")
-    assert stem.endswith("listing-landscape-showcase")
+    assert stem.endswith("listing-landscape-1920x1080-branded-showcase")
     timeline = Timeline.from_json(storage.get_file(stem + ".timeline.json", tmp_path / "t.json").read_text(encoding="utf-8"))
     texts = {t.role: t.text for t in timeline.texts if t.role != TextRole.CAPTION}
     assert texts == {

@@ -117,7 +117,7 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
     )
     assert [clip.source for clip in timeline.clips] == [jobs[j].video_url for j in spans]  # sort order, bad one left out
     info = probe(storage.path(composed.video_key), count_frames=True)
-    assert (info.width, info.height, info.fps) == (1280, 720, 30.0)
+    assert (info.width, info.height, info.fps) == (1920, 1080, 30.0)  # the default primary output: landscape 1080p
     assert abs(info.duration - composed.planned_duration_s) < 0.1
     events = [json.loads(row.body)["event"] for row in db.outbox("st")]
     assert events.count("clip.completed") == 5 and events.count("clip.failed") == 1 and events[-1] == "batch.completed"

@@ -18,8 +18,8 @@ from zencourt_pipeline_tests.conftest import make_batch
 FACTS = {"address": "12 Oak Lane", "price": 1250000, "beds": 3, "baths": 2, "sqft": 1850, "agentName": "Jane Doe"}
 
 
-def _take_in(db, tmp_path, batch_id: str, *, facts=FACTS, template="showcase", title="Home", **job_fields):
-    batch, jobs = make_batch(batch_id, template=template, title=title,
+def _take_in(db, tmp_path, batch_id: str, *, facts=FACTS, template="showcase", title="Home", outputs=None, **job_fields):
+    batch, jobs = make_batch(batch_id, template=template, title=title, outputs=outputs,
                              facts=facts if facts is None or isinstance(facts, str) else json.dumps(facts))  # fmt: skip
     for job in jobs:
         job.update({name: None for name in job_fields})
@@ -45,6 +45,13 @@ REJECTED = [
     ("address too long", {"facts": {**FACTS, "address": "WWWWWWWWW " * 19}}, "intro text ({{address}}) does not fit"),
     ("caption too long", {"caption": "W" * 200}, "({{caption}}) does not fit"),
     ("transition", {"transition": "spin"}, "unknown transition 'spin'"),
+    # issue 15: the outputs asked for, and each job's focus point
+    ("unknown output shape", {"outputs": '[{"shape": "round"}]'}, "outputs.0.shape"),
+    ("output size of another shape", {"outputs": '[{"shape": "square", "width": 1920, "height": 1080}]'}, "1080x1080"),
+    ("no output", {"outputs": "[]"}, "at least one output"),
+    ("focus outside the frame", {"focus_x": 1.5}, "focus_x 1.5 is outside 0..1"),
+    ("a title too wide for a square output", {"title": "W" * 40, "template": "default", "outputs": '[{"shape": "square"}]'},
+     "1080x1080 frame"),
 ]
 
 

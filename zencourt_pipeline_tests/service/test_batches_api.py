@@ -409,7 +409,51 @@ TEXT_PROBLEMS = [
      "({{address}}) does not fit", "facts.address"),
     ("agent name that cannot fit", lambda b: b.update(template="luxury", facts={"agentName": "W" * 120}),
      "({{agent_name}}) does not fit", "facts.agentName"),
+    # issue 15: the outputs asked for and the jobs' focus points
+    ("unknown output shape", lambda b: b.update(outputs=[{"shape": "round"}]), "outputs.0.shape: Input should be 'landscape'", "outputs.0.shape"),
+    ("output size of another shape", lambda b: b.update(outputs=[{"shape": "square", "width": 1920, "height": 1080}]),
+     "a square output is 1080x1080", "outputs.0"),
+    ("no output", lambda b: b.update(outputs=[]), "at least 1", "outputs"),
+    ("an output twice", lambda b: b.update(outputs=[{"shape": "square"}, {"shape": "square", "branded": True}]),
+     "square-1080x1080-branded twice", "outputs"),
+    ("focus outside the frame", lambda b: b["jobs"][0].update(focusX=1.5), "less than or equal to 1", "jobs.0.focusX"),
 ]
+
+
+def test_create_takes_the_outputs_and_focus_points_and_the_status_lists_what_was_composed(client, db, auth):
+    from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
+    from zencourt_pipeline.db.records import BatchStatus
+    from zencourt_pipeline.domain import OutputShape, OutputSpec, parse_outputs
+
+    asked = [{"shape": "square", "branded": False}, {"shape": "vertical", "width": 720, "height": 1280}]
+    body = batch_body(outputs=asked)
+    body["jobs"][0].update(focusX=0.2, focusY=0.8)
+    response = client.post("/video/batches", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["outputs"] == []  # nothing composed yet
+    assert [(j["focusX"], j["focusY"]) for j in created["jobs"]] == [(0.2, 0.8), (None, None)]
+    assert [s.name for s in parse_outputs(db.get_batch("b-1").outputs)] == [
+        "square-1080x1080-unbranded", "vertical-720x1280-branded",
+    ]  # fmt: skip
+    assert db.get_batch(client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()["id"]).outputs is None
+    stored = "s3://bucket/batches/b-1/video/listing-vertical-720x1280-branded-default.mp4"
+    db.finish_batch("b-1", BatchStatus.COMPLETED, video_url=stored, outputs=[
+        OutputRow(OutputSpec(shape=OutputShape.VERTICAL, width=720, height=1280), OutputStatus.COMPLETED, primary=True,
+                  template="default", video_uri=stored, duration_s=9.5, size_bytes=123),
+        OutputRow(OutputSpec(shape=OutputShape.SQUARE, branded=False), OutputStatus.FAILED, error="COMPOSITION_FAILED: x"),
+    ])  # fmt: skip
+    status = client.get("/video/batches/b-1", headers=auth).json()
+    assert [(o["shape"], o["width"], o["height"], o["branded"], o["primary"], o["status"]) for o in status["outputs"]] == [
+        ("vertical", 720, 1280, True, True, "completed"), ("square", 1080, 1080, False, False, "failed"),
+    ]  # fmt: skip
+    first = status["outputs"][0]
+    assert (first["videoUri"], first["videoUrl"], first["durationSeconds"], first["bytes"]) == (
+        stored, status["videoUrl"], 9.5, 123,
+    )  # fmt: skip
+    assert status["outputs"][1]["error"] == "COMPOSITION_FAILED: x" and status["outputs"][1]["videoUrl"] is None
+    listed = {b["id"]: b for b in client.get("/video/batches", headers=auth).json()["batches"]}
+    assert listed["b-1"]["outputs"] == status["outputs"] and listed["b-2"]["outputs"] == []
 
 
 @pytest.mark.parametrize(("change", "named", "field"), [c[1:] for c in TEXT_PROBLEMS], ids=[c[0] for c in TEXT_PROBLEMS])

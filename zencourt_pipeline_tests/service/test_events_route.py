@@ -72,3 +72,21 @@ def test_a_workspace_key_follows_its_workspace_batches_only(client, db):
     _, storage_only = api_keys.create_key(db, "ws1", [ApiScope.STORAGE])
     refused = client.get("/video/batches/ws-own/events", headers={"x-api-key": storage_only})
     assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"
+
+
+def test_batch_completed_streams_every_output_with_playable_urls(client, auth, db, storage):
+    from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
+    from zencourt_pipeline.domain import DEFAULT_OUTPUTS
+
+    db.insert_batch(*make_batch("w4", n_jobs=1))
+    db.start_batch("w4")
+    uris = [storage.put_bytes(f"batches/w4/video/listing-{s.name}-default.mp4", b"mp4") for s in DEFAULT_OUTPUTS]
+    rows = [OutputRow(s, OutputStatus.COMPLETED, primary=i == 0, video_uri=u) for i, (s, u) in enumerate(zip(DEFAULT_OUTPUTS, uris, strict=True))]
+    db.finish_batch("w4", BatchStatus.COMPLETED, video_url=uris[0], outputs=rows)
+    _, messages = parse(client.get("/video/batches/w4/events", headers=auth).text)
+    completed = messages[-1]["data"]
+    assert completed["event"] == "batch.completed"
+    assert [o["videoUri"] for o in completed["outputs"]] == uris
+    for output, spec in zip(completed["outputs"], DEFAULT_OUTPUTS, strict=True):
+        assert f"/media/batches/w4/video/listing-{spec.name}-default.mp4?expires=" in output["videoUrl"]
+        assert output["thumbnailUrl"] is None and output["urlsExpireAt"].endswith("Z")

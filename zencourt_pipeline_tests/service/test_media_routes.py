@@ -148,3 +148,27 @@ def test_public_media_base_url_gives_base_plus_key(settings, db, b2, verifier, a
     assert body["thumbnailUrl"] == "https://cdn.example.com/zc/batches/q1/thumb.jpg"
     assert (body["videoUri"], body["thumbnailUri"], body["urlsExpireAt"]) == (video_uri, thumb_uri, None)
     assert body["jobs"][0]["videoUrl"] == "https://cdn.example.com/zc/batches/q1/clips/0.mp4"
+
+
+def test_every_output_of_the_status_downloads_with_plain_httpx(served, db, storage):
+    from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
+    from zencourt_pipeline.domain import DEFAULT_OUTPUTS
+
+    db.insert_batch(*make_batch("m4", n_jobs=1))
+    db.start_batch("m4")
+    rows, files = [], {}
+    for i, spec in enumerate(DEFAULT_OUTPUTS):
+        files[spec.name] = VIDEO[i:] + spec.name.encode()
+        uri = storage.put_bytes(f"batches/m4/video/listing-{spec.name}-default.mp4", files[spec.name])
+        thumb = storage.put_bytes(f"batches/m4/video/listing-{spec.name}-default.jpg", b"\xff\xd8\xff\xe0" + spec.name.encode())
+        rows.append(OutputRow(spec, OutputStatus.COMPLETED, primary=i == 0, video_uri=uri, thumbnail_uri=thumb))
+    db.finish_batch("m4", "completed", video_url=rows[0].video_uri, thumbnail_url=rows[0].thumbnail_uri, outputs=rows)
+    body = httpx.get(f"{served.url}/video/batches/m4", headers={"x-api-key": API_KEY}).json()
+    assert [o["primary"] for o in body["outputs"]] == [True, False, False, False]
+    assert body["outputs"][0]["videoUrl"].split("?")[0] == body["videoUrl"].split("?")[0]
+    for output, spec in zip(body["outputs"], DEFAULT_OUTPUTS, strict=True):
+        assert output["videoUrl"].startswith(f"{served.url}/media/batches/m4/video/listing-{spec.name}-default.mp4?expires=")
+        response = httpx.get(output["videoUrl"])  # plain httpx, no key
+        assert response.status_code == 200 and response.content == files[spec.name]
+        assert httpx.get(output["thumbnailUrl"]).content.endswith(spec.name.encode())
+        assert output["urlsExpireAt"].endswith("Z")

@@ -294,13 +294,13 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
     assert list(body) == [
         "success", "id", "listingId", "workspaceId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
         "videoUri", "thumbnailUri", "urlsExpireAt", "error", "errorCode", "blockedReason", "createdAt", "updatedAt",
-        "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs", "facts", "instructions", "callbackUrl",
+        "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs", "facts", "instructions", "callbackUrl", "outputs",
     ]  # fmt: skip
     assert list(body["progress"]) == ["total", "completed", "failed", "canceled", "processing", "pending", "percent"]
     assert list(body["jobs"][0]) == [
         "id", "roomName", "sortOrder", "status", "provider", "providerTaskId", "videoUrl", "thumbnailUrl",
         "videoUri", "thumbnailUri", "urlsExpireAt", "errorCode", "errorMessage", "createdAt", "updatedAt", "progress",
-        "caption", "transition", "clipUrl", "clipInSeconds", "clipOutSeconds",
+        "caption", "transition", "clipUrl", "clipInSeconds", "clipOutSeconds", "focusX", "focusY",
     ]  # fmt: skip
     assert raw.startswith('{"success":true,"id":"o1","listingId":"listing-o1","workspaceId":null,"status":"pending",')
     assert (

@@ -22,7 +22,7 @@ from zencourt_pipeline.pipeline.clip_checks import (
     MAX_FROZEN_RATIO,
     VIDEO_DURATION_TOLERANCE_S,
 )
-from zencourt_pipeline.pipeline.composition import CompositionReport, compose_batch
+from zencourt_pipeline.pipeline.composition import CompositionReport, compose_batch, output_rows
 from zencourt_pipeline.pipeline.normalize import NormalizeOutcome, NormalizeResult, normalize_batch
 
 CLIPS_CHECK = "clips_usable"
@@ -171,7 +171,8 @@ class ComposeConfig(dg.Config):
             asset="composed_video",
             blocking=True,
             description=(
-                "The published file, read back (box walk, ffmpeg's stream report, EBU R128), meets the house "
+                "Every published output (each rendition the batch asks for), its file read back (box walk, "
+                "ffmpeg's stream report, EBU R128), meets the house "
                 "rules (H.264 High yuv420p, constant 30 fps, closed GOPs, AAC-LC 48 kHz stereo at -14 LUFS +-1 "
                 "and true peak <= -1 dBTP, moov before mdat, no edit lists) and the profile of every "
                 "destination it targets (media/profiles.py)."
@@ -186,9 +187,11 @@ def composed_video(
     storage: StorageResource,
     pipeline_settings: PipelineSettingsResource,
 ):
-    """The listing video: the completed clips in order with crossfades, a title card from
-    `video_gen_batch.title`, room captions and the template's music; plus its thumbnail.
-    Published under `batches/<batch>/video/`; the batch ends `completed` (or `failed` when no
+    """The listing video in every output the batch asks for (`video_gen_batch.outputs`: shape,
+    size, branded or MLS-unbranded; by default 16:9 and 9:16, each both): the completed clips in
+    order with crossfades, a title card from `video_gen_batch.title`, room captions and the
+    template's music; plus their thumbnails. Published under `batches/<batch>/video/`, one
+    `video_gen_outputs` row each, the primary one in `video_gen_batch.video_url`; the batch ends `completed` (or `failed` when no
     clip survived) and the web app is told through the outbox. Run config `template` /
     `orientation` re-composes from the existing clips without regenerating them."""
     db = app_db.get()
@@ -233,6 +236,7 @@ def composed_video(
         "video_uri": dg.MetadataValue.url(report.video_uri) if report.video_uri else None,
         "thumbnail_uri": dg.MetadataValue.url(report.thumbnail_uri) if report.thumbnail_uri else None,
         "clips": table(rows),
+        "outputs": table(output_rows(report.outputs)) if report.outputs else None,
     }
     if report.video_key:
         link = storage_client.url(report.video_key, expires_in=7 * 24 * 3600)
@@ -272,21 +276,43 @@ def _video_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
 
 
 def _platform_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
-    if report.platforms is None:  # clip-first (no video composed): nothing to check
+    """Every published output against its profiles (blocking): the failing ones named with each
+    broken rule; an output that could not be rendered at all fails the check too."""
+    checked = {r.spec.name: r.platforms for r in report.outputs if r.platforms is not None}
+    if not checked and report.platforms is not None:  # a report without outputs: its one video
+        checked = {"video": report.platforms}
+    if not checked:  # clip-first (no video composed): nothing to check
         return dg.AssetCheckResult(
             check_name=PLATFORM_CHECK, passed=True, description=f"no video composed ({report.status})",
             metadata={"batch_id": batch.id},
         )
-    failing = {name: [str(p) for p in problems] for name, problems in report.platforms.items() if problems}
-    description = (
-        f"video of batch {batch.id} fails " + "; ".join(f"{name}: {', '.join(probs)}" for name, probs in failing.items())
-        if failing
-        else f"video of batch {batch.id} meets {', '.join(report.platforms)}"
-    )
+    def label(name: str, profile: str) -> str:
+        return f"{name} {profile}" if len(checked) > 1 else profile
+
+    failing = {
+        label(name, profile): [str(p) for p in problems]
+        for name, platforms in checked.items() for profile, problems in platforms.items() if problems
+    }  # fmt: skip
+    unrendered = {r.spec.name: r.error for r in report.outputs if r.result is None}
+    failing.update({f"{name} not rendered": [str(error)] for name, error in unrendered.items()})
+    what = "video" if len(checked) == 1 and not unrendered else f"{len(checked) + len(unrendered)} outputs"
+    if failing:
+        verb = "fails" if what == "video" else "fail"
+        description = f"{what} of batch {batch.id} {verb} " + "; ".join(f"{n}: {', '.join(p)}" for n, p in failing.items())
+    elif len(checked) == 1:
+        description = f"video of batch {batch.id} meets {', '.join(next(iter(checked.values())))}"
+    else:
+        description = f"{what} of batch {batch.id} meet their profiles: " + "; ".join(
+            f"{name} ({', '.join(platforms)})" for name, platforms in checked.items()
+        )
+    profiles = sorted({profile for platforms in checked.values() for profile in platforms})
     return dg.AssetCheckResult(
         check_name=PLATFORM_CHECK,
         passed=not failing,
         severity=dg.AssetCheckSeverity.ERROR,
         description=description,
-        metadata={"batch_id": batch.id, "profiles": sorted(report.platforms), "failing": failing or None},
-    )
+        metadata={
+            "batch_id": batch.id, "profiles": profiles, "outputs": sorted([*checked, *unrendered]),
+            "failing": failing or None,
+        },
+    )  # fmt: skip

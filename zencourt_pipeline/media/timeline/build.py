@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.merge import Missing, TextProblem, clip_values, fact_values, merge, request_field
+from zencourt_pipeline.media.merge import (
+    Missing,
+    TextProblem,
+    clip_values,
+    fact_values,
+    merge,
+    request_field,
+    uses_branding,
+)
 from zencourt_pipeline.media.overlays import TextDoesNotFit
 from zencourt_pipeline.media.timeline.assets import place_text
 from zencourt_pipeline.media.timeline.model import (
@@ -57,6 +65,7 @@ class ClipInput:
     caption: str | None = None
     room: str | None = None
     transition: TransitionKind | None = None
+    focus: tuple[float, float] | None = None  # what a reframing crop keeps in view (0..1 x, y); None: the centre
 
 
 def frames(seconds: float, fps: int = FPS) -> int:
@@ -116,15 +125,24 @@ def build_timeline(
     template: Template,
     fps: int = FPS,
     facts: ListingFacts | None = None,
+    branded: bool = True,
 ) -> Timeline:
     """The timeline of `clips` composed with `template`: crossfaded clips, the title over the first
     clip, a caption over each clip that has one, the template's texts with their merge fields filled
     from `facts`, the logo, the end card, fades and the music bed. MediaError(INVALID_INPUT) naming
-    the text for an unknown or missing field, or text that does not fit the frame."""
+    the text for an unknown or missing field, or text that does not fit the frame.
+
+    `branded=False` is the MLS-unbranded cut: no logo, no agent card (the template's `outro` text)
+    and no text that merges the agent's name (`merge.BRANDING_FIELDS`; a caption of the job's own
+    that does falls back to the room name)."""
     clips = list(clips)
     validate_clips(clips, width, height)
-    values = fact_values(facts or ListingFacts())
-    values = fact_values(facts or ListingFacts(), merge(title, values, where="the title", field="title") if title else None)
+    facts = facts or ListingFacts()
+    if not branded:
+        facts = facts.model_copy(update={"agent_name": None})
+        title = None if uses_branding(title) else title
+    values = fact_values(facts)
+    values = fact_values(facts, merge(title, values, where="the title", field="title") if title else None)
     title = merge(template.title_text, values, where="the template's title", missing=Missing.OMIT)
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
@@ -135,6 +153,7 @@ def build_timeline(
             source=str(c.path), in_frame=0, out_frame=n,
             transition=Transition(kind=c.transition or template.transition_after(i), frames=t)
             if i < last or card_frames else None,
+            **({"focus_x": c.focus[0], "focus_y": c.focus[1]} if c.focus else {}),
         )
         for i, (c, n) in enumerate(zip(clips, lengths, strict=True))
     ]  # fmt: skip
@@ -142,15 +161,20 @@ def build_timeline(
     for n in lengths[:-1]:
         starts.append(starts[-1] + n - t)
     total = starts[-1] + lengths[-1] + card_frames
-    placed = _texts(clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps, values=values)
+    placed = _texts(
+        clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps,
+        values=values, branded=branded,
+    )  # fmt: skip
     for spec in template.texts:
+        if not branded and spec.role == TextRole.OUTRO:
+            continue  # the agent card
         if element := _template_text(spec, values, total, template, fps):
             placed.append((element, f"the template's {spec.role} text ({spec.text})", request_field(spec.text)))
     for element, where, field in placed:
         _check_fits(element, width, height, where=where, field=field)
     texts = [element for element, _, _ in placed]
     images = []
-    if template.logo_path is not None:  # constant, over everything
+    if branded and template.logo_path is not None:  # constant, over everything
         images.append(
             ImageElement(
                 role=ImageRole.LOGO, source=str(template.logo_path), start_frame=0, duration_frames=total,
@@ -181,7 +205,7 @@ def build_timeline(
 
 def _texts(
     clips: list[ClipInput], lengths: list[int], starts: list[int], t: int, total: int, *,
-    title: str | None, template: Template, has_card: bool, fps: int, values: dict[str, str],
+    title: str | None, template: Template, has_card: bool, fps: int, values: dict[str, str], branded: bool = True,
 ) -> list[tuple[TextElement, str, str | None]]:
     """The title card over the first clip and a caption over each captioned clip, in frames, each
     with what it is and the request field it comes from (for error messages)."""
@@ -205,7 +229,8 @@ def _texts(
     for i, clip in enumerate(clips):
         where = f"the caption of clip {i} ({clip.path.stem})"
         field = request_field(template.caption_text, clip=i, own=bool(clip.caption and clip.caption.strip()))
-        own = merge(clip.caption, values, where=where, field=f"jobs.{i}.caption") if clip.caption and clip.caption.strip() else None
+        asked = clip.caption if branded or not uses_branding(clip.caption) else None
+        own = merge(asked, values, where=where, field=f"jobs.{i}.caption") if asked and asked.strip() else None
         caption = merge(template.caption_text, {**values, **clip_values(clip.room, own)}, where=where, missing=Missing.OMIT)
         if not caption:
             continue

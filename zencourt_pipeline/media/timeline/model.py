@@ -40,12 +40,18 @@ class Transition(_Model):
 
 
 class Clip(_Model):
-    """One clip of the video track: frames [in_frame, out_frame) of `source` (a path or storage URI)."""
+    """One clip of the video track: frames [in_frame, out_frame) of `source` (a path or storage URI).
+
+    A clip of another shape than the output is cover-cropped (scaled to cover the frame, then
+    cropped); `focus_x`/`focus_y` (0..1 of the scaled clip: 0 left/top, 1 right/bottom) say which
+    part the crop keeps, the centre by default."""
 
     source: str = Field(min_length=1)
     in_frame: int = Field(0, ge=0)
     out_frame: int = Field(gt=0)
     transition: Transition | None = None  # into the next clip (or the end card, after the last clip)
+    focus_x: float = Field(0.5, ge=0.0, le=1.0)
+    focus_y: float = Field(0.5, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _in_before_out(self) -> Clip:

@@ -18,16 +18,20 @@ from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.domain import (
     CLIP_SECONDS_DEFAULT,
+    DEFAULT_OUTPUTS,
     GIVEN_CLIP_SOURCE_SECONDS_MAX,
     MAX_JOBS_PER_BATCH,
+    MAX_OUTPUTS,
     ClipSeconds,
     Instructions,
     ListingFacts,
     Orientation,
+    OutputSpec,
     Prompt,
     given_clip_problem,
     given_clip_span,
     instructions_problem,
+    outputs_problem,
     prompt_problem,
 )
 from zencourt_pipeline.media.transitions import TransitionKind
@@ -91,6 +95,17 @@ class JobCreate(CreateModel):
     clip_url: Url | None = None
     clip_in_seconds: ClipPoint | None = None
     clip_out_seconds: ClipPoint | None = None
+
+    # the point (0..1 of the clip's frame) a reframing crop keeps in view; null: the centre
+    focus_x: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    focus_y: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    @property
+    def focus(self) -> tuple[float, float] | None:
+        """The focus point as `media.listing` takes it (None: the centre)."""
+        if self.focus_x is None and self.focus_y is None:
+            return None
+        return (0.5 if self.focus_x is None else self.focus_x, 0.5 if self.focus_y is None else self.focus_y)
 
     @model_validator(mode="before")
     @classmethod
@@ -176,6 +191,17 @@ class BatchCreate(CreateModel):
                 problems.append((f"jobs.{i}.prompt", problem))
         return problems
 
+    # the outputs to render (shape, size, branded); null: the default four (16:9 and 9:16, each branded and unbranded)
+    outputs: Annotated[list[OutputSpec], Field(min_length=1, max_length=MAX_OUTPUTS)] | None = None
+
+    @field_validator("outputs")
+    @classmethod
+    def _distinct_outputs(cls, outputs: list[OutputSpec] | None) -> list[OutputSpec] | None:
+        problem = outputs_problem(outputs) if outputs is not None else None
+        if problem:
+            raise ValueError(problem)
+        return outputs
+
     @field_validator("template")
     @classmethod
     def _known_template(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -202,12 +228,12 @@ class BatchCreate(CreateModel):
         from zencourt_pipeline.media.listing import ListingClip, listing_problem
 
         clips = [
-            ListingClip(job.id or f"jobs[{i}]", job.seconds, job.room_name, job.caption, job.transition)
+            ListingClip(job.id or f"jobs[{i}]", job.seconds, job.room_name, job.caption, job.transition, job.focus)
             for i, job in enumerate(self.jobs)
         ]
         return listing_problem(
             template=own_template or self.template, orientation=self.orientation, title=self.title,
-            facts=self.facts or ListingFacts(), clips=clips,
+            facts=self.facts or ListingFacts(), clips=clips, outputs=self.outputs or DEFAULT_OUTPUTS,
         )  # fmt: skip
 
 

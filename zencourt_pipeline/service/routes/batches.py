@@ -40,7 +40,7 @@ from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.db.templates import workspace_template
-from zencourt_pipeline.domain import clamp_clip_seconds
+from zencourt_pipeline.domain import clamp_clip_seconds, outputs_json
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline.service.auth import Principal, principal_of, require_api_key
@@ -98,6 +98,7 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "facts": body.facts.to_json() if body.facts is not None else None,
         "instructions": body.instructions,
         "callback_url": body.callback_url,
+        "outputs": outputs_json(body.outputs) if body.outputs is not None else None,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
@@ -125,6 +126,8 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "clip_url": job.clip_url,
                 "clip_in_seconds": job.clip_in_seconds,
                 "clip_out_seconds": job.clip_out_seconds,
+                "focus_x": job.focus_x,
+                "focus_y": job.focus_y,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -136,7 +139,9 @@ def _response(db: AppDatabase, batch_id: str, urls: MediaUrls) -> BatchResponse:
     """The batch exactly as `GET /video/batches/{id}` shows it."""
     batch = db.get_batch(batch_id)
     assert batch is not None, batch_id
-    return BatchResponse.from_records(batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), urls)
+    return BatchResponse.from_records(
+        batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), urls, outputs=db.get_outputs(batch_id)
+    )
 
 
 def create_one(request: Request, data: Any, idempotency_key: str | None) -> tuple[int, BatchResponse]:
@@ -359,9 +364,10 @@ async def list_batches(request: Request) -> BatchListResponse:
             cursor=cursor,
             limit=limit,
         )
-        counts = db.job_status_counts([batch.id for batch in page.batches])
+        ids = [batch.id for batch in page.batches]
+        counts, outputs, urls = db.job_status_counts(ids), db.outputs_of(ids), request.app.state.media_urls
         return BatchListResponse(
-            batches=[BatchSummary.from_record(batch, counts[batch.id], request.app.state.media_urls) for batch in page.batches],
+            batches=[BatchSummary.from_record(batch, counts[batch.id], urls, outputs[batch.id]) for batch in page.batches],
             next_cursor=page.next_cursor,
         )
 

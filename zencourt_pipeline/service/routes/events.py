@@ -105,6 +105,11 @@ def format_event(event: BatchEvent, urls: MediaUrls | None) -> bytes:
     if urls is not None and ("videoUri" in data or "thumbnailUri" in data):
         resolved = urls.fields(data.get("videoUri"), data.get("thumbnailUri"))
         data.update({to_camel(name): value for name, value in resolved.items()})
+    if urls is not None and isinstance(data.get("outputs"), list):  # batch.completed: each output's URLs too
+        for output in data["outputs"]:
+            if isinstance(output, dict):
+                resolved = urls.fields(output.get("videoUri"), output.get("thumbnailUri"))
+                output.update({to_camel(name): value for name, value in resolved.items()})
     payload = json.dumps(data, separators=(",", ":"))
     return f"id: {event.id}\nevent: {event.event}\ndata: {payload}\n\n".encode()
 

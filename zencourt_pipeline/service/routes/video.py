@@ -238,7 +238,7 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
             return None
         return BatchResponse.from_records(
             batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), request.app.state.media_urls,
-            outbox.batch_webhooks(db, batch_id), db.running_progress(batch_id),
+            outbox.batch_webhooks(db, batch_id), db.running_progress(batch_id), db.get_outputs(batch_id),
         )  # fmt: skip
 
     answer = await run_in_threadpool(load)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"  # 0011 is another branch's; re-chained at merge
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,187 @@
+"""Stage 3b's renditions (issue 15 point 1): every output a batch asks for, rendered from the same
+normalized clips, checked against its platforms and published.
+
+Each output is its own timeline (`media.timeline.build`: one model, built per output size, branded
+or the MLS-unbranded cut), rendered by `media.compose.compose_video`: clips of another shape than
+the output are cover-cropped around their job's focus point. The primary output (what
+`video_gen_batch.video_url` points at) is rendered first; when it cannot be made the composition
+fails, when another cannot, that output is recorded `failed` with the reason and the rest go on.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
+from zencourt_pipeline.domain import ListingFacts, OutputSpec
+from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.profiles import targets
+from zencourt_pipeline.media.validate import Problem, validate_targets
+from zencourt_pipeline.pipeline.keys import (
+    video_key,
+    video_subtitles_key,
+    video_thumbnail_key,
+    video_timeline_key,
+)
+from zencourt_pipeline.storage.base import Storage
+
+if TYPE_CHECKING:
+    from zencourt_pipeline.db.records import Job
+    from zencourt_pipeline.media.compose import ClipInput, CompositionResult
+    from zencourt_pipeline.media.templates import Template
+
+SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One output: its render (None when it failed: `error`), and once published its stored URIs and
+    what its platforms' checks found in the file (`{profile: problems}`)."""
+
+    spec: OutputSpec
+    primary: bool
+    result: CompositionResult | None = None
+    error: str | None = None
+    video_key: str | None = None
+    thumbnail_key: str | None = None
+    video_uri: str | None = None
+    thumbnail_uri: str | None = None
+    platforms: dict[str, list[Problem]] | None = None
+    keys: tuple[str, ...] = field(default=(), repr=False)  # every object published for it
+    copied: bool = False  # its timeline is another output's: the file is a copy of that render
+
+    @property
+    def status(self) -> OutputStatus:
+        """completed when rendered (and published), failed otherwise."""
+        return OutputStatus.COMPLETED if self.result is not None else OutputStatus.FAILED
+
+    def row(self, template: str) -> OutputRow:
+        """What `finish_batch` writes of it."""
+        result = self.result
+        return OutputRow(
+            self.spec, self.status, primary=self.primary, template=template if result else None,
+            video_uri=self.video_uri, thumbnail_uri=self.thumbnail_uri,
+            duration_s=result.info.duration if result else None, size_bytes=result.info.size_bytes if result else None,
+            error=self.error,
+        )  # fmt: skip
+
+
+def render_renditions(
+    clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
+    title: str | None, template: Template, facts: ListingFacts,
+) -> list[Rendition]:
+    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`. An
+    output whose timeline equals one already rendered (an unbranded cut of a template and facts
+    without any branding) is a copy of that file. A MediaError of the primary propagates; another
+    output's is its `error`."""
+    from zencourt_pipeline.media.compose import render_timeline
+    from zencourt_pipeline.media.timeline.build import build_timeline
+
+    ordered = [primary, *(spec for spec in outputs if spec != primary)]
+    renditions: list[Rendition] = []
+    rendered: dict[str, CompositionResult] = {}  # timeline JSON -> its render
+    for spec in ordered:
+        out = work_dir / spec.name
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            timeline = build_timeline(
+                clips, width=spec.width, height=spec.height, title=title, template=template, facts=facts,
+                branded=spec.branded,
+            )  # fmt: skip
+            plan = timeline.to_json()
+            same = rendered.get(plan)
+            if same is not None:
+                result = _copy(same, out)
+            else:
+                result = render_timeline(timeline, out / "listing.mp4", thumbnail_dest=out / "listing.jpg", work_dir=out / "work")
+                rendered[plan] = result
+        except MediaError as exc:
+            if spec == primary:
+                raise
+            renditions.append(Rendition(spec, primary=False, error=f"{exc.code}: {exc.message}"))
+            continue
+        renditions.append(Rendition(spec, primary=spec == primary, result=result, copied=same is not None))
+    return renditions
+
+
+def _copy(result: CompositionResult, out: Path) -> CompositionResult:
+    """`result`'s video and thumbnail copied into `out` (an output identical to one rendered)."""
+    video = Path(shutil.copyfile(result.path, out / "listing.mp4"))
+    thumbnail = Path(shutil.copyfile(result.thumbnail_path, out / "listing.jpg")) if result.thumbnail_path else None
+    return replace(result, path=video, thumbnail_path=thumbnail)
+
+
+def publish_renditions(
+    storage: Storage, batch_id: str, template: str, renditions: list[Rendition], completed: list[Job]
+) -> list[Rendition]:
+    """Store each rendered output (video, thumbnail, timeline JSON, SRT/WebVTT sidecars) under its
+    final keys; the renditions with their keys and URIs (the caller finishes the batch)."""
+    published = []
+    for rendition in renditions:
+        result = rendition.result
+        if result is None:
+            published.append(rendition)
+            continue
+        spec, out = rendition.spec, result.path.parent
+        v_key, t_key = video_key(batch_id, spec, template), video_thumbnail_key(batch_id, spec, template)
+        tl_key = video_timeline_key(batch_id, spec, template)
+        keys = [tl_key]
+        thumb_uri = None
+        if result.thumbnail_path:
+            thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg")
+            keys.append(t_key)
+        storage.put_file(tl_key, _timeline_file(result, completed, out), "application/json")
+        for kind, path in _subtitle_files(result, out).items():
+            key = video_subtitles_key(batch_id, spec, template, kind)
+            storage.put_file(key, path, SUBTITLE_TYPES[kind])
+            keys.append(key)
+        video_uri = storage.put_file(v_key, result.path, "video/mp4")
+        keys.append(v_key)
+        published.append(replace(
+            rendition, video_key=v_key, thumbnail_key=t_key if thumb_uri else None, video_uri=video_uri,
+            thumbnail_uri=thumb_uri, keys=tuple(keys),
+        ))  # fmt: skip
+    return published
+
+
+def unpublish(storage: Storage, renditions: list[Rendition]) -> None:
+    """Take every published object of `renditions` back down (the batch was canceled meanwhile)."""
+    for rendition in renditions:
+        for key in rendition.keys:
+            storage.delete(key)
+
+
+def check_platforms(renditions: list[Rendition]) -> list[Rendition]:
+    """Each rendered output, read back from its file, against the house rules and every destination
+    its shape targets (`media.validate`)."""
+    return [
+        replace(r, platforms=validate_targets(r.result.path, targets(r.result.info.width, r.result.info.height)))
+        if r.result is not None else r
+        for r in renditions
+    ]  # fmt: skip
+
+
+def _timeline_file(result: CompositionResult, completed: list[Job], out: Path) -> Path:
+    """The rendered timeline as JSON, each clip's source the storage URI of its normalized clip
+    (the clips are composed in the order of `completed`), so that it re-renders the video."""
+    timeline = result.timeline
+    sources = [job.video_url or clip.source for job, clip in zip(completed, timeline.clips, strict=True)]
+    clips = [c.model_copy(update={"source": s}) for c, s in zip(timeline.clips, sources, strict=True)]
+    path = out / "listing.timeline.json"
+    path.write_text(timeline.model_copy(update={"clips": clips}).to_json(), encoding="utf-8")
+    return path
+
+
+def _subtitle_files(result: CompositionResult, out: Path) -> dict[str, Path]:
+    """The SRT and WebVTT sidecars of the rendered timeline's texts, by kind (`srt`, `vtt`)."""
+    from zencourt_pipeline.media.timeline.subtitles import to_srt, to_vtt
+
+    files = {}
+    for kind, render in (("srt", to_srt), ("vtt", to_vtt)):
+        files[kind] = out / f"listing.{kind}"
+        files[kind].write_text(render(result.timeline), encoding="utf-8")
+    return files
