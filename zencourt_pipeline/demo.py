@@ -132,7 +132,7 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
             filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key}), limit=1
         ):
             continue
-        job = defs.resolve_job_def(sensor.job_name)
+        job = defs.resolve_job_def(request.job_name or sensor.job_name)  # a sensor of several jobs names it
         out(f"sensor {sensor_name}: run {job.name} for partition {request.partition_key}")
         job.execute_in_process(
             instance=instance,
