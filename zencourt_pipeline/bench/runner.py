@@ -131,6 +131,7 @@ def run(cfg: Config, work: Path) -> None:
     _compose_checks(work, plan, runs)
     vclips = _vertical_clips(cfg, work, prepared)
     _vertical_compose(cfg, work, vclips, prepared.template)
+    _outputs(cfg, work, prepared)
     _local_generator(cfg, work)
     _moviepy(cfg, work, prepared, plan, statistics.median(t.wall for t in runs["full"]))
     emit("load_avg_1m_end", _load())
@@ -339,6 +340,14 @@ def _vertical_compose(cfg: Config, work: Path, vclips: list[ClipInput], template
     emit(f"{label}_peak_rss_mb", t.peak_mb)
     emit(f"{label}_pieces", t.result.pieces)
 
+
+
+def _outputs(cfg: Config, work: Path, prepared: Prepared) -> None:
+    """The renditions of the default request (issue 15): bench/outputs.py."""
+    from zencourt_pipeline.bench.outputs import FULL_OUTPUTS, QUICK_OUTPUTS, outputs_figures
+
+    ocfg = QUICK_OUTPUTS if cfg.quick else FULL_OUTPUTS
+    outputs_figures(ocfg, prepared.sources, work / "outputs", emit=emit, note=note, timed=timed)
 
 
 def _local_generator(cfg: Config, work: Path) -> None:

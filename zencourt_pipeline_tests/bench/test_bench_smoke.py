@@ -33,6 +33,9 @@ REQUIRED = [
     "asset_page_query_s",
     "asset_page_query_unbounded_s",
     "asset_page_query_ratio_vs_unbounded",
+    "outputs_4_ratio_vs_one_full",
+    "unbranded_ratio_vs_full",
+    "outputs_4_60s_peak_rss_mb",
 ]
 LINE = re.compile(r"^([a-z0-9_]+): (-?\d+(?:\.\d+)?)$")
 
