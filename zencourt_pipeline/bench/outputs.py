@@ -216,7 +216,7 @@ def main() -> None:
     import tempfile
 
     from zencourt_pipeline.bench import inputs
-    from zencourt_pipeline.bench.runner import emit, note, timed
+    from zencourt_pipeline.bench.report import emit, note, timed
     from zencourt_pipeline.config import BenchSettings
 
     bench = BenchSettings.from_env()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zencourt_pipeline.bench import inputs, references
-from zencourt_pipeline.bench.rss import PeakTreeRss
+from zencourt_pipeline.bench.report import Timing, emit, note, timed
 from zencourt_pipeline.media import compose
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
@@ -59,35 +57,6 @@ def bench_template() -> Template:
     """The bench timeline's template: the default look (0.5 s crossfades, fade in/out, music), a
     2 s title card and 1.5 s room captions over the first seconds of each clip."""
     return load_template("default").model_copy(update={"title_seconds": 2.0, "caption_seconds": 1.5})
-
-
-def emit(name: str, value: float | int) -> None:
-    text = f"{value:.3f}" if isinstance(value, float) else str(value)
-    print(f"{name}: {text}", flush=True)
-
-
-def note(message: str) -> None:
-    print(f"# {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Timing:
-    wall: float  # seconds
-    cpu: float  # user + system seconds of the child processes (ffmpeg) plus this process
-    peak_mb: float  # peak RSS of this process and its children
-    result: object = None
-
-
-def timed(fn: Callable[[], object]) -> Timing:
-    """Wall time, CPU time and peak tree RSS of fn()."""
-    with PeakTreeRss() as rss:
-        c0, s0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
-        start = time.perf_counter()
-        result = fn()
-        wall = time.perf_counter() - start
-        c1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
-    cpu = sum(b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime for a, b in ((c0, c1), (s0, s1)))
-    return Timing(wall, cpu, rss.peak_mb, result)
 
 
 def median_ratio(ours: list[Timing], refs: list[Timing], attr: str = "wall") -> float:
