@@ -18,14 +18,11 @@ N batches run one after another on one topology, the first counted too).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -40,20 +37,6 @@ CLIPS, CLIP_SECONDS, PROVIDER_LATENCY_S = 6, 5, 2.0
 STEPS = {"collect": "generated_clips", "normalize": "normalized_clips", "compose": "composed_video"}
 
 
-@contextmanager
-def _instance(topo: Topology) -> Iterator:
-    import dagster as dg
-
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in topo.env.items() if k.startswith(("DAGSTER_", "ZENCOURT_"))})
-    try:
-        with dg.DagsterInstance.from_config(topo.env["DAGSTER_HOME"]) as instance:
-            yield instance
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def tail_parts(topo: Topology, batch_id: str) -> dict[str, float]:
     """The batch's tail latency and its parts, in seconds (module docstring)."""
     import dagster as dg
@@ -65,7 +48,7 @@ def tail_parts(topo: Topology, batch_id: str) -> dict[str, float]:
             "SELECT min(created_at) FROM webhook_outbox WHERE batch_id = :b AND event = 'batch.completed'"),
             {"b": batch_id}).scalar()
     last, done = as_utc(last_completion).timestamp(), as_utc(published).timestamp()
-    with _instance(topo) as instance:
+    with topo.instance() as instance:
         records = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": batch_id}))
         published_by = []  # the runs whose compose step succeeded: the last one published the video
         for record in records:

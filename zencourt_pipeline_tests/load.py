@@ -148,25 +148,15 @@ def _report(topo: Topology, runway: FakeRunway, fal: FakeFal, batch_ids: list[st
 
 def _dagster_figures(topo: Topology, wall: float) -> tuple[int, float]:
     """Runs created, and the share of the provider pool's slot-time its steps held."""
-    import os
-
-    import dagster as dg
-
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in topo.env.items() if k.startswith("DAGSTER_")})
-    try:
-        with dg.DagsterInstance.from_config(topo.env["DAGSTER_HOME"]) as instance:
-            records = instance.get_run_records()
-            busy = 0.0
-            for record in records:
-                for step in instance.get_run_step_stats(record.dagster_run.run_id):
-                    if step.step_key in ("clip_tasks", "generated_clips") and step.start_time and step.end_time:
-                        busy += step.end_time - step.start_time
-            limit = 2  # docker/dagster.yaml concurrency.pools.default_limit
-            return len(records), round(busy / (limit * wall), 3) if wall else 0.0
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with topo.instance() as instance:
+        records = instance.get_run_records()
+        busy = 0.0
+        for record in records:
+            for step in instance.get_run_step_stats(record.dagster_run.run_id):
+                if step.step_key in ("clip_tasks", "generated_clips") and step.start_time and step.end_time:
+                    busy += step.end_time - step.start_time
+        limit = 2  # docker/dagster.yaml concurrency.pools.default_limit
+        return len(records), round(busy / (limit * wall), 3) if wall else 0.0
 
 
 def main() -> None:

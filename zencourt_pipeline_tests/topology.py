@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -321,6 +323,20 @@ class Topology:
         lines += [f"task {kept(t)}" for t in self.db.tasks_for_batch(batch_id)]
         lines += [f"completion {kept(c)}" for c in self.db.completions_for_batch(batch_id)]
         return "\n".join(lines)
+
+    @contextmanager
+    def instance(self) -> Iterator:
+        """The topology's Dagster instance, opened in this process with its environment (restored after)."""
+        import dagster as dg
+
+        saved = dict(os.environ)
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith(("DAGSTER_", "ZENCOURT_"))})
+        try:
+            with dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"]) as instance:
+                yield instance
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def service(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"http://127.0.0.1:{self.service_port}{path}",

@@ -9,20 +9,11 @@ import json
 import pytest
 
 from zencourt_pipeline.db import outbox
-from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline_tests.conftest import make_batch
 from zencourt_pipeline_tests.notify.test_deliverer import PATH, Receiver, _deliverer, _expected_signature
 
 LOOPBACK = FetchPolicy.from_hosts(["127.0.0.1"])
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = AppDatabase(f"sqlite:///{tmp_path}/app.db")
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def _batch_with_callback(db, callback_url: str, batch_id: str = "cb1") -> None:

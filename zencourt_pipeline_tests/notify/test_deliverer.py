@@ -103,14 +103,6 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}{PATH}"
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = AppDatabase(f"sqlite:///{tmp_path}/app.db")
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 def _one_clip_failure(db: AppDatabase, batch_id: str = "b1") -> OutboxEvent:
     batch, jobs = make_batch(batch_id, n_jobs=1)
     db.insert_batch(batch, jobs)
@@ -391,17 +383,22 @@ def test_run_forever_delivers_and_stops(db: AppDatabase):
 
 
 # -- playable URLs resolved at delivery ------------------------------------------------------------
-def test_media_urls_are_resolved_at_each_delivery_and_signed_as_sent(db: AppDatabase, tmp_path):
-    from zencourt_pipeline.config import Settings
-    from zencourt_pipeline.storage.local import LocalStorage
+def _media_urls(storage, clock):
+    """Service-signed URLs living an hour, on the fake clock."""
     from zencourt_pipeline.storage.urls import MediaUrls, media_signing_key
 
-    storage = LocalStorage(tmp_path / "storage")
-    clock = FakeClock()
-    media_urls = MediaUrls(
+    return MediaUrls(
         storage, expires_seconds=3600, service_url="https://video.example.com", signing_key=media_signing_key("k"),
         clock=clock,
     )  # fmt: skip
+
+
+def test_media_urls_are_resolved_at_each_delivery_and_signed_as_sent(db: AppDatabase, tmp_path):
+    from zencourt_pipeline.config import Settings
+    from zencourt_pipeline.storage.local import LocalStorage
+
+    storage, clock = LocalStorage(tmp_path / "storage"), FakeClock()
+    media_urls = _media_urls(storage, clock)
     batch, jobs = make_batch("u1", n_jobs=1)
     db.insert_batch(batch, jobs)
     clip, thumb = storage.uri("batches/u1/clip.mp4"), storage.uri("batches/u1/clip.jpg")
@@ -448,14 +445,9 @@ def test_each_output_of_batch_completed_gets_playable_urls_at_delivery(db: AppDa
     from zencourt_pipeline.db.records import BatchStatus
     from zencourt_pipeline.domain import DEFAULT_OUTPUTS
     from zencourt_pipeline.storage.local import LocalStorage
-    from zencourt_pipeline.storage.urls import MediaUrls, media_signing_key
 
-    storage = LocalStorage(tmp_path / "storage")
-    clock = FakeClock()
-    media_urls = MediaUrls(
-        storage, expires_seconds=3600, service_url="https://video.example.com", signing_key=media_signing_key("k"),
-        clock=clock,
-    )  # fmt: skip
+    storage, clock = LocalStorage(tmp_path / "storage"), FakeClock()
+    media_urls = _media_urls(storage, clock)
     db.insert_batch(*make_batch("o1", n_jobs=1))
     uris = [storage.uri(f"batches/o1/video/listing-{spec.name}-default.mp4") for spec in DEFAULT_OUTPUTS]
     rows = [

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc
 from zencourt_pipeline.db.records import Batch, CompletionRecord, Job, OutboxEvent, Record, Task
+from zencourt_pipeline.db.schema import generation_completions
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline_tests.soak.context import TERMINAL, SoakContext, job_of_prompt
 
@@ -407,10 +408,13 @@ def job_story(ctx: SoakContext, job: Job, batch: Batch | None, tasks: list[dict]
     def at(when: datetime | None) -> str:
         return "-" if when is None or origin is None else f"{(as_utc(when) - origin).total_seconds():+.1f}s"
 
-    rows = _rows(ctx, f"SELECT * FROM generation_tasks WHERE job_id = '{job.id}' ORDER BY id", Task)
+    db = ctx.topo.db
+    rows = db.tasks_for_job(job.id)
     ids = [row.task_id for row in rows if row.task_id]
-    completions = _rows(ctx, "SELECT * FROM generation_completions WHERE task_id IN ('"
-                        + "','".join(ids) + "') ORDER BY id", CompletionRecord) if ids else []
+    # by task id, not by batch: a completion left unlinked (job and batch null) shows here too
+    with db.engine.connect() as conn:
+        query = sa.select(generation_completions).where(generation_completions.c.task_id.in_(ids))
+        completions = [CompletionRecord.from_row(row) for row in conn.execute(query.order_by(generation_completions.c.id))]
     lines = [f"job {job.status} {job.error_code} {job.error_message!r} provider_task_id={job.provider_task_id} "
              f"updated {at(job.updated_at)}"]
     lines += [f"task {r.provider} {r.task_id} {r.status} submitted {at(r.submitted_at)} finished {at(r.finished_at)} "
