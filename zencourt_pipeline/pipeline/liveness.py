@@ -42,6 +42,7 @@ from zencourt_pipeline.db.liveness import BatchGenerationRows
 from zencourt_pipeline.db.records import (
     Batch,
     BatchStatus,
+    CompletionRecord,
     GenerationTaskStatus,
     Job,
     JobStatus,
@@ -100,19 +101,26 @@ def clips_run_key(batch_id: str, digest: str) -> str:
     return f"clips-{batch_id}-{digest}"
 
 
-def arrived_clips(rows: BatchGenerationRows, now: datetime, grace: timedelta) -> list[Job]:
-    """Open jobs whose clip is here but not normalized yet: a successful completion of the current
-    task recorded more than `grace` ago, or a raw clip stored (a given clip, a download done)."""
-    received = {(c.provider, c.task_id): c for c in rows.completions}
+def current_completions(rows: BatchGenerationRows) -> list[tuple[Job, CompletionRecord | None]]:
+    """Each job with the recorded completion of its current task (None: none yet, or no task)."""
+    completions = {(c.provider, c.task_id): c for c in rows.completions}
     tasks_by_job: dict[str, list[Task]] = {}
     for task in rows.tasks:
         tasks_by_job.setdefault(task.job_id, []).append(task)
-    arrived = []
+    out = []
     for job in rows.jobs:
+        task = current_task(tasks_by_job.get(job.id, []))
+        out.append((job, completions.get((task.provider, task.task_id)) if task else None))
+    return out
+
+
+def arrived_clips(rows: BatchGenerationRows, now: datetime, grace: timedelta) -> list[Job]:
+    """Open jobs whose clip is here but not normalized yet: a successful completion of the current
+    task recorded more than `grace` ago, or a raw clip stored (a given clip, a download done)."""
+    arrived = []
+    for job, completion in current_completions(rows):
         if job.terminal or job.video_url:
             continue
-        task = current_task(tasks_by_job.get(job.id, []))
-        completion = received.get((task.provider, task.task_id)) if task else None
         succeeded = completion is not None and completion.status == GenerationTaskStatus.SUCCEEDED
         if job.raw_clip_key or (succeeded and completion.received_at and as_utc(completion.received_at) <= now - grace):
             arrived.append(job)
@@ -127,14 +135,9 @@ def intake_run_key(batch_id: str, attempt: int) -> str:
 def completion_state(rows: BatchGenerationRows) -> tuple[bool, str, list[Job]]:
     """(ready, digest, open jobs): ready when every live job has a recorded completion for its
     current task (or its raw clip stored). The digest changes with completions and cancels only."""
-    completions = {(c.provider, c.task_id): c.id for c in rows.completions}
-    tasks_by_job: dict[str, list[Task]] = {}
-    for task in rows.tasks:
-        tasks_by_job.setdefault(task.job_id, []).append(task)
     parts, waiting_on = [], []
-    for job in rows.jobs:
-        task = current_task(tasks_by_job.get(job.id, []))
-        completion_id = completions.get((task.provider, task.task_id)) if task else None
+    for job, completion in current_completions(rows):
+        completion_id = completion.id if completion else None
         parts.append(f"{job.id}:{completion_id}:{'x' if job.status == JobStatus.CANCELED else ''}")
         if job.terminal or job.raw_clip_key or completion_id is not None:
             continue
