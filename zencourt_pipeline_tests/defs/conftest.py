@@ -10,6 +10,7 @@ from PIL import Image
 from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.defs.resources import build_resources
+from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def write_photo(path: Path, size=(960, 640), seed: int = 0) -> Path:
 
 
 def insert_batch_with_photos(db, storage, tmp_path: Path, batch_id: str, photos: list[bytes | None], **batch_fields):
-    """Photos go to storage as the web app's uploads would; bytes given are stored as they are."""
+    """Photos go to storage as the web app's uploads would; bytes given are stored as they are. The
+    batch asks for one 720p output unless `outputs` is given (`zencourt_pipeline_tests.batches`)."""
     jobs = []
     for index, content in enumerate(photos):
         key = f"uploads/{batch_id}/{index}.jpg"
@@ -64,6 +66,7 @@ def insert_batch_with_photos(db, storage, tmp_path: Path, batch_id: str, photos:
                 "duration_seconds": 2,
             }
         )
+    batch_fields.setdefault("outputs", ONE_OUTPUT_JSON)  # `outputs=None`: the default four
     db.insert_batch({"id": batch_id, "listing_id": "L-1", "title": "1 Test Street", **batch_fields}, jobs)
     return jobs
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.defs.test_assets import COMPOSE, INTAKE, materializations, run
 from zencourt_pipeline_tests.fakes.given_clips import truncated, video_clip
@@ -32,7 +33,7 @@ def test_a_stitch_batch_composes_through_the_assets(instance, resources, tmp_pat
          "clip_url": uri if kind == "clip" else None, "clip_in_seconds": 0.5 if kind == "clip" else None}
         for i, (kind, uri) in enumerate(sources)
     ]  # fmt: skip
-    db.insert_batch({"id": "sa", "listing_id": "L-sa", "title": "9 Asset Lane"}, jobs)
+    db.insert_batch({"id": "sa", "listing_id": "L-sa", "title": "9 Asset Lane", "outputs": ONE_OUTPUT_JSON}, jobs)
     instance.add_dynamic_partitions("batches", ["sa"])
     intake = run(INTAKE, "sa", instance, resources)
     [photos] = materializations(intake, "listing_photos")
@@ -50,7 +51,7 @@ def test_a_stitch_batch_composes_through_the_assets(instance, resources, tmp_pat
     batch = db.get_batch("sa")
     assert batch.status == "completed" and "sa-3 CLIP_TRUNCATED" in batch.error
     info = probe(storage.path(storage.key_from_uri(batch.video_url)))
-    assert (info.width, info.height) == (1920, 1080)  # the default primary output: landscape 1080p
+    assert (info.width, info.height) == (1280, 720)  # the one output the batch asks for
     # five 2 s clips (the clips from 0.5 s for duration_seconds), four 0.5 s crossfades
     assert abs(info.duration - (5 * 2 - 4 * 0.5)) < 0.1, info.duration
     checks = {check.check_name: check for check in composed.get_asset_check_evaluations()}

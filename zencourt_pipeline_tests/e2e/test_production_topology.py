@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from zencourt_pipeline.notify.signing import verify
+from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
 from zencourt_pipeline_tests.topology import BUCKET, WEBHOOK_SECRET, Topology, e2e_storage, start_s3
@@ -79,7 +80,8 @@ def batch_runs(topo: Topology, batch_id: str) -> list[tuple[str, str]]:
             "WHERE t.key = 'dagster/partition' AND t.value = :batch"), {"batch": batch_id})]
 
 
-def insert_batch(topo: Topology, batch_id: str, n: int = 2) -> None:
+def insert_batch(topo: Topology, batch_id: str, n: int = 2, outputs: str | None = ONE_OUTPUT_JSON) -> None:
+    """A batch of `n` photos asking for one 720p output (`outputs=None`: the default four)."""
     jobs = []
     for index in range(n):
         photo = write_photo(topo.tmp / f"{batch_id}-{index}.jpg", seed=index)
@@ -87,7 +89,7 @@ def insert_batch(topo: Topology, batch_id: str, n: int = 2) -> None:
         topo.storage.put_file(key, photo, "image/jpeg")
         jobs.append({"id": f"{batch_id}-{index}", "sort_order": index, "room_name": f"Room {index}",
                      "image_url": topo.storage.uri(key), "duration_seconds": 2})
-    topo.db.insert_batch({"id": batch_id, "listing_id": "L-e2e", "title": "9 Process Row"}, jobs)
+    topo.db.insert_batch({"id": batch_id, "listing_id": "L-e2e", "title": "9 Process Row", "outputs": outputs}, jobs)
 
 
 def webhook_events(topo: Topology, batch_id: str) -> list[dict]:
@@ -102,7 +104,7 @@ def webhook_events(topo: Topology, batch_id: str) -> list[dict]:
 def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_cancel_stops_a_started_run(topology):
     """Batches complete, a daemon kill is survived, the operator actions run over HTTP, cancel stops a started run."""
     topo = topology
-    insert_batch(topo, "prod-1")
+    insert_batch(topo, "prod-1", outputs=None)  # the default four outputs, once on the production topology
     assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
 
     batch = topo.db.get_batch("prod-1")
@@ -131,7 +133,7 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     time.sleep(2)
     topo.start_daemon()
     assert topo.wait_for_status("prod-2", {"completed", "failed"}) == "completed"
-    assert topo.storage.exists("batches/prod-2/video/listing-landscape-1920x1080-branded-default.mp4")
+    assert topo.storage.exists("batches/prod-2/video/listing-landscape-1280x720-branded-default.mp4")
     # exactly one generation task per job, despite the restart
     assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
 

@@ -45,7 +45,7 @@ def test_runway_first_internal_failures_fall_back_to_fal_and_safety_fails_its_jo
     batch = stack.db.get_batch("flow-6")
     storage = stack.defs.resources["storage"].get()
     info = probe(storage.path(storage.key_from_uri(batch.video_url)))
-    assert (info.codec, info.width, info.height) == ("h264", 1920, 1080)  # the primary output (issue 15)
+    assert (info.codec, info.width, info.height) == ("h264", 1280, 720)  # the one output it asks for
     assert abs(info.duration - (5 * 2 - 4 * 0.5)) < 0.2  # five 2 s clips, four crossfades
     # A compose run that found a fallback task still generating skipped composition; no run failed.
     runs = stack.instance.get_runs()

@@ -12,6 +12,7 @@ from zencourt_pipeline.media.timeline.model import TextRole, Timeline
 from zencourt_pipeline.pipeline.composition import compose_batch
 from zencourt_pipeline.pipeline.normalize import normalize_outputs
 from zencourt_pipeline.storage.local import LocalStorage
+from zencourt_pipeline_tests.batches import one_output
 from zencourt_pipeline_tests.conftest import make_batch
 from zencourt_pipeline_tests.fakes.server import sample_mp4
 
@@ -20,7 +21,8 @@ FACTS = {"address": "12 Oak Lane", "price": 1250000, "beds": 3, "baths": 2, "sqf
 
 def test_facts_and_captions_reach_the_video_and_its_sidecars(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
-    batch, jobs = make_batch("fx", n_jobs=2, template="showcase", title="Charming home", facts=json.dumps(FACTS))
+    batch, jobs = make_batch("fx", n_jobs=2, template="showcase", title="Charming home", facts=json.dumps(FACTS),
+                             outputs=one_output(1920, 1080))  # one 1080p output: the texts at full size
     jobs[0].update(caption="{{beds}}-bed kitchen", transition="circleopen")
     jobs[1].update(caption=None, transition=None)
     sqlite_db.insert_batch(batch, jobs)

@@ -22,6 +22,7 @@ from zencourt_pipeline.pipeline.given_clips import ClipOutcome
 from zencourt_pipeline.pipeline.intake import IntakeStatus, take_in_batch
 from zencourt_pipeline.pipeline.normalize import normalize_batch
 from zencourt_pipeline.pipeline.quota import QuotaLimits
+from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.fakes.given_clips import audio_only, truncated, video_clip
 from zencourt_pipeline_tests.net.server import LocalServer, Route
@@ -79,7 +80,7 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
             job = {"id": f"st-{i}", "sort_order": i, "room_name": f"Room {i}", **defaults, **job}
             job.setdefault("image_url", job["clip_url"])  # NOT NULL: the clip's URL, as the API writes it
             rows.append(job)
-        db.insert_batch({"id": "st", "listing_id": "L-st", "title": "7 Stitch Road"}, rows)
+        db.insert_batch({"id": "st", "listing_id": "L-st", "title": "7 Stitch Road", "outputs": ONE_OUTPUT_JSON}, rows)
         work = tmp_path / "work"
         work.mkdir()
         intake, submission, ready, collected, normalized, composed = _run_stages(db, storage, generators, "st", work)
@@ -117,7 +118,7 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
     )
     assert [clip.source for clip in timeline.clips] == [jobs[j].video_url for j in spans]  # sort order, bad one left out
     info = probe(storage.path(composed.video_key), count_frames=True)
-    assert (info.width, info.height, info.fps) == (1920, 1080, 30.0)  # the default primary output: landscape 1080p
+    assert (info.width, info.height, info.fps) == (1280, 720, 30.0)  # the one output the batch asks for
     assert abs(info.duration - composed.planned_duration_s) < 0.1
     events = [json.loads(row.body)["event"] for row in db.outbox("st")]
     assert events.count("clip.completed") == 5 and events.count("clip.failed") == 1 and events[-1] == "batch.completed"

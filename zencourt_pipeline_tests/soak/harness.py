@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 from zencourt_pipeline_tests.fakes.fal import FakeFal, FalScript
 from zencourt_pipeline_tests.fakes.runway import FakeRunway, RunwayScript
 from zencourt_pipeline_tests.fakes.server import RequestRecorder
@@ -143,7 +144,7 @@ def _retrying(fn, attempts: int = 20):
 
 
 def insert_batch(ctx: SoakContext, plan: BatchPlan, photo_uri: str) -> None:
-    batch = {"id": plan.id, "listing_id": plan.listing_id, "title": "Soak Test Lane"}
+    batch = {"id": plan.id, "listing_id": plan.listing_id, "title": "Soak Test Lane", "outputs": ONE_OUTPUT_JSON}
     if plan.workspace_id:
         batch["workspace_id"] = plan.workspace_id
     jobs = [{"id": f"{plan.id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": photo_uri,
