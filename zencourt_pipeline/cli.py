@@ -24,7 +24,11 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"thumbnail: {result.thumbnail_path}")
     for name, status, path in result.outputs:  # every output: the primary (above) and the other renditions
         print(f"output {name}: {path if status == 'completed' else status}")
-    return 0 if result.status == "completed" and result.video_path else 1
+    for room, status, path, thumb in result.clips:  # every room clip, published as soon as it was normalized
+        print(f"clip {room}: {path if path else status}" + (f" (thumbnail {thumb})" if thumb else ""))
+    if not result.composed:
+        print("no listing video: ENABLE_FINAL_COMPOSITION is off (clip-first)")
+    return 0 if result.succeeded else 1
 
 
 def _db(args: argparse.Namespace) -> int:

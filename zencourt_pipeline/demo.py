@@ -32,6 +32,17 @@ class DemoResult:
     thumbnail_path: Path | None
     seconds: float
     outputs: tuple[tuple[str, str, Path | None], ...] = ()  # every output: (name, status, local file)
+    clips: tuple[tuple[str, str, Path | None, Path | None], ...] = ()  # every job: (room, status, clip, thumbnail)
+    composed: bool = True  # False: ENABLE_FINAL_COMPOSITION is off, the clips are the result (clip-first)
+
+    @property
+    def succeeded(self) -> bool:
+        """The batch completed with what it was to make: the video, or with composition off every clip."""
+        if self.status != "completed":
+            return False
+        if self.composed:
+            return self.video_path is not None
+        return bool(self.clips) and all(path is not None for _, _, path, _ in self.clips)
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
@@ -194,7 +205,14 @@ def run_demo(
     video = _local_path(storage, batch.video_url)
     thumbnail = _local_path(storage, batch.thumbnail_url)
     outputs = tuple((o.spec.name, str(o.status), _local_path(storage, o.video_url)) for o in db.get_outputs(batch_id))
-    return DemoResult(batch_id, batch.status, video, thumbnail, time.monotonic() - started, outputs)
+    clips = tuple(
+        (job.room_name or job.id, str(job.status), _local_path(storage, job.video_url), _local_path(storage, job.thumbnail_url))
+        for job in db.get_jobs(batch_id)
+    )  # fmt: skip
+    return DemoResult(
+        batch_id, batch.status, video, thumbnail, time.monotonic() - started, outputs, clips,
+        composed=settings.enable_final_composition,
+    )  # fmt: skip
 
 
 def _local_path(storage, uri: str | None) -> Path | None:

@@ -41,3 +41,32 @@ def test_zencourt_demo_composes_the_sample_listing(tmp_path):
     assert Path(outputs["landscape-1920x1080-branded"]) == video
     for name, path in outputs.items():
         assert (probe(Path(path)).width, probe(Path(path)).height) == ((1920, 1080) if name.startswith("landscape") else (1080, 1920))
+
+
+def test_clip_first_demo_publishes_every_clip_and_tells_the_web_app_once(tmp_path):
+    """ENABLE_FINAL_COMPOSITION=false end to end (issue 15 point 6): the batch completes with its six
+    clips published (file, thumbnail, one `clip.completed` each) and no video; `batch.completed` once."""
+    from zencourt_pipeline.config import Settings
+    from zencourt_pipeline.db.database import AppDatabase
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME", "STORAGE_BACKEND")}
+    env["ZENCOURT_DATA_DIR"] = str(tmp_path / "data")
+    env["ENABLE_FINAL_COMPOSITION"] = "false"
+    proc = subprocess.run(
+        [str(BIN / "zencourt"), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no listing video: ENABLE_FINAL_COMPOSITION is off (clip-first)" in proc.stdout
+    assert not re.search(r"^(video|output \S+): ", proc.stdout, re.M)  # nothing was composed
+    clips = re.findall(r"^clip (.+?): (\S+) \(thumbnail (\S+)\)$", proc.stdout, re.M)
+    assert len(clips) == 6, proc.stdout[-3000:]
+    for _, clip, thumbnail in clips:
+        info = probe(Path(clip))
+        assert (info.codec, info.fps) == ("h264", 30.0) and abs(info.duration - 5) < 0.1
+        assert Path(thumbnail).read_bytes()[:3] == b"\xff\xd8\xff"
+    db = AppDatabase(Settings.from_env(env).resolved_database_url)
+    [batch_id] = set(re.findall(r"^batch (\S+): completed", proc.stdout, re.M))
+    batch = db.get_batch(batch_id)
+    assert batch.status == "completed" and batch.video_url is None
+    events = [e.event for e in db.outbox(batch_id)]
+    assert events.count("clip.completed") == 6 and events.count("batch.completed") == 1, events
