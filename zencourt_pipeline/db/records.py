@@ -182,11 +182,19 @@ class Batch(Record):
     instructions: str | None = None  # added to every job's motion prompt (migration 0012)
     callback_url: str | None = None  # the batch's own webhook URL, next to the global one (migration 0012)
     outputs: str | None = None  # JSON text (`domain.parse_outputs`; None: the default four)
+    narration_url: str | None = None  # the voice-over (https URL or storage URI; migration 0013)
+    narration_identifies_agent: bool | None = None  # None: true (the unbranded cut leaves it out)
+    narration_key: str | None = None  # the checked copy intake stored (pipeline-owned)
 
     @property
     def terminal(self) -> bool:
         """True once the batch is completed, failed or canceled."""
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def narration_names_agent(self) -> bool:
+        """Whether the narration identifies the agent (unset: it does, the safe side for the MLS)."""
+        return self.narration_identifies_agent is not False
 
 
 @dataclass(frozen=True, slots=True)

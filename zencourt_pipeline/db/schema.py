@@ -62,6 +62,11 @@ video_gen_batch = sa.Table(
     sa.Column("callback_url", sa.Text, nullable=True),
     # migration 0011: the outputs the batch asks for (JSON text, `domain.parse_outputs`; null: the default four)
     sa.Column("outputs", sa.Text, nullable=True),
+    # migration 0013: the narration (https URL or storage URI), whether it names the agent (null: true:
+    # the unbranded cut leaves it out), and the checked copy intake stored (pipeline-owned)
+    sa.Column("narration_url", sa.Text, nullable=True),
+    sa.Column("narration_identifies_agent", sa.Boolean, nullable=True),
+    sa.Column("narration_key", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(

@@ -23,6 +23,7 @@ from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.validate import Problem
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
 from zencourt_pipeline.pipeline.keys import clip_key
+from zencourt_pipeline.pipeline.narration import load_narration
 from zencourt_pipeline.pipeline.renditions import (
     Rendition,
     check_platforms,
@@ -73,7 +74,7 @@ class CompositionReport:
     render_note: str | None = None  # why smart rendering was not used, when it was considered
     clip_durations: dict[str, float] = field(default_factory=dict)  # job id -> its normalized clip's duration
     inspection: VideoInspection | None = None  # the published video (video_matches_plan), when one was composed
-    expects_audio: bool = False  # the template has music
+    expects_audio: bool = False  # the template has music, or the batch a narration
     # the published primary file against the house rules and each destination it targets: {profile: problems}
     platforms: dict[str, list[Problem]] | None = None
     # every output asked for (the primary first): its render, stored URIs and platform checks, or its error
@@ -116,26 +117,29 @@ def compose_batch(
     try:
         # an operator's orientation override makes an output of that shape the primary one
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
+        narration = load_narration(storage, batch, work_dir)
         renditions = render_renditions(
-            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts)
-        )
+            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
+            narration=narration,
+        )  # fmt: skip
     except (MediaError, BatchRejected) as exc:
-        error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
-        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
+        # a narration the surviving clips cannot hold keeps its own code; anything else is the composition's
+        code = exc.code if exc.code == ErrorCode.NARRATION_TOO_LONG else ErrorCode.COMPOSITION_FAILED
+        error = f"{code}: {exc.message}"
+        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=code)
         return CompositionReport(
-            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error,
-            error_code=ErrorCode.COMPOSITION_FAILED,
+            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error, error_code=code,
         )
-    expects_audio = template.music is not None
+    expects_audio = template.music is not None or narration is not None
     published = _publish(db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio)
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
-    return _completed_report(template, *published, len(completed), len(failed), summary, durations)
+    return _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
 
 
 def _completed_report(
     template: Template, renditions: list[Rendition], inspection: VideoInspection, used: int, failed: int,
-    summary: str | None, durations: dict[str, float],
+    summary: str | None, durations: dict[str, float], expects_audio: bool,
 ) -> CompositionReport:
     """The report of a published composition: the primary output's keys, URIs and render figures,
     every output with the platform checks of its file."""
@@ -163,7 +167,7 @@ def _completed_report(
         render_note=result.strategy_note,
         clip_durations=durations,
         inspection=inspection,
-        expects_audio=template.music is not None,
+        expects_audio=expects_audio,
         platforms=main.platforms,
         outputs=renditions,
     )

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from zencourt_pipeline.db.records import Job
     from zencourt_pipeline.media.compose import ClipInput, CompositionResult
     from zencourt_pipeline.media.templates import Template
+    from zencourt_pipeline.media.timeline.narration import Narration
 
 SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
@@ -72,12 +73,13 @@ class Rendition:
 
 def render_renditions(
     clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
-    title: str | None, template: Template, facts: ListingFacts,
+    title: str | None, template: Template, facts: ListingFacts, narration: Narration | None = None,
 ) -> list[Rendition]:
-    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`. An
-    output whose timeline equals one already rendered (an unbranded cut of a template and facts
-    without any branding) is a copy of that file. A MediaError of the primary propagates; another
-    output's is its `error`."""
+    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`, each
+    with the `narration` (the unbranded cut without it when it identifies the agent). An output
+    whose timeline equals one already rendered (an unbranded cut of a template and facts without
+    any branding) is a copy of that file. A MediaError of the primary propagates; another output's
+    is its `error`."""
     from zencourt_pipeline.media.compose import render_timeline
     from zencourt_pipeline.media.timeline.build import build_timeline
 
@@ -90,7 +92,7 @@ def render_renditions(
         try:
             timeline = build_timeline(
                 clips, width=spec.width, height=spec.height, title=title, template=template, facts=facts,
-                branded=spec.branded,
+                branded=spec.branded, narration=narration,
             )  # fmt: skip
             plan = timeline.to_json()
             same = rendered.get(plan)
