@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +79,8 @@ class CompositionReport:
     platforms: dict[str, list[Problem]] | None = None
     # every output asked for (the primary first): its render, stored URIs and platform checks, or its error
     outputs: list[Rendition] = field(default_factory=list)
+    narration_s: float | None = None  # the batch's narration, when it has one
+    music_ducked_db: float | None = None  # how far the primary output's music goes down under the voice (planned)
 
 
 def compose_batch(
@@ -134,7 +136,18 @@ def compose_batch(
     published = _publish(db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio)
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
-    return _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
+    report = _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
+    return replace(report, narration_s=narration.duration_s if narration else None, music_ducked_db=_ducked_db(report))
+
+
+def _ducked_db(report: CompositionReport) -> float | None:
+    """The depth of the primary output's music ducking, from its timeline's gain automation."""
+    main = report.outputs[0].result if report.outputs else None
+    music = main.timeline.music if main is not None and main.timeline.narration is not None else None
+    if music is None:
+        return None
+    gains = [point.db for point in music.gain]
+    return round(max(gains) - min(gains), 2)
 
 
 def _completed_report(

@@ -126,6 +126,7 @@ def test_the_narrated_video_has_its_texts_sidecars_loudness_and_ducking(composed
     assert measured.true_peak_dbtp <= loudness.MAX_TRUE_PEAK_DBTP, measured
     assert free - under >= 10.0, (free, under)
     assert not branded.platforms or not any(branded.platforms.values()), branded.platforms
+    assert report.narration_s == 9.0 and report.music_ducked_db == 15.0  # the asset's metadata
 
 
 def test_the_unbranded_cut_leaves_out_the_voice_that_names_the_agent(composed):
