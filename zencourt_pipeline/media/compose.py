@@ -34,6 +34,7 @@ from zencourt_pipeline.media.timeline import build
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.build import ClipInput
 from zencourt_pipeline.media.timeline.model import Timeline
+from zencourt_pipeline.media.timeline.narration import Narration
 
 __all__ = ["ClipInput", "CompositionResult", "clip_keyframes", "compose_video", "plan_composition", "render_timeline"]
 
@@ -140,14 +141,16 @@ def compose_video(
     strategy: str = "auto",
     facts: ListingFacts | None = None,
     branded: bool = True,
+    narration: Narration | None = None,
 ) -> CompositionResult:
     """Compose `clips` (normalized, 30 fps, yuv420p; clips of another size than width x height are
     cover-cropped around their focus point and scaled) into an H.264 MP4 at `dest`: `build_timeline`
-    with `template`, `facts` and `branded` (False: the MLS-unbranded cut), then `render_timeline`
-    (see there for `strategy`)."""
+    with `template`, `facts`, `branded` (False: the MLS-unbranded cut) and `narration`, then
+    `render_timeline` (see there for `strategy`)."""
     timeline = build.build_timeline(
-        clips, width=width, height=height, title=title, template=template, facts=facts, branded=branded
-    )
+        clips, width=width, height=height, title=title, template=template, facts=facts, branded=branded,
+        narration=narration,
+    )  # fmt: skip
     return render_timeline(
         timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work_dir, preset=preset, crf=crf, strategy=strategy
     )

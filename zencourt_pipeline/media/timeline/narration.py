@@ -12,6 +12,8 @@
   built: `MediaError(NARRATION_TOO_LONG)`.
 * `identifies_agent` (the batch's `narrationIdentifiesAgent`, default true): the MLS-unbranded cut
   has no voice that names the agent (issue 15 point 3), so it leaves such a narration out.
+* Stills timed to the voice (`clip_durations`, used by `media.slideshow`): each clip's length so
+  the video lasts the narration and every crossfade falls in a pause of the voice.
 """
 
 from __future__ import annotations
@@ -119,3 +121,42 @@ def duck_points(base_db: float, speech: Sequence[tuple[float, float]], total: in
         add(_frames(end, fps), low)
         add(_frames(end + DUCK_RELEASE_S, fps), base_db)
     return points
+
+
+# ---------------------------------------------------------------- clips timed to the narration (stills + voice)
+
+CLIP_MIN_S = 2.0  # what a Ken Burns clip timed to a narration lasts at least
+CLIP_MAX_S = 10.0  # and at most
+
+
+def pauses(speech: Sequence[tuple[float, float]], duration_s: float) -> list[tuple[float, float]]:
+    """The gaps between the (bridged) speech spans, where a cut to the next clip does not interrupt a sentence."""
+    spans = speech_spans(speech, bridge_s=0.0)
+    return [(a_end, b_start) for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False) if b_start < duration_s]
+
+
+def clip_durations(
+    speech: Sequence[tuple[float, float]], duration_s: float, clips: int, *, transition_s: float, fps: int = 30,
+    min_s: float = CLIP_MIN_S, max_s: float = CLIP_MAX_S,
+) -> list[float]:
+    """Seconds for each of `clips` clips so the video lasts the narration plus `NARRATION_TAIL_S` and
+    the middle of each crossfade falls in a pause of the voice: each cut goes to the pause whose
+    middle is nearest the even share, within half a share, when the clips on either side keep
+    `min_s`..`max_s`; else the cut stays on the even share. Whole frames at `fps`."""
+    if clips < 1:
+        raise ValueError("no clips to time")
+    length = duration_s + NARRATION_TAIL_S
+    share = length / clips
+    middles = [(a + b) / 2 for a, b in pauses(speech, duration_s)]
+    cuts: list[float] = []  # output times of the crossfades' middles
+    for k in range(1, clips):
+        even = k * share
+        before = cuts[-1] if cuts else 0.0
+        fits = [m for m in middles if abs(m - even) <= share / 2 and m - before >= min_s and length - m >= min_s * (clips - k)]
+        cuts.append(min(fits, key=lambda m: abs(m - even)) if fits else even)
+    # in whole frames: clip k starts half a transition before its cut, the last one ends at `length`
+    t = _frames(transition_s, fps) if clips > 1 else 0
+    starts = [0, *(_frames(cut, fps) - t // 2 for cut in cuts)]
+    ends = [start + t for start in starts[1:]] + [_frames(length, fps)]
+    low, high = _frames(min_s, fps), _frames(max_s, fps)
+    return [min(max(end - start, low), high) / fps for start, end in zip(starts, ends, strict=True)]
