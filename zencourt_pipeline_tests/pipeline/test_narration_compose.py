@@ -139,3 +139,35 @@ def test_the_unbranded_cut_leaves_out_the_voice_that_names_the_agent(composed):
     assert not any("Jane Doe" in t.text for t in timeline.texts)
     measured = loudness.measure(_stored(storage, unbranded.video_key, tmp / "unbranded.mp4"))
     assert abs(measured.integrated_lufs - loudness.TARGET_LUFS) <= loudness.TOLERANCE_LU, measured
+
+
+def test_a_narration_the_surviving_clips_cannot_hold_fails_the_batch_narration_too_long(sqlite_db, tmp_path):
+    """Intake found the clips asked for long enough; two of them failed, and the one left cannot
+    hold the voice even with its last frame held 10 s: the batch fails with the narration's code."""
+    from zencourt_pipeline.db.records import BatchStatus
+    from zencourt_pipeline.errors import ErrorCode
+    from zencourt_pipeline.storage.local import LocalStorage
+    from zencourt_pipeline_tests.conftest import make_batch
+
+    storage = LocalStorage(tmp_path / "storage")
+    voice = make_voice(tmp_path / "voice.mp3", codec=KINDS["mp3"], seconds=16.0, speech=((0.5, 15.5),))
+    storage.put_file("batches/nl/narration.mp3", voice, "audio/mpeg")
+    batch, jobs = make_batch("nl", n_jobs=3, narration_url="https://voice.example.com/v.mp3",
+                             outputs=json.dumps(OUTPUTS[:1]))  # fmt: skip
+    for job in jobs:
+        job["duration_seconds"] = 3
+    sqlite_db.insert_batch(batch, jobs)
+    sqlite_db.set_narration_key("nl", "batches/nl/narration.mp3")
+    sqlite_db.start_batch("nl")
+    storage.put_file("batches/nl/generated/nl-0.mp4", sample_mp4(W, H, seconds=3.0), "video/mp4")
+    sqlite_db.update_job("nl-0", raw_clip_key="batches/nl/generated/nl-0.mp4")
+    for job in ("nl-1", "nl-2"):
+        sqlite_db.fail_job(job, ErrorCode.RUNWAY_GENERATION_FAILED, "failed")
+    work = tmp_path / "work"
+    work.mkdir()
+    normalize_outputs(sqlite_db, storage, sqlite_db.get_batch("nl"), sqlite_db.get_jobs("nl"), work)
+    report = compose_batch(sqlite_db, storage, sqlite_db.get_batch("nl"), sqlite_db.get_jobs("nl"), work)
+    assert report.status == "failed" and report.error_code is ErrorCode.NARRATION_TOO_LONG, report.error
+    stored = sqlite_db.get_batch("nl")
+    assert (stored.status, stored.error_code) == (BatchStatus.FAILED, ErrorCode.NARRATION_TOO_LONG)
+    assert "held at most 10 s" in stored.error
