@@ -133,7 +133,10 @@ def compose_batch(
             CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error, error_code=code,
         )
     expects_audio = template.music is not None or narration is not None
-    published = _publish(db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio)
+    narration_uri = storage.uri(batch.narration_key) if narration is not None and batch.narration_key else None
+    published = _publish(
+        db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio, narration_uri
+    )
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
     report = _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
@@ -223,7 +226,7 @@ def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_
 
 def _publish(
     db: AppDatabase, storage: Storage, batch_id: str, template_name: str, renditions: list[Rendition],
-    completed: list[Job], summary: str | None, work_dir: Path, expects_audio: bool,
+    completed: list[Job], summary: str | None, work_dir: Path, expects_audio: bool, narration_uri: str | None = None,
 ) -> tuple[list[Rendition], VideoInspection] | None:
     """Store every rendered output under its final keys and finish the batch with them (the primary
     in `video_gen_batch.video_url`, each in `video_gen_outputs`); then check each file against its
@@ -232,7 +235,7 @@ def _publish(
     if db.get_batch(batch_id).status == BatchStatus.CANCELED:
         return None
     db.record_stage(batch_id, BatchStage.UPLOADING)
-    renditions = publish_renditions(storage, batch_id, template_name, renditions, completed)
+    renditions = publish_renditions(storage, batch_id, template_name, renditions, completed, narration_uri)
     main = renditions[0]
     rows = [rendition.row(template_name) for rendition in renditions]
     if not db.finish_batch(

@@ -91,6 +91,7 @@ def test_the_narrated_video_has_its_texts_sidecars_loudness_and_ducking(composed
     # the narration is in the stored timeline; the music carries its ducking; the last clip is held
     assert timeline.narration is not None and len(timeline.music.gain) > 1
     assert timeline.total_frames == round((9.0 + 0.5) * 30) and timeline.clips[-1].out_frame > 90
+    assert timeline.narration.source == storage.uri("batches/nb/narration.m4a")  # the stored copy: it re-renders
     video = _stored(storage, branded.video_key, tmp / "branded.mp4")
 
     # the texts, in decoded frames, where the timeline puts them: against the same timeline without texts
