@@ -228,6 +228,7 @@ class Job(Record):
     clip_out_seconds: float | None = None  # its out point (null: in + duration_seconds)
     focus_x: float | None = None  # what a reframing crop keeps in view (0..1); None: the centre
     focus_y: float | None = None
+    timed_seconds: float | None = None  # a photo clip's length timed to the narration (migration 0013)
 
     @property
     def terminal(self) -> bool:
@@ -241,10 +242,11 @@ class Job(Record):
 
     @property
     def seconds(self) -> float:
-        """How long the job's clip lasts in the video: a given clip's out - in, else duration_seconds."""
+        """How long the job's clip lasts in the video: a given clip's out - in, else its length timed to
+        the batch's narration when intake timed it, else duration_seconds."""
         if self.clip_url:
             return given_clip_span(self.clip_in_seconds, self.clip_out_seconds, self.duration_seconds)
-        return float(self.duration_seconds)
+        return self.timed_seconds if self.timed_seconds else float(self.duration_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,9 @@ video_gen_jobs = sa.Table(
     # migration 0011: the focus point (0..1 of the clip's frame) a reframing crop keeps in view (null: the centre)
     sa.Column("focus_x", sa.Float, nullable=True),
     sa.Column("focus_y", sa.Float, nullable=True),
+    # migration 0013, pipeline-owned: the photo clip's length timed to the batch's narration (the local
+    # generator's Ken Burns clips; null: duration_seconds)
+    sa.Column("timed_seconds", sa.Float, nullable=True),
 )
 
 # One row per paid (or local) generation request. Written *before* the provider is called

@@ -35,7 +35,7 @@ from zencourt_pipeline.pipeline.clip_checks import (
 )
 from zencourt_pipeline.pipeline.given_clips import ClipOutcome, GivenClipResult, ingest_given_clips
 from zencourt_pipeline.pipeline.keys import photo_key
-from zencourt_pipeline.pipeline.narration import ingest_narration
+from zencourt_pipeline.pipeline.narration import ingest_narration, time_clips_to_narration
 from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.providers.chain import default_prompt
@@ -247,12 +247,14 @@ class IntakeReport:
 
 def take_in_batch(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy,
-    *, quota: QuotaLimits,
+    *, quota: QuotaLimits, time_to_narration: bool = False,
 ) -> IntakeReport:
     """Intake's state changes in order: validate the batch, apply the early quota rule to its
     photo jobs (the given clips are not generated, nothing is paid for them) and take its narration
-    in (`pipeline.narration`) (reject it: every job and the batch fail), start it, take its photos and given clips in, fail it NO_USABLE_PHOTO when
-    none is ready, and inspect the ready photos."""
+    in (`pipeline.narration`) (reject it: every job and the batch fail), start it (with
+    `time_to_narration`, the local generator's case, its photo clips timed to the narration), take
+    its photos and given clips in, fail it NO_USABLE_PHOTO when none is ready, and inspect the ready
+    photos."""
     usage: list[QuotaUsage] = []
     photo_jobs = [job for job in jobs if job.source == JobSource.PHOTO]
     clip_jobs = [job for job in jobs if job.source == JobSource.CLIP]
@@ -272,6 +274,8 @@ def take_in_batch(
         return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
     if batch.status == BatchStatus.PENDING:
         db.start_batch(batch.id)
+    if time_to_narration:  # the local generator's clips follow the voice (`pipeline.narration`)
+        time_clips_to_narration(db, storage, batch, jobs, work_dir, template=template)
     photos = ingest_photos(db, storage, batch, photo_jobs, work_dir, policy)
     clips = ingest_given_clips(db, storage, batch, clip_jobs, work_dir, policy)
     if not any(photo.status == PhotoOutcome.READY for photo in photos) and not any(

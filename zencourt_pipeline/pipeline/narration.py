@@ -13,22 +13,30 @@ a private address, plain http, credentials).
 
 Composition (`load_narration`): the stored copy, analyzed (loudness, speech spans) into what the
 timeline reads; whether the unbranded cut hears it follows `narrationIdentifiesAgent`.
+
+Stills + narration (`time_clips_to_narration`, when the local generator is the only provider: its
+Ken Burns clips can last any length, a paid provider's cannot): intake gives each photo job the
+length `timeline.narration.clip_durations` picks (the video lasts the voice, each crossfade in a
+pause) as `timed_seconds`, and `duration_seconds` that length rounded up (what the generator
+renders; normalize trims to `Job.seconds`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.records import Batch
-from zencourt_pipeline.domain import BatchRejected, parse_facts
+from zencourt_pipeline.db.records import Batch, Job
+from zencourt_pipeline.domain import BatchRejected, JobSource, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.narration import NARRATION_MAX_BYTES, analyze_narration, check_narration
-from zencourt_pipeline.media.timeline.narration import Narration
+from zencourt_pipeline.media.timeline.narration import Narration, clip_durations
 from zencourt_pipeline.net.download import TooLarge
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
 from zencourt_pipeline.net.sniff import describe, sniff_audio, sniff_image_type
@@ -38,6 +46,8 @@ from zencourt_pipeline.storage.base import Storage, StorageError, storage_is_fai
 if TYPE_CHECKING:
     from zencourt_pipeline.media.listing import ListingClip
     from zencourt_pipeline.media.templates import Template
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "m4a": "audio/mp4", "aac": "audio/aac"}
 
@@ -109,3 +119,28 @@ def load_narration(storage: Storage, batch: Batch, work_dir: Path) -> Narration 
     kind = batch.narration_key.rsplit(".", 1)[-1]
     path = storage.get_file(batch.narration_key, work_dir / f"narration.{kind}")
     return analyze_narration(path, identifies_agent=batch.narration_names_agent)
+
+
+def time_clips_to_narration(
+    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, *, template: Template
+) -> dict[str, float]:
+    """Time the batch's open photo jobs to its stored narration (`timed_seconds`, and
+    `duration_seconds` rounded up); {job id: seconds}, empty when there is nothing to time (no
+    narration, a given clip among the jobs, timed already) or the narration cannot be analyzed."""
+    current = db.get_batch(batch.id) or batch
+    open_jobs = [job for job in jobs if not job.terminal]
+    if not current.narration_key or not open_jobs or any(job.timed_seconds for job in open_jobs):
+        return {}
+    if any(job.source == JobSource.CLIP for job in open_jobs):
+        return {}  # a given clip has its own span: the photos alone cannot follow the voice
+    try:
+        voice = load_narration(storage, current, work_dir)
+    except (MediaError, StorageError) as exc:
+        log.warning("batch %s: clips not timed to the narration: %s", batch.id, exc)
+        return {}
+    if voice is None:
+        return {}
+    lengths = clip_durations(voice.speech, voice.duration_s, len(open_jobs), transition_s=template.transition_seconds)
+    for job, seconds in zip(open_jobs, lengths, strict=True):
+        db.update_job(job.id, timed_seconds=seconds, duration_seconds=math.ceil(seconds - 1e-6))
+    return {job.id: seconds for job, seconds in zip(open_jobs, lengths, strict=True)}

@@ -3,7 +3,9 @@
 - `video_gen_batch.narration_url`: the voice-over the web app gives (https URL or storage URI);
 - `video_gen_batch.narration_identifies_agent`: whether the voice names the agent (null: true), so
   the unbranded cut leaves it out;
-- `video_gen_batch.narration_key`: pipeline-owned, the checked copy intake stored.
+- `video_gen_batch.narration_key`: pipeline-owned, the checked copy intake stored;
+- `video_gen_jobs.timed_seconds`: pipeline-owned, a photo clip's length timed to the narration's
+  pauses (the local generator's Ken Burns clips; null: `duration_seconds`).
 
 Additive: nullable columns only.
 
@@ -22,6 +24,7 @@ COLUMNS = (
     ("video_gen_batch", sa.Column("narration_url", sa.Text, nullable=True)),
     ("video_gen_batch", sa.Column("narration_identifies_agent", sa.Boolean, nullable=True)),
     ("video_gen_batch", sa.Column("narration_key", sa.Text, nullable=True)),
+    ("video_gen_jobs", sa.Column("timed_seconds", sa.Float, nullable=True)),
 )
 
 
