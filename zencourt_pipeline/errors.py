@@ -30,6 +30,10 @@ class ErrorCode(enum.StrEnum):
     CLIP_TRUNCATED = "CLIP_TRUNCATED"  # empty, cut short or damaged
     CLIP_TOO_LONG = "CLIP_TOO_LONG"  # the source is longer than the bound
     CLIP_OUT_OF_RANGE = "CLIP_OUT_OF_RANGE"  # its in/out points are past the clip's end
+    # -- a batch's narration (`narration_url`, issue 14 point 4): the batch fails --------------
+    NARRATION_INVALID = "NARRATION_INVALID"  # not an mp3/wav/m4a/aac audio file, or damaged
+    NARRATION_TOO_LARGE = "NARRATION_TOO_LARGE"  # the file is over the size bound
+    NARRATION_TOO_LONG = "NARRATION_TOO_LONG"  # longer than the bound, or than the clips can hold
     # -- storage and downloads ---------------------------------------------------------------
     STORAGE_DOWNLOAD_FAILED = "STORAGE_DOWNLOAD_FAILED"
     STORAGE_UPLOAD_FAILED = "STORAGE_UPLOAD_FAILED"

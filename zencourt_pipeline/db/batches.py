@@ -192,6 +192,11 @@ class BatchQueries(PickupQueries):
         with self.engine.connect() as conn:
             return {row.id: row.workspace_id for row in conn.execute(query)}
 
+    def set_narration_key(self, batch_id: str, key: str) -> None:
+        """Record where intake stored the batch's checked narration (migration 0013)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(video_gen_batch).where(video_gen_batch.c.id == batch_id).values(narration_key=key))
+
     # -- keyset helpers ------------------------------------------------------------------------
     def _sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"

@@ -182,11 +182,19 @@ class Batch(Record):
     instructions: str | None = None  # added to every job's motion prompt (migration 0012)
     callback_url: str | None = None  # the batch's own webhook URL, next to the global one (migration 0012)
     outputs: str | None = None  # JSON text (`domain.parse_outputs`; None: the default four)
+    narration_url: str | None = None  # the voice-over (https URL or storage URI; migration 0013)
+    narration_identifies_agent: bool | None = None  # None: true (the unbranded cut leaves it out)
+    narration_key: str | None = None  # the checked copy intake stored (pipeline-owned)
 
     @property
     def terminal(self) -> bool:
         """True once the batch is completed, failed or canceled."""
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def narration_names_agent(self) -> bool:
+        """Whether the narration identifies the agent (unset: it does, the safe side for the MLS)."""
+        return self.narration_identifies_agent is not False
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +228,7 @@ class Job(Record):
     clip_out_seconds: float | None = None  # its out point (null: in + duration_seconds)
     focus_x: float | None = None  # what a reframing crop keeps in view (0..1); None: the centre
     focus_y: float | None = None
+    timed_seconds: float | None = None  # a photo clip's length timed to the narration (migration 0013)
 
     @property
     def terminal(self) -> bool:
@@ -233,10 +242,11 @@ class Job(Record):
 
     @property
     def seconds(self) -> float:
-        """How long the job's clip lasts in the video: a given clip's out - in, else duration_seconds."""
+        """How long the job's clip lasts in the video: a given clip's out - in, else its length timed to
+        the batch's narration when intake timed it, else duration_seconds."""
         if self.clip_url:
             return given_clip_span(self.clip_in_seconds, self.clip_out_seconds, self.duration_seconds)
-        return float(self.duration_seconds)
+        return self.timed_seconds if self.timed_seconds else float(self.duration_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,11 @@ video_gen_batch = sa.Table(
     sa.Column("callback_url", sa.Text, nullable=True),
     # migration 0011: the outputs the batch asks for (JSON text, `domain.parse_outputs`; null: the default four)
     sa.Column("outputs", sa.Text, nullable=True),
+    # migration 0013: the narration (https URL or storage URI), whether it names the agent (null: true:
+    # the unbranded cut leaves it out), and the checked copy intake stored (pipeline-owned)
+    sa.Column("narration_url", sa.Text, nullable=True),
+    sa.Column("narration_identifies_agent", sa.Boolean, nullable=True),
+    sa.Column("narration_key", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -97,6 +102,9 @@ video_gen_jobs = sa.Table(
     # migration 0011: the focus point (0..1 of the clip's frame) a reframing crop keeps in view (null: the centre)
     sa.Column("focus_x", sa.Float, nullable=True),
     sa.Column("focus_y", sa.Float, nullable=True),
+    # migration 0013, pipeline-owned: the photo clip's length timed to the batch's narration (the local
+    # generator's Ken Burns clips; null: duration_seconds)
+    sa.Column("timed_seconds", sa.Float, nullable=True),
 )
 
 # One row per paid (or local) generation request. Written *before* the provider is called

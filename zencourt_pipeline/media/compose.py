@@ -3,8 +3,8 @@
 The template and clips become a `Timeline` (`timeline/build.py`, pure data in frames); its title,
 captions, logo and end card are rendered as Pillow PNGs in a separate step (`timeline/assets.py`);
 then the timeline is rendered: smart (copy what nothing changes), in windows, or in ONE ffmpeg
-graph (built in `graphs.py`: clips chained with `xfade`, overlays, the music bed looped, trimmed
-and faded).
+graph (built in `graphs.py`: clips chained with `xfade`, overlays; the audio in `mix.py`: the music
+bed looped, trimmed, faded and ducked under the narration, the mix normalized to the loudness target).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media import graphs, loudness
+from zencourt_pipeline.media import graphs, loudness, mix
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
@@ -33,7 +33,8 @@ from zencourt_pipeline.media.timeline import assets as assets_step
 from zencourt_pipeline.media.timeline import build
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.build import ClipInput
-from zencourt_pipeline.media.timeline.model import AudioKind, Timeline
+from zencourt_pipeline.media.timeline.model import Timeline
+from zencourt_pipeline.media.timeline.narration import Narration
 
 __all__ = ["ClipInput", "CompositionResult", "clip_keyframes", "compose_video", "plan_composition", "render_timeline"]
 
@@ -86,15 +87,15 @@ def _display_size(path: Path) -> tuple[int, int]:
 
 def prepare(timeline: Timeline, work: Path) -> RenderAssets:
     """Everything the filter graph reads besides `timeline`: the overlay PNGs rendered into `work`,
-    which clips need rescaling, and the music bed's loudness measurement (first R128 pass)."""
+    which clips need rescaling, and the audio mix's loudness measurement (first R128 pass)."""
     for i, clip in enumerate(timeline.clips):
         if not Path(clip.source).is_file():
             raise MediaError(ErrorCode.INVALID_INPUT, f"clip {i} not found: {clip.source}")
     assets = assets_step.render_assets(timeline, work)
     rescale = tuple(_display_size(Path(c.source)) != (timeline.width, timeline.height) for c in timeline.clips)
     loudnorm = None
-    if timeline.music is not None:
-        loudnorm = loudness.measure_bed(graphs.music_input(timeline), graphs.music_chain(timeline, assets, 0))
+    if timeline.audio:  # the whole mix (music ducked under the narration) is measured, then normalized
+        loudnorm = loudness.measure_bed(mix.audio_inputs(timeline), mix.audio_chain(timeline, assets, 0))
     return assets.with_inputs(rescale=rescale, loudnorm=loudnorm)
 
 
@@ -140,14 +141,16 @@ def compose_video(
     strategy: str = "auto",
     facts: ListingFacts | None = None,
     branded: bool = True,
+    narration: Narration | None = None,
 ) -> CompositionResult:
     """Compose `clips` (normalized, 30 fps, yuv420p; clips of another size than width x height are
     cover-cropped around their focus point and scaled) into an H.264 MP4 at `dest`: `build_timeline`
-    with `template`, `facts` and `branded` (False: the MLS-unbranded cut), then `render_timeline`
-    (see there for `strategy`)."""
+    with `template`, `facts`, `branded` (False: the MLS-unbranded cut) and `narration`, then
+    `render_timeline` (see there for `strategy`)."""
     timeline = build.build_timeline(
-        clips, width=width, height=height, title=title, template=template, facts=facts, branded=branded
-    )
+        clips, width=width, height=height, title=title, template=template, facts=facts, branded=branded,
+        narration=narration,
+    )  # fmt: skip
     return render_timeline(
         timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work_dir, preset=preset, crf=crf, strategy=strategy
     )
@@ -175,8 +178,6 @@ def render_timeline(
     """
     if strategy not in STRATEGIES:
         raise MediaError(ErrorCode.INVALID_INPUT, f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
-    if any(track.kind == AudioKind.NARRATION for track in timeline.audio):
-        raise MediaError(ErrorCode.INVALID_INPUT, "narration tracks are not rendered yet (issue 14 point 4)")
     dest = Path(dest)
     planned = timeline.duration_s
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +187,7 @@ def render_timeline(
             assets = prepare(timeline, work)
             check = partial(
                 _check_output, width=timeline.width, height=timeline.height, fps=timeline.fps, planned=planned,
-                music=timeline.music is not None,
+                audio=bool(timeline.audio),
             )  # fmt: skip
             rendered = _render(timeline, assets, tmp, work=work, strategy=strategy, preset=preset, crf=crf, check=check)
             os.replace(tmp, dest)
@@ -271,7 +272,7 @@ def _render(
     return _Rendered(info, notes=notes)
 
 
-def _check_output(info: VideoInfo, *, width: int, height: int, fps: int, planned: float, music: bool) -> None:
+def _check_output(info: VideoInfo, *, width: int, height: int, fps: int, planned: float, audio: bool) -> None:
     problems = []
     if info.codec != "h264" or (info.width, info.height) != (width, height):
         problems.append(f"{info.codec} {info.width}x{info.height}")
@@ -280,7 +281,7 @@ def _check_output(info: VideoInfo, *, width: int, height: int, fps: int, planned
     duration = info.frame_count / fps if info.frame_count else info.duration
     if abs(duration - planned) > DURATION_TOLERANCE_S:
         problems.append(f"duration {duration:.3f} s instead of {planned:.3f} s")
-    if info.has_audio != music:
+    if info.has_audio != audio:
         problems.append("an audio stream" if info.has_audio else "no audio stream")
     if problems:
         raise MediaError(ErrorCode.COMPOSITION_FAILED, "composed video has unexpected " + ", ".join(problems))

@@ -1,5 +1,6 @@
 """Every ffmpeg filter graph and encoding argument list the media code runs is built here (the
-stream-copy commands that splice smart-rendered pieces are in `smart/splicing.py`).
+stream-copy commands that splice smart-rendered pieces are in `smart/splicing.py`, the audio
+chains of the music and the narration in `mix.py`).
 
 Pure string building (no subprocesses, no file access) so it can be unit-tested. The callers in
 `normalize.py`, `compose.py`, `smart/render.py` and `thumbnails.py` only run what these builders
@@ -11,8 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from zencourt_pipeline.media.ffargs import fmt, mp4_output
+from zencourt_pipeline.media.mix import AUDIO_ARGS, audio_args, audio_chain, audio_inputs, gain_filter
 from zencourt_pipeline.media.timeline.assets import RenderAssets
-from zencourt_pipeline.media.timeline.model import AudioKind, GainPoint, ImageElement, TextElement, Timeline
+from zencourt_pipeline.media.timeline.model import ImageElement, TextElement, Timeline
+
+# The audio builders live in `mix` and the argument primitives in `ffargs`; they are importable from here.
+__all__ = ["AUDIO_ARGS", "audio_args", "audio_chain", "audio_inputs", "fmt", "gain_filter", "mp4_output"]
+# the names of the time when the music bed was the only audio
+music_input, music_chain, music_args = audio_inputs, audio_chain, audio_args
 
 # Encoder settings shared by every normalized clip, so normalized clips can be stream-copied together.
 VIDEO_TIMESCALE = 15360  # mp4 track timescale (ffmpeg's own default for 30 fps, made explicit)
@@ -26,22 +34,6 @@ X264_PARAMS = "open-gop=0:stitchable=1"
 # colour space makes ffmpeg convert frames in another matrix; primaries/transfer are set on frames.
 COLOR_ARGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]  # fmt: skip
 COLOR_TAGS_FILTER = "setparams=color_primaries=bt709:color_trc=bt709"
-
-
-def mp4_output(dest: Path, *, faststart: bool = True, final: bool = True) -> list[str]:
-    """The mp4 muxer's arguments for every encoded output: no edit lists (`edts/elst`, refused by
-    Instagram's Graph API), `moov` before `mdat` (`faststart`), then `dest`. A `final` output (what
-    is published) gets negative composition offsets (ctts v1) instead of the edit list, so its first
-    frame is still presented at 0 despite the B-frame delay; clips and pieces that smart rendering
-    splices keep positive offsets (their first frame at the delay, as the splicer expects)."""
-    flags = "+".join(["", *(["faststart"] if faststart else []), *(["negative_cts_offsets"] if final else [])])
-    return ["-use_editlist", "0", *(["-movflags", flags] if flags else []), "-f", "mp4", str(dest)]
-
-
-def fmt(value: float) -> str:
-    """A number for a filter graph: fixed point, no exponent, no trailing zeros."""
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 def keyframe_expr(fps: int, extra_frames: Sequence[int] = ()) -> str:
@@ -181,7 +173,8 @@ def _overlay_elements(tl: Timeline) -> list[TextElement | ImageElement]:
 def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | None]:
     """The filter_complex for `tl`; returns (graph, video_label, audio_label or None).
 
-    Input order (see `compose_args`): clips, overlay PNGs (`assets.layers`), end card PNG, music.
+    Input order (see `compose_args`): clips, overlay PNGs (`assets.layers`), end card PNG, the
+    audio tracks (`mix.audio_inputs`: music, narration).
     """
     fps, w, h, sec = tl.fps, tl.width, tl.height, tl.seconds
     n = len(tl.clips)
@@ -242,48 +235,10 @@ def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | 
     lines.append(f"[{current}]" + ",".join(tail) + "[vout]")
 
     audio = None
-    if tl.music is not None:
-        lines.append(music_chain(tl, assets, next_input))
+    if tl.audio:
+        lines.append(audio_chain(tl, assets, next_input))
         audio = "aout"
     return ";\n".join(lines), "vout", audio
-
-
-def gain_filter(points: Sequence[GainPoint], fps: int) -> str:
-    """`volume` for a gain automation: constant for one point, else linear between the points (dB)."""
-    linear = [(p.frame / fps, 10 ** (p.db / 20)) for p in points]
-    if len(linear) == 1:
-        return f"volume={fmt(linear[0][1])}"
-    expr = fmt(linear[-1][1])
-    for (t0, v0), (t1, v1) in reversed(list(zip(linear, linear[1:], strict=False))):
-        ramp = f"{fmt(v0)}+({fmt(v1 - v0)})*(t-{fmt(t0)})/{fmt(t1 - t0)}"
-        expr = f"if(lt(t,{fmt(t1)}),{ramp},{expr})"
-    expr = f"if(lt(t,{fmt(linear[0][0])}),{fmt(linear[0][1])},{expr})"
-    return f"volume='{expr}':eval=frame"
-
-
-def music_chain(tl: Timeline, assets: RenderAssets, input_index: int, label: str = "aout") -> str:
-    """The music bed: looped input trimmed to the timeline, resampled, gain, fade in/out, loudnorm."""
-    music = tl.music
-    assert music is not None
-    sec = tl.seconds
-    total = tl.total_frames
-    achain = [
-        f"[{input_index}:a]atrim=duration={fmt(sec(total))}",
-        "asetpts=PTS-STARTPTS",
-        "aformat=sample_rates=48000:channel_layouts=stereo",
-        gain_filter(music.gain, tl.fps),
-    ]
-    if music.fade_in_frames > 0:
-        achain.append(f"afade=t=in:st=0:d={fmt(sec(music.fade_in_frames))}")
-    if music.fade_out_frames > 0:
-        achain.append(f"afade=t=out:st={fmt(sec(total - music.fade_out_frames))}:d={fmt(sec(music.fade_out_frames))}")
-    if assets.loudnorm:
-        achain.append(assets.loudnorm)
-    return ",".join(achain) + f"[{label}]"
-
-
-# 124k, not 128k: the measured rate of a loud bed overshoots the nominal one, and Instagram caps at 128 kb/s
-AUDIO_ARGS = ["-c:a", "aac", "-b:a", "124k", "-ar", "48000", "-ac", "2"]
 
 
 def _clip_inputs(tl: Timeline) -> list[str]:
@@ -308,13 +263,11 @@ def compose_args(
     decoder_threads: int | None = None,
     encoder_threads: int | None = None,
 ) -> list[str]:
-    """Full ffmpeg arguments for one composition pass of `tl` (clips, overlays, end card, music -> dest).
+    """Full ffmpeg arguments for one composition pass of `tl` (clips, overlays, end card, audio -> dest).
 
     `decoder_threads` caps each clip decoder's threads (1 = no frame threading: fewer frames held
     in memory; one decoder thread per clip is plenty to feed x264); `encoder_threads` caps x264's.
     """
-    if any(track.kind == AudioKind.NARRATION for track in tl.audio):
-        raise ValueError("narration tracks are not rendered yet (issue 14 point 4)")
     args: list[str] = []
     for arg in _clip_inputs(tl):
         if arg == "-i" and decoder_threads:
@@ -324,8 +277,7 @@ def compose_args(
         args += ["-i", str(layer.image)]
     if tl.end_card is not None and assets.end_card is not None:
         args += ["-i", str(assets.end_card)]
-    if tl.music is not None:
-        args += music_input(tl)
+    args += audio_inputs(tl)
     graph, video, audio = compose_filter(tl, assets)
     args += ["-filter_complex", graph, "-map", f"[{video}]"]
     if audio:
@@ -346,23 +298,8 @@ def compose_args(
     return [*args, *mp4_output(dest, faststart=faststart, final=faststart)]
 
 
-# ---------------------------------------------------------------- smart rendering (the splicing commands: smart/splicing.py)
-
-
-def music_input(tl: Timeline) -> list[str]:
-    """The music file (looped when the track says so; the chain trims it to the timeline)."""
-    music = tl.music
-    assert music is not None
-    return [*(["-stream_loop", "-1"] if music.loop else []), "-i", music.source]
-
-
-def music_args(tl: Timeline, assets: RenderAssets, dest: Path) -> list[str]:
-    """The music bed alone (looped, trimmed, faded), encoded to an .m4a for a stream-copy join."""
-    return [
-        *music_input(tl),
-        "-filter_complex", music_chain(tl, assets, 0), "-map", "[aout]", *AUDIO_ARGS,
-        "-vn", "-sn", "-dn", "-map_metadata", "-1", *mp4_output(dest, faststart=False, final=False),
-    ]  # fmt: skip
+# ---------------------------------------------------------------- smart rendering: the splicing commands are in
+# smart/splicing.py, the audio they join (`audio_args`) in mix.py
 
 
 # ---------------------------------------------------------------- thumbnails

@@ -2,7 +2,8 @@
 
 `sniff_image_type` names raster formats intake decodes and the recognizable non-photos that
 people upload or servers answer instead (HEIC, SVG, HTML error pages, PDF); `sniff_video`
-names the video containers a provider output may be. Both read at most `HEAD_BYTES`; an ISO-BMFF
+names the video containers a provider output may be; `sniff_audio` the narration files a batch
+may carry (MP3, WAV, M4A, raw AAC). Both read at most `HEAD_BYTES`; an ISO-BMFF
 `ftyp` box is read with `media.mp4index.box_header`, the package's one box walker.
 """
 
@@ -122,6 +123,29 @@ def sniff_video(source: Path | bytes) -> str | None:
     if b"qt  " in brands and not brands & _VIDEO_BRANDS:
         return "quicktime"
     return "mp4"
+
+
+_M4A_BRANDS = {b"M4A ", b"M4B ", b"mp42", b"isom", b"iso2", b"mp41", b"dash", b"3gp4", b"3gp5", b"3gp6"}
+
+
+def sniff_audio(source: Path | bytes) -> str | None:
+    """`mp3` (an ID3 tag or an MPEG layer III frame), `wav` (RIFF/WAVE), `m4a` (an ISO BMFF file
+    of an audio or general brand: whether it holds sound is for the media check to say) or `aac`
+    (an ADTS frame); None otherwise."""
+    head = read_head(source)
+    if head.startswith(b"ID3"):
+        return "mp3"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "wav"
+    if len(head) >= 2 and head[0] == 0xFF:
+        if head[1] & 0xF6 == 0xF0:  # sync, layer 00: ADTS
+            return "aac"
+        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3 == 0x1:  # sync, layer III
+            return "mp3"
+    brands = ftyp_brands(head)
+    if brands is not None and brands & _M4A_BRANDS and not brands & (_HEIF_BRANDS | _AVIF_BRANDS):
+        return "m4a"
+    return None
 
 
 def describe(kind: str | None) -> str:

@@ -211,7 +211,7 @@ def inspect_composed(
     video: Path, *, planned_duration_s: float, expects_audio: bool, thumbnail: Path | None
 ) -> VideoInspection:
     """The composed video: duration matches the planned timeline, audio when the template has
-    music, a decodable thumbnail."""
+    music or the batch a narration, a decodable thumbnail."""
     from PIL import Image
 
     try:
@@ -222,7 +222,7 @@ def inspect_composed(
     if abs(info.duration - planned_duration_s) > VIDEO_DURATION_TOLERANCE_S:
         problems.append(f"duration {info.duration:.2f} s, planned {planned_duration_s:.2f} s")
     if expects_audio and not info.has_audio:
-        problems.append("no audio track although the template has music")
+        problems.append("no audio track although the template has music or the batch a narration")
     thumb_bytes = None
     if thumbnail is None or not Path(thumbnail).is_file():
         problems.append("no thumbnail")

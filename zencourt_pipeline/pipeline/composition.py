@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.validate import Problem
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
 from zencourt_pipeline.pipeline.keys import clip_key
+from zencourt_pipeline.pipeline.narration import load_narration
 from zencourt_pipeline.pipeline.renditions import (
     Rendition,
     check_platforms,
@@ -73,11 +74,13 @@ class CompositionReport:
     render_note: str | None = None  # why smart rendering was not used, when it was considered
     clip_durations: dict[str, float] = field(default_factory=dict)  # job id -> its normalized clip's duration
     inspection: VideoInspection | None = None  # the published video (video_matches_plan), when one was composed
-    expects_audio: bool = False  # the template has music
+    expects_audio: bool = False  # the template has music, or the batch a narration
     # the published primary file against the house rules and each destination it targets: {profile: problems}
     platforms: dict[str, list[Problem]] | None = None
     # every output asked for (the primary first): its render, stored URIs and platform checks, or its error
     outputs: list[Rendition] = field(default_factory=list)
+    narration_s: float | None = None  # the batch's narration, when it has one
+    music_ducked_db: float | None = None  # how far the primary output's music goes down under the voice (planned)
 
 
 def compose_batch(
@@ -116,26 +119,43 @@ def compose_batch(
     try:
         # an operator's orientation override makes an output of that shape the primary one
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
+        narration = load_narration(storage, batch, work_dir)
         renditions = render_renditions(
-            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts)
-        )
+            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
+            narration=narration,
+        )  # fmt: skip
     except (MediaError, BatchRejected) as exc:
-        error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
-        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
+        # a narration the surviving clips cannot hold keeps its own code; anything else is the composition's
+        code = exc.code if exc.code == ErrorCode.NARRATION_TOO_LONG else ErrorCode.COMPOSITION_FAILED
+        error = f"{code}: {exc.message}"
+        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=code)
         return CompositionReport(
-            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error,
-            error_code=ErrorCode.COMPOSITION_FAILED,
+            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error, error_code=code,
         )
-    expects_audio = template.music is not None
-    published = _publish(db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio)
+    expects_audio = template.music is not None or narration is not None
+    narration_uri = storage.uri(batch.narration_key) if narration is not None and batch.narration_key else None
+    published = _publish(
+        db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio, narration_uri
+    )
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
-    return _completed_report(template, *published, len(completed), len(failed), summary, durations)
+    report = _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
+    return replace(report, narration_s=narration.duration_s if narration else None, music_ducked_db=_ducked_db(report))
+
+
+def _ducked_db(report: CompositionReport) -> float | None:
+    """The depth of the primary output's music ducking, from its timeline's gain automation."""
+    main = report.outputs[0].result if report.outputs else None
+    music = main.timeline.music if main is not None and main.timeline.narration is not None else None
+    if music is None:
+        return None
+    gains = [point.db for point in music.gain]
+    return round(max(gains) - min(gains), 2)
 
 
 def _completed_report(
     template: Template, renditions: list[Rendition], inspection: VideoInspection, used: int, failed: int,
-    summary: str | None, durations: dict[str, float],
+    summary: str | None, durations: dict[str, float], expects_audio: bool,
 ) -> CompositionReport:
     """The report of a published composition: the primary output's keys, URIs and render figures,
     every output with the platform checks of its file."""
@@ -163,7 +183,7 @@ def _completed_report(
         render_note=result.strategy_note,
         clip_durations=durations,
         inspection=inspection,
-        expects_audio=template.music is not None,
+        expects_audio=expects_audio,
         platforms=main.platforms,
         outputs=renditions,
     )
@@ -206,7 +226,7 @@ def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_
 
 def _publish(
     db: AppDatabase, storage: Storage, batch_id: str, template_name: str, renditions: list[Rendition],
-    completed: list[Job], summary: str | None, work_dir: Path, expects_audio: bool,
+    completed: list[Job], summary: str | None, work_dir: Path, expects_audio: bool, narration_uri: str | None = None,
 ) -> tuple[list[Rendition], VideoInspection] | None:
     """Store every rendered output under its final keys and finish the batch with them (the primary
     in `video_gen_batch.video_url`, each in `video_gen_outputs`); then check each file against its
@@ -215,7 +235,7 @@ def _publish(
     if db.get_batch(batch_id).status == BatchStatus.CANCELED:
         return None
     db.record_stage(batch_id, BatchStage.UPLOADING)
-    renditions = publish_renditions(storage, batch_id, template_name, renditions, completed)
+    renditions = publish_renditions(storage, batch_id, template_name, renditions, completed, narration_uri)
     main = renditions[0]
     rows = [rendition.row(template_name) for rendition in renditions]
     if not db.finish_batch(

@@ -35,6 +35,7 @@ from zencourt_pipeline.pipeline.clip_checks import (
 )
 from zencourt_pipeline.pipeline.given_clips import ClipOutcome, GivenClipResult, ingest_given_clips
 from zencourt_pipeline.pipeline.keys import photo_key
+from zencourt_pipeline.pipeline.narration import ingest_narration, time_clips_to_narration
 from zencourt_pipeline.pipeline.quota import QuotaLimits, QuotaUsage, enforce_quota
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
 from zencourt_pipeline.providers.chain import default_prompt
@@ -246,28 +247,35 @@ class IntakeReport:
 
 def take_in_batch(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy,
-    *, quota: QuotaLimits,
+    *, quota: QuotaLimits, time_to_narration: bool = False,
 ) -> IntakeReport:
-    """Intake's state changes in order: validate the batch and apply the early quota rule to its
-    photo jobs (the given clips are not generated, nothing is paid for them) (reject it: every job
-    and the batch fail), start it, take its photos and given clips in, fail it NO_USABLE_PHOTO when
-    none is ready, and inspect the ready photos."""
+    """Intake's state changes in order: validate the batch, apply the early quota rule to its
+    photo jobs (the given clips are not generated, nothing is paid for them) and take its narration
+    in (`pipeline.narration`) (reject it: every job and the batch fail), start it (with
+    `time_to_narration`, the local generator's case, its photo clips timed to the narration), take
+    its photos and given clips in, fail it NO_USABLE_PHOTO when none is ready, and inspect the ready
+    photos."""
     usage: list[QuotaUsage] = []
     photo_jobs = [job for job in jobs if job.source == JobSource.PHOTO]
     clip_jobs = [job for job in jobs if job.source == JobSource.CLIP]
     try:
-        validate_batch(batch, jobs, batch_template(db, batch), policy)
+        template = batch_template(db, batch)
+        validate_batch(batch, jobs, template, policy)
         if not batch.terminal and not db.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             open_jobs = sum(1 for job in photo_jobs if not job.terminal)
             usage = enforce_quota(
                 db, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
+        clips = [listing_clip(job) for job in jobs if not job.terminal]
+        ingest_narration(db, storage, batch, work_dir, policy, template=template, clips=clips)
     except BatchRejected as exc:
         reject_batch(db, batch.id, jobs, exc)
         return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
     if batch.status == BatchStatus.PENDING:
         db.start_batch(batch.id)
+    if time_to_narration:  # the local generator's clips follow the voice (`pipeline.narration`)
+        time_clips_to_narration(db, storage, batch, jobs, work_dir, template=template)
     photos = ingest_photos(db, storage, batch, photo_jobs, work_dir, policy)
     clips = ingest_given_clips(db, storage, batch, clip_jobs, work_dir, policy)
     if not any(photo.status == PhotoOutcome.READY for photo in photos) and not any(

@@ -19,6 +19,11 @@ def given_clip_key(batch_id: str, job_id: str, container: str) -> str:
     return f"batches/{batch_id}/given/{job_id}.{container}"
 
 
+def narration_key(batch_id: str, kind: str) -> str:
+    """Storage key of a batch's narration as fetched and checked (`kind`: `mp3`, `m4a`, `aac`, `wav`)."""
+    return f"batches/{batch_id}/narration.{kind}"
+
+
 def clip_key(batch_id: str, job_id: str) -> str:
     """Storage key of a job's normalized clip."""
     return f"batches/{batch_id}/clips/{job_id}.mp4"

@@ -20,6 +20,7 @@ from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
 from zencourt_pipeline.domain import ListingFacts, OutputSpec
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.profiles import targets
+from zencourt_pipeline.media.timeline.model import AudioKind
 from zencourt_pipeline.media.validate import Problem, validate_targets
 from zencourt_pipeline.pipeline.keys import (
     video_key,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from zencourt_pipeline.db.records import Job
     from zencourt_pipeline.media.compose import ClipInput, CompositionResult
     from zencourt_pipeline.media.templates import Template
+    from zencourt_pipeline.media.timeline.narration import Narration
 
 SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
@@ -72,12 +74,13 @@ class Rendition:
 
 def render_renditions(
     clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
-    title: str | None, template: Template, facts: ListingFacts,
+    title: str | None, template: Template, facts: ListingFacts, narration: Narration | None = None,
 ) -> list[Rendition]:
-    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`. An
-    output whose timeline equals one already rendered (an unbranded cut of a template and facts
-    without any branding) is a copy of that file. A MediaError of the primary propagates; another
-    output's is its `error`."""
+    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`, each
+    with the `narration` (the unbranded cut without it when it identifies the agent). An output
+    whose timeline equals one already rendered (an unbranded cut of a template and facts without
+    any branding) is a copy of that file. A MediaError of the primary propagates; another output's
+    is its `error`."""
     from zencourt_pipeline.media.compose import render_timeline
     from zencourt_pipeline.media.timeline.build import build_timeline
 
@@ -90,7 +93,7 @@ def render_renditions(
         try:
             timeline = build_timeline(
                 clips, width=spec.width, height=spec.height, title=title, template=template, facts=facts,
-                branded=spec.branded,
+                branded=spec.branded, narration=narration,
             )  # fmt: skip
             plan = timeline.to_json()
             same = rendered.get(plan)
@@ -116,10 +119,12 @@ def _copy(result: CompositionResult, out: Path) -> CompositionResult:
 
 
 def publish_renditions(
-    storage: Storage, batch_id: str, template: str, renditions: list[Rendition], completed: list[Job]
+    storage: Storage, batch_id: str, template: str, renditions: list[Rendition], completed: list[Job],
+    narration_uri: str | None = None,
 ) -> list[Rendition]:
     """Store each rendered output (video, thumbnail, timeline JSON, SRT/WebVTT sidecars) under its
-    final keys; the renditions with their keys and URIs (the caller finishes the batch)."""
+    final keys; the renditions with their keys and URIs (the caller finishes the batch).
+    `narration_uri`: the stored narration, the source its track names in the timeline JSON."""
     published = []
     for rendition in renditions:
         result = rendition.result
@@ -134,7 +139,7 @@ def publish_renditions(
         if result.thumbnail_path:
             thumb_uri = storage.put_file(t_key, result.thumbnail_path, "image/jpeg")
             keys.append(t_key)
-        storage.put_file(tl_key, _timeline_file(result, completed, out), "application/json")
+        storage.put_file(tl_key, _timeline_file(result, completed, out, narration_uri), "application/json")
         for kind, path in _subtitle_files(result, out).items():
             key = video_subtitles_key(batch_id, spec, template, kind)
             storage.put_file(key, path, SUBTITLE_TYPES[kind])
@@ -165,14 +170,19 @@ def check_platforms(renditions: list[Rendition]) -> list[Rendition]:
     ]  # fmt: skip
 
 
-def _timeline_file(result: CompositionResult, completed: list[Job], out: Path) -> Path:
+def _timeline_file(result: CompositionResult, completed: list[Job], out: Path, narration_uri: str | None) -> Path:
     """The rendered timeline as JSON, each clip's source the storage URI of its normalized clip
-    (the clips are composed in the order of `completed`), so that it re-renders the video."""
+    (the clips are composed in the order of `completed`) and the narration's its stored copy, so
+    that it re-renders the video."""
     timeline = result.timeline
     sources = [job.video_url or clip.source for job, clip in zip(completed, timeline.clips, strict=True)]
     clips = [c.model_copy(update={"source": s}) for c, s in zip(timeline.clips, sources, strict=True)]
+    audio = [
+        track.model_copy(update={"source": narration_uri}) if track.kind == AudioKind.NARRATION and narration_uri else track
+        for track in timeline.audio
+    ]  # fmt: skip
     path = out / "listing.timeline.json"
-    path.write_text(timeline.model_copy(update={"clips": clips}).to_json(), encoding="utf-8")
+    path.write_text(timeline.model_copy(update={"clips": clips, "audio": audio}).to_json(), encoding="utf-8")
     return path
 
 

@@ -253,6 +253,8 @@ class BatchResponse(ApiModel):
     facts: ListingFacts | None = None  # the listing facts the template merges (null: none, or unreadable)
     instructions: str | None = None  # added to every job's motion prompt (null: none)
     callback_url: str | None = None  # the batch's own webhook URL, next to the global one (null: none)
+    narration_url: str | None = None  # the voice-over as given (null: none)
+    narration_identifies_agent: bool | None = None  # null: true (the MLS-unbranded cut leaves it out)
     outputs: list[OutputResponse] = []  # every output composed (the primary first); empty before composition
 
     @classmethod
@@ -284,6 +286,8 @@ class BatchResponse(ApiModel):
             facts=stored_facts(batch.facts),
             instructions=batch.instructions,
             callback_url=batch.callback_url,
+            narration_url=batch.narration_url,
+            narration_identifies_agent=batch.narration_identifies_agent,
             outputs=[OutputResponse.from_record(output, urls) for output in outputs or []],
         )
 

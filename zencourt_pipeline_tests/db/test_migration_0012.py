@@ -35,5 +35,5 @@ def test_migration_0012_downgrades_and_upgrades_again(app_db):
     for table, added in ADDED.items():
         assert not added & _columns(app_db, table), table
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012"
+    assert current_revision(app_db.engine) == "0013"
     assert app_db.get_batch("m12").instructions is None and app_db.get_job("m12-0").clip_url is None

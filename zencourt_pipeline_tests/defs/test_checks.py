@@ -79,7 +79,7 @@ def test_clip_and_video_inspection_on_real_files(tmp_path):
 
     thumb = write_photo(tmp_path / "thumb.jpg")
     silent = inspect_composed(moving, planned_duration_s=2.0, expects_audio=True, thumbnail=thumb)
-    assert silent.problems == ["no audio track although the template has music"]
+    assert silent.problems == ["no audio track although the template has music or the batch a narration"]
     with_music = _lavfi_clip(tmp_path / "music.mp4", seconds=2, audio=True)
     assert inspect_composed(with_music, planned_duration_s=2.0, expects_audio=True, thumbnail=thumb).passed
     off_plan = inspect_composed(with_music, planned_duration_s=3.5, expects_audio=False, thumbnail=None)

@@ -229,15 +229,6 @@ def test_a_stored_timeline_re_renders_the_same_video(vertical, tmp_path):
         assert np.abs(_gray_frame(first.path, at, 720, 1280) - _gray_frame(again.path, at, 720, 1280)).mean() < 1.0
 
 
-def test_narration_is_refused_until_it_is_rendered(tmp_path):
-    timeline = build_timeline([ClipInput(tmp_path / "c.mp4", 2.0)], width=1280, height=720, title=None,
-                              template=Template(name="plain", music=None))  # fmt: skip
-    narrated = Timeline.model_validate({**timeline.model_dump(), "audio": [{"kind": "narration", "source": "v.m4a"}]})
-    with pytest.raises(MediaError, match="narration") as err:
-        render_timeline(narrated, tmp_path / "x.mp4")
-    assert err.value.code == "INVALID_INPUT" and not (tmp_path / "x.mp4").exists()
-
-
 @pytest.mark.parametrize(("focus_x", "kept"), [(0.0, "red"), (None, "both"), (1.0, "blue")])
 def test_a_landscape_clip_is_reframed_into_a_vertical_output_around_its_focus_point(tmp_path, focus_x, kept):
     clip = tmp_path / "halves.mp4"

@@ -20,6 +20,7 @@ from zencourt_pipeline.media.templates import Template
 from zencourt_pipeline.media.timeline.assets import Layer, RenderAssets
 from zencourt_pipeline.media.timeline.build import ClipInput, build_timeline
 from zencourt_pipeline.media.timeline.model import Corner, ImageElement, ImageRole, Timeline
+from zencourt_pipeline.media.timeline.narration import Narration
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("ZENCOURT_UPDATE_GOLDEN") == "1"
@@ -33,7 +34,8 @@ def _portable(timeline: Timeline, **update) -> Timeline:
     """The timeline with machine-independent file names (the bundled music is an absolute path)."""
     data = timeline.model_dump(mode="json")
     for track in data["audio"]:
-        track["source"] = f"templates/{Path(track['source']).name}"
+        if track["kind"] == "music":
+            track["source"] = f"templates/{Path(track['source']).name}"
     data.update(update)
     return Timeline.model_validate(data)
 
@@ -63,6 +65,19 @@ def three_clips_title_captions_music() -> tuple[Timeline, RenderAssets]:
     return timeline, _assets(timeline, loudnorm=LOUDNORM)
 
 
+def three_clips_title_captions_music_narration() -> tuple[Timeline, RenderAssets]:
+    """The same three clips with a narration longer than them: the music ducked under its speech
+    spans (gain automation), the voice at its level, the last clip held, the mix normalized."""
+    template = Template(name="listing", transition="smoothleft", music="soft_pad.m4a", title_seconds=2.0,
+                        caption_seconds=1.5, music_volume=0.5)  # fmt: skip
+    clips = [ClipInput(Path(f"clips/c{i}.mp4"), d, room) for i, (d, room) in
+             enumerate([(2.5, "Living room"), (3.0, "Kitchen"), (2.0, "Deck")])]  # fmt: skip
+    voice = Narration("narration/voice.m4a", 7.4, speech=((0.4, 3.1), (3.5, 4.2), (5.6, 7.3)), loudness_lufs=-21.5)
+    timeline = _portable(build_timeline(clips, width=1280, height=720, title="12 Harbour View", template=template,
+                                        narration=voice))  # fmt: skip
+    return timeline, _assets(timeline, loudnorm=LOUDNORM)
+
+
 def end_card_logo_rescale() -> tuple[Timeline, RenderAssets]:
     template = Template(name="card", transition="fadeblack", transition_seconds=0.8, title_seconds=0.0,
                         caption_seconds=0.0, music=None, end_card_seconds=2.5, end_card_text="Call us")  # fmt: skip
@@ -75,7 +90,10 @@ def end_card_logo_rescale() -> tuple[Timeline, RenderAssets]:
     return timeline, RenderAssets(layers=assets.layers, end_card=assets.end_card, rescale=(True, False))
 
 
-CASES = {f.__name__: f for f in (one_clip, three_clips_title_captions_music, end_card_logo_rescale)}
+CASES = {
+    f.__name__: f
+    for f in (one_clip, three_clips_title_captions_music, three_clips_title_captions_music_narration, end_card_logo_rescale)
+}
 
 
 def _golden_args(args: list[str]) -> dict:

@@ -156,11 +156,13 @@ def test_gain_automation_is_linear_between_points():
     assert expr == "volume='if(lt(t,1),1,if(lt(t,2),1+(-0.9)*(t-1)/1,0.1))':eval=frame"
 
 
-def test_compose_args_refuse_narration_and_mp4_output_of_pieces():
+def test_mp4_output_of_pieces_and_a_narrated_timeline_mixes_its_tracks():
     assert graphs.mp4_output(Path("p.mp4"), faststart=False, final=False) == ["-use_editlist", "0", "-f", "mp4", "p.mp4"]
     narrated = _timeline(audio=[AudioTrack(kind=AudioKind.NARRATION, source="voice.m4a")])
-    with pytest.raises(ValueError, match="narration"):
-        graphs.compose_args(narrated, RenderAssets(), Path("out.mp4"))
+    args = graphs.compose_args(narrated, RenderAssets(), Path("out.mp4"))
+    assert args[args.index("voice.m4a") - 1] == "-i" and "-stream_loop" not in args  # a voice is not looped
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.splitlines()[-1].startswith("[3:a]atrim=duration=6.5,") and graph.endswith(",apad=whole_dur=6.5[aout]")
 
 
 @pytest.mark.parametrize("width", [None, 320])

@@ -163,7 +163,8 @@ class ComposeConfig(dg.Config):
             asset="composed_video",
             description=(
                 f"The published video's duration matches the planned timeline (+-{VIDEO_DURATION_TOLERANCE_S:g} s), "
-                "it has an audio track when the template has music, and its thumbnail is stored and decodes."
+                "it has an audio track when the template has music or the batch a narration, and its thumbnail is "
+                "stored and decodes."
             ),
         ),
         dg.AssetCheckSpec(
@@ -231,6 +232,8 @@ def composed_video(
         "render_strategy": report.render_strategy,
         "frames_copied": report.frames_copied if report.render_strategy else None,
         "render_note": report.render_note,
+        "narration_s": report.narration_s,
+        "music_ducked_db": report.music_ducked_db,
         "failed_clips": report.error,
         "cost_credits_total": round(sum(costs), 4) if costs else None,
         "video_uri": dg.MetadataValue.url(report.video_uri) if report.video_uri else None,

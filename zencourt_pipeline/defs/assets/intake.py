@@ -64,7 +64,11 @@ def listing_photos(
     storage_client = storage.get()
     quota = pipeline_settings.quota_limits()
     with scratch_dir("intake") as work:
-        report = take_in_batch(db, storage_client, batch, jobs, work, generators.fetch_policy(), quota=quota)
+        # the local generator alone can render clips of any length: time them to a narration
+        timed = list(generators.providers) == ["local"]
+        report = take_in_batch(
+            db, storage_client, batch, jobs, work, generators.fetch_policy(), quota=quota, time_to_narration=timed
+        )
     if report.status == IntakeStatus.REJECTED:
         raise dg.Failure(
             f"batch rejected at intake: {report.error_code}: {report.error_message}",

@@ -17,8 +17,16 @@ So the timeline (in output frames) is cut into pieces:
   settings of the normalized clips (only the CRF is the composition's own).
 
 Windows render in parallel (as many as the cores and the memory budget allow, one x264 thread
-each) while the copied spans are cut and the music bed is encoded; everything is then joined by
-the concat demuxer with `-c copy` (exact piece durations in the script). The result is accepted
+each) while the copied spans are cut and the audio is encoded; everything is then joined by
+the concat demuxer with `-c copy` (exact piece durations in the script).
+
+Audio (music, narration): the windows render video only (`plan.window_plan` drops the audio
+tracks); the whole timeline's audio, the music ducked under the narration by its gain automation
+and the mix normalized, is encoded once by `mix.audio_args` from the same chains the full graph
+uses, so a smart render's sound is the full render's. A timeline whose last clip is held to make
+room for a narration longer than the clips shows frames that clip does not have: `checks.qualify`
+refuses it (the clip has fewer frames than its out point) and it takes the full path, whose graph
+holds the last frame (`tpad`). The result is accepted
 only if its sample index is sound (frame count, one frame duration, closed GOPs, the same
 parameter sets everywhere) and every keyframe, so every splice, decodes without an error
 (`-xerror`; `check="decode"` decodes every frame). Anything that does not qualify raises `SmartUnavailable`; anything that goes
@@ -39,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media import graphs
+from zencourt_pipeline.media import graphs, mix
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.mp4index import VideoTrackIndex, read_video_index
@@ -127,7 +135,7 @@ def _run_pieces(
     memory_mb: float,
     workers: int | None,
 ) -> SmartOutcome:
-    """Render/copy the pieces, join them with the music bed into `dest`, validate the result."""
+    """Render/copy the pieces, join them with the audio into `dest`, validate the result."""
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
     pool_size, encoder_threads = _pool(tl, smart, memory_mb, workers)
@@ -146,9 +154,9 @@ def _run_pieces(
                 )  # fmt: skip
                 jobs.append((piece.frames, args))
         music = None
-        if tl.music is not None:  # encoded while the windows render; joined by stream copy
-            music = pieces_dir / "music.m4a"
-            jobs.append((1, graphs.music_args(tl, assets, music)))
+        if tl.audio:  # the whole mix (music, narration), encoded while the windows render; joined by stream copy
+            music = pieces_dir / "audio.m4a"
+            jobs.append((1, mix.audio_args(tl, assets, music)))
         jobs.sort(key=lambda job: -job[0])
         _run_all([args for _, args in jobs], pool_size)
         seconds["pieces"] = time.perf_counter() - clock
@@ -206,7 +214,7 @@ def _join(
     tl: Timeline, smart: SmartPlan, indexes: list[VideoTrackIndex] | None, ordered: list[Path],
     pieces_dir: Path, dest: Path, music: Path | None,
 ) -> bytes | None:
-    """Check every piece, then join them (and the music bed) by stream copy; the parameter sets."""
+    """Check every piece, then join them (and the audio) by stream copy; the parameter sets."""
     avcc = None
     for path, piece in zip(ordered, smart.pieces, strict=True):
         avcc = check_piece(path, piece.frames, avcc, tl.fps)

@@ -42,6 +42,7 @@ from zencourt_pipeline.media.timeline.model import (
     Timeline,
     Transition,
 )
+from zencourt_pipeline.media.timeline.narration import Narration, duck_points, hold_frames, narration_track
 from zencourt_pipeline.media.transitions import TransitionKind
 
 if TYPE_CHECKING:
@@ -126,15 +127,18 @@ def build_timeline(
     fps: int = FPS,
     facts: ListingFacts | None = None,
     branded: bool = True,
+    narration: Narration | None = None,
 ) -> Timeline:
     """The timeline of `clips` composed with `template`: crossfaded clips, the title over the first
     clip, a caption over each clip that has one, the template's texts with their merge fields filled
-    from `facts`, the logo, the end card, fades and the music bed. MediaError(INVALID_INPUT) naming
-    the text for an unknown or missing field, or text that does not fit the frame.
+    from `facts`, the logo, the end card, fades, the music bed and the `narration` (the music ducked
+    under it; the last clip held when it is longer than the clips: `timeline.narration`).
+    MediaError(INVALID_INPUT) naming the text for an unknown or missing field, or text that does not
+    fit the frame; MediaError(NARRATION_TOO_LONG) for a narration the clips cannot hold.
 
     `branded=False` is the MLS-unbranded cut: no logo, no agent card (the template's `outro` text)
     and no text that merges the agent's name (`merge.BRANDING_FIELDS`; a caption of the job's own
-    that does falls back to the room name)."""
+    that does falls back to the room name) and no narration that identifies the agent."""
     clips = list(clips)
     validate_clips(clips, width, height)
     facts = facts or ListingFacts()
@@ -147,6 +151,8 @@ def build_timeline(
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
     card_frames = frames(template.end_card_seconds, fps) if template.end_card_seconds > 0 else 0
+    voice = narration if narration is not None and narration.in_cut(branded) else None
+    lengths[-1] += hold_frames(sum(lengths) - t * (len(lengths) - 1) + card_frames, voice, fps)
     last = len(clips) - 1
     track = [
         Clip(
@@ -186,13 +192,16 @@ def build_timeline(
     fade_out = min(frames(template.fade_out_seconds, fps), total // 4)
     audio = []
     if template.music_path is not None:
+        base = _gain_db(template.music_volume)
         audio.append(
             AudioTrack(
                 kind=AudioKind.MUSIC, source=str(template.music_path), loop=True,
-                gain=[GainPoint(frame=0, db=_gain_db(template.music_volume))],
+                gain=duck_points(base, voice.speech, total, fps) if voice else [GainPoint(frame=0, db=base)],
                 fade_in_frames=fade_in, fade_out_frames=min(max(fade_out, frames(_MIN_MUSIC_FADE_OUT_S, fps)), total),
             )  # fmt: skip
         )
+    if voice is not None:
+        audio.append(narration_track(voice, total, fps))
     card = None
     if card_frames:
         style = _text_style(template, template.title_font_size)

@@ -204,8 +204,9 @@ class Timeline(_Model):
                     )
         if self.fade_in_frames > total or self.fade_out_frames > total:
             raise ValueError(f"video fades are longer than the timeline's {total} frames")
-        if sum(1 for track in self.audio if track.kind == AudioKind.MUSIC) > 1:
-            raise ValueError("a timeline has at most one music track")
+        for kind in AudioKind:
+            if sum(1 for track in self.audio if track.kind == kind) > 1:
+                raise ValueError(f"a timeline has at most one {kind} track")
         for k, track in enumerate(self.audio):
             if track.gain[-1].frame > total or max(track.fade_in_frames, track.fade_out_frames) > total:
                 raise ValueError(f"audio track {k}'s gain points or fades reach past frame {total}")
@@ -240,6 +241,11 @@ class Timeline(_Model):
     def music(self) -> AudioTrack | None:
         """The music bed, if any."""
         return next((t for t in self.audio if t.kind == AudioKind.MUSIC), None)
+
+    @property
+    def narration(self) -> AudioTrack | None:
+        """The voice-over, if any (the music is ducked under it by its gain automation)."""
+        return next((t for t in self.audio if t.kind == AudioKind.NARRATION), None)
 
     def seconds(self, frames: int) -> float:
         """`frames` in seconds at the timeline's frame rate (for ffmpeg's arguments)."""

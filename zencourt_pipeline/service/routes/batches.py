@@ -98,6 +98,8 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "facts": body.facts.to_json() if body.facts is not None else None,
         "instructions": body.instructions,
         "callback_url": body.callback_url,
+        "narration_url": body.narration_url,
+        "narration_identifies_agent": body.narration_identifies_agent,
         "outputs": outputs_json(body.outputs) if body.outputs is not None else None,
         "status": BatchStatus.PENDING,
         "created_at": now,

@@ -345,3 +345,30 @@ def test_windows_read_the_stream_copied_cuts_instead_of_seeking():
 def test_concat_script_gives_exact_piece_durations():
     script = splicing.concat_list([Path("a.mp4"), Path("it's.mp4")], [53, 30], 30)
     assert script == "ffconcat version 1.0\nfile 'a.mp4'\nduration 1.766667\nfile 'it'\\''s.mp4'\nduration 1.000000\n"
+
+
+def test_a_smart_render_carries_the_same_narrated_mix_as_the_full_graph(normalized, tmp_path):
+    """The windows are video only; the audio (music ducked under the narration, the mix normalized)
+    is encoded once from the timeline and joined: the same sound as the one-graph render."""
+    from zencourt_pipeline.media import loudness
+    from zencourt_pipeline.media.narration import analyze_narration
+    from zencourt_pipeline_tests.media.test_narration import KINDS, make_voice, music_level_db
+
+    voice = make_voice(tmp_path / "voice.m4a", codec=KINDS["m4a"], seconds=6.0, speech=((0.5, 2.5), (4.5, 5.5)))
+    narration = analyze_narration(voice)
+    out = {
+        strategy: compose_video(normalized, tmp_path / f"{strategy}.mp4", width=W, height=H, title="Harbour View",
+                                template=TEMPLATE, strategy=strategy, narration=narration)  # fmt: skip
+        for strategy in ("smart", "full")
+    }
+    assert out["smart"].strategy == "smart" and out["smart"].copied_frames > 0
+    assert out["smart"].timeline.narration is not None and out["smart"].timeline == out["full"].timeline
+    figures = {}
+    for strategy, result in out.items():
+        measured = loudness.measure(result.path)
+        ducked = music_level_db(result.path, 3.2, 4.2) - music_level_db(result.path, 1.0, 2.3)
+        figures[strategy] = (measured.integrated_lufs, ducked)
+        assert abs(measured.integrated_lufs - loudness.TARGET_LUFS) <= loudness.TOLERANCE_LU, (strategy, measured)
+        assert measured.true_peak_dbtp <= loudness.MAX_TRUE_PEAK_DBTP and ducked >= 10.0, (strategy, measured, ducked)
+    print(f"smart vs full: {figures}")
+    assert abs(figures["smart"][0] - figures["full"][0]) < 0.3 and abs(figures["smart"][1] - figures["full"][1]) < 1.0
