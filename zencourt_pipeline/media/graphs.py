@@ -13,14 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from zencourt_pipeline.media.ffargs import fmt, mp4_output
-from zencourt_pipeline.media.mix import AUDIO_ARGS, audio_args, audio_chain, audio_inputs, gain_filter
+from zencourt_pipeline.media.mix import AUDIO_ARGS, audio_chain, audio_inputs
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.model import ImageElement, TextElement, Timeline
-
-# The audio builders live in `mix` and the argument primitives in `ffargs`; they are importable from here.
-__all__ = ["AUDIO_ARGS", "audio_args", "audio_chain", "audio_inputs", "fmt", "gain_filter", "mp4_output"]
-# the names of the time when the music bed was the only audio
-music_input, music_chain, music_args = audio_inputs, audio_chain, audio_args
 
 # Encoder settings shared by every normalized clip, so normalized clips can be stream-copied together.
 VIDEO_TIMESCALE = 15360  # mp4 track timescale (ffmpeg's own default for 30 fps, made explicit)

@@ -21,8 +21,8 @@ from PIL import Image
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.ffargs import mp4_output
 from zencourt_pipeline.media.ffmpeg import VideoInfo, ffmpeg_exe, probe
-from zencourt_pipeline.media.graphs import mp4_output
 from zencourt_pipeline.media.photos import load_rgb, upright_size
 
 OVERSAMPLE_MIN = 1.0  # reduced photo is at least output resolution at the widest crop...

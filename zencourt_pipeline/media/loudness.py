@@ -4,7 +4,7 @@ Platforms normalise playback to about -14 LUFS integrated; outputs are delivered
 with true peak at or below -1 dBTP. The only audio of a composed video is its music bed, so the
 first pass measures the bed alone (audio only, about a second for a 30 s bed: `measure_bed`) and the
 second applies `loudnorm` with those measurements in linear mode (one gain, fades and dynamics
-kept) inside the normal encode (`graphs.music_chain`): no extra video pass. `measure` reads a
+kept) inside the normal encode (`mix.audio_chain`): no extra video pass. `measure` reads a
 finished file with the `ebur128` filter (true peak) for the validation.
 """
 

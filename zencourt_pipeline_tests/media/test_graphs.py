@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zencourt_pipeline.media import graphs
+from zencourt_pipeline.media import ffargs, graphs, mix
 from zencourt_pipeline.media.timeline.assets import Layer, RenderAssets
 from zencourt_pipeline.media.timeline.model import (
     AudioKind,
@@ -20,11 +20,11 @@ from zencourt_pipeline.media.transitions import XFADE_TRANSITIONS, TransitionKin
 
 
 def test_fmt_is_fixed_point_without_trailing_zeros():
-    assert graphs.fmt(4.5) == "4.5"
-    assert graphs.fmt(9.0) == "9"
-    assert graphs.fmt(1 / 3) == "0.333333"
-    assert graphs.fmt(1e-9) == "0"
-    assert graphs.fmt(12345.25) == "12345.25"
+    assert ffargs.fmt(4.5) == "4.5"
+    assert ffargs.fmt(9.0) == "9"
+    assert ffargs.fmt(1 / 3) == "0.333333"
+    assert ffargs.fmt(1e-9) == "0"
+    assert ffargs.fmt(12345.25) == "12345.25"
 
 
 def _clips(frames: list[int], transition: int = 15, kind: str = "fade", card: bool = False) -> list[Clip]:
@@ -151,13 +151,13 @@ def test_compose_filter_single_clip_has_no_xfade():
 
 
 def test_gain_automation_is_linear_between_points():
-    assert graphs.gain_filter([GainPoint(frame=0, db=0.0)], 30) == "volume=1"
-    expr = graphs.gain_filter([GainPoint(frame=30, db=0.0), GainPoint(frame=60, db=-20.0)], 30)
+    assert mix.gain_filter([GainPoint(frame=0, db=0.0)], 30) == "volume=1"
+    expr = mix.gain_filter([GainPoint(frame=30, db=0.0), GainPoint(frame=60, db=-20.0)], 30)
     assert expr == "volume='if(lt(t,1),1,if(lt(t,2),1+(-0.9)*(t-1)/1,0.1))':eval=frame"
 
 
 def test_mp4_output_of_pieces_and_a_narrated_timeline_mixes_its_tracks():
-    assert graphs.mp4_output(Path("p.mp4"), faststart=False, final=False) == ["-use_editlist", "0", "-f", "mp4", "p.mp4"]
+    assert ffargs.mp4_output(Path("p.mp4"), faststart=False, final=False) == ["-use_editlist", "0", "-f", "mp4", "p.mp4"]
     narrated = _timeline(audio=[AudioTrack(kind=AudioKind.NARRATION, source="voice.m4a")])
     args = graphs.compose_args(narrated, RenderAssets(), Path("out.mp4"))
     assert args[args.index("voice.m4a") - 1] == "-i" and "-stream_loop" not in args  # a voice is not looped

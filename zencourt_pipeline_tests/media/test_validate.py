@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from zencourt_pipeline.media import graphs
+from zencourt_pipeline.media import ffargs, graphs, mix
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.media.normalize import normalize_clip
@@ -83,9 +83,9 @@ def test_a_default_ffmpeg_mux_fails_naming_each_problem(tmp_path):
 def test_one_wrong_thing_is_the_only_problem(tmp_path):
     args = ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30", "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000",
             "-t", "4", *graphs.x264_args(preset="veryfast", crf=30, fps=30), "-af", "loudnorm=I=-14:TP=-1.5",
-            *graphs.AUDIO_ARGS]  # fmt: skip
+            *mix.AUDIO_ARGS]  # fmt: skip
     good = tmp_path / "good.mp4"
-    run_ffmpeg([*args, *graphs.mp4_output(good)])
+    run_ffmpeg([*args, *ffargs.mp4_output(good)])
     assert validate(good, HOUSE) == []
     edited = tmp_path / "edited.mp4"  # the muxer's default: an edit list
     run_ffmpeg([*args, "-movflags", "+faststart", "-f", "mp4", str(edited)])
@@ -95,12 +95,12 @@ def test_one_wrong_thing_is_the_only_problem(tmp_path):
     assert _rules(validate(moov_last, HOUSE)) == {Rule.FASTSTART}
     assert mp4_layout(moov_last).top_level[-1] == "moov"
     short = tmp_path / "short.mp4"
-    run_ffmpeg([*args[: -len(graphs.AUDIO_ARGS)], "-t", "2", *graphs.AUDIO_ARGS, *graphs.mp4_output(short)])
+    run_ffmpeg([*args[: -len(mix.AUDIO_ARGS)], "-t", "2", *mix.AUDIO_ARGS, *ffargs.mp4_output(short)])
     problems = validate(short, PROFILES[Destination.INSTAGRAM_REELS])
     assert _rules(problems) == {Rule.DURATION} and "shorter than 3 s" in str(problems[0])
     loud = tmp_path / "loud.mp4"  # +15 dB: too loud, and the sine peaks pass -1 dBTP
-    run_ffmpeg([*args[: args.index("-af")], "-af", "loudnorm=I=-14:TP=-1.5,volume=15dB", *graphs.AUDIO_ARGS,
-                *graphs.mp4_output(loud)])  # fmt: skip
+    run_ffmpeg([*args[: args.index("-af")], "-af", "loudnorm=I=-14:TP=-1.5,volume=15dB", *mix.AUDIO_ARGS,
+                *ffargs.mp4_output(loud)])  # fmt: skip
     loud_problems = {problem.rule: problem.message for problem in validate(loud, HOUSE)}
     assert set(loud_problems) == {Rule.LOUDNESS, Rule.TRUE_PEAK}, loud_problems
     assert loud_problems[Rule.TRUE_PEAK].startswith("true peak ") and loud_problems[Rule.TRUE_PEAK].endswith(

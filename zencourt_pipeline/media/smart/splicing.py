@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from zencourt_pipeline.media.graphs import mp4_output
+from zencourt_pipeline.media.ffargs import mp4_output
 
 
 def split_args(clip: Path, cut_frames: list[int], pattern: Path) -> list[str]:
