@@ -53,7 +53,7 @@ broker:
 ## share one xdist group (zencourt_pipeline_tests/conftest.py), so at most one runs at a time.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser broker
-	$(WITH_POSTGRES) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(WITH_POSTGRES) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 ## make dev: the Dagster UI on the embedded defaults (http://127.0.0.1:3000); the database is
 ## upgraded first (the Dagster processes never migrate it)

@@ -137,7 +137,7 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     # exactly one generation task per job, despite the restart
     assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
 
-    operator_actions_over_http(topo, "prod-1")
+    operator_actions_over_http(topo, "prod-2")  # one output: its recompose and regenerate render two, not eight
     cancel_stops_a_started_run(topo)
 
 
