@@ -16,6 +16,7 @@ from zencourt_pipeline.db.records import Batch, BatchStage, Job, JobStatus
 from zencourt_pipeline.domain import BatchRejected, JobSource, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.ffmpeg import VideoInfo
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.clip_checks import ClipInspection, inspect_clip
 from zencourt_pipeline.pipeline.given_clips import clip_points
@@ -76,14 +77,36 @@ def planned_keyframes(batch: Batch, jobs: list[Job], *, width: int, height: int)
 def normalize_outputs(
     db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path
 ) -> list[ClipResult]:
-    """Normalize every stored raw clip (in parallel, up to the core count) and publish it."""
+    """Normalize every stored raw clip (in parallel, up to the core count) and publish it: fetch
+    the raw clips, plan their keyframes, normalize them all, then publish each (clip, thumbnail,
+    job completed) or fail its job."""
     from zencourt_pipeline.media.normalize import normalize_many
-    from zencourt_pipeline.media.thumbnails import extract_thumbnail
 
     width, height = ORIENTATION_SIZES[batch.orientation]
+    results, todo, items = _fetch_raw_clips(db, storage, jobs, work_dir)
+    if items:  # plan the keyframes only when there is something to normalize
+        db.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
+        keyframes = planned_keyframes(batch, jobs, width=width, height=height)
+        # a given clip starts at its in point (`clip_points`); a generated one at its first frame
+        items = [
+            (*item, keyframes.get(job.id, []), clip_points(job)[0] if job.source == JobSource.CLIP else 0.0)
+            for job, item in zip(todo, items, strict=True)
+        ]
+    outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
+    for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
+        results.append(_publish_clip(db, storage, batch, job, clip_path, outcome, work_dir))
+    return results
+
+
+def _fetch_raw_clips(
+    db: AppDatabase, storage: Storage, jobs: list[Job], work_dir: Path
+) -> tuple[list[ClipResult], list[Job], list[tuple]]:
+    """(the results of the jobs with nothing to normalize, the jobs to normalize, their
+    `(raw clip, normalized clip, seconds)` items). A raw clip storage no longer has fails its job;
+    storage failing raises (the step is retried, the job stays open)."""
     results: list[ClipResult] = []
     todo: list[Job] = []
-    items = []
+    items: list[tuple] = []
     for job in jobs:
         if job.terminal or not job.raw_clip_key:
             results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.SKIPPED, error_code=job.error_code))
@@ -98,43 +121,37 @@ def normalize_outputs(
             continue
         todo.append(job)
         items.append((raw, work_dir / f"{job.id}.clip.mp4", job.seconds))
-    if items:  # plan the keyframes only when there is something to normalize
-        db.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
-        keyframes = planned_keyframes(batch, jobs, width=width, height=height)
-        # a given clip starts at its in point (`clip_points`); a generated one at its first frame
-        items = [
-            (*item, keyframes.get(job.id, []), clip_points(job)[0] if job.source == JobSource.CLIP else 0.0)
-            for job, item in zip(todo, items, strict=True)
-        ]
-    outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
-    for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
-        if isinstance(outcome, MediaError):
-            db.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
-            results.append(
-                ClipResult(
-                    job.id, job.room_name, NormalizeOutcome.FAILED, error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
-                )
-            )
-            continue
-        try:
-            thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
-        except MediaError as exc:
-            db.fail_job(job.id, exc.code, exc.message)
-            results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code, error_message=exc.message))
-            continue
-        # a failed upload is the storage's fault, not the clip's: it raises, the step is retried
-        # (and the compose run re-attempted), and the job stays open with its raw clip
-        key = clip_key(batch.id, job.id)
-        video_uri = storage.put_file(key, clip_path, "video/mp4")
-        thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
-        db.complete_job(job.id, video_uri, thumb_uri)
-        results.append(
-            ClipResult(
-                job.id, job.room_name, NormalizeOutcome.COMPLETED, outcome.duration, outcome.size_bytes, key,
-                clip_path=clip_path, thumbnail_path=thumb,
-            )
+    return results, todo, items
+
+
+def _publish_clip(
+    db: AppDatabase, storage: Storage, batch: Batch, job: Job, clip_path: Path, outcome: VideoInfo | MediaError,
+    work_dir: Path,
+) -> ClipResult:
+    """One normalized clip (or the MediaError that stopped it) published with its thumbnail and
+    its job completed, or its job failed with the reason."""
+    from zencourt_pipeline.media.thumbnails import extract_thumbnail
+
+    if isinstance(outcome, MediaError):
+        db.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
+        return ClipResult(
+            job.id, job.room_name, NormalizeOutcome.FAILED, error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
         )
-    return results
+    try:
+        thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
+    except MediaError as exc:
+        db.fail_job(job.id, exc.code, exc.message)
+        return ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code, error_message=exc.message)
+    # a failed upload is the storage's fault, not the clip's: it raises, the step is retried
+    # (and the compose run re-attempted), and the job stays open with its raw clip
+    key = clip_key(batch.id, job.id)
+    video_uri = storage.put_file(key, clip_path, "video/mp4")
+    thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
+    db.complete_job(job.id, video_uri, thumb_uri)
+    return ClipResult(
+        job.id, job.room_name, NormalizeOutcome.COMPLETED, outcome.duration, outcome.size_bytes, key,
+        clip_path=clip_path, thumbnail_path=thumb,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
