@@ -190,7 +190,7 @@ class FalWebhookVerifier:
 def parse_fal_webhook(raw_body: bytes) -> Completion:
     """Map a fal webhook body to a `Completion` (provider "fal", source "webhook").
 
-    Raises ValueError for malformed JSON or a body without `request_id`.
+    Raises ValueError for malformed JSON, a body without `request_id` or an unknown status.
     """
     try:
         data = json.loads(raw_body)
@@ -202,56 +202,45 @@ def parse_fal_webhook(raw_body: bytes) -> Completion:
     if not isinstance(request_id, str) or not request_id.strip():
         raise ValueError("fal webhook body has no request_id")
     status = str(data.get("status") or "").upper()
-    payload = data.get("payload")
-
-    def failed(code: ErrorCode, message: str) -> Completion:
-        return Completion(
-            provider="fal",
-            task_id=request_id,
-            status=TaskState.FAILED,
-            source="webhook",
-            error_code=code,
-            error_message=message[:2000],
-            payload=data,
-        )
-
     if status == "OK":
-        video = payload.get("video") if isinstance(payload, dict) else None
-        url = video.get("url") if isinstance(video, dict) else None
-        if isinstance(url, str) and url:
-            return Completion(
-                provider="fal",
-                task_id=request_id,
-                status=TaskState.SUCCEEDED,
-                source="webhook",
-                output_url=url,
-                payload=data,
-            )
-        if payload is None and data.get("payload_error"):
-            # The request succeeded but fal could not put its output in the webhook: the result
-            # is still at the request's response URL, and `FalGenerator.fetch_result` fetches it
-            # when the completion has no output URL (a paid result is not thrown away).
-            return Completion(
-                provider="fal",
-                task_id=request_id,
-                status=TaskState.SUCCEEDED,
-                source="webhook",
-                output_url=None,
-                payload=data,
-            )
-        return failed(ErrorCode.FAL_GENERATION_FAILED, "fal reported OK without a video URL")
+        return _ok_completion(request_id, data)
     if status == "ERROR":
-        parts = [str(data["error"])] if data.get("error") else []
-        detail = detail_message(payload) if payload is not None else ""
-        if detail:
-            parts.append(detail)
-        if data.get("payload_error"):
-            parts.append(str(data["payload_error"]))
-        message = ": ".join(parts) or "fal reported an error"
-        code = (
-            ErrorCode.FAL_CONTENT_POLICY
-            if is_content_policy(payload) or is_content_policy(data.get("error"))
-            else ErrorCode.FAL_GENERATION_FAILED
-        )
-        return failed(code, message)
+        return _error_completion(request_id, data)
     raise ValueError(f"fal webhook has an unknown status {data.get('status')!r}")
+
+
+def _webhook_completion(request_id: str, data: dict, state: TaskState, **fields: Any) -> Completion:
+    return Completion(provider="fal", task_id=request_id, status=state, source="webhook", payload=data, **fields)
+
+
+def _ok_completion(request_id: str, data: dict) -> Completion:
+    """An `OK` webhook: succeeded with the video URL; succeeded without one when fal could not put
+    its output in the webhook (`payload_error`: the result is still at the request's response URL,
+    and `FalGenerator.fetch_result` fetches it, so a paid result is not thrown away); failed when
+    the payload simply has no video."""
+    payload = data.get("payload")
+    video = payload.get("video") if isinstance(payload, dict) else None
+    url = video.get("url") if isinstance(video, dict) else None
+    if isinstance(url, str) and url:
+        return _webhook_completion(request_id, data, TaskState.SUCCEEDED, output_url=url)
+    if payload is None and data.get("payload_error"):
+        return _webhook_completion(request_id, data, TaskState.SUCCEEDED, output_url=None)
+    return _webhook_completion(
+        request_id, data, TaskState.FAILED, error_code=ErrorCode.FAL_GENERATION_FAILED,
+        error_message="fal reported OK without a video URL",
+    )  # fmt: skip
+
+
+def _error_completion(request_id: str, data: dict) -> Completion:
+    """An `ERROR` webhook: failed, content policy or generation, with every detail fal gave."""
+    payload = data.get("payload")
+    parts = [str(data["error"])] if data.get("error") else []
+    detail = detail_message(payload) if payload is not None else ""
+    if detail:
+        parts.append(detail)
+    if data.get("payload_error"):
+        parts.append(str(data["payload_error"]))
+    message = ": ".join(parts) or "fal reported an error"
+    policy = is_content_policy(payload) or is_content_policy(data.get("error"))
+    code = ErrorCode.FAL_CONTENT_POLICY if policy else ErrorCode.FAL_GENERATION_FAILED
+    return _webhook_completion(request_id, data, TaskState.FAILED, error_code=code, error_message=message[:2000])
