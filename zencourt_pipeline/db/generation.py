@@ -6,7 +6,7 @@ A mixin of `AppDatabase` (see database.py), split out to keep each module readab
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -105,11 +105,6 @@ class GenerationQueries:
             ).scalar()
             if owner is not None:
                 raise TaskIdTaken(provider, task_id, owner)
-            completion = conn.execute(
-                sa.select(generation_completions).where(
-                    generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
-                )
-            ).first()
             task_values: dict[str, Any] = {
                 "task_id": task_id,
                 "status": GenerationTaskStatus.SUBMITTED,
@@ -120,34 +115,47 @@ class GenerationQueries:
             }
             if meta is not None:
                 task_values["provider_meta"] = json.dumps(meta)
-            if completion is not None:
-                task_values.update(
-                    status=completion.status,
-                    error_code=completion.error_code,
-                    error_message=completion.error_message,
-                    finished_at=completion.received_at,
-                )
-                conn.execute(
-                    sa.update(generation_completions)
-                    .where(generation_completions.c.id == completion.id)
-                    .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
-                )
+            task_values.update(self._link_early_completion(conn, provider, task_id, job_id))
             try:
                 with conn.begin_nested():
                     conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(**task_values))
             except sa.exc.IntegrityError:  # another create's answer named this id meanwhile
                 raise TaskIdTaken(provider, task_id, "another job") from None
-            # a job canceled (or failed) while its create was in flight stays so: the task is then
-            # live for an ended job, and the reconciler cancels it at the provider
-            before = self._job_for_update(conn, job_id)
-            job = video_gen_jobs.c
-            status = sa.case((job.status.in_(list(TERMINAL_STATUSES)), job.status), else_=sa.literal(str(JobStatus.PROCESSING)))
-            conn.execute(
-                sa.update(video_gen_jobs)
-                .where(job.id == job_id)
-                .values(status=status, provider=provider, provider_task_id=task_id, updated_at=now)
+            self._job_submitted(conn, job_id, provider, task_id, now)
+
+    def _link_early_completion(self, conn: sa.Connection, provider: str, task_id: str, job_id: str) -> dict[str, Any]:
+        """A completion of this task recorded before its id was (a fast webhook) is linked to the
+        job and batch; the task's values it settles (status, error, finish), {} when there is none."""
+        completion = conn.execute(
+            sa.select(generation_completions).where(
+                generation_completions.c.provider == provider, generation_completions.c.task_id == task_id
             )
-            self._record_submitted(conn, before, provider, task_id)
+        ).first()
+        if completion is None:
+            return {}
+        conn.execute(
+            sa.update(generation_completions)
+            .where(generation_completions.c.id == completion.id)
+            .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
+        )
+        return {
+            "status": completion.status, "error_code": completion.error_code,
+            "error_message": completion.error_message, "finished_at": completion.received_at,
+        }  # fmt: skip
+
+    def _job_submitted(self, conn: sa.Connection, job_id: str, provider: str, task_id: str, now: datetime) -> None:
+        """The job names its task and is processing. A job canceled (or failed) while its create
+        was in flight stays so: the task is then live for an ended job, and the reconciler cancels
+        it at the provider."""
+        before = self._job_for_update(conn, job_id)
+        job = video_gen_jobs.c
+        status = sa.case((job.status.in_(list(TERMINAL_STATUSES)), job.status), else_=sa.literal(str(JobStatus.PROCESSING)))
+        conn.execute(
+            sa.update(video_gen_jobs)
+            .where(job.id == job_id)
+            .values(status=status, provider=provider, provider_task_id=task_id, updated_at=now)
+        )
+        self._record_submitted(conn, before, provider, task_id)
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:
         """The provider refused the submission (nothing to pay for)."""
