@@ -1,4 +1,6 @@
 
+from typing import Any
+
 import dagster as dg
 
 from zencourt_pipeline.defs.assets.common import (
@@ -214,15 +216,31 @@ def composed_video(
             preview = image_markdown(report.local_thumbnail, alt=f"{batch.id} thumbnail", width=480)
     if report.status.ended_badly:
         raise dg.Failure(f"batch {batch.id} {report.status}: {report.error}", allow_retries=False)
-    rows = clip_rows(db, batch.id, report.clip_durations)
+    metadata = _compose_metadata(batch, report, clip_rows(db, batch.id, report.clip_durations), config.orientation)
+    if report.video_key:
+        link = storage_client.url(report.video_key, expires_in=7 * 24 * 3600)
+        if link != report.video_uri:
+            metadata["video_link_7d"] = dg.MetadataValue.url(link)
+    if preview:
+        metadata["preview"] = dg.MetadataValue.md(preview)
+    return dg.MaterializeResult(
+        metadata={k: v for k, v in metadata.items() if v is not None},
+        check_results=[_video_check(batch, report), _platform_check(batch, report)],
+    )
+
+
+def _compose_metadata(batch, report: CompositionReport, rows: list, orientation: str | None) -> dict[str, Any]:
+    """What the materialization shows of a composition: the batch, the render (size, duration,
+    strategy, narration and ducking), the clips used and their cost, the published URIs and a
+    table of every output."""
     costs = [row.cost_credits for row in rows if row.cost_credits is not None]
-    metadata = {
+    return {
         "batch_id": batch.id,
         "listing_id": batch.listing_id,
         "title": batch.title,
         "status": str(report.status),
         "template": report.template,
-        "orientation": config.orientation or batch.orientation,
+        "orientation": orientation or batch.orientation,
         "resolution": f"{report.width}x{report.height}" if report.width else None,
         "duration_s": report.duration_s,
         "planned_duration_s": report.planned_duration_s,
@@ -241,13 +259,6 @@ def composed_video(
         "clips": table(rows),
         "outputs": table(output_rows(report.outputs)) if report.outputs else None,
     }
-    if report.video_key:
-        link = storage_client.url(report.video_key, expires_in=7 * 24 * 3600)
-        if link != report.video_uri:
-            metadata["video_link_7d"] = dg.MetadataValue.url(link)
-    if preview:
-        metadata["preview"] = dg.MetadataValue.md(preview)
-    return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=[_video_check(batch, report), _platform_check(batch, report)])
 
 
 def _video_check(batch, report: CompositionReport) -> dg.AssetCheckResult:
