@@ -23,6 +23,8 @@ stage: a busy machine stretches wall time, not these.
                                  Local storage: a file copy. B2 is I/O-bound: boto3 hashes and
                                  encrypts the bytes (capacity_cpu_s_upload_b2_hashing: SHA-256 + MD5
                                  of capacity_upload_mb, measured) and waits on the network
+  capacity_stored_objects / capacity_stored_mb  what the batch left in storage (photos, provider
+                                 clips, normalized clips, thumbnails, the outputs): B2 sizing
   capacity_cpu_s_run_startup     one Dagster run process: a new interpreter loading the code location
                                  (`build_definitions` on the embedded defaults, both batch jobs
                                  resolved), then a three-step run of no-op assets on a SQLite
@@ -159,6 +161,8 @@ class StageFigures:
     upload_bytes: int
     outputs_rendered: int
     compose_one_720p: float
+    stored_objects: int
+    stored_bytes: int
 
 
 def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
@@ -204,6 +208,7 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
         if composed.status != CompositionOutcome.COMPLETED:
             raise SystemExit(f"capacity: composition ended {composed.status}: {composed.error}")
         one_720p, _ = stage("one_720p", lambda w: _render_one_720p(db, storage, batch_id, w))
+        stored = [p for p in settings.local_storage_root.rglob("*") if p.is_file()]
     finally:
         chain.close()
         db.dispose()
@@ -211,6 +216,7 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
         intake=intake, generate_local=generate, collect=collect, normalize=normalize,
         compose=compose - metered.cpu_s, upload=metered.cpu_s, upload_bytes=metered.bytes,
         outputs_rendered=sum(1 for r in composed.outputs if not r.copied), compose_one_720p=one_720p,
+        stored_objects=len(stored), stored_bytes=sum(p.stat().st_size for p in stored),
     )  # fmt: skip
 
 
@@ -313,6 +319,8 @@ def capacity_figures(cfg: CapacityConfig, work: Path, *, emit: Callable, note: C
         "capacity_cpu_s_upload": stages.upload,
         "capacity_upload_mb": stages.upload_bytes / 1e6,
         "capacity_cpu_s_upload_b2_hashing": b2_hashing_cpu_s(stages.upload_bytes),
+        "capacity_stored_objects": stages.stored_objects,
+        "capacity_stored_mb": stages.stored_bytes / 1e6,
         "capacity_cpu_s_run_startup": startup,
         "capacity_runs_per_batch": RUNS_PER_BATCH,
         "capacity_cpu_s_batch": batch,
