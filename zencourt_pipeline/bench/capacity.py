@@ -40,7 +40,8 @@ stage: a busy machine stretches wall time, not these.
                                  output on the same normalized clips; its upload is not counted)
 
 Not counted: the daemon and the sensors (per tick, not per batch), the HTTP service, Postgres.
-`ZENCOURT_BENCH_QUICK=1` takes two 2 s clips and one small output: the figures then mean nothing.
+`ZENCOURT_BENCH_QUICK=1` takes two 2 s clips asking for the one 720p output (so compose is also the
+one-720p figure): the figures then mean nothing.
 `python -m zencourt_pipeline.bench.capacity` runs this section alone.
 """
 
