@@ -73,6 +73,12 @@ those four / one full render of the primary; unbranded_ratio_vs_full = the 16:9 
 Local generator: local_generator_5s_720p_s renders a 5 s 1280x720 Ken Burns clip from a
 4000x3000 JPEG with `kenburns.render_ken_burns`; local_generator_realtime_factor = 5 s / that.
 
+Capacity (`capacity.py`, issue 13 point 5; its docstring has every line): one 6 x 5 s batch of the
+default request through the pipeline's stage functions on the embedded defaults, CPU-seconds per
+stage (capacity_cpu_s_intake, _generate_local, _collect, _normalize, _compose, _upload, _run_startup),
+capacity_cpu_s_batch (without the local renders: paid providers render remotely) and
+capacity_batches_per_core_hour; docs/scaling.md turns them into the capacity table.
+
 Sensors (`sensors.py`): sensor_tick_10000_open_batches_s is the slowest median tick of the three
 sensors with 10,000 open batches in a fresh PostgreSQL database (300 in quick mode), each sensor
 also on its own line (sensor_tick_<name>_s). It is the tick itself; the daemon's run creation

@@ -102,6 +102,7 @@ def run(cfg: Config, work: Path) -> None:
     _vertical_compose(cfg, work, vclips, prepared.template)
     _outputs(cfg, work, prepared)
     _local_generator(cfg, work)
+    _capacity(cfg, work)
     _moviepy(cfg, work, prepared, plan, statistics.median(t.wall for t in runs["full"]))
     emit("load_avg_1m_end", _load())
     _sensor_figures(cfg)
@@ -345,6 +346,13 @@ def _local_generator(cfg: Config, work: Path) -> None:
         emit("local_generator_5s_720p_s", gen)  # quick mode: same name, tiny clip
     emit("local_generator_realtime_factor", cfg.generator_s / gen)
 
+
+
+def _capacity(cfg: Config, work: Path) -> None:
+    """CPU-seconds per stage of one batch and batches per core-hour (bench/capacity.py)."""
+    from zencourt_pipeline.bench.capacity import FULL_CAPACITY, QUICK_CAPACITY, capacity_figures
+
+    capacity_figures(QUICK_CAPACITY if cfg.quick else FULL_CAPACITY, work / "capacity", emit=emit, note=note)
 
 
 def _moviepy(cfg: Config, work: Path, prepared: Prepared, plan: Timeline, ours_full_s: float) -> None:
