@@ -182,6 +182,7 @@ class Batch(Record):
     instructions: str | None = None  # added to every job's motion prompt (migration 0012)
     callback_url: str | None = None  # the batch's own webhook URL, next to the global one (migration 0012)
     outputs: str | None = None  # JSON text (`domain.parse_outputs`; None: the default four)
+    branding: str | None = None  # JSON text: the batch's override of its workspace's branding (migration 0013)
 
     @property
     def terminal(self) -> bool:

@@ -18,10 +18,14 @@ one's audio by stream copy when no music identifies the agent.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
 from zencourt_pipeline.media.layout import HexColor
@@ -65,3 +69,51 @@ class Branding(BaseModel):
     def names_agent(self) -> bool:
         """Whether the profile draws anything (a name, a brokerage, a contact or a logo)."""
         return any((self.agent_name, self.brokerage, self.contact_line(), self.logo))
+
+
+MAX_LOGO_BYTES = 512 * 1024
+_LOGO_FORMATS = {"PNG": ".png", "JPEG": ".jpg"}
+
+
+class BrandingProfile(Branding):
+    """The stored and API form of a profile (a workspace's, `db/branding.py`, or a batch's
+    override): `logo` is the image itself, base64 (a PNG or JPEG of at most 512 KB)."""
+
+    logo: str | None = None  # type: ignore[assignment]
+
+    @field_validator("logo")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None:
+            _logo_format(value)
+        return value
+
+    def branding(self, logo_dir: Path) -> Branding:
+        """The profile as the template applies it, its logo written into `logo_dir`."""
+        fields = self.model_dump(exclude={"logo"})
+        if self.logo is None:
+            return Branding(**fields)
+        data = base64.b64decode(self.logo)
+        logo_dir.mkdir(parents=True, exist_ok=True)
+        path = logo_dir / f"brand-logo{_LOGO_FORMATS[_logo_format(self.logo)]}"
+        path.write_bytes(data)
+        return Branding(**fields, logo=path)
+
+
+def _logo_format(value: str) -> str:
+    """The image format of a base64 logo ("PNG" or "JPEG"); ValueError saying what is wrong."""
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("logo must be a base64-encoded PNG or JPEG") from None
+    if len(data) > MAX_LOGO_BYTES:
+        raise ValueError(f"logo is {len(data)} bytes, more than {MAX_LOGO_BYTES}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            kind = image.format or ""
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise ValueError("logo is not a readable PNG or JPEG image") from None
+    if kind not in _LOGO_FORMATS:
+        raise ValueError(f"logo is a {kind or 'unknown'} image, not a PNG or JPEG")
+    return kind

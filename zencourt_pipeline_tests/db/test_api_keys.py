@@ -20,7 +20,7 @@ def test_migration_0007_downgrades_and_upgrades_again(app_db):
     downgrade(app_db.engine, "0006")
     assert not sa.inspect(app_db.engine).has_table("api_keys")
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012" and api_keys.list_keys(app_db) == []
+    assert current_revision(app_db.engine) == "0013" and api_keys.list_keys(app_db) == []
 
 
 def test_a_created_key_is_stored_hashed_and_verifies(app_db):

@@ -30,7 +30,7 @@ def test_migration_0006_downgrades_and_upgrades_again(app_db):
     assert not inspector.has_table("api_idempotency_keys")
     assert "ix_video_gen_batch_created_id" not in {ix["name"] for ix in inspector.get_indexes("video_gen_batch")}
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012" and app_db.get_batch("m1") is not None
+    assert current_revision(app_db.engine) == "0013" and app_db.get_batch("m1") is not None
     indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(app_db.engine).get_indexes("video_gen_batch")}
     assert indexes["ix_video_gen_batch_created_id"] == ["created_at", "id"]
 

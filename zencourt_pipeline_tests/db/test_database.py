@@ -28,7 +28,7 @@ from zencourt_pipeline_tests.conftest import make_batch
 
 
 def test_migrations_create_the_schema_the_code_uses(app_db):
-    assert current_revision(app_db.engine) == "0012"
+    assert current_revision(app_db.engine) == "0013"
     inspector = sa.inspect(app_db.engine)
     for table in metadata.sorted_tables:
         columns = {column["name"] for column in inspector.get_columns(table.name)}

@@ -34,7 +34,7 @@ def test_migration_0008_downgrades_and_upgrades_again(app_db):
     assert not inspector.has_table("batch_events")
     assert "progress" not in {column["name"] for column in inspector.get_columns("generation_tasks")}
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012" and app_db.get_batch("m7") is not None
+    assert current_revision(app_db.engine) == "0013" and app_db.get_batch("m7") is not None
     indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(app_db.engine).get_indexes("batch_events")}
     assert indexes["ix_batch_events_batch_id_id"] == ["batch_id", "id"]
 

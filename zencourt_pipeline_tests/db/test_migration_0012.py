@@ -31,9 +31,9 @@ def test_migration_0012_downgrades_and_upgrades_again(app_db):
     assert (job.clip_url, job.clip_in_seconds, job.clip_out_seconds, job.seconds) == (
         "https://clips.example.com/a.mp4", 1.5, 4.0, 2.5,
     )
-    downgrade(app_db.engine, "0011")  # 0012 alone
+    downgrade(app_db.engine, "0011")  # 0013, then 0012
     for table, added in ADDED.items():
         assert not added & _columns(app_db, table), table
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012"
+    assert current_revision(app_db.engine) == "0013"
     assert app_db.get_batch("m12").instructions is None and app_db.get_job("m12-0").clip_url is None

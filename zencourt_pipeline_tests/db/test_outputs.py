@@ -76,4 +76,4 @@ def test_migration_0011_downgrades_and_upgrades_again(app_db):
     assert "outputs" not in {c["name"] for c in inspector.get_columns("video_gen_batch")}
     assert not {"focus_x", "focus_y"} & {c["name"] for c in inspector.get_columns("video_gen_jobs")}
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012" and app_db.get_outputs("m11") == []  # the head
+    assert current_revision(app_db.engine) == "0013" and app_db.get_outputs("m11") == []  # the head

@@ -42,7 +42,7 @@ def test_migration_0010_downgrades_and_upgrades_again(app_db):
     assert "facts" not in {c["name"] for c in inspector.get_columns("video_gen_batch")}
     assert not {"caption", "transition"} & {c["name"] for c in inspector.get_columns("video_gen_jobs")}
     app_db.upgrade()
-    assert current_revision(app_db.engine) == "0012" and app_db.get_batch("m10").facts is None
+    assert current_revision(app_db.engine) == "0013" and app_db.get_batch("m10").facts is None
 
 
 def test_a_template_is_validated_stored_and_resolved_for_its_workspace(app_db):
