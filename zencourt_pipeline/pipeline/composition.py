@@ -97,6 +97,7 @@ def compose_batch(
     are listed in `error`, each job keeps its own error); `failed` when no clip survived;
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
+    from zencourt_pipeline.db.branding import batch_branding
     from zencourt_pipeline.db.templates import resolve_template
 
     batch_id = batch.id
@@ -116,9 +117,12 @@ def compose_batch(
     try:
         # an operator's orientation override makes an output of that shape the primary one
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
+        # the workspace's branding profile with the batch's override (migration 0013), its logo as a file
+        profile = batch_branding(db, batch.workspace_id, batch.branding)
         renditions = render_renditions(
-            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts)
-        )
+            clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
+            branding=profile.branding(work_dir / "branding") if profile is not None else None,
+        )  # fmt: skip
     except (MediaError, BatchRejected) as exc:
         error = f"{ErrorCode.COMPOSITION_FAILED}: {exc.message}"
         db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.COMPOSITION_FAILED)
@@ -126,7 +130,7 @@ def compose_batch(
             CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error,
             error_code=ErrorCode.COMPOSITION_FAILED,
         )
-    expects_audio = template.music is not None
+    expects_audio = template.music is not None and (primary.branded or not template.music_identifies_agent)
     published = _publish(db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio)
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")

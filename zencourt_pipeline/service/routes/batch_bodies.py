@@ -34,6 +34,7 @@ from zencourt_pipeline.domain import (
     outputs_problem,
     prompt_problem,
 )
+from zencourt_pipeline.media.branding import BrandingProfile
 from zencourt_pipeline.media.transitions import TransitionKind
 from zencourt_pipeline.net.fetch import check_callback_url
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
@@ -159,6 +160,7 @@ class BatchCreate(CreateModel):
     facts: ListingFacts | None = None  # what the template's merge fields read ({{price}}, ...)
     instructions: Instructions | None = None  # added to every job's motion prompt (at most 500 characters)
     callback_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)] | None = None
+    branding: BrandingProfile | None = None  # the batch's override of its workspace's branding profile, field by field
 
     @field_validator("instructions")
     @classmethod

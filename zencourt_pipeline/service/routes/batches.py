@@ -99,6 +99,7 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "instructions": body.instructions,
         "callback_url": body.callback_url,
         "outputs": outputs_json(body.outputs) if body.outputs is not None else None,
+        "branding": body.branding.model_dump_json(exclude_none=True) if body.branding is not None else None,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
