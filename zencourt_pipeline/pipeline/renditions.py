@@ -2,7 +2,8 @@
 normalized clips, checked against its platforms and published.
 
 Each output is its own timeline (`media.timeline.build`: one model, built per output size, branded
-or the MLS-unbranded cut), rendered by `media.compose.compose_video`: clips of another shape than
+or the MLS-unbranded cut), rendered by `media.compose.render_timeline` (an unbranded cut from its
+branded twin's file by `compose.render_variant`, issue 15 point 3): clips of another shape than
 the output are cover-cropped around their job's focus point. The primary output (what
 `video_gen_batch.video_url` points at) is rendered first; when it cannot be made the composition
 fails, when another cannot, that output is recorded `failed` with the reason and the rest go on.
@@ -75,9 +76,9 @@ def render_renditions(
     clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
     title: str | None, template: Template, facts: ListingFacts, branding: Branding | None = None,
 ) -> list[Rendition]:
-    """Render every output of `outputs` (the primary first, each unbranded cut right after the
-    branded output of its size; listed in the request's order, the primary first) into `work_dir/<output name>/`, the template applying `branding`
-    (`media.branding`) to the branded ones. An output whose timeline equals one already rendered
+    """Render every output of `outputs` into `work_dir/<output name>/` (the primary first, each
+    unbranded cut right after the branded output of its size; listed in the request's order, the
+    primary first), the template applying `branding` (`media.branding`) to the branded ones. An output whose timeline equals one already rendered
     (an unbranded cut of a template and facts without any branding) is a copy of that file; an
     unbranded cut whose branded twin is rendered is made from that file, re-encoding only the
     branding's windows (`compose.render_variant`). A MediaError of the primary propagates; another
