@@ -183,3 +183,16 @@ def test_an_output_that_cannot_be_made_is_recorded_failed_and_the_others_are_pub
         (OutputShape.LANDSCAPE, OutputStatus.COMPLETED, False), (OutputShape.SQUARE, OutputStatus.FAILED, True),
     ]  # fmt: skip
     assert not any("square" in key for key in storage.list_keys("batches/rf/video/"))
+
+
+def test_each_unbranded_cut_is_rendered_right_after_its_branded_twin():
+    from zencourt_pipeline.pipeline.renditions import _ordered
+
+    spec = {f"{s.shape}-{s.branded}": s for s in EIGHT}
+    request = [spec["square-False"], spec["landscape-False"], spec["landscape-True"], spec["square-True"], spec["vertical-False"]]
+    ordered = _ordered(request, spec["landscape-True"])
+    assert [f"{s.shape}-{s.branded}" for s in ordered] == [
+        "landscape-True", "landscape-False", "square-True", "square-False", "vertical-False",
+    ]  # fmt: skip
+    # an unbranded primary stays first even when its branded twin is asked for too
+    assert _ordered(request, spec["square-False"])[0] == spec["square-False"]
