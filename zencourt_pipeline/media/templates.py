@@ -87,7 +87,7 @@ class Template(BaseModel):
     # is the branded render with those windows re-encoded): the logo bug from the start for
     # `logo_seconds`, and over the end card the logo and the contact line
     logo_seconds: float = Field(3.0, ge=0.0, le=10.0)  # 0 = no logo bug
-    brand_card_seconds: float = Field(3.0, gt=0.0, le=10.0)  # the end card a profile adds when end_card_seconds is 0
+    brand_card_seconds: float = Field(2.5, gt=0.0, le=10.0)  # the end card a profile adds when end_card_seconds is 0
     contact_position: TextPosition = TextPosition.LOWER_THIRD
     contact_font_size: int = Field(40, ge=10, le=200)
     music_identifies_agent: bool = False  # a theme song: the unbranded (MLS) cut leaves the music out

@@ -21,7 +21,6 @@ sets, the joined index, every keyframe decodes); anything that does not qualify 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -42,7 +41,13 @@ from zencourt_pipeline.media.smart.plan import (
     change_spans,
     window_plan,
 )
-from zencourt_pipeline.media.smart.render import DECODER_THREADS, SmartOutcome, _run_all
+from zencourt_pipeline.media.smart.render import (
+    DECODER_THREADS,
+    MEMORY_BUDGET_MB,
+    SmartOutcome,
+    _pool,
+    _run_all,
+)
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.model import Timeline
 
@@ -144,9 +149,8 @@ def _execute(
     try:
         bounds = sorted({b for p in smart.pieces for b in (p.start, p.end)} - {0, smart.total_frames})
         segment = {first: pieces_dir / f"src_{n:03d}.mp4" for n, first in enumerate([0, *bounds])}
-        windows = [p for p in smart.pieces if p.clip is None]
-        workers = max(1, min(os.cpu_count() or 1, len(windows) + 1))
-        threads = max(1, (os.cpu_count() or 1) // workers) if len(windows) > 1 else None
+        # as many windows side by side as the cores and the memory budget allow (`render._pool`)
+        workers, threads = _pool(tl, smart, MEMORY_BUDGET_MB, None)
         commands = [splicing.split_args(source, bounds, pieces_dir / "src_%03d.mp4")]
         files: list[Path] = []
         for k, piece in enumerate(smart.pieces):

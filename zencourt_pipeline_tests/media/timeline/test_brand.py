@@ -35,7 +35,7 @@ def _build(template="default", branded=True, branding=BRANDING, **kw):
 def test_the_branded_cut_has_the_logo_bug_the_agent_end_card_and_the_contact_line_in_bounded_windows():
     tl = _build()
     card_start, total, fps = tl.card_start, tl.total_frames, tl.fps
-    assert tl.end_card is not None and tl.end_card.duration_frames == 3 * fps  # brand_card_seconds: 3
+    assert tl.end_card is not None and tl.end_card.duration_frames == round(2.5 * fps)  # brand_card_seconds: 2.5
     assert (tl.end_card.title, tl.end_card.subtitle) == ("Jane Doe", "Acme Realty")
     assert (tl.end_card.style.background_color, tl.end_card.style.font_color) == ("#123456", "#FEDCBA")
     shown = card_start + tl.clips[-1].transition.frames
