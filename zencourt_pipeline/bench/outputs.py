@@ -15,9 +15,11 @@ over the timeline model), against full renders measured in the same run.
                                `render_renditions` makes the 4 outputs of a 60 s listing (12 clips
                                of 5 s; a few distinct clips, each used several times).
 
-The template is `showcase` with every listing fact set, the agent's name included, so the
-unbranded cut really differs from the branded one (no agent card, `Listed by {{agent_name}}`) and
-is not a copy of it. The clips are normalized as the pipeline normalizes them: at the landscape
+The template is `showcase` with every listing fact set, the agent's name included, and a branding
+profile (`BRANDING`: name, brokerage, phone, email, website, a logo, a brand colour), so the
+unbranded cut really differs from the branded one (no logo bug, no agent card `Listed by
+{{agent_name}}`, an end card without the agent, no contact line) and is not a copy of it; it is
+made from the branded render (`compose.render_variant`: only the branding's windows re-encoded). The clips are normalized as the pipeline normalizes them: at the landscape
 orientation's size (1280x720; 1080p outputs scale them up), with the keyframes this composition
 plans.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from zencourt_pipeline.domain import DEFAULT_OUTPUTS, ListingFacts, OutputShape, OutputSpec, primary_output
 from zencourt_pipeline.media import compose
+from zencourt_pipeline.media.branding import Branding
 from zencourt_pipeline.media.compose import ClipInput, render_timeline
 from zencourt_pipeline.media.normalize import normalize_many
 from zencourt_pipeline.media.templates import Template, load_template
@@ -41,6 +44,10 @@ TEMPLATE = "showcase"
 FACTS = ListingFacts(
     address="12 Harbour View Road", price=1_250_000, beds=4, baths=2.5, sqft=2_150, agent_name="Jordan Avery"
 )
+BRANDING = Branding(
+    agent_name="Jordan Avery", brokerage="Harbour Realty", phone="+1 555 0100", email="jordan@harbour.example",
+    website="harbour.example", primary_color="#0B4F4A",
+)  # the logo: `_branding` draws one into the work directory
 
 
 @dataclass(frozen=True)
@@ -103,17 +110,32 @@ def _normalized(
     return clips
 
 
-def _renditions(cfg: OutputsConfig, clips: list[ClipInput], template: Template, out: Path) -> list[Rendition]:
+def _branding(work: Path) -> Branding:
+    """`BRANDING` with a logo (a 400x160 PNG with transparency) drawn into `work`."""
+    from PIL import Image, ImageDraw
+
+    logo = work / "logo.png"
+    image = Image.new("RGBA", (400, 160), (0, 0, 0, 0))
+    ImageDraw.Draw(image).rounded_rectangle((0, 0, 399, 159), radius=30, fill=(11, 79, 74, 230))
+    image.save(logo)
+    return BRANDING.model_copy(update={"logo": logo})
+
+
+def _renditions(
+    cfg: OutputsConfig, clips: list[ClipInput], template: Template, out: Path, branding: Branding
+) -> list[Rendition]:
     """Every output of the request, as the composition step makes them (the primary first)."""
     primary, outputs = primary_output(cfg.outputs, OutputShape.LANDSCAPE)
-    renditions = render_renditions(clips, outputs, primary, out, title=None, template=template, facts=FACTS)
+    renditions = render_renditions(
+        clips, outputs, primary, out, title=None, template=template, facts=FACTS, branding=branding
+    )
     failed = [r for r in renditions if r.result is None]
     if failed:
         raise SystemExit(f"rendition {failed[0].spec.name} failed: {failed[0].error}")
     return renditions
 
 
-def _full(clips: list[ClipInput], spec: OutputSpec, template: Template, out: Path) -> object:
+def _full(clips: list[ClipInput], spec: OutputSpec, template: Template, out: Path, branding: Branding) -> object:
     """One full render (one graph, or windows when one graph is over the memory budget) of `spec`."""
     timeline = build_timeline(
         clips,
@@ -123,6 +145,7 @@ def _full(clips: list[ClipInput], spec: OutputSpec, template: Template, out: Pat
         template=template,
         facts=FACTS,
         branded=spec.branded,
+        branding=branding,
     )
     return render_timeline(
         timeline,
@@ -145,6 +168,7 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
     """Print the three figures (and their parts) with `emit`; `timed` is the runner's."""
     template = load_template(TEMPLATE)
     work.mkdir(parents=True, exist_ok=True)
+    branding = _branding(work)
     note(
         f"renditions: normalizing {cfg.clips} clips at {cfg.clip_size[0]}x{cfg.clip_size[1]} ({TEMPLATE} keyframes)"
     )
@@ -160,11 +184,11 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
     )
     runs: dict[str, list] = {"outputs": [], "full": [], "unbranded_full": []}
     unbranded_made: list[float] = []
-    copied = smart = 0
+    copied = smart = variants = 0
     jobs = {
-        "outputs": lambda k: _renditions(cfg, clips, template, work / f"outputs_{k}"),
-        "full": lambda k: _full(clips, primary, template, work / f"full_{k}"),
-        "unbranded_full": lambda k: _full(clips, unbranded, template, work / f"unbranded_full_{k}"),
+        "outputs": lambda k: _renditions(cfg, clips, template, work / f"outputs_{k}", branding),
+        "full": lambda k: _full(clips, primary, template, work / f"full_{k}", branding),
+        "unbranded_full": lambda k: _full(clips, unbranded, template, work / f"unbranded_full_{k}", branding),
     }
     order = list(jobs)
     for k in range(cfg.repeats):
@@ -180,6 +204,7 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
                 unbranded_made.append(_finished_at(by_spec[unbranded]) - before)
                 copied = sum(r.copied for r in t.result)
                 smart = sum(r.result.strategy == "smart" for r in t.result)
+                variants = sum(r.result.strategy == "variant" for r in t.result)
     outputs_s = [t.wall for t in runs["outputs"]]
     full_s = [t.wall for t in runs["full"]]
     ufull_s = [t.wall for t in runs["unbranded_full"]]
@@ -191,6 +216,7 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
     )
     emit("outputs_4_copied", copied)  # outputs whose timeline equals one rendered before (a copy)
     emit("outputs_4_smart", smart)  # outputs smart-rendered (stream-copied spans)
+    emit("outputs_4_variant", variants)  # unbranded cuts made from the branded render (`render_variant`)
     emit("unbranded_s", statistics.median(unbranded_made))
     emit("unbranded_full_s", statistics.median(ufull_s))
     emit(
@@ -205,7 +231,7 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
     long = _normalized(
         cfg, sources, work, template, count=cfg.long_clips, distinct=cfg.long_distinct, tag="lclip"
     )
-    t = timed(lambda: _renditions(cfg, long, template, work / "outputs_60s"))
+    t = timed(lambda: _renditions(cfg, long, template, work / "outputs_60s", branding))
     emit("outputs_4_60s_peak_rss_mb", t.peak_mb)
     emit("outputs_4_60s_s", t.wall)
     emit("outputs_4_60s_duration_s", t.result[0].result.duration_s)

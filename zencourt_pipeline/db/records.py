@@ -185,6 +185,7 @@ class Batch(Record):
     narration_url: str | None = None  # the voice-over (https URL or storage URI; migration 0013)
     narration_identifies_agent: bool | None = None  # None: true (the unbranded cut leaves it out)
     narration_key: str | None = None  # the checked copy intake stored (pipeline-owned)
+    branding: str | None = None  # JSON text: the batch's override of its workspace's branding (migration 0014)
 
     @property
     def terminal(self) -> bool:

@@ -67,6 +67,8 @@ video_gen_batch = sa.Table(
     sa.Column("narration_url", sa.Text, nullable=True),
     sa.Column("narration_identifies_agent", sa.Boolean, nullable=True),
     sa.Column("narration_key", sa.Text, nullable=True),
+    # migration 0014: the batch's branding override over its workspace's profile (JSON text, `media.branding.BrandingProfile`)
+    sa.Column("branding", sa.Text, nullable=True),
 )
 
 video_gen_jobs = sa.Table(
@@ -250,6 +252,16 @@ workspace_templates = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.PrimaryKeyConstraint("workspace_id", "name", name="pk_workspace_templates"),
+)
+
+# A workspace's branding profile (migration 0014): agent, brokerage, contact, logo (base64 in the JSON)
+# and colours, `media.branding.BrandingProfile` validated on write (db/branding.py)
+workspace_branding = sa.Table(
+    "workspace_branding",
+    metadata,
+    sa.Column("workspace_id", sa.Text, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
 # The outputs a batch produced (migration 0011): one row per rendition (shape, size, branded or

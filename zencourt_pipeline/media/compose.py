@@ -25,6 +25,7 @@ from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.normalize import temp_path_for
+from zencourt_pipeline.media.smart import derive as smart_derive
 from zencourt_pipeline.media.smart import plan as smart_plan
 from zencourt_pipeline.media.smart import render as smart_render
 from zencourt_pipeline.media.templates import Template
@@ -36,7 +37,10 @@ from zencourt_pipeline.media.timeline.build import ClipInput
 from zencourt_pipeline.media.timeline.model import Timeline
 from zencourt_pipeline.media.timeline.narration import Narration
 
-__all__ = ["ClipInput", "CompositionResult", "clip_keyframes", "compose_video", "plan_composition", "render_timeline"]
+__all__ = [
+    "ClipInput", "CompositionResult", "clip_keyframes", "compose_video", "plan_composition", "render_timeline",
+    "render_variant",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,8 @@ class CompositionResult:
     thumbnail_path: Path | None
     transitions: int
     timeline: Timeline  # what was rendered (stored next to the video: `timeline.to_json()`)
-    strategy: str = "full"  # what rendered it: "smart" (copied + re-encoded pieces) or "full" (one graph)
+    strategy: str = "full"  # what rendered it: "smart" (copied + re-encoded pieces), "full" (one graph) or
+    # "variant" (another output's render with the windows where they differ re-encoded: `render_variant`)
     strategy_note: str | None = None  # why smart rendering was not used, when it was considered
     copied_frames: int = 0  # frames stream-copied from the clips (smart only)
     pieces: int = 1  # separately encoded/copied pieces joined by stream copy (1 = one ffmpeg graph)
@@ -213,6 +218,58 @@ def render_timeline(
         pieces=rendered.pieces,
         stage_seconds=rendered.stages,
     )
+
+
+def render_variant(
+    timeline: Timeline,
+    source: CompositionResult,
+    dest: Path,
+    *,
+    thumbnail_dest: Path | None = None,
+    work_dir: Path | None = None,
+    preset: str = "veryfast",
+    crf: int = 23,
+) -> CompositionResult:
+    """Render `timeline`, a variant of the rendered `source` (the MLS-unbranded cut of a branded
+    output), from `source`'s file: only the windows where they differ are re-encoded
+    (`smart.derive`). When the variant does not qualify or its render fails a check, it is rendered
+    in full (`render_timeline`); `strategy_note` says why."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dest, ".mp4")
+    with _work_dir(dest, work_dir) as work:
+        try:
+            assets = assets_step.render_assets(timeline, work)
+            rescale = tuple(_display_size(Path(c.source)) != (timeline.width, timeline.height) for c in timeline.clips)
+            outcome = smart_derive.render_variant(
+                source.path, source.timeline, timeline, assets.with_inputs(rescale=rescale), tmp, work=work,
+                preset=preset, crf=crf,
+            )  # fmt: skip
+            info = replace(probe(tmp), frame_count=outcome.frame_count)
+            _check_output(
+                info, width=timeline.width, height=timeline.height, fps=timeline.fps, planned=timeline.duration_s,
+                audio=bool(timeline.audio),
+            )  # fmt: skip
+            os.replace(tmp, dest)
+        except (smart_plan.SmartUnavailable, MediaError) as exc:
+            log.log(logging.INFO if isinstance(exc, smart_plan.SmartUnavailable) else logging.WARNING,
+                    "variant rendering not used: %s", exc)  # fmt: skip
+            result = render_timeline(
+                timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work, preset=preset, crf=crf
+            )
+            return replace(result, strategy_note="; ".join(filter(None, [f"variant: {exc}", result.strategy_note])))
+        finally:
+            tmp.unlink(missing_ok=True)
+    info = replace(info, size_bytes=dest.stat().st_size)
+    thumb = None
+    if thumbnail_dest is not None:
+        thumb = extract_thumbnail(dest, Path(thumbnail_dest), at_s=timeline.seconds(_thumbnail_frame(timeline)))
+    return CompositionResult(
+        path=dest, duration_s=round(info.frame_count / timeline.fps, 6), planned_duration_s=timeline.duration_s,
+        info=info, thumbnail_path=thumb, transitions=sum(1 for c in timeline.clips if c.transition is not None),
+        timeline=timeline, strategy="variant", copied_frames=outcome.plan.copied_frames,
+        pieces=len(outcome.plan.pieces), stage_seconds=outcome.seconds,
+    )  # fmt: skip
 
 
 @contextmanager

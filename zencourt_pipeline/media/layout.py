@@ -30,6 +30,7 @@ class TextRole(enum.StrEnum):
     LOWER_THIRD = "lower_third"  # a template's facts line (price, beds, baths, ...)
     INTRO = "intro"  # a template's opening text (the address)
     OUTRO = "outro"  # a template's closing text (the agent card)
+    CONTACT = "contact"  # the branding profile's contact line (phone, email, website) over the end card
 
 
 class TextPosition(enum.StrEnum):

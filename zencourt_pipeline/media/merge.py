@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.branding import Branding
 from zencourt_pipeline.media.errors import MediaError
 
 
@@ -27,6 +28,10 @@ class MergeField(enum.StrEnum):
     BATHS = "baths"
     SQFT = "sqft"
     AGENT_NAME = "agent_name"
+    BROKERAGE = "brokerage"  # the branding profile's (`media.branding`)
+    PHONE = "phone"
+    EMAIL = "email"
+    WEBSITE = "website"
     TITLE = "title"  # the batch's title
     ROOM = "room"  # the clip's room name
     CAPTION = "caption"  # the clip's caption, falling back to its room name
@@ -34,7 +39,9 @@ class MergeField(enum.StrEnum):
 
 CLIP_FIELDS = frozenset({MergeField.ROOM, MergeField.CAPTION})  # only over a clip
 # what names the listing agent: an unbranded (MLS) cut leaves out every text that merges one
-BRANDING_FIELDS = frozenset({MergeField.AGENT_NAME})
+BRANDING_FIELDS = frozenset(
+    {MergeField.AGENT_NAME, MergeField.BROKERAGE, MergeField.PHONE, MergeField.EMAIL, MergeField.WEBSITE}
+)
 _FIELD = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
@@ -90,6 +97,15 @@ def fact_values(facts: ListingFacts, title: str | None = None) -> dict[str, str]
     if title and title.strip():
         values[MergeField.TITLE] = title.strip()
     return values
+
+
+def branding_values(branding: Branding | None) -> dict[str, str]:
+    """The branding profile's field values (brokerage, phone, email, website) that it has."""
+    if branding is None:
+        return {}
+    pairs = ((MergeField.BROKERAGE, branding.brokerage), (MergeField.PHONE, branding.phone),
+             (MergeField.EMAIL, branding.email), (MergeField.WEBSITE, branding.website))  # fmt: skip
+    return {name: value for name, value in pairs if value}
 
 
 def clip_values(room: str | None, caption: str | None) -> dict[str, str]:

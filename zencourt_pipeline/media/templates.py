@@ -79,12 +79,18 @@ class Template(BaseModel):
     fade_out_seconds: float = Field(1.0, ge=0.0, le=5.0)  # video to black + music fade-out
     end_card_seconds: float = Field(0.0, ge=0.0, le=10.0)  # 0 = no end card
     end_card_text: str | None = None  # subtitle line on the end card (the title is the headline)
-    logo: str | None = (
-        None  # PNG (transparency kept) under zencourt_pipeline/templates/, over the whole video
-    )
+    logo: str | None = None  # PNG (transparency kept) under templates/; a branding profile's logo wins
     logo_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-right"
     logo_width: float = Field(0.16, gt=0.0, le=0.5)  # logo width as a fraction of the output width
     logo_opacity: float = Field(0.9, ge=0.0, le=1.0)
+    # branding (issue 15 point 3, `media.branding`), drawn in bounded windows only (the unbranded cut
+    # is the branded render with those windows re-encoded): the logo bug from the start for
+    # `logo_seconds`, and over the end card the logo and the contact line
+    logo_seconds: float = Field(3.0, ge=0.0, le=10.0)  # 0 = no logo bug
+    brand_card_seconds: float = Field(2.5, gt=0.0, le=10.0)  # the end card a profile adds when end_card_seconds is 0
+    contact_position: TextPosition = TextPosition.LOWER_THIRD
+    contact_font_size: int = Field(40, ge=10, le=200)
+    music_identifies_agent: bool = False  # a theme song: the unbranded (MLS) cut leaves the music out
     # merge-field texts (issue 14): the title (the batch's title by default), each clip's caption
     # (`{{caption}}`: the job's caption or its room name), and the template's own texts
     title_text: str = Field("{{title}}", min_length=1, max_length=300)

@@ -100,6 +100,7 @@ def compose_batch(
     are listed in `error`, each job keeps its own error); `failed` when no clip survived;
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
+    from zencourt_pipeline.db.branding import batch_branding
     from zencourt_pipeline.db.templates import resolve_template
 
     batch_id = batch.id
@@ -120,9 +121,11 @@ def compose_batch(
         # an operator's orientation override makes an output of that shape the primary one
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
         narration = load_narration(storage, batch, work_dir)
+        # the workspace's branding profile with the batch's override (migration 0014), its logo as a file
+        profile = batch_branding(db, batch.workspace_id, batch.branding)
         renditions = render_renditions(
             clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
-            narration=narration,
+            narration=narration, branding=profile.branding(work_dir / "branding") if profile is not None else None,
         )  # fmt: skip
     except (MediaError, BatchRejected) as exc:
         # a narration the surviving clips cannot hold keeps its own code; anything else is the composition's
@@ -132,7 +135,10 @@ def compose_batch(
         return CompositionReport(
             CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error, error_code=code,
         )
-    expects_audio = template.music is not None or narration is not None
+    # the primary output has audio when it has music (an unbranded primary drops music that
+    # identifies the agent) or a narration (an unbranded primary drops one that identifies the agent)
+    music = template.music is not None and (primary.branded or not template.music_identifies_agent)
+    expects_audio = music or (narration is not None and (primary.branded or not narration.identifies_agent))
     narration_uri = storage.uri(batch.narration_key) if narration is not None and batch.narration_key else None
     published = _publish(
         db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio, narration_uri

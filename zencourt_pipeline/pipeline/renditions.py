@@ -2,7 +2,8 @@
 normalized clips, checked against its platforms and published.
 
 Each output is its own timeline (`media.timeline.build`: one model, built per output size, branded
-or the MLS-unbranded cut), rendered by `media.compose.compose_video`: clips of another shape than
+or the MLS-unbranded cut), rendered by `media.compose.render_timeline` (an unbranded cut from its
+branded twin's file by `compose.render_variant`, issue 15 point 3): clips of another shape than
 the output are cover-cropped around their job's focus point. The primary output (what
 `video_gen_batch.video_url` points at) is rendered first; when it cannot be made the composition
 fails, when another cannot, that output is recorded `failed` with the reason and the rest go on.
@@ -32,6 +33,7 @@ from zencourt_pipeline.storage.base import Storage
 
 if TYPE_CHECKING:
     from zencourt_pipeline.db.records import Job
+    from zencourt_pipeline.media.branding import Branding
     from zencourt_pipeline.media.compose import ClipInput, CompositionResult
     from zencourt_pipeline.media.templates import Template
     from zencourt_pipeline.media.timeline.narration import Narration
@@ -75,40 +77,67 @@ class Rendition:
 def render_renditions(
     clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
     title: str | None, template: Template, facts: ListingFacts, narration: Narration | None = None,
+    branding: Branding | None = None,
 ) -> list[Rendition]:
-    """Render every output of `outputs` (the primary first) into `work_dir/<output name>/`, each
-    with the `narration` (the unbranded cut without it when it identifies the agent). An output
+    """Render every output of `outputs` into `work_dir/<output name>/` (the primary first, each
+    unbranded cut right after the branded output of its size; listed in the request's order, the
+    primary first), each with the `narration` (the unbranded cut without it when it identifies the
+    agent) and the template applying `branding` (`media.branding`) to the branded ones. An output
     whose timeline equals one already rendered (an unbranded cut of a template and facts without
-    any branding) is a copy of that file. A MediaError of the primary propagates; another output's
-    is its `error`."""
-    from zencourt_pipeline.media.compose import render_timeline
+    any branding) is a copy of that file; an unbranded cut whose branded twin is rendered is made
+    from that file, re-encoding only the branding's windows (`compose.render_variant`). A
+    MediaError of the primary propagates; another output's is its `error`."""
+    from zencourt_pipeline.media.compose import render_timeline, render_variant
     from zencourt_pipeline.media.timeline.build import build_timeline
 
-    ordered = [primary, *(spec for spec in outputs if spec != primary)]
+    ordered = _ordered(outputs, primary)
     renditions: list[Rendition] = []
     rendered: dict[str, CompositionResult] = {}  # timeline JSON -> its render
+    branded_by_size: dict[tuple[int, int], CompositionResult] = {}
     for spec in ordered:
         out = work_dir / spec.name
         out.mkdir(parents=True, exist_ok=True)
         try:
             timeline = build_timeline(
                 clips, width=spec.width, height=spec.height, title=title, template=template, facts=facts,
-                branded=spec.branded, narration=narration,
+                branded=spec.branded, narration=narration, branding=branding,
             )  # fmt: skip
             plan = timeline.to_json()
             same = rendered.get(plan)
+            twin = None if spec.branded else branded_by_size.get(spec.size)
+            files = {"thumbnail_dest": out / "listing.jpg", "work_dir": out / "work"}
             if same is not None:
                 result = _copy(same, out)
-            else:
-                result = render_timeline(timeline, out / "listing.mp4", thumbnail_dest=out / "listing.jpg", work_dir=out / "work")
+            elif twin is not None:
+                result = render_variant(timeline, twin, out / "listing.mp4", **files)
                 rendered[plan] = result
+            else:
+                result = render_timeline(timeline, out / "listing.mp4", **files)
+                rendered[plan] = result
+            if spec.branded:
+                branded_by_size.setdefault(spec.size, result)
         except MediaError as exc:
             if spec == primary:
                 raise
             renditions.append(Rendition(spec, primary=False, error=f"{exc.code}: {exc.message}"))
             continue
         renditions.append(Rendition(spec, primary=spec == primary, result=result, copied=same is not None))
-    return renditions
+    listed = [primary, *(spec for spec in outputs if spec != primary)]
+    return sorted(renditions, key=lambda r: listed.index(r.spec))
+
+
+def _ordered(outputs: Sequence[OutputSpec], primary: OutputSpec) -> list[OutputSpec]:
+    """The primary first, then the others in their order, each unbranded cut moved right after the
+    first branded output of its size (rendered before it, so that it is made from that file)."""
+    rest = [primary, *(spec for spec in outputs if spec != primary)]
+    ordered = [s for s in rest if s == primary or s.branded or not any(o.branded and o.size == s.size for o in rest)]
+    for spec in rest:
+        if spec not in ordered:
+            at = next(i for i, o in enumerate(ordered) if o.branded and o.size == spec.size)
+            while at + 1 < len(ordered) and not ordered[at + 1].branded and ordered[at + 1].size == spec.size:
+                at += 1
+            ordered.insert(at + 1, spec)
+    return ordered
 
 
 def _copy(result: CompositionResult, out: Path) -> CompositionResult:

@@ -70,6 +70,7 @@ from zencourt_pipeline.service.launch import Launcher, launcher_from_settings
 from zencourt_pipeline.service.openapi import install_openapi
 from zencourt_pipeline.service.ratelimit import KeyRateLimiter
 from zencourt_pipeline.service.routes import actions, batches, events, health, media, root, video, webhooks
+from zencourt_pipeline.service.routes import branding as branding_routes
 from zencourt_pipeline.service.routes import storage as storage_routes
 from zencourt_pipeline.storage import storage_from_settings
 from zencourt_pipeline.storage.base import Storage
@@ -199,7 +200,7 @@ def default_verifier(settings: Settings):
 # -- the app --------------------------------------------------------------------------------
 ROUTERS = (
     root.router, health.router, webhooks.router, video.router, batches.router, actions.router, events.router,
-    storage_routes.router, media.router,
+    storage_routes.router, media.router, branding_routes.router,
 )  # fmt: skip
 
 

@@ -1,18 +1,26 @@
 """Renditions (issue 15 point 1): a batch asking for 16:9, 9:16, 1:1 and 4:5, branded and unbranded,
 gets 8 files from the same clips, each the size and codecs asked for and passing every profile its
 shape targets; each is a `video_gen_outputs` row, listed in the `batch.completed` webhook; the
-primary one stays `video_gen_batch.video_url`; the unbranded cuts carry no text naming the agent."""
+primary one stays `video_gen_batch.video_url`; the unbranded cuts carry no text naming the agent, and
+(issue 15 point 3) none of the branding the branded cuts show: the workspace's branding profile with
+the batch's override (logo bug, end card, contact line), checked on the decoded frames."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import subprocess
 
 import numpy as np
+from PIL import Image
 
+from zencourt_pipeline.db.branding import put_branding
 from zencourt_pipeline.db.outputs import OutputStatus
 from zencourt_pipeline.domain import OutputShape, OutputSpec, outputs_json
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe
+from zencourt_pipeline.media.smart.derive import variant_spans
+from zencourt_pipeline.media.timeline.assets import render_assets
 from zencourt_pipeline.media.timeline.model import TextRole, Timeline
 from zencourt_pipeline.pipeline.composition import compose_batch
 from zencourt_pipeline.pipeline.normalize import normalize_outputs
@@ -22,6 +30,21 @@ from zencourt_pipeline_tests.fakes.server import sample_mp4
 
 FACTS = {"address": "12 Oak Lane", "price": 1250000, "agentName": "Jane Doe"}
 EIGHT = [OutputSpec(shape=shape, branded=branded) for shape in OutputShape for branded in (True, False)]
+
+
+def _logo() -> str:
+    """A base64 PNG logo of black and white stripes (unlike any picture it is drawn over)."""
+    image = Image.new("RGBA", (400, 160), (255, 255, 255, 255))
+    for y in range(0, 160, 40):
+        image.paste((0, 0, 0, 255), (0, y, 400, y + 20))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+PROFILE = {"agentName": "Jane Doe", "brokerage": "Acme Realty", "phone": "555-0100", "email": "jane@acme.example",
+           "website": "acme.example", "primaryColor": "#E8590C", "logo": _logo()}  # fmt: skip
+OVERRIDE = {"phone": "555-0199"}  # the batch's: wins over the workspace's phone
 
 
 def _composed(db, storage, tmp_path, batch_id: str, outputs: list[OutputSpec] | None, **fields):
@@ -38,6 +61,18 @@ def _composed(db, storage, tmp_path, batch_id: str, outputs: list[OutputSpec] | 
     return compose_batch(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work)
 
 
+def _boxes(path, frames: list[int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """The decoded frames `frames` (by number), cropped to box (x, y, w, h), as grey levels."""
+    x, y, w, h = box
+    pick = "+".join(f"eq(n\\,{f})" for f in frames)
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", f"select='{pick}',crop={w}:{h}:{x}:{y}", "-fps_mode", "passthrough",
+         "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(len(frames), h, w)
+
+
 def _frame(path, at: float, width: int, height: int) -> np.ndarray:
     raw = subprocess.run(
         [ffmpeg_exe(), "-v", "error", "-ss", str(at), "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
@@ -48,7 +83,8 @@ def _frame(path, at: float, width: int, height: int) -> np.ndarray:
 
 def test_sixteen_nine_nine_sixteen_square_and_four_five_branded_and_unbranded_make_eight_checked_files(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
-    report = _composed(sqlite_db, storage, tmp_path, "r8", EIGHT)
+    put_branding(sqlite_db, "ws-brand", PROFILE)
+    report = _composed(sqlite_db, storage, tmp_path, "r8", EIGHT, workspace_id="ws-brand", branding=json.dumps(OVERRIDE))
     assert report.status == "completed", report.error
     assert [r.spec for r in report.outputs][0] == EIGHT[0] and {r.spec for r in report.outputs} == set(EIGHT)
     for rendition in report.outputs:
@@ -81,8 +117,40 @@ def test_sixteen_nine_nine_sixteen_square_and_four_five_branded_and_unbranded_ma
     during = (card.start_frame + card.duration_frames // 2) / 30
     a, b = (_frame(r.result.path, during, 1080, 1080) for r in (branded, unbranded))
     assert np.abs(a - b).mean() > 1.0  # the agent card is drawn in the branded cut only
-    a, b = (_frame(r.result.path, 0.9, 1080, 1080) for r in (branded, unbranded))
+    a, b = (_frame(r.result.path, 5.0, 1080, 1080) for r in (branded, unbranded))
     assert np.abs(a - b).mean() < 1.0  # elsewhere the two cuts are the same picture
+    _no_branding_in_the_unbranded_cuts(report, tmp_path)
+
+
+def _no_branding_in_the_unbranded_cuts(report, tmp_path) -> None:
+    """Each unbranded cut against its branded twin, on the decoded frames: where the branded cut
+    draws the logo bug, the logo over the end card and the contact line (each element's box, from
+    its rendered overlay), every frame of the unbranded cut shows something else; everywhere else
+    the unbranded cut is the branded one's pictures (copied GOPs: no branding is there to copy)."""
+    by_name = {r.spec.name: r for r in report.outputs}
+    for shape in OutputShape:
+        branded = next(r for r in report.outputs if r.spec.shape == shape and r.spec.branded)
+        unbranded = by_name[branded.spec.name.replace("-branded", "-unbranded")]
+        assert unbranded.result.strategy == "variant", unbranded.result.strategy_note  # made from the branded file
+        tl = branded.result.timeline
+        contact = [t for t in tl.texts if t.role == TextRole.CONTACT]
+        assert [t.text for t in contact] == ["555-0199  ·  jane@acme.example  ·  acme.example"]  # the batch's phone
+        assert len(tl.images) == 2 and tl.end_card.title == "Jane Doe"  # the bug and the logo over the card
+        assets = render_assets(tl, tmp_path / f"assets-{shape}")
+        layers = dict(zip([*tl.texts, *tl.images], assets.layers, strict=True))
+        for element in [*tl.images, *contact]:
+            layer = layers[element]
+            with Image.open(layer.image) as png:
+                box = (layer.x, layer.y, *png.size)
+            end = min(element.end_frame - element.fade_frames, tl.total_frames - tl.fade_out_frames)  # before black
+            frames = list(range(element.start_frame + element.fade_frames, end, 4))
+            a, b = (_boxes(r.result.path, frames, box).astype(float) for r in (branded, unbranded))
+            differs = np.abs(a - b).mean(axis=(1, 2))
+            assert differs.min() > 20, (shape, element.role, differs.min())  # not a frame shows it
+        windows = variant_spans(tl, unbranded.result.timeline)
+        outside = [f for f in range(0, tl.total_frames, 15) if not any(lo - 30 <= f < hi + 30 for lo, hi in windows)]
+        full = (0, 0, *branded.spec.size)
+        assert outside and np.array_equal(*(_boxes(r.result.path, outside, full) for r in (branded, unbranded)))
 
 
 def test_the_default_request_is_four_outputs_and_an_operator_orientation_picks_the_primary(sqlite_db, tmp_path):
@@ -115,3 +183,16 @@ def test_an_output_that_cannot_be_made_is_recorded_failed_and_the_others_are_pub
         (OutputShape.LANDSCAPE, OutputStatus.COMPLETED, False), (OutputShape.SQUARE, OutputStatus.FAILED, True),
     ]  # fmt: skip
     assert not any("square" in key for key in storage.list_keys("batches/rf/video/"))
+
+
+def test_each_unbranded_cut_is_rendered_right_after_its_branded_twin():
+    from zencourt_pipeline.pipeline.renditions import _ordered
+
+    spec = {f"{s.shape}-{s.branded}": s for s in EIGHT}
+    request = [spec["square-False"], spec["landscape-False"], spec["landscape-True"], spec["square-True"], spec["vertical-False"]]
+    ordered = _ordered(request, spec["landscape-True"])
+    assert [f"{s.shape}-{s.branded}" for s in ordered] == [
+        "landscape-True", "landscape-False", "square-True", "square-False", "vertical-False",
+    ]  # fmt: skip
+    # an unbranded primary stays first even when its branded twin is asked for too
+    assert _ordered(request, spec["square-False"])[0] == spec["square-False"]

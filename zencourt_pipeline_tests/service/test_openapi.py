@@ -43,11 +43,11 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Beyond the answers: what the document calls invalid is refused (4xx), and what it calls valid is
 # taken (not 400/422), except where the product's rule is not one JSON Schema can say: an
 # imageUrl the fetch policy allows, an opaque cursor, a signature; multipart fields carry no types;
-# the bulk route answers 200 with each batch's own refusal by design.
+# the bulk route answers 200 with each batch's own refusal by design; a branding logo must be a PNG or JPEG.
 NOT_NEGATIVE_CHECKED = {"POST /storage/upload", "POST /video/batches:bulk"}
 NOT_POSITIVE_CHECKED = {
     "POST /video/batches", "POST /video/batches:bulk", "GET /video/batches", "POST /storage/upload",
-    "POST /webhooks/fal", "GET /media/{key}", "HEAD /media/{key}",
+    "POST /webhooks/fal", "GET /media/{key}", "HEAD /media/{key}", "PUT /video/branding/{workspace_id}",
 }
 
 

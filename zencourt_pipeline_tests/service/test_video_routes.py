@@ -294,7 +294,8 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
     assert list(body) == [
         "success", "id", "listingId", "workspaceId", "status", "orientation", "template", "title", "videoUrl", "thumbnailUrl",
         "videoUri", "thumbnailUri", "urlsExpireAt", "error", "errorCode", "blockedReason", "createdAt", "updatedAt",
-        "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs", "facts", "instructions", "callbackUrl", "outputs",
+        "webhookStatus", "webhookErrorCode", "progress", "spend", "jobs", "facts", "instructions", "callbackUrl",
+        "narrationUrl", "narrationIdentifiesAgent", "outputs",
     ]  # fmt: skip
     assert list(body["progress"]) == ["total", "completed", "failed", "canceled", "processing", "pending", "percent"]
     assert list(body["jobs"][0]) == [

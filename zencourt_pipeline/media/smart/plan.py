@@ -72,6 +72,13 @@ def _merged(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
 
 
 def _changes(tl: Timeline, *, constant_overlays: bool) -> list[tuple[int, int]]:
+    return _merged(change_spans(tl, constant_overlays=constant_overlays), tl.total_frames)
+
+
+def change_spans(tl: Timeline, *, constant_overlays: bool = False) -> list[tuple[int, int]]:
+    """Each change of the composition on its own, [start, end) output frames (not merged: a cut
+    where one change ends and the next begins cuts through neither): transitions, fades, the end
+    card, and faded overlays (every overlay with `constant_overlays`)."""
     total = tl.total_frames
     spans: list[tuple[int, int]] = []
     if tl.fade_in_frames > 0:
@@ -86,7 +93,7 @@ def _changes(tl: Timeline, *, constant_overlays: bool) -> list[tuple[int, int]]:
     for element in [*tl.texts, *tl.images]:
         if constant_overlays or element.fade_frames > 0:
             spans.append((element.start_frame, element.end_frame))
-    return _merged(spans, total)
+    return spans
 
 
 def dirty_intervals(tl: Timeline) -> list[tuple[int, int]]:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.branding import Branding
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.merge import (
     Missing,
     TextProblem,
+    branding_values,
     clip_values,
     fact_values,
     merge,
@@ -26,16 +28,13 @@ from zencourt_pipeline.media.merge import (
     uses_branding,
 )
 from zencourt_pipeline.media.overlays import TextDoesNotFit
+from zencourt_pipeline.media.timeline import brand
 from zencourt_pipeline.media.timeline.assets import place_text
 from zencourt_pipeline.media.timeline.model import (
     AudioKind,
     AudioTrack,
     Clip,
-    Corner,
-    EndCard,
     GainPoint,
-    ImageElement,
-    ImageRole,
     TextElement,
     TextRole,
     TextStyle,
@@ -128,6 +127,7 @@ def build_timeline(
     facts: ListingFacts | None = None,
     branded: bool = True,
     narration: Narration | None = None,
+    branding: Branding | None = None,
 ) -> Timeline:
     """The timeline of `clips` composed with `template`: crossfaded clips, the title over the first
     clip, a caption over each clip that has one, the template's texts with their merge fields filled
@@ -138,15 +138,25 @@ def build_timeline(
 
     `branded=False` is the MLS-unbranded cut: no logo, no agent card (the template's `outro` text)
     and no text that merges the agent's name (`merge.BRANDING_FIELDS`; a caption of the job's own
-    that does falls back to the room name) and no narration that identifies the agent."""
+    that does falls back to the room name) and no narration that identifies the agent.
+
+    `branding` (`media.branding`, the workspace's profile with the batch's override) is applied by
+    the template in bounded windows (`timeline.brand`): the logo bug, an end card naming the agent
+    and the contact line over it. The unbranded cut gets an end card of the same length without
+    them, and no music when the template's music identifies the agent."""
     clips = list(clips)
     validate_clips(clips, width, height)
     facts = facts or ListingFacts()
+    if branding is not None and branding.agent_name and not facts.agent_name:
+        facts = facts.model_copy(update={"agent_name": branding.agent_name})
+    if (card_s := brand.card_seconds(template, branding)) != template.end_card_seconds:
+        template = template.model_copy(update={"end_card_seconds": card_s})  # the card a profile adds
     if not branded:
         facts = facts.model_copy(update={"agent_name": None})
         title = None if uses_branding(title) else title
-    values = fact_values(facts)
-    values = fact_values(facts, merge(title, values, where="the title", field="title") if title else None)
+    extra = branding_values(branding) if branded else {}
+    values = {**fact_values(facts), **extra}
+    values = {**fact_values(facts, merge(title, values, where="the title", field="title") if title else None), **extra}
     title = merge(template.title_text, values, where="the template's title", missing=Missing.OMIT)
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
@@ -176,22 +186,21 @@ def build_timeline(
             continue  # the agent card
         if element := _template_text(spec, values, total, template, fps):
             placed.append((element, f"the template's {spec.role} text ({spec.text})", request_field(spec.text)))
+    card_start = total - card_frames - t if card_frames else None
+    windows = brand.BrandWindows(
+        bug_frames=frames(template.logo_seconds, fps), card_start=card_start,
+        card_shown=None if card_start is None else card_start + t, total=total,
+    )  # fmt: skip
+    if branded and (contact := brand.contact_element(template, branding, windows)):
+        placed.append((contact, "the branding's contact line", "branding"))
     for element, where, field in placed:
         _check_fits(element, width, height, where=where, field=field)
     texts = [element for element, _, _ in placed]
-    images = []
-    if branded and template.logo_path is not None:  # constant, over everything
-        images.append(
-            ImageElement(
-                role=ImageRole.LOGO, source=str(template.logo_path), start_frame=0, duration_frames=total,
-                position=Corner(template.logo_position), width_fraction=template.logo_width,
-                opacity=template.logo_opacity,
-            )  # fmt: skip
-        )
+    images = brand.logo_elements(template, branding, windows, frames(template.overlay_fade_seconds, fps)) if branded else []
     fade_in = min(frames(template.fade_in_seconds, fps), total // 4)
     fade_out = min(frames(template.fade_out_seconds, fps), total // 4)
     audio = []
-    if template.music_path is not None:
+    if template.music_path is not None and (branded or not template.music_identifies_agent):
         base = _gain_db(template.music_volume)
         audio.append(
             AudioTrack(
@@ -205,7 +214,8 @@ def build_timeline(
     card = None
     if card_frames:
         style = _text_style(template, template.title_font_size)
-        card = EndCard(duration_frames=card_frames, title=title, subtitle=template.end_card_text, style=style)
+        card = brand.end_card(template, branding, title=title, style=style, branded=branded)
+        card = card.model_copy(update={"duration_frames": card_frames})  # type: ignore[union-attr]
     return Timeline(
         width=width, height=height, fps=fps, clips=track, end_card=card, texts=texts, images=images, audio=audio,
         fade_in_frames=fade_in, fade_out_frames=fade_out,

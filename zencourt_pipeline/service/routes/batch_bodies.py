@@ -34,6 +34,7 @@ from zencourt_pipeline.domain import (
     outputs_problem,
     prompt_problem,
 )
+from zencourt_pipeline.media.branding import BrandingProfile
 from zencourt_pipeline.media.transitions import TransitionKind
 from zencourt_pipeline.net.fetch import check_callback_url
 from zencourt_pipeline.net.policy import MAX_URL_LENGTH, FetchError, FetchPolicy, check_url
@@ -174,6 +175,7 @@ class BatchCreate(CreateModel):
     @classmethod
     def _fetchable_narration(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _fetchable(value, info)
+    branding: BrandingProfile | None = None  # the batch's override of its workspace's branding profile, field by field
 
     @field_validator("instructions")
     @classmethod

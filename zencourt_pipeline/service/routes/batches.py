@@ -101,6 +101,7 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "narration_url": body.narration_url,
         "narration_identifies_agent": body.narration_identifies_agent,
         "outputs": outputs_json(body.outputs) if body.outputs is not None else None,
+        "branding": body.branding.model_dump_json(exclude_none=True) if body.branding is not None else None,
         "status": BatchStatus.PENDING,
         "created_at": now,
         "updated_at": now,
