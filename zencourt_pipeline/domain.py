@@ -12,6 +12,7 @@ Bottom layer: imports nothing of the package but `errors` (pyproject's import-li
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,38 @@ class Orientation(StrEnum):
 
     LANDSCAPE = "landscape"
     VERTICAL = "vertical"
+
+
+class GenerationRatio(StrEnum):
+    """The frames a provider generates at: Runway gen4_turbo's six `ratio` values (API 2024-11-06),
+    each a 720p-class `width:height`. Kling on fal has no aspect input for image-to-video (its clip
+    follows the photo), so the same ratio is reached there by cropping the photo to it first: one
+    value names the generated frame whichever provider makes the clip."""
+
+    LANDSCAPE = "1280:720"  # 16:9
+    VERTICAL = "720:1280"  # 9:16
+    LANDSCAPE_4_3 = "1104:832"  # ~4:3
+    PORTRAIT_3_4 = "832:1104"  # ~3:4
+    SQUARE = "960:960"  # 1:1
+    WIDE = "1584:672"  # ~21:9
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        width, height = self.value.split(":")
+        return int(width), int(height)
+
+
+def generation_ratio(width: int, height: int) -> GenerationRatio:
+    """The generation ratio nearest in aspect to a `width` x `height` frame (the batch's clip frame).
+
+    Nearest on a log scale, so 2:1 is as far from 1:1 as 1:2 is; a frame of one of the six ratios
+    maps to itself (1280x720 -> 1280:720, 1920x1080 -> 1280:720, 1080x1080 -> 960:960, 1080x1350 ->
+    832:1104). ValueError for a frame without a positive width and height."""
+    if not (isinstance(width, int) and isinstance(height, int)) or width <= 0 or height <= 0:
+        raise ValueError(f"no generation ratio for a {width!r}x{height!r} frame")
+    aspect = math.log(width / height)
+    return min(GenerationRatio, key=lambda ratio: abs(math.log(ratio.size[0] / ratio.size[1]) - aspect))
 
 
 class Provider(StrEnum):

@@ -17,10 +17,12 @@ from zencourt_pipeline.domain import (
     MAX_JOBS_PER_BATCH,
     MAX_PROMPT_CHARS,
     PROVIDERS,
+    GenerationRatio,
     Orientation,
     Provider,
     StorageBackend,
     clamp_clip_seconds,
+    generation_ratio,
     names,
 )
 from zencourt_pipeline.errors import ErrorCode
@@ -130,3 +132,41 @@ def test_outputs_default_to_the_four_and_refuse_unknown_shapes_sizes_and_repeats
     assert primary_output(squares, OutputShape.LANDSCAPE) == (squares[0], squares)
     added, rendered = primary_output(squares, OutputShape.VERTICAL, required=True)
     assert added.name == "vertical-1080x1920-branded" and rendered == (added, *squares)
+
+
+# -- generation ratios (issue 15 point 2) ---------------------------------------------------------------
+
+
+def test_the_six_runway_ratios_with_their_sizes():
+    assert [str(r) for r in GenerationRatio] == ["1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"]
+    assert GenerationRatio("1584:672").size == (1584, 672) and GenerationRatio.PORTRAIT_3_4.size == (832, 1104)
+
+
+@pytest.mark.parametrize(("frame", "ratio"), [
+    ((1280, 720), "1280:720"), ((1920, 1080), "1280:720"),  # 16:9
+    ((720, 1280), "720:1280"), ((1080, 1920), "720:1280"),  # 9:16
+    ((1024, 768), "1104:832"),  # 4:3
+    ((768, 1024), "832:1104"), ((1080, 1350), "832:1104"),  # 3:4 and the 4:5 output
+    ((1080, 1080), "960:960"), ((1000, 1100), "960:960"),  # 1:1
+    ((2560, 1080), "1584:672"),  # 21:9
+])  # fmt: skip
+def test_every_ratio_is_reachable_from_its_frame(frame, ratio):
+    assert generation_ratio(*frame) == GenerationRatio(ratio)
+
+
+def test_every_ratio_maps_to_itself_and_the_orientations_keep_their_frame():
+    assert {generation_ratio(*r.size) for r in GenerationRatio} == set(GenerationRatio)
+    for orientation, size in ORIENTATION_SIZES.items():  # the clips normalize and compose expect
+        assert generation_ratio(*size).size == size, orientation
+
+
+@pytest.mark.parametrize("bad", ["4:3", "1280x720", "1920:1080", "", "960:961"])
+def test_an_unknown_ratio_is_refused(bad):
+    with pytest.raises(ValueError):
+        GenerationRatio(bad)
+
+
+@pytest.mark.parametrize("frame", [(0, 720), (1280, 0), (-1280, 720), (1280.0, 720)])
+def test_a_frame_without_a_positive_size_has_no_ratio(frame):
+    with pytest.raises(ValueError, match="no generation ratio"):
+        generation_ratio(*frame)

@@ -51,6 +51,7 @@ class Output(Record):
     error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    source_resolution: str | None = None  # migration 0015: the clips' size (`WxH`) it was made from
 
     @property
     def spec(self) -> OutputSpec:
@@ -71,6 +72,7 @@ class OutputRow:
     duration_s: float | None = None
     size_bytes: int | None = None
     error: str | None = None
+    source_resolution: str | None = None  # the size (`WxH`) of the clips it was made from (None: not made)
 
     def values(self, batch_id: str, now: datetime) -> dict[str, Any]:
         """The row's column values."""
@@ -79,7 +81,8 @@ class OutputRow:
             "height": self.spec.height, "branded": self.spec.branded, "is_primary": self.primary,
             "status": self.status.value, "template": self.template, "video_url": self.video_uri,
             "thumbnail_url": self.thumbnail_uri, "duration_seconds": self.duration_s,
-            "size_bytes": self.size_bytes, "error": self.error, "created_at": now, "updated_at": now,
+            "size_bytes": self.size_bytes, "error": self.error, "source_resolution": self.source_resolution,
+            "created_at": now, "updated_at": now,
         }  # fmt: skip
 
 
@@ -89,13 +92,15 @@ def webhook_fields(output: OutputRow | Output) -> dict[str, Any]:
     if isinstance(output, Output):
         spec, primary, uri, thumb = output.spec, output.is_primary, output.video_url, output.thumbnail_url
         duration, size, status, error = output.duration_seconds, output.size_bytes, output.status, output.error
+        source = output.source_resolution
     else:
         spec, primary, uri, thumb = output.spec, output.primary, output.video_uri, output.thumbnail_uri
         duration, size, status, error = output.duration_s, output.size_bytes, output.status, output.error
+        source = output.source_resolution
     return {
         "shape": spec.shape.value, "width": spec.width, "height": spec.height, "branded": spec.branded,
         "primary": primary, "status": status.value, "videoUri": uri, "thumbnailUri": thumb,
-        "durationSeconds": duration, "bytes": size, "error": error,
+        "durationSeconds": duration, "bytes": size, "sourceResolution": source, "error": error,
     }  # fmt: skip
 
 

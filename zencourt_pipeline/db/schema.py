@@ -285,5 +285,7 @@ video_gen_outputs = sa.Table(
     sa.Column("size_bytes", sa.BigInteger, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     *_timestamps(),
+    # migration 0015: the size of the clips the output was made from (`WxH`), e.g. 1280x720 under a 1080p output
+    sa.Column("source_resolution", sa.Text, nullable=True),
     sa.UniqueConstraint("batch_id", "shape", "width", "height", "branded", name="uq_video_gen_outputs_rendition"),
 )

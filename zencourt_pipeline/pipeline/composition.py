@@ -268,12 +268,15 @@ def _inspect_published(storage: Storage, result, thumbnail_key: str | None, work
 
 
 def output_rows(renditions: list[Rendition]) -> list[dict]:
-    """The outputs as table rows (Dagster metadata): shape, size, branding, status, file figures."""
+    """The outputs as table rows (Dagster metadata): shape, size, branding, status, file figures and
+    the size of the clips each was made from (`source_resolution`: a 1080p output over 1280x720
+    clips is an upscale)."""
     return [
         {
             "output": r.spec.name, "primary": r.primary, "status": str(r.status),
             "duration_s": r.result.info.duration if r.result else None,
             "bytes": r.result.info.size_bytes if r.result else None,
+            "source_resolution": r.source_resolution if r.result else None,
             "render_strategy": ("copy" if r.copied else r.result.strategy) if r.result else None,
             "platforms_failing": ", ".join(p for p, problems in (r.platforms or {}).items() if problems) or None,
             "video_uri": r.video_uri, "error": r.error,

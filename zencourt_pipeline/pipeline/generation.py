@@ -38,8 +38,16 @@ from zencourt_pipeline.db.records import (
     Job,
     Task,
 )
-from zencourt_pipeline.domain import BatchRejected, JobSource, motion_prompt
+from zencourt_pipeline.domain import (
+    BatchRejected,
+    GenerationRatio,
+    JobSource,
+    Orientation,
+    generation_ratio,
+    motion_prompt,
+)
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import (
     BatchQuota,
@@ -120,9 +128,23 @@ def generation_attempt(tasks: list[Task]) -> int:
     return sum(1 for task in tasks if task.status == SUPERSEDED)
 
 
+def batch_generation_ratio(batch: Batch) -> GenerationRatio:
+    """The ratio a batch's clips are generated at: the one nearest its clip frame,
+    `ORIENTATION_SIZES[batch.orientation]` (1280:720 for landscape, 720:1280 for vertical, exactly
+    that frame).
+
+    The primary output (`domain.primary_output`) is the batch orientation's shape whenever the batch
+    asks for one, so this is also the primary's ratio. A batch asking only for square or 4:5 outputs
+    still generates at its orientation's frame and reframes them by cover crop: normalize, the
+    timeline and compose all work at `ORIENTATION_SIZES`, and a 960:960 or 832:1104 clip would
+    be cropped back to 16:9 there. Generating at the primary's own ratio needs that frame to
+    follow the primary first (issue 15 point 2, what is left)."""
+    return generation_ratio(*ORIENTATION_SIZES[Orientation(batch.orientation)])
+
+
 def build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:
     """The provider request of one job: its photo, prompt (with the batch's instructions after it),
-    duration, orientation and seed."""
+    duration, orientation, generation ratio and seed."""
     return GenerationRequest(
         job_id=job.id,
         batch_id=batch.id,
@@ -130,6 +152,7 @@ def build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt
         prompt=motion_prompt(job.prompt or default_prompt(job.room_name), batch.instructions),
         duration_seconds=int(job.duration_seconds),
         orientation=batch.orientation,
+        ratio=batch_generation_ratio(batch),
         seed=attempt_seed(job.id, attempt),
         room_name=job.room_name,
         photo_https_url=storage.public_https_url(job.photo_key),

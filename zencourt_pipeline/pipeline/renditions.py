@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
 from zencourt_pipeline.domain import ListingFacts, OutputSpec
 from zencourt_pipeline.media.errors import MediaError
+from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.profiles import targets
 from zencourt_pipeline.media.timeline.model import AudioKind
 from zencourt_pipeline.media.validate import Problem, validate_targets
@@ -57,6 +58,7 @@ class Rendition:
     platforms: dict[str, list[Problem]] | None = None
     keys: tuple[str, ...] = field(default=(), repr=False)  # every object published for it
     copied: bool = False  # its timeline is another output's: the file is a copy of that render
+    source_resolution: str | None = None  # the size of the clips it was made from (`clips_resolution`)
 
     @property
     def status(self) -> OutputStatus:
@@ -70,7 +72,7 @@ class Rendition:
             self.spec, self.status, primary=self.primary, template=template if result else None,
             video_uri=self.video_uri, thumbnail_uri=self.thumbnail_uri,
             duration_s=result.info.duration if result else None, size_bytes=result.info.size_bytes if result else None,
-            error=self.error,
+            error=self.error, source_resolution=self.source_resolution if result else None,
         )  # fmt: skip
 
 
@@ -91,6 +93,7 @@ def render_renditions(
     from zencourt_pipeline.media.timeline.build import build_timeline
 
     ordered = _ordered(outputs, primary)
+    source = clips_resolution(clips)
     renditions: list[Rendition] = []
     rendered: dict[str, CompositionResult] = {}  # timeline JSON -> its render
     branded_by_size: dict[tuple[int, int], CompositionResult] = {}
@@ -121,9 +124,28 @@ def render_renditions(
                 raise
             renditions.append(Rendition(spec, primary=False, error=f"{exc.code}: {exc.message}"))
             continue
-        renditions.append(Rendition(spec, primary=spec == primary, result=result, copied=same is not None))
+        renditions.append(Rendition(
+            spec, primary=spec == primary, result=result, copied=same is not None, source_resolution=source,
+        ))  # fmt: skip
     listed = [primary, *(spec for spec in outputs if spec != primary)]
     return sorted(renditions, key=lambda r: listed.index(r.spec))
+
+
+def clips_resolution(clips: Sequence[ClipInput]) -> str | None:
+    """The size of the clips the outputs are made from, read from the files (`1280x720`): the
+    normalized clips, which normalize brings to the batch's frame whatever size the provider
+    generated (Runway's and Kling's are about 720p), so a 1080p output is an upscale of them.
+    Clips of several sizes (not made by normalize) are listed in clip order (`1280x720, 960x960`);
+    None when a clip cannot be read (the render then says why)."""
+    sizes: list[str] = []
+    for clip in clips:
+        try:
+            info = probe(clip.path)
+        except MediaError:
+            return None
+        if f"{info.width}x{info.height}" not in sizes:
+            sizes.append(f"{info.width}x{info.height}")
+    return ", ".join(sizes) or None
 
 
 def _ordered(outputs: Sequence[OutputSpec], primary: OutputSpec) -> list[OutputSpec]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zencourt_pipeline.domain import Orientation
+from zencourt_pipeline.domain import GenerationRatio, Orientation, generation_ratio
 from zencourt_pipeline.errors import CodedError, ErrorCode
 from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 
@@ -42,10 +42,22 @@ class GenerationRequest:
     seed: int  # derived from the job id: reproducible runs
     room_name: str | None = None
     photo_https_url: str | None = None  # a public HTTPS URL of the photo, when storage has one
+    ratio: GenerationRatio | None = None  # None: the ratio of the orientation's frame
+
+    @property
+    def generation_ratio(self) -> GenerationRatio:
+        """The frame the clip is generated at: Runway's `ratio`, Kling's photo crop, the local
+        render's size. By default the one nearest the orientation's frame (1280:720, 720:1280,
+        exactly `ORIENTATION_SIZES`): normalize and compose keep the clips at that frame, so the
+        pipeline (`pipeline/generation.py:batch_generation_ratio`) asks for no other yet."""
+        if self.ratio is not None:
+            return GenerationRatio(self.ratio)
+        return generation_ratio(*ORIENTATION_SIZES[Orientation(self.orientation)])
 
     @property
     def size(self) -> tuple[int, int]:
-        return ORIENTATION_SIZES[self.orientation]
+        """(width, height) of the generated clip."""
+        return self.generation_ratio.size
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 A thin client over the documented queue API (the `fal-client` SDK reads its host at import time
 and polls every 0.1 s). Kling has no aspect-ratio input: the output follows the image, so the
-photo is centre-cropped to the job's orientation and sent as a JPEG data URI.
+photo is centre-cropped to the request's generation ratio (`GenerationRequest.generation_ratio`,
+the same six frames as Runway's `ratio`) and sent as a JPEG data URI.
 
 The status/result/cancel URLs returned by the submit are stored in `TaskRef.meta` and used as
 given: they carry only `owner/app`, not the model's sub-path.
@@ -136,8 +137,12 @@ class FalGenerator(HttpVideoGenerator):
     # --------------------------------------------------------------------------------- submit
 
     def build_input(self, request: GenerationRequest) -> dict[str, Any]:
-        """The Kling model input for `request` (crops the photo to the orientation's aspect)."""
-        width, height = request.size
+        """The Kling model input for `request`. Kling's image-to-video has no aspect input (its clip
+        follows the photo), so the photo is centre-cropped to the request's generation ratio."""
+        try:
+            width, height = request.generation_ratio.size
+        except ValueError as exc:  # an unknown orientation or ratio
+            raise GenerationError(ErrorCode.INVALID_INPUT, f"no Kling aspect for this request: {exc}") from exc
         try:
             with tempfile.TemporaryDirectory(prefix="zencourt-fal-", dir=self.work_dir) as tmp:
                 cropped = crop_to_aspect(Path(request.photo_path), Path(tmp) / "cropped.jpg", width, height)

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from zencourt_pipeline.domain import Orientation, clamp_clip_seconds
+from zencourt_pipeline.domain import GenerationRatio, clamp_clip_seconds
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.photos import jpeg_data_uri
@@ -46,7 +46,7 @@ DEFAULT_API_VERSION = "2024-11-06"
 DEFAULT_MODEL = "gen4_turbo"
 
 # Constraints of POST /v1/image_to_video (gen4_turbo) in the 2024-11-06 API.
-RATIOS = {Orientation.LANDSCAPE: "1280:720", Orientation.VERTICAL: "720:1280"}
+RATIOS = frozenset(GenerationRatio)  # all six: 1280:720 720:1280 1104:832 832:1104 960:960 1584:672
 PROMPT_TEXT_MAX_UTF16 = 1000
 SEED_MAX = 4_294_967_295
 HTTPS_URL_MIN, HTTPS_URL_MAX = 13, 2048
@@ -183,9 +183,12 @@ class RunwayGenerator(HttpVideoGenerator):
 
     def build_body(self, request: GenerationRequest) -> dict[str, Any]:
         """The JSON body of POST /v1/image_to_video for `request`."""
-        ratio = RATIOS.get(request.orientation)
-        if ratio is None:
-            raise GenerationError(ErrorCode.INVALID_INPUT, f"unknown orientation {request.orientation!r}")
+        try:
+            ratio = request.generation_ratio
+        except ValueError as exc:  # an unknown orientation or ratio
+            raise GenerationError(ErrorCode.INVALID_INPUT, f"no Runway ratio for this request: {exc}") from exc
+        if ratio not in RATIOS:
+            raise GenerationError(ErrorCode.INVALID_INPUT, f"Runway has no ratio {ratio!r}")
         if request.photo_https_url and _https_url_ok(request.photo_https_url):
             prompt_image = request.photo_https_url
         else:
@@ -196,7 +199,7 @@ class RunwayGenerator(HttpVideoGenerator):
         body: dict[str, Any] = {
             "model": self.model,
             "promptImage": prompt_image,
-            "ratio": ratio,
+            "ratio": str(ratio),
             "duration": clamp_clip_seconds(request.duration_seconds),
             "seed": int(request.seed) % (SEED_MAX + 1),
         }

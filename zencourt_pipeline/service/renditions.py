@@ -31,6 +31,9 @@ class OutputResponse(BaseModel):
     urls_expire_at: str | None
     duration_seconds: float | None
     bytes: int | None
+    # the size (`WxH`) of the clips it was made from: the providers generate about 720p, so a 1080p
+    # output is scaled up from them (None: not made, or written before migration 0015)
+    source_resolution: str | None
     error: str | None  # why a failed output could not be made
 
     @classmethod
@@ -40,5 +43,6 @@ class OutputResponse(BaseModel):
             shape=output.shape, width=output.width, height=output.height, branded=output.branded,
             primary=output.is_primary, status=output.status, template=output.template,
             **urls.fields(output.video_url, output.thumbnail_url),
-            duration_seconds=output.duration_seconds, bytes=output.size_bytes, error=output.error,
+            duration_seconds=output.duration_seconds, bytes=output.size_bytes,
+            source_resolution=output.source_resolution, error=output.error,
         )  # fmt: skip

@@ -18,7 +18,8 @@ def _rows(template: str = "default") -> list[OutputRow]:
     for i, spec in enumerate(DEFAULT_OUTPUTS):
         uri = f"file:///s/batches/o1/video/listing-{spec.name}-{template}.mp4"
         rows.append(OutputRow(spec, OutputStatus.COMPLETED, primary=i == 0, template=template, video_uri=uri,
-                              thumbnail_uri=uri.replace(".mp4", ".jpg"), duration_s=12.5, size_bytes=1000 + i))
+                              thumbnail_uri=uri.replace(".mp4", ".jpg"), duration_s=12.5, size_bytes=1000 + i,
+                              source_resolution="1280x720"))
     return rows
 
 
@@ -39,6 +40,9 @@ def test_completion_writes_the_outputs_and_lists_them_in_the_webhook(app_db):
         ("vertical", 1080, 1920, True, False), ("vertical", 1080, 1920, False, False),
     ]  # fmt: skip
     assert body["outputs"][1]["videoUri"] == rows[1].video_uri and body["outputs"][1]["bytes"] == 1001
+    # the clips' size each output was made from (migration 0015), stored and in the webhook
+    assert [o.source_resolution for o in stored] == ["1280x720"] * 4
+    assert [o["sourceResolution"] for o in body["outputs"]] == ["1280x720"] * 4
 
 
 def test_a_recompose_replaces_the_outputs_without_a_second_webhook(app_db):

@@ -72,6 +72,8 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     )
     outputs = composed.metadata["outputs"].value
     assert [(r.data["output"], r.data["status"]) for r in outputs.records][0] == ("landscape-1920x1080-branded", "completed")
+    # the 1080p outputs are scaled up from the local generator's 720p clips, and the table says so
+    assert [r.data["source_resolution"] for r in outputs.records] == ["1280x720"] * 4
     assert len(db.get_outputs("b-all")) == 4
 
 

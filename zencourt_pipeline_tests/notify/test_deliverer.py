@@ -471,6 +471,6 @@ def test_each_output_of_batch_completed_gets_playable_urls_at_delivery(db: AppDa
         assert output["urlsExpireAt"] == body["urlsExpireAt"]
         assert list(output) == [
             "shape", "width", "height", "branded", "primary", "status", "videoUrl", "videoUri", "thumbnailUrl",
-            "thumbnailUri", "urlsExpireAt", "durationSeconds", "bytes", "error",
+            "thumbnailUri", "urlsExpireAt", "durationSeconds", "bytes", "sourceResolution", "error",
         ]  # fmt: skip
     assert json.loads(outbox.get(db, row.id).body)["outputs"][0]["videoUri"] == uris[0]  # the row keeps the URIs

@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from zencourt_pipeline.db.records import BatchStatus, JobStatus
-from zencourt_pipeline.domain import instructions_problem, motion_prompt, prompt_problem
+from zencourt_pipeline.domain import Orientation, instructions_problem, motion_prompt, prompt_problem
 from zencourt_pipeline.errors import ErrorCode
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.net.policy import FetchPolicy
-from zencourt_pipeline.pipeline.generation import build_request
+from zencourt_pipeline.pipeline.generation import batch_generation_ratio, build_request
 from zencourt_pipeline.pipeline.intake import IntakeStatus, ingest_photos, take_in_batch
 from zencourt_pipeline.pipeline.quota import QuotaLimits
 from zencourt_pipeline.providers.chain import default_prompt
@@ -73,3 +74,15 @@ def test_a_prompt_too_long_with_the_instructions_fails_its_job_only(sqlite_db, t
                               sqlite_db.get_jobs("in3")[:1], tmp_path, FetchPolicy())  # fmt: skip
     assert result.error_code == ErrorCode.INVALID_INPUT and "1102 characters" in result.error_message
     assert sqlite_db.get_job("in3-0").status == JobStatus.FAILED and not sqlite_db.get_job("in3-1").terminal
+
+
+@pytest.mark.parametrize(("orientation", "ratio"), [("landscape", "1280:720"), ("vertical", "720:1280")])
+def test_the_request_is_generated_at_the_ratio_of_the_batch_frame(sqlite_db, tmp_path, orientation, ratio):
+    # every output shape asked for: the clips still come at the orientation's frame, which normalize keeps
+    outputs = '[{"shape": "square"}, {"shape": "portrait"}, {"shape": "landscape"}, {"shape": "vertical"}]'
+    batch, jobs = make_batch(f"ra-{orientation}", orientation=orientation, outputs=outputs)
+    sqlite_db.insert_batch(batch, jobs)
+    stored = sqlite_db.get_batch(batch["id"])
+    request = build_request(stored, sqlite_db.get_jobs(batch["id"])[0], tmp_path / "p.jpg", LocalStorage(tmp_path / "s"))
+    assert batch_generation_ratio(stored) == request.ratio == request.generation_ratio == ratio
+    assert request.size == ORIENTATION_SIZES[Orientation(orientation)]

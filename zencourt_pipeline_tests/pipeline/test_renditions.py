@@ -22,8 +22,9 @@ from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe
 from zencourt_pipeline.media.smart.derive import variant_spans
 from zencourt_pipeline.media.timeline.assets import render_assets
 from zencourt_pipeline.media.timeline.model import TextRole, Timeline
-from zencourt_pipeline.pipeline.composition import compose_batch
+from zencourt_pipeline.pipeline.composition import compose_batch, output_rows
 from zencourt_pipeline.pipeline.normalize import normalize_outputs
+from zencourt_pipeline.pipeline.renditions import clips_resolution
 from zencourt_pipeline.storage.local import LocalStorage
 from zencourt_pipeline_tests.conftest import make_batch
 from zencourt_pipeline_tests.fakes.server import sample_mp4
@@ -163,7 +164,14 @@ def test_the_default_request_is_four_outputs_and_an_operator_orientation_picks_t
         ("landscape-1920x1080-unbranded", True), ("vertical-1080x1920-unbranded", True),
     ]  # fmt: skip
     assert (report.width, report.height) == (1080, 1920)
-    assert len(sqlite_db.get_outputs("r4")) == 4
+    # the 1080p outputs are made from the 720p-class normalized clips, which every record of them says
+    rows = sqlite_db.get_outputs("r4")
+    assert len(rows) == 4 and [r.source_resolution for r in rows] == ["720x1280"] * 4
+    assert [r.source_resolution for r in report.outputs] == ["720x1280"] * 4
+    [completed] = [json.loads(e.body) for e in sqlite_db.outbox("r4") if json.loads(e.body)["event"] == "batch.completed"]
+    assert [(o["width"], o["sourceResolution"]) for o in completed["outputs"]] == [(1080, "720x1280"), (1920, "720x1280"),
+                                                                                   (1920, "720x1280"), (1080, "720x1280")]
+    assert [row["source_resolution"] for row in output_rows(report.outputs)] == ["720x1280"] * 4
     files = {r.spec.name: storage.path(storage.key_from_uri(r.video_uri)).read_bytes() for r in report.outputs}
     assert files["vertical-1080x1920-unbranded"] == files["vertical-1080x1920-branded"]
     assert all(not problems for r in report.outputs for problems in r.platforms.values())
@@ -182,6 +190,8 @@ def test_an_output_that_cannot_be_made_is_recorded_failed_and_the_others_are_pub
     assert [(r.shape, r.status, r.video_url is None) for r in rows] == [
         (OutputShape.LANDSCAPE, OutputStatus.COMPLETED, False), (OutputShape.SQUARE, OutputStatus.FAILED, True),
     ]  # fmt: skip
+    assert [r.source_resolution for r in rows] == ["1280x720", None]  # a failed output was made from nothing
+    assert [row["source_resolution"] for row in output_rows(report.outputs)] == ["1280x720", None]
     assert not any("square" in key for key in storage.list_keys("batches/rf/video/"))
 
 
@@ -196,3 +206,14 @@ def test_each_unbranded_cut_is_rendered_right_after_its_branded_twin():
     ]  # fmt: skip
     # an unbranded primary stays first even when its branded twin is asked for too
     assert _ordered(request, spec["square-False"])[0] == spec["square-False"]
+
+
+def test_the_source_resolution_is_read_from_the_clip_files(tmp_path):
+    from zencourt_pipeline.media.timeline.build import ClipInput
+
+    wide, square = sample_mp4(1280, 720), sample_mp4(960, 960)
+    assert clips_resolution([ClipInput(wide, 2.0), ClipInput(wide, 2.0)]) == "1280x720"
+    assert clips_resolution([ClipInput(wide, 2.0), ClipInput(square, 2.0), ClipInput(wide, 2.0)]) == "1280x720, 960x960"
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    assert clips_resolution([ClipInput(wide, 2.0), ClipInput(broken, 2.0)]) is None

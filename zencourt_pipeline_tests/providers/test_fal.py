@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from zencourt_pipeline.domain import GenerationRatio
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskState
 from zencourt_pipeline.providers.fal import FalGenerator, fal_duration
@@ -64,6 +65,20 @@ def test_vertical_crop_and_durations(fake_fal, photo):  # noqa: F811
     width, height = req.image_size
     assert width / height == pytest.approx(720 / 1280, rel=0.01)
     assert [fal_duration(s) for s in (2, 5, 7, 8, 10, 15)] == ["5", "5", "5", "10", "10", "10"]
+
+
+@pytest.mark.parametrize("ratio", list(GenerationRatio))
+def test_kling_gets_the_photo_cropped_to_the_generation_ratio(fake_fal, photo, ratio):  # noqa: F811
+    # Kling's image-to-video has no aspect input: its clip follows the photo, so the photo is the ratio
+    ref = _gen(fake_fal).submit(make_request(photo, ratio=ratio)).ref
+    width, height = fake_fal.requests[ref.task_id].image_size
+    assert width / height == pytest.approx(ratio.size[0] / ratio.size[1], rel=0.01)
+
+
+def test_kling_refuses_an_unknown_ratio_before_any_request(fake_fal, photo):  # noqa: F811
+    with pytest.raises(GenerationError) as err:
+        _gen(fake_fal).submit(make_request(photo, ratio="4:3"))
+    assert err.value.code == "INVALID_INPUT" and fake_fal.counts["queued"] == 0
 
 
 def test_the_fake_validates_like_the_real_api(fake_fal):  # noqa: F811

@@ -9,6 +9,7 @@ import httpx
 import jsonschema
 import pytest
 
+from zencourt_pipeline.domain import GenerationRatio
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.net.backoff import RetryPolicy
 from zencourt_pipeline.providers.base import GenerationError, TaskRef, TaskState, TaskStatus
@@ -163,6 +164,24 @@ def test_vertical_clamps_and_prompt_trim(fake_runway, photo):  # noqa: F811
     assert 0 <= first["seed"] <= 4294967295
     assert second["duration"] == 2 and "promptText" not in second
     assert fake_runway.counts["created"] == 2
+
+
+@pytest.mark.parametrize("ratio", list(GenerationRatio))
+def test_the_body_carries_the_requested_ratio_and_the_clip_follows_it(fake_runway, photo, ratio):  # noqa: F811
+    gen = _gen(fake_runway)
+    ref = gen.submit(make_request(photo, ratio=ratio)).ref
+    body = fake_runway.create_bodies[0]
+    jsonschema.validate(body, GEN4_TURBO_BODY_SCHEMA)
+    assert body["ratio"] == str(ratio) and ref.meta["ratio"] == str(ratio)
+    assert fake_runway.counts["created"] == 1 and fake_runway.counts["create_rejected"] == 0
+
+
+@pytest.mark.parametrize("overrides", [{"ratio": "4:3"}, {"orientation": "diagonal"}])
+def test_an_unknown_ratio_or_orientation_is_refused_before_any_request(fake_runway, photo, overrides):  # noqa: F811
+    with pytest.raises(GenerationError) as err:
+        _gen(fake_runway).submit(make_request(photo, **overrides))
+    assert err.value.code == "INVALID_INPUT" and not err.value.fallback
+    assert fake_runway.create_bodies == []
 
 
 def test_trim_utf16_never_splits_a_surrogate_pair():

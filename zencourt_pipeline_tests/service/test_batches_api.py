@@ -440,7 +440,7 @@ def test_create_takes_the_outputs_and_focus_points_and_the_status_lists_what_was
     stored = "s3://bucket/batches/b-1/video/listing-vertical-720x1280-branded-default.mp4"
     db.finish_batch("b-1", BatchStatus.COMPLETED, video_url=stored, outputs=[
         OutputRow(OutputSpec(shape=OutputShape.VERTICAL, width=720, height=1280), OutputStatus.COMPLETED, primary=True,
-                  template="default", video_uri=stored, duration_s=9.5, size_bytes=123),
+                  template="default", video_uri=stored, duration_s=9.5, size_bytes=123, source_resolution="720x1280"),
         OutputRow(OutputSpec(shape=OutputShape.SQUARE, branded=False), OutputStatus.FAILED, error="COMPOSITION_FAILED: x"),
     ])  # fmt: skip
     status = client.get("/video/batches/b-1", headers=auth).json()
@@ -452,6 +452,12 @@ def test_create_takes_the_outputs_and_focus_points_and_the_status_lists_what_was
         stored, status["videoUrl"], 9.5, 123,
     )  # fmt: skip
     assert status["outputs"][1]["error"] == "COMPOSITION_FAILED: x" and status["outputs"][1]["videoUrl"] is None
+    # the clips' size the output was made from (migration 0015); a failed output has none
+    assert [o["sourceResolution"] for o in status["outputs"]] == ["720x1280", None]
+    assert list(first) == [
+        "shape", "width", "height", "branded", "primary", "status", "template", "videoUrl", "thumbnailUrl", "videoUri",
+        "thumbnailUri", "urlsExpireAt", "durationSeconds", "bytes", "sourceResolution", "error",
+    ]  # fmt: skip
     listed = {b["id"]: b for b in client.get("/video/batches", headers=auth).json()["batches"]}
     assert listed["b-1"]["outputs"] == status["outputs"] and listed["b-2"]["outputs"] == []
 
