@@ -43,18 +43,32 @@ def compose_reference_args(tl: Timeline, assets: RenderAssets, dest: Path) -> li
     looped (`-loop 1`) for its duration, alpha-faded in and out, shifted to its start time and
     overlaid. Fade from/to black, music trimmed to the timeline with volume and fades, x264 + AAC.
     """
-    w, h, fps, sec = tl.width, tl.height, tl.fps, tl.seconds
-    total = sec(tl.total_frames)
+    fps, total = tl.fps, tl.seconds(tl.total_frames)
     elements = [*tl.texts, *tl.images]
-    music = tl.music
     args: list[str] = []
     for clip in tl.clips:
         args += ["-i", clip.source]
     for element, layer in zip(elements, assets.layers, strict=True):
-        args += ["-loop", "1", "-framerate", str(fps), "-t", _num(sec(element.duration_frames)), "-i", str(layer.image)]
-    music_index = len(tl.clips) + len(elements)
-    if music is not None:
-        args += ["-stream_loop", "-1", "-i", music.source]
+        args += ["-loop", "1", "-framerate", str(fps), "-t", _num(tl.seconds(element.duration_frames)), "-i", str(layer.image)]
+    if tl.music is not None:
+        args += ["-stream_loop", "-1", "-i", tl.music.source]
+    graph = _reference_video(tl, assets)
+    out = ["-map", "[vout]"]
+    if tl.music is not None:
+        graph.append(_reference_music(tl, len(tl.clips) + len(elements)))
+        out += ["-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+    return [
+        *args, "-filter_complex", ";".join(graph), *out,
+        *X264, "-crf", "23", "-r", str(fps), "-t", _num(total), "-movflags", "+faststart", str(dest),
+    ]  # fmt: skip
+
+
+def _reference_video(tl: Timeline, assets: RenderAssets) -> list[str]:
+    """The reference's video graph: the clips scaled and crossfaded, each PNG faded and overlaid at
+    its start, the fades from and to black, as `[vout]`."""
+    w, h, fps, sec = tl.width, tl.height, tl.fps, tl.seconds
+    total = sec(tl.total_frames)
+    elements = [*tl.texts, *tl.images]
     graph = []
     for i, clip in enumerate(tl.clips):
         graph.append(
@@ -86,20 +100,21 @@ def compose_reference_args(tl: Timeline, assets: RenderAssets, dest: Path) -> li
     if tl.fade_out_frames > 0:
         tail.append(f"fade=t=out:st={_num(total - sec(tl.fade_out_frames))}:d={_num(sec(tl.fade_out_frames))}")
     graph.append(f"[{current}]" + (",".join(tail) or "null") + "[vout]")
-    out = ["-map", "[vout]"]
-    if music is not None:
-        fade_out = sec(music.fade_out_frames)
-        volume = 10 ** (music.gain[0].db / 20)
-        graph.append(
-            f"[{music_index}:a]atrim=0:{_num(total)},aformat=sample_rates=48000:channel_layouts=stereo,"
-            f"volume={_num(volume)},afade=t=in:d={_num(sec(music.fade_in_frames) or 0.01)},"
-            f"afade=t=out:st={_num(total - fade_out)}:d={_num(fade_out)}[aout]"
-        )
-        out += ["-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
-    return [
-        *args, "-filter_complex", ";".join(graph), *out,
-        *X264, "-crf", "23", "-r", str(fps), "-t", _num(total), "-movflags", "+faststart", str(dest),
-    ]  # fmt: skip
+    return graph
+
+
+def _reference_music(tl: Timeline, music_index: int) -> str:
+    """The reference's music chain: input `music_index` trimmed to the timeline, at its volume,
+    faded in and out, as `[aout]`."""
+    music, sec = tl.music, tl.seconds
+    assert music is not None
+    total, fade_out = sec(tl.total_frames), sec(music.fade_out_frames)
+    volume = 10 ** (music.gain[0].db / 20)
+    return (
+        f"[{music_index}:a]atrim=0:{_num(total)},aformat=sample_rates=48000:channel_layouts=stereo,"
+        f"volume={_num(volume)},afade=t=in:d={_num(sec(music.fade_in_frames) or 0.01)},"
+        f"afade=t=out:st={_num(total - fade_out)}:d={_num(fade_out)}[aout]"
+    )
 
 
 def moviepy_compose(
