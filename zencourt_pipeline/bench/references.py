@@ -8,6 +8,7 @@ CRF 23 for compositions / 20 for normalized clips, AAC 128k 48 kHz stereo music.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.model import Timeline
@@ -129,48 +130,12 @@ def moviepy_compose(
     """The naive moviepy 2 composition the issue describes: `concatenate_videoclips` with
     `CrossFadeIn` (padding = -transition), a `TextClip` title and room-name captions composited on
     top, fade in/out, the music bed with audio fades, `write_videofile(libx264, veryfast)`."""
-    from moviepy import (
-        AudioFileClip,
-        CompositeVideoClip,
-        TextClip,
-        VideoFileClip,
-        afx,
-        concatenate_videoclips,
-        vfx,
-    )
+    from moviepy import AudioFileClip, CompositeVideoClip, afx, vfx
 
-    w, h, sec = tl.width, tl.height, tl.seconds
-    t = sec(tl.clips[0].transition.frames) if tl.clips[0].transition else 0.0
-    total = sec(tl.total_frames)
-    sources = [VideoFileClip(c.source) for c in tl.clips]
-    parts = [s.subclipped(0, min(sec(c.frames), s.duration)) for s, c in zip(sources, tl.clips, strict=True)]
-    parts = [parts[0]] + [p.with_effects([vfx.CrossFadeIn(t)]) for p in parts[1:]]
-    video = concatenate_videoclips(parts, method="compose", padding=-t)
-    layers = [video]
-    size = max(12, round(min(w, h) * 0.075))
-    layers.append(
-        TextClip(font=font, text=title, font_size=size, color="white", bg_color=(0, 0, 0), margin=(20, 12))
-        .with_start(0)
-        .with_duration(title_seconds)
-        .with_position(("center", "center"))
-        .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
-    )
-    for text, start, end in captions:
-        layers.append(
-            TextClip(
-                font=font,
-                text=text,
-                font_size=size * 2 // 3,
-                color="white",
-                bg_color=(0, 0, 0),
-                margin=(14, 8),
-            )
-            .with_start(start)
-            .with_duration(end - start)
-            .with_position((round(w * 0.04), round(h * 0.8)))
-            .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
-        )
-    final = CompositeVideoClip(layers, size=(w, h)).with_duration(total)
+    sec, total = tl.seconds, tl.seconds(tl.total_frames)
+    video, sources = _moviepy_clips(tl)
+    layers = [video, *_moviepy_texts(tl, title=title, captions=captions, title_seconds=title_seconds, font=font)]
+    final = CompositeVideoClip(layers, size=(tl.width, tl.height)).with_duration(total)
     fade_in, fade_out = sec(tl.fade_in_frames), sec(tl.fade_out_frames)
     final = final.with_effects([vfx.FadeIn(fade_in), vfx.FadeOut(fade_out)])
     if tl.music is not None:
@@ -186,3 +151,49 @@ def moviepy_compose(
         final.close()
         for clip in sources:
             clip.close()
+
+
+def _moviepy_clips(tl: Timeline) -> tuple[Any, list[Any]]:
+    """The clips cut to their lengths and joined with `CrossFadeIn` (padding = -transition), and the
+    opened sources (closed after writing)."""
+    from moviepy import VideoFileClip, concatenate_videoclips, vfx
+
+    sec = tl.seconds
+    t = sec(tl.clips[0].transition.frames) if tl.clips[0].transition else 0.0
+    sources = [VideoFileClip(c.source) for c in tl.clips]
+    parts = [s.subclipped(0, min(sec(c.frames), s.duration)) for s, c in zip(sources, tl.clips, strict=True)]
+    parts = [parts[0]] + [p.with_effects([vfx.CrossFadeIn(t)]) for p in parts[1:]]
+    return concatenate_videoclips(parts, method="compose", padding=-t), sources
+
+
+def _moviepy_texts(
+    tl: Timeline, *, title: str, captions: list[tuple[str, float, float]], title_seconds: float, font: str | None
+) -> list[Any]:
+    """The `TextClip` title in the centre and the room-name captions at the bottom left, each faded in and out."""
+    from moviepy import TextClip, vfx
+
+    w, h = tl.width, tl.height
+    size = max(12, round(min(w, h) * 0.075))
+    texts = [
+        TextClip(font=font, text=title, font_size=size, color="white", bg_color=(0, 0, 0), margin=(20, 12))
+        .with_start(0)
+        .with_duration(title_seconds)
+        .with_position(("center", "center"))
+        .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
+    ]
+    for text, start, end in captions:
+        texts.append(
+            TextClip(
+                font=font,
+                text=text,
+                font_size=size * 2 // 3,
+                color="white",
+                bg_color=(0, 0, 0),
+                margin=(14, 8),
+            )
+            .with_start(start)
+            .with_duration(end - start)
+            .with_position((round(w * 0.04), round(h * 0.8)))
+            .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
+        )
+    return texts
