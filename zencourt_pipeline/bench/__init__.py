@@ -57,7 +57,7 @@ volume and fades; output H.264 High veryfast CRF 23, yuv420p, keyframe every sec
   *_peak_rss_mb              peak RSS of this process plus all its children, sampled from /proc
                              every 20 ms.
 
-Memory: compose_1080x1920_60s_* composes twelve 1080x1920 normalized clips (11 x 5.5 s + 5 s,
+Memory (`vertical.py`): compose_1080x1920_60s_* composes twelve 1080x1920 normalized clips (11 x 5.5 s + 5 s,
 0.5 s crossfades = 60 s; three distinct clips repeated) with the same template and the default
 strategy (auto). compose_full_1080x1920_20_5s_* composes the first four of them with
 strategy="full" (the fallback): at this size it renders windows of ~2 clips one after the other

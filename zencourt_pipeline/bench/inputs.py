@@ -11,6 +11,9 @@ from pathlib import Path
 
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 
+# the bench listing: its rooms (the captions) and its title
+ROOMS = ["Living room", "Kitchen", "Primary bedroom", "Bathroom", "Backyard", "Home office"]
+TITLE = "12 Harbour View Road, Seaside Heights"
 _TAG = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
 
 

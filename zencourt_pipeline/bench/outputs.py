@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zencourt_pipeline.domain import DEFAULT_OUTPUTS, ListingFacts, OutputShape, OutputSpec, primary_output
@@ -164,6 +164,19 @@ def _finished_at(rendition: Rendition) -> float:
     return time.perf_counter() - (time.time() - path.stat().st_mtime)
 
 
+@dataclass
+class _Rounds:
+    """The interleaved rounds: each job's timed runs (the outputs, a full render of the primary, a
+    full render of its unbranded cut), the unbranded cut's time inside each outputs run, and how the
+    last outputs run made its files (copied, smart-rendered, derived from the branded render)."""
+
+    runs: dict[str, list] = field(default_factory=lambda: {"outputs": [], "full": [], "unbranded_full": []})
+    unbranded_made: list[float] = field(default_factory=list)
+    copied: int = 0
+    smart: int = 0
+    variants: int = 0
+
+
 def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit, note, timed) -> None:
     """Print the three figures (and their parts) with `emit`; `timed` is the runner's."""
     template = load_template(TEMPLATE)
@@ -182,48 +195,12 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
     note(
         f"renditions: {len(cfg.outputs)} outputs vs one full {primary.name} vs a full {unbranded.name}, interleaved"
     )
-    runs: dict[str, list] = {"outputs": [], "full": [], "unbranded_full": []}
-    unbranded_made: list[float] = []
-    copied = smart = variants = 0
     jobs = {
         "outputs": lambda k: _renditions(cfg, clips, template, work / f"outputs_{k}", branding),
         "full": lambda k: _full(clips, primary, template, work / f"full_{k}", branding),
         "unbranded_full": lambda k: _full(clips, unbranded, template, work / f"unbranded_full_{k}", branding),
     }
-    order = list(jobs)
-    for k in range(cfg.repeats):
-        for name in order[k % 3 :] + order[: k % 3]:
-            start = time.perf_counter()
-            t = timed(lambda name=name, k=k: jobs[name](k))
-            runs[name].append(t)
-            if name == "outputs":
-                by_spec = {r.spec: r for r in t.result}
-                ordered = list(t.result)
-                i = ordered.index(by_spec[unbranded])
-                before = _finished_at(ordered[i - 1]) if i > 0 else start
-                unbranded_made.append(_finished_at(by_spec[unbranded]) - before)
-                copied = sum(r.copied for r in t.result)
-                smart = sum(r.result.strategy == "smart" for r in t.result)
-                variants = sum(r.result.strategy == "variant" for r in t.result)
-    outputs_s = [t.wall for t in runs["outputs"]]
-    full_s = [t.wall for t in runs["full"]]
-    ufull_s = [t.wall for t in runs["unbranded_full"]]
-    emit("outputs_4_s", statistics.median(outputs_s))
-    emit("outputs_one_full_s", statistics.median(full_s))
-    emit(
-        "outputs_4_ratio_vs_one_full",
-        statistics.median(a / b for a, b in zip(outputs_s, full_s, strict=True)),
-    )
-    emit("outputs_4_copied", copied)  # outputs whose timeline equals one rendered before (a copy)
-    emit("outputs_4_smart", smart)  # outputs smart-rendered (stream-copied spans)
-    emit("outputs_4_variant", variants)  # unbranded cuts made from the branded render (`render_variant`)
-    emit("unbranded_s", statistics.median(unbranded_made))
-    emit("unbranded_full_s", statistics.median(ufull_s))
-    emit(
-        "unbranded_ratio_vs_full",
-        statistics.median(a / b for a, b in zip(unbranded_made, ufull_s, strict=True)),
-    )
-    emit("outputs_4_peak_rss_mb", max(t.peak_mb for t in runs["outputs"]))
+    _emit_rounds(_interleaved_rounds(jobs, unbranded, cfg.repeats, timed), emit)
 
     note(
         f"renditions: the {len(cfg.outputs)} outputs of a {cfg.long_clips} x {cfg.clip_s:g} s listing (peak RSS)"
@@ -235,6 +212,58 @@ def outputs_figures(cfg: OutputsConfig, sources: list[Path], work: Path, *, emit
     emit("outputs_4_60s_peak_rss_mb", t.peak_mb)
     emit("outputs_4_60s_s", t.wall)
     emit("outputs_4_60s_duration_s", t.result[0].result.duration_s)
+
+
+def _interleaved_rounds(jobs: dict, unbranded: OutputSpec, repeats: int, timed) -> _Rounds:
+    """`repeats` rounds of the three `jobs` (each called with the round), the order rotated each
+    round so that no job always runs first (on a cold cache) or last."""
+    rounds = _Rounds()
+    order = list(jobs)
+    for k in range(repeats):
+        for name in order[k % 3 :] + order[: k % 3]:
+            start = time.perf_counter()
+            t = timed(lambda name=name, k=k: jobs[name](k))
+            rounds.runs[name].append(t)
+            if name == "outputs":
+                rounds.unbranded_made.append(_unbranded_seconds(t.result, unbranded, start))
+                rounds.copied = sum(r.copied for r in t.result)
+                rounds.smart = sum(r.result.strategy == "smart" for r in t.result)
+                rounds.variants = sum(r.result.strategy == "variant" for r in t.result)
+    return rounds
+
+
+def _unbranded_seconds(renditions: list[Rendition], unbranded: OutputSpec, start: float) -> float:
+    """The unbranded cut's time in one outputs run: from the file finished before it (or the run's
+    start) to its own."""
+    by_spec = {r.spec: r for r in renditions}
+    ordered = list(renditions)
+    i = ordered.index(by_spec[unbranded])
+    before = _finished_at(ordered[i - 1]) if i > 0 else start
+    return _finished_at(by_spec[unbranded]) - before
+
+
+def _emit_rounds(rounds: _Rounds, emit) -> None:
+    """The outputs-against-one-full and unbranded-against-full figures: medians of the rounds, ratios
+    the medians of per-round ratios."""
+    outputs_s = [t.wall for t in rounds.runs["outputs"]]
+    full_s = [t.wall for t in rounds.runs["full"]]
+    ufull_s = [t.wall for t in rounds.runs["unbranded_full"]]
+    emit("outputs_4_s", statistics.median(outputs_s))
+    emit("outputs_one_full_s", statistics.median(full_s))
+    emit(
+        "outputs_4_ratio_vs_one_full",
+        statistics.median(a / b for a, b in zip(outputs_s, full_s, strict=True)),
+    )
+    emit("outputs_4_copied", rounds.copied)  # outputs whose timeline equals one rendered before (a copy)
+    emit("outputs_4_smart", rounds.smart)  # outputs smart-rendered (stream-copied spans)
+    emit("outputs_4_variant", rounds.variants)  # unbranded cuts made from the branded render (`render_variant`)
+    emit("unbranded_s", statistics.median(rounds.unbranded_made))
+    emit("unbranded_full_s", statistics.median(ufull_s))
+    emit(
+        "unbranded_ratio_vs_full",
+        statistics.median(a / b for a, b in zip(rounds.unbranded_made, ufull_s, strict=True)),
+    )
+    emit("outputs_4_peak_rss_mb", max(t.peak_mb for t in rounds.runs["outputs"]))
 
 
 def main() -> None:

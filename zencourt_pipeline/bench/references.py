@@ -8,6 +8,7 @@ CRF 23 for compositions / 20 for normalized clips, AAC 128k 48 kHz stereo music.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from zencourt_pipeline.media.timeline.assets import RenderAssets
 from zencourt_pipeline.media.timeline.model import Timeline
@@ -43,18 +44,32 @@ def compose_reference_args(tl: Timeline, assets: RenderAssets, dest: Path) -> li
     looped (`-loop 1`) for its duration, alpha-faded in and out, shifted to its start time and
     overlaid. Fade from/to black, music trimmed to the timeline with volume and fades, x264 + AAC.
     """
-    w, h, fps, sec = tl.width, tl.height, tl.fps, tl.seconds
-    total = sec(tl.total_frames)
+    fps, total = tl.fps, tl.seconds(tl.total_frames)
     elements = [*tl.texts, *tl.images]
-    music = tl.music
     args: list[str] = []
     for clip in tl.clips:
         args += ["-i", clip.source]
     for element, layer in zip(elements, assets.layers, strict=True):
-        args += ["-loop", "1", "-framerate", str(fps), "-t", _num(sec(element.duration_frames)), "-i", str(layer.image)]
-    music_index = len(tl.clips) + len(elements)
-    if music is not None:
-        args += ["-stream_loop", "-1", "-i", music.source]
+        args += ["-loop", "1", "-framerate", str(fps), "-t", _num(tl.seconds(element.duration_frames)), "-i", str(layer.image)]
+    if tl.music is not None:
+        args += ["-stream_loop", "-1", "-i", tl.music.source]
+    graph = _reference_video(tl, assets)
+    out = ["-map", "[vout]"]
+    if tl.music is not None:
+        graph.append(_reference_music(tl, len(tl.clips) + len(elements)))
+        out += ["-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+    return [
+        *args, "-filter_complex", ";".join(graph), *out,
+        *X264, "-crf", "23", "-r", str(fps), "-t", _num(total), "-movflags", "+faststart", str(dest),
+    ]  # fmt: skip
+
+
+def _reference_video(tl: Timeline, assets: RenderAssets) -> list[str]:
+    """The reference's video graph: the clips scaled and crossfaded, each PNG faded and overlaid at
+    its start, the fades from and to black, as `[vout]`."""
+    w, h, fps, sec = tl.width, tl.height, tl.fps, tl.seconds
+    total = sec(tl.total_frames)
+    elements = [*tl.texts, *tl.images]
     graph = []
     for i, clip in enumerate(tl.clips):
         graph.append(
@@ -86,20 +101,21 @@ def compose_reference_args(tl: Timeline, assets: RenderAssets, dest: Path) -> li
     if tl.fade_out_frames > 0:
         tail.append(f"fade=t=out:st={_num(total - sec(tl.fade_out_frames))}:d={_num(sec(tl.fade_out_frames))}")
     graph.append(f"[{current}]" + (",".join(tail) or "null") + "[vout]")
-    out = ["-map", "[vout]"]
-    if music is not None:
-        fade_out = sec(music.fade_out_frames)
-        volume = 10 ** (music.gain[0].db / 20)
-        graph.append(
-            f"[{music_index}:a]atrim=0:{_num(total)},aformat=sample_rates=48000:channel_layouts=stereo,"
-            f"volume={_num(volume)},afade=t=in:d={_num(sec(music.fade_in_frames) or 0.01)},"
-            f"afade=t=out:st={_num(total - fade_out)}:d={_num(fade_out)}[aout]"
-        )
-        out += ["-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
-    return [
-        *args, "-filter_complex", ";".join(graph), *out,
-        *X264, "-crf", "23", "-r", str(fps), "-t", _num(total), "-movflags", "+faststart", str(dest),
-    ]  # fmt: skip
+    return graph
+
+
+def _reference_music(tl: Timeline, music_index: int) -> str:
+    """The reference's music chain: input `music_index` trimmed to the timeline, at its volume,
+    faded in and out, as `[aout]`."""
+    music, sec = tl.music, tl.seconds
+    assert music is not None
+    total, fade_out = sec(tl.total_frames), sec(music.fade_out_frames)
+    volume = 10 ** (music.gain[0].db / 20)
+    return (
+        f"[{music_index}:a]atrim=0:{_num(total)},aformat=sample_rates=48000:channel_layouts=stereo,"
+        f"volume={_num(volume)},afade=t=in:d={_num(sec(music.fade_in_frames) or 0.01)},"
+        f"afade=t=out:st={_num(total - fade_out)}:d={_num(fade_out)}[aout]"
+    )
 
 
 def moviepy_compose(
@@ -114,48 +130,12 @@ def moviepy_compose(
     """The naive moviepy 2 composition the issue describes: `concatenate_videoclips` with
     `CrossFadeIn` (padding = -transition), a `TextClip` title and room-name captions composited on
     top, fade in/out, the music bed with audio fades, `write_videofile(libx264, veryfast)`."""
-    from moviepy import (
-        AudioFileClip,
-        CompositeVideoClip,
-        TextClip,
-        VideoFileClip,
-        afx,
-        concatenate_videoclips,
-        vfx,
-    )
+    from moviepy import AudioFileClip, CompositeVideoClip, afx, vfx
 
-    w, h, sec = tl.width, tl.height, tl.seconds
-    t = sec(tl.clips[0].transition.frames) if tl.clips[0].transition else 0.0
-    total = sec(tl.total_frames)
-    sources = [VideoFileClip(c.source) for c in tl.clips]
-    parts = [s.subclipped(0, min(sec(c.frames), s.duration)) for s, c in zip(sources, tl.clips, strict=True)]
-    parts = [parts[0]] + [p.with_effects([vfx.CrossFadeIn(t)]) for p in parts[1:]]
-    video = concatenate_videoclips(parts, method="compose", padding=-t)
-    layers = [video]
-    size = max(12, round(min(w, h) * 0.075))
-    layers.append(
-        TextClip(font=font, text=title, font_size=size, color="white", bg_color=(0, 0, 0), margin=(20, 12))
-        .with_start(0)
-        .with_duration(title_seconds)
-        .with_position(("center", "center"))
-        .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
-    )
-    for text, start, end in captions:
-        layers.append(
-            TextClip(
-                font=font,
-                text=text,
-                font_size=size * 2 // 3,
-                color="white",
-                bg_color=(0, 0, 0),
-                margin=(14, 8),
-            )
-            .with_start(start)
-            .with_duration(end - start)
-            .with_position((round(w * 0.04), round(h * 0.8)))
-            .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
-        )
-    final = CompositeVideoClip(layers, size=(w, h)).with_duration(total)
+    sec, total = tl.seconds, tl.seconds(tl.total_frames)
+    video, sources = _moviepy_clips(tl)
+    layers = [video, *_moviepy_texts(tl, title=title, captions=captions, title_seconds=title_seconds, font=font)]
+    final = CompositeVideoClip(layers, size=(tl.width, tl.height)).with_duration(total)
     fade_in, fade_out = sec(tl.fade_in_frames), sec(tl.fade_out_frames)
     final = final.with_effects([vfx.FadeIn(fade_in), vfx.FadeOut(fade_out)])
     if tl.music is not None:
@@ -171,3 +151,49 @@ def moviepy_compose(
         final.close()
         for clip in sources:
             clip.close()
+
+
+def _moviepy_clips(tl: Timeline) -> tuple[Any, list[Any]]:
+    """The clips cut to their lengths and joined with `CrossFadeIn` (padding = -transition), and the
+    opened sources (closed after writing)."""
+    from moviepy import VideoFileClip, concatenate_videoclips, vfx
+
+    sec = tl.seconds
+    t = sec(tl.clips[0].transition.frames) if tl.clips[0].transition else 0.0
+    sources = [VideoFileClip(c.source) for c in tl.clips]
+    parts = [s.subclipped(0, min(sec(c.frames), s.duration)) for s, c in zip(sources, tl.clips, strict=True)]
+    parts = [parts[0]] + [p.with_effects([vfx.CrossFadeIn(t)]) for p in parts[1:]]
+    return concatenate_videoclips(parts, method="compose", padding=-t), sources
+
+
+def _moviepy_texts(
+    tl: Timeline, *, title: str, captions: list[tuple[str, float, float]], title_seconds: float, font: str | None
+) -> list[Any]:
+    """The `TextClip` title in the centre and the room-name captions at the bottom left, each faded in and out."""
+    from moviepy import TextClip, vfx
+
+    w, h = tl.width, tl.height
+    size = max(12, round(min(w, h) * 0.075))
+    texts = [
+        TextClip(font=font, text=title, font_size=size, color="white", bg_color=(0, 0, 0), margin=(20, 12))
+        .with_start(0)
+        .with_duration(title_seconds)
+        .with_position(("center", "center"))
+        .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
+    ]
+    for text, start, end in captions:
+        texts.append(
+            TextClip(
+                font=font,
+                text=text,
+                font_size=size * 2 // 3,
+                color="white",
+                bg_color=(0, 0, 0),
+                margin=(14, 8),
+            )
+            .with_start(start)
+            .with_duration(end - start)
+            .with_position((round(w * 0.04), round(h * 0.8)))
+            .with_effects([vfx.CrossFadeIn(0.4), vfx.CrossFadeOut(0.4)])
+        )
+    return texts

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zencourt_pipeline.bench import inputs, references
+from zencourt_pipeline.bench.inputs import ROOMS, TITLE
 from zencourt_pipeline.bench.report import Timing, emit, note, timed
+from zencourt_pipeline.bench.vertical import FULL_VERTICAL, QUICK_VERTICAL, VerticalConfig, vertical_figures
 from zencourt_pipeline.media import compose
 from zencourt_pipeline.media.compose import ClipInput, compose_video
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe, run_ffmpeg
@@ -22,9 +24,6 @@ from zencourt_pipeline.media.smart import plan as smart_plan
 from zencourt_pipeline.media.templates import Template, load_template
 from zencourt_pipeline.media.timeline.build import build_timeline
 from zencourt_pipeline.media.timeline.model import TextRole, Timeline
-
-ROOMS = ["Living room", "Kitchen", "Primary bedroom", "Bathroom", "Backyard", "Home office"]
-TITLE = "12 Harbour View Road, Seaside Heights"
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,7 @@ class Config:
     clips: int = 6
     repeats: int = 3
     normalize_repeats: int = 5
-    vertical_size: tuple[int, int] = (1080, 1920)
-    vertical_clips: int = 12  # eleven of vertical_clip_s and one 0.5 s shorter: 60 s with 0.5 s xfades
-    vertical_clip_s: float = 5.5
-    vertical_distinct: int = 3
+    vertical: VerticalConfig = FULL_VERTICAL  # the long vertical video (bench/vertical.py)
     photo_size: tuple[int, int] = (4000, 3000)
     generator_s: float = 5.0
     moviepy_clips: int = 6
@@ -48,7 +44,7 @@ class Config:
 FULL = Config()
 QUICK = Config(
     quick=True, size=(320, 180), source_size=(640, 360), clip_s=4.0, clips=3, repeats=1, normalize_repeats=1,
-    vertical_size=(180, 320), vertical_clips=3, vertical_clip_s=4.0, vertical_distinct=2,
+    vertical=QUICK_VERTICAL,
     photo_size=(800, 600), generator_s=1.0, moviepy_clips=2,
 )  # fmt: skip
 
@@ -98,8 +94,7 @@ def run(cfg: Config, work: Path) -> None:
     _normalize_one(cfg, work, prepared.sources)
     plan, runs = _compose_runs(cfg, work, prepared)
     _compose_checks(work, plan, runs)
-    vclips = _vertical_clips(cfg, work, prepared)
-    _vertical_compose(cfg, work, vclips, prepared.template)
+    vertical_figures(cfg.vertical, work, prepared.sources, prepared.template)
     _outputs(cfg, work, prepared)
     _local_generator(cfg, work)
     _capacity(cfg, work)
@@ -119,7 +114,7 @@ def _normalize_batch(cfg: Config, work: Path) -> Prepared:
             work / "src", width=cfg.source_size[0], height=cfg.source_size[1], seconds=cfg.clip_s
         )
     )
-    sources = list(t.result)[: max(cfg.clips, cfg.vertical_distinct)]
+    sources = list(t.result)[: max(cfg.clips, cfg.vertical.distinct)]
     emit("inputs_generate_s", t.wall)
 
     note("normalizing the batch in parallel (normalize_many), keyframes where the timeline cuts")
@@ -237,78 +232,6 @@ def _compose_checks(work: Path, plan: Timeline, runs: dict[str, list[Timing]]) -
     emit("compose_ref_frames", ref_info.frame_count or 0)
     emit("compose_smart_frames_match_full", int(smart_info.frame_count == full_info.frame_count))
     emit("compose_smart_duration_error_s", abs((smart_info.frame_count or 0) / 30 - plan.duration_s))
-
-
-
-def _vertical_clips(cfg: Config, work: Path, prepared: Prepared) -> list[ClipInput]:
-    """The 60 s vertical timeline's clips, normalized (a few distinct clips, each used often)."""
-    sources, template = prepared.sources, prepared.template
-    vw, vh = cfg.vertical_size
-    note(f"normalizing {cfg.vertical_distinct} vertical clips")
-    vpaths = [work / f"vclip_{i}.mp4" for i in range(cfg.vertical_distinct)]
-    vclips = [
-        ClipInput(
-            vpaths[i % cfg.vertical_distinct],
-            cfg.vertical_clip_s - (0.5 if i == cfg.vertical_clips - 1 else 0.0),
-            ROOMS[i % len(ROOMS)],
-        )
-        for i in range(cfg.vertical_clips)
-    ]
-    # Each distinct clip appears at several places: keyframes for all of them.
-    vkeyframes: list[set[int]] = [set() for _ in vpaths]
-    for i, cuts in enumerate(compose.clip_keyframes(vclips, width=vw, height=vh, title=TITLE, template=template)):
-        vkeyframes[i % cfg.vertical_distinct].update(cuts)
-    vitems = [
-        (sources[i], vpaths[i], cfg.vertical_clip_s, sorted(vkeyframes[i])) for i in range(cfg.vertical_distinct)
-    ]
-    voutcomes = normalize_many(vitems, width=vw, height=vh)
-    if any(isinstance(o, Exception) for o in voutcomes):
-        raise SystemExit(f"vertical normalize failed: {voutcomes}")
-    return vclips
-
-
-def _vertical_compose(cfg: Config, work: Path, vclips: list[ClipInput], template: Template) -> None:
-    """The 60 s vertical video (default strategy: its peak memory), then a third of it re-encoded in full."""
-    vw, vh = cfg.vertical_size
-    vlabel = f"{vw}x{vh}"
-    total = build_timeline(vclips, width=vw, height=vh, title=TITLE, template=template).duration_s
-    note(f"composing the {total:.0f} s vertical video (default strategy)")
-    t = timed(
-        lambda: compose_video(
-            vclips,
-            work / "vertical.mp4",
-            width=vw,
-            height=vh,
-            title=TITLE,
-            template=template,
-            thumbnail_dest=work / "vertical.jpg",
-        )  # fmt: skip
-    )
-    emit("compose_1080x1920_60s_s", t.wall)
-    emit("compose_1080x1920_60s_peak_rss_mb", t.peak_mb)
-    emit("compose_1080x1920_60s_smart", int(t.result.strategy == "smart"))
-    emit("compose_1080x1920_60s_pieces", t.result.pieces)
-    emit("compose_1080x1920_60s_duration_s", t.result.duration_s)
-    # The full re-encode fallback on the first third of it (windows of ~2 clips, so its peak does
-    # not grow with the length; a third keeps the bench short).
-    part = vclips[: max(2, cfg.vertical_clips // 3)]
-    seconds = build_timeline(part, width=vw, height=vh, title=TITLE, template=template).duration_s
-    note(f"composing {seconds:.1f} s of it with strategy=full")
-    t = timed(
-        lambda: compose_video(
-            part,
-            work / "vertical_full.mp4",
-            width=vw,
-            height=vh,
-            title=TITLE,
-            template=template,
-            strategy="full",
-        )
-    )
-    label = f"compose_full_{vlabel}_{seconds:g}s".replace(".", "_")
-    emit(f"{label}_s", t.wall)
-    emit(f"{label}_peak_rss_mb", t.peak_mb)
-    emit(f"{label}_pieces", t.result.pieces)
 
 
 

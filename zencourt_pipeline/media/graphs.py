@@ -169,48 +169,76 @@ def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | 
     """The filter_complex for `tl`; returns (graph, video_label, audio_label or None).
 
     Input order (see `compose_args`): clips, overlay PNGs (`assets.layers`), end card PNG, the
-    audio tracks (`mix.audio_inputs`: music, narration).
+    audio tracks (`mix.audio_inputs`: music, narration). The graph in stages: each clip at the
+    output's format, the video track crossfaded into the end card, the overlays on it, the finish
+    (length and fades), the audio.
     """
-    fps, w, h, sec = tl.fps, tl.width, tl.height, tl.seconds
-    n = len(tl.clips)
-    lines: list[str] = []
-    for i, clip in enumerate(tl.clips):
-        chain = [f"[{i}:v]setpts=PTS-STARTPTS", f"fps={fps}"]
-        if assets.rescale and assets.rescale[i]:
-            chain += [cover_scale(w, h, flags=RESCALE_FLAGS), cover_crop(w, h, clip.focus_x, clip.focus_y)]
-        chain += [
-            "setsar=1",
-            "format=yuv420p",
-            f"tpad=stop_mode=clone:stop_duration={fmt(sec(clip.frames))}",
-            f"trim=duration={fmt(sec(clip.frames))}",
-            f"setpts=PTS-STARTPTS[c{i}]",
-        ]
-        lines.append(",".join(chain))
-
-    elements = _overlay_elements(tl)
-    segments = [(f"c{i}", clip.transition) for i, clip in enumerate(tl.clips)]
+    n, elements = len(tl.clips), _overlay_elements(tl)
+    lines = [_clip_chain(tl, i, rescale=bool(assets.rescale and assets.rescale[i])) for i in range(n)]
+    segments = [f"c{i}" for i in range(n)]
     next_input = n + len(elements)
     if tl.end_card is not None and assets.end_card is not None:
-        # The card lasts its frames + the transition into it, so that after its xfade it adds its frames.
-        card = tl.end_card.duration_frames + tl.clips[-1].transition.frames  # type: ignore[union-attr]
-        lines.append(_still_chain(f"{next_input}:v", card, fps) + ",setsar=1,format=yuv420p[endcard]")
-        segments.append(("endcard", None))
+        lines.append(_end_card_chain(tl, next_input))
+        segments.append("endcard")
         next_input += 1
+    crossfades, current = _crossfades(tl, segments)
+    overlaid, current = _overlays(tl, elements, assets, current, first_input=n)
+    lines += [*crossfades, *overlaid, _finish(tl, current) + "[vout]"]
+    audio = None
+    if tl.audio:
+        lines.append(audio_chain(tl, assets, next_input))
+        audio = "aout"
+    return ";\n".join(lines), "vout", audio
 
-    current = segments[0][0]
-    offset = 0
+
+def _clip_chain(tl: Timeline, i: int, *, rescale: bool) -> str:
+    """Clip `i` at the output's rate, size and pixel format, exactly its frames long, as `[c{i}]`."""
+    clip, sec = tl.clips[i], tl.seconds
+    chain = [f"[{i}:v]setpts=PTS-STARTPTS", f"fps={tl.fps}"]
+    if rescale:
+        chain += [cover_scale(tl.width, tl.height, flags=RESCALE_FLAGS), cover_crop(tl.width, tl.height, clip.focus_x, clip.focus_y)]
+    chain += [
+        "setsar=1",
+        "format=yuv420p",
+        f"tpad=stop_mode=clone:stop_duration={fmt(sec(clip.frames))}",
+        f"trim=duration={fmt(sec(clip.frames))}",
+        f"setpts=PTS-STARTPTS[c{i}]",
+    ]
+    return ",".join(chain)
+
+
+def _end_card_chain(tl: Timeline, input_index: int) -> str:
+    """The end card PNG as a still `[endcard]`: its frames + the transition into it, so that after
+    its xfade it adds its frames."""
+    card = tl.end_card.duration_frames + tl.clips[-1].transition.frames  # type: ignore[union-attr]
+    return _still_chain(f"{input_index}:v", card, tl.fps) + ",setsar=1,format=yuv420p[endcard]"
+
+
+def _crossfades(tl: Timeline, segments: list[str]) -> tuple[list[str], str]:
+    """The video track: each segment crossfaded into the next with its clip's transition, `[x{k}]`;
+    returns the xfade lines and the track's label."""
+    sec, lines, current, offset = tl.seconds, [], segments[0], 0
     for k in range(1, len(segments)):
-        into = segments[k - 1][1]
+        into = tl.clips[k - 1].transition
         offset += tl.clips[k - 1].frames - into.frames  # type: ignore[union-attr]
         lines.append(
-            f"[{current}][{segments[k][0]}]xfade=transition={into.kind}:"  # type: ignore[union-attr]
+            f"[{current}][{segments[k]}]xfade=transition={into.kind}:"  # type: ignore[union-attr]
             f"duration={fmt(sec(into.frames))}:offset={fmt(sec(offset))}[x{k}]"  # type: ignore[union-attr]
         )
         current = f"x{k}"
+    return lines, current
 
+
+def _overlays(
+    tl: Timeline, elements: list[TextElement | ImageElement], assets: RenderAssets, current: str, *, first_input: int
+) -> tuple[list[str], str]:
+    """Each overlay PNG as a still over its frames, faded in and out, laid over the track at its
+    layer's position (`[o{j}]`, `[v{j}]`); returns the lines and the overlaid track's label."""
+    sec, lines = tl.seconds, []
     for j, (element, layer) in enumerate(zip(elements, assets.layers, strict=True)):
         fade = element.fade_frames
-        chain = _still_chain(f"{n + j}:v", element.duration_frames, fps, start=element.start_frame) + ",format=yuva420p"
+        chain = _still_chain(f"{first_input + j}:v", element.duration_frames, tl.fps, start=element.start_frame)
+        chain += ",format=yuva420p"
         if fade > 0:
             chain += (
                 f",fade=t=in:st={fmt(sec(element.start_frame))}:d={fmt(sec(fade))}:alpha=1"
@@ -219,21 +247,19 @@ def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | 
         lines.append(chain + f"[o{j}]")
         lines.append(f"[{current}][o{j}]overlay=x={layer.x}:y={layer.y}:eof_action=pass:format=yuv420[v{j}]")
         current = f"v{j}"
+    return lines, current
 
-    total = tl.total_frames
+
+def _finish(tl: Timeline, current: str) -> str:
+    """The track `current` trimmed to the timeline's length with its fade in and out (unlabelled)."""
+    sec, total = tl.seconds, tl.total_frames
     tail = [f"trim=duration={fmt(sec(total))}"]
     if tl.fade_in_frames > 0:
         tail.append(f"fade=t=in:st=0:d={fmt(sec(tl.fade_in_frames))}")
     if tl.fade_out_frames > 0:
         tail.append(f"fade=t=out:st={fmt(sec(total - tl.fade_out_frames))}:d={fmt(sec(tl.fade_out_frames))}")
     tail.append("format=yuv420p")
-    lines.append(f"[{current}]" + ",".join(tail) + "[vout]")
-
-    audio = None
-    if tl.audio:
-        lines.append(audio_chain(tl, assets, next_input))
-        audio = "aout"
-    return ";\n".join(lines), "vout", audio
+    return f"[{current}]" + ",".join(tail)
 
 
 def _clip_inputs(tl: Timeline) -> list[str]:

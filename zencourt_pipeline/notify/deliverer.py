@@ -253,32 +253,44 @@ class OutboxDeliverer:
         return sent
 
     def _deliver(self, row: OutboxEvent) -> str:
+        """Send `row` once and record the outcome: "delivered", "failed" (retried after the backoff) or "dead"."""
+        attempt = row.attempts + 1
+        status_code, error = self._attempt(row)
+        if error is None:
+            outbox.mark_delivered(self.db, row.id, status_code, now=self._now())
+            logger.info(
+                "webhook %s (%s, batch %s) delivered: HTTP %d on attempt %d",
+                row.id,
+                row.event,
+                row.batch_id,
+                status_code,
+                attempt,
+                extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
+            )
+            return "delivered"
+        return self._record_failure(row, attempt, status_code, error)
+
+    def _attempt(self, row: OutboxEvent) -> tuple[int | None, str | None]:
+        """One signed POST of `row`: the HTTP status (None: no answer) and, unless a 2xx, the error (redacted)."""
         raw_body = self.body_to_send(row)
         timestamp = int(self.clock())
         headers = delivery_headers(row.id, timestamp, sign(self._secret, timestamp, raw_body))
-        attempt = row.attempts + 1
         status_code: int | None = None
         try:
             response = self._post(row, raw_body, headers)
             status_code = response.status_code
             if 200 <= status_code < 300:
-                outbox.mark_delivered(self.db, row.id, status_code, now=self._now())
-                logger.info(
-                    "webhook %s (%s, batch %s) delivered: HTTP %d on attempt %d",
-                    row.id,
-                    row.event,
-                    row.batch_id,
-                    status_code,
-                    attempt,
-                    extra={"webhookId": row.id, "event": row.event, "batchId": row.batch_id},
-                )
-                return "delivered"
+                return status_code, None
             error = f"HTTP {status_code}: {_snippet(response)}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except FetchError as exc:  # a callback URL refused (SSRF policy)
             error = f"{exc.code}: {exc.message}"
-        error = self._redact(error)
+        return status_code, self._redact(error)
+
+    def _record_failure(self, row: OutboxEvent, attempt: int, status_code: int | None, error: str) -> str:
+        """The failed attempt recorded: the row retried after the backoff ("failed"), or given up
+        past the retry horizon and the minimum attempts ("dead")."""
         now = self._now()
         created_at = as_utc(row.created_at)
         dead = now - created_at >= self.retry_horizon and attempt >= MIN_ATTEMPTS_BEFORE_DEAD

@@ -113,66 +113,79 @@ class ServiceMiddleware:
             return
         started = time.perf_counter()
         path = scope.get("path", "")
-        limit = self.limit_for(path)
-        state = {"status": None, "received": 0}
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-            await send(message)
-
-        async def limited_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > limit:
-                    raise PayloadTooLarge(limit)
-            return message
-
+        exchange = _Exchange(receive, send, self.limit_for(path))
         try:
-            declared = Headers(scope=scope).get("content-length")
-            if declared is not None:
-                try:
-                    declared_bytes = int(declared)
-                except ValueError:
-                    raise ApiError(400, ErrorCode.INVALID_INPUT, "invalid Content-Length header") from None
-                if declared_bytes > limit:
-                    raise PayloadTooLarge(limit)
-            await self.app(scope, limited_receive, send_wrapper)
+            _check_declared_length(scope, exchange.limit)
+            await self.app(scope, exchange.receive, exchange.send)
         except ApiError as exc:
             # raised here, or escaped from the app (e.g. the body limit hit outside a route)
-            if state["status"] is None:
-                await _send_json(
-                    send_wrapper,
-                    exc.status_code,
-                    error_body(exc.status_code, exc.code, exc.message, exc.details),
-                    exc.headers,
-                )
+            if exchange.status is None:
+                body = error_body(exc.status_code, exc.code, exc.message, exc.details)
+                await _send_json(exchange.send, exc.status_code, body, exc.headers)
         except Exception:
             logger.exception("unhandled error", extra={"method": scope.get("method"), "path": path})
-            if state["status"] is None:
-                await _send_json(
-                    send_wrapper,
-                    500,
-                    error_body(500, ApiErrorCode.INTERNAL_ERROR, "internal server error"),
-                    {"Connection": "close"},
-                )
+            if exchange.status is None:
+                body = error_body(500, ApiErrorCode.INTERNAL_ERROR, "internal server error")
+                await _send_json(exchange.send, 500, body, {"Connection": "close"})
             else:
                 raise
         finally:
-            status = state["status"]
-            level = logging.WARNING if status is None or status >= 500 else logging.INFO
-            access_logger.log(
-                level,
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": path,
-                    "status": status,
-                    "durationMs": round((time.perf_counter() - started) * 1000, 1),
-                    "bytesIn": state["received"],
-                },
-            )
+            _log_request(scope, path, exchange, started)
+
+
+class _Exchange:
+    """One request's side of the middleware: the body it read against its limit (PayloadTooLarge
+    past it) and the status of the response sent (None: nothing sent yet)."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int):
+        self._receive, self._send, self.limit = receive, send, limit
+        self.status: int | None = None
+        self.received = 0
+
+    async def send(self, message: Message) -> None:
+        """Send `message`, noting the response's status."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        """The next message, its body counted against the limit."""
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise PayloadTooLarge(self.limit)
+        return message
+
+
+def _check_declared_length(scope: Scope, limit: int) -> None:
+    """ApiError(400) for a Content-Length that is not a number, PayloadTooLarge for one over `limit`."""
+    declared = Headers(scope=scope).get("content-length")
+    if declared is None:
+        return
+    try:
+        declared_bytes = int(declared)
+    except ValueError:
+        raise ApiError(400, ErrorCode.INVALID_INPUT, "invalid Content-Length header") from None
+    if declared_bytes > limit:
+        raise PayloadTooLarge(limit)
+
+
+def _log_request(scope: Scope, path: str, exchange: _Exchange, started: float) -> None:
+    """The request log line: method, path, status, duration and body bytes (a warning for no answer or a 5xx)."""
+    status = exchange.status
+    level = logging.WARNING if status is None or status >= 500 else logging.INFO
+    access_logger.log(
+        level,
+        "request",
+        extra={
+            "method": scope.get("method"),
+            "path": path,
+            "status": status,
+            "durationMs": round((time.perf_counter() - started) * 1000, 1),
+            "bytesIn": exchange.received,
+        },
+    )
 
 
 async def _send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
@@ -256,6 +269,38 @@ def _probes(
     return daemon_probe, provider_probe
 
 
+def _build_parts(
+    settings: Settings,
+    *,
+    db: AppDatabase | None,
+    storage: Storage | None,
+    verifier,
+    canceller: Canceller | None,
+    launcher: Launcher | None,
+    dagster_instance: Callable[[], Any] | None,
+    provider_client,
+) -> _Parts:
+    """The app's parts: the ones given, the defaults from `settings` for the others (owned: closed at shutdown)."""
+    owns = {name for name, given in (("db", db), ("launcher", launcher), ("provider_client", provider_client)) if given is None}
+    db = db if db is not None else AppDatabase(settings.resolved_database_url)
+    wakeups = events.Wakeups()
+    parts = _Parts(
+        db=db,
+        storage=storage if storage is not None else default_storage(settings),
+        verifier=verifier if verifier is not None else default_verifier(settings),
+        canceller=canceller,
+        launcher=launcher if launcher is not None else launcher_from_settings(settings),
+        daemon_probe=None,
+        provider_probe=None,
+        wakeups=wakeups,
+        # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
+        listener=EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None,
+        owns=frozenset(owns),
+    )
+    parts.daemon_probe, parts.provider_probe = _probes(settings, dagster_instance, provider_client)
+    return parts
+
+
 def create_app(
     settings: Settings,
     *,
@@ -274,23 +319,10 @@ def create_app(
     check); `provider_client`: the `httpx.Client` of the provider reachability probe;
     `launcher`: what launches the operator actions' runs (default: `DAGSTER_WEBSERVER_URL`'s
     GraphQL API, none when unset)."""
-    owns = {name for name, given in (("db", db), ("launcher", launcher), ("provider_client", provider_client)) if given is None}
-    db = db if db is not None else AppDatabase(settings.resolved_database_url)
-    wakeups = events.Wakeups()
-    parts = _Parts(
-        db=db,
-        storage=storage if storage is not None else default_storage(settings),
-        verifier=verifier if verifier is not None else default_verifier(settings),
-        canceller=canceller,
-        launcher=launcher if launcher is not None else launcher_from_settings(settings),
-        daemon_probe=None,
-        provider_probe=None,
-        wakeups=wakeups,
-        # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
-        listener=EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None,
-        owns=frozenset(owns),
-    )
-    parts.daemon_probe, parts.provider_probe = _probes(settings, dagster_instance, provider_client)
+    parts = _build_parts(
+        settings, db=db, storage=storage, verifier=verifier, canceller=canceller, launcher=launcher,
+        dagster_instance=dagster_instance, provider_client=provider_client,
+    )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -215,40 +215,19 @@ def window_plan(
     keyframe): a window reads it from its start instead of seeking into the clip, which would
     decode the frames from the keyframe before the seek point for nothing.
     """
-    clips: list[Clip] = []
-    kept: list[int] = []
-    for j, (s, clip) in enumerate(zip(tl.clip_starts, tl.clips, strict=True)):
-        a = clip.in_frame + max(0, start - s)
-        b = clip.in_frame + min(clip.frames, end - s)
-        if b > a:
-            kept.append(j)
-            source = (sources or {}).get((j, a)) if a > 0 else None
-            if source is not None:
-                clips.append(clip.model_copy(update={"source": str(source), "in_frame": 0, "out_frame": b - a}))
-            else:
-                clips.append(clip.model_copy(update={"in_frame": a, "out_frame": b}))
+    clips, kept = _window_clips(tl, start, end, sources or {})
     card = tl.card_start is not None and end > tl.card_start
     if not clips:
         raise SmartUnavailable(f"window [{start}, {end}) does not map onto the clips")
     if not card:
         clips[-1] = clips[-1].model_copy(update={"transition": None})
-    elements = [*tl.texts, *tl.images]
-    shown: list[tuple[int, TextElement | ImageElement]] = []
-    for k, element in enumerate(elements):
-        if element.end_frame <= start or element.start_frame >= end:
-            continue
-        inside = element.start_frame >= start and element.end_frame <= end
-        if not inside and element.fade_frames > 0:
-            raise SmartUnavailable(f"window [{start}, {end}) cuts through a faded overlay")
-        lo, hi = max(element.start_frame, start), min(element.end_frame, end)
-        shown.append((k, element.model_copy(update={"start_frame": lo - start, "duration_frames": hi - lo})))
-    texts = [e for _, e in shown if isinstance(e, TextElement)]
-    images = [e for _, e in shown if isinstance(e, ImageElement)]
+    shown = _window_overlays(tl, start, end)
     try:
         window = tl.model_copy(
             update={
-                "clips": clips, "texts": texts, "images": images, "audio": [],
-                "end_card": tl.end_card if card else None,
+                "clips": clips, "audio": [], "end_card": tl.end_card if card else None,
+                "texts": [e for _, e in shown if isinstance(e, TextElement)],
+                "images": [e for _, e in shown if isinstance(e, ImageElement)],
                 "fade_in_frames": tl.fade_in_frames if start == 0 else 0,
                 "fade_out_frames": tl.fade_out_frames if end == tl.total_frames else 0,
             }
@@ -264,6 +243,41 @@ def window_plan(
         rescale=tuple(assets.rescale[j] for j in kept) if assets.rescale else (),
     )
     return window, window_assets
+
+
+def _window_clips(
+    tl: Timeline, start: int, end: int, sources: Mapping[tuple[int, int], Path]
+) -> tuple[list[Clip], list[int]]:
+    """The clips under output frames [start, end), each trimmed to them (read from a stream-copied
+    cut in `sources` when there is one at its first frame), and the indexes of the clips kept."""
+    clips: list[Clip] = []
+    kept: list[int] = []
+    for j, (s, clip) in enumerate(zip(tl.clip_starts, tl.clips, strict=True)):
+        a = clip.in_frame + max(0, start - s)
+        b = clip.in_frame + min(clip.frames, end - s)
+        if b > a:
+            kept.append(j)
+            source = sources.get((j, a)) if a > 0 else None
+            if source is not None:
+                clips.append(clip.model_copy(update={"source": str(source), "in_frame": 0, "out_frame": b - a}))
+            else:
+                clips.append(clip.model_copy(update={"in_frame": a, "out_frame": b}))
+    return clips, kept
+
+
+def _window_overlays(tl: Timeline, start: int, end: int) -> list[tuple[int, TextElement | ImageElement]]:
+    """The texts and images shown in [start, end), with their index among them, cut to the window
+    and moved to its frames; SmartUnavailable when the window cuts through a faded one."""
+    shown: list[tuple[int, TextElement | ImageElement]] = []
+    for k, element in enumerate([*tl.texts, *tl.images]):
+        if element.end_frame <= start or element.start_frame >= end:
+            continue
+        inside = element.start_frame >= start and element.end_frame <= end
+        if not inside and element.fade_frames > 0:
+            raise SmartUnavailable(f"window [{start}, {end}) cuts through a faded overlay")
+        lo, hi = max(element.start_frame, start), min(element.end_frame, end)
+        shown.append((k, element.model_copy(update={"start_frame": lo - start, "duration_frames": hi - lo})))
+    return shown
 
 
 def estimated_cost(smart: SmartPlan, *, check: str = "keyframes") -> float:

@@ -116,6 +116,22 @@ def _gain_db(volume: float) -> float:
     return max(_SILENT_DB, 20 * math.log10(volume)) if volume > 0 else _SILENT_DB
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where the clips sit in frames: each clip's length and start, the transition, the end card, the total."""
+
+    lengths: list[int]
+    starts: list[int]
+    transition: int
+    card: int
+    total: int
+
+    @property
+    def card_start(self) -> int | None:
+        """Where the end card's transition starts (None: no card)."""
+        return self.total - self.card - self.transition if self.card else None
+
+
 def build_timeline(
     clips: Sequence[ClipInput],
     *,
@@ -146,59 +162,101 @@ def build_timeline(
     them, and no music when the template's music identifies the agent."""
     clips = list(clips)
     validate_clips(clips, width, height)
+    if (card_s := brand.card_seconds(template, branding)) != template.end_card_seconds:
+        template = template.model_copy(update={"end_card_seconds": card_s})  # the card a profile adds
+    title, values = _merge_values(template, title, facts, branding, branded=branded)
+    voice = narration if narration is not None and narration.in_cut(branded) else None
+    layout = _layout(clips, template, voice, fps)
+    windows = brand.BrandWindows(
+        bug_frames=frames(template.logo_seconds, fps), card_start=layout.card_start,
+        card_shown=None if layout.card_start is None else layout.card_start + layout.transition, total=layout.total,
+    )  # fmt: skip
+    texts = _placed_texts(
+        clips, layout, windows, title=title, template=template, values=values, branding=branding, branded=branded,
+        size=(width, height), fps=fps,
+    )  # fmt: skip
+    images = brand.logo_elements(template, branding, windows, frames(template.overlay_fade_seconds, fps)) if branded else []
+    fade_in = min(frames(template.fade_in_seconds, fps), layout.total // 4)
+    fade_out = min(frames(template.fade_out_seconds, fps), layout.total // 4)
+    card = None
+    if layout.card:
+        style = _text_style(template, template.title_font_size)
+        card = brand.end_card(template, branding, title=title, style=style, branded=branded)
+        card = card.model_copy(update={"duration_frames": layout.card})  # type: ignore[union-attr]
+    return Timeline(
+        width=width, height=height, fps=fps, clips=_clip_track(clips, layout, template), end_card=card, texts=texts,
+        images=images, audio=_audio(template, voice, layout.total, (fade_in, fade_out), branded=branded, fps=fps),
+        fade_in_frames=fade_in, fade_out_frames=fade_out,
+    )  # fmt: skip
+
+
+def _merge_values(
+    template: Template, title: str | None, facts: ListingFacts | None, branding: Branding | None, *, branded: bool
+) -> tuple[str | None, dict[str, str]]:
+    """The template's title merged, and the cut's merge values: the facts, the request's title, the branding."""
     facts = facts or ListingFacts()
     if branding is not None and branding.agent_name and not facts.agent_name:
         facts = facts.model_copy(update={"agent_name": branding.agent_name})
-    if (card_s := brand.card_seconds(template, branding)) != template.end_card_seconds:
-        template = template.model_copy(update={"end_card_seconds": card_s})  # the card a profile adds
     if not branded:
         facts = facts.model_copy(update={"agent_name": None})
         title = None if uses_branding(title) else title
     extra = branding_values(branding) if branded else {}
     values = {**fact_values(facts), **extra}
     values = {**fact_values(facts, merge(title, values, where="the title", field="title") if title else None), **extra}
-    title = merge(template.title_text, values, where="the template's title", missing=Missing.OMIT)
+    return merge(template.title_text, values, where="the template's title", missing=Missing.OMIT), values
+
+
+def _layout(clips: list[ClipInput], template: Template, voice: Narration | None, fps: int) -> _Layout:
+    """The clips in frames, crossfaded, the last one held for a `voice` longer than them, then the end card."""
     lengths = [frames(c.duration_s, fps) for c in clips]
     t = transition_frames(lengths, template, fps)
-    card_frames = frames(template.end_card_seconds, fps) if template.end_card_seconds > 0 else 0
-    voice = narration if narration is not None and narration.in_cut(branded) else None
-    lengths[-1] += hold_frames(sum(lengths) - t * (len(lengths) - 1) + card_frames, voice, fps)
-    last = len(clips) - 1
-    track = [
-        Clip(
-            source=str(c.path), in_frame=0, out_frame=n,
-            transition=Transition(kind=c.transition or template.transition_after(i), frames=t)
-            if i < last or card_frames else None,
-            **({"focus_x": c.focus[0], "focus_y": c.focus[1]} if c.focus else {}),
-        )
-        for i, (c, n) in enumerate(zip(clips, lengths, strict=True))
-    ]  # fmt: skip
+    card = frames(template.end_card_seconds, fps) if template.end_card_seconds > 0 else 0
+    lengths[-1] += hold_frames(sum(lengths) - t * (len(lengths) - 1) + card, voice, fps)
     starts = [0]
     for n in lengths[:-1]:
         starts.append(starts[-1] + n - t)
-    total = starts[-1] + lengths[-1] + card_frames
-    placed = _texts(
-        clips, lengths, starts, t, total, title=title, template=template, has_card=card_frames > 0, fps=fps,
-        values=values, branded=branded,
-    )  # fmt: skip
+    return _Layout(lengths=lengths, starts=starts, transition=t, card=card, total=starts[-1] + lengths[-1] + card)
+
+
+def _clip_track(clips: list[ClipInput], layout: _Layout, template: Template) -> list[Clip]:
+    """The clip track: each clip trimmed to its length, with its transition into the next clip or the card."""
+    last = len(clips) - 1
+    return [
+        Clip(
+            source=str(c.path), in_frame=0, out_frame=n,
+            transition=Transition(kind=c.transition or template.transition_after(i), frames=layout.transition)
+            if i < last or layout.card else None,
+            **({"focus_x": c.focus[0], "focus_y": c.focus[1]} if c.focus else {}),
+        )
+        for i, (c, n) in enumerate(zip(clips, layout.lengths, strict=True))
+    ]  # fmt: skip
+
+
+def _placed_texts(
+    clips: list[ClipInput], layout: _Layout, windows: brand.BrandWindows, *, title: str | None, template: Template,
+    values: dict[str, str], branding: Branding | None, branded: bool, size: tuple[int, int], fps: int,
+) -> list[TextElement]:
+    """Every text of the cut, each checked to fit the frame: the title, the captions, the template's
+    texts (no agent card in the unbranded cut) and the branding's contact line."""
+    placed = _texts(clips, layout, title=title, template=template, fps=fps, values=values, branded=branded)
     for spec in template.texts:
         if not branded and spec.role == TextRole.OUTRO:
             continue  # the agent card
-        if element := _template_text(spec, values, total, template, fps):
+        if element := _template_text(spec, values, layout.total, template, fps):
             placed.append((element, f"the template's {spec.role} text ({spec.text})", request_field(spec.text)))
-    card_start = total - card_frames - t if card_frames else None
-    windows = brand.BrandWindows(
-        bug_frames=frames(template.logo_seconds, fps), card_start=card_start,
-        card_shown=None if card_start is None else card_start + t, total=total,
-    )  # fmt: skip
     if branded and (contact := brand.contact_element(template, branding, windows)):
         placed.append((contact, "the branding's contact line", "branding"))
     for element, where, field in placed:
-        _check_fits(element, width, height, where=where, field=field)
-    texts = [element for element, _, _ in placed]
-    images = brand.logo_elements(template, branding, windows, frames(template.overlay_fade_seconds, fps)) if branded else []
-    fade_in = min(frames(template.fade_in_seconds, fps), total // 4)
-    fade_out = min(frames(template.fade_out_seconds, fps), total // 4)
+        _check_fits(element, *size, where=where, field=field)
+    return [element for element, _, _ in placed]
+
+
+def _audio(
+    template: Template, voice: Narration | None, total: int, fades: tuple[int, int], *, branded: bool, fps: int
+) -> list[AudioTrack]:
+    """The music bed, ducked under the `voice` (none in the unbranded cut when it identifies the
+    agent, its fade-out at least `_MIN_MUSIC_FADE_OUT_S`), then the narration track."""
+    fade_in, fade_out = fades
     audio = []
     if template.music_path is not None and (branded or not template.music_identifies_agent):
         base = _gain_db(template.music_volume)
@@ -211,23 +269,16 @@ def build_timeline(
         )
     if voice is not None:
         audio.append(narration_track(voice, total, fps))
-    card = None
-    if card_frames:
-        style = _text_style(template, template.title_font_size)
-        card = brand.end_card(template, branding, title=title, style=style, branded=branded)
-        card = card.model_copy(update={"duration_frames": card_frames})  # type: ignore[union-attr]
-    return Timeline(
-        width=width, height=height, fps=fps, clips=track, end_card=card, texts=texts, images=images, audio=audio,
-        fade_in_frames=fade_in, fade_out_frames=fade_out,
-    )  # fmt: skip
+    return audio
 
 
 def _texts(
-    clips: list[ClipInput], lengths: list[int], starts: list[int], t: int, total: int, *,
-    title: str | None, template: Template, has_card: bool, fps: int, values: dict[str, str], branded: bool = True,
+    clips: list[ClipInput], layout: _Layout, *,
+    title: str | None, template: Template, fps: int, values: dict[str, str], branded: bool = True,
 ) -> list[tuple[TextElement, str, str | None]]:
     """The title card over the first clip and a caption over each captioned clip, in frames, each
     with what it is and the request field it comes from (for error messages)."""
+    lengths, starts, t, total, has_card = layout.lengths, layout.starts, layout.transition, layout.total, layout.card > 0
     fade = frames(template.overlay_fade_seconds, fps)
     texts: list[tuple[TextElement, str, str | None]] = []
     title_end = 0
