@@ -13,6 +13,7 @@ from zencourt_pipeline.domain import (
     BatchRejected,
     Orientation,
     OutputShape,
+    OutputSpec,
     parse_facts,
     parse_outputs,
     primary_output,
@@ -35,6 +36,7 @@ from zencourt_pipeline.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
     from zencourt_pipeline.media.templates import Template
+    from zencourt_pipeline.media.timeline.narration import Narration
 
 
 class CompositionOutcome(StrEnum):
@@ -128,17 +130,8 @@ def compose_batch(
             narration=narration, branding=profile.branding(work_dir / "branding") if profile is not None else None,
         )  # fmt: skip
     except (MediaError, BatchRejected) as exc:
-        # a narration the surviving clips cannot hold keeps its own code; anything else is the composition's
-        code = exc.code if exc.code == ErrorCode.NARRATION_TOO_LONG else ErrorCode.COMPOSITION_FAILED
-        error = f"{code}: {exc.message}"
-        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=code)
-        return CompositionReport(
-            CompositionOutcome.FAILED, clips_used=len(completed), clips_failed=len(failed), error=error, error_code=code,
-        )
-    # the primary output has audio when it has music (an unbranded primary drops music that
-    # identifies the agent) or a narration (an unbranded primary drops one that identifies the agent)
-    music = template.music is not None and (primary.branded or not template.music_identifies_agent)
-    expects_audio = music or (narration is not None and (primary.branded or not narration.identifies_agent))
+        return _composition_failed(db, batch_id, exc, clips_used=len(completed), clips_failed=len(failed))
+    expects_audio = _primary_has_audio(template, primary, narration)
     narration_uri = storage.uri(batch.narration_key) if narration is not None and batch.narration_key else None
     published = _publish(
         db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio, narration_uri
@@ -147,6 +140,26 @@ def compose_batch(
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
     report = _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
     return replace(report, narration_s=narration.duration_s if narration else None, music_ducked_db=_ducked_db(report))
+
+
+def _composition_failed(
+    db: AppDatabase, batch_id: str, exc: MediaError | BatchRejected, *, clips_used: int, clips_failed: int
+) -> CompositionReport:
+    """The batch failed at composition: a narration the surviving clips cannot hold keeps its own
+    code (NARRATION_TOO_LONG), anything else is COMPOSITION_FAILED."""
+    code = exc.code if exc.code == ErrorCode.NARRATION_TOO_LONG else ErrorCode.COMPOSITION_FAILED
+    error = f"{code}: {exc.message}"
+    db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=code)
+    return CompositionReport(
+        CompositionOutcome.FAILED, clips_used=clips_used, clips_failed=clips_failed, error=error, error_code=code
+    )
+
+
+def _primary_has_audio(template: Template, primary: OutputSpec, narration: Narration | None) -> bool:
+    """Whether the primary output has sound: music (an unbranded primary drops music that
+    identifies the agent) or a narration (an unbranded primary drops one that identifies the agent)."""
+    music = template.music is not None and (primary.branded or not template.music_identifies_agent)
+    return music or (narration is not None and (primary.branded or not narration.identifies_agent))
 
 
 def _ducked_db(report: CompositionReport) -> float | None:
