@@ -35,6 +35,10 @@ from .conftest import (
     drive,
 )
 
+# The matrices are module fixtures that each drive a whole batch (about 40 s): one xdist worker runs
+# the module, so they are set up once and not once per worker.
+pytestmark = pytest.mark.xdist_group("bad_input_matrix")
+
 # ---------------------------------------------------------------------------------- photos
 
 
