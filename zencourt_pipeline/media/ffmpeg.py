@@ -73,6 +73,21 @@ _FRAME = re.compile(r"frame=\s*(\d+)")
 _PIXFMT = re.compile(r"Video: \w+[^,]*, (\w+)")
 
 
+READ_THROUGH_TIMEOUT_S = 120.0  # one copy pass over a bounded input file
+
+
+def read_through(path: Path, *, streams: str, slow_code: ErrorCode, what: str) -> tuple[int, str]:
+    """One pass over every packet of `streams` (an ffmpeg `-map`, e.g. `0` or `0:a?`) of `path`,
+    copied to nowhere: (ffmpeg's exit code, its report). A file that takes longer than
+    READ_THROUGH_TIMEOUT_S raises MediaError(`slow_code`) naming `what` it is."""
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", streams, "-c", "copy", "-f", "null", "-"]
+    try:
+        proc = subprocess.run(args, capture_output=True, timeout=READ_THROUGH_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(slow_code, f"reading the {what} took over {READ_THROUGH_TIMEOUT_S:.0f} s") from exc
+    return proc.returncode, proc.stderr.decode(errors="replace")
+
+
 def _rate(text: str) -> float:
     return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
 

@@ -12,17 +12,15 @@ Normalize then trims it to [in, out] like any raw clip (`normalize.normalize_cli
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.ffmpeg import ffmpeg_exe
+from zencourt_pipeline.media.ffmpeg import read_through
 
 # the end of a clip may be short of its out point by this much (container rounding)
 END_TOLERANCE_S = 0.05
-CHECK_TIMEOUT_S = 120.0
 
 _EBML = b"\x1a\x45\xdf\xa3"
 _AUDIO_MAGIC = (b"ID3", b"OggS", b"fLaC", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9")
@@ -58,16 +56,6 @@ def container_of(head: bytes) -> str | None:
     return None
 
 
-def _read_report(path: Path) -> tuple[int, str]:
-    """One pass over every packet of every stream, copied to nowhere: ffmpeg's report of the file."""
-    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0", "-c", "copy", "-f", "null", "-"]
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(ErrorCode.CLIP_TOO_LONG, f"reading the clip took over {CHECK_TIMEOUT_S:.0f} s") from exc
-    return proc.returncode, proc.stderr.decode(errors="replace")
-
-
 def check_given_clip(path: Path, *, in_s: float, out_s: float | None, max_source_s: float) -> GivenClip:
     """The clip at `path` if it can be stitched from `in_s` to `out_s` (seconds; None: to wherever the
     caller decides, only `in_s` is checked); MediaError otherwise."""
@@ -81,7 +69,7 @@ def check_given_clip(path: Path, *, in_s: float, out_s: float | None, max_source
         raise MediaError(ErrorCode.CLIP_AUDIO_ONLY, "the clip is an audio file: it has no video stream")
     if container is None:
         raise MediaError(ErrorCode.CLIP_NOT_VIDEO, "the clip is not a video (an MP4, QuickTime or WebM file)")
-    returncode, report = _read_report(path)
+    returncode, report = read_through(path, streams="0", slow_code=ErrorCode.CLIP_TOO_LONG, what="clip")
     streams = _STREAM.findall(report)
     damaged = returncode != 0 or any(marker in report for marker in _DAMAGE)
     if damaged and not streams:

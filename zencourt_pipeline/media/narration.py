@@ -16,21 +16,19 @@ second of CPU for a minute of speech.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media import loudness
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+from zencourt_pipeline.media.ffmpeg import read_through, run_ffmpeg
 from zencourt_pipeline.media.timeline.narration import Narration
 
 NARRATION_MAX_SECONDS = 300.0  # five minutes: longer than 30 clips of 10 s with the hold
 NARRATION_MAX_BYTES = 50 * 1024 * 1024  # five minutes of 44.1 kHz 16-bit stereo WAV fit (~53 MB: 50 MiB)
 SILENCE_BELOW_LU = 25.0  # quieter than the voice's integrated loudness by this much is a pause
 SILENCE_MIN_S = 0.35  # pauses shorter than this are inside speech
-CHECK_TIMEOUT_S = 120.0
 CODECS = {"mp3": "mp3", "aac": "aac", "pcm": "wav"}  # the ffmpeg codec (prefix) -> the kind accepted
 
 _STREAM = re.compile(r"^\s*Stream #\d+:\d+.*?: (Video|Audio): (\w+)(.*)$", re.MULTILINE)
@@ -50,15 +48,6 @@ class NarrationFile:
     size_bytes: int
 
 
-def _report(path: Path) -> tuple[int, str]:
-    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a?", "-c", "copy", "-f", "null", "-"]
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(ErrorCode.NARRATION_TOO_LONG, f"reading the narration took over {CHECK_TIMEOUT_S:.0f} s") from exc
-    return proc.returncode, proc.stderr.decode(errors="replace")
-
-
 def check_narration(
     path: Path, *, max_seconds: float = NARRATION_MAX_SECONDS, max_bytes: int = NARRATION_MAX_BYTES
 ) -> NarrationFile:
@@ -71,7 +60,7 @@ def check_narration(
         raise MediaError(
             ErrorCode.NARRATION_TOO_LARGE, f"the narration file has {size} bytes (at most {max_bytes})"
         )
-    returncode, report = _report(path)
+    returncode, report = read_through(path, streams="0:a?", slow_code=ErrorCode.NARRATION_TOO_LONG, what="narration")
     streams = _STREAM.findall(report)
     video = [codec for kind, codec, rest in streams if kind == "Video" and "attached pic" not in rest]
     audio = [codec for kind, codec, _ in streams if kind == "Audio"]

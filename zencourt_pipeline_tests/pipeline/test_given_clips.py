@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.records import BatchStatus, JobStatus
-from zencourt_pipeline.defs.resources import build_resources
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.ffmpeg import probe
 from zencourt_pipeline.media.timeline.model import Timeline
@@ -26,16 +24,6 @@ from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.fakes.given_clips import audio_only, truncated, video_clip
 from zencourt_pipeline_tests.net.server import LocalServer, Route
-
-
-@pytest.fixture
-def stack(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'app.db'}",
-                        media_allowed_private_hosts=["127.0.0.1"])  # fmt: skip
-    resources = build_resources(settings)
-    db, storage = resources["app_db"].get(), resources["storage"].get()
-    db.upgrade()
-    return db, storage, resources["generators"]
 
 
 def _stored(storage, tmp_path: Path, name: str, path: Path) -> str:

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zencourt_pipeline.config import Settings
 from zencourt_pipeline.db.records import BatchStatus, JobStatus
-from zencourt_pipeline.defs.resources import build_resources
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline import narration as narration_stage
 from zencourt_pipeline.pipeline.intake import IntakeStatus, take_in_batch
@@ -19,16 +17,6 @@ from zencourt_pipeline.pipeline.quota import QuotaLimits
 from zencourt_pipeline_tests.defs.conftest import write_photo
 from zencourt_pipeline_tests.media.test_narration import KINDS, make_voice
 from zencourt_pipeline_tests.net.server import LocalServer, Route
-
-
-@pytest.fixture
-def stack(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'app.db'}",
-                        media_allowed_private_hosts=["127.0.0.1"])  # fmt: skip
-    resources = build_resources(settings)
-    db, storage = resources["app_db"].get(), resources["storage"].get()
-    db.upgrade()
-    return db, storage, resources["generators"]
 
 
 @pytest.fixture(scope="module")
