@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zencourt_pipeline.domain import ListingFacts, Orientation, OutputSpec
+from zencourt_pipeline.domain import ListingFacts, OutputSpec
 from zencourt_pipeline.media.errors import MediaError
-from zencourt_pipeline.media.frames import ORIENTATION_SIZES
+from zencourt_pipeline.media.frames import ORIENTATION_SIZES, clip_frame
 from zencourt_pipeline.media.merge import TextProblem
 from zencourt_pipeline.media.templates import Template, load_template
 from zencourt_pipeline.media.timeline.build import MIN_CLIP_S, ClipInput, build_timeline
@@ -52,7 +52,7 @@ def listing_problem(
     clips: Sequence[ListingClip], outputs: Sequence[OutputSpec] = (),
 ) -> ListingProblem | None:
     """Why the batch's texts cannot be rendered as asked (naming the field or job), None when they
-    can: in the frame of `orientation` and in each of `outputs` (its size, branded or not)."""
+    can: in the batch's clip frame (`frames.clip_frame` of `outputs` and `orientation`) and in each of `outputs` (its size, branded or not)."""
     try:
         chosen = template if isinstance(template, Template) else load_template(template)
     except MediaError as exc:
@@ -63,9 +63,11 @@ def listing_problem(
             return ListingProblem(message, f"jobs.{i}.transition")
     if orientation not in ORIENTATION_SIZES or not clips:
         return None  # `domain.batch_problem` names these
-    frames = {(*ORIENTATION_SIZES[Orientation(orientation)], True), *((*o.size, o.branded) for o in outputs)}
+    # every output's frame (the ones a problem names first: what the batch asked for), then the
+    # clips' own frame (the branded timeline is planned at it: keyframes, the narration's fit)
+    frames = dict.fromkeys([*sorted((*o.size, o.branded) for o in outputs), (*clip_frame(outputs, orientation), True)])
     inputs = [clip_input(c, Path(c.name)) for c in clips]
-    for width, height, branded in sorted(frames):
+    for width, height, branded in frames:
         try:
             build_timeline(inputs, width=width, height=height, title=title, template=chosen, facts=facts, branded=branded)
         except MediaError as exc:

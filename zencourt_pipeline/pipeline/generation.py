@@ -39,15 +39,16 @@ from zencourt_pipeline.db.records import (
     Task,
 )
 from zencourt_pipeline.domain import (
+    DEFAULT_OUTPUTS,
     BatchRejected,
     GenerationRatio,
     JobSource,
-    Orientation,
     generation_ratio,
     motion_prompt,
+    parse_outputs,
 )
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media.frames import ORIENTATION_SIZES
+from zencourt_pipeline.media.frames import clip_frame
 from zencourt_pipeline.pipeline.liveness import completion_state
 from zencourt_pipeline.pipeline.quota import (
     BatchQuota,
@@ -128,18 +129,22 @@ def generation_attempt(tasks: list[Task]) -> int:
     return sum(1 for task in tasks if task.status == SUPERSEDED)
 
 
-def batch_generation_ratio(batch: Batch) -> GenerationRatio:
-    """The ratio a batch's clips are generated at: the one nearest its clip frame,
-    `ORIENTATION_SIZES[batch.orientation]` (1280:720 for landscape, 720:1280 for vertical, exactly
-    that frame).
+def batch_clip_frame(batch: Batch) -> tuple[int, int]:
+    """The frame the batch's clips are generated, normalized and composed from (`frames.clip_frame`):
+    the generation ratio nearest its primary output, so 1280x720 for the default request and 960x960
+    for a batch asking only for square outputs. Fixed when the batch is created: an operator's
+    orientation at recompose picks another primary among the outputs, reframed from these clips."""
+    try:
+        outputs = parse_outputs(batch.outputs)
+    except BatchRejected:  # intake rejects such a batch before anything is generated
+        outputs = DEFAULT_OUTPUTS
+    return clip_frame(outputs, batch.orientation)
 
-    The primary output (`domain.primary_output`) is the batch orientation's shape whenever the batch
-    asks for one, so this is also the primary's ratio. A batch asking only for square or 4:5 outputs
-    still generates at its orientation's frame and reframes them by cover crop: normalize, the
-    timeline and compose all work at `ORIENTATION_SIZES`, and a 960:960 or 832:1104 clip would
-    be cropped back to 16:9 there. Generating at the primary's own ratio needs that frame to
-    follow the primary first (issue 15 point 2, what is left)."""
-    return generation_ratio(*ORIENTATION_SIZES[Orientation(batch.orientation)])
+
+def batch_generation_ratio(batch: Batch) -> GenerationRatio:
+    """The ratio the batch's clips are generated at: its clip frame's (Runway's `ratio`, the
+    Kling photo crop, the local render's size)."""
+    return generation_ratio(*batch_clip_frame(batch))
 
 
 def build_request(batch: Batch, job: Job, photo: Path, storage: Storage, attempt: int = 0) -> GenerationRequest:

@@ -40,6 +40,7 @@ from zencourt_pipeline.media.timeline.narration import Narration, clip_durations
 from zencourt_pipeline.net.download import TooLarge
 from zencourt_pipeline.net.fetch import FetchError, FetchPolicy, fetch_url
 from zencourt_pipeline.net.sniff import describe, sniff_audio, sniff_image_type
+from zencourt_pipeline.pipeline.generation import batch_clip_frame
 from zencourt_pipeline.pipeline.keys import narration_key
 from zencourt_pipeline.storage.base import Storage, StorageError, storage_is_failing
 
@@ -98,14 +99,13 @@ def ingest_narration(
 
 def _check_fits(batch: Batch, clips: Sequence[ListingClip], template: Template, duration_s: float) -> None:
     """MediaError(NARRATION_TOO_LONG) when the batch's clips, as asked, cannot hold the narration
-    (the branded timeline of the batch's orientation: the longest, the unbranded cut may drop it)."""
-    from zencourt_pipeline.media.frames import ORIENTATION_SIZES
+    (the branded timeline at the batch's clip frame: the longest, the unbranded cut may drop it)."""
     from zencourt_pipeline.media.listing import clip_input
     from zencourt_pipeline.media.timeline.build import build_timeline
 
     if not clips:
         return
-    width, height = ORIENTATION_SIZES[batch.orientation]
+    width, height = batch_clip_frame(batch)
     build_timeline(
         [clip_input(clip, Path(clip.name)) for clip in clips], width=width, height=height, title=batch.title,
         template=template, facts=parse_facts(batch.facts), narration=Narration("narration", duration_s),

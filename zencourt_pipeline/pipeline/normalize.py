@@ -17,8 +17,8 @@ from zencourt_pipeline.domain import BatchRejected, JobSource, parse_facts
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo
-from zencourt_pipeline.media.frames import ORIENTATION_SIZES
 from zencourt_pipeline.pipeline.clip_checks import ClipInspection, inspect_clip
+from zencourt_pipeline.pipeline.generation import batch_clip_frame
 from zencourt_pipeline.pipeline.given_clips import clip_points
 from zencourt_pipeline.pipeline.keys import clip_key, clip_thumbnail_key
 from zencourt_pipeline.pipeline.results import NOT_A_COLUMN
@@ -82,7 +82,7 @@ def normalize_outputs(
     job completed) or fail its job."""
     from zencourt_pipeline.media.normalize import normalize_many
 
-    width, height = ORIENTATION_SIZES[batch.orientation]
+    width, height = batch_clip_frame(batch)
     results, todo, items = _fetch_raw_clips(db, storage, jobs, work_dir)
     if items:  # plan the keyframes only when there is something to normalize
         db.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
@@ -179,7 +179,7 @@ def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[
     clips = normalize_outputs(db, storage, batch, jobs, work_dir)
     jobs = db.get_jobs(batch.id)
     written = {clip.job_id: clip for clip in clips if clip.status == NormalizeOutcome.COMPLETED}
-    width, height = ORIENTATION_SIZES[batch.orientation]
+    width, height = batch_clip_frame(batch)
     inspections: dict[str, ClipInspection] = {}
     thumbnails: dict[str, Path] = {}
     for job in jobs:

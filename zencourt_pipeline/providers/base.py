@@ -47,9 +47,8 @@ class GenerationRequest:
     @property
     def generation_ratio(self) -> GenerationRatio:
         """The frame the clip is generated at: Runway's `ratio`, Kling's photo crop, the local
-        render's size. By default the one nearest the orientation's frame (1280:720, 720:1280,
-        exactly `ORIENTATION_SIZES`): normalize and compose keep the clips at that frame, so the
-        pipeline (`pipeline/generation.py:batch_generation_ratio`) asks for no other yet."""
+        render's size. The pipeline always sets it (`pipeline/generation.py:batch_generation_ratio`:
+        the batch's clip frame, from its primary output); without it, the orientation's frame."""
         if self.ratio is not None:
             return GenerationRatio(self.ratio)
         return generation_ratio(*ORIENTATION_SIZES[Orientation(self.orientation)])
