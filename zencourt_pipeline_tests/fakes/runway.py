@@ -103,6 +103,9 @@ class FakeRunway(OutputFaults, FakeService):
         self.create_delay = 0.0
         self.create_pre_delay = 0.0
         self.get_faults: list[int] = []
+        self.poll_delay = 0.0  # seconds each GET of a task takes to answer (a slow API)
+        self.polls_in_flight = 0
+        self.max_polls_in_flight = 0  # the most GETs of tasks answered at once
         self.delete_faults: list[int] = []
         self.download_faults: list[int | str] = []
         self.answer_faults = AnswerFaults()
@@ -281,6 +284,18 @@ class FakeRunway(OutputFaults, FakeService):
         return data
 
     async def _task(self, request: Request) -> Response:
+        if request.method == "GET" and self.poll_delay:
+            with self._lock:
+                self.polls_in_flight += 1
+                self.max_polls_in_flight = max(self.max_polls_in_flight, self.polls_in_flight)
+            try:
+                await asyncio.sleep(self.poll_delay)
+            finally:
+                with self._lock:
+                    self.polls_in_flight -= 1
+        return self._task_answer(request)
+
+    def _task_answer(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
         with self._lock:
             if request.method == "DELETE":
