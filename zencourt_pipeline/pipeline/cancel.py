@@ -3,7 +3,7 @@
 
 A cancel never fails silently: every task it could not stop is reported (the HTTP cancel answer
 lists it) and stays `submitted`, so the reconciler asks its provider again every tick
-(`db.live_tasks_of_ended_jobs`) until the provider confirms or the task ends."""
+(`db.liveness.live_tasks_of_ended_jobs`) until the provider confirms or the task ends."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class CancelReport:
 
 def cancel_provider_tasks(db: AppDatabase, chain: ProviderChain, canceled_jobs: list[Job]) -> CancelReport:
     """Cancel the accepted, unfinished provider tasks of these jobs."""
-    return cancel_tasks(db, chain, db.live_tasks_for_jobs([job.id for job in canceled_jobs]))
+    return cancel_tasks(db, chain, db.ledger.live_tasks_for_jobs([job.id for job in canceled_jobs]))
 
 
 def unstopped(tasks: list[Task], error: str) -> list[UnstoppedTask]:
@@ -75,6 +75,6 @@ def cancel_tasks(db: AppDatabase, chain: ProviderChain, tasks: list[Task]) -> Ca
             log.exception("cancel of %s task %s failed", task.provider, task.task_id)
             report.unstopped.extend(unstopped([task], f"{type(exc).__name__}: {exc}"))
             continue
-        db.mark_task_canceled(task.id)
+        db.liveness.mark_task_canceled(task.id)
         report.stopped.append(task)
     return report

@@ -122,11 +122,11 @@ def ingest_given_clips(
             key = given_clip_key(batch.id, job.id, clip.container)
             storage.put_file(key, source, CONTENT_TYPES[clip.container])
             # the out point resolved (an absent one: in + duration_seconds, or the clip's end when sooner)
-            db.update_job(job.id, raw_clip_key=key, clip_out_seconds=end, status=JobStatus.PROCESSING)
+            db.batches.update_job(job.id, raw_clip_key=key, clip_out_seconds=end, status=JobStatus.PROCESSING)
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
             if isinstance(exc, StorageError) and storage_is_failing(storage, exc, job.clip_url):
                 raise  # the storage's fault, not the clip's: the step is retried, the job stays open
-            db.fail_job(job.id, exc.code, exc.message)
+            db.batches.fail_job(job.id, exc.code, exc.message)
             results.append(
                 GivenClipResult(job.id, job.room_name, ClipOutcome.FAILED, error_code=exc.code, error_message=exc.message)
             )

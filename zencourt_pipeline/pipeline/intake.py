@@ -134,8 +134,8 @@ def validate_job(job: Job, instructions: str | None = None) -> None:
 def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Job], error: BatchRejected) -> None:
     """Fail every job and the batch itself with the rejection's code and message."""
     for job in jobs:
-        db.fail_job(job.id, error.code, error.message)
-    db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{error.code}: {error.message}", error_code=error.code)
+        db.batches.fail_job(job.id, error.code, error.message)
+    db.batches.finish_batch(batch_id, BatchStatus.FAILED, error=f"{error.code}: {error.message}", error_code=error.code)
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def ingest_photos(
             info = prepare_photo(source, prepared)
             key = photo_key(batch.id, job.id)
             storage.put_file(key, prepared, "image/jpeg")
-            db.update_job(job.id, photo_key=key)
+            db.batches.update_job(job.id, photo_key=key)
             results.append(
                 PhotoResult(
                     job.id,
@@ -201,7 +201,7 @@ def ingest_photos(
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
             if isinstance(exc, StorageError) and storage_is_failing(storage, exc, job.image_url):
                 raise  # the storage's fault, not the photo's: the step is retried, the job stays open
-            db.fail_job(job.id, exc.code, exc.message)
+            db.batches.fail_job(job.id, exc.code, exc.message)
             results.append(
                 PhotoResult(job.id, job.room_name, PhotoOutcome.FAILED, error_code=exc.code, error_message=exc.message)
             )
@@ -261,7 +261,7 @@ def take_in_batch(
     try:
         template = batch_template(db, batch)
         validate_batch(batch, jobs, template, policy)
-        if not batch.terminal and not db.tasks_for_batch(batch.id):
+        if not batch.terminal and not db.ledger.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             open_jobs = sum(1 for job in photo_jobs if not job.terminal)
             usage = enforce_quota(
@@ -273,7 +273,7 @@ def take_in_batch(
         reject_batch(db, batch.id, jobs, exc)
         return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
     if batch.status == BatchStatus.PENDING:
-        db.start_batch(batch.id)
+        db.batches.start_batch(batch.id)
     if time_to_narration:  # the local generator's clips follow the voice (`pipeline.narration`)
         time_clips_to_narration(db, storage, batch, jobs, work_dir, template=template)
     photos = ingest_photos(db, storage, batch, photo_jobs, work_dir, policy)
@@ -282,7 +282,7 @@ def take_in_batch(
         clip.status == ClipOutcome.READY for clip in clips
     ):
         code = ErrorCode.NO_USABLE_PHOTO
-        db.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
+        db.batches.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
         return IntakeReport(
             IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code,
             error_message=NO_USABLE_PHOTO_MESSAGE, clips=clips,

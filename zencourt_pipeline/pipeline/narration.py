@@ -92,7 +92,7 @@ def ingest_narration(
         if storage_is_failing(storage, exc, batch.narration_url):
             raise
         raise BatchRejected(exc.code, f"narration_url: {exc.message}") from None
-    db.set_narration_key(batch.id, key)
+    db.batches.set_narration_key(batch.id, key)
     return key
 
 
@@ -127,7 +127,7 @@ def time_clips_to_narration(
     """Time the batch's open photo jobs to its stored narration (`timed_seconds`, and
     `duration_seconds` rounded up); {job id: seconds}, empty when there is nothing to time (no
     narration, a given clip among the jobs, timed already) or the narration cannot be analyzed."""
-    current = db.get_batch(batch.id) or batch
+    current = db.batches.get_batch(batch.id) or batch
     open_jobs = [job for job in jobs if not job.terminal]
     if not current.narration_key or not open_jobs or any(job.timed_seconds for job in open_jobs):
         return {}
@@ -142,5 +142,5 @@ def time_clips_to_narration(
         return {}
     lengths = clip_durations(voice.speech, voice.duration_s, len(open_jobs), transition_s=template.transition_seconds)
     for job, seconds in zip(open_jobs, lengths, strict=True):
-        db.update_job(job.id, timed_seconds=seconds, duration_seconds=math.ceil(seconds - 1e-6))
+        db.batches.update_job(job.id, timed_seconds=seconds, duration_seconds=math.ceil(seconds - 1e-6))
     return {job.id: seconds for job, seconds in zip(open_jobs, lengths, strict=True)}

@@ -121,7 +121,7 @@ def _refusal(over: list[QuotaUsage], now: datetime | None) -> str:
 
 def clips_used(db: AppDatabase, *, since: datetime, listing_id: str | None = None, workspace_id: str | None = None) -> int:
     """Accepted generation tasks submitted since `since` for batches of this listing / workspace."""
-    return db.clips_used(since=since, listing_id=listing_id, workspace_id=workspace_id)
+    return db.quota.clips_used(since=since, listing_id=listing_id, workspace_id=workspace_id)
 
 
 def quota_usage(
@@ -130,7 +130,7 @@ def quota_usage(
     """The usage of every quota that applies to this batch (none when both are unlimited)."""
     month = month_start(now).strftime("%Y-%m")
     limited = [(s, sid, q) for s, sid, q in _scopes(batch, listing_quota, workspace_quota) if q > 0]
-    used = db.clip_usage([(s, sid) for s, sid, _ in limited], month) if limited else {}
+    used = db.quota.clip_usage([(s, sid) for s, sid, _ in limited], month) if limited else {}
     return [QuotaUsage(s, sid, q, used[(s, sid)], requested, month) for s, sid, q in limited]
 
 
@@ -155,7 +155,7 @@ def reserve_submission(
     later starts from the true usage."""
     month = month_start(now).strftime("%Y-%m")
     scopes = _scopes(batch, listing_quota, workspace_quota)
-    usages = db.reserve_clips(scopes, month, 1)
+    usages = db.quota.reserve_clips(scopes, month, 1)
     over = [QuotaUsage(u.scope, u.scope_id, u.quota, u.used, 1, month) for u in usages]
     over = [usage for usage in over if usage.quota > 0 and usage.exceeded]
     if over:
@@ -166,4 +166,4 @@ def reserve_submission(
 def release_submission(db: AppDatabase, reservation: Reservation | None) -> None:
     """Give back the clip of a submission the provider refused (nothing was paid)."""
     if reservation is not None:
-        db.release_clips(reservation.scopes, reservation.month, 1)
+        db.quota.release_clips(reservation.scopes, reservation.month, 1)

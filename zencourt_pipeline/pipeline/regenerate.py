@@ -44,7 +44,7 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
         raise RegenerationRefused(ErrorCode.INVALID_INPUT, f"job(s) {', '.join(unknown)} are not in batch {batch.id}")
     if batch.status == BatchStatus.CANCELED:
         raise RegenerationRefused(ErrorCode.CANCELED, f"batch {batch.id} is canceled")
-    completed = {(c.provider, c.task_id) for c in db.completions_for_batch(batch.id)}
+    completed = {(c.provider, c.task_id) for c in db.completions.completions_for_batch(batch.id)}
     reset, skipped = [], {}
     for job_id in dict.fromkeys(job_ids):
         job = by_id[job_id]
@@ -59,7 +59,7 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
                 ErrorCode.INVALID_INPUT, f"job {job_id} has no prepared photo ({job.error_code or 'not taken in'}): re-run intake"
             )
         in_flight = [
-            task for task in db.tasks_for_job(job_id)
+            task for task in db.ledger.tasks_for_job(job_id)
             if task.status in IN_FLIGHT_TASK_STATUSES and (task.provider, task.task_id) not in completed
         ]
         if not job.terminal:
@@ -78,4 +78,4 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
 
 def reset_for_regeneration(db: AppDatabase, batch_id: str, job_ids: Sequence[str]) -> int:
     """Supersede the named jobs' finished tasks and reset the jobs; returns how many tasks were superseded."""
-    return db.reset_for_regeneration(batch_id, list(job_ids))
+    return db.ledger.reset_for_regeneration(batch_id, list(job_ids))

@@ -41,7 +41,7 @@ def test_protected_routes_refuse_missing_and_wrong_keys(client, method, path, bo
 
 
 def test_both_header_forms_are_accepted(client, db):
-    db.insert_batch(*make_batch("ab1"))
+    db.batches.insert_batch(*make_batch("ab1"))
     for headers in (
         {"x-api-key": API_KEY},
         {"Authorization": f"Bearer {API_KEY}"},
@@ -98,7 +98,7 @@ def test_invalid_content_length_is_400(client, auth):
 
 def test_unhandled_error_is_a_json_500(settings, db, storage, verifier, auth):
     class ExplodingDb:
-        engine = db.engine
+        engine = db.db.engine
 
         def get_batch(self, _batch_id):
             raise RuntimeError("kaboom")

@@ -18,15 +18,15 @@ def completion_rows(db, task_id=None) -> list[dict]:
     query = sa.select(generation_completions)
     if task_id is not None:
         query = query.where(generation_completions.c.task_id == task_id)
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def test_valid_delivery_three_times_records_once(client, db, signer):
     batch, jobs = make_batch("wb1", n_jobs=1)
-    db.insert_batch(batch, jobs)
-    row_id = db.begin_task("wb1-0", "wb1", "fal")
-    db.task_submitted(row_id, "wb1-0", "fal", "req-known")
+    db.batches.insert_batch(batch, jobs)
+    row_id = db.ledger.begin_task("wb1-0", "wb1", "fal")
+    db.ledger.task_submitted(row_id, "wb1-0", "fal", "req-known")
 
     raw, headers = signer.delivery("req-known")
     answers = [client.post("/webhooks/fal", content=raw, headers=headers) for _ in range(3)]
@@ -141,7 +141,7 @@ def test_database_failure_answers_500_so_fal_retries(settings, db, storage, veri
     from fastapi.testclient import TestClient
 
     class BrokenDb:
-        engine = db.engine
+        engine = db.db.engine
 
         def record_completion(self, **_kwargs):
             raise RuntimeError("database is down")
