@@ -227,7 +227,6 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
 def _render_one_720p(db: Any, storage: Any, batch_id: str, work: Path) -> list:
     """The batch's normalized clips rendered as one 720p landscape output (the compose step's
     rendering, as a batch asking for that one output would make it)."""
-    from zencourt_pipeline.db.templates import resolve_template
     from zencourt_pipeline.domain import parse_facts
     from zencourt_pipeline.media.listing import clip_input
     from zencourt_pipeline.pipeline.intake import listing_clip
@@ -238,7 +237,7 @@ def _render_one_720p(db: Any, storage: Any, batch_id: str, work: Path) -> list:
     for job in db.batches.get_jobs(batch_id):
         path = storage.get_file(storage.key_from_uri(job.video_url), work / f"{job.id}.mp4")
         clips.append(clip_input(listing_clip(job), path))
-    template = resolve_template(db, batch.workspace_id, batch.template)
+    template = db.templates.resolve_template(batch.workspace_id, batch.template)
     return render_renditions(
         clips, [ONE_720P], ONE_720P, work / "out", title=batch.title, template=template, facts=parse_facts(batch.facts)
     )

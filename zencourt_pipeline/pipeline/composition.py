@@ -102,8 +102,6 @@ def compose_batch(
     are listed in `error`, each job keeps its own error); `failed` when no clip survived;
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
-    from zencourt_pipeline.db.branding import batch_branding
-    from zencourt_pipeline.db.templates import resolve_template
 
     batch_id = batch.id
     completed = [job for job in jobs if job.status == JobStatus.COMPLETED and job.video_url]
@@ -116,7 +114,7 @@ def compose_batch(
         return ended
 
     override, orientation = orientation, orientation or batch.orientation
-    template = resolve_template(db, batch.workspace_id, template_name if template_name is not None else batch.template)
+    template = db.templates.resolve_template(batch.workspace_id, template_name if template_name is not None else batch.template)
     db.events.record_stage(batch_id, BatchStage.COMPOSING, clips=len(completed))
     clips, durations = _download_clips(storage, batch_id, completed, work_dir)
     try:
@@ -124,7 +122,7 @@ def compose_batch(
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
         narration = load_narration(storage, batch, work_dir)
         # the workspace's branding profile with the batch's override (migration 0014), its logo as a file
-        profile = batch_branding(db, batch.workspace_id, batch.branding)
+        profile = db.branding.batch_branding(batch.workspace_id, batch.branding)
         renditions = render_renditions(
             clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
             narration=narration, branding=profile.branding(work_dir / "branding") if profile is not None else None,

@@ -102,10 +102,9 @@ def validate_batch(
 def batch_template(db: AppDatabase, batch: Batch) -> Template:
     """The template the batch names: bundled, else its workspace's own; BatchRejected(INVALID_INPUT)
     for a name neither knows."""
-    from zencourt_pipeline.db.templates import resolve_template
 
     try:
-        return resolve_template(db, batch.workspace_id, batch.template)
+        return db.templates.resolve_template(batch.workspace_id, batch.template)
     except MediaError as exc:
         raise BatchRejected(exc.code, exc.message) from exc
 

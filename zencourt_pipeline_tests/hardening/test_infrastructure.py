@@ -76,8 +76,9 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
     update_job = BatchRepository.update_job
 
     def update_job_dropped_once(self, job_id, **values):
+        handle = self.db  # the repository's Db
         if "in-transaction" not in killed and "photo_key" in values:
-            with self.db.transaction() as conn:  # the server goes away under an open transaction
+            with handle.transaction() as conn:  # the server goes away under an open transaction
                 pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
                 killed["in-transaction"] = _terminate_backends(database, pid=pid)
                 conn.execute(sa.text("SELECT 1"))

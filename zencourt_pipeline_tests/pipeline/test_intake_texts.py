@@ -79,10 +79,9 @@ def test_good_texts_pass_the_check(sqlite_db, tmp_path):
 
 
 def test_a_workspace_template_is_resolved_at_intake(sqlite_db, tmp_path):
-    from zencourt_pipeline.db.templates import put_template
     from zencourt_pipeline.pipeline.intake import batch_template, validate_batch
 
-    put_template(sqlite_db, "ws-1", {"name": "brand-a", "texts": [
+    sqlite_db.templates.put_template("ws-1", {"name": "brand-a", "texts": [
         {"role": "intro", "text": "{{address}}", "position": "upper-band"}]})  # fmt: skip
     batch, jobs = make_batch("own", template="brand-a", workspace_id="ws-1", facts=json.dumps(FACTS))
     sqlite_db.batches.insert_batch(batch, jobs)

@@ -473,9 +473,8 @@ def test_texts_that_cannot_render_are_refused_naming_the_field(client, db, auth,
 
 
 def test_a_workspace_may_name_its_own_template(client, db, auth):
-    from zencourt_pipeline.db.templates import put_template
 
-    put_template(db, "ws-1", {"name": "brand-a", "texts": [
+    db.templates.put_template("ws-1", {"name": "brand-a", "texts": [
         {"role": "lower_third", "text": "{{price}}", "position": "lower-right"}]})  # fmt: skip
     body = batch_body(workspaceId="ws-1", template="brand-a", facts={"price": "Offers over $900k"})
     response = client.post("/video/batches", json=body, headers=auth)
