@@ -61,7 +61,7 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     for batch in claimed:
         if not ID_RE.match(batch.id):
             error = BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
-            reject_batch(db, batch.id, db.batches.get_jobs(batch.id), error)
+            reject_batch(db.batches, batch.id, db.batches.get_jobs(batch.id), error)
     keys = [batch.id for batch in claimed if ID_RE.match(batch.id)]
     if not keys:
         return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")

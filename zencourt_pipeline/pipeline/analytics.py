@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
+from zencourt_pipeline.db.analytics import HISTORY_COLUMNS, AnalyticsRepository
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import GenerationTaskStatus, JobStatus, Task, current_task
@@ -86,12 +86,12 @@ DAILY_COLUMNS = [
 ]
 
 
-def load_generation_frame(db: AppDatabase, *, days: int = 90, now: datetime | None = None) -> pd.DataFrame:
+def load_generation_frame(analytics: AnalyticsRepository, *, days: int = 90, now: datetime | None = None) -> pd.DataFrame:
     """Accepted tasks of the last `days` days with their completion (if any): one row per task."""
     import pandas as pd
 
     since = (now or utcnow()) - timedelta(days=days)
-    frame = pd.DataFrame(db.analytics.generation_history(since=since), columns=HISTORY_COLUMNS)
+    frame = pd.DataFrame(analytics.generation_history(since=since), columns=HISTORY_COLUMNS)
     frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
     frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
     return frame

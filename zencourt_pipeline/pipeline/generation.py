@@ -32,7 +32,8 @@ from pathlib import Path
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.generation import TaskIdTaken
+from zencourt_pipeline.db.generation import TaskIdTaken, TaskLedger
+from zencourt_pipeline.db.liveness import LivenessRepository
 from zencourt_pipeline.db.records import (
     Batch,
     GenerationTaskStatus,
@@ -222,7 +223,7 @@ def submit_with_fallback(
 
 
 def _abandon_dead_intents(
-    db: AppDatabase, chain: ProviderChain, job: Job, tasks: list[Task], run_id: str | None,
+    ledger: TaskLedger, chain: ProviderChain, job: Job, tasks: list[Task], run_id: str | None,
     is_run_active: Callable[[str], bool] | None,
 ) -> bool:
     """Intents (no task id yet) whose run is gone: that run died before the provider answered.
@@ -245,7 +246,7 @@ def _abandon_dead_intents(
         stale = as_utc(task.submitted_at) < utcnow() - ABANDON_SUBMITTING_AFTER
         if orphaned or stale:
             cost_usd, cost_source = chain.task_cost(task.provider, None, int(job.duration_seconds))
-            db.ledger.task_answer_lost(
+            ledger.task_answer_lost(
                 task.id, ErrorCode.PROVIDER_ANSWER_LOST,
                 "the run submitting this task ended before the provider answered; the create may have "
                 "reached it (and be paid): not re-sent, not fallen back",
@@ -277,7 +278,7 @@ def submit_jobs(
             outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.SKIPPED, error_code=job.error_code))
             continue
         tasks = db.ledger.tasks_for_job(job.id)
-        if _abandon_dead_intents(db, chain, job, tasks, run_id, is_run_active):
+        if _abandon_dead_intents(db.ledger, chain, job, tasks, run_id, is_run_active):
             tasks = db.ledger.tasks_for_job(job.id)
         live = [task for task in tasks if task.status in LIVE_TASK_STATUSES]
         if live:
@@ -312,9 +313,9 @@ def submit_jobs(
     return outcomes
 
 
-def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
+def generation_state(liveness: LivenessRepository, batch_id: str) -> tuple[bool, str]:
     """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
-    ready, digest, _waiting = completion_state(db.liveness.generation_rows([batch_id])[batch_id])
+    ready, digest, _waiting = completion_state(liveness.generation_rows([batch_id])[batch_id])
     return ready, digest
 
 
@@ -366,10 +367,10 @@ def submit_batch(
             )
         except (RegenerationRefused, BatchRejected) as exc:
             return SubmissionReport(SubmissionStatus.REFUSED, error_code=exc.code, error_message=exc.message)
-        superseded = reset_for_regeneration(db, batch.id, [job.id for job in plan.reset])
+        superseded = reset_for_regeneration(db.ledger, batch.id, [job.id for job in plan.reset])
         batch, jobs = db.batches.get_batch(batch.id) or batch, db.batches.get_jobs(batch.id)
     outcomes = submit_jobs(
         db, storage, chain, batch, jobs, work_dir, run_id=run_id, is_run_active=is_run_active, quota=quota
     )
-    ready, _digest = generation_state(db, batch.id)
+    ready, _digest = generation_state(db.liveness, batch.id)
     return SubmissionReport(SubmissionStatus.SUBMITTED, outcomes, ready, plan, superseded)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from zencourt_pipeline.db.batches import BatchRepository
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.liveness import BatchGenerationRows
@@ -224,19 +225,19 @@ def _request(db: AppDatabase, report: WatchReport, batch_id: str, digest: str, a
 
 
 def _fail(db: AppDatabase, report: WatchReport, batch_id: str, code: str, message: str) -> None:
-    if fail_batch(db, batch_id, code, message):
+    if fail_batch(db.batches, batch_id, code, message):
         report.failed.append((batch_id, code))
 
 
-def fail_batch(db: AppDatabase, batch_id: str, code: str, message: str) -> bool:
+def fail_batch(batches: BatchRepository, batch_id: str, code: str, message: str) -> bool:
     """Fail an open batch and the jobs still open in it, with the same code: a terminal batch has
     no job left `processing` (a live provider task of such a job is then one of an ended job, which
     the reconciler cancels). Each job first (`clip.failed`), then the batch (`batch.failed`), so a
     crash in between leaves an open batch that the next tick fails again."""
-    for job in db.batches.get_jobs(batch_id):
+    for job in batches.get_jobs(batch_id):
         if not job.terminal:
-            db.batches.fail_job(job.id, code, f"the batch failed: {message}")
-    return db.batches.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code)
+            batches.fail_job(job.id, code, f"the batch failed: {message}")
+    return batches.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code)
 
 
 class RunEnd(StrEnum):
@@ -269,6 +270,6 @@ def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int, failures
         return None
     if not intake_attempts_left(failures, max_attempts):
         summary = f"{failures[RunEnd.FAILED]} failed, {failures[RunEnd.INTERRUPTED]} interrupted"
-        fail_batch(db, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s) ({summary})")
+        fail_batch(db.batches, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s) ({summary})")
         return None
     return intake_run_key(batch_id, attempts)

@@ -52,7 +52,7 @@ def reconcile_tasks(
     deadline = time.monotonic() + budget_seconds
     # tasks still live at a provider although their job ended (a cancel that failed, a clip that
     # timed out): asked again every tick until the provider confirms, which stops the spend
-    report.canceled = len(cancel_tasks(db, chain, db.liveness.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
+    report.canceled = len(cancel_tasks(db.liveness, chain, db.liveness.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
     report.intents_given_up = give_up_intents_of_ended_jobs(db, chain, limit=limit_per_provider, is_run_active=is_run_active)
     # completions a webhook recorded before their task's id was persisted, never linked (db/completions.py)
     report.linked = db.completions.link_completions()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from zencourt_pipeline.db.completions import IN_FLIGHT_TASK_STATUSES
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.generation import TaskLedger
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.errors import CodedError, ErrorCode
 
@@ -76,6 +77,6 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
     return RegenerationPlan(reset, skipped)
 
 
-def reset_for_regeneration(db: AppDatabase, batch_id: str, job_ids: Sequence[str]) -> int:
+def reset_for_regeneration(ledger: TaskLedger, batch_id: str, job_ids: Sequence[str]) -> int:
     """Supersede the named jobs' finished tasks and reset the jobs; returns how many tasks were superseded."""
-    return db.ledger.reset_for_regeneration(batch_id, list(job_ids))
+    return ledger.reset_for_regeneration(batch_id, list(job_ids))

@@ -89,7 +89,7 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
     assert db.batches.get_job("b-op-1").provider_task_id == new.task_id
 
     # 3. the completions sensor sees the new completion and asks for a compose run
-    assert generation_state(db, "b-op")[0]
+    assert generation_state(db.liveness, "b-op")[0]
     context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=sqlite_url), "pipeline_settings": PipelineSettingsResource()})
     assert [r.partition_key for r in clip_completions_sensor(context).run_requests] == ["b-op"]
     composed = run(COMPOSE, "b-op", instance, resources)

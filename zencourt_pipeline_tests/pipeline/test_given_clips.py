@@ -37,7 +37,7 @@ def _run_stages(db, storage, generators, batch_id: str, work: Path):
     batch, jobs = db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id)
     intake = take_in_batch(db, storage, batch, jobs, work, generators.fetch_policy(), quota=QuotaLimits(listing_quota=2))
     submission = submit_batch(db, storage, chain, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work, quota=QuotaLimits(listing_quota=2))
-    ready, _digest = generation_state(db, batch_id)
+    ready, _digest = generation_state(db.liveness, batch_id)
     collected = collect_outputs(db, storage, chain, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
     normalized = normalize_batch(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
     composed = compose_batch(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
@@ -142,7 +142,7 @@ def test_a_given_clip_url_to_a_private_address_is_refused(stack, tmp_path):
     from zencourt_pipeline.pipeline.given_clips import ingest_given_clips
 
     db.batches.insert_batch({"id": "ss", "listing_id": "L"}, [{"id": "ss-0", "image_url": "x", "clip_url": "https://127.0.0.1/a.mp4"}])
-    (result,) = ingest_given_clips(db, storage, db.batches.get_batch("ss"), db.batches.get_jobs("ss"), tmp_path, FetchPolicy())
+    (result,) = ingest_given_clips(db.batches, storage, db.batches.get_batch("ss"), db.batches.get_jobs("ss"), tmp_path, FetchPolicy())
     assert result.status is ClipOutcome.FAILED and result.error_code == ErrorCode.INVALID_INPUT
     assert "loopback" in result.error_message
 
@@ -168,7 +168,7 @@ def test_a_clip_only_batch_is_ready_to_compose_right_after_intake(stack, tmp_pat
     uris = [_stored(storage, tmp_path, f"{i}.mp4", video_clip(src / f"{i}.mp4", seconds=3)) for i in range(2)]
     db.batches.insert_batch({"id": "co", "listing_id": "L"},
                     [{"id": f"co-{i}", "sort_order": i, "image_url": uri, "clip_url": uri} for i, uri in enumerate(uris)])  # fmt: skip
-    assert generation_state(db, "co")[0] is False
+    assert generation_state(db.liveness, "co")[0] is False
     work = tmp_path / "work"
     work.mkdir()
     report = take_in_batch(db, storage, db.batches.get_batch("co"), db.batches.get_jobs("co"), work, generators.fetch_policy(),
@@ -177,4 +177,4 @@ def test_a_clip_only_batch_is_ready_to_compose_right_after_intake(stack, tmp_pat
     assert {job.status for job in db.batches.get_jobs("co")} == {JobStatus.PROCESSING}
     # no out point, duration_seconds 5, clips of 3 s: the out point is the clip's end, written back
     assert {(job.clip_out_seconds, job.seconds) for job in db.batches.get_jobs("co")} == {(3.0, 3.0)}
-    assert generation_state(db, "co")[0] is True and db.ledger.tasks_for_batch("co") == []
+    assert generation_state(db.liveness, "co")[0] is True and db.ledger.tasks_for_batch("co") == []

@@ -70,7 +70,7 @@ def test_a_prompt_too_long_with_the_instructions_fails_its_job_only(sqlite_db, t
     batch, jobs = make_batch("in3", instructions="i" * 400)
     jobs[0]["prompt"], jobs[1]["prompt"] = "p" * 700, None
     sqlite_db.batches.insert_batch(batch, jobs)
-    (result,) = ingest_photos(sqlite_db, LocalStorage(tmp_path / "s"), sqlite_db.batches.get_batch("in3"),
+    (result,) = ingest_photos(sqlite_db.batches, LocalStorage(tmp_path / "s"), sqlite_db.batches.get_batch("in3"),
                               sqlite_db.batches.get_jobs("in3")[:1], tmp_path, FetchPolicy())  # fmt: skip
     assert result.error_code == ErrorCode.INVALID_INPUT and "1102 characters" in result.error_message
     assert sqlite_db.batches.get_job("in3-0").status == JobStatus.FAILED and not sqlite_db.batches.get_job("in3-1").terminal

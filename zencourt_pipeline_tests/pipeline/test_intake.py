@@ -34,11 +34,11 @@ def test_a_failing_read_of_a_stored_photo_fails_the_step_not_the_job(sqlite_db, 
     storage = ReadsFail(tmp_path / "storage")
     _batch_with_stored_photo(sqlite_db, storage, tmp_path, "rf", store=True)
     with pytest.raises(StorageError):
-        ingest_photos(sqlite_db, storage, sqlite_db.batches.get_batch("rf"), sqlite_db.batches.get_jobs("rf"), tmp_path, FetchPolicy())
+        ingest_photos(sqlite_db.batches, storage, sqlite_db.batches.get_batch("rf"), sqlite_db.batches.get_jobs("rf"), tmp_path, FetchPolicy())
     assert not sqlite_db.batches.get_job("rf-0").terminal
     # storage back: the retried step takes the photo in
     working = LocalStorage(tmp_path / "storage")
-    (result,) = ingest_photos(sqlite_db, working, sqlite_db.batches.get_batch("rf"), sqlite_db.batches.get_jobs("rf"), tmp_path,
+    (result,) = ingest_photos(sqlite_db.batches, working, sqlite_db.batches.get_batch("rf"), sqlite_db.batches.get_jobs("rf"), tmp_path,
                               FetchPolicy())
     assert result.status == "ready"
 
@@ -46,6 +46,6 @@ def test_a_failing_read_of_a_stored_photo_fails_the_step_not_the_job(sqlite_db, 
 def test_a_stored_photo_that_is_not_there_fails_its_job(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
     _batch_with_stored_photo(sqlite_db, storage, tmp_path, "nf", store=False)
-    (result,) = ingest_photos(sqlite_db, storage, sqlite_db.batches.get_batch("nf"), sqlite_db.batches.get_jobs("nf"), tmp_path,
+    (result,) = ingest_photos(sqlite_db.batches, storage, sqlite_db.batches.get_batch("nf"), sqlite_db.batches.get_jobs("nf"), tmp_path,
                               FetchPolicy())
     assert result.status == "failed" and sqlite_db.batches.get_job("nf-0").status == "failed"

@@ -85,7 +85,7 @@ def test_a_workspace_template_is_resolved_at_intake(sqlite_db, tmp_path):
         {"role": "intro", "text": "{{address}}", "position": "upper-band"}]})  # fmt: skip
     batch, jobs = make_batch("own", template="brand-a", workspace_id="ws-1", facts=json.dumps(FACTS))
     sqlite_db.batches.insert_batch(batch, jobs)
-    template = batch_template(sqlite_db, sqlite_db.batches.get_batch("own"))
+    template = batch_template(sqlite_db.templates, sqlite_db.batches.get_batch("own"))
     assert template.name == "brand-a"
     validate_batch(sqlite_db.batches.get_batch("own"), sqlite_db.batches.get_jobs("own"), template)
     report = _take_in(sqlite_db, tmp_path, "other", template="brand-a")  # no workspace: not its template

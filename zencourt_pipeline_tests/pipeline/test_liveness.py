@@ -36,16 +36,16 @@ def _generating(db, batch_id, n_jobs=2, complete=True):
 def test_the_compose_run_marking_jobs_completed_does_not_change_the_state_digest(app_db):
     # defect 6: the digest covered job statuses, which the compose run itself changes
     _generating(app_db, "d6")
-    ready, before = generation_state(app_db, "d6")
+    ready, before = generation_state(app_db.liveness, "d6")
     assert ready
     app_db.batches.update_job("d6-0", raw_clip_key="batches/d6/generated/d6-0.mp4")
     app_db.batches.complete_job("d6-0", "file:///d6-0.mp4", None)
     app_db.batches.complete_job("d6-1", "file:///d6-1.mp4", None)
-    assert generation_state(app_db, "d6") == (True, before)
+    assert generation_state(app_db.liveness, "d6") == (True, before)
     _generating(app_db, "d6c", n_jobs=3)
-    _ready, open_state = generation_state(app_db, "d6c")
+    _ready, open_state = generation_state(app_db.liveness, "d6c")
     app_db.cancels.cancel(job_ids=["d6c-1"])  # a cancel is a new state
-    assert generation_state(app_db, "d6c")[1] != open_state
+    assert generation_state(app_db.liveness, "d6c")[1] != open_state
 
 
 def test_one_compose_request_per_state_and_a_finished_batch_tells_the_web_app_once(app_db):
@@ -99,7 +99,7 @@ def test_clips_past_the_generation_deadline_time_out_and_the_batch_goes_on(app_d
     assert app_db.batches.get_job("late-1").error_code == ErrorCode.GENERATION_TIMEOUT
     # its provider task is what the reconciler still has to cancel (stops the spend)
     assert [t.task_id for t in app_db.liveness.live_tasks_of_ended_jobs()] == ["late-r1"]
-    assert generation_state(app_db, "late")[0]  # ready: composed from the clip it has
+    assert generation_state(app_db.liveness, "late")[0]  # ready: composed from the clip it has
 
 
 def test_a_blocked_batch_waits_for_an_operator_then_fails_at_its_deadline(app_db):

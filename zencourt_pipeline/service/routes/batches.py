@@ -1,7 +1,7 @@
 """Batch creation and listing (API key): `POST /video/batches`, `POST /video/batches:bulk`,
 `GET /video/batches` (docs/contract.md section 4).
 
-A batch created here is the rows the web app would insert (`AppDatabase.create_batch`, the same
+A batch created here is the rows the web app would insert (`BatchRepository.create_batch`, the same
 statements as `insert_batch`), `pending`: the intake sensor picks it up the same way. The body
 is checked as intake would check it (ids, at most `MAX_JOBS_PER_BATCH` jobs, orientation,
 template, prompt length, duration, and an image URL intake may fetch: https, plain http only for

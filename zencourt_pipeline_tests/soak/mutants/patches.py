@@ -44,11 +44,11 @@ def resend_ambiguous_create(name: str, http: ModuleType) -> None:
 
 
 def skip_provider_cancel(name: str, cancel: ModuleType) -> None:
-    def cancel_tasks(db, chain, tasks):
+    def cancel_tasks(liveness, chain, tasks):
         report = cancel.CancelReport()
         for task in tasks:
             bite(name, f"{task.provider} task {task.task_id} marked canceled, provider not called")
-            db.liveness.mark_task_canceled(task.id)
+            liveness.mark_task_canceled(task.id)
             report.stopped.append(task)
         return report
 
