@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from zencourt_pipeline.db import api_keys
+from zencourt_pipeline.db.api_keys import ApiKeyRepository
 from zencourt_pipeline.domain import ApiScope
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline.service.ratelimit import KeyRateLimiter
@@ -80,8 +81,8 @@ def test_last_used_is_written_once_a_minute_per_process(client, db, monkeypatch)
     db.batches.insert_batch(*make_batch("lu1", workspace_id="ws1"))
     record, key = db.api_keys.create_key("ws1", [ApiScope.READ])
     writes = []
-    touch = api_keys.touch
-    monkeypatch.setattr(api_keys, "touch", lambda *args, **kwargs: writes.append(args[1]) or touch(*args, **kwargs))
+    touch = ApiKeyRepository.touch
+    monkeypatch.setattr(ApiKeyRepository, "touch", lambda *args, **kwargs: writes.append(args[1]) or touch(*args, **kwargs))
     for _ in range(5):
         assert client.get("/video/batches/lu1", headers={"x-api-key": key}).status_code == 200
     assert writes == [record.id]
@@ -94,7 +95,7 @@ def test_a_database_failure_while_checking_a_key_is_503(client, db, auth, monkey
     def down(*_args, **_kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr(api_keys, "verify", down)
+    monkeypatch.setattr(ApiKeyRepository, "verify", down)
     assert_error(client.get("/video/batches", headers={"x-api-key": key}), 503, "DATABASE_ERROR")
     assert client.get("/video/batches", headers=auth).status_code == 200  # the admin key needs no lookup
 

@@ -27,7 +27,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -40,7 +39,6 @@ from zencourt_pipeline.db.catalog import InvalidCursor
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
-from zencourt_pipeline.db.templates import workspace_template
 from zencourt_pipeline.domain import clamp_clip_seconds, outputs_json
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import FetchPolicy
@@ -157,7 +155,7 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     context = {
         "storage": state.storage,
         "policy": FetchPolicy.from_hosts(state.settings.media_allowed_private_hosts),
-        "own_template": partial(workspace_template, state.db),  # a workspace's own templates (migration 0010)
+        "own_template": state.db.templates.workspace_template,  # a workspace's own templates (migration 0010)
         "workspace_id": None if principal.admin else principal.workspace_id,
     }
     try:
