@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -140,13 +141,11 @@ def test_streamed_body_without_length_is_counted(client, db, signer):
 def test_database_failure_answers_500_so_fal_retries(settings, db, storage, verifier, signer):
     from fastapi.testclient import TestClient
 
-    class BrokenDb:
-        engine = db.db.engine
-
+    class BrokenCompletions:
         def record_completion(self, **_kwargs):
             raise RuntimeError("database is down")
 
-    app = create_app(settings, db=BrokenDb(), storage=storage, verifier=verifier)
+    app = create_app(settings, db=dataclasses.replace(db, completions=BrokenCompletions()), storage=storage, verifier=verifier)
     raw, headers = signer.delivery("req-dbdown")
     with TestClient(app, raise_server_exceptions=False) as client:
         assert_error(client.post("/webhooks/fal", content=raw, headers=headers), 500, "DATABASE_ERROR")
