@@ -98,7 +98,7 @@ class BatchRepository:
         batch_id = batch["id"]
         job_rows = [{"batch_id": batch_id, **job} for job in jobs]
         try:
-            with self.db.engine.begin() as conn:
+            with self.db.transaction() as conn:
                 conn.execute(sa.insert(video_gen_batch).values(**batch))
                 if job_rows:
                     conn.execute(sa.insert(video_gen_jobs), job_rows)
@@ -266,7 +266,7 @@ class BatchRepository:
 
     def set_narration_key(self, batch_id: str, key: str) -> None:
         """Record where intake stored the batch's checked narration (migration 0013)."""
-        with self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             conn.execute(sa.update(video_gen_batch).where(video_gen_batch.c.id == batch_id).values(narration_key=key))
 
     def _record_created(self, conn: sa.Connection, batch: ColumnValues, job_rows: list[dict[str, Any]]) -> None:

@@ -53,7 +53,7 @@ class BrandingRepository:
     def put_branding(self, workspace_id: str, body: Mapping[str, Any] | str) -> BrandingProfile:
         """Validate `body` and store it as the workspace's profile (replacing one)."""
         profile = validate_branding(body)
-        with self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             conn.execute(sa.delete(workspace_branding).where(_b.workspace_id == workspace_id))
             conn.execute(sa.insert(workspace_branding).values(workspace_id=workspace_id, body=stored(profile)))
         return profile
@@ -66,7 +66,7 @@ class BrandingRepository:
 
     def delete_branding(self, workspace_id: str) -> bool:
         """Remove the workspace's profile; whether it had one."""
-        with self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             return conn.execute(sa.delete(workspace_branding).where(_b.workspace_id == workspace_id)).rowcount > 0
 
     def batch_branding(self, workspace_id: str | None, override: str | None) -> BrandingProfile | None:

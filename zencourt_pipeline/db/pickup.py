@@ -111,7 +111,7 @@ class PickupRepository:
         if not batch_ids:
             return []
         batch = video_gen_batch.c
-        with self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             rows = conn.execute(
                 sa.update(video_gen_batch)
                 .where(batch.id.in_(set(batch_ids)), batch.status == BatchStatus.PENDING)

@@ -49,7 +49,7 @@ class TemplateRepository:
         """Validate `body` and store it as the workspace's template of its name (replacing one)."""
         template = validate_template(body)
         stored = template.model_dump_json(exclude_defaults=True)
-        with self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             conn.execute(sa.delete(workspace_templates).where(_t.workspace_id == workspace_id, _t.name == template.name))
             conn.execute(sa.insert(workspace_templates).values(workspace_id=workspace_id, name=template.name, body=stored))
         return template
