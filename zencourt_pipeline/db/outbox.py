@@ -102,7 +102,7 @@ class OutboxRepository:
         # The due condition is checked again on the row being updated: on PostgreSQL a row that a
         # concurrent claimer updated after this statement's snapshot is re-evaluated against it.
         still_due = sa.and_(_t.status == OutboxStatus.PENDING, _t.next_attempt_at <= now)
-        if self.db.engine.dialect.name == "postgresql":
+        if self.db.postgresql:
             # A CTE with FOR UPDATE is materialized once (an IN-subquery may be re-scanned by the
             # planner and lock more than `limit` rows); SKIP LOCKED passes over rows that another
             # claimer holds instead of waiting for them.
