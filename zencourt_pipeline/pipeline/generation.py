@@ -169,7 +169,7 @@ def submit_with_fallback(
     last: GenerationError | None = None
     for name in candidates:
         try:  # every provider call is a paid clip: reserve it first (QuotaExceeded: fail, nothing paid)
-            reservation = quota.reserve(db) if quota is not None else None
+            reservation = quota.reserve(db.quota) if quota is not None else None
         except QuotaExceeded as exc:
             last = exc
             break
@@ -184,7 +184,7 @@ def submit_with_fallback(
                 db.ledger.task_answer_lost(row_id, exc.code, exc.message, cost_usd=cost_usd, cost_source=cost_source)
                 break
             db.ledger.task_rejected(row_id, exc.code, exc.message)
-            release_submission(db, reservation)  # refused: nothing paid, the clip goes back
+            release_submission(db.quota, reservation)  # refused: nothing paid, the clip goes back
             if exc.fallback:
                 continue
             break
@@ -363,7 +363,7 @@ def submit_batch(
         try:
             plan = plan_regeneration(db, batch, jobs, regenerate_job_ids)
             enforce_quota(
-                db, batch, len(plan.reset), listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
+                db.quota, batch, len(plan.reset), listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
         except (RegenerationRefused, BatchRejected) as exc:
             return SubmissionReport(SubmissionStatus.REFUSED, error_code=exc.code, error_message=exc.message)

@@ -266,7 +266,7 @@ def take_in_batch(
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             open_jobs = sum(1 for job in photo_jobs if not job.terminal)
             usage = enforce_quota(
-                db, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
+                db.quota, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
         clips = [listing_clip(job) for job in jobs if not job.terminal]
         ingest_narration(db.batches, storage, batch, work_dir, policy, template=template, clips=clips)

@@ -51,23 +51,23 @@ def test_only_this_months_accepted_tasks_count(sqlite_db):
     _paid(db, "other", "other-0", "t-other-0", now)
     db.ledger.begin_task("new-0", "new", "fal")  # an intent the provider never accepted: not a clip
     since = month_start(now)
-    assert clips_used(db, since=since, listing_id="L") == 3
-    assert clips_used(db, since=since, workspace_id="W") == 4
+    assert clips_used(db.quota, since=since, listing_id="L") == 3
+    assert clips_used(db.quota, since=since, workspace_id="W") == 4
     assert (month_start(now), next_month_start(now)) == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     assert next_month_start(datetime(2026, 12, 31, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
 
     batch = db.batches.get_batch("other")
-    usages = enforce_quota(db, batch, 2, listing_quota=3, workspace_quota=6, now=now)
+    usages = enforce_quota(db.quota, batch, 2, listing_quota=3, workspace_quota=6, now=now)
     assert [(u.scope, u.used, u.requested) for u in usages] == [("listing", 1, 2), ("workspace", 4, 2)]
     with pytest.raises(BatchRejected) as refused:
-        enforce_quota(db, batch, 3, listing_quota=10, workspace_quota=6, now=now)
+        enforce_quota(db.quota, batch, 3, listing_quota=10, workspace_quota=6, now=now)
     assert refused.value.code == "QUOTA_EXCEEDED"
     assert refused.value.message == (
         "monthly clip quota exceeded: workspace W has used 4 of its 6 clips for 2026-03 (UTC); this batch needs 3 "
         "more. No clip was generated; the quota renews on 2026-04-01."
     )
     # no workspace on the batch: only the listing quota applies
-    assert [u.scope for u in enforce_quota(db, dataclasses.replace(db.batches.get_batch("new"), workspace_id=None), 0, listing_quota=3,
+    assert [u.scope for u in enforce_quota(db.quota, dataclasses.replace(db.batches.get_batch("new"), workspace_id=None), 0, listing_quota=3,
                                            workspace_quota=1, now=now)] == ["listing"]
 
 

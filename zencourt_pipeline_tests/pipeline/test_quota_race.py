@@ -61,7 +61,7 @@ def _submit_one(url: str, batch_id: str, job_id: str, chain: ProviderChain, limi
         batch = db.batches.get_batch(batch_id)
         start.wait()
         try:
-            enforce_quota(db, batch, 1, listing_quota=limits.listing_quota, workspace_quota=limits.workspace_quota)
+            enforce_quota(db.quota, batch, 1, listing_quota=limits.listing_quota, workspace_quota=limits.workspace_quota)
         except BatchRejected as exc:
             return exc.code
         outcome = submit_with_fallback(db, chain, _request(job_id, batch_id), ["runway"], quota=limits.for_batch(batch))
@@ -176,13 +176,13 @@ def test_a_month_row_starts_from_the_tasks_accepted_before_it_existed(app_db):
         row = app_db.ledger.begin_task(f"old-{i}", "old", "runway")
         app_db.ledger.task_submitted(row, f"old-{i}", "runway", f"t-{i}")
     batch = app_db.batches.get_batch("old")
-    assert [u.used for u in enforce_quota(app_db, batch, 2, listing_quota=5, workspace_quota=0)] == [3]
+    assert [u.used for u in enforce_quota(app_db.quota, batch, 2, listing_quota=5, workspace_quota=0)] == [3]
     with pytest.raises(BatchRejected):
-        enforce_quota(app_db, batch, 3, listing_quota=5, workspace_quota=0)
-    reserve_submission(app_db, batch, listing_quota=5, workspace_quota=0, now=now)
-    reservation = reserve_submission(app_db, batch, listing_quota=5, workspace_quota=0, now=now)
+        enforce_quota(app_db.quota, batch, 3, listing_quota=5, workspace_quota=0)
+    reserve_submission(app_db.quota, batch, listing_quota=5, workspace_quota=0, now=now)
+    reservation = reserve_submission(app_db.quota, batch, listing_quota=5, workspace_quota=0, now=now)
     with pytest.raises(GenerationError) as refused:
-        reserve_submission(app_db, batch, listing_quota=5, workspace_quota=0, now=now)
+        reserve_submission(app_db.quota, batch, listing_quota=5, workspace_quota=0, now=now)
     assert refused.value.code == "QUOTA_EXCEEDED" and not refused.value.fallback
     # unlimited scopes are still counted, so that a quota set later starts from the true usage
     assert _usage(app_db) == {("listing", "L"): 5, ("workspace", "W"): 5}
