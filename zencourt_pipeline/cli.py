@@ -35,12 +35,12 @@ def _db(args: argparse.Namespace) -> int:
     from zencourt_pipeline.db.database import AppDatabase
 
     settings = Settings.from_env()
-    db = AppDatabase(settings.resolved_database_url)
+    db = AppDatabase.connect(settings.resolved_database_url)
     if args.action == "upgrade":
-        db.upgrade()
+        db.db.upgrade()
         from zencourt_pipeline.db.migrate import current_revision
 
-        print(f"database at revision {current_revision(db.engine)}")
+        print(f"database at revision {current_revision(db.db.engine)}")
     return 0
 
 
@@ -69,7 +69,7 @@ def _serve(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging("service", settings)
     db = build_resources(settings)["app_db"].get()
-    db.upgrade()  # start-up: the service brings the database it serves to the latest revision first
+    db.db.upgrade()  # start-up: the service brings the database it serves to the latest revision first
     canceller = service_canceller(settings, db)
     # completion webhooks go out from the outbox while the service runs
     from zencourt_pipeline.notify.deliverer import OutboxDeliverer
@@ -91,7 +91,7 @@ def _webhooks(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging("webhooks", settings)
-    db = AppDatabase(settings.resolved_database_url)
+    db = AppDatabase.connect(settings.resolved_database_url)
     try:
         if args.action == "requeue":
             return _requeue(db, args)
@@ -110,17 +110,16 @@ def _webhooks(args: argparse.Namespace) -> int:
             stop.set()
         return 0
     finally:
-        db.dispose()
+        db.db.dispose()
 
 
 def _requeue(db, args: argparse.Namespace) -> int:
     """`zencourt webhooks requeue`: dead rows back to pending, due now, attempts reset."""
-    from zencourt_pipeline.db import outbox
 
     if not args.ids and not args.all_dead and not args.event:
         print("zencourt webhooks requeue: name rows with --id, --event TYPE or --all-dead", file=sys.stderr)
         return 2
-    count = outbox.requeue_dead(db, ids=args.ids or None, event=args.event)
+    count = db.outbox.requeue_dead(ids=args.ids or None, event=args.event)
     scope = "dead rows" + (f" of event {args.event}" if args.event else "") + (" among the given ids" if args.ids else "")
     print(json.dumps({"requeued": count}) if args.json else f"requeued {count} {scope}")
     logging.getLogger("zencourt_pipeline.notify").info(
@@ -131,15 +130,14 @@ def _requeue(db, args: argparse.Namespace) -> int:
 
 def _dead(db, args: argparse.Namespace) -> int:
     """`zencourt webhooks dead`: the dead rows, oldest first."""
-    from zencourt_pipeline.db import outbox
     from zencourt_pipeline.db.records import as_dict
 
-    rows = outbox.dead_rows(db, event=args.event, limit=args.limit)
+    rows = db.outbox.dead_rows(event=args.event, limit=args.limit)
     if args.json:  # the stored columns but the body (dead_rows does not read it)
         listed = [{**as_dict(row, omit=("body", "lease_until")), "error_code": row.error_code} for row in rows]
         print(json.dumps(listed, default=str, indent=2))
         return 0
-    summary = outbox.dead_summary(db)
+    summary = db.outbox.dead_summary()
     print(f"{summary.dead} dead row(s)" + (f"; showing {len(rows)}" if len(rows) < summary.dead else ""))
     for row in rows:
         error = (row.last_error or "").replace("\n", " ")[:120]
@@ -150,21 +148,20 @@ def _dead(db, args: argparse.Namespace) -> int:
 
 def _keys(args: argparse.Namespace) -> int:
     """`zencourt keys create|list|revoke`: the per-workspace API keys of the HTTP service."""
-    from zencourt_pipeline.db import api_keys
     from zencourt_pipeline.db.database import AppDatabase
     from zencourt_pipeline.domain import ApiScope
 
     settings = Settings.from_env()
-    db = AppDatabase(settings.resolved_database_url)
+    db = AppDatabase.connect(settings.resolved_database_url)
     try:
-        db.upgrade()  # the table is migration 0007's: a CLI run before the service's first start works too
+        db.db.upgrade()  # the table is migration 0007's: a CLI run before the service's first start works too
         if args.action == "create":
             if not args.workspace:
                 print("zencourt keys create: name the key's workspace with --workspace", file=sys.stderr)
                 return 2
             scopes = [ApiScope(scope) for scope in args.scopes] or list(ApiScope)
             try:
-                record, key = api_keys.create_key(db, args.workspace, scopes, name=args.name)
+                record, key = db.api_keys.create_key(args.workspace, scopes, name=args.name)
             except ValueError as exc:
                 print(f"zencourt keys create: {exc}", file=sys.stderr)
                 return 2
@@ -174,7 +171,7 @@ def _keys(args: argparse.Namespace) -> int:
             print(key)
             return 0
         if args.action == "list":
-            keys = api_keys.list_keys(db, workspace_id=args.workspace)
+            keys = db.api_keys.list_keys(workspace_id=args.workspace)
             if args.json:
                 print(json.dumps([_key_json(record) for record in keys], indent=2))
                 return 0
@@ -187,14 +184,14 @@ def _keys(args: argparse.Namespace) -> int:
         if not args.key:
             print("zencourt keys revoke: name the key by its prefix or id", file=sys.stderr)
             return 2
-        revoked = api_keys.revoke(db, args.key)
+        revoked = db.api_keys.revoke(args.key)
         if revoked is None:
             print(f"zencourt keys revoke: no key {args.key!r}", file=sys.stderr)
             return 1
         print(f"revoked key {revoked.prefix} of workspace {revoked.workspace_id} at {_when(revoked.revoked_at)}")
         return 0
     finally:
-        db.dispose()
+        db.db.dispose()
 
 
 def _when(value) -> str:
@@ -218,7 +215,7 @@ def openapi_document() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(Settings(data_dir=tmp, database_url="sqlite://"), verifier=object())
         document = openapi_json(app)
-        app.state.db.dispose()
+        app.state.db.db.dispose()
     return document
 
 

@@ -78,7 +78,7 @@ def insert_sample_batch(
                 "duration_seconds": job.get("duration_seconds", CLIP_SECONDS_DEFAULT),
             }
         )
-    db.insert_batch(
+    db.batches.insert_batch(
         {
             "id": batch_id,
             "listing_id": listing["listing_id"],
@@ -108,8 +108,8 @@ class ProgressPrinter(threading.Thread):
         self.poll()
 
     def poll(self) -> None:
-        batch = self.db.get_batch(self.batch_id)
-        jobs = self.db.get_jobs(self.batch_id)
+        batch = self.db.batches.get_batch(self.batch_id)
+        jobs = self.db.batches.get_jobs(self.batch_id)
         elapsed = time.monotonic() - self.started
         done = sum(job.terminal for job in jobs)
         for job in jobs:
@@ -168,13 +168,13 @@ def drive_batch(defs, instance, batch_id: str, *, timeout: float = 600, out=prin
     db = resources_map["app_db"].get()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = db.get_batch(batch_id).status
+        status = db.batches.get_batch(batch_id).status
         if status.terminal:
             return status
         launched = sum(tick_and_run(defs, instance, name, resources_map, out) for name in SENSOR_ORDER)
         if not launched:
             time.sleep(idle_sleep)
-    return db.get_batch(batch_id).status
+    return db.batches.get_batch(batch_id).status
 
 
 def run_demo(
@@ -189,7 +189,7 @@ def run_demo(
     started = time.monotonic()
     defs = build_definitions(settings)
     db = defs.resources["app_db"].get()
-    db.upgrade()  # start-up on a possibly fresh database: resources never migrate
+    db.db.upgrade()  # start-up on a possibly fresh database: resources never migrate
     storage = defs.resources["storage"].get()
     batch_id = insert_sample_batch(db, storage, orientation=orientation)
     out(f"inserted batch {batch_id} (database {settings.resolved_database_url}, providers {','.join(settings.generation_providers)})")
@@ -201,13 +201,13 @@ def run_demo(
     finally:
         printer.stop_event.set()
         printer.join()
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     video = _local_path(storage, batch.video_url)
     thumbnail = _local_path(storage, batch.thumbnail_url)
-    outputs = tuple((o.spec.name, str(o.status), _local_path(storage, o.video_url)) for o in db.get_outputs(batch_id))
+    outputs = tuple((o.spec.name, str(o.status), _local_path(storage, o.video_url)) for o in db.outputs.get_outputs(batch_id))
     clips = tuple(
         (job.room_name or job.id, str(job.status), _local_path(storage, job.video_url), _local_path(storage, job.thumbnail_url))
-        for job in db.get_jobs(batch_id)
+        for job in db.batches.get_jobs(batch_id)
     )  # fmt: skip
     return DemoResult(
         batch_id, batch.status, video, thumbnail, time.monotonic() - started, outputs, clips,

@@ -70,18 +70,18 @@ def sqlite_url(tmp_path: Path) -> str:
 def app_db(request, tmp_path: Path):
     """The application database on SQLite and on the real PostgreSQL server."""
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    db = AppDatabase(url)
-    db.upgrade()
+    db = AppDatabase.connect(url)
+    db.db.upgrade()
     yield db
-    db.dispose()
+    db.db.dispose()
 
 
 @pytest.fixture
 def sqlite_db(sqlite_url: str):
-    db = AppDatabase(sqlite_url)
-    db.upgrade()
+    db = AppDatabase.connect(sqlite_url)
+    db.db.upgrade()
     yield db
-    db.dispose()
+    db.db.dispose()
 
 
 @pytest.fixture

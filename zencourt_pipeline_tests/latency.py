@@ -41,7 +41,7 @@ def tail_parts(topo: Topology, batch_id: str) -> dict[str, float]:
     """The batch's tail latency and its parts, in seconds (module docstring)."""
     import dagster as dg
 
-    with topo.db.engine.connect() as conn:
+    with topo.db.db.engine.connect() as conn:
         last_completion = conn.execute(sa.text(
             "SELECT max(received_at) FROM generation_completions WHERE batch_id = :b"), {"b": batch_id}).scalar()
         published = conn.execute(sa.text(
@@ -105,7 +105,7 @@ def run_latency(workdir: Path, batches: int = 1) -> dict[str, float]:
                 batch_id = f"tail-{n:02d}"
                 for i in range(CLIPS):
                     runway.scripts.for_prompt(f"{batch_id}:{i} push-in", RunwayScript(latency=PROVIDER_LATENCY_S))
-                topo.db.insert_batch(
+                topo.db.batches.insert_batch(
                     {"id": batch_id, "listing_id": f"L-{batch_id}", "title": "Tail Latency Lane"},
                     [{"id": f"{batch_id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": storage.uri(photo_key),
                       "duration_seconds": CLIP_SECONDS, "prompt": f"{batch_id}:{i} push-in"} for i in range(CLIPS)],

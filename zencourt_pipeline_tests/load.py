@@ -115,14 +115,14 @@ def run_load(workdir: Path, *, batches: int, clips: int, failure_rate: float = 0
                     fal.scripts.for_prompt(prompt, FalScript(latency=rng.uniform(2, 5)))
             started = time.monotonic()
             for batch_id in batch_ids:
-                topo.db.insert_batch(
+                topo.db.batches.insert_batch(
                     {"id": batch_id, "listing_id": f"L-{batch_id}", "title": "Load Test Lane"},
                     [{"id": f"{batch_id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": storage.uri(photo_key),
                       "duration_seconds": 2, "prompt": f"{batch_id}:{i} slow push-in"} for i in range(clips)],
                 )
             deadline = started + timeout
             while time.monotonic() < deadline:
-                with topo.db.engine.connect() as conn:
+                with topo.db.db.engine.connect() as conn:
                     open_batches = conn.execute(sa.text(
                         "SELECT count(*) FROM video_gen_batch WHERE status NOT IN ('completed','failed','canceled')"
                     )).scalar()
@@ -145,8 +145,8 @@ def _report(topo: Topology, runway: FakeRunway, fal: FakeFal, batch_ids: list[st
     db = topo.db
     latencies, completed, terminal_jobs, total_jobs = [], 0, 0, 0
     for batch_id in batch_ids:
-        batch = db.get_batch(batch_id)
-        jobs = db.get_jobs(batch_id)
+        batch = db.batches.get_batch(batch_id)
+        jobs = db.batches.get_jobs(batch_id)
         total_jobs += len(jobs)
         terminal_jobs += sum(job.status in TERMINAL for job in jobs)
         if batch.status == "completed":

@@ -25,19 +25,19 @@ def test_the_service_canceller_stops_the_provider_task_with_keys_from_the_enviro
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     fake_runway.scripts.next(RunwayScript(hold=True))
-    sqlite_db.insert_batch(*make_batch("cx", n_jobs=1))
+    sqlite_db.batches.insert_batch(*make_batch("cx", n_jobs=1))
     task = RunwayGenerator(fake_runway.api_key, base_url=fake_runway.url).submit(
         make_request(photo, job_id="cx-0", batch_id="cx")
     )
-    row = sqlite_db.begin_task("cx-0", "cx", "runway")
-    sqlite_db.task_submitted(row, "cx-0", "runway", task.ref.task_id, meta=task.ref.meta)
+    row = sqlite_db.ledger.begin_task("cx-0", "cx", "runway")
+    sqlite_db.ledger.task_submitted(row, "cx-0", "runway", task.ref.task_id, meta=task.ref.meta)
 
     canceller = service_canceller(Settings.from_env(), sqlite_db)
-    canceller(sqlite_db.cancel(batch_id="cx"), ["cx"])
+    canceller(sqlite_db.cancels.cancel(batch_id="cx"), ["cx"])
 
     assert fake_runway.counts["delete"] == 1
     assert fake_runway.status_of(task.ref.task_id) == "CANCELLED"
-    assert [t.status for t in sqlite_db.tasks_for_job("cx-0")] == ["canceled"]
+    assert [t.status for t in sqlite_db.ledger.tasks_for_job("cx-0")] == ["canceled"]
 
 
 # -- zencourt webhooks dead / requeue, zencourt spend ------------------------------------------
@@ -48,14 +48,13 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from zencourt_pipeline.cli import main  # noqa: E402
-from zencourt_pipeline.db import outbox  # noqa: E402
 from zencourt_pipeline.db.schema import webhook_outbox  # noqa: E402
 from zencourt_pipeline.observability import logging as obs_logging  # noqa: E402
 
 
 @pytest.fixture
 def cli_env(monkeypatch, tmp_path, app_db):
-    monkeypatch.setenv("DATABASE_URL", app_db.url)
+    monkeypatch.setenv("DATABASE_URL", app_db.db.url)
     monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ZENCOURT_LOG_FORMAT", "json")
     for name in ("VERCEL_API_URL", "VERCEL_WEBHOOK_SECRET", "DAGSTER_HOME"):
@@ -73,10 +72,10 @@ def cli_env(monkeypatch, tmp_path, app_db):
 
 def _dead_rows(db, n: int = 2) -> list[str]:
     for i in range(n):
-        db.insert_batch(*make_batch(f"wq{i}", n_jobs=1))
-        assert db.fail_job(f"wq{i}-0", "INVALID_INPUT", "bad photo")
-    ids = [row.id for row in db.outbox()]
-    with db.transaction() as conn:
+        db.batches.insert_batch(*make_batch(f"wq{i}", n_jobs=1))
+        assert db.batches.fail_job(f"wq{i}-0", "INVALID_INPUT", "bad photo")
+    ids = [row.id for row in db.outbox.rows()]
+    with db.db.transaction() as conn:
         conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id.in_(ids)).values(status="dead", attempts=9))
     return ids
 
@@ -102,7 +101,7 @@ def test_webhooks_dead_and_requeue_commands(cli_env, capsys):
     assert main(["webhooks", "requeue", "--all-dead"]) == 0
     assert capsys.readouterr().out.startswith("requeued 1 dead rows")
     for row_id in ids:
-        state = outbox.get(db, row_id)
+        state = db.outbox.get(row_id)
         assert state.status == "pending" and state.attempts == 0
 
 

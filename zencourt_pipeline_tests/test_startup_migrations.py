@@ -12,11 +12,11 @@ from zencourt_pipeline.db.migrate import current_revision
 
 
 def _revision(url: str) -> str | None:
-    db = AppDatabase(url)
+    db = AppDatabase.connect(url)
     try:
-        return current_revision(db.engine)
+        return current_revision(db.db.engine)
     finally:
-        db.dispose()
+        db.db.dispose()
 
 
 def _head() -> str:
@@ -45,8 +45,8 @@ def test_the_database_resource_hands_out_the_client_without_migrating(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'untouched.db'}"
     db = AppDatabaseResource(database_url=url).get()
-    assert current_revision(db.engine) is None
-    assert sa.inspect(db.engine).get_table_names() == []
+    assert current_revision(db.db.engine) is None
+    assert sa.inspect(db.db.engine).get_table_names() == []
 
 
 def test_zencourt_db_upgrade_brings_a_fresh_database_to_head(fresh_env, capsys):
@@ -65,7 +65,7 @@ def test_zencourt_serve_upgrades_the_database_before_serving(fresh_env, monkeypa
     seen: dict[str, str | None] = {}
 
     def serve(settings, *, db, canceller, **_):  # instead of uvicorn: what the service starts on
-        seen["revision"] = current_revision(db.engine)
+        seen["revision"] = current_revision(db.db.engine)
 
     monkeypatch.setattr(server, "serve", serve)
     monkeypatch.setattr(deliverer.OutboxDeliverer, "start", lambda self, stop: None)
@@ -82,8 +82,8 @@ def test_zencourt_demo_upgrades_a_fresh_database_before_inserting_the_sample(fre
     monkeypatch.setattr(demo, "drive_batch", lambda *args, **kwargs: "pending")  # no runs: start-up only
     result = demo.run_demo(Settings.from_env(), timeout=60, out=lambda *_: None)
     assert _revision(fresh_env) == _head()
-    db = AppDatabase(fresh_env)
+    db = AppDatabase.connect(fresh_env)
     try:
-        assert db.get_batch(result.batch_id).status == "pending"
+        assert db.batches.get_batch(result.batch_id).status == "pending"
     finally:
-        db.dispose()
+        db.db.dispose()

@@ -163,7 +163,7 @@ class Topology:
         self.commands: dict[str, list[str]] = {}  # name -> argv, so one process can be restarted
         self.envs: dict[str, dict[str, str]] = {}  # name -> its environment
         self.restarts: dict[str, int] = {}
-        self.db = AppDatabase(app_db_url)
+        self.db = AppDatabase.connect(app_db_url)
 
     # -- processes -------------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -200,7 +200,7 @@ class Topology:
         wait_for_port(self.service_port, 60)
 
     def start_all(self) -> None:
-        self.db.upgrade()
+        self.db.db.upgrade()
         self.start_code_server()
         self.start_service()
         self.start_webserver()
@@ -292,7 +292,7 @@ class Topology:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=10)
-        self.db.dispose()
+        self.db.db.dispose()
 
     def log_tails(self, lines: int = 25) -> str:
         parts = []
@@ -306,7 +306,7 @@ class Topology:
         deadline = time.monotonic() + timeout
         status = None
         while time.monotonic() < deadline:
-            status = self.db.get_batch(batch_id).status
+            status = self.db.batches.get_batch(batch_id).status
             if status in statuses:
                 return status
             time.sleep(0.5)
@@ -319,9 +319,9 @@ class Topology:
         def kept(record) -> dict:  # statuses as their plain strings, as the rows hold them
             return {k: str(v) if isinstance(v, str) else v for k, v in as_dict(record).items() if k in keep}
 
-        lines = [f"job {kept(j)}" for j in self.db.get_jobs(batch_id)]
-        lines += [f"task {kept(t)}" for t in self.db.tasks_for_batch(batch_id)]
-        lines += [f"completion {kept(c)}" for c in self.db.completions_for_batch(batch_id)]
+        lines = [f"job {kept(j)}" for j in self.db.batches.get_jobs(batch_id)]
+        lines += [f"task {kept(t)}" for t in self.db.ledger.tasks_for_batch(batch_id)]
+        lines += [f"completion {kept(c)}" for c in self.db.completions.completions_for_batch(batch_id)]
         return "\n".join(lines)
 
     @contextmanager

@@ -145,7 +145,7 @@ def insert_capacity_batch(db: Any, storage: Any, cfg: CapacityConfig, batch_id: 
     }  # fmt: skip
     if cfg.outputs is not None:
         batch["outputs"] = outputs_json(cfg.outputs)
-    db.insert_batch(batch, jobs)
+    db.batches.insert_batch(batch, jobs)
     return batch_id
 
 
@@ -180,8 +180,8 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
 
     settings = Settings(data_dir=data_dir, generation_providers=["local"])
     res = build_resources(settings, env_refs=False)
-    db = AppDatabase(settings.resolved_database_url)
-    db.upgrade()
+    db = AppDatabase.connect(settings.resolved_database_url)
+    db.db.upgrade()
     storage = res["storage"].get()
     generators = res["generators"]
     chain = generators.chain(db)
@@ -194,7 +194,7 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
         return cpu_seconds(lambda: fn(work))
 
     def batch():
-        return db.get_batch(batch_id), db.get_jobs(batch_id)
+        return db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id)
 
     try:
         intake, report = stage("intake", lambda w: take_in_batch(
@@ -215,7 +215,7 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
         stored = [p for p in settings.local_storage_root.rglob("*") if p.is_file()]
     finally:
         chain.close()
-        db.dispose()
+        db.db.dispose()
     return StageFigures(
         intake=intake, generate_local=generate, collect=collect, normalize=normalize,
         compose=compose - metered.cpu_s, upload=metered.cpu_s, upload_bytes=metered.bytes,
@@ -227,18 +227,17 @@ def measure_stages(cfg: CapacityConfig, data_dir: Path) -> StageFigures:
 def _render_one_720p(db: Any, storage: Any, batch_id: str, work: Path) -> list:
     """The batch's normalized clips rendered as one 720p landscape output (the compose step's
     rendering, as a batch asking for that one output would make it)."""
-    from zencourt_pipeline.db.templates import resolve_template
     from zencourt_pipeline.domain import parse_facts
     from zencourt_pipeline.media.listing import clip_input
     from zencourt_pipeline.pipeline.intake import listing_clip
     from zencourt_pipeline.pipeline.renditions import render_renditions
 
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     clips = []
-    for job in db.get_jobs(batch_id):
+    for job in db.batches.get_jobs(batch_id):
         path = storage.get_file(storage.key_from_uri(job.video_url), work / f"{job.id}.mp4")
         clips.append(clip_input(listing_clip(job), path))
-    template = resolve_template(db, batch.workspace_id, batch.template)
+    template = db.templates.resolve_template(batch.workspace_id, batch.template)
     return render_renditions(
         clips, [ONE_720P], ONE_720P, work / "out", title=batch.title, template=template, facts=parse_facts(batch.facts)
     )

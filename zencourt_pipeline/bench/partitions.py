@@ -77,7 +77,7 @@ def _end_batches(db: AppDatabase, day: int, per_day: int, when: datetime) -> lis
     ids = [f"y{day:03d}-{i:05d}" for i in range(per_day)]
     rows = [{"id": batch_id, "listing_id": f"L-{i % 700}", "status": "completed", "created_at": when - timedelta(hours=1),
              "updated_at": when} for i, batch_id in enumerate(ids)]  # fmt: skip
-    with db.transaction() as conn:
+    with db.db.transaction() as conn:
         conn.execute(sa.insert(video_gen_batch), rows)
     return ids
 
@@ -138,14 +138,14 @@ def retention_figures(*, days: int, per_day: int, retention_days: int) -> Retent
     from zencourt_pipeline.defs.partitions import batch_partitions
 
     with scratch_postgres() as url:
-        db = AppDatabase(url)
-        db.upgrade()
+        db = AppDatabase.connect(url)
+        db.db.upgrade()
         try:
             with dg.DagsterInstance.ephemeral() as instance:
                 left, tick = simulate_year(instance, db, days=days, per_day=per_day, retention_days=retention_days)
                 kept = instance.get_dynamic_partitions(batch_partitions.name)
         finally:
-            db.dispose()
+            db.db.dispose()
     everyone = [f"y{day:03d}-{i:05d}" for day in range(days) for i in range(per_day)]
     pages = []
     for keys in (kept, everyone):  # the webserver needs an instance on disk: the same keys, added in bulk

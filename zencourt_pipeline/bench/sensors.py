@@ -50,7 +50,7 @@ def _seed(db: AppDatabase, n: int) -> None:
             if i % 3 == 0:
                 completions.append({"provider": "fal", "task_id": f"t-{job_id}", "job_id": job_id, "batch_id": batch_id,
                                     "status": "succeeded", "source": "webhook"})
-    with db.transaction() as conn:
+    with db.db.transaction() as conn:
         for table, rows in ((video_gen_batch, batches), (video_gen_jobs, jobs), (generation_tasks, tasks),
                             (generation_completions, completions)):
             for start in range(0, len(rows), 5000):
@@ -88,8 +88,8 @@ def sensor_ticks(n: int, ticks: int = 5) -> dict[str, float]:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     try:
-        db = AppDatabase(url)
-        db.upgrade()
+        db = AppDatabase.connect(url)
+        db.db.upgrade()
         _seed(db, n)
         resources = {
             "app_db": AppDatabaseResource(database_url=url),
@@ -102,7 +102,7 @@ def sensor_ticks(n: int, ticks: int = 5) -> dict[str, float]:
                 # opened as a context: the generators resource has a lifecycle (chains closed at teardown)
                 with dg.build_sensor_context(instance=instance, resources=resources) as context:
                     out[sensor.name] = _median_tick(lambda s=sensor, c=context: s(c), ticks)
-        db.dispose()
+        db.db.dispose()
         return out
     finally:
         with admin.connect() as conn:

@@ -1,6 +1,6 @@
 """What the analytics read: accepted generation tasks with their completion.
 
-A mixin of `AppDatabase` (see database.py); the pandas work is in `pipeline/analytics.py`.
+`AnalyticsRepository`; the pandas work is in `pipeline/analytics.py`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,18 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import HistoryRow
 from zencourt_pipeline.db.schema import generation_completions, generation_tasks
 
 HISTORY_COLUMNS = [f.name for f in fields(HistoryRow)]
 
 
-class AnalyticsQueries:
-    """Needs `self.engine`."""
+class AnalyticsRepository:
+    """The analytics' reads of the generation ledger."""
+
+    def __init__(self, db: Db):
+        self.db = db
 
     def generation_history(self, *, since: datetime) -> list[HistoryRow]:
         """Accepted tasks (with a task id) submitted since `since`, each with its completion (if
@@ -45,5 +49,5 @@ class AnalyticsQueries:
             )
             .where(task.task_id.is_not(None), task.submitted_at >= since)
         )
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return [HistoryRow.from_row(row) for row in conn.execute(query)]

@@ -1,35 +1,38 @@
-"""Batches created over HTTP and the newest-first batch list (`POST/GET /video/batches`).
+"""Batches and their jobs: the rows the web app inserts (`insert_batch`) or the service creates
+(`create_batch`), their reads, and every state transition of a batch or a job.
 
-A mixin of `AppDatabase` (see database.py), over `video_gen_batch`, `video_gen_jobs` and
-`api_idempotency_keys` (migration 0006).
+Each transition writes, in its own transaction, the outbox row the web app must hear about
+(`Db.emit`) and the batch event (`Db.record`) next to the change.
 
 `create_batch` inserts through `insert_batch`'s statements (the rows the web app writes, so the
 intake sensor picks the batch up the same way) plus, with an idempotency key, the key's row, all
 in one transaction. It inserts first and looks second: of two concurrent creates with one key,
 one commits and the other's insert fails on the key (or the batch id), rolls back and then finds
 the winner's row. It never reads before writing, so SQLite's WAL snapshots cannot make it fail.
-
-`list_batches` pages newest first (`created_at desc, id desc`) by keyset: the cursor is the last
-row's (created_at, id), opaque to the caller (base64url of JSON). On SQLite the timestamps are
-text, with or without fractional seconds (the server default has none); the cursor and the
-comparisons use that stored text, so a cursor matches its row exactly whatever the format.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from zencourt_pipeline.db.pickup import PickupQueries
-from zencourt_pipeline.db.records import TERMINAL_STATUSES, Batch, BatchStatus
+from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import ColumnValues, Db
+from zencourt_pipeline.db.outputs import OutputRow, replace_outputs, webhook_fields
+from zencourt_pipeline.db.records import (
+    OPEN_BATCH_STATUSES,
+    TERMINAL_STATUSES,
+    Batch,
+    BatchEventType,
+    BatchStatus,
+    Job,
+    JobStatus,
+)
 from zencourt_pipeline.db.schema import api_idempotency_keys, video_gen_batch, video_gen_jobs
 
 
@@ -48,18 +51,39 @@ class CreateResult:
     job_ids: list[str] = field(default_factory=list)  # JOB_EXISTS: the ids taken
 
 
-@dataclass(frozen=True)
-class BatchPage:
-    batches: list[Batch]
-    next_cursor: str | None  # None on the last page
+class BatchRepository:
+    """`video_gen_batch` and `video_gen_jobs`: inserts, reads and state transitions."""
 
+    def __init__(self, db: Db):
+        self.db = db
 
-class InvalidCursor(ValueError):
-    """A cursor this database did not hand out (garbage, tampered, another format)."""
+    # -- what the web app does (demo, tests) ------------------------------------------------
+    def insert_batch(self, batch: ColumnValues, jobs: Iterable[ColumnValues]) -> None:
+        """Insert a batch and its jobs in one transaction, as the web app does."""
+        with self.db.transaction() as conn:
+            conn.execute(sa.insert(video_gen_batch).values(**batch))
+            job_rows = [{"batch_id": batch["id"], **job} for job in jobs]
+            if job_rows:
+                conn.execute(sa.insert(video_gen_jobs), job_rows)
+            self._record_created(conn, batch, job_rows)
 
+    # -- reads -----------------------------------------------------------------------------
+    def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch row with this id, or None."""
+        return self.db.fetch_one(sa.select(video_gen_batch).where(video_gen_batch.c.id == batch_id), Batch)
 
-class BatchQueries(PickupQueries):
-    engine: sa.Engine
+    def get_jobs(self, batch_id: str) -> list[Job]:
+        """The batch's job rows in their sort order."""
+        query = (
+            sa.select(video_gen_jobs)
+            .where(video_gen_jobs.c.batch_id == batch_id)
+            .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id)
+        )
+        return self.db.fetch(query, Job)
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job row with this id, or None."""
+        return self.db.fetch_one(sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id), Job)
 
     # -- POST /video/batches -------------------------------------------------------------------
     def create_batch(
@@ -74,7 +98,7 @@ class BatchQueries(PickupQueries):
         batch_id = batch["id"]
         job_rows = [{"batch_id": batch_id, **job} for job in jobs]
         try:
-            with self.engine.begin() as conn:
+            with self.db.transaction() as conn:
                 conn.execute(sa.insert(video_gen_batch).values(**batch))
                 if job_rows:
                     conn.execute(sa.insert(video_gen_jobs), job_rows)
@@ -95,7 +119,7 @@ class BatchQueries(PickupQueries):
     def _create_conflict(
         self, batch_id: str, job_ids: list[str], idempotency_key: str | None, body_sha256: str | None
     ) -> CreateResult:
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             if idempotency_key is not None:
                 row = conn.execute(
                     sa.select(api_idempotency_keys).where(api_idempotency_keys.c.key == idempotency_key)
@@ -112,123 +136,140 @@ class BatchQueries(PickupQueries):
             return CreateResult(CreateOutcome.JOB_EXISTS, batch_id, list(taken))
         raise RuntimeError(f"batch {batch_id!r} was refused by a constraint that is not a known conflict")
 
-    # -- GET /video/batches --------------------------------------------------------------------
-    def list_batches(
+    # -- state transitions ------------------------------------------------------------------
+    def start_batch(self, batch_id: str) -> None:
+        """Mark an open batch processing and stamp when its processing first started."""
+        with self.db.transaction() as conn:
+            batch = self.db.batch_for_update(conn, batch_id)
+            if batch is not None and batch.status == BatchStatus.PENDING:
+                self.db.record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING)
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status.in_(OPEN_BATCH_STATUSES))
+                .values(status=BatchStatus.PROCESSING, error=None, updated_at=utcnow())
+            )
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.processing_started_at.is_(None))
+                .values(processing_started_at=utcnow())
+            )
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        """Set the given columns of one job row (and its `updated_at`); a status change is an event."""
+        with self.db.transaction() as conn:
+            job = self.db.job_for_update(conn, job_id) if "status" in values else None
+            conn.execute(
+                sa.update(video_gen_jobs).where(video_gen_jobs.c.id == job_id).values(**values, updated_at=utcnow())
+            )
+            if job is not None and job.status != values["status"]:
+                status = values["status"]
+                self.db.record(conn, job.batch_id, BatchEventType.of_job(status), job_id=job_id, status=status)
+
+    def fail_job(self, job_id: str, code: str, message: str) -> bool:
+        """Mark a job failed (unless already terminal) and report `clip.failed`."""
+        with self.db.transaction() as conn:
+            job = self.db.job_for_update(conn, job_id)
+            if job is None or job.terminal:
+                return False
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id == job_id)
+                .values(status=JobStatus.FAILED, error_code=code, error_message=message[:2000], updated_at=utcnow())
+            )
+            self.db.emit(conn, "clip.failed", job.batch_id, job_id=job_id, error=f"{code}: {message}"[:2000])
+            self.db.record(
+                conn, job.batch_id, BatchEventType.JOB_FAILED, job_id=job_id,
+                status=JobStatus.FAILED, provider=job.provider, errorCode=code, error=message[:2000],
+            )  # fmt: skip
+        return True
+
+    def complete_job(self, job_id: str, video_url: str, thumbnail_url: str | None) -> bool:
+        """Mark a job completed with its normalized clip and report `clip.completed`."""
+        with self.db.transaction() as conn:
+            job = self.db.job_for_update(conn, job_id)
+            if job is None or job.status in (JobStatus.COMPLETED, JobStatus.CANCELED):
+                return False
+            conn.execute(
+                sa.update(video_gen_jobs)
+                .where(video_gen_jobs.c.id == job_id)
+                .values(
+                    status=JobStatus.COMPLETED,
+                    video_url=video_url,
+                    thumbnail_url=thumbnail_url,
+                    error_code=None,
+                    error_message=None,
+                    updated_at=utcnow(),
+                )
+            )
+            self.db.emit(
+                conn, "clip.completed", job.batch_id, job_id=job_id, videoUrl=video_url, thumbnailUrl=thumbnail_url
+            )
+            self.db.record(
+                conn, job.batch_id, BatchEventType.JOB_COMPLETED, job_id=job_id,
+                status=JobStatus.COMPLETED, provider=job.provider, videoUri=video_url, thumbnailUri=thumbnail_url,
+            )  # fmt: skip
+        return True
+
+    def finish_batch(
         self,
+        batch_id: str,
+        status: BatchStatus,
         *,
-        listing_id: str | None = None,
-        workspace_id: str | None = None,
-        status: BatchStatus | None = None,
-        since: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> BatchPage:
-        """Batches newest first, `limit` per page; `since`: created at or after; `cursor`: the
-        `next_cursor` of the previous page (`InvalidCursor` when it is not one)."""
-        created = self._time_key()
-        batch = video_gen_batch.c
-        query = sa.select(video_gen_batch, created.label("_created_key"))
-        if listing_id is not None:
-            query = query.where(batch.listing_id == listing_id)
-        if workspace_id is not None:
-            query = query.where(batch.workspace_id == workspace_id)
-        if status is not None:
-            query = query.where(batch.status == status)
-        if since is not None:
-            query = query.where(created >= self._time_bound(since))
-        if cursor is not None:
-            after_created, after_id = self._decode_cursor(cursor)
-            query = query.where(sa.or_(created < after_created, sa.and_(created == after_created, batch.id < after_id)))
-        query = query.order_by(created.desc(), batch.id.desc()).limit(limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = self._encode_cursor(rows[-1]._created_key, rows[-1].id) if more and rows else None
-        return BatchPage([Batch.from_row(row) for row in rows], next_cursor)
-
-    # -- partition retention (defs/retention.py) --------------------------------------------------
-    def ended_batches(self, before: datetime, cursor: str | None = None, limit: int = 500) -> tuple[list[str], str | None]:
-        """Ids of terminal batches last changed before `before`, oldest first, `limit` at most, after
-        `cursor`; and the cursor of the last one (the given cursor when there is none). A batch that
-        is re-opened (regenerate) and ends again is changed later: it comes again past the cursor."""
-        updated = self._time_key(video_gen_batch.c.updated_at)
-        batch = video_gen_batch.c
-        query = sa.select(batch.id, updated.label("_updated_key")).where(
-            batch.status.in_(sorted(str(status) for status in TERMINAL_STATUSES)), updated < self._time_bound(before)
-        )
-        if cursor is not None:
-            after_updated, after_id = self._decode_cursor(cursor)
-            query = query.where(sa.or_(updated > after_updated, sa.and_(updated == after_updated, batch.id > after_id)))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(updated, batch.id).limit(limit)).all()
-        if not rows:
-            return [], cursor
-        return [row.id for row in rows], self._encode_cursor(rows[-1]._updated_key, rows[-1].id)
-
-    def job_status_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
-        """{batch id: {job status: count}} in one query (the list route's progress)."""
-        if not batch_ids:
-            return {}
-        jobs = video_gen_jobs.c
-        query = (
-            sa.select(jobs.batch_id, jobs.status, sa.func.count())
-            .where(jobs.batch_id.in_(batch_ids))
-            .group_by(jobs.batch_id, jobs.status)
-        )
-        counts: dict[str, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
-        with self.engine.connect() as conn:
-            for batch_id, status, n in conn.execute(query):
-                counts[batch_id][status] = int(n)
-        return counts
-
-    def batch_workspaces(self, batch_ids: Iterable[str]) -> dict[str, str | None]:
-        """{batch id: its workspace id (None when it has none)} of the batches that exist."""
-        ids = sorted(set(batch_ids))
-        if not ids:
-            return {}
-        batch = video_gen_batch.c
-        query = sa.select(batch.id, batch.workspace_id).where(batch.id.in_(ids))
-        with self.engine.connect() as conn:
-            return {row.id: row.workspace_id for row in conn.execute(query)}
+        video_url: str | None = None,
+        thumbnail_url: str | None = None,
+        error: str | None = None,
+        error_code: str | None = None,
+        outputs: Sequence[OutputRow] | None = None,
+    ) -> bool:
+        """Move a batch to a terminal status and report `batch.<status>`. The first terminal status
+        is final, and the only one the web app is told: a terminal batch changes no more, except
+        that a re-compose of a completed batch (an operator's) stores its new URLs. `outputs`
+        (composition's renditions) replace the batch's `video_gen_outputs` rows in the same
+        transaction and are listed in the webhook. Returns whether the row was written."""
+        assert status in TERMINAL_STATUSES, status
+        with self.db.transaction() as conn:
+            batch = self.db.batch_for_update(conn, batch_id)
+            if batch is None:
+                return False
+            if batch.terminal and not (batch.status == status == BatchStatus.COMPLETED):
+                return False
+            conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id)
+                .values(
+                    status=status,
+                    video_url=video_url,
+                    thumbnail_url=thumbnail_url,
+                    error=error,
+                    error_code=error_code,
+                    blocked_reason=None,
+                    updated_at=utcnow(),
+                )
+            )
+            if outputs is not None:
+                replace_outputs(conn, batch_id, outputs)
+            # one terminal event per batch: a re-composed completed batch gets no second webhook
+            if not batch.terminal:
+                event_fields: dict[str, Any] = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}
+                if error_code:
+                    event_fields["errorCode"] = error_code
+                if outputs:
+                    event_fields["outputs"] = [webhook_fields(output) for output in outputs]
+                self.db.emit(conn, f"batch.{status}", batch_id, **event_fields)
+            # a re-compose is an event too (new URLs): streams connected then end on it
+            extra = {"outputs": [webhook_fields(output) for output in outputs]} if outputs else {}
+            self.db.record(
+                conn, batch_id, BatchEventType.of_batch(status), status=status, videoUri=video_url,
+                thumbnailUri=thumbnail_url, errorCode=error_code, error=error, **extra,
+            )  # fmt: skip
+        return True
 
     def set_narration_key(self, batch_id: str, key: str) -> None:
         """Record where intake stored the batch's checked narration (migration 0013)."""
-        with self.engine.begin() as conn:
+        with self.db.transaction() as conn:
             conn.execute(sa.update(video_gen_batch).where(video_gen_batch.c.id == batch_id).values(narration_key=key))
 
-    # -- keyset helpers ------------------------------------------------------------------------
-    def _sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
-    def _time_key(self, column: sa.Column = video_gen_batch.c.created_at) -> sa.ColumnElement:
-        """A timestamp column as pages order it: the stored text on SQLite, the timestamp elsewhere."""
-        if self._sqlite():
-            return sa.type_coerce(column, sa.Text)
-        return column
-
-    def _time_bound(self, value: datetime) -> Any:
-        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        if self._sqlite():  # stored as naive UTC text; whole seconds compare equal to the default's
-            text = value.strftime("%Y-%m-%d %H:%M:%S")
-            return text + (f".{value.microsecond:06d}" if value.microsecond else "")
-        return value
-
-    def _encode_cursor(self, created: Any, batch_id: str) -> str:
-        created_text = created if isinstance(created, str) else created.astimezone(UTC).isoformat()
-        raw = json.dumps([created_text, batch_id], separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    def _decode_cursor(self, cursor: str) -> tuple[Any, str]:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            created_text, batch_id = json.loads(raw)
-            if not isinstance(created_text, str) or not isinstance(batch_id, str):
-                raise ValueError("not a (created_at, id) pair")
-            created = datetime.fromisoformat(created_text)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-            raise InvalidCursor("cursor is not one this service handed out") from exc
-        if self._sqlite():
-            return created_text, batch_id
-        return (created if created.tzinfo else created.replace(tzinfo=UTC)), batch_id
-
+    def _record_created(self, conn: sa.Connection, batch: ColumnValues, job_rows: list[dict[str, Any]]) -> None:
+        """The `batch.created` event of a batch inserted with its jobs (pending)."""
+        fields = {"status": batch.get("status") or BatchStatus.PENDING, "listingId": batch["listing_id"]}
+        self.db.record(conn, batch["id"], BatchEventType.CREATED, **fields, jobIds=[job["id"] for job in job_rows])

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.schema import workspace_branding
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.branding import BrandingProfile
@@ -44,34 +44,37 @@ def stored(profile: BrandingProfile) -> str:
     return profile.model_dump_json(exclude_none=True)
 
 
-def put_branding(db: AppDatabase, workspace_id: str, body: Mapping[str, Any] | str) -> BrandingProfile:
-    """Validate `body` and store it as the workspace's profile (replacing one)."""
-    profile = validate_branding(body)
-    with db.engine.begin() as conn:
-        conn.execute(sa.delete(workspace_branding).where(_b.workspace_id == workspace_id))
-        conn.execute(sa.insert(workspace_branding).values(workspace_id=workspace_id, body=stored(profile)))
-    return profile
+class BrandingRepository:
+    """The workspaces' branding profiles (`workspace_branding`)."""
 
+    def __init__(self, db: Db):
+        self.db = db
 
-def workspace_branding_profile(db: AppDatabase, workspace_id: str) -> BrandingProfile | None:
-    """The workspace's profile, None when it has none."""
-    with db.engine.connect() as conn:
-        body = conn.execute(sa.select(_b.body).where(_b.workspace_id == workspace_id)).scalar_one_or_none()
-    return None if body is None else BrandingProfile.model_validate_json(body)
+    def put_branding(self, workspace_id: str, body: Mapping[str, Any] | str) -> BrandingProfile:
+        """Validate `body` and store it as the workspace's profile (replacing one)."""
+        profile = validate_branding(body)
+        with self.db.transaction() as conn:
+            conn.execute(sa.delete(workspace_branding).where(_b.workspace_id == workspace_id))
+            conn.execute(sa.insert(workspace_branding).values(workspace_id=workspace_id, body=stored(profile)))
+        return profile
 
+    def workspace_branding_profile(self, workspace_id: str) -> BrandingProfile | None:
+        """The workspace's profile, None when it has none."""
+        with self.db.engine.connect() as conn:
+            body = conn.execute(sa.select(_b.body).where(_b.workspace_id == workspace_id)).scalar_one_or_none()
+        return None if body is None else BrandingProfile.model_validate_json(body)
 
-def delete_branding(db: AppDatabase, workspace_id: str) -> bool:
-    """Remove the workspace's profile; whether it had one."""
-    with db.engine.begin() as conn:
-        return conn.execute(sa.delete(workspace_branding).where(_b.workspace_id == workspace_id)).rowcount > 0
+    def delete_branding(self, workspace_id: str) -> bool:
+        """Remove the workspace's profile; whether it had one."""
+        with self.db.transaction() as conn:
+            return conn.execute(sa.delete(workspace_branding).where(_b.workspace_id == workspace_id)).rowcount > 0
 
-
-def batch_branding(db: AppDatabase, workspace_id: str | None, override: str | None) -> BrandingProfile | None:
-    """What a batch's branded cuts show: its override (`video_gen_batch.branding`, JSON text) over
-    its workspace's profile, field by field; None when neither exists. MediaError(INVALID_INPUT)
-    for an override that is not a valid profile."""
-    base = workspace_branding_profile(db, workspace_id) if workspace_id is not None else None
-    mine = validate_branding(override) if override is not None and override.strip() else None
-    if mine is None:
-        return base
-    return mine.over(base)  # type: ignore[return-value]
+    def batch_branding(self, workspace_id: str | None, override: str | None) -> BrandingProfile | None:
+        """What a batch's branded cuts show: its override (`video_gen_batch.branding`, JSON text) over
+        its workspace's profile, field by field; None when neither exists. MediaError(INVALID_INPUT)
+        for an override that is not a valid profile."""
+        base = self.workspace_branding_profile(workspace_id) if workspace_id is not None else None
+        mine = validate_branding(override) if override is not None and override.strip() else None
+        if mine is None:
+            return base
+        return mine.over(base)  # type: ignore[return-value]

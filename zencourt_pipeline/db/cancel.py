@@ -1,7 +1,7 @@
 """Cancels: of jobs, a batch or a listing (`POST /video/cancel`), and what the route reports after.
 
-A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transaction()`,
-`self._batch_for_update`, `self._emit` and `self._record`.
+`CancelRepository`, over `video_gen_batch` and `video_gen_jobs`: a batch that ends canceled
+reports `batch.canceled` (`Db.emit`) in the cancel's transaction.
 """
 
 from __future__ import annotations
@@ -9,13 +9,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, BatchEventType, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 from zencourt_pipeline.errors import ErrorCode
 
 CANCELED_MESSAGE = "canceled by request"
 
-class CancelQueries:
+
+class CancelRepository:
+    """Cancels of jobs, batches and listings."""
+
+    def __init__(self, db: Db):
+        self.db = db
+
     def cancel(
         self, *, batch_id: str | None = None, listing_id: str | None = None, job_ids: list[str] | None = None
     ) -> list[Job]:
@@ -35,7 +42,7 @@ class CancelQueries:
             query = query.where(jobs.batch_id.in_(of_listing))
         else:
             raise ValueError("cancel needs batch_id, listing_id or job_ids")
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             canceled = [Job.from_row(row) for row in conn.execute(query)]
             self._cancel_jobs(conn, canceled)
             affected = {job.batch_id for job in canceled} | ({batch_id} if batch_id is not None else set())
@@ -56,7 +63,7 @@ class CancelQueries:
                 )
             )  # fmt: skip
         for job in canceled:
-            self._record(
+            self.db.record(
                 conn, job.batch_id, BatchEventType.JOB_CANCELED, job_id=job.id, status=JobStatus.CANCELED,
                 provider=job.provider, errorCode=ErrorCode.CANCELED, error=CANCELED_MESSAGE,
             )  # fmt: skip
@@ -65,7 +72,7 @@ class CancelQueries:
         """A whole-batch or listing cancel ends the open batch `canceled`; canceling jobs by id
         does only when nothing of it is left to compose (with completed clips it goes on and is
         composed from them)."""
-        batch = self._batch_for_update(conn, batch_id)
+        batch = self.db.batch_for_update(conn, batch_id)
         if batch is None or batch.terminal:
             return
         jobs = video_gen_jobs.c
@@ -83,15 +90,15 @@ class CancelQueries:
             .where(video_gen_batch.c.id == batch_id)
             .values(status=BatchStatus.CANCELED, error=CANCELED_MESSAGE, updated_at=utcnow())
         )
-        self._emit(conn, "batch.canceled", batch_id, error=CANCELED_MESSAGE)
-        self._record(
+        self.db.emit(conn, "batch.canceled", batch_id, error=CANCELED_MESSAGE)
+        self.db.record(
             conn, batch_id, BatchEventType.CANCELED, status=BatchStatus.CANCELED,
             errorCode=ErrorCode.CANCELED, error=CANCELED_MESSAGE,
         )  # fmt: skip
 
     def listing_batch_ids(self, listing_id: str) -> set[str]:
         """The ids of every batch of this listing."""
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             rows = conn.execute(sa.select(video_gen_batch.c.id).where(video_gen_batch.c.listing_id == listing_id))
             return {row.id for row in rows}
 
@@ -101,5 +108,5 @@ class CancelQueries:
             return []
         batch = video_gen_batch.c
         query = sa.select(batch.id).where(batch.id.in_(sorted(batch_ids)), batch.status == BatchStatus.CANCELED)
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return sorted(row.id for row in conn.execute(query))

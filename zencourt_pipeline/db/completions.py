@@ -1,6 +1,6 @@
 """Provider completions: what came back for a paid task (a webhook, a poll, a local render).
 
-A mixin of `AppDatabase` (see database.py). A completion and the create's answer (the task id
+`CompletionRepository`. A completion and the create's answer (the task id
 persisted on its ledger row, `task_submitted`) can arrive at the same moment: a fast webhook
 races the answer. Both take a transaction-scoped lock on the task key (PostgreSQL advisory
 lock; SQLite has one writer), so the second sees the first and links the two. Rows recorded
@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import CompletionRecord, GenerationTaskStatus
 from zencourt_pipeline.db.schema import generation_completions, generation_tasks
 
@@ -30,8 +31,11 @@ def lock_task_key(conn: sa.Connection, provider: str, task_id: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"{provider}:{task_id}", 0))))
 
 
-class CompletionQueries:
+class CompletionRepository:
     """Recording, reading and linking provider completions."""
+
+    def __init__(self, db: Db):
+        self.db = db
 
     def record_completion(
         self,
@@ -46,7 +50,7 @@ class CompletionQueries:
         payload: Any = None,
     ) -> bool:
         """Durably record a provider completion. Returns False for a duplicate (nothing changes)."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             lock_task_key(conn, provider, task_id)  # against the create's answer being persisted right now
             task = conn.execute(
                 sa.select(generation_tasks).where(
@@ -66,7 +70,7 @@ class CompletionQueries:
                 "source": source,
                 "received_at": utcnow(),
             }
-            inserted = self._insert_ignoring_duplicate(conn, generation_completions, values, ["provider", "task_id"])
+            inserted = self.db.insert_ignoring_duplicate(conn, generation_completions, values, ["provider", "task_id"])
             if inserted and task is not None:
                 conn.execute(
                     sa.update(generation_tasks)
@@ -83,7 +87,7 @@ class CompletionQueries:
 
     def completions_for_batch(self, batch_id: str) -> list[CompletionRecord]:
         """Every recorded provider completion of a batch, in the order they arrived."""
-        return self._fetch(
+        return self.db.fetch(
             sa.select(generation_completions)
             .where(generation_completions.c.batch_id == batch_id)
             .order_by(generation_completions.c.id),
@@ -103,7 +107,7 @@ class CompletionQueries:
             .order_by(c.id)
             .limit(limit)
         )  # fmt: skip
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             rows = conn.execute(query).all()
             for row in rows:
                 conn.execute(sa.update(generation_completions).where(c.id == row.id)

@@ -1,6 +1,6 @@
 """Batch events: every state change of a batch and its jobs, for live progress.
 
-A mixin of `AppDatabase` (see database.py). Each state-change method calls `_record` inside its
+`EventRepository` reads them; every repository's state change calls `Db.record` inside its
 own transaction, next to the statements that make the change: an event is never visible without
 its change, and a change never commits without its event. `GET /video/batches/{id}/events`
 streams them through an `EventCursor`.
@@ -20,7 +20,6 @@ the writer's clock at the insert (UTC); the processes' clocks must agree to well
 
 from __future__ import annotations
 
-import json
 import logging
 import select
 import threading
@@ -31,18 +30,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import (
     TERMINAL_STATUSES,
     BatchEvent,
     BatchEventType,
     BatchStage,
-    BatchStatus,
     GenerationTaskStatus,
-    Job,
-    JobStatus,
     Task,
 )
-from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_gen_batch, video_gen_jobs
+from zencourt_pipeline.db.schema import batch_events, generation_tasks, video_gen_batch
 
 logger = logging.getLogger("zencourt_pipeline.db.events")
 
@@ -52,65 +49,35 @@ PROGRESS_STEP = 0.01  # a provider's progress is kept to 2 decimals: finer chang
 _e = batch_events.c
 
 
-class EventQueries:
-    """Needs `self.engine`, `self.transaction()`, `self._fetch`."""
+class EventRepository:
+    """The batch events: stage and progress events, and their reads."""
 
-    def _record(
-        self, conn: sa.Connection, batch_id: str, event: BatchEventType, *, job_id: str | None = None, **fields: Any
-    ) -> None:
-        """Write one event row in the caller's transaction (the change it reports is in the same one)."""
-        now = utcnow()
-        body: dict[str, Any] = {"event": str(event), "batchId": batch_id}
-        if job_id is not None:
-            body["jobId"] = job_id
-        body.update(fields)
-        body["occurredAt"] = now.isoformat().replace("+00:00", "Z")
-        conn.execute(
-            sa.insert(batch_events).values(
-                batch_id=batch_id, job_id=job_id, event=event, body=json.dumps(body, separators=(",", ":")), created_at=now
-            )
-        )
-
-    def _record_submitted(self, conn: sa.Connection, before: Job | None, provider: str, task_id: str) -> None:
-        """`task_submitted`'s event: the job (read before the update) is processing at `provider`, unless it had ended."""
-        if before is not None and not before.terminal:  # processing, or a fallback's new provider
-            self._record(
-                conn, before.batch_id, BatchEventType.JOB_PROCESSING, job_id=before.id,
-                status=JobStatus.PROCESSING, provider=provider, providerTaskId=task_id,
-            )  # fmt: skip
-
-    def _record_regeneration(self, conn: sa.Connection, batch_id: str, job_ids: list[str], *, reopened: bool) -> None:
-        """`reset_for_regeneration`'s events: each reset job pending again, the batch processing if it reopened."""
-        job = video_gen_jobs.c
-        reset = sa.select(job.id).where(job.id.in_(job_ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
-        for job_id in conn.execute(reset.order_by(job.sort_order, job.id)).scalars():
-            self._record(conn, batch_id, BatchEventType.JOB_PENDING, job_id=job_id, status=JobStatus.PENDING)
-        if reopened:
-            self._record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING, regenerated=True)
+    def __init__(self, db: Db):
+        self.db = db
 
     def record_stage(self, batch_id: str, stage: BatchStage, **fields: Any) -> bool:
         """A `batch.stage` event (normalizing, composing, uploading) for a batch still open; whether written."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             status = conn.execute(sa.select(video_gen_batch.c.status).where(video_gen_batch.c.id == batch_id)).scalar()
             if status is None or status in TERMINAL_STATUSES:
                 return False
-            self._record(conn, batch_id, BatchEventType.STAGE, stage=str(stage), **fields)
+            self.db.record(conn, batch_id, BatchEventType.STAGE, stage=str(stage), **fields)
         return True
 
     def record_task_progress(self, row_id: int, progress: float) -> bool:
         """Store a running task's progress (0..1, two decimals); a `job.progress` event when it changed."""
         value = round(min(1.0, max(0.0, progress)) / PROGRESS_STEP) * PROGRESS_STEP
         value = round(value, 2)
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             query = sa.select(generation_tasks).where(generation_tasks.c.id == row_id)
-            if self.engine.dialect.name == "postgresql":
+            if self.db.postgresql:
                 query = query.with_for_update()
             row = conn.execute(query).first()
             task = Task.from_row(row) if row is not None else None
             if task is None or task.status != GenerationTaskStatus.SUBMITTED or task.progress == value:
                 return False
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(progress=value))
-            self._record(
+            self.db.record(
                 conn, task.batch_id, BatchEventType.JOB_PROGRESS, job_id=task.job_id,
                 provider=task.provider, providerTaskId=task.task_id, progress=value,
             )  # fmt: skip
@@ -127,7 +94,7 @@ class EventQueries:
             )
             .order_by(generation_tasks.c.id)
         )
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return {row.job_id: float(row.progress) for row in conn.execute(query)}  # the newest task wins
 
     def batch_events(self, batch_id: str, *, after: int = 0, up_to: int | None = None) -> list[BatchEvent]:
@@ -135,18 +102,18 @@ class EventQueries:
         query = sa.select(batch_events).where(_e.batch_id == batch_id, _e.id > after).order_by(_e.id)
         if up_to is not None:
             query = query.where(_e.id <= up_to)
-        return self._fetch(query, BatchEvent)
+        return self.db.fetch(query, BatchEvent)
 
     def event_heads(self, after: int, limit: int) -> list[tuple[int, datetime]]:
         """`(id, created_at)` of the events of every batch after `after`, in id order (the cursor's gap check)."""
         query = sa.select(_e.id, _e.created_at).where(_e.id > after).order_by(_e.id).limit(limit)
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return [(int(row.id), as_utc(row.created_at)) for row in conn.execute(query)]
 
     def last_event_before(self, moment: datetime) -> int:
         """The largest id of an event written at or before `moment` (0 when none)."""
         query = sa.select(_e.id).where(_e.created_at <= moment).order_by(_e.id.desc()).limit(1)
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
 
@@ -156,7 +123,7 @@ class EventCursor:
 
     def __init__(
         self,
-        db: EventQueries,
+        events: EventRepository,
         batch_id: str,
         *,
         after: int = 0,
@@ -164,7 +131,7 @@ class EventCursor:
         clock: Callable[[], datetime] = utcnow,
         page: int = 1000,
     ):
-        self.db = db
+        self.events = events
         self.batch_id = batch_id
         self.position = after
         self.settle = settle
@@ -176,12 +143,12 @@ class EventCursor:
         """The batch's events settled since the last poll, in id order."""
         cutoff = self.clock() - self.settle
         out: list[BatchEvent] = []
-        aged = self.db.last_event_before(cutoff)
+        aged = self.events.last_event_before(cutoff)
         if aged > self.position:  # everything this old is settled: no scan of other batches' ids
-            out += self.db.batch_events(self.batch_id, after=self.position, up_to=aged)
+            out += self.events.batch_events(self.batch_id, after=self.position, up_to=aged)
             self.position = aged
         while True:
-            heads = self.db.event_heads(self.position, self.page)
+            heads = self.events.event_heads(self.position, self.page)
             horizon = self.position
             self.holding = False
             for event_id, created_at in heads:
@@ -190,7 +157,7 @@ class EventCursor:
                     break
                 horizon = event_id
             if horizon > self.position:
-                out += self.db.batch_events(self.batch_id, after=self.position, up_to=horizon)
+                out += self.events.batch_events(self.batch_id, after=self.position, up_to=horizon)
                 self.position = horizon
             if self.holding or len(heads) < self.page:
                 return out

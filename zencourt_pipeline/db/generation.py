@@ -1,6 +1,7 @@
 """Generation tasks: what was paid for (the completions, what came back, are in completions.py).
 
-A mixin of `AppDatabase` (see database.py), split out to keep each module readable.
+`TaskLedger`: one row per create sent to a provider, from the intent (`begin_task`, before the
+call) to its answer, its completion and its cost.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.completions import lock_task_key
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import (
     TERMINAL_STATUSES,
+    BatchEventType,
     BatchStatus,
     GenerationTaskStatus,
+    Job,
     JobStatus,
     Task,
 )
@@ -59,13 +63,16 @@ class TaskIdTaken(Exception):  # noqa: N818 - a fact about the provider's answer
         self.provider, self.task_id, self.owner_job_id = provider, task_id, owner_job_id
 
 
-class GenerationQueries:
-    """Needs `self.engine`, `self.transaction()`, `self._fetch`, `self._batch_of_job`, `self._insert_ignoring_duplicate`."""
+class TaskLedger:
+    """`generation_tasks`: what was paid for, and the jobs' side of it."""
+
+    def __init__(self, db: Db):
+        self.db = db
 
     # -- generation tasks (what we paid for) ---------------------------------------------------
     def begin_task(self, job_id: str, batch_id: str, provider: str, *, run_id: str | None = None) -> int:
         """Record the intent to submit (and which run holds it) before calling the provider."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             result = conn.execute(
                 sa.insert(generation_tasks).values(
                     job_id=job_id,
@@ -97,7 +104,7 @@ class GenerationQueries:
         TaskIdTaken, and nothing is written.
         """
         now = utcnow()
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             lock_task_key(conn, provider, task_id)  # against a webhook recording this id right now
             task = generation_tasks.c
             owner = conn.execute(
@@ -136,7 +143,7 @@ class GenerationQueries:
         conn.execute(
             sa.update(generation_completions)
             .where(generation_completions.c.id == completion.id)
-            .values(job_id=job_id, batch_id=self._batch_of_job(conn, job_id))
+            .values(job_id=job_id, batch_id=self.db.batch_of_job(conn, job_id))
         )
         return {
             "status": completion.status, "error_code": completion.error_code,
@@ -147,7 +154,7 @@ class GenerationQueries:
         """The job names its task and is processing. A job canceled (or failed) while its create
         was in flight stays so: the task is then live for an ended job, and the reconciler cancels
         it at the provider."""
-        before = self._job_for_update(conn, job_id)
+        before = self.db.job_for_update(conn, job_id)
         job = video_gen_jobs.c
         status = sa.case((job.status.in_(list(TERMINAL_STATUSES)), job.status), else_=sa.literal(str(JobStatus.PROCESSING)))
         conn.execute(
@@ -159,7 +166,7 @@ class GenerationQueries:
 
     def task_rejected(self, row_id: int, code: str, message: str) -> None:
         """The provider refused the submission (nothing to pay for)."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id)
@@ -177,7 +184,7 @@ class GenerationQueries:
         unlike a refused create (`task_rejected`: no flag, no cost). Its job names the provider.
         """
         now = utcnow()
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id)
@@ -203,7 +210,7 @@ class GenerationQueries:
     def task_output_rejected(self, row_id: int, code: str, message: str) -> None:
         """The finished (paid) task's output is the provider's bad output (INVALID_OUTPUT): the row
         stays `succeeded` and paid, with the reason its clip was not used."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id)
@@ -212,7 +219,7 @@ class GenerationQueries:
 
     def task_download_failed(self, row_id: int, downloads: int, message: str) -> int:
         """Count `downloads` more failed downloads of a finished task's output; the new total."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id)
@@ -229,13 +236,13 @@ class GenerationQueries:
 
     def tasks_for_job(self, job_id: str) -> list[Task]:
         """Every generation task of a job, in the order they were written."""
-        return self._fetch(
+        return self.db.fetch(
             sa.select(generation_tasks).where(generation_tasks.c.job_id == job_id).order_by(generation_tasks.c.id), Task
         )
 
     def tasks_for_batch(self, batch_id: str) -> list[Task]:
         """Every generation task of a batch, in the order they were written."""
-        return self._fetch(
+        return self.db.fetch(
             sa.select(generation_tasks)
             .where(generation_tasks.c.batch_id == batch_id)
             .order_by(generation_tasks.c.id),
@@ -245,7 +252,7 @@ class GenerationQueries:
     def task_known(self, provider: str, task_id: str) -> bool:
         """Whether a task row holds this provider task id (a webhook may come before it is persisted)."""
         task = generation_tasks.c
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(task.id).where(task.provider == provider, task.task_id == task_id)).first()
         return row is not None
 
@@ -269,11 +276,11 @@ class GenerationQueries:
         )
         if provider is not None:
             query = query.where(task.provider == provider)
-        return self._fetch(query, Task)
+        return self.db.fetch(query, Task)
 
     def mark_polled(self, row_id: int) -> None:
         """Stamp the time a task was last polled at its provider."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(last_polled_at=utcnow()))
 
     def live_tasks_for_jobs(self, job_ids: list[str]) -> list[Task]:
@@ -284,11 +291,11 @@ class GenerationQueries:
         query = sa.select(generation_tasks).where(
             task.job_id.in_(job_ids), *unfinished_accepted()
         )
-        return self._fetch(query, Task)
+        return self.db.fetch(query, Task)
 
     def record_task_cost(self, provider: str, task_id: str, *, credits: float, cost_usd: float) -> None:
         """The provider's own figure for a finished task replaces the rate-table estimate."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.provider == provider, generation_tasks.c.task_id == task_id)
@@ -303,7 +310,7 @@ class GenerationQueries:
         ids = list(dict.fromkeys(job_ids))
         task, job = generation_tasks.c, video_gen_jobs.c
         superseded_now = {"status": GenerationTaskStatus.SUPERSEDED, "updated_at": now}
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             superseded = conn.execute(
                 sa.update(generation_tasks)
                 .where(task.job_id.in_(ids), task.batch_id == batch_id, task.status.in_(FINISHED_TASK_STATUSES))
@@ -346,3 +353,20 @@ class GenerationQueries:
             ).rowcount
             self._record_regeneration(conn, batch_id, ids, reopened=reopened > 0)
         return superseded
+
+    def _record_submitted(self, conn: sa.Connection, before: Job | None, provider: str, task_id: str) -> None:
+        """`task_submitted`'s event: the job (read before the update) is processing at `provider`, unless it had ended."""
+        if before is not None and not before.terminal:  # processing, or a fallback's new provider
+            self.db.record(
+                conn, before.batch_id, BatchEventType.JOB_PROCESSING, job_id=before.id,
+                status=JobStatus.PROCESSING, provider=provider, providerTaskId=task_id,
+            )  # fmt: skip
+
+    def _record_regeneration(self, conn: sa.Connection, batch_id: str, job_ids: list[str], *, reopened: bool) -> None:
+        """`reset_for_regeneration`'s events: each reset job pending again, the batch processing if it reopened."""
+        job = video_gen_jobs.c
+        reset = sa.select(job.id).where(job.id.in_(job_ids), job.batch_id == batch_id, job.status != JobStatus.CANCELED)
+        for job_id in conn.execute(reset.order_by(job.sort_order, job.id)).scalars():
+            self.db.record(conn, batch_id, BatchEventType.JOB_PENDING, job_id=job_id, status=JobStatus.PENDING)
+        if reopened:
+            self.db.record(conn, batch_id, BatchEventType.PROCESSING, status=BatchStatus.PROCESSING, regenerated=True)

@@ -1,6 +1,6 @@
 """Queries of the batch watchdog and the fair sensors: rotation, bulk generation state, attempts.
 
-A mixin of `AppDatabase` (see database.py). Needs `self.engine`, `self.transaction()`, `self._fetch`.
+`LivenessRepository`, over the batches, jobs, tasks and completions.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.generation import unfinished_accepted
 from zencourt_pipeline.db.records import (
     OPEN_BATCH_STATUSES,
@@ -41,7 +42,12 @@ class BatchGenerationRows:
     completions: list[CompletionRecord] = field(default_factory=list)
 
 
-class LivenessQueries:
+class LivenessRepository:
+    """What the watchdog and the fair sensors read and stamp."""
+
+    def __init__(self, db: Db):
+        self.db = db
+
     def rotate_batches(self, status: BatchStatus, limit: int) -> list[Batch]:
         """The `limit` batches in `status` a sensor looked at least recently (never-looked-at first),
         stamped as looked at now: every open batch gets its turn, whatever the others' state."""
@@ -52,9 +58,9 @@ class LivenessQueries:
             .order_by(batch.sensor_checked_at.is_not(None), batch.sensor_checked_at, batch.id)
             .limit(limit)
         )
-        rows = self._fetch(query, Batch)
+        rows = self.db.fetch(query, Batch)
         if rows:
-            with self.transaction() as conn:
+            with self.db.transaction() as conn:
                 conn.execute(
                     sa.update(video_gen_batch)
                     .where(batch.id.in_([row.id for row in rows]))
@@ -65,7 +71,7 @@ class LivenessQueries:
     def defer_batches(self, batch_ids: list[str]) -> None:
         """These batches go to the front of the next rotation page (their turn was cut short)."""
         if batch_ids:
-            with self.transaction() as conn:
+            with self.db.transaction() as conn:
                 conn.execute(
                     sa.update(video_gen_batch).where(video_gen_batch.c.id.in_(batch_ids)).values(sensor_checked_at=None)
                 )
@@ -75,17 +81,17 @@ class LivenessQueries:
         out = {batch_id: BatchGenerationRows() for batch_id in batch_ids}
         if not batch_ids:
             return out
-        jobs = self._fetch(
+        jobs = self.db.fetch(
             sa.select(video_gen_jobs)
             .where(video_gen_jobs.c.batch_id.in_(batch_ids))
             .order_by(video_gen_jobs.c.sort_order, video_gen_jobs.c.id),
             Job,
         )
-        tasks = self._fetch(
+        tasks = self.db.fetch(
             sa.select(generation_tasks).where(generation_tasks.c.batch_id.in_(batch_ids)).order_by(generation_tasks.c.id),
             Task,
         )
-        completions = self._fetch(
+        completions = self.db.fetch(
             sa.select(generation_completions)
             .where(generation_completions.c.batch_id.in_(batch_ids))
             .order_by(generation_completions.c.id),
@@ -101,7 +107,7 @@ class LivenessQueries:
 
     def mark_compose_requested(self, batch_id: str, digest: str, attempts: int) -> None:
         """The compose run for this completion state (attempt `attempts`) has been requested."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(video_gen_batch)
                 .where(video_gen_batch.c.id == batch_id)
@@ -111,21 +117,21 @@ class LivenessQueries:
     def block_batch(self, batch_id: str, reason: str | None) -> None:
         """A batch composition cannot go on without an operator (CLIP_CHECK_FAILED), or not blocked."""
         batch = video_gen_batch.c
-        with self.transaction() as conn:
-            before = self._batch_for_update(conn, batch_id)
+        with self.db.transaction() as conn:
+            before = self.db.batch_for_update(conn, batch_id)
             conn.execute(
                 sa.update(video_gen_batch)
                 .where(batch.id == batch_id, batch.status.notin_(list(TERMINAL_STATUSES)))
                 .values(blocked_reason=reason, updated_at=utcnow())
             )
             if before is not None and not before.terminal and before.blocked_reason != reason:
-                self._record(conn, batch_id, BatchEventType.BLOCKED, blockedReason=reason)
+                self.db.record(conn, batch_id, BatchEventType.BLOCKED, blockedReason=reason)
 
     def retry_intake(self, batch_id: str) -> int | None:
         """A failed intake run of a still-open batch: count the attempt (the next run gets a new run
         key) and stamp the claim; returns the attempt count, None when the batch is not open."""
         batch = video_gen_batch.c
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             result = conn.execute(
                 sa.update(video_gen_batch)
                 .where(batch.id == batch_id, batch.status.in_(OPEN_BATCH_STATUSES))
@@ -147,7 +153,7 @@ class LivenessQueries:
             .order_by(task.id)
             .limit(limit)
         )
-        return self._fetch(query, Task)
+        return self.db.fetch(query, Task)
 
     def intents_of_ended_jobs(self, older_than: timedelta, limit: int = 100) -> list[Task]:
         """Creates never answered (no task id, still `submitting`) of jobs that ended, begun more
@@ -163,11 +169,11 @@ class LivenessQueries:
             .order_by(task.id)
             .limit(limit)
         )
-        return self._fetch(query, Task)
+        return self.db.fetch(query, Task)
 
     def mark_task_canceled(self, row_id: int) -> None:
         """The provider confirmed (or no longer knows) the cancel of this task: it is not live any more."""
-        with self.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 sa.update(generation_tasks)
                 .where(generation_tasks.c.id == row_id, generation_tasks.c.status == GenerationTaskStatus.SUBMITTED)

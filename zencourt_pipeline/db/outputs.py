@@ -1,6 +1,6 @@
 """The outputs a batch produced (`video_gen_outputs`, migration 0011): one row per rendition.
 
-Composition hands over what it rendered as `OutputRow`s; `AppDatabase.finish_batch` writes them in
+Composition hands over what it rendered as `OutputRow`s; `BatchRepository.finish_batch` writes them in
 the transaction that completes the batch (they replace the batch's earlier rows: an operator's
 re-compose publishes a new set) and puts them in the `batch.completed` webhook (`webhook_fields`).
 Reads return `Output` records, in the order the batch asked for them (primary first).
@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import Record
 from zencourt_pipeline.db.schema import video_gen_outputs
 from zencourt_pipeline.domain import OutputShape, OutputSpec
@@ -112,10 +113,11 @@ def replace_outputs(conn: sa.Connection, batch_id: str, rows: Sequence[OutputRow
         conn.execute(sa.insert(video_gen_outputs), [row.values(batch_id, now) for row in rows])
 
 
-class OutputQueries:
-    """`AppDatabase`'s reads of `video_gen_outputs`."""
+class OutputRepository:
+    """The reads of `video_gen_outputs`."""
 
-    engine: sa.Engine
+    def __init__(self, db: Db):
+        self.db = db
 
     def get_outputs(self, batch_id: str) -> list[Output]:
         """The batch's outputs in the order they were written (the primary first)."""
@@ -131,7 +133,7 @@ class OutputQueries:
             .where(video_gen_outputs.c.batch_id.in_(list(batch_ids)))
             .order_by(video_gen_outputs.c.batch_id, video_gen_outputs.c.is_primary.desc(), video_gen_outputs.c.id)
         )
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             for row in conn.execute(query):
                 output = Output.from_row(row)
                 found.setdefault(output.batch_id, []).append(output)

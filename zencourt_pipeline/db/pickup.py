@@ -1,24 +1,73 @@
-"""The batches a `POST /video/generate` names, and their pickup.
+"""The pickup of pending batches: the batch sensor's claim, and the batches a `POST /video/generate`
+names, made claimable again.
 
-A mixin of `AppDatabase` (through `BatchQueries`, see database.py), over `video_gen_batch` and
-`video_gen_jobs`. The web app names batches by their job ids (the Node server's shape), by batch
-id or by listing; only `pending` batches are made claimable again, nothing else is changed: a
+Over `video_gen_batch` and `video_gen_jobs`. The web app names batches by their job ids (the Node
+server's shape), by batch id or by listing; only `pending` batches are made claimable again, nothing else is changed: a
 processing or terminal batch, and its failed or canceled jobs, stay as they are.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import Batch, BatchStatus
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 
 
-class PickupQueries:
-    """`POST /video/generate`: the batches that job ids or batch ids name, and their pickup."""
+class PickupRepository:
+    """The batch sensor's claim; `POST /video/generate`: the batches that job ids or batch ids name, and their pickup."""
 
-    engine: sa.Engine
+    def __init__(self, db: Db):
+        self.db = db
+
+    # -- the batch sensor ------------------------------------------------------------------
+    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = timedelta(minutes=10)) -> list[Batch]:
+        """Pending batches not handed to Dagster recently, marked as handed over now.
+
+        Claiming is by status plus a lag window, never by `id > cursor` (rows commit out of
+        order). If the sensor dies after this commit but before its run request lands, the
+        batch is offered again after `reclaim_after`; the run key stops a second run.
+        """
+        now = utcnow()
+        batch = video_gen_batch.c
+        claimable = sa.and_(
+            batch.status == BatchStatus.PENDING,
+            sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after),
+        )
+        # never-claimed batches first: reclaims (a run request that may not have landed) never
+        # crowd a new batch out of the tick
+        query = (
+            sa.select(video_gen_batch)
+            .where(claimable)
+            .order_by(batch.claimed_at.is_not(None), batch.created_at, batch.id)
+            .limit(limit)
+        )
+        claimed = []
+        for candidate in self.db.fetch(query, Batch):
+            # compare-and-set in its own short transaction: of concurrent claimers, one wins
+            with self.db.transaction() as conn:
+                result = conn.execute(
+                    sa.update(video_gen_batch).where(batch.id == candidate.id, claimable).values(claimed_at=now)
+                )
+            if result.rowcount == 1:
+                claimed.append(replace(candidate, claimed_at=now))
+        return claimed
+
+    def request_pickup(self, batch_id: str) -> bool:
+        """`POST /video/generate`: make a pending batch claimable at the next sensor tick."""
+        with self.db.transaction() as conn:
+            result = conn.execute(
+                sa.update(video_gen_batch)
+                .where(video_gen_batch.c.id == batch_id, video_gen_batch.c.status == BatchStatus.PENDING)
+                .values(claimed_at=None, updated_at=utcnow())
+            )
+        return result.rowcount == 1
+
 
     def batch_ids_of_jobs(self, job_ids: list[str]) -> dict[str, list[str]]:
         """{batch id: the given job ids in it}, batches in the order their first job was given;
@@ -26,7 +75,7 @@ class PickupQueries:
         if not job_ids:
             return {}
         jobs = video_gen_jobs.c
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             owner = dict(conn.execute(sa.select(jobs.id, jobs.batch_id).where(jobs.id.in_(set(job_ids)))).all())
         covered: dict[str, list[str]] = {}
         for job_id in dict.fromkeys(job_ids):
@@ -39,7 +88,7 @@ class PickupQueries:
         if not batch_ids:
             return []
         batch, jobs = video_gen_batch.c, video_gen_jobs.c
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             batches = [
                 Batch.from_row(row)
                 for row in conn.execute(
@@ -62,7 +111,7 @@ class PickupQueries:
         if not batch_ids:
             return []
         batch = video_gen_batch.c
-        with self.engine.begin() as conn:
+        with self.db.transaction() as conn:
             rows = conn.execute(
                 sa.update(video_gen_batch)
                 .where(batch.id.in_(set(batch_ids)), batch.status == BatchStatus.PENDING)

@@ -1,6 +1,6 @@
 """Monthly clip usage per quota scope (listing, workspace): reserved under a row lock.
 
-A mixin of `AppDatabase` (see database.py). `clip_quota_usage` holds one row per (scope,
+`QuotaRepository`. `clip_quota_usage` holds one row per (scope,
 scope_id, month); `reserve_clips` locks the rows of every scope it is asked about (in key
 order, so two reservations never deadlock), checks `used + n <= quota` for each and increments
 all of them or none, in one transaction. On PostgreSQL the lock is `SELECT ... FOR UPDATE`; on
@@ -21,6 +21,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.schema import clip_quota_usage, generation_tasks, video_gen_batch
 
 SCOPE_COLUMNS = {"listing": "listing_id", "workspace": "workspace_id"}
@@ -39,8 +40,11 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return datetime(year, mon, 1, tzinfo=UTC), datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
 
 
-class QuotaQueries:
-    """Needs `self.engine` and `self.transaction()`."""
+class QuotaRepository:
+    """Clip usage per scope and month: read, reserved, released."""
+
+    def __init__(self, db: Db):
+        self.db = db
 
     def clips_used(
         self,
@@ -51,13 +55,13 @@ class QuotaQueries:
         workspace_id: str | None = None,
     ) -> int:
         """Accepted generation tasks submitted in [since, until) for batches of this listing / workspace."""
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return self._count_accepted(conn, since, until, listing_id=listing_id, workspace_id=workspace_id)
 
     def clip_usage(self, scopes: list[tuple[str, str]], month: str) -> dict[tuple[str, str], int]:
         """Clips used this month per scope, without reserving (a missing row reads as its seed)."""
         usage = {}
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             for scope, scope_id in dict.fromkeys(scopes):
                 used = conn.execute(sa.select(clip_quota_usage.c.used).where(*_key(scope, scope_id, month))).scalar()
                 usage[(scope, scope_id)] = used if used is not None else self._seed(conn, scope, scope_id, month)
@@ -99,8 +103,8 @@ class QuotaQueries:
     # -- helpers -------------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[sa.Connection]:
-        with self.transaction() as conn:
-            if self.engine.dialect.name == "sqlite":
+        with self.db.transaction() as conn:
+            if self.db.engine.dialect.name == "sqlite":
                 # the write lock before the first read: a plain (deferred) transaction would read
                 # without it, and two reservations could both see the same `used`
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -113,7 +117,7 @@ class QuotaQueries:
         if used is None:
             seed = self._seed(conn, scope, scope_id, month)
             values = {"scope": scope, "scope_id": scope_id, "month": month, "used": seed, "updated_at": utcnow()}
-            if self.engine.dialect.name == "postgresql":
+            if self.db.postgresql:
                 from sqlalchemy.dialects.postgresql import insert
             else:
                 from sqlalchemy.dialects.sqlite import insert

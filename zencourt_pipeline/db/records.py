@@ -1,6 +1,6 @@
 """What the database layer hands out: one frozen dataclass per table row, and the statuses.
 
-Every `AppDatabase` read (db/database.py and its mixins, db/outbox.py) returns these records, built
+Every repository read (the repositories of db/database.py's `AppDatabase`) returns these records, built
 from SQLAlchemy rows here (`Record.from_row`) and nowhere else: callers read attributes
 (`batch.status`, `job.error_code`), never keys. A caller that needs a dict (a webhook payload,
 Dagster metadata, JSON) converts explicitly with `as_dict`.

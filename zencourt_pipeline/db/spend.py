@@ -1,6 +1,6 @@
 """The money ledger: every paid generation request, in which state it is, and what it cost.
 
-A mixin of `AppDatabase` (see database.py), over `generation_tasks`. Each row is in exactly one
+`SpendRepository`, over `generation_tasks`. Each row is in exactly one
 ledger state (`ledger_state`, the same CASE on SQLite and PostgreSQL):
 
 - `possibly_orphaned`: an ambiguous create (the request was sent, the answer was lost), whatever
@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import GenerationTaskStatus
 from zencourt_pipeline.db.schema import generation_tasks, video_gen_batch
 
@@ -158,8 +159,11 @@ class BatchSpend:
     unpriced: int
 
 
-class SpendQueries:
-    """Needs `self.engine`."""
+class SpendRepository:
+    """The spend ledger's reads."""
+
+    def __init__(self, db: Db):
+        self.db = db
 
     def spend_ledger(
         self,
@@ -185,7 +189,7 @@ class SpendQueries:
             .where(*_filters(since, until, batch_id, listing_id))
             .group_by(task.provider, state, task.cost_source)
         )
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             rows = conn.execute(query).all()
         acc: dict[str, dict] = {}
         for row in rows:
@@ -248,7 +252,7 @@ class SpendQueries:
         )
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
             BatchSpend(
@@ -277,7 +281,7 @@ class SpendQueries:
             .select_from(_source(listing_id))
             .where(*_filters(since, until, batch_id, listing_id), ledger_state() != "unpaid")
         )
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
 

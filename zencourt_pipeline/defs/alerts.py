@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.records import DeadSummary
 from zencourt_pipeline.defs.resources import AppDatabaseResource
 from zencourt_pipeline.errors import ErrorCode
@@ -54,7 +53,7 @@ def dead_webhooks_message(summary: DeadSummary) -> str:
 )
 def dead_webhooks_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SkipReason:
     """Fail the tick with the dead webhooks' summary while any outbox row is dead; skip otherwise."""
-    summary = outbox.dead_summary(app_db.get())
+    summary = app_db.get().outbox.dead_summary()
     if not summary.dead:
         return dg.SkipReason("no dead webhook")
     message = dead_webhooks_message(summary)

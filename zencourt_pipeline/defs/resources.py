@@ -69,7 +69,7 @@ def _close_all(clients: list, what: str) -> None:
 def _database(url: str) -> AppDatabase:
     """One engine (connection pool) per URL and process. It never migrates: `zencourt db upgrade`
     and the start-ups (`zencourt serve`, `zencourt demo`) bring the schema to the latest revision."""
-    return AppDatabase(url)
+    return AppDatabase.connect(url)
 
 
 class AppDatabaseResource(dg.ConfigurableResource):
@@ -286,7 +286,7 @@ class GeneratorsResource(dg.ConfigurableResource):
     def chain(self, db: AppDatabase) -> ProviderChain:
         """The provider chain in configured order, each client recording its completions in `db`."""
         def sink(completion: Completion) -> bool:
-            return db.record_completion(
+            return db.completions.record_completion(
                 provider=completion.provider,
                 task_id=completion.task_id,
                 status=completion.status.value,

@@ -8,7 +8,7 @@ the partition selector and backfill dialogs list the batches an operator may sti
 
 `partition_retention_sensor` pages through the terminal batches whose last change is older than
 `ZENCOURT_PARTITION_RETENTION_DAYS` (0: keep every partition), oldest first, by the keyset cursor
-`db.ended_batches` hands out, and asks the daemon to delete their partitions (it deletes those
+`db.catalog.ended_batches` hands out, and asks the daemon to delete their partitions (it deletes those
 that exist and skips the rest). Each tick reads one indexed page: its cost does not grow with
 the number of batches or partitions. A batch re-opened later (regenerate) changes again, so it
 comes again past the cursor once it ended for the retention period.
@@ -38,7 +38,7 @@ def prune_request(
     retention cutoff, and the cursor after it; a skip when retention is off or nothing is due."""
     if retention_days <= 0:
         return dg.SensorResult(skip_reason="partition retention is off (ZENCOURT_PARTITION_RETENTION_DAYS=0)")
-    keys, next_cursor = db.ended_batches(now - timedelta(days=retention_days), cursor, limit)
+    keys, next_cursor = db.catalog.ended_batches(now - timedelta(days=retention_days), cursor, limit)
     if not keys:
         return dg.SensorResult(skip_reason=f"no batch ended more than {retention_days} days ago since the last tick")
     return dg.SensorResult(dynamic_partitions_requests=[batch_partitions.build_delete_request(keys)], cursor=next_cursor)

@@ -53,7 +53,7 @@ ACTIVE_RUN_STATUSES = {dg.DagsterRunStatus[name] for name in (*CANCELABLE_RUN_ST
 def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
     """Claim pending batches, reject ids unfit as partition keys, request intake runs for the rest."""
     db = app_db.get()
-    claimed = db.claim_pending_batches(limit=MAX_BATCHES_PER_TICK)
+    claimed = db.pickup.claim_pending_batches(limit=MAX_BATCHES_PER_TICK)
     if not claimed:
         return dg.SensorResult(skip_reason="no pending batch")
     # The batch id becomes the partition key: only [A-Za-z0-9_-]{1,64} is safe for the UI's
@@ -61,7 +61,7 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
     for batch in claimed:
         if not ID_RE.match(batch.id):
             error = BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
-            reject_batch(db, batch.id, db.get_jobs(batch.id), error)
+            reject_batch(db.batches, batch.id, db.batches.get_jobs(batch.id), error)
     keys = [batch.id for batch in claimed if ID_RE.match(batch.id)]
     if not keys:
         return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")
@@ -129,7 +129,7 @@ def clip_completions_sensor(
 ) -> dg.SensorResult:
     """Run the liveness watchdog over processing batches and request the compose runs it asks for."""
     db = app_db.get()
-    batches = db.rotate_batches(BatchStatus.PROCESSING, BATCHES_EXAMINED_PER_TICK)
+    batches = db.liveness.rotate_batches(BatchStatus.PROCESSING, BATCHES_EXAMINED_PER_TICK)
     report = watch_processing(
         db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines(), max_requests=MAX_BATCHES_PER_TICK,
         clips_running=clips_run_on_its_way(context.instance),

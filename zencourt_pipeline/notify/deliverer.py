@@ -203,7 +203,7 @@ class OutboxDeliverer:
             if not self.callbacks_enabled:
                 return counts
         lease = timedelta(seconds=self.timeout * max(1, limit) + 60)
-        rows = outbox.due(self.db, limit=limit, now=self._now(), lease=lease, callbacks_only=not self.enabled)
+        rows = self.db.outbox.due(limit=limit, now=self._now(), lease=lease, callbacks_only=not self.enabled)
         counts["claimed"] = len(rows)
         for row in rows:
             outcome = self._deliver(row)
@@ -257,7 +257,7 @@ class OutboxDeliverer:
         attempt = row.attempts + 1
         status_code, error = self._attempt(row)
         if error is None:
-            outbox.mark_delivered(self.db, row.id, status_code, now=self._now())
+            self.db.outbox.mark_delivered(row.id, status_code, now=self._now())
             logger.info(
                 "webhook %s (%s, batch %s) delivered: HTTP %d on attempt %d",
                 row.id,
@@ -295,8 +295,8 @@ class OutboxDeliverer:
         created_at = as_utc(row.created_at)
         dead = now - created_at >= self.retry_horizon and attempt >= MIN_ATTEMPTS_BEFORE_DEAD
         delay = self.backoff.delay(min(attempt - 1, 30), self.rng)
-        outbox.mark_failed(
-            self.db, row.id, error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
+        self.db.outbox.mark_failed(
+            row.id, error, status_code, now + timedelta(seconds=delay), dead=dead, now=now
         )
         if dead:
             # the Node server's code for a webhook it gave up on; also on `zencourt webhooks dead`

@@ -150,7 +150,7 @@ def regenerate_request(
     try:
         plan = plan_regeneration(db, batch, jobs, job_ids)
         enforce_quota(
-            db, batch, len(plan.reset), listing_quota=limits.listing_quota, workspace_quota=limits.workspace_quota
+            db.quota, batch, len(plan.reset), listing_quota=limits.listing_quota, workspace_quota=limits.workspace_quota
         )
     except (RegenerationRefused, BatchRejected) as exc:
         details = {"jobIds": [job_id for job_id in job_ids if job_id not in {job.id for job in jobs}]}

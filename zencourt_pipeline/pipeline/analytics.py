@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from zencourt_pipeline.db.analytics import HISTORY_COLUMNS
+from zencourt_pipeline.db.analytics import HISTORY_COLUMNS, AnalyticsRepository
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import GenerationTaskStatus, JobStatus, Task, current_task
@@ -51,12 +51,12 @@ class ClipRow:
 def clip_rows(db: AppDatabase, batch_id: str, durations: dict[str, float] | None = None) -> list[ClipRow]:
     """The batch's clips in sort order. `durations` are the normalized clips' probed durations."""
     durations = durations or {}
-    completions = {(c.provider, c.task_id): c for c in db.completions_for_batch(batch_id)}
+    completions = {(c.provider, c.task_id): c for c in db.completions.completions_for_batch(batch_id)}
     tasks_by_job: dict[str, list[Task]] = {}
-    for task in db.tasks_for_batch(batch_id):
+    for task in db.ledger.tasks_for_batch(batch_id):
         tasks_by_job.setdefault(task.job_id, []).append(task)
     rows = []
-    for job in db.get_jobs(batch_id):
+    for job in db.batches.get_jobs(batch_id):
         tasks = tasks_by_job.get(job.id, [])
         accepted = [task for task in tasks if task.task_id]
         task = current_task(tasks)
@@ -86,12 +86,12 @@ DAILY_COLUMNS = [
 ]
 
 
-def load_generation_frame(db: AppDatabase, *, days: int = 90, now: datetime | None = None) -> pd.DataFrame:
+def load_generation_frame(analytics: AnalyticsRepository, *, days: int = 90, now: datetime | None = None) -> pd.DataFrame:
     """Accepted tasks of the last `days` days with their completion (if any): one row per task."""
     import pandas as pd
 
     since = (now or utcnow()) - timedelta(days=days)
-    frame = pd.DataFrame(db.generation_history(since=since), columns=HISTORY_COLUMNS)
+    frame = pd.DataFrame(analytics.generation_history(since=since), columns=HISTORY_COLUMNS)
     frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
     frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
     return frame

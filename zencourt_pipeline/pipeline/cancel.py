@@ -3,7 +3,7 @@
 
 A cancel never fails silently: every task it could not stop is reported (the HTTP cancel answer
 lists it) and stays `submitted`, so the reconciler asks its provider again every tick
-(`db.live_tasks_of_ended_jobs`) until the provider confirms or the task ends."""
+(`db.liveness.live_tasks_of_ended_jobs`) until the provider confirms or the task ends."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.liveness import LivenessRepository
 from zencourt_pipeline.db.records import Job, Task
 from zencourt_pipeline.domain import provider_spec
 from zencourt_pipeline.errors import ErrorCode
@@ -41,7 +42,7 @@ class CancelReport:
 
 def cancel_provider_tasks(db: AppDatabase, chain: ProviderChain, canceled_jobs: list[Job]) -> CancelReport:
     """Cancel the accepted, unfinished provider tasks of these jobs."""
-    return cancel_tasks(db, chain, db.live_tasks_for_jobs([job.id for job in canceled_jobs]))
+    return cancel_tasks(db.liveness, chain, db.ledger.live_tasks_for_jobs([job.id for job in canceled_jobs]))
 
 
 def unstopped(tasks: list[Task], error: str) -> list[UnstoppedTask]:
@@ -55,7 +56,7 @@ def cancel_failed_code(provider: str) -> ErrorCode:
     return spec.cancel_failed_code if spec is not None else ErrorCode.GENERATION_FAILED
 
 
-def cancel_tasks(db: AppDatabase, chain: ProviderChain, tasks: list[Task]) -> CancelReport:
+def cancel_tasks(liveness: LivenessRepository, chain: ProviderChain, tasks: list[Task]) -> CancelReport:
     """Ask each task's provider to cancel it; a confirmed cancel marks the task `canceled`. A
     failed one stays `submitted` and is reported, so the reconciler asks again."""
     report = CancelReport()
@@ -75,6 +76,6 @@ def cancel_tasks(db: AppDatabase, chain: ProviderChain, tasks: list[Task]) -> Ca
             log.exception("cancel of %s task %s failed", task.provider, task.task_id)
             report.unstopped.extend(unstopped([task], f"{type(exc).__name__}: {exc}"))
             continue
-        db.mark_task_canceled(task.id)
+        liveness.mark_task_canceled(task.id)
         report.stopped.append(task)
     return report

@@ -55,7 +55,7 @@ def _completion_from_poll(db: AppDatabase, chain: ProviderChain, task: Task) -> 
     status = chain.get(task.provider).poll(task_ref(task))
     if not status.state.terminal:
         if status.progress is not None:
-            db.record_task_progress(task.id, status.progress)
+            db.events.record_task_progress(task.id, status.progress)
         return None
     record_poll_result(db, task, status, rates=chain.rates)
     return PolledCompletion(
@@ -82,11 +82,11 @@ def collect_outputs(
     failed downloads of the task (default: ZENCOURT_MAX_DOWNLOAD_ATTEMPTS, 5) the job fails
     OUTPUT_DOWNLOAD_FAILED, without fallback."""
     tasks_by_job: dict[str, list[Task]] = {}
-    for task in db.tasks_for_batch(batch.id):
+    for task in db.ledger.tasks_for_batch(batch.id):
         tasks_by_job.setdefault(task.job_id, []).append(task)
     collect = _Collect(
         db, storage, chain, batch, work_dir, quota, max(1, max_download_attempts), poll_missing,
-        {(c.provider, c.task_id): c for c in db.completions_for_batch(batch.id)}, tasks_by_job,
+        {(c.provider, c.task_id): c for c in db.completions.completions_for_batch(batch.id)}, tasks_by_job,
     )  # fmt: skip
     return [collect.job(job) for job in jobs]
 
@@ -148,12 +148,12 @@ class _Collect:
             local = self.chain.get(provider).fetch_result(ref, self.work_dir / f"{job.id}.raw.mp4", url)
             key = raw_clip_key(self.batch.id, job.id)
             self.storage.put_file(key, local, "video/mp4")
-            self.db.update_job(job.id, raw_clip_key=key)
+            self.db.batches.update_job(job.id, raw_clip_key=key)
             return JobOutcome(job.id, job.room_name, SubmissionOutcome.STORED, provider, task_id, cost_credits=task.cost_credits)
         except GenerationError as exc:
             if exc.download_failed:  # paid: download it again later, never generate it again
                 return _download_failed(self.db, job, task, exc, self.max_downloads)
-            self.db.task_output_rejected(task.id, exc.code, exc.message)  # paid, its clip unusable: on the ledger why
+            self.db.ledger.task_output_rejected(task.id, exc.code, exc.message)  # paid, its clip unusable: on the ledger why
             return exc.code, exc.message
         except StorageError as exc:
             return JobOutcome(job.id, job.room_name, SubmissionOutcome.IN_FLIGHT, provider, task_id, error_code=exc.code)
@@ -166,7 +166,7 @@ class _Collect:
         for intent in lost:
             if intent.status == GenerationTaskStatus.SUBMITTING:
                 cost_usd, cost_source = self.chain.task_cost(intent.provider, None, int(job.duration_seconds or 5))
-                self.db.task_answer_lost(
+                self.db.ledger.task_answer_lost(
                     intent.id, ErrorCode.PROVIDER_ANSWER_LOST,
                     "the run submitting this fallback ended before the provider answered: not re-sent",
                     cost_usd=cost_usd, cost_source=cost_source,
@@ -185,13 +185,13 @@ class _Collect:
         if lost:  # the job already fell back, and that create's answer never came: that is why it ends
             code = ErrorCode.PROVIDER_ANSWER_LOST
             message = f"the fallback create to {lost[-1].provider} may have reached it (and be paid): not re-sent"
-        self.db.fail_job(job.id, code, message)
+        self.db.batches.fail_job(job.id, code, message)
         return JobOutcome(job.id, job.room_name, SubmissionOutcome.FAILED, task.provider, task.task_id, error_code=code, error_message=message)
 
 
 def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError, max_downloads: int) -> JobOutcome:
     """Count the failed downloads of `task`; fail the job once they reach `max_downloads`."""
-    total = db.task_download_failed(task.id, getattr(exc, "downloads", 1), f"{exc.code}: {exc.message}")
+    total = db.ledger.task_download_failed(task.id, getattr(exc, "downloads", 1), f"{exc.code}: {exc.message}")
     provider, task_id = task.provider, task.task_id
     if total < max_downloads:
         return JobOutcome(
@@ -199,7 +199,7 @@ def _download_failed(db: AppDatabase, job: Job, task: Task, exc: GenerationError
             error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=exc.message,
         )  # fmt: skip
     message = f"the output of {provider} task {task_id} was not downloaded after {total} attempts: {exc.message}"
-    db.fail_job(job.id, ErrorCode.OUTPUT_DOWNLOAD_FAILED, message)
+    db.batches.fail_job(job.id, ErrorCode.OUTPUT_DOWNLOAD_FAILED, message)
     return JobOutcome(
         job.id, job.room_name, SubmissionOutcome.FAILED, provider, task_id,
         error_code=ErrorCode.OUTPUT_DOWNLOAD_FAILED, error_message=message,

@@ -102,8 +102,6 @@ def compose_batch(
     are listed in `error`, each job keeps its own error); `failed` when no clip survived;
     `completed` without a video when ENABLE_FINAL_COMPOSITION is off (clip-first).
     """
-    from zencourt_pipeline.db.branding import batch_branding
-    from zencourt_pipeline.db.templates import resolve_template
 
     batch_id = batch.id
     completed = [job for job in jobs if job.status == JobStatus.COMPLETED and job.video_url]
@@ -116,15 +114,15 @@ def compose_batch(
         return ended
 
     override, orientation = orientation, orientation or batch.orientation
-    template = resolve_template(db, batch.workspace_id, template_name if template_name is not None else batch.template)
-    db.record_stage(batch_id, BatchStage.COMPOSING, clips=len(completed))
+    template = db.templates.resolve_template(batch.workspace_id, template_name if template_name is not None else batch.template)
+    db.events.record_stage(batch_id, BatchStage.COMPOSING, clips=len(completed))
     clips, durations = _download_clips(storage, batch_id, completed, work_dir)
     try:
         # an operator's orientation override makes an output of that shape the primary one
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
         narration = load_narration(storage, batch, work_dir)
         # the workspace's branding profile with the batch's override (migration 0014), its logo as a file
-        profile = batch_branding(db, batch.workspace_id, batch.branding)
+        profile = db.branding.batch_branding(batch.workspace_id, batch.branding)
         renditions = render_renditions(
             clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
             narration=narration, branding=profile.branding(work_dir / "branding") if profile is not None else None,
@@ -149,7 +147,7 @@ def _composition_failed(
     code (NARRATION_TOO_LONG), anything else is COMPOSITION_FAILED."""
     code = exc.code if exc.code == ErrorCode.NARRATION_TOO_LONG else ErrorCode.COMPOSITION_FAILED
     error = f"{code}: {exc.message}"
-    db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=code)
+    db.batches.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=code)
     return CompositionReport(
         CompositionOutcome.FAILED, clips_used=clips_used, clips_failed=clips_failed, error=error, error_code=code
     )
@@ -211,17 +209,17 @@ def _completed_report(
 def _end_without_video(db: AppDatabase, batch_id: str, completed: list[Job], failed: list[Job], summary: str | None,
                        *, enabled: bool) -> CompositionReport | None:
     """The batch's end when nothing is to be composed: canceled, no clip survived, or clip-first."""
-    current = db.get_batch(batch_id)
+    current = db.batches.get_batch(batch_id)
     if current and current.status == BatchStatus.CANCELED:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled")
     if not completed:
         error = "no clip could be generated" + (f" ({summary})" if summary else "")
-        db.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.ALL_CLIPS_FAILED)
+        db.batches.finish_batch(batch_id, BatchStatus.FAILED, error=error, error_code=ErrorCode.ALL_CLIPS_FAILED)
         return CompositionReport(
             CompositionOutcome.FAILED, clips_failed=len(failed), error=error, error_code=ErrorCode.ALL_CLIPS_FAILED
         )
     if not enabled:
-        db.finish_batch(batch_id, BatchStatus.COMPLETED, error=summary)
+        db.batches.finish_batch(batch_id, BatchStatus.COMPLETED, error=summary)
         return CompositionReport(CompositionOutcome.SKIPPED, clips_used=len(completed), clips_failed=len(failed), error=summary)
     return None
 
@@ -251,13 +249,13 @@ def _publish(
     in `video_gen_batch.video_url`, each in `video_gen_outputs`); then check each file against its
     platforms and inspect the primary. None when the batch was canceled meanwhile (nothing stays
     published then)."""
-    if db.get_batch(batch_id).status == BatchStatus.CANCELED:
+    if db.batches.get_batch(batch_id).status == BatchStatus.CANCELED:
         return None
-    db.record_stage(batch_id, BatchStage.UPLOADING)
+    db.events.record_stage(batch_id, BatchStage.UPLOADING)
     renditions = publish_renditions(storage, batch_id, template_name, renditions, completed, narration_uri)
     main = renditions[0]
     rows = [rendition.row(template_name) for rendition in renditions]
-    if not db.finish_batch(
+    if not db.batches.finish_batch(
         batch_id, BatchStatus.COMPLETED, video_url=main.video_uri, thumbnail_url=main.thumbnail_uri, error=summary,
         outputs=rows,
     ):  # fmt: skip

@@ -30,8 +30,10 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from zencourt_pipeline.db.database import AppDatabase, as_utc, utcnow
-from zencourt_pipeline.db.generation import TaskIdTaken
+from zencourt_pipeline.db.clock import as_utc, utcnow
+from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.generation import TaskIdTaken, TaskLedger
+from zencourt_pipeline.db.liveness import LivenessRepository
 from zencourt_pipeline.db.records import (
     Batch,
     GenerationTaskStatus,
@@ -172,11 +174,11 @@ def submit_with_fallback(
     last: GenerationError | None = None
     for name in candidates:
         try:  # every provider call is a paid clip: reserve it first (QuotaExceeded: fail, nothing paid)
-            reservation = quota.reserve(db) if quota is not None else None
+            reservation = quota.reserve(db.quota) if quota is not None else None
         except QuotaExceeded as exc:
             last = exc
             break
-        row_id = db.begin_task(request.job_id, request.batch_id, name, run_id=run_id)
+        row_id = db.ledger.begin_task(request.job_id, request.batch_id, name, run_id=run_id)
         started = time.monotonic()
         try:
             submitted = chain.get(name).submit(request)
@@ -184,10 +186,10 @@ def submit_with_fallback(
             last = exc
             if exc.ambiguous:  # the task may exist and be paid: count it, keep its clip reserved, stop
                 cost_usd, cost_source = chain.task_cost(name, getattr(exc, "model", None), request.duration_seconds)
-                db.task_answer_lost(row_id, exc.code, exc.message, cost_usd=cost_usd, cost_source=cost_source)
+                db.ledger.task_answer_lost(row_id, exc.code, exc.message, cost_usd=cost_usd, cost_source=cost_source)
                 break
-            db.task_rejected(row_id, exc.code, exc.message)
-            release_submission(db, reservation)  # refused: nothing paid, the clip goes back
+            db.ledger.task_rejected(row_id, exc.code, exc.message)
+            release_submission(db.quota, reservation)  # refused: nothing paid, the clip goes back
             if exc.fallback:
                 continue
             break
@@ -196,7 +198,7 @@ def submit_with_fallback(
             name, (submitted.ref.meta or {}).get("model"), request.duration_seconds, submitted.cost_credits
         )
         try:
-            db.task_submitted(
+            db.ledger.task_submitted(
                 row_id,
                 request.job_id,
                 name,
@@ -208,7 +210,7 @@ def submit_with_fallback(
             )
         except TaskIdTaken as exc:  # a duplicate answer: this create's own task is unknown, as if lost
             last = GenerationError(ErrorCode.PROVIDER_ANSWER_LOST, str(exc))
-            db.task_answer_lost(row_id, last.code, last.message, cost_usd=cost_usd, cost_source=cost_source)
+            db.ledger.task_answer_lost(row_id, last.code, last.message, cost_usd=cost_usd, cost_source=cost_source)
             break
         return JobOutcome(
             request.job_id,
@@ -221,12 +223,12 @@ def submit_with_fallback(
         )
     code = last.code if last else ErrorCode.GENERATION_FAILED
     message = last.message if last else "no generation provider left to try"
-    db.fail_job(request.job_id, code, message)
+    db.batches.fail_job(request.job_id, code, message)
     return JobOutcome(request.job_id, request.room_name, SubmissionOutcome.FAILED, error_code=code, error_message=message)
 
 
 def _abandon_dead_intents(
-    db: AppDatabase, chain: ProviderChain, job: Job, tasks: list[Task], run_id: str | None,
+    ledger: TaskLedger, chain: ProviderChain, job: Job, tasks: list[Task], run_id: str | None,
     is_run_active: Callable[[str], bool] | None,
 ) -> bool:
     """Intents (no task id yet) whose run is gone: that run died before the provider answered.
@@ -249,7 +251,7 @@ def _abandon_dead_intents(
         stale = as_utc(task.submitted_at) < utcnow() - ABANDON_SUBMITTING_AFTER
         if orphaned or stale:
             cost_usd, cost_source = chain.task_cost(task.provider, None, int(job.duration_seconds))
-            db.task_answer_lost(
+            ledger.task_answer_lost(
                 task.id, ErrorCode.PROVIDER_ANSWER_LOST,
                 "the run submitting this task ended before the provider answered; the create may have "
                 "reached it (and be paid): not re-sent, not fallen back",
@@ -280,9 +282,9 @@ def submit_jobs(
         if job.terminal or not job.photo_key:
             outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.SKIPPED, error_code=job.error_code))
             continue
-        tasks = db.tasks_for_job(job.id)
-        if _abandon_dead_intents(db, chain, job, tasks, run_id, is_run_active):
-            tasks = db.tasks_for_job(job.id)
+        tasks = db.ledger.tasks_for_job(job.id)
+        if _abandon_dead_intents(db.ledger, chain, job, tasks, run_id, is_run_active):
+            tasks = db.ledger.tasks_for_job(job.id)
         live = [task for task in tasks if task.status in LIVE_TASK_STATUSES]
         if live:
             task = live[-1]
@@ -294,7 +296,7 @@ def submit_jobs(
         if lost:  # a possibly paid task of this attempt: only an operator's regeneration pays again
             task = lost[-1]
             code, message = task.error_code or ErrorCode.PROVIDER_ANSWER_LOST, task.error_message or "answer lost"
-            db.fail_job(job.id, code, message)
+            db.batches.fail_job(job.id, code, message)
             outcomes.append(
                 JobOutcome(job.id, job.room_name, SubmissionOutcome.FAILED, task.provider, error_code=code, error_message=message)
             )
@@ -306,7 +308,7 @@ def submit_jobs(
         except StorageError as exc:
             if storage.exists(job.photo_key):
                 raise  # storage is failing, not the photo: the step is retried, the job stays open
-            db.fail_job(job.id, exc.code, exc.message)
+            db.batches.fail_job(job.id, exc.code, exc.message)
             outcomes.append(JobOutcome(job.id, job.room_name, SubmissionOutcome.FAILED, error_code=exc.code))
             continue
         request = build_request(batch, job, photo, storage, generation_attempt(tasks))
@@ -316,9 +318,9 @@ def submit_jobs(
     return outcomes
 
 
-def generation_state(db: AppDatabase, batch_id: str) -> tuple[bool, str]:
+def generation_state(liveness: LivenessRepository, batch_id: str) -> tuple[bool, str]:
     """(ready, digest) of one batch: see `pipeline.liveness.completion_state`."""
-    ready, digest, _waiting = completion_state(db.generation_rows([batch_id])[batch_id])
+    ready, digest, _waiting = completion_state(liveness.generation_rows([batch_id])[batch_id])
     return ready, digest
 
 
@@ -366,14 +368,14 @@ def submit_batch(
         try:
             plan = plan_regeneration(db, batch, jobs, regenerate_job_ids)
             enforce_quota(
-                db, batch, len(plan.reset), listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
+                db.quota, batch, len(plan.reset), listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
         except (RegenerationRefused, BatchRejected) as exc:
             return SubmissionReport(SubmissionStatus.REFUSED, error_code=exc.code, error_message=exc.message)
-        superseded = reset_for_regeneration(db, batch.id, [job.id for job in plan.reset])
-        batch, jobs = db.get_batch(batch.id) or batch, db.get_jobs(batch.id)
+        superseded = reset_for_regeneration(db.ledger, batch.id, [job.id for job in plan.reset])
+        batch, jobs = db.batches.get_batch(batch.id) or batch, db.batches.get_jobs(batch.id)
     outcomes = submit_jobs(
         db, storage, chain, batch, jobs, work_dir, run_id=run_id, is_run_active=is_run_active, quota=quota
     )
-    ready, _digest = generation_state(db, batch.id)
+    ready, _digest = generation_state(db.liveness, batch.id)
     return SubmissionReport(SubmissionStatus.SUBMITTED, outcomes, ready, plan, superseded)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.batches import BatchRepository
 from zencourt_pipeline.db.records import Batch, Job, JobStatus
 from zencourt_pipeline.domain import (
     GIVEN_CLIP_SECONDS_MIN,
@@ -101,7 +101,7 @@ def validate_given_clip(job: Job) -> None:
 
 
 def ingest_given_clips(
-    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
+    batches: BatchRepository, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[GivenClipResult]:
     """Fetch, check and store each open given clip as its job's raw clip; a bad clip fails its job."""
     results = []
@@ -122,11 +122,11 @@ def ingest_given_clips(
             key = given_clip_key(batch.id, job.id, clip.container)
             storage.put_file(key, source, CONTENT_TYPES[clip.container])
             # the out point resolved (an absent one: in + duration_seconds, or the clip's end when sooner)
-            db.update_job(job.id, raw_clip_key=key, clip_out_seconds=end, status=JobStatus.PROCESSING)
+            batches.update_job(job.id, raw_clip_key=key, clip_out_seconds=end, status=JobStatus.PROCESSING)
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
             if isinstance(exc, StorageError) and storage_is_failing(storage, exc, job.clip_url):
                 raise  # the storage's fault, not the clip's: the step is retried, the job stays open
-            db.fail_job(job.id, exc.code, exc.message)
+            batches.fail_job(job.id, exc.code, exc.message)
             results.append(
                 GivenClipResult(job.id, job.room_name, ClipOutcome.FAILED, error_code=exc.code, error_message=exc.message)
             )

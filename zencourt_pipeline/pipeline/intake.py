@@ -11,8 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zencourt_pipeline.db.batches import BatchRepository
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job
+from zencourt_pipeline.db.templates import TemplateRepository
 from zencourt_pipeline.domain import (
     BatchRejected,
     JobSource,
@@ -99,13 +101,12 @@ def validate_batch(
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem.message)
 
 
-def batch_template(db: AppDatabase, batch: Batch) -> Template:
+def batch_template(templates: TemplateRepository, batch: Batch) -> Template:
     """The template the batch names: bundled, else its workspace's own; BatchRejected(INVALID_INPUT)
     for a name neither knows."""
-    from zencourt_pipeline.db.templates import resolve_template
 
     try:
-        return resolve_template(db, batch.workspace_id, batch.template)
+        return templates.resolve_template(batch.workspace_id, batch.template)
     except MediaError as exc:
         raise BatchRejected(exc.code, exc.message) from exc
 
@@ -131,11 +132,11 @@ def validate_job(job: Job, instructions: str | None = None) -> None:
         raise BatchRejected(ErrorCode.INVALID_INPUT, problem)
 
 
-def reject_batch(db: AppDatabase, batch_id: str, jobs: list[Job], error: BatchRejected) -> None:
+def reject_batch(batches: BatchRepository, batch_id: str, jobs: list[Job], error: BatchRejected) -> None:
     """Fail every job and the batch itself with the rejection's code and message."""
     for job in jobs:
-        db.fail_job(job.id, error.code, error.message)
-    db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{error.code}: {error.message}", error_code=error.code)
+        batches.fail_job(job.id, error.code, error.message)
+    batches.finish_batch(batch_id, BatchStatus.FAILED, error=f"{error.code}: {error.message}", error_code=error.code)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def fetch_source(url: str, dest: Path, storage: Storage, policy: FetchPolicy) ->
 
 
 def ingest_photos(
-    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
+    batches: BatchRepository, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, policy: FetchPolicy
 ) -> list[PhotoResult]:
     """Fetch, check, orient and store each open job's photo; a job whose photo is unusable fails."""
     from zencourt_pipeline.media.photos import prepare_photo
@@ -184,7 +185,7 @@ def ingest_photos(
             info = prepare_photo(source, prepared)
             key = photo_key(batch.id, job.id)
             storage.put_file(key, prepared, "image/jpeg")
-            db.update_job(job.id, photo_key=key)
+            batches.update_job(job.id, photo_key=key)
             results.append(
                 PhotoResult(
                     job.id,
@@ -201,7 +202,7 @@ def ingest_photos(
         except (BatchRejected, FetchError, MediaError, StorageError) as exc:
             if isinstance(exc, StorageError) and storage_is_failing(storage, exc, job.image_url):
                 raise  # the storage's fault, not the photo's: the step is retried, the job stays open
-            db.fail_job(job.id, exc.code, exc.message)
+            batches.fail_job(job.id, exc.code, exc.message)
             results.append(
                 PhotoResult(job.id, job.room_name, PhotoOutcome.FAILED, error_code=exc.code, error_message=exc.message)
             )
@@ -259,30 +260,30 @@ def take_in_batch(
     photo_jobs = [job for job in jobs if job.source == JobSource.PHOTO]
     clip_jobs = [job for job in jobs if job.source == JobSource.CLIP]
     try:
-        template = batch_template(db, batch)
+        template = batch_template(db.templates, batch)
         validate_batch(batch, jobs, template, policy)
-        if not batch.terminal and not db.tasks_for_batch(batch.id):
+        if not batch.terminal and not db.ledger.tasks_for_batch(batch.id):
             # only before the batch's first provider call: a re-run never rejects a batch it already paid for
             open_jobs = sum(1 for job in photo_jobs if not job.terminal)
             usage = enforce_quota(
-                db, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
+                db.quota, batch, open_jobs, listing_quota=quota.listing_quota, workspace_quota=quota.workspace_quota
             )
         clips = [listing_clip(job) for job in jobs if not job.terminal]
-        ingest_narration(db, storage, batch, work_dir, policy, template=template, clips=clips)
+        ingest_narration(db.batches, storage, batch, work_dir, policy, template=template, clips=clips)
     except BatchRejected as exc:
-        reject_batch(db, batch.id, jobs, exc)
+        reject_batch(db.batches, batch.id, jobs, exc)
         return IntakeReport(IntakeStatus.REJECTED, error_code=exc.code, error_message=exc.message)
     if batch.status == BatchStatus.PENDING:
-        db.start_batch(batch.id)
+        db.batches.start_batch(batch.id)
     if time_to_narration:  # the local generator's clips follow the voice (`pipeline.narration`)
-        time_clips_to_narration(db, storage, batch, jobs, work_dir, template=template)
-    photos = ingest_photos(db, storage, batch, photo_jobs, work_dir, policy)
-    clips = ingest_given_clips(db, storage, batch, clip_jobs, work_dir, policy)
+        time_clips_to_narration(db.batches, storage, batch, jobs, work_dir, template=template)
+    photos = ingest_photos(db.batches, storage, batch, photo_jobs, work_dir, policy)
+    clips = ingest_given_clips(db.batches, storage, batch, clip_jobs, work_dir, policy)
     if not any(photo.status == PhotoOutcome.READY for photo in photos) and not any(
         clip.status == ClipOutcome.READY for clip in clips
     ):
         code = ErrorCode.NO_USABLE_PHOTO
-        db.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
+        db.batches.finish_batch(batch.id, BatchStatus.FAILED, error=NO_USABLE_PHOTO_MESSAGE, error_code=code)
         return IntakeReport(
             IntakeStatus.NO_USABLE_PHOTO, photos, quota_usage=usage, error_code=code,
             error_message=NO_USABLE_PHOTO_MESSAGE, clips=clips,

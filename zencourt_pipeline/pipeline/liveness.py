@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from zencourt_pipeline.db.batches import BatchRepository
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.liveness import BatchGenerationRows
@@ -166,7 +167,7 @@ def watch_processing(
     for the ones that arrived (clip-first), one at a time."""
     now = now or utcnow()
     report = WatchReport()
-    rows = db.generation_rows([batch.id for batch in batches])
+    rows = db.liveness.generation_rows([batch.id for batch in batches])
     deferred = []
     for batch in batches:
         batch_id = batch.id
@@ -179,7 +180,7 @@ def watch_processing(
             if now > started + deadlines.generation:
                 for job in waiting_on:
                     minutes = deadlines.generation.total_seconds() / 60
-                    if db.fail_job(job.id, ErrorCode.GENERATION_TIMEOUT, f"no clip within {minutes:g} min of the batch starting"):
+                    if db.batches.fail_job(job.id, ErrorCode.GENERATION_TIMEOUT, f"no clip within {minutes:g} min of the batch starting"):
                         report.timed_out_jobs += 1
             else:
                 report.waiting += 1
@@ -204,7 +205,7 @@ def watch_processing(
             _request(db, report, batch_id, digest, attempt + 1)
         else:
             _fail(db, report, batch_id, ErrorCode.COMPOSITION_FAILED, f"composition did not finish after {attempt} attempt(s)")
-    db.defer_batches(deferred)
+    db.liveness.defer_batches(deferred)
     report.waiting += len(deferred)
     return report
 
@@ -219,24 +220,24 @@ def _clips_first(report, batch_id, rows, digest, now, deadlines, run_status, cli
 
 
 def _request(db: AppDatabase, report: WatchReport, batch_id: str, digest: str, attempt: int) -> None:
-    db.mark_compose_requested(batch_id, digest, attempt)
+    db.liveness.mark_compose_requested(batch_id, digest, attempt)
     report.requests.append(ComposeRequest(batch_id, compose_run_key(batch_id, digest, attempt), digest, attempt))
 
 
 def _fail(db: AppDatabase, report: WatchReport, batch_id: str, code: str, message: str) -> None:
-    if fail_batch(db, batch_id, code, message):
+    if fail_batch(db.batches, batch_id, code, message):
         report.failed.append((batch_id, code))
 
 
-def fail_batch(db: AppDatabase, batch_id: str, code: str, message: str) -> bool:
+def fail_batch(batches: BatchRepository, batch_id: str, code: str, message: str) -> bool:
     """Fail an open batch and the jobs still open in it, with the same code: a terminal batch has
     no job left `processing` (a live provider task of such a job is then one of an ended job, which
     the reconciler cancels). Each job first (`clip.failed`), then the batch (`batch.failed`), so a
     crash in between leaves an open batch that the next tick fails again."""
-    for job in db.get_jobs(batch_id):
+    for job in batches.get_jobs(batch_id):
         if not job.terminal:
-            db.fail_job(job.id, code, f"the batch failed: {message}")
-    return db.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code)
+            batches.fail_job(job.id, code, f"the batch failed: {message}")
+    return batches.finish_batch(batch_id, BatchStatus.FAILED, error=f"{code}: {message}", error_code=code)
 
 
 class RunEnd(StrEnum):
@@ -261,14 +262,14 @@ def on_intake_failed(db: AppDatabase, batch_id: str, max_attempts: int, failures
     the run key of the next attempt, or None when the batch is not open or out of attempts (then it
     fails with INTAKE_FAILED and the web app is told). Runs the infrastructure interrupted spend
     from a larger budget than runs that failed on their own."""
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     if batch is None or batch.terminal:
         return None
-    attempts = db.retry_intake(batch_id)
+    attempts = db.liveness.retry_intake(batch_id)
     if attempts is None:
         return None
     if not intake_attempts_left(failures, max_attempts):
         summary = f"{failures[RunEnd.FAILED]} failed, {failures[RunEnd.INTERRUPTED]} interrupted"
-        fail_batch(db, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s) ({summary})")
+        fail_batch(db.batches, batch_id, ErrorCode.INTAKE_FAILED, f"intake failed {attempts} time(s) ({summary})")
         return None
     return intake_run_key(batch_id, attempts)

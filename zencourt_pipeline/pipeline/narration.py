@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.batches import BatchRepository
 from zencourt_pipeline.db.records import Batch, Job
 from zencourt_pipeline.domain import BatchRejected, JobSource, parse_facts
 from zencourt_pipeline.errors import ErrorCode
@@ -66,7 +66,7 @@ def fetch_narration(url: str, dest: Path, storage: Storage, policy: FetchPolicy)
 
 
 def ingest_narration(
-    db: AppDatabase, storage: Storage, batch: Batch, work_dir: Path, policy: FetchPolicy, *,
+    batches: BatchRepository, storage: Storage, batch: Batch, work_dir: Path, policy: FetchPolicy, *,
     template: Template, clips: Sequence[ListingClip],
 ) -> str | None:
     """Fetch, check and store the batch's narration; its storage key (None: the batch has none).
@@ -93,7 +93,7 @@ def ingest_narration(
         if storage_is_failing(storage, exc, batch.narration_url):
             raise
         raise BatchRejected(exc.code, f"narration_url: {exc.message}") from None
-    db.set_narration_key(batch.id, key)
+    batches.set_narration_key(batch.id, key)
     return key
 
 
@@ -122,12 +122,12 @@ def load_narration(storage: Storage, batch: Batch, work_dir: Path) -> Narration 
 
 
 def time_clips_to_narration(
-    db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, *, template: Template
+    batches: BatchRepository, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path, *, template: Template
 ) -> dict[str, float]:
     """Time the batch's open photo jobs to its stored narration (`timed_seconds`, and
     `duration_seconds` rounded up); {job id: seconds}, empty when there is nothing to time (no
     narration, a given clip among the jobs, timed already) or the narration cannot be analyzed."""
-    current = db.get_batch(batch.id) or batch
+    current = batches.get_batch(batch.id) or batch
     open_jobs = [job for job in jobs if not job.terminal]
     if not current.narration_key or not open_jobs or any(job.timed_seconds for job in open_jobs):
         return {}
@@ -142,5 +142,5 @@ def time_clips_to_narration(
         return {}
     lengths = clip_durations(voice.speech, voice.duration_s, len(open_jobs), transition_s=template.transition_seconds)
     for job, seconds in zip(open_jobs, lengths, strict=True):
-        db.update_job(job.id, timed_seconds=seconds, duration_seconds=math.ceil(seconds - 1e-6))
+        batches.update_job(job.id, timed_seconds=seconds, duration_seconds=math.ceil(seconds - 1e-6))
     return {job.id: seconds for job, seconds in zip(open_jobs, lengths, strict=True)}

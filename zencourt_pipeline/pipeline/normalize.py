@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from zencourt_pipeline.db.batches import BatchRepository
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import Batch, BatchStage, Job, JobStatus
 from zencourt_pipeline.domain import BatchRejected, JobSource, parse_facts
@@ -83,9 +84,9 @@ def normalize_outputs(
     from zencourt_pipeline.media.normalize import normalize_many
 
     width, height = batch_clip_frame(batch)
-    results, todo, items = _fetch_raw_clips(db, storage, jobs, work_dir)
+    results, todo, items = _fetch_raw_clips(db.batches, storage, jobs, work_dir)
     if items:  # plan the keyframes only when there is something to normalize
-        db.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
+        db.events.record_stage(batch.id, BatchStage.NORMALIZING, clips=len(items))
         keyframes = planned_keyframes(batch, jobs, width=width, height=height)
         # a given clip starts at its in point (`clip_points`); a generated one at its first frame
         items = [
@@ -94,12 +95,12 @@ def normalize_outputs(
         ]
     outcomes = normalize_many(items, width=width, height=height, max_workers=os.cpu_count() or 2) if items else []
     for job, (_raw, clip_path, *_rest), outcome in zip(todo, items, outcomes, strict=True):
-        results.append(_publish_clip(db, storage, batch, job, clip_path, outcome, work_dir))
+        results.append(_publish_clip(db.batches, storage, batch, job, clip_path, outcome, work_dir))
     return results
 
 
 def _fetch_raw_clips(
-    db: AppDatabase, storage: Storage, jobs: list[Job], work_dir: Path
+    batches: BatchRepository, storage: Storage, jobs: list[Job], work_dir: Path
 ) -> tuple[list[ClipResult], list[Job], list[tuple]]:
     """(the results of the jobs with nothing to normalize, the jobs to normalize, their
     `(raw clip, normalized clip, seconds)` items). A raw clip storage no longer has fails its job;
@@ -116,7 +117,7 @@ def _fetch_raw_clips(
         except StorageError as exc:
             if storage.exists(job.raw_clip_key):
                 raise  # storage is failing, not the clip: the step is retried, the job stays open
-            db.fail_job(job.id, exc.code, exc.message)
+            batches.fail_job(job.id, exc.code, exc.message)
             results.append(ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code))
             continue
         todo.append(job)
@@ -125,7 +126,7 @@ def _fetch_raw_clips(
 
 
 def _publish_clip(
-    db: AppDatabase, storage: Storage, batch: Batch, job: Job, clip_path: Path, outcome: VideoInfo | MediaError,
+    batches: BatchRepository, storage: Storage, batch: Batch, job: Job, clip_path: Path, outcome: VideoInfo | MediaError,
     work_dir: Path,
 ) -> ClipResult:
     """One normalized clip (or the MediaError that stopped it) published with its thumbnail and
@@ -133,21 +134,21 @@ def _publish_clip(
     from zencourt_pipeline.media.thumbnails import extract_thumbnail
 
     if isinstance(outcome, MediaError):
-        db.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
+        batches.fail_job(job.id, ErrorCode.NORMALIZE_FAILED, outcome.message)
         return ClipResult(
             job.id, job.room_name, NormalizeOutcome.FAILED, error_code=ErrorCode.NORMALIZE_FAILED, error_message=outcome.message
         )
     try:
         thumb = extract_thumbnail(clip_path, work_dir / f"{job.id}.thumb.jpg", at_s=min(1.0, outcome.duration / 2))
     except MediaError as exc:
-        db.fail_job(job.id, exc.code, exc.message)
+        batches.fail_job(job.id, exc.code, exc.message)
         return ClipResult(job.id, job.room_name, NormalizeOutcome.FAILED, error_code=exc.code, error_message=exc.message)
     # a failed upload is the storage's fault, not the clip's: it raises, the step is retried
     # (and the compose run re-attempted), and the job stays open with its raw clip
     key = clip_key(batch.id, job.id)
     video_uri = storage.put_file(key, clip_path, "video/mp4")
     thumb_uri = storage.put_file(clip_thumbnail_key(batch.id, job.id), thumb, "image/jpeg")
-    db.complete_job(job.id, video_uri, thumb_uri)
+    batches.complete_job(job.id, video_uri, thumb_uri)
     return ClipResult(
         job.id, job.room_name, NormalizeOutcome.COMPLETED, outcome.duration, outcome.size_bytes, key,
         clip_path=clip_path, thumbnail_path=thumb,
@@ -177,7 +178,7 @@ def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[
     completed or failed), inspect every completed clip (the file just written, else the stored
     copy) with its thumbnail, then block the batch while a clip is unusable (unblock it when none is)."""
     clips = normalize_outputs(db, storage, batch, jobs, work_dir)
-    jobs = db.get_jobs(batch.id)
+    jobs = db.batches.get_jobs(batch.id)
     written = {clip.job_id: clip for clip in clips if clip.status == NormalizeOutcome.COMPLETED}
     width, height = batch_clip_frame(batch)
     inspections: dict[str, ClipInspection] = {}
@@ -202,7 +203,7 @@ def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[
     # a blocked batch waits for an operator to regenerate the clips: it shows why (blocked_reason)
     # and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)
     blocked = ErrorCode.CLIP_CHECK_FAILED if result.failing else None
-    db.block_batch(batch.id, blocked)
+    db.liveness.block_batch(batch.id, blocked)
     return replace(result, blocked=blocked)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from zencourt_pipeline.db.clock import utcnow
-from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.quota import QuotaRepository
 from zencourt_pipeline.db.records import Batch
 from zencourt_pipeline.domain import BatchRejected
 from zencourt_pipeline.errors import ErrorCode
@@ -97,10 +97,10 @@ class BatchQuota:
     batch: Batch = field(hash=False, compare=False)
     limits: QuotaLimits
 
-    def reserve(self, db: AppDatabase) -> Reservation:
+    def reserve(self, quotas: QuotaRepository) -> Reservation:
         """Reserve one clip against the batch's listing and workspace quotas (raises QuotaExceeded)."""
         return reserve_submission(
-            db, self.batch, listing_quota=self.limits.listing_quota, workspace_quota=self.limits.workspace_quota
+            quotas, self.batch, listing_quota=self.limits.listing_quota, workspace_quota=self.limits.workspace_quota
         )
 
 
@@ -119,27 +119,27 @@ def _refusal(over: list[QuotaUsage], now: datetime | None) -> str:
     )
 
 
-def clips_used(db: AppDatabase, *, since: datetime, listing_id: str | None = None, workspace_id: str | None = None) -> int:
+def clips_used(quotas: QuotaRepository, *, since: datetime, listing_id: str | None = None, workspace_id: str | None = None) -> int:
     """Accepted generation tasks submitted since `since` for batches of this listing / workspace."""
-    return db.clips_used(since=since, listing_id=listing_id, workspace_id=workspace_id)
+    return quotas.clips_used(since=since, listing_id=listing_id, workspace_id=workspace_id)
 
 
 def quota_usage(
-    db: AppDatabase, batch: Batch, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+    quotas: QuotaRepository, batch: Batch, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> list[QuotaUsage]:
     """The usage of every quota that applies to this batch (none when both are unlimited)."""
     month = month_start(now).strftime("%Y-%m")
     limited = [(s, sid, q) for s, sid, q in _scopes(batch, listing_quota, workspace_quota) if q > 0]
-    used = db.clip_usage([(s, sid) for s, sid, _ in limited], month) if limited else {}
+    used = quotas.clip_usage([(s, sid) for s, sid, _ in limited], month) if limited else {}
     return [QuotaUsage(s, sid, q, used[(s, sid)], requested, month) for s, sid, q in limited]
 
 
 def enforce_quota(
-    db: AppDatabase, batch: Batch, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+    quotas: QuotaRepository, batch: Batch, requested: int, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> list[QuotaUsage]:
     """The early whole-batch check: BatchRejected(QUOTA_EXCEEDED) when `requested` more clips
     cannot fit. Reserves nothing (each submission reserves its own clip, see reserve_submission)."""
-    usages = quota_usage(db, batch, requested, listing_quota=listing_quota, workspace_quota=workspace_quota, now=now)
+    usages = quota_usage(quotas, batch, requested, listing_quota=listing_quota, workspace_quota=workspace_quota, now=now)
     over = [usage for usage in usages if usage.exceeded]
     if over:
         raise BatchRejected(ErrorCode.QUOTA_EXCEEDED, _refusal(over, now))
@@ -147,7 +147,7 @@ def enforce_quota(
 
 
 def reserve_submission(
-    db: AppDatabase, batch: Batch, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
+    quotas: QuotaRepository, batch: Batch, *, listing_quota: int, workspace_quota: int, now: datetime | None = None
 ) -> Reservation:
     """Reserve the clip of one provider submission, or raise QuotaExceeded (nothing reserved).
 
@@ -155,7 +155,7 @@ def reserve_submission(
     later starts from the true usage."""
     month = month_start(now).strftime("%Y-%m")
     scopes = _scopes(batch, listing_quota, workspace_quota)
-    usages = db.reserve_clips(scopes, month, 1)
+    usages = quotas.reserve_clips(scopes, month, 1)
     over = [QuotaUsage(u.scope, u.scope_id, u.quota, u.used, 1, month) for u in usages]
     over = [usage for usage in over if usage.quota > 0 and usage.exceeded]
     if over:
@@ -163,7 +163,7 @@ def reserve_submission(
     return Reservation([(scope, scope_id) for scope, scope_id, _ in scopes], month)
 
 
-def release_submission(db: AppDatabase, reservation: Reservation | None) -> None:
+def release_submission(quotas: QuotaRepository, reservation: Reservation | None) -> None:
     """Give back the clip of a submission the provider refused (nothing was paid)."""
     if reservation is not None:
-        db.release_clips(reservation.scopes, reservation.month, 1)
+        quotas.release_clips(reservation.scopes, reservation.month, 1)

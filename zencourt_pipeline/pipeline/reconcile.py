@@ -52,15 +52,15 @@ def reconcile_tasks(
     deadline = time.monotonic() + budget_seconds
     # tasks still live at a provider although their job ended (a cancel that failed, a clip that
     # timed out): asked again every tick until the provider confirms, which stops the spend
-    report.canceled = len(cancel_tasks(db, chain, db.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
+    report.canceled = len(cancel_tasks(db.liveness, chain, db.liveness.live_tasks_of_ended_jobs(limit=limit_per_provider)).stopped)
     report.intents_given_up = give_up_intents_of_ended_jobs(db, chain, limit=limit_per_provider, is_run_active=is_run_active)
     # completions a webhook recorded before their task's id was persisted, never linked (db/completions.py)
-    report.linked = db.link_completions()
+    report.linked = db.completions.link_completions()
     for name in chain.order:
         generator = chain.get(name)
         if generator.poll_interval_seconds <= 0:  # the local generator finishes inside submit
             continue
-        tasks = db.tasks_awaiting_completion(
+        tasks = db.ledger.tasks_awaiting_completion(
             provider=name,
             submitted_before=webhook_overdue_after.get(name, timedelta(0)),
             polled_before=timedelta(seconds=generator.poll_interval_seconds),
@@ -69,7 +69,7 @@ def reconcile_tasks(
         for task in tasks:
             if time.monotonic() > deadline:
                 return report
-            db.mark_polled(task.id)
+            db.ledger.mark_polled(task.id)
             report.polled += 1
             ref = task_ref(task)
             try:
@@ -81,7 +81,7 @@ def reconcile_tasks(
                 record_poll_result(db, task, status, rates=chain.rates)
                 report.recorded += 1
             elif status.progress is not None:  # Runway's 0..1: a `job.progress` event when it moved
-                db.record_task_progress(task.id, status.progress)
+                db.events.record_task_progress(task.id, status.progress)
     return report
 
 
@@ -93,18 +93,18 @@ def give_up_intents_of_ended_jobs(
     kill): ambiguous creates, kept as possibly paid with their estimated cost (the job's run will
     not come back to them). Given up once the run that made them has finished (`is_run_active`),
     or `older_than` after they began. Returns how many."""
-    candidates = db.intents_of_ended_jobs(timedelta(0), limit=limit)
-    old = {task.id for task in db.intents_of_ended_jobs(older_than, limit=limit)}
+    candidates = db.liveness.intents_of_ended_jobs(timedelta(0), limit=limit)
+    old = {task.id for task in db.liveness.intents_of_ended_jobs(older_than, limit=limit)}
     intents = [
         task for task in candidates
         if task.id in old or (is_run_active is not None and task.meta.get("intent_run_id")
                               and not is_run_active(task.meta["intent_run_id"]))
     ]  # fmt: skip
     for task in intents:
-        job = db.get_job(task.job_id)
+        job = db.batches.get_job(task.job_id)
         duration = int(job.duration_seconds) if job is not None and job.duration_seconds else 5
         cost_usd, cost_source = chain.task_cost(task.provider, None, duration)
-        db.task_answer_lost(
+        db.ledger.task_answer_lost(
             task.id, ErrorCode.PROVIDER_ANSWER_LOST,
             "the job ended while its create was unanswered (its run stopped mid-create): the create may have "
             "reached the provider (and be paid); its task is unknown",
@@ -128,8 +128,8 @@ def record_poll_result(
         model = task.meta.get("model")
         cost_usd, source = task_cost_usd(task.provider, model, 0, status.cost_credits, rates=rates)
         if source == PROVIDER:
-            db.record_task_cost(task.provider, task.task_id, credits=status.cost_credits, cost_usd=cost_usd)
-    db.record_completion(
+            db.ledger.record_task_cost(task.provider, task.task_id, credits=status.cost_credits, cost_usd=cost_usd)
+    db.completions.record_completion(
         provider=task.provider,
         task_id=task.task_id,
         status=status.state.value,

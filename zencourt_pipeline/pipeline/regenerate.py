@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from zencourt_pipeline.db.completions import IN_FLIGHT_TASK_STATUSES
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.generation import TaskLedger
 from zencourt_pipeline.db.records import Batch, BatchStatus, Job, JobStatus
 from zencourt_pipeline.errors import CodedError, ErrorCode
 
@@ -44,7 +45,7 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
         raise RegenerationRefused(ErrorCode.INVALID_INPUT, f"job(s) {', '.join(unknown)} are not in batch {batch.id}")
     if batch.status == BatchStatus.CANCELED:
         raise RegenerationRefused(ErrorCode.CANCELED, f"batch {batch.id} is canceled")
-    completed = {(c.provider, c.task_id) for c in db.completions_for_batch(batch.id)}
+    completed = {(c.provider, c.task_id) for c in db.completions.completions_for_batch(batch.id)}
     reset, skipped = [], {}
     for job_id in dict.fromkeys(job_ids):
         job = by_id[job_id]
@@ -59,7 +60,7 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
                 ErrorCode.INVALID_INPUT, f"job {job_id} has no prepared photo ({job.error_code or 'not taken in'}): re-run intake"
             )
         in_flight = [
-            task for task in db.tasks_for_job(job_id)
+            task for task in db.ledger.tasks_for_job(job_id)
             if task.status in IN_FLIGHT_TASK_STATUSES and (task.provider, task.task_id) not in completed
         ]
         if not job.terminal:
@@ -76,6 +77,6 @@ def plan_regeneration(db: AppDatabase, batch: Batch, jobs: list[Job], job_ids: S
     return RegenerationPlan(reset, skipped)
 
 
-def reset_for_regeneration(db: AppDatabase, batch_id: str, job_ids: Sequence[str]) -> int:
+def reset_for_regeneration(ledger: TaskLedger, batch_id: str, job_ids: Sequence[str]) -> int:
     """Supersede the named jobs' finished tasks and reset the jobs; returns how many tasks were superseded."""
-    return db.reset_for_regeneration(batch_id, list(job_ids))
+    return ledger.reset_for_regeneration(batch_id, list(job_ids))

@@ -67,9 +67,9 @@ def spend_report(
     requests submitted in [since, until), optionally of one batch or listing."""
     filters = {"since": since, "until": until, "batch_id": batch_id, "listing_id": listing_id}
     return SpendReport(
-        ledger=db.spend_ledger(**filters),
-        batches=db.spend_by_batch(**filters, limit=max(0, top)),
-        batch_count=db.count_spending_batches(**filters),
+        ledger=db.spend.spend_ledger(**filters),
+        batches=db.spend.spend_by_batch(**filters, limit=max(0, top)),
+        batch_count=db.spend.count_spending_batches(**filters),
         **filters,
     )
 
@@ -282,7 +282,7 @@ def spend_main(args: argparse.Namespace, db=None) -> int:
         from zencourt_pipeline.config import Settings
         from zencourt_pipeline.db.database import AppDatabase
 
-        db = AppDatabase(Settings.from_env().resolved_database_url)
+        db = AppDatabase.connect(Settings.from_env().resolved_database_url)
     try:
         text = run_spend_command(
             db,
@@ -296,6 +296,6 @@ def spend_main(args: argparse.Namespace, db=None) -> int:
         )
     finally:
         if own:
-            db.dispose()
+            db.db.dispose()
     print(text)
     return 0

@@ -1,7 +1,7 @@
 """The generator interface shared by Runway, fal (Kling) and the offline `local` generator.
 
 A generator never touches the database. What it learns about a finished task reaches the
-database through one path, a `CompletionSink` (`AppDatabase.record_completion`), whether it was
+database through one path, a `CompletionSink` (`CompletionRepository.record_completion`), whether it was
 a fal webhook, a Runway poll result or the local renderer finishing.
 """
 

@@ -253,7 +253,7 @@ class _Parts:
         if "launcher" in self.owns and self.launcher is not None:
             self.launcher.close()
         if "db" in self.owns:
-            self.db.dispose()
+            self.db.db.dispose()
 
 
 def _probes(
@@ -282,7 +282,7 @@ def _build_parts(
 ) -> _Parts:
     """The app's parts: the ones given, the defaults from `settings` for the others (owned: closed at shutdown)."""
     owns = {name for name, given in (("db", db), ("launcher", launcher), ("provider_client", provider_client)) if given is None}
-    db = db if db is not None else AppDatabase(settings.resolved_database_url)
+    db = db if db is not None else AppDatabase.connect(settings.resolved_database_url)
     wakeups = events.Wakeups()
     parts = _Parts(
         db=db,
@@ -294,7 +294,7 @@ def _build_parts(
         provider_probe=None,
         wakeups=wakeups,
         # PostgreSQL: the event table's NOTIFYs wake the live streams at once (polling stays the guarantee)
-        listener=EventListener(db.engine, wakeups.notify) if db.engine.dialect.name == "postgresql" else None,
+        listener=EventListener(db.db.engine, wakeups.notify) if db.db.engine.dialect.name == "postgresql" else None,
         owns=frozenset(owns),
     )
     parts.daemon_probe, parts.provider_probe = _probes(settings, dagster_instance, provider_client)

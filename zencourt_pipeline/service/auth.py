@@ -139,7 +139,7 @@ async def authenticate(request: Request) -> Principal:
     for key in keys:
         if api_keys.prefix_of(key) is None:
             continue
-        record = await _read_keys(api_keys.verify, state.db, key)
+        record = await _read_keys(state.db.api_keys.verify, key)
         if record is None:
             continue
         if record.revoked:
@@ -147,7 +147,7 @@ async def authenticate(request: Request) -> Principal:
             raise _unauthorized(ApiErrorCode.API_KEY_REVOKED, "this API key is revoked")
         await _note_use(request, record)
         return Principal(record.workspace_id, frozenset(record.scopes), record.id, record.prefix)
-    if not admin_key and not await _read_keys(api_keys.any_active, state.db):
+    if not admin_key and not await _read_keys(state.db.api_keys.any_active):
         raise ApiError(
             503,
             ApiErrorCode.API_KEY_NOT_CONFIGURED,
@@ -179,7 +179,7 @@ async def _note_use(request: Request, record: ApiKey) -> None:
         return
     touched[record.id] = now
     try:
-        await run_in_threadpool(api_keys.touch, request.app.state.db, record.id)
+        await run_in_threadpool(request.app.state.db.api_keys.touch, record.id)
     except Exception:  # noqa: BLE001 - a lost "last used" never fails the request
         logger.warning("could not record the use of an API key", extra={"keyPrefix": record.prefix}, exc_info=True)
 

@@ -151,7 +151,7 @@ class Progress(ApiModel):
 
     @classmethod
     def from_counts(cls, by_status: dict[str, int], batch_status: BatchStatus) -> Progress:
-        """From {job status: count} (`db.job_status_counts`); a status not listed counts in `total` only."""
+        """From {job status: count} (`db.catalog.job_status_counts`); a status not listed counts in `total` only."""
         counts = dict.fromkeys(
             (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.PROCESSING, JobStatus.PENDING), 0
         )
@@ -268,9 +268,9 @@ class BatchResponse(ApiModel):
         job_progress: dict[str, float] | None = None,
         outputs: list[Output] | None = None,
     ) -> BatchResponse:
-        """`spend`: the batch's money ledger (`db.spend_ledger(batch_id=...)`); `urls`: the app's
+        """`spend`: the batch's money ledger (`db.spend.spend_ledger(batch_id=...)`); `urls`: the app's
         `MediaUrls` (`request.app.state.media_urls`); `webhooks`: its webhooks' delivery
-        (`outbox.batch_webhooks`); `job_progress`: the running tasks' progress (`db.running_progress`)."""
+        (`outbox.batch_webhooks`); `job_progress`: the running tasks' progress (`db.events.running_progress`)."""
         webhooks = webhooks or BatchWebhooks()
         job_progress = job_progress or {}
         return cls(

@@ -45,9 +45,9 @@ def serve(
 
     configure_logging(settings)
     if db is None:
-        db = AppDatabase(settings.resolved_database_url)
-        if db.engine.dialect.name == "sqlite":
-            db.upgrade()
+        db = AppDatabase.connect(settings.resolved_database_url)
+        if db.db.engine.dialect.name == "sqlite":
+            db.db.upgrade()
     app = create_app(settings, db=db, storage=storage, verifier=verifier, canceller=canceller)
     if not settings.video_server_api_key:
         logger.warning("VIDEO_SERVER_API_KEY is not set: every protected route answers 503")

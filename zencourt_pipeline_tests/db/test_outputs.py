@@ -24,16 +24,16 @@ def _rows(template: str = "default") -> list[OutputRow]:
 
 
 def test_completion_writes_the_outputs_and_lists_them_in_the_webhook(app_db):
-    app_db.insert_batch(*make_batch("o1"))
+    app_db.batches.insert_batch(*make_batch("o1"))
     rows = _rows()
-    assert app_db.finish_batch("o1", BatchStatus.COMPLETED, video_url=rows[0].video_uri, outputs=rows)
-    stored = app_db.get_outputs("o1")
+    assert app_db.batches.finish_batch("o1", BatchStatus.COMPLETED, video_url=rows[0].video_uri, outputs=rows)
+    stored = app_db.outputs.get_outputs("o1")
     assert [o.spec for o in stored] == list(DEFAULT_OUTPUTS)
     assert [o.is_primary for o in stored] == [True, False, False, False]
     first = stored[0]
     assert (first.shape, first.status, first.width, first.height, first.branded) == (OutputShape.LANDSCAPE, "completed", 1920, 1080, True)
     assert (first.duration_seconds, first.size_bytes, first.template) == (12.5, 1000, "default")
-    body = json.loads(app_db.outbox("o1")[-1].body)
+    body = json.loads(app_db.outbox.rows("o1")[-1].body)
     assert body["event"] == "batch.completed" and body["videoUrl"] == rows[0].video_uri
     assert [(o["shape"], o["width"], o["height"], o["branded"], o["primary"]) for o in body["outputs"]] == [
         ("landscape", 1920, 1080, True, True), ("landscape", 1920, 1080, False, False),
@@ -46,23 +46,23 @@ def test_completion_writes_the_outputs_and_lists_them_in_the_webhook(app_db):
 
 
 def test_a_recompose_replaces_the_outputs_without_a_second_webhook(app_db):
-    app_db.insert_batch(*make_batch("o1"))
-    app_db.finish_batch("o1", BatchStatus.COMPLETED, outputs=_rows())
+    app_db.batches.insert_batch(*make_batch("o1"))
+    app_db.batches.finish_batch("o1", BatchStatus.COMPLETED, outputs=_rows())
     square = OutputRow(OutputSpec(shape=OutputShape.SQUARE), OutputStatus.FAILED, error="text does not fit")
-    app_db.finish_batch("o1", BatchStatus.COMPLETED, outputs=[*_rows("classic")[:1], square])
-    stored = app_db.get_outputs("o1")
+    app_db.batches.finish_batch("o1", BatchStatus.COMPLETED, outputs=[*_rows("classic")[:1], square])
+    stored = app_db.outputs.get_outputs("o1")
     assert [(o.shape, o.status, o.template) for o in stored] == [
         (OutputShape.LANDSCAPE, OutputStatus.COMPLETED, "classic"), (OutputShape.SQUARE, OutputStatus.FAILED, None),
     ]  # fmt: skip
     assert stored[1].error == "text does not fit" and stored[1].video_url is None
-    assert [json.loads(r.body)["event"] for r in app_db.outbox("o1")].count("batch.completed") == 1
+    assert [json.loads(r.body)["event"] for r in app_db.outbox.rows("o1")].count("batch.completed") == 1
 
 
 def test_a_canceled_batch_gets_no_outputs(app_db):
-    app_db.insert_batch(*make_batch("o1"))
-    app_db.finish_batch("o1", BatchStatus.CANCELED, error="canceled")
-    assert not app_db.finish_batch("o1", BatchStatus.COMPLETED, outputs=_rows())
-    assert app_db.get_outputs("o1") == []
+    app_db.batches.insert_batch(*make_batch("o1"))
+    app_db.batches.finish_batch("o1", BatchStatus.CANCELED, error="canceled")
+    assert not app_db.batches.finish_batch("o1", BatchStatus.COMPLETED, outputs=_rows())
+    assert app_db.outputs.get_outputs("o1") == []
 
 
 def test_migration_0011_downgrades_and_upgrades_again(app_db):
@@ -71,13 +71,13 @@ def test_migration_0011_downgrades_and_upgrades_again(app_db):
     batch, jobs = make_batch("m11", outputs='[{"shape": "square"}]')
     for job in jobs:
         job.update(focus_x=0.25, focus_y=0.5)
-    app_db.insert_batch(batch, jobs)
-    app_db.finish_batch("m11", BatchStatus.COMPLETED, outputs=_rows())
-    assert app_db.get_batch("m11").outputs and app_db.get_jobs("m11")[0].focus_x == 0.25
-    downgrade(app_db.engine, "0010")
-    inspector = sa.inspect(app_db.engine)
+    app_db.batches.insert_batch(batch, jobs)
+    app_db.batches.finish_batch("m11", BatchStatus.COMPLETED, outputs=_rows())
+    assert app_db.batches.get_batch("m11").outputs and app_db.batches.get_jobs("m11")[0].focus_x == 0.25
+    downgrade(app_db.db.engine, "0010")
+    inspector = sa.inspect(app_db.db.engine)
     assert not inspector.has_table("video_gen_outputs")
     assert "outputs" not in {c["name"] for c in inspector.get_columns("video_gen_batch")}
     assert not {"focus_x", "focus_y"} & {c["name"] for c in inspector.get_columns("video_gen_jobs")}
-    app_db.upgrade()
-    assert current_revision(app_db.engine) == head_revision() and app_db.get_outputs("m11") == []  # the head
+    app_db.db.upgrade()
+    assert current_revision(app_db.db.engine) == head_revision() and app_db.outputs.get_outputs("m11") == []  # the head

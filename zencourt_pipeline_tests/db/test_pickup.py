@@ -16,58 +16,58 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def test_batch_ids_of_jobs_groups_in_call_order_and_skips_unknown_ids(app_db):
-    app_db.insert_batch(*make_batch("pa", n_jobs=2))
-    app_db.insert_batch(*make_batch("pb", n_jobs=3))
-    covered = app_db.batch_ids_of_jobs(["pb-1", "nobody", "pa-1", "pb-0", "pb-1"])
+    app_db.batches.insert_batch(*make_batch("pa", n_jobs=2))
+    app_db.batches.insert_batch(*make_batch("pb", n_jobs=3))
+    covered = app_db.pickup.batch_ids_of_jobs(["pb-1", "nobody", "pa-1", "pb-0", "pb-1"])
     assert covered == {"pb": ["pb-1", "pb-0"], "pa": ["pa-1"]}
     assert list(covered) == ["pb", "pa"]
-    assert app_db.batch_ids_of_jobs(["nobody"]) == {}
-    assert app_db.batch_ids_of_jobs([]) == {}
+    assert app_db.pickup.batch_ids_of_jobs(["nobody"]) == {}
+    assert app_db.pickup.batch_ids_of_jobs([]) == {}
 
 
 def test_batches_with_job_ids_oldest_first_with_their_jobs_in_sort_order(app_db):
     batch, jobs = make_batch("pc", n_jobs=3, created_at=T0 + timedelta(minutes=1))
     jobs[0]["sort_order"], jobs[2]["sort_order"] = 5, 0
-    app_db.insert_batch(batch, jobs)
-    app_db.insert_batch(*make_batch("pd", n_jobs=0, created_at=T0))
-    found = app_db.batches_with_job_ids(["pc", "pd", "missing"])
+    app_db.batches.insert_batch(batch, jobs)
+    app_db.batches.insert_batch(*make_batch("pd", n_jobs=0, created_at=T0))
+    found = app_db.pickup.batches_with_job_ids(["pc", "pd", "missing"])
     assert [(b.id, job_ids) for b, job_ids in found] == [("pd", []), ("pc", ["pc-2", "pc-1", "pc-0"])]
-    assert app_db.batches_with_job_ids([]) == []
+    assert app_db.pickup.batches_with_job_ids([]) == []
 
 
 def test_request_pickups_only_touches_pending_batches(app_db):
     for name in ("pe", "pf", "pg"):
-        app_db.insert_batch(*make_batch(name, n_jobs=1))
-    assert {b.id for b in app_db.claim_pending_batches()} == {"pe", "pf", "pg"}
-    app_db.start_batch("pf")
-    app_db.cancel(batch_id="pg")
-    assert app_db.request_pickups(["pg", "pe", "pf", "missing"]) == ["pe"]
-    assert [b.id for b in app_db.claim_pending_batches()] == ["pe"]  # claimable again
-    assert (app_db.get_batch("pf").status, app_db.get_batch("pg").status) == ("processing", "canceled")
-    with app_db.engine.connect() as conn:
+        app_db.batches.insert_batch(*make_batch(name, n_jobs=1))
+    assert {b.id for b in app_db.pickup.claim_pending_batches()} == {"pe", "pf", "pg"}
+    app_db.batches.start_batch("pf")
+    app_db.cancels.cancel(batch_id="pg")
+    assert app_db.pickup.request_pickups(["pg", "pe", "pf", "missing"]) == ["pe"]
+    assert [b.id for b in app_db.pickup.claim_pending_batches()] == ["pe"]  # claimable again
+    assert (app_db.batches.get_batch("pf").status, app_db.batches.get_batch("pg").status) == ("processing", "canceled")
+    with app_db.db.engine.connect() as conn:
         claimed = conn.execute(sa.select(video_gen_batch.c.claimed_at).where(video_gen_batch.c.id == "pf")).scalar()
     assert claimed is not None  # a processing batch's claim is left alone
-    assert app_db.request_pickups([]) == []
+    assert app_db.pickup.request_pickups([]) == []
 
 
 def test_batch_webhooks_terminal_status_and_dead_rows(app_db):
-    app_db.insert_batch(*make_batch("pw", n_jobs=2))
-    assert outbox.batch_webhooks(app_db, "pw") == outbox.BatchWebhooks(None, 0)
-    assert app_db.fail_job("pw-0", "INVALID_INPUT", "bad photo")
-    assert app_db.complete_job("pw-1", "file:///c.mp4", None)
-    assert app_db.finish_batch("pw", "completed", video_url="file:///v.mp4")
-    state = outbox.batch_webhooks(app_db, "pw")
+    app_db.batches.insert_batch(*make_batch("pw", n_jobs=2))
+    assert app_db.outbox.batch_webhooks("pw") == outbox.BatchWebhooks(None, 0)
+    assert app_db.batches.fail_job("pw-0", "INVALID_INPUT", "bad photo")
+    assert app_db.batches.complete_job("pw-1", "file:///c.mp4", None)
+    assert app_db.batches.finish_batch("pw", "completed", video_url="file:///v.mp4")
+    state = app_db.outbox.batch_webhooks("pw")
     assert (state.terminal_status, state.dead, state.error_code) == ("pending", 0, None)
 
-    clip = next(row for row in app_db.outbox("pw") if row.event == "clip.failed")
-    with app_db.transaction() as conn:
+    clip = next(row for row in app_db.outbox.rows("pw") if row.event == "clip.failed")
+    with app_db.db.transaction() as conn:
         conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id == clip.id).values(status="dead"))
-    state = outbox.batch_webhooks(app_db, "pw")
+    state = app_db.outbox.batch_webhooks("pw")
     assert (state.terminal_status, state.dead) == ("pending", 1)
     assert state.error_code == ErrorCode.WEBHOOK_DELIVERY_FAILED == "WEBHOOK_DELIVERY_FAILED"
-    (dead,) = outbox.dead_rows(app_db)
+    (dead,) = app_db.outbox.dead_rows()
     assert dead.id == clip.id and dead.error_code == "WEBHOOK_DELIVERY_FAILED"
-    assert outbox.get(app_db, clip.id).error_code == "WEBHOOK_DELIVERY_FAILED"
-    assert outbox.requeue(app_db, clip.id)
-    assert outbox.get(app_db, clip.id).error_code is None
-    assert outbox.batch_webhooks(app_db, "pw").error_code is None
+    assert app_db.outbox.get(clip.id).error_code == "WEBHOOK_DELIVERY_FAILED"
+    assert app_db.outbox.requeue(clip.id)
+    assert app_db.outbox.get(clip.id).error_code is None
+    assert app_db.outbox.batch_webhooks("pw").error_code is None

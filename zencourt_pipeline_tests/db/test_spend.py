@@ -21,13 +21,13 @@ def _task(db, job_id, provider, task_id, status, usd=None, source=None, *, orpha
     """One generation_tasks row through the real writes (begin, submitted, provider cost), then
     the status, orphan flag and submission time set as the other code paths would."""
     batch_id = job_id.rsplit("-", 1)[0]
-    row = db.begin_task(job_id, batch_id, provider)
+    row = db.ledger.begin_task(job_id, batch_id, provider)
     if task_id is not None:
         rate_usd = usd if source == "rate" else None
-        db.task_submitted(row, job_id, provider, task_id, cost_usd=rate_usd, cost_source=source and "rate")
+        db.ledger.task_submitted(row, job_id, provider, task_id, cost_usd=rate_usd, cost_source=source and "rate")
         if source == "provider":
-            db.record_task_cost(provider, task_id, credits=credits or 0.0, cost_usd=usd)
-    with db.transaction() as conn:
+            db.ledger.record_task_cost(provider, task_id, credits=credits or 0.0, cost_usd=usd)
+    with db.db.transaction() as conn:
         conn.execute(
             sa.update(generation_tasks)
             .where(generation_tasks.c.id == row)
@@ -38,10 +38,10 @@ def _task(db, job_id, provider, task_id, status, usd=None, source=None, *, orpha
 @pytest.fixture
 def ledger_db(app_db):
     """Rows in every ledger state, over three providers, four batches and two listings."""
-    app_db.insert_batch(*make_batch("sp1", n_jobs=3, listing_id="L1"))
-    app_db.insert_batch(*make_batch("sp2", n_jobs=2, listing_id="L1"))
-    app_db.insert_batch(*make_batch("sp3", n_jobs=1, listing_id="L2"))
-    app_db.insert_batch(*make_batch("sp4", n_jobs=1, listing_id="L2"))
+    app_db.batches.insert_batch(*make_batch("sp1", n_jobs=3, listing_id="L1"))
+    app_db.batches.insert_batch(*make_batch("sp2", n_jobs=2, listing_id="L1"))
+    app_db.batches.insert_batch(*make_batch("sp3", n_jobs=1, listing_id="L2"))
+    app_db.batches.insert_batch(*make_batch("sp4", n_jobs=1, listing_id="L2"))
     # sp1
     _task(app_db, "sp1-0", "runway", "rw-1", "succeeded", 0.25, "rate", at=OLD)  # completed, 10 days ago
     _task(app_db, "sp1-1", "runway", "rw-2", "superseded", 0.50, "provider", credits=50)  # superseded
@@ -67,7 +67,7 @@ def _states(**counts) -> dict[str, int]:
 
 
 def test_every_request_is_in_one_ledger_state_with_its_cost(ledger_db):
-    ledger = ledger_db.spend_ledger()
+    ledger = ledger_db.spend.spend_ledger()
     assert [p.provider for p in ledger.providers] == ["fal", "local", "runway"]
     fal, local, runway = ledger.providers
 
@@ -91,45 +91,45 @@ def test_every_request_is_in_one_ledger_state_with_its_cost(ledger_db):
 
 
 def test_spend_per_batch_most_expensive_first(ledger_db):
-    assert ledger_db.spend_by_batch() == [
+    assert ledger_db.spend.spend_by_batch() == [
         BatchSpend("sp1", "L1", tasks=4, usd=1.25, possibly_orphaned=0, unpriced=0),
         BatchSpend("sp2", "L1", tasks=3, usd=0.75, possibly_orphaned=2, unpriced=1),
         BatchSpend("sp3", "L2", tasks=3, usd=0.3, possibly_orphaned=0, unpriced=1),
     ]  # sp4 paid nothing
-    assert [b.batch_id for b in ledger_db.spend_by_batch(limit=2)] == ["sp1", "sp2"]
-    assert ledger_db.count_spending_batches() == 3
-    assert ledger_db.count_spending_batches(listing_id="L2") == 1
+    assert [b.batch_id for b in ledger_db.spend.spend_by_batch(limit=2)] == ["sp1", "sp2"]
+    assert ledger_db.spend.count_spending_batches() == 3
+    assert ledger_db.spend.count_spending_batches(listing_id="L2") == 1
 
 
 def test_filters_by_time_batch_and_listing(ledger_db):
-    recent = ledger_db.spend_ledger(since=NOW - timedelta(days=2))
+    recent = ledger_db.spend.spend_ledger(since=NOW - timedelta(days=2))
     runway = recent.by_provider()["runway"]
     assert runway.states["completed"] == 0 and runway.tasks == 4 and runway.usd_rate == 0.5
     assert (recent.tasks, recent.usd) == (9, 2.05)
-    assert ledger_db.spend_by_batch(since=NOW - timedelta(days=2))[0] == BatchSpend("sp1", "L1", 3, 1.0, 0, 0)
+    assert ledger_db.spend.spend_by_batch(since=NOW - timedelta(days=2))[0] == BatchSpend("sp1", "L1", 3, 1.0, 0, 0)
 
-    old = ledger_db.spend_ledger(until=NOW - timedelta(days=2))
+    old = ledger_db.spend.spend_ledger(until=NOW - timedelta(days=2))
     assert [(p.provider, p.tasks, p.usd) for p in old.providers] == [("runway", 1, 0.25)]
     # a naive bound is UTC
-    naive = ledger_db.spend_ledger(until=(NOW - timedelta(days=2)).replace(tzinfo=None))
+    naive = ledger_db.spend.spend_ledger(until=(NOW - timedelta(days=2)).replace(tzinfo=None))
     assert naive.tasks == 1
 
-    listing = ledger_db.spend_ledger(listing_id="L1")
+    listing = ledger_db.spend.spend_ledger(listing_id="L1")
     assert [(p.provider, p.tasks, p.usd) for p in listing.providers] == [("fal", 3, 0.75), ("runway", 4, 1.25)]
     assert listing.possibly_orphaned == 2 and listing.unpaid == 1
-    assert [b.batch_id for b in ledger_db.spend_by_batch(listing_id="L1")] == ["sp1", "sp2"]
+    assert [b.batch_id for b in ledger_db.spend.spend_by_batch(listing_id="L1")] == ["sp1", "sp2"]
 
-    batch = ledger_db.spend_ledger(batch_id="sp2")
+    batch = ledger_db.spend.spend_ledger(batch_id="sp2")
     fal, runway = batch.providers
     assert fal.states == _states(canceled=1, possibly_orphaned=1) and (fal.usd, fal.unpriced) == (0.5, 1)
     assert runway.states == _states(possibly_orphaned=1) and runway.orphan_usd == 0.25
     assert (batch.tasks, batch.usd, batch.possibly_orphaned, batch.orphan_usd) == (3, 0.75, 2, 0.25)
-    assert ledger_db.spend_by_batch(batch_id="sp4") == [] and ledger_db.spend_ledger(batch_id="sp4").tasks == 0
-    assert ledger_db.spend_ledger(batch_id="sp4").unpaid == 1
+    assert ledger_db.spend.spend_by_batch(batch_id="sp4") == [] and ledger_db.spend.spend_ledger(batch_id="sp4").tasks == 0
+    assert ledger_db.spend.spend_ledger(batch_id="sp4").unpaid == 1
 
 
 def test_an_empty_ledger(app_db):
-    ledger = app_db.spend_ledger()
+    ledger = app_db.spend.spend_ledger()
     assert ledger == SpendLedger()
     assert (ledger.tasks, ledger.usd, ledger.possibly_orphaned, ledger.states["unpaid"]) == (0, 0.0, 0, 0)
-    assert app_db.spend_by_batch() == [] and app_db.count_spending_batches() == 0
+    assert app_db.spend.spend_by_batch() == [] and app_db.spend.count_spending_batches() == 0

@@ -8,7 +8,6 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from zencourt_pipeline.db import templates
 from zencourt_pipeline.db.schema import workspace_templates
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.layout import TextPosition, TextRole
@@ -23,7 +22,7 @@ OWN = {
 
 
 def _count(db) -> int:
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(workspace_templates)).scalar()
 
 
@@ -34,30 +33,30 @@ def test_migration_0010_downgrades_and_upgrades_again(app_db):
     batch, jobs = make_batch("m10", facts='{"price": 1}')
     for job in jobs:
         job.update(caption="c", transition="fade")
-    app_db.insert_batch(batch, jobs)
-    templates.put_template(app_db, "ws-1", OWN)
-    downgrade(app_db.engine, "0009")
-    inspector = sa.inspect(app_db.engine)
+    app_db.batches.insert_batch(batch, jobs)
+    app_db.templates.put_template("ws-1", OWN)
+    downgrade(app_db.db.engine, "0009")
+    inspector = sa.inspect(app_db.db.engine)
     assert not inspector.has_table("workspace_templates")
     assert "facts" not in {c["name"] for c in inspector.get_columns("video_gen_batch")}
     assert not {"caption", "transition"} & {c["name"] for c in inspector.get_columns("video_gen_jobs")}
-    app_db.upgrade()
-    assert current_revision(app_db.engine) == head_revision() and app_db.get_batch("m10").facts is None
+    app_db.db.upgrade()
+    assert current_revision(app_db.db.engine) == head_revision() and app_db.batches.get_batch("m10").facts is None
 
 
 def test_a_template_is_validated_stored_and_resolved_for_its_workspace(app_db):
-    stored = templates.put_template(app_db, "ws-1", json.dumps(OWN))
+    stored = app_db.templates.put_template("ws-1", json.dumps(OWN))
     assert stored.texts[0].role == TextRole.LOWER_THIRD and stored.caption_position == TextPosition.UPPER_LEFT
-    assert templates.workspace_template(app_db, "ws-1", "brand-a") == stored
-    assert templates.resolve_template(app_db, "ws-1", "brand-a") == stored
-    assert templates.resolve_template(app_db, "ws-1", None).name == "default"
-    assert templates.resolve_template(app_db, "ws-2", "showcase").name == "showcase"
+    assert app_db.templates.workspace_template("ws-1", "brand-a") == stored
+    assert app_db.templates.resolve_template("ws-1", "brand-a") == stored
+    assert app_db.templates.resolve_template("ws-1", None).name == "default"
+    assert app_db.templates.resolve_template("ws-2", "showcase").name == "showcase"
     with pytest.raises(MediaError, match=r"unknown template 'brand-a'"):
-        templates.resolve_template(app_db, "ws-2", "brand-a")  # another workspace's
+        app_db.templates.resolve_template("ws-2", "brand-a")  # another workspace's
     # written again: replaced
-    templates.put_template(app_db, "ws-1", {**OWN, "background_color": "#000000"})
-    assert templates.workspace_template(app_db, "ws-1", "brand-a").background_color == "#000000"
-    assert templates.workspace_template_names(app_db, "ws-1") == ["brand-a"] and _count(app_db) == 1
+    app_db.templates.put_template("ws-1", {**OWN, "background_color": "#000000"})
+    assert app_db.templates.workspace_template("ws-1", "brand-a").background_color == "#000000"
+    assert app_db.templates.workspace_template_names("ws-1") == ["brand-a"] and _count(app_db) == 1
 
 
 BAD = [
@@ -74,6 +73,6 @@ BAD = [
 @pytest.mark.parametrize(("body", "message"), BAD)
 def test_an_invalid_template_is_refused_and_nothing_is_written(app_db, body, message):
     with pytest.raises(MediaError) as err:
-        templates.put_template(app_db, "ws-1", body)
+        app_db.templates.put_template("ws-1", body)
     assert err.value.code == "INVALID_INPUT" and message in err.value.message
     assert _count(app_db) == 0

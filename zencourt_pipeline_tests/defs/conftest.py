@@ -17,9 +17,9 @@ from zencourt_pipeline_tests.batches import ONE_OUTPUT_JSON
 def sqlite_url(sqlite_url: str) -> str:
     """The SQLite database the resources here are built over, at the latest revision: as start-up
     (`zencourt db upgrade`, `zencourt serve`, `zencourt demo`) leaves it. Resources never migrate."""
-    db = AppDatabase(sqlite_url)
-    db.upgrade()
-    db.dispose()
+    db = AppDatabase.connect(sqlite_url)
+    db.db.upgrade()
+    db.db.dispose()
     return sqlite_url
 
 
@@ -67,7 +67,7 @@ def insert_batch_with_photos(db, storage, tmp_path: Path, batch_id: str, photos:
             }
         )
     batch_fields.setdefault("outputs", ONE_OUTPUT_JSON)  # `outputs=None`: the default four
-    db.insert_batch({"id": batch_id, "listing_id": "L-1", "title": "1 Test Street", **batch_fields}, jobs)
+    db.batches.insert_batch({"id": batch_id, "listing_id": "L-1", "title": "1 Test Street", **batch_fields}, jobs)
     return jobs
 
 

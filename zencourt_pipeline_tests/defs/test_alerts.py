@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.schema import webhook_outbox
 from zencourt_pipeline.defs.alerts import DeadWebhooksAlert, dead_webhooks_sensor
 from zencourt_pipeline.defs.resources import AppDatabaseResource
@@ -22,10 +21,10 @@ def test_skips_without_dead_rows_and_fails_with_them(instance, sqlite_db, sqlite
     result = evaluate(instance, sqlite_url)
     assert isinstance(result, dg.SkipReason) and result.skip_message == "no dead webhook"
 
-    sqlite_db.insert_batch(*make_batch("al1", n_jobs=1))
-    assert sqlite_db.fail_job("al1-0", "INVALID_INPUT", "bad photo")
-    (row,) = sqlite_db.outbox("al1")
-    with sqlite_db.transaction() as conn:
+    sqlite_db.batches.insert_batch(*make_batch("al1", n_jobs=1))
+    assert sqlite_db.batches.fail_job("al1-0", "INVALID_INPUT", "bad photo")
+    (row,) = sqlite_db.outbox.rows("al1")
+    with sqlite_db.db.transaction() as conn:
         conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id == row.id).values(status="dead"))
     with pytest.raises(DeadWebhooksAlert) as failure:
         evaluate(instance, sqlite_url)
@@ -33,7 +32,7 @@ def test_skips_without_dead_rows_and_fails_with_them(instance, sqlite_db, sqlite
     assert message.startswith("WEBHOOK_DELIVERY_FAILED: 1 dead completion webhook(s)") and "clip.failed: 1" in message
     assert "zencourt webhooks requeue --all-dead" in message
 
-    assert outbox.requeue_dead(sqlite_db) == 1
+    assert sqlite_db.outbox.requeue_dead() == 1
     assert isinstance(evaluate(instance, sqlite_url), dg.SkipReason)
 
 

@@ -63,7 +63,7 @@ def test_the_chart_is_a_png_even_without_data():
 
 def _history(db):
     """Two providers over two days, as the generation tables record them."""
-    db.insert_batch(*make_batch("hist", n_jobs=3))
+    db.batches.insert_batch(*make_batch("hist", n_jobs=3))
     now = datetime.now(UTC).replace(microsecond=0)
     plan = [
         ("hist-0", "runway", "rw-0", now - timedelta(days=1), "succeeded", 40.0, 5.0, 0.25),
@@ -72,17 +72,17 @@ def _history(db):
         ("hist-2", "runway", "rw-2", now, None, None, 5.0, 0.25),
     ]
     # an ambiguous create (sent, answer lost): no task id, possibly paid, no cost figure
-    orphan = db.begin_task("hist-2", "hist", "fal")
-    with db.transaction() as conn:
+    orphan = db.ledger.begin_task("hist-2", "hist", "fal")
+    with db.db.transaction() as conn:
         conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == orphan).values(possibly_orphaned=True))
     for job_id, provider, task_id, submitted, status, latency, cost, usd in plan:
-        row = db.begin_task(job_id, "hist", provider)
-        db.task_submitted(row, job_id, provider, task_id, cost=cost, cost_usd=usd, cost_source="rate")
-        with db.transaction() as conn:
+        row = db.ledger.begin_task(job_id, "hist", provider)
+        db.ledger.task_submitted(row, job_id, provider, task_id, cost=cost, cost_usd=usd, cost_source="rate")
+        with db.db.transaction() as conn:
             conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row).values(submitted_at=submitted))
         if status:
-            db.record_completion(provider=provider, task_id=task_id, status=status, source="poll")
-            with db.transaction() as conn:
+            db.completions.record_completion(provider=provider, task_id=task_id, status=status, source="poll")
+            with db.db.transaction() as conn:
                 conn.execute(
                     sa.update(generation_completions)
                     .where(generation_completions.c.task_id == task_id)

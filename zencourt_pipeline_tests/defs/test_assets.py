@@ -37,7 +37,7 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     for key in INTAKE + COMPOSE:
         result = run([key], "b-all", instance, resources)
         assert result.success and len(materializations(result, key)) == 1, key
-    batch = db.get_batch("b-all")
+    batch = db.batches.get_batch("b-all")
     assert batch.status == "completed"
     video = storage.path(storage.key_from_uri(batch.video_url))
     info = probe(video, count_frames=True)
@@ -74,7 +74,7 @@ def test_each_asset_materializes_for_a_partition(instance, resources, tmp_path):
     assert [(r.data["output"], r.data["status"]) for r in outputs.records][0] == ("landscape-1920x1080-branded", "completed")
     # the 1080p outputs are scaled up from the local generator's 720p clips, and the table says so
     assert [r.data["source_resolution"] for r in outputs.records] == ["1280x720"] * 4
-    assert len(db.get_outputs("b-all")) == 4
+    assert len(db.outputs.get_outputs("b-all")) == 4
 
 
 def test_rematerializing_never_resubmits_a_job(instance, resources, tmp_path):
@@ -85,7 +85,7 @@ def test_rematerializing_never_resubmits_a_job(instance, resources, tmp_path):
     second = run(["clip_tasks"], "b-again", instance, resources)
     [event] = materializations(second, "clip_tasks")
     assert (event.metadata["submitted"].value, event.metadata["already_submitted"].value) == (0, 1)
-    assert len(db.tasks_for_job("b-again-0")) == 1
+    assert len(db.ledger.tasks_for_job("b-again-0")) == 1
 
 
 def test_a_broken_photo_fails_its_job_and_the_rest_compose(instance, resources, tmp_path):
@@ -94,18 +94,18 @@ def test_a_broken_photo_fails_its_job_and_the_rest_compose(instance, resources, 
     instance.add_dynamic_partitions("batches", ["b-broken"])
     assert run(INTAKE, "b-broken", instance, resources).success
     assert run(COMPOSE, "b-broken", instance, resources).success
-    jobs = {job.id: job for job in db.get_jobs("b-broken")}
+    jobs = {job.id: job for job in db.batches.get_jobs("b-broken")}
     broken = jobs["b-broken-1"]
     assert (broken.status, broken.error_code) == ("failed", "INVALID_INPUT")
     assert broken.error_message
     assert [jobs[j].status for j in ("b-broken-0", "b-broken-2")] == ["completed", "completed"]
-    batch = db.get_batch("b-broken")
+    batch = db.batches.get_batch("b-broken")
     # documented end state: completed with the clips that worked, the failure named in `error`
     assert batch.status == "completed" and batch.video_url
     assert "b-broken-1 INVALID_INPUT" in batch.error
     info = probe(storage.path(storage.key_from_uri(batch.video_url)))
     assert abs(info.duration - (2 + 2 - 0.5)) < 0.1
-    events = [json.loads(row.body)["event"] for row in db.outbox("b-broken")]
+    events = [json.loads(row.body)["event"] for row in db.outbox.rows("b-broken")]
     assert events.count("clip.failed") == 1 and events.count("clip.completed") == 2 and events[-1] == "batch.completed"
 
 
@@ -115,9 +115,9 @@ def test_a_batch_with_an_unknown_template_is_rejected_before_any_work(instance, 
     instance.add_dynamic_partitions("batches", ["b-tpl"])
     result = run(INTAKE, "b-tpl", instance, resources, raise_on_error=False)
     assert not result.success
-    batch = db.get_batch("b-tpl")
+    batch = db.batches.get_batch("b-tpl")
     assert batch.status == "failed" and "unknown template" in batch.error
-    assert db.tasks_for_batch("b-tpl") == []
+    assert db.ledger.tasks_for_batch("b-tpl") == []
 
 
 def test_recompose_with_another_template_reuses_the_clips(instance, resources, tmp_path, generator_calls):
@@ -127,20 +127,20 @@ def test_recompose_with_another_template_reuses_the_clips(instance, resources, t
     run(INTAKE, "b-re", instance, resources)
     run(COMPOSE, "b-re", instance, resources)
     assert sorted(generator_calls) == ["b-re-0", "b-re-1"]  # the counter sees the generation
-    first = db.get_batch("b-re").video_url
+    first = db.batches.get_batch("b-re").video_url
     generated = sorted(p.name for p in (tmp_path / "data" / "local-generator").iterdir())
     result = run(
         ["composed_video"], "b-re", instance, resources,
         run_config={"ops": {"composed_video": {"config": {"template": "classic", "orientation": "vertical"}}}},
     )
     assert result.success
-    second = db.get_batch("b-re").video_url
+    second = db.batches.get_batch("b-re").video_url
     assert second != first and "listing-vertical-1080x1920-branded-classic" in second
     info = probe(storage.path(storage.key_from_uri(second)))
     assert (info.width, info.height) == (1080, 1920)
     # no generator call, no new task, no new render: the clips were reused
     assert sorted(generator_calls) == ["b-re-0", "b-re-1"]
-    assert sum(len(db.tasks_for_job(job.id)) for job in db.get_jobs("b-re")) == 2
+    assert sum(len(db.ledger.tasks_for_job(job.id)) for job in db.batches.get_jobs("b-re")) == 2
     assert sorted(p.name for p in (tmp_path / "data" / "local-generator").iterdir()) == generated
     [composed] = materializations(result, "composed_video")
     assert (composed.metadata["template"].value, composed.metadata["clips_used"].value) == ("classic", 2)
@@ -152,12 +152,12 @@ def test_normalized_clips_get_keyframes_where_the_batch_composition_cuts(instanc
     db, storage = resources["app_db"].get(), resources["storage"].get()
     jobs = insert_batch_with_photos(db, storage, tmp_path, "b-kf", [None, None, None])
     for job in jobs:
-        db.update_job(job["id"], duration_seconds=5)
+        db.batches.update_job(job["id"], duration_seconds=5)
     instance.add_dynamic_partitions("batches", ["b-kf"])
     assert run(INTAKE, "b-kf", instance, resources).success
     assert run(COMPOSE, "b-kf", instance, resources).success
     keyframes = {}
-    for job in db.get_jobs("b-kf"):
+    for job in db.batches.get_jobs("b-kf"):
         keyframes[job.id] = read_video_index(storage.path(storage.key_from_uri(job.video_url))).keyframes
     # default template: the 3 s title and its caption cover the first clip (grid only); the
     # others need keyframes where crossfade + caption end (83) and where the last clip's 1 s fade

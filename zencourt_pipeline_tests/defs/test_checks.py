@@ -34,7 +34,7 @@ def test_a_small_photo_fails_the_photo_check_as_a_warning_only(instance, resourc
     [check] = evaluations(result, "photos_usable")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert "b-small-1 (Room 1): short side 500 px < 640 px" in check.description
-    assert [job.status for job in db.get_jobs("b-small")] == ["pending", "pending"]
+    assert [job.status for job in db.batches.get_jobs("b-small")] == ["pending", "pending"]
 
 
 def test_photo_inspection(tmp_path):

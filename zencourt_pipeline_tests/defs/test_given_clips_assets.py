@@ -33,7 +33,7 @@ def test_a_stitch_batch_composes_through_the_assets(instance, resources, tmp_pat
          "clip_url": uri if kind == "clip" else None, "clip_in_seconds": 0.5 if kind == "clip" else None}
         for i, (kind, uri) in enumerate(sources)
     ]  # fmt: skip
-    db.insert_batch({"id": "sa", "listing_id": "L-sa", "title": "9 Asset Lane", "outputs": ONE_OUTPUT_JSON}, jobs)
+    db.batches.insert_batch({"id": "sa", "listing_id": "L-sa", "title": "9 Asset Lane", "outputs": ONE_OUTPUT_JSON}, jobs)
     instance.add_dynamic_partitions("batches", ["sa"])
     intake = run(INTAKE, "sa", instance, resources)
     [photos] = materializations(intake, "listing_photos")
@@ -46,9 +46,9 @@ def test_a_stitch_batch_composes_through_the_assets(instance, resources, tmp_pat
     assert composed.success
     [video] = materializations(composed, "composed_video")
     assert video.metadata["clips_used"].value == 5
-    bad = db.get_job("sa-3")
+    bad = db.batches.get_job("sa-3")
     assert (bad.status, bad.error_code) == ("failed", ErrorCode.CLIP_TRUNCATED)
-    batch = db.get_batch("sa")
+    batch = db.batches.get_batch("sa")
     assert batch.status == "completed" and "sa-3 CLIP_TRUNCATED" in batch.error
     info = probe(storage.path(storage.key_from_uri(batch.video_url)))
     assert (info.width, info.height) == (1280, 720)  # the one output the batch asks for

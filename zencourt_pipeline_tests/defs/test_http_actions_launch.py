@@ -48,11 +48,11 @@ def webserver(tmp_path):
 
 def test_recompose_and_regenerate_launch_real_runs_of_the_partition(tmp_path, webserver):
     instance, web = webserver
-    db = AppDatabase(f"sqlite:///{tmp_path}/app.db")
-    db.upgrade()
+    db = AppDatabase.connect(f"sqlite:///{tmp_path}/app.db")
+    db.db.upgrade()
     jobs = [{"id": f"hl-{i}", "sort_order": i, "image_url": "https://example.com/p.jpg", "status": "completed",
              "photo_key": f"batches/hl/photos/{i}.jpg", "video_url": f"file:///clips/hl-{i}.mp4"} for i in range(2)]
-    db.insert_batch({"id": "hl", "listing_id": "L-hl", "status": "completed"}, jobs)
+    db.batches.insert_batch({"id": "hl", "listing_id": "L-hl", "status": "completed"}, jobs)
     # no partition: the retention sensor removed it (the batch ended long ago); the action adds it back
     assert not instance.has_dynamic_partition("batches", "hl")
     settings = Settings(data_dir=tmp_path / "data", video_server_api_key=API_KEY)
@@ -63,7 +63,7 @@ def test_recompose_and_regenerate_launch_real_runs_of_the_partition(tmp_path, we
         recompose = client.post("/video/batches/hl/recompose", json={"template": "classic", "orientation": "vertical"},
                                 headers=auth)
         regenerate = client.post("/video/batches/hl/regenerate", json={"jobIds": ["hl-1"]}, headers=auth)
-    db.dispose()
+    db.db.dispose()
     assert recompose.status_code == regenerate.status_code == 202, (recompose.text, regenerate.text)
 
     assert instance.get_dynamic_partitions("batches") == ["hl"]

@@ -51,7 +51,7 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
     instance.add_dynamic_partitions("batches", ["b-op"])
     assert run(INTAKE, "b-op", instance, resources).success
     assert sorted(generator_calls) == ["b-op-0", "b-op-1", "b-op-2"]
-    [glitch] = [c for c in db.completions_for_batch("b-op") if c.job_id == "b-op-1"]
+    [glitch] = [c for c in db.completions.completions_for_batch("b-op") if c.job_id == "b-op-1"]
     black_out(glitch.output_url)
 
     # 1. the blocking check stops composition of the batch and says why
@@ -67,37 +67,37 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
     assert "b-op-0" not in check.description and "b-op-2" not in check.description
     assert check.metadata["failing_jobs"].value == "b-op-1"
     # the batch shows why it waits (status API, watchdog): an operator's turn, or CLIP_CHECK_FAILED at the deadline
-    assert db.get_batch("b-op").blocked_reason == "CLIP_CHECK_FAILED"
-    batch = db.get_batch("b-op")
+    assert db.batches.get_batch("b-op").blocked_reason == "CLIP_CHECK_FAILED"
+    batch = db.batches.get_batch("b-op")
     assert batch.status == "processing" and batch.video_url is None
-    assert not [row for row in db.outbox("b-op") if row.event.startswith("batch.")]
+    assert not [row for row in db.outbox.rows("b-op") if row.event.startswith("batch.")]
 
     # 2. the operator regenerates only that job: one new task, the other jobs untouched
-    before = {job.id: job for job in db.get_jobs("b-op")}
-    tasks_before = {job_id: db.tasks_for_job(job_id) for job_id in before}
+    before = {job.id: job for job in db.batches.get_jobs("b-op")}
+    tasks_before = {job_id: db.ledger.tasks_for_job(job_id) for job_id in before}
     result = run(["clip_tasks"], "b-op", instance, resources, run_config=regenerate(["b-op-1"]))
     assert result.success
     assert sorted(generator_calls) == ["b-op-0", "b-op-1", "b-op-1", "b-op-2"]
     for job_id in ("b-op-0", "b-op-2"):
-        assert db.tasks_for_job(job_id) == tasks_before[job_id]
-        assert db.get_job(job_id).video_url == before[job_id].video_url
-    old, new = db.tasks_for_job("b-op-1")
+        assert db.ledger.tasks_for_job(job_id) == tasks_before[job_id]
+        assert db.batches.get_job(job_id).video_url == before[job_id].video_url
+    old, new = db.ledger.tasks_for_job("b-op-1")
     assert (old.task_id, old.status) == (tasks_before["b-op-1"][0].task_id, "superseded")
     assert new.status == "succeeded" and new.task_id != old.task_id
     [event] = [e.materialization for e in result.get_asset_materialization_events()]
     assert (event.metadata["submitted"].value, event.metadata["superseded_tasks"].value) == (1, 1)
-    assert db.get_job("b-op-1").provider_task_id == new.task_id
+    assert db.batches.get_job("b-op-1").provider_task_id == new.task_id
 
     # 3. the completions sensor sees the new completion and asks for a compose run
-    assert generation_state(db, "b-op")[0]
+    assert generation_state(db.liveness, "b-op")[0]
     context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=sqlite_url), "pipeline_settings": PipelineSettingsResource()})
     assert [r.partition_key for r in clip_completions_sensor(context).run_requests] == ["b-op"]
     composed = run(COMPOSE, "b-op", instance, resources)
     assert composed.success
-    assert db.get_batch("b-op").blocked_reason is None
+    assert db.batches.get_batch("b-op").blocked_reason is None
     checks = {e.check_name: e.passed for e in composed.get_asset_check_evaluations()}
     assert checks == {"clips_usable": True, "video_matches_plan": True, "platform_ready": True}
-    batch = db.get_batch("b-op")
+    batch = db.batches.get_batch("b-op")
     assert batch.status == "completed" and batch.video_url and batch.error is None
     assert sorted(generator_calls) == ["b-op-0", "b-op-1", "b-op-1", "b-op-2"]  # composing generated nothing
 
@@ -121,22 +121,22 @@ def test_regenerating_an_unknown_or_canceled_job_is_refused_before_any_call(
     assert "regeneration refused: INVALID_INPUT: job(s) nope are not in batch b-fin" in (
         failure.event_specific_data.error.message
     )
-    db.cancel(batch_id="b-fin")
+    db.cancels.cancel(batch_id="b-fin")
     canceled = run(["clip_tasks"], "b-fin", instance, resources, run_config=regenerate(["b-fin-0"]))
     assert not canceled.success
     assert generator_calls == []
-    assert [task.status for task in db.tasks_for_batch("b-fin")] == ["succeeded", "succeeded"]
+    assert [task.status for task in db.ledger.tasks_for_batch("b-fin")] == ["succeeded", "succeeded"]
 
 
 def test_asking_twice_never_pays_twice(instance, resources, finished_batch, generator_calls):
     """A job already reset and re-submitted (e.g. a retried regeneration run) is not reset again."""
     db = finished_batch
-    db.update_job("b-fin-0", status="completed")  # as normalize leaves it (composition not needed here)
+    db.batches.update_job("b-fin-0", status="completed")  # as normalize leaves it (composition not needed here)
     assert run(["clip_tasks"], "b-fin", instance, resources, run_config=regenerate(["b-fin-0"])).success
-    assert db.get_job("b-fin-0").status == "processing"
+    assert db.batches.get_job("b-fin-0").status == "processing"
     again = run(["clip_tasks"], "b-fin", instance, resources, run_config=regenerate(["b-fin-0"]))
     assert again.success
     assert generator_calls == ["b-fin-0"]
     [event] = [e.materialization for e in again.get_asset_materialization_events()]
     assert event.metadata["regenerate_skipped"].value == "b-fin-0: not finished yet"
-    assert [t.status for t in db.tasks_for_job("b-fin-0")] == ["superseded", "succeeded"]
+    assert [t.status for t in db.ledger.tasks_for_job("b-fin-0")] == ["superseded", "succeeded"]

@@ -57,7 +57,7 @@ def test_one_class_per_provider_and_the_chain_in_the_configured_order(tmp_path):
     assert type(generators.runway) is res.RunwayConfig and type(generators.fal) is res.FalConfig
     assert generators.local.output_dir == str(tmp_path / "data" / "local-generator")
     assert generators.fal.webhook_url == "http://localhost:3001/webhooks/fal"
-    db = AppDatabase(settings.resolved_database_url)
+    db = AppDatabase.connect(settings.resolved_database_url)
     chain = generators.chain(db)
     try:
         assert chain.order == ["fal", "runway", "local"]
@@ -66,7 +66,7 @@ def test_one_class_per_provider_and_the_chain_in_the_configured_order(tmp_path):
         assert "10.0.0.7" in chain.get("runway").fetch_policy.allowed_private_hosts
     finally:
         chain.close()
-        db.dispose()
+        db.db.dispose()
     only_local = res.build_resources(_settings(tmp_path))["generators"].chain(db)
     assert only_local.order == ["local"] and list(only_local.generators) == ["local"]
 
@@ -113,7 +113,7 @@ def test_secrets_from_the_environment_reach_dagster_as_env_var_names(tmp_path, m
 def test_chains_handed_out_in_an_execution_are_closed_at_its_teardown(tmp_path):
     settings = _settings(tmp_path, generation_providers=["runway", "fal", "local"], runway_api_key="rk", fal_key="fk")
     generators = res.build_resources(settings, env_refs=False)["generators"]
-    db = AppDatabase(settings.resolved_database_url)
+    db = AppDatabase.connect(settings.resolved_database_url)
     try:
         with dg.build_resources({"generators": generators}) as resources:
             chains = [resources.generators.chain(db), resources.generators.chain(db)]
@@ -126,7 +126,7 @@ def test_chains_handed_out_in_an_execution_are_closed_at_its_teardown(tmp_path):
         outside.close()
         assert outside.get("runway")._client.is_closed
     finally:
-        db.dispose()
+        db.db.dispose()
 
 
 def test_b2_clients_handed_out_in_an_execution_are_closed_at_its_teardown(tmp_path, monkeypatch):

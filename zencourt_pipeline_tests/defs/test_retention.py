@@ -19,11 +19,11 @@ NOW = datetime.now(UTC)
 
 def batch(db, instance, batch_id: str, *, ended_days_ago: float | None) -> None:
     """A batch with its partition; ended (completed) that many days ago, or still processing."""
-    db.insert_batch(*make_batch(batch_id, n_jobs=1))
-    db.start_batch(batch_id)
+    db.batches.insert_batch(*make_batch(batch_id, n_jobs=1))
+    db.batches.start_batch(batch_id)
     if ended_days_ago is not None:
-        db.finish_batch(batch_id, "completed")
-    with db.transaction() as conn:
+        db.batches.finish_batch(batch_id, "completed")
+    with db.db.transaction() as conn:
         when = NOW - timedelta(days=ended_days_ago if ended_days_ago is not None else 90)
         conn.execute(sa.update(video_gen_batch).where(video_gen_batch.c.id == batch_id).values(updated_at=when))
     instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
@@ -60,7 +60,7 @@ def test_partitions_of_batches_ended_before_the_cutoff_go_and_the_rest_stay(inst
     result = tick(instance, sqlite_url, days=30)
     assert result.cursor is not None
     assert partitions(instance) == ["open", "recent"]
-    assert sqlite_db.get_batch("old-1").status == "completed"  # the app database keeps the batch
+    assert sqlite_db.batches.get_batch("old-1").status == "completed"  # the app database keeps the batch
 
     again = tick(instance, sqlite_url, days=30, cursor=result.cursor)
     assert again.skip_reason and "no batch ended more than 30 days ago" in again.skip_reason.skip_message

@@ -31,13 +31,13 @@ def tick(sensor, instance, url):
 
 
 def test_each_pending_batch_is_picked_up_exactly_once_across_ticks(instance, sqlite_db, sqlite_url):
-    sqlite_db.insert_batch(*make_batch("batch-a"))
+    sqlite_db.batches.insert_batch(*make_batch("batch-a"))
     first = tick(pending_batches_sensor, instance, sqlite_url)
     assert [(r.partition_key, r.run_key) for r in first.run_requests] == [("batch-a", "intake-batch-a")]
     assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [["batch-a"]]
 
-    sqlite_db.insert_batch(*make_batch("batch-b"))
-    sqlite_db.insert_batch(*make_batch("batch-c"))
+    sqlite_db.batches.insert_batch(*make_batch("batch-b"))
+    sqlite_db.batches.insert_batch(*make_batch("batch-c"))
     second = tick(pending_batches_sensor, instance, sqlite_url)
     assert sorted(r.partition_key for r in second.run_requests) == ["batch-b", "batch-c"]
 
@@ -48,54 +48,54 @@ def test_each_pending_batch_is_picked_up_exactly_once_across_ticks(instance, sql
 
 def test_only_new_partition_keys_are_sent(instance, sqlite_db, sqlite_url):
     instance.add_dynamic_partitions(batch_partitions.name, ["again"])
-    sqlite_db.insert_batch(*make_batch("again"))
+    sqlite_db.batches.insert_batch(*make_batch("again"))
     result = tick(pending_batches_sensor, instance, sqlite_url)
     assert [r.partition_key for r in result.run_requests] == ["again"]
     assert result.dynamic_partitions_requests == []
 
 
 def _submitted(db, batch_id, job_id, task_id):
-    row = db.begin_task(job_id, batch_id, "fal")
-    db.task_submitted(row, job_id, "fal", task_id)
+    row = db.ledger.begin_task(job_id, batch_id, "fal")
+    db.ledger.task_submitted(row, job_id, "fal", task_id)
 
 
 def test_completions_sensor_requests_one_compose_run_per_completion_state(instance, sqlite_db, sqlite_url):
-    sqlite_db.insert_batch(*make_batch("gen", n_jobs=2))
-    sqlite_db.start_batch("gen")
+    sqlite_db.batches.insert_batch(*make_batch("gen", n_jobs=2))
+    sqlite_db.batches.start_batch("gen")
     _submitted(sqlite_db, "gen", "gen-0", "r0")
     _submitted(sqlite_db, "gen", "gen-1", "r1")
     assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []
 
-    sqlite_db.record_completion(provider="fal", task_id="r0", status="succeeded", source="webhook")
+    sqlite_db.completions.record_completion(provider="fal", task_id="r0", status="succeeded", source="webhook")
     assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []  # one still running
 
-    sqlite_db.record_completion(provider="fal", task_id="r1", status="succeeded", source="webhook")
+    sqlite_db.completions.record_completion(provider="fal", task_id="r1", status="succeeded", source="webhook")
     ready = tick(clip_completions_sensor, instance, sqlite_url).run_requests
     assert [r.partition_key for r in ready] == ["gen"]
     # the same state asks with the same run key: the daemon launches it once
     again = tick(clip_completions_sensor, instance, sqlite_url).run_requests
     assert [r.run_key for r in again] == [ready[0].run_key]
     # a duplicate webhook changes nothing, so not the key either
-    sqlite_db.record_completion(provider="fal", task_id="r1", status="succeeded", source="webhook")
+    sqlite_db.completions.record_completion(provider="fal", task_id="r1", status="succeeded", source="webhook")
     assert tick(clip_completions_sensor, instance, sqlite_url).run_requests[0].run_key == ready[0].run_key
 
 
 def test_completions_sensor_ignores_finished_batches(instance, sqlite_db, sqlite_url):
-    sqlite_db.insert_batch(*make_batch("done", n_jobs=1))
-    sqlite_db.start_batch("done")
-    sqlite_db.finish_batch("done", "completed")
+    sqlite_db.batches.insert_batch(*make_batch("done", n_jobs=1))
+    sqlite_db.batches.start_batch("done")
+    sqlite_db.batches.finish_batch("done", "completed")
     assert tick(clip_completions_sensor, instance, sqlite_url).run_requests == []
 
 
 def test_a_batch_id_unsafe_as_a_partition_key_is_rejected_before_it_becomes_one(instance, sqlite_db, sqlite_url):
-    sqlite_db.insert_batch(*make_batch("bad,id|x"))
-    sqlite_db.insert_batch(*make_batch("good-id"))
+    sqlite_db.batches.insert_batch(*make_batch("bad,id|x"))
+    sqlite_db.batches.insert_batch(*make_batch("good-id"))
     result = tick(pending_batches_sensor, instance, sqlite_url)
     assert [r.partition_key for r in result.run_requests] == ["good-id"]
     assert instance.get_dynamic_partitions(batch_partitions.name) == ["good-id"]
-    batch = sqlite_db.get_batch("bad,id|x")
+    batch = sqlite_db.batches.get_batch("bad,id|x")
     assert batch.status == "failed" and batch.error.startswith("INVALID_INPUT: batch id")
-    assert {job.status for job in sqlite_db.get_jobs("bad,id|x")} == {"failed"}
+    assert {job.status for job in sqlite_db.batches.get_jobs("bad,id|x")} == {"failed"}
 
 
 def test_intake_failures_tell_interrupted_runs_from_failed_ones(instance):

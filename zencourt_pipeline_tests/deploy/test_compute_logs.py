@@ -129,4 +129,4 @@ def test_the_e2e_topologys_instance_keeps_compute_logs_in_its_bucket(tmp_path, m
         assert s3.get_object(Bucket=E2E_BUCKET, Key=key)["Body"].read() == b"composed\n"
         assert str(tmp_path) in (tmp_path / "dagster_home" / "dagster.yaml").read_text()  # staged under tmp
     finally:
-        topo.db.engine.dispose()
+        topo.db.db.engine.dispose()

@@ -99,7 +99,7 @@ def test_batches_run_on_celery_workers_survive_a_media_worker_kill_and_a_broker_
     assert normalizers[0] == victim and normalizers[-1] == survivor, normalizers
     assert dict(steps)["composed_video"] == survivor, steps
     assert [dict(steps).get(step) for step in ("listing_photos", "clip_tasks", "generated_clips")] == ["providers-a"] * 3
-    assert [len(topo.db.tasks_for_job(f"cel-2-{i}")) for i in range(3)] == [1, 1, 1]  # nothing paid twice
+    assert [len(topo.db.ledger.tasks_for_job(f"cel-2-{i}")) for i in range(3)] == [1, 1, 1]  # nothing paid twice
     assert_final_objects_valid(topo, "cel-2")
     wait_for(lambda: [body for body, _ in webhook_events(topo, "cel-2") if body["event"] == "batch.completed"], 60,
              "cel-2's batch.completed webhook", topo, every=0.5)

@@ -46,7 +46,7 @@ def created_per_job(runway: FakeRunway, batch_id: str) -> Counter:
 def insert(topo, batch_id, n=3):
     insert_batch(topo, batch_id, n)
     for index in range(n):
-        topo.db.update_job(f"{batch_id}-{index}", prompt=f"{batch_id}:{index} slow push-in")
+        topo.db.batches.update_job(f"{batch_id}-{index}", prompt=f"{batch_id}:{index} slow push-in")
 
 
 def assert_final_objects_valid(topo, batch_id):
@@ -87,9 +87,9 @@ def test_sigkill_at_submission_waiting_and_composition_pays_once_and_completes(t
             assert created_per_job(runway, "chaos-submit") == Counter({f"chaos-submit:{i}": 1 for i in range(3)}), (
                 runway.counts, topo.db_state("chaos-submit"))
             # the killed create's task exists at Runway: never re-created, never sent to another provider
-            lost = [t for t in topo.db.tasks_for_batch("chaos-submit") if t.possibly_orphaned]
+            lost = [t for t in topo.db.ledger.tasks_for_batch("chaos-submit") if t.possibly_orphaned]
             assert len(lost) == 1 and lost[0].cost_usd and lost[0].task_id is None, topo.db_state("chaos-submit")
-            jobs = {job.id: job for job in topo.db.get_jobs("chaos-submit")}
+            jobs = {job.id: job for job in topo.db.batches.get_jobs("chaos-submit")}
             assert jobs[lost[0].job_id].error_code == "PROVIDER_ANSWER_LOST"
             assert sorted(job.status for job in jobs.values()) == ["completed", "completed", "failed"]
             assert_final_objects_valid(topo, "chaos-submit")
@@ -110,7 +110,7 @@ def test_sigkill_at_submission_waiting_and_composition_pays_once_and_completes(t
             # 3. during composition: the compose run dies once the generated clips are stored
             insert(topo, "chaos-compose")
             wait_until(
-                lambda: all(job.raw_clip_key for job in topo.db.get_jobs("chaos-compose")), 180, "stored clips", topo
+                lambda: all(job.raw_clip_key for job in topo.db.batches.get_jobs("chaos-compose")), 180, "stored clips", topo
             )
             wait_until(lambda: topo.kill_run_workers() >= 1, 30, "the compose run worker", topo)
             assert topo.wait_for_status("chaos-compose", {"completed", "failed"}) == "completed"

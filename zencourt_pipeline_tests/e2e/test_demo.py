@@ -64,9 +64,9 @@ def test_clip_first_demo_publishes_every_clip_and_tells_the_web_app_once(tmp_pat
         info = probe(Path(clip))
         assert (info.codec, info.fps) == ("h264", 30.0) and abs(info.duration - 5) < 0.1
         assert Path(thumbnail).read_bytes()[:3] == b"\xff\xd8\xff"
-    db = AppDatabase(Settings.from_env(env).resolved_database_url)
+    db = AppDatabase.connect(Settings.from_env(env).resolved_database_url)
     [batch_id] = set(re.findall(r"^batch (\S+): completed", proc.stdout, re.M))
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     assert batch.status == "completed" and batch.video_url is None
-    events = [e.event for e in db.outbox(batch_id)]
+    events = [e.event for e in db.outbox.rows(batch_id)]
     assert events.count("clip.completed") == 6 and events.count("batch.completed") == 1, events

@@ -89,7 +89,7 @@ def insert_batch(topo: Topology, batch_id: str, n: int = 2, outputs: str | None 
         topo.storage.put_file(key, photo, "image/jpeg")
         jobs.append({"id": f"{batch_id}-{index}", "sort_order": index, "room_name": f"Room {index}",
                      "image_url": topo.storage.uri(key), "duration_seconds": 2})
-    topo.db.insert_batch({"id": batch_id, "listing_id": "L-e2e", "title": "9 Process Row", "outputs": outputs}, jobs)
+    topo.db.batches.insert_batch({"id": batch_id, "listing_id": "L-e2e", "title": "9 Process Row", "outputs": outputs}, jobs)
 
 
 def webhook_events(topo: Topology, batch_id: str) -> list[dict]:
@@ -107,11 +107,11 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     insert_batch(topo, "prod-1", outputs=None)  # the default four outputs, once on the production topology
     assert topo.wait_for_status("prod-1", {"completed", "failed"}) == "completed"
 
-    batch = topo.db.get_batch("prod-1")
+    batch = topo.db.batches.get_batch("prod-1")
     assert batch.video_url == f"s3://{BUCKET}/batches/prod-1/video/listing-landscape-1920x1080-branded-default.mp4"
     head = topo.storage.head("batches/prod-1/video/listing-landscape-1920x1080-branded-default.mp4")
     assert head["content_type"] == "video/mp4" and head["size"] > 10_000
-    assert all(job.status == "completed" and job.video_url.startswith("s3://") for job in topo.db.get_jobs("prod-1"))
+    assert all(job.status == "completed" and job.video_url.startswith("s3://") for job in topo.db.batches.get_jobs("prod-1"))
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(b["event"] == "batch.completed" for b, _ in webhook_events(topo, "prod-1")):
@@ -135,7 +135,7 @@ def test_batches_complete_on_the_production_topology_survive_a_daemon_kill_and_c
     assert topo.wait_for_status("prod-2", {"completed", "failed"}) == "completed"
     assert topo.storage.exists("batches/prod-2/video/listing-landscape-1280x720-branded-default.mp4")
     # exactly one generation task per job, despite the restart
-    assert [len(topo.db.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
+    assert [len(topo.db.ledger.tasks_for_job(f"prod-2-{i}")) for i in range(2)] == [1, 1]
 
     operator_actions_over_http(topo, "prod-2")  # one output: its recompose and regenerate render two, not eight
     cancel_stops_a_started_run(topo)
@@ -157,13 +157,13 @@ def operator_actions_over_http(topo: Topology, batch_id: str) -> None:
     answer = topo.service("POST", f"/video/batches/{batch_id}/recompose", json={"orientation": "vertical"})
     assert answer.status_code == 202, answer.text
     assert wait_for_run(topo, batch_id, answer.json()["runId"]) == "SUCCESS"
-    assert topo.db.get_batch(batch_id).video_url.endswith("/video/listing-vertical-1080x1920-branded-default.mp4")
+    assert topo.db.batches.get_batch(batch_id).video_url.endswith("/video/listing-vertical-1080x1920-branded-default.mp4")
 
     answer = topo.service("POST", f"/video/batches/{batch_id}/regenerate", json={"jobIds": [f"{batch_id}-1"]})
     assert answer.status_code == 202, answer.text
     assert wait_for_run(topo, batch_id, answer.json()["runId"]) == "SUCCESS"
     assert topo.wait_for_status(batch_id, {"completed", "failed"}) == "completed"
-    assert [len(topo.db.tasks_for_job(f"{batch_id}-{i}")) for i in range(2)] == [1, 2]  # one new paid task
+    assert [len(topo.db.ledger.tasks_for_job(f"{batch_id}-{i}")) for i in range(2)] == [1, 2]  # one new paid task
 
     refused = topo.service("POST", f"/video/batches/{batch_id}/regenerate", json={"jobIds": ["nope"]})
     assert refused.status_code == 422 and refused.json()["code"] == "INVALID_INPUT"
@@ -173,7 +173,7 @@ def cancel_stops_a_started_run(topo: Topology) -> None:
     """Cancel stops a run that is already executing (STARTED), not only a queued one."""
     photos = SilentPhotoServer()
     try:
-        topo.db.insert_batch({"id": "prod-3", "listing_id": "L-e2e", "title": "9 Process Row"},
+        topo.db.batches.insert_batch({"id": "prod-3", "listing_id": "L-e2e", "title": "9 Process Row"},
                              [{"id": "prod-3-0", "sort_order": 0, "room_name": "Hall", "image_url": photos.url,
                                "duration_seconds": 2}])
         assert photos.accepted.wait(120), "the intake run never fetched the photo"
@@ -189,7 +189,7 @@ def cancel_stops_a_started_run(topo: Topology) -> None:
         while time.monotonic() < deadline and dict(batch_runs(topo, "prod-3"))[run_id] != "CANCELED":
             time.sleep(0.5)
         assert dict(batch_runs(topo, "prod-3"))[run_id] == "CANCELED", topo.log_tails()
-        assert topo.db.get_batch("prod-3").status == "canceled"
-        assert [job.status for job in topo.db.get_jobs("prod-3")] == ["canceled"]
+        assert topo.db.batches.get_batch("prod-3").status == "canceled"
+        assert [job.status for job in topo.db.batches.get_jobs("prod-3")] == ["canceled"]
     finally:
         photos.close()

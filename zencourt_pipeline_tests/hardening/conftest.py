@@ -185,7 +185,7 @@ class Driven:
     extra: dict = field(default_factory=dict)
 
     def outbox_events(self, job_id: str | None = None) -> list[str]:
-        return [row.event for row in self.db.outbox(self.batch_id) if job_id is None or row.job_id == job_id]
+        return [row.event for row in self.db.outbox.rows(self.batch_id) if job_id is None or row.job_id == job_id]
 
 
 def drive(defs: dg.Definitions, instance: dg.DagsterInstance, batch_id: str, timeout: float = 240) -> str:
@@ -227,7 +227,7 @@ def photo_matrix(tmp_path_factory) -> Iterator[Driven]:
         mp.setattr(kenburns, "render_ken_burns", canned_render)
         defs = build_definitions(settings)
         db = defs.resources["app_db"].get()
-        db.upgrade()  # what start-up does on a fresh database (resources never migrate)
+        db.db.upgrade()  # what start-up does on a fresh database (resources never migrate)
         storage = defs.resources["storage"].get()
         base = server.url("")
         jobs = []
@@ -245,9 +245,9 @@ def photo_matrix(tmp_path_factory) -> Iterator[Driven]:
                     "duration_seconds": CLIP_SECONDS,
                 }
             )
-        db.insert_batch({"id": "photo-matrix", "listing_id": "L-photos", "title": "1 Matrix Way"}, jobs)
+        db.batches.insert_batch({"id": "photo-matrix", "listing_id": "L-photos", "title": "1 Matrix Way"}, jobs)
         status = drive(defs, instance, "photo-matrix")
-        rows = {job.room_name: job for job in db.get_jobs("photo-matrix")}
+        rows = {job.room_name: job for job in db.batches.get_jobs("photo-matrix")}
         yield Driven("photo-matrix", status, db, storage, instance, settings, rows, {"hits": dict(server.hits)})
 
 
@@ -341,8 +341,8 @@ def provider_matrix(tmp_path_factory) -> Iterator[Driven]:
             for name, value in SECRETS.items():
                 mp.setenv(name, value)  # as in production: secrets reach Dagster as EnvVar names
             db_url = f"sqlite:///{tmp / 'app.db'}"
-            db = AppDatabase(db_url)
-            db.upgrade()
+            db = AppDatabase.connect(db_url)
+            db.db.upgrade()
             common = dict(
                 data_dir=tmp / "data",
                 database_url=db_url,
@@ -390,9 +390,9 @@ def provider_matrix(tmp_path_factory) -> Iterator[Driven]:
                         }
                     )
                 runway.create_faults.extend(RUNWAY_CREATE_FAULTS)
-                db.insert_batch({"id": "provider-matrix", "listing_id": "L-prov", "title": "2 Fault Street"}, jobs)
+                db.batches.insert_batch({"id": "provider-matrix", "listing_id": "L-prov", "title": "2 Fault Street"}, jobs)
                 status = drive(defs, instance, "provider-matrix")
-                rows = {job.room_name: job for job in db.get_jobs("provider-matrix")}
+                rows = {job.room_name: job for job in db.batches.get_jobs("provider-matrix")}
                 yield Driven(
                     "provider-matrix", status, db, storage, instance, settings, rows,
                     {"runway": runway, "fal": fal, "capture": capture, "service_url": service.url, "defs": defs},

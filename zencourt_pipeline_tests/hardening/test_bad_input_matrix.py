@@ -48,7 +48,7 @@ def test_photo_case(photo_matrix: Driven, case: str):
     job = photo_matrix.jobs[case]
     assert (job.status, job.error_code) == (spec.status, spec.code), job.error_message
     events = photo_matrix.outbox_events(job.id)
-    tasks = photo_matrix.db.tasks_for_job(job.id)
+    tasks = photo_matrix.db.ledger.tasks_for_job(job.id)
     if spec.status == "completed":
         assert job.video_url and job.thumbnail_url
         assert events == ["clip.completed"]
@@ -64,7 +64,7 @@ def test_photo_case(photo_matrix: Driven, case: str):
 
 def test_photo_matrix_batch_completes_with_the_good_photos(photo_matrix: Driven):
     db, storage = photo_matrix.db, photo_matrix.storage
-    batch = db.get_batch(photo_matrix.batch_id)
+    batch = db.batches.get_batch(photo_matrix.batch_id)
     assert photo_matrix.status == "completed" and batch.video_url
     good = [case for case, spec in PHOTO_CASES.items() if spec.status == "completed"]
     bad = [case for case in PHOTO_CASES if case not in good]
@@ -129,7 +129,7 @@ def rejected_batches(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rejected")
     defs = build_definitions(_batch_settings(tmp))
     db, storage = defs.resources["app_db"].get(), defs.resources["storage"].get()
-    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
+    db.db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     with dg.instance_for_test() as instance:
         for case, (fields, n, _) in BATCH_CASES.items():
             insert_batch_with_photos(db, storage, tmp, case, [None] * n, **fields)
@@ -142,13 +142,13 @@ def rejected_batches(tmp_path_factory):
 def test_batch_rejected_at_intake(rejected_batches, case):
     db, statuses = rejected_batches
     _, n, words = BATCH_CASES[case]
-    batch = db.get_batch(case)
+    batch = db.batches.get_batch(case)
     assert statuses[case] == "failed"
     assert batch.error.startswith("INVALID_INPUT") and words in batch.error
-    jobs = db.get_jobs(case)
+    jobs = db.batches.get_jobs(case)
     assert len(jobs) == n and all((j.status, j.error_code) == ("failed", "INVALID_INPUT") for j in jobs)
-    assert db.tasks_for_batch(case) == []  # no download, no paid request
-    events = [row.event for row in db.outbox(case)]
+    assert db.ledger.tasks_for_batch(case) == []  # no download, no paid request
+    events = [row.event for row in db.outbox.rows(case)]
     assert events == ["clip.failed"] * n + ["batch.failed"]
 
 
@@ -162,19 +162,19 @@ def webhook_service(tmp_path_factory):
     """Our HTTP service verifying against the fake fal's JWKS, and a batch with one job whose
     fal request id is known."""
     tmp = tmp_path_factory.mktemp("webhooks")
-    db = AppDatabase(f"sqlite:///{tmp / 'app.db'}")
-    db.upgrade()
+    db = AppDatabase.connect(f"sqlite:///{tmp / 'app.db'}")
+    db.db.upgrade()
     settings = Settings(data_dir=tmp / "data", video_server_api_key="k", fal_jwks_url="unused")
     with FakeFal() as fal:
         app = create_app(settings, db=db, verifier=FalWebhookVerifier(fal.jwks_url))
         with TestClient(app, raise_server_exceptions=False) as client:
-            db.insert_batch(
+            db.batches.insert_batch(
                 {"id": "wh", "listing_id": "L-wh"},
                 [{"id": f"wh-{i}", "batch_id": "wh", "image_url": "https://example.com/p.jpg"} for i in range(2)],
             )
             for i in range(2):
-                row = db.begin_task(f"wh-{i}", "wh", "fal")
-                db.task_submitted(row, f"wh-{i}", "fal", f"req-{i}")
+                row = db.ledger.begin_task(f"wh-{i}", "wh", "fal")
+                db.ledger.task_submitted(row, f"wh-{i}", "fal", f"req-{i}")
             yield client, fal, db
 
 
@@ -186,7 +186,7 @@ def _delivery(fal: FakeFal, request_id: str, *, timestamp: int | None = None, **
 
 
 def _completions(db, task_id: str) -> list[CompletionRecord]:
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         rows = conn.execute(sa.select(generation_completions).where(generation_completions.c.task_id == task_id))
         return [CompletionRecord.from_row(r) for r in rows]
 
@@ -264,7 +264,7 @@ def test_webhook_unknown_request_id_is_recorded_for_later(webhook_service):
     assert response.status_code == 200 and response.json()["duplicate"] is False
     [row] = _completions(db, "req-from-nowhere")
     assert row.job_id is None and row.batch_id is None  # linked if its task is ever persisted
-    assert {job.status for job in db.get_jobs("wh")} == {"processing"}  # no job touched
+    assert {job.status for job in db.batches.get_jobs("wh")} == {"processing"}  # no job touched
 
 
 # -------------------------------------------------------------------------------- providers
@@ -279,7 +279,7 @@ def test_provider_case(provider_matrix: Driven, case: str):
     runway, fal = provider_matrix.extra["runway"], provider_matrix.extra["fal"]
     prompt = job.prompt
     # paid work: at most one task per provider per job, never a second create for one job
-    tasks = provider_matrix.db.tasks_for_job(job.id)
+    tasks = provider_matrix.db.ledger.tasks_for_job(job.id)
     accepted = [t for t in tasks if t.task_id]
     assert len({t.provider for t in accepted}) == len(accepted)
     assert fal.submits_by_prompt[prompt] == (1 if spec.provider == "fal" else 0)
@@ -306,7 +306,7 @@ def test_provider_case(provider_matrix: Driven, case: str):
 def test_provider_matrix_batch_and_spend(provider_matrix: Driven):
     runway, fal = provider_matrix.extra["runway"], provider_matrix.extra["fal"]
     assert provider_matrix.status == "completed"
-    batch = provider_matrix.db.get_batch(provider_matrix.batch_id)
+    batch = provider_matrix.db.batches.get_batch(provider_matrix.batch_id)
     assert batch.video_url and batch.error == (
         "2 of 8 clips failed: pv-00 PROVIDER_ANSWER_LOST, pv-02 RUNWAY_SAFETY_REJECTED"
     )

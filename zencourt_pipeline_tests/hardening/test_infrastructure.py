@@ -50,7 +50,7 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
     """Idle pooled connections killed between photos and between compose steps: pool_pre_ping
     reconnects. The connection of an open transaction killed mid-step: the step fails and its
     retry policy runs it again. The batch completes and nothing is reported twice."""
-    from zencourt_pipeline.db.database import AppDatabase
+    from zencourt_pipeline.db.batches import BatchRepository
     from zencourt_pipeline.media import normalize, photos
 
     database = postgres_url.rsplit("/", 1)[1]
@@ -73,11 +73,12 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
             killed["between-compose-steps"] = _terminate_backends(database)
         return normalize_many(*args, **kwargs)
 
-    update_job = AppDatabase.update_job
+    update_job = BatchRepository.update_job
 
     def update_job_dropped_once(self, job_id, **values):
+        handle = self.db  # the repository's Db
         if "in-transaction" not in killed and "photo_key" in values:
-            with self.transaction() as conn:  # the server goes away under an open transaction
+            with handle.transaction() as conn:  # the server goes away under an open transaction
                 pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
                 killed["in-transaction"] = _terminate_backends(database, pid=pid)
                 conn.execute(sa.text("SELECT 1"))
@@ -85,11 +86,11 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
 
     monkeypatch.setattr(photos, "prepare_photo", prepare_then_drop)
     monkeypatch.setattr(normalize, "normalize_many", drop_then_normalize)
-    monkeypatch.setattr(AppDatabase, "update_job", update_job_dropped_once)
+    monkeypatch.setattr(BatchRepository, "update_job", update_job_dropped_once)
 
     defs = build_definitions(settings)
     db, storage = defs.resources["app_db"].get(), defs.resources["storage"].get()
-    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
+    db.db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     insert_batch_with_photos(db, storage, tmp_path, "pg-drop", [None, None, b"not a photo"])
     with dg.instance_for_test() as instance:
         assert drive(defs, instance, "pg-drop", timeout=180) == "completed"
@@ -100,11 +101,11 @@ def test_database_connection_dropped_mid_run(postgres_url, tmp_path, monkeypatch
         ]
     assert killed["between-photos"] >= 1 and killed["between-compose-steps"] >= 1 and killed["in-transaction"] == 1
     assert len(retried) == 1  # the step whose transaction died, run again once
-    jobs = {job.id: job for job in db.get_jobs("pg-drop")}
+    jobs = {job.id: job for job in db.batches.get_jobs("pg-drop")}
     assert [jobs[f"pg-drop-{i}"].status for i in range(3)] == ["completed", "completed", "failed"]
-    events = [row.event for row in db.outbox("pg-drop")]
+    events = [row.event for row in db.outbox.rows("pg-drop")]
     assert sorted(events) == sorted(["clip.completed", "clip.completed", "clip.failed", "batch.completed"])
-    assert sum(len(db.tasks_for_job(job_id)) for job_id in jobs) == 2  # no second generation
+    assert sum(len(db.ledger.tasks_for_job(job_id)) for job_id in jobs) == 2  # no second generation
 
 
 # ------------------------------------------------------------------- storage 503 on upload
@@ -189,13 +190,13 @@ def test_storage_503_during_upload_is_retried_and_leaves_no_partial_object(moto_
     storage = defs.resources["storage"].get()
     storage.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-002"})
     db = defs.resources["app_db"].get()
-    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
+    db.db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     insert_batch_with_photos(db, storage, tmp_path, "b2-flaky", [None, None])
     with dg.instance_for_test() as instance:
         assert drive(defs, instance, "b2-flaky", timeout=180) == "completed"
     uploaded = [key for key in injected if key.startswith("batches/")]
     assert len(uploaded) >= 8 and all(injected[key] == 2 for key in uploaded)  # 503, then stored
-    batch = db.get_batch("b2-flaky")
+    batch = db.batches.get_batch("b2-flaky")
     assert batch.video_url.startswith(f"s3://{bucket}/")
     for key in uploaded:  # every object whole
         assert storage.exists(key)
@@ -256,10 +257,9 @@ def test_web_app_answering_500_gets_every_webhook_later(photo_matrix: Driven, ca
     """The photo matrix's outbox (one report per job + the batch) delivered to a web app that
     answers 500 to the first attempts: each report is retried with backoff, byte for byte and
     signed, until a 2xx; none is lost, none is marked delivered without a 2xx."""
-    from zencourt_pipeline.db import outbox
 
     db = photo_matrix.db
-    rows = db.outbox(photo_matrix.batch_id)
+    rows = db.outbox.rows(photo_matrix.batch_id)
     secret = "whsec-outbox-test-7d1c"
     clock = _Clock()
     with RequestRecorder() as web_app:
@@ -270,13 +270,13 @@ def test_web_app_answering_500_gets_every_webhook_later(photo_matrix: Driven, ca
             for _ in range(6):
                 passes.append(deliverer.deliver_due(limit=100))
                 clock.now += 3600  # past any backoff step
-                if all(outbox.get(db, row.id).status == "delivered" for row in rows):
+                if all(db.outbox.get(row.id).status == "delivered" for row in rows):
                     break
         finally:
             deliverer.close()
         received = list(web_app.received)
     assert passes[0]["failed"] == 13 and passes[0]["delivered"] == len(rows) - 13
-    final = {row.id: outbox.get(db, row.id) for row in rows}
+    final = {row.id: db.outbox.get(row.id) for row in rows}
     assert all(row.status == "delivered" for row in final.values())
     assert sorted(row.attempts for row in final.values()) == sorted([2] * 13 + [1] * (len(rows) - 13))
     # at least once, byte for byte, signed; the 2xx ones are exactly one per report

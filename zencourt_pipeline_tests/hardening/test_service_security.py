@@ -52,13 +52,13 @@ class _NeverVerifies:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("security")
-    db = AppDatabase(f"sqlite:///{tmp / 'app.db'}")
-    db.upgrade()
+    db = AppDatabase.connect(f"sqlite:///{tmp / 'app.db'}")
+    db.db.upgrade()
     settings = Settings(data_dir=tmp / "data", video_server_api_key=API_KEY)
     yield create_app(
         settings, db=db, storage=LocalStorage(tmp / "storage"), verifier=_NeverVerifies(), max_upload_bytes=64 * 1024
     )
-    db.dispose()
+    db.db.dispose()
 
 
 def _routes(app) -> list[tuple[str, str]]:
@@ -143,9 +143,9 @@ def test_every_request_body_is_size_limited(app):
 
 def _db_text(db: AppDatabase) -> str:
     parts = []
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         for table in metadata.sorted_tables:
-            if sa.inspect(db.engine).has_table(table.name):
+            if sa.inspect(db.db.engine).has_table(table.name):
                 parts += [json.dumps(dict(row._mapping), default=str) for row in conn.execute(sa.select(table))]
     return "\n".join(parts)
 

@@ -69,8 +69,8 @@ def build_stack(tmp_path: Path, providers: str, *, fal_overdue_seconds: float = 
     runway.start()
     fal.start()
     db_url = f"sqlite:///{tmp_path / 'app.db'}"
-    db = AppDatabase(db_url)
-    db.upgrade()
+    db = AppDatabase.connect(db_url)
+    db.db.upgrade()
     holder: dict = {}
     service_app = create_app(
         Settings(data_dir=tmp_path / "data", database_url=db_url, video_server_api_key=API_KEY, fal_jwks_url=fal.jwks_url),

@@ -16,7 +16,7 @@ def _prompts(stack, batch_id, n):
     jobs = stack.insert_batch(batch_id, n)
     prompts = [f"prompt for {job['id']}" for job in jobs]
     for job, prompt in zip(jobs, prompts, strict=True):
-        stack.db.update_job(job["id"], prompt=prompt)
+        stack.db.batches.update_job(job["id"], prompt=prompt)
     return jobs, prompts
 
 
@@ -29,7 +29,7 @@ def test_runway_first_internal_failures_fall_back_to_fal_and_safety_fails_its_jo
 
     assert stack.drive("flow-6") == "completed"
 
-    final = {job.id: job for job in stack.db.get_jobs("flow-6")}
+    final = {job.id: job for job in stack.db.batches.get_jobs("flow-6")}
     assert [final[j["id"]].provider for j in jobs[:2]] == ["fal", "fal"]
     assert all(final[j["id"]].status == "completed" for j in jobs[:2] + jobs[3:])
     assert [final[j["id"]].provider for j in jobs[3:]] == ["runway"] * 3
@@ -40,9 +40,9 @@ def test_runway_first_internal_failures_fall_back_to_fal_and_safety_fails_its_jo
     assert stack.runway.counts["created"] == 6
     assert stack.fal.counts["queued"] == 2
     # fal's answers arrived as signed webhooks through our service
-    sources = {c.provider: c.source for c in stack.db.completions_for_batch("flow-6")}
+    sources = {c.provider: c.source for c in stack.db.completions.completions_for_batch("flow-6")}
     assert sources == {"runway": "poll", "fal": "webhook"}
-    batch = stack.db.get_batch("flow-6")
+    batch = stack.db.batches.get_batch("flow-6")
     storage = stack.defs.resources["storage"].get()
     info = probe(storage.path(storage.key_from_uri(batch.video_url)))
     assert (info.codec, info.width, info.height) == ("h264", 1280, 720)  # the one output it asks for
@@ -59,10 +59,10 @@ def test_duplicate_webhooks_are_recorded_once(make_stack):
     stack.fal.scripts.default = FalScript(webhook_copies=3)
     stack.insert_batch("dup", 2)
     assert stack.drive("dup") == "completed"
-    completions = stack.db.completions_for_batch("dup")
+    completions = stack.db.completions.completions_for_batch("dup")
     assert len(completions) == 2 and {c.source for c in completions} == {"webhook"}
     assert stack.fal.counts["webhook_sent"] >= 6
-    events = [row.event for row in stack.db.outbox("dup")]
+    events = [row.event for row in stack.db.outbox.rows("dup")]
     assert events.count("batch.completed") == 1 and events.count("clip.completed") == 2
 
 
@@ -71,7 +71,7 @@ def test_a_lost_webhook_still_completes_its_job(make_stack):
     stack.fal.scripts.default = FalScript(webhook="lost")
     stack.insert_batch("lost", 2)
     assert stack.drive("lost") == "completed"
-    assert {c.source for c in stack.db.completions_for_batch("lost")} == {"poll"}
+    assert {c.source for c in stack.db.completions.completions_for_batch("lost")} == {"poll"}
     assert stack.fal.counts["webhook_sent"] == 0
 
 
@@ -96,7 +96,7 @@ def test_cancel_mid_generation_cancels_provider_tasks_and_publishes_nothing(make
     assert answer.status_code == 200 and answer.json()["canceled"] == 3
     assert stack.runway.counts["delete"] == 3  # the in-flight tasks were canceled at the provider
     assert stack.drive("cancel-me", timeout=10) == "canceled"
-    batch = stack.db.get_batch("cancel-me")
+    batch = stack.db.batches.get_batch("cancel-me")
     assert batch.video_url is None
     storage = stack.defs.resources["storage"].get()
     assert not list((storage.root / "batches" / "cancel-me").glob("video/*"))

@@ -9,7 +9,7 @@ from zencourt_pipeline.db.database import AppDatabase
 
 @pytest.fixture
 def db(tmp_path):
-    database = AppDatabase(f"sqlite:///{tmp_path}/app.db")
-    database.upgrade()
+    database = AppDatabase.connect(f"sqlite:///{tmp_path}/app.db")
+    database.db.upgrade()
     yield database
-    database.dispose()
+    database.db.dispose()

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from zencourt_pipeline.db import outbox
 from zencourt_pipeline.net.policy import FetchPolicy
 from zencourt_pipeline_tests.conftest import make_batch
 from zencourt_pipeline_tests.notify.test_deliverer import PATH, Receiver, _deliverer, _expected_signature
@@ -18,15 +17,15 @@ LOOPBACK = FetchPolicy.from_hosts(["127.0.0.1"])
 
 def _batch_with_callback(db, callback_url: str, batch_id: str = "cb1") -> None:
     batch, jobs = make_batch(batch_id, n_jobs=1, callback_url=callback_url)
-    db.insert_batch(batch, jobs)
-    assert db.fail_job(jobs[0]["id"], "INVALID_INPUT", "photo could not be decoded")
+    db.batches.insert_batch(batch, jobs)
+    assert db.batches.fail_job(jobs[0]["id"], "INVALID_INPUT", "photo could not be decoded")
 
 
 def test_a_callback_batch_gets_each_webhook_for_both_urls(db):
     with Receiver() as global_receiver, Receiver() as callback_receiver:
         callback_url = callback_receiver.url.replace(PATH, "/hooks/zencourt?token=t1")
         _batch_with_callback(db, callback_url)
-        rows = db.outbox("cb1")
+        rows = db.outbox.rows("cb1")
         assert [(row.event, row.target_url) for row in rows] == [("clip.failed", None), ("clip.failed", callback_url)]
         deliverer = _deliverer(db, global_receiver.url, callback_policy=LOOPBACK)
         assert deliverer.deliver_due() == {"claimed": 2, "delivered": 2, "failed": 0, "dead": 0}
@@ -43,9 +42,9 @@ def test_a_callback_batch_gets_each_webhook_for_both_urls(db):
     assert a.pop("id") != b.pop("id") and a.pop("occurredAt") and b.pop("occurredAt")
     assert a == b and a["event"] == "clip.failed" and a["batchId"] == "cb1"
     # the status API's webhookStatus follows the global URL's terminal row
-    assert db.finish_batch("cb1", "failed", error="x", error_code="ALL_CLIPS_FAILED")
-    assert [row.target_url for row in db.outbox("cb1")][-2:] == [None, callback_url]
-    assert outbox.batch_webhooks(db, "cb1").terminal_status == "pending"
+    assert db.batches.finish_batch("cb1", "failed", error="x", error_code="ALL_CLIPS_FAILED")
+    assert [row.target_url for row in db.outbox.rows("cb1")][-2:] == [None, callback_url]
+    assert db.outbox.batch_webhooks("cb1").terminal_status == "pending"
 
 
 def test_callbacks_go_out_without_the_global_url(db):
@@ -55,7 +54,7 @@ def test_callbacks_go_out_without_the_global_url(db):
         assert deliverer.deliver_due() == {"claimed": 1, "delivered": 1, "failed": 0, "dead": 0}
         deliverer.close()
     assert len(callback_receiver.requests) == 1
-    assert [row.status for row in db.outbox("cb1")] == ["pending", "delivered"]  # the global row waits
+    assert [row.status for row in db.outbox.rows("cb1")] == ["pending", "delivered"]  # the global row waits
 
 
 def test_a_callback_to_a_private_address_is_refused_at_delivery(db):
@@ -68,16 +67,16 @@ def test_a_callback_to_a_private_address_is_refused_at_delivery(db):
         assert deliverer.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 1, "dead": 0}
         deliverer.close()
     assert callback_receiver.requests == []
-    row = db.outbox("cb1")[1]
+    row = db.outbox.rows("cb1")[1]
     assert row.status == "pending" and row.attempts == 1
     assert row.last_error.startswith("INVALID_INPUT: refusing callback URL host '127.0.0.1'")
 
 
 def test_a_batch_without_a_callback_writes_one_row(db):
     batch, jobs = make_batch("cb2", n_jobs=1)
-    db.insert_batch(batch, jobs)
-    db.fail_job(jobs[0]["id"], "INVALID_INPUT", "x")
-    assert [row.target_url for row in db.outbox("cb2")] == [None]
+    db.batches.insert_batch(batch, jobs)
+    db.batches.fail_job(jobs[0]["id"], "INVALID_INPUT", "x")
+    assert [row.target_url for row in db.outbox.rows("cb2")] == [None]
 
 
 def test_a_callback_name_that_resolves_inward_is_refused_at_connect(db):
@@ -94,7 +93,7 @@ def test_a_callback_name_that_resolves_inward_is_refused_at_connect(db):
         assert deliverer.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 1, "dead": 0}
         client.close()
     assert callback_receiver.requests == []
-    assert "loopback" in db.outbox("cb1")[1].last_error
+    assert "loopback" in db.outbox.rows("cb1")[1].last_error
 
 
 def test_callback_urls_are_checked_before_any_request():

@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import OutboxEvent, as_dict
 from zencourt_pipeline.notify.deliverer import OutboxDeliverer, webhook_url
@@ -105,9 +104,9 @@ def _closed_port_url() -> str:
 
 def _one_clip_failure(db: AppDatabase, batch_id: str = "b1") -> OutboxEvent:
     batch, jobs = make_batch(batch_id, n_jobs=1)
-    db.insert_batch(batch, jobs)
-    assert db.fail_job(jobs[0]["id"], "INVALID_INPUT", "photo could not be decoded")
-    (row,) = db.outbox(batch_id)
+    db.batches.insert_batch(batch, jobs)
+    assert db.batches.fail_job(jobs[0]["id"], "INVALID_INPUT", "photo could not be decoded")
+    (row,) = db.outbox.rows(batch_id)
     return row
 
 
@@ -166,7 +165,7 @@ def test_refused_three_times_then_delivered_on_the_fourth(db: AppDatabase, caplo
         deliverer = _deliverer(db, receiver.url, clock)
         for attempt, backoff in enumerate([10, 20, 40], start=1):
             assert deliverer.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 1, "dead": 0}
-            state = outbox.get(db, row.id)
+            state = db.outbox.get(row.id)
             assert state.status == "pending"
             assert state.attempts == attempt
             assert state.last_status_code == 500
@@ -198,7 +197,7 @@ def test_refused_three_times_then_delivered_on_the_fourth(db: AppDatabase, caplo
     timestamps = [int(r["headers"]["X-Webhook-Timestamp"]) for r in receiver.requests]
     assert timestamps == sorted(timestamps) and timestamps[-1] - timestamps[0] == 70
 
-    final = outbox.get(db, row.id)
+    final = db.outbox.get(row.id)
     assert final.status == "delivered"
     assert final.attempts == 4
     assert final.last_status_code == 200
@@ -211,7 +210,7 @@ def test_network_error_counts_as_a_failed_attempt(db: AppDatabase):
     row = _one_clip_failure(db)
     deliverer = _deliverer(db, _closed_port_url())
     assert deliverer.deliver_due() == {"claimed": 1, "delivered": 0, "failed": 1, "dead": 0}
-    state = outbox.get(db, row.id)
+    state = db.outbox.get(row.id)
     assert state.status == "pending"
     assert state.attempts == 1
     assert state.last_status_code is None
@@ -224,14 +223,14 @@ def test_any_non_2xx_is_retried(db: AppDatabase, status: int):
     row = _one_clip_failure(db)
     with Receiver(statuses=lambda n: status) as receiver:
         assert _deliverer(db, receiver.url).deliver_due()["failed"] == 1
-    state = outbox.get(db, row.id)
+    state = db.outbox.get(row.id)
     assert (state.status, state.attempts, state.last_status_code) == ("pending", 1, status)
     assert len(receiver.requests) == 1  # a redirect is not followed
 
 
 def test_dead_only_after_the_retry_horizon(db: AppDatabase, caplog):
     row = _one_clip_failure(db)
-    created = outbox.get(db, row.id).created_at.timestamp()
+    created = db.outbox.get(row.id).created_at.timestamp()
     clock = FakeClock()
     url = _closed_port_url()
     with pytest.raises(ValueError):
@@ -241,11 +240,11 @@ def test_dead_only_after_the_retry_horizon(db: AppDatabase, caplog):
 
     clock.now = created + 23 * 3600 + 59 * 60
     assert shortest.deliver_due()["failed"] == 1
-    assert outbox.get(db, row.id).status == "pending"
+    assert db.outbox.get(row.id).status == "pending"
 
     clock.now = created + 30 * 3600  # past 24 h: the default 72 h horizon keeps retrying
     assert default.deliver_due()["failed"] == 1
-    assert outbox.get(db, row.id).status == "pending"
+    assert db.outbox.get(row.id).status == "pending"
 
     clock.now = created + 30 * 3600 + 3601  # the 24 h deliverer gives up
     with caplog.at_level(logging.WARNING, logger="zencourt_pipeline.notify.deliverer"):
@@ -253,26 +252,26 @@ def test_dead_only_after_the_retry_horizon(db: AppDatabase, caplog):
     (gone,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert gone.getMessage().startswith("WEBHOOK_DELIVERY_FAILED: webhook " + row.id)
     assert gone.errorCode == "WEBHOOK_DELIVERY_FAILED" and gone.batchId == row.batch_id
-    state = outbox.get(db, row.id)
+    state = db.outbox.get(row.id)
     assert state.status == "dead" and state.attempts == 3 and state.error_code == "WEBHOOK_DELIVERY_FAILED"
     clock.advance(10 * 24 * 3600)
     assert default.deliver_due()["claimed"] == 0  # dead rows are not sent
 
-    assert outbox.requeue(db, row.id, now=datetime.fromtimestamp(clock.now, UTC))
+    assert db.outbox.requeue(row.id, now=datetime.fromtimestamp(clock.now, UTC))
     with Receiver() as receiver:
         assert _deliverer(db, receiver.url, clock).deliver_due()["delivered"] == 1
-    assert outbox.get(db, row.id).attempts == 1  # requeue resets the attempts
+    assert db.outbox.get(row.id).attempts == 1  # requeue resets the attempts
 
 
 # -- concurrency -----------------------------------------------------------------------------------
 def test_concurrent_deliverers_never_send_a_row_twice(app_db: AppDatabase):
     for i in range(8):
         batch, jobs = make_batch(f"c{i}", n_jobs=2)
-        app_db.insert_batch(batch, jobs)
-        app_db.fail_job(jobs[0]["id"], "FAL_GENERATION_FAILED", "boom")
-        app_db.complete_job(jobs[1]["id"], f"s3://bkt/c{i}/clip.mp4", None)
-        app_db.finish_batch(f"c{i}", "completed", video_url=f"s3://bkt/c{i}/video.mp4")
-    rows = app_db.outbox()
+        app_db.batches.insert_batch(batch, jobs)
+        app_db.batches.fail_job(jobs[0]["id"], "FAL_GENERATION_FAILED", "boom")
+        app_db.batches.complete_job(jobs[1]["id"], f"s3://bkt/c{i}/clip.mp4", None)
+        app_db.batches.finish_batch(f"c{i}", "completed", video_url=f"s3://bkt/c{i}/video.mp4")
+    rows = app_db.outbox.rows()
     assert len(rows) == 24
 
     with Receiver(delay=0.005) as receiver:
@@ -298,22 +297,22 @@ def test_concurrent_deliverers_never_send_a_row_twice(app_db: AppDatabase):
     assert not errors
     sent = Counter(request["headers"]["X-Webhook-Id"] for request in receiver.requests)
     assert sent == Counter({row.id: 1 for row in rows})
-    assert all(row.status == "delivered" and row.attempts == 1 for row in app_db.outbox())
-    assert outbox.stats(app_db).delivered == 24
+    assert all(row.status == "delivered" and row.attempts == 1 for row in app_db.outbox.rows())
+    assert app_db.outbox.stats().delivered == 24
 
 
 # -- queries ---------------------------------------------------------------------------------------
 def test_due_claims_oldest_first_with_a_lease(db: AppDatabase):
     for i in range(3):
         _one_clip_failure(db, f"q{i}")
-    ids = [row.id for row in db.outbox()]
+    ids = [row.id for row in db.outbox.rows()]
     now = datetime.now(UTC) + timedelta(seconds=1)
-    first = outbox.due(db, limit=2, now=now, lease=timedelta(minutes=5))
+    first = db.outbox.due(limit=2, now=now, lease=timedelta(minutes=5))
     assert [row.id for row in first] == ids[:2]
-    second = outbox.due(db, limit=10, now=now, lease=timedelta(minutes=10))
+    second = db.outbox.due(limit=10, now=now, lease=timedelta(minutes=10))
     assert [row.id for row in second] == ids[2:]  # the leased rows are not offered again
-    assert outbox.due(db, limit=10, now=now + timedelta(minutes=4)) == []
-    expired = outbox.due(db, limit=10, now=now + timedelta(minutes=6))
+    assert db.outbox.due(limit=10, now=now + timedelta(minutes=4)) == []
+    expired = db.outbox.due(limit=10, now=now + timedelta(minutes=6))
     assert [row.id for row in expired] == ids[:2]  # a lease runs out (crashed deliverer)
 
 
@@ -321,12 +320,12 @@ def test_late_failure_never_undoes_a_delivery_and_stats(db: AppDatabase):
     row = _one_clip_failure(db)
     _one_clip_failure(db, "other")
     now = datetime.now(UTC)
-    assert outbox.mark_delivered(db, row.id, 204, now=now)
-    assert not outbox.mark_failed(db, row.id, "timeout", None, now + timedelta(seconds=10))
-    assert not outbox.mark_delivered(db, row.id, 200)
-    state = outbox.get(db, row.id)
+    assert db.outbox.mark_delivered(row.id, 204, now=now)
+    assert not db.outbox.mark_failed(row.id, "timeout", None, now + timedelta(seconds=10))
+    assert not db.outbox.mark_delivered(row.id, 200)
+    state = db.outbox.get(row.id)
     assert (state.status, state.attempts, state.last_status_code) == ("delivered", 1, 204)
-    stats = outbox.stats(db, now=now + timedelta(seconds=5))
+    stats = db.outbox.stats(now=now + timedelta(seconds=5))
     assert stats.pending == 1 and stats.delivered == 1 and stats.dead == 0 and stats.due == 1
     assert stats.oldest_pending_age_seconds >= 0
     assert isinstance(json.dumps(as_dict(stats)), str)
@@ -341,7 +340,7 @@ def test_unconfigured_sends_nothing_and_says_so_once(db: AppDatabase, caplog):
     assert deliverer.deliver_due()["claimed"] == 0
     warnings = [r for r in caplog.records if "webhook delivery is off" in r.getMessage()]
     assert len(warnings) == 1 and "VERCEL_API_URL" in warnings[0].getMessage()
-    assert outbox.get(db, row.id).status == "pending"
+    assert db.outbox.get(row.id).status == "pending"
     no_secret = OutboxDeliverer(db, url="http://127.0.0.1:9/x", secret=None)
     assert no_secret.deliver_due()["claimed"] == 0
     assert SECRET not in caplog.text and SECRET not in repr(deliverer)
@@ -353,7 +352,7 @@ def test_secret_never_logged_even_when_the_receiver_echoes_it(db: AppDatabase, c
     echo = json.dumps({"error": f"bad signature, expected secret {SECRET}"}).encode()
     with Receiver(statuses=lambda n: 401, body=echo) as receiver:
         _deliverer(db, receiver.url).deliver_due()
-    state = outbox.get(db, row.id)
+    state = db.outbox.get(row.id)
     assert state.last_status_code == 401
     assert "[redacted]" in state.last_error
     assert SECRET not in state.last_error
@@ -363,22 +362,22 @@ def test_secret_never_logged_even_when_the_receiver_echoes_it(db: AppDatabase, c
 
 def test_run_forever_delivers_and_stops(db: AppDatabase):
     batch, jobs = make_batch("rf", n_jobs=1)
-    db.insert_batch(batch, jobs)
-    db.finish_batch("rf", "failed", error="all clips failed")
+    db.batches.insert_batch(batch, jobs)
+    db.batches.finish_batch("rf", "failed", error="all clips failed")
     stop = threading.Event()
     with Receiver() as receiver:
         with httpx.Client() as client:  # an injected client is used and left open
             deliverer = _deliverer(db, receiver.url, client=client)
             thread = deliverer.start(stop, interval=0.05)
             deadline = time.monotonic() + 10
-            while db.outbox("rf")[0].status != "delivered" and time.monotonic() < deadline:
+            while db.outbox.rows("rf")[0].status != "delivered" and time.monotonic() < deadline:
                 time.sleep(0.02)
             stop.set()
             thread.join(timeout=5)
             deliverer.close()
             assert not client.is_closed
     assert not thread.is_alive()
-    assert db.outbox("rf")[0].status == "delivered"
+    assert db.outbox.rows("rf")[0].status == "delivered"
     assert json.loads(receiver.requests[0]["body"])["event"] == "batch.failed"
 
 
@@ -400,10 +399,10 @@ def test_media_urls_are_resolved_at_each_delivery_and_signed_as_sent(db: AppData
     storage, clock = LocalStorage(tmp_path / "storage"), FakeClock()
     media_urls = _media_urls(storage, clock)
     batch, jobs = make_batch("u1", n_jobs=1)
-    db.insert_batch(batch, jobs)
+    db.batches.insert_batch(batch, jobs)
     clip, thumb = storage.uri("batches/u1/clip.mp4"), storage.uri("batches/u1/clip.jpg")
-    assert db.complete_job(jobs[0]["id"], clip, thumb)
-    (row,) = db.outbox("u1")
+    assert db.batches.complete_job(jobs[0]["id"], clip, thumb)
+    (row,) = db.outbox.rows("u1")
     stored = row.body
     clock.advance(1)  # the row is due
     with Receiver(statuses=lambda n: 500 if n == 1 else 200) as receiver:
@@ -428,7 +427,7 @@ def test_media_urls_are_resolved_at_each_delivery_and_signed_as_sent(db: AppData
     assert second["urlsExpireAt"] == datetime.fromtimestamp(int(clock.now) + 3600, UTC).isoformat().replace(
         "+00:00", "Z"
     )
-    assert outbox.get(db, row.id).body == stored and json.loads(stored)["videoUrl"] == clip  # the row keeps the URI
+    assert db.outbox.get(row.id).body == stored and json.loads(stored)["videoUrl"] == clip  # the row keeps the URI
 
     # a body without media fields goes out byte for byte; from_settings resolves with the configured storage
     failure = _one_clip_failure(db, "u2")
@@ -448,14 +447,14 @@ def test_each_output_of_batch_completed_gets_playable_urls_at_delivery(db: AppDa
 
     storage, clock = LocalStorage(tmp_path / "storage"), FakeClock()
     media_urls = _media_urls(storage, clock)
-    db.insert_batch(*make_batch("o1", n_jobs=1))
+    db.batches.insert_batch(*make_batch("o1", n_jobs=1))
     uris = [storage.uri(f"batches/o1/video/listing-{spec.name}-default.mp4") for spec in DEFAULT_OUTPUTS]
     rows = [
         OutputRow(spec, OutputStatus.COMPLETED, primary=i == 0, video_uri=uri, thumbnail_uri=uri.replace(".mp4", ".jpg"))
         for i, (spec, uri) in enumerate(zip(DEFAULT_OUTPUTS, uris, strict=True))
     ]
-    db.finish_batch("o1", BatchStatus.COMPLETED, video_url=uris[0], thumbnail_url=rows[0].thumbnail_uri, outputs=rows)
-    [row] = [r for r in db.outbox("o1") if r.event == "batch.completed"]
+    db.batches.finish_batch("o1", BatchStatus.COMPLETED, video_url=uris[0], thumbnail_url=rows[0].thumbnail_uri, outputs=rows)
+    [row] = [r for r in db.outbox.rows("o1") if r.event == "batch.completed"]
     clock.advance(1)
     with Receiver() as receiver:
         deliverer = _deliverer(db, receiver.url, clock, media_urls=media_urls)
@@ -473,4 +472,4 @@ def test_each_output_of_batch_completed_gets_playable_urls_at_delivery(db: AppDa
             "shape", "width", "height", "branded", "primary", "status", "videoUrl", "videoUri", "thumbnailUrl",
             "thumbnailUri", "urlsExpireAt", "durationSeconds", "bytes", "sourceResolution", "error",
         ]  # fmt: skip
-    assert json.loads(outbox.get(db, row.id).body)["outputs"][0]["videoUri"] == uris[0]  # the row keeps the URIs
+    assert json.loads(db.outbox.get(row.id).body)["outputs"][0]["videoUri"] == uris[0]  # the row keeps the URIs

@@ -29,7 +29,7 @@ COMMON = {"ts", "level", "logger", "msg", "role", "pid"}
 def env_only(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ZENCOURT_", "B2_", "VERCEL_"))}
     db_url = f"sqlite:///{tmp_path / 'app.db'}"
-    AppDatabase(db_url).upgrade()
+    AppDatabase.connect(db_url).db.upgrade()
     env.update(
         DATABASE_URL=db_url,
         ZENCOURT_DATA_DIR=str(tmp_path / "data"),

@@ -12,5 +12,5 @@ def stack(tmp_path):
                         media_allowed_private_hosts=["127.0.0.1"])  # fmt: skip
     resources = build_resources(settings)
     db, storage = resources["app_db"].get(), resources["storage"].get()
-    db.upgrade()
+    db.db.upgrade()
     return db, storage, resources["generators"]

@@ -40,29 +40,29 @@ def test_a_square_only_batch_is_generated_normalized_and_composed_square(tmp_pat
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'app.db'}")
     resources = build_resources(settings)
     db, storage, generators = resources["app_db"].get(), resources["storage"].get(), resources["generators"]
-    db.upgrade()
+    db.db.upgrade()
     assert list(generators.providers) == ["local"]
     jobs = []
     for i in range(2):
         storage.put_file(f"uploads/{i}.jpg", write_photo(tmp_path / f"{i}.jpg", seed=i))
         jobs.append({"id": f"sq-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": storage.uri(f"uploads/{i}.jpg"),
                      "duration_seconds": 2})  # fmt: skip
-    db.insert_batch({"id": "sq", "listing_id": "L-sq", "outputs": json.dumps([{"shape": "square"}])}, jobs)
+    db.batches.insert_batch({"id": "sq", "listing_id": "L-sq", "outputs": json.dumps([{"shape": "square"}])}, jobs)
     work = tmp_path / "work"
     work.mkdir()
-    intake = take_in_batch(db, storage, db.get_batch("sq"), db.get_jobs("sq"), work, generators.fetch_policy(),
+    intake = take_in_batch(db, storage, db.batches.get_batch("sq"), db.batches.get_jobs("sq"), work, generators.fetch_policy(),
                            quota=QuotaLimits())  # fmt: skip
     assert intake.status is IntakeStatus.TAKEN_IN, intake.error_message
     chain = generators.chain(db)
-    submit_batch(db, storage, chain, db.get_batch("sq"), db.get_jobs("sq"), work, quota=QuotaLimits())
-    collect_outputs(db, storage, chain, db.get_batch("sq"), db.get_jobs("sq"), work)
-    raw = [probe(storage.get_file(job.raw_clip_key, tmp_path / f"{job.id}.raw.mp4")) for job in db.get_jobs("sq")]
+    submit_batch(db, storage, chain, db.batches.get_batch("sq"), db.batches.get_jobs("sq"), work, quota=QuotaLimits())
+    collect_outputs(db, storage, chain, db.batches.get_batch("sq"), db.batches.get_jobs("sq"), work)
+    raw = [probe(storage.get_file(job.raw_clip_key, tmp_path / f"{job.id}.raw.mp4")) for job in db.batches.get_jobs("sq")]
     assert {(info.width, info.height) for info in raw} == {(960, 960)}  # generated at 960:960, not 1280:720
-    normalized = normalize_batch(db, storage, db.get_batch("sq"), db.get_jobs("sq"), work)
+    normalized = normalize_batch(db, storage, db.batches.get_batch("sq"), db.batches.get_jobs("sq"), work)
     assert [clip.status for clip in normalized.clips] == ["completed", "completed"]
-    assert all(job.status == JobStatus.COMPLETED for job in db.get_jobs("sq"))
+    assert all(job.status == JobStatus.COMPLETED for job in db.batches.get_jobs("sq"))
     assert {(probe(clip.clip_path).width, probe(clip.clip_path).height) for clip in normalized.clips} == {(960, 960)}
-    report = compose_batch(db, storage, db.get_batch("sq"), db.get_jobs("sq"), work)
+    report = compose_batch(db, storage, db.batches.get_batch("sq"), db.batches.get_jobs("sq"), work)
     assert report.status == "completed", report.error
     (output,) = report.outputs
     info = probe(storage.path(storage.key_from_uri(output.video_uri)))

@@ -25,15 +25,15 @@ def test_facts_and_captions_reach_the_video_and_its_sidecars(sqlite_db, tmp_path
                              outputs=one_output(1920, 1080))  # one 1080p output: the texts at full size
     jobs[0].update(caption="{{beds}}-bed kitchen", transition="circleopen")
     jobs[1].update(caption=None, transition=None)
-    sqlite_db.insert_batch(batch, jobs)
-    sqlite_db.start_batch("fx")
+    sqlite_db.batches.insert_batch(batch, jobs)
+    sqlite_db.batches.start_batch("fx")
     for job in ("fx-0", "fx-1"):
         storage.put_file(f"batches/fx/generated/{job}.mp4", sample_mp4(1280, 720), "video/mp4")
-        sqlite_db.update_job(job, raw_clip_key=f"batches/fx/generated/{job}.mp4")
+        sqlite_db.batches.update_job(job, raw_clip_key=f"batches/fx/generated/{job}.mp4")
     work = tmp_path / "work"
     work.mkdir()
-    normalize_outputs(sqlite_db, storage, sqlite_db.get_batch("fx"), sqlite_db.get_jobs("fx"), work)
-    report = compose_batch(sqlite_db, storage, sqlite_db.get_batch("fx"), sqlite_db.get_jobs("fx"), work)
+    normalize_outputs(sqlite_db, storage, sqlite_db.batches.get_batch("fx"), sqlite_db.batches.get_jobs("fx"), work)
+    report = compose_batch(sqlite_db, storage, sqlite_db.batches.get_batch("fx"), sqlite_db.batches.get_jobs("fx"), work)
     assert report.status == "completed", report.error
     stem = report.video_key.removesuffix(".mp4")
     assert stem.endswith("listing-landscape-1920x1080-branded-showcase")

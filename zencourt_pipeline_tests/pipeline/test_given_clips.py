@@ -34,13 +34,13 @@ def _stored(storage, tmp_path: Path, name: str, path: Path) -> str:
 
 def _run_stages(db, storage, generators, batch_id: str, work: Path):
     chain = generators.chain(db)
-    batch, jobs = db.get_batch(batch_id), db.get_jobs(batch_id)
+    batch, jobs = db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id)
     intake = take_in_batch(db, storage, batch, jobs, work, generators.fetch_policy(), quota=QuotaLimits(listing_quota=2))
-    submission = submit_batch(db, storage, chain, db.get_batch(batch_id), db.get_jobs(batch_id), work, quota=QuotaLimits(listing_quota=2))
-    ready, _digest = generation_state(db, batch_id)
-    collected = collect_outputs(db, storage, chain, db.get_batch(batch_id), db.get_jobs(batch_id), work)
-    normalized = normalize_batch(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work)
-    composed = compose_batch(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work)
+    submission = submit_batch(db, storage, chain, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work, quota=QuotaLimits(listing_quota=2))
+    ready, _digest = generation_state(db.liveness, batch_id)
+    collected = collect_outputs(db, storage, chain, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
+    normalized = normalize_batch(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
+    composed = compose_batch(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
     return intake, submission, ready, collected, normalized, composed
 
 
@@ -68,7 +68,7 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
             job = {"id": f"st-{i}", "sort_order": i, "room_name": f"Room {i}", **defaults, **job}
             job.setdefault("image_url", job["clip_url"])  # NOT NULL: the clip's URL, as the API writes it
             rows.append(job)
-        db.insert_batch({"id": "st", "listing_id": "L-st", "title": "7 Stitch Road", "outputs": ONE_OUTPUT_JSON}, rows)
+        db.batches.insert_batch({"id": "st", "listing_id": "L-st", "title": "7 Stitch Road", "outputs": ONE_OUTPUT_JSON}, rows)
         work = tmp_path / "work"
         work.mkdir()
         intake, submission, ready, collected, normalized, composed = _run_stages(db, storage, generators, "st", work)
@@ -83,11 +83,11 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
         SubmissionOutcome.SUBMITTED, SubmissionOutcome.GIVEN, SubmissionOutcome.GIVEN, SubmissionOutcome.SKIPPED,
         SubmissionOutcome.SUBMITTED, SubmissionOutcome.GIVEN,
     ]  # fmt: skip
-    assert {task.job_id for task in db.tasks_for_batch("st")} == {"st-0", "st-4"} and ready
+    assert {task.job_id for task in db.ledger.tasks_for_batch("st")} == {"st-0", "st-4"} and ready
     assert {o.job_id for o in collected if o.status == SubmissionOutcome.STORED} == {"st-0", "st-1", "st-2", "st-4", "st-5"}
     assert normalized.count("completed") == 5 and normalized.blocked is None, normalized.failing
 
-    jobs = {job.id: job for job in db.get_jobs("st")}
+    jobs = {job.id: job for job in db.batches.get_jobs("st")}
     bad = jobs["st-3"]
     assert (bad.status, bad.error_code) == (JobStatus.FAILED, ErrorCode.CLIP_AUDIO_ONLY)
     assert "no video stream" in bad.error_message
@@ -95,7 +95,7 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
     assert all(jobs[j].provider is None and jobs[j].raw_clip_key.startswith("batches/st/given/") for j in ("st-1", "st-2", "st-5"))
 
     assert composed.status == "completed", composed.error
-    batch = db.get_batch("st")
+    batch = db.batches.get_batch("st")
     assert batch.status == BatchStatus.COMPLETED and "st-3 CLIP_AUDIO_ONLY" in batch.error
     # each normalized clip lasts its span: out - in, or in + duration_seconds, or 0..out
     spans = {"st-0": 2.0, "st-1": 2.5, "st-2": 3.0, "st-4": 2.0, "st-5": 2.0}
@@ -108,7 +108,7 @@ def test_three_given_clips_and_two_photos_compose_and_a_bad_clip_fails_only_its_
     info = probe(storage.path(composed.video_key), count_frames=True)
     assert (info.width, info.height, info.fps) == (1280, 720, 30.0)  # the one output the batch asks for
     assert abs(info.duration - composed.planned_duration_s) < 0.1
-    events = [json.loads(row.body)["event"] for row in db.outbox("st")]
+    events = [json.loads(row.body)["event"] for row in db.outbox.rows("st")]
     assert events.count("clip.completed") == 5 and events.count("clip.failed") == 1 and events[-1] == "batch.completed"
 
 
@@ -126,13 +126,13 @@ def test_a_batch_of_only_bad_clips_fails_no_usable_source(stack, tmp_path, make,
     src = tmp_path / "src"
     src.mkdir()
     uri = _stored(storage, tmp_path, "bad", make(src))
-    db.insert_batch({"id": "bad", "listing_id": "L"}, [{"id": "bad-0", "image_url": uri, "clip_url": uri}])
+    db.batches.insert_batch({"id": "bad", "listing_id": "L"}, [{"id": "bad-0", "image_url": uri, "clip_url": uri}])
     work = tmp_path / "work"
     work.mkdir()
-    report = take_in_batch(db, storage, db.get_batch("bad"), db.get_jobs("bad"), work, generators.fetch_policy(),
+    report = take_in_batch(db, storage, db.batches.get_batch("bad"), db.batches.get_jobs("bad"), work, generators.fetch_policy(),
                            quota=QuotaLimits())  # fmt: skip
     assert report.status is IntakeStatus.NO_USABLE_PHOTO
-    assert db.get_job("bad-0").error_code == code and db.get_batch("bad").error_code == ErrorCode.NO_USABLE_PHOTO
+    assert db.batches.get_job("bad-0").error_code == code and db.batches.get_batch("bad").error_code == ErrorCode.NO_USABLE_PHOTO
 
 
 def test_a_given_clip_url_to_a_private_address_is_refused(stack, tmp_path):
@@ -141,8 +141,8 @@ def test_a_given_clip_url_to_a_private_address_is_refused(stack, tmp_path):
     from zencourt_pipeline.net.policy import FetchPolicy
     from zencourt_pipeline.pipeline.given_clips import ingest_given_clips
 
-    db.insert_batch({"id": "ss", "listing_id": "L"}, [{"id": "ss-0", "image_url": "x", "clip_url": "https://127.0.0.1/a.mp4"}])
-    (result,) = ingest_given_clips(db, storage, db.get_batch("ss"), db.get_jobs("ss"), tmp_path, FetchPolicy())
+    db.batches.insert_batch({"id": "ss", "listing_id": "L"}, [{"id": "ss-0", "image_url": "x", "clip_url": "https://127.0.0.1/a.mp4"}])
+    (result,) = ingest_given_clips(db.batches, storage, db.batches.get_batch("ss"), db.batches.get_jobs("ss"), tmp_path, FetchPolicy())
     assert result.status is ClipOutcome.FAILED and result.error_code == ErrorCode.INVALID_INPUT
     assert "loopback" in result.error_message
 
@@ -151,11 +151,11 @@ def test_an_operator_cannot_regenerate_a_given_clip(stack):
     from zencourt_pipeline.pipeline.regenerate import RegenerationRefused, plan_regeneration
 
     db, _storage, _generators = stack
-    db.insert_batch({"id": "rg", "listing_id": "L"}, [{"id": "rg-0", "image_url": "https://c.example.com/a.mp4",
+    db.batches.insert_batch({"id": "rg", "listing_id": "L"}, [{"id": "rg-0", "image_url": "https://c.example.com/a.mp4",
                                                        "clip_url": "https://c.example.com/a.mp4"}])  # fmt: skip
-    db.fail_job("rg-0", ErrorCode.CLIP_TRUNCATED, "cut short")
+    db.batches.fail_job("rg-0", ErrorCode.CLIP_TRUNCATED, "cut short")
     with pytest.raises(RegenerationRefused) as refused:
-        plan_regeneration(db, db.get_batch("rg"), db.get_jobs("rg"), ["rg-0"])
+        plan_regeneration(db, db.batches.get_batch("rg"), db.batches.get_jobs("rg"), ["rg-0"])
     assert refused.value.code is ErrorCode.INVALID_INPUT and "given clip" in refused.value.message
 
 
@@ -166,15 +166,15 @@ def test_a_clip_only_batch_is_ready_to_compose_right_after_intake(stack, tmp_pat
     src = tmp_path / "src"
     src.mkdir()
     uris = [_stored(storage, tmp_path, f"{i}.mp4", video_clip(src / f"{i}.mp4", seconds=3)) for i in range(2)]
-    db.insert_batch({"id": "co", "listing_id": "L"},
+    db.batches.insert_batch({"id": "co", "listing_id": "L"},
                     [{"id": f"co-{i}", "sort_order": i, "image_url": uri, "clip_url": uri} for i, uri in enumerate(uris)])  # fmt: skip
-    assert generation_state(db, "co")[0] is False
+    assert generation_state(db.liveness, "co")[0] is False
     work = tmp_path / "work"
     work.mkdir()
-    report = take_in_batch(db, storage, db.get_batch("co"), db.get_jobs("co"), work, generators.fetch_policy(),
+    report = take_in_batch(db, storage, db.batches.get_batch("co"), db.batches.get_jobs("co"), work, generators.fetch_policy(),
                            quota=QuotaLimits(listing_quota=1))  # fmt: skip  # nothing is generated: the quota is not touched
     assert report.status is IntakeStatus.TAKEN_IN and report.count_clips(ClipOutcome.READY) == 2
-    assert {job.status for job in db.get_jobs("co")} == {JobStatus.PROCESSING}
+    assert {job.status for job in db.batches.get_jobs("co")} == {JobStatus.PROCESSING}
     # no out point, duration_seconds 5, clips of 3 s: the out point is the clip's end, written back
-    assert {(job.clip_out_seconds, job.seconds) for job in db.get_jobs("co")} == {(3.0, 3.0)}
-    assert generation_state(db, "co")[0] is True and db.tasks_for_batch("co") == []
+    assert {(job.clip_out_seconds, job.seconds) for job in db.batches.get_jobs("co")} == {(3.0, 3.0)}
+    assert generation_state(db.liveness, "co")[0] is True and db.ledger.tasks_for_batch("co") == []

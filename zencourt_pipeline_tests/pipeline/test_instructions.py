@@ -32,21 +32,21 @@ def test_the_motion_prompt_carries_the_instructions():
 def test_every_request_of_the_batch_has_the_instructions(sqlite_db, tmp_path):
     batch, jobs = make_batch("in1", instructions=INSTRUCTIONS)
     jobs[0]["prompt"], jobs[1]["prompt"] = "a slow orbit around the island", None
-    sqlite_db.insert_batch(batch, jobs)
-    stored = sqlite_db.get_batch("in1")
+    sqlite_db.batches.insert_batch(batch, jobs)
+    stored = sqlite_db.batches.get_batch("in1")
     storage = LocalStorage(tmp_path / "storage")
-    first, second = (build_request(stored, job, tmp_path / "p.jpg", storage) for job in sqlite_db.get_jobs("in1"))
+    first, second = (build_request(stored, job, tmp_path / "p.jpg", storage) for job in sqlite_db.batches.get_jobs("in1"))
     assert first.prompt == f"a slow orbit around the island. {INSTRUCTIONS}"
     assert second.prompt == f"{default_prompt('Room 1')}. {INSTRUCTIONS}"
-    plain = sqlite_db.get_jobs("in1")[0]
+    plain = sqlite_db.batches.get_jobs("in1")[0]
     without = build_request(stored.__class__(id="x", listing_id="l"), plain, tmp_path / "p.jpg", storage)
     assert without.prompt == "a slow orbit around the island"
 
 
 def _take_in(db, tmp_path, batch_id, **batch_fields):
     batch, jobs = make_batch(batch_id, **batch_fields)
-    db.insert_batch(batch, jobs)
-    return take_in_batch(db, LocalStorage(tmp_path / "s"), db.get_batch(batch_id), db.get_jobs(batch_id), tmp_path,
+    db.batches.insert_batch(batch, jobs)
+    return take_in_batch(db, LocalStorage(tmp_path / "s"), db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), tmp_path,
                          FetchPolicy(), quota=QuotaLimits())  # fmt: skip
 
 
@@ -63,17 +63,17 @@ def test_a_stored_batch_with_unusable_instructions_or_callback_fails_at_intake(s
     report = _take_in(sqlite_db, tmp_path, "in2", **fields)
     assert report.status is IntakeStatus.REJECTED and report.error_code is ErrorCode.INVALID_INPUT
     assert named in report.error_message
-    assert sqlite_db.get_batch("in2").status == BatchStatus.FAILED
+    assert sqlite_db.batches.get_batch("in2").status == BatchStatus.FAILED
 
 
 def test_a_prompt_too_long_with_the_instructions_fails_its_job_only(sqlite_db, tmp_path):
     batch, jobs = make_batch("in3", instructions="i" * 400)
     jobs[0]["prompt"], jobs[1]["prompt"] = "p" * 700, None
-    sqlite_db.insert_batch(batch, jobs)
-    (result,) = ingest_photos(sqlite_db, LocalStorage(tmp_path / "s"), sqlite_db.get_batch("in3"),
-                              sqlite_db.get_jobs("in3")[:1], tmp_path, FetchPolicy())  # fmt: skip
+    sqlite_db.batches.insert_batch(batch, jobs)
+    (result,) = ingest_photos(sqlite_db.batches, LocalStorage(tmp_path / "s"), sqlite_db.batches.get_batch("in3"),
+                              sqlite_db.batches.get_jobs("in3")[:1], tmp_path, FetchPolicy())  # fmt: skip
     assert result.error_code == ErrorCode.INVALID_INPUT and "1102 characters" in result.error_message
-    assert sqlite_db.get_job("in3-0").status == JobStatus.FAILED and not sqlite_db.get_job("in3-1").terminal
+    assert sqlite_db.batches.get_job("in3-0").status == JobStatus.FAILED and not sqlite_db.batches.get_job("in3-1").terminal
 
 
 @pytest.mark.parametrize(("orientation", "ratio"), [("landscape", "1280:720"), ("vertical", "720:1280")])
@@ -81,8 +81,8 @@ def test_the_request_is_generated_at_the_ratio_of_the_batch_frame(sqlite_db, tmp
     # every output shape asked for: the clips still come at the orientation's frame, which normalize keeps
     outputs = '[{"shape": "square"}, {"shape": "portrait"}, {"shape": "landscape"}, {"shape": "vertical"}]'
     batch, jobs = make_batch(f"ra-{orientation}", orientation=orientation, outputs=outputs)
-    sqlite_db.insert_batch(batch, jobs)
-    stored = sqlite_db.get_batch(batch["id"])
-    request = build_request(stored, sqlite_db.get_jobs(batch["id"])[0], tmp_path / "p.jpg", LocalStorage(tmp_path / "s"))
+    sqlite_db.batches.insert_batch(batch, jobs)
+    stored = sqlite_db.batches.get_batch(batch["id"])
+    request = build_request(stored, sqlite_db.batches.get_jobs(batch["id"])[0], tmp_path / "p.jpg", LocalStorage(tmp_path / "s"))
     assert batch_generation_ratio(stored) == request.ratio == request.generation_ratio == ratio
     assert request.size == ORIENTATION_SIZES[Orientation(orientation)]

@@ -26,7 +26,7 @@ def _batch_with_stored_photo(db, storage, tmp_path, batch_id: str, store: bool) 
         LocalStorage(storage.root).put_file(key, write_photo(tmp_path / f"{batch_id}.jpg"), "image/jpeg")
     batch, jobs = make_batch(batch_id, n_jobs=1)
     jobs[0]["image_url"] = storage.uri(key)
-    db.insert_batch(batch, jobs)
+    db.batches.insert_batch(batch, jobs)
 
 
 def test_a_failing_read_of_a_stored_photo_fails_the_step_not_the_job(sqlite_db, tmp_path):
@@ -34,11 +34,11 @@ def test_a_failing_read_of_a_stored_photo_fails_the_step_not_the_job(sqlite_db, 
     storage = ReadsFail(tmp_path / "storage")
     _batch_with_stored_photo(sqlite_db, storage, tmp_path, "rf", store=True)
     with pytest.raises(StorageError):
-        ingest_photos(sqlite_db, storage, sqlite_db.get_batch("rf"), sqlite_db.get_jobs("rf"), tmp_path, FetchPolicy())
-    assert not sqlite_db.get_job("rf-0").terminal
+        ingest_photos(sqlite_db.batches, storage, sqlite_db.batches.get_batch("rf"), sqlite_db.batches.get_jobs("rf"), tmp_path, FetchPolicy())
+    assert not sqlite_db.batches.get_job("rf-0").terminal
     # storage back: the retried step takes the photo in
     working = LocalStorage(tmp_path / "storage")
-    (result,) = ingest_photos(sqlite_db, working, sqlite_db.get_batch("rf"), sqlite_db.get_jobs("rf"), tmp_path,
+    (result,) = ingest_photos(sqlite_db.batches, working, sqlite_db.batches.get_batch("rf"), sqlite_db.batches.get_jobs("rf"), tmp_path,
                               FetchPolicy())
     assert result.status == "ready"
 
@@ -46,6 +46,6 @@ def test_a_failing_read_of_a_stored_photo_fails_the_step_not_the_job(sqlite_db, 
 def test_a_stored_photo_that_is_not_there_fails_its_job(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
     _batch_with_stored_photo(sqlite_db, storage, tmp_path, "nf", store=False)
-    (result,) = ingest_photos(sqlite_db, storage, sqlite_db.get_batch("nf"), sqlite_db.get_jobs("nf"), tmp_path,
+    (result,) = ingest_photos(sqlite_db.batches, storage, sqlite_db.batches.get_batch("nf"), sqlite_db.batches.get_jobs("nf"), tmp_path,
                               FetchPolicy())
-    assert result.status == "failed" and sqlite_db.get_job("nf-0").status == "failed"
+    assert result.status == "failed" and sqlite_db.batches.get_job("nf-0").status == "failed"

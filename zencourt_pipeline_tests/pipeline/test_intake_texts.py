@@ -24,7 +24,7 @@ def _take_in(db, tmp_path, batch_id: str, *, facts=FACTS, template="showcase", t
     for job in jobs:
         job.update({name: None for name in job_fields})
     jobs[0].update(job_fields)
-    db.insert_batch(batch, jobs)
+    db.batches.insert_batch(batch, jobs)
     work = tmp_path / batch_id
     work.mkdir()
 
@@ -32,7 +32,7 @@ def _take_in(db, tmp_path, batch_id: str, *, facts=FACTS, template="showcase", t
         def __getattr__(self, name):
             raise AssertionError(f"storage.{name} called")
 
-    return take_in_batch(db, NoStorage(), db.get_batch(batch_id), db.get_jobs(batch_id), work, FetchPolicy(),
+    return take_in_batch(db, NoStorage(), db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work, FetchPolicy(),
                          quota=QuotaLimits())  # fmt: skip
 
 
@@ -60,10 +60,10 @@ def test_texts_that_cannot_render_fail_the_batch_at_intake(sqlite_db, tmp_path, 
     report = _take_in(sqlite_db, tmp_path, "tx", **change)
     assert report.status is IntakeStatus.REJECTED and report.error_code is ErrorCode.INVALID_INPUT
     assert named in report.error_message
-    batch = sqlite_db.get_batch("tx")
+    batch = sqlite_db.batches.get_batch("tx")
     assert (batch.status, batch.error_code) == (BatchStatus.FAILED, ErrorCode.INVALID_INPUT)
     assert named in batch.error
-    assert {job.status for job in sqlite_db.get_jobs("tx")} == {JobStatus.FAILED}
+    assert {job.status for job in sqlite_db.batches.get_jobs("tx")} == {JobStatus.FAILED}
 
 
 def test_good_texts_pass_the_check(sqlite_db, tmp_path):
@@ -72,22 +72,21 @@ def test_good_texts_pass_the_check(sqlite_db, tmp_path):
     batch, jobs = make_batch("ok", template="showcase", title="{{address}}", facts=json.dumps(FACTS))
     jobs[0].update(caption="{{beds}}-bed kitchen", transition="circleopen")
     jobs[1].update(caption=None, transition=None)
-    sqlite_db.insert_batch(batch, jobs)
-    validate_batch(sqlite_db.get_batch("ok"), sqlite_db.get_jobs("ok"))  # no BatchRejected
-    job = sqlite_db.get_job("ok-0")
+    sqlite_db.batches.insert_batch(batch, jobs)
+    validate_batch(sqlite_db.batches.get_batch("ok"), sqlite_db.batches.get_jobs("ok"))  # no BatchRejected
+    job = sqlite_db.batches.get_job("ok-0")
     assert (job.caption, job.transition) == ("{{beds}}-bed kitchen", "circleopen")
 
 
 def test_a_workspace_template_is_resolved_at_intake(sqlite_db, tmp_path):
-    from zencourt_pipeline.db.templates import put_template
     from zencourt_pipeline.pipeline.intake import batch_template, validate_batch
 
-    put_template(sqlite_db, "ws-1", {"name": "brand-a", "texts": [
+    sqlite_db.templates.put_template("ws-1", {"name": "brand-a", "texts": [
         {"role": "intro", "text": "{{address}}", "position": "upper-band"}]})  # fmt: skip
     batch, jobs = make_batch("own", template="brand-a", workspace_id="ws-1", facts=json.dumps(FACTS))
-    sqlite_db.insert_batch(batch, jobs)
-    template = batch_template(sqlite_db, sqlite_db.get_batch("own"))
+    sqlite_db.batches.insert_batch(batch, jobs)
+    template = batch_template(sqlite_db.templates, sqlite_db.batches.get_batch("own"))
     assert template.name == "brand-a"
-    validate_batch(sqlite_db.get_batch("own"), sqlite_db.get_jobs("own"), template)
+    validate_batch(sqlite_db.batches.get_batch("own"), sqlite_db.batches.get_jobs("own"), template)
     report = _take_in(sqlite_db, tmp_path, "other", template="brand-a")  # no workspace: not its template
     assert report.status is IntakeStatus.REJECTED and "unknown template 'brand-a'" in report.error_message

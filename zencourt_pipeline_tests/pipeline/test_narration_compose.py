@@ -53,7 +53,7 @@ def composed(tmp_path_factory):
                         media_allowed_private_hosts=["127.0.0.1"])  # fmt: skip
     resources = build_resources(settings)
     db, storage, generators = resources["app_db"].get(), resources["storage"].get(), resources["generators"]
-    db.upgrade()
+    db.db.upgrade()
     voice = make_voice(tmp / "voice.m4a", codec=KINDS["m4a"], seconds=9.0, speech=SPEECH)
     storage.put_file("uploads/p.jpg", write_photo(tmp / "p.jpg"))
     captions = ["{{beds}}-bed kitchen", "Sunny deck", None]
@@ -63,17 +63,17 @@ def composed(tmp_path_factory):
     work.mkdir()
     with LocalServer() as server:
         server.routes["/tour.m4a"] = Route(body=voice.read_bytes(), content_type="audio/mp4")
-        db.insert_batch({"id": "nb", "listing_id": "L-nb", "template": "showcase", "title": "Charming home",
+        db.batches.insert_batch({"id": "nb", "listing_id": "L-nb", "template": "showcase", "title": "Charming home",
                          "facts": json.dumps(FACTS), "outputs": json.dumps(OUTPUTS),
                          "narration_url": server.url("/tour.m4a")}, jobs)  # fmt: skip
-        intake = take_in_batch(db, storage, db.get_batch("nb"), db.get_jobs("nb"), work, generators.fetch_policy(),
+        intake = take_in_batch(db, storage, db.batches.get_batch("nb"), db.batches.get_jobs("nb"), work, generators.fetch_policy(),
                                quota=QuotaLimits())  # fmt: skip
     assert intake.status is IntakeStatus.TAKEN_IN, intake.error_message
-    for job in db.get_jobs("nb"):  # the generated clips, as a provider would give them
+    for job in db.batches.get_jobs("nb"):  # the generated clips, as a provider would give them
         storage.put_file(f"batches/nb/generated/{job.id}.mp4", sample_mp4(W, H, seconds=3.0), "video/mp4")
-        db.update_job(job.id, raw_clip_key=f"batches/nb/generated/{job.id}.mp4")
-    normalize_outputs(db, storage, db.get_batch("nb"), db.get_jobs("nb"), work)
-    report = compose_batch(db, storage, db.get_batch("nb"), db.get_jobs("nb"), work)
+        db.batches.update_job(job.id, raw_clip_key=f"batches/nb/generated/{job.id}.mp4")
+    normalize_outputs(db, storage, db.batches.get_batch("nb"), db.batches.get_jobs("nb"), work)
+    report = compose_batch(db, storage, db.batches.get_batch("nb"), db.batches.get_jobs("nb"), work)
     assert report.status == "completed", report.error
     return storage, report, tmp
 
@@ -157,18 +157,18 @@ def test_a_narration_the_surviving_clips_cannot_hold_fails_the_batch_narration_t
                              outputs=json.dumps(OUTPUTS[:1]))  # fmt: skip
     for job in jobs:
         job["duration_seconds"] = 3
-    sqlite_db.insert_batch(batch, jobs)
-    sqlite_db.set_narration_key("nl", "batches/nl/narration.mp3")
-    sqlite_db.start_batch("nl")
+    sqlite_db.batches.insert_batch(batch, jobs)
+    sqlite_db.batches.set_narration_key("nl", "batches/nl/narration.mp3")
+    sqlite_db.batches.start_batch("nl")
     storage.put_file("batches/nl/generated/nl-0.mp4", sample_mp4(W, H, seconds=3.0), "video/mp4")
-    sqlite_db.update_job("nl-0", raw_clip_key="batches/nl/generated/nl-0.mp4")
+    sqlite_db.batches.update_job("nl-0", raw_clip_key="batches/nl/generated/nl-0.mp4")
     for job in ("nl-1", "nl-2"):
-        sqlite_db.fail_job(job, ErrorCode.RUNWAY_GENERATION_FAILED, "failed")
+        sqlite_db.batches.fail_job(job, ErrorCode.RUNWAY_GENERATION_FAILED, "failed")
     work = tmp_path / "work"
     work.mkdir()
-    normalize_outputs(sqlite_db, storage, sqlite_db.get_batch("nl"), sqlite_db.get_jobs("nl"), work)
-    report = compose_batch(sqlite_db, storage, sqlite_db.get_batch("nl"), sqlite_db.get_jobs("nl"), work)
+    normalize_outputs(sqlite_db, storage, sqlite_db.batches.get_batch("nl"), sqlite_db.batches.get_jobs("nl"), work)
+    report = compose_batch(sqlite_db, storage, sqlite_db.batches.get_batch("nl"), sqlite_db.batches.get_jobs("nl"), work)
     assert report.status == "failed" and report.error_code is ErrorCode.NARRATION_TOO_LONG, report.error
-    stored = sqlite_db.get_batch("nl")
+    stored = sqlite_db.batches.get_batch("nl")
     assert (stored.status, stored.error_code) == (BatchStatus.FAILED, ErrorCode.NARRATION_TOO_LONG)
     assert "held at most 10 s" in stored.error

@@ -30,10 +30,10 @@ def _intake(stack, tmp_path: Path, batch_id: str, narration_url: str, *, seconds
     storage.put_file("uploads/p.jpg", photo)
     jobs = [{"id": f"{batch_id}-{i}", "sort_order": i, "image_url": storage.uri("uploads/p.jpg"),
              "duration_seconds": seconds} for i in range(n_jobs)]  # fmt: skip
-    db.insert_batch({"id": batch_id, "listing_id": "L", "narration_url": narration_url}, jobs)
+    db.batches.insert_batch({"id": batch_id, "listing_id": "L", "narration_url": narration_url}, jobs)
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    return take_in_batch(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work,
+    return take_in_batch(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work,
                          generators.fetch_policy(), quota=QuotaLimits())  # fmt: skip
 
 
@@ -43,23 +43,23 @@ def test_a_served_narration_is_fetched_checked_and_stored(stack, tmp_path, voice
         server.routes["/voice"] = Route(body=voice.read_bytes(), content_type="application/octet-stream")
         report = _intake(stack, tmp_path, "nv", server.url("/voice"))
     assert report.status is IntakeStatus.TAKEN_IN, report.error_message
-    batch = db.get_batch("nv")
+    batch = db.batches.get_batch("nv")
     assert batch.status == BatchStatus.PROCESSING and batch.narration_key == "batches/nv/narration.m4a"
     assert storage.exists(batch.narration_key)
     # a storage URI is read from the storage (and a re-run keeps the stored copy)
     storage.put_file("uploads/voice.m4a", voice)
     assert _intake(stack, tmp_path, "ns", storage.uri("uploads/voice.m4a")).status is IntakeStatus.TAKEN_IN
-    assert db.get_batch("ns").narration_key == "batches/ns/narration.m4a"
+    assert db.batches.get_batch("ns").narration_key == "batches/ns/narration.m4a"
 
 
 def _rejected(stack, report, batch_id: str, code: ErrorCode, words: str) -> None:
     db = stack[0]
     assert report.status is IntakeStatus.REJECTED and report.error_code is code, report.error_message
     assert words in report.error_message, report.error_message
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     assert (batch.status, batch.error_code, batch.narration_key) == (BatchStatus.FAILED, code, None)
-    assert {(job.status, job.error_code) for job in db.get_jobs(batch_id)} == {(JobStatus.FAILED, code)}
-    assert db.tasks_for_batch(batch_id) == []  # nothing generated, nothing paid
+    assert {(job.status, job.error_code) for job in db.batches.get_jobs(batch_id)} == {(JobStatus.FAILED, code)}
+    assert db.ledger.tasks_for_batch(batch_id) == []  # nothing generated, nothing paid
 
 
 def test_bad_narrations_fail_the_batch_with_their_codes(stack, tmp_path, voice, monkeypatch):

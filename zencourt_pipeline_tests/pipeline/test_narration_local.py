@@ -29,7 +29,7 @@ def test_the_local_generator_times_its_clips_to_the_narration(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'app.db'}")
     resources = build_resources(settings)
     db, storage, generators = resources["app_db"].get(), resources["storage"].get(), resources["generators"]
-    db.upgrade()
+    db.db.upgrade()
     assert list(generators.providers) == ["local"]  # the embedded default: what the intake asset times for
     storage.put_file("uploads/voice.mp3", make_voice(tmp_path / "voice.mp3", codec=KINDS["mp3"], seconds=VOICE_S, speech=SPEECH))
     jobs = []
@@ -37,21 +37,21 @@ def test_the_local_generator_times_its_clips_to_the_narration(tmp_path):
         storage.put_file(f"uploads/{i}.jpg", write_photo(tmp_path / f"{i}.jpg", seed=i))
         jobs.append({"id": f"lt-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": storage.uri(f"uploads/{i}.jpg")})
     outputs = [{"shape": "landscape", "width": 1280, "height": 720}]
-    db.insert_batch({"id": "lt", "listing_id": "L-lt", "narration_url": storage.uri("uploads/voice.mp3"),
+    db.batches.insert_batch({"id": "lt", "listing_id": "L-lt", "narration_url": storage.uri("uploads/voice.mp3"),
                      "outputs": json.dumps(outputs)}, jobs)  # fmt: skip
     work = tmp_path / "work"
     work.mkdir()
-    intake = take_in_batch(db, storage, db.get_batch("lt"), db.get_jobs("lt"), work, generators.fetch_policy(),
+    intake = take_in_batch(db, storage, db.batches.get_batch("lt"), db.batches.get_jobs("lt"), work, generators.fetch_policy(),
                            quota=QuotaLimits(), time_to_narration=True)  # fmt: skip
     assert intake.status is IntakeStatus.TAKEN_IN, intake.error_message
-    timed = [(job.timed_seconds, job.duration_seconds) for job in db.get_jobs("lt")]
+    timed = [(job.timed_seconds, job.duration_seconds) for job in db.batches.get_jobs("lt")]
     assert [round(s * 30) for s, _ in timed] == [104, 113, 128] and [d for _, d in timed] == [4, 4, 5]
 
     chain = generators.chain(db)
-    submit_batch(db, storage, chain, db.get_batch("lt"), db.get_jobs("lt"), work, quota=QuotaLimits())
-    collect_outputs(db, storage, chain, db.get_batch("lt"), db.get_jobs("lt"), work)
-    normalize_batch(db, storage, db.get_batch("lt"), db.get_jobs("lt"), work)
-    report = compose_batch(db, storage, db.get_batch("lt"), db.get_jobs("lt"), work)
+    submit_batch(db, storage, chain, db.batches.get_batch("lt"), db.batches.get_jobs("lt"), work, quota=QuotaLimits())
+    collect_outputs(db, storage, chain, db.batches.get_batch("lt"), db.batches.get_jobs("lt"), work)
+    normalize_batch(db, storage, db.batches.get_batch("lt"), db.batches.get_jobs("lt"), work)
+    report = compose_batch(db, storage, db.batches.get_batch("lt"), db.batches.get_jobs("lt"), work)
     assert report.status == "completed", report.error
     timeline = report.outputs[0].result.timeline
     assert isinstance(timeline, Timeline) and timeline.narration is not None

@@ -62,26 +62,26 @@ def test_a_failed_upload_fails_the_step_not_the_clip(sqlite_db, tmp_path):
     (STORAGE_UPLOAD_FAILED) and its batch ALL_CLIPS_FAILED. The upload error now fails the step
     (retried, then the compose run re-attempted) and the job stays open with its raw clip."""
     storage = UploadsFail(tmp_path / "storage")
-    sqlite_db.insert_batch(*make_batch("up", n_jobs=1))
-    sqlite_db.start_batch("up")
+    sqlite_db.batches.insert_batch(*make_batch("up", n_jobs=1))
+    sqlite_db.batches.start_batch("up")
     storage.put_file("batches/up/generated/up-0.mp4", sample_mp4(1280, 720), "video/mp4")
-    sqlite_db.update_job("up-0", raw_clip_key="batches/up/generated/up-0.mp4")
+    sqlite_db.batches.update_job("up-0", raw_clip_key="batches/up/generated/up-0.mp4")
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(StorageError):
-        normalize_outputs(sqlite_db, storage, sqlite_db.get_batch("up"), sqlite_db.get_jobs("up"), work)
-    job = sqlite_db.get_job("up-0")
+        normalize_outputs(sqlite_db, storage, sqlite_db.batches.get_batch("up"), sqlite_db.batches.get_jobs("up"), work)
+    job = sqlite_db.batches.get_job("up-0")
     assert not job.terminal and job.error_code is None and job.raw_clip_key
 
     working = LocalStorage(tmp_path / "storage")  # storage is back: the retried step completes the clip
-    (result,) = normalize_outputs(sqlite_db, working, sqlite_db.get_batch("up"), sqlite_db.get_jobs("up"), work)
-    assert result.status == "completed" and sqlite_db.get_job("up-0").status == JobStatus.COMPLETED
+    (result,) = normalize_outputs(sqlite_db, working, sqlite_db.batches.get_batch("up"), sqlite_db.batches.get_jobs("up"), work)
+    assert result.status == "completed" and sqlite_db.batches.get_job("up-0").status == JobStatus.COMPLETED
 
 
 def test_a_raw_clip_missing_from_storage_fails_its_job(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
-    sqlite_db.insert_batch(*make_batch("gone", n_jobs=1))
-    sqlite_db.update_job("gone-0", raw_clip_key="batches/gone/generated/gone-0.mp4")  # never stored
-    (result,) = normalize_outputs(sqlite_db, storage, sqlite_db.get_batch("gone"), sqlite_db.get_jobs("gone"), tmp_path)
+    sqlite_db.batches.insert_batch(*make_batch("gone", n_jobs=1))
+    sqlite_db.batches.update_job("gone-0", raw_clip_key="batches/gone/generated/gone-0.mp4")  # never stored
+    (result,) = normalize_outputs(sqlite_db, storage, sqlite_db.batches.get_batch("gone"), sqlite_db.batches.get_jobs("gone"), tmp_path)
     assert result.status == "failed" and result.error_code == ErrorCode.STORAGE_DOWNLOAD_FAILED
-    assert sqlite_db.get_job("gone-0").status == JobStatus.FAILED
+    assert sqlite_db.batches.get_job("gone-0").status == JobStatus.FAILED

@@ -42,11 +42,11 @@ class Stack:
         self.db, self.storage, self.work = db, storage, tmp_path / "work"
         self.work.mkdir(exist_ok=True)
         self.batch_id, self.job_id = batch_id, f"{batch_id}-0"
-        db.insert_batch(*make_batch(batch_id, n_jobs=1))
-        db.start_batch(batch_id)
+        db.batches.insert_batch(*make_batch(batch_id, n_jobs=1))
+        db.batches.start_batch(batch_id)
         key = f"uploads/{batch_id}/0.jpg"
         storage.put_file(key, photo_path)
-        db.update_job(self.job_id, photo_key=key, duration_seconds=5)
+        db.batches.update_job(self.job_id, photo_key=key, duration_seconds=5)
         clock = FakeClock()  # Runway's 5 s poll spacing and download backoff pass in fake time
         common = dict(sleep=clock.sleep, clock=clock, rng=MaxJitter())
         self.runway = RunwayGenerator(runway.api_key, base_url=runway.url, **common)
@@ -55,16 +55,16 @@ class Stack:
         self.quota = QuotaLimits(listing_quota=10)
 
     def batch(self):
-        return self.db.get_batch(self.batch_id)
+        return self.db.batches.get_batch(self.batch_id)
 
     def jobs(self):
-        return self.db.get_jobs(self.batch_id)
+        return self.db.batches.get_jobs(self.batch_id)
 
     def job(self):
-        return self.db.get_job(self.job_id)
+        return self.db.batches.get_job(self.job_id)
 
     def tasks(self):
-        return self.db.tasks_for_job(self.job_id)
+        return self.db.ledger.tasks_for_job(self.job_id)
 
     def submit(self, **kwargs):
         [outcome] = submit_jobs(self.db, self.storage, self.chain, self.batch(), self.jobs(), self.work, quota=self.quota, **kwargs)
@@ -85,7 +85,7 @@ class Stack:
     def clips_reserved(self) -> int:
         month = month_start().strftime("%Y-%m")
         scope = ("listing", f"listing-{self.batch_id}")
-        return self.db.clip_usage([scope], month)[scope]
+        return self.db.quota.clip_usage([scope], month)[scope]
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def test_the_intent_of_a_dead_run_is_never_resent(stack, fake_runway, fake_fal):
     """A run that died between the intent and the answer (the fake created the task): the next
     run does not create it again, nor falls back; the intent is counted as possibly paid."""
     s = stack()
-    s.db.begin_task(s.job_id, s.batch_id, "runway", run_id="dead-run")
+    s.db.ledger.begin_task(s.job_id, s.batch_id, "runway", run_id="dead-run")
     fake_runway.tasks.clear()  # (what the dead run's create may have left at Runway is unknown)
     outcome = s.submit(run_id="next-run", is_run_active=lambda run_id: False)
     assert (outcome.status, outcome.error_code) == ("failed", "PROVIDER_ANSWER_LOST")
@@ -334,7 +334,7 @@ def test_a_fallback_create_cut_off_by_a_dead_run_fails_the_job_answer_lost_not_t
     fake_runway.scripts.next(RunwayScript(statuses=[], outcome="fail", failure_code="INTERNAL.BAD_OUTPUT.CODE01"))
     assert s.submit().status == "submitted"
     s.finish()
-    intent = s.db.begin_task(s.job_id, s.batch_id, "fal", run_id="a-dead-compose-run")
+    intent = s.db.ledger.begin_task(s.job_id, s.batch_id, "fal", run_id="a-dead-compose-run")
     outcome = s.collect()
     assert (outcome.status, outcome.error_code) == ("failed", "PROVIDER_ANSWER_LOST")
     assert fake_fal.counts["submit"] == 0  # never re-sent

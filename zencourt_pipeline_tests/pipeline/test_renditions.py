@@ -15,7 +15,6 @@ import subprocess
 import numpy as np
 from PIL import Image
 
-from zencourt_pipeline.db.branding import put_branding
 from zencourt_pipeline.db.outputs import OutputStatus
 from zencourt_pipeline.domain import OutputShape, OutputSpec, outputs_json
 from zencourt_pipeline.media.ffmpeg import ffmpeg_exe, probe
@@ -51,15 +50,15 @@ OVERRIDE = {"phone": "555-0199"}  # the batch's: wins over the workspace's phone
 def _composed(db, storage, tmp_path, batch_id: str, outputs: list[OutputSpec] | None, **fields):
     fields = {"template": "showcase", "title": "Charming home", "facts": json.dumps(FACTS), **fields}
     batch, jobs = make_batch(batch_id, n_jobs=2, outputs=outputs_json(outputs) if outputs is not None else None, **fields)
-    db.insert_batch(batch, jobs)
-    db.start_batch(batch_id)
+    db.batches.insert_batch(batch, jobs)
+    db.batches.start_batch(batch_id)
     for job in (f"{batch_id}-0", f"{batch_id}-1"):
         storage.put_file(f"batches/{batch_id}/generated/{job}.mp4", sample_mp4(1280, 720), "video/mp4")
-        db.update_job(job, raw_clip_key=f"batches/{batch_id}/generated/{job}.mp4")
+        db.batches.update_job(job, raw_clip_key=f"batches/{batch_id}/generated/{job}.mp4")
     work = tmp_path / "work"
     work.mkdir()
-    normalize_outputs(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work)
-    return compose_batch(db, storage, db.get_batch(batch_id), db.get_jobs(batch_id), work)
+    normalize_outputs(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
+    return compose_batch(db, storage, db.batches.get_batch(batch_id), db.batches.get_jobs(batch_id), work)
 
 
 def _boxes(path, frames: list[int], box: tuple[int, int, int, int]) -> np.ndarray:
@@ -84,7 +83,7 @@ def _frame(path, at: float, width: int, height: int) -> np.ndarray:
 
 def test_sixteen_nine_nine_sixteen_square_and_four_five_branded_and_unbranded_make_eight_checked_files(sqlite_db, tmp_path):
     storage = LocalStorage(tmp_path / "storage")
-    put_branding(sqlite_db, "ws-brand", PROFILE)
+    sqlite_db.branding.put_branding("ws-brand", PROFILE)
     report = _composed(sqlite_db, storage, tmp_path, "r8", EIGHT, workspace_id="ws-brand", branding=json.dumps(OVERRIDE))
     assert report.status == "completed", report.error
     assert [r.spec for r in report.outputs][0] == EIGHT[0] and {r.spec for r in report.outputs} == set(EIGHT)
@@ -97,12 +96,12 @@ def test_sixteen_nine_nine_sixteen_square_and_four_five_branded_and_unbranded_ma
         assert "house" in rendition.platforms and not failing, (rendition.spec.name, failing)
         # a rendition's file name says what it is
         assert f"listing-{rendition.spec.name}-showcase.mp4" in rendition.video_uri
-    batch = sqlite_db.get_batch("r8")
-    rows = sqlite_db.get_outputs("r8")
+    batch = sqlite_db.batches.get_batch("r8")
+    rows = sqlite_db.outputs.get_outputs("r8")
     assert batch.video_url == report.outputs[0].video_uri == rows[0].video_url and rows[0].is_primary
     assert [(r.spec, r.status) for r in rows] == [(r.spec, OutputStatus.COMPLETED) for r in report.outputs]
     assert all(r.thumbnail_url and r.size_bytes and abs(r.duration_seconds - report.duration_s) < 0.1 for r in rows)
-    [completed] = [json.loads(e.body) for e in sqlite_db.outbox("r8") if json.loads(e.body)["event"] == "batch.completed"]
+    [completed] = [json.loads(e.body) for e in sqlite_db.outbox.rows("r8") if json.loads(e.body)["event"] == "batch.completed"]
     assert [o["videoUri"] for o in completed["outputs"]] == [r.video_url for r in rows]
 
     # the unbranded cuts: the same video without the agent's card
@@ -165,10 +164,10 @@ def test_the_default_request_is_four_outputs_and_an_operator_orientation_picks_t
     ]  # fmt: skip
     assert (report.width, report.height) == (1080, 1920)
     # the 1080p outputs are made from the 720p-class normalized clips, which every record of them says
-    rows = sqlite_db.get_outputs("r4")
+    rows = sqlite_db.outputs.get_outputs("r4")
     assert len(rows) == 4 and [r.source_resolution for r in rows] == ["720x1280"] * 4
     assert [r.source_resolution for r in report.outputs] == ["720x1280"] * 4
-    [completed] = [json.loads(e.body) for e in sqlite_db.outbox("r4") if json.loads(e.body)["event"] == "batch.completed"]
+    [completed] = [json.loads(e.body) for e in sqlite_db.outbox.rows("r4") if json.loads(e.body)["event"] == "batch.completed"]
     assert [(o["width"], o["sourceResolution"]) for o in completed["outputs"]] == [(1080, "720x1280"), (1920, "720x1280"),
                                                                                    (1920, "720x1280"), (1080, "720x1280")]
     assert [row["source_resolution"] for row in output_rows(report.outputs)] == ["720x1280"] * 4
@@ -186,7 +185,7 @@ def test_an_output_that_cannot_be_made_is_recorded_failed_and_the_others_are_pub
     landscape, square = report.outputs
     assert landscape.status == OutputStatus.COMPLETED and landscape.primary
     assert square.status == OutputStatus.FAILED and "does not fit the 1080x1080 frame" in square.error
-    rows = sqlite_db.get_outputs("rf")
+    rows = sqlite_db.outputs.get_outputs("rf")
     assert [(r.shape, r.status, r.video_url is None) for r in rows] == [
         (OutputShape.LANDSCAPE, OutputStatus.COMPLETED, False), (OutputShape.SQUARE, OutputStatus.FAILED, True),
     ]  # fmt: skip

@@ -95,20 +95,20 @@ def test_the_json_report():
 
 
 def _task(db, job_id, provider, task_id, status, usd, *, orphan=False, at=None):
-    row = db.begin_task(job_id, job_id.rsplit("-", 1)[0], provider)
+    row = db.ledger.begin_task(job_id, job_id.rsplit("-", 1)[0], provider)
     if task_id:
-        db.task_submitted(row, job_id, provider, task_id, cost_usd=usd, cost_source="rate")
+        db.ledger.task_submitted(row, job_id, provider, task_id, cost_usd=usd, cost_source="rate")
     values = {"status": status, "possibly_orphaned": orphan}
     if at is not None:
         values["submitted_at"] = at
-    with db.transaction() as conn:
+    with db.db.transaction() as conn:
         conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row).values(**values))
 
 
 def test_the_command_reads_the_ledger_with_its_filters(sqlite_db):
     now = datetime(2026, 5, 20, 12, tzinfo=UTC)
-    sqlite_db.insert_batch(*make_batch("c1", n_jobs=2, listing_id="L1"))
-    sqlite_db.insert_batch(*make_batch("c2", n_jobs=1, listing_id="L2"))
+    sqlite_db.batches.insert_batch(*make_batch("c1", n_jobs=2, listing_id="L1"))
+    sqlite_db.batches.insert_batch(*make_batch("c2", n_jobs=1, listing_id="L2"))
     _task(sqlite_db, "c1-0", "runway", "rw-1", "succeeded", 0.25, at=now - timedelta(days=1))
     _task(sqlite_db, "c1-1", "fal", None, "submitting", None, orphan=True, at=now - timedelta(days=1))
     _task(sqlite_db, "c2-0", "runway", "rw-2", "succeeded", 1.0, at=now - timedelta(days=30))
@@ -151,7 +151,7 @@ def test_the_spend_subcommand_parses_its_options_and_prints(monkeypatch, tmp_pat
 
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("ZENCOURT_DATA_DIR", str(tmp_path))
-    sqlite_db.insert_batch(*make_batch("p1", n_jobs=1, listing_id="L1"))
+    sqlite_db.batches.insert_batch(*make_batch("p1", n_jobs=1, listing_id="L1"))
     _task(sqlite_db, "p1-0", "fal", "fal-p1", "succeeded", 0.5, at=datetime(2026, 5, 2, tzinfo=UTC))
     assert args.func(args) == 0
     data = json.loads(capsys.readouterr().out)

@@ -25,13 +25,13 @@ def _runway(fake) -> RunwayGenerator:
 
 
 def _submitted_task(db, fake, photo_path, batch_id, duration=5):  # noqa: F811
-    db.insert_batch(*make_batch(batch_id, n_jobs=1))
-    db.start_batch(batch_id)
+    db.batches.insert_batch(*make_batch(batch_id, n_jobs=1))
+    db.batches.start_batch(batch_id)
     generator = _runway(fake)
     chain = ProviderChain({"runway": generator}, ["runway"])
     request = make_request(photo_path, job_id=f"{batch_id}-0", batch_id=batch_id, duration_seconds=duration)
     assert submit_with_fallback(db, chain, request, ["runway"]).status == "submitted"
-    [task] = db.tasks_for_batch(batch_id)
+    [task] = db.ledger.tasks_for_batch(batch_id)
     return generator, task
 
 
@@ -46,7 +46,7 @@ def test_the_cost_a_finished_task_reports_replaces_the_estimate(app_db, fake_run
     generator, task = _submitted_task(app_db, fake_runway, photo, "billed")
     final, _ = poll_until_done(generator, task_ref(task))
     record_poll_result(app_db, task, final)  # what the reconciler does with a terminal poll
-    [task] = app_db.tasks_for_batch("billed")
+    [task] = app_db.ledger.tasks_for_batch("billed")
     assert (task.cost_credits, task.cost_usd, task.cost_source) == (30, 0.3, "provider")
     assert task.status == "succeeded"
 
@@ -55,5 +55,5 @@ def test_a_task_without_a_reported_cost_keeps_its_estimate(app_db, fake_runway, 
     generator, task = _submitted_task(app_db, fake_runway, photo, "plain")
     final, _ = poll_until_done(generator, task_ref(task))
     record_poll_result(app_db, task, final)
-    [task] = app_db.tasks_for_batch("plain")
+    [task] = app_db.ledger.tasks_for_batch("plain")
     assert (task.cost_usd, task.cost_source) == (0.25, "rate")

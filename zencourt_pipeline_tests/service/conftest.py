@@ -99,10 +99,10 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[AppDatabase]:
-    database = AppDatabase(f"sqlite:///{tmp_path}/app.db")
-    database.upgrade()
+    database = AppDatabase.connect(f"sqlite:///{tmp_path}/app.db")
+    database.db.upgrade()
     yield database
-    database.dispose()
+    database.db.dispose()
 
 
 @pytest.fixture

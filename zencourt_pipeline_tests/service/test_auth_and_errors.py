@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -41,7 +43,7 @@ def test_protected_routes_refuse_missing_and_wrong_keys(client, method, path, bo
 
 
 def test_both_header_forms_are_accepted(client, db):
-    db.insert_batch(*make_batch("ab1"))
+    db.batches.insert_batch(*make_batch("ab1"))
     for headers in (
         {"x-api-key": API_KEY},
         {"Authorization": f"Bearer {API_KEY}"},
@@ -97,13 +99,11 @@ def test_invalid_content_length_is_400(client, auth):
 
 
 def test_unhandled_error_is_a_json_500(settings, db, storage, verifier, auth):
-    class ExplodingDb:
-        engine = db.engine
-
+    class ExplodingBatches:
         def get_batch(self, _batch_id):
             raise RuntimeError("kaboom")
 
-    app = create_app(settings, db=ExplodingDb(), storage=storage, verifier=verifier)
+    app = create_app(settings, db=dataclasses.replace(db, batches=ExplodingBatches()), storage=storage, verifier=verifier)
     with TestClient(app, raise_server_exceptions=False) as client:
         body = assert_error(client.get("/video/batches/ab1", headers=auth), 500, "INTERNAL_ERROR")
     assert "kaboom" not in str(body)

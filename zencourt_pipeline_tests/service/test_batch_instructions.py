@@ -21,7 +21,7 @@ def test_create_takes_instructions_and_a_callback_url(client, db, auth):
     created = response.json()
     assert (created["instructions"], created["callbackUrl"]) == (INSTRUCTIONS, "https://crm.example.com/hooks/zc?token=abc")
     assert created == client.get("/video/batches/b-1", headers=auth).json()
-    stored = db.get_batch("b-1")
+    stored = db.batches.get_batch("b-1")
     assert (stored.instructions, stored.callback_url) == (INSTRUCTIONS, "https://crm.example.com/hooks/zc?token=abc")
     plain = client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()
     assert plain["instructions"] is None and plain["callbackUrl"] is None

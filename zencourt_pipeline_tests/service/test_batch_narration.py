@@ -19,13 +19,13 @@ def test_create_takes_a_narration_and_whether_it_names_the_agent(client, db, aut
     created = response.json()
     assert (created["narrationUrl"], created["narrationIdentifiesAgent"]) == ("https://voice.example.com/tour.mp3", False)
     assert created == client.get("/video/batches/b-1", headers=auth).json()
-    stored = db.get_batch("b-1")
+    stored = db.batches.get_batch("b-1")
     assert (stored.narration_url, stored.narration_identifies_agent, stored.narration_key) == (
         "https://voice.example.com/tour.mp3", False, None,
     )
     plain = client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()
     assert plain["narrationUrl"] is None and plain["narrationIdentifiesAgent"] is None
-    assert db.get_batch("b-2").narration_names_agent  # unset: it names the agent (the MLS-safe side)
+    assert db.batches.get_batch("b-2").narration_names_agent  # unset: it names the agent (the MLS-safe side)
 
 
 INVALID = [

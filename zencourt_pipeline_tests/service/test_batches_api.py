@@ -47,7 +47,7 @@ def batch_body(batch_id: str | None = "b-1", n_jobs: int = 2, **fields) -> dict:
 
 
 def rows(db, table) -> int:
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
 
 
@@ -64,13 +64,13 @@ def test_create_answers_201_with_the_batch_as_the_status_route_shows_it(client, 
         ("b-1-0", "Kitchen", "pending"), ("b-1-1", "Living room", "pending"),
     ]  # fmt: skip
     assert created["progress"]["total"] == 2
-    row = db.get_batch("b-1")
+    row = db.batches.get_batch("b-1")
     assert (row.workspace_id, row.title, row.template) == ("ws-1", "12 Harbor View Lane", None)
-    assert [job.image_url for job in db.get_jobs("b-1")] == [
+    assert [job.image_url for job in db.batches.get_jobs("b-1")] == [
         "https://photos.example.com/0.jpg", "https://photos.example.com/1.jpg",
     ]  # fmt: skip
     # the intake sensor finds it as if the web app had inserted the rows
-    assert [batch.id for batch in db.claim_pending_batches()] == ["b-1"]
+    assert [batch.id for batch in db.pickup.claim_pending_batches()] == ["b-1"]
 
 
 def test_create_generates_ids_when_absent(client, db, auth):
@@ -78,7 +78,7 @@ def test_create_generates_ids_when_absent(client, db, auth):
     body["jobs"][1]["id"] = "own-job"
     created = client.post("/video/batches", json=body, headers=auth).json()
     batch_id = created["id"]
-    assert batch_id.startswith("b") and db.get_batch(batch_id) is not None
+    assert batch_id.startswith("b") and db.batches.get_batch(batch_id) is not None
     assert [job["id"] for job in created["jobs"]] == [f"{batch_id}-0", "own-job", f"{batch_id}-2"]
     again = client.post("/video/batches", json=body | {"jobs": [body["jobs"][0]]}, headers=auth).json()
     assert again["id"] != batch_id  # no key: another batch
@@ -88,7 +88,7 @@ def test_create_accepts_a_uri_of_the_configured_storage(client, db, auth, storag
     body = batch_body()
     body["jobs"][0]["imageUrl"] = storage.uri("uploads/L-9/kitchen.jpg")
     assert client.post("/video/batches", json=body, headers=auth).status_code == 201
-    assert db.get_jobs("b-1")[0].image_url == storage.uri("uploads/L-9/kitchen.jpg")
+    assert db.batches.get_jobs("b-1")[0].image_url == storage.uri("uploads/L-9/kitchen.jpg")
 
 
 def test_plain_http_only_for_allowed_private_hosts(settings, db, storage, verifier, auth):
@@ -105,14 +105,14 @@ def test_plain_http_only_for_allowed_private_hosts(settings, db, storage, verifi
 
 
 def test_create_with_a_taken_id_is_a_conflict(client, db, auth):
-    db.insert_batch(*make_batch("b-1"))
+    db.batches.insert_batch(*make_batch("b-1"))
     body = assert_error(client.post("/video/batches", json=batch_body(), headers=auth), 409, "BATCH_EXISTS")
     assert body["details"]["batchId"] == "b-1"
     taken = batch_body("b-2")
     taken["jobs"][1]["id"] = "b-1-0"  # a job of the other batch
     body = assert_error(client.post("/video/batches", json=taken, headers=auth), 409, "JOB_EXISTS")
     assert body["details"]["jobIds"] == ["b-1-0"]
-    assert db.get_batch("b-2") is None and [job.id for job in db.get_jobs("b-1")] == ["b-1-0", "b-1-1"]
+    assert db.batches.get_batch("b-2") is None and [job.id for job in db.batches.get_jobs("b-1")] == ["b-1-0", "b-1-1"]
 
 
 # -- idempotency ---------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_malformed_idempotency_key(client, db, auth, key):
     headers = {**auth, "Idempotency-Key": key.encode("utf-8")}  # bytes: non-ASCII goes out as UTF-8
     body = assert_error(client.post("/video/batches", json=batch_body(), headers=headers), 400, "INVALID_INPUT")
     assert body["details"]["field"] == "Idempotency-Key"
-    assert db.get_batch("b-1") is None
+    assert db.batches.get_batch("b-1") is None
 
 
 def test_concurrent_creates_with_one_key_over_http_make_one_batch(settings, app_db, storage, verifier):
@@ -244,7 +244,7 @@ def test_body_must_be_a_json_object(client, auth, raw):
 
 # -- bulk --------------------------------------------------------------------------------------------------
 def test_bulk_accepts_and_refuses_each_batch_on_its_own(client, db, auth):
-    db.insert_batch(*make_batch("taken"))
+    db.batches.insert_batch(*make_batch("taken"))
     no_listing = batch_body("bad-1")
     del no_listing["listingId"]
     items = [batch_body("ok-1"), no_listing, batch_body("taken"), "not an object", batch_body("ok-2", n_jobs=1)]
@@ -258,8 +258,8 @@ def test_bulk_accepts_and_refuses_each_batch_on_its_own(client, db, auth):
     assert results[1]["error"]["details"]["errors"][0]["field"] == "listingId"
     assert results[2]["error"]["code"] == "BATCH_EXISTS"
     assert all(r["batch"] is None for r in results if r["status"] != 201)
-    assert db.get_batch("bad-1") is None
-    assert sorted(batch.id for batch in db.claim_pending_batches()) == ["ok-1", "ok-2", "taken"]
+    assert db.batches.get_batch("bad-1") is None
+    assert sorted(batch.id for batch in db.pickup.claim_pending_batches()) == ["ok-1", "ok-2", "taken"]
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def seven(db) -> None:
     for i in range(7):
         listing = "L-even" if i % 2 == 0 else "L-odd"
         created = T0 + timedelta(seconds=i // 2 * 10)  # pairs share a time: the id breaks the tie
-        db.insert_batch(*make_batch(f"s{i}", n_jobs=i % 3, listing_id=listing, created_at=created))
+        db.batches.insert_batch(*make_batch(f"s{i}", n_jobs=i % 3, listing_id=listing, created_at=created))
 
 
 def walk(client, auth, **params) -> list[list[str]]:
@@ -309,7 +309,7 @@ def test_list_walks_every_batch_once_newest_first(client, db, auth):
 
 def test_list_items_are_summaries(client, db, auth):
     seven(db)
-    db.start_batch("s5")
+    db.batches.start_batch("s5")
     body = client.get("/video/batches", params={"limit": 2}, headers=auth).json()
     assert body["success"] is True and isinstance(body["nextCursor"], str)
     s6, s5 = body["batches"]
@@ -322,8 +322,8 @@ def test_list_items_are_summaries(client, db, auth):
 
 def test_list_filters(client, db, auth):
     seven(db)
-    db.start_batch("s4")
-    db.start_batch("s1")
+    db.batches.start_batch("s4")
+    db.batches.start_batch("s1")
     assert sum(walk(client, auth, listingId="L-odd", limit=2), []) == ["s5", "s3", "s1"]
     assert sum(walk(client, auth, status="processing", limit=1), []) == ["s4", "s1"]
     assert sum(walk(client, auth, listingId="L-even", status="pending"), []) == ["s6", "s2", "s0"]
@@ -334,7 +334,7 @@ def test_list_filters(client, db, auth):
 
 
 def test_list_sees_created_batches_newest_first(client, db, auth):
-    db.insert_batch(*make_batch("old", created_at=T0))
+    db.batches.insert_batch(*make_batch("old", created_at=T0))
     for i in range(3):
         assert client.post("/video/batches", json=batch_body(f"new{i}"), headers=auth).status_code == 201
     assert sum(walk(client, auth, limit=2), []) == ["new2", "new1", "new0", "old"]
@@ -363,7 +363,7 @@ def test_create_replay_and_list_on_sqlite_and_postgres(app_db, settings, storage
     from fastapi.testclient import TestClient
 
     with TestClient(create_app(settings, db=app_db, storage=storage, verifier=verifier)) as client:
-        app_db.insert_batch(*make_batch("direct", created_at=T0))  # the web app's own insert
+        app_db.batches.insert_batch(*make_batch("direct", created_at=T0))  # the web app's own insert
         headers = {**auth, "Idempotency-Key": "pg-1"}
         created = client.post("/video/batches", json=batch_body("api-1"), headers=headers)
         assert created.status_code == 201, created.text
@@ -390,9 +390,9 @@ def test_create_takes_facts_and_job_captions_and_transitions(client, db, auth):
     assert created["facts"] == FACTS
     assert [(j["caption"], j["transition"]) for j in created["jobs"]] == [("{{beds}}-bed kitchen", "circleopen"), (None, None)]
     assert created == client.get("/video/batches/b-1", headers=auth).json()
-    row = db.get_batch("b-1")
+    row = db.batches.get_batch("b-1")
     assert json.loads(row.facts) == {**{k: v for k, v in FACTS.items() if k != "agentName"}, "agent_name": "Jane Doe"}
-    assert db.get_job("b-1-0").transition == "circleopen"
+    assert db.batches.get_job("b-1-0").transition == "circleopen"
     plain = client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()
     assert plain["facts"] is None and plain["jobs"][0]["caption"] is None
 
@@ -433,12 +433,12 @@ def test_create_takes_the_outputs_and_focus_points_and_the_status_lists_what_was
     created = response.json()
     assert created["outputs"] == []  # nothing composed yet
     assert [(j["focusX"], j["focusY"]) for j in created["jobs"]] == [(0.2, 0.8), (None, None)]
-    assert [s.name for s in parse_outputs(db.get_batch("b-1").outputs)] == [
+    assert [s.name for s in parse_outputs(db.batches.get_batch("b-1").outputs)] == [
         "square-1080x1080-unbranded", "vertical-720x1280-branded",
     ]  # fmt: skip
-    assert db.get_batch(client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()["id"]).outputs is None
+    assert db.batches.get_batch(client.post("/video/batches", json=batch_body("b-2"), headers=auth).json()["id"]).outputs is None
     stored = "s3://bucket/batches/b-1/video/listing-vertical-720x1280-branded-default.mp4"
-    db.finish_batch("b-1", BatchStatus.COMPLETED, video_url=stored, outputs=[
+    db.batches.finish_batch("b-1", BatchStatus.COMPLETED, video_url=stored, outputs=[
         OutputRow(OutputSpec(shape=OutputShape.VERTICAL, width=720, height=1280), OutputStatus.COMPLETED, primary=True,
                   template="default", video_uri=stored, duration_s=9.5, size_bytes=123, source_resolution="720x1280"),
         OutputRow(OutputSpec(shape=OutputShape.SQUARE, branded=False), OutputStatus.FAILED, error="COMPOSITION_FAILED: x"),
@@ -473,9 +473,8 @@ def test_texts_that_cannot_render_are_refused_naming_the_field(client, db, auth,
 
 
 def test_a_workspace_may_name_its_own_template(client, db, auth):
-    from zencourt_pipeline.db.templates import put_template
 
-    put_template(db, "ws-1", {"name": "brand-a", "texts": [
+    db.templates.put_template("ws-1", {"name": "brand-a", "texts": [
         {"role": "lower_third", "text": "{{price}}", "position": "lower-right"}]})  # fmt: skip
     body = batch_body(workspaceId="ws-1", template="brand-a", facts={"price": "Offers over $900k"})
     response = client.post("/video/batches", json=body, headers=auth)

@@ -10,7 +10,6 @@ import json
 
 from PIL import Image
 
-from zencourt_pipeline.db import api_keys, branding
 from zencourt_pipeline.domain import ApiScope
 
 from .conftest import assert_error
@@ -35,19 +34,19 @@ def test_put_and_get_a_workspace_profile(client, db, auth):
     expected = {**dict.fromkeys(fields), **PROFILE, "primaryColor": "#0B4F4A"}
     assert put.json() == {"success": True, "workspaceId": "ws1", "branding": expected}
     assert client.get(URL, headers=auth).json()["branding"]["agentName"] == "Jane Doe"
-    assert branding.workspace_branding_profile(db, "ws1").brokerage == "Acme Realty"
+    assert db.branding.workspace_branding_profile("ws1").brokerage == "Acme Realty"
     for body, field in (({**PROFILE, "email": "jane"}, "email"), ({**PROFILE, "logo": "bm90IGFuIGltYWdl"}, "logo"),
                         ({**PROFILE, "fax": "1"}, "fax")):  # fmt: skip
         refused = assert_error(client.put(URL, headers=auth, json=body), 400, "INVALID_INPUT")
         assert field in json.dumps(refused["details"]), refused
-    assert branding.workspace_branding_profile(db, "ws1").email is None  # nothing written
+    assert db.branding.workspace_branding_profile("ws1").email is None  # nothing written
     cleared = client.put(URL, headers=auth, json={}).json()["branding"]  # `{}` clears it
     assert cleared == dict.fromkeys(fields)
 
 
 def test_a_workspace_key_reaches_its_own_profile_only(client, db):
-    _, key = api_keys.create_key(db, "ws1", [ApiScope.READ, ApiScope.WRITE])
-    _, reader = api_keys.create_key(db, "ws1", [ApiScope.READ])
+    _, key = db.api_keys.create_key("ws1", [ApiScope.READ, ApiScope.WRITE])
+    _, reader = db.api_keys.create_key("ws1", [ApiScope.READ])
     headers = {"x-api-key": key}
     assert client.put(URL, headers=headers, json=PROFILE).status_code == 200
     assert_error(client.put("/video/branding/ws2", headers=headers, json=PROFILE), 403, "WORKSPACE_MISMATCH")
@@ -61,10 +60,10 @@ def test_a_batch_carries_its_override_of_the_workspace_profile(client, db, auth)
             "branding": {"agentName": "Sam Roe", "phone": "555-0199"}}  # fmt: skip
     created = client.post("/video/batches", headers=auth, json=body)
     assert created.status_code == 201, created.text
-    stored = db.get_batch(created.json()["id"]).branding
+    stored = db.batches.get_batch(created.json()["id"]).branding
     assert json.loads(stored) == {"agent_name": "Sam Roe", "phone": "555-0199"}
     client.put(URL, headers=auth, json=PROFILE)
-    merged = branding.batch_branding(db, "ws1", stored)
+    merged = db.branding.batch_branding("ws1", stored)
     assert (merged.agent_name, merged.phone, merged.brokerage) == ("Sam Roe", "555-0199", "Acme Realty")
     refused = assert_error(client.post("/video/batches", headers=auth, json={**body, "branding": {"phone": "call"}}), 400, "INVALID_INPUT")
     assert "branding.phone" in json.dumps(refused["details"])

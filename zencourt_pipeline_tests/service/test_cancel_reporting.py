@@ -41,12 +41,12 @@ def test_a_failed_provider_cancel_is_reported_and_retried_until_confirmed(
     settings = Settings.from_env()
 
     fake_runway.scripts.next(RunwayScript(hold=True))  # a long task, still running when canceled
-    sqlite_db.insert_batch(*make_batch("cr", n_jobs=2))
+    sqlite_db.batches.insert_batch(*make_batch("cr", n_jobs=2))
     task = RunwayGenerator(fake_runway.api_key, base_url=fake_runway.url).submit(
         make_request(photo, job_id="cr-0", batch_id="cr")
     )
-    row = sqlite_db.begin_task("cr-0", "cr", "runway")
-    sqlite_db.task_submitted(row, "cr-0", "runway", task.ref.task_id, meta=task.ref.meta)
+    row = sqlite_db.ledger.begin_task("cr-0", "cr", "runway")
+    sqlite_db.ledger.task_submitted(row, "cr-0", "runway", task.ref.task_id, meta=task.ref.meta)
 
     fake_runway.delete_faults = [503] * 50  # Runway's DELETE fails, whatever the client retries
     app = create_app(
@@ -66,14 +66,14 @@ def test_a_failed_provider_cancel_is_reported_and_retried_until_confirmed(
     deletes_by_route = fake_runway.counts["delete"]
     assert deletes_by_route >= 1  # the fault hit: Runway was asked and refused
     assert fake_runway.status_of(task.ref.task_id) != "CANCELLED"
-    assert [t.status for t in sqlite_db.tasks_for_job("cr-0")] == ["submitted"]
+    assert [t.status for t in sqlite_db.ledger.tasks_for_job("cr-0")] == ["submitted"]
 
     chain = build_resources(settings, env_refs=False)["generators"].chain(sqlite_db)
     try:
         # still failing: the reconciler asks again and the task stays live
         report = reconcile_tasks(sqlite_db, chain, webhook_overdue_after={})
         assert report.canceled == 0 and fake_runway.counts["delete"] > deletes_by_route
-        assert [t.status for t in sqlite_db.tasks_for_job("cr-0")] == ["submitted"]
+        assert [t.status for t in sqlite_db.ledger.tasks_for_job("cr-0")] == ["submitted"]
         # Runway answers again: the next tick's cancel is confirmed
         fake_runway.delete_faults = []
         report = reconcile_tasks(sqlite_db, chain, webhook_overdue_after={"runway": timedelta(hours=1)})
@@ -81,5 +81,5 @@ def test_a_failed_provider_cancel_is_reported_and_retried_until_confirmed(
         chain.close()
     assert report.canceled == 1
     assert fake_runway.status_of(task.ref.task_id) == "CANCELLED"
-    assert [t.status for t in sqlite_db.tasks_for_job("cr-0")] == ["canceled"]
-    assert sqlite_db.live_tasks_of_ended_jobs() == []
+    assert [t.status for t in sqlite_db.ledger.tasks_for_job("cr-0")] == ["canceled"]
+    assert sqlite_db.liveness.live_tasks_of_ended_jobs() == []

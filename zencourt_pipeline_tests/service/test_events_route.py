@@ -26,17 +26,17 @@ def parse(text: str) -> tuple[list[str], list[dict]]:
 
 
 def test_a_terminal_batch_is_replayed_in_the_wire_format_and_the_stream_ends(client, auth, db):
-    db.insert_batch(*make_batch("w1", n_jobs=1))
-    db.start_batch("w1")
-    db.fail_job("w1-0", "INVALID_INPUT", "not a photo")
-    db.finish_batch("w1", BatchStatus.FAILED, error="no clip", error_code="ALL_CLIPS_FAILED")
+    db.batches.insert_batch(*make_batch("w1", n_jobs=1))
+    db.batches.start_batch("w1")
+    db.batches.fail_job("w1-0", "INVALID_INPUT", "not a photo")
+    db.batches.finish_batch("w1", BatchStatus.FAILED, error="no clip", error_code="ALL_CLIPS_FAILED")
     response = client.get("/video/batches/w1/events", headers=auth)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
     others, messages = parse(response.text)
     assert others == ["retry: 2000"]
     assert [m["event"] for m in messages] == ["batch.created", "batch.processing", "job.failed", "batch.failed"]
-    assert [m["id"] for m in messages] == [e.id for e in db.batch_events("w1")]
+    assert [m["id"] for m in messages] == [e.id for e in db.events.batch_events("w1")]
     assert messages[-1]["data"] == {
         **messages[-1]["data"], "event": "batch.failed", "batchId": "w1", "status": "failed",
         "errorCode": "ALL_CLIPS_FAILED", "error": "no clip",
@@ -46,7 +46,7 @@ def test_a_terminal_batch_is_replayed_in_the_wire_format_and_the_stream_ends(cli
 
 
 def test_a_failed_read_ends_the_stream(client, auth, db, monkeypatch):
-    db.insert_batch(*make_batch("w2", n_jobs=1))
+    db.batches.insert_batch(*make_batch("w2", n_jobs=1))
 
     def broken(self):
         raise RuntimeError("database away")
@@ -57,19 +57,18 @@ def test_a_failed_read_ends_the_stream(client, auth, db, monkeypatch):
 
 
 def test_a_workspace_key_follows_its_workspace_batches_only(client, db):
-    from zencourt_pipeline.db import api_keys
     from zencourt_pipeline.domain import ApiScope
 
-    db.insert_batch(*make_batch("ws-own", workspace_id="ws1"))
-    db.insert_batch(*make_batch("ws-other", workspace_id="ws2"))
-    db.cancel(batch_id="ws-own")
-    db.cancel(batch_id="ws-other")
-    _, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+    db.batches.insert_batch(*make_batch("ws-own", workspace_id="ws1"))
+    db.batches.insert_batch(*make_batch("ws-other", workspace_id="ws2"))
+    db.cancels.cancel(batch_id="ws-own")
+    db.cancels.cancel(batch_id="ws-other")
+    _, key = db.api_keys.create_key("ws1", [ApiScope.READ])
     own = client.get("/video/batches/ws-own/events", headers={"x-api-key": key})
     assert own.status_code == 200 and parse(own.text)[1][-1]["event"] == "batch.canceled"
     other = client.get("/video/batches/ws-other/events", headers={"x-api-key": key})
     assert other.status_code == 404 and other.json()["code"] == "NOT_FOUND"  # as unknown: nothing tells it exists
-    _, storage_only = api_keys.create_key(db, "ws1", [ApiScope.STORAGE])
+    _, storage_only = db.api_keys.create_key("ws1", [ApiScope.STORAGE])
     refused = client.get("/video/batches/ws-own/events", headers={"x-api-key": storage_only})
     assert refused.status_code == 403 and refused.json()["code"] == "INSUFFICIENT_SCOPE"
 
@@ -78,11 +77,11 @@ def test_batch_completed_streams_every_output_with_playable_urls(client, auth, d
     from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
     from zencourt_pipeline.domain import DEFAULT_OUTPUTS
 
-    db.insert_batch(*make_batch("w4", n_jobs=1))
-    db.start_batch("w4")
+    db.batches.insert_batch(*make_batch("w4", n_jobs=1))
+    db.batches.start_batch("w4")
     uris = [storage.put_bytes(f"batches/w4/video/listing-{s.name}-default.mp4", b"mp4") for s in DEFAULT_OUTPUTS]
     rows = [OutputRow(s, OutputStatus.COMPLETED, primary=i == 0, video_uri=u) for i, (s, u) in enumerate(zip(DEFAULT_OUTPUTS, uris, strict=True))]
-    db.finish_batch("w4", BatchStatus.COMPLETED, video_url=uris[0], outputs=rows)
+    db.batches.finish_batch("w4", BatchStatus.COMPLETED, video_url=uris[0], outputs=rows)
     _, messages = parse(client.get("/video/batches/w4/events", headers=auth).text)
     completed = messages[-1]["data"]
     assert completed["event"] == "batch.completed"

@@ -128,25 +128,25 @@ def served(tmp_path_factory, database_url) -> Iterator[tuple[str, str, Path]]:
 
 @pytest.fixture(scope="module")
 def db(served) -> Iterator[AppDatabase]:
-    database = AppDatabase(served[1])  # the pipeline's connection (the service migrated at start-up)
+    database = AppDatabase.connect(served[1])  # the pipeline's connection (the service migrated at start-up)
     yield database
-    database.dispose()
+    database.db.dispose()
 
 
 def test_a_client_follows_a_batch_across_a_reconnect_and_sees_every_event_once(served, db):
     url, _, data_dir = served
     stream_url = f"{url}/video/batches/sse1/events"
-    db.insert_batch(*make_batch("sse1", n_jobs=3))
+    db.batches.insert_batch(*make_batch("sse1", n_jobs=3))
 
     first = SseClient(stream_url, stop_after=5).start()
     assert first.next().event == "batch.created"
     first.wait_heartbeat()  # idle: comment lines keep the connection alive
-    db.start_batch("sse1")
-    row = db.begin_task("sse1-0", "sse1", "runway")
-    db.task_submitted(row, "sse1-0", "runway", "rw-task-1")
-    db.record_task_progress(row, 0.3)
-    db.record_task_progress(row, 0.3)  # unchanged: no event
-    db.record_task_progress(row, 0.65)
+    db.batches.start_batch("sse1")
+    row = db.ledger.begin_task("sse1-0", "sse1", "runway")
+    db.ledger.task_submitted(row, "sse1-0", "runway", "rw-task-1")
+    db.events.record_task_progress(row, 0.3)
+    db.events.record_task_progress(row, 0.3)  # unchanged: no event
+    db.events.record_task_progress(row, 0.65)
     assert first.done.wait(10) and not first.ended_by_server  # the client left after 5 messages
     assert [m.event for m in first.received] == [
         "batch.created", "batch.processing", "job.processing", "job.progress", "job.progress",
@@ -155,25 +155,25 @@ def test_a_client_follows_a_batch_across_a_reconnect_and_sees_every_event_once(s
     assert first.status == 200 and first.content_type.startswith("text/event-stream")
 
     # while nobody listens
-    other = db.begin_task("sse1-1", "sse1", "fal")
-    db.task_submitted(other, "sse1-1", "fal", "fal-req-1")
-    db.fail_job("sse1-1", ErrorCode.FAL_GENERATION_FAILED, "fal refused")
+    other = db.ledger.begin_task("sse1-1", "sse1", "fal")
+    db.ledger.task_submitted(other, "sse1-1", "fal", "fal-req-1")
+    db.batches.fail_job("sse1-1", ErrorCode.FAL_GENERATION_FAILED, "fal refused")
     clip = (data_dir / "storage" / "batches" / "sse1" / "clips" / "sse1-0.mp4").as_uri()
-    db.complete_job("sse1-0", clip, None)
+    db.batches.complete_job("sse1-0", clip, None)
 
     second = SseClient(stream_url, last_event_id=first.received[-1].id).start()
     assert [second.next().event for _ in range(3)] == ["job.processing", "job.failed", "job.completed"]
-    db.cancel(job_ids=["sse1-2"])
-    db.record_stage("sse1", BatchStage.COMPOSING, clips=1)
-    db.record_stage("sse1", BatchStage.UPLOADING)
-    db.finish_batch("sse1", BatchStatus.COMPLETED, video_url="file:///elsewhere/v.mp4", error="1 of 3 clips failed")
+    db.cancels.cancel(job_ids=["sse1-2"])
+    db.events.record_stage("sse1", BatchStage.COMPOSING, clips=1)
+    db.events.record_stage("sse1", BatchStage.UPLOADING)
+    db.batches.finish_batch("sse1", BatchStatus.COMPLETED, video_url="file:///elsewhere/v.mp4", error="1 of 3 clips failed")
     assert second.done.wait(10) and second.ended_by_server  # the stream ended after the terminal event
     assert [m.event for m in second.received] == [
         "job.processing", "job.failed", "job.completed", "job.canceled", "batch.stage", "batch.stage",
         "batch.completed",
     ]  # fmt: skip
 
-    stored = db.batch_events("sse1")
+    stored = db.events.batch_events("sse1")
     seen = first.received + second.received
     assert [m.id for m in seen] == [event.id for event in stored]  # every event, once, in order
     assert [m.data["event"] for m in seen] == [m.event for m in seen]
@@ -189,9 +189,9 @@ def test_a_client_follows_a_batch_across_a_reconnect_and_sees_every_event_once(s
 
 def test_a_terminal_batch_replays_and_ends(served, db):
     url = served[0]
-    db.insert_batch(*make_batch("sse2", n_jobs=1))
-    db.cancel(batch_id="sse2")
-    stored = db.batch_events("sse2")
+    db.batches.insert_batch(*make_batch("sse2", n_jobs=1))
+    db.cancels.cancel(batch_id="sse2")
+    stored = db.events.batch_events("sse2")
     replay = SseClient(f"{url}/video/batches/sse2/events").start()
     assert replay.done.wait(10) and replay.ended_by_server
     assert [m.id for m in replay.received] == [event.id for event in stored]
@@ -204,7 +204,7 @@ def test_a_terminal_batch_replays_and_ends(served, db):
 
 def test_unknown_batch_bad_last_event_id_and_no_key(served, db):
     url = served[0]
-    db.insert_batch(*make_batch("sse3", n_jobs=1))
+    db.batches.insert_batch(*make_batch("sse3", n_jobs=1))
     with httpx.Client(base_url=url, timeout=10) as client:
         missing = client.get("/video/batches/nope/events", headers={"x-api-key": API_KEY})
         assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
@@ -218,7 +218,7 @@ def test_unknown_batch_bad_last_event_id_and_no_key(served, db):
 def test_a_stopping_service_ends_its_streams_at_once(tmp_path, database_url, db):
     """SIGTERM (a rolling deploy): the open streams end within a poll, so the process exits
     without waiting out uvicorn's graceful timeout; the client resumes with `Last-Event-ID`."""
-    db.insert_batch(*make_batch("sse4", n_jobs=1))
+    db.batches.insert_batch(*make_batch("sse4", n_jobs=1))
     serve = start_serve(tmp_path, database_url)
     try:
         client = SseClient(f"{serve.url}/video/batches/sse4/events").start()
@@ -235,16 +235,16 @@ def test_a_stopping_service_ends_its_streams_at_once(tmp_path, database_url, db)
 def test_postgres_notify_wakes_a_stream_long_before_its_poll(tmp_path, database_url, db):
     """With a 30 s poll (and heartbeat) interval the events still come at once: migration 0007's trigger NOTIFYs
     each committed event and the service's listener wakes the batch's streams."""
-    db.insert_batch(*make_batch("sse5", n_jobs=1))
+    db.batches.insert_batch(*make_batch("sse5", n_jobs=1))
     serve = start_serve(tmp_path, database_url, poll_seconds=30, heartbeat_seconds=30)
     try:
         client = SseClient(f"{serve.url}/video/batches/sse5/events").start()
         assert client.next().event == "batch.created"  # the first read is at connect
         time.sleep(0.5)  # the stream waits now (the listener started with the service)
         started = time.monotonic()
-        db.start_batch("sse5")
+        db.batches.start_batch("sse5")
         assert client.next(timeout=10).event == "batch.processing"
-        db.cancel(batch_id="sse5")
+        db.cancels.cancel(batch_id="sse5")
         assert [client.next(timeout=10).event for _ in range(2)] == ["job.canceled", "batch.canceled"]
         assert time.monotonic() - started < 5  # not the 30 s poll
         assert client.done.wait(5) and client.ended_by_server

@@ -23,7 +23,7 @@ def test_create_takes_given_clips_beside_photos(client, db, auth, storage):
     assert [(j["clipUrl"], j["clipInSeconds"], j["clipOutSeconds"]) for j in jobs] == [
         ("https://cdn.example.com/porch.mp4", 1.5, 9.0), (None, None, None), (storage.uri("uploads/b/kitchen.webm"), None, None),
     ]  # fmt: skip
-    first, photo, third = db.get_jobs("b-1")
+    first, photo, third = db.batches.get_jobs("b-1")
     assert (first.image_url, first.seconds, first.duration_seconds) == ("https://cdn.example.com/porch.mp4", 7.5, 8)
     assert (photo.clip_url, photo.seconds) == (None, 5.0)
     assert (third.image_url, third.seconds) == ("https://photos.example.com/poster.jpg", 5.0)

@@ -70,18 +70,18 @@ def test_health_ok_without_auth(client):
 
 
 def test_database_on_a_closed_port_is_503(settings, storage, verifier):
-    db = AppDatabase(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing")
+    db = AppDatabase.connect(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing")
     response = get_health(create_app(settings, db=db, storage=storage, verifier=verifier))
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable" and body["database"] is False and body["storage"] is True
     assert body["checks"]["database"]["ok"] is False and body["checks"]["database"]["error"]
-    db.dispose()
+    db.db.dispose()
 
 
 @pytest.mark.postgres
 def test_a_dropped_postgres_database_is_503_and_recovers(settings, storage, verifier, postgres_url):
-    db = AppDatabase(postgres_url)
+    db = AppDatabase.connect(postgres_url)
     app = create_app(settings, db=db, storage=storage, verifier=verifier)
     with ServerThread(app) as server:
         assert httpx.get(f"{server.url}/health").status_code == 200
@@ -95,7 +95,7 @@ def test_a_dropped_postgres_database_is_503_and_recovers(settings, storage, veri
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
         assert httpx.get(f"{server.url}/health").status_code == 200  # pool_pre_ping reconnects
-    db.dispose()
+    db.db.dispose()
 
 
 def test_storage_down_is_503(settings, db, verifier):

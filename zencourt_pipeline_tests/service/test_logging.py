@@ -33,7 +33,7 @@ def lines(stream: io.StringIO) -> list[dict]:
 def test_secret_values_never_appear_in_logs(settings, db, storage, verifier, signer, log_stream, caplog):
     secrets = settings.secret_values()
     assert sorted(secrets) == sorted(SECRETS.values())
-    db.insert_batch(*make_batch("lg1"))
+    db.batches.insert_batch(*make_batch("lg1"))
 
     def leaky_url(key, expires_in=3600):
         raise StorageError(

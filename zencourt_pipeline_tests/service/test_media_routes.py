@@ -31,13 +31,13 @@ def _free_port() -> int:
 
 
 def _completed_batch(db, storage, batch_id: str) -> tuple[str, str]:
-    db.insert_batch(*make_batch(batch_id, n_jobs=1))
-    db.start_batch(batch_id)
+    db.batches.insert_batch(*make_batch(batch_id, n_jobs=1))
+    db.batches.start_batch(batch_id)
     clip = storage.put_bytes(f"batches/{batch_id}/clips/0.mp4", VIDEO)
     thumb = storage.put_bytes(f"batches/{batch_id}/thumb.jpg", b"\xff\xd8\xff\xe0jpeg")
-    db.complete_job(f"{batch_id}-0", clip, thumb)
+    db.batches.complete_job(f"{batch_id}-0", clip, thumb)
     video = storage.put_bytes(f"batches/{batch_id}/video/listing.mp4", VIDEO[::-1])
-    db.finish_batch(batch_id, "completed", video_url=video, thumbnail_url=thumb)
+    db.batches.finish_batch(batch_id, "completed", video_url=video, thumbnail_url=thumb)
     return video, thumb
 
 
@@ -154,15 +154,15 @@ def test_every_output_of_the_status_downloads_with_plain_httpx(served, db, stora
     from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
     from zencourt_pipeline.domain import DEFAULT_OUTPUTS
 
-    db.insert_batch(*make_batch("m4", n_jobs=1))
-    db.start_batch("m4")
+    db.batches.insert_batch(*make_batch("m4", n_jobs=1))
+    db.batches.start_batch("m4")
     rows, files = [], {}
     for i, spec in enumerate(DEFAULT_OUTPUTS):
         files[spec.name] = VIDEO[i:] + spec.name.encode()
         uri = storage.put_bytes(f"batches/m4/video/listing-{spec.name}-default.mp4", files[spec.name])
         thumb = storage.put_bytes(f"batches/m4/video/listing-{spec.name}-default.jpg", b"\xff\xd8\xff\xe0" + spec.name.encode())
         rows.append(OutputRow(spec, OutputStatus.COMPLETED, primary=i == 0, video_uri=uri, thumbnail_uri=thumb))
-    db.finish_batch("m4", "completed", video_url=rows[0].video_uri, thumbnail_url=rows[0].thumbnail_uri, outputs=rows)
+    db.batches.finish_batch("m4", "completed", video_url=rows[0].video_uri, thumbnail_url=rows[0].thumbnail_uri, outputs=rows)
     body = httpx.get(f"{served.url}/video/batches/m4", headers={"x-api-key": API_KEY}).json()
     assert [o["primary"] for o in body["outputs"]] == [True, False, False, False]
     assert body["outputs"][0]["videoUrl"].split("?")[0] == body["videoUrl"].split("?")[0]

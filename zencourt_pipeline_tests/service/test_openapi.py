@@ -28,7 +28,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from zencourt_pipeline.cli import main, openapi_document
-from zencourt_pipeline.db import api_keys
 from zencourt_pipeline.domain import ApiScope
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline.service.launch import GraphQLLauncher
@@ -107,7 +106,7 @@ def fuzz_app(settings, db, storage, verifier):
         batch, jobs = make_batch(batch_id, status=status, workspace_id="ws-fuzz" if batch_id == "b-done" else None)
         for job in jobs:
             job.update(status="completed", photo_key=f"batches/{batch_id}/p.jpg", video_url="file:///c.mp4")
-        db.insert_batch(batch, jobs)
+        db.batches.insert_batch(batch, jobs)
     http = httpx.Client(transport=httpx.MockTransport(LaunchRecorder()))
     unlimited = settings.model_copy(update={"api_key_requests_per_minute": 0})  # no 429 in the middle of a run
     app = create_app(unlimited, db=db, storage=storage, verifier=verifier, launcher=GraphQLLauncher("http://web", client=http))
@@ -121,7 +120,7 @@ def test_the_api_conforms_to_its_document_under_fuzzing(fuzz_app, db, auth, prin
     """As the admin key, and as a workspace key with every scope (other workspaces' batches 404,
     storage keys outside its prefix 403)."""
     if principal == "workspace":
-        auth = {"x-api-key": api_keys.create_key(db, "ws-fuzz", list(ApiScope))[1]}
+        auth = {"x-api-key": db.api_keys.create_key("ws-fuzz", list(ApiScope))[1]}
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
     cases = {"total": 0}
     statuses: Counter[str] = Counter()

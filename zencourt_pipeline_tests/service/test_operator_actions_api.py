@@ -11,7 +11,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from zencourt_pipeline.db import api_keys
 from zencourt_pipeline.domain import ApiScope
 from zencourt_pipeline.pipeline.quota import month_start
 from zencourt_pipeline.service.app import create_app
@@ -78,7 +77,7 @@ def insert(db, batch_id: str, status: str = "completed", jobs: tuple[str, ...] =
             "photo_key": f"batches/{batch_id}/photos/{i}.jpg",
             "video_url": f"file:///clips/{batch_id}-{i}.mp4" if done else None,
         })
-    db.insert_batch({"id": batch_id, "listing_id": f"L-{batch_id}", "status": status, **fields}, rows)
+    db.batches.insert_batch({"id": batch_id, "listing_id": f"L-{batch_id}", "status": status, **fields}, rows)
 
 
 def test_recompose_launches_the_ui_job_for_the_partition(client, db, auth, recorder):
@@ -143,7 +142,7 @@ def test_regenerate_refusals_are_the_runs_own(client, db, auth, recorder, settin
     insert(db, "rg-p", status="pending", jobs=("pending",))
     assert_error(client.post("/video/batches/rg-p/regenerate", json={"jobIds": ["rg-p-0"]}, headers=auth), 409, "BATCH_BUSY")
     insert(db, "rg-f", status="failed", jobs=("failed",))
-    db.begin_task("rg-f-0", "rg-f", "local")  # a submission still on its way (paid or about to be)
+    db.ledger.begin_task("rg-f-0", "rg-f", "local")  # a submission still on its way (paid or about to be)
     body = assert_error(client.post("/video/batches/rg-f/regenerate", json={"jobIds": ["rg-f-0"]}, headers=auth), 409, "IN_FLIGHT")
     assert "task still in flight" in body["message"]
     insert(db, "rg-c", status="canceled", jobs=("completed",))
@@ -153,7 +152,7 @@ def test_regenerate_refusals_are_the_runs_own(client, db, auth, recorder, settin
 
 def test_regenerate_over_the_monthly_quota_is_refused(settings, db, storage, verifier, auth, recorder):
     insert(db, "rq1", jobs=("completed", "completed"))
-    db.reserve_clips([("listing", "L-rq1", 0)], month_start().strftime("%Y-%m"), 3)
+    db.quota.reserve_clips([("listing", "L-rq1", 0)], month_start().strftime("%Y-%m"), 3)
     http = httpx.Client(transport=httpx.MockTransport(recorder))
     app = create_app(settings.model_copy(update={"monthly_clip_quota": 4}), db=db, storage=storage, verifier=verifier,
                      launcher=GraphQLLauncher(WEBSERVER, client=http))
@@ -167,9 +166,9 @@ def test_regenerate_over_the_monthly_quota_is_refused(settings, db, storage, ver
 
 def test_workspace_keys_need_write_and_see_their_workspace_only(client, db, recorder):
     insert(db, "ws1", workspace_id="wsA")
-    _, reader = api_keys.create_key(db, "wsA", [ApiScope.READ])
-    _, other = api_keys.create_key(db, "wsB", [ApiScope.READ, ApiScope.WRITE])
-    record, writer = api_keys.create_key(db, "wsA", [ApiScope.WRITE])
+    _, reader = db.api_keys.create_key("wsA", [ApiScope.READ])
+    _, other = db.api_keys.create_key("wsB", [ApiScope.READ, ApiScope.WRITE])
+    record, writer = db.api_keys.create_key("wsA", [ApiScope.WRITE])
     for path, body in (("recompose", {}), ("regenerate", {"jobIds": ["ws1-0"]})):
         assert_error(client.post(f"/video/batches/ws1/{path}", json=body, headers={"x-api-key": reader}), 403, "INSUFFICIENT_SCOPE")
         assert_error(client.post(f"/video/batches/ws1/{path}", json=body, headers={"x-api-key": other}), 404, "NOT_FOUND")

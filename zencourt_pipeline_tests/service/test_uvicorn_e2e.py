@@ -37,12 +37,12 @@ def service(settings, db, storage, fake_fal) -> Iterator[ServerThread]:
 
 
 def completions(db) -> list[dict]:
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(sa.select(generation_completions))]
 
 
 def test_fal_delivers_three_copies_and_one_completion_is_recorded(service, fake_fal, db):
-    db.insert_batch(*make_batch("e2e1", n_jobs=1))
+    db.batches.insert_batch(*make_batch("e2e1", n_jobs=1))
     fake_fal.scripts.default = FalScript(webhook_copies=3)
     webhook_url = f"{service.url}/webhooks/fal"
     submit = httpx.post(
@@ -57,8 +57,8 @@ def test_fal_delivers_three_copies_and_one_completion_is_recorded(service, fake_
     )
     assert submit.status_code == 200, submit.text
     request_id = submit.json()["request_id"]
-    row = db.begin_task("e2e1-0", "e2e1", "fal")
-    db.task_submitted(row, "e2e1-0", "fal", request_id)
+    row = db.ledger.begin_task("e2e1-0", "e2e1", "fal")
+    db.ledger.task_submitted(row, "e2e1-0", "fal", request_id)
 
     deadline = time.monotonic() + 15
     while len(fake_fal.webhook_deliveries) < 3 and time.monotonic() < deadline:
@@ -114,7 +114,7 @@ def test_oversized_bodies_over_http(service, fake_fal, db):
 
 
 def test_protected_route_over_http(service, db):
-    db.insert_batch(*make_batch("e2e2"))
+    db.batches.insert_batch(*make_batch("e2e2"))
     with httpx.Client(base_url=service.url) as client:
         assert client.get("/video/batches/e2e2").status_code == 401
         response = client.get("/video/batches/e2e2", headers={"Authorization": f"Bearer {API_KEY}"})

@@ -10,9 +10,9 @@ from .conftest import CancelRecorder, assert_error, make_batch
 
 
 def test_generate_requests_pickup_of_a_pending_batch(client, db, auth):
-    db.insert_batch(*make_batch("g1"))
-    assert db.claim_pending_batches()  # the sensor saw it once
-    assert db.claim_pending_batches() == []
+    db.batches.insert_batch(*make_batch("g1"))
+    assert db.pickup.claim_pending_batches()  # the sensor saw it once
+    assert db.pickup.claim_pending_batches() == []
     response = client.post("/video/generate", json={"batchId": "g1"}, headers=auth)
     assert response.status_code == 202 and "idempotent-replayed" not in response.headers
     assert response.json() == {
@@ -20,25 +20,25 @@ def test_generate_requests_pickup_of_a_pending_batch(client, db, auth):
         "batches": [{"batchId": "g1", "status": "pending", "jobIds": ["g1-0", "g1-1"], "pickupRequested": True}],
         "unknownJobIds": [],
     }  # fmt: skip
-    assert [b.id for b in db.claim_pending_batches()] == ["g1"]  # claimable again now
+    assert [b.id for b in db.pickup.claim_pending_batches()] == ["g1"]  # claimable again now
 
 
 def test_generate_unknown_batch_is_404_and_a_processing_one_is_a_replay(client, db, auth):
     body = assert_error(client.post("/video/generate", json={"batchId": "nope"}, headers=auth), 404, "NOT_FOUND")
     assert body["details"] == {"batchId": "nope"}
-    db.insert_batch(*make_batch("g2"))
-    db.start_batch("g2")
+    db.batches.insert_batch(*make_batch("g2"))
+    db.batches.start_batch("g2")
     response = client.post("/video/generate", json={"batchId": "g2"}, headers=auth)
     assert response.status_code == 200 and response.headers["idempotent-replayed"] == "true"
     assert response.json()["status"] == "processing"
     assert response.json()["batches"][0]["pickupRequested"] is False
-    assert db.get_batch("g2").status == "processing"
+    assert db.batches.get_batch("g2").status == "processing"
 
 
 def test_generate_by_job_ids_of_two_batches_with_an_unknown_id(client, db, auth):
-    db.insert_batch(*make_batch("ga", n_jobs=2))
-    db.insert_batch(*make_batch("gb", n_jobs=3))
-    db.claim_pending_batches()
+    db.batches.insert_batch(*make_batch("ga", n_jobs=2))
+    db.batches.insert_batch(*make_batch("gb", n_jobs=3))
+    db.pickup.claim_pending_batches()
     response = client.post(
         "/video/generate", json={"jobIds": ["gb-2", "ga-0", "nobody", "gb-0", "ga-0"]}, headers=auth
     )
@@ -50,16 +50,16 @@ def test_generate_by_job_ids_of_two_batches_with_an_unknown_id(client, db, auth)
         {"batchId": "ga", "status": "pending", "jobIds": ["ga-0"], "pickupRequested": True},
     ]
     assert body["unknownJobIds"] == ["nobody"]
-    assert sorted(b.id for b in db.claim_pending_batches()) == ["ga", "gb"]
+    assert sorted(b.id for b in db.pickup.claim_pending_batches()) == ["ga", "gb"]
 
 
 def test_generate_mixes_a_pending_and_a_finished_batch_and_restarts_nothing(client, db, auth):
-    db.insert_batch(*make_batch("gp", n_jobs=1))
-    db.insert_batch(*make_batch("gf", n_jobs=2))
-    db.start_batch("gf")
-    assert db.fail_job("gf-0", "INVALID_INPUT", "bad photo")
-    db.cancel(job_ids=["gf-1"])
-    assert db.get_batch("gf").status == "canceled"
+    db.batches.insert_batch(*make_batch("gp", n_jobs=1))
+    db.batches.insert_batch(*make_batch("gf", n_jobs=2))
+    db.batches.start_batch("gf")
+    assert db.batches.fail_job("gf-0", "INVALID_INPUT", "bad photo")
+    db.cancels.cancel(job_ids=["gf-1"])
+    assert db.batches.get_batch("gf").status == "canceled"
     mixed = client.post("/video/generate", json={"jobIds": ["gf-0", "gp-0"]}, headers=auth)
     assert mixed.status_code == 202 and "idempotent-replayed" not in mixed.headers
     assert [(b["batchId"], b["status"], b["pickupRequested"]) for b in mixed.json()["batches"]] == [
@@ -68,14 +68,14 @@ def test_generate_mixes_a_pending_and_a_finished_batch_and_restarts_nothing(clie
     finished = client.post("/video/generate", json={"jobIds": ["gf-0", "gf-1"]}, headers=auth)
     assert finished.status_code == 200 and finished.headers["idempotent-replayed"] == "true"
     assert finished.json()["status"] == "canceled"
-    assert [(j.id, j.status) for j in db.get_jobs("gf")] == [("gf-0", "failed"), ("gf-1", "canceled")]
-    assert db.get_batch("gf").status == "canceled"
+    assert [(j.id, j.status) for j in db.batches.get_jobs("gf")] == [("gf-0", "failed"), ("gf-1", "canceled")]
+    assert db.batches.get_batch("gf").status == "canceled"
 
 
 def test_generate_by_listing_and_nothing_known(client, db, auth):
-    db.insert_batch(*make_batch("gl1", n_jobs=1, listing_id="L-9"))
-    db.insert_batch(*make_batch("gl2", n_jobs=1, listing_id="L-9"))
-    db.start_batch("gl1")
+    db.batches.insert_batch(*make_batch("gl1", n_jobs=1, listing_id="L-9"))
+    db.batches.insert_batch(*make_batch("gl2", n_jobs=1, listing_id="L-9"))
+    db.batches.start_batch("gl1")
     response = client.post("/video/generate", json={"listingId": "L-9"}, headers=auth)
     assert response.status_code == 202
     assert {(b["batchId"], b["pickupRequested"]) for b in response.json()["batches"]} == {
@@ -98,11 +98,11 @@ def test_generate_is_validated_like_cancel(client, auth):
 
 
 def test_cancel_by_batch(client, db, auth, canceller):
-    db.insert_batch(*make_batch("c1", n_jobs=3))
-    db.insert_batch(*make_batch("c2", n_jobs=1))
-    row = db.begin_task("c1-0", "c1", "fal")
-    db.task_submitted(row, "c1-0", "fal", "fal-task-1")
-    db.complete_job("c1-2", "file:///clip.mp4", None)
+    db.batches.insert_batch(*make_batch("c1", n_jobs=3))
+    db.batches.insert_batch(*make_batch("c2", n_jobs=1))
+    row = db.ledger.begin_task("c1-0", "c1", "fal")
+    db.ledger.task_submitted(row, "c1-0", "fal", "fal-task-1")
+    db.batches.complete_job("c1-2", "file:///clip.mp4", None)
 
     response = client.post("/video/cancel", json={"batchId": "c1"}, headers=auth)
     assert response.status_code == 200
@@ -110,8 +110,8 @@ def test_cancel_by_batch(client, db, auth, canceller):
     assert body["success"] is True and body["canceled"] == 2
     assert sorted(body["jobIds"]) == ["c1-0", "c1-1"]
     assert body["batchIds"] == ["c1"]
-    assert db.get_batch("c1").status == "canceled"
-    assert db.get_batch("c2").status == "pending"
+    assert db.batches.get_batch("c1").status == "canceled"
+    assert db.batches.get_batch("c2").status == "pending"
 
     ((jobs, batch_ids),) = canceller.calls
     assert batch_ids == ["c1"]
@@ -124,28 +124,28 @@ def test_cancel_by_batch(client, db, auth, canceller):
 
 
 def test_cancel_by_listing(client, db, auth, canceller):
-    db.insert_batch(*make_batch("l1", listing_id="listing-x"))
-    db.insert_batch(*make_batch("l2", n_jobs=1, listing_id="listing-x"))
-    db.insert_batch(*make_batch("l3", listing_id="listing-y"))
+    db.batches.insert_batch(*make_batch("l1", listing_id="listing-x"))
+    db.batches.insert_batch(*make_batch("l2", n_jobs=1, listing_id="listing-x"))
+    db.batches.insert_batch(*make_batch("l3", listing_id="listing-y"))
     body = client.post("/video/cancel", json={"listingId": "listing-x"}, headers=auth).json()
     assert body["canceled"] == 3 and body["batchIds"] == ["l1", "l2"]
     assert sorted(body["jobIds"]) == ["l1-0", "l1-1", "l2-0"]
-    assert db.get_batch("l3").status == "pending"
+    assert db.batches.get_batch("l3").status == "pending"
     assert canceller.calls[0][1] == ["l1", "l2"]
     unknown = client.post("/video/cancel", json={"listingId": "nobody"}, headers=auth).json()
     assert unknown["canceled"] == 0
 
 
 def test_cancel_by_job_ids(client, db, auth, canceller):
-    db.insert_batch(*make_batch("j1", n_jobs=3))
+    db.batches.insert_batch(*make_batch("j1", n_jobs=3))
     body = client.post("/video/cancel", json={"jobIds": ["j1-0", "j1-1"]}, headers=auth).json()
     assert body["canceled"] == 2 and sorted(body["jobIds"]) == ["j1-0", "j1-1"]
     assert body["batchIds"] == []  # the batch goes on with its last job: no run to terminate
-    assert db.get_batch("j1").status != "canceled"
+    assert db.batches.get_batch("j1").status != "canceled"
     assert sorted(job.id for job in canceller.calls[0][0]) == ["j1-0", "j1-1"]
     body = client.post("/video/cancel", json={"jobIds": ["j1-2"]}, headers=auth).json()
     assert body["batchIds"] == ["j1"]  # its last job: the batch is canceled as a whole
-    assert db.get_batch("j1").status == "canceled"
+    assert db.batches.get_batch("j1").status == "canceled"
 
 
 def test_cancel_needs_exactly_one_selector(client, auth):
@@ -162,15 +162,15 @@ def test_cancel_needs_exactly_one_selector(client, auth):
 
 def test_a_canceller_that_raises_reports_every_live_task_as_not_stopped(settings, db, storage, verifier, auth):
     failing = CancelRecorder(fail=True)
-    db.insert_batch(*make_batch("f1"))
-    row = db.begin_task("f1-0", "f1", "runway")
-    db.task_submitted(row, "f1-0", "runway", "rw-live")
+    db.batches.insert_batch(*make_batch("f1"))
+    row = db.ledger.begin_task("f1-0", "f1", "runway")
+    db.ledger.task_submitted(row, "f1-0", "runway", "rw-live")
     app = create_app(settings, db=db, storage=storage, verifier=verifier, canceller=failing)
     with TestClient(app) as client:
         response = client.post("/video/cancel", json={"batchId": "f1"}, headers=auth)
     assert response.status_code == 200 and response.json()["canceled"] == 2
     assert len(failing.calls) == 1
-    assert db.get_batch("f1").status == "canceled"
+    assert db.batches.get_batch("f1").status == "canceled"
     body = response.json()
     assert body["providerTasksStopped"] == 0
     assert body["providerTasksPending"] == [
@@ -178,18 +178,18 @@ def test_a_canceller_that_raises_reports_every_live_task_as_not_stopped(settings
          "error": "RuntimeError: provider unreachable"}
     ]
     # still live in the ledger: the reconciler asks Runway again
-    assert [task.task_id for task in db.live_tasks_of_ended_jobs()] == ["rw-live"]
+    assert [task.task_id for task in db.liveness.live_tasks_of_ended_jobs()] == ["rw-live"]
 
 
 def test_batch_status_with_jobs_and_progress(client, db, auth, storage):
-    db.insert_batch(*make_batch("s1", n_jobs=5, title="12 Main St", orientation="vertical"))
-    db.start_batch("s1")
-    db.complete_job("s1-0", storage.uri("clips/s1-0.mp4"), storage.uri("thumbs/s1-0.jpg"))
-    db.fail_job("s1-1", "FAL_GENERATION_FAILED", "nope")
-    row = db.begin_task("s1-2", "s1", "runway")
-    db.task_submitted(row, "s1-2", "runway", "rw-1")
-    db.record_task_progress(row, 0.4)
-    db.cancel(job_ids=["s1-3"])
+    db.batches.insert_batch(*make_batch("s1", n_jobs=5, title="12 Main St", orientation="vertical"))
+    db.batches.start_batch("s1")
+    db.batches.complete_job("s1-0", storage.uri("clips/s1-0.mp4"), storage.uri("thumbs/s1-0.jpg"))
+    db.batches.fail_job("s1-1", "FAL_GENERATION_FAILED", "nope")
+    row = db.ledger.begin_task("s1-2", "s1", "runway")
+    db.ledger.task_submitted(row, "s1-2", "runway", "rw-1")
+    db.events.record_task_progress(row, 0.4)
+    db.cancels.cancel(job_ids=["s1-3"])
 
     response = client.get("/video/batches/s1", headers=auth)
     assert response.status_code == 200
@@ -239,9 +239,9 @@ def test_batch_status_with_jobs_and_progress(client, db, auth, storage):
         }},
     }  # fmt: skip
 
-    db.block_batch("s1", "CLIP_CHECK_FAILED")  # the web app sees why the batch waits
+    db.liveness.block_batch("s1", "CLIP_CHECK_FAILED")  # the web app sees why the batch waits
     assert client.get("/video/batches/s1", headers=auth).json()["blockedReason"] == "CLIP_CHECK_FAILED"
-    db.finish_batch("s1", "failed", error="CLIP_CHECK_FAILED: deadline", error_code="CLIP_CHECK_FAILED")
+    db.batches.finish_batch("s1", "failed", error="CLIP_CHECK_FAILED: deadline", error_code="CLIP_CHECK_FAILED")
     failed = client.get("/video/batches/s1", headers=auth).json()
     assert (failed["status"], failed["errorCode"], failed["blockedReason"]) == ("failed", "CLIP_CHECK_FAILED", None)
 
@@ -253,21 +253,21 @@ def test_batch_status_shows_what_the_batch_spent(client, db, auth):
 
     from zencourt_pipeline.db.schema import generation_tasks
 
-    db.insert_batch(*make_batch("m1", n_jobs=3))
-    db.insert_batch(*make_batch("m2", n_jobs=1))
-    done = db.begin_task("m1-0", "m1", "runway")
-    db.task_submitted(done, "m1-0", "runway", "rw-m1", cost_usd=0.25, cost_source="rate")
-    db.record_completion(provider="runway", task_id="rw-m1", status="succeeded", source="poll")
-    db.record_task_cost("runway", "rw-m1", credits=30, cost_usd=0.3)  # the provider's figure wins
-    refused = db.begin_task("m1-1", "m1", "fal")
-    db.task_rejected(refused, "FAL_GENERATION_FAILED", "refused")  # never paid
-    live = db.begin_task("m1-1", "m1", "fal")
-    db.task_submitted(live, "m1-1", "fal", "fal-m1", cost_usd=0.5, cost_source="rate")
-    orphan = db.begin_task("m1-2", "m1", "fal")  # sent, answer lost
-    with db.transaction() as conn:
+    db.batches.insert_batch(*make_batch("m1", n_jobs=3))
+    db.batches.insert_batch(*make_batch("m2", n_jobs=1))
+    done = db.ledger.begin_task("m1-0", "m1", "runway")
+    db.ledger.task_submitted(done, "m1-0", "runway", "rw-m1", cost_usd=0.25, cost_source="rate")
+    db.completions.record_completion(provider="runway", task_id="rw-m1", status="succeeded", source="poll")
+    db.ledger.record_task_cost("runway", "rw-m1", credits=30, cost_usd=0.3)  # the provider's figure wins
+    refused = db.ledger.begin_task("m1-1", "m1", "fal")
+    db.ledger.task_rejected(refused, "FAL_GENERATION_FAILED", "refused")  # never paid
+    live = db.ledger.begin_task("m1-1", "m1", "fal")
+    db.ledger.task_submitted(live, "m1-1", "fal", "fal-m1", cost_usd=0.5, cost_source="rate")
+    orphan = db.ledger.begin_task("m1-2", "m1", "fal")  # sent, answer lost
+    with db.db.transaction() as conn:
         conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == orphan).values(possibly_orphaned=True))
-    other = db.begin_task("m2-0", "m2", "runway")  # another batch: not counted
-    db.task_submitted(other, "m2-0", "runway", "rw-m2", cost_usd=9.0, cost_source="rate")
+    other = db.ledger.begin_task("m2-0", "m2", "runway")  # another batch: not counted
+    db.ledger.task_submitted(other, "m2-0", "runway", "rw-m2", cost_usd=9.0, cost_source="rate")
 
     spend = client.get("/video/batches/m1", headers=auth).json()["spend"]
     assert (spend["usd"], spend["tasks"], spend["possiblyOrphaned"]) == (0.8, 3, 1)
@@ -278,7 +278,7 @@ def test_batch_status_shows_what_the_batch_spent(client, db, auth):
     assert (runway["tasks"], runway["usd"], runway["usdProvider"], runway["completed"]) == (1, 0.3, 0.3, 1)
     assert client.get("/video/batches/m2", headers=auth).json()["spend"]["usd"] == 9.0
     empty = make_batch("m3", n_jobs=1)
-    db.insert_batch(*empty)
+    db.batches.insert_batch(*empty)
     assert client.get("/video/batches/m3", headers=auth).json()["spend"] == {
         "usd": 0.0, "tasks": 0, "possiblyOrphaned": 0, "usdProvider": 0.0, "usdRate": 0.0, "unpriced": 0,
         "orphanUsd": 0.0, "byProvider": {},
@@ -288,7 +288,7 @@ def test_batch_status_shows_what_the_batch_spent(client, db, auth):
 def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, auth):
     """The response models write the same JSON as the hand-written dicts did: camelCase names in
     this order, nulls written out, statuses as plain strings."""
-    db.insert_batch(*make_batch("o1", n_jobs=1))
+    db.batches.insert_batch(*make_batch("o1", n_jobs=1))
     raw = client.get("/video/batches/o1", headers=auth).content.decode()
     body = client.get("/video/batches/o1", headers=auth).json()
     assert list(body) == [
@@ -323,22 +323,21 @@ def test_batch_status_json_names_order_and_nulls_are_the_contracts(client, db, a
 def test_batch_status_reports_a_dead_webhook_with_the_node_servers_code(client, db, auth):
     import sqlalchemy as sa
 
-    from zencourt_pipeline.db import outbox
     from zencourt_pipeline.db.schema import webhook_outbox
 
-    db.insert_batch(*make_batch("wd", n_jobs=1))
+    db.batches.insert_batch(*make_batch("wd", n_jobs=1))
     open_batch = client.get("/video/batches/wd", headers=auth).json()
     assert (open_batch["webhookStatus"], open_batch["webhookErrorCode"]) == (None, None)
-    assert db.complete_job("wd-0", "file:///clip.mp4", None)
-    assert db.finish_batch("wd", "completed", video_url="file:///v.mp4")
-    terminal = next(row for row in db.outbox("wd") if row.event == "batch.completed")
+    assert db.batches.complete_job("wd-0", "file:///clip.mp4", None)
+    assert db.batches.finish_batch("wd", "completed", video_url="file:///v.mp4")
+    terminal = next(row for row in db.outbox.rows("wd") if row.event == "batch.completed")
     pending = client.get("/video/batches/wd", headers=auth).json()
     assert (pending["webhookStatus"], pending["webhookErrorCode"]) == ("pending", None)
-    with db.transaction() as conn:
+    with db.db.transaction() as conn:
         conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.id == terminal.id).values(status="dead"))
     dead = client.get("/video/batches/wd", headers=auth).json()
     assert (dead["webhookStatus"], dead["webhookErrorCode"]) == ("dead", "WEBHOOK_DELIVERY_FAILED")
-    assert outbox.requeue(db, terminal.id)
-    assert outbox.mark_delivered(db, terminal.id, 200)
+    assert db.outbox.requeue(terminal.id)
+    assert db.outbox.mark_delivered(terminal.id, 200)
     delivered = client.get("/video/batches/wd", headers=auth).json()
     assert (delivered["webhookStatus"], delivered["webhookErrorCode"]) == ("delivered", None)

@@ -80,9 +80,9 @@ def service(tmp_path_factory, app_database) -> Iterator[Service]:
 @pytest.fixture(scope="module")
 def db(service, app_database) -> Iterator[AppDatabase]:
     """The web app's own connection to its tables (the service migrated them at start-up)."""
-    database = AppDatabase(app_database)
+    database = AppDatabase.connect(app_database)
     yield database
-    database.dispose()
+    database.db.dispose()
 
 
 def job_ids(jobs: list[dict]) -> list[str]:
@@ -105,8 +105,8 @@ def test_the_web_app_flow_generate_by_job_ids_poll_retry_cancel(service, db):
     # 1. the web app inserts its rows (two batches of one listing), then names the jobs
     first, first_jobs = make_batch("wa1", n_jobs=2, listing_id="L-compat")
     second, second_jobs = make_batch("wa2", n_jobs=3, listing_id="L-compat")
-    db.insert_batch(first, first_jobs)
-    db.insert_batch(second, second_jobs)
+    db.batches.insert_batch(first, first_jobs)
+    db.batches.insert_batch(second, second_jobs)
     assert contract_row("POST", "/video/generate")[0] == "key"
     call = {"jobIds": job_ids(first_jobs) + job_ids(second_jobs)}
     generated = service.call("POST", "/video/generate", json=call)
@@ -126,8 +126,8 @@ def test_the_web_app_flow_generate_by_job_ids_poll_retry_cancel(service, db):
     assert retried.status_code == 202 and retried.json() == body
 
     # 3. the sensor has taken both batches: a late retry is a replay, not an error
-    db.start_batch("wa1")
-    db.start_batch("wa2")
+    db.batches.start_batch("wa1")
+    db.batches.start_batch("wa2")
     late = service.call("POST", "/video/generate", json=call)
     assert late.status_code == 200 and late.headers["Idempotent-Replayed"] == "true"
     assert [(b["status"], b["pickupRequested"]) for b in late.json()["batches"]] == [("processing", False)] * 2
@@ -159,8 +159,8 @@ def test_the_web_app_flow_generate_by_job_ids_poll_retry_cancel(service, db):
     finished = service.call("POST", "/video/generate", json={"jobIds": [*job_ids(second_jobs), "wa-unknown"]})
     assert finished.status_code == 200 and finished.headers["Idempotent-Replayed"] == "true"
     assert (finished.json()["status"], finished.json()["unknownJobIds"]) == ("canceled", ["wa-unknown"])
-    assert {job.status for job in db.get_jobs("wa2")} == {"canceled"}
-    assert db.get_batch("wa2").status == "canceled"
+    assert {job.status for job in db.batches.get_jobs("wa2")} == {"canceled"}
+    assert db.batches.get_batch("wa2").status == "canceled"
 
     # 7. nothing known: 404 in the error format, naming the ids
     unknown = service.call("POST", "/video/generate", json={"jobIds": ["wa-nobody"]})

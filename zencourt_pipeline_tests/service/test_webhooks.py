@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -18,15 +19,15 @@ def completion_rows(db, task_id=None) -> list[dict]:
     query = sa.select(generation_completions)
     if task_id is not None:
         query = query.where(generation_completions.c.task_id == task_id)
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def test_valid_delivery_three_times_records_once(client, db, signer):
     batch, jobs = make_batch("wb1", n_jobs=1)
-    db.insert_batch(batch, jobs)
-    row_id = db.begin_task("wb1-0", "wb1", "fal")
-    db.task_submitted(row_id, "wb1-0", "fal", "req-known")
+    db.batches.insert_batch(batch, jobs)
+    row_id = db.ledger.begin_task("wb1-0", "wb1", "fal")
+    db.ledger.task_submitted(row_id, "wb1-0", "fal", "req-known")
 
     raw, headers = signer.delivery("req-known")
     answers = [client.post("/webhooks/fal", content=raw, headers=headers) for _ in range(3)]
@@ -140,13 +141,11 @@ def test_streamed_body_without_length_is_counted(client, db, signer):
 def test_database_failure_answers_500_so_fal_retries(settings, db, storage, verifier, signer):
     from fastapi.testclient import TestClient
 
-    class BrokenDb:
-        engine = db.engine
-
+    class BrokenCompletions:
         def record_completion(self, **_kwargs):
             raise RuntimeError("database is down")
 
-    app = create_app(settings, db=BrokenDb(), storage=storage, verifier=verifier)
+    app = create_app(settings, db=dataclasses.replace(db, completions=BrokenCompletions()), storage=storage, verifier=verifier)
     raw, headers = signer.delivery("req-dbdown")
     with TestClient(app, raise_server_exceptions=False) as client:
         assert_error(client.post("/webhooks/fal", content=raw, headers=headers), 500, "DATABASE_ERROR")

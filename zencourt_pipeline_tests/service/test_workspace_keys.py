@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from zencourt_pipeline.db import api_keys
+from zencourt_pipeline.db.api_keys import ApiKeyRepository
 from zencourt_pipeline.domain import ApiScope
 from zencourt_pipeline.service.app import create_app
 from zencourt_pipeline.service.ratelimit import KeyRateLimiter
@@ -20,25 +21,25 @@ def app_without_admin_key(settings, db, storage, verifier, **updates):
 
 
 def test_without_the_admin_key_workspace_keys_still_work(settings, db, storage, verifier):
-    db.insert_batch(*make_batch("nw1", workspace_id="ws1"))
+    db.batches.insert_batch(*make_batch("nw1", workspace_id="ws1"))
     with TestClient(app_without_admin_key(settings, db, storage, verifier)) as client:
         # neither an admin key nor a workspace key: everything refused, as before
         assert_error(client.get("/video/batches/nw1", headers={"x-api-key": API_KEY}), 503, "API_KEY_NOT_CONFIGURED")
-        _, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+        _, key = db.api_keys.create_key("ws1", [ApiScope.READ])
         assert client.get("/video/batches/nw1", headers={"x-api-key": key}).status_code == 200
         assert client.get("/video/batches/nw1", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert_error(client.get("/video/batches/nw1"), 401, "UNAUTHORIZED")
         assert_error(client.get("/video/batches/nw1", headers={"x-api-key": API_KEY}), 401, "INVALID_API_KEY")
-        api_keys.revoke(db, api_keys.prefix_of(key))
+        db.api_keys.revoke(api_keys.prefix_of(key))
         assert_error(client.get("/video/batches/nw1", headers={"x-api-key": key}), 401, "API_KEY_REVOKED")
         # the last key revoked: back to refusing everything
         assert_error(client.get("/video/batches/nw1"), 503, "API_KEY_NOT_CONFIGURED")
 
 
 def test_the_admin_key_sees_every_workspace_and_is_not_limited(client, db, auth):
-    db.insert_batch(*make_batch("aw1", workspace_id="ws1"))
-    db.insert_batch(*make_batch("aw2"))  # a batch without a workspace: the admin key's only
-    _, key = api_keys.create_key(db, "ws1", list(ApiScope))
+    db.batches.insert_batch(*make_batch("aw1", workspace_id="ws1"))
+    db.batches.insert_batch(*make_batch("aw2"))  # a batch without a workspace: the admin key's only
+    _, key = db.api_keys.create_key("ws1", list(ApiScope))
     assert client.get("/video/batches/aw2", headers=auth).status_code == 200
     assert client.get("/video/batches/aw1", headers=auth).json()["workspaceId"] == "ws1"
     assert_error(client.get("/video/batches/aw2", headers={"x-api-key": key}), 404, "NOT_FOUND")
@@ -77,24 +78,24 @@ def test_the_bucket_table_is_bounded():
 
 
 def test_last_used_is_written_once_a_minute_per_process(client, db, monkeypatch):
-    db.insert_batch(*make_batch("lu1", workspace_id="ws1"))
-    record, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+    db.batches.insert_batch(*make_batch("lu1", workspace_id="ws1"))
+    record, key = db.api_keys.create_key("ws1", [ApiScope.READ])
     writes = []
-    touch = api_keys.touch
-    monkeypatch.setattr(api_keys, "touch", lambda *args, **kwargs: writes.append(args[1]) or touch(*args, **kwargs))
+    touch = ApiKeyRepository.touch
+    monkeypatch.setattr(ApiKeyRepository, "touch", lambda *args, **kwargs: writes.append(args[1]) or touch(*args, **kwargs))
     for _ in range(5):
         assert client.get("/video/batches/lu1", headers={"x-api-key": key}).status_code == 200
     assert writes == [record.id]
-    assert api_keys.find(db, record.id).last_used_at is not None
+    assert db.api_keys.find(record.id).last_used_at is not None
 
 
 def test_a_database_failure_while_checking_a_key_is_503(client, db, auth, monkeypatch):
-    _, key = api_keys.create_key(db, "ws1", [ApiScope.READ])
+    _, key = db.api_keys.create_key("ws1", [ApiScope.READ])
 
     def down(*_args, **_kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr(api_keys, "verify", down)
+    monkeypatch.setattr(ApiKeyRepository, "verify", down)
     assert_error(client.get("/video/batches", headers={"x-api-key": key}), 503, "DATABASE_ERROR")
     assert client.get("/video/batches", headers=auth).status_code == 200  # the admin key needs no lookup
 
@@ -118,8 +119,8 @@ def test_the_keys_cli(monkeypatch, tmp_path, capsys):
 
 
 def test_idempotency_keys_are_per_workspace(client, db, auth):
-    _, key_a = api_keys.create_key(db, "wsA", list(ApiScope))
-    _, key_b = api_keys.create_key(db, "wsB", list(ApiScope))
+    _, key_a = db.api_keys.create_key("wsA", list(ApiScope))
+    _, key_b = db.api_keys.create_key("wsB", list(ApiScope))
     body = {"listingId": "L-idem", "jobs": [{"imageUrl": "https://example.com/1.jpg"}]}
     made = {}
     for name, headers in (("A", {"x-api-key": key_a}), ("B", {"x-api-key": key_b}), ("admin", auth)):
@@ -129,14 +130,14 @@ def test_idempotency_keys_are_per_workspace(client, db, auth):
         assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
         made[name] = first.json()["id"]
     assert len(set(made.values())) == 3  # B never replays A's batch (nor learns its id)
-    assert db.get_batch(made["A"]).workspace_id == "wsA" and db.get_batch(made["admin"]).workspace_id is None
+    assert db.batches.get_batch(made["A"]).workspace_id == "wsA" and db.batches.get_batch(made["admin"]).workspace_id is None
 
 
 def test_generate_by_listing_leaves_other_workspaces_alone(client, db):
-    db.insert_batch(*make_batch("gl1", listing_id="L-g", workspace_id="wsA"))
-    db.insert_batch(*make_batch("gl2", listing_id="L-g", workspace_id="wsB"))
-    _, key_a = api_keys.create_key(db, "wsA", [ApiScope.WRITE])
+    db.batches.insert_batch(*make_batch("gl1", listing_id="L-g", workspace_id="wsA"))
+    db.batches.insert_batch(*make_batch("gl2", listing_id="L-g", workspace_id="wsB"))
+    _, key_a = db.api_keys.create_key("wsA", [ApiScope.WRITE])
     response = client.post("/video/generate", json={"listingId": "L-g"}, headers={"x-api-key": key_a})
     assert response.status_code == 202 and [b["batchId"] for b in response.json()["batches"]] == ["gl1"]
-    _, key_c = api_keys.create_key(db, "wsC", [ApiScope.WRITE])
+    _, key_c = db.api_keys.create_key("wsC", [ApiScope.WRITE])
     assert_error(client.post("/video/generate", json={"listingId": "L-g"}, headers={"x-api-key": key_c}), 404, "NOT_FOUND")

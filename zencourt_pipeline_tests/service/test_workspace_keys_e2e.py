@@ -217,12 +217,12 @@ def test_a_workspace_key_is_rate_limited_and_its_use_recorded(serve, batches):
 
 
 def test_the_database_holds_digests_only(serve, keys):
-    database = AppDatabase(serve.env["DATABASE_URL"])
+    database = AppDatabase.connect(serve.env["DATABASE_URL"])
     try:
         import sqlalchemy as sa
 
-        with database.engine.connect() as conn:
+        with database.db.engine.connect() as conn:
             dump = repr(conn.execute(sa.text("SELECT * FROM api_keys")).all())
     finally:
-        database.dispose()
+        database.db.dispose()
     assert all(key not in dump and key.rsplit("_", 1)[1] not in dump for key in keys.values())

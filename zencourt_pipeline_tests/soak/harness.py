@@ -149,13 +149,13 @@ def insert_batch(ctx: SoakContext, plan: BatchPlan, photo_uri: str) -> None:
         batch["workspace_id"] = plan.workspace_id
     jobs = [{"id": f"{plan.id}-{i}", "sort_order": i, "room_name": f"Room {i}", "image_url": photo_uri,
              "duration_seconds": 2, "prompt": prompt_of(plan.id, i)} for i in range(ctx.config.clips)]
-    _retrying(lambda: ctx.topo.db.insert_batch(batch, jobs))
+    _retrying(lambda: ctx.topo.db.batches.insert_batch(batch, jobs))
     ctx.log(f"inserted {plan.id} listing={plan.listing_id}" + (f" workspace={plan.workspace_id}" if plan.workspace_id else ""))
 
 
 def open_batches(ctx: SoakContext) -> int:
     def count() -> int:
-        with ctx.topo.db.engine.connect() as conn:
+        with ctx.topo.db.db.engine.connect() as conn:
             return conn.execute(sa.text(
                 "SELECT count(*) FROM video_gen_batch WHERE status NOT IN ('completed','failed','canceled')")).scalar()
     return _retrying(count)
@@ -175,7 +175,7 @@ def drain_outbox(ctx: SoakContext, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         def pending() -> int:
-            with ctx.topo.db.engine.connect() as conn:
+            with ctx.topo.db.db.engine.connect() as conn:
                 return conn.execute(sa.text("SELECT count(*) FROM webhook_outbox WHERE status = 'pending'")).scalar()
         left = _retrying(pending)
         if left == 0 or time.monotonic() > deadline:

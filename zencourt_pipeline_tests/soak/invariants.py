@@ -45,7 +45,7 @@ FAL_FAILED = {"fail", "content_policy"}
 
 
 def _rows(ctx: SoakContext, query: str, record: type[R]) -> list[R]:
-    with ctx.topo.db.engine.connect() as conn:
+    with ctx.topo.db.db.engine.connect() as conn:
         return [record.from_row(row) for row in conn.execute(sa.text(query))]
 
 
@@ -243,7 +243,7 @@ def _cancels(ctx, tasks, jobs, orphans, violations, figures) -> None:
 
 
 def _batch_status(ctx: SoakContext, batch_id: str) -> str | None:
-    with ctx.topo.db.engine.connect() as conn:
+    with ctx.topo.db.db.engine.connect() as conn:
         return conn.execute(sa.text("SELECT status FROM video_gen_batch WHERE id = :id"), {"id": batch_id}).scalar()
 
 
@@ -320,7 +320,7 @@ def _quota(ctx, tasks, orphans, violations, figures) -> None:
     if not ctx.config.quota_batches:
         return  # no quota workspace in this run
     limit = ctx.config.workspace_quota
-    with ctx.topo.db.engine.connect() as conn:  # no record: the quota table never leaves db/
+    with ctx.topo.db.db.engine.connect() as conn:  # no record: the quota table never leaves db/
         usage = conn.execute(sa.text("SELECT * FROM clip_quota_usage")).all()
     for use in usage:
         if use.scope == "workspace" and use.used > limit:
@@ -409,10 +409,10 @@ def job_story(ctx: SoakContext, job: Job, batch: Batch | None, tasks: list[dict]
         return "-" if when is None or origin is None else f"{(as_utc(when) - origin).total_seconds():+.1f}s"
 
     db = ctx.topo.db
-    rows = db.tasks_for_job(job.id)
+    rows = db.ledger.tasks_for_job(job.id)
     ids = [row.task_id for row in rows if row.task_id]
     # by task id, not by batch: a completion left unlinked (job and batch null) shows here too
-    with db.engine.connect() as conn:
+    with db.db.engine.connect() as conn:
         query = sa.select(generation_completions).where(generation_completions.c.task_id.in_(ids))
         completions = [CompletionRecord.from_row(row) for row in conn.execute(query.order_by(generation_completions.c.id))]
     lines = [f"job {job.status} {job.error_code} {job.error_message!r} provider_task_id={job.provider_task_id} "

@@ -18,7 +18,7 @@ from zencourt_pipeline_tests.soak.faults import FAULTS, FaultEvent, Skip
 
 
 def _open_job_ids(ctx: SoakContext) -> list[str]:
-    with ctx.topo.db.engine.connect() as conn:
+    with ctx.topo.db.db.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT id FROM video_gen_jobs WHERE status NOT IN ('completed','failed','canceled')"))
         return [row.id for row in rows]
 

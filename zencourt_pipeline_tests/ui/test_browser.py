@@ -170,7 +170,7 @@ def demo_instance(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("ZENCOURT_DATA_DIR", str(data))
     defs = build_definitions(Settings.from_env())
     db, storage = defs.resources["app_db"].get(), defs.resources["storage"].get()
-    db.upgrade()  # what start-up does on a fresh database (resources never migrate)
+    db.db.upgrade()  # what start-up does on a fresh database (resources never migrate)
     for batch_id in GOOD:
         insert_batch_with_photos(db, storage, tmp_path, batch_id, [None, None])
     with dg.DagsterInstance.get() as instance:
@@ -184,7 +184,7 @@ def demo_instance(tmp_path: Path, monkeypatch):
                 pipeline_assets, selection=selection, partition_key=BLOCKED, instance=instance,
                 resources=defs.resources, raise_on_error=False,
             )
-    assert db.get_batch(BLOCKED).status == "processing" and db.get_batch(BLOCKED).video_url is None
+    assert db.batches.get_batch(BLOCKED).status == "processing" and db.batches.get_batch(BLOCKED).video_url is None
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: zencourt_pipeline.definitions\n"
@@ -243,7 +243,7 @@ def test_the_ui_shows_the_batch_and_runs_a_partition_backfill(demo_instance):
             page.screenshot(path=OUTPUT / "backfill.png")
             browser.close()
     for batch_id in GOOD:
-        assert demo_instance["db"].get_batch(batch_id).status == "completed"
+        assert demo_instance["db"].batches.get_batch(batch_id).status == "completed"
 
 
 def _asset_graph(page, base: str) -> None:

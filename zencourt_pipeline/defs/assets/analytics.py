@@ -68,7 +68,7 @@ def provider_daily_stats(
     `analytics/provider_daily.csv` (and a PNG chart, `analytics/provider_daily.png`) in storage;
     refreshed hourly by the automation sensor, or on demand with Materialize."""
     db = app_db.get()
-    frame = load_generation_frame(db, days=WINDOW_DAYS)
+    frame = load_generation_frame(db.analytics, days=WINDOW_DAYS)
     spend = spend_report(db, since=utcnow() - timedelta(days=WINDOW_DAYS))
     daily = provider_daily(frame)
     chart = render_chart(daily)

@@ -27,10 +27,10 @@ STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTI
 def load_batch(context: dg.AssetExecutionContext, db: AppDatabase) -> tuple[Batch, list[Job]]:
     """The partition's batch and jobs; a batch missing from the database fails the step for good."""
     batch_id = context.partition_key
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     if batch is None:
         raise dg.Failure(f"batch {batch_id!r} is not in the application database", allow_retries=False)
-    return batch, db.get_jobs(batch_id)
+    return batch, db.batches.get_jobs(batch_id)
 
 
 @contextmanager

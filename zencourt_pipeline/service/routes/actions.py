@@ -74,10 +74,10 @@ async def _launch(request: Request, batch_id: str, build) -> ActionResponse:
         )
 
     def check() -> LaunchRequest | None:
-        batch = state.db.get_batch(batch_id)
+        batch = state.db.batches.get_batch(batch_id)
         if batch is None or not principal.can_see(batch.workspace_id):
             return None
-        return build(state.db, batch, state.db.get_jobs(batch_id), _requested_by(principal))
+        return build(state.db, batch, state.db.batches.get_jobs(batch_id), _requested_by(principal))
 
     try:
         launch = await run_in_threadpool(check)

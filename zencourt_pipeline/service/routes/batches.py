@@ -1,7 +1,7 @@
 """Batch creation and listing (API key): `POST /video/batches`, `POST /video/batches:bulk`,
 `GET /video/batches` (docs/contract.md section 4).
 
-A batch created here is the rows the web app would insert (`AppDatabase.create_batch`, the same
+A batch created here is the rows the web app would insert (`BatchRepository.create_batch`, the same
 statements as `insert_batch`), `pending`: the intake sensor picks it up the same way. The body
 is checked as intake would check it (ids, at most `MAX_JOBS_PER_BATCH` jobs, orientation,
 template, prompt length, duration, and an image URL intake may fetch: https, plain http only for
@@ -27,7 +27,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -35,11 +34,11 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
-from zencourt_pipeline.db.batches import CreateOutcome, InvalidCursor
+from zencourt_pipeline.db.batches import CreateOutcome
+from zencourt_pipeline.db.catalog import InvalidCursor
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
-from zencourt_pipeline.db.templates import workspace_template
 from zencourt_pipeline.domain import clamp_clip_seconds, outputs_json
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.net.policy import FetchPolicy
@@ -140,10 +139,10 @@ def _rows(body: BatchCreate) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _response(db: AppDatabase, batch_id: str, urls: MediaUrls) -> BatchResponse:
     """The batch exactly as `GET /video/batches/{id}` shows it."""
-    batch = db.get_batch(batch_id)
+    batch = db.batches.get_batch(batch_id)
     assert batch is not None, batch_id
     return BatchResponse.from_records(
-        batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), urls, outputs=db.get_outputs(batch_id)
+        batch, db.batches.get_jobs(batch_id), db.spend.spend_ledger(batch_id=batch_id), urls, outputs=db.outputs.get_outputs(batch_id)
     )
 
 
@@ -156,7 +155,7 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     context = {
         "storage": state.storage,
         "policy": FetchPolicy.from_hosts(state.settings.media_allowed_private_hosts),
-        "own_template": partial(workspace_template, state.db),  # a workspace's own templates (migration 0010)
+        "own_template": state.db.templates.workspace_template,  # a workspace's own templates (migration 0010)
         "workspace_id": None if principal.admin else principal.workspace_id,
     }
     try:
@@ -171,7 +170,7 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
     stored_key = idempotency_key
     if idempotency_key is not None and not principal.admin:
         stored_key = f"{principal.workspace_id} {idempotency_key}"
-    result = db.create_batch(
+    result = db.batches.create_batch(
         batch, jobs, idempotency_key=stored_key, body_sha256=body_digest(data) if idempotency_key else None
     )
     if result.outcome == CreateOutcome.CREATED:
@@ -196,7 +195,7 @@ def create_one(request: Request, data: Any, idempotency_key: str | None) -> tupl
 def _check_texts(body: BatchCreate, db: AppDatabase) -> None:
     """400 naming the field when the batch's texts cannot be rendered, or a motion prompt with the
     batch's instructions would be too long (the checks intake makes)."""
-    own = workspace_template(db, body.workspace_id, body.template) if body.workspace_id and body.template else None
+    own = db.templates.workspace_template(body.workspace_id, body.template) if body.workspace_id and body.template else None
     problem = body.listing_problem(own)
     problems = [(problem.field, problem.message)] if problem is not None else body.prompt_problems()
     if problems:
@@ -359,7 +358,7 @@ async def list_batches(request: Request) -> BatchListResponse:
     db: AppDatabase = request.app.state.db
 
     def load() -> BatchListResponse:
-        page = db.list_batches(
+        page = db.catalog.list_batches(
             listing_id=params.get("listingId"),
             workspace_id=workspace_id,
             status=status,
@@ -368,7 +367,7 @@ async def list_batches(request: Request) -> BatchListResponse:
             limit=limit,
         )
         ids = [batch.id for batch in page.batches]
-        counts, outputs, urls = db.job_status_counts(ids), db.outputs_of(ids), request.app.state.media_urls
+        counts, outputs, urls = db.catalog.job_status_counts(ids), db.outputs.outputs_of(ids), request.app.state.media_urls
         return BatchListResponse(
             batches=[BatchSummary.from_record(batch, counts[batch.id], urls, outputs[batch.id]) for batch in page.batches],
             next_cursor=page.next_cursor,

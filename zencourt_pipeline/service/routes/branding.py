@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
-from zencourt_pipeline.db import branding as store
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.media.branding import BrandingProfile
 from zencourt_pipeline.media.errors import MediaError
@@ -53,7 +52,7 @@ async def put_branding(workspace_id: str, request: Request) -> BrandingResponse:
     body = await read_json(request, BrandingProfile)
     try:
         profile = await run_in_threadpool(
-            store.put_branding, request.app.state.db, workspace, body.model_dump(exclude_none=True)
+            request.app.state.db.branding.put_branding, workspace, body.model_dump(exclude_none=True)
         )
     except MediaError as exc:  # what the model already refused: not reached for a valid body
         raise ApiError(400, ErrorCode.INVALID_INPUT, exc.message, {"field": "branding"}) from None
@@ -65,7 +64,7 @@ async def put_branding(workspace_id: str, request: Request) -> BrandingResponse:
 async def get_branding(workspace_id: str, request: Request) -> BrandingResponse:
     """The workspace's profile; 404 NOT_FOUND without one."""
     workspace = _workspace(request, workspace_id)
-    profile = await run_in_threadpool(store.workspace_branding_profile, request.app.state.db, workspace)
+    profile = await run_in_threadpool(request.app.state.db.branding.workspace_branding_profile, workspace)
     if profile is None:
         raise ApiError(404, ApiErrorCode.NOT_FOUND, "this workspace has no branding profile", {"workspaceId": workspace})
     return BrandingResponse(workspace_id=workspace, branding=profile)

@@ -175,12 +175,12 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
     check_id(batch_id, "batchId")
     after = last_event_id(request)
     state = request.app.state
-    batch = await run_in_threadpool(state.db.get_batch, batch_id)
+    batch = await run_in_threadpool(state.db.batches.get_batch, batch_id)
     if batch is None or not principal_of(request).can_see(batch.workspace_id):  # another workspace's: as unknown
         raise ApiError(404, ApiErrorCode.NOT_FOUND, f"no batch {batch_id!r}", {"batchId": batch_id})
     settings = state.settings
     body = event_stream(
-        EventCursor(state.db, batch_id, after=after),
+        EventCursor(state.db.events, batch_id, after=after),
         terminal_at_connect=batch.terminal,
         poll_seconds=settings.events_poll_seconds,
         heartbeat_seconds=settings.events_heartbeat_seconds,

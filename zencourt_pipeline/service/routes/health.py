@@ -121,7 +121,7 @@ async def health(request: Request, response: Response) -> HealthResponse:
     """`GET /health`: probe database, storage, daemon and providers (503 unavailable, else 200)."""
     state = request.app.state
     database, storage, daemon, providers = await asyncio.gather(
-        _reachability("database", state.db.ping),
+        _reachability("database", state.db.db.ping),
         _storage(state),
         _optional("daemon", state.daemon_probe, {"ok": None, "configured": False}),
         _optional("providers", state.provider_probe, {}),

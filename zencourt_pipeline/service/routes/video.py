@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from zencourt_pipeline.db import outbox
 from zencourt_pipeline.db.records import Batch, Job
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline.pipeline.cancel import CancelReport, unstopped
@@ -69,7 +68,7 @@ def visible(db, principal: Principal, batch_ids: list[str]) -> list[str]:
     """The batch ids the caller may reach, in their order (all of them for the admin key)."""
     if principal.admin or not batch_ids:
         return batch_ids
-    workspaces = db.batch_workspaces(batch_ids)
+    workspaces = db.catalog.batch_workspaces(batch_ids)
     return [batch_id for batch_id in batch_ids if batch_id in workspaces and principal.can_see(workspaces[batch_id])]
 
 
@@ -107,7 +106,7 @@ async def generate(request: Request, response: Response) -> GenerateResponse:
         unknown: list[str] = []
         if body.jobIds is not None:
             job_ids = list(dict.fromkeys(body.jobIds))
-            covered = db.batch_ids_of_jobs(job_ids)
+            covered = db.pickup.batch_ids_of_jobs(job_ids)
             covered = {batch_id: covered[batch_id] for batch_id in visible(db, principal, list(covered))}
             known = {job_id for ids in covered.values() for job_id in ids}
             unknown = [job_id for job_id in job_ids if job_id not in known]
@@ -115,9 +114,9 @@ async def generate(request: Request, response: Response) -> GenerateResponse:
         elif body.batchId is not None:
             batch_ids = visible(db, principal, [body.batchId])
         else:
-            batch_ids = visible(db, principal, sorted(db.listing_batch_ids(body.listingId)))
-        requested = db.request_pickups(batch_ids)
-        batches = db.batches_with_job_ids(batch_ids)  # oldest first, with all their job ids
+            batch_ids = visible(db, principal, sorted(db.cancels.listing_batch_ids(body.listingId)))
+        requested = db.pickup.request_pickups(batch_ids)
+        batches = db.pickup.batches_with_job_ids(batch_ids)  # oldest first, with all their job ids
         if covered is not None:  # the batches in the order the call named them, with its job ids
             by_id = {batch.id: batch for batch, _ in batches}
             batches = [(by_id[batch_id], covered[batch_id]) for batch_id in batch_ids if batch_id in by_id]
@@ -166,27 +165,27 @@ async def cancel(request: Request) -> CancelResponse:
     def do_cancel() -> tuple[list[Job], list[str]] | None:
         candidates: set[str] = set()
         if body.batchId is not None:
-            batch = db.get_batch(body.batchId)
+            batch = db.batches.get_batch(body.batchId)
             if batch is None or not principal.can_see(batch.workspace_id):
                 return None
-            canceled = db.cancel(batch_id=body.batchId)
+            canceled = db.cancels.cancel(batch_id=body.batchId)
             candidates.add(body.batchId)
         elif body.listingId is not None and principal.admin:
-            canceled = db.cancel(listing_id=body.listingId)
-            candidates |= db.listing_batch_ids(body.listingId)
+            canceled = db.cancels.cancel(listing_id=body.listingId)
+            candidates |= db.cancels.listing_batch_ids(body.listingId)
         elif body.listingId is not None:  # a workspace key: its workspace's batches of the listing
-            batch_ids = visible(db, principal, sorted(db.listing_batch_ids(body.listingId)))
-            canceled = [job for batch_id in batch_ids for job in db.cancel(batch_id=batch_id)]
+            batch_ids = visible(db, principal, sorted(db.cancels.listing_batch_ids(body.listingId)))
+            canceled = [job for batch_id in batch_ids for job in db.cancels.cancel(batch_id=batch_id)]
             candidates |= set(batch_ids)
         else:
             job_ids = list(dict.fromkeys(body.jobIds or []))
             if not principal.admin:
-                covered = db.batch_ids_of_jobs(job_ids)
+                covered = db.pickup.batch_ids_of_jobs(job_ids)
                 reachable = {job_id for batch_id in visible(db, principal, list(covered)) for job_id in covered[batch_id]}
                 job_ids = [job_id for job_id in job_ids if job_id in reachable]
-            canceled = db.cancel(job_ids=job_ids) if job_ids else []
+            canceled = db.cancels.cancel(job_ids=job_ids) if job_ids else []
         candidates |= {job.batch_id for job in canceled}
-        return canceled, db.canceled_batch_ids(candidates)
+        return canceled, db.cancels.canceled_batch_ids(candidates)
 
     result = await run_in_threadpool(do_cancel)
     if result is None:
@@ -212,13 +211,13 @@ def _stop_provider_work(state, canceled: list[Job], batch_ids: list[str]) -> Can
     if not canceled and not batch_ids:
         return CancelReport()
     if state.canceller is None:
-        live = state.db.live_tasks_for_jobs([job.id for job in canceled])
+        live = state.db.ledger.live_tasks_for_jobs([job.id for job in canceled])
         return CancelReport(unstopped=unstopped(live, "this service has no canceller: the reconciler cancels"))
     try:
         return state.canceller(canceled, batch_ids)
     except Exception as exc:  # noqa: BLE001 - the answer says what is not stopped
         logger.exception("canceller failed", extra={"canceledJobs": len(canceled), "canceledBatches": batch_ids})
-        live = state.db.live_tasks_for_jobs([job.id for job in canceled])
+        live = state.db.ledger.live_tasks_for_jobs([job.id for job in canceled])
         return CancelReport(unstopped=unstopped(live, f"{type(exc).__name__}: {exc}"))
 
 
@@ -233,12 +232,12 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     principal = principal_of(request)
 
     def load() -> BatchResponse | None:
-        batch = db.get_batch(batch_id)
+        batch = db.batches.get_batch(batch_id)
         if batch is None or not principal.can_see(batch.workspace_id):  # another workspace's: as unknown
             return None
         return BatchResponse.from_records(
-            batch, db.get_jobs(batch_id), db.spend_ledger(batch_id=batch_id), request.app.state.media_urls,
-            outbox.batch_webhooks(db, batch_id), db.running_progress(batch_id), db.get_outputs(batch_id),
+            batch, db.batches.get_jobs(batch_id), db.spend.spend_ledger(batch_id=batch_id), request.app.state.media_urls,
+            db.outbox.batch_webhooks(batch_id), db.events.running_progress(batch_id), db.outputs.get_outputs(batch_id),
         )  # fmt: skip
 
     answer = await run_in_threadpool(load)

@@ -51,7 +51,7 @@ router = APIRouter()
 
 def _task_known(db, provider: str, task_id: str) -> bool | None:
     try:
-        return db.task_known(provider, task_id)
+        return db.ledger.task_known(provider, task_id)
     except Exception:  # noqa: BLE001 - only used for logging
         return None
 
@@ -93,7 +93,7 @@ async def fal_webhook(request: Request) -> FalWebhookResponse:
     status = getattr(completion.status, "value", completion.status)
     try:
         inserted = await run_in_threadpool(
-            lambda: state.db.record_completion(
+            lambda: state.db.completions.record_completion(
                 provider=completion.provider or "fal",
                 task_id=completion.task_id,
                 status=status,

@@ -44,19 +44,19 @@ def resend_ambiguous_create(name: str, http: ModuleType) -> None:
 
 
 def skip_provider_cancel(name: str, cancel: ModuleType) -> None:
-    def cancel_tasks(db, chain, tasks):
+    def cancel_tasks(liveness, chain, tasks):
         report = cancel.CancelReport()
         for task in tasks:
             bite(name, f"{task.provider} task {task.task_id} marked canceled, provider not called")
-            db.mark_task_canceled(task.id)
+            liveness.mark_task_canceled(task.id)
             report.stopped.append(task)
         return report
 
     cancel.cancel_tasks = cancel_tasks
 
 
-def drop_completions(name: str, generation: ModuleType) -> None:
-    original = generation.GenerationQueries.record_completion
+def drop_completions(name: str, completions: ModuleType) -> None:
+    original = completions.CompletionRepository.record_completion
     calls = itertools.count(1)
     lost_file = _state(".lost")
 
@@ -71,19 +71,19 @@ def drop_completions(name: str, generation: ModuleType) -> None:
             return True
         return original(self, provider=provider, task_id=task_id, **kwargs)
 
-    generation.GenerationQueries.record_completion = record_completion
+    completions.CompletionRepository.record_completion = record_completion
 
 
-def second_terminal_webhook(name: str, database: ModuleType) -> None:
-    original = database.AppDatabase._emit
+def second_terminal_webhook(name: str, core: ModuleType) -> None:
+    original = core.Db.emit
 
-    def _emit(self, conn, event, batch_id, *, job_id=None, **fields):
+    def emit(self, conn, event, batch_id, *, job_id=None, **fields):
         original(self, conn, event, batch_id, job_id=job_id, **fields)
         if job_id is None and event in ("batch.completed", "batch.failed", "batch.canceled"):
             bite(name, f"second {event} for {batch_id}")
             original(self, conn, event, batch_id, job_id=job_id, **fields)
 
-    database.AppDatabase._emit = _emit
+    core.Db.emit = emit
 
 
 def fallback_after_download_failure(name: str, http: ModuleType) -> None:
@@ -104,8 +104,8 @@ def fallback_after_download_failure(name: str, http: ModuleType) -> None:
     http.HttpVideoGenerator.fetch_result = fetch_result
 
 
-def stuck_batch(name: str, database: ModuleType) -> None:
-    original = database.AppDatabase.finish_batch
+def stuck_batch(name: str, batches: ModuleType) -> None:
+    original = batches.BatchRepository.finish_batch
     chosen_file = _state(".stuck")
 
     def finish_batch(self, batch_id, status, **kwargs):
@@ -120,16 +120,16 @@ def stuck_batch(name: str, database: ModuleType) -> None:
             return False
         return original(self, batch_id, status, **kwargs)
 
-    database.AppDatabase.finish_batch = finish_batch
+    batches.BatchRepository.finish_batch = finish_batch
 
 
 PATCHES: dict[str, tuple[str, Patch]] = {
     "resend_ambiguous_create": ("zencourt_pipeline.providers.http", resend_ambiguous_create),
     "skip_provider_cancel": ("zencourt_pipeline.pipeline.cancel", skip_provider_cancel),
-    "drop_completions": ("zencourt_pipeline.db.generation", drop_completions),
-    "second_terminal_webhook": ("zencourt_pipeline.db.database", second_terminal_webhook),
+    "drop_completions": ("zencourt_pipeline.db.completions", drop_completions),
+    "second_terminal_webhook": ("zencourt_pipeline.db.core", second_terminal_webhook),
     "fallback_after_download_failure": ("zencourt_pipeline.providers.http", fallback_after_download_failure),
-    "stuck_batch": ("zencourt_pipeline.db.database", stuck_batch),
+    "stuck_batch": ("zencourt_pipeline.db.batches", stuck_batch),
 }
 
 
