@@ -7,6 +7,7 @@ call) to its answer, its completion and its cost.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -278,10 +279,14 @@ class TaskLedger:
             query = query.where(task.provider == provider)
         return self.db.fetch(query, Task)
 
-    def mark_polled(self, row_id: int) -> None:
-        """Stamp the time a task was last polled at its provider."""
+    def mark_polled(self, row_ids: Sequence[int]) -> None:
+        """Stamp the time these tasks were last polled at their provider (one statement)."""
+        if not row_ids:
+            return
         with self.db.transaction() as conn:
-            conn.execute(sa.update(generation_tasks).where(generation_tasks.c.id == row_id).values(last_polled_at=utcnow()))
+            conn.execute(
+                sa.update(generation_tasks).where(generation_tasks.c.id.in_(list(row_ids))).values(last_polled_at=utcnow())
+            )
 
     def live_tasks_for_jobs(self, job_ids: list[str]) -> list[Task]:
         """Accepted tasks of these jobs that have no completion yet (to cancel at the provider)."""
