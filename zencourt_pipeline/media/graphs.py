@@ -144,24 +144,13 @@ def normalize_args(
 RESCALE_FLAGS = "lanczos"  # clips scaled to another output size (renditions upscale ~720p clips to 1080p)
 
 
-def cover_crop(width: int, height: int, focus_x: float = 0.5, focus_y: float = 0.5) -> str:
-    """Crop a cover-scaled picture to width x height, keeping the focus point (0..1 of the scaled
-    picture) as near the middle as the picture allows; the centre is ffmpeg's default crop."""
-    if (focus_x, focus_y) == (0.5, 0.5):
-        return f"crop={width}:{height}"
-    x = f"max(0,min(iw-ow,iw*{fmt(focus_x)}-ow/2))"
-    y = f"max(0,min(ih-oh,ih*{fmt(focus_y)}-oh/2))"
-    return f"crop={width}:{height}:x='{x}':y='{y}'"
-
-
-
 def cover_reframe(width: int, height: int, focus_x: float = 0.5, focus_y: float = 0.5, *, flags: str = RESCALE_FLAGS) -> str:
     """A clip of another size (or shape) than width x height brought to it: the picture cropped to
     the output's aspect (display aspect: the SAR is honoured) around the focus point (0..1 of the
     picture, kept as near the middle as the picture allows), then scaled to exactly width x height.
 
-    The same framing as `cover_scale` then `cover_crop`, but the crop comes first, so the scaler
-    only makes the pixels that are kept (a 16:9 clip reframed to 9:16 scaled to 3414x1920 and
+    The framing of a cover scale then a centred (or focus) crop, but the crop comes first, so the
+    scaler only makes the pixels that are kept (a 16:9 clip reframed to 9:16 scaled to 3414x1920 and
     cropped to 1080x1920 cost three times the scaling). The crop is whole even pixels of the
     source: the aspect is kept to within one source pixel (0.25% for a 720p clip to 9:16)."""
     wide = f"gt(dar,{width}/{height})"

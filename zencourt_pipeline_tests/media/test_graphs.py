@@ -197,4 +197,4 @@ def test_a_reframed_clip_is_cropped_around_its_focus_point_then_scaled_with_lanc
         f"fps=30,{crop}:x='max(0,min(iw-ow,iw*0.2-ow/2))':y='max(0,min(ih-oh,ih*1-oh/2))',"
         "scale=1080:1920:flags=lanczos,setsar=1" in chains[1]
     )
-    assert graphs.cover_crop(720, 720) == "crop=720:720"
+    assert graphs.cover_reframe(1280, 720) == f"{crop.replace('1080/1920', '1280/720').replace('1920/1080', '720/1280')},scale=1280:720:flags=lanczos"
