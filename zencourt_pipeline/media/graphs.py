@@ -144,20 +144,29 @@ def normalize_args(
 RESCALE_FLAGS = "lanczos"  # clips scaled to another output size (renditions upscale ~720p clips to 1080p)
 
 
-def cover_crop(width: int, height: int, focus_x: float = 0.5, focus_y: float = 0.5) -> str:
-    """Crop a cover-scaled picture to width x height, keeping the focus point (0..1 of the scaled
-    picture) as near the middle as the picture allows; the centre is ffmpeg's default crop."""
-    if (focus_x, focus_y) == (0.5, 0.5):
-        return f"crop={width}:{height}"
-    x = f"max(0,min(iw-ow,iw*{fmt(focus_x)}-ow/2))"
-    y = f"max(0,min(ih-oh,ih*{fmt(focus_y)}-oh/2))"
-    return f"crop={width}:{height}:x='{x}':y='{y}'"
+def cover_reframe(width: int, height: int, focus_x: float = 0.5, focus_y: float = 0.5, *, flags: str = RESCALE_FLAGS) -> str:
+    """A clip of another size (or shape) than width x height brought to it: the picture cropped to
+    the output's aspect (display aspect: the SAR is honoured) around the focus point (0..1 of the
+    picture, kept as near the middle as the picture allows), then scaled to exactly width x height.
+
+    The framing of a cover scale then a centred (or focus) crop, but the crop comes first, so the
+    scaler only makes the pixels that are kept (a 16:9 clip reframed to 9:16 scaled to 3414x1920 and
+    cropped to 1080x1920 cost three times the scaling). The crop is whole even pixels of the
+    source: the aspect is kept to within one source pixel (0.25% for a 720p clip to 9:16)."""
+    wide = f"gt(dar,{width}/{height})"
+    w = f"if({wide},min(iw,2*round(ih*{width}/{height}/sar/2)),iw)"
+    h = f"if({wide},ih,min(ih,2*round(iw*sar*{height}/{width}/2)))"
+    crop = f"crop=w='{w}':h='{h}'"
+    if (focus_x, focus_y) != (0.5, 0.5):
+        crop += f":x='max(0,min(iw-ow,iw*{fmt(focus_x)}-ow/2))':y='max(0,min(ih-oh,ih*{fmt(focus_y)}-oh/2))'"
+    return f"{crop},scale={width}:{height}:flags={flags}"
 
 
-
-def _still_chain(label_in: str, frames: int, fps: int, *, start: int = 0) -> str:
-    """Turn a single decoded image into `frames` frames at `fps`, starting at output frame `start`."""
-    return f"[{label_in}]settb=1/{fps},loop=loop={max(frames, 1) - 1}:size=1:start=0,setpts=N+{start},fps={fps}"
+def _still_chain(label_in: str, frames: int, fps: int, *, start: int = 0, convert: str = "") -> str:
+    """Turn a single decoded image into `frames` frames at `fps`, starting at output frame `start`;
+    `convert` (filters) is applied to the image once, before it is repeated."""
+    pre = f"{convert}," if convert else ""
+    return f"[{label_in}]{pre}settb=1/{fps},loop=loop={max(frames, 1) - 1}:size=1:start=0,setpts=N+{start},fps={fps}"
 
 
 def _overlay_elements(tl: Timeline) -> list[TextElement | ImageElement]:
@@ -196,7 +205,7 @@ def _clip_chain(tl: Timeline, i: int, *, rescale: bool) -> str:
     clip, sec = tl.clips[i], tl.seconds
     chain = [f"[{i}:v]setpts=PTS-STARTPTS", f"fps={tl.fps}"]
     if rescale:
-        chain += [cover_scale(tl.width, tl.height, flags=RESCALE_FLAGS), cover_crop(tl.width, tl.height, clip.focus_x, clip.focus_y)]
+        chain.append(cover_reframe(tl.width, tl.height, clip.focus_x, clip.focus_y))
     chain += [
         "setsar=1",
         "format=yuv420p",
@@ -211,7 +220,7 @@ def _end_card_chain(tl: Timeline, input_index: int) -> str:
     """The end card PNG as a still `[endcard]`: its frames + the transition into it, so that after
     its xfade it adds its frames."""
     card = tl.end_card.duration_frames + tl.clips[-1].transition.frames  # type: ignore[union-attr]
-    return _still_chain(f"{input_index}:v", card, tl.fps) + ",setsar=1,format=yuv420p[endcard]"
+    return _still_chain(f"{input_index}:v", card, tl.fps, convert="setsar=1,format=yuv420p") + "[endcard]"
 
 
 def _crossfades(tl: Timeline, segments: list[str]) -> tuple[list[str], str]:
@@ -237,8 +246,9 @@ def _overlays(
     sec, lines = tl.seconds, []
     for j, (element, layer) in enumerate(zip(elements, assets.layers, strict=True)):
         fade = element.fade_frames
-        chain = _still_chain(f"{first_input + j}:v", element.duration_frames, tl.fps, start=element.start_frame)
-        chain += ",format=yuva420p"
+        chain = _still_chain(
+            f"{first_input + j}:v", element.duration_frames, tl.fps, start=element.start_frame, convert="format=yuva420p"
+        )
         if fade > 0:
             chain += (
                 f",fade=t=in:st={fmt(sec(element.start_frame))}:d={fmt(sec(fade))}:alpha=1"

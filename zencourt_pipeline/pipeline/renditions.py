@@ -21,6 +21,7 @@ from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
 from zencourt_pipeline.domain import ListingFacts, OutputSpec
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import probe
+from zencourt_pipeline.media.mp4index import read_video_index
 from zencourt_pipeline.media.profiles import targets
 from zencourt_pipeline.media.timeline.model import AudioKind
 from zencourt_pipeline.media.validate import Problem, validate_targets
@@ -139,13 +140,28 @@ def clips_resolution(clips: Sequence[ClipInput]) -> str | None:
     None when a clip cannot be read (the render then says why)."""
     sizes: list[str] = []
     for clip in clips:
-        try:
-            info = probe(clip.path)
-        except MediaError:
+        size = _clip_size(clip.path)
+        if size is None:
             return None
-        if f"{info.width}x{info.height}" not in sizes:
-            sizes.append(f"{info.width}x{info.height}")
+        if size not in sizes:
+            sizes.append(size)
     return ", ".join(sizes) or None
+
+
+def _clip_size(path: Path) -> str | None:
+    """`WIDTHxHEIGHT` of the decoded picture: from the MP4 index (no ffmpeg run) when it can tell
+    (an unrotated H.264 track), else from a probe; None when the file cannot be read."""
+    try:
+        ix = read_video_index(path)
+        if ix.width > 0 and ix.height > 0 and not ix.rotated and ix.codec in ("avc1", "avc3"):
+            return f"{ix.width}x{ix.height}"
+    except (MediaError, OSError, ValueError, IndexError):
+        pass
+    try:
+        info = probe(path)
+    except MediaError:
+        return None
+    return f"{info.width}x{info.height}"
 
 
 def _ordered(outputs: Sequence[OutputSpec], primary: OutputSpec) -> list[OutputSpec]:

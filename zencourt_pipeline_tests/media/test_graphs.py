@@ -135,8 +135,8 @@ def test_compose_filter_per_clip_transitions():
 def test_compose_filter_rescales_only_flagged_clips():
     tl = _timeline()
     graph, _, _ = graphs.compose_filter(tl, _assets(tl, rescale=(False, True, False)))
-    assert graph.count("scale=w='if(gt(dar,1280/720)") == 1
-    assert "[1:v]setpts=PTS-STARTPTS,fps=30,scale=" in graph
+    assert graph.count("crop=w='if(gt(dar,1280/720)") == 1
+    assert "[1:v]setpts=PTS-STARTPTS,fps=30,crop=" in graph
 
 
 def test_compose_filter_single_clip_has_no_xfade():
@@ -181,15 +181,20 @@ def test_transition_names_include_the_template_styles():
     assert "custom" not in XFADE_TRANSITIONS
 
 
-def test_a_reframed_clip_is_cover_cropped_around_its_focus_point_with_lanczos():
+def test_a_reframed_clip_is_cropped_around_its_focus_point_then_scaled_with_lanczos():
     clips = _clips([75, 90])
     clips[1] = clips[1].model_copy(update={"focus_x": 0.2, "focus_y": 1.0})
     tl = Timeline(width=1080, height=1920, clips=clips)
     graph, _, _ = graphs.compose_filter(tl, _assets(tl, rescale=(True, True)))
     chains = graph.split(";\n")
-    assert "flags=lanczos,crop=1080:1920,setsar=1" in chains[0]  # the centre: ffmpeg's default crop
-    assert (
-        "flags=lanczos,crop=1080:1920:x='max(0,min(iw-ow,iw*0.2-ow/2))':y='max(0,min(ih-oh,ih*1-oh/2))',setsar=1"
-        in chains[1]
+    crop = (
+        "crop=w='if(gt(dar,1080/1920),min(iw,2*round(ih*1080/1920/sar/2)),iw)'"
+        ":h='if(gt(dar,1080/1920),ih,min(ih,2*round(iw*sar*1920/1080/2)))'"
     )
-    assert graphs.cover_crop(720, 720) == "crop=720:720"
+    # the crop first (only the kept pixels are scaled), the centre being ffmpeg's default crop
+    assert f"fps=30,{crop},scale=1080:1920:flags=lanczos,setsar=1" in chains[0]
+    assert (
+        f"fps=30,{crop}:x='max(0,min(iw-ow,iw*0.2-ow/2))':y='max(0,min(ih-oh,ih*1-oh/2))',"
+        "scale=1080:1920:flags=lanczos,setsar=1" in chains[1]
+    )
+    assert graphs.cover_reframe(1280, 720) == f"{crop.replace('1080/1920', '1280/720').replace('1920/1080', '720/1280')},scale=1280:720:flags=lanczos"
