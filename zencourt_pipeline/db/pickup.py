@@ -18,10 +18,6 @@ from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import Batch, BatchStatus
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 
-# a claimed batch still pending this long is offered again (its run request may have been lost
-# with a killed daemon: the soak caught one left pending for the old 10 min window)
-RECLAIM_AFTER = timedelta(seconds=60)
-
 
 class PickupRepository:
     """The batch sensor's claim; `POST /video/generate`: the batches that job ids or batch ids name, and their pickup."""
@@ -30,13 +26,12 @@ class PickupRepository:
         self.db = db
 
     # -- the batch sensor ------------------------------------------------------------------
-    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = RECLAIM_AFTER) -> list[Batch]:
+    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = timedelta(minutes=10)) -> list[Batch]:
         """Pending batches not handed to Dagster recently, marked as handed over now.
 
         Claiming is by status plus a lag window, never by `id > cursor` (rows commit out of
-        order). If the sensor or the daemon dies after this commit but before its run request
-        lands, the batch is offered again after `reclaim_after`: the sensor requests its run again
-        unless a run with its key exists (the run key stops a second run in any case).
+        order). If the sensor dies after this commit but before its run request lands, the
+        batch is offered again after `reclaim_after`; the run key stops a second run.
         """
         now = utcnow()
         batch = video_gen_batch.c
