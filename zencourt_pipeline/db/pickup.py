@@ -18,6 +18,11 @@ from zencourt_pipeline.db.core import Db
 from zencourt_pipeline.db.records import Batch, BatchStatus
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 
+# a claimed batch still pending this long is offered again (its run request may have been lost
+# with a killed daemon: the soak caught one left pending for the old 10 min window)
+RECLAIM_AFTER = timedelta(seconds=60)
+RETRY_RECLAIM_AFTER = timedelta(minutes=10)
+
 
 class PickupRepository:
     """The batch sensor's claim; `POST /video/generate`: the batches that job ids or batch ids name, and their pickup."""
@@ -26,18 +31,26 @@ class PickupRepository:
         self.db = db
 
     # -- the batch sensor ------------------------------------------------------------------
-    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = timedelta(minutes=10)) -> list[Batch]:
+    def claim_pending_batches(self, limit: int = 25, reclaim_after: timedelta = RECLAIM_AFTER) -> list[Batch]:
         """Pending batches not handed to Dagster recently, marked as handed over now.
 
         Claiming is by status plus a lag window, never by `id > cursor` (rows commit out of
-        order). If the sensor dies after this commit but before its run request lands, the
-        batch is offered again after `reclaim_after`; the run key stops a second run.
+        order). If the sensor or the daemon dies after this commit but before its run request
+        lands, the batch is offered again after `reclaim_after`: the sensor requests its run again
+        unless a run with its key exists (the run key stops a second run in any case).
         """
         now = utcnow()
         batch = video_gen_batch.c
         claimable = sa.and_(
             batch.status == BatchStatus.PENDING,
-            sa.or_(batch.claimed_at.is_(None), batch.claimed_at < now - reclaim_after),
+            sa.or_(
+                batch.claimed_at.is_(None),
+                # a first intake whose run request may be lost: again after `reclaim_after`
+                sa.and_(batch.intake_attempts == 0, batch.claimed_at < now - reclaim_after),
+                # a retried intake is the failure sensor's (`retry_intake` claims it and bumps the
+                # attempt before that sensor's run exists): offered here only after RETRY_RECLAIM_AFTER
+                batch.claimed_at < now - RETRY_RECLAIM_AFTER,
+            ),
         )
         # never-claimed batches first: reclaims (a run request that may not have landed) never
         # crowd a new batch out of the tick

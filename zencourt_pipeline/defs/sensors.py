@@ -62,10 +62,13 @@ def pending_batches_sensor(context: dg.SensorEvaluationContext, app_db: AppDatab
         if not ID_RE.match(batch.id):
             error = BatchRejected(ErrorCode.INVALID_INPUT, f"batch id {batch.id!r} must match [A-Za-z0-9_-]{{1,64}}")
             reject_batch(db.batches, batch.id, db.batches.get_jobs(batch.id), error)
-    keys = [batch.id for batch in claimed if ID_RE.match(batch.id)]
-    if not keys:
-        return dg.SensorResult(skip_reason="only batches with ids unusable as partition keys (rejected)")
     attempts = {batch.id: int(batch.intake_attempts or 0) for batch in claimed}
+    # a batch claimed again (its claim is older than RECLAIM_AFTER) whose intake run exists is only
+    # waiting in the run queue; one whose run request never landed is requested again
+    has_run = run_status_by_key(context.instance)
+    keys = [b.id for b in claimed if ID_RE.match(b.id) and has_run(intake_run_key(b.id, attempts[b.id])) is None]
+    if not keys:
+        return dg.SensorResult(skip_reason="no batch to request: unusable ids rejected, the others' runs exist")
     new_keys = [key for key in keys if not context.instance.has_dynamic_partition(batch_partitions.name, key)]
     return dg.SensorResult(
         run_requests=[

@@ -113,3 +113,65 @@ def test_intake_failures_tell_interrupted_runs_from_failed_ones(instance):
     instance.create_run_for_job(job, tags={"zencourt/batch_id": "other"}, status=DagsterRunStatus.FAILURE)
     instance.create_run_for_job(job, tags={"zencourt/batch_id": "fb"}, status=DagsterRunStatus.SUCCESS)
     assert intake_failures(instance, "fb") == Counter({RunEnd.INTERRUPTED: 3, RunEnd.FAILED: 2})
+
+
+@dg.op
+def _noop() -> None:
+    pass
+
+
+@dg.job
+def _stand_in_job() -> None:
+    _noop()
+
+
+def test_a_claim_whose_run_request_was_lost_is_requested_again_and_one_whose_run_exists_is_not(
+    instance, sqlite_db, sqlite_url
+):
+    """The daemon can die between the sensor's claim (committed) and the run's creation: the soak
+    caught a batch left pending. After RECLAIM_AFTER the batch is offered again and its intake run is
+    requested again, unless a run with that key exists (then it only waits in the run queue)."""
+    import sqlalchemy as sa
+
+    from zencourt_pipeline.db.clock import utcnow
+    from zencourt_pipeline.db.pickup import RECLAIM_AFTER
+    from zencourt_pipeline.db.schema import video_gen_batch
+    from zencourt_pipeline.defs.sensors import RUN_KEY_TAG
+
+    def age_claims() -> None:
+        with sqlite_db.db.transaction() as conn:
+            conn.execute(sa.update(video_gen_batch).values(claimed_at=utcnow() - RECLAIM_AFTER * 2))
+
+    sqlite_db.batches.insert_batch(*make_batch("lost"))
+    sqlite_db.batches.insert_batch(*make_batch("queued"))
+    first = tick(pending_batches_sensor, instance, sqlite_url)  # the daemon dies: no run is created
+    assert sorted(r.run_key for r in first.run_requests) == ["intake-lost", "intake-queued"]
+    instance.create_run_for_job(_stand_in_job, tags={RUN_KEY_TAG: "intake-queued"})  # this one landed
+    assert tick(pending_batches_sensor, instance, sqlite_url).run_requests == []  # within the window
+    age_claims()
+    again = tick(pending_batches_sensor, instance, sqlite_url)
+    assert [(r.partition_key, r.run_key) for r in again.run_requests] == [("lost", "intake-lost")]
+
+
+def test_a_retried_intake_is_left_to_the_failure_sensor_within_its_window(instance, sqlite_db, sqlite_url):
+    """`retry_intake` bumps the attempt (and claims the batch) before the failure sensor's run
+    exists: the pending sensor must not request that same new key meanwhile (two intake runs would
+    submit every clip twice: the CI soak caught one paid twice). Only past RETRY_RECLAIM_AFTER."""
+    import sqlalchemy as sa
+
+    from zencourt_pipeline.db.clock import utcnow
+    from zencourt_pipeline.db.pickup import RECLAIM_AFTER, RETRY_RECLAIM_AFTER
+    from zencourt_pipeline.db.schema import video_gen_batch
+
+    def claimed_ago(age) -> None:
+        with sqlite_db.db.transaction() as conn:
+            conn.execute(sa.update(video_gen_batch).values(claimed_at=utcnow() - age))
+
+    sqlite_db.batches.insert_batch(*make_batch("retried"))
+    tick(pending_batches_sensor, instance, sqlite_url)  # its first intake run: it fails, say
+    assert sqlite_db.liveness.retry_intake("retried") == 1  # the failure sensor's retry, run not created yet
+    claimed_ago(RECLAIM_AFTER * 2)
+    assert tick(pending_batches_sensor, instance, sqlite_url).run_requests == []
+    claimed_ago(RETRY_RECLAIM_AFTER + RECLAIM_AFTER)  # that request was lost too: offered again
+    again = tick(pending_batches_sensor, instance, sqlite_url)
+    assert [r.run_key for r in again.run_requests] == ["intake-retried-a2"]
