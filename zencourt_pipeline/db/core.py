@@ -143,10 +143,16 @@ class Db:
         return conn.execute(sa.select(video_gen_jobs.c.batch_id).where(video_gen_jobs.c.id == job_id)).scalar()
 
     def job_for_update(self, conn: sa.Connection, job_id: str) -> Job | None:
-        """The job row, locked until the transaction ends (PostgreSQL; SQLite has one writer)."""
+        """The job row, locked until the transaction ends: FOR UPDATE on PostgreSQL; on SQLite a
+        no-op write first, which begins the transaction and takes the one writer's lock (pysqlite
+        begins a transaction only at a write, so a read-then-write would race)."""
         query = sa.select(video_gen_jobs).where(video_gen_jobs.c.id == job_id)
         if self.postgresql:
             query = query.with_for_update()
+        else:
+            conn.execute(
+                sa.update(video_gen_jobs).where(video_gen_jobs.c.id == job_id).values(id=video_gen_jobs.c.id)
+            )
         row = conn.execute(query).first()
         return Job.from_row(row) if row else None
 

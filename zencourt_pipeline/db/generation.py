@@ -39,6 +39,9 @@ FINISHED_TASK_STATUSES = (
     GenerationTaskStatus.CANCELED,
     GenerationTaskStatus.ABANDONED,
 )
+# a task that is or will be paid and is not replaced: while one exists for a job and provider,
+# nothing else submits that job there (`begin_task` refuses a second intent: `IntentOpen`)
+LIVE_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED, GenerationTaskStatus.SUCCEEDED)
 # what a regeneration moves back to processing
 REGENERABLE_BATCH_STATUSES = (BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.COMPLETED, BatchStatus.FAILED)
 
@@ -64,6 +67,15 @@ class TaskIdTaken(Exception):  # noqa: N818 - a fact about the provider's answer
         self.provider, self.task_id, self.owner_job_id = provider, task_id, owner_job_id
 
 
+class IntentOpen(Exception):  # noqa: N818 - a fact about the ledger, not a crash
+    """The job already has a live task at this provider (an intent or an accepted task): another
+    run is submitting it, or did. This one must not send (and pay for) a second create."""
+
+    def __init__(self, job_id: str, provider: str, row_id: int):
+        super().__init__(f"job {job_id} already has a live {provider} task (ledger row {row_id}): not sent again")
+        self.job_id, self.provider, self.row_id = job_id, provider, row_id
+
+
 class TaskLedger:
     """`generation_tasks`: what was paid for, and the jobs' side of it."""
 
@@ -72,8 +84,22 @@ class TaskLedger:
 
     # -- generation tasks (what we paid for) ---------------------------------------------------
     def begin_task(self, job_id: str, batch_id: str, provider: str, *, run_id: str | None = None) -> int:
-        """Record the intent to submit (and which run holds it) before calling the provider."""
+        """Record the intent to submit (and which run holds it) before calling the provider.
+
+        One live task per job and provider: under the job's row lock, an intent is refused
+        (`IntentOpen`) while the job has a submitting, submitted or succeeded row there, so two
+        runs racing over one job (a re-requested intake, a duplicate fallback) pay once.
+        """
         with self.db.transaction() as conn:
+            self.db.job_for_update(conn, job_id)
+            task = generation_tasks.c
+            live = conn.execute(
+                sa.select(task.id)
+                .where(task.job_id == job_id, task.provider == provider, task.status.in_(LIVE_TASK_STATUSES))
+                .limit(1)
+            ).scalar()
+            if live is not None:
+                raise IntentOpen(job_id, provider, int(live))
             result = conn.execute(
                 sa.insert(generation_tasks).values(
                     job_id=job_id,
@@ -279,13 +305,17 @@ class TaskLedger:
             query = query.where(task.provider == provider)
         return self.db.fetch(query, Task)
 
-    def mark_polled(self, row_ids: Sequence[int]) -> None:
-        """Stamp the time these tasks were last polled at their provider (one statement)."""
+    def mark_polled(self, row_ids: Sequence[int], *, polled: bool = True) -> None:
+        """Stamp the time these tasks were last polled at their provider (one statement);
+        `polled=False` clears it: tasks claimed for a tick that ended before their poll went out
+        come first in the next one."""
         if not row_ids:
             return
         with self.db.transaction() as conn:
             conn.execute(
-                sa.update(generation_tasks).where(generation_tasks.c.id.in_(list(row_ids))).values(last_polled_at=utcnow())
+                sa.update(generation_tasks)
+                .where(generation_tasks.c.id.in_(list(row_ids)))
+                .values(last_polled_at=utcnow() if polled else None)
             )
 
     def live_tasks_for_jobs(self, job_ids: list[str]) -> list[Task]:

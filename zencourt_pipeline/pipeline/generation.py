@@ -32,7 +32,7 @@ from pathlib import Path
 
 from zencourt_pipeline.db.clock import as_utc, utcnow
 from zencourt_pipeline.db.database import AppDatabase
-from zencourt_pipeline.db.generation import TaskIdTaken, TaskLedger
+from zencourt_pipeline.db.generation import LIVE_TASK_STATUSES, IntentOpen, TaskIdTaken, TaskLedger
 from zencourt_pipeline.db.liveness import LivenessRepository
 from zencourt_pipeline.db.records import (
     Batch,
@@ -72,7 +72,6 @@ from zencourt_pipeline.providers.base import (
 from zencourt_pipeline.providers.chain import ProviderChain, default_prompt, job_seed
 from zencourt_pipeline.storage.base import Storage, StorageError
 
-LIVE_TASK_STATUSES = (GenerationTaskStatus.SUBMITTING, GenerationTaskStatus.SUBMITTED, GenerationTaskStatus.SUCCEEDED)
 SUPERSEDED = GenerationTaskStatus.SUPERSEDED  # an operator regenerated the job: a paid, finished task a newer one replaces
 # the error code earlier versions gave the intents they abandoned (task rows only, never a job's):
 # such a provider was never reached, so it may still be tried
@@ -178,7 +177,11 @@ def submit_with_fallback(
         except QuotaExceeded as exc:
             last = exc
             break
-        row_id = db.ledger.begin_task(request.job_id, request.batch_id, name, run_id=run_id)
+        try:
+            row_id = db.ledger.begin_task(request.job_id, request.batch_id, name, run_id=run_id)
+        except IntentOpen:  # another run is submitting this job (or did): it pays, not this one
+            release_submission(db.quota, reservation)
+            return JobOutcome(request.job_id, request.room_name, SubmissionOutcome.EXISTING, provider=name)
         started = time.monotonic()
         try:
             submitted = chain.get(name).submit(request)

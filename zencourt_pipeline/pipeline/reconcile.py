@@ -86,12 +86,15 @@ def _poll_and_record(
     *, deadline: float, workers: int,
 ) -> None:
     """Poll `tasks` at `generator` concurrently (stamped polled first, so another process's tick
-    leaves them alone), recording each answer on this thread as it arrives."""
+    leaves them alone), recording each answer on this thread as it arrives. The ones the tick's
+    deadline left unpolled get their stamp cleared, so the next tick polls them first."""
     db.ledger.mark_polled([task.id for task in tasks])
     by_id = {task.task_id: task for task in tasks}
+    unpolled = {task.id for task in tasks}
     for ref, answer in poll_tasks(generator, [task_ref(task) for task in tasks], workers=workers, deadline=deadline):
         report.polled += 1
         task = by_id[ref.task_id]
+        unpolled.discard(task.id)
         if isinstance(answer, GenerationError):
             report.errors += 1
         elif answer.state.terminal:
@@ -99,6 +102,7 @@ def _poll_and_record(
             report.recorded += 1
         elif answer.progress is not None:  # Runway's 0..1: a `job.progress` event when it moved
             db.events.record_task_progress(task.id, answer.progress)
+    db.ledger.mark_polled(sorted(unpolled), polled=False)
 
 
 def give_up_intents_of_ended_jobs(

@@ -28,3 +28,19 @@ def test_one_tick_polls_every_task_concurrently_once_and_records_each_completion
     # stamped polled: the next tick (within Runway's 5 s spacing) asks nothing again
     again = reconcile_tasks(app_db, chain, webhook_overdue_after={}, poll_workers=8)
     assert again.polled == 0 and fake_runway.counts["poll"] == 25
+
+
+def test_tasks_a_tick_ran_out_of_time_for_are_polled_first_in_the_next(app_db, fake_runway, photo):  # noqa: F811
+    """A tick whose budget ends before every poll went out clears the stamp of the ones it never
+    asked: the next tick (within Runway's 5 s spacing) polls exactly those, not nothing."""
+    for i in range(6):
+        generator, _ = _submitted_task(app_db, fake_runway, photo, f"rb{i}")
+    time.sleep(0.1)
+    fake_runway.poll_delay = 0.5
+    chain = ProviderChain({"runway": generator}, ["runway"])
+    first = reconcile_tasks(app_db, chain, webhook_overdue_after={}, poll_workers=2, budget_seconds=0.2)
+    assert first.polled == 2 and first.recorded == 2  # the budget ended with the first two in flight
+    fake_runway.poll_delay = 0.0
+    second = reconcile_tasks(app_db, chain, webhook_overdue_after={}, poll_workers=2)
+    assert (second.polled, second.recorded) == (4, 4)  # the other four, each asked once
+    assert set(Counter(fake_runway.polls_by_task).values()) == {1}
