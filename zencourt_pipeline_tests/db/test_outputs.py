@@ -4,6 +4,7 @@ with the batch's completion, listed in its `batch.completed` webhook, replaced b
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import sqlalchemy as sa
 
@@ -118,3 +119,19 @@ def test_a_batch_that_ends_canceled_or_failed_drops_what_was_published_ahead(app
         assert (batch.video_url, batch.thumbnail_url, app_db.outputs.get_outputs(batch_id)) == (None, None, [])
         assert not app_db.outputs.publish_output(batch_id, rows[0])  # an ended batch takes no output
         assert app_db.outputs.get_outputs(batch_id) == []
+
+
+def test_a_recompose_publishes_its_new_primary_ahead_over_the_completed_batch(app_db):
+    """An operator's re-compose of a completed batch (an orientation override: the vertical output
+    becomes the primary): its primary is the batch's video as soon as it is published, the old
+    primary row stops being primary, and no second webhook is sent."""
+    app_db.batches.insert_batch(*make_batch("o8"))
+    rows = _rows()
+    assert app_db.batches.finish_batch("o8", BatchStatus.COMPLETED, video_url=rows[0].video_uri, outputs=rows)
+    vertical = replace(_rows("classic")[2], primary=True)
+    assert app_db.outputs.publish_output("o8", vertical)
+    batch = app_db.batches.get_batch("o8")
+    assert (batch.status, batch.video_url) == (BatchStatus.COMPLETED, vertical.video_uri)
+    stored = app_db.outputs.get_outputs("o8")
+    assert [(o.spec, o.template) for o in stored if o.is_primary] == [(vertical.spec, "classic")] and len(stored) == 4
+    assert [json.loads(r.body)["event"] for r in app_db.outbox.rows("o8")].count("batch.completed") == 1
