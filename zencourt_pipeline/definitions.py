@@ -17,7 +17,6 @@ from zencourt_pipeline.defs.resources import build_resources
 from zencourt_pipeline.defs.retention import partition_retention_sensor
 from zencourt_pipeline.defs.sensors import (
     clip_completions_sensor,
-    generation_reconciler_sensor,
     intake_failure_sensor,
     pending_batches_sensor,
 )
@@ -31,7 +30,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(settings),
         jobs=all_jobs,
-        sensors=[pending_batches_sensor, generation_reconciler_sensor, clip_completions_sensor, intake_failure_sensor]
+        sensors=[pending_batches_sensor, clip_completions_sensor, intake_failure_sensor]
         + [dead_webhooks_sensor, orphaned_runs_sensor, partition_retention_sensor],
         resources=build_resources(settings),
         # every run (sensor-requested, UI materializations, backfills) executes its steps in its

@@ -156,7 +156,7 @@ def tick_and_run(defs, instance, sensor_name: str, resources_map: dict, out=prin
     return launched
 
 
-SENSOR_ORDER = ("pending_batches_sensor", "generation_reconciler_sensor", "clip_completions_sensor")
+SENSOR_ORDER = ("pending_batches_sensor", "clip_completions_sensor")  # the latter polls, then requests
 
 
 def drive_batch(defs, instance, batch_id: str, *, timeout: float = 600, out=print, idle_sleep: float = 1.0) -> str:

@@ -2,14 +2,18 @@
 
 One batch of 6 clips of 5 s through fake Runway (2 s latency) on the production topology
 (Postgres, moto as B2, code server, daemon, `zencourt serve`): from the last clip completion
-recorded to the batch's video published (`batch.completed` written), and its parts, read from the
+recorded to the batch's video published (the primary output's `output.completed` event: its file
+stored, `video_gen_batch.video_url` set, what the web app waits for), and its parts, read from the
 app database and the Dagster instance:
 
-- `sensor_wait`: last completion recorded -> the compose run created (the completions sensor's tick);
+- `sensor_wait`: last completion recorded -> the compose run created (the run request's tick);
 - `run_startup`: run created -> its first step started (queue, launch, process start, code load);
-- `collect`, `normalize`, `compose`: the three steps' own durations (compose includes the upload);
-- `between_steps`: the rest (step hand-over, outputs and events; negative when the batch was
-  published before the compose step finished writing its events).
+- `collect`, `normalize`: the two steps' own durations;
+- `compose`: the compose step's start -> the primary output published (render, check, upload);
+- `between_steps`: the rest (step hand-over, outputs and events).
+
+`all_outputs` is the same tail to every output published (`batch.completed` written: the other
+renditions rendered after the primary), printed on its own line.
 
 `python -m zencourt_pipeline_tests.latency [--batches N]` prints `name: value` lines (medians over
 N batches run one after another on one topology, the first counted too).
@@ -18,6 +22,7 @@ N batches run one after another on one topology, the first counted too).
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import statistics
 import sys
@@ -47,7 +52,12 @@ def tail_parts(topo: Topology, batch_id: str) -> dict[str, float]:
         published = conn.execute(sa.text(
             "SELECT min(created_at) FROM webhook_outbox WHERE batch_id = :b AND event = 'batch.completed'"),
             {"b": batch_id}).scalar()
+        outputs = conn.execute(sa.text(
+            "SELECT created_at, body FROM batch_events WHERE batch_id = :b AND event = 'output.completed' ORDER BY id"),
+            {"b": batch_id}).all()
+    primary = [row.created_at for row in outputs if json.loads(row.body).get("primary")]
     last, done = as_utc(last_completion).timestamp(), as_utc(published).timestamp()
+    video = as_utc(primary[0]).timestamp() if primary else done  # held for the batch's end (a failed profile)
     with topo.instance() as instance:
         records = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": batch_id}))
         published_by = []  # the runs whose compose step succeeded: the last one published the video
@@ -63,9 +73,11 @@ def tail_parts(topo: Topology, batch_id: str) -> dict[str, float]:
     created = record.create_timestamp.timestamp()
     first_step = min(s.start_time for s in steps.values() if s.start_time)
     parts = {name: steps[key].end_time - steps[key].start_time for name, key in STEPS.items()}
-    figures = {"tail_latency": done - last, "sensor_wait": created - last, "run_startup": first_step - created, **parts}
+    parts["compose"] = video - steps[STEPS["compose"]].start_time
+    figures = {"tail_latency": video - last, "sensor_wait": created - last, "run_startup": first_step - created, **parts}
     # the rest: between the steps (outputs, events, checks) and inside compose after the publish
     figures["between_steps"] = figures["tail_latency"] - sum(v for k, v in figures.items() if k != "tail_latency")
+    figures["all_outputs"] = done - last
     return figures
 
 
@@ -131,8 +143,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="zencourt-latency-") as tmp:
         figures = run_latency(Path(tmp), args.batches)
     print(f"batch_tail_latency_s: {figures.pop('tail_latency')}")
+    all_outputs = figures.pop("all_outputs")
     for name, value in figures.items():
         print(f"batch_tail_{name}_s: {value}")
+    print(f"batch_tail_all_outputs_s: {all_outputs}")
     print(f"batch_tail_bench_wall_s: {time.monotonic() - started:.1f}")
 
 

@@ -79,8 +79,9 @@ stage (capacity_cpu_s_intake, _generate_local, _collect, _normalize, _compose, _
 capacity_cpu_s_batch (without the local renders: paid providers render remotely) and
 capacity_batches_per_core_hour; docs/scaling.md turns them into the capacity table.
 
-Sensors (`sensors.py`): sensor_tick_10000_open_batches_s is the slowest median tick of the three
-sensors with 10,000 open batches in a fresh PostgreSQL database (300 in quick mode), each sensor
-also on its own line (sensor_tick_<name>_s). It is the tick itself; the daemon's run creation
+Sensors (`sensors.py`): sensor_tick_10000_open_batches_s is the slowest median tick of the two
+sensors (the completions sensor polls the providers first: the reconciler's work) with 10,000 open
+batches in a fresh PostgreSQL database (300 in quick mode), each sensor also on its own line
+(sensor_tick_<name>_s). It is the tick itself; the daemon's run creation
 for the at most 25 runs a tick requests comes after it.
 """

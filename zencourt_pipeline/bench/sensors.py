@@ -77,7 +77,6 @@ def sensor_ticks(n: int, ticks: int = 5) -> dict[str, float]:
     )
     from zencourt_pipeline.defs.sensors import (
         clip_completions_sensor,
-        generation_reconciler_sensor,
         pending_batches_sensor,
     )
 
@@ -98,7 +97,7 @@ def sensor_ticks(n: int, ticks: int = 5) -> dict[str, float]:
         }
         out = {}
         with dg.instance_for_test() as instance:
-            for sensor in (pending_batches_sensor, clip_completions_sensor, generation_reconciler_sensor):
+            for sensor in (pending_batches_sensor, clip_completions_sensor):
                 # opened as a context: the generators resource has a lifecycle (chains closed at teardown)
                 with dg.build_sensor_context(instance=instance, resources=resources) as context:
                     out[sensor.name] = _median_tick(lambda s=sensor, c=context: s(c), ticks)

@@ -246,8 +246,9 @@ class BatchRepository:
                     updated_at=utcnow(),
                 )
             )
-            if outputs is not None:
-                replace_outputs(conn, batch_id, outputs)
+            if outputs is not None or status != BatchStatus.COMPLETED:
+                # a batch that ends failed or canceled drops the outputs published ahead of its end
+                replace_outputs(conn, batch_id, outputs or [])
             # one terminal event per batch: a re-composed completed batch gets no second webhook
             if not batch.terminal:
                 event_fields: dict[str, Any] = {"videoUrl": video_url, "thumbnailUrl": thumbnail_url, "error": error}

@@ -1,7 +1,8 @@
 """Cancels: of jobs, a batch or a listing (`POST /video/cancel`), and what the route reports after.
 
 `CancelRepository`, over `video_gen_batch` and `video_gen_jobs`: a batch that ends canceled
-reports `batch.canceled` (`Db.emit`) in the cancel's transaction.
+reports `batch.canceled` (`Db.emit`) in the cancel's transaction, and drops the outputs its
+composition published before the batch's end (`video_url` and `video_gen_outputs`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.core import Db
+from zencourt_pipeline.db.outputs import replace_outputs
 from zencourt_pipeline.db.records import TERMINAL_STATUSES, BatchEventType, BatchStatus, Job, JobStatus
 from zencourt_pipeline.db.schema import video_gen_batch, video_gen_jobs
 from zencourt_pipeline.errors import ErrorCode
@@ -88,8 +90,9 @@ class CancelRepository:
         conn.execute(
             sa.update(video_gen_batch)
             .where(video_gen_batch.c.id == batch_id)
-            .values(status=BatchStatus.CANCELED, error=CANCELED_MESSAGE, updated_at=utcnow())
+            .values(status=BatchStatus.CANCELED, error=CANCELED_MESSAGE, video_url=None, thumbnail_url=None, updated_at=utcnow())
         )
+        replace_outputs(conn, batch_id, [])  # the outputs its composition published before its end, if any
         self.db.emit(conn, "batch.canceled", batch_id, error=CANCELED_MESSAGE)
         self.db.record(
             conn, batch_id, BatchEventType.CANCELED, status=BatchStatus.CANCELED,

@@ -3,6 +3,9 @@
 Composition hands over what it rendered as `OutputRow`s; `BatchRepository.finish_batch` writes them in
 the transaction that completes the batch (they replace the batch's earlier rows: an operator's
 re-compose publishes a new set) and puts them in the `batch.completed` webhook (`webhook_fields`).
+An output rendered and checked before the others is published on its own first (`publish_output`,
+issue 13 point 7: the primary one's `video_gen_batch.video_url` is set while the rest render), with
+an `output.completed` batch event; a batch that ends failed or canceled drops such rows.
 Reads return `Output` records, in the order the batch asked for them (primary first).
 """
 
@@ -18,8 +21,8 @@ import sqlalchemy as sa
 
 from zencourt_pipeline.db.clock import utcnow
 from zencourt_pipeline.db.core import Db
-from zencourt_pipeline.db.records import Record
-from zencourt_pipeline.db.schema import video_gen_outputs
+from zencourt_pipeline.db.records import BatchEventType, BatchStatus, Record
+from zencourt_pipeline.db.schema import video_gen_batch, video_gen_outputs
 from zencourt_pipeline.domain import OutputShape, OutputSpec
 
 
@@ -114,10 +117,38 @@ def replace_outputs(conn: sa.Connection, batch_id: str, rows: Sequence[OutputRow
 
 
 class OutputRepository:
-    """The reads of `video_gen_outputs`."""
+    """The reads of `video_gen_outputs`, and the publication of one output ahead of its batch."""
 
     def __init__(self, db: Db):
         self.db = db
+
+    def publish_output(self, batch_id: str, row: OutputRow) -> bool:
+        """One output, rendered and stored, made public before the batch finishes: its row replaces
+        the batch's row of the same output (a re-compose's), the primary one's URLs become the
+        batch's `video_url`/`thumbnail_url` (the other rows stop being primary), and an
+        `output.completed` event reports it, in one transaction. Refused (False) unless the batch
+        is processing, or completed (an operator's re-compose): a canceled or failed batch
+        advertises no output."""
+        spec = row.spec
+        with self.db.transaction() as conn:
+            batch = self.db.batch_for_update(conn, batch_id)
+            if batch is None or batch.status not in (BatchStatus.PROCESSING, BatchStatus.COMPLETED):
+                return False
+            c = video_gen_outputs.c
+            conn.execute(sa.delete(video_gen_outputs).where(
+                c.batch_id == batch_id, c.shape == spec.shape.value, c.width == spec.width, c.height == spec.height,
+                c.branded == spec.branded,
+            ))  # fmt: skip
+            now = utcnow()
+            if row.primary:
+                conn.execute(sa.update(video_gen_outputs).where(c.batch_id == batch_id).values(is_primary=False))
+                conn.execute(
+                    sa.update(video_gen_batch).where(video_gen_batch.c.id == batch_id)
+                    .values(video_url=row.video_uri, thumbnail_url=row.thumbnail_uri, updated_at=now)
+                )  # fmt: skip
+            conn.execute(sa.insert(video_gen_outputs).values(row.values(batch_id, now)))
+            self.db.record(conn, batch_id, BatchEventType.OUTPUT_COMPLETED, **webhook_fields(row))
+        return True
 
     def get_outputs(self, batch_id: str) -> list[Output]:
         """The batch's outputs in the order they were written (the primary first)."""

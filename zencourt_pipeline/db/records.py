@@ -90,6 +90,7 @@ class BatchEventType(enum.StrEnum):
     COMPLETED = "batch.completed"
     FAILED = "batch.failed"
     CANCELED = "batch.canceled"
+    OUTPUT_COMPLETED = "output.completed"  # one output published before the batch's end (the primary first)
     JOB_PENDING = "job.pending"  # reset for an operator's regeneration
     JOB_PROCESSING = "job.processing"  # submitted to a provider (again, on a fallback)
     JOB_PROGRESS = "job.progress"  # the provider's progress (0..1) changed

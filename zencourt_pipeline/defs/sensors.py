@@ -1,10 +1,18 @@
-"""Sensors: new batches -> intake runs; provider polls -> completions; completions -> compose runs;
+"""Sensors: new batches -> intake runs; provider polls -> completions -> compose runs (one tick);
 failed intake runs -> a bounded new attempt.
 
 Each is cheap per tick (a few indexed queries over a capped, rotating page of batches) and
 idempotent: the database claim, the stored completion-state digest and the run keys make sure
 each batch state produces one run, whatever the tick count. The completions sensor is also the
 watchdog of `pipeline/liveness.py`: every processing batch ends within its deadlines.
+
+The completions sensor is also the reconciler (`pipeline/reconcile.py`): it polls the providers
+first and then reads the completions, in one tick, so a clip completion it polls is turned into
+the compose run in that tick. As two sensors (a reconciler, then the completions sensor) they ran
+side by side in each daemon loop: the completions sensor had read the batch before the reconciler
+recorded the last clip, and requested its run a loop (5 s) later (issue 13 point 7: the tail's
+`batch_tail_sensor_wait_s`). One sensor keeps one requester per run key (Dagster dedupes run keys
+per sensor), which two requesting sensors would not.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections import Counter
 
 import dagster as dg
 
+from zencourt_pipeline.db.database import AppDatabase
 from zencourt_pipeline.db.records import BatchStatus
 from zencourt_pipeline.defs.jobs import batch_clips_job, batch_compose_job, batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
@@ -121,17 +130,22 @@ def run_status_by_key(instance: dg.DagsterInstance):
     minimum_interval_seconds=HOT_PATH_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Turns recorded clip completions (fal webhooks, Runway polls, local renders) into compose runs, once per "
+        "Reconciler: polls Runway tasks (no more often than every 5 s each) and fal requests whose webhook is "
+        "overdue, recording their completions, and cancels the tasks of ended jobs. Then, in the same tick, "
+        "turns recorded clip completions (fal webhooks, Runway polls, local renders) into compose runs, once per "
         "completion state, and into clips runs (collect, normalize, publish) for the clips that arrived while others "
         "are still generating; retries a compose run that ended without finishing its batch (bounded); fails batches "
         "past their deadlines (GENERATION_TIMEOUT, COMPOSITION_FAILED, COMPOSITION_TIMEOUT, CLIP_CHECK_FAILED)."
     ),
 )
 def clip_completions_sensor(
-    context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource
+    context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, pipeline_settings: PipelineSettingsResource,
+    generators: GeneratorsResource,
 ) -> dg.SensorResult:
-    """Run the liveness watchdog over processing batches and request the compose runs it asks for."""
+    """Poll the providers (the reconciler), then run the liveness watchdog over processing batches and
+    request the compose runs it asks for."""
     db = app_db.get()
+    reconciled = _reconcile(context, db, generators)
     batches = db.liveness.rotate_batches(BatchStatus.PROCESSING, BATCHES_EXAMINED_PER_TICK)
     report = watch_processing(
         db, batches, run_status_by_key(context.instance), pipeline_settings.deadlines(), max_requests=MAX_BATCHES_PER_TICK,
@@ -155,7 +169,7 @@ def clip_completions_sensor(
         for request in report.clip_requests
     ]
     summary = (
-        f"examined {len(batches)} batch(es): {len(report.requests)} compose run(s) and {len(report.clip_requests)} "
+        f"{reconciled}; examined {len(batches)} batch(es): {len(report.requests)} compose run(s) and {len(report.clip_requests)} "
         f"clips run(s) requested, {report.waiting} waiting, "
         f"{report.timed_out_jobs} clip(s) timed out, {len(report.failed)} batch(es) failed"
     )
@@ -212,19 +226,9 @@ def intake_failure_sensor(
     )
 
 
-@dg.sensor(
-    minimum_interval_seconds=HOT_PATH_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Reconciler: polls Runway tasks (no more often than every 5 s each) and fal requests whose "
-        "webhook is overdue, recording their completions for clip_completions_sensor."
-    ),
-)
-def generation_reconciler_sensor(
-    context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, generators: GeneratorsResource
-) -> dg.SkipReason:
-    """Poll overdue provider tasks, record their completions and cancel the tasks of ended jobs."""
-    db = app_db.get()
+def _reconcile(context: dg.SensorEvaluationContext, db: AppDatabase, generators: GeneratorsResource) -> str:
+    """Poll overdue provider tasks, record their completions and cancel the tasks of ended jobs: what
+    was done, in words."""
     chain = generators.chain(db)
     try:
         report = reconcile_tasks(
@@ -232,7 +236,7 @@ def generation_reconciler_sensor(
         )
     finally:
         chain.close()
-    return dg.SkipReason(
+    return (
         f"polled {report.polled} task(s), recorded {report.recorded} completion(s), {report.errors} error(s), "
         f"canceled {report.canceled} task(s) of ended jobs, gave up {report.intents_given_up} unanswered create(s) "
         f"of ended jobs, linked {report.linked} completion(s) recorded before their task"

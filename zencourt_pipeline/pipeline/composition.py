@@ -25,6 +25,7 @@ from zencourt_pipeline.media.validate import Problem
 from zencourt_pipeline.pipeline.clip_checks import VideoInspection, inspect_composed
 from zencourt_pipeline.pipeline.keys import clip_key
 from zencourt_pipeline.pipeline.narration import load_narration
+from zencourt_pipeline.pipeline.publishing import OutputPublisher
 from zencourt_pipeline.pipeline.renditions import (
     Rendition,
     check_platforms,
@@ -121,19 +122,20 @@ def compose_batch(
         # an operator's orientation override makes an output of that shape the primary one
         primary, outputs = primary_output(parse_outputs(batch.outputs), OutputShape(orientation), required=override is not None)
         narration = load_narration(storage, batch, work_dir)
+        narration_uri = storage.uri(batch.narration_key) if narration is not None and batch.narration_key else None
+        # each output is published as soon as it is rendered and passes its platforms: the primary first
+        publisher = OutputPublisher(db, storage, batch_id, template.name, completed, narration_uri)
         # the workspace's branding profile with the batch's override (migration 0014), its logo as a file
         profile = db.branding.batch_branding(batch.workspace_id, batch.branding)
         renditions = render_renditions(
             clips, outputs, primary, work_dir, title=batch.title, template=template, facts=parse_facts(batch.facts),
             narration=narration, branding=profile.branding(work_dir / "branding") if profile is not None else None,
+            on_rendered=publisher,
         )  # fmt: skip
     except (MediaError, BatchRejected) as exc:
         return _composition_failed(db, batch_id, exc, clips_used=len(completed), clips_failed=len(failed))
     expects_audio = _primary_has_audio(template, primary, narration)
-    narration_uri = storage.uri(batch.narration_key) if narration is not None and batch.narration_key else None
-    published = _publish(
-        db, storage, batch_id, template.name, renditions, completed, summary, work_dir, expects_audio, narration_uri
-    )
+    published = _publish(db, storage, publisher, renditions, summary, work_dir, expects_audio)
     if published is None:
         return CompositionReport(CompositionOutcome.CANCELED, error="batch was canceled during composition")
     report = _completed_report(template, *published, len(completed), len(failed), summary, durations, expects_audio)
@@ -242,17 +244,20 @@ def _download_clips(storage: Storage, batch_id: str, completed: list[Job], work_
 
 
 def _publish(
-    db: AppDatabase, storage: Storage, batch_id: str, template_name: str, renditions: list[Rendition],
-    completed: list[Job], summary: str | None, work_dir: Path, expects_audio: bool, narration_uri: str | None = None,
+    db: AppDatabase, storage: Storage, publisher: OutputPublisher, renditions: list[Rendition], summary: str | None,
+    work_dir: Path, expects_audio: bool,
 ) -> tuple[list[Rendition], VideoInspection] | None:
-    """Store every rendered output under its final keys and finish the batch with them (the primary
-    in `video_gen_batch.video_url`, each in `video_gen_outputs`); then check each file against its
-    platforms and inspect the primary. None when the batch was canceled meanwhile (nothing stays
-    published then)."""
+    """Store every rendered output not published yet (`publisher` published those that passed their
+    platforms as they were rendered) under its final keys and finish the batch with them all (the
+    primary in `video_gen_batch.video_url`, each in `video_gen_outputs`, `batch.completed` last);
+    then inspect the primary. None when the batch was canceled meanwhile (nothing stays published
+    then: the cancel dropped the rows published early, their objects are taken down here)."""
+    batch_id, template_name = publisher.batch_id, publisher.template
     if db.batches.get_batch(batch_id).status == BatchStatus.CANCELED:
+        unpublish(storage, renditions)
         return None
-    db.events.record_stage(batch_id, BatchStage.UPLOADING)
-    renditions = publish_renditions(storage, batch_id, template_name, renditions, completed, narration_uri)
+    publisher.record_uploading()
+    renditions = publish_renditions(storage, batch_id, template_name, renditions, publisher.completed, publisher.narration_uri)
     main = renditions[0]
     rows = [rendition.row(template_name) for rendition in renditions]
     if not db.batches.finish_batch(

@@ -7,6 +7,7 @@ inspections of the `clips_usable` check, the local thumbnails (with their files)
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -176,29 +177,34 @@ class NormalizeResult:
 def normalize_batch(db: AppDatabase, storage: Storage, batch: Batch, jobs: list[Job], work_dir: Path) -> NormalizeResult:
     """Normalize's state changes in order: normalize and publish the batch's raw clips (jobs
     completed or failed), inspect every completed clip (the file just written, else the stored
-    copy) with its thumbnail, then block the batch while a clip is unusable (unblock it when none is)."""
+    copy; up to the core count at once: the inspections are at the batch's tail, issue 13 point 7)
+    with its thumbnail, then block the batch while a clip is unusable (unblock it when none is)."""
     clips = normalize_outputs(db, storage, batch, jobs, work_dir)
     jobs = db.batches.get_jobs(batch.id)
     written = {clip.job_id: clip for clip in clips if clip.status == NormalizeOutcome.COMPLETED}
     width, height = batch_clip_frame(batch)
     inspections: dict[str, ClipInspection] = {}
     thumbnails: dict[str, Path] = {}
-    for job in jobs:
-        if job.status != JobStatus.COMPLETED or not job.video_url:
-            continue
-        clip = written.get(job.id)
-        key = storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id)
-        try:
-            local = clip.clip_path if clip else storage.get_file(key, work_dir / f"{job.id}.check.mp4")
-        except StorageError as exc:
-            if storage.exists(key):
-                raise  # storage is failing, not the clip: retry the step rather than block the batch
-            inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
-            continue
-        inspections[job.id] = inspect_clip(local, expected_duration_s=job.seconds, width=width, height=height)
-        thumbnail = _thumbnail(storage, batch, job, clip, work_dir)
-        if thumbnail is not None:
-            thumbnails[job.id] = thumbnail
+    checking: dict[str, Future[ClipInspection]] = {}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="inspect") as pool:
+        for job in jobs:
+            if job.status != JobStatus.COMPLETED or not job.video_url:
+                continue
+            clip = written.get(job.id)
+            key = storage.key_from_uri(job.video_url) or clip_key(batch.id, job.id)
+            try:
+                local = clip.clip_path if clip else storage.get_file(key, work_dir / f"{job.id}.check.mp4")
+            except StorageError as exc:
+                if storage.exists(key):
+                    raise  # storage is failing, not the clip: retry the step rather than block the batch
+                inspections[job.id] = ClipInspection(problems=[f"not downloadable: {exc.code}"])
+                continue
+            checking[job.id] = pool.submit(inspect_clip, local, expected_duration_s=job.seconds, width=width, height=height)
+            thumbnail = _thumbnail(storage, batch, job, clip, work_dir)
+            if thumbnail is not None:
+                thumbnails[job.id] = thumbnail
+        inspections.update({job_id: future.result() for job_id, future in checking.items()})
+    inspections = {job.id: inspections[job.id] for job in jobs if job.id in inspections}  # in job order
     result = NormalizeResult(clips, jobs, inspections, thumbnails)
     # a blocked batch waits for an operator to regenerate the clips: it shows why (blocked_reason)
     # and fails CLIP_CHECK_FAILED at its deadline (pipeline/liveness.py)

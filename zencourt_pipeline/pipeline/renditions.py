@@ -12,7 +12,7 @@ fails, when another cannot, that output is recorded `failed` with the reason and
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,7 +80,7 @@ class Rendition:
 def render_renditions(
     clips: list[ClipInput], outputs: Sequence[OutputSpec], primary: OutputSpec, work_dir: Path, *,
     title: str | None, template: Template, facts: ListingFacts, narration: Narration | None = None,
-    branding: Branding | None = None,
+    branding: Branding | None = None, on_rendered: Callable[[Rendition], Rendition] | None = None,
 ) -> list[Rendition]:
     """Render every output of `outputs` into `work_dir/<output name>/` (the primary first, each
     unbranded cut right after the branded output of its size; listed in the request's order, the
@@ -89,7 +89,9 @@ def render_renditions(
     whose timeline equals one already rendered (an unbranded cut of a template and facts without
     any branding) is a copy of that file; an unbranded cut whose branded twin is rendered is made
     from that file, re-encoding only the branding's windows (`compose.render_variant`). A
-    MediaError of the primary propagates; another output's is its `error`."""
+    MediaError of the primary propagates; another output's is its `error`. `on_rendered` is called
+    with each output right after it is rendered (the primary first; `pipeline.publishing` publishes
+    it there), and what it returns is what the list holds."""
     from zencourt_pipeline.media.compose import render_timeline, render_variant
     from zencourt_pipeline.media.timeline.build import build_timeline
 
@@ -125,9 +127,8 @@ def render_renditions(
                 raise
             renditions.append(Rendition(spec, primary=False, error=f"{exc.code}: {exc.message}"))
             continue
-        renditions.append(Rendition(
-            spec, primary=spec == primary, result=result, copied=same is not None, source_resolution=source,
-        ))  # fmt: skip
+        rendition = Rendition(spec, primary=spec == primary, result=result, copied=same is not None, source_resolution=source)
+        renditions.append(on_rendered(rendition) if on_rendered is not None else rendition)
     listed = [primary, *(spec for spec in outputs if spec != primary)]
     return sorted(renditions, key=lambda r: listed.index(r.spec))
 
@@ -190,12 +191,13 @@ def publish_renditions(
     narration_uri: str | None = None,
 ) -> list[Rendition]:
     """Store each rendered output (video, thumbnail, timeline JSON, SRT/WebVTT sidecars) under its
-    final keys; the renditions with their keys and URIs (the caller finishes the batch).
+    final keys; the renditions with their keys and URIs (the caller finishes the batch). One
+    published already (`video_uri`: early, by `pipeline.publishing`) is kept as it is.
     `narration_uri`: the stored narration, the source its track names in the timeline JSON."""
     published = []
     for rendition in renditions:
         result = rendition.result
-        if result is None:
+        if result is None or rendition.video_uri is not None:
             published.append(rendition)
             continue
         spec, out = rendition.spec, result.path.parent
@@ -229,10 +231,10 @@ def unpublish(storage: Storage, renditions: list[Rendition]) -> None:
 
 def check_platforms(renditions: list[Rendition]) -> list[Rendition]:
     """Each rendered output, read back from its file, against the house rules and every destination
-    its shape targets (`media.validate`)."""
+    its shape targets (`media.validate`); one checked already keeps its findings."""
     return [
         replace(r, platforms=validate_targets(r.result.path, targets(r.result.info.width, r.result.info.height)))
-        if r.result is not None else r
+        if r.result is not None and r.platforms is None else r
         for r in renditions
     ]  # fmt: skip
 

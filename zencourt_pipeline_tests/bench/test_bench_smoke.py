@@ -25,7 +25,6 @@ REQUIRED = [
     "local_generator_realtime_factor",
     "sensor_tick_pending_batches_s",
     "sensor_tick_clip_completions_s",
-    "sensor_tick_generation_reconciler_s",
     "sensor_tick_300_open_batches_s",
     "partitions_after_year",
     "partitions_unbounded",

@@ -4,11 +4,12 @@ with the batch's completion, listed in its `batch.completed` webhook, replaced b
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import sqlalchemy as sa
 
 from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
-from zencourt_pipeline.db.records import BatchStatus
+from zencourt_pipeline.db.records import BatchEventType, BatchStatus
 from zencourt_pipeline.domain import DEFAULT_OUTPUTS, OutputShape, OutputSpec
 from zencourt_pipeline_tests.conftest import make_batch
 
@@ -81,3 +82,56 @@ def test_migration_0011_downgrades_and_upgrades_again(app_db):
     assert not {"focus_x", "focus_y"} & {c["name"] for c in inspector.get_columns("video_gen_jobs")}
     app_db.db.upgrade()
     assert current_revision(app_db.db.engine) == head_revision() and app_db.outputs.get_outputs("m11") == []  # the head
+
+
+def test_an_output_published_ahead_of_the_batch_is_its_video_and_an_event(app_db):
+    """publish_output (issue 13 point 7): the primary's row and the batch's video_url in one
+    transaction with an `output.completed` event; no webhook until the batch completes."""
+    app_db.batches.insert_batch(*make_batch("o5"))
+    app_db.batches.start_batch("o5")
+    rows = _rows()
+    assert app_db.outputs.publish_output("o5", rows[0])
+    batch = app_db.batches.get_batch("o5")
+    assert (batch.status, batch.video_url, batch.thumbnail_url) == (BatchStatus.PROCESSING, rows[0].video_uri, rows[0].thumbnail_uri)
+    assert [(o.spec, o.is_primary, o.video_url) for o in app_db.outputs.get_outputs("o5")] == [(rows[0].spec, True, rows[0].video_uri)]
+    [event] = [e for e in app_db.events.batch_events("o5") if e.event == BatchEventType.OUTPUT_COMPLETED]
+    assert (event.data["primary"], event.data["videoUri"], event.data["width"], event.data["status"]) == (True, rows[0].video_uri, 1920, "completed")
+    assert [r.event for r in app_db.outbox.rows("o5")] == []  # the web app's webhook is batch.completed's
+    assert app_db.outputs.publish_output("o5", rows[2])  # another output: its row, the batch's video unchanged
+    assert app_db.batches.get_batch("o5").video_url == rows[0].video_uri
+    assert app_db.batches.finish_batch("o5", BatchStatus.COMPLETED, video_url=rows[0].video_uri, outputs=rows)
+    assert [o.spec for o in app_db.outputs.get_outputs("o5")] == list(DEFAULT_OUTPUTS)  # the batch's rows, once each
+    events = [e.event for e in app_db.events.batch_events("o5")]
+    assert events[-3:] == [BatchEventType.OUTPUT_COMPLETED, BatchEventType.OUTPUT_COMPLETED, BatchEventType.COMPLETED]
+
+
+def test_a_batch_that_ends_canceled_or_failed_drops_what_was_published_ahead(app_db):
+    rows = _rows()
+    for batch_id, end in (("o6", "cancel"), ("o7", "fail")):
+        app_db.batches.insert_batch(*make_batch(batch_id))
+        app_db.batches.start_batch(batch_id)
+        assert app_db.outputs.publish_output(batch_id, rows[0])
+        if end == "cancel":
+            app_db.cancels.cancel(batch_id=batch_id)
+        else:
+            app_db.batches.finish_batch(batch_id, BatchStatus.FAILED, error="x", error_code="COMPOSITION_FAILED")
+        batch = app_db.batches.get_batch(batch_id)
+        assert (batch.video_url, batch.thumbnail_url, app_db.outputs.get_outputs(batch_id)) == (None, None, [])
+        assert not app_db.outputs.publish_output(batch_id, rows[0])  # an ended batch takes no output
+        assert app_db.outputs.get_outputs(batch_id) == []
+
+
+def test_a_recompose_publishes_its_new_primary_ahead_over_the_completed_batch(app_db):
+    """An operator's re-compose of a completed batch (an orientation override: the vertical output
+    becomes the primary): its primary is the batch's video as soon as it is published, the old
+    primary row stops being primary, and no second webhook is sent."""
+    app_db.batches.insert_batch(*make_batch("o8"))
+    rows = _rows()
+    assert app_db.batches.finish_batch("o8", BatchStatus.COMPLETED, video_url=rows[0].video_uri, outputs=rows)
+    vertical = replace(_rows("classic")[2], primary=True)
+    assert app_db.outputs.publish_output("o8", vertical)
+    batch = app_db.batches.get_batch("o8")
+    assert (batch.status, batch.video_url) == (BatchStatus.COMPLETED, vertical.video_uri)
+    stored = app_db.outputs.get_outputs("o8")
+    assert [(o.spec, o.template) for o in stored if o.is_primary] == [(vertical.spec, "classic")] and len(stored) == 4
+    assert [json.loads(r.body)["event"] for r in app_db.outbox.rows("o8")].count("batch.completed") == 1

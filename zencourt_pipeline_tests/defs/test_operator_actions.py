@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from zencourt_pipeline.defs.assets import pipeline_assets
-from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource
+from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
 from zencourt_pipeline.defs.sensors import clip_completions_sensor
 from zencourt_pipeline.media.ffmpeg import run_ffmpeg
 from zencourt_pipeline.pipeline.generation import generation_state
@@ -90,8 +90,10 @@ def test_a_black_clip_stops_composition_and_regenerating_only_it_finishes_the_ba
 
     # 3. the completions sensor sees the new completion and asks for a compose run
     assert generation_state(db.liveness, "b-op")[0]
-    context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=sqlite_url), "pipeline_settings": PipelineSettingsResource()})
-    assert [r.partition_key for r in clip_completions_sensor(context).run_requests] == ["b-op"]
+    sensor_resources = {"app_db": AppDatabaseResource(database_url=sqlite_url), "pipeline_settings": PipelineSettingsResource(),
+                        "generators": GeneratorsResource(providers=["local"])}
+    with dg.build_sensor_context(instance=instance, resources=sensor_resources) as context:
+        assert [r.partition_key for r in clip_completions_sensor(context).run_requests] == ["b-op"]
     composed = run(COMPOSE, "b-op", instance, resources)
     assert composed.success
     assert db.batches.get_batch("b-op").blocked_reason is None

@@ -9,7 +9,7 @@ import pytest
 
 from zencourt_pipeline.defs.jobs import batch_intake_job
 from zencourt_pipeline.defs.partitions import batch_partitions
-from zencourt_pipeline.defs.resources import AppDatabaseResource, PipelineSettingsResource
+from zencourt_pipeline.defs.resources import AppDatabaseResource, GeneratorsResource, PipelineSettingsResource
 from zencourt_pipeline.defs.sensors import clip_completions_sensor, intake_failures, pending_batches_sensor
 from zencourt_pipeline.pipeline.liveness import RunEnd
 from zencourt_pipeline_tests.conftest import make_batch
@@ -22,8 +22,10 @@ def instance():
 
 
 def tick(sensor, instance, url):
-    context = dg.build_sensor_context(instance=instance, resources={"app_db": AppDatabaseResource(database_url=url), "pipeline_settings": PipelineSettingsResource()})
-    result = sensor(context)
+    resources = {"app_db": AppDatabaseResource(database_url=url), "pipeline_settings": PipelineSettingsResource(),
+                 "generators": GeneratorsResource(providers=["local"])}  # the completions sensor polls first
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:  # generators: a lifecycle
+        result = sensor(context)
     # build_sensor_context does not apply partition requests: do what the daemon does
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

@@ -66,7 +66,9 @@ def test_normalizing_composing_and_uploading_write_their_stage(sqlite_db, tmp_pa
     assert [(e.data["stage"], e.data.get("clips")) for e in events if e.event == BatchEventType.STAGE] == [
         ("normalizing", 1), ("composing", 1), ("uploading", None),
     ]  # fmt: skip
-    assert [e.event for e in events][-3:] == [BatchEventType.STAGE, BatchEventType.STAGE, BatchEventType.COMPLETED]
+    # each output is published as soon as it is rendered (the default four, the primary first), then the batch
+    kinds = [e.event for e in events]
+    assert kinds[-7:] == [BatchEventType.STAGE, BatchEventType.STAGE, *[BatchEventType.OUTPUT_COMPLETED] * 4, BatchEventType.COMPLETED]
     assert events[-1].data["videoUri"] == report.video_uri
     # The timeline it was rendered from is stored next to it, naming the stored normalized clip.
     from zencourt_pipeline.media.timeline.model import Timeline

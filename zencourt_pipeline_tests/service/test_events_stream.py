@@ -19,7 +19,9 @@ import httpx
 import pytest
 
 from zencourt_pipeline.db.database import AppDatabase
+from zencourt_pipeline.db.outputs import OutputRow, OutputStatus
 from zencourt_pipeline.db.records import BatchStage, BatchStatus
+from zencourt_pipeline.domain import OutputShape, OutputSpec
 from zencourt_pipeline.errors import ErrorCode
 from zencourt_pipeline_tests.conftest import make_batch
 from zencourt_pipeline_tests.service.serve import ServeProcess
@@ -166,11 +168,14 @@ def test_a_client_follows_a_batch_across_a_reconnect_and_sees_every_event_once(s
     db.cancels.cancel(job_ids=["sse1-2"])
     db.events.record_stage("sse1", BatchStage.COMPOSING, clips=1)
     db.events.record_stage("sse1", BatchStage.UPLOADING)
+    # the primary output published ahead of the batch (issue 13 point 7): its URLs resolved as sent
+    primary = OutputRow(OutputSpec(shape=OutputShape.LANDSCAPE), OutputStatus.COMPLETED, primary=True, video_uri=clip)
+    assert db.outputs.publish_output("sse1", primary)
     db.batches.finish_batch("sse1", BatchStatus.COMPLETED, video_url="file:///elsewhere/v.mp4", error="1 of 3 clips failed")
     assert second.done.wait(10) and second.ended_by_server  # the stream ended after the terminal event
     assert [m.event for m in second.received] == [
         "job.processing", "job.failed", "job.completed", "job.canceled", "batch.stage", "batch.stage",
-        "batch.completed",
+        "output.completed", "batch.completed",
     ]  # fmt: skip
 
     stored = db.events.batch_events("sse1")
@@ -183,6 +188,9 @@ def test_a_client_follows_a_batch_across_a_reconnect_and_sees_every_event_once(s
     assert completed["videoUri"] == clip and completed["videoUrl"].startswith(f"{url}/media/batches/sse1/clips/")
     assert completed["urlsExpireAt"] and completed["thumbnailUrl"] is None
     assert [m.data["stage"] for m in second.received[4:6]] == ["composing", "uploading"]
+    output = second.received[6].data
+    assert (output["primary"], output["shape"], output["videoUri"]) == (True, "landscape", clip)
+    assert output["videoUrl"].startswith(f"{url}/media/batches/sse1/clips/") and output["urlsExpireAt"]
     done = second.received[-1].data
     assert done["videoUrl"] == "file:///elsewhere/v.mp4" and done["error"] == "1 of 3 clips failed"  # not ours: as stored
 
