@@ -13,6 +13,7 @@ signs webhooks with its own Ed25519 key (JWKS at `/.well-known/jwks.json`) and P
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -68,6 +69,10 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
     drop_answer_next_submits(n): the next n submits ARE queued (they run, complete and call their
         webhook), then the connection is closed without an answer (a transport error).
     answer_late_next_submits(n, delay): queued, answered `delay` seconds late.
+    reorder_next_submits(n, max_wait): the next n submits whose request will call its webhook within
+        `max_wait` s (time mode, no hold, webhook "deliver") are answered only once that webhook was
+        delivered (2xx) or `max_wait` passed: the result overtakes the answer. Other submits pass
+        by untouched, so the fault waits for a request it can hit.
     expire_outputs(): every output URL issued so far answers 403 from now on; the next GET of
         the response URL hands out a new, working URL.
     fail_next_downloads(n, status=503): the next n output downloads answer `status` instead of
@@ -98,6 +103,7 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
         self.status_faults: list[int] = []
         self.download_faults: list[int | str] = []
         self.answer_faults = AnswerFaults()
+        self.reorders_left, self.reorder_max_wait = 0, 0.0
         self.fault_log = FaultLog()
         self.expire_next_outputs = 0
         self._init_webhooks(webhook_retries, webhook_retry_delay)
@@ -128,6 +134,30 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
 
     def answer_late_next_submits(self, n: int, delay: float) -> None:
         self.answer_faults.add(float(delay), n)
+
+    def reorder_next_submits(self, n: int, max_wait: float) -> None:
+        with self._lock:
+            self.reorders_left += n
+            self.reorder_max_wait = max_wait
+
+    def _reorder_pick(self, req: FakeRequest) -> bool:
+        """Whether `req` takes a pending reorder (its webhook comes well within the wait)."""
+        script = req.script
+        latency = self.latency if script.latency is None else script.latency
+        if (self.reorders_left <= 0 or not req.webhook_url or script.hold or script.statuses is not None
+                or script.webhook != "deliver" or latency > self.reorder_max_wait / 2):
+            return False
+        self.reorders_left -= 1
+        return True
+
+    async def _answer_after_webhook(self, req: FakeRequest, answer: Response) -> Response:
+        deadline = self.clock() + self.reorder_max_wait
+        while self.clock() < deadline and not self._stopping:
+            with self._lock:
+                if any(d["request_id"] == req.id and 200 <= d.get("status", 0) < 300 for d in self.webhook_deliveries):
+                    break
+            await asyncio.sleep(0.1)
+        return answer
 
     def release(self, request_id: str) -> None:
         """Let a `hold` request complete (its webhook is then sent)."""
@@ -246,7 +276,13 @@ class FakeFal(OutputFaults, FalWebhooks, FakeService):
                 self.counts[kind] += 1
                 self.fault_log.hit(kind, req.id)
                 req.answer_held = fault != DROP
+            reorder = fault is None and self._reorder_pick(req)
+            if reorder:
+                req.answer_held = True
+                self.counts["submit_answer_reordered"] += 1
         try:
+            if reorder:
+                return await self._answer_after_webhook(req, JSONResponse(answer, status_code=200))
             return await answer_with_fault(fault, JSONResponse(answer, status_code=200))
         finally:
             with self._lock:

@@ -347,6 +347,21 @@ def test_lost_webhook_still_completes_by_polling(fake_fal, webhook_receiver, pho
     assert webhook_receiver.received == [] and fake_fal.counts["webhook_sent"] == 0
 
 
+def test_a_reordered_submit_is_answered_after_its_webhook(fake_fal, webhook_receiver, photo):  # noqa: F811
+    """`reorder_next_submits`: the result overtakes the answer; a request that cannot call back
+    in time (a lost webhook) passes by and leaves the fault armed for the next."""
+    fake_fal.reorder_next_submits(1, max_wait=5.0)
+    gen = _gen(fake_fal, webhook_url=f"{webhook_receiver.url}/hook")
+    fake_fal.scripts.next(FalScript(webhook="lost", latency=0.0))
+    gen.submit(make_request(photo))
+    assert fake_fal.counts["submit_answer_reordered"] == 0 and fake_fal.reorders_left == 1
+    ref = gen.submit(make_request(photo)).ref
+    received = webhook_receiver.received  # the webhook came before submit() returned
+    assert [parse_fal_webhook(item.body).task_id for item in received] == [ref.task_id]
+    assert fake_fal.counts["submit_answer_reordered"] == 1
+    assert fake_fal.fault_log.count("webhook_before_answer") == 1
+
+
 def test_failed_webhook_delivery_is_retried(fake_fal, webhook_receiver, photo):  # noqa: F811
     webhook_receiver.responses = [500]
     fake_fal.webhook_retry_delay = 0.01

@@ -97,10 +97,12 @@ def duplicate_create_answer(ctx: SoakContext, n: int) -> bool:
     return True
 
 
-def fal_webhook_before_answer(ctx: SoakContext, n: int, delay: float) -> bool:
-    """fal's submit answers come `delay` s late, past the request's end: its webhook arrives
-    before the client knows the request (reordered); the completion waits for its task."""
-    ctx.fal.answer_late_next_submits(n, delay)
+def fal_webhook_before_answer(ctx: SoakContext, n: int, max_wait: float) -> bool:
+    """The next n fal submits whose webhook will come are answered only after it was delivered
+    (at most `max_wait` s, within the client's read timeout): the webhook arrives before the
+    client knows the request (reordered); the completion waits for its task. Submits the fault
+    cannot hit (a held, lost or slow request) pass by, so an armed fault waits for one it can."""
+    ctx.fal.reorder_next_submits(n, max_wait)
     return True
 
 
@@ -352,8 +354,8 @@ def _params(rng: random.Random, kind: str, config: SoakConfig, plans: list[Batch
         return {"n": rng.randint(1, 2)}
     if kind == "duplicate_create_answer":
         return {"n": 1}
-    if kind == "fal_webhook_before_answer":  # held past the request's end (its latency), within the read timeout
-        return {"n": 2, "delay": round(config.latency[1] + rng.uniform(3.0, 5.0), 1)}
+    if kind == "fal_webhook_before_answer":  # held until its webhook came, within the client's read timeout
+        return {"n": 2, "max_wait": 40.0}
     if kind == "storage_down":
         return {"seconds": 30.0}
     if kind == "slow_storage":

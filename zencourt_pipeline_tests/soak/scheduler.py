@@ -23,6 +23,9 @@ def _open_job_ids(ctx: SoakContext) -> list[str]:
         return [row.id for row in rows]
 
 
+CANCEL_RETARGETS = 3
+
+
 class Scheduler(threading.Thread):
     """Applies the events at their moment (seconds after `ctx.started`) until stopped."""
 
@@ -55,6 +58,8 @@ class Scheduler(threading.Thread):
             return
         try:
             FAULTS[event.kind](self.ctx, **event.params)
+            if event.kind == "cancel_jobs":
+                self._until_a_cancel_hits(event)
         except Skip as skip:
             self.ctx.skipped[event.kind] += 1
             self.ctx.skip_reasons[event.kind].append(str(skip))
@@ -68,18 +73,36 @@ class Scheduler(threading.Thread):
         self.ctx.applied[event.kind] += 1
         self.ctx.log(f"fault {event.describe()} armed")
 
-    def _retarget(self, event: FaultEvent) -> None:
+    def _until_a_cancel_hits(self, event: FaultEvent) -> None:
+        """A job cancel that stopped nothing (its jobs ended between the retarget and the request,
+        e.g. while the service restarted) is sent again, to another open job with a running
+        provider task, up to `CANCEL_RETARGETS` times: the fault counts only where it hit."""
+        for _ in range(CANCEL_RETARGETS):
+            target = ",".join(event.params["job_ids"])
+            answers = [r for r in self.ctx.cancels if r.kind == "jobs" and r.target == target]
+            if self.stopping.is_set() or any(r.job_ids or r.batch_ids for r in answers):
+                return
+            try:
+                self._retarget(event, force=True)
+            except sa.exc.OperationalError as exc:
+                self.ctx.log(f"fault {event.describe()}: retarget skipped ({type(exc).__name__})")
+            self.stopping.wait(1.0)
+            FAULTS[event.kind](self.ctx, **event.params)
+
+    def _retarget(self, event: FaultEvent, force: bool = False) -> None:
         """A job cancel whose jobs all ended meanwhile (an ambiguous create failed them) goes to an
         open job that has a provider task running, outside the quota workspace: the cancel must
-        find something to stop."""
+        find something to stop. `force`: retarget even if one of its jobs is still open (the
+        cancel found nothing to stop there)."""
         open_jobs = set(_open_job_ids(self.ctx))
-        if open_jobs & set(event.params["job_ids"]):
+        if open_jobs & set(event.params["job_ids"]) and not force:
             return
         quota = {plan.id for plan in self.ctx.plans if plan.workspace_id}
         with self.ctx.runway._lock:
             running = [job_of_prompt(task.body.get("promptText")) for task in self.ctx.runway.tasks.values()]
+        tried = set(event.params["job_ids"]) if force else set()
         for job in running:
-            if job in open_jobs and job.rsplit("-", 1)[0] not in quota:
+            if job in open_jobs and job not in tried and job.rsplit("-", 1)[0] not in quota:
                 self.ctx.log(f"fault {event.describe()}: its jobs ended, canceling {job} instead")
                 event.params["job_ids"] = [job]
                 return
