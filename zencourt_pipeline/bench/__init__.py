@@ -66,7 +66,8 @@ instead of one graph holding every decoder, so its peak does not grow with the t
 Renditions (`outputs.py`, issue 15; its docstring has the details): the default request's four
 outputs (16:9 and 9:16 at 1080p, branded and unbranded) made by `pipeline.renditions.render_renditions`
 from six 1280x720 clips with the `showcase` template and an agent name. outputs_4_ratio_vs_one_full =
-those four / one full render of the primary; unbranded_ratio_vs_full = the 16:9 unbranded cut as
+those four / one full render of the primary (outputs_4_cpu_ratio_vs_one_full: in CPU seconds);
+unbranded_ratio_vs_full = the 16:9 unbranded cut as
 `render_renditions` makes it / a full render of it; outputs_4_60s_peak_rss_mb = the four outputs of
 12 x 5 s clips. `python -m zencourt_pipeline.bench.outputs` runs this section alone.
 

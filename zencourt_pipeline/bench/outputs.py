@@ -5,7 +5,9 @@ over the timeline model), against full renders measured in the same run.
   outputs_4_ratio_vs_one_full  `render_renditions` of `DEFAULT_OUTPUTS` (16:9 and 9:16 at 1080p,
                                branded and unbranded: 4 files) against one full render
                                (`strategy="full"`) of the primary output (16:9 1080p branded);
-                               median of per-round ratios, rounds interleaved.
+                               median of per-round ratios, rounds interleaved (wall time;
+                               outputs_4_cpu_ratio_vs_one_full: the same in CPU seconds of the
+                               ffmpeg children and this process, steadier on a loaded machine).
   unbranded_ratio_vs_full      the 16:9 unbranded cut as `render_renditions` makes it (right after
                                the branded one, in the same call) against a full render of its
                                timeline. Its time is read from the outputs' files: from the moment
@@ -253,6 +255,10 @@ def _emit_rounds(rounds: _Rounds, emit) -> None:
     emit(
         "outputs_4_ratio_vs_one_full",
         statistics.median(a / b for a, b in zip(outputs_s, full_s, strict=True)),
+    )
+    emit(
+        "outputs_4_cpu_ratio_vs_one_full",
+        statistics.median(a.cpu / b.cpu for a, b in zip(rounds.runs["outputs"], rounds.runs["full"], strict=True)),
     )
     emit("outputs_4_copied", rounds.copied)  # outputs whose timeline equals one rendered before (a copy)
     emit("outputs_4_smart", rounds.smart)  # outputs smart-rendered (stream-copied spans)

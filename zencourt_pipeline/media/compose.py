@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zencourt_pipeline.domain import ListingFacts
 from zencourt_pipeline.errors import ErrorCode
-from zencourt_pipeline.media import graphs, loudness, mix
+from zencourt_pipeline.media import graphs
 from zencourt_pipeline.media.errors import MediaError
 from zencourt_pipeline.media.ffmpeg import VideoInfo, probe, run_ffmpeg
 from zencourt_pipeline.media.mp4index import read_video_index
@@ -28,6 +28,7 @@ from zencourt_pipeline.media.normalize import temp_path_for
 from zencourt_pipeline.media.smart import derive as smart_derive
 from zencourt_pipeline.media.smart import plan as smart_plan
 from zencourt_pipeline.media.smart import render as smart_render
+from zencourt_pipeline.media.soundtrack import Soundtrack, measure_mix
 from zencourt_pipeline.media.templates import Template
 from zencourt_pipeline.media.thumbnails import extract_thumbnail
 from zencourt_pipeline.media.timeline import assets as assets_step
@@ -90,17 +91,22 @@ def _display_size(path: Path) -> tuple[int, int]:
     return (0, 0) if info.rotation else (info.width, info.height)  # rotated: always rescale
 
 
-def prepare(timeline: Timeline, work: Path) -> RenderAssets:
+def prepare(timeline: Timeline, work: Path, soundtrack: Soundtrack | None = None) -> RenderAssets:
     """Everything the filter graph reads besides `timeline`: the overlay PNGs rendered into `work`,
-    which clips need rescaling, and the audio mix's loudness measurement (first R128 pass)."""
+    which clips need rescaling, and the audio: the given `soundtrack` (its mix already measured and
+    encoded, muxed as it is), else the mix's loudness measurement (first R128 pass)."""
     for i, clip in enumerate(timeline.clips):
         if not Path(clip.source).is_file():
             raise MediaError(ErrorCode.INVALID_INPUT, f"clip {i} not found: {clip.source}")
     assets = assets_step.render_assets(timeline, work)
     rescale = tuple(_display_size(Path(c.source)) != (timeline.width, timeline.height) for c in timeline.clips)
+    if soundtrack is not None and timeline.audio:
+        if not soundtrack.fits(timeline):
+            raise MediaError(ErrorCode.COMPOSITION_FAILED, "the soundtrack given is another mix than the timeline's")
+        return assets.with_inputs(rescale=rescale, loudnorm=soundtrack.loudnorm, soundtrack=soundtrack.path)
     loudnorm = None
     if timeline.audio:  # the whole mix (music ducked under the narration) is measured, then normalized
-        loudnorm = loudness.measure_bed(mix.audio_inputs(timeline), mix.audio_chain(timeline, assets, 0))
+        loudnorm = measure_mix(timeline)
     return assets.with_inputs(rescale=rescale, loudnorm=loudnorm)
 
 
@@ -170,9 +176,11 @@ def render_timeline(
     preset: str = "veryfast",
     crf: int = 23,
     strategy: str = "auto",
+    soundtrack: Soundtrack | None = None,
 ) -> CompositionResult:
     """Render `timeline` (built by `build_timeline`, or read back with `Timeline.from_json`) into an
-    H.264 MP4 at `dest`.
+    H.264 MP4 at `dest`; its audio the `soundtrack` when given (the mix made once for every output
+    that has it: `media.soundtrack`), else mixed, measured and encoded for this render.
 
     strategy: "full" re-encodes the whole timeline, in one ffmpeg graph (or, when one graph would
     hold too many large decoders for the memory budget, in windows of ~2 clips joined by stream
@@ -189,7 +197,7 @@ def render_timeline(
     tmp = temp_path_for(dest, ".mp4")
     with _work_dir(dest, work_dir) as work:
         try:
-            assets = prepare(timeline, work)
+            assets = prepare(timeline, work, soundtrack)
             check = partial(
                 _check_output, width=timeline.width, height=timeline.height, fps=timeline.fps, planned=planned,
                 audio=bool(timeline.audio),
@@ -229,11 +237,12 @@ def render_variant(
     work_dir: Path | None = None,
     preset: str = "veryfast",
     crf: int = 23,
+    soundtrack: Soundtrack | None = None,
 ) -> CompositionResult:
     """Render `timeline`, a variant of the rendered `source` (the MLS-unbranded cut of a branded
     output), from `source`'s file: only the windows where they differ are re-encoded
     (`smart.derive`). When the variant does not qualify or its render fails a check, it is rendered
-    in full (`render_timeline`); `strategy_note` says why."""
+    in full (`render_timeline`, with the `soundtrack`); `strategy_note` says why."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest, ".mp4")
@@ -255,7 +264,8 @@ def render_variant(
             log.log(logging.INFO if isinstance(exc, smart_plan.SmartUnavailable) else logging.WARNING,
                     "variant rendering not used: %s", exc)  # fmt: skip
             result = render_timeline(
-                timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work, preset=preset, crf=crf
+                timeline, dest, thumbnail_dest=thumbnail_dest, work_dir=work, preset=preset, crf=crf,
+                soundtrack=soundtrack,
             )
             return replace(result, strategy_note="; ".join(filter(None, [f"variant: {exc}", result.strategy_note])))
         finally:

@@ -194,7 +194,7 @@ def compose_filter(tl: Timeline, assets: RenderAssets) -> tuple[str, str, str | 
     overlaid, current = _overlays(tl, elements, assets, current, first_input=n)
     lines += [*crossfades, *overlaid, _finish(tl, current) + "[vout]"]
     audio = None
-    if tl.audio:
+    if tl.audio and assets.soundtrack is None:  # an encoded soundtrack is muxed as it is (`compose_args`)
         lines.append(audio_chain(tl, assets, next_input))
         audio = "aout"
     return ";\n".join(lines), "vout", audio
@@ -308,10 +308,17 @@ def compose_args(
         args += ["-i", str(layer.image)]
     if tl.end_card is not None and assets.end_card is not None:
         args += ["-i", str(assets.end_card)]
-    args += audio_inputs(tl)
+    soundtrack = tl.audio and assets.soundtrack is not None
+    audio_input = args.count("-i")  # the first audio input's index (after the clips, layers and end card)
+    if soundtrack:
+        args += ["-i", str(assets.soundtrack)]
+    else:
+        args += audio_inputs(tl)
     graph, video, audio = compose_filter(tl, assets)
     args += ["-filter_complex", graph, "-map", f"[{video}]"]
-    if audio:
+    if soundtrack:
+        args += ["-map", f"{audio_input}:a:0", "-c:a", "copy"]
+    elif audio:
         args += ["-map", f"[{audio}]", *AUDIO_ARGS]
     else:
         args += ["-an"]
@@ -319,9 +326,12 @@ def compose_args(
     if encoder_threads:
         args += ["-threads", str(encoder_threads)]
     args += COLOR_ARGS
+    # the length: a soundtrack is muxed whole, as the stream-copy join does (`-t` or `-frames:v` would
+    # end the file before its last packets); the graph's final trim bounds the video
+    length = [] if soundtrack else ["-t", fmt(tl.seconds(tl.total_frames))]
     args += [
         "-r", str(tl.fps),
-        "-t", fmt(tl.seconds(tl.total_frames)),
+        *length,
         "-sn", "-dn",
         "-map_metadata", "-1",
         "-video_track_timescale", str(VIDEO_TIMESCALE),

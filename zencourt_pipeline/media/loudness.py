@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,47 +70,10 @@ def second_pass_filter(measured: dict[str, str]) -> str:
     )
 
 
-# First-pass measurements by (inputs with their files' identity, graph): the outputs of one batch
-# (16:9 and 9:16, branded and unbranded) mix the same bed the same way, so it is measured once.
-_MEASURED: OrderedDict[tuple, str] = OrderedDict()
-_MEASURED_MAX = 64
-_MEASURED_LOCK = threading.Lock()
-
-
-def _inputs_identity(args: list[str]) -> tuple | None:
-    """Each `-i` file of `args` with its size and modification time; None when one cannot be read."""
-    files = []
-    for flag, value in zip(args, args[1:], strict=False):
-        if flag == "-i":
-            try:
-                st = Path(value).stat()
-            except OSError:
-                return None
-            files.append((value, st.st_size, st.st_mtime_ns))
-    return tuple(files)
-
-
 def measure_bed(music_args: list[str], chain: str, label: str = "aout") -> str:
     """First pass over a music bed: `music_args` are its inputs, `chain` the filter graph ending in
-    `[label]`; returns the second pass's filter (`second_pass_filter`). The same inputs (unchanged
-    files) through the same graph are measured once per process."""
-    identity = _inputs_identity(music_args)
-    key = None if identity is None else (tuple(music_args), identity, chain, label)
-    if key is not None:
-        with _MEASURED_LOCK:
-            if key in _MEASURED:
-                _MEASURED.move_to_end(key)
-                return _MEASURED[key]
-    measured = _measure_bed(music_args, chain, label)
-    if key is not None:
-        with _MEASURED_LOCK:
-            _MEASURED[key] = measured
-            while len(_MEASURED) > _MEASURED_MAX:
-                _MEASURED.popitem(last=False)
-    return measured
-
-
-def _measure_bed(music_args: list[str], chain: str, label: str) -> str:
+    `[label]`; returns the second pass's filter (`second_pass_filter`). Measured on every call: the
+    outputs that share a mix share its measurement through their caller (`soundtrack.Soundtrack`)."""
     graph = f"{chain};[{label}]{_LOUDNORM}:print_format=json[measured]"
     proc = run_ffmpeg(
         [*music_args, "-filter_complex", graph, "-map", "[measured]", "-f", "null", "-"], timeout=300

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from zencourt_pipeline.db.records import Job
     from zencourt_pipeline.media.branding import Branding
     from zencourt_pipeline.media.compose import ClipInput, CompositionResult
+    from zencourt_pipeline.media.soundtrack import Soundtrack
     from zencourt_pipeline.media.templates import Template
+    from zencourt_pipeline.media.timeline.model import Timeline
     from zencourt_pipeline.media.timeline.narration import Narration
 
 SUBTITLE_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
@@ -88,10 +90,12 @@ def render_renditions(
     agent) and the template applying `branding` (`media.branding`) to the branded ones. An output
     whose timeline equals one already rendered (an unbranded cut of a template and facts without
     any branding) is a copy of that file; an unbranded cut whose branded twin is rendered is made
-    from that file, re-encoding only the branding's windows (`compose.render_variant`). A
-    MediaError of the primary propagates; another output's is its `error`. `on_rendered` is called
-    with each output right after it is rendered (the primary first; `pipeline.publishing` publishes
-    it there), and what it returns is what the list holds."""
+    from that file, re-encoding only the branding's windows (`compose.render_variant`). The audio
+    is made once per distinct mix (`media.soundtrack`: mixed, loudness-measured, normalized and
+    encoded) and muxed into every output that has it by stream copy. A MediaError of the primary
+    propagates; another output's is its `error`. `on_rendered` is called with each output right
+    after it is rendered (the primary first; `pipeline.publishing` publishes it there), and what it
+    returns is what the list holds."""
     from zencourt_pipeline.media.compose import render_timeline, render_variant
     from zencourt_pipeline.media.timeline.build import build_timeline
 
@@ -100,6 +104,7 @@ def render_renditions(
     renditions: list[Rendition] = []
     rendered: dict[str, CompositionResult] = {}  # timeline JSON -> its render
     branded_by_size: dict[tuple[int, int], CompositionResult] = {}
+    soundtracks = _Soundtracks(work_dir / "audio")
     for spec in ordered:
         out = work_dir / spec.name
         out.mkdir(parents=True, exist_ok=True)
@@ -115,10 +120,10 @@ def render_renditions(
             if same is not None:
                 result = _copy(same, out)
             elif twin is not None:
-                result = render_variant(timeline, twin, out / "listing.mp4", **files)
+                result = render_variant(timeline, twin, out / "listing.mp4", soundtrack=soundtracks.of(timeline), **files)
                 rendered[plan] = result
             else:
-                result = render_timeline(timeline, out / "listing.mp4", **files)
+                result = render_timeline(timeline, out / "listing.mp4", soundtrack=soundtracks.of(timeline), **files)
                 rendered[plan] = result
             if spec.branded:
                 branded_by_size.setdefault(spec.size, result)
@@ -131,6 +136,26 @@ def render_renditions(
         renditions.append(on_rendered(rendition) if on_rendered is not None else rendition)
     listed = [primary, *(spec for spec in outputs if spec != primary)]
     return sorted(renditions, key=lambda r: listed.index(r.spec))
+
+
+class _Soundtracks:
+    """The soundtracks of one request's outputs, one per distinct mix, made (into `folder`) when an
+    output first needs it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made: dict[str, Soundtrack] = {}
+
+    def of(self, timeline: Timeline) -> Soundtrack | None:
+        """`timeline`'s soundtrack (None: the timeline has no audio)."""
+        from zencourt_pipeline.media.soundtrack import make_soundtrack, mix_key
+
+        key = mix_key(timeline)
+        if key is not None and key not in self.made:
+            made = make_soundtrack(timeline, self.folder / f"mix_{len(self.made)}.m4a")
+            if made is not None:
+                self.made[key] = made
+        return self.made.get(key) if key is not None else None
 
 
 def clips_resolution(clips: Sequence[ClipInput]) -> str | None:

@@ -216,3 +216,47 @@ def test_the_source_resolution_is_read_from_the_clip_files(tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     assert clips_resolution([ClipInput(wide, 2.0), ClipInput(broken, 2.0)]) is None
+
+
+def test_the_outputs_of_one_mix_share_one_soundtrack_measured_and_encoded_once(tmp_path, monkeypatch):
+    """The default request's four outputs (here at small sizes) have one mix: its loudness is
+    measured once and it is encoded once, then muxed by stream copy into every output."""
+    from zencourt_pipeline.domain import ListingFacts
+    from zencourt_pipeline.media import ffmpeg, graphs
+    from zencourt_pipeline.media import soundtrack as soundtrack_module
+    from zencourt_pipeline.media.ffmpeg import run_ffmpeg
+    from zencourt_pipeline.media.normalize import normalize_clip
+    from zencourt_pipeline.media.templates import load_template
+    from zencourt_pipeline.media.timeline.build import ClipInput
+    from zencourt_pipeline.pipeline.renditions import render_renditions
+    from zencourt_pipeline_tests.media.test_soundtrack import audio_md5
+
+    clips = []
+    for i, source in enumerate(["testsrc2", "smptebars", "testsrc"]):
+        run_ffmpeg(["-f", "lavfi", "-i", f"{source}=s=400x240:r=30:d=4", "-vf", "scroll=h=0.01",
+                    *graphs.x264_args(preset="ultrafast", crf=30, fps=30), str(tmp_path / f"s{i}.mp4")])  # fmt: skip
+        normalize_clip(tmp_path / f"s{i}.mp4", tmp_path / f"c{i}.mp4", width=320, height=180, duration_s=4.0)
+        clips.append(ClipInput(tmp_path / f"c{i}.mp4", 4.0, room=f"Room {i}"))
+    outputs = [
+        OutputSpec.model_construct(shape=shape, width=w, height=h, branded=branded)
+        for shape, (w, h) in ((OutputShape.LANDSCAPE, (480, 270)), (OutputShape.VERTICAL, (270, 480)))
+        for branded in (True, False)
+    ]  # not sizes a batch may ask for: built without validation
+    measured, encoded = [], []
+    measure_bed = soundtrack_module.loudness.measure_bed
+    monkeypatch.setattr(soundtrack_module.loudness, "measure_bed", lambda *a, **k: measured.append(1) or measure_bed(*a, **k))
+    real_run = ffmpeg.subprocess.run
+
+    def run(cmd, *args, **kwargs):
+        if "-c:a" in cmd and cmd[cmd.index("-c:a") + 1] == "aac":
+            encoded.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg.subprocess, "run", run)
+    facts = ListingFacts(address="12 Oak Lane", price=1250000, agent_name="Jane Doe")
+    renditions = render_renditions(
+        clips, outputs, outputs[0], tmp_path / "out", title=None, template=load_template("showcase"), facts=facts,
+    )  # fmt: skip
+    assert [r.error for r in renditions] == [None] * 4 and all(r.result.timeline.audio for r in renditions)
+    assert len(measured) == 1 and len(encoded) == 1
+    assert len({audio_md5(r.result.path) for r in renditions}) == 1

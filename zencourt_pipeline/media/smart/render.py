@@ -153,8 +153,8 @@ def _run_pieces(
                     decoder_threads=DECODER_THREADS, encoder_threads=encoder_threads,
                 )  # fmt: skip
                 jobs.append((piece.frames, args))
-        music = None
-        if tl.audio:  # the whole mix (music, narration), encoded while the windows render; joined by stream copy
+        music = assets.soundtrack if tl.audio else None  # the mix already encoded: joined as it is
+        if tl.audio and music is None:  # the whole mix (music, narration), encoded while the windows render
             music = pieces_dir / "audio.m4a"
             jobs.append((1, mix.audio_args(tl, assets, music)))
         jobs.sort(key=lambda job: -job[0])

@@ -23,16 +23,21 @@ class Layer:
 class RenderAssets:
     """What the filter graph reads next to the timeline: one layer per text element then per image
     element (in the timeline's order), the end card PNG, and per clip whether it must be rescaled
-    (not already the output size); `loudnorm` is the music bed's second-pass filter."""
+    (not already the output size); `loudnorm` is the music bed's second-pass filter; `soundtrack`,
+    when set, the timeline's audio already mixed, normalized and encoded (`media.soundtrack`): it is
+    muxed by stream copy instead of being mixed and encoded again."""
 
     layers: tuple[Layer, ...] = ()
     end_card: Path | None = None
     rescale: tuple[bool, ...] = ()
     loudnorm: str | None = None
+    soundtrack: Path | None = None
 
-    def with_inputs(self, *, rescale: tuple[bool, ...] = (), loudnorm: str | None = None) -> RenderAssets:
-        """The same PNGs with the clip and music measurements."""
-        return replace(self, rescale=tuple(rescale), loudnorm=loudnorm)
+    def with_inputs(
+        self, *, rescale: tuple[bool, ...] = (), loudnorm: str | None = None, soundtrack: Path | None = None
+    ) -> RenderAssets:
+        """The same PNGs with the clip and music measurements (and the encoded soundtrack)."""
+        return replace(self, rescale=tuple(rescale), loudnorm=loudnorm, soundtrack=soundtrack)
 
 
 def _style(style: TextStyle, *, title: bool) -> overlays.TextStyle:
